@@ -1,0 +1,94 @@
+// Errors as values, in the style of LevelDB's Status: a code plus a human-readable reason.
+// Functions that can fail on untrusted input return Status or Result<T>; exceptions never cross
+// a module boundary and assert is for programmer errors only.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace gpumart {
+
+class Status {
+ public:
+  enum class Code {
+    kOk = 0,
+    kInvalidArgument,  // malformed or semantically wrong input (bad file, bad field)
+    kLimitExceeded,    // input larger than a named limit allows
+    kCorruption,       // bytes that do not decode, or stored data that fails a check
+    kBadSignature,     // a signature or key that does not verify
+    kExpired,          // a message past its expiry
+    kFromFuture,       // a message created too far ahead of our clock
+    kReplay,           // a (signer, nonce) already seen within the expiry window
+    kNotFound,
+    kAlreadyExists,
+    kPermissionDenied,
+    kIoError,
+    kUnavailable,      // a resource busy or locked elsewhere
+    kTimeout,
+    kFailedPrecondition,  // an illegal state transition
+    kInternal,
+  };
+
+  Status() = default;
+  static Status Ok() { return Status(); }
+  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status LimitExceeded(std::string msg) { return {Code::kLimitExceeded, std::move(msg)}; }
+  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status BadSignature(std::string msg) { return {Code::kBadSignature, std::move(msg)}; }
+  static Status Expired(std::string msg) { return {Code::kExpired, std::move(msg)}; }
+  static Status FromFuture(std::string msg) { return {Code::kFromFuture, std::move(msg)}; }
+  static Status Replay(std::string msg) { return {Code::kReplay, std::move(msg)}; }
+  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg)}; }
+  static Status PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg)}; }
+  static Status IoError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
+  static Status Timeout(std::string msg) { return {Code::kTimeout, std::move(msg)}; }
+  static Status FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
+  static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // "invalid argument: <message>", or "ok".
+  std::string ToString() const;
+  static const char* CodeName(Code code);
+
+  // Prefixes the message with context, e.g. a file name or a field path.
+  Status WithContext(const std::string& context) const {
+    if (ok()) return *this;
+    return Status(code_, context + ": " + message_);
+  }
+
+ private:
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Code code_ = Code::kOk;
+  std::string message_;
+};
+
+// A value or the Status explaining why there is none.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
+
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }
+  T& value() & { assert(ok()); return *value_; }
+  const T& value() const& { assert(ok()); return *value_; }
+  T&& value() && { assert(ok()); return std::move(*value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::optional<T> value_;
+  Status status_;
+};
+
+}  // namespace gpumart

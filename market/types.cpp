@@ -1,0 +1,96 @@
+#include "market/types.h"
+
+#include <charconv>
+
+namespace gpumart::market {
+
+std::string_view ToString(GpuInterface interface) {
+  return interface == GpuInterface::kSxm ? "sxm" : "pcie";
+}
+
+std::optional<GpuInterface> ParseGpuInterface(std::string_view text) {
+  const std::string lower = ToLower(text);
+  if (lower == "pcie") return GpuInterface::kPcie;
+  if (lower == "sxm" || lower == "sxm2" || lower == "sxm3" || lower == "sxm4" || lower == "sxm5") {
+    return GpuInterface::kSxm;
+  }
+  return std::nullopt;
+}
+
+std::string ToString(const CudaVersion& version) {
+  return std::to_string(version.major) + "." + std::to_string(version.minor);
+}
+
+std::optional<CudaVersion> ParseCudaVersion(std::string_view text) {
+  CudaVersion version;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(begin, end, version.major);
+  if (ec != std::errc() || p == begin) return std::nullopt;
+  if (p == end) return version;
+  if (*p != '.') return std::nullopt;
+  const char* minor_begin = p + 1;
+  auto [q, ec2] = std::from_chars(minor_begin, end, version.minor);
+  if (ec2 != std::errc() || q == minor_begin) return std::nullopt;
+  if (q == end) return version;
+  // A patch level ("12.4.1") is allowed and ignored.
+  if (*q != '.') return std::nullopt;
+  uint32_t patch = 0;
+  auto [r, ec3] = std::from_chars(q + 1, end, patch);
+  if (ec3 != std::errc() || r != end) return std::nullopt;
+  return version;
+}
+
+std::string_view ToString(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kTenantClosed: return "tenant-closed";
+    case CloseReason::kProviderClosed: return "provider-closed";
+    case CloseReason::kInsufficientFunds: return "insufficient-funds";
+    case CloseReason::kProviderFailure: return "provider-failure";
+    case CloseReason::kExpired: return "expired";
+  }
+  return "unknown";
+}
+
+std::string ToLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string ToHex(const uint8_t* data, size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(size * 2, '0');
+  for (size_t i = 0; i < size; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 0xf];
+  }
+  return out;
+}
+
+static int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool FromHexInto(std::string_view hex, uint8_t* out, size_t size) {
+  if (hex.size() != size * 2) return false;
+  for (size_t i = 0; i < size; ++i) {
+    const int hi = HexValue(hex[2 * i]);
+    const int lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+std::string FormatGi(uint64_t bytes) {
+  if (bytes % kGi == 0) return std::to_string(bytes / kGi) + "Gi";
+  return std::to_string(bytes);
+}
+
+}  // namespace gpumart::market

@@ -1,0 +1,276 @@
+// Domain types of the market. Plain values with no behaviour beyond small helpers; the wire
+// codec (market/codec.h) gives each message type its canonical bytes, the SDL parser
+// (market/sdl.h) builds Orders, and the matching engine (market/match.h) pairs Orders with Offers.
+//
+// Money is integers: micro-units of a denom per hour (e.g. uakt), never floating point.
+// Sizes are bytes, CPU is millicores, times are milliseconds since the Unix epoch.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gpumart::market {
+
+using Bytes = std::vector<uint8_t>;
+constexpr size_t kPublicKeyBytes = 32;
+constexpr size_t kSignatureBytes = 64;
+constexpr size_t kIdBytes = 32;
+using PublicKey = std::array<uint8_t, kPublicKeyBytes>;
+using Signature = std::array<uint8_t, kSignatureBytes>;
+// A message id: BLAKE2b-256 of the message's signing input (see docs/PROTOCOL.md).
+using MessageId = std::array<uint8_t, kIdBytes>;
+
+constexpr uint64_t kKi = 1024ull;
+constexpr uint64_t kMi = kKi * 1024;
+constexpr uint64_t kGi = kMi * 1024;
+constexpr uint64_t kTi = kGi * 1024;
+
+// Akash prices per block; we price per hour. 6.117 s per block.
+constexpr uint64_t kMsPerHour = 3'600'000;
+constexpr uint64_t kAkashBlockMs = 6'117;
+constexpr uint64_t PerBlockToPerHour(uint64_t per_block) { return per_block * kMsPerHour / kAkashBlockMs; }
+
+enum class GpuInterface : uint8_t { kPcie = 0, kSxm = 1 };
+std::string_view ToString(GpuInterface interface);
+// "pcie" -> kPcie; "sxm", "sxm2", "sxm4", "sxm5" -> kSxm (case-insensitive); otherwise nullopt.
+std::optional<GpuInterface> ParseGpuInterface(std::string_view text);
+
+struct CudaVersion {
+  uint16_t major = 0;
+  uint16_t minor = 0;
+  auto operator<=>(const CudaVersion&) const = default;
+};
+std::string ToString(const CudaVersion& version);
+// "12.4", "12", "12.4.1" (patch ignored) -> {12,4}; otherwise nullopt.
+std::optional<CudaVersion> ParseCudaVersion(std::string_view text);
+
+// One acceptable GPU, as the tenant lists it. Options are kept in preference order.
+struct GpuOption {
+  std::string vendor = "nvidia";
+  std::string model = "*";  // lower-case model name, or "*" for any model of the vendor
+  std::optional<uint64_t> ram_min_bytes;
+  std::optional<GpuInterface> interface;
+  bool operator==(const GpuOption&) const = default;
+};
+
+struct GpuRequest {
+  uint32_t units = 0;               // GPUs per replica; 0 = no GPU
+  std::vector<GpuOption> options;   // most preferred first; non-empty when units > 0
+  bool operator==(const GpuRequest&) const = default;
+};
+
+struct StorageVolume {
+  std::string name = "default";
+  uint64_t bytes = 0;
+  std::optional<std::string> storage_class;  // e.g. "beta3"; nullopt = ephemeral default
+  bool persistent = false;
+  bool operator==(const StorageVolume&) const = default;
+};
+
+// What one replica of a service needs.
+struct Resources {
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  std::vector<StorageVolume> storage;
+  GpuRequest gpu;
+  uint64_t StorageBytes() const {
+    uint64_t total = 0;
+    for (const auto& volume : storage) total += volume.bytes;
+    return total;
+  }
+  bool operator==(const Resources&) const = default;
+};
+
+// The most a tenant will pay for one replica of a service.
+struct PriceCap {
+  std::string denom;            // e.g. "uakt"
+  uint64_t amount = 0;          // as written in the SDL (per block for Akash SDL)
+  uint64_t per_hour = 0;        // micro-units per hour (what matching compares)
+  bool operator==(const PriceCap&) const = default;
+};
+
+struct ServiceRequest {
+  std::string name;
+  std::string profile;  // the compute profile it uses
+  uint32_t count = 1;   // replicas
+  Resources resources;
+  std::optional<CudaVersion> cuda_min;
+  PriceCap price_cap;
+  bool operator==(const ServiceRequest&) const = default;
+};
+
+// Auditor constraints from an SDL placement's signedBy.
+struct SignedBy {
+  std::vector<std::string> all_of;
+  std::vector<std::string> any_of;
+  bool operator==(const SignedBy&) const = default;
+};
+
+// One placement group of a deployment: what a tenant asks the market for. All services of a
+// group go to one provider.
+struct Order {
+  std::string group;                              // placement name, e.g. "dcloud"
+  std::map<std::string, std::string> attributes;  // required provider attributes
+  SignedBy signed_by;
+  std::vector<ServiceRequest> services;           // in the order of the SDL's services
+  // Denom of the group's price caps (every service of a group must share it).
+  std::string Denom() const { return services.empty() ? std::string() : services.front().price_cap.denom; }
+  // Sum over services of count x per-hour cap.
+  uint64_t CapPerHour() const {
+    uint64_t total = 0;
+    for (const auto& service : services) total += uint64_t{service.count} * service.price_cap.per_hour;
+    return total;
+  }
+  bool operator==(const Order&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Provider side: offers (free capacity + prices).
+
+// A concrete GPU type on a provider node, and how many of it are free.
+struct GpuDevices {
+  std::string vendor = "nvidia";
+  std::string model;                   // lower-case
+  uint64_t ram_bytes = 0;
+  GpuInterface interface = GpuInterface::kPcie;
+  std::optional<CudaVersion> cuda;     // highest CUDA version the driver supports
+  uint32_t count = 0;                  // free devices of this type on the node
+  bool operator==(const GpuDevices&) const = default;
+};
+
+struct NodeCapacity {
+  std::string name;
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;
+  std::vector<GpuDevices> gpus;
+  bool operator==(const NodeCapacity&) const = default;
+};
+
+// Prices in one denom, micro-units per hour.
+struct PriceTable {
+  std::string denom;
+  // Keyed by "model.<ram>Gi.interface", "model.<ram>Gi", "model" or "*"; first present wins.
+  std::map<std::string, uint64_t> gpu;
+  uint64_t cpu = 0;      // per core-hour (1000 millicores)
+  uint64_t memory = 0;   // per GiB-hour
+  uint64_t storage = 0;  // per GiB-hour
+  bool operator==(const PriceTable&) const = default;
+};
+
+// A provider's advertisement: its free capacity and its prices.
+struct Offer {
+  std::string provider;                           // provider id (its public key in hex on the wire)
+  std::map<std::string, std::string> attributes;  // e.g. region=us-west
+  std::vector<std::string> auditors;              // keys of auditors that signed this provider
+  uint32_t reputation_ppm = 0;                    // 0..1'000'000 (0.97 = 970'000)
+  std::vector<PriceTable> pricing;
+  std::vector<NodeCapacity> nodes;
+  bool operator==(const Offer&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Bids, acceptances, leases.
+
+// The concrete device type a bid promises.
+struct DeviceType {
+  std::string vendor = "nvidia";
+  std::string model;
+  uint64_t ram_bytes = 0;
+  GpuInterface interface = GpuInterface::kPcie;
+  bool operator==(const DeviceType&) const = default;
+  auto operator<=>(const DeviceType&) const = default;
+};
+
+struct Placement {
+  std::string node;
+  uint32_t replicas = 0;
+  bool operator==(const Placement&) const = default;
+};
+
+struct ServiceAssignment {
+  std::string service;
+  std::optional<uint32_t> option;   // index into the service's GPU options; nullopt without GPUs
+  std::optional<DeviceType> device;
+  std::vector<Placement> placements;
+  bool operator==(const ServiceAssignment&) const = default;
+};
+
+struct Bid {
+  MessageId order_id{};
+  std::string group;
+  std::string denom;
+  uint64_t price_per_hour = 0;
+  uint32_t reputation_ppm = 0;
+  std::vector<ServiceAssignment> services;
+  int64_t reservation_expires_ms = 0;  // the provider holds the capacity until then
+  bool operator==(const Bid&) const = default;
+};
+
+// The tenant accepts one bid. Signed by the tenant.
+struct Accept {
+  MessageId order_id{};
+  MessageId bid_id{};
+  PublicKey provider{};
+  bool operator==(const Accept&) const = default;
+};
+
+// The provider's countersignature: a lease exists only when the provider signed this. It embeds
+// the tenant's signed Accept (its full envelope bytes) so any node can check both signatures.
+struct Lease {
+  Bytes accept_envelope;     // the signed Accept, exactly as the tenant sent it
+  MessageId order_id{};
+  MessageId bid_id{};
+  PublicKey tenant{};
+  std::string denom;
+  uint64_t price_per_hour = 0;
+  int64_t start_ms = 0;
+  std::vector<ServiceAssignment> services;
+  bool operator==(const Lease&) const = default;
+};
+
+enum class CloseReason : uint8_t {
+  kTenantClosed = 0,
+  kProviderClosed = 1,
+  kInsufficientFunds = 2,
+  kProviderFailure = 3,
+  kExpired = 4,
+};
+std::string_view ToString(CloseReason reason);
+
+// Ends a lease; signed by its tenant or its provider.
+struct Close {
+  MessageId lease_id{};
+  CloseReason reason = CloseReason::kTenantClosed;
+  int64_t closed_ms = 0;
+  std::string note;
+  bool operator==(const Close&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by parsers and printers.
+
+std::string ToLower(std::string_view text);
+std::string ToHex(const uint8_t* data, size_t size);
+template <size_t N>
+std::string ToHex(const std::array<uint8_t, N>& bytes) { return ToHex(bytes.data(), N); }
+// Parses exactly 2*N hex digits.
+template <size_t N>
+std::optional<std::array<uint8_t, N>> FromHex(std::string_view hex);
+bool FromHexInto(std::string_view hex, uint8_t* out, size_t size);
+template <size_t N>
+std::optional<std::array<uint8_t, N>> FromHex(std::string_view hex) {
+  std::array<uint8_t, N> out{};
+  if (!FromHexInto(hex, out.data(), N)) return std::nullopt;
+  return out;
+}
+// "80Gi" for 80*2^30; falls back to the exact byte count when not a whole number of GiB.
+std::string FormatGi(uint64_t bytes);
+
+}  // namespace gpumart::market
