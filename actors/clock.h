@@ -1,5 +1,6 @@
-// The one clock interface. Everything that needs the time (message creation and expiry,
-// reservation TTLs, lease billing, timers) takes a Clock so tests can control it.
+// The one clock interface (header-only, in the lowest layer so every actor can take one). Everything that needs the time (message creation and expiry,
+// reservation TTLs, lease billing, timers) takes a Clock so tests can control it. Pure functions
+// in market/ take `now_ms` parameters instead, so they stay deterministic.
 #pragma once
 
 #include <atomic>
