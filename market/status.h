@@ -92,3 +92,10 @@ class Result {
 };
 
 }  // namespace gpumart
+
+// Returns early from the enclosing function when `expr` yields a non-ok Status.
+#define GPUMART_RETURN_IF_ERROR(expr)             \
+  do {                                            \
+    ::gpumart::Status gpumart_status_ = (expr);   \
+    if (!gpumart_status_.ok()) return gpumart_status_; \
+  } while (0)
