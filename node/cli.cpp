@@ -11,6 +11,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.require_subcommand(1);
   CliContext context{out, err};
 
+  RegisterKeygenCommand(app, context);
+
 
   try {
     app.parse(argc, argv);
