@@ -223,22 +223,52 @@ Status ReadName(const YAML::Node& node, const std::string& path, std::string* ou
   return Status::Ok();
 }
 
-Status ReadMapping(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
-                   Entries* out) {
-  out->clear();
+// YAML merge keys ("<<: *defaults"), which Akash's YAML library honours and yaml-cpp leaves as a
+// plain "<<" key: the merged mapping's entries are added unless the mapping sets them itself.
+// Bounded, as an alias can make a mapping merge itself.
+constexpr int kMaxMergeDepth = 8;
+
+Status ReadMappingInto(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
+                       int merge_depth, bool merged, Entries* out) {
   if (node.IsNull()) return Status::Ok();
   if (!node.IsMap()) return Invalid(path, "expected a mapping, found " + KindName(node));
+  std::vector<YAML::Node> merges;
   for (const auto& entry : node) {
-    if (out->size() == max_entries) return TooMany(path, max_entries, what);
+    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+      merges.push_back(entry.second);
+      continue;
+    }
     std::string key;
     Status status = ReadName(entry.first, path, &key);
     if (!status.ok()) return status;
-    for (const auto& seen : *out) {
-      if (seen.first == key) return Invalid(Child(path, key), "duplicate key");
-    }
+    const bool seen = std::any_of(out->begin(), out->end(), [&](const auto& e) { return e.first == key; });
+    if (seen && !merged) return Invalid(Child(path, key), "duplicate key");
+    if (seen) continue;  // set by the mapping that merges this one
+    if (out->size() == max_entries) return TooMany(path, max_entries, what);
     out->emplace_back(std::move(key), entry.second);
   }
+  for (const YAML::Node& merge : merges) {
+    if (merge_depth == kMaxMergeDepth) return Status::LimitExceeded(path + ": merge keys (<<) nested too deeply");
+    // "<<: [*a, *b]" merges several mappings, the first winning.
+    std::vector<YAML::Node> sources;
+    if (merge.IsSequence()) {
+      for (const auto& source : merge) sources.push_back(source);
+    } else {
+      sources.push_back(merge);
+    }
+    for (const YAML::Node& source : sources) {
+      if (sources.size() > max_entries) return TooMany(path, max_entries, what);
+      Status status = ReadMappingInto(source, Child(path, "<<"), max_entries, what, merge_depth + 1, true, out);
+      if (!status.ok()) return status;
+    }
+  }
   return Status::Ok();
+}
+
+Status ReadMapping(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
+                   Entries* out) {
+  out->clear();
+  return ReadMappingInto(node, path, max_entries, what, 0, false, out);
 }
 
 Status ReadSequence(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,

@@ -462,6 +462,22 @@ TEST(SdlServices, FieldsThatDoNotAffectMatchingAreAccepted) {
   EXPECT_EQ(spec.env[1], (std::pair<std::string, std::string>{"B", "two"}));
 }
 
+TEST(SdlServices, MergeKeysAndAnchors) {
+  // Akash's YAML library honours "<<: *anchor"; explicit keys win over merged ones.
+  std::string text = Replace(kBaseSdl, "      resources:\n        cpu:", "      resources: &small\n        cpu:");
+  text = Replace(text, "#GPU\n",
+                 "    big:\n      resources:\n        <<: *small\n        memory: {size: 8Gi}\n");
+  text = Replace(text, "          amount: 1000\n", "          amount: 1000\n        big: {denom: uakt, amount: 5}\n");
+  text = Replace(text, "      profile: web", "      profile: big");
+  const ServiceRequest service = OnlyService(ParseOk(text));
+  EXPECT_EQ(service.resources.cpu_millis, 1000u);
+  EXPECT_EQ(service.resources.memory_bytes, 8 * kGi);
+  EXPECT_EQ(service.resources.StorageBytes(), kGi);
+  // A mapping that merges itself ends with a limit, not a hang.
+  const Status cycle = ParseError(Replace(kBaseSdl, "  web:\n    image: nginx:1.25\n", "  web: &w\n    image: x\n    <<: *w\n"));
+  EXPECT_EQ(cycle.code(), Status::Code::kLimitExceeded) << cycle.ToString();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors, each naming its path
 
