@@ -1,5 +1,7 @@
 #include "market/sdl.h"
 
+#include "market/codec.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -1085,7 +1087,11 @@ Status SdlParser::BuildOrders() {
       }
     }
     // A placement that no service is deployed to asks the market for nothing.
-    if (!order.services.empty()) deployment_.orders.push_back(std::move(order));
+    if (order.services.empty()) continue;
+    // What the SDL accepts must also be a valid wire order (same limits as a peer's order).
+    Status valid = ValidateOrder(order);
+    if (!valid.ok()) return valid.WithContext(Child("profiles.placement", group.name));
+    deployment_.orders.push_back(std::move(order));
   }
   return Status::Ok();
 }

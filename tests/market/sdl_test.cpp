@@ -622,13 +622,30 @@ TEST(SdlLimits, CountsAndLengths) {
   const std::string long_name(kSdlMaxNameBytes + 1, 'n');
   const Status name = ParseError(Replace(kBaseSdl, "denom: uakt", "denom: " + long_name));
   EXPECT_EQ(name.code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(name.message(), "profiles.placement.akash.pricing.web.denom: longer than 256 bytes");
+  EXPECT_EQ(name.message(), "profiles.placement.akash.pricing.web.denom: longer than " +
+                                std::to_string(limits::kMaxNameBytes) + " bytes");
 
   std::string options = "        gpu:\n          units: 1\n          attributes:\n            vendor:\n              nvidia:\n";
   for (size_t i = 0; i <= kSdlMaxGpuOptions; ++i) options += "                - model: m" + std::to_string(i) + "\n";
   const Status gpu = ParseError(WithGpu(options));
   EXPECT_EQ(gpu.code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(gpu.message(), "profiles.compute.web.resources.gpu.attributes.vendor.nvidia: more than 64 GPU options");
+  EXPECT_EQ(gpu.message(), "profiles.compute.web.resources.gpu.attributes.vendor.nvidia: more than " +
+                               std::to_string(limits::kMaxGpuOptions) + " GPU options");
+}
+
+// A file may declare more services than one wire order carries; a group that would exceed the
+// wire limit is refused with the group's path, so `sdl check` never passes what peers reject.
+TEST(SdlLimits, GroupsStayWithinWireLimits) {
+  std::string sdl = "version: \"2.0\"\nservices:\n";
+  const size_t count = limits::kMaxServices + 1;
+  for (size_t i = 0; i < count; ++i) sdl += "  s" + std::to_string(i) + ": {image: x}\n";
+  sdl += "profiles:\n  compute:\n    c:\n      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n";
+  sdl += "  placement:\n    dc:\n      pricing:\n        c: {denom: uakt, amount: 100}\n";
+  sdl += "deployment:\n";
+  for (size_t i = 0; i < count; ++i) sdl += "  s" + std::to_string(i) + ":\n    dc: {profile: c, count: 1}\n";
+  const Status status = ParseError(sdl);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded) << status.ToString();
+  EXPECT_EQ(status.message(), "profiles.placement.dc: order has too many services");
 }
 
 TEST(SdlFile, MissingFileAndDirectory) {
