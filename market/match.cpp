@@ -32,6 +32,8 @@ uint64_t SatMul(uint64_t a, uint64_t b) {
 __extension__ typedef unsigned __int128 Wide;
 // ceil(amount * rate / divisor), saturated; the product is exact in 128 bits.
 uint64_t CeilScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
+  uint64_t narrow = 0;  // 64-bit division when it fits: the 128-bit one is a slow library call
+  if (!__builtin_mul_overflow(amount, rate, &narrow)) return narrow / divisor + (narrow % divisor != 0);
   const Wide product = static_cast<Wide>(amount) * rate;
   const Wide quotient = (product + divisor - 1) / divisor;
   return quotient > kSaturated ? kSaturated : static_cast<uint64_t>(quotient);
@@ -214,6 +216,12 @@ struct Plan {
   std::vector<uint32_t> gpu_services;     // indices of services with units > 0, in order
   std::vector<uint32_t> placement_order;  // services, biggest replicas first (for first-fit)
   uint64_t total_replicas = 0;
+  // Sums over services of count x per-replica need: with a provider's rates they give a lower
+  // bound of its non-GPU price (floor of the sum <= sum of ceilings).
+  uint64_t total_cpu_millis = 0;
+  uint64_t total_memory_bytes = 0;
+  uint64_t total_storage_bytes = 0;
+  std::vector<GpuOption> lowered_options;  // scratch for BuildPlan
 };
 
 void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& denoms, Plan& plan) {
@@ -221,6 +229,9 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
   plan.denom = denoms.Find(order.Denom());
   plan.cap = 0;
   plan.total_replicas = 0;
+  plan.total_cpu_millis = 0;
+  plan.total_memory_bytes = 0;
+  plan.total_storage_bytes = 0;
   plan.services.resize(order.services.size());
   plan.gpu_services.clear();
   plan.placement_order.clear();
@@ -236,13 +247,28 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
     service.rank_of_type.assign(types.size(), -1);
     plan.cap = SatAdd(plan.cap, SatMul(request.count, request.price_cap.per_hour));
     plan.total_replicas = SatAdd(plan.total_replicas, request.count);
+    plan.total_cpu_millis = SatAdd(plan.total_cpu_millis, SatMul(request.count, service.cpu_millis));
+    plan.total_memory_bytes = SatAdd(plan.total_memory_bytes, SatMul(request.count, service.memory_bytes));
+    plan.total_storage_bytes = SatAdd(plan.total_storage_bytes, SatMul(request.count, service.storage_bytes));
     plan.placement_order.push_back(static_cast<uint32_t>(s));
     if (service.units == 0) continue;
     plan.gpu_services.push_back(static_cast<uint32_t>(s));
-    const auto& options = request.resources.gpu.options;
+    // Options are matched against every known type once per query; interned types are lower
+    // case, so lower-casing the (few) options first makes each check a plain comparison.
+    plan.lowered_options.clear();
+    for (const GpuOption& option : request.resources.gpu.options) {
+      GpuOption lowered = option;
+      lowered.vendor = ToLower(option.vendor);
+      lowered.model = ToLower(option.model);
+      plan.lowered_options.push_back(std::move(lowered));
+    }
     for (uint32_t t = 0; t < types.size(); ++t) {
-      for (size_t o = 0; o < options.size(); ++o) {
-        if (CheckOption(options[o], types[t]) == OptionStage::kPasses) {
+      const DeviceType& type = types[t];
+      for (size_t o = 0; o < plan.lowered_options.size(); ++o) {
+        const GpuOption& option = plan.lowered_options[o];
+        if (option.vendor == type.vendor && (option.model == "*" || option.model == type.model) &&
+            (!option.ram_min_bytes || type.ram_bytes >= *option.ram_min_bytes) &&
+            (!option.interface || *option.interface == type.interface)) {
           service.rank_of_type[t] = static_cast<int32_t>(o);
           break;
         }
@@ -257,6 +283,20 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
                      return std::tie(x.units, x.cpu_millis, x.memory_bytes) >
                             std::tie(y.units, y.cpu_millis, y.memory_bytes);
                    });
+}
+
+uint64_t FloorScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
+  uint64_t narrow = 0;
+  if (!__builtin_mul_overflow(amount, rate, &narrow)) return narrow / divisor;
+  const Wide quotient = static_cast<Wide>(amount) * rate / divisor;
+  return quotient > kSaturated ? kSaturated : static_cast<uint64_t>(quotient);
+}
+
+// A lower bound of the non-GPU part of any bid priced at these rates.
+uint64_t NonGpuLowerBound(const Plan& plan, uint64_t cpu_rate, uint64_t memory_rate, uint64_t storage_rate) {
+  return SatAdd(SatAdd(FloorScaled(plan.total_cpu_millis, cpu_rate, kMillisPerCore),
+                       FloorScaled(plan.total_memory_bytes, memory_rate, kGi)),
+                FloorScaled(plan.total_storage_bytes, storage_rate, kGi));
 }
 
 bool CudaOk(const std::optional<CudaVersion>& have, const std::optional<CudaVersion>& need) {
@@ -291,12 +331,52 @@ struct Scratch {
   std::vector<uint32_t> node_counts;
 };
 
+auto NodeFits(const ServicePlan& service) {
+  return [&service](const NodeState& node) {
+    return node.cpu_millis >= service.cpu_millis && node.memory_bytes >= service.memory_bytes &&
+           node.storage_bytes >= service.storage_bytes;
+  };
+}
+
+// The common case of one replica in the whole group: first fit is exact. Leaves the same
+// scratch state as the full search (see Materialize).
+bool PlaceOneReplica(const Plan& plan, const ProviderState& provider, Scratch& s) {
+  const size_t service_count = plan.services.size();
+  uint32_t only = 0;
+  while (plan.services[only].count == 0) ++only;
+  const ServicePlan& service = plan.services[only];
+  const auto node_fits = NodeFits(service);
+  std::optional<uint32_t> slot;
+  if (service.units == 0) {
+    for (uint32_t n = 0; n < provider.nodes.size() && !slot; ++n) {
+      if (node_fits(provider.nodes[n])) slot = n;
+    }
+  } else {
+    for (uint32_t p = 0; p < provider.pools.size() && !slot; ++p) {
+      const Pool& pool = provider.pools[p];
+      if (pool.type == s.service_types[only] && pool.free >= service.units &&
+          CudaOk(pool.cuda, service.cuda_min) && node_fits(provider.nodes[pool.node])) {
+        slot = p;
+      }
+    }
+  }
+  if (!slot) return false;
+  s.slots.assign(1, *slot);
+  s.slots_begin.assign(service_count, 0);
+  s.slots_end.assign(service_count, 0);
+  s.slots_end[only] = 1;
+  s.replica_service.assign(1, only);
+  s.replica_choice.assign(1, 0);
+  return true;
+}
+
 // Depth-first search over replica placements: first-fit is its first path, backtracking makes
 // it complete. Replicas of one service are interchangeable, so each takes a slot no earlier than
 // the previous replica's (each multiset of slots is tried once).
 bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
   const size_t service_count = plan.services.size();
   if (plan.total_replicas > kMaxReplicasPerGroup) return false;
+  if (plan.total_replicas == 1) return PlaceOneReplica(plan, provider, s);
   // Cheap necessary condition first: totals must fit.
   uint64_t cpu_need = 0, memory_need = 0, storage_need = 0;
   for (const ServicePlan& service : plan.services) {
@@ -333,10 +413,7 @@ bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
   for (size_t i = 0; i < service_count; ++i) {
     const ServicePlan& service = plan.services[i];
     s.slots_begin[i] = static_cast<uint32_t>(s.slots.size());
-    auto node_fits = [&](const NodeState& node) {
-      return node.cpu_millis >= service.cpu_millis && node.memory_bytes >= service.memory_bytes &&
-             node.storage_bytes >= service.storage_bytes;
-    };
+    const auto node_fits = NodeFits(service);
     if (service.units == 0) {
       for (uint32_t n = 0; n < provider.nodes.size(); ++n) {
         if (node_fits(provider.nodes[n])) s.slots.push_back(n);
@@ -539,8 +616,9 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
     uint64_t price = fixed_price;
     for (size_t g = gpu_count; g-- > 0;) {
       const uint32_t width = s.choices_begin[g + 1] - s.choices_begin[g];
-      const uint32_t pick = s.choices_begin[g] + static_cast<uint32_t>(rest % width);
-      rest /= width;
+      const uint32_t pick = s.choices_begin[g] + (gpu_count == 1 ? static_cast<uint32_t>(c)
+                                                                 : static_cast<uint32_t>(rest % width));
+      rest = gpu_count == 1 ? 0 : rest / width;
       s.combos[c * gpu_count + g] = pick;
       const ServicePlan& service = plan.services[plan.gpu_services[g]];
       price = SatAdd(price, SatMul(SatMul(service.count, service.units), s.choices[pick].rate));
@@ -586,10 +664,10 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
 }
 
 // Builds the candidate for a successful evaluation; `service_types` per service.
-Candidate Materialize(const Plan& plan, const ProviderState& provider, const TypeTable& types,
-                      const std::string& denom, uint64_t price, const uint32_t* service_types,
-                      Scratch& s) {
-  Candidate candidate;
+// Fills `candidate` in place, reusing its strings' and vectors' storage.
+void Materialize(const Plan& plan, const ProviderState& provider, const TypeTable& types,
+                 const std::string& denom, uint64_t price, const uint32_t* service_types, Scratch& s,
+                 Candidate& candidate) {
   candidate.provider = provider.id;
   candidate.denom = denom;
   candidate.price_per_hour = price;
@@ -602,15 +680,24 @@ Candidate Materialize(const Plan& plan, const ProviderState& provider, const Typ
   s.node_counts.assign(provider.nodes.size(), 0);
   const Order& order = *plan.order;
   candidate.services.resize(order.services.size());
+  candidate.ranks.clear();
   for (size_t i = 0; i < order.services.size(); ++i) {
     ServiceAssignment& assignment = candidate.services[i];
     assignment.service = order.services[i].name;
+    assignment.placements.clear();
     const uint32_t type = s.service_types[i];
     if (plan.services[i].units > 0 && type != kNoType) {
       const auto rank = static_cast<uint32_t>(plan.services[i].rank_of_type[type]);
       assignment.option = rank;
-      assignment.device = types[type];
+      if (assignment.device) {
+        *assignment.device = types[type];
+      } else {
+        assignment.device = types[type];
+      }
       candidate.ranks.push_back(rank);
+    } else {
+      assignment.option.reset();
+      assignment.device.reset();
     }
   }
   // Count replicas per (service, node) from the search's choices.
@@ -630,7 +717,6 @@ Candidate Materialize(const Plan& plan, const ProviderState& provider, const Typ
       }
     }
   }
-  return candidate;
 }
 
 // Three-way comparisons used by both the Candidate and the index orderings.
@@ -696,8 +782,9 @@ FitOutcome FitProvider(const Order& order, const Offer& offer) {
     outcome.exclusion = std::move(evaluation.exclusion);
     return outcome;
   }
-  outcome.candidate = Materialize(scratch.plan, provider, types, order.Denom(), evaluation.price,
-                                  evaluation.types, scratch);
+  outcome.candidate.emplace();
+  Materialize(scratch.plan, provider, types, order.Denom(), evaluation.price, evaluation.types,
+              scratch, *outcome.candidate);
   return outcome;
 }
 
@@ -733,10 +820,24 @@ std::vector<Candidate> LinearScanTopK(const Order& order, const std::vector<Offe
 // OfferBook
 
 struct OfferBook::Impl {
+  // The provider's other rates ride along so a query can bound its whole price without
+  // touching the provider (entries are read in sequence; providers are scattered in memory).
   struct IndexEntry {
     uint64_t rate = 0;
     uint32_t slot = 0;
-    auto operator<=>(const IndexEntry&) const = default;
+    uint64_t cpu_rate = 0;
+    uint64_t memory_rate = 0;
+    uint64_t storage_rate = 0;
+    bool operator<(const IndexEntry& other) const {
+      return std::tie(rate, slot) < std::tie(other.rate, other.slot);
+    }
+  };
+  struct IndexList {
+    std::vector<IndexEntry> entries;  // by (rate, slot)
+    // Lowest non-GPU rates ever listed: a bound for every entry (removals only raise the truth).
+    uint64_t min_cpu_rate = kSaturated;
+    uint64_t min_memory_rate = kSaturated;
+    uint64_t min_storage_rate = kSaturated;
   };
   // A bid found during a query; its ranks and types live in the flat buffers below.
   struct Found {
@@ -746,7 +847,7 @@ struct OfferBook::Impl {
     uint32_t types_at = 0;
   };
   struct Cursor {
-    const std::vector<IndexEntry>* list = nullptr;
+    const IndexList* list = nullptr;
     size_t position = 0;
     int32_t rank = 0;
   };
@@ -757,7 +858,7 @@ struct OfferBook::Impl {
   std::vector<uint32_t> free_slots;
   std::unordered_map<std::string, uint32_t> slot_of;
   // (denom << 32 | type) -> providers offering that type, by increasing GPU rate in that denom.
-  std::unordered_map<uint64_t, std::vector<IndexEntry>> index;
+  std::unordered_map<uint64_t, IndexList> index;
 
   // Query scratch.
   Scratch scratch;
@@ -767,13 +868,18 @@ struct OfferBook::Impl {
   std::vector<uint32_t> found_ranks;
   std::vector<uint32_t> found_types;
   std::vector<Cursor> cursors;
+  struct Pending {
+    uint64_t bound = 0;
+    uint32_t slot = 0;
+  };
+  std::vector<Pending> pending;
 
   static uint64_t Key(uint32_t denom, uint32_t type) { return uint64_t{denom} << 32 | type; }
 
   void Unindex(uint32_t slot) {
     for (const Rates& rates : providers[slot].rates) {
       for (const auto& [type, rate] : rates.gpu) {
-        auto& list = index[Key(rates.denom, type)];
+        auto& list = index[Key(rates.denom, type)].entries;
         auto it = std::lower_bound(list.begin(), list.end(), IndexEntry{rate, slot});
         if (it != list.end() && it->slot == slot) list.erase(it);
       }
@@ -782,8 +888,12 @@ struct OfferBook::Impl {
   void Index(uint32_t slot, bool keep_sorted) {
     for (const Rates& rates : providers[slot].rates) {
       for (const auto& [type, rate] : rates.gpu) {
-        auto& list = index[Key(rates.denom, type)];
-        const IndexEntry entry{rate, slot};
+        IndexList& indexed = index[Key(rates.denom, type)];
+        indexed.min_cpu_rate = std::min(indexed.min_cpu_rate, rates.cpu);
+        indexed.min_memory_rate = std::min(indexed.min_memory_rate, rates.memory);
+        indexed.min_storage_rate = std::min(indexed.min_storage_rate, rates.storage);
+        auto& list = indexed.entries;
+        const IndexEntry entry{rate, slot, rates.cpu, rates.memory, rates.storage};
         if (keep_sorted) {
           list.insert(std::upper_bound(list.begin(), list.end(), entry), entry);
         } else {
@@ -863,16 +973,16 @@ struct OfferBook::Impl {
     return worst.price < bound;
   }
 
-  std::vector<Candidate> TopK(const Order& order, Policy policy, size_t k) {
-    std::vector<Candidate> result;
-    if (k == 0) return result;
+  void TopK(const Order& order, Policy policy, size_t k, std::vector<Candidate>& result) {
+    result.clear();
+    if (k == 0) return;
     Plan& plan = scratch.plan;
     BuildPlan(order, types, denoms, plan);
     NewEpoch();
     found.clear();
     found_ranks.clear();
     found_types.clear();
-    if (!plan.denom) return result;
+    if (!plan.denom) return;
 
     if (plan.gpu_services.empty()) {
       for (uint32_t slot = 0; slot < providers.size(); ++slot) {
@@ -884,12 +994,13 @@ struct OfferBook::Impl {
 
     auto better = [&](const Found& a, const Found& b) { return Compare(policy, a, b) < 0; };
     std::sort(found.begin(), found.end(), better);
-    result.reserve(found.size());
-    for (const Found& bid : found) {
-      result.push_back(Materialize(plan, providers[bid.slot], types, order.Denom(), bid.price,
-                                   found_types.data() + bid.types_at, scratch));
+    // resize, not fresh objects: a caller reusing `result` reuses the candidates' storage.
+    result.resize(found.size());
+    const std::string denom = order.Denom();
+    for (size_t i = 0; i < found.size(); ++i) {
+      Materialize(plan, providers[found[i].slot], types, denom, found[i].price,
+                  found_types.data() + found[i].types_at, scratch, result[i]);
     }
-    return result;
   }
 
   // Walks providers of the primary (first GPU) service's acceptable device types in increasing
@@ -905,7 +1016,7 @@ struct OfferBook::Impl {
       const int32_t rank = primary.rank_of_type[t];
       if (rank < 0) continue;
       auto it = index.find(Key(*plan.denom, t));
-      if (it == index.end() || it->second.empty()) continue;
+      if (it == index.end() || it->second.entries.empty()) continue;
       cursors.push_back({&it->second, 0, rank});
     }
     if (policy == Policy::kPreference) {
@@ -923,24 +1034,64 @@ struct OfferBook::Impl {
         }
       }
       const int32_t rank = cursors[group_begin].rank;
+      // The least non-GPU price any provider of the group can ask.
+      uint64_t group_floor = kSaturated;
+      for (size_t c = group_begin; c < group_end; ++c) {
+        const IndexList& list = *cursors[c].list;
+        group_floor = std::min(group_floor, NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate,
+                                                             list.min_storage_rate));
+      }
+      // Best first: entries are read in GPU-rate order, but providers are evaluated in order of
+      // their own whole-price bound (a min-heap of pending entries), once no unread entry can
+      // bound lower. The first k bids found are then nearly always the answer.
+      pending.clear();
+      auto later = [](const Pending& a, const Pending& b) { return a.bound > b.bound; };
+      bool reading = true;
       while (true) {
         Cursor* next = nullptr;
-        for (size_t c = group_begin; c < group_end; ++c) {
-          Cursor& cursor = cursors[c];
-          if (cursor.position == cursor.list->size()) continue;
-          if (next == nullptr || (*cursor.list)[cursor.position].rate < (*next->list)[next->position].rate) {
-            next = &cursor;
+        if (reading) {
+          for (size_t c = group_begin; c < group_end; ++c) {
+            Cursor& cursor = cursors[c];
+            if (cursor.position == cursor.list->entries.size()) continue;
+            if (next == nullptr ||
+                cursor.list->entries[cursor.position].rate < next->list->entries[next->position].rate) {
+              next = &cursor;
+            }
           }
         }
+        uint64_t read_bound = kSaturated;  // bound of every entry not read yet
+        if (next != nullptr) {
+          read_bound = SatAdd(SatMul(units, next->list->entries[next->position].rate), group_floor);
+          if (read_bound > plan.cap) {  // nothing unread in this group is affordable
+            reading = false;
+            next = nullptr;
+            read_bound = kSaturated;
+          }
+        } else {
+          reading = false;
+        }
+        if (!pending.empty() && (next == nullptr || pending.front().bound <= read_bound)) {
+          std::pop_heap(pending.begin(), pending.end(), later);
+          const Pending top = pending.back();
+          pending.pop_back();
+          if (seen[top.slot] == epoch) continue;
+          // Everything not evaluated yet bounds at least top.bound.
+          if (found.size() == k && WorstBeatsBound(policy, rank, top.bound)) return;
+          seen[top.slot] = epoch;
+          Consider(top.slot, policy, k);
+          continue;
+        }
         if (next == nullptr) break;
-        const IndexEntry entry = (*next->list)[next->position];
-        const uint64_t bound = SatMul(units, entry.rate);
-        if (bound > plan.cap) break;  // nothing left in this group is affordable
-        if (found.size() == k && WorstBeatsBound(policy, rank, bound)) return;
-        ++next->position;
+        if (found.size() == k && WorstBeatsBound(policy, rank, read_bound)) return;
+        const IndexEntry& entry = next->list->entries[next->position++];
         if (seen[entry.slot] == epoch) continue;
-        seen[entry.slot] = epoch;
-        Consider(entry.slot, policy, k);
+        const uint64_t own_bound =
+            SatAdd(SatMul(units, entry.rate),
+                   NonGpuLowerBound(plan, entry.cpu_rate, entry.memory_rate, entry.storage_rate));
+        if (own_bound > plan.cap) continue;
+        if (found.size() == k && WorstBeatsBound(policy, rank, own_bound)) continue;
+        pending.push_back({own_bound, entry.slot});
+        std::push_heap(pending.begin(), pending.end(), later);
       }
       group_begin = group_end;
     }
@@ -979,7 +1130,9 @@ Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
     impl_->Index(slot, /*keep_sorted=*/false);
   }
   for (auto& [key, list] : impl_->index) {
-    if (!std::is_sorted(list.begin(), list.end())) std::sort(list.begin(), list.end());
+    if (!std::is_sorted(list.entries.begin(), list.entries.end())) {
+      std::sort(list.entries.begin(), list.entries.end());
+    }
   }
   return Status::Ok();
 }
@@ -1055,7 +1208,13 @@ Status OfferBook::ApplyCapacityChange(const CapacityChange& change) {
 }
 
 std::vector<Candidate> OfferBook::TopK(const Order& order, Policy policy, size_t k) {
-  return impl_->TopK(order, policy, k);
+  std::vector<Candidate> result;
+  impl_->TopK(order, policy, k, result);
+  return result;
+}
+
+void OfferBook::TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out) {
+  impl_->TopK(order, policy, k, out);
 }
 
 size_t OfferBook::size() const { return impl_->slot_of.size(); }

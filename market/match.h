@@ -119,6 +119,9 @@ class OfferBook {
   // The best k bids for the order under the policy, best first; exactly what LinearScanTopK
   // returns for the same offers.
   std::vector<Candidate> TopK(const Order& order, Policy policy, size_t k);
+  // The same into `out`, reusing the storage of the candidates already there: a caller that
+  // answers queries in a loop (the offers service) allocates nothing in steady state.
+  void TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out);
 
   size_t size() const;
 

@@ -356,7 +356,7 @@ std::vector<ReferenceBid> ReferenceRanking(const Order& order, const std::vector
 }
 
 void CompareAll(const Order& order, const std::vector<Offer>& offers, OfferBook& book, Generator& gen,
-                const std::string& context, int& bids_seen) {
+                const std::string& context, int& bids_seen, std::vector<Candidate>& reused) {
   for (Policy policy : {Policy::kPreference, Policy::kCheapest}) {
     const std::vector<ReferenceBid> expected = ReferenceRanking(order, offers, policy);
     bids_seen += static_cast<int>(expected.size());
@@ -366,6 +366,8 @@ void CompareAll(const Order& order, const std::vector<Offer>& offers, OfferBook&
     const std::string where = context + " policy=" + std::string(ToString(policy)) + " k=" + std::to_string(k);
     ASSERT_EQ(top.size(), std::min(k, expected.size())) << where;
     ASSERT_EQ(scan, top) << where;
+    book.TopKInto(order, policy, k, reused);  // storage left by earlier, different answers
+    ASSERT_EQ(reused, top) << where;
     for (size_t i = 0; i < top.size(); ++i) {
       const Offer& offer = *std::find_if(offers.begin(), offers.end(),
                                          [&](const Offer& o) { return o.provider == expected[i].provider; });
@@ -379,6 +381,7 @@ void CompareAll(const Order& order, const std::vector<Offer>& offers, OfferBook&
 TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
   int bids_seen = 0;
   int multi_service = 0;
+  std::vector<Candidate> reused;
   for (int instance = 0; instance < kInstances; ++instance) {
     Generator gen(static_cast<uint32_t>(instance) * 7919u + 17u);
     const Order order = gen.MakeOrder();
@@ -392,7 +395,7 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
       for (const Offer& offer : offers) ASSERT_TRUE(book.Upsert(offer).ok());
     }
     const std::string context = "instance " + std::to_string(instance);
-    CompareAll(order, offers, book, gen, context, bids_seen);
+    CompareAll(order, offers, book, gen, context, bids_seen, reused);
     if (HasFailure()) return;
 
     // FitProvider agrees with the reference provider by provider.
@@ -451,7 +454,7 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
       offers.front() = gen.MakeOffer(0);
       ASSERT_TRUE(book.Upsert(offers.front()).ok());
     }
-    CompareAll(order, offers, book, gen, context + " after changes", bids_seen);
+    CompareAll(order, offers, book, gen, context + " after changes", bids_seen, reused);
     if (HasFailure()) return;
   }
   // The generator must produce real work, not mostly empty answers.
