@@ -1,0 +1,880 @@
+#include "market/codec.h"
+
+#include <msgpack.hpp>
+
+#include "market/msgpack_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <set>
+
+namespace gpumart::market {
+
+std::string_view ToString(MessageType type) {
+  switch (type) {
+    case MessageType::kOrder: return "order";
+    case MessageType::kOffer: return "offer";
+    case MessageType::kBid: return "bid";
+    case MessageType::kAccept: return "accept";
+    case MessageType::kLease: return "lease";
+    case MessageType::kClose: return "close";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Encoding. msgpack-c's packer always picks the shortest form for integers and lengths, so the
+// same value gives the same bytes; we add fixed field order and sorted map keys.
+
+class ByteSink {
+ public:
+  explicit ByteSink(Bytes& out) : out_(out) {}
+  void write(const char* data, size_t size) {
+    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + size);
+  }
+
+ private:
+  Bytes& out_;
+};
+
+class Encoder {
+ public:
+  explicit Encoder(Bytes& out) : sink_(out), packer_(sink_) {}
+  void Array(size_t size) { packer_.pack_array(static_cast<uint32_t>(size)); }
+  void Map(size_t size) { packer_.pack_map(static_cast<uint32_t>(size)); }
+  void Str(std::string_view text) {
+    packer_.pack_str(static_cast<uint32_t>(text.size()));
+    packer_.pack_str_body(text.data(), static_cast<uint32_t>(text.size()));
+  }
+  void Bin(const uint8_t* data, size_t size) {
+    packer_.pack_bin(static_cast<uint32_t>(size));
+    packer_.pack_bin_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(size));
+  }
+  template <size_t N>
+  void Bin(const std::array<uint8_t, N>& bytes) { Bin(bytes.data(), N); }
+  void Uint(uint64_t value) { packer_.pack_uint64(value); }
+  void Int(int64_t value) { packer_.pack_int64(value); }
+  void Bool(bool value) { value ? packer_.pack_true() : packer_.pack_false(); }
+  void Nil() { packer_.pack_nil(); }
+
+  void StrMap(const std::map<std::string, std::string>& map) {
+    Map(map.size());  // std::map iterates in bytewise key order: canonical
+    for (const auto& [key, value] : map) {
+      Str(key);
+      Str(value);
+    }
+  }
+  void StrList(const std::vector<std::string>& list) {
+    Array(list.size());
+    for (const auto& item : list) Str(item);
+  }
+  void Cuda(const std::optional<CudaVersion>& cuda) {
+    if (!cuda) return Nil();
+    Array(2);
+    Uint(cuda->major);
+    Uint(cuda->minor);
+  }
+
+ private:
+  ByteSink sink_;
+  msgpack::packer<ByteSink> packer_;
+};
+
+void EncodeOrderTo(Encoder& e, const Order& order) {
+  e.Array(4);
+  e.Str(order.group);
+  e.StrMap(order.attributes);
+  e.Array(2);
+  e.StrList(order.signed_by.all_of);
+  e.StrList(order.signed_by.any_of);
+  e.Array(order.services.size());
+  for (const auto& service : order.services) {
+    e.Array(6);
+    e.Str(service.name);
+    e.Str(service.profile);
+    e.Uint(service.count);
+    const Resources& r = service.resources;
+    e.Array(4);
+    e.Uint(r.cpu_millis);
+    e.Uint(r.memory_bytes);
+    e.Array(r.storage.size());
+    for (const auto& volume : r.storage) {
+      e.Array(4);
+      e.Str(volume.name);
+      e.Uint(volume.bytes);
+      if (volume.storage_class) e.Str(*volume.storage_class); else e.Nil();
+      e.Bool(volume.persistent);
+    }
+    e.Array(2);
+    e.Uint(r.gpu.units);
+    e.Array(r.gpu.options.size());
+    for (const auto& option : r.gpu.options) {
+      e.Array(4);
+      e.Str(option.vendor);
+      e.Str(option.model);
+      if (option.ram_min_bytes) e.Uint(*option.ram_min_bytes); else e.Nil();
+      if (option.interface) e.Uint(static_cast<uint8_t>(*option.interface)); else e.Nil();
+    }
+    e.Cuda(service.cuda_min);
+    e.Array(3);
+    e.Str(service.price_cap.denom);
+    e.Uint(service.price_cap.amount);
+    e.Uint(service.price_cap.per_hour);
+  }
+}
+
+void EncodeDevice(Encoder& e, const DeviceType& device) {
+  e.Array(4);
+  e.Str(device.vendor);
+  e.Str(device.model);
+  e.Uint(device.ram_bytes);
+  e.Uint(static_cast<uint8_t>(device.interface));
+}
+
+void EncodeAssignments(Encoder& e, const std::vector<ServiceAssignment>& services) {
+  e.Array(services.size());
+  for (const auto& service : services) {
+    e.Array(4);
+    e.Str(service.service);
+    if (service.option) e.Uint(*service.option); else e.Nil();
+    if (service.device) EncodeDevice(e, *service.device); else e.Nil();
+    e.Array(service.placements.size());
+    for (const auto& placement : service.placements) {
+      e.Array(2);
+      e.Str(placement.node);
+      e.Uint(placement.replicas);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: schema-driven over MsgpackReader (see msgpack_reader.h for why), every list and
+// string bounded by a named limit. Errors name the field.
+
+using Reader = MsgpackReader;
+
+Status ReadInterface(Reader& r, const char* field, GpuInterface& out) {
+  uint64_t value = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint(field, 1, value));
+  out = static_cast<GpuInterface>(value);
+  return Status::Ok();
+}
+
+template <size_t N>
+Status ReadFixed(Reader& r, const char* field, std::array<uint8_t, N>& out) {
+  return r.FixedBin(field, out.data(), N);
+}
+
+Status ReadStrMap(Reader& r, const char* field, size_t max, std::map<std::string, std::string>& out) {
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Map(field, max, size));
+  out.clear();
+  for (size_t i = 0; i < size; ++i) {
+    std::string_view key, value;
+    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, key));
+    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, value));
+    // Canonical maps are sorted, so the hint makes the common case an append.
+    out.emplace_hint(out.end(), key, value);
+    if (out.size() != i + 1) return Status::Corruption(std::string(field) + ": duplicate key " + std::string(key));
+  }
+  return Status::Ok();
+}
+
+Status ReadStrList(Reader& r, const char* field, size_t max, std::vector<std::string>& out) {
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.List(field, max, size));
+  out.resize(size);
+  for (size_t i = 0; i < size; ++i) GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, out[i]));
+  return Status::Ok();
+}
+
+Status ReadCuda(Reader& r, const char* field, std::optional<CudaVersion>& out) {
+  if (r.Nil()) {
+    out.reset();
+    return Status::Ok();
+  }
+  GPUMART_RETURN_IF_ERROR(r.Struct(field, 2));
+  CudaVersion version;
+  GPUMART_RETURN_IF_ERROR(r.UintAs(field, 0xffff, version.major));
+  GPUMART_RETURN_IF_ERROR(r.UintAs(field, 0xffff, version.minor));
+  out = version;
+  return Status::Ok();
+}
+
+Status ReadOptionalUint(Reader& r, const char* field, std::optional<uint64_t>& out) {
+  if (r.Nil()) {
+    out.reset();
+    return Status::Ok();
+  }
+  uint64_t value = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint(field, UINT64_MAX, value));
+  out = value;
+  return Status::Ok();
+}
+
+Status ReadOrder(Reader& r, Order& order) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("order", 4));
+  GPUMART_RETURN_IF_ERROR(r.Str("order.group", limits::kMaxNameBytes, order.group));
+  GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "order.attributes", limits::kMaxAttributes, order.attributes));
+  GPUMART_RETURN_IF_ERROR(r.Struct("order.signed_by", 2));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "order.signed_by.all_of", limits::kMaxAuditors, order.signed_by.all_of));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "order.signed_by.any_of", limits::kMaxAuditors, order.signed_by.any_of));
+  size_t service_count = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("order.services", limits::kMaxServices, service_count));
+  order.services.resize(service_count);
+  for (ServiceRequest& service : order.services) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("order.services[]", 6));
+    GPUMART_RETURN_IF_ERROR(r.Str("service.name", limits::kMaxNameBytes, service.name));
+    GPUMART_RETURN_IF_ERROR(r.Str("service.profile", limits::kMaxNameBytes, service.profile));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("service.count", limits::kMaxReplicas, service.count));
+    Resources& resources = service.resources;
+    GPUMART_RETURN_IF_ERROR(r.Struct("service.resources", 4));
+    GPUMART_RETURN_IF_ERROR(r.Uint("resources.cpu_millis", UINT64_MAX, resources.cpu_millis));
+    GPUMART_RETURN_IF_ERROR(r.Uint("resources.memory_bytes", UINT64_MAX, resources.memory_bytes));
+    size_t volume_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.List("resources.storage", limits::kMaxVolumes, volume_count));
+    resources.storage.resize(volume_count);
+    for (StorageVolume& volume : resources.storage) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("resources.storage[]", 4));
+      GPUMART_RETURN_IF_ERROR(r.Str("storage.name", limits::kMaxNameBytes, volume.name));
+      GPUMART_RETURN_IF_ERROR(r.Uint("storage.bytes", UINT64_MAX, volume.bytes));
+      if (r.Nil()) {
+        volume.storage_class.reset();
+      } else {
+        volume.storage_class.emplace();
+        GPUMART_RETURN_IF_ERROR(r.Str("storage.class", limits::kMaxNameBytes, *volume.storage_class));
+      }
+      GPUMART_RETURN_IF_ERROR(r.Bool("storage.persistent", volume.persistent));
+    }
+    GPUMART_RETURN_IF_ERROR(r.Struct("resources.gpu", 2));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("gpu.units", limits::kMaxGpuUnits, resources.gpu.units));
+    size_t option_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.List("gpu.options", limits::kMaxGpuOptions, option_count));
+    resources.gpu.options.resize(option_count);
+    for (GpuOption& option : resources.gpu.options) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("gpu.options[]", 4));
+      GPUMART_RETURN_IF_ERROR(r.Str("option.vendor", limits::kMaxNameBytes, option.vendor));
+      GPUMART_RETURN_IF_ERROR(r.Str("option.model", limits::kMaxNameBytes, option.model));
+      GPUMART_RETURN_IF_ERROR(ReadOptionalUint(r, "option.ram_min", option.ram_min_bytes));
+      if (r.Nil()) {
+        option.interface.reset();
+      } else {
+        GpuInterface interface{};
+        GPUMART_RETURN_IF_ERROR(ReadInterface(r, "option.interface", interface));
+        option.interface = interface;
+      }
+    }
+    GPUMART_RETURN_IF_ERROR(ReadCuda(r, "service.cuda_min", service.cuda_min));
+    GPUMART_RETURN_IF_ERROR(r.Struct("service.price_cap", 3));
+    GPUMART_RETURN_IF_ERROR(r.Str("price_cap.denom", limits::kMaxNameBytes, service.price_cap.denom));
+    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.amount", UINT64_MAX, service.price_cap.amount));
+    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.per_hour", UINT64_MAX, service.price_cap.per_hour));
+  }
+  return Status::Ok();
+}
+
+Status ReadDevice(Reader& r, DeviceType& device) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("device", 4));
+  GPUMART_RETURN_IF_ERROR(r.Str("device.vendor", limits::kMaxNameBytes, device.vendor));
+  GPUMART_RETURN_IF_ERROR(r.Str("device.model", limits::kMaxNameBytes, device.model));
+  GPUMART_RETURN_IF_ERROR(r.Uint("device.ram_bytes", UINT64_MAX, device.ram_bytes));
+  return ReadInterface(r, "device.interface", device.interface);
+}
+
+Status ReadAssignments(Reader& r, std::vector<ServiceAssignment>& out) {
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("services", limits::kMaxServices, size));
+  out.resize(size);
+  for (ServiceAssignment& service : out) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("services[]", 4));
+    GPUMART_RETURN_IF_ERROR(r.Str("assignment.service", limits::kMaxNameBytes, service.service));
+    if (r.Nil()) {
+      service.option.reset();
+    } else {
+      uint32_t option = 0;
+      GPUMART_RETURN_IF_ERROR(r.UintAs("assignment.option", limits::kMaxGpuOptions - 1, option));
+      service.option = option;
+    }
+    if (r.Nil()) {
+      service.device.reset();
+    } else {
+      service.device.emplace();
+      GPUMART_RETURN_IF_ERROR(ReadDevice(r, *service.device));
+    }
+    size_t placement_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.List("assignment.placements", limits::kMaxPlacements, placement_count));
+    service.placements.resize(placement_count);
+    for (Placement& placement : service.placements) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("placement", 2));
+      GPUMART_RETURN_IF_ERROR(r.Str("placement.node", limits::kMaxNameBytes, placement.node));
+      GPUMART_RETURN_IF_ERROR(r.UintAs("placement.replicas", limits::kMaxReplicas, placement.replicas));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadOffer(Reader& r, Offer& offer) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 6));
+  GPUMART_RETURN_IF_ERROR(r.Str("offer.provider", limits::kMaxNameBytes, offer.provider));
+  GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "offer.attributes", limits::kMaxAttributes, offer.attributes));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "offer.auditors", limits::kMaxAuditors, offer.auditors));
+  GPUMART_RETURN_IF_ERROR(r.UintAs("offer.reputation_ppm", 1'000'000, offer.reputation_ppm));
+  size_t table_count = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("offer.pricing", limits::kMaxPriceTables, table_count));
+  offer.pricing.resize(table_count);
+  for (PriceTable& table : offer.pricing) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("pricing[]", 5));
+    GPUMART_RETURN_IF_ERROR(r.Str("pricing.denom", limits::kMaxNameBytes, table.denom));
+    size_t rate_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.Map("pricing.gpu", limits::kMaxPriceKeys, rate_count));
+    table.gpu.clear();
+    for (size_t k = 0; k < rate_count; ++k) {
+      std::string key;
+      uint64_t rate = 0;
+      GPUMART_RETURN_IF_ERROR(r.Str("pricing.gpu key", limits::kMaxNameBytes, key));
+      GPUMART_RETURN_IF_ERROR(r.Uint("pricing.gpu rate", UINT64_MAX, rate));
+      if (!table.gpu.emplace(key, rate).second) return Status::Corruption("pricing.gpu: duplicate key " + key);
+    }
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.cpu", UINT64_MAX, table.cpu));
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.memory", UINT64_MAX, table.memory));
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.storage", UINT64_MAX, table.storage));
+  }
+  size_t node_count = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("offer.nodes", limits::kMaxNodes, node_count));
+  offer.nodes.resize(node_count);
+  for (NodeCapacity& node : offer.nodes) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("nodes[]", 5));
+    GPUMART_RETURN_IF_ERROR(r.Str("node.name", limits::kMaxNameBytes, node.name));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.cpu_millis", UINT64_MAX, node.cpu_millis));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.memory_bytes", UINT64_MAX, node.memory_bytes));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.storage_bytes", UINT64_MAX, node.storage_bytes));
+    size_t gpu_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.List("node.gpus", limits::kMaxGpuTypesPerNode, gpu_count));
+    node.gpus.resize(gpu_count);
+    for (GpuDevices& devices : node.gpus) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("gpus[]", 6));
+      GPUMART_RETURN_IF_ERROR(r.Str("gpu.vendor", limits::kMaxNameBytes, devices.vendor));
+      GPUMART_RETURN_IF_ERROR(r.Str("gpu.model", limits::kMaxNameBytes, devices.model));
+      GPUMART_RETURN_IF_ERROR(r.Uint("gpu.ram_bytes", UINT64_MAX, devices.ram_bytes));
+      GPUMART_RETURN_IF_ERROR(ReadInterface(r, "gpu.interface", devices.interface));
+      GPUMART_RETURN_IF_ERROR(ReadCuda(r, "gpu.cuda", devices.cuda));
+      GPUMART_RETURN_IF_ERROR(r.UintAs("gpu.count", limits::kMaxGpusPerType, devices.count));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadBid(Reader& r, Bid& bid) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("bid", 7));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.order_id", bid.order_id));
+  GPUMART_RETURN_IF_ERROR(r.Str("bid.group", limits::kMaxNameBytes, bid.group));
+  GPUMART_RETURN_IF_ERROR(r.Str("bid.denom", limits::kMaxNameBytes, bid.denom));
+  GPUMART_RETURN_IF_ERROR(r.Uint("bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
+  GPUMART_RETURN_IF_ERROR(r.UintAs("bid.reputation_ppm", 1'000'000, bid.reputation_ppm));
+  GPUMART_RETURN_IF_ERROR(ReadAssignments(r, bid.services));
+  return r.Int("bid.reservation_expires_ms", bid.reservation_expires_ms);
+}
+
+Status ReadAccept(Reader& r, Accept& accept) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("accept", 3));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "accept.order_id", accept.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "accept.bid_id", accept.bid_id));
+  return ReadFixed(r, "accept.provider", accept.provider);
+}
+
+// An Accept envelope is small: ids and a key, plus the envelope's own fields.
+constexpr size_t kMaxAcceptEnvelopeBytes = 1024;
+
+Status ReadLease(Reader& r, Lease& lease) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("lease", 8));
+  const uint8_t* accept = nullptr;
+  size_t accept_size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Bin("lease.accept", kMaxAcceptEnvelopeBytes, accept, accept_size));
+  lease.accept_envelope.assign(accept, accept + accept_size);
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.order_id", lease.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.bid_id", lease.bid_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.tenant", lease.tenant));
+  GPUMART_RETURN_IF_ERROR(r.Str("lease.denom", limits::kMaxNameBytes, lease.denom));
+  GPUMART_RETURN_IF_ERROR(r.Uint("lease.price_per_hour", UINT64_MAX, lease.price_per_hour));
+  GPUMART_RETURN_IF_ERROR(r.Int("lease.start_ms", lease.start_ms));
+  return ReadAssignments(r, lease.services);
+}
+
+Status ReadClose(Reader& r, Close& close) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("close", 4));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "close.lease_id", close.lease_id));
+  uint64_t reason = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint("close.reason", static_cast<uint64_t>(CloseReason::kExpired), reason));
+  close.reason = static_cast<CloseReason>(reason);
+  GPUMART_RETURN_IF_ERROR(r.Int("close.closed_ms", close.closed_ms));
+  return r.Str("close.note", limits::kMaxTextBytes, close.note);
+}
+
+// Reads exactly one value from `bytes` (no trailing bytes) with `read`.
+template <typename Read>
+Status ReadWhole(std::span<const uint8_t> bytes, size_t max_bytes, const char* what, Read&& read) {
+  if (bytes.size() > max_bytes) {
+    return Status::LimitExceeded(std::string(what) + ": " + std::to_string(bytes.size()) +
+                                 " bytes exceed the limit of " + std::to_string(max_bytes));
+  }
+  if (bytes.empty()) return Status::Corruption(std::string(what) + ": empty input");
+  Reader reader(bytes.data(), bytes.size());
+  GPUMART_RETURN_IF_ERROR(read(reader));
+  if (!reader.AtEnd()) {
+    return Status::Corruption(std::string(what) + ": " + std::to_string(reader.Remaining()) + " trailing bytes");
+  }
+  return Status::Ok();
+}
+
+template <typename T, typename Read, typename Validate>
+Result<T> DecodeBody(std::span<const uint8_t> bytes, const char* what, Read read, Validate validate) {
+  T value;
+  GPUMART_RETURN_IF_ERROR(ReadWhole(bytes, limits::kMaxBodyBytes, what, [&](Reader& r) { return read(r, value); }));
+  GPUMART_RETURN_IF_ERROR(validate(value));
+  return value;
+}
+
+bool NameValid(const std::string& name) { return !name.empty() && name.size() <= limits::kMaxNameBytes; }
+
+Status BadName(const std::string& what, const std::string& name) {
+  return name.empty() ? Status::InvalidArgument(what + " is empty") : Status::LimitExceeded(what + " is too long");
+}
+
+Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
+  if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
+  for (const auto& service : services) {
+    if (!NameValid(service.service)) return BadName(std::string(what) + " service name", service.service);
+    if (service.option.has_value() != service.device.has_value()) {
+      return Status::InvalidArgument(std::string(what) + " service " + service.service +
+                                     ": option and device must be given together");
+    }
+    if (service.placements.empty()) {
+      return Status::InvalidArgument(std::string(what) + " service " + service.service + " has no placements");
+    }
+    for (const auto& placement : service.placements) {
+      if (!NameValid(placement.node)) return BadName(std::string(what) + " placement node", placement.node);
+      if (placement.replicas == 0) {
+        return Status::InvalidArgument(std::string(what) + " service " + service.service + ": placement with 0 replicas");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Bytes EncodeBody(const Order& order) {
+  Bytes out;
+  out.reserve(256);
+  Encoder e(out);
+  EncodeOrderTo(e, order);
+  return out;
+}
+
+Bytes EncodeBody(const Offer& offer) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(6);
+  e.Str(offer.provider);
+  e.StrMap(offer.attributes);
+  e.StrList(offer.auditors);
+  e.Uint(offer.reputation_ppm);
+  e.Array(offer.pricing.size());
+  for (const auto& table : offer.pricing) {
+    e.Array(5);
+    e.Str(table.denom);
+    e.Map(table.gpu.size());
+    for (const auto& [key, rate] : table.gpu) {
+      e.Str(key);
+      e.Uint(rate);
+    }
+    e.Uint(table.cpu);
+    e.Uint(table.memory);
+    e.Uint(table.storage);
+  }
+  e.Array(offer.nodes.size());
+  for (const auto& node : offer.nodes) {
+    e.Array(5);
+    e.Str(node.name);
+    e.Uint(node.cpu_millis);
+    e.Uint(node.memory_bytes);
+    e.Uint(node.storage_bytes);
+    e.Array(node.gpus.size());
+    for (const auto& devices : node.gpus) {
+      e.Array(6);
+      e.Str(devices.vendor);
+      e.Str(devices.model);
+      e.Uint(devices.ram_bytes);
+      e.Uint(static_cast<uint8_t>(devices.interface));
+      e.Cuda(devices.cuda);
+      e.Uint(devices.count);
+    }
+  }
+  return out;
+}
+
+Bytes EncodeBody(const Bid& bid) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(7);
+  e.Bin(bid.order_id);
+  e.Str(bid.group);
+  e.Str(bid.denom);
+  e.Uint(bid.price_per_hour);
+  e.Uint(bid.reputation_ppm);
+  EncodeAssignments(e, bid.services);
+  e.Int(bid.reservation_expires_ms);
+  return out;
+}
+
+Bytes EncodeBody(const Accept& accept) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(3);
+  e.Bin(accept.order_id);
+  e.Bin(accept.bid_id);
+  e.Bin(accept.provider);
+  return out;
+}
+
+Bytes EncodeBody(const Lease& lease) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(8);
+  e.Bin(lease.accept_envelope.data(), lease.accept_envelope.size());
+  e.Bin(lease.order_id);
+  e.Bin(lease.bid_id);
+  e.Bin(lease.tenant);
+  e.Str(lease.denom);
+  e.Uint(lease.price_per_hour);
+  e.Int(lease.start_ms);
+  EncodeAssignments(e, lease.services);
+  return out;
+}
+
+Bytes EncodeBody(const Close& close) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(4);
+  e.Bin(close.lease_id);
+  e.Uint(static_cast<uint8_t>(close.reason));
+  e.Int(close.closed_ms);
+  e.Str(close.note);
+  return out;
+}
+
+Status ValidateOrder(const Order& order) {
+  if (!NameValid(order.group)) return BadName("order group name", order.group);
+  if (order.services.empty()) return Status::InvalidArgument("order " + order.group + " has no services");
+  if (order.services.size() > limits::kMaxServices) return Status::LimitExceeded("order has too many services");
+  if (order.attributes.size() > limits::kMaxAttributes) return Status::LimitExceeded("order has too many attributes");
+  const std::string& denom = order.services.front().price_cap.denom;
+  // Messages are built only on failure: validation runs on every decoded order.
+  auto where = [](const ServiceRequest& service) { return "order service " + service.name; };
+  for (size_t i = 0; i < order.services.size(); ++i) {
+    const ServiceRequest& service = order.services[i];
+    if (!NameValid(service.name)) return BadName("order service name", service.name);
+    for (size_t j = 0; j < i; ++j) {
+      if (order.services[j].name == service.name) return Status::InvalidArgument(where(service) + " appears twice");
+    }
+    if (service.count < 1) return Status::InvalidArgument(where(service) + ": count must be >= 1");
+    if (service.count > limits::kMaxReplicas) return Status::LimitExceeded(where(service) + ": count exceeds the limit");
+    const GpuRequest& gpu = service.resources.gpu;
+    if (gpu.units > limits::kMaxGpuUnits) return Status::LimitExceeded(where(service) + ": too many GPU units");
+    if (gpu.units > 0 && gpu.options.empty()) {
+      return Status::InvalidArgument(where(service) + ": GPU units without any acceptable GPU option");
+    }
+    if (gpu.options.size() > limits::kMaxGpuOptions) return Status::LimitExceeded(where(service) + ": too many GPU options");
+    for (const auto& option : gpu.options) {
+      if (!NameValid(option.vendor)) return BadName(where(service) + " GPU vendor", option.vendor);
+      if (!NameValid(option.model)) return BadName(where(service) + " GPU model", option.model);
+    }
+    if (service.resources.storage.size() > limits::kMaxVolumes) {
+      return Status::LimitExceeded(where(service) + ": too many volumes");
+    }
+    uint64_t storage = 0;
+    for (const auto& volume : service.resources.storage) {
+      if (!NameValid(volume.name)) return BadName(where(service) + " volume name", volume.name);
+      if (__builtin_add_overflow(storage, volume.bytes, &storage)) {
+        return Status::InvalidArgument(where(service) + ": storage size overflows");
+      }
+    }
+    if (!NameValid(service.price_cap.denom)) return BadName(where(service) + " price denom", service.price_cap.denom);
+    if (service.price_cap.denom != denom) {
+      return Status::InvalidArgument(where(service) + ": price denom " + service.price_cap.denom +
+                                     " differs from the group's " + denom);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateOffer(const Offer& offer) {
+  if (!NameValid(offer.provider)) return BadName("offer provider id", offer.provider);
+  if (offer.reputation_ppm > 1'000'000) return Status::InvalidArgument("offer reputation above 1.0");
+  std::set<std::string_view> denoms;
+  for (const auto& table : offer.pricing) {
+    if (!NameValid(table.denom)) return BadName("offer price denom", table.denom);
+    if (!denoms.insert(table.denom).second) return Status::InvalidArgument("offer prices denom " + table.denom + " twice");
+  }
+  std::set<std::string_view> names;
+  for (const auto& node : offer.nodes) {
+    if (!NameValid(node.name)) return BadName("offer node name", node.name);
+    if (!names.insert(node.name).second) return Status::InvalidArgument("offer lists node " + node.name + " twice");
+    for (const auto& devices : node.gpus) {
+      if (!NameValid(devices.model)) return BadName("node " + node.name + " GPU model", devices.model);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateBid(const Bid& bid) {
+  if (!NameValid(bid.group)) return BadName("bid group", bid.group);
+  if (!NameValid(bid.denom)) return BadName("bid denom", bid.denom);
+  return ValidateAssignments(bid.services, "bid");
+}
+
+Status ValidateLease(const Lease& lease) {
+  if (lease.accept_envelope.empty()) return Status::InvalidArgument("lease carries no accept");
+  if (!NameValid(lease.denom)) return BadName("lease denom", lease.denom);
+  return ValidateAssignments(lease.services, "lease");
+}
+
+Result<Order> DecodeOrder(std::span<const uint8_t> bytes) {
+  return DecodeBody<Order>(bytes, "order", ReadOrder, ValidateOrder);
+}
+Result<Offer> DecodeOffer(std::span<const uint8_t> bytes) {
+  return DecodeBody<Offer>(bytes, "offer", ReadOffer, ValidateOffer);
+}
+Result<Bid> DecodeBid(std::span<const uint8_t> bytes) {
+  return DecodeBody<Bid>(bytes, "bid", ReadBid, ValidateBid);
+}
+Result<Accept> DecodeAccept(std::span<const uint8_t> bytes) {
+  return DecodeBody<Accept>(bytes, "accept", ReadAccept, [](const Accept&) { return Status::Ok(); });
+}
+Result<Lease> DecodeLease(std::span<const uint8_t> bytes) {
+  return DecodeBody<Lease>(bytes, "lease", ReadLease, ValidateLease);
+}
+Result<Close> DecodeClose(std::span<const uint8_t> bytes) {
+  return DecodeBody<Close>(bytes, "close", ReadClose, [](const Close&) { return Status::Ok(); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope
+
+namespace {
+void EncodeUnsignedFields(Encoder& e, const Envelope& envelope) {
+  e.Uint(envelope.version);
+  e.Uint(static_cast<uint8_t>(envelope.type));
+  e.Bin(envelope.signer);
+  e.Int(envelope.created_ms);
+  e.Int(envelope.expires_ms);
+  e.Uint(envelope.nonce);
+  e.Bin(envelope.body.data(), envelope.body.size());
+}
+}  // namespace
+
+Bytes EncodeEnvelope(const Envelope& envelope) {
+  Bytes out;
+  out.reserve(envelope.body.size() + 128);
+  Encoder e(out);
+  e.Array(8);
+  EncodeUnsignedFields(e, envelope);
+  e.Bin(envelope.signature);
+  return out;
+}
+
+Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes) {
+  Envelope envelope;
+  GPUMART_RETURN_IF_ERROR(ReadWhole(bytes, limits::kMaxMessageBytes, "envelope", [&](Reader& r) -> Status {
+    GPUMART_RETURN_IF_ERROR(r.Struct("envelope", 8));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("envelope.version", 0xff, envelope.version));
+    if (envelope.version != kProtocolVersion) {
+      return Status::InvalidArgument("envelope.version: unsupported protocol version " + std::to_string(envelope.version) +
+                                     " (this node speaks " + std::to_string(kProtocolVersion) + ")");
+    }
+    uint64_t type = 0;
+    GPUMART_RETURN_IF_ERROR(r.Uint("envelope.type", 0xff, type));
+    if (type < static_cast<uint8_t>(MessageType::kOrder) || type > static_cast<uint8_t>(MessageType::kClose)) {
+      return Status::InvalidArgument("envelope.type: unknown message type " + std::to_string(type));
+    }
+    envelope.type = static_cast<MessageType>(type);
+    const uint8_t* key = nullptr;
+    size_t key_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.signer", limits::kMaxNameBytes, key, key_size));
+    if (key_size != kPublicKeyBytes) {
+      return Status::BadSignature("envelope.signer: public key must be 32 bytes, got " + std::to_string(key_size));
+    }
+    std::memcpy(envelope.signer.data(), key, kPublicKeyBytes);
+    GPUMART_RETURN_IF_ERROR(r.Int("envelope.created_ms", envelope.created_ms));
+    GPUMART_RETURN_IF_ERROR(r.Int("envelope.expires_ms", envelope.expires_ms));
+    GPUMART_RETURN_IF_ERROR(r.Uint("envelope.nonce", UINT64_MAX, envelope.nonce));
+    const uint8_t* body = nullptr;
+    size_t body_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.body", limits::kMaxBodyBytes, body, body_size));
+    envelope.body.assign(body, body + body_size);
+    const uint8_t* signature = nullptr;
+    size_t signature_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.signature", limits::kMaxNameBytes, signature, signature_size));
+    if (signature_size != kSignatureBytes) {
+      return Status::BadSignature("envelope.signature: must be 64 bytes, got " + std::to_string(signature_size));
+    }
+    std::memcpy(envelope.signature.data(), signature, kSignatureBytes);
+    return Status::Ok();
+  }));
+  return envelope;
+}
+
+Bytes SigningInput(const Envelope& envelope) {
+  Bytes out;
+  out.reserve(kSigningDomain.size() + envelope.body.size() + 64);
+  out.resize(kSigningDomain.size());
+  std::memcpy(out.data(), kSigningDomain.data(), kSigningDomain.size());
+  Encoder e(out);
+  e.Array(7);
+  EncodeUnsignedFields(e, envelope);
+  return out;
+}
+
+MessageId ComputeId(const Envelope& envelope) {
+  const Bytes input = SigningInput(envelope);
+  return Blake2b256(input.data(), input.size());
+}
+
+Envelope SignEnvelope(const Identity& identity, MessageType type, Bytes body, int64_t created_ms, int64_t ttl_ms,
+                      uint64_t nonce) {
+  Envelope envelope;
+  envelope.type = type;
+  envelope.signer = identity.public_key();
+  envelope.created_ms = created_ms;
+  envelope.expires_ms = created_ms + ttl_ms;
+  envelope.nonce = nonce;
+  envelope.body = std::move(body);
+  const Bytes input = SigningInput(envelope);
+  envelope.signature = identity.Sign(input.data(), input.size());
+  return envelope;
+}
+
+Status VerifySignature(const Envelope& envelope) {
+  const Bytes input = SigningInput(envelope);
+  if (!VerifyDetached(envelope.signer, envelope.signature, input.data(), input.size())) {
+    return Status::BadSignature(std::string(ToString(envelope.type)) + " from " + ToHex(envelope.signer).substr(0, 16) +
+                                "…: signature does not verify");
+  }
+  return Status::Ok();
+}
+
+Status CheckFreshness(const Envelope& envelope, int64_t now_ms) {
+  if (envelope.expires_ms <= envelope.created_ms) return Status::InvalidArgument("message expires before it was created");
+  if (envelope.expires_ms - envelope.created_ms > limits::kMaxTtlMs) {
+    return Status::LimitExceeded("message lifetime exceeds " + std::to_string(limits::kMaxTtlMs) + " ms");
+  }
+  if (envelope.created_ms > now_ms + limits::kMaxClockSkewMs) {
+    return Status::FromFuture("message created " + std::to_string(envelope.created_ms - now_ms) +
+                              " ms in the future (clock skew limit " + std::to_string(limits::kMaxClockSkewMs) + " ms)");
+  }
+  if (envelope.expires_ms <= now_ms) {
+    return Status::Expired("message expired " + std::to_string(now_ms - envelope.expires_ms) + " ms ago");
+  }
+  return Status::Ok();
+}
+
+Status VerifyEnvelope(const Envelope& envelope, int64_t now_ms) {
+  // Time first: it is cheap, and an expired message is not worth a signature check.
+  GPUMART_RETURN_IF_ERROR(CheckFreshness(envelope, now_ms));
+  return VerifySignature(envelope);
+}
+
+namespace {
+template <typename Body>
+Result<Body> DecodeTyped(std::span<const uint8_t> bytes);
+template <> Result<Order> DecodeTyped<Order>(std::span<const uint8_t> b) { return DecodeOrder(b); }
+template <> Result<Offer> DecodeTyped<Offer>(std::span<const uint8_t> b) { return DecodeOffer(b); }
+template <> Result<Bid> DecodeTyped<Bid>(std::span<const uint8_t> b) { return DecodeBid(b); }
+template <> Result<Accept> DecodeTyped<Accept>(std::span<const uint8_t> b) { return DecodeAccept(b); }
+template <> Result<Lease> DecodeTyped<Lease>(std::span<const uint8_t> b) { return DecodeLease(b); }
+template <> Result<Close> DecodeTyped<Close>(std::span<const uint8_t> b) { return DecodeClose(b); }
+}  // namespace
+
+template <typename Body>
+Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms, Freshness freshness) {
+  Result<Envelope> envelope = DecodeEnvelope(bytes);
+  if (!envelope.ok()) return envelope.status();
+  if (envelope->type != BodyTraits<Body>::kType) {
+    return Status::InvalidArgument(std::string("expected a ") + std::string(ToString(BodyTraits<Body>::kType)) +
+                                   " message, got " + std::string(ToString(envelope->type)));
+  }
+  if (freshness == Freshness::kCheck) GPUMART_RETURN_IF_ERROR(CheckFreshness(*envelope, now_ms));
+  // Decode the body before the signature check: a malformed body is rejected without paying for
+  // a verify, and the signature covers the body bytes either way.
+  Result<Body> body = DecodeTyped<Body>(envelope->body);
+  if (!body.ok()) return body.status();
+  const Bytes input = SigningInput(*envelope);
+  if (!VerifyDetached(envelope->signer, envelope->signature, input.data(), input.size())) {
+    return Status::BadSignature(std::string(ToString(envelope->type)) + ": signature does not verify");
+  }
+  Signed<Body> message;
+  message.id = Blake2b256(input.data(), input.size());
+  message.envelope = std::move(*envelope);
+  message.body = std::move(*body);
+  return message;
+}
+
+template Result<Signed<Order>> OpenSigned<Order>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Offer>> OpenSigned<Offer>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Bid>> OpenSigned<Bid>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Accept>> OpenSigned<Accept>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Lease>> OpenSigned<Lease>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Close>> OpenSigned<Close>(std::span<const uint8_t>, int64_t, Freshness);
+
+Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes) {
+  Result<Signed<Lease>> lease = OpenSigned<Lease>(bytes, 0, Freshness::kIgnore);
+  if (!lease.ok()) return lease.status();
+  Result<Signed<Accept>> accept = OpenSigned<Accept>(lease->body.accept_envelope, 0, Freshness::kIgnore);
+  if (!accept.ok()) return accept.status().WithContext("lease's embedded accept");
+  if (accept->body.provider != lease->envelope.signer) {
+    return Status::BadSignature("lease is signed by a provider other than the one the tenant accepted");
+  }
+  if (accept->envelope.signer != lease->body.tenant) {
+    return Status::BadSignature("lease names a tenant other than the signer of its accept");
+  }
+  if (accept->body.order_id != lease->body.order_id || accept->body.bid_id != lease->body.bid_id) {
+    return Status::InvalidArgument("lease and its accept name different orders or bids");
+  }
+  return lease;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay guard
+
+size_t ReplayGuard::KeyHash::operator()(const Key& key) const {
+  uint64_t prefix = 0;
+  std::memcpy(&prefix, key.signer.data(), sizeof prefix);
+  return static_cast<size_t>(prefix ^ (key.nonce * 0x9e3779b97f4a7c15ULL));
+}
+
+void ReplayGuard::Prune(int64_t now_ms) {
+  std::erase_if(seen_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
+  // Prune at most once a second under load, but always when full.
+  next_prune_ms_ = now_ms + 1000;
+}
+
+Status ReplayGuard::CheckAndRemember(const PublicKey& signer, uint64_t nonce, int64_t expires_ms, int64_t now_ms) {
+  if (now_ms >= next_prune_ms_ || seen_.size() >= capacity_) Prune(now_ms);
+  const Key key{signer, nonce};
+  auto it = seen_.find(key);
+  if (it != seen_.end() && it->second > now_ms) {
+    return Status::Replay("nonce " + std::to_string(nonce) + " from " + ToHex(signer).substr(0, 16) + "… seen before");
+  }
+  if (it == seen_.end() && seen_.size() >= capacity_) {
+    return Status::LimitExceeded("replay guard full (" + std::to_string(capacity_) + " unexpired messages)");
+  }
+  seen_[key] = expires_ms;
+  return Status::Ok();
+}
+
+}  // namespace gpumart::market

@@ -1,0 +1,187 @@
+// The wire codec: canonical msgpack bodies for every message type, the signed envelope, message
+// ids, verification and the replay guard. docs/PROTOCOL.md documents every byte of this; keep
+// the two in step.
+//
+// Untrusted bytes are decoded with explicit limits: msgpack's unpack_limit for every container,
+// then the named per-field limits below. Decoders never throw, never abort and never allocate
+// from a length they have not bounded; they return a Status with the reason.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "market/crypto.h"
+#include "market/status.h"
+#include "market/types.h"
+
+namespace gpumart::market {
+
+constexpr uint8_t kProtocolVersion = 1;
+
+enum class MessageType : uint8_t {
+  kOrder = 1,
+  kOffer = 2,
+  kBid = 3,
+  kAccept = 4,
+  kLease = 5,
+  kClose = 6,
+};
+std::string_view ToString(MessageType type);
+
+// Limits on everything a peer can send. Each is the most an honest sender ever needs, with room.
+namespace limits {
+constexpr size_t kMaxMessageBytes = 1 << 20;           // a whole envelope (also ZMQ_MAXMSGSIZE)
+constexpr size_t kMaxBodyBytes = kMaxMessageBytes - 256;
+constexpr size_t kMaxNameBytes = 128;                  // group, service, profile, node, denom...
+constexpr size_t kMaxTextBytes = 1024;                 // free text such as a close note
+constexpr size_t kMaxServices = 64;                    // services in one group
+constexpr size_t kMaxGpuOptions = 32;                  // fallbacks for one service
+constexpr size_t kMaxVolumes = 16;                     // storage volumes per service
+constexpr size_t kMaxAttributes = 64;                  // placement / provider attributes
+constexpr size_t kMaxAuditors = 32;                    // signedBy entries, provider auditors
+constexpr size_t kMaxNodes = 4096;                     // nodes of one provider
+constexpr size_t kMaxGpuTypesPerNode = 32;
+constexpr size_t kMaxPriceTables = 16;                 // denoms one provider prices in
+constexpr size_t kMaxPriceKeys = 256;                  // gpu rate keys in one price table
+constexpr size_t kMaxPlacements = 4096;                // node placements of one service in a bid
+constexpr uint32_t kMaxReplicas = 100'000;             // count of one service
+constexpr uint32_t kMaxGpuUnits = 1'024;               // GPUs per replica
+constexpr uint32_t kMaxGpusPerType = 100'000;          // devices of one type on one node
+constexpr size_t kMaxContainerItems = 4096;            // msgpack unpack_limit for arrays/maps
+constexpr size_t kMaxDepth = 8;                        // msgpack nesting depth
+constexpr int64_t kMaxClockSkewMs = 30'000;            // how far in the future `created` may be
+constexpr int64_t kMaxTtlMs = 7LL * 24 * 3600 * 1000;  // expires - created, at most a week
+constexpr size_t kMaxReplayEntries = 1 << 20;          // (signer, nonce) pairs remembered
+}  // namespace limits
+
+// The signed envelope every message travels in. On the wire (msgpack array of 8):
+//   [version:uint, type:uint, signer:bin32, created_ms:int, expires_ms:int, nonce:uint,
+//    body:bin, signature:bin64]
+struct Envelope {
+  uint8_t version = kProtocolVersion;
+  MessageType type = MessageType::kOrder;
+  PublicKey signer{};
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+  uint64_t nonce = 0;
+  Bytes body;
+  Signature signature{};
+  bool operator==(const Envelope&) const = default;
+};
+
+// Canonical body encodings (msgpack arrays in a fixed field order; maps with keys sorted
+// bytewise; integers in their shortest form; absent optionals as nil).
+Bytes EncodeBody(const Order& order);
+Bytes EncodeBody(const Offer& offer);
+Bytes EncodeBody(const Bid& bid);
+Bytes EncodeBody(const Accept& accept);
+Bytes EncodeBody(const Lease& lease);
+Bytes EncodeBody(const Close& close);
+
+// Body decoders: decode with limits, then validate (ValidateXxx below).
+Result<Order> DecodeOrder(std::span<const uint8_t> bytes);
+Result<Offer> DecodeOffer(std::span<const uint8_t> bytes);
+Result<Bid> DecodeBid(std::span<const uint8_t> bytes);
+Result<Accept> DecodeAccept(std::span<const uint8_t> bytes);
+Result<Lease> DecodeLease(std::span<const uint8_t> bytes);
+Result<Close> DecodeClose(std::span<const uint8_t> bytes);
+
+// Semantic checks of a decoded (or locally built) value: names non-empty and bounded, counts
+// >= 1 and within limits, GPU units with options, one denom per group...
+Status ValidateOrder(const Order& order);
+Status ValidateOffer(const Offer& offer);
+Status ValidateBid(const Bid& bid);
+Status ValidateLease(const Lease& lease);
+
+Bytes EncodeEnvelope(const Envelope& envelope);
+// Structure only: limits, field types, key and signature lengths, version. No signature check.
+Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes);
+
+// What is signed: kSigningDomain followed by the canonical msgpack array of the envelope's first
+// seven fields (everything but the signature).
+inline constexpr std::string_view kSigningDomain{"gpumart/msg/v1\0", 15};
+Bytes SigningInput(const Envelope& envelope);
+// BLAKE2b-256 of SigningInput: the message id (the same message always has the same id).
+MessageId ComputeId(const Envelope& envelope);
+
+// Builds and signs an envelope around `body`, valid from created_ms for ttl_ms.
+Envelope SignEnvelope(const Identity& identity, MessageType type, Bytes body, int64_t created_ms,
+                      int64_t ttl_ms, uint64_t nonce);
+
+// The signature alone (for records re-checked long after they expired, e.g. by the ledger).
+Status VerifySignature(const Envelope& envelope);
+// Time checks alone: not expired at now_ms, not created more than kMaxClockSkewMs ahead of
+// now_ms, expiry after creation and within kMaxTtlMs.
+Status CheckFreshness(const Envelope& envelope, int64_t now_ms);
+// Both: what a node does to a live message.
+Status VerifyEnvelope(const Envelope& envelope, int64_t now_ms);
+
+// A decoded, verified message of a known body type.
+template <typename Body>
+struct Signed {
+  Envelope envelope;
+  MessageId id{};
+  Body body;
+};
+
+template <typename Body> struct BodyTraits;
+template <> struct BodyTraits<Order> { static constexpr MessageType kType = MessageType::kOrder; };
+template <> struct BodyTraits<Offer> { static constexpr MessageType kType = MessageType::kOffer; };
+template <> struct BodyTraits<Bid> { static constexpr MessageType kType = MessageType::kBid; };
+template <> struct BodyTraits<Accept> { static constexpr MessageType kType = MessageType::kAccept; };
+template <> struct BodyTraits<Lease> { static constexpr MessageType kType = MessageType::kLease; };
+template <> struct BodyTraits<Close> { static constexpr MessageType kType = MessageType::kClose; };
+
+// Signs `body` as a message of its type.
+template <typename Body>
+Signed<Body> MakeSigned(const Identity& identity, const Body& body, int64_t created_ms,
+                        int64_t ttl_ms, uint64_t nonce) {
+  Signed<Body> message;
+  message.envelope = SignEnvelope(identity, BodyTraits<Body>::kType, EncodeBody(body), created_ms,
+                                  ttl_ms, nonce);
+  message.id = ComputeId(message.envelope);
+  message.body = body;
+  return message;
+}
+
+enum class Freshness { kCheck, kIgnore };
+
+// Decodes envelope + body of the expected type and verifies the signature (and, with
+// Freshness::kCheck, the time window at now_ms).
+template <typename Body>
+Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms,
+                                Freshness freshness = Freshness::kCheck);
+
+// Checks a Lease completely: the provider's signature, the embedded Accept's tenant signature,
+// and that they agree (same order and bid, the Accept names this provider, the Lease names the
+// Accept's signer as tenant). Time is not checked: a lease stays valid after its messages expire.
+Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes);
+
+// Remembers (signer, nonce) pairs until their message expires, to reject replays. Bounded: when
+// full of unexpired entries it refuses new messages rather than forgetting (a flood cannot make
+// it accept a replay). Not thread-safe: owned by one actor.
+class ReplayGuard {
+ public:
+  explicit ReplayGuard(size_t capacity = limits::kMaxReplayEntries) : capacity_(capacity) {}
+  // Ok and remembers the pair, or kReplay when seen before, or kLimitExceeded when full.
+  Status CheckAndRemember(const PublicKey& signer, uint64_t nonce, int64_t expires_ms, int64_t now_ms);
+  size_t size() const { return seen_.size(); }
+
+ private:
+  void Prune(int64_t now_ms);
+  struct Key {
+    PublicKey signer;
+    uint64_t nonce;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& key) const;
+  };
+  size_t capacity_;
+  int64_t next_prune_ms_ = 0;
+  std::unordered_map<Key, int64_t, KeyHash> seen_;  // -> expires_ms
+};
+
+}  // namespace gpumart::market

@@ -1,0 +1,445 @@
+#include "market/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+#include "tests/market/test_messages.h"
+
+namespace gpumart::market {
+namespace {
+
+using testing::SampleAssignments;
+using testing::SampleOffer;
+using testing::SampleOrder;
+
+constexpr int64_t kNow = 1'750'000'000'000;
+constexpr int64_t kTtl = 60'000;
+
+Identity Tenant() { return Identity::FromSeed(Seed{1}); }
+Identity Provider() { return Identity::FromSeed(Seed{2}); }
+
+Bid SampleBid() {
+  Bid bid;
+  bid.order_id = Blake2b256(reinterpret_cast<const uint8_t*>("order"), 5);
+  bid.group = "dcloud";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1'234'567;
+  bid.reputation_ppm = 970'000;
+  bid.services = SampleAssignments();
+  bid.reservation_expires_ms = kNow + 30'000;
+  return bid;
+}
+
+// ---- body round trips -------------------------------------------------------------------------
+
+TEST(CodecTest, OrderRoundTrips) {
+  const Order order = SampleOrder();
+  Result<Order> decoded = DecodeOrder(EncodeBody(order));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, order);
+}
+
+TEST(CodecTest, OfferRoundTrips) {
+  const Offer offer = SampleOffer();
+  Result<Offer> decoded = DecodeOffer(EncodeBody(offer));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, offer);
+}
+
+TEST(CodecTest, BidRoundTrips) {
+  const Bid bid = SampleBid();
+  Result<Bid> decoded = DecodeBid(EncodeBody(bid));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, bid);
+}
+
+TEST(CodecTest, AcceptLeaseCloseRoundTrip) {
+  Accept accept{Blake2b256(nullptr, 0), Blake2b256(reinterpret_cast<const uint8_t*>("b"), 1), Provider().public_key()};
+  ASSERT_TRUE(DecodeAccept(EncodeBody(accept)).ok());
+  EXPECT_EQ(*DecodeAccept(EncodeBody(accept)), accept);
+
+  Lease lease;
+  lease.accept_envelope = EncodeEnvelope(MakeSigned(Tenant(), accept, kNow, kTtl, 7).envelope);
+  lease.order_id = accept.order_id;
+  lease.bid_id = accept.bid_id;
+  lease.tenant = Tenant().public_key();
+  lease.denom = "uakt";
+  lease.price_per_hour = 99;
+  lease.start_ms = kNow;
+  lease.services = SampleAssignments();
+  Result<Lease> decoded_lease = DecodeLease(EncodeBody(lease));
+  ASSERT_TRUE(decoded_lease.ok()) << decoded_lease.status().ToString();
+  EXPECT_EQ(*decoded_lease, lease);
+
+  Close close{accept.order_id, CloseReason::kProviderFailure, kNow + 5, "node n1 lost power"};
+  ASSERT_TRUE(DecodeClose(EncodeBody(close)).ok());
+  EXPECT_EQ(*DecodeClose(EncodeBody(close)), close);
+}
+
+TEST(CodecTest, EncodingIsCanonical) {
+  const Order order = SampleOrder();
+  EXPECT_EQ(EncodeBody(order), EncodeBody(order));
+  // Attribute insertion order does not matter: maps are encoded in key order.
+  Order a = order, b = order;
+  a.attributes.clear();
+  a.attributes.emplace("z", "1");
+  a.attributes.emplace("a", "2");
+  b.attributes.clear();
+  b.attributes.emplace("a", "2");
+  b.attributes.emplace("z", "1");
+  EXPECT_EQ(EncodeBody(a), EncodeBody(b));
+  // Integers take their shortest form: count 1 is a single positive fixint byte.
+  const Bytes bytes = EncodeBody(order);
+  EXPECT_LT(bytes.size(), 400u);
+  // Re-encoding a decoded value gives the same bytes.
+  EXPECT_EQ(EncodeBody(*DecodeOrder(bytes)), bytes);
+}
+
+// ---- envelope, signature, id ------------------------------------------------------------------
+
+TEST(CodecTest, SignedOrderOpens) {
+  const auto message = MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 42);
+  const Bytes wire = EncodeEnvelope(message.envelope);
+  Result<Signed<Order>> opened = OpenSigned<Order>(wire, kNow + 1);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->body, SampleOrder());
+  EXPECT_EQ(opened->id, message.id);
+  EXPECT_EQ(opened->envelope.signer, Tenant().public_key());
+  EXPECT_EQ(opened->envelope.expires_ms, kNow + kTtl);
+}
+
+TEST(CodecTest, IdIsHashOfSigningInputAndDiffersPerNonce) {
+  const auto a = MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 1);
+  const auto b = MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 2);
+  const Bytes input = SigningInput(a.envelope);
+  EXPECT_EQ(a.id, Blake2b256(input.data(), input.size()));
+  EXPECT_NE(a.id, b.id);
+  // The signing input starts with the domain-separation prefix.
+  ASSERT_GE(input.size(), kSigningDomain.size());
+  EXPECT_EQ(std::string(input.begin(), input.begin() + kSigningDomain.size()), std::string(kSigningDomain));
+}
+
+TEST(CodecTest, EnvelopeRoundTrips) {
+  const auto message = MakeSigned(Provider(), SampleBid(), kNow, kTtl, 9);
+  Result<Envelope> decoded = DecodeEnvelope(EncodeEnvelope(message.envelope));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, message.envelope);
+}
+
+// Tampering with any signed field must break verification.
+TEST(CodecTest, TamperingWithEachFieldFailsVerification) {
+  const Envelope good = MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 42).envelope;
+  ASSERT_TRUE(VerifyEnvelope(good, kNow).ok());
+  std::vector<std::pair<std::string, Envelope>> tampered;
+  auto add = [&](std::string name, auto change) {
+    Envelope e = good;
+    change(e);
+    tampered.emplace_back(std::move(name), std::move(e));
+  };
+  add("type", [](Envelope& e) { e.type = MessageType::kOffer; });
+  add("signer", [](Envelope& e) { e.signer = Provider().public_key(); });
+  add("created", [](Envelope& e) { e.created_ms -= 1; });
+  add("expires", [](Envelope& e) { e.expires_ms += 1; });
+  add("nonce", [](Envelope& e) { e.nonce += 1; });
+  add("body", [](Envelope& e) { e.body.back() ^= 1; });
+  add("signature", [](Envelope& e) { e.signature[10] ^= 0x40; });
+  add("version", [](Envelope& e) { e.version = 2; });
+  for (const auto& [name, envelope] : tampered) {
+    Status status = VerifyEnvelope(envelope, kNow);
+    EXPECT_EQ(status.code(), Status::Code::kBadSignature) << name << ": " << status.ToString();
+  }
+}
+
+TEST(CodecTest, FlippingAnyWireByteNeverVerifies) {
+  const Bytes wire = EncodeEnvelope(MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 42).envelope);
+  for (size_t i = 0; i < wire.size(); ++i) {
+    Bytes copy = wire;
+    copy[i] ^= 0x01;
+    EXPECT_FALSE(OpenSigned<Order>(copy, kNow).ok()) << "byte " << i;
+  }
+}
+
+TEST(CodecTest, ExpiredMessageRejected) {
+  const Envelope e = MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 1).envelope;
+  EXPECT_EQ(VerifyEnvelope(e, kNow + kTtl).code(), Status::Code::kExpired);
+  EXPECT_EQ(OpenSigned<Order>(EncodeEnvelope(e), kNow + kTtl + 1).status().code(), Status::Code::kExpired);
+  // The ledger re-checks old records by signature only.
+  EXPECT_TRUE(OpenSigned<Order>(EncodeEnvelope(e), kNow + 10 * kTtl, Freshness::kIgnore).ok());
+}
+
+TEST(CodecTest, MessageFromTheFutureRejected) {
+  const Envelope e = MakeSigned(Tenant(), SampleOrder(), kNow + limits::kMaxClockSkewMs + 1, kTtl, 1).envelope;
+  EXPECT_EQ(VerifyEnvelope(e, kNow).code(), Status::Code::kFromFuture);
+  const Envelope within = MakeSigned(Tenant(), SampleOrder(), kNow + limits::kMaxClockSkewMs, kTtl, 1).envelope;
+  EXPECT_TRUE(VerifyEnvelope(within, kNow).ok());
+}
+
+TEST(CodecTest, TooLongLifetimeRejected) {
+  const Envelope e = MakeSigned(Tenant(), SampleOrder(), kNow, limits::kMaxTtlMs + 1, 1).envelope;
+  EXPECT_EQ(VerifyEnvelope(e, kNow).code(), Status::Code::kLimitExceeded);
+  const Envelope backwards = MakeSigned(Tenant(), SampleOrder(), kNow, 0, 1).envelope;
+  EXPECT_EQ(VerifyEnvelope(backwards, kNow).code(), Status::Code::kInvalidArgument);
+}
+
+TEST(CodecTest, WrongMessageTypeRejected) {
+  const Bytes wire = EncodeEnvelope(MakeSigned(Provider(), SampleBid(), kNow, kTtl, 1).envelope);
+  Status status = OpenSigned<Order>(wire, kNow).status();
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(status.message().find("expected a order message, got bid"), std::string::npos) << status.message();
+}
+
+// Hand-built envelopes with a bad field in an otherwise valid shape.
+Bytes RawEnvelope(uint64_t version, uint64_t type, size_t key_bytes, size_t signature_bytes) {
+  Bytes out;
+  struct Sink {
+    Bytes& out;
+    void write(const char* d, size_t n) { out.insert(out.end(), d, d + n); }
+  } sink{out};
+  msgpack::packer<Sink> p(sink);
+  p.pack_array(8);
+  p.pack_uint64(version);
+  p.pack_uint64(type);
+  std::string key(key_bytes, 'k');
+  p.pack_bin(static_cast<uint32_t>(key.size()));
+  p.pack_bin_body(key.data(), static_cast<uint32_t>(key.size()));
+  p.pack_int64(kNow);
+  p.pack_int64(kNow + kTtl);
+  p.pack_uint64(1);
+  p.pack_bin(0);
+  std::string sig(signature_bytes, 's');
+  p.pack_bin(static_cast<uint32_t>(sig.size()));
+  p.pack_bin_body(sig.data(), static_cast<uint32_t>(sig.size()));
+  return out;
+}
+
+TEST(CodecTest, WrongKeyLengthRejected) {
+  Result<Envelope> e = DecodeEnvelope(RawEnvelope(1, 1, 31, 64));
+  EXPECT_EQ(e.status().code(), Status::Code::kBadSignature);
+  EXPECT_NE(e.status().message().find("public key must be 32 bytes, got 31"), std::string::npos);
+  EXPECT_EQ(DecodeEnvelope(RawEnvelope(1, 1, 33, 64)).status().code(), Status::Code::kBadSignature);
+}
+
+TEST(CodecTest, WrongSignatureLengthRejected) {
+  Result<Envelope> e = DecodeEnvelope(RawEnvelope(1, 1, 32, 63));
+  EXPECT_EQ(e.status().code(), Status::Code::kBadSignature);
+  EXPECT_NE(e.status().message().find("must be 64 bytes"), std::string::npos);
+}
+
+TEST(CodecTest, UnknownVersionAndTypeRejected) {
+  EXPECT_TRUE(DecodeEnvelope(RawEnvelope(1, 1, 32, 64)).ok());
+  Status version = DecodeEnvelope(RawEnvelope(2, 1, 32, 64)).status();
+  EXPECT_NE(version.message().find("unsupported protocol version 2"), std::string::npos) << version.message();
+  Status type = DecodeEnvelope(RawEnvelope(1, 99, 32, 64)).status();
+  EXPECT_NE(type.message().find("unknown message type 99"), std::string::npos) << type.message();
+  EXPECT_FALSE(DecodeEnvelope(RawEnvelope(1, 0, 32, 64)).ok());
+}
+
+// ---- hostile bytes ----------------------------------------------------------------------------
+
+TEST(CodecTest, HugeArrayHeaderRejectedCheaply) {
+  // array32 claiming 2^32-1 elements where a fixed-size struct belongs: a shape error.
+  const Bytes bomb = {0xdd, 0xff, 0xff, 0xff, 0xff};
+  Status top = DecodeEnvelope(bomb).status();
+  EXPECT_EQ(top.code(), Status::Code::kCorruption);
+  EXPECT_NE(top.message().find("expected 8 fields, got 4294967295"), std::string::npos) << top.message();
+  EXPECT_EQ(DecodeOrder(bomb).status().code(), Status::Code::kCorruption);
+  // ... and where a list belongs (order.services): refused by the named limit, nothing allocated.
+  const Bytes list_bomb = {0x94, 0xa1, 'g', 0x80, 0x92, 0x90, 0x90, 0xdd, 0xff, 0xff, 0xff, 0xff};
+  Status list = DecodeOrder(list_bomb).status();
+  EXPECT_EQ(list.code(), Status::Code::kLimitExceeded);
+  EXPECT_NE(list.message().find("order.services: 4294967295 items exceed the limit of 64"), std::string::npos)
+      << list.message();
+  // A list within the limit but longer than the bytes left is truncated, also before allocating.
+  const Bytes short_list = {0x94, 0xa1, 'g', 0x80, 0x92, 0x90, 0x90, 0xdc, 0x00, 0x30};
+  EXPECT_NE(DecodeOrder(short_list).status().message().find("order.services: truncated"), std::string::npos);
+  // map32 in the attributes position.
+  const Bytes map_bomb = {0x94, 0xa1, 'g', 0xdf, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(DecodeOrder(map_bomb).status().code(), Status::Code::kLimitExceeded);
+  // str32/bin32 claiming 4 GiB: strings reference the input instead of being copied, so nothing
+  // is allocated; msgpack-c reports them as a length longer than the input.
+  for (const Bytes& length_bomb : {Bytes{0xdb, 0xff, 0xff, 0xff, 0xff}, Bytes{0xc6, 0xff, 0xff, 0xff, 0xff}}) {
+    const Status status = DecodeEnvelope(length_bomb).status();
+    EXPECT_TRUE(status.code() == Status::Code::kLimitExceeded || status.code() == Status::Code::kCorruption)
+        << status.ToString();
+  }
+}
+
+TEST(CodecTest, DeepNestingRejected) {
+  // The reader follows the schema and never recurses on its own, so nesting deeper than the
+  // schema is just a wrong field shape.
+  Bytes deep(100000, 0x91);  // 100k nested one-element arrays
+  deep.push_back(0xc0);
+  Status status = DecodeOrder(deep).status();
+  EXPECT_EQ(status.code(), Status::Code::kCorruption);
+  EXPECT_NE(status.message().find("order: expected 4 fields, got 1"), std::string::npos) << status.message();
+}
+
+TEST(CodecTest, TruncatedAndTrailingBytesRejected) {
+  const Bytes wire = EncodeEnvelope(MakeSigned(Tenant(), SampleOrder(), kNow, kTtl, 42).envelope);
+  for (size_t cut : {size_t{1}, size_t{10}, wire.size() / 2, wire.size() - 1}) {
+    Status status = DecodeEnvelope(std::span<const uint8_t>(wire.data(), cut)).status();
+    EXPECT_EQ(status.code(), Status::Code::kCorruption) << cut;
+  }
+  Bytes extra = wire;
+  extra.push_back(0xc0);
+  Status status = DecodeEnvelope(extra).status();
+  EXPECT_NE(status.message().find("1 trailing bytes"), std::string::npos) << status.message();
+  EXPECT_EQ(DecodeEnvelope(Bytes{}).status().code(), Status::Code::kCorruption);
+}
+
+TEST(CodecTest, OversizeMessageRejectedBeforeParsing) {
+  Bytes big(limits::kMaxMessageBytes + 1, 0xc0);
+  EXPECT_EQ(DecodeEnvelope(big).status().code(), Status::Code::kLimitExceeded);
+}
+
+TEST(CodecTest, WrongFieldTypesNamed) {
+  Bytes body = EncodeBody(SampleOrder());
+  body[1] = 0x05;  // group name replaced by... the first byte of the group str header -> fixint
+  Status status = DecodeOrder(body).status();
+  EXPECT_FALSE(status.ok());
+  Bytes not_array = {0x05};
+  EXPECT_NE(DecodeOrder(not_array).status().message().find("order: expected array"), std::string::npos);
+}
+
+TEST(CodecTest, TooManyServicesRejected) {
+  Order order = SampleOrder();
+  while (order.services.size() <= limits::kMaxServices) {
+    ServiceRequest extra = order.services[1];
+    extra.name = "s" + std::to_string(order.services.size());
+    order.services.push_back(extra);
+  }
+  Status status = DecodeOrder(EncodeBody(order)).status();
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
+  EXPECT_NE(status.message().find("order.services"), std::string::npos) << status.message();
+}
+
+TEST(CodecTest, OverlongStringRejected) {
+  Order order = SampleOrder();
+  order.group = std::string(limits::kMaxNameBytes + 1, 'g');
+  Status status = DecodeOrder(EncodeBody(order)).status();
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
+  EXPECT_NE(status.message().find("order.group"), std::string::npos);
+}
+
+TEST(CodecTest, DuplicateMapKeysRejected) {
+  // A hand-built order whose attributes map repeats a key.
+  Bytes body = {0x94, 0xa1, 'g', 0x82, 0xa1, 'k', 0xa1, 'v', 0xa1, 'k', 0xa1, 'w', 0x92, 0x90, 0x90, 0x90};
+  Status status = DecodeOrder(body).status();
+  EXPECT_NE(status.message().find("duplicate key"), std::string::npos) << status.ToString();
+}
+
+// ---- semantic validation ----------------------------------------------------------------------
+
+TEST(CodecTest, ValidateOrderRules) {
+  EXPECT_TRUE(ValidateOrder(SampleOrder()).ok());
+  Order no_services = SampleOrder();
+  no_services.services.clear();
+  EXPECT_FALSE(ValidateOrder(no_services).ok());
+  Order zero_count = SampleOrder();
+  zero_count.services[0].count = 0;
+  EXPECT_NE(ValidateOrder(zero_count).message().find("count must be >= 1"), std::string::npos);
+  Order gpu_without_options = SampleOrder();
+  gpu_without_options.services[0].resources.gpu.options.clear();
+  EXPECT_NE(ValidateOrder(gpu_without_options).message().find("without any acceptable GPU option"), std::string::npos);
+  Order mixed_denoms = SampleOrder();
+  mixed_denoms.services[1].price_cap.denom = "usdc";
+  EXPECT_NE(ValidateOrder(mixed_denoms).message().find("differs from the group's uakt"), std::string::npos);
+  Order duplicate = SampleOrder();
+  duplicate.services[1].name = "vllm";
+  EXPECT_NE(ValidateOrder(duplicate).message().find("appears twice"), std::string::npos);
+  Order unnamed = SampleOrder();
+  unnamed.group.clear();
+  EXPECT_FALSE(ValidateOrder(unnamed).ok());
+  // Decoding applies the same rules.
+  EXPECT_FALSE(DecodeOrder(EncodeBody(zero_count)).ok());
+}
+
+TEST(CodecTest, ValidateOfferAndBidRules) {
+  Offer twice = SampleOffer();
+  twice.nodes.push_back(twice.nodes[0]);
+  EXPECT_NE(ValidateOffer(twice).message().find("lists node n1 twice"), std::string::npos);
+  Offer denoms = SampleOffer();
+  denoms.pricing.push_back(denoms.pricing[0]);
+  EXPECT_FALSE(ValidateOffer(denoms).ok());
+  Bid bid = SampleBid();
+  bid.services[0].placements[0].replicas = 0;
+  EXPECT_FALSE(ValidateBid(bid).ok());
+  Bid half = SampleBid();
+  half.services[0].device.reset();
+  EXPECT_NE(ValidateBid(half).message().find("option and device must be given together"), std::string::npos);
+}
+
+// ---- leases: two signatures -------------------------------------------------------------------
+
+Signed<Lease> MakeLease(const Identity& tenant, const Identity& provider, const PublicKey& accepted_provider) {
+  Accept accept{Blake2b256(nullptr, 0), Blake2b256(reinterpret_cast<const uint8_t*>("bid"), 3), accepted_provider};
+  Lease lease;
+  lease.accept_envelope = EncodeEnvelope(MakeSigned(tenant, accept, kNow, kTtl, 5).envelope);
+  lease.order_id = accept.order_id;
+  lease.bid_id = accept.bid_id;
+  lease.tenant = tenant.public_key();
+  lease.denom = "uakt";
+  lease.price_per_hour = 1000;
+  lease.start_ms = kNow;
+  lease.services = SampleAssignments();
+  return MakeSigned(provider, lease, kNow, kTtl, 6);
+}
+
+TEST(CodecTest, LeaseChecksBothSignatures) {
+  const auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
+  Result<Signed<Lease>> opened = OpenLease(EncodeEnvelope(lease.envelope));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->id, lease.id);
+}
+
+TEST(CodecTest, LeaseByAnotherProviderRejected) {
+  const Identity mallory = Identity::FromSeed(Seed{9});
+  const auto lease = MakeLease(Tenant(), mallory, Provider().public_key());
+  EXPECT_EQ(OpenLease(EncodeEnvelope(lease.envelope)).status().code(), Status::Code::kBadSignature);
+}
+
+TEST(CodecTest, LeaseWithForgedAcceptRejected) {
+  auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
+  Lease body = lease.body;
+  body.accept_envelope[body.accept_envelope.size() - 3] ^= 1;  // breaks the tenant's signature
+  const auto resigned = MakeSigned(Provider(), body, kNow, kTtl, 7);
+  Status status = OpenLease(EncodeEnvelope(resigned.envelope)).status();
+  EXPECT_EQ(status.code(), Status::Code::kBadSignature) << status.ToString();
+  EXPECT_NE(status.message().find("embedded accept"), std::string::npos);
+}
+
+TEST(CodecTest, LeaseNamingWrongTenantRejected) {
+  auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
+  Lease body = lease.body;
+  body.tenant = Identity::FromSeed(Seed{3}).public_key();
+  EXPECT_EQ(OpenLease(EncodeEnvelope(MakeSigned(Provider(), body, kNow, kTtl, 8).envelope)).status().code(),
+            Status::Code::kBadSignature);
+}
+
+// ---- replay guard -----------------------------------------------------------------------------
+
+TEST(ReplayGuardTest, RejectsSeenNonceUntilExpiry) {
+  ReplayGuard guard;
+  const PublicKey key = Tenant().public_key();
+  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 1000, kNow).ok());
+  EXPECT_EQ(guard.CheckAndRemember(key, 1, kNow + 1000, kNow + 10).code(), Status::Code::kReplay);
+  EXPECT_TRUE(guard.CheckAndRemember(key, 2, kNow + 1000, kNow + 10).ok());
+  EXPECT_TRUE(guard.CheckAndRemember(Provider().public_key(), 1, kNow + 1000, kNow + 10).ok());
+  // After expiry the entry is forgotten (the message itself would fail CheckFreshness anyway).
+  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 5000, kNow + 2000).ok());
+}
+
+TEST(ReplayGuardTest, BoundedAndRefusesWhenFullOfLiveEntries) {
+  ReplayGuard guard(3);
+  const PublicKey key = Tenant().public_key();
+  for (uint64_t nonce = 0; nonce < 3; ++nonce) ASSERT_TRUE(guard.CheckAndRemember(key, nonce, kNow + 1000, kNow).ok());
+  EXPECT_EQ(guard.CheckAndRemember(key, 99, kNow + 1000, kNow).code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(guard.size(), 3u);
+  // Once they expire there is room again.
+  EXPECT_TRUE(guard.CheckAndRemember(key, 99, kNow + 5000, kNow + 1000).ok());
+  EXPECT_EQ(guard.size(), 1u);
+}
+
+}  // namespace
+}  // namespace gpumart::market
