@@ -293,7 +293,7 @@ uint64_t FloorScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
 }
 
 // A lower bound of the non-GPU part of any bid priced at these rates.
-uint64_t NonGpuLowerBound(const Plan& plan, uint64_t cpu_rate, uint64_t memory_rate, uint64_t storage_rate) {
+inline uint64_t NonGpuLowerBound(const Plan& plan, uint64_t cpu_rate, uint64_t memory_rate, uint64_t storage_rate) {
   return SatAdd(SatAdd(FloorScaled(plan.total_cpu_millis, cpu_rate, kMillisPerCore),
                        FloorScaled(plan.total_memory_bytes, memory_rate, kGi)),
                 FloorScaled(plan.total_storage_bytes, storage_rate, kGi));
@@ -872,7 +872,39 @@ struct OfferBook::Impl {
     uint64_t bound = 0;
     uint32_t slot = 0;
   };
-  std::vector<Pending> pending;
+  std::vector<Pending> pending;  // a binary min-heap by bound
+
+  // Hand-written heap operations: they keep the moving item in registers (std::push_heap reloads
+  // the item it just stored, which stalls on store forwarding in this hot loop).
+  void PushPending(Pending item) {
+    pending.emplace_back();
+    size_t at = pending.size() - 1;
+    while (at > 0) {
+      const size_t parent = (at - 1) / 2;
+      if (pending[parent].bound <= item.bound) break;
+      pending[at] = pending[parent];
+      at = parent;
+    }
+    pending[at] = item;
+  }
+  Pending PopPending() {
+    const Pending top = pending.front();
+    const Pending last = pending.back();
+    pending.pop_back();
+    const size_t size = pending.size();
+    if (size == 0) return top;
+    size_t at = 0;
+    while (true) {
+      size_t child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && pending[child + 1].bound < pending[child].bound) ++child;
+      if (last.bound <= pending[child].bound) break;
+      pending[at] = pending[child];
+      at = child;
+    }
+    pending[at] = last;
+    return top;
+  }
 
   static uint64_t Key(uint32_t denom, uint32_t type) { return uint64_t{denom} << 32 | type; }
 
@@ -974,15 +1006,20 @@ struct OfferBook::Impl {
   }
 
   void TopK(const Order& order, Policy policy, size_t k, std::vector<Candidate>& result) {
-    result.clear();
-    if (k == 0) return;
+    if (k == 0) {
+      result.clear();
+      return;
+    }
     Plan& plan = scratch.plan;
     BuildPlan(order, types, denoms, plan);
     NewEpoch();
     found.clear();
     found_ranks.clear();
     found_types.clear();
-    if (!plan.denom) return;
+    if (!plan.denom) {
+      result.clear();
+      return;
+    }
 
     if (plan.gpu_services.empty()) {
       for (uint32_t slot = 0; slot < providers.size(); ++slot) {
@@ -1045,7 +1082,6 @@ struct OfferBook::Impl {
       // their own whole-price bound (a min-heap of pending entries), once no unread entry can
       // bound lower. The first k bids found are then nearly always the answer.
       pending.clear();
-      auto later = [](const Pending& a, const Pending& b) { return a.bound > b.bound; };
       bool reading = true;
       while (true) {
         Cursor* next = nullptr;
@@ -1071,9 +1107,7 @@ struct OfferBook::Impl {
           reading = false;
         }
         if (!pending.empty() && (next == nullptr || pending.front().bound <= read_bound)) {
-          std::pop_heap(pending.begin(), pending.end(), later);
-          const Pending top = pending.back();
-          pending.pop_back();
+          const Pending top = PopPending();
           if (seen[top.slot] == epoch) continue;
           // Everything not evaluated yet bounds at least top.bound.
           if (found.size() == k && WorstBeatsBound(policy, rank, top.bound)) return;
@@ -1090,8 +1124,7 @@ struct OfferBook::Impl {
                    NonGpuLowerBound(plan, entry.cpu_rate, entry.memory_rate, entry.storage_rate));
         if (own_bound > plan.cap) continue;
         if (found.size() == k && WorstBeatsBound(policy, rank, own_bound)) continue;
-        pending.push_back({own_bound, entry.slot});
-        std::push_heap(pending.begin(), pending.end(), later);
+        PushPending({own_bound, entry.slot});
       }
       group_begin = group_end;
     }
