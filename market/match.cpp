@@ -65,10 +65,26 @@ OptionStage CheckOption(const GpuOption& option, const DeviceType& device) {
 // small integers instead of strings.
 class TypeTable {
  public:
+  // Vendor and model names get small ids too, so matching options against every type per query
+  // compares integers.
+  static constexpr uint32_t kUnknownName = std::numeric_limits<uint32_t>::max();
+  struct Names {
+    uint32_t vendor = 0;
+    uint32_t model = 0;
+  };
+
   uint32_t Intern(const DeviceType& type) {
     auto [it, inserted] = ids_.try_emplace(type, static_cast<uint32_t>(types_.size()));
-    if (inserted) types_.push_back(type);
+    if (inserted) {
+      types_.push_back(type);
+      names_.push_back({InternName(type.vendor), InternName(type.model)});
+    }
     return it->second;
+  }
+  const Names& NamesOf(uint32_t id) const { return names_[id]; }
+  uint32_t NameId(const std::string& name) const {
+    auto it = name_ids_.find(name);
+    return it == name_ids_.end() ? kUnknownName : it->second;
   }
   std::optional<uint32_t> Find(const DeviceType& type) const {
     auto it = ids_.find(type);
@@ -79,8 +95,14 @@ class TypeTable {
   uint32_t size() const { return static_cast<uint32_t>(types_.size()); }
 
  private:
+  uint32_t InternName(const std::string& name) {
+    return name_ids_.try_emplace(name, static_cast<uint32_t>(name_ids_.size())).first->second;
+  }
+
   std::vector<DeviceType> types_;
+  std::vector<Names> names_;
   std::map<DeviceType, uint32_t> ids_;
+  std::unordered_map<std::string, uint32_t> name_ids_;
 };
 
 class DenomTable {
@@ -198,6 +220,9 @@ ProviderState Normalize(const Offer& offer, TypeTable& types, DenomTable& denoms
 // ---------------------------------------------------------------------------------------------
 // The query plan: an Order turned into numbers once per query.
 
+// Stands for the option model "*" among name ids.
+constexpr uint32_t kAnyModel = TypeTable::kUnknownName - 1;
+
 struct ServicePlan {
   uint32_t count = 0;
   uint32_t units = 0;  // 0 for a service without GPUs
@@ -221,7 +246,7 @@ struct Plan {
   uint64_t total_cpu_millis = 0;
   uint64_t total_memory_bytes = 0;
   uint64_t total_storage_bytes = 0;
-  std::vector<GpuOption> lowered_options;  // scratch for BuildPlan
+  std::vector<TypeTable::Names> option_names;  // scratch for BuildPlan
 };
 
 void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& denoms, Plan& plan) {
@@ -253,20 +278,21 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
     plan.placement_order.push_back(static_cast<uint32_t>(s));
     if (service.units == 0) continue;
     plan.gpu_services.push_back(static_cast<uint32_t>(s));
-    // Options are matched against every known type once per query; interned types are lower
-    // case, so lower-casing the (few) options first makes each check a plain comparison.
-    plan.lowered_options.clear();
+    // Options are matched against every known type once per query, by interned name ids (an
+    // option naming a model no offer has gets kUnknownName and matches nothing).
+    const auto& options = request.resources.gpu.options;
+    plan.option_names.clear();
     for (const GpuOption& option : request.resources.gpu.options) {
-      GpuOption lowered = option;
-      lowered.vendor = ToLower(option.vendor);
-      lowered.model = ToLower(option.model);
-      plan.lowered_options.push_back(std::move(lowered));
+      const uint32_t model = option.model == "*" ? kAnyModel : types.NameId(ToLower(option.model));
+      plan.option_names.push_back({types.NameId(ToLower(option.vendor)), model});
     }
     for (uint32_t t = 0; t < types.size(); ++t) {
       const DeviceType& type = types[t];
-      for (size_t o = 0; o < plan.lowered_options.size(); ++o) {
-        const GpuOption& option = plan.lowered_options[o];
-        if (option.vendor == type.vendor && (option.model == "*" || option.model == type.model) &&
+      const TypeTable::Names& names = types.NamesOf(t);
+      for (size_t o = 0; o < options.size(); ++o) {
+        const GpuOption& option = options[o];
+        const TypeTable::Names& wanted = plan.option_names[o];
+        if (wanted.vendor == names.vendor && (wanted.model == kAnyModel || wanted.model == names.model) &&
             (!option.ram_min_bytes || type.ram_bytes >= *option.ram_min_bytes) &&
             (!option.interface || *option.interface == type.interface)) {
           service.rank_of_type[t] = static_cast<int32_t>(o);
