@@ -313,8 +313,8 @@ class YamlTreeBuilder {
     YamlTree::Node& node = tree_->nodes_[collection.node];
     node.first_child = static_cast<uint32_t>(tree_->children_.size());
     node.child_count = static_cast<uint32_t>(pending_.size() - collection.first_pending);
-    tree_->children_.insert(tree_->children_.end(), pending_.begin() + static_cast<std::ptrdiff_t>(collection.first_pending),
-                            pending_.end());
+    const auto first = pending_.begin() + static_cast<std::ptrdiff_t>(collection.first_pending);
+    tree_->children_.insert(tree_->children_.end(), first, pending_.end());
     pending_.resize(collection.first_pending);
     Attach(collection.node);
     return Status::Ok();
