@@ -26,9 +26,13 @@
 namespace gpumart::market {
 
 // Limits on untrusted SDL text. Real files are a few KiB with a nesting depth around 10; these
-// leave a wide margin while keeping the parser's time and memory (and yaml-cpp's recursion) small.
+// leave a wide margin while keeping the parser's time and memory small.
 constexpr size_t kSdlMaxFileBytes = 1 << 20;        // 1 MiB
 constexpr size_t kSdlMaxNestingDepth = 64;          // block indentation levels, and [ { nesting
+// YAML nodes (values, lists, mappings) plus alias references: about one per 8 bytes of a file at
+// the size limit, where real files have one per 15 bytes or more. Aliases share their anchored
+// node, so this bounds the tree's memory whatever the anchors do.
+constexpr size_t kSdlMaxNodes = 128 * 1024;
 constexpr size_t kSdlMaxServices = 256;
 constexpr size_t kSdlMaxComputeProfiles = 256;
 constexpr size_t kSdlMaxPlacements = 64;

@@ -1,6 +1,6 @@
 // libFuzzer target for the SDL parser: any bytes, as a tenant's deploy.yaml. It must return a
-// Deployment or a Status, never crash, hang, or grow without bound (the nesting pre-scan and the
-// size limits are what keep yaml-cpp safe here).
+// Deployment or a Status, never crash, hang, or grow without bound (the nesting pre-scan, the YAML
+// tree's node and depth limits, shared aliases and the bounded merge walks keep it so).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
