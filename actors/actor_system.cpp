@@ -1,0 +1,238 @@
+#include "actors/actor_system.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+#include <thread>
+#include <zmq.hpp>
+
+#include "actors/actor_cell.h"
+#include "actors/outbox.h"
+
+namespace gpumart::actors {
+
+namespace {
+
+// Messages handled per poll: large enough to amortise the poll, small enough that a terminate
+// message or a due timer waits for at most this many handlers.
+constexpr int kMaxMailboxBatch = 256;
+
+constexpr char kSignalReady = 'R';
+constexpr char kSignalFailed = 'F';
+constexpr char kSignalTerminate = 'T';
+
+std::string MailboxEndpoint(uint64_t id) { return "inproc://gpumart-actor-" + std::to_string(id); }
+std::string ControlEndpoint(uint64_t id) { return MailboxEndpoint(id) + "-control"; }
+
+Message* ReceivePointer(zmq::socket_t& mailbox) {
+  Message* raw = nullptr;
+  auto received = mailbox.recv(zmq::mutable_buffer(&raw, sizeof raw), zmq::recv_flags::dontwait);
+  if (!received) return nullptr;
+  assert(received->size == sizeof raw);
+  raw->AcquireAfterHandoff();
+  return raw;
+}
+
+// Called once `stopped` is set: frees everything queued, including messages from senders that
+// were mid-send when the flag went up (they are counted in senders_in_flight).
+void DrainOnStop(zmq::socket_t& mailbox, detail::ActorCell& cell, detail::MailboxCore& core) {
+  for (;;) {
+    while (Message* raw = ReceivePointer(mailbox)) cell.Discard(std::unique_ptr<Message>(raw), RequestError::kStopped);
+    if (core.senders_in_flight.load() == 0) break;
+    zmq_pollitem_t item{mailbox.handle(), 0, ZMQ_POLLIN, 0};
+    zmq_poll(&item, 1, 1);  // a sender blocked on our full mailbox is about to deliver
+  }
+  while (Message* raw = ReceivePointer(mailbox)) cell.Discard(std::unique_ptr<Message>(raw), RequestError::kStopped);
+}
+
+struct ThreadArgs {
+  zmq::context_t* zmq_context;
+  std::shared_ptr<detail::MailboxCore> core;
+  ActorFactory factory;
+  const Clock* clock;
+  int max_restarts;
+  std::string* init_error;  // written before kSignalFailed; read by Spawn after join
+};
+
+void RunActor(ThreadArgs args) {
+  auto& core = *args.core;
+  zmq::socket_t control(*args.zmq_context, zmq::socket_type::pair);
+  control.set(zmq::sockopt::linger, 0);
+  control.connect(ControlEndpoint(core.id));
+  zmq::socket_t mailbox(*args.zmq_context, zmq::socket_type::pull);
+  mailbox.set(zmq::sockopt::rcvhwm, std::max(1, core.hwm - core.hwm / 2));
+  mailbox.set(zmq::sockopt::linger, 0);
+  mailbox.bind(core.endpoint);
+
+  Outbox outbox(*args.zmq_context);
+  detail::ActorCell cell(args.core, std::move(args.factory), *args.clock, args.max_restarts, outbox,
+                         *args.zmq_context);
+  if (auto error = cell.Start()) {
+    *args.init_error = *error;
+    core.stopped.store(true);
+    control.send(zmq::const_buffer(&kSignalFailed, 1));
+    return;
+  }
+  control.send(zmq::const_buffer(&kSignalReady, 1));
+
+  std::vector<zmq_pollitem_t> items;
+  std::vector<const zmq::socket_t*> watched;  // parallel to items[2..]
+  uint64_t built_version = cell.watches_version() + 1;
+  for (;;) {
+    if (built_version != cell.watches_version()) {
+      items.assign({{control.handle(), 0, ZMQ_POLLIN, 0}, {mailbox.handle(), 0, ZMQ_POLLIN, 0}});
+      watched.clear();
+      for (const auto& watch : cell.watches()) {
+        items.push_back({watch.socket->handle(), 0, ZMQ_POLLIN, 0});
+        watched.push_back(watch.socket);
+      }
+      built_version = cell.watches_version();
+    }
+    long timeout_ms = -1;
+    if (auto deadline = cell.NextTimerDeadline()) {
+      timeout_ms = static_cast<long>(std::max<int64_t>(0, *deadline - args.clock->MonotonicMs()));
+    }
+    if (zmq_poll(items.data(), static_cast<int>(items.size()), timeout_ms) < 0) {
+      if (zmq_errno() == EINTR) continue;
+      spdlog::error("actor {}: poll failed: {}", core.name, zmq_strerror(zmq_errno()));
+      break;  // ETERM: the context is going away
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      char signal = 0;
+      if (control.recv(zmq::mutable_buffer(&signal, 1), zmq::recv_flags::dontwait) && signal == kSignalTerminate) break;
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      for (int i = 0; i < kMaxMailboxBatch; ++i) {
+        Message* raw = ReceivePointer(mailbox);
+        if (raw == nullptr) break;
+        cell.Deliver(std::unique_ptr<Message>(raw));
+      }
+    }
+    for (size_t i = 0; i < watched.size() && built_version == cell.watches_version(); ++i) {
+      if (items[i + 2].revents & ZMQ_POLLIN) cell.HandleReadable(watched[i]);
+    }
+    cell.FireDueTimers();
+  }
+
+  core.stopped.store(true);
+  DrainOnStop(mailbox, cell, core);
+  cell.Shutdown();
+}
+
+}  // namespace
+
+namespace detail {
+
+struct ActorThread {
+  std::mutex mutex;  // serialises Stop callers
+  zmq::socket_t control;
+  std::thread thread;
+
+  bool terminate_sent = false;
+
+  // Caller holds mutex.
+  void SendTerminate() {
+    if (terminate_sent) return;
+    terminate_sent = true;
+    try {
+      control.send(zmq::const_buffer(&kSignalTerminate, 1));
+    } catch (const zmq::error_t&) {
+      // ETERM: the actor's poll fails the same way and it exits on its own.
+    }
+  }
+
+  void RequestStop() {
+    std::lock_guard lock(mutex);
+    if (thread.joinable()) SendTerminate();
+  }
+
+  StopResult Stop() {
+    std::lock_guard lock(mutex);
+    if (!thread.joinable()) return StopResult::kAlreadyStopped;
+    assert(thread.get_id() != std::this_thread::get_id() && "an actor cannot stop itself");
+    SendTerminate();
+    thread.join();
+    control.close();
+    return StopResult::kStopped;
+  }
+};
+
+}  // namespace detail
+
+ActorHandle& ActorHandle::operator=(ActorHandle&& other) noexcept {
+  if (this != &other) {
+    Stop();
+    thread_ = std::move(other.thread_);
+    address_ = std::move(other.address_);
+    error_ = std::move(other.error_);
+  }
+  return *this;
+}
+
+ActorHandle::~ActorHandle() { Stop(); }
+
+StopResult ActorHandle::Stop() { return thread_ ? thread_->Stop() : StopResult::kAlreadyStopped; }
+
+void ActorHandle::RequestStop() {
+  if (thread_) thread_->RequestStop();
+}
+
+ActorSystem::ActorSystem() : zmq_context_(std::make_unique<zmq::context_t>()) {}
+
+ActorSystem::~ActorSystem() {
+  std::vector<std::weak_ptr<detail::ActorThread>> threads;
+  {
+    std::lock_guard lock(mutex_);
+    threads.swap(threads_);
+  }
+  // Ask every actor first so they wind down in parallel, then wait for each.
+  for (auto& weak : threads) {
+    if (auto thread = weak.lock()) thread->RequestStop();
+  }
+  for (auto& weak : threads) {
+    if (auto thread = weak.lock()) thread->Stop();
+  }
+  zmq_context_.reset();
+}
+
+zmq::context_t& ActorSystem::zmq_context() { return *zmq_context_; }
+
+ActorHandle ActorSystem::Spawn(ActorOptions options, ActorFactory factory) {
+  assert(options.mailbox_hwm > 0 && factory);
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_id_++;
+  }
+  auto core = std::make_shared<detail::MailboxCore>(id, options.name, MailboxEndpoint(id), options.mailbox_hwm);
+  auto thread = std::make_shared<detail::ActorThread>();
+  thread->control = zmq::socket_t(*zmq_context_, zmq::socket_type::pair);
+  thread->control.set(zmq::sockopt::linger, 0);
+  thread->control.bind(ControlEndpoint(id));
+
+  std::string init_error;
+  const Clock* clock = options.clock != nullptr ? options.clock : &SystemClock::Instance();
+  thread->thread = std::thread(RunActor, ThreadArgs{zmq_context_.get(), core, std::move(factory), clock,
+                                                    options.max_restarts, &init_error});
+  char signal = 0;
+  (void)thread->control.recv(zmq::mutable_buffer(&signal, 1));  // blocks until ready or failed
+
+  ActorHandle handle;
+  handle.address_ = ActorAddress(core);
+  if (signal != kSignalReady) {
+    thread->thread.join();
+    thread->control.close();
+    handle.error_ = init_error.empty() ? "actor did not signal ready" : init_error;
+    return handle;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(threads_, [](const auto& weak) { return weak.expired(); });
+    threads_.push_back(thread);
+  }
+  handle.thread_ = std::move(thread);
+  return handle;
+}
+
+}  // namespace gpumart::actors

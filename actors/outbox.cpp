@@ -1,0 +1,116 @@
+#include "actors/outbox.h"
+
+#include <algorithm>
+#include <cassert>
+#include <zmq.hpp>
+
+#include "actors/actor_system.h"
+
+namespace gpumart::actors {
+
+struct Outbox::Link {
+  std::shared_ptr<detail::MailboxCore> core;
+  zmq::socket_t socket;
+};
+
+namespace {
+
+// Makes the stopping actor wait for this send before it closes its mailbox (see MailboxCore).
+class InFlightGuard {
+ public:
+  explicit InFlightGuard(detail::MailboxCore& core) : core_(core) { core_.senders_in_flight.fetch_add(1); }
+  ~InFlightGuard() { core_.senders_in_flight.fetch_sub(1); }
+  InFlightGuard(const InFlightGuard&) = delete;
+  InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+ private:
+  detail::MailboxCore& core_;
+};
+
+}  // namespace
+
+Outbox::Outbox(ActorSystem& system) : Outbox(system.zmq_context()) {}
+Outbox::Outbox(zmq::context_t& zmq_context) : zmq_context_(zmq_context) {}
+Outbox::~Outbox() = default;
+
+Outbox::Link* Outbox::LinkTo(const std::shared_ptr<detail::MailboxCore>& core) {
+  if (last_ != nullptr && last_->core == core) return last_;
+  for (auto& link : links_) {
+    if (link->core == core) return last_ = link.get();
+  }
+  auto link = std::make_unique<Link>(Link{core, zmq::socket_t(zmq_context_, zmq::socket_type::push)});
+  // Inproc pipes hold the sender's SNDHWM plus the receiver's RCVHWM; the actor's mailbox uses
+  // the other half, so one sender can queue about mailbox_hwm messages.
+  link->socket.set(zmq::sockopt::sndhwm, std::max(1, core->hwm / 2));
+  link->socket.set(zmq::sockopt::linger, 0);
+  link->socket.connect(core->endpoint);
+  links_.push_back(std::move(link));
+  return last_ = links_.back().get();
+}
+
+void Outbox::Unlink(const detail::MailboxCore* core) {
+  auto it = std::find_if(links_.begin(), links_.end(), [&](const auto& l) { return l->core.get() == core; });
+  if (it == links_.end()) return;
+  if (last_ == it->get()) last_ = nullptr;
+  links_.erase(it);
+}
+
+SendResult Outbox::Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) {
+  assert(message != nullptr);
+  const auto& core = to.core();
+  if (!core || core->endpoint.empty()) {
+    message->Abandon(RequestError::kStopped);
+    return SendResult::kStopped;
+  }
+  InFlightGuard in_flight(*core);
+  if (core->stopped.load()) {
+    Unlink(core.get());
+    message->Abandon(RequestError::kStopped);
+    return SendResult::kStopped;
+  }
+  Link* link = LinkTo(core);
+  Message* raw = message.get();
+  raw->PublishForHandoff();
+  const auto flags = policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
+  try {
+    if (!link->socket.send(zmq::const_buffer(&raw, sizeof raw), flags)) {
+      core->dropped_full.fetch_add(1, std::memory_order_relaxed);
+      return SendResult::kDropped;  // `message` still owns the envelope and frees it
+    }
+  } catch (const zmq::error_t&) {
+    return SendResult::kStopped;  // the context is shutting down
+  }
+  (void)message.release();  // the receiving actor owns it now
+  return SendResult::kOk;
+}
+
+SendResult Outbox::PostUntil(const ActorAddress& to, std::unique_ptr<Message> message,
+                             std::chrono::steady_clock::time_point deadline) {
+  assert(message != nullptr);
+  const auto& core = to.core();
+  if (!core || core->endpoint.empty()) return SendResult::kStopped;
+  InFlightGuard in_flight(*core);
+  if (core->stopped.load()) {
+    Unlink(core.get());
+    return SendResult::kStopped;
+  }
+  Link* link = LinkTo(core);
+  Message* raw = message.get();
+  raw->PublishForHandoff();
+  try {
+    for (;;) {
+      if (link->socket.send(zmq::const_buffer(&raw, sizeof raw), zmq::send_flags::dontwait)) {
+        (void)message.release();
+        return SendResult::kOk;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return SendResult::kDropped;
+      zmq_pollitem_t item{link->socket.handle(), 0, ZMQ_POLLOUT, 0};
+      if (zmq_poll(&item, 1, static_cast<long>(left.count())) < 0 && zmq_errno() == ETERM) return SendResult::kStopped;
+    }
+  } catch (const zmq::error_t&) {
+    return SendResult::kStopped;
+  }
+}
+
+}  // namespace gpumart::actors
