@@ -82,6 +82,8 @@ TimerId ActorContext::StartPeriodicTimer(int64_t interval_ms, Callback callback)
 
 bool ActorContext::CancelTimer(TimerId id) { return cell_.timers_.Cancel(id); }
 
+detail::MessageSink& ActorContext::sink() { return cell_.sink_; }
+
 SendResult ActorContext::Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) {
   return cell_.sink_.Post(to, std::move(message), policy);
 }
@@ -197,29 +199,41 @@ void ActorCell::Discard(std::unique_ptr<Message> message, RequestError reason) {
   core_->discarded.fetch_add(1, std::memory_order_relaxed);
 }
 
-Delivery ActorCell::Deliver(std::unique_ptr<Message> message) {
+Delivery ActorCell::Dispatch(Message& message) {
   if (!actor_) {
-    Discard(std::move(message), RequestError::kFailed);
+    message.Abandon(RequestError::kFailed);
+    core_->discarded.fetch_add(1, std::memory_order_relaxed);
     return Delivery::kActorFailed;
   }
-  Handlers::Handler* handler = handlers_.Find(message->type_id());
+  Handlers::Handler* handler = handlers_.Find(message.type_id());
   if (handler == nullptr) {
-    spdlog::warn("actor {}: no handler for message type {}", core_->name, message->type_name());
+    spdlog::warn("actor {}: no handler for message type {}", core_->name, message.type_name());
     core_->unknown_type.fetch_add(1, std::memory_order_relaxed);
-    message->Abandon(RequestError::kUnhandled);
+    message.Abandon(RequestError::kUnhandled);
     return Delivery::kUnknownType;
   }
-  const bool ok = Supervise("handler for", message->type_name(), [&] { (*handler)(*message, context_); });
-  if (ok) {
-    // Only this thread writes the counter: a plain load+store is enough and cheaper than an RMW.
-    core_->processed.store(core_->processed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  } else {
-    message->Abandon(RequestError::kHandlerFailed);
+  if (!Supervise("handler for", message.type_name(), [&] { (*handler)(message, context_); })) {
+    message.Abandon(RequestError::kHandlerFailed);
+    return Delivery::kHandlerFailed;
   }
-  message.reset();  // free before a possible restart, while the state it may point into lives
-  RestartIfBroken();
-  return ok ? Delivery::kHandled : Delivery::kHandlerFailed;
+  // Only this thread writes the counter: a plain load+store is enough and cheaper than an RMW.
+  core_->processed.store(core_->processed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return Delivery::kHandled;
 }
+
+Delivery ActorCell::Deliver(std::unique_ptr<Message> message) {
+  const Delivery delivery = Dispatch(*message);
+  message.reset();  // the payload may refer into the state: free it before a rebuild
+  RestartIfBroken();
+  return delivery;
+}
+
+void ActorCell::DeliverBorrowed(Message& message) {
+  Dispatch(message);
+  RestartIfBroken();
+}
+
+void ActorCell::CountDiscarded() { core_->discarded.fetch_add(1, std::memory_order_relaxed); }
 
 size_t ActorCell::FireDueTimers() {
   if (!actor_) return 0;

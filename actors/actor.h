@@ -88,11 +88,14 @@ struct MailboxCore {
   const int hwm;
   // Senders increment senders_in_flight, then check stopped; the stopping actor sets stopped,
   // then drains until senders_in_flight is 0, so no message is ever stranded in a closed mailbox.
-  std::atomic<bool> stopped{false};
+  // Written by senders and read by the actor; the counters below are written by the actor, so
+  // they live on another cache line (sharing one costs a third of the message rate).
+  alignas(64) std::atomic<bool> stopped{false};
   std::atomic<int> senders_in_flight{0};
-  std::atomic<bool> failed{false};
-  std::atomic<uint64_t> processed{0}, unknown_type{0}, handler_failures{0}, restarts{0},
-      dropped_full{0}, discarded{0}, timers_fired{0};
+  std::atomic<uint64_t> dropped_full{0};
+  alignas(64) std::atomic<bool> failed{false};
+  std::atomic<uint64_t> processed{0}, unknown_type{0}, handler_failures{0}, restarts{0}, discarded{0},
+      timers_fired{0};
 };
 
 enum class SendPolicy { kBlockWhileFull, kDropIfFull };
@@ -125,7 +128,27 @@ class MessageSink {
   virtual ~MessageSink() = default;
   // Always consumes the message (frees it unless it was queued).
   virtual SendResult Post(const ActorAddress& to, std::unique_ptr<Message> message, SendPolicy policy) = 0;
+  // Inline frames (see message.h), for sinks that take them.
+  virtual bool takes_inline_frames() const { return false; }
+  virtual SendResult PostFrame(const ActorAddress& /*to*/, const std::byte* /*frame*/, size_t /*size*/,
+                               SendPolicy /*policy*/) {
+    return SendResult::kStopped;
+  }
 };
+
+// Sends a typed payload through a sink: inline when the payload and the sink allow it.
+template <typename T>
+SendResult SendTyped(MessageSink& sink, const ActorAddress& to, T&& message, SendPolicy policy) {
+  using Payload = std::decay_t<T>;
+  if constexpr (kSendsInline<Payload>) {
+    if (sink.takes_inline_frames()) {
+      std::array<std::byte, kMaxFrameSize> frame;
+      const size_t size = EncodeInline(message, frame);
+      return sink.PostFrame(to, frame.data(), size, policy);
+    }
+  }
+  return sink.Post(to, std::make_unique<Envelope<Payload>>(std::forward<T>(message)), policy);
+}
 class ActorCell;
 }  // namespace detail
 
@@ -148,12 +171,12 @@ class ActorContext {
   // yourself or around a cycle of actors (deadlock); use SendOrDrop there.
   template <typename T>
   SendResult Send(const ActorAddress& to, T message) {
-    return Post(to, std::make_unique<Envelope<T>>(std::move(message)), detail::SendPolicy::kBlockWhileFull);
+    return detail::SendTyped(sink(), to, std::move(message), detail::SendPolicy::kBlockWhileFull);
   }
   // Peer-fed traffic: never blocks; a full mailbox drops the message and counts it on the target.
   template <typename T>
   SendResult SendOrDrop(const ActorAddress& to, T message) {
-    return Post(to, std::make_unique<Envelope<T>>(std::move(message)), detail::SendPolicy::kDropIfFull);
+    return detail::SendTyped(sink(), to, std::move(message), detail::SendPolicy::kDropIfFull);
   }
   SendResult Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy);
 
@@ -169,6 +192,7 @@ class ActorContext {
  private:
   friend class detail::ActorCell;
   explicit ActorContext(detail::ActorCell& cell) : cell_(cell) {}
+  detail::MessageSink& sink();
   detail::ActorCell& cell_;
 };
 

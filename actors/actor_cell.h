@@ -12,7 +12,7 @@
 
 namespace gpumart::actors::detail {
 
-class ActorCell {
+class ActorCell final : public BorrowedDelivery {
  public:
   struct Watch {
     zmq::socket_t* socket;
@@ -21,7 +21,7 @@ class ActorCell {
 
   ActorCell(std::shared_ptr<MailboxCore> core, ActorFactory factory, const Clock& clock, int max_restarts,
             MessageSink& sink, zmq::context_t& zmq_context);
-  ~ActorCell();
+  virtual ~ActorCell();
   ActorCell(const ActorCell&) = delete;
   ActorCell& operator=(const ActorCell&) = delete;
 
@@ -29,6 +29,10 @@ class ActorCell {
   std::optional<std::string> Start();
   // Runs the message's handler under supervision, then frees the message.
   Delivery Deliver(std::unique_ptr<Message> message);
+  // The same for a message the caller owns (an inline frame rebuilt on the stack).
+  void DeliverBorrowed(Message& message) override;
+  // Counts an inline frame freed unhandled at stop.
+  void CountDiscarded();
   // Frees a message that will never be handled, telling a waiting requester why.
   void Discard(std::unique_ptr<Message> message, RequestError reason);
   // Fires timers due at the clock's current time; returns how many fired.
@@ -49,6 +53,7 @@ class ActorCell {
   friend class gpumart::actors::ActorContext;
   template <typename F>
   bool Supervise(const char* what, const char* detail, F&& body);
+  Delivery Dispatch(Message& message);
   void RestartIfBroken();
   std::optional<std::string> BuildState();
   void DropState();

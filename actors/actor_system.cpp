@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
 #include <cassert>
 #include <thread>
 #include <zmq.hpp>
@@ -25,25 +28,47 @@ constexpr char kSignalTerminate = 'T';
 std::string MailboxEndpoint(uint64_t id) { return "inproc://gpumart-actor-" + std::to_string(id); }
 std::string ControlEndpoint(uint64_t id) { return MailboxEndpoint(id) + "-control"; }
 
-Message* ReceivePointer(zmq::socket_t& mailbox) {
-  Message* raw = nullptr;
-  auto received = mailbox.recv(zmq::mutable_buffer(&raw, sizeof raw), zmq::recv_flags::dontwait);
-  if (!received) return nullptr;
-  assert(received->size == sizeof raw);
-  raw->AcquireAfterHandoff();
-  return raw;
+enum class OnReceive { kDeliver, kDiscard };
+
+// Receives one frame and delivers or discards it; false when the mailbox is empty.
+bool ReceiveOne(zmq::socket_t& mailbox, detail::ActorCell& cell, OnReceive what) {
+  alignas(std::max_align_t) std::array<std::byte, kMaxFrameSize> frame;
+  auto received = mailbox.recv(zmq::mutable_buffer(frame.data(), frame.size()), zmq::recv_flags::dontwait);
+  if (!received) return false;
+  // Only Outboxes of this process can reach an inproc mailbox, so frames are well formed.
+  assert(!received->truncated() && received->size >= sizeof(Message*));
+  if (received->size == sizeof(Message*)) {
+    Message* raw = nullptr;
+    std::memcpy(&raw, frame.data(), sizeof raw);
+    raw->AcquireAfterHandoff();
+    std::unique_ptr<Message> message(raw);
+    if (what == OnReceive::kDeliver) {
+      cell.Deliver(std::move(message));
+    } else {
+      cell.Discard(std::move(message), RequestError::kStopped);
+    }
+  } else if (what == OnReceive::kDeliver) {
+    detail::InlineDecoder decode = nullptr;
+    std::memcpy(&decode, frame.data(), sizeof decode);
+    decode(frame.data() + sizeof decode, cell);
+  } else {
+    cell.CountDiscarded();
+  }
+  return true;
 }
 
 // Called once `stopped` is set: frees everything queued, including messages from senders that
 // were mid-send when the flag went up (they are counted in senders_in_flight).
 void DrainOnStop(zmq::socket_t& mailbox, detail::ActorCell& cell, detail::MailboxCore& core) {
   for (;;) {
-    while (Message* raw = ReceivePointer(mailbox)) cell.Discard(std::unique_ptr<Message>(raw), RequestError::kStopped);
+    while (ReceiveOne(mailbox, cell, OnReceive::kDiscard)) {
+    }
     if (core.senders_in_flight.load() == 0) break;
     zmq_pollitem_t item{mailbox.handle(), 0, ZMQ_POLLIN, 0};
     zmq_poll(&item, 1, 1);  // a sender blocked on our full mailbox is about to deliver
   }
-  while (Message* raw = ReceivePointer(mailbox)) cell.Discard(std::unique_ptr<Message>(raw), RequestError::kStopped);
+  while (ReceiveOne(mailbox, cell, OnReceive::kDiscard)) {
+  }
 }
 
 struct ThreadArgs {
@@ -103,10 +128,7 @@ void RunActor(ThreadArgs args) {
       if (control.recv(zmq::mutable_buffer(&signal, 1), zmq::recv_flags::dontwait) && signal == kSignalTerminate) break;
     }
     if (items[1].revents & ZMQ_POLLIN) {
-      for (int i = 0; i < kMaxMailboxBatch; ++i) {
-        Message* raw = ReceivePointer(mailbox);
-        if (raw == nullptr) break;
-        cell.Deliver(std::unique_ptr<Message>(raw));
+      for (int i = 0; i < kMaxMailboxBatch && ReceiveOne(mailbox, cell, OnReceive::kDeliver); ++i) {
       }
     }
     for (size_t i = 0; i < watched.size() && built_version == cell.watches_version(); ++i) {

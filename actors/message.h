@@ -1,5 +1,9 @@
 // Typed, move-only messages passed between actors of one process without serialisation.
 //
+// Small trivially copyable payloads (kMaxInlinePayload bytes or less) skip the heap: their bytes
+// travel inside the ZeroMQ frame after a pointer to the per-type function that rebuilds them on
+// the receiving actor's stack. Inproc frames never leave the process, so that pointer is trusted.
+//
 // Ownership: a message is a heap object (an Envelope) owned by exactly one party at a time.
 // Send/SendOrDrop/Request take their payload by value and always consume it: on success the
 // envelope's pointer travels over an inproc socket (8 bytes) and the receiving actor owns and
@@ -8,12 +12,17 @@
 // the stopping actor. Nobody ever frees a message twice or loses one (tests run under ASan).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <condition_variable>
+#include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 
@@ -94,7 +103,47 @@ class Envelope final : public Message {
   T payload_;
 };
 
+
+// Frames on an actor's mailbox socket: exactly 8 bytes = an owned Message*; longer = an
+// InlineDecoder followed by the payload bytes. ZeroMQ stores frames of up to 33 bytes inside the
+// message itself (no allocation), which bounds inline payloads.
+constexpr size_t kMaxInlinePayload = 24;
+constexpr size_t kMaxFrameSize = sizeof(void*) + kMaxInlinePayload;
+
+template <typename T>
+constexpr bool kSendsInline = std::is_trivially_copyable_v<T> && sizeof(T) <= kMaxInlinePayload;
+
 namespace detail {
+
+// Receives a message that lives on the caller's stack (inline frames).
+class BorrowedDelivery {
+ public:
+  virtual void DeliverBorrowed(Message& message) = 0;
+
+ protected:
+  ~BorrowedDelivery() = default;
+};
+
+using InlineDecoder = void (*)(const std::byte* payload, BorrowedDelivery& target);
+
+// Rebuilds the payload on the stack and delivers it: the receiving end of EncodeInline.
+template <typename T>
+void DecodeInline(const std::byte* payload, BorrowedDelivery& target) {
+  std::array<std::byte, sizeof(T)> bytes;
+  std::memcpy(bytes.data(), payload, sizeof(T));
+  Envelope<T> envelope(std::bit_cast<T>(bytes));
+  target.DeliverBorrowed(envelope);
+}
+
+// Builds the frame for an inline payload; returns its size.
+template <typename T>
+size_t EncodeInline(const T& payload, std::array<std::byte, kMaxFrameSize>& frame) {
+  static_assert(kSendsInline<T>);
+  const InlineDecoder decoder = &DecodeInline<T>;
+  std::memcpy(frame.data(), &decoder, sizeof decoder);
+  std::memcpy(frame.data() + sizeof decoder, &payload, sizeof(T));
+  return sizeof decoder + sizeof(T);
+}
 
 // Where a reply lands. Shared by the requester (who may give up on timeout) and the envelope.
 template <typename R>

@@ -55,33 +55,43 @@ void Outbox::Unlink(const detail::MailboxCore* core) {
   links_.erase(it);
 }
 
-SendResult Outbox::Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) {
-  assert(message != nullptr);
-  const auto& core = to.core();
-  if (!core || core->endpoint.empty()) {
-    message->Abandon(RequestError::kStopped);
-    return SendResult::kStopped;
-  }
+SendResult Outbox::SendFrame(const std::shared_ptr<detail::MailboxCore>& core, const void* frame, size_t size,
+                             detail::SendPolicy policy) {
+  if (!core || core->endpoint.empty()) return SendResult::kStopped;
   InFlightGuard in_flight(*core);
   if (core->stopped.load()) {
     Unlink(core.get());
-    message->Abandon(RequestError::kStopped);
     return SendResult::kStopped;
   }
   Link* link = LinkTo(core);
-  Message* raw = message.get();
-  raw->PublishForHandoff();
   const auto flags = policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
   try {
-    if (!link->socket.send(zmq::const_buffer(&raw, sizeof raw), flags)) {
+    if (!link->socket.send(zmq::const_buffer(frame, size), flags)) {
       core->dropped_full.fetch_add(1, std::memory_order_relaxed);
-      return SendResult::kDropped;  // `message` still owns the envelope and frees it
+      return SendResult::kDropped;
     }
   } catch (const zmq::error_t&) {
     return SendResult::kStopped;  // the context is shutting down
   }
-  (void)message.release();  // the receiving actor owns it now
   return SendResult::kOk;
+}
+
+SendResult Outbox::Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) {
+  assert(message != nullptr);
+  Message* raw = message.get();
+  raw->PublishForHandoff();
+  const SendResult result = SendFrame(to.core(), &raw, sizeof raw, policy);
+  if (result == SendResult::kOk) {
+    (void)message.release();  // the receiving actor owns it now
+  } else {
+    message->Abandon(RequestError::kStopped);  // freed here
+  }
+  return result;
+}
+
+SendResult Outbox::PostFrame(const ActorAddress& to, const std::byte* frame, size_t size, detail::SendPolicy policy) {
+  assert(size > sizeof(Message*) && size <= kMaxFrameSize);
+  return SendFrame(to.core(), frame, size, policy);
 }
 
 SendResult Outbox::PostUntil(const ActorAddress& to, std::unique_ptr<Message> message,

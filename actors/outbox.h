@@ -30,11 +30,11 @@ class Outbox final : public detail::MessageSink {
 
   template <typename T>
   SendResult Send(const ActorAddress& to, T message) {
-    return Post(to, std::make_unique<Envelope<T>>(std::move(message)), detail::SendPolicy::kBlockWhileFull);
+    return detail::SendTyped(*this, to, std::move(message), detail::SendPolicy::kBlockWhileFull);
   }
   template <typename T>
   SendResult SendOrDrop(const ActorAddress& to, T message) {
-    return Post(to, std::make_unique<Envelope<T>>(std::move(message)), detail::SendPolicy::kDropIfFull);
+    return detail::SendTyped(*this, to, std::move(message), detail::SendPolicy::kDropIfFull);
   }
   // Asks `to` and waits for the reply of type R (the return type of the target's OnRequest
   // handler for T). A reply arriving after the timeout is discarded.
@@ -53,12 +53,17 @@ class Outbox final : public detail::MessageSink {
   }
 
   SendResult Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) override;
+  bool takes_inline_frames() const override { return true; }
+  SendResult PostFrame(const ActorAddress& to, const std::byte* frame, size_t size, detail::SendPolicy policy) override;
 
  private:
   struct Link;
   // Queues unless the mailbox stays full until the deadline (then kDropped, not counted).
   SendResult PostUntil(const ActorAddress& to, std::unique_ptr<Message> message,
                        std::chrono::steady_clock::time_point deadline);
+  // Queues one frame under the stop protocol and the policy; counts drops.
+  SendResult SendFrame(const std::shared_ptr<detail::MailboxCore>& core, const void* frame, size_t size,
+                       detail::SendPolicy policy);
   Link* LinkTo(const std::shared_ptr<detail::MailboxCore>& core);
   void Unlink(const detail::MailboxCore* core);
 
