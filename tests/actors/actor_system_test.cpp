@@ -80,6 +80,8 @@ TEST(ActorSystemTest, ManySendersEachKeepTheirOrder) {
   auto send = [&](int base) {
     Outbox outbox(system);
     for (int i = 0; i < kPerSender; ++i) outbox.Send(handle.address(), Value{base + i});
+    // Order holds per sender only: a reply on this sender's pipe proves its messages were handled.
+    EXPECT_TRUE(outbox.Request<std::vector<int>>(handle.address(), GetValues{}, kWaitLimit).ok());
   };
   std::thread a(send, 0), b(send, 1'000'000);
   a.join();

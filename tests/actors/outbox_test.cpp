@@ -106,6 +106,27 @@ TEST_F(OutboxTest, RequestTimesOutWhileTheMailboxStaysFull) {
   gate_.open.CountDown();
 }
 
+TEST_F(OutboxTest, QueuedMessagesOutliveTheirSendersOutbox) {
+  Hold();
+  LiveCounter counter;
+  constexpr int kCount = kHwm / 2;
+  {
+    Outbox short_lived(system_);
+    for (int i = 0; i < kCount; ++i) ASSERT_EQ(short_lived.Send(address(), Tracked(counter, i)), SendResult::kOk);
+    for (int i = 0; i < kCount; ++i) ASSERT_EQ(short_lived.Send(address(), Value{kCount + i}), SendResult::kOk);
+  }
+  gate_.open.CountDown();
+  // Another sender's pipe is not ordered with the closed one: wait (bounded) for the count.
+  const auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (address().stats().processed < 1 + 2 * kCount && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  const std::vector<int> values = Values();
+  ASSERT_EQ(values.size(), static_cast<size_t>(2 * kCount));
+  for (int i = 0; i < 2 * kCount; ++i) EXPECT_EQ(values[i], i);
+  EXPECT_EQ(counter.live.load(), 0);
+}
+
 TEST_F(OutboxTest, OneOutboxTalksToManyActors) {
   ActorHandle other = system_.Spawn(ActorOptions{}, [] { return std::make_unique<Recorder>(); });
   for (int i = 0; i < 100; ++i) {
