@@ -12,6 +12,7 @@
 
 #include "actors/actor_cell.h"
 #include "actors/outbox.h"
+#include "actors/sanitizer.h"
 
 namespace gpumart::actors {
 
@@ -31,10 +32,11 @@ std::string ControlEndpoint(uint64_t id) { return MailboxEndpoint(id) + "-contro
 enum class OnReceive { kDeliver, kDiscard };
 
 // Receives one frame and delivers or discards it; false when the mailbox is empty.
-bool ReceiveOne(zmq::socket_t& mailbox, detail::ActorCell& cell, OnReceive what) {
+bool ReceiveOne(zmq::socket_t& mailbox, const detail::MailboxCore& core, detail::ActorCell& cell, OnReceive what) {
   alignas(std::max_align_t) std::array<std::byte, kMaxFrameSize> frame;
   auto received = mailbox.recv(zmq::mutable_buffer(frame.data(), frame.size()), zmq::recv_flags::dontwait);
   if (!received) return false;
+  detail::AnnotateFrameReceived(&core);
   // Only Outboxes of this process can reach an inproc mailbox, so frames are well formed.
   assert(!received->truncated() && received->size >= sizeof(Message*));
   if (received->size == sizeof(Message*)) {
@@ -61,13 +63,13 @@ bool ReceiveOne(zmq::socket_t& mailbox, detail::ActorCell& cell, OnReceive what)
 // were mid-send when the flag went up (they are counted in senders_in_flight).
 void DrainOnStop(zmq::socket_t& mailbox, detail::ActorCell& cell, detail::MailboxCore& core) {
   for (;;) {
-    while (ReceiveOne(mailbox, cell, OnReceive::kDiscard)) {
+    while (ReceiveOne(mailbox, core, cell, OnReceive::kDiscard)) {
     }
     if (core.senders_in_flight.load() == 0) break;
     zmq_pollitem_t item{mailbox.handle(), 0, ZMQ_POLLIN, 0};
     zmq_poll(&item, 1, 1);  // a sender blocked on our full mailbox is about to deliver
   }
-  while (ReceiveOne(mailbox, cell, OnReceive::kDiscard)) {
+  while (ReceiveOne(mailbox, core, cell, OnReceive::kDiscard)) {
   }
 }
 
@@ -80,11 +82,8 @@ struct ThreadArgs {
   std::string* init_error;  // written before kSignalFailed; read by Spawn after join
 };
 
-void RunActor(ThreadArgs args) {
+void RunActorLoop(ThreadArgs& args, zmq::socket_t& control, bool& signalled) {
   auto& core = *args.core;
-  zmq::socket_t control(*args.zmq_context, zmq::socket_type::pair);
-  control.set(zmq::sockopt::linger, 0);
-  control.connect(ControlEndpoint(core.id));
   zmq::socket_t mailbox(*args.zmq_context, zmq::socket_type::pull);
   mailbox.set(zmq::sockopt::rcvhwm, std::max(1, core.hwm - core.hwm / 2));
   mailbox.set(zmq::sockopt::linger, 0);
@@ -96,9 +95,11 @@ void RunActor(ThreadArgs args) {
   if (auto error = cell.Start()) {
     *args.init_error = *error;
     core.stopped.store(true);
+    signalled = true;
     control.send(zmq::const_buffer(&kSignalFailed, 1));
     return;
   }
+  signalled = true;
   control.send(zmq::const_buffer(&kSignalReady, 1));
 
   std::vector<zmq_pollitem_t> items;
@@ -128,7 +129,7 @@ void RunActor(ThreadArgs args) {
       if (control.recv(zmq::mutable_buffer(&signal, 1), zmq::recv_flags::dontwait) && signal == kSignalTerminate) break;
     }
     if (items[1].revents & ZMQ_POLLIN) {
-      for (int i = 0; i < kMaxMailboxBatch && ReceiveOne(mailbox, cell, OnReceive::kDeliver); ++i) {
+      for (int i = 0; i < kMaxMailboxBatch && ReceiveOne(mailbox, core, cell, OnReceive::kDeliver); ++i) {
       }
     }
     for (size_t i = 0; i < watched.size() && built_version == cell.watches_version(); ++i) {
@@ -140,6 +141,30 @@ void RunActor(ThreadArgs args) {
   core.stopped.store(true);
   DrainOnStop(mailbox, cell, core);
   cell.Shutdown();
+}
+
+// The thread body. Handler exceptions never get here (the cell catches them); this catches
+// runtime failures (a socket error, a context torn down under a running actor) so that they end
+// the actor, not the process.
+void RunActor(ThreadArgs args) {
+  zmq::socket_t control(*args.zmq_context, zmq::socket_type::pair);
+  control.set(zmq::sockopt::linger, 0);
+  control.connect(ControlEndpoint(args.core->id));
+  bool signalled = false;
+  try {
+    RunActorLoop(args, control, signalled);
+    return;
+  } catch (const std::exception& e) {
+    spdlog::critical("actor {}: runtime failure: {}", args.core->name, e.what());
+    if (!signalled) *args.init_error = std::string("runtime failure: ") + e.what();
+  }
+  args.core->stopped.store(true);
+  if (!signalled) {
+    try {
+      control.send(zmq::const_buffer(&kSignalFailed, 1));
+    } catch (const zmq::error_t&) {
+    }
+  }
 }
 
 }  // namespace
@@ -158,7 +183,9 @@ struct ActorThread {
     if (terminate_sent) return;
     terminate_sent = true;
     try {
-      control.send(zmq::const_buffer(&kSignalTerminate, 1));
+      // Never blocks: the pipe holds one message; if the thread already ended (a runtime
+      // failure), there is no peer and the send is refused, and join returns at once.
+      (void)control.send(zmq::const_buffer(&kSignalTerminate, 1), zmq::send_flags::dontwait);
     } catch (const zmq::error_t&) {
       // ETERM: the actor's poll fails the same way and it exits on its own.
     }
@@ -258,3 +285,13 @@ ActorHandle ActorSystem::Spawn(ActorOptions options, ActorFactory factory) {
 }
 
 }  // namespace gpumart::actors
+
+#if defined(__SANITIZE_THREAD__)
+// libzmq is not instrumented, so ThreadSanitizer cannot see the lock-free queues it hands memory
+// across threads with, and reports its internal allocate-here/free-there as races. Ignore what
+// libzmq itself does; our own hand-off is made visible by Message::PublishForHandoff. Linked into
+// every binary that uses the runtime, so sanitizer runs need no environment settings.
+extern "C" __attribute__((visibility("default"), used)) const char* __tsan_default_suppressions() {
+  return "called_from_lib:libzmq.so\n";
+}
+#endif

@@ -5,6 +5,7 @@
 #include <zmq.hpp>
 
 #include "actors/actor_system.h"
+#include "actors/sanitizer.h"
 
 namespace gpumart::actors {
 
@@ -65,6 +66,7 @@ SendResult Outbox::SendFrame(const std::shared_ptr<detail::MailboxCore>& core, c
   }
   Link* link = LinkTo(core);
   const auto flags = policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
+  detail::AnnotateFrameSent(core.get());
   try {
     if (!link->socket.send(zmq::const_buffer(frame, size), flags)) {
       core->dropped_full.fetch_add(1, std::memory_order_relaxed);
@@ -107,6 +109,7 @@ SendResult Outbox::PostUntil(const ActorAddress& to, std::unique_ptr<Message> me
   Link* link = LinkTo(core);
   Message* raw = message.get();
   raw->PublishForHandoff();
+  detail::AnnotateFrameSent(core.get());
   try {
     for (;;) {
       if (link->socket.send(zmq::const_buffer(&raw, sizeof raw), zmq::send_flags::dontwait)) {
