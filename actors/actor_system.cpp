@@ -1,12 +1,15 @@
 #include "actors/actor_system.h"
 
+#include <linux/membarrier.h>
 #include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <cstring>
 #include <cassert>
+#include <cstring>
 #include <thread>
 #include <zmq.hpp>
 
@@ -18,8 +21,8 @@ namespace gpumart::actors {
 
 namespace {
 
-// Messages handled per poll: large enough to amortise the poll, small enough that a terminate
-// message or a due timer waits for at most this many handlers.
+// Messages handled between two looks at timers and watched sockets: large enough to amortise a
+// poll, small enough that a due timer or a readable socket waits for at most this many handlers.
 constexpr int kMaxMailboxBatch = 256;
 
 constexpr char kSignalReady = 'R';
@@ -59,18 +62,45 @@ bool ReceiveOne(zmq::socket_t& mailbox, const detail::MailboxCore& core, detail:
   return true;
 }
 
+// The stopping side of the Dekker handshake in MailboxCore: after `stopped` is set, makes every
+// sender's busy flag visible here (or `stopped` visible to that sender).
+void HeavyFence(const detail::MailboxCore& core) {
+  if (core.asymmetric_fences &&
+      syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+    return;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Senders used only a compiler barrier: fall back to the slow global barrier.
+  if (core.asymmetric_fences) syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+}
+
+bool AnySenderBusy(detail::MailboxCore& core) {
+  std::lock_guard lock(core.senders_mutex);
+  return std::any_of(core.senders.begin(), core.senders.end(),
+                     [](const std::atomic<bool>* busy) { return busy->load(std::memory_order_acquire); });
+}
+
 // Called once `stopped` is set: frees everything queued, including messages from senders that
-// were mid-send when the flag went up (they are counted in senders_in_flight).
+// were mid-send when the flag went up (a trusted sender may be blocked on our full mailbox).
 void DrainOnStop(zmq::socket_t& mailbox, detail::ActorCell& cell, detail::MailboxCore& core) {
+  HeavyFence(core);
   for (;;) {
     while (ReceiveOne(mailbox, core, cell, OnReceive::kDiscard)) {
     }
-    if (core.senders_in_flight.load() == 0) break;
+    if (!AnySenderBusy(core)) break;
     zmq_pollitem_t item{mailbox.handle(), 0, ZMQ_POLLIN, 0};
-    zmq_poll(&item, 1, 1);  // a sender blocked on our full mailbox is about to deliver
+    zmq_poll(&item, 1, 1);  // a sender is about to deliver
   }
   while (ReceiveOne(mailbox, core, cell, OnReceive::kDiscard)) {
   }
+}
+
+// Lets senders skip their per-message fence (see MailboxCore). Registration is per process and
+// idempotent; false where the kernel lacks membarrier(2) or a sandbox forbids it.
+bool EnableAsymmetricFences() {
+  const long supported = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (supported < 0 || (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+  return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 struct ThreadArgs {
@@ -105,6 +135,8 @@ void RunActorLoop(ThreadArgs& args, zmq::socket_t& control, bool& signalled) {
   std::vector<zmq_pollitem_t> items;
   std::vector<const zmq::socket_t*> watched;  // parallel to items[2..]
   uint64_t built_version = cell.watches_version() + 1;
+  bool mailbox_busy = false;  // the last drain hit the batch limit: more is waiting
+  const auto stop_requested = [&] { return core.stop_requested.load(std::memory_order_relaxed); };
   for (;;) {
     if (built_version != cell.watches_version()) {
       items.assign({{control.handle(), 0, ZMQ_POLLIN, 0}, {mailbox.handle(), 0, ZMQ_POLLIN, 0}});
@@ -115,24 +147,36 @@ void RunActorLoop(ThreadArgs& args, zmq::socket_t& control, bool& signalled) {
       }
       built_version = cell.watches_version();
     }
-    long timeout_ms = -1;
-    if (auto deadline = cell.NextTimerDeadline()) {
-      timeout_ms = static_cast<long>(std::max<int64_t>(0, *deadline - args.clock->MonotonicMs()));
+    // zmq_poll costs several system calls, so a busy mailbox with nothing else to watch is not
+    // polled at all: terminate is then seen through core.stop_requested.
+    const bool poll = !mailbox_busy || !watched.empty();
+    if (poll) {
+      long timeout_ms = -1;
+      if (mailbox_busy) {
+        timeout_ms = 0;
+      } else if (auto deadline = cell.NextTimerDeadline()) {
+        timeout_ms = static_cast<long>(std::max<int64_t>(0, *deadline - args.clock->MonotonicMs()));
+      }
+      if (zmq_poll(items.data(), static_cast<int>(items.size()), timeout_ms) < 0) {
+        if (zmq_errno() == EINTR) continue;
+        spdlog::error("actor {}: poll failed: {}", core.name, zmq_strerror(zmq_errno()));
+        break;  // ETERM: the context is going away
+      }
     }
-    if (zmq_poll(items.data(), static_cast<int>(items.size()), timeout_ms) < 0) {
-      if (zmq_errno() == EINTR) continue;
-      spdlog::error("actor {}: poll failed: {}", core.name, zmq_strerror(zmq_errno()));
-      break;  // ETERM: the context is going away
-    }
-    if (items[0].revents & ZMQ_POLLIN) {
+    if (stop_requested()) break;
+    if (poll && (items[0].revents & ZMQ_POLLIN)) {
       char signal = 0;
       if (control.recv(zmq::mutable_buffer(&signal, 1), zmq::recv_flags::dontwait) && signal == kSignalTerminate) break;
     }
-    if (items[1].revents & ZMQ_POLLIN) {
-      for (int i = 0; i < kMaxMailboxBatch && ReceiveOne(mailbox, core, cell, OnReceive::kDeliver); ++i) {
+    int handled = 0;
+    if (!poll || mailbox_busy || (items[1].revents & ZMQ_POLLIN)) {
+      while (handled < kMaxMailboxBatch && !stop_requested() &&
+             ReceiveOne(mailbox, core, cell, OnReceive::kDeliver)) {
+        ++handled;
       }
     }
-    for (size_t i = 0; i < watched.size() && built_version == cell.watches_version(); ++i) {
+    mailbox_busy = handled == kMaxMailboxBatch;
+    for (size_t i = 0; poll && i < watched.size() && built_version == cell.watches_version(); ++i) {
       if (items[i + 2].revents & ZMQ_POLLIN) cell.HandleReadable(watched[i]);
     }
     cell.FireDueTimers();
@@ -172,6 +216,7 @@ void RunActor(ThreadArgs args) {
 namespace detail {
 
 struct ActorThread {
+  std::shared_ptr<MailboxCore> core;
   std::mutex mutex;  // serialises Stop callers
   zmq::socket_t control;
   std::thread thread;
@@ -182,6 +227,7 @@ struct ActorThread {
   void SendTerminate() {
     if (terminate_sent) return;
     terminate_sent = true;
+    core->stop_requested.store(true, std::memory_order_relaxed);  // seen between two messages
     try {
       // Never blocks: the pipe holds one message; if the thread already ended (a runtime
       // failure), there is no peer and the send is refused, and join returns at once.
@@ -227,7 +273,8 @@ void ActorHandle::RequestStop() {
   if (thread_) thread_->RequestStop();
 }
 
-ActorSystem::ActorSystem() : zmq_context_(std::make_unique<zmq::context_t>()) {}
+ActorSystem::ActorSystem()
+    : zmq_context_(std::make_unique<zmq::context_t>()), asymmetric_fences_(EnableAsymmetricFences()) {}
 
 ActorSystem::~ActorSystem() {
   std::vector<std::weak_ptr<detail::ActorThread>> threads;
@@ -254,8 +301,10 @@ ActorHandle ActorSystem::Spawn(ActorOptions options, ActorFactory factory) {
     std::lock_guard lock(mutex_);
     id = next_id_++;
   }
-  auto core = std::make_shared<detail::MailboxCore>(id, options.name, MailboxEndpoint(id), options.mailbox_hwm);
+  auto core = std::make_shared<detail::MailboxCore>(id, options.name, MailboxEndpoint(id), options.mailbox_hwm,
+                                                    asymmetric_fences_);
   auto thread = std::make_shared<detail::ActorThread>();
+  thread->core = core;
   thread->control = zmq::socket_t(*zmq_context_, zmq::socket_type::pair);
   thread->control.set(zmq::sockopt::linger, 0);
   thread->control.bind(ControlEndpoint(id));

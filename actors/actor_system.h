@@ -1,10 +1,10 @@
 // Runs actors on their own threads, CZMQ zactor style:
 //   Spawn  starts the thread, which builds the state and runs Init, then signals ready on a
 //          control pipe; Spawn returns only after that signal (or the Init failure).
-//   Stop   sends an explicit terminate message on the control pipe (never blocked by a full
-//          mailbox) and returns only after the thread has finished: the current handler
-//          completes, every message still queued is freed (requests fail with kStopped) and
-//          counted as discarded, the state is destroyed, the thread is joined.
+//   Stop   raises a stop flag and sends an explicit terminate message on the control pipe
+//          (never blocked by a full mailbox); returns only after the thread has finished: the
+//          current handler completes, every message still queued is freed (requests fail with
+//          kStopped) and counted as discarded, the state is destroyed, the thread is joined.
 // One ActorSystem per process owns the ZeroMQ context; no globals.
 #pragma once
 
@@ -42,7 +42,7 @@ class ActorHandle {
   const ActorAddress& address() const { return address_; }
   StopResult Stop();
   // Sends the terminate message without waiting (to stop many actors in parallel); the actor
-  // finishes its current batch of at most 256 messages, then frees the rest. Stop() still joins.
+  // finishes its current handler, then frees the rest. Stop() still joins.
   void RequestStop();
 
  private:
@@ -65,6 +65,7 @@ class ActorSystem {
 
  private:
   std::unique_ptr<zmq::context_t> zmq_context_;
+  const bool asymmetric_fences_;  // membarrier(2) registered; see detail::MailboxCore
   std::mutex mutex_;
   uint64_t next_id_ = 1;
   std::vector<std::weak_ptr<detail::ActorThread>> threads_;

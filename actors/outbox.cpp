@@ -10,22 +10,42 @@
 namespace gpumart::actors {
 
 struct Outbox::Link {
+  Link(std::shared_ptr<detail::MailboxCore> core_in, zmq::socket_t socket_in)
+      : core(std::move(core_in)), socket(std::move(socket_in)) {
+    std::lock_guard lock(core->senders_mutex);
+    core->senders.push_back(&sending);
+  }
+  ~Link() {
+    std::lock_guard lock(core->senders_mutex);
+    std::erase(core->senders, &sending);
+  }
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
   std::shared_ptr<detail::MailboxCore> core;
   zmq::socket_t socket;
+  std::atomic<bool> sending{false};  // up while a frame is being queued (see MailboxCore)
 };
 
 namespace {
 
-// Makes the stopping actor wait for this send before it closes its mailbox (see MailboxCore).
-class InFlightGuard {
+// Holds a link's busy flag up for one send.
+class SendingFlag {
  public:
-  explicit InFlightGuard(detail::MailboxCore& core) : core_(core) { core_.senders_in_flight.fetch_add(1); }
-  ~InFlightGuard() { core_.senders_in_flight.fetch_sub(1); }
-  InFlightGuard(const InFlightGuard&) = delete;
-  InFlightGuard& operator=(const InFlightGuard&) = delete;
+  explicit SendingFlag(std::atomic<bool>& flag, const detail::MailboxCore& core) : flag_(flag) {
+    flag_.store(true, std::memory_order_relaxed);
+    if (core.asymmetric_fences) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the actor's membarrier does the rest
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+  }
+  ~SendingFlag() { flag_.store(false, std::memory_order_release); }
+  SendingFlag(const SendingFlag&) = delete;
+  SendingFlag& operator=(const SendingFlag&) = delete;
 
  private:
-  detail::MailboxCore& core_;
+  std::atomic<bool>& flag_;
 };
 
 }  // namespace
@@ -39,7 +59,7 @@ Outbox::Link* Outbox::LinkTo(const std::shared_ptr<detail::MailboxCore>& core) {
   for (auto& link : links_) {
     if (link->core == core) return last_ = link.get();
   }
-  auto link = std::make_unique<Link>(Link{core, zmq::socket_t(zmq_context_, zmq::socket_type::push)});
+  auto link = std::make_unique<Link>(core, zmq::socket_t(zmq_context_, zmq::socket_type::push));
   // Inproc pipes hold the sender's SNDHWM plus the receiver's RCVHWM; the actor's mailbox uses
   // the other half, so one sender can queue about mailbox_hwm messages.
   link->socket.set(zmq::sockopt::sndhwm, std::max(1, core->hwm / 2));
@@ -59,23 +79,24 @@ void Outbox::Unlink(const detail::MailboxCore* core) {
 SendResult Outbox::SendFrame(const std::shared_ptr<detail::MailboxCore>& core, const void* frame, size_t size,
                              detail::SendPolicy policy) {
   if (!core || core->endpoint.empty()) return SendResult::kStopped;
-  InFlightGuard in_flight(*core);
-  if (core->stopped.load()) {
-    Unlink(core.get());
-    return SendResult::kStopped;
-  }
-  Link* link = LinkTo(core);
-  const auto flags = policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
-  detail::AnnotateFrameSent(core.get());
-  try {
-    if (!link->socket.send(zmq::const_buffer(frame, size), flags)) {
-      core->dropped_full.fetch_add(1, std::memory_order_relaxed);
-      return SendResult::kDropped;
+  SendResult result = SendResult::kStopped;
+  if (!core->stopped.load(std::memory_order_relaxed)) {
+    Link* link = LinkTo(core);
+    SendingFlag sending(link->sending, *core);
+    if (!core->stopped.load(std::memory_order_relaxed)) {
+      const auto flags =
+          policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
+      detail::AnnotateFrameSent(core.get());
+      try {
+        result = link->socket.send(zmq::const_buffer(frame, size), flags) ? SendResult::kOk : SendResult::kDropped;
+      } catch (const zmq::error_t&) {
+        // the context is shutting down: kStopped
+      }
     }
-  } catch (const zmq::error_t&) {
-    return SendResult::kStopped;  // the context is shutting down
   }
-  return SendResult::kOk;
+  if (result == SendResult::kDropped) core->dropped_full.fetch_add(1, std::memory_order_relaxed);
+  if (result == SendResult::kStopped) Unlink(core.get());
+  return result;
 }
 
 SendResult Outbox::Post(const ActorAddress& to, std::unique_ptr<Message> message, detail::SendPolicy policy) {
@@ -100,29 +121,31 @@ SendResult Outbox::PostUntil(const ActorAddress& to, std::unique_ptr<Message> me
                              std::chrono::steady_clock::time_point deadline) {
   assert(message != nullptr);
   const auto& core = to.core();
-  if (!core || core->endpoint.empty()) return SendResult::kStopped;
-  InFlightGuard in_flight(*core);
-  if (core->stopped.load()) {
-    Unlink(core.get());
-    return SendResult::kStopped;
-  }
+  if (!core || core->endpoint.empty() || core->stopped.load(std::memory_order_relaxed)) return SendResult::kStopped;
   Link* link = LinkTo(core);
   Message* raw = message.get();
   raw->PublishForHandoff();
-  detail::AnnotateFrameSent(core.get());
-  try {
-    for (;;) {
-      if (link->socket.send(zmq::const_buffer(&raw, sizeof raw), zmq::send_flags::dontwait)) {
-        (void)message.release();
-        return SendResult::kOk;
+  {
+    SendingFlag sending(link->sending, *core);
+    if (core->stopped.load(std::memory_order_relaxed)) return SendResult::kStopped;
+    detail::AnnotateFrameSent(core.get());
+    try {
+      for (;;) {
+        if (link->socket.send(zmq::const_buffer(&raw, sizeof raw), zmq::send_flags::dontwait)) {
+          (void)message.release();
+          return SendResult::kOk;
+        }
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return SendResult::kDropped;
+        zmq_pollitem_t item{link->socket.handle(), 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&item, 1, static_cast<long>(left.count())) < 0 && zmq_errno() == ETERM) {
+          return SendResult::kStopped;
+        }
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return SendResult::kDropped;
-      zmq_pollitem_t item{link->socket.handle(), 0, ZMQ_POLLOUT, 0};
-      if (zmq_poll(&item, 1, static_cast<long>(left.count())) < 0 && zmq_errno() == ETERM) return SendResult::kStopped;
+    } catch (const zmq::error_t&) {
+      return SendResult::kStopped;
     }
-  } catch (const zmq::error_t&) {
-    return SendResult::kStopped;
   }
 }
 
