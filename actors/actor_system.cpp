@@ -62,22 +62,21 @@ bool ReceiveOne(zmq::socket_t& mailbox, const detail::MailboxCore& core, detail:
   return true;
 }
 
-// The stopping side of the Dekker handshake in MailboxCore: after `stopped` is set, makes every
-// sender's busy flag visible here (or `stopped` visible to that sender).
+// The stopping side of the Dekker handshake in MailboxCore, after `stopped` was stored (seq_cst):
+// makes every sender's busy flag visible here, or `stopped` visible to that sender. Without
+// asymmetric fences the senders' seq_cst exchange and our seq_cst loads already do that.
 void HeavyFence(const detail::MailboxCore& core) {
-  if (core.asymmetric_fences &&
-      syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
-    return;
+  if (!core.asymmetric_fences) return;
+  if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+  if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0) {
+    spdlog::critical("actor {}: membarrier failed after registration succeeded", core.name);
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // Senders used only a compiler barrier: fall back to the slow global barrier.
-  if (core.asymmetric_fences) syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
 }
 
 bool AnySenderBusy(detail::MailboxCore& core) {
   std::lock_guard lock(core.senders_mutex);
   return std::any_of(core.senders.begin(), core.senders.end(),
-                     [](const std::atomic<bool>* busy) { return busy->load(std::memory_order_acquire); });
+                     [](const std::atomic<bool>* busy) { return busy->load(std::memory_order_seq_cst); });
 }
 
 // Called once `stopped` is set: frees everything queued, including messages from senders that
@@ -273,8 +272,9 @@ void ActorHandle::RequestStop() {
   if (thread_) thread_->RequestStop();
 }
 
-ActorSystem::ActorSystem()
-    : zmq_context_(std::make_unique<zmq::context_t>()), asymmetric_fences_(EnableAsymmetricFences()) {}
+ActorSystem::ActorSystem(bool allow_membarrier)
+    : zmq_context_(std::make_unique<zmq::context_t>()),
+      asymmetric_fences_(allow_membarrier && EnableAsymmetricFences()) {}
 
 ActorSystem::~ActorSystem() {
   std::vector<std::weak_ptr<detail::ActorThread>> threads;

@@ -54,7 +54,9 @@ class ActorHandle {
 
 class ActorSystem {
  public:
-  ActorSystem();
+  // allow_membarrier=false makes every send pay a fence instead (see detail::MailboxCore); the
+  // runtime also falls back to that where the kernel lacks membarrier(2).
+  explicit ActorSystem(bool allow_membarrier = true);
   // Stops every actor still running, then closes the context. Outboxes must be gone by then.
   ~ActorSystem();
   ActorSystem(const ActorSystem&) = delete;

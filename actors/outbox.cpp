@@ -33,11 +33,11 @@ namespace {
 class SendingFlag {
  public:
   explicit SendingFlag(std::atomic<bool>& flag, const detail::MailboxCore& core) : flag_(flag) {
-    flag_.store(true, std::memory_order_relaxed);
     if (core.asymmetric_fences) {
+      flag_.store(true, std::memory_order_relaxed);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the actor's membarrier does the rest
     } else {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      flag_.exchange(true, std::memory_order_seq_cst);  // a full fence on its own
     }
   }
   ~SendingFlag() { flag_.store(false, std::memory_order_release); }
@@ -83,7 +83,7 @@ SendResult Outbox::SendFrame(const std::shared_ptr<detail::MailboxCore>& core, c
   if (!core->stopped.load(std::memory_order_relaxed)) {
     Link* link = LinkTo(core);
     SendingFlag sending(link->sending, *core);
-    if (!core->stopped.load(std::memory_order_relaxed)) {
+    if (!core->stopped.load(std::memory_order_seq_cst)) {
       const auto flags =
           policy == detail::SendPolicy::kDropIfFull ? zmq::send_flags::dontwait : zmq::send_flags::none;
       detail::AnnotateFrameSent(core.get());
@@ -127,7 +127,7 @@ SendResult Outbox::PostUntil(const ActorAddress& to, std::unique_ptr<Message> me
   raw->PublishForHandoff();
   {
     SendingFlag sending(link->sending, *core);
-    if (core->stopped.load(std::memory_order_relaxed)) return SendResult::kStopped;
+    if (core->stopped.load(std::memory_order_seq_cst)) return SendResult::kStopped;
     detail::AnnotateFrameSent(core.get());
     try {
       for (;;) {
