@@ -94,14 +94,15 @@ void LedgerActor::Run() {
     if (compact) writes.push_back(&compaction);
 
     const Status committed = store_->ApplyRound(writes, clock_.NowMs(), results);
-    for (size_t i = 0; i < round.size(); ++i) round[i].done(results[i]);
     {
+      // Before the acknowledgements, so a caller that saw its ack also sees it counted.
       std::lock_guard lock(mutex_);
       ++stats_.rounds;
       stats_.writes += round.size();
       if (!committed.ok()) ++stats_.failed_rounds;
       stats_.largest_round = std::max(stats_.largest_round, round.size());
     }
+    for (size_t i = 0; i < round.size(); ++i) round[i].done(results[i]);
     round.clear();
   }
 }

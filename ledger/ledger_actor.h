@@ -52,8 +52,7 @@ class LedgerActor {
 
   // Queues `write`; `done` runs (on the writer thread) once its batch is durable or has failed.
   // Never blocks: a write refused up front (bad id, queue full, stopping) runs `done` at once on
-  // this thread. `done` must be quick and must not call back into Submit synchronously... it may,
-  // but it then delays every other acknowledgement of its round.
+  // this thread. `done` should be quick: it delays the rest of its round's acknowledgements.
   void Submit(LedgerWrite write, Done done);
   std::future<Status> Submit(LedgerWrite write);
   // Submits and waits for the acknowledgement.

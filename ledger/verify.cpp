@@ -151,7 +151,8 @@ class Verifier {
   bool CheckSignedId(std::string_view key, const Signed<Body>& message) {
     const MessageId computed = market::ComputeId(message.envelope);
     if (computed != message.id) {
-      return Fail(key, "message id is " + market::ToHex(computed) + ", not the id in its key");
+      return Fail(key, "record altered or misplaced: its message id is " + market::ToHex(computed) +
+                           ", not the id in its key");
     }
     return true;
   }
