@@ -19,8 +19,8 @@ namespace {
 
 constexpr int kKills = 60;
 constexpr int kKillsPerLedger = 6;    // a fresh ledger now and then keeps verify quick
-constexpr int kMinRunMs = 5;
-constexpr int kMaxRunMs = 80;
+constexpr int kMinRunMs = 20;
+constexpr int kMaxRunMs = 150;
 
 struct ChildRun {
   std::vector<MessageId> acknowledged;
