@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include "market/msgpack_reader.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -149,435 +151,302 @@ void EncodeAssignments(Encoder& e, const std::vector<ServiceAssignment>& service
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding. The input is unpacked once with unpack_limit bounds (no container larger than
-// kMaxContainerItems, no string or bin larger than the message, depth <= kMaxDepth), then walked
-// with typed accessors that enforce the per-field limits. Errors name the field.
+// Decoding: schema-driven over MsgpackReader (see msgpack_reader.h for why), every list and
+// string bounded by a named limit. Errors name the field.
 
-using Obj = msgpack::object;
+using Reader = MsgpackReader;
 
-Status TypeError(const char* field, const char* expected) {
-  return Status::Corruption(std::string(field) + ": expected " + expected);
-}
-
-Status ReadArray(const Obj& o, const char* field, size_t exact, const Obj*& items) {
-  if (o.type != msgpack::type::ARRAY) return TypeError(field, "array");
-  if (o.via.array.size != exact) {
-    return Status::Corruption(std::string(field) + ": expected " + std::to_string(exact) + " fields, got " +
-                              std::to_string(o.via.array.size));
-  }
-  items = o.via.array.ptr;
-  return Status::Ok();
-}
-
-Status ReadList(const Obj& o, const char* field, size_t max, const Obj*& items, size_t& size) {
-  if (o.type != msgpack::type::ARRAY) return TypeError(field, "array");
-  if (o.via.array.size > max) {
-    return Status::LimitExceeded(std::string(field) + ": " + std::to_string(o.via.array.size) +
-                                 " items exceed the limit of " + std::to_string(max));
-  }
-  items = o.via.array.ptr;
-  size = o.via.array.size;
-  return Status::Ok();
-}
-
-Status ReadStr(const Obj& o, const char* field, size_t max, std::string& out) {
-  if (o.type != msgpack::type::STR) return TypeError(field, "string");
-  if (o.via.str.size > max) {
-    return Status::LimitExceeded(std::string(field) + ": " + std::to_string(o.via.str.size) +
-                                 " bytes exceed the limit of " + std::to_string(max));
-  }
-  out.assign(o.via.str.ptr, o.via.str.size);
-  return Status::Ok();
-}
-
-Status ReadUint(const Obj& o, const char* field, uint64_t max, uint64_t& out) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER) return TypeError(field, "unsigned integer");
-  if (o.via.u64 > max) {
-    return Status::LimitExceeded(std::string(field) + ": " + std::to_string(o.via.u64) + " exceeds " + std::to_string(max));
-  }
-  out = o.via.u64;
-  return Status::Ok();
-}
-
-template <typename T>
-Status ReadUintAs(const Obj& o, const char* field, uint64_t max, T& out) {
+Status ReadInterface(Reader& r, const char* field, GpuInterface& out) {
   uint64_t value = 0;
-  GPUMART_RETURN_IF_ERROR(ReadUint(o, field, std::min<uint64_t>(max, std::numeric_limits<T>::max()), value));
-  out = static_cast<T>(value);
-  return Status::Ok();
-}
-
-Status ReadInt(const Obj& o, const char* field, int64_t& out) {
-  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
-    out = o.via.i64;
-    return Status::Ok();
-  }
-  if (o.type != msgpack::type::POSITIVE_INTEGER) return TypeError(field, "integer");
-  if (o.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return Status::LimitExceeded(std::string(field) + ": integer out of range");
-  }
-  out = static_cast<int64_t>(o.via.u64);
-  return Status::Ok();
-}
-
-Status ReadBool(const Obj& o, const char* field, bool& out) {
-  if (o.type != msgpack::type::BOOLEAN) return TypeError(field, "boolean");
-  out = o.via.boolean;
-  return Status::Ok();
-}
-
-template <size_t N>
-Status ReadFixedBin(const Obj& o, const char* field, std::array<uint8_t, N>& out) {
-  if (o.type != msgpack::type::BIN) return TypeError(field, "bytes");
-  if (o.via.bin.size != N) {
-    return Status::Corruption(std::string(field) + ": expected " + std::to_string(N) + " bytes, got " +
-                              std::to_string(o.via.bin.size));
-  }
-  std::memcpy(out.data(), o.via.bin.ptr, N);
-  return Status::Ok();
-}
-
-Status ReadBin(const Obj& o, const char* field, size_t max, Bytes& out) {
-  if (o.type != msgpack::type::BIN) return TypeError(field, "bytes");
-  if (o.via.bin.size > max) return Status::LimitExceeded(std::string(field) + ": too many bytes");
-  out.assign(reinterpret_cast<const uint8_t*>(o.via.bin.ptr), reinterpret_cast<const uint8_t*>(o.via.bin.ptr) + o.via.bin.size);
-  return Status::Ok();
-}
-
-Status ReadInterface(const Obj& o, const char* field, GpuInterface& out) {
-  uint64_t value = 0;
-  GPUMART_RETURN_IF_ERROR(ReadUint(o, field, 1, value));
+  GPUMART_RETURN_IF_ERROR(r.Uint(field, 1, value));
   out = static_cast<GpuInterface>(value);
   return Status::Ok();
 }
 
-Status ReadStrMap(const Obj& o, const char* field, size_t max, std::map<std::string, std::string>& out) {
-  if (o.type != msgpack::type::MAP) return TypeError(field, "map");
-  if (o.via.map.size > max) return Status::LimitExceeded(std::string(field) + ": too many entries");
+template <size_t N>
+Status ReadFixed(Reader& r, const char* field, std::array<uint8_t, N>& out) {
+  return r.FixedBin(field, out.data(), N);
+}
+
+Status ReadStrMap(Reader& r, const char* field, size_t max, std::map<std::string, std::string>& out) {
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Map(field, max, size));
   out.clear();
-  for (uint32_t i = 0; i < o.via.map.size; ++i) {
-    std::string key, value;
-    GPUMART_RETURN_IF_ERROR(ReadStr(o.via.map.ptr[i].key, field, limits::kMaxNameBytes, key));
-    GPUMART_RETURN_IF_ERROR(ReadStr(o.via.map.ptr[i].val, field, limits::kMaxNameBytes, value));
-    if (!out.emplace(std::move(key), std::move(value)).second) {
-      return Status::Corruption(std::string(field) + ": duplicate key");
-    }
+  for (size_t i = 0; i < size; ++i) {
+    std::string_view key, value;
+    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, key));
+    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, value));
+    // Canonical maps are sorted, so the hint makes the common case an append.
+    out.emplace_hint(out.end(), key, value);
+    if (out.size() != i + 1) return Status::Corruption(std::string(field) + ": duplicate key " + std::string(key));
   }
   return Status::Ok();
 }
 
-Status ReadStrList(const Obj& o, const char* field, size_t max, std::vector<std::string>& out) {
-  const Obj* items = nullptr;
+Status ReadStrList(Reader& r, const char* field, size_t max, std::vector<std::string>& out) {
   size_t size = 0;
-  GPUMART_RETURN_IF_ERROR(ReadList(o, field, max, items, size));
+  GPUMART_RETURN_IF_ERROR(r.List(field, max, size));
   out.resize(size);
-  for (size_t i = 0; i < size; ++i) GPUMART_RETURN_IF_ERROR(ReadStr(items[i], field, limits::kMaxNameBytes, out[i]));
+  for (size_t i = 0; i < size; ++i) GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, out[i]));
   return Status::Ok();
 }
 
-Status ReadCuda(const Obj& o, const char* field, std::optional<CudaVersion>& out) {
-  if (o.is_nil()) {
+Status ReadCuda(Reader& r, const char* field, std::optional<CudaVersion>& out) {
+  if (r.Nil()) {
     out.reset();
     return Status::Ok();
   }
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, field, 2, f));
+  GPUMART_RETURN_IF_ERROR(r.Struct(field, 2));
   CudaVersion version;
-  GPUMART_RETURN_IF_ERROR(ReadUintAs(f[0], field, 0xffff, version.major));
-  GPUMART_RETURN_IF_ERROR(ReadUintAs(f[1], field, 0xffff, version.minor));
+  GPUMART_RETURN_IF_ERROR(r.UintAs(field, 0xffff, version.major));
+  GPUMART_RETURN_IF_ERROR(r.UintAs(field, 0xffff, version.minor));
   out = version;
   return Status::Ok();
 }
 
-Status ReadOrder(const Obj& o, Order& order) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "order", 4, f));
-  GPUMART_RETURN_IF_ERROR(ReadStr(f[0], "order.group", limits::kMaxNameBytes, order.group));
-  GPUMART_RETURN_IF_ERROR(ReadStrMap(f[1], "order.attributes", limits::kMaxAttributes, order.attributes));
-  const Obj* signed_by = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(f[2], "order.signed_by", 2, signed_by));
-  GPUMART_RETURN_IF_ERROR(ReadStrList(signed_by[0], "order.signed_by.all_of", limits::kMaxAuditors, order.signed_by.all_of));
-  GPUMART_RETURN_IF_ERROR(ReadStrList(signed_by[1], "order.signed_by.any_of", limits::kMaxAuditors, order.signed_by.any_of));
-  const Obj* services = nullptr;
+Status ReadOptionalUint(Reader& r, const char* field, std::optional<uint64_t>& out) {
+  if (r.Nil()) {
+    out.reset();
+    return Status::Ok();
+  }
+  uint64_t value = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint(field, UINT64_MAX, value));
+  out = value;
+  return Status::Ok();
+}
+
+Status ReadOrder(Reader& r, Order& order) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("order", 4));
+  GPUMART_RETURN_IF_ERROR(r.Str("order.group", limits::kMaxNameBytes, order.group));
+  GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "order.attributes", limits::kMaxAttributes, order.attributes));
+  GPUMART_RETURN_IF_ERROR(r.Struct("order.signed_by", 2));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "order.signed_by.all_of", limits::kMaxAuditors, order.signed_by.all_of));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "order.signed_by.any_of", limits::kMaxAuditors, order.signed_by.any_of));
   size_t service_count = 0;
-  GPUMART_RETURN_IF_ERROR(ReadList(f[3], "order.services", limits::kMaxServices, services, service_count));
+  GPUMART_RETURN_IF_ERROR(r.List("order.services", limits::kMaxServices, service_count));
   order.services.resize(service_count);
-  for (size_t i = 0; i < service_count; ++i) {
-    ServiceRequest& service = order.services[i];
-    const Obj* s = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(services[i], "order.services[]", 6, s));
-    GPUMART_RETURN_IF_ERROR(ReadStr(s[0], "service.name", limits::kMaxNameBytes, service.name));
-    GPUMART_RETURN_IF_ERROR(ReadStr(s[1], "service.profile", limits::kMaxNameBytes, service.profile));
-    GPUMART_RETURN_IF_ERROR(ReadUintAs(s[2], "service.count", limits::kMaxReplicas, service.count));
-    const Obj* r = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(s[3], "service.resources", 4, r));
+  for (ServiceRequest& service : order.services) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("order.services[]", 6));
+    GPUMART_RETURN_IF_ERROR(r.Str("service.name", limits::kMaxNameBytes, service.name));
+    GPUMART_RETURN_IF_ERROR(r.Str("service.profile", limits::kMaxNameBytes, service.profile));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("service.count", limits::kMaxReplicas, service.count));
     Resources& resources = service.resources;
-    GPUMART_RETURN_IF_ERROR(ReadUint(r[0], "resources.cpu_millis", UINT64_MAX, resources.cpu_millis));
-    GPUMART_RETURN_IF_ERROR(ReadUint(r[1], "resources.memory_bytes", UINT64_MAX, resources.memory_bytes));
-    const Obj* volumes = nullptr;
+    GPUMART_RETURN_IF_ERROR(r.Struct("service.resources", 4));
+    GPUMART_RETURN_IF_ERROR(r.Uint("resources.cpu_millis", UINT64_MAX, resources.cpu_millis));
+    GPUMART_RETURN_IF_ERROR(r.Uint("resources.memory_bytes", UINT64_MAX, resources.memory_bytes));
     size_t volume_count = 0;
-    GPUMART_RETURN_IF_ERROR(ReadList(r[2], "resources.storage", limits::kMaxVolumes, volumes, volume_count));
+    GPUMART_RETURN_IF_ERROR(r.List("resources.storage", limits::kMaxVolumes, volume_count));
     resources.storage.resize(volume_count);
-    for (size_t v = 0; v < volume_count; ++v) {
-      StorageVolume& volume = resources.storage[v];
-      const Obj* vf = nullptr;
-      GPUMART_RETURN_IF_ERROR(ReadArray(volumes[v], "resources.storage[]", 4, vf));
-      GPUMART_RETURN_IF_ERROR(ReadStr(vf[0], "storage.name", limits::kMaxNameBytes, volume.name));
-      GPUMART_RETURN_IF_ERROR(ReadUint(vf[1], "storage.bytes", UINT64_MAX, volume.bytes));
-      if (vf[2].is_nil()) {
+    for (StorageVolume& volume : resources.storage) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("resources.storage[]", 4));
+      GPUMART_RETURN_IF_ERROR(r.Str("storage.name", limits::kMaxNameBytes, volume.name));
+      GPUMART_RETURN_IF_ERROR(r.Uint("storage.bytes", UINT64_MAX, volume.bytes));
+      if (r.Nil()) {
         volume.storage_class.reset();
       } else {
         volume.storage_class.emplace();
-        GPUMART_RETURN_IF_ERROR(ReadStr(vf[2], "storage.class", limits::kMaxNameBytes, *volume.storage_class));
+        GPUMART_RETURN_IF_ERROR(r.Str("storage.class", limits::kMaxNameBytes, *volume.storage_class));
       }
-      GPUMART_RETURN_IF_ERROR(ReadBool(vf[3], "storage.persistent", volume.persistent));
+      GPUMART_RETURN_IF_ERROR(r.Bool("storage.persistent", volume.persistent));
     }
-    const Obj* g = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(r[3], "resources.gpu", 2, g));
-    GPUMART_RETURN_IF_ERROR(ReadUintAs(g[0], "gpu.units", limits::kMaxGpuUnits, resources.gpu.units));
-    const Obj* options = nullptr;
+    GPUMART_RETURN_IF_ERROR(r.Struct("resources.gpu", 2));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("gpu.units", limits::kMaxGpuUnits, resources.gpu.units));
     size_t option_count = 0;
-    GPUMART_RETURN_IF_ERROR(ReadList(g[1], "gpu.options", limits::kMaxGpuOptions, options, option_count));
+    GPUMART_RETURN_IF_ERROR(r.List("gpu.options", limits::kMaxGpuOptions, option_count));
     resources.gpu.options.resize(option_count);
-    for (size_t k = 0; k < option_count; ++k) {
-      GpuOption& option = resources.gpu.options[k];
-      const Obj* of = nullptr;
-      GPUMART_RETURN_IF_ERROR(ReadArray(options[k], "gpu.options[]", 4, of));
-      GPUMART_RETURN_IF_ERROR(ReadStr(of[0], "option.vendor", limits::kMaxNameBytes, option.vendor));
-      GPUMART_RETURN_IF_ERROR(ReadStr(of[1], "option.model", limits::kMaxNameBytes, option.model));
-      if (of[2].is_nil()) {
-        option.ram_min_bytes.reset();
-      } else {
-        uint64_t ram = 0;
-        GPUMART_RETURN_IF_ERROR(ReadUint(of[2], "option.ram_min", UINT64_MAX, ram));
-        option.ram_min_bytes = ram;
-      }
-      if (of[3].is_nil()) {
+    for (GpuOption& option : resources.gpu.options) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("gpu.options[]", 4));
+      GPUMART_RETURN_IF_ERROR(r.Str("option.vendor", limits::kMaxNameBytes, option.vendor));
+      GPUMART_RETURN_IF_ERROR(r.Str("option.model", limits::kMaxNameBytes, option.model));
+      GPUMART_RETURN_IF_ERROR(ReadOptionalUint(r, "option.ram_min", option.ram_min_bytes));
+      if (r.Nil()) {
         option.interface.reset();
       } else {
         GpuInterface interface{};
-        GPUMART_RETURN_IF_ERROR(ReadInterface(of[3], "option.interface", interface));
+        GPUMART_RETURN_IF_ERROR(ReadInterface(r, "option.interface", interface));
         option.interface = interface;
       }
     }
-    GPUMART_RETURN_IF_ERROR(ReadCuda(s[4], "service.cuda_min", service.cuda_min));
-    const Obj* cap = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(s[5], "service.price_cap", 3, cap));
-    GPUMART_RETURN_IF_ERROR(ReadStr(cap[0], "price_cap.denom", limits::kMaxNameBytes, service.price_cap.denom));
-    GPUMART_RETURN_IF_ERROR(ReadUint(cap[1], "price_cap.amount", UINT64_MAX, service.price_cap.amount));
-    GPUMART_RETURN_IF_ERROR(ReadUint(cap[2], "price_cap.per_hour", UINT64_MAX, service.price_cap.per_hour));
+    GPUMART_RETURN_IF_ERROR(ReadCuda(r, "service.cuda_min", service.cuda_min));
+    GPUMART_RETURN_IF_ERROR(r.Struct("service.price_cap", 3));
+    GPUMART_RETURN_IF_ERROR(r.Str("price_cap.denom", limits::kMaxNameBytes, service.price_cap.denom));
+    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.amount", UINT64_MAX, service.price_cap.amount));
+    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.per_hour", UINT64_MAX, service.price_cap.per_hour));
   }
   return Status::Ok();
 }
 
-Status ReadDevice(const Obj& o, DeviceType& device) {
-  const Obj* d = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "device", 4, d));
-  GPUMART_RETURN_IF_ERROR(ReadStr(d[0], "device.vendor", limits::kMaxNameBytes, device.vendor));
-  GPUMART_RETURN_IF_ERROR(ReadStr(d[1], "device.model", limits::kMaxNameBytes, device.model));
-  GPUMART_RETURN_IF_ERROR(ReadUint(d[2], "device.ram_bytes", UINT64_MAX, device.ram_bytes));
-  return ReadInterface(d[3], "device.interface", device.interface);
+Status ReadDevice(Reader& r, DeviceType& device) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("device", 4));
+  GPUMART_RETURN_IF_ERROR(r.Str("device.vendor", limits::kMaxNameBytes, device.vendor));
+  GPUMART_RETURN_IF_ERROR(r.Str("device.model", limits::kMaxNameBytes, device.model));
+  GPUMART_RETURN_IF_ERROR(r.Uint("device.ram_bytes", UINT64_MAX, device.ram_bytes));
+  return ReadInterface(r, "device.interface", device.interface);
 }
 
-Status ReadAssignments(const Obj& o, std::vector<ServiceAssignment>& out) {
-  const Obj* items = nullptr;
+Status ReadAssignments(Reader& r, std::vector<ServiceAssignment>& out) {
   size_t size = 0;
-  GPUMART_RETURN_IF_ERROR(ReadList(o, "services", limits::kMaxServices, items, size));
+  GPUMART_RETURN_IF_ERROR(r.List("services", limits::kMaxServices, size));
   out.resize(size);
-  for (size_t i = 0; i < size; ++i) {
-    ServiceAssignment& service = out[i];
-    const Obj* a = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(items[i], "services[]", 4, a));
-    GPUMART_RETURN_IF_ERROR(ReadStr(a[0], "assignment.service", limits::kMaxNameBytes, service.service));
-    if (a[1].is_nil()) {
+  for (ServiceAssignment& service : out) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("services[]", 4));
+    GPUMART_RETURN_IF_ERROR(r.Str("assignment.service", limits::kMaxNameBytes, service.service));
+    if (r.Nil()) {
       service.option.reset();
     } else {
       uint32_t option = 0;
-      GPUMART_RETURN_IF_ERROR(ReadUintAs(a[1], "assignment.option", limits::kMaxGpuOptions - 1, option));
+      GPUMART_RETURN_IF_ERROR(r.UintAs("assignment.option", limits::kMaxGpuOptions - 1, option));
       service.option = option;
     }
-    if (a[2].is_nil()) {
+    if (r.Nil()) {
       service.device.reset();
     } else {
       service.device.emplace();
-      GPUMART_RETURN_IF_ERROR(ReadDevice(a[2], *service.device));
+      GPUMART_RETURN_IF_ERROR(ReadDevice(r, *service.device));
     }
-    const Obj* placements = nullptr;
     size_t placement_count = 0;
-    GPUMART_RETURN_IF_ERROR(ReadList(a[3], "assignment.placements", limits::kMaxPlacements, placements, placement_count));
+    GPUMART_RETURN_IF_ERROR(r.List("assignment.placements", limits::kMaxPlacements, placement_count));
     service.placements.resize(placement_count);
-    for (size_t p = 0; p < placement_count; ++p) {
-      const Obj* pf = nullptr;
-      GPUMART_RETURN_IF_ERROR(ReadArray(placements[p], "placement", 2, pf));
-      GPUMART_RETURN_IF_ERROR(ReadStr(pf[0], "placement.node", limits::kMaxNameBytes, service.placements[p].node));
-      GPUMART_RETURN_IF_ERROR(ReadUintAs(pf[1], "placement.replicas", limits::kMaxReplicas, service.placements[p].replicas));
+    for (Placement& placement : service.placements) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("placement", 2));
+      GPUMART_RETURN_IF_ERROR(r.Str("placement.node", limits::kMaxNameBytes, placement.node));
+      GPUMART_RETURN_IF_ERROR(r.UintAs("placement.replicas", limits::kMaxReplicas, placement.replicas));
     }
   }
   return Status::Ok();
 }
 
-Status ReadOffer(const Obj& o, Offer& offer) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "offer", 6, f));
-  GPUMART_RETURN_IF_ERROR(ReadStr(f[0], "offer.provider", limits::kMaxNameBytes, offer.provider));
-  GPUMART_RETURN_IF_ERROR(ReadStrMap(f[1], "offer.attributes", limits::kMaxAttributes, offer.attributes));
-  GPUMART_RETURN_IF_ERROR(ReadStrList(f[2], "offer.auditors", limits::kMaxAuditors, offer.auditors));
-  GPUMART_RETURN_IF_ERROR(ReadUintAs(f[3], "offer.reputation_ppm", 1'000'000, offer.reputation_ppm));
-  const Obj* tables = nullptr;
+Status ReadOffer(Reader& r, Offer& offer) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 6));
+  GPUMART_RETURN_IF_ERROR(r.Str("offer.provider", limits::kMaxNameBytes, offer.provider));
+  GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "offer.attributes", limits::kMaxAttributes, offer.attributes));
+  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "offer.auditors", limits::kMaxAuditors, offer.auditors));
+  GPUMART_RETURN_IF_ERROR(r.UintAs("offer.reputation_ppm", 1'000'000, offer.reputation_ppm));
   size_t table_count = 0;
-  GPUMART_RETURN_IF_ERROR(ReadList(f[4], "offer.pricing", limits::kMaxPriceTables, tables, table_count));
+  GPUMART_RETURN_IF_ERROR(r.List("offer.pricing", limits::kMaxPriceTables, table_count));
   offer.pricing.resize(table_count);
-  for (size_t i = 0; i < table_count; ++i) {
-    PriceTable& table = offer.pricing[i];
-    const Obj* t = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(tables[i], "pricing[]", 5, t));
-    GPUMART_RETURN_IF_ERROR(ReadStr(t[0], "pricing.denom", limits::kMaxNameBytes, table.denom));
-    if (t[1].type != msgpack::type::MAP) return TypeError("pricing.gpu", "map");
-    if (t[1].via.map.size > limits::kMaxPriceKeys) return Status::LimitExceeded("pricing.gpu: too many rates");
+  for (PriceTable& table : offer.pricing) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("pricing[]", 5));
+    GPUMART_RETURN_IF_ERROR(r.Str("pricing.denom", limits::kMaxNameBytes, table.denom));
+    size_t rate_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.Map("pricing.gpu", limits::kMaxPriceKeys, rate_count));
     table.gpu.clear();
-    for (uint32_t k = 0; k < t[1].via.map.size; ++k) {
+    for (size_t k = 0; k < rate_count; ++k) {
       std::string key;
       uint64_t rate = 0;
-      GPUMART_RETURN_IF_ERROR(ReadStr(t[1].via.map.ptr[k].key, "pricing.gpu key", limits::kMaxNameBytes, key));
-      GPUMART_RETURN_IF_ERROR(ReadUint(t[1].via.map.ptr[k].val, "pricing.gpu rate", UINT64_MAX, rate));
-      if (!table.gpu.emplace(std::move(key), rate).second) return Status::Corruption("pricing.gpu: duplicate key");
+      GPUMART_RETURN_IF_ERROR(r.Str("pricing.gpu key", limits::kMaxNameBytes, key));
+      GPUMART_RETURN_IF_ERROR(r.Uint("pricing.gpu rate", UINT64_MAX, rate));
+      if (!table.gpu.emplace(key, rate).second) return Status::Corruption("pricing.gpu: duplicate key " + key);
     }
-    GPUMART_RETURN_IF_ERROR(ReadUint(t[2], "pricing.cpu", UINT64_MAX, table.cpu));
-    GPUMART_RETURN_IF_ERROR(ReadUint(t[3], "pricing.memory", UINT64_MAX, table.memory));
-    GPUMART_RETURN_IF_ERROR(ReadUint(t[4], "pricing.storage", UINT64_MAX, table.storage));
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.cpu", UINT64_MAX, table.cpu));
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.memory", UINT64_MAX, table.memory));
+    GPUMART_RETURN_IF_ERROR(r.Uint("pricing.storage", UINT64_MAX, table.storage));
   }
-  const Obj* nodes = nullptr;
   size_t node_count = 0;
-  GPUMART_RETURN_IF_ERROR(ReadList(f[5], "offer.nodes", limits::kMaxNodes, nodes, node_count));
+  GPUMART_RETURN_IF_ERROR(r.List("offer.nodes", limits::kMaxNodes, node_count));
   offer.nodes.resize(node_count);
-  for (size_t i = 0; i < node_count; ++i) {
-    NodeCapacity& node = offer.nodes[i];
-    const Obj* n = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(nodes[i], "nodes[]", 5, n));
-    GPUMART_RETURN_IF_ERROR(ReadStr(n[0], "node.name", limits::kMaxNameBytes, node.name));
-    GPUMART_RETURN_IF_ERROR(ReadUint(n[1], "node.cpu_millis", UINT64_MAX, node.cpu_millis));
-    GPUMART_RETURN_IF_ERROR(ReadUint(n[2], "node.memory_bytes", UINT64_MAX, node.memory_bytes));
-    GPUMART_RETURN_IF_ERROR(ReadUint(n[3], "node.storage_bytes", UINT64_MAX, node.storage_bytes));
-    const Obj* gpus = nullptr;
+  for (NodeCapacity& node : offer.nodes) {
+    GPUMART_RETURN_IF_ERROR(r.Struct("nodes[]", 5));
+    GPUMART_RETURN_IF_ERROR(r.Str("node.name", limits::kMaxNameBytes, node.name));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.cpu_millis", UINT64_MAX, node.cpu_millis));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.memory_bytes", UINT64_MAX, node.memory_bytes));
+    GPUMART_RETURN_IF_ERROR(r.Uint("node.storage_bytes", UINT64_MAX, node.storage_bytes));
     size_t gpu_count = 0;
-    GPUMART_RETURN_IF_ERROR(ReadList(n[4], "node.gpus", limits::kMaxGpuTypesPerNode, gpus, gpu_count));
+    GPUMART_RETURN_IF_ERROR(r.List("node.gpus", limits::kMaxGpuTypesPerNode, gpu_count));
     node.gpus.resize(gpu_count);
-    for (size_t g = 0; g < gpu_count; ++g) {
-      GpuDevices& devices = node.gpus[g];
-      const Obj* d = nullptr;
-      GPUMART_RETURN_IF_ERROR(ReadArray(gpus[g], "gpus[]", 6, d));
-      GPUMART_RETURN_IF_ERROR(ReadStr(d[0], "gpu.vendor", limits::kMaxNameBytes, devices.vendor));
-      GPUMART_RETURN_IF_ERROR(ReadStr(d[1], "gpu.model", limits::kMaxNameBytes, devices.model));
-      GPUMART_RETURN_IF_ERROR(ReadUint(d[2], "gpu.ram_bytes", UINT64_MAX, devices.ram_bytes));
-      GPUMART_RETURN_IF_ERROR(ReadInterface(d[3], "gpu.interface", devices.interface));
-      GPUMART_RETURN_IF_ERROR(ReadCuda(d[4], "gpu.cuda", devices.cuda));
-      GPUMART_RETURN_IF_ERROR(ReadUintAs(d[5], "gpu.count", limits::kMaxGpusPerType, devices.count));
+    for (GpuDevices& devices : node.gpus) {
+      GPUMART_RETURN_IF_ERROR(r.Struct("gpus[]", 6));
+      GPUMART_RETURN_IF_ERROR(r.Str("gpu.vendor", limits::kMaxNameBytes, devices.vendor));
+      GPUMART_RETURN_IF_ERROR(r.Str("gpu.model", limits::kMaxNameBytes, devices.model));
+      GPUMART_RETURN_IF_ERROR(r.Uint("gpu.ram_bytes", UINT64_MAX, devices.ram_bytes));
+      GPUMART_RETURN_IF_ERROR(ReadInterface(r, "gpu.interface", devices.interface));
+      GPUMART_RETURN_IF_ERROR(ReadCuda(r, "gpu.cuda", devices.cuda));
+      GPUMART_RETURN_IF_ERROR(r.UintAs("gpu.count", limits::kMaxGpusPerType, devices.count));
     }
   }
   return Status::Ok();
 }
 
-Status ReadBid(const Obj& o, Bid& bid) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "bid", 7, f));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[0], "bid.order_id", bid.order_id));
-  GPUMART_RETURN_IF_ERROR(ReadStr(f[1], "bid.group", limits::kMaxNameBytes, bid.group));
-  GPUMART_RETURN_IF_ERROR(ReadStr(f[2], "bid.denom", limits::kMaxNameBytes, bid.denom));
-  GPUMART_RETURN_IF_ERROR(ReadUint(f[3], "bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
-  GPUMART_RETURN_IF_ERROR(ReadUintAs(f[4], "bid.reputation_ppm", 1'000'000, bid.reputation_ppm));
-  GPUMART_RETURN_IF_ERROR(ReadAssignments(f[5], bid.services));
-  return ReadInt(f[6], "bid.reservation_expires_ms", bid.reservation_expires_ms);
+Status ReadBid(Reader& r, Bid& bid) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("bid", 7));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.order_id", bid.order_id));
+  GPUMART_RETURN_IF_ERROR(r.Str("bid.group", limits::kMaxNameBytes, bid.group));
+  GPUMART_RETURN_IF_ERROR(r.Str("bid.denom", limits::kMaxNameBytes, bid.denom));
+  GPUMART_RETURN_IF_ERROR(r.Uint("bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
+  GPUMART_RETURN_IF_ERROR(r.UintAs("bid.reputation_ppm", 1'000'000, bid.reputation_ppm));
+  GPUMART_RETURN_IF_ERROR(ReadAssignments(r, bid.services));
+  return r.Int("bid.reservation_expires_ms", bid.reservation_expires_ms);
 }
 
-Status ReadAccept(const Obj& o, Accept& accept) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "accept", 3, f));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[0], "accept.order_id", accept.order_id));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[1], "accept.bid_id", accept.bid_id));
-  return ReadFixedBin(f[2], "accept.provider", accept.provider);
+Status ReadAccept(Reader& r, Accept& accept) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("accept", 3));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "accept.order_id", accept.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "accept.bid_id", accept.bid_id));
+  return ReadFixed(r, "accept.provider", accept.provider);
 }
 
 // An Accept envelope is small: ids and a key, plus the envelope's own fields.
 constexpr size_t kMaxAcceptEnvelopeBytes = 1024;
 
-Status ReadLease(const Obj& o, Lease& lease) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "lease", 8, f));
-  GPUMART_RETURN_IF_ERROR(ReadBin(f[0], "lease.accept", kMaxAcceptEnvelopeBytes, lease.accept_envelope));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[1], "lease.order_id", lease.order_id));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[2], "lease.bid_id", lease.bid_id));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[3], "lease.tenant", lease.tenant));
-  GPUMART_RETURN_IF_ERROR(ReadStr(f[4], "lease.denom", limits::kMaxNameBytes, lease.denom));
-  GPUMART_RETURN_IF_ERROR(ReadUint(f[5], "lease.price_per_hour", UINT64_MAX, lease.price_per_hour));
-  GPUMART_RETURN_IF_ERROR(ReadInt(f[6], "lease.start_ms", lease.start_ms));
-  return ReadAssignments(f[7], lease.services);
+Status ReadLease(Reader& r, Lease& lease) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("lease", 8));
+  const uint8_t* accept = nullptr;
+  size_t accept_size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Bin("lease.accept", kMaxAcceptEnvelopeBytes, accept, accept_size));
+  lease.accept_envelope.assign(accept, accept + accept_size);
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.order_id", lease.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.bid_id", lease.bid_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.tenant", lease.tenant));
+  GPUMART_RETURN_IF_ERROR(r.Str("lease.denom", limits::kMaxNameBytes, lease.denom));
+  GPUMART_RETURN_IF_ERROR(r.Uint("lease.price_per_hour", UINT64_MAX, lease.price_per_hour));
+  GPUMART_RETURN_IF_ERROR(r.Int("lease.start_ms", lease.start_ms));
+  return ReadAssignments(r, lease.services);
 }
 
-Status ReadClose(const Obj& o, Close& close) {
-  const Obj* f = nullptr;
-  GPUMART_RETURN_IF_ERROR(ReadArray(o, "close", 4, f));
-  GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[0], "close.lease_id", close.lease_id));
+Status ReadClose(Reader& r, Close& close) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("close", 4));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "close.lease_id", close.lease_id));
   uint64_t reason = 0;
-  GPUMART_RETURN_IF_ERROR(ReadUint(f[1], "close.reason", static_cast<uint64_t>(CloseReason::kExpired), reason));
+  GPUMART_RETURN_IF_ERROR(r.Uint("close.reason", static_cast<uint64_t>(CloseReason::kExpired), reason));
   close.reason = static_cast<CloseReason>(reason);
-  GPUMART_RETURN_IF_ERROR(ReadInt(f[2], "close.closed_ms", close.closed_ms));
-  return ReadStr(f[3], "close.note", limits::kMaxTextBytes, close.note);
+  GPUMART_RETURN_IF_ERROR(r.Int("close.closed_ms", close.closed_ms));
+  return r.Str("close.note", limits::kMaxTextBytes, close.note);
 }
 
-// Strings and bins point into the input instead of being copied into the zone.
-bool ReferenceInput(msgpack::type::object_type, std::size_t, void*) { return true; }
-
-// Unpacks exactly one msgpack value from `bytes` (no trailing bytes) under the protocol limits and
-// hands it to `read`. Every msgpack-c exception stops here.
-template <typename Reader>
-Status UnpackWith(std::span<const uint8_t> bytes, size_t max_bytes, const char* what, Reader&& read) {
+// Reads exactly one value from `bytes` (no trailing bytes) with `read`.
+template <typename Read>
+Status ReadWhole(std::span<const uint8_t> bytes, size_t max_bytes, const char* what, Read&& read) {
   if (bytes.size() > max_bytes) {
     return Status::LimitExceeded(std::string(what) + ": " + std::to_string(bytes.size()) +
                                  " bytes exceed the limit of " + std::to_string(max_bytes));
   }
   if (bytes.empty()) return Status::Corruption(std::string(what) + ": empty input");
-  const msgpack::unpack_limit limit(limits::kMaxContainerItems, limits::kMaxContainerItems, max_bytes, max_bytes,
-                                    0, limits::kMaxDepth);
-  try {
-    msgpack::zone zone;
-    size_t offset = 0;
-    const Obj object = msgpack::unpack(zone, reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset,
-                                       ReferenceInput, nullptr, limit);
-    if (offset != bytes.size()) {
-      return Status::Corruption(std::string(what) + ": " + std::to_string(bytes.size() - offset) + " trailing bytes");
-    }
-    return read(object);
-  } catch (const msgpack::depth_size_overflow&) {
-    return Status::LimitExceeded(std::string(what) + ": nesting deeper than " + std::to_string(limits::kMaxDepth));
-  } catch (const msgpack::size_overflow& e) {
-    return Status::LimitExceeded(std::string(what) + ": a length exceeds its limit (" + e.what() + ")");
-  } catch (const msgpack::insufficient_bytes&) {
-    return Status::Corruption(std::string(what) + ": truncated");
-  } catch (const std::bad_alloc&) {
-    return Status::LimitExceeded(std::string(what) + ": out of memory while decoding");
-  } catch (const std::exception& e) {
-    return Status::Corruption(std::string(what) + ": malformed msgpack (" + e.what() + ")");
+  Reader reader(bytes.data(), bytes.size());
+  GPUMART_RETURN_IF_ERROR(read(reader));
+  if (!reader.AtEnd()) {
+    return Status::Corruption(std::string(what) + ": " + std::to_string(reader.Remaining()) + " trailing bytes");
   }
+  return Status::Ok();
 }
 
 template <typename T, typename Read, typename Validate>
 Result<T> DecodeBody(std::span<const uint8_t> bytes, const char* what, Read read, Validate validate) {
   T value;
-  GPUMART_RETURN_IF_ERROR(UnpackWith(bytes, limits::kMaxBodyBytes, what, [&](const Obj& o) { return read(o, value); }));
+  GPUMART_RETURN_IF_ERROR(ReadWhole(bytes, limits::kMaxBodyBytes, what, [&](Reader& r) { return read(r, value); }));
   GPUMART_RETURN_IF_ERROR(validate(value));
   return value;
 }
 
-Status NameOk(const std::string& name, const std::string& what) {
-  if (name.empty()) return Status::InvalidArgument(what + " is empty");
-  if (name.size() > limits::kMaxNameBytes) return Status::LimitExceeded(what + " is too long");
-  return Status::Ok();
+bool NameValid(const std::string& name) { return !name.empty() && name.size() <= limits::kMaxNameBytes; }
+
+Status BadName(const std::string& what, const std::string& name) {
+  return name.empty() ? Status::InvalidArgument(what + " is empty") : Status::LimitExceeded(what + " is too long");
 }
 
 Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
   if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
   for (const auto& service : services) {
-    GPUMART_RETURN_IF_ERROR(NameOk(service.service, std::string(what) + " service name"));
+    if (!NameValid(service.service)) return BadName(std::string(what) + " service name", service.service);
     if (service.option.has_value() != service.device.has_value()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service +
                                      ": option and device must be given together");
@@ -586,7 +455,7 @@ Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const
       return Status::InvalidArgument(std::string(what) + " service " + service.service + " has no placements");
     }
     for (const auto& placement : service.placements) {
-      GPUMART_RETURN_IF_ERROR(NameOk(placement.node, std::string(what) + " placement node"));
+      if (!NameValid(placement.node)) return BadName(std::string(what) + " placement node", placement.node);
       if (placement.replicas == 0) {
         return Status::InvalidArgument(std::string(what) + " service " + service.service + ": placement with 0 replicas");
       }
@@ -700,72 +569,78 @@ Bytes EncodeBody(const Close& close) {
 }
 
 Status ValidateOrder(const Order& order) {
-  GPUMART_RETURN_IF_ERROR(NameOk(order.group, "order group name"));
+  if (!NameValid(order.group)) return BadName("order group name", order.group);
   if (order.services.empty()) return Status::InvalidArgument("order " + order.group + " has no services");
   if (order.services.size() > limits::kMaxServices) return Status::LimitExceeded("order has too many services");
   if (order.attributes.size() > limits::kMaxAttributes) return Status::LimitExceeded("order has too many attributes");
   const std::string& denom = order.services.front().price_cap.denom;
+  // Messages are built only on failure: validation runs on every decoded order.
+  auto where = [](const ServiceRequest& service) { return "order service " + service.name; };
   for (size_t i = 0; i < order.services.size(); ++i) {
     const ServiceRequest& service = order.services[i];
-    const std::string where = "order service " + service.name;
-    GPUMART_RETURN_IF_ERROR(NameOk(service.name, "order service name"));
+    if (!NameValid(service.name)) return BadName("order service name", service.name);
     for (size_t j = 0; j < i; ++j) {
-      if (order.services[j].name == service.name) return Status::InvalidArgument(where + " appears twice");
+      if (order.services[j].name == service.name) return Status::InvalidArgument(where(service) + " appears twice");
     }
-    if (service.count < 1) return Status::InvalidArgument(where + ": count must be >= 1");
-    if (service.count > limits::kMaxReplicas) return Status::LimitExceeded(where + ": count exceeds the limit");
+    if (service.count < 1) return Status::InvalidArgument(where(service) + ": count must be >= 1");
+    if (service.count > limits::kMaxReplicas) return Status::LimitExceeded(where(service) + ": count exceeds the limit");
     const GpuRequest& gpu = service.resources.gpu;
-    if (gpu.units > limits::kMaxGpuUnits) return Status::LimitExceeded(where + ": too many GPU units");
+    if (gpu.units > limits::kMaxGpuUnits) return Status::LimitExceeded(where(service) + ": too many GPU units");
     if (gpu.units > 0 && gpu.options.empty()) {
-      return Status::InvalidArgument(where + ": GPU units without any acceptable GPU option");
+      return Status::InvalidArgument(where(service) + ": GPU units without any acceptable GPU option");
     }
-    if (gpu.options.size() > limits::kMaxGpuOptions) return Status::LimitExceeded(where + ": too many GPU options");
+    if (gpu.options.size() > limits::kMaxGpuOptions) return Status::LimitExceeded(where(service) + ": too many GPU options");
     for (const auto& option : gpu.options) {
-      GPUMART_RETURN_IF_ERROR(NameOk(option.vendor, where + " GPU vendor"));
-      GPUMART_RETURN_IF_ERROR(NameOk(option.model, where + " GPU model"));
+      if (!NameValid(option.vendor)) return BadName(where(service) + " GPU vendor", option.vendor);
+      if (!NameValid(option.model)) return BadName(where(service) + " GPU model", option.model);
     }
-    if (service.resources.storage.size() > limits::kMaxVolumes) return Status::LimitExceeded(where + ": too many volumes");
+    if (service.resources.storage.size() > limits::kMaxVolumes) {
+      return Status::LimitExceeded(where(service) + ": too many volumes");
+    }
     uint64_t storage = 0;
     for (const auto& volume : service.resources.storage) {
-      GPUMART_RETURN_IF_ERROR(NameOk(volume.name, where + " volume name"));
+      if (!NameValid(volume.name)) return BadName(where(service) + " volume name", volume.name);
       if (__builtin_add_overflow(storage, volume.bytes, &storage)) {
-        return Status::InvalidArgument(where + ": storage size overflows");
+        return Status::InvalidArgument(where(service) + ": storage size overflows");
       }
     }
-    GPUMART_RETURN_IF_ERROR(NameOk(service.price_cap.denom, where + " price denom"));
+    if (!NameValid(service.price_cap.denom)) return BadName(where(service) + " price denom", service.price_cap.denom);
     if (service.price_cap.denom != denom) {
-      return Status::InvalidArgument(where + ": price denom " + service.price_cap.denom + " differs from the group's " + denom);
+      return Status::InvalidArgument(where(service) + ": price denom " + service.price_cap.denom +
+                                     " differs from the group's " + denom);
     }
   }
   return Status::Ok();
 }
 
 Status ValidateOffer(const Offer& offer) {
-  GPUMART_RETURN_IF_ERROR(NameOk(offer.provider, "offer provider id"));
+  if (!NameValid(offer.provider)) return BadName("offer provider id", offer.provider);
   if (offer.reputation_ppm > 1'000'000) return Status::InvalidArgument("offer reputation above 1.0");
   std::set<std::string_view> denoms;
   for (const auto& table : offer.pricing) {
-    GPUMART_RETURN_IF_ERROR(NameOk(table.denom, "offer price denom"));
+    if (!NameValid(table.denom)) return BadName("offer price denom", table.denom);
     if (!denoms.insert(table.denom).second) return Status::InvalidArgument("offer prices denom " + table.denom + " twice");
   }
   std::set<std::string_view> names;
   for (const auto& node : offer.nodes) {
-    GPUMART_RETURN_IF_ERROR(NameOk(node.name, "offer node name"));
+    if (!NameValid(node.name)) return BadName("offer node name", node.name);
     if (!names.insert(node.name).second) return Status::InvalidArgument("offer lists node " + node.name + " twice");
-    for (const auto& devices : node.gpus) GPUMART_RETURN_IF_ERROR(NameOk(devices.model, "node " + node.name + " GPU model"));
+    for (const auto& devices : node.gpus) {
+      if (!NameValid(devices.model)) return BadName("node " + node.name + " GPU model", devices.model);
+    }
   }
   return Status::Ok();
 }
 
 Status ValidateBid(const Bid& bid) {
-  GPUMART_RETURN_IF_ERROR(NameOk(bid.group, "bid group"));
-  GPUMART_RETURN_IF_ERROR(NameOk(bid.denom, "bid denom"));
+  if (!NameValid(bid.group)) return BadName("bid group", bid.group);
+  if (!NameValid(bid.denom)) return BadName("bid denom", bid.denom);
   return ValidateAssignments(bid.services, "bid");
 }
 
 Status ValidateLease(const Lease& lease) {
   if (lease.accept_envelope.empty()) return Status::InvalidArgument("lease carries no accept");
-  GPUMART_RETURN_IF_ERROR(NameOk(lease.denom, "lease denom"));
+  if (!NameValid(lease.denom)) return BadName("lease denom", lease.denom);
   return ValidateAssignments(lease.services, "lease");
 }
 
@@ -815,34 +690,42 @@ Bytes EncodeEnvelope(const Envelope& envelope) {
 
 Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes) {
   Envelope envelope;
-  Status status = UnpackWith(bytes, limits::kMaxMessageBytes, "envelope", [&](const Obj& o) -> Status {
-    const Obj* f = nullptr;
-    GPUMART_RETURN_IF_ERROR(ReadArray(o, "envelope", 8, f));
-    GPUMART_RETURN_IF_ERROR(ReadUintAs(f[0], "envelope.version", 0xff, envelope.version));
+  GPUMART_RETURN_IF_ERROR(ReadWhole(bytes, limits::kMaxMessageBytes, "envelope", [&](Reader& r) -> Status {
+    GPUMART_RETURN_IF_ERROR(r.Struct("envelope", 8));
+    GPUMART_RETURN_IF_ERROR(r.UintAs("envelope.version", 0xff, envelope.version));
     if (envelope.version != kProtocolVersion) {
       return Status::InvalidArgument("envelope.version: unsupported protocol version " + std::to_string(envelope.version) +
                                      " (this node speaks " + std::to_string(kProtocolVersion) + ")");
     }
     uint64_t type = 0;
-    GPUMART_RETURN_IF_ERROR(ReadUint(f[1], "envelope.type", 0xff, type));
+    GPUMART_RETURN_IF_ERROR(r.Uint("envelope.type", 0xff, type));
     if (type < static_cast<uint8_t>(MessageType::kOrder) || type > static_cast<uint8_t>(MessageType::kClose)) {
       return Status::InvalidArgument("envelope.type: unknown message type " + std::to_string(type));
     }
     envelope.type = static_cast<MessageType>(type);
-    if (f[2].type == msgpack::type::BIN && f[2].via.bin.size != kPublicKeyBytes) {
-      return Status::BadSignature("envelope.signer: public key must be 32 bytes, got " + std::to_string(f[2].via.bin.size));
+    const uint8_t* key = nullptr;
+    size_t key_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.signer", limits::kMaxNameBytes, key, key_size));
+    if (key_size != kPublicKeyBytes) {
+      return Status::BadSignature("envelope.signer: public key must be 32 bytes, got " + std::to_string(key_size));
     }
-    GPUMART_RETURN_IF_ERROR(ReadFixedBin(f[2], "envelope.signer", envelope.signer));
-    GPUMART_RETURN_IF_ERROR(ReadInt(f[3], "envelope.created_ms", envelope.created_ms));
-    GPUMART_RETURN_IF_ERROR(ReadInt(f[4], "envelope.expires_ms", envelope.expires_ms));
-    GPUMART_RETURN_IF_ERROR(ReadUint(f[5], "envelope.nonce", UINT64_MAX, envelope.nonce));
-    GPUMART_RETURN_IF_ERROR(ReadBin(f[6], "envelope.body", limits::kMaxBodyBytes, envelope.body));
-    if (f[7].type == msgpack::type::BIN && f[7].via.bin.size != kSignatureBytes) {
-      return Status::BadSignature("envelope.signature: must be 64 bytes, got " + std::to_string(f[7].via.bin.size));
+    std::memcpy(envelope.signer.data(), key, kPublicKeyBytes);
+    GPUMART_RETURN_IF_ERROR(r.Int("envelope.created_ms", envelope.created_ms));
+    GPUMART_RETURN_IF_ERROR(r.Int("envelope.expires_ms", envelope.expires_ms));
+    GPUMART_RETURN_IF_ERROR(r.Uint("envelope.nonce", UINT64_MAX, envelope.nonce));
+    const uint8_t* body = nullptr;
+    size_t body_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.body", limits::kMaxBodyBytes, body, body_size));
+    envelope.body.assign(body, body + body_size);
+    const uint8_t* signature = nullptr;
+    size_t signature_size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("envelope.signature", limits::kMaxNameBytes, signature, signature_size));
+    if (signature_size != kSignatureBytes) {
+      return Status::BadSignature("envelope.signature: must be 64 bytes, got " + std::to_string(signature_size));
     }
-    return ReadFixedBin(f[7], "envelope.signature", envelope.signature);
-  });
-  if (!status.ok()) return status;
+    std::memcpy(envelope.signature.data(), signature, kSignatureBytes);
+    return Status::Ok();
+  }));
   return envelope;
 }
 

@@ -93,9 +93,13 @@ class Result {
 
 }  // namespace gpumart
 
-// Returns early from the enclosing function when `expr` yields a non-ok Status.
-#define GPUMART_RETURN_IF_ERROR(expr)             \
-  do {                                            \
-    ::gpumart::Status gpumart_status_ = (expr);   \
-    if (!gpumart_status_.ok()) return gpumart_status_; \
+// Returns early from the enclosing function when `expr` yields a non-ok Status. The variable
+// name is unique per use so nested uses (a lambda inside a macro argument) do not shadow.
+#define GPUMART_CONCAT_INNER(a, b) a##b
+#define GPUMART_CONCAT(a, b) GPUMART_CONCAT_INNER(a, b)
+#define GPUMART_RETURN_IF_ERROR(expr) GPUMART_RETURN_IF_ERROR_IMPL(GPUMART_CONCAT(gpumart_status_, __COUNTER__), expr)
+#define GPUMART_RETURN_IF_ERROR_IMPL(var, expr) \
+  do {                                          \
+    ::gpumart::Status var = (expr);             \
+    if (!var.ok()) return var;                  \
   } while (0)

@@ -10,6 +10,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.set_version_flag("--version", "gpumart 0.1.0");
   app.require_subcommand(1);
   CliContext context{out, err};
+  RegisterSdlCommands(app, context);
+
+  RegisterKeygenCommand(app, context);
 
 
   try {

@@ -27,6 +27,9 @@ constexpr int kExitFailure = 1;     // the command ran and found a problem (bad 
 constexpr int kExitUsage = 2;       // bad command line
 
 
+void RegisterKeygenCommand(CLI::App& app, CliContext& context);  // node/cmd_keygen.cpp
+void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl.cpp
+
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
 }  // namespace gpumart::node

@@ -238,11 +238,23 @@ TEST(CodecTest, UnknownVersionAndTypeRejected) {
 // ---- hostile bytes ----------------------------------------------------------------------------
 
 TEST(CodecTest, HugeArrayHeaderRejectedCheaply) {
-  // array32 claiming 2^32-1 elements: must be refused by the limit, not allocated.
+  // array32 claiming 2^32-1 elements where a fixed-size struct belongs: a shape error.
   const Bytes bomb = {0xdd, 0xff, 0xff, 0xff, 0xff};
-  EXPECT_EQ(DecodeEnvelope(bomb).status().code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(DecodeOrder(bomb).status().code(), Status::Code::kLimitExceeded);
-  const Bytes map_bomb = {0xdf, 0xff, 0xff, 0xff, 0xff};
+  Status top = DecodeEnvelope(bomb).status();
+  EXPECT_EQ(top.code(), Status::Code::kCorruption);
+  EXPECT_NE(top.message().find("expected 8 fields, got 4294967295"), std::string::npos) << top.message();
+  EXPECT_EQ(DecodeOrder(bomb).status().code(), Status::Code::kCorruption);
+  // ... and where a list belongs (order.services): refused by the named limit, nothing allocated.
+  const Bytes list_bomb = {0x94, 0xa1, 'g', 0x80, 0x92, 0x90, 0x90, 0xdd, 0xff, 0xff, 0xff, 0xff};
+  Status list = DecodeOrder(list_bomb).status();
+  EXPECT_EQ(list.code(), Status::Code::kLimitExceeded);
+  EXPECT_NE(list.message().find("order.services: 4294967295 items exceed the limit of 64"), std::string::npos)
+      << list.message();
+  // A list within the limit but longer than the bytes left is truncated, also before allocating.
+  const Bytes short_list = {0x94, 0xa1, 'g', 0x80, 0x92, 0x90, 0x90, 0xdc, 0x00, 0x30};
+  EXPECT_NE(DecodeOrder(short_list).status().message().find("order.services: truncated"), std::string::npos);
+  // map32 in the attributes position.
+  const Bytes map_bomb = {0x94, 0xa1, 'g', 0xdf, 0xff, 0xff, 0xff, 0xff};
   EXPECT_EQ(DecodeOrder(map_bomb).status().code(), Status::Code::kLimitExceeded);
   // str32/bin32 claiming 4 GiB: strings reference the input instead of being copied, so nothing
   // is allocated; msgpack-c reports them as a length longer than the input.
@@ -254,9 +266,13 @@ TEST(CodecTest, HugeArrayHeaderRejectedCheaply) {
 }
 
 TEST(CodecTest, DeepNestingRejected) {
-  Bytes deep(100, 0x91);  // 100 nested one-element arrays
+  // The reader follows the schema and never recurses on its own, so nesting deeper than the
+  // schema is just a wrong field shape.
+  Bytes deep(100000, 0x91);  // 100k nested one-element arrays
   deep.push_back(0xc0);
-  EXPECT_EQ(DecodeOrder(deep).status().code(), Status::Code::kLimitExceeded);
+  Status status = DecodeOrder(deep).status();
+  EXPECT_EQ(status.code(), Status::Code::kCorruption);
+  EXPECT_NE(status.message().find("order: expected 4 fields, got 1"), std::string::npos) << status.message();
 }
 
 TEST(CodecTest, TruncatedAndTrailingBytesRejected) {

@@ -1,0 +1,657 @@
+#include "market/sdl.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace gpumart::market {
+namespace {
+
+// A small valid SDL; tests swap pieces of it with Replace().
+constexpr const char* kBaseSdl = R"(version: "2.0"
+services:
+  web:
+    image: nginx:1.25
+profiles:
+  compute:
+    web:
+      resources:
+        cpu:
+          units: 1
+        memory:
+          size: 1Gi
+        storage:
+          size: 1Gi
+#GPU
+  placement:
+    akash:
+      pricing:
+        web:
+          denom: uakt
+          amount: 1000
+deployment:
+  web:
+    akash:
+      profile: web
+      count: 1
+)";
+
+std::string Replace(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "test bug: " << from << " not in the SDL";
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+// The base SDL with a gpu block (written at the indentation of `resources:` children).
+std::string WithGpu(const std::string& gpu_block) { return Replace(kBaseSdl, "#GPU\n", gpu_block); }
+
+Deployment ParseOk(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text);
+  EXPECT_TRUE(result.ok()) << result.status().ToString() << "\n" << text;
+  if (!result.ok()) return Deployment{};
+  return std::move(result).value();
+}
+
+Status ParseError(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text);
+  EXPECT_FALSE(result.ok()) << text;
+  return result.ok() ? Status::Ok() : result.status();
+}
+
+// By value: callers pass the temporary that ParseOk returns.
+ServiceRequest OnlyService(const Deployment& deployment) {
+  if (deployment.orders.size() != 1 || deployment.orders[0].services.size() != 1) {
+    ADD_FAILURE() << "expected one group with one service";
+    return ServiceRequest{};
+  }
+  return deployment.orders[0].services[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantities
+
+TEST(SdlQuantities, SizeSuffixTable) {
+  struct Case {
+    const char* text;
+    uint64_t bytes;
+  };
+  const Case cases[] = {
+      {"100", 100},
+      {"100b", 100},
+      {"100B", 100},
+      {"1k", 1000},
+      {"1K", 1000},
+      {"1Ki", 1024},
+      {"1KiB", 1024},
+      {"1M", 1000000},
+      {"512Mi", 512 * kMi},
+      {"512Mb", 512'000'000},
+      {"512mb", 512'000'000},
+      {"16G", 16'000'000'000},
+      {"16GB", 16'000'000'000},
+      {"16gb", 16'000'000'000},
+      {"16Gb", 16'000'000'000},
+      {"16Gi", 16 * kGi},
+      {"16gi", 16 * kGi},
+      {"16GI", 16 * kGi},
+      {"16GiB", 16 * kGi},
+      {"16 Gi", 16 * kGi},
+      {"2T", 2'000'000'000'000},
+      {"2Ti", 2 * kTi},
+      {"1P", 1'000'000'000'000'000},
+      {"1Pi", 1024 * kTi},
+      {"1E", 1'000'000'000'000'000'000ull},
+      {"1Ei", 1024 * 1024 * kTi},
+      {"1.5Gi", 3 * kGi / 2},
+      {"0.5k", 500},
+      {"1.1Ki", 1127},  // 1126.4 rounded up to a whole byte
+  };
+  for (const auto& c : cases) {
+    Result<uint64_t> bytes = ParseSizeBytes(c.text);
+    ASSERT_TRUE(bytes.ok()) << c.text << ": " << bytes.status().ToString();
+    EXPECT_EQ(*bytes, c.bytes) << c.text;
+  }
+}
+
+TEST(SdlQuantities, BadSizes) {
+  EXPECT_EQ(ParseSizeBytes("-1Gi").status().message(), "\"-1Gi\" is negative");
+  EXPECT_FALSE(ParseSizeBytes("abc").ok());
+  EXPECT_FALSE(ParseSizeBytes("").ok());
+  EXPECT_FALSE(ParseSizeBytes("16Xi").ok());
+  EXPECT_FALSE(ParseSizeBytes("16Gix").ok());
+  EXPECT_FALSE(ParseSizeBytes("16iG").ok());
+  EXPECT_FALSE(ParseSizeBytes("1e9").ok());
+  EXPECT_EQ(ParseSizeBytes("100Ei").status().message(), "\"100Ei\" is too large");
+  EXPECT_EQ(ParseSizeBytes("16Qi").status().message(),
+            "\"16Qi\" has an unknown unit \"Qi\" (use k, M, G, T, P, E or Ki, Mi, Gi, Ti, Pi, Ei)");
+}
+
+TEST(SdlQuantities, CpuForms) {
+  struct Case {
+    const char* text;
+    uint64_t millis;
+  };
+  const Case cases[] = {{"0.5", 500}, {"4.0", 4000}, {"16", 16000},   {"100m", 100},
+                        {"0.25", 250}, {"1.125", 1125}, {"2500m", 2500}, {".5", 500}};
+  for (const auto& c : cases) {
+    Result<uint64_t> millis = ParseCpuMillis(c.text);
+    ASSERT_TRUE(millis.ok()) << c.text << ": " << millis.status().ToString();
+    EXPECT_EQ(*millis, c.millis) << c.text;
+  }
+  EXPECT_EQ(ParseCpuMillis("-1").status().message(), "\"-1\" is negative");
+  EXPECT_EQ(ParseCpuMillis("0").status().message(), "\"0\" is zero; a service needs some CPU");
+  EXPECT_EQ(ParseCpuMillis("0.0001").status().message(), "\"0.0001\" is finer than a millicore");
+  EXPECT_FALSE(ParseCpuMillis("abc").ok());
+  EXPECT_FALSE(ParseCpuMillis("1.5m").ok());
+}
+
+TEST(SdlQuantities, CpuAndMemoryInAFile) {
+  std::string text = Replace(kBaseSdl, "units: 1\n", "units: 100m\n");
+  text = Replace(text, "size: 1Gi\n        storage", "size: 512Mb\n        storage");
+  const ServiceRequest service = OnlyService(ParseOk(text));
+  EXPECT_EQ(service.resources.cpu_millis, 100u);
+  EXPECT_EQ(service.resources.memory_bytes, 512'000'000u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+
+TEST(SdlStorage, MapIsOneDefaultVolume) {
+  const ServiceRequest service = OnlyService(ParseOk(kBaseSdl));
+  ASSERT_EQ(service.resources.storage.size(), 1u);
+  EXPECT_EQ(service.resources.storage[0], (StorageVolume{"default", kGi, std::nullopt, false}));
+}
+
+TEST(SdlStorage, ListOfVolumesWithAttributes) {
+  const std::string text = Replace(kBaseSdl, "        storage:\n          size: 1Gi\n", R"(        storage:
+          - size: 20Gi
+          - name: models
+            size: 200Gi
+            attributes:
+              persistent: true
+              class: beta3
+          - name: shm
+            size: 1Gi
+            attributes:
+              class: ram
+              persistent: "false"
+)");
+  const ServiceRequest service = OnlyService(ParseOk(text));
+  ASSERT_EQ(service.resources.storage.size(), 3u);
+  EXPECT_EQ(service.resources.storage[0], (StorageVolume{"default", 20 * kGi, std::nullopt, false}));
+  EXPECT_EQ(service.resources.storage[1], (StorageVolume{"models", 200 * kGi, "beta3", true}));
+  EXPECT_EQ(service.resources.storage[2], (StorageVolume{"shm", kGi, "ram", false}));
+  EXPECT_EQ(service.resources.StorageBytes(), 221 * kGi);
+}
+
+TEST(SdlStorage, TwoUnnamedVolumesAreBothDefault) {
+  // As in the Akash GPU guide's ollama example.
+  const std::string text =
+      Replace(kBaseSdl, "          size: 1Gi\n#GPU", "          - size: 1Gi\n          - size: 100Gi\n#GPU");
+  const ServiceRequest service = OnlyService(ParseOk(text));
+  ASSERT_EQ(service.resources.storage.size(), 2u);
+  EXPECT_EQ(service.resources.storage[1].name, "default");
+}
+
+TEST(SdlStorage, DuplicateNamedVolumeIsAnError) {
+  const std::string text = Replace(kBaseSdl, "        storage:\n          size: 1Gi\n",
+                                   "        storage:\n          - name: data\n            size: 1Gi\n"
+                                   "          - name: data\n            size: 2Gi\n");
+  EXPECT_EQ(ParseError(text).message(), "profiles.compute.web.resources.storage[1].name: duplicate volume \"data\"");
+}
+
+TEST(SdlStorage, NegativeAndZeroSizes) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "size: 1Gi\n        storage", "size: -1Gi\n        storage")).message(),
+            "profiles.compute.web.resources.memory.size: \"-1Gi\" is negative");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "          size: 1Gi\n#GPU", "          size: 0\n#GPU")).message(),
+            "profiles.compute.web.resources.storage.size: must be more than 0 bytes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPUs
+
+TEST(SdlGpu, OptionsKeepTheirOrderAndAreLowerCased) {
+  const ServiceRequest service = OnlyService(ParseOk(WithGpu(R"(        gpu:
+          units: 2
+          attributes:
+            vendor:
+              nvidia:
+                - model: H100
+                  ram: 80Gi
+                  interface: sxm
+                - model: a100
+                  ram: 80Gi
+                  interface: PCIe
+                - model: "*"
+                  ram: 48Gi
+                - model: rtx4090
+                  interface: sxm4
+)")));
+  const GpuRequest& gpu = service.resources.gpu;
+  EXPECT_EQ(gpu.units, 2u);
+  ASSERT_EQ(gpu.options.size(), 4u);
+  EXPECT_EQ(gpu.options[0], (GpuOption{"nvidia", "h100", 80 * kGi, GpuInterface::kSxm}));
+  EXPECT_EQ(gpu.options[1], (GpuOption{"nvidia", "a100", 80 * kGi, GpuInterface::kPcie}));
+  EXPECT_EQ(gpu.options[2], (GpuOption{"nvidia", "*", 48 * kGi, std::nullopt}));
+  EXPECT_EQ(gpu.options[3], (GpuOption{"nvidia", "rtx4090", std::nullopt, GpuInterface::kSxm}));
+}
+
+TEST(SdlGpu, NullOrEmptyVendorListMeansAnyModel) {
+  for (const char* list : {"nvidia:\n", "nvidia: []\n", "nvidia: ~\n"}) {
+    const ServiceRequest service = OnlyService(ParseOk(WithGpu(
+        std::string("        gpu:\n          units: 1\n          attributes:\n            vendor:\n              ") + list)));
+    ASSERT_EQ(service.resources.gpu.options.size(), 1u) << list;
+    EXPECT_EQ(service.resources.gpu.options[0], (GpuOption{"nvidia", "*", std::nullopt, std::nullopt})) << list;
+  }
+}
+
+TEST(SdlGpu, UnitsWithoutAttributesIsAnError) {
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 2\n")).message(),
+            "profiles.compute.web.resources.gpu.attributes: missing: 2 GPU(s) need a vendor "
+            "(attributes.vendor.nvidia, optionally with models)");
+}
+
+TEST(SdlGpu, ZeroUnitsIsNoGpu) {
+  const ServiceRequest service = OnlyService(ParseOk(WithGpu(
+      "        gpu:\n          units: 0\n          attributes:\n            vendor:\n              nvidia:\n")));
+  EXPECT_EQ(service.resources.gpu, GpuRequest{});
+}
+
+TEST(SdlGpu, BadInterfaceNamesItsPath) {
+  EXPECT_EQ(ParseError(WithGpu(R"(        gpu:
+          units: 1
+          attributes:
+            vendor:
+              nvidia:
+                - model: h100
+                - model: a100
+                  interface: nvlink
+)")).message(),
+            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[1].interface: \"nvlink\" is not pcie|sxm");
+}
+
+TEST(SdlGpu, UnknownOptionFieldAndVendorAreErrors) {
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
+                               "              nvidia:\n                - model: h100\n                  memory: 80Gi\n"))
+                .message(),
+            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field (expected model, ram "
+            "or interface)");
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
+                               "              intel:\n"))
+                .message(),
+            "profiles.compute.web.resources.gpu.attributes.vendor.intel: unknown GPU vendor (expected nvidia or amd)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUDA
+
+ServiceSpec Spec(std::string image, std::vector<std::pair<std::string, std::string>> env) {
+  ServiceSpec spec;
+  spec.image = std::move(image);
+  spec.env = std::move(env);
+  return spec;
+}
+
+TEST(SdlCuda, SourcesAndPrecedence) {
+  using V = CudaVersion;
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvidia/cuda:12.0-runtime-ubuntu22.04", {})), (V{12, 0}));
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvcr.io/nvidia/cuda:11.8.0-devel-ubuntu22.04", {})), (V{11, 8}));
+  EXPECT_EQ(DetectCudaRequirement(Spec("docker.io/nvidia/cuda:12.4.1-base@sha256:abcd", {})), (V{12, 4}));
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvidia/cuda:latest", {})), std::nullopt);
+  EXPECT_EQ(DetectCudaRequirement(Spec("notnvidia/cuda:12.1", {})), std::nullopt);
+  EXPECT_EQ(DetectCudaRequirement(Spec("vllm/vllm-openai:v0.6.3", {})), std::nullopt);
+  EXPECT_EQ(DetectCudaRequirement(Spec("vllm/vllm-openai:v0.6.3", {{"CUDA_VERSION", "12.4.1"}})), (V{12, 4}));
+  // CUDA_VERSION beats the image tag.
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvidia/cuda:11.8.0-base", {{"CUDA_VERSION", "12.1"}})), (V{12, 1}));
+  // NVIDIA_REQUIRE_CUDA beats both.
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvidia/cuda:11.8.0-base",
+                                       {{"CUDA_VERSION", "12.1"},
+                                        {"NVIDIA_REQUIRE_CUDA", "cuda>=12.2 brand=tesla,driver>=470,driver<471"}})),
+            (V{12, 2}));
+  // An empty or unreadable value falls through to the next source.
+  EXPECT_EQ(DetectCudaRequirement(Spec("nvidia/cuda:11.8.0-base", {{"CUDA_VERSION", ""}})), (V{11, 8}));
+  EXPECT_EQ(DetectCudaRequirement(Spec("", {{"NVIDIA_REQUIRE_CUDA", "brand=tesla"}, {"CUDA_VERSION", "12"}})),
+            (V{12, 0}));
+}
+
+TEST(SdlCuda, ReadFromTheServiceEnvInAFile) {
+  std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n",
+                             "    image: nvidia/cuda:11.8.0-base\n    env:\n      - FOO=bar\n"
+                             "      - NVIDIA_REQUIRE_CUDA=cuda>=12.3 brand=tesla\n      - EMPTY\n");
+  const Deployment deployment = ParseOk(text);
+  EXPECT_EQ(OnlyService(deployment).cuda_min, (CudaVersion{12, 3}));
+  const ServiceSpec& spec = deployment.services.at("web");
+  EXPECT_EQ(spec.image, "nvidia/cuda:11.8.0-base");
+  ASSERT_EQ(spec.env.size(), 3u);
+  EXPECT_EQ(spec.env[0], (std::pair<std::string, std::string>{"FOO", "bar"}));
+  EXPECT_EQ(spec.env[2], (std::pair<std::string, std::string>{"EMPTY", ""}));
+  EXPECT_EQ(OnlyService(ParseOk(kBaseSdl)).cuda_min, std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Price, groups, services
+
+TEST(SdlPrice, PerBlockToPerHour) {
+  std::string text = Replace(kBaseSdl, "amount: 1000", "amount: 250000");
+  const PriceCap cap = OnlyService(ParseOk(text)).price_cap;
+  EXPECT_EQ(cap, (PriceCap{"uakt", 250000, 147130946}));
+  EXPECT_EQ(OnlyService(ParseOk(Replace(kBaseSdl, "amount: 1000", "amount: 6117"))).price_cap.per_hour, 3600000u);
+  EXPECT_EQ(OnlyService(ParseOk(Replace(kBaseSdl, "amount: 1000", "amount: 1"))).price_cap.per_hour, 588u);
+  EXPECT_EQ(OnlyService(ParseOk(Replace(kBaseSdl, "amount: 1000", "amount: \"1000\""))).price_cap.amount, 1000u);
+}
+
+TEST(SdlPrice, BadAmounts) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "amount: 1000", "amount: -5")).message(),
+            "profiles.placement.akash.pricing.web.amount: \"-5\" is negative");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "amount: 1000", "amount: 1.5")).message(),
+            "profiles.placement.akash.pricing.web.amount: \"1.5\" has a fraction; write a whole number of uakt per block");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "          denom: uakt\n", "")).message(),
+            "profiles.placement.akash.pricing.web.denom: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "amount: 1000", "amount: 99999999999")).code(),
+            Status::Code::kLimitExceeded);
+}
+
+constexpr const char* kTwoGroups = R"(version: "2.1"
+services:
+  zeta:
+    image: a
+  alpha:
+    image: b
+  beta:
+    image: c
+profiles:
+  compute:
+    small:
+      resources:
+        cpu: {units: 0.5}
+        memory: {size: 512Mi}
+        storage: {size: 1Gi}
+  placement:
+    west:
+      attributes:
+        region: us-west
+        tier: 1
+        audited: true
+      signedBy:
+        allOf: [akash1all]
+        anyOf: ["akash1a", "akash1b"]
+      pricing:
+        small: {denom: uakt, amount: 100}
+    east:
+      pricing:
+        small: {denom: uact, amount: 200}
+    unused:
+      pricing:
+        small: {denom: uakt, amount: 1}
+deployment:
+  beta:
+    east: {profile: small, count: 3}
+    west: {profile: small, count: 1}
+  alpha:
+    west: {profile: small, count: 2}
+  zeta:
+    west: {profile: small, count: 1}
+)";
+
+TEST(SdlGroups, OrderOfGroupsAndServices) {
+  const Deployment deployment = ParseOk(kTwoGroups);
+  EXPECT_EQ(deployment.version, "2.1");
+  ASSERT_EQ(deployment.orders.size(), 2u);  // "unused" has no service: no order
+  const Order& west = deployment.orders[0];
+  EXPECT_EQ(west.group, "west");
+  ASSERT_EQ(west.services.size(), 3u);
+  // The order of `services:`, not of `deployment:`.
+  EXPECT_EQ(west.services[0].name, "zeta");
+  EXPECT_EQ(west.services[1].name, "alpha");
+  EXPECT_EQ(west.services[2].name, "beta");
+  EXPECT_EQ(west.services[1].count, 2u);
+  EXPECT_EQ(west.services[1].profile, "small");
+  EXPECT_EQ(west.services[1].resources.cpu_millis, 500u);
+  EXPECT_EQ(west.CapPerHour(), 4 * PerBlockToPerHour(100));
+  const std::map<std::string, std::string> attributes{{"region", "us-west"}, {"tier", "1"}, {"audited", "true"}};
+  EXPECT_EQ(west.attributes, attributes);
+  EXPECT_EQ(west.signed_by.all_of, std::vector<std::string>{"akash1all"});
+  EXPECT_EQ(west.signed_by.any_of, (std::vector<std::string>{"akash1a", "akash1b"}));
+  const Order& east = deployment.orders[1];
+  EXPECT_EQ(east.group, "east");
+  ASSERT_EQ(east.services.size(), 1u);
+  EXPECT_EQ(east.services[0].name, "beta");
+  EXPECT_EQ(east.services[0].count, 3u);
+  EXPECT_EQ(east.Denom(), "uact");
+}
+
+TEST(SdlServices, FieldsThatDoNotAffectMatchingAreAccepted) {
+  const std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n", R"(    image: nginx:1.25
+    command: ["sh", "-c"]
+    args:
+      - echo hi
+    expose:
+      - port: 8080
+        as: 80
+        proto: tcp
+        to:
+          - global: true
+      - port: 9000
+        to:
+          - service: other
+      - nonsense
+    params:
+      storage:
+        data: {mount: /data}
+    credentials:
+      host: ghcr.io
+      username: me
+      password: secret
+    depends_on: [db]
+    env: {A: "1", B: two}
+)");
+  const Deployment deployment = ParseOk(text);
+  const ServiceSpec& spec = deployment.services.at("web");
+  EXPECT_EQ(spec.command, (std::vector<std::string>{"sh", "-c"}));
+  EXPECT_EQ(spec.args, std::vector<std::string>{"echo hi"});
+  ASSERT_EQ(spec.expose.size(), 2u);
+  EXPECT_EQ(spec.expose[0].port, 8080u);
+  EXPECT_EQ(spec.expose[0].as, 80u);
+  EXPECT_TRUE(spec.expose[0].global);
+  EXPECT_FALSE(spec.expose[1].global);
+  ASSERT_EQ(spec.env.size(), 2u);
+  EXPECT_EQ(spec.env[1], (std::pair<std::string, std::string>{"B", "two"}));
+}
+
+TEST(SdlServices, MergeKeysAndAnchors) {
+  // Akash's YAML library honours "<<: *anchor"; explicit keys win over merged ones.
+  std::string text = Replace(kBaseSdl, "      resources:\n        cpu:", "      resources: &small\n        cpu:");
+  text = Replace(text, "#GPU\n",
+                 "    big:\n      resources:\n        <<: *small\n        memory: {size: 8Gi}\n");
+  text = Replace(text, "          amount: 1000\n", "          amount: 1000\n        big: {denom: uakt, amount: 5}\n");
+  text = Replace(text, "      profile: web", "      profile: big");
+  const ServiceRequest service = OnlyService(ParseOk(text));
+  EXPECT_EQ(service.resources.cpu_millis, 1000u);
+  EXPECT_EQ(service.resources.memory_bytes, 8 * kGi);
+  EXPECT_EQ(service.resources.StorageBytes(), kGi);
+  // A mapping that merges itself ends with a limit, not a hang.
+  const Status cycle = ParseError(Replace(kBaseSdl, "  web:\n    image: nginx:1.25\n", "  web: &w\n    image: x\n    <<: *w\n"));
+  EXPECT_EQ(cycle.code(), Status::Code::kLimitExceeded) << cycle.ToString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, each naming its path
+
+TEST(SdlErrors, References) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "  web:\n    akash:", "  web:\n    westcoast:")).message(),
+            "deployment.web.westcoast: no placement \"westcoast\" in profiles.placement");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "profile: web", "profile: big")).message(),
+            "deployment.web.akash.profile: no compute profile \"big\" in profiles.compute");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "deployment:\n  web:", "deployment:\n  api:")).message(),
+            "deployment.api: no service \"api\" in services");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "      pricing:\n        web:", "      pricing:\n        gpu:")).message(),
+            "profiles.placement.akash.pricing.gpu: no compute profile \"gpu\" in profiles.compute");
+}
+
+TEST(SdlErrors, MissingPricingForAProfile) {
+  // A second profile that is priced, while the deployed one is not.
+  std::string text = Replace(kBaseSdl, "#GPU\n", "    other:\n      resources:\n        cpu: {units: 1}\n"
+                                                 "        memory: {size: 1Gi}\n");
+  text = Replace(text, "      pricing:\n        web:", "      pricing:\n        other:");
+  EXPECT_EQ(ParseError(text).message(),
+            "profiles.placement.akash.pricing.web: missing: no price for compute profile \"web\" used by "
+            "deployment.web.akash");
+}
+
+TEST(SdlErrors, Count) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "count: 1", "count: 0")).message(),
+            "deployment.web.akash.count: must be at least 1, got 0");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "count: 1", "count: -2")).message(),
+            "deployment.web.akash.count: must be at least 1, got -2");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "count: 1", "count: two")).message(),
+            "deployment.web.akash.count: \"two\" is not a whole number");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "      count: 1\n", "")).message(), "deployment.web.akash.count: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "count: 1", "count: 100000")).code(), Status::Code::kLimitExceeded);
+}
+
+TEST(SdlErrors, NoPlacementOrNoDeployment) {
+  const std::string no_placement = Replace(kBaseSdl,
+                                           "  placement:\n    akash:\n      pricing:\n        web:\n"
+                                           "          denom: uakt\n          amount: 1000\n",
+                                           "");
+  EXPECT_EQ(ParseError(no_placement).message(), "profiles.placement: missing: the file has no placement group");
+  EXPECT_EQ(ParseError(Replace(no_placement, "deployment:", "  placement: {}\ndeployment:")).message(),
+            "profiles.placement: no placement group");
+  const std::string no_deployment = Replace(kBaseSdl, "deployment:\n  web:\n    akash:\n      profile: web\n      count: 1\n", "");
+  EXPECT_EQ(ParseError(no_deployment).message(), "deployment: missing: the file deploys no service");
+  EXPECT_EQ(ParseError(no_deployment + "deployment:\n").message(), "deployment: no service is deployed");
+}
+
+TEST(SdlErrors, DenomsDifferWithinAGroup) {
+  std::string text = Replace(kTwoGroups, "small: {denom: uakt, amount: 100}",
+                             "small: {denom: uakt, amount: 100}\n        big: {denom: uact, amount: 100}");
+  text = Replace(text, "        storage: {size: 1Gi}\n",
+                 "        storage: {size: 1Gi}\n    big:\n      resources: {cpu: {units: 1}, memory: {size: 1Gi}}\n");
+  text = Replace(text, "  alpha:\n    west: {profile: small", "  alpha:\n    west: {profile: big");
+  EXPECT_EQ(ParseError(text).message(),
+            "profiles.placement.west.pricing.big.denom: \"uact\" differs from \"uakt\" used by the group's other "
+            "services; a group is priced in one denom");
+}
+
+TEST(SdlErrors, VersionAndShape) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "version: \"2.0\"", "version: \"3.0\"")).message(),
+            "version: \"3.0\" is not supported (expected \"2.0\" or \"2.1\")");
+  EXPECT_EQ(ParseOk(Replace(kBaseSdl, "version: \"2.0\"", "version: 2.0")).version, "2.0");
+  EXPECT_EQ(ParseError("").message(), "the file is empty");
+  EXPECT_EQ(ParseError("# only a comment\n").message(), "the file is empty");
+  EXPECT_EQ(ParseError("- a\n- b\n").message(), "expected a mapping at the top level, found a list");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "        memory:\n", "        memroy:\n")).message(),
+            "profiles.compute.web.resources.memroy: unknown field (expected cpu, memory, storage or gpu)");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "deployment:\n  web:\n", "deployment:\n  web:\n    akash: {profile: web, count: 1}\n  web:\n"))
+                .message(),
+            "deployment.web: duplicate key");
+}
+
+TEST(SdlErrors, YamlSyntaxHasLineAndColumn) {
+  const Status status = ParseError("version: \"2.0\"\nservices:\n  web: [1, 2\n");
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(status.message().rfind("invalid YAML at line ", 0), 0u) << status.message();
+  EXPECT_EQ(ParseError("--\nversion: '2.0'\n").message(), "invalid YAML at line 2, column 8: illegal map value");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: refused quickly with a limit error, never a hang or a stack overflow.
+
+template <typename F>
+double Seconds(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(SdlLimits, TwentyMegabyteText) {
+  std::string big(20u << 20, ' ');
+  big.replace(0, 14, "version: \"2.0\"");
+  Status status;
+  EXPECT_LT(Seconds([&] { status = ParseError(big); }), 1.0);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(status.message(), "the file is 20971520 bytes, more than the limit of 1048576");
+}
+
+TEST(SdlLimits, TwentyMegabyteFile) {
+  const std::string path = testing::TempDir() + "/sdl_test_big.yaml";
+  {
+    std::ofstream out(path, std::ios::binary);
+    std::string chunk(1u << 20, '#');
+    for (int i = 0; i < 20; ++i) out << chunk;
+  }
+  Result<Deployment> result = Deployment{};
+  EXPECT_LT(Seconds([&] { result = ParseSdlFile(path); }), 1.0);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), Status::Code::kLimitExceeded);
+  std::remove(path.c_str());
+}
+
+TEST(SdlLimits, DeepNestingIsRefusedBeforeYamlCpp) {
+  const std::string brackets = "version: " + std::string(100'000, '[');
+  const std::string braces = "a: " + std::string(100'000, '{');
+  const std::string dashes = [] {
+    std::string text;
+    for (int i = 0; i < 100'000; ++i) text += "- ";
+    return text + "x\n";
+  }();
+  const std::string indents = [] {
+    std::string text;
+    for (int i = 0; i < 200; ++i) text += std::string(i, ' ') + "k:\n";
+    return text;
+  }();
+  for (const std::string* text : {&brackets, &braces, &dashes, &indents}) {
+    Status status;
+    EXPECT_LT(Seconds([&] { status = ParseError(*text); }), 1.0);
+    EXPECT_EQ(status.code(), Status::Code::kLimitExceeded) << status.ToString();
+    EXPECT_NE(status.message().find("nested deeper than 64 levels"), std::string::npos) << status.message();
+  }
+}
+
+TEST(SdlLimits, CountsAndLengths) {
+  std::string many_services = "version: \"2.0\"\nservices:\n";
+  for (size_t i = 0; i <= kSdlMaxServices; ++i) many_services += "  s" + std::to_string(i) + ": {image: x}\n";
+  const Status services = ParseError(many_services);
+  EXPECT_EQ(services.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(services.message(), "services: more than 256 services");
+
+  const std::string long_name(kSdlMaxNameBytes + 1, 'n');
+  const Status name = ParseError(Replace(kBaseSdl, "denom: uakt", "denom: " + long_name));
+  EXPECT_EQ(name.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(name.message(), "profiles.placement.akash.pricing.web.denom: longer than 256 bytes");
+
+  std::string options = "        gpu:\n          units: 1\n          attributes:\n            vendor:\n              nvidia:\n";
+  for (size_t i = 0; i <= kSdlMaxGpuOptions; ++i) options += "                - model: m" + std::to_string(i) + "\n";
+  const Status gpu = ParseError(WithGpu(options));
+  EXPECT_EQ(gpu.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(gpu.message(), "profiles.compute.web.resources.gpu.attributes.vendor.nvidia: more than 64 GPU options");
+}
+
+TEST(SdlFile, MissingFileAndDirectory) {
+  Result<Deployment> missing = ParseSdlFile("/nonexistent/deploy.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Status::Code::kIoError);
+  EXPECT_EQ(missing.status().message(), "cannot open: No such file or directory");
+  Result<Deployment> directory = ParseSdlFile(testing::TempDir());
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.status().message(), "is a directory");
+}
+
+TEST(SdlFile, EveryValidFixtureParses) {
+  // The exact results are pinned end to end in tests/node/cmd_sdl_test.cpp.
+  const std::string dir = std::string(GPUMART_SHARED_DIR) + "/fixtures/sdl/";
+  for (const char* name : {"seed_basic-gpu.yaml", "seed_llm-fallbacks.yaml", "seed_ollama-webui.yaml",
+                           "dify_deploy.yaml", "Llama-3.1-405B-BF16_deploy.yaml"}) {
+    Result<Deployment> result = ParseSdlFile(dir + name);
+    EXPECT_TRUE(result.ok()) << name << ": " << result.status().ToString();
+  }
+  EXPECT_FALSE(ParseSdlFile(dir + "teamspeak_deploy.yaml").ok());
+  EXPECT_FALSE(ParseSdlFile(dir + "pokt-network_deploy.yml").ok());
+}
+
+}  // namespace
+}  // namespace gpumart::market
