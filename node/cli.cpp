@@ -13,6 +13,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   RegisterSdlCommands(app, context);
 
   RegisterKeygenCommand(app, context);
+  RegisterLedgerCommands(app, context);
 
 
   try {
