@@ -58,9 +58,9 @@ constexpr std::array kFamilies = {
     Family{kLeaseByState, {Field::kState, Field::kId}, 2},
     Family{kLeaseByOrder, {Field::kId, Field::kId}, 2},
     Family{kOpenOrder, {Field::kId}, 1},
-    Family{kOrderByClose, {Field::kTime, Field::kId}, 2},
+    Family{kOrderByExpiry, {Field::kTime, Field::kId}, 2},
     Family{kBidByOrder, {Field::kId, Field::kId}, 2},
-    Family{kBidByClose, {Field::kTime, Field::kId}, 2},
+    Family{kBidByExpiry, {Field::kTime, Field::kId}, 2},
     Family{kReservationByProvider, {Field::kId, Field::kId}, 2},
     Family{kReservationByExpiry, {Field::kTime, Field::kId}, 2},
 };

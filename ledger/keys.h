@@ -39,9 +39,9 @@ inline constexpr std::string_view kLeaseByProvider = "ix/lp/";  // <provider><le
 inline constexpr std::string_view kLeaseByState = "ix/ls/";     // <state:1><lease_id>
 inline constexpr std::string_view kLeaseByOrder = "ix/lo/";     // <order_id><lease_id>
 inline constexpr std::string_view kOpenOrder = "ix/oo/";        // <order_id>
-inline constexpr std::string_view kOrderByClose = "ix/ox/";     // <closes_ms:8><order_id>
+inline constexpr std::string_view kOrderByExpiry = "ix/ox/";    // <expires_ms:8><order_id>
 inline constexpr std::string_view kBidByOrder = "ix/bo/";       // <order_id><bid_id>
-inline constexpr std::string_view kBidByClose = "ix/bx/";       // <closes_ms:8><bid_id>
+inline constexpr std::string_view kBidByExpiry = "ix/bx/";      // <expires_ms:8><bid_id>
 inline constexpr std::string_view kReservationByProvider = "ix/rp/";  // <provider><bid_id>
 inline constexpr std::string_view kReservationByExpiry = "ix/rx/";    // <expires_ms:8><bid_id>
 

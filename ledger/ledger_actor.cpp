@@ -1,5 +1,6 @@
 #include "ledger/ledger_actor.h"
 
+#include <atomic>
 #include <chrono>
 #include <vector>
 
@@ -54,7 +55,23 @@ std::future<Status> LedgerActor::Submit(LedgerWrite write) {
   return future;
 }
 
-Status LedgerActor::Write(LedgerWrite write) { return Submit(std::move(write)).get(); }
+Status LedgerActor::Write(LedgerWrite write) {
+  // A futex-backed flag rather than a promise: no mutex per write, which matters when many
+  // threads each wait for their own acknowledgement. Shared, because the writer may still be
+  // inside notify_one when this thread wakes and returns.
+  struct Waiter {
+    Status status;
+    std::atomic<bool> done{false};
+  };
+  auto waiter = std::make_shared<Waiter>();
+  Submit(std::move(write), [waiter](const Status& status) {
+    waiter->status = status;
+    waiter->done.store(true, std::memory_order_release);
+    waiter->done.notify_one();
+  });
+  waiter->done.wait(false, std::memory_order_acquire);
+  return waiter->status;
+}
 
 LedgerActor::Stats LedgerActor::stats() const {
   std::lock_guard lock(mutex_);

@@ -23,10 +23,6 @@ namespace {
 
 constexpr size_t kHeadBytes = 8 + market::kIdBytes;
 constexpr size_t kSchemaBytes = 4;
-// A lease names one order; an order gets few leases (one per group). Bounds the scans the write
-// path does per order so a flood of leases for one order cannot make a round slow.
-constexpr size_t kMaxLeasesPerOrderScan = 1024;
-constexpr size_t kMaxBidsPerOrderScan = 4096;
 
 std::span<const uint8_t> AsSpan(std::string_view bytes) {
   return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
@@ -106,23 +102,31 @@ class Round {
   Result<std::vector<std::string>> Keys(const std::string& begin, const std::string& end, size_t limit) const {
     std::set<std::string> found;
     const size_t want = limit + overlay_.size() + staged_.size();
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-    for (it->Seek(begin); it->Valid() && found.size() < want; it->Next()) {
-      const leveldb::Slice key = it->key();
+    // The writer is the only writer, so the DB does not change during a round: one iterator
+    // (an implicit snapshot) serves every scan of the round.
+    if (!iterator_) iterator_.reset(db_->NewIterator(leveldb::ReadOptions()));
+    leveldb::Iterator& it = *iterator_;
+    for (it.Seek(begin); it.Valid() && found.size() < want; it.Next()) {
+      const leveldb::Slice key = it.key();
       if (key.compare(leveldb::Slice(end)) >= 0) break;
       found.emplace(key.data(), key.size());
     }
-    if (!it->status().ok()) return FromLevelDb(it->status(), "scanning " + keys::Describe(begin));
-    auto apply = [&](const std::string& key, bool present) {
-      if (key < begin || key >= end) return;
-      if (present) {
-        found.insert(key);
+    if (!it.status().ok()) return FromLevelDb(it.status(), "scanning " + keys::Describe(begin));
+    for (auto o = overlay_.lower_bound(begin); o != overlay_.end() && o->first < end; ++o) {
+      if (o->second) {
+        found.insert(o->first);
       } else {
-        found.erase(key);
+        found.erase(o->first);
       }
-    };
-    for (const auto& [key, value] : overlay_) apply(key, value.has_value());
-    for (const auto& staged : staged_) apply(staged.key, staged.value.has_value());
+    }
+    for (const auto& staged : staged_) {
+      if (staged.key < begin || staged.key >= end) continue;
+      if (staged.value) {
+        found.insert(staged.key);
+      } else {
+        found.erase(staged.key);
+      }
+    }
     std::vector<std::string> out(found.begin(), found.end());
     if (out.size() > limit) out.resize(limit);
     return out;
@@ -141,7 +145,13 @@ class Round {
   void EndRequest(bool keep) {
     if (keep) {
       for (auto& staged : staged_) {
-        if (keys::IsChained(staged.key)) AppendChainEntry(staged);
+        if (keys::IsChained(staged.key)) {
+          ChainChange change;
+          change.op = staged.value ? ChainOp::kPut : ChainOp::kDelete;
+          change.key = staged.key;
+          if (staged.value) change.value_hash = staged.value_hash ? *staged.value_hash : HashBytes(*staged.value);
+          chain_changes_.push_back(std::move(change));
+        }
         if (staged.value) {
           batch_.Put(staged.key, *staged.value);
         } else {
@@ -157,7 +167,17 @@ class Round {
   // One sync WriteBatch with everything kept, plus the new chain head.
   Status Commit() {
     if (!dirty_) return Status::Ok();
-    batch_.Put(std::string(keys::kHeadKey), EncodeHead(head_));
+    if (!chain_changes_.empty()) {
+      ChainEntry entry;
+      entry.seq = head_.seq + 1;
+      entry.prev_hash = head_.hash;
+      entry.recorded_ms = now_ms_;
+      entry.changes = std::move(chain_changes_);
+      const std::string encoded = EncodeChainEntry(entry);
+      batch_.Put(keys::ChainSeq(entry.seq), encoded);
+      head_ = ChainHead{entry.seq, HashBytes(encoded)};
+      batch_.Put(std::string(keys::kHeadKey), EncodeHead(head_));
+    }
     leveldb::WriteOptions options;
     options.sync = true;
     const leveldb::Status status = db_->Write(options, &batch_);
@@ -178,47 +198,22 @@ class Round {
     std::optional<MessageId> value_hash;
   };
 
-  void AppendChainEntry(const Staged& staged) {
-    ChainEntry entry;
-    entry.seq = head_.seq + 1;
-    entry.prev_hash = head_.hash;
-    entry.recorded_ms = now_ms_;
-    entry.op = staged.value ? ChainOp::kPut : ChainOp::kDelete;
-    entry.key = staged.key;
-    if (staged.value) entry.value_hash = staged.value_hash ? *staged.value_hash : HashBytes(*staged.value);
-    const std::string encoded = EncodeChainEntry(entry);
-    batch_.Put(keys::ChainSeq(entry.seq), encoded);
-    head_ = ChainHead{entry.seq, HashBytes(encoded)};
-  }
-
   leveldb::DB* db_;
   ChainHead head_;
   int64_t now_ms_;
   std::vector<Staged> staged_;
+  std::vector<ChainChange> chain_changes_;  // of the requests kept so far
   std::map<std::string, std::optional<std::string>> overlay_;
+  mutable std::unique_ptr<leveldb::Iterator> iterator_;  // created by the first scan
   leveldb::WriteBatch batch_;
   bool dirty_ = false;
 };
 
-// The earliest start of the leases recorded for `order_id` (nullopt when none).
-Result<std::optional<int64_t>> MinLeaseStart(const Round& round, const MessageId& order_id) {
-  auto lease_keys = round.KeysWithPrefix(keys::Id(keys::kLeaseByOrder, order_id), kMaxLeasesPerOrderScan);
+// Whether any lease names `order_id` (it is then no longer open).
+Result<bool> HasLease(const Round& round, const MessageId& order_id) {
+  auto lease_keys = round.KeysWithPrefix(keys::Id(keys::kLeaseByOrder, order_id), 1);
   if (!lease_keys.ok()) return lease_keys.status();
-  std::optional<int64_t> earliest;
-  for (const auto& index_key : *lease_keys) {
-    const auto lease_id = keys::TrailingId(index_key);
-    auto value = round.Get(keys::Id(keys::kLease, *lease_id));
-    if (!value.ok()) return value.status();
-    if (!value->has_value()) continue;  // verify reports the dangling index entry
-    auto lease = DecodeStoredLease(*lease_id, **value);
-    if (!lease.ok()) return lease.status().WithContext(keys::Describe(keys::Id(keys::kLease, *lease_id)));
-    earliest = earliest ? std::min(*earliest, lease->body.start_ms) : lease->body.start_ms;
-  }
-  return earliest;
-}
-
-int64_t ClosesAt(int64_t expires_ms, std::optional<int64_t> first_lease_start) {
-  return first_lease_start ? std::min(expires_ms, *first_lease_start) : expires_ms;
+  return !lease_keys->empty();
 }
 
 Status ApplyOrder(Round& round, const PreparedWrite& prepared, const Signed<market::Order>& order) {
@@ -226,11 +221,11 @@ Status ApplyOrder(Round& round, const PreparedWrite& prepared, const Signed<mark
   auto existing = round.Get(key);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return Status::AlreadyExists("order " + Hex(order.id) + " is already recorded");
-  auto first_lease = MinLeaseStart(round, order.id);
-  if (!first_lease.ok()) return first_lease.status();
+  auto leased = HasLease(round, order.id);  // a lease can arrive before its order
+  if (!leased.ok()) return leased.status();
   round.Put(key, prepared.record, &prepared.record_hash);
-  round.Put(keys::TimeId(keys::kOrderByClose, ClosesAt(order.envelope.expires_ms, *first_lease), order.id), {});
-  if (!first_lease->has_value()) round.Put(keys::Id(keys::kOpenOrder, order.id), {});
+  round.Put(keys::TimeId(keys::kOrderByExpiry, order.envelope.expires_ms, order.id), {});
+  if (!*leased) round.Put(keys::Id(keys::kOpenOrder, order.id), {});
   return Status::Ok();
 }
 
@@ -239,11 +234,9 @@ Status ApplyBid(Round& round, const PreparedWrite& prepared, const Signed<market
   auto existing = round.Get(key);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return Status::AlreadyExists("bid " + Hex(bid.id) + " is already recorded");
-  auto first_lease = MinLeaseStart(round, bid.body.order_id);
-  if (!first_lease.ok()) return first_lease.status();
   round.Put(key, prepared.record, &prepared.record_hash);
   round.Put(keys::Pair(keys::kBidByOrder, bid.body.order_id, bid.id), {});
-  round.Put(keys::TimeId(keys::kBidByClose, ClosesAt(bid.envelope.expires_ms, *first_lease), bid.id), {});
+  round.Put(keys::TimeId(keys::kBidByExpiry, bid.envelope.expires_ms, bid.id), {});
   return Status::Ok();
 }
 
@@ -263,43 +256,16 @@ Status ApplyLease(Round& round, const PreparedWrite& prepared, const Signed<mark
   const market::Lease& body = lease.body;
   const MessageId& order_id = body.order_id;
   // Reads first, so a failure leaves nothing staged half-way.
-  auto first_lease = MinLeaseStart(round, order_id);
-  if (!first_lease.ok()) return first_lease.status();
-  const std::optional<int64_t> new_first =
-      first_lease->has_value() ? std::min(**first_lease, body.start_ms) : body.start_ms;
-
   std::optional<Usage> usage;
-  std::optional<std::pair<int64_t, int64_t>> order_closes;  // old, new
   auto order_value = round.Get(keys::Id(keys::kOrder, order_id));
   if (!order_value.ok()) return order_value.status();
   if (order_value->has_value()) {
     auto order = DecodeStoredOrder(order_id, **order_value);
     if (!order.ok()) return order.status().WithContext(keys::Describe(keys::Id(keys::kOrder, order_id)));
-    order_closes = {ClosesAt(order->envelope.expires_ms, *first_lease), ClosesAt(order->envelope.expires_ms, new_first)};
     // Capacity bookkeeping needs the order's per-replica resources; a lease that does not fit
     // its order is still recorded (it is signed), just without usage.
     if (auto computed = ComputeUsage(order->body, body.services); computed.ok()) usage = std::move(computed).value();
   }
-
-  struct BidUpdate {
-    MessageId bid_id;
-    int64_t old_closes;
-    int64_t new_closes;
-  };
-  std::vector<BidUpdate> bid_updates;
-  auto bid_keys = round.KeysWithPrefix(keys::Id(keys::kBidByOrder, order_id), kMaxBidsPerOrderScan);
-  if (!bid_keys.ok()) return bid_keys.status();
-  for (const auto& index_key : *bid_keys) {
-    const MessageId bid_id = *keys::TrailingId(index_key);
-    auto bid_value = round.Get(keys::Id(keys::kBid, bid_id));
-    if (!bid_value.ok()) return bid_value.status();
-    if (!bid_value->has_value()) continue;
-    auto bid = DecodeStoredBid(bid_id, **bid_value);
-    if (!bid.ok()) return bid.status().WithContext(keys::Describe(keys::Id(keys::kBid, bid_id)));
-    bid_updates.push_back({bid_id, ClosesAt(bid->envelope.expires_ms, *first_lease),
-                           ClosesAt(bid->envelope.expires_ms, new_first)});
-  }
-
   std::optional<Reservation> reservation;
   auto reservation_value = round.Get(keys::Id(keys::kReservation, body.bid_id));
   if (!reservation_value.ok()) return reservation_value.status();
@@ -316,18 +282,7 @@ Status ApplyLease(Round& round, const PreparedWrite& prepared, const Signed<mark
   round.Put(keys::StateId(keys::kLeaseByState, static_cast<uint8_t>(LeaseState::kActive), lease.id), {});
   round.Put(keys::Pair(keys::kLeaseByOrder, order_id, lease.id), {});
   if (usage) round.Put(keys::Id(keys::kUsage, lease.id), EncodeUsage(*usage));
-  if (order_closes) {
-    if (order_closes->first != order_closes->second) {
-      round.Delete(keys::TimeId(keys::kOrderByClose, order_closes->first, order_id));
-      round.Put(keys::TimeId(keys::kOrderByClose, order_closes->second, order_id), {});
-    }
-    round.Delete(keys::Id(keys::kOpenOrder, order_id));
-  }
-  for (const auto& update : bid_updates) {
-    if (update.old_closes == update.new_closes) continue;
-    round.Delete(keys::TimeId(keys::kBidByClose, update.old_closes, update.bid_id));
-    round.Put(keys::TimeId(keys::kBidByClose, update.new_closes, update.bid_id), {});
-  }
+  if (order_value->has_value()) round.Delete(keys::Id(keys::kOpenOrder, order_id));
   if (reservation) {
     round.Delete(keys::Id(keys::kReservation, reservation->bid_id));
     round.Delete(keys::Pair(keys::kReservationByProvider, reservation->provider, reservation->bid_id));
@@ -406,7 +361,7 @@ Status ApplyCompact(Round& round, int64_t retention_ms) {
   const int64_t cutoff_ms = round.now_ms() - retention_ms;
   size_t budget = kMaxCompactionPerRound;
 
-  auto order_keys = KeysBefore(round, keys::kOrderByClose, cutoff_ms, budget);
+  auto order_keys = KeysBefore(round, keys::kOrderByExpiry, cutoff_ms, budget);
   if (!order_keys.ok()) return order_keys.status();
   for (const auto& index_key : *order_keys) {
     const MessageId order_id = *keys::TrailingId(index_key);
@@ -419,7 +374,7 @@ Status ApplyCompact(Round& round, int64_t retention_ms) {
   }
   budget -= order_keys->size();
 
-  auto bid_keys = KeysBefore(round, keys::kBidByClose, cutoff_ms, budget);
+  auto bid_keys = KeysBefore(round, keys::kBidByExpiry, cutoff_ms, budget);
   if (!bid_keys.ok()) return bid_keys.status();
   for (const auto& index_key : *bid_keys) {
     const MessageId bid_id = *keys::TrailingId(index_key);
@@ -502,43 +457,55 @@ MessageId HashBytes(std::string_view bytes) {
 
 std::string EncodeChainEntry(const ChainEntry& entry) {
   std::string out;
-  out.reserve(1 + 8 + 32 + 8 + 1 + 2 + entry.key.size() + 32);
   out.push_back(static_cast<char>(kChainEntryVersion));
   AppendU64(out, entry.seq);
   out.append(AsView(entry.prev_hash));
   AppendU64(out, static_cast<uint64_t>(entry.recorded_ms));
-  out.push_back(static_cast<char>(entry.op));
-  AppendU16(out, static_cast<uint16_t>(entry.key.size()));
-  out.append(entry.key);
-  out.append(AsView(entry.value_hash));
+  AppendU32(out, static_cast<uint32_t>(entry.changes.size()));
+  for (const auto& change : entry.changes) {
+    out.push_back(static_cast<char>(change.op));
+    AppendU16(out, static_cast<uint16_t>(change.key.size()));
+    out.append(change.key);
+    if (change.op == ChainOp::kPut) out.append(AsView(change.value_hash));
+  }
   return out;
 }
 
 Result<ChainEntry> DecodeChainEntry(std::string_view bytes) {
-  constexpr size_t kFixed = 1 + 8 + 32 + 8 + 1 + 2 + 32;
+  constexpr size_t kFixed = 1 + 8 + 32 + 8 + 4;
+  constexpr size_t kHash = market::kIdBytes;
   if (bytes.size() < kFixed) return Status::Corruption("chain entry is too short");
   if (static_cast<uint8_t>(bytes[0]) != kChainEntryVersion) return Status::Corruption("unknown chain entry version");
   ChainEntry entry;
-  size_t at = 1;
-  entry.seq = ReadU64(bytes.data() + at);
-  at += 8;
-  std::memcpy(entry.prev_hash.data(), bytes.data() + at, 32);
-  at += 32;
-  entry.recorded_ms = static_cast<int64_t>(ReadU64(bytes.data() + at));
-  at += 8;
-  const uint8_t op = static_cast<uint8_t>(bytes[at++]);
-  if (op != static_cast<uint8_t>(ChainOp::kPut) && op != static_cast<uint8_t>(ChainOp::kDelete)) {
-    return Status::Corruption("unknown chain op " + std::to_string(op));
+  entry.seq = ReadU64(bytes.data() + 1);
+  std::memcpy(entry.prev_hash.data(), bytes.data() + 9, kHash);
+  entry.recorded_ms = static_cast<int64_t>(ReadU64(bytes.data() + 41));
+  const uint32_t count = ReadU32(bytes.data() + 49);
+  if (count > kMaxChainChanges) return Status::Corruption("chain entry lists too many changes");
+  std::string_view rest = bytes.substr(kFixed);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (rest.size() < 3) return Status::Corruption("chain entry is truncated");
+    ChainChange change;
+    const uint8_t op = static_cast<uint8_t>(rest[0]);
+    if (op != static_cast<uint8_t>(ChainOp::kPut) && op != static_cast<uint8_t>(ChainOp::kDelete)) {
+      return Status::Corruption("unknown chain op " + std::to_string(op));
+    }
+    change.op = static_cast<ChainOp>(op);
+    const size_t key_size = ReadU16(rest.data() + 1);
+    rest.remove_prefix(3);
+    const size_t hash_size = change.op == ChainOp::kPut ? kHash : 0;
+    if (key_size > kMaxChainKeyBytes || rest.size() < key_size + hash_size) {
+      return Status::Corruption("chain entry is truncated");
+    }
+    change.key.assign(rest.substr(0, key_size));
+    rest.remove_prefix(key_size);
+    if (hash_size > 0) {
+      std::memcpy(change.value_hash.data(), rest.data(), kHash);
+      rest.remove_prefix(kHash);
+    }
+    entry.changes.push_back(std::move(change));
   }
-  entry.op = static_cast<ChainOp>(op);
-  const size_t key_size = ReadU16(bytes.data() + at);
-  at += 2;
-  if (key_size > kMaxChainKeyBytes || bytes.size() != kFixed + key_size) {
-    return Status::Corruption("chain entry key length does not match its size");
-  }
-  entry.key.assign(bytes.substr(at, key_size));
-  at += key_size;
-  std::memcpy(entry.value_hash.data(), bytes.data() + at, 32);
+  if (!rest.empty()) return Status::Corruption("trailing bytes after the chain entry");
   return entry;
 }
 
@@ -656,6 +623,10 @@ Status LedgerStore::Init() {
   options.paranoid_checks = true;
   options.block_cache = block_cache_.get();
   options.filter_policy = filter_policy_.get();
+  options.write_buffer_size = options_.write_buffer_bytes;
+  // Records are signed msgpack full of keys, hashes and signatures: snappy gains little and
+  // would cost the writer CPU in every flush and compaction.
+  options.compression = leveldb::kNoCompression;
   if (options_.env != nullptr) options.env = options_.env;
   leveldb::DB* raw = nullptr;
   const leveldb::Status opened = leveldb::DB::Open(options, path_, &raw);

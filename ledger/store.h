@@ -48,13 +48,18 @@ constexpr size_t kMaxPageSize = 1000;
 constexpr size_t kMaxCompactionPerRound = 1000;
 constexpr int64_t kDefaultRetentionMs = 7LL * 24 * 3600 * 1000;
 constexpr size_t kDefaultBlockCacheBytes = 8 << 20;
+constexpr size_t kDefaultWriteBufferBytes = 16 << 20;
 constexpr int kBloomBitsPerKey = 10;
 
 struct LedgerOptions {
   bool create_if_missing = true;
-  // Closed orders and bids older than this are compacted away (leases are kept forever).
+  // Orders and bids expired for longer than this are compacted away (leases are kept forever).
+  // An order or bid is closed once it expires; a leased order is closed at once (no longer
+  // open) but is kept until it too has expired for this long.
   int64_t retention_ms = kDefaultRetentionMs;
   size_t block_cache_bytes = kDefaultBlockCacheBytes;
+  // LevelDB memtable size: larger means fewer flushes and compactions under a write burst.
+  size_t write_buffer_bytes = kDefaultWriteBufferBytes;
   // LevelDB environment; nullptr = the default. Tests inject failing ones.
   leveldb::Env* env = nullptr;
 };
@@ -75,13 +80,13 @@ Result<Reservation> DecodeReservation(const MessageId& bid_id, std::string_view 
 // Write requests.
 struct RecordOrder { market::Signed<market::Order> order; };
 struct RecordBid { market::Signed<market::Bid> bid; };
-// Records an active lease; releases the reservation of its bid, closes its order and bids.
+// Records an active lease; releases the reservation of its bid; its order is no longer open.
 struct RecordLease { market::Signed<market::Lease> lease; };
 // active -> closed, with billing.
 struct RecordClose { market::Signed<market::Close> close; };
 struct Reserve { Reservation reservation; };
 struct Release { MessageId bid_id{}; };
-// Retention: drops orders and bids closed for longer than retention_ms, expired reservations.
+// Retention: drops orders and bids expired for longer than retention_ms, expired reservations.
 struct Compact {};
 using LedgerWrite = std::variant<RecordOrder, RecordBid, RecordLease, RecordClose, Reserve, Release, Compact>;
 
@@ -188,19 +193,28 @@ class LedgerStore {
 // Maps a LevelDB status to ours, prefixed with `context` (e.g. the ledger path).
 Status FromLevelDb(const leveldb::Status& status, const std::string& context);
 
-// The chain entry (docs/LEDGER.md):
-//   version:1 seq:8 prev_hash:32 recorded_ms:8 op:1 key_len:2 key value_hash:32
-// Its hash (the next entry's prev_hash, the head's hash) is BLAKE2b-256 of these bytes.
+// The chain: one entry per committed WriteBatch, listing every change to a chained key in it
+// (docs/LEDGER.md):
+//   version:1 seq:8 prev_hash:32 recorded_ms:8 count:4 { op:1 key_len:2 key [value_hash:32] }
+// value_hash (BLAKE2b-256 of the value) is present for puts only. The entry's hash (the next
+// entry's prev_hash, the head's hash) is BLAKE2b-256 of these bytes.
 enum class ChainOp : uint8_t { kPut = 1, kDelete = 2 };
 constexpr uint8_t kChainEntryVersion = 1;
 constexpr size_t kMaxChainKeyBytes = 256;
+// More than any round writes (kMaxRoundWrites writes of at most a few chained keys each, or a
+// compaction of kMaxCompactionPerRound records); a bound for decoding a damaged entry.
+constexpr size_t kMaxChainChanges = 1 << 20;
+struct ChainChange {
+  ChainOp op = ChainOp::kPut;
+  std::string key;
+  MessageId value_hash{};  // zeros for a delete
+  bool operator==(const ChainChange&) const = default;
+};
 struct ChainEntry {
   uint64_t seq = 0;
   MessageId prev_hash{};
   int64_t recorded_ms = 0;
-  ChainOp op = ChainOp::kPut;
-  std::string key;
-  MessageId value_hash{};  // zeros for a delete
+  std::vector<ChainChange> changes;
   bool operator==(const ChainEntry&) const = default;
 };
 std::string EncodeChainEntry(const ChainEntry& entry);

@@ -106,9 +106,11 @@ class Verifier {
         return Fail(key, "prev_hash does not match the hash of chain entry " + std::to_string(*seq - 1) +
                              " (an earlier entry was altered)");
       }
-      if (!keys::IsChained(entry->key)) return Fail(key, "chain entry names a key that is never chained");
       prev_hash = HashBytes(value);
-      facts_[entry->key] = ChainFact{*seq, entry->op, entry->value_hash};
+      for (const auto& change : entry->changes) {
+        if (!keys::IsChained(change.key)) return Fail(key, "chain entry names a key that is never chained");
+        facts_[change.key] = ChainFact{*seq, change.op, change.value_hash};  // later entries win
+      }
       ++report_.chain_entries;
       ++expected_seq;
     }
@@ -278,7 +280,7 @@ class Verifier {
   void Expect(std::string key, std::string reason) { expected_.emplace(std::move(key), std::move(reason)); }
 
   void BuildExpectedIndexes() {
-    std::map<MessageId, int64_t> first_lease_start;  // by order
+    std::set<MessageId> leased_orders;
     for (const auto& [lease_id, lease] : leases_) {
       const std::string reason = "for " + keys::Describe(keys::Id(keys::kLease, lease_id));
       const LeaseState state = closes_.contains(lease_id) ? LeaseState::kClosed : LeaseState::kActive;
@@ -286,22 +288,17 @@ class Verifier {
       Expect(keys::Pair(keys::kLeaseByProvider, lease.provider, lease_id), reason);
       Expect(keys::StateId(keys::kLeaseByState, static_cast<uint8_t>(state), lease_id), reason);
       Expect(keys::Pair(keys::kLeaseByOrder, lease.order_id, lease_id), reason);
-      auto [it, inserted] = first_lease_start.emplace(lease.order_id, lease.start_ms);
-      if (!inserted) it->second = std::min(it->second, lease.start_ms);
+      leased_orders.insert(lease.order_id);
     }
-    auto closes_at = [&](const MessageId& order_id, int64_t expires_ms) {
-      const auto it = first_lease_start.find(order_id);
-      return it == first_lease_start.end() ? expires_ms : std::min(expires_ms, it->second);
-    };
     for (const auto& [order_id, order] : orders_) {
       const std::string reason = "for " + keys::Describe(keys::Id(keys::kOrder, order_id));
-      Expect(keys::TimeId(keys::kOrderByClose, closes_at(order_id, order.expires_ms), order_id), reason);
-      if (!first_lease_start.contains(order_id)) Expect(keys::Id(keys::kOpenOrder, order_id), reason);
+      Expect(keys::TimeId(keys::kOrderByExpiry, order.expires_ms, order_id), reason);
+      if (!leased_orders.contains(order_id)) Expect(keys::Id(keys::kOpenOrder, order_id), reason);
     }
     for (const auto& [bid_id, bid] : bids_) {
       const std::string reason = "for " + keys::Describe(keys::Id(keys::kBid, bid_id));
       Expect(keys::Pair(keys::kBidByOrder, bid.order_id, bid_id), reason);
-      Expect(keys::TimeId(keys::kBidByClose, closes_at(bid.order_id, bid.expires_ms), bid_id), reason);
+      Expect(keys::TimeId(keys::kBidByExpiry, bid.expires_ms, bid_id), reason);
     }
     for (const auto& [bid_id, reservation] : reservations_) {
       const std::string reason = "for " + keys::Describe(keys::Id(keys::kReservation, bid_id));

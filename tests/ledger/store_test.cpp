@@ -185,7 +185,7 @@ TEST(LedgerStoreTest, RecordsLeaseWithIndexesAndReadsItBack) {
   ASSERT_TRUE(store->db()->Get(leveldb::ReadOptions(), keys::Id(keys::kLease, lease.id), &stored).ok());
   const auto wire = market::EncodeEnvelope(lease.envelope);
   EXPECT_EQ(stored, std::string(wire.begin(), wire.end()));
-  EXPECT_EQ(store->head().seq, 4u);  // order, bid, lease, usage: indexes are not chained
+  EXPECT_EQ(store->head().seq, 3u);  // one chain entry per committed batch
   ExpectVerifies(*store);
   EXPECT_EQ(store->GetLease(parties.FreshLease().id).status().code(), Status::Code::kNotFound);
 }
@@ -374,8 +374,8 @@ TEST(LedgerStoreTest, LeaseArrivingBeforeItsOrderStillClosesTheOrder) {
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   EXPECT_EQ(store->OpenOrders(kStartMs)->orders.size(), 0u);
-  EXPECT_TRUE(HasKey(*store, keys::TimeId(keys::kOrderByClose, kStartMs + 10, order.id)));
-  EXPECT_TRUE(HasKey(*store, keys::TimeId(keys::kBidByClose, kStartMs + 10, bid.id)));
+  EXPECT_TRUE(HasKey(*store, keys::TimeId(keys::kOrderByExpiry, order.envelope.expires_ms, order.id)));
+  EXPECT_TRUE(HasKey(*store, keys::TimeId(keys::kBidByExpiry, bid.envelope.expires_ms, bid.id)));
   ExpectVerifies(*store);
 }
 
@@ -385,20 +385,20 @@ TEST(LedgerStoreTest, RetentionCompactsClosedOrdersAndBidsButKeepsLeases) {
   LedgerOptions options;
   options.retention_ms = 10'000;
   auto store = OpenOrDie(dir.Sub("ledger"), options);
-  const auto leased = parties.Order(kStartMs, 3'600'000);
+  const auto leased = parties.Order(kStartMs, 2'000);
   const auto expired = parties.Order(kStartMs, 1'000);
   const auto fresh = parties.Order(kStartMs + 50'000, 3'600'000);
-  const auto bid = parties.Bid(leased.id);
+  const auto bid = parties.Bid(leased.id, kStartMs, 2'000);
   const auto lease = parties.Lease(leased.id, bid.id, kStartMs + 100);
   for (const auto& order : {leased, expired, fresh}) ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
 
-  // Not old enough yet.
+  // Not closed long enough yet.
   ASSERT_TRUE(WriteOne(*store, Compact{}, kStartMs + 5'000).ok());
   EXPECT_TRUE(store->GetOrder(expired.id).ok());
-  // Closed more than 10 s ago: the leased order (closed at the lease start), its bid and the
-  // expired order go; the fresh order and the lease stay.
+  // Expired more than 10 s ago: both old orders and the bid go; the fresh order and the lease
+  // stay.
   ASSERT_TRUE(WriteOne(*store, Compact{}, kStartMs + 20'000).ok());
   EXPECT_EQ(store->GetOrder(leased.id).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(store->GetOrder(expired.id).status().code(), Status::Code::kNotFound);
@@ -474,14 +474,18 @@ TEST(LedgerStoreTest, ChainEntryRoundTrips) {
   entry.seq = 42;
   entry.prev_hash[3] = 7;
   entry.recorded_ms = kStartMs;
-  entry.op = ChainOp::kDelete;
-  entry.key = keys::Id(keys::kOrder, MessageId{});
-  auto decoded = DecodeChainEntry(EncodeChainEntry(entry));
-  ASSERT_TRUE(decoded.ok());
+  MessageId hash{};
+  hash[0] = 9;
+  entry.changes = {ChainChange{ChainOp::kPut, keys::Id(keys::kLease, hash), hash},
+                   ChainChange{ChainOp::kDelete, keys::Id(keys::kOrder, MessageId{}), MessageId{}}};
+  const std::string encoded = EncodeChainEntry(entry);
+  auto decoded = DecodeChainEntry(encoded);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   EXPECT_EQ(*decoded, entry);
-  std::string truncated = EncodeChainEntry(entry);
-  truncated.pop_back();
-  EXPECT_FALSE(DecodeChainEntry(truncated).ok());
+  for (size_t cut = 0; cut < encoded.size(); ++cut) {
+    EXPECT_FALSE(DecodeChainEntry(encoded.substr(0, cut)).ok()) << cut;
+  }
+  EXPECT_FALSE(DecodeChainEntry(encoded + "x").ok());
 }
 
 }  // namespace

@@ -1,0 +1,172 @@
+// Ledger benchmarks. Targets (shared/BENCHMARKS.md): durable leases/s through group commit from
+// 64 writers >= 50% of bare LevelDB sync WriteBatches of the same records, and >= 20x one sync
+// Put per record; lease lookup by id >= 200,000/s. items_per_second counts records.
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "actors/clock.h"
+#include "ledger/ledger_actor.h"
+#include "tests/ledger/test_leases.h"
+
+namespace gpumart::ledger {
+namespace {
+
+constexpr int kWriters = 64;
+constexpr int kLeasesPerWriter = 400;  // fixed iterations: the leases are signed beforehand
+constexpr size_t kLookupLeases = 10'000;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = "/tmp/gpumart-bench-ledger-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Signed leases, made once (two Ed25519 signatures each) on every core.
+const std::vector<market::Signed<market::Lease>>& SignedLeases(size_t count) {
+  static std::mutex mutex;
+  static std::vector<market::Signed<market::Lease>> leases;
+  std::lock_guard lock(mutex);
+  if (leases.size() >= count) return leases;
+  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::vector<market::Signed<market::Lease>>> parts(threads);
+  std::vector<std::thread> signers;
+  const size_t missing = count - leases.size();
+  for (size_t t = 0; t < threads; ++t) {
+    signers.emplace_back([&, t] {
+      testing::Parties parties;
+      for (size_t i = t; i < missing; i += threads) parts[t].push_back(parties.FreshLease());
+    });
+  }
+  for (auto& signer : signers) signer.join();
+  for (auto& part : parts) leases.insert(leases.end(), part.begin(), part.end());
+  return leases;
+}
+
+std::string RecordBytes(const market::Signed<market::Lease>& lease) {
+  const auto bytes = market::EncodeEnvelope(lease.envelope);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::unique_ptr<leveldb::DB> OpenRaw(const std::string& path) {
+  leveldb::Options options;
+  options.create_if_missing = true;
+  leveldb::DB* raw = nullptr;
+  if (!leveldb::DB::Open(options, path, &raw).ok()) return nullptr;
+  return std::unique_ptr<leveldb::DB>(raw);
+}
+
+void BM_RawLevelDbSyncPut(benchmark::State& state) {
+  TempDir dir;
+  auto db = OpenRaw(dir.path() + "/raw");
+  const auto& leases = SignedLeases(kWriters);
+  const std::string value = RecordBytes(leases.front());
+  leveldb::WriteOptions sync;
+  sync.sync = true;
+  uint64_t n = 0;
+  for (auto _ : state) {
+    const std::string key = "lease/" + std::to_string(n++);
+    if (!db->Put(sync, key, value).ok()) state.SkipWithError("put failed");
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(n));
+  state.counters["record_bytes"] = static_cast<double>(value.size());
+}
+BENCHMARK(BM_RawLevelDbSyncPut)->UseRealTime();
+
+// One sync WriteBatch of kWriters records per iteration: what group commit of 64 writers can
+// at best amount to.
+void BM_RawLevelDbSyncBatch(benchmark::State& state) {
+  TempDir dir;
+  auto db = OpenRaw(dir.path() + "/raw");
+  const auto& leases = SignedLeases(kWriters);
+  const std::string value = RecordBytes(leases.front());
+  leveldb::WriteOptions sync;
+  sync.sync = true;
+  uint64_t n = 0;
+  for (auto _ : state) {
+    leveldb::WriteBatch batch;
+    for (int i = 0; i < kWriters; ++i) batch.Put("lease/" + std::to_string(n++), value);
+    if (!db->Write(sync, &batch).ok()) state.SkipWithError("write failed");
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(n));
+  state.counters["batch_records"] = kWriters;
+}
+BENCHMARK(BM_RawLevelDbSyncBatch)->UseRealTime();
+
+// 64 threads each write leases one at a time, each waiting for its durable acknowledgement.
+struct DurableFixture {
+  TempDir dir;
+  std::unique_ptr<LedgerActor> actor;
+};
+DurableFixture* durable = nullptr;
+
+void BM_LedgerDurableLeases(benchmark::State& state) {
+  const auto& leases = SignedLeases(static_cast<size_t>(kWriters) * kLeasesPerWriter);
+  if (state.thread_index() == 0) {
+    durable = new DurableFixture;
+    auto actor = LedgerActor::Open(durable->dir.path() + "/ledger", {}, SystemClock::Instance());
+    if (actor.ok()) durable->actor = std::move(actor).value();
+  }
+  // (The benchmark library holds every thread at a barrier until all reach the loop.)
+  size_t next = static_cast<size_t>(state.thread_index()) * kLeasesPerWriter;
+  int64_t failures = 0;
+  for (auto _ : state) {
+    if (!durable->actor->Write(RecordLease{leases[next++]}).ok()) ++failures;
+  }
+  if (failures > 0) state.SkipWithError("a durable write failed");
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    const auto stats = durable->actor->stats();
+    state.counters["rounds"] = static_cast<double>(stats.rounds);
+    state.counters["leases_per_round"] =
+        stats.rounds == 0 ? 0.0 : static_cast<double>(stats.writes) / static_cast<double>(stats.rounds);
+    delete durable;
+    durable = nullptr;
+  }
+}
+BENCHMARK(BM_LedgerDurableLeases)->Threads(kWriters)->Iterations(kLeasesPerWriter)->UseRealTime();
+
+void BM_LedgerGetLease(benchmark::State& state) {
+  TempDir dir;
+  auto actor = LedgerActor::Open(dir.path() + "/ledger", {}, SystemClock::Instance());
+  if (!actor.ok()) {
+    state.SkipWithError(actor.status().ToString().c_str());
+    return;
+  }
+  const auto& leases = SignedLeases(kLookupLeases);
+  std::vector<std::future<Status>> pending;
+  for (size_t i = 0; i < kLookupLeases; ++i) pending.push_back((*actor)->Submit(RecordLease{leases[i]}));
+  for (auto& future : pending) {
+    if (!future.get().ok()) state.SkipWithError("setup write failed");
+  }
+  std::mt19937 random(42);
+  std::uniform_int_distribution<size_t> pick(0, kLookupLeases - 1);
+  const LedgerStore& store = (*actor)->store();
+  for (auto _ : state) {
+    auto record = store.GetLease(leases[pick(random)].id);
+    if (!record.ok()) state.SkipWithError("lookup failed");
+    benchmark::DoNotOptimize(record);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_LedgerGetLease);
+
+}  // namespace
+}  // namespace gpumart::ledger
