@@ -12,9 +12,9 @@
 // on the submitting thread, so the writer does only what must be serial.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -74,15 +74,25 @@ class LedgerActor {
     PreparedWrite write;
     Done done;
   };
+  // Submitted writes wait in a lock-free stack (newest first): submitting threads never contend
+  // on a lock, and the writer takes everything at once with one exchange.
+  struct Node {
+    Pending pending;
+    Node* next = nullptr;
+  };
   void Run();
+  void CommitRound(std::vector<Pending>& round, bool compact);
 
   std::unique_ptr<LedgerStore> store_;
   const Clock& clock_;
   const LedgerActorOptions options_;
+  std::atomic<Node*> inbox_{nullptr};
+  std::atomic<size_t> queued_{0};
+  std::atomic<bool> stopping_{false};
+  // Only for putting the writer to sleep and waking it, and for stats.
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Pending> queue_;
-  bool stopping_ = false;
+  bool writer_sleeping_ = false;
   Stats stats_;
   std::thread writer_;  // last: starts after everything above exists
 };

@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <thread>
 
@@ -39,24 +38,20 @@ class TempDir {
   std::string path_;
 };
 
-// Signed leases, made once (two Ed25519 signatures each) on every core.
-const std::vector<market::Signed<market::Lease>>& SignedLeases(size_t count) {
-  static std::mutex mutex;
-  static std::vector<market::Signed<market::Lease>> leases;
-  std::lock_guard lock(mutex);
-  if (leases.size() >= count) return leases;
+// `count` signed leases (two Ed25519 signatures each), made on every core.
+std::vector<market::Signed<market::Lease>> SignLeases(size_t count) {
   const size_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::vector<market::Signed<market::Lease>>> parts(threads);
   std::vector<std::thread> signers;
-  const size_t missing = count - leases.size();
   for (size_t t = 0; t < threads; ++t) {
     signers.emplace_back([&, t] {
       testing::Parties parties;
-      for (size_t i = t; i < missing; i += threads) parts[t].push_back(parties.FreshLease());
+      for (size_t i = t; i < count; i += threads) parts[t].push_back(parties.FreshLease());
     });
   }
   for (auto& signer : signers) signer.join();
-  for (auto& part : parts) leases.insert(leases.end(), part.begin(), part.end());
+  std::vector<market::Signed<market::Lease>> leases;
+  for (auto& part : parts) std::move(part.begin(), part.end(), std::back_inserter(leases));
   return leases;
 }
 
@@ -76,8 +71,7 @@ std::unique_ptr<leveldb::DB> OpenRaw(const std::string& path) {
 void BM_RawLevelDbSyncPut(benchmark::State& state) {
   TempDir dir;
   auto db = OpenRaw(dir.path() + "/raw");
-  const auto& leases = SignedLeases(kWriters);
-  const std::string value = RecordBytes(leases.front());
+  const std::string value = RecordBytes(SignLeases(1).front());
   leveldb::WriteOptions sync;
   sync.sync = true;
   uint64_t n = 0;
@@ -95,8 +89,7 @@ BENCHMARK(BM_RawLevelDbSyncPut)->UseRealTime();
 void BM_RawLevelDbSyncBatch(benchmark::State& state) {
   TempDir dir;
   auto db = OpenRaw(dir.path() + "/raw");
-  const auto& leases = SignedLeases(kWriters);
-  const std::string value = RecordBytes(leases.front());
+  const std::string value = RecordBytes(SignLeases(1).front());
   leveldb::WriteOptions sync;
   sync.sync = true;
   uint64_t n = 0;
@@ -111,16 +104,19 @@ void BM_RawLevelDbSyncBatch(benchmark::State& state) {
 BENCHMARK(BM_RawLevelDbSyncBatch)->UseRealTime();
 
 // 64 threads each write leases one at a time, each waiting for its durable acknowledgement.
+// The leases are signed before the timed loop; each thread hands its own over (moved, as a
+// provider hands over the lease it just signed).
 struct DurableFixture {
   TempDir dir;
   std::unique_ptr<LedgerActor> actor;
+  std::vector<market::Signed<market::Lease>> leases;
 };
 DurableFixture* durable = nullptr;
 
 void BM_LedgerDurableLeases(benchmark::State& state) {
-  const auto& leases = SignedLeases(static_cast<size_t>(kWriters) * kLeasesPerWriter);
   if (state.thread_index() == 0) {
     durable = new DurableFixture;
+    durable->leases = SignLeases(static_cast<size_t>(state.threads()) * kLeasesPerWriter);
     auto actor = LedgerActor::Open(durable->dir.path() + "/ledger", {}, SystemClock::Instance());
     if (actor.ok()) durable->actor = std::move(actor).value();
   }
@@ -128,7 +124,7 @@ void BM_LedgerDurableLeases(benchmark::State& state) {
   size_t next = static_cast<size_t>(state.thread_index()) * kLeasesPerWriter;
   int64_t failures = 0;
   for (auto _ : state) {
-    if (!durable->actor->Write(RecordLease{leases[next++]}).ok()) ++failures;
+    if (!durable->actor->Write(RecordLease{std::move(durable->leases[next++])}).ok()) ++failures;
   }
   if (failures > 0) state.SkipWithError("a durable write failed");
   state.SetItemsProcessed(state.iterations());
@@ -150,7 +146,7 @@ void BM_LedgerGetLease(benchmark::State& state) {
     state.SkipWithError(actor.status().ToString().c_str());
     return;
   }
-  const auto& leases = SignedLeases(kLookupLeases);
+  const auto leases = SignLeases(kLookupLeases);
   std::vector<std::future<Status>> pending;
   for (size_t i = 0; i < kLookupLeases; ++i) pending.push_back((*actor)->Submit(RecordLease{leases[i]}));
   for (auto& future : pending) {
