@@ -1,6 +1,8 @@
 #include "market/sdl.h"
 
-#include <yaml-cpp/yaml.h>
+#include "market/codec.h"
+
+#include "market/yaml_tree.h"
 
 #include <algorithm>
 #include <exception>
@@ -12,7 +14,7 @@
 namespace gpumart::market {
 namespace {
 
-using Entries = std::vector<std::pair<std::string, YAML::Node>>;
+using Entries = std::vector<std::pair<std::string, YamlNode>>;
 
 // ---------------------------------------------------------------------------------------------
 // Messages and paths.
@@ -51,7 +53,7 @@ Status Unknown(const std::string& path, std::string_view expected) {
   return Invalid(path, "unknown field (expected " + std::string(expected) + ")");
 }
 
-std::string KindName(const YAML::Node& node) {
+std::string KindName(const YamlNode& node) {
   if (node.IsMap()) return "a mapping";
   if (node.IsSequence()) return "a list";
   if (node.IsNull() || !node.IsDefined()) return "nothing";
@@ -154,10 +156,10 @@ std::optional<uint64_t> SizeMultiplier(std::string_view suffix) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pre-scan: yaml-cpp recurses once per nesting level, so pathological nesting is refused before
-// it gets there. Counts block levels (indentation, plus "- - -" / "? " chains on one line) and
-// flow levels ([ and {). Brackets inside strings and comments count too: that can only
-// over-estimate, and real files stay far below the limit.
+// Pre-scan: pathological nesting is refused with a clear message before any YAML is loaded (the
+// YAML tree bounds its depth too, as a second line). Counts block levels (indentation, plus
+// "- - -" / "? " chains on one line) and flow levels ([ and {). Brackets inside strings and
+// comments count too: that can only over-estimate, and real files stay far below the limit.
 Status CheckNesting(std::string_view text) {
   std::vector<size_t> indents;  // columns of the open block levels
   size_t flow_depth = 0;
@@ -203,87 +205,101 @@ Status CheckNesting(std::string_view text) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading yaml-cpp nodes into checked values. A null node ("key:" with nothing after it) reads
+// Reading YAML tree nodes into checked values. A null node ("key:" with nothing after it) reads
 // as an empty mapping or list.
 
-Status ReadScalar(const YAML::Node& node, const std::string& path, size_t max_bytes, std::string* out) {
+Status ReadScalar(const YamlNode& node, const std::string& path, size_t max_bytes, std::string* out) {
   if (!node.IsScalar()) return Invalid(path, "expected a value, found " + KindName(node));
-  const std::string& text = node.Scalar();
+  const std::string_view text = node.Scalar();
   if (text.size() > max_bytes) {
     return Status::LimitExceeded(path + ": longer than " + std::to_string(max_bytes) + " bytes");
   }
-  *out = text;
+  out->assign(text);
   return Status::Ok();
 }
 
-Status ReadName(const YAML::Node& node, const std::string& path, std::string* out) {
+Status ReadName(const YamlNode& node, const std::string& path, std::string* out) {
   Status status = ReadScalar(node, path, kSdlMaxNameBytes, out);
   if (!status.ok()) return status;
   if (Trim(*out).empty()) return Invalid(path, "empty");
   return Status::Ok();
 }
 
-// YAML merge keys ("<<: *defaults"), which Akash's YAML library honours and yaml-cpp leaves as a
-// plain "<<" key: the merged mapping's entries are added unless the mapping sets them itself.
-// Bounded, as an alias can make a mapping merge itself.
+// YAML merge keys ("<<: *defaults"), which Akash's YAML library honours and the YAML tree leaves
+// as a plain "<<" key: the merged mapping's entries are added unless the mapping sets them itself.
+// Bounded in depth, as an alias can make a mapping merge itself, and in work: aliases let a few
+// lines merge the same big mapping again and again, at every level.
 constexpr int kMaxMergeDepth = 8;
+constexpr size_t kMaxMergedMappings = 256;     // per mapping read, over all levels
+constexpr size_t kMaxMergedEntries = 4 * 1024; // entries read from merged mappings, likewise
 
-Status ReadMappingInto(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
-                       int merge_depth, bool merged, Entries* out) {
+struct MergeBudget {
+  size_t mappings_left = kMaxMergedMappings;
+  size_t entries_left = kMaxMergedEntries;
+};
+
+Status ReadMappingInto(const YamlNode& node, const std::string& path, size_t max_entries, std::string_view what,
+                       int merge_depth, bool merged, MergeBudget* budget, Entries* out) {
   if (node.IsNull()) return Status::Ok();
   if (!node.IsMap()) return Invalid(path, "expected a mapping, found " + KindName(node));
-  std::vector<YAML::Node> merges;
-  for (const auto& entry : node) {
-    if (entry.first.IsScalar() && entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
-      merges.push_back(entry.second);
+  std::vector<YamlNode> merges;
+  for (const YamlMapEntry& entry : node.Entries()) {
+    if (merged && budget->entries_left-- == 0) {
+      return Status::LimitExceeded(path + ": merge keys (<<) bring in more than " +
+                                   std::to_string(kMaxMergedEntries) + " entries");
+    }
+    if (entry.key.IsScalar() && entry.key.Scalar() == "<<" && entry.key.Tag() != "!") {
+      merges.push_back(entry.value);
       continue;
     }
     std::string key;
-    Status status = ReadName(entry.first, path, &key);
+    Status status = ReadName(entry.key, path, &key);
     if (!status.ok()) return status;
     const bool seen = std::any_of(out->begin(), out->end(), [&](const auto& e) { return e.first == key; });
     if (seen && !merged) return Invalid(Child(path, key), "duplicate key");
     if (seen) continue;  // set by the mapping that merges this one
     if (out->size() == max_entries) return TooMany(path, max_entries, what);
-    out->emplace_back(std::move(key), entry.second);
+    out->emplace_back(std::move(key), entry.value);
   }
-  for (const YAML::Node& merge : merges) {
+  for (const YamlNode& merge : merges) {
     if (merge_depth == kMaxMergeDepth) return Status::LimitExceeded(path + ": merge keys (<<) nested too deeply");
     // "<<: [*a, *b]" merges several mappings, the first winning.
-    std::vector<YAML::Node> sources;
-    if (merge.IsSequence()) {
-      for (const auto& source : merge) sources.push_back(source);
-    } else {
-      sources.push_back(merge);
-    }
-    for (const YAML::Node& source : sources) {
-      if (sources.size() > max_entries) return TooMany(path, max_entries, what);
-      Status status = ReadMappingInto(source, Child(path, "<<"), max_entries, what, merge_depth + 1, true, out);
+    const size_t source_count = merge.IsSequence() ? merge.size() : 1;
+    if (source_count > max_entries) return TooMany(path, max_entries, what);
+    for (size_t i = 0; i < source_count; ++i) {
+      if (budget->mappings_left == 0) {
+        return Status::LimitExceeded(path + ": merge keys (<<) merge more than " + std::to_string(kMaxMergedMappings) +
+                                     " mappings");
+      }
+      --budget->mappings_left;
+      const YamlNode source = merge.IsSequence() ? merge.Item(i) : merge;
+      Status status = ReadMappingInto(source, Child(path, "<<"), max_entries, what, merge_depth + 1, true, budget, out);
       if (!status.ok()) return status;
     }
   }
   return Status::Ok();
 }
 
-Status ReadMapping(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
+Status ReadMapping(const YamlNode& node, const std::string& path, size_t max_entries, std::string_view what,
                    Entries* out) {
   out->clear();
-  return ReadMappingInto(node, path, max_entries, what, 0, false, out);
+  MergeBudget budget;
+  return ReadMappingInto(node, path, max_entries, what, 0, false, &budget, out);
 }
 
-Status ReadSequence(const YAML::Node& node, const std::string& path, size_t max_entries, std::string_view what,
-                    std::vector<YAML::Node>* out) {
+Status ReadSequence(const YamlNode& node, const std::string& path, size_t max_entries, std::string_view what,
+                    std::vector<YamlNode>* out) {
   out->clear();
   if (node.IsNull()) return Status::Ok();
   if (!node.IsSequence()) return Invalid(path, "expected a list, found " + KindName(node));
-  for (const auto& item : node) {
+  for (const YamlNode item : node.Items()) {
     if (out->size() == max_entries) return TooMany(path, max_entries, what);
     out->push_back(item);
   }
   return Status::Ok();
 }
 
-Status ReadBool(const YAML::Node& node, const std::string& path, bool* out) {
+Status ReadBool(const YamlNode& node, const std::string& path, bool* out) {
   std::string text;
   Status status = ReadScalar(node, path, kSdlMaxNameBytes, &text);
   if (!status.ok()) return status;
@@ -299,7 +315,7 @@ Status ReadBool(const YAML::Node& node, const std::string& path, bool* out) {
 }
 
 // A whole number; "-3" reads as negative so callers can say what the lower bound is.
-Status ReadInteger(const YAML::Node& node, const std::string& path, int64_t min, uint64_t max, uint64_t* out) {
+Status ReadInteger(const YamlNode& node, const std::string& path, int64_t min, uint64_t max, uint64_t* out) {
   std::string text;
   Status status = ReadScalar(node, path, kSdlMaxNameBytes, &text);
   if (!status.ok()) return status;
@@ -321,7 +337,7 @@ Status ReadInteger(const YAML::Node& node, const std::string& path, int64_t min,
   return Status::Ok();
 }
 
-Status ReadSize(const YAML::Node& node, const std::string& path, uint64_t* out) {
+Status ReadSize(const YamlNode& node, const std::string& path, uint64_t* out) {
   std::string text;
   Status status = ReadScalar(node, path, kSdlMaxNameBytes, &text);
   if (!status.ok()) return status;
@@ -334,14 +350,14 @@ Status ReadSize(const YAML::Node& node, const std::string& path, uint64_t* out) 
 
 // A list of strings written as a list or as one value; entries that are not values are skipped
 // (command/args/env never fail a file: they do not affect matching).
-Status ReadTextList(const YAML::Node& node, const std::string& path, std::vector<std::string>* out) {
+Status ReadTextList(const YamlNode& node, const std::string& path, std::vector<std::string>* out) {
   out->clear();
   if (node.IsScalar()) {
     out->emplace_back();
     return ReadScalar(node, path, kSdlMaxTextBytes, &out->back());
   }
   if (!node.IsSequence()) return Status::Ok();
-  for (const auto& item : node) {
+  for (const YamlNode item : node.Items()) {
     if (out->size() == kSdlMaxListEntries) return TooMany(path, kSdlMaxListEntries, "entries");
     if (!item.IsScalar()) continue;
     out->emplace_back();
@@ -359,22 +375,22 @@ class SdlParser {
   Result<Deployment> Parse(std::string_view text);
 
  private:
-  Status ParseRoot(const YAML::Node& root);
-  Status ParseService(const std::string& path, const YAML::Node& node, ServiceSpec* spec);
-  Status ParseEnv(const std::string& path, const YAML::Node& node, ServiceSpec* spec);
-  Status ParseExpose(const std::string& path, const YAML::Node& node, ServiceSpec* spec);
-  Status ParseCompute(const std::string& path, const YAML::Node& node);
-  Status ParseResources(const std::string& path, const YAML::Node& node, Resources* resources);
-  Status ParseCpu(const std::string& path, const YAML::Node& node, uint64_t* millis);
-  Status ParseMemory(const std::string& path, const YAML::Node& node, uint64_t* bytes);
-  Status ParseStorage(const std::string& path, const YAML::Node& node, std::vector<StorageVolume>* volumes);
-  Status ParseVolume(const std::string& path, const YAML::Node& node, StorageVolume* volume);
-  Status ParseGpu(const std::string& path, const YAML::Node& node, GpuRequest* gpu);
-  Status ParseGpuVendors(const std::string& path, const YAML::Node& node, std::vector<GpuOption>* options);
-  Status ParseGpuOption(const std::string& path, const YAML::Node& node, GpuOption* option);
-  Status ParsePlacements(const std::string& path, const YAML::Node& node);
-  Status ParsePrice(const std::string& path, const YAML::Node& node, PriceCap* cap);
-  Status ParseDeployment(const std::string& path, const YAML::Node& node);
+  Status ParseRoot(const YamlNode& root);
+  Status ParseService(const std::string& path, const YamlNode& node, ServiceSpec* spec);
+  Status ParseEnv(const std::string& path, const YamlNode& node, ServiceSpec* spec);
+  Status ParseExpose(const std::string& path, const YamlNode& node, ServiceSpec* spec);
+  Status ParseCompute(const std::string& path, const YamlNode& node);
+  Status ParseResources(const std::string& path, const YamlNode& node, Resources* resources);
+  Status ParseCpu(const std::string& path, const YamlNode& node, uint64_t* millis);
+  Status ParseMemory(const std::string& path, const YamlNode& node, uint64_t* bytes);
+  Status ParseStorage(const std::string& path, const YamlNode& node, std::vector<StorageVolume>* volumes);
+  Status ParseVolume(const std::string& path, const YamlNode& node, StorageVolume* volume);
+  Status ParseGpu(const std::string& path, const YamlNode& node, GpuRequest* gpu);
+  Status ParseGpuVendors(const std::string& path, const YamlNode& node, std::vector<GpuOption>* options);
+  Status ParseGpuOption(const std::string& path, const YamlNode& node, GpuOption* option);
+  Status ParsePlacements(const std::string& path, const YamlNode& node);
+  Status ParsePrice(const std::string& path, const YamlNode& node, PriceCap* cap);
+  Status ParseDeployment(const std::string& path, const YamlNode& node);
   Status BuildOrders();
 
   struct PlacementGroup {
@@ -426,15 +442,12 @@ Result<Deployment> SdlParser::Parse(std::string_view text) {
   Status status = CheckNesting(text);
   if (!status.ok()) return status;
   try {
-    const YAML::Node root = YAML::Load(std::string(text));
-    status = ParseRoot(root);
+    Result<YamlTree> tree = YamlTree::Parse(text, {.max_nodes = kSdlMaxNodes, .max_depth = kSdlMaxNestingDepth});
+    if (!tree.ok()) return tree.status();
+    status = ParseRoot(tree->Root());
     if (!status.ok()) return status;
     status = BuildOrders();
     if (!status.ok()) return status;
-  } catch (const YAML::Exception& e) {
-    if (e.mark.is_null()) return Status::InvalidArgument("invalid YAML: " + e.msg);
-    return Status::InvalidArgument("invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
-                                   std::to_string(e.mark.column + 1) + ": " + e.msg);
   } catch (const std::bad_alloc&) {
     return Status::LimitExceeded("out of memory while parsing");
   } catch (const std::exception& e) {
@@ -443,12 +456,12 @@ Result<Deployment> SdlParser::Parse(std::string_view text) {
   return std::move(deployment_);
 }
 
-Status SdlParser::ParseRoot(const YAML::Node& root) {
+Status SdlParser::ParseRoot(const YamlNode& root) {
   if (root.IsNull()) return Status::InvalidArgument("the file is empty");
   Entries top;
   Status status = ReadMapping(root, "", 64, "top-level fields", &top);
   if (!status.ok()) return Status::InvalidArgument("expected a mapping at the top level, found " + KindName(root));
-  std::optional<YAML::Node> version, services, profiles, deployment;
+  std::optional<YamlNode> version, services, profiles, deployment;
   for (const auto& [key, value] : top) {
     if (key == "version") version.emplace(value);
     else if (key == "services") services.emplace(value);
@@ -483,7 +496,7 @@ Status SdlParser::ParseRoot(const YAML::Node& root) {
   Entries profile_entries;
   status = ReadMapping(*profiles, "profiles", 8, "fields", &profile_entries);
   if (!status.ok()) return status;
-  std::optional<YAML::Node> compute, placement;
+  std::optional<YamlNode> compute, placement;
   for (const auto& [key, value] : profile_entries) {
     if (key == "compute") compute.emplace(value);
     else if (key == "placement") placement.emplace(value);
@@ -510,7 +523,7 @@ Status SdlParser::ParseRoot(const YAML::Node& root) {
 // ---------------------------------------------------------------------------------------------
 // services: kept for display and CUDA detection; malformed optional fields are skipped.
 
-Status SdlParser::ParseService(const std::string& path, const YAML::Node& node, ServiceSpec* spec) {
+Status SdlParser::ParseService(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
   Entries fields;
   Status status = ReadMapping(node, path, kSdlMaxListEntries, "fields", &fields);
   if (!status.ok()) return status;
@@ -533,21 +546,21 @@ Status SdlParser::ParseService(const std::string& path, const YAML::Node& node, 
   return Status::Ok();
 }
 
-Status SdlParser::ParseEnv(const std::string& path, const YAML::Node& node, ServiceSpec* spec) {
+Status SdlParser::ParseEnv(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
   auto add = [&](std::string name, std::string value) {
     spec->env.emplace_back(std::move(name), std::move(value));
   };
   if (node.IsMap()) {  // compose-style NAME: value
-    for (const auto& entry : node) {
+    for (const YamlMapEntry& entry : node.Entries()) {
       if (spec->env.size() == kSdlMaxEnvEntries) return TooMany(path, kSdlMaxEnvEntries, "entries");
-      if (!entry.first.IsScalar()) continue;
+      if (!entry.key.IsScalar()) continue;
       std::string value;
-      if (entry.second.IsScalar()) {
-        Status status = ReadScalar(entry.second, Child(path, entry.first.Scalar()), kSdlMaxTextBytes, &value);
+      if (entry.value.IsScalar()) {
+        Status status = ReadScalar(entry.value, Child(path, entry.key.Scalar()), kSdlMaxTextBytes, &value);
         if (!status.ok()) return status;
       }
       std::string name;
-      Status status = ReadScalar(entry.first, path, kSdlMaxTextBytes, &name);
+      Status status = ReadScalar(entry.key, path, kSdlMaxTextBytes, &name);
       if (!status.ok()) return status;
       add(std::move(name), std::move(value));
     }
@@ -555,7 +568,7 @@ Status SdlParser::ParseEnv(const std::string& path, const YAML::Node& node, Serv
   }
   if (!node.IsSequence()) return Status::Ok();
   size_t index = 0;
-  for (const auto& item : node) {
+  for (const YamlNode item : node.Items()) {
     if (index == kSdlMaxEnvEntries) return TooMany(path, kSdlMaxEnvEntries, "entries");
     const std::string item_path = Item(path, index++);
     if (!item.IsScalar()) continue;
@@ -572,18 +585,25 @@ Status SdlParser::ParseEnv(const std::string& path, const YAML::Node& node, Serv
   return Status::Ok();
 }
 
-Status SdlParser::ParseExpose(const std::string& path, const YAML::Node& node, ServiceSpec* spec) {
+// Fields and `to` targets read over all entries of one `expose`: aliases could otherwise repeat a
+// big mapping in every entry and every target.
+constexpr size_t kMaxExposeNodesRead = 16 * 1024;
+
+Status SdlParser::ParseExpose(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
   if (!node.IsSequence()) return Status::Ok();
+  size_t nodes_left = kMaxExposeNodesRead;
+  auto too_many = [&] { return TooMany(path, kMaxExposeNodesRead, "fields and targets"); };
   size_t index = 0;
-  for (const auto& item : node) {
+  for (const YamlNode item : node.Items()) {
     if (index++ == kSdlMaxListEntries) return TooMany(path, kSdlMaxListEntries, "entries");
     if (!item.IsMap()) continue;
     ExposedPort port;
     bool has_port = false;
-    for (const auto& field : item) {
-      if (!field.first.IsScalar() || field.first.Scalar().empty()) continue;
-      const std::string& key = field.first.Scalar();
-      const YAML::Node& value = field.second;
+    for (const YamlMapEntry& field : item.Entries()) {
+      if (nodes_left-- == 0) return too_many();
+      if (!field.key.IsScalar() || field.key.Scalar().empty()) continue;
+      const std::string_view key = field.key.Scalar();
+      const YamlNode value = field.value;
       if ((key == "port" || key == "as") && value.IsScalar()) {
         auto number = ParseUint(Trim(value.Scalar()));
         if (!number || *number > 65535) continue;
@@ -594,14 +614,16 @@ Status SdlParser::ParseExpose(const std::string& path, const YAML::Node& node, S
           port.as = static_cast<uint32_t>(*number);
         }
       } else if (key == "proto" && value.IsScalar() && value.Scalar().size() <= kSdlMaxNameBytes) {
-        port.proto = value.Scalar();
+        port.proto = std::string(value.Scalar());
       } else if (key == "to" && value.IsSequence()) {
-        for (const auto& target : value) {
+        for (const YamlNode target : value.Items()) {
+          if (nodes_left-- == 0) return too_many();
           if (!target.IsMap()) continue;
-          for (const auto& target_field : target) {
+          for (const YamlMapEntry& target_field : target.Entries()) {
+            if (nodes_left-- == 0) return too_many();
             bool global = false;
-            if (target_field.first.IsScalar() && target_field.first.Scalar() == "global" &&
-                ReadBool(target_field.second, path, &global).ok() && global) {
+            if (target_field.key.IsScalar() && target_field.key.Scalar() == "global" &&
+                ReadBool(target_field.value, path, &global).ok() && global) {
               port.global = true;
             }
           }
@@ -617,7 +639,7 @@ Status SdlParser::ParseExpose(const std::string& path, const YAML::Node& node, S
 // profiles.compute: what a replica needs. Strict: an unknown or misspelt field here would
 // silently drop a requirement, so it is an error.
 
-Status SdlParser::ParseCompute(const std::string& path, const YAML::Node& node) {
+Status SdlParser::ParseCompute(const std::string& path, const YamlNode& node) {
   Entries profiles;
   Status status = ReadMapping(node, path, kSdlMaxComputeProfiles, "compute profiles", &profiles);
   if (!status.ok()) return status;
@@ -627,7 +649,7 @@ Status SdlParser::ParseCompute(const std::string& path, const YAML::Node& node) 
     Entries fields;
     status = ReadMapping(body, profile_path, 8, "fields", &fields);
     if (!status.ok()) return status;
-    std::optional<YAML::Node> resources_node;
+    std::optional<YamlNode> resources_node;
     for (const auto& [key, value] : fields) {
       if (key != "resources") return Unknown(Child(profile_path, key), "resources");
       resources_node.emplace(value);
@@ -641,7 +663,7 @@ Status SdlParser::ParseCompute(const std::string& path, const YAML::Node& node) 
   return Status::Ok();
 }
 
-Status SdlParser::ParseResources(const std::string& path, const YAML::Node& node, Resources* resources) {
+Status SdlParser::ParseResources(const std::string& path, const YamlNode& node, Resources* resources) {
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
@@ -668,9 +690,9 @@ Status SdlParser::ParseResources(const std::string& path, const YAML::Node& node
   return Status::Ok();
 }
 
-Status SdlParser::ParseCpu(const std::string& path, const YAML::Node& node, uint64_t* millis) {
+Status SdlParser::ParseCpu(const std::string& path, const YamlNode& node, uint64_t* millis) {
   // "cpu: 0.5" is accepted as shorthand for "cpu: {units: 0.5}".
-  std::optional<YAML::Node> units;
+  std::optional<YamlNode> units;
   std::string units_path = path;
   if (node.IsScalar()) {
     units.emplace(node);
@@ -694,12 +716,12 @@ Status SdlParser::ParseCpu(const std::string& path, const YAML::Node& node, uint
   return Status::Ok();
 }
 
-Status SdlParser::ParseMemory(const std::string& path, const YAML::Node& node, uint64_t* bytes) {
+Status SdlParser::ParseMemory(const std::string& path, const YamlNode& node, uint64_t* bytes) {
   if (node.IsScalar()) return ReadSize(node, path, bytes);  // "memory: 2Gi" shorthand
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
-  std::optional<YAML::Node> size;
+  std::optional<YamlNode> size;
   for (const auto& [key, value] : fields) {
     if (key == "size") size.emplace(value);
     else if (key != "attributes") return Unknown(Child(path, key), "size or attributes");
@@ -708,7 +730,7 @@ Status SdlParser::ParseMemory(const std::string& path, const YAML::Node& node, u
   return ReadSize(*size, Child(path, "size"), bytes);
 }
 
-Status SdlParser::ParseStorage(const std::string& path, const YAML::Node& node, std::vector<StorageVolume>* volumes) {
+Status SdlParser::ParseStorage(const std::string& path, const YamlNode& node, std::vector<StorageVolume>* volumes) {
   volumes->clear();
   if (node.IsScalar()) {  // "storage: 10Gi" shorthand for one default volume
     volumes->emplace_back();
@@ -718,7 +740,7 @@ Status SdlParser::ParseStorage(const std::string& path, const YAML::Node& node, 
     volumes->emplace_back();
     return ParseVolume(path, node, &volumes->back());
   }
-  std::vector<YAML::Node> items;
+  std::vector<YamlNode> items;
   Status status = ReadSequence(node, path, kSdlMaxVolumes, "volumes", &items);
   if (!status.ok()) return status;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -729,8 +751,8 @@ Status SdlParser::ParseStorage(const std::string& path, const YAML::Node& node, 
     // Unnamed volumes are all "default" (the Akash GPU guide writes two of them); only names
     // written out must be unique, as params.storage mounts refer to them.
     auto named = [&](size_t index) {
-      const YAML::Node& item = items[index];
-      return item.IsMap() && static_cast<bool>(item["name"]);
+      const YamlNode& item = items[index];
+      return item.IsMap() && item.Find("name").IsDefined();
     };
     if (named(i)) {
       for (size_t j = 0; j < i; ++j) {
@@ -744,7 +766,7 @@ Status SdlParser::ParseStorage(const std::string& path, const YAML::Node& node, 
   return Status::Ok();
 }
 
-Status SdlParser::ParseVolume(const std::string& path, const YAML::Node& node, StorageVolume* volume) {
+Status SdlParser::ParseVolume(const std::string& path, const YamlNode& node, StorageVolume* volume) {
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
@@ -782,11 +804,11 @@ Status SdlParser::ParseVolume(const std::string& path, const YAML::Node& node, S
   return Status::Ok();
 }
 
-Status SdlParser::ParseGpu(const std::string& path, const YAML::Node& node, GpuRequest* gpu) {
+Status SdlParser::ParseGpu(const std::string& path, const YamlNode& node, GpuRequest* gpu) {
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
-  std::optional<YAML::Node> units, attributes;
+  std::optional<YamlNode> units, attributes;
   for (const auto& [key, value] : fields) {
     if (key == "units") units.emplace(value);
     else if (key == "attributes") attributes.emplace(value);
@@ -805,7 +827,7 @@ Status SdlParser::ParseGpu(const std::string& path, const YAML::Node& node, GpuR
     Entries attribute_fields;
     status = ReadMapping(*attributes, attributes_path, 8, "fields", &attribute_fields);
     if (!status.ok()) return status;
-    std::optional<YAML::Node> vendor;
+    std::optional<YamlNode> vendor;
     for (const auto& [key, value] : attribute_fields) {
       if (key != "vendor") return Unknown(Child(attributes_path, key), "vendor");
       vendor.emplace(value);
@@ -823,7 +845,7 @@ Status SdlParser::ParseGpu(const std::string& path, const YAML::Node& node, GpuR
   return Status::Ok();
 }
 
-Status SdlParser::ParseGpuVendors(const std::string& path, const YAML::Node& node, std::vector<GpuOption>* options) {
+Status SdlParser::ParseGpuVendors(const std::string& path, const YamlNode& node, std::vector<GpuOption>* options) {
   Entries vendors;
   Status status = ReadMapping(node, path, 8, "vendors", &vendors);
   if (!status.ok()) return status;
@@ -832,7 +854,7 @@ Status SdlParser::ParseGpuVendors(const std::string& path, const YAML::Node& nod
     const std::string vendor = ToLower(vendor_key);
     const std::string vendor_path = Child(path, vendor_key);
     if (vendor != "nvidia" && vendor != "amd") return Invalid(vendor_path, "unknown GPU vendor (expected nvidia or amd)");
-    std::vector<YAML::Node> items;
+    std::vector<YamlNode> items;
     status = ReadSequence(list, vendor_path, kSdlMaxGpuOptions, "GPU options", &items);
     if (!status.ok()) return status;
     if (items.empty()) {  // "nvidia:" with no list: any model of the vendor
@@ -852,7 +874,7 @@ Status SdlParser::ParseGpuVendors(const std::string& path, const YAML::Node& nod
   return Status::Ok();
 }
 
-Status SdlParser::ParseGpuOption(const std::string& path, const YAML::Node& node, GpuOption* option) {
+Status SdlParser::ParseGpuOption(const std::string& path, const YamlNode& node, GpuOption* option) {
   if (node.IsScalar()) {  // "- a100" shorthand for "- model: a100"
     std::string model;
     Status status = ReadName(node, path, &model);
@@ -891,7 +913,7 @@ Status SdlParser::ParseGpuOption(const std::string& path, const YAML::Node& node
 // ---------------------------------------------------------------------------------------------
 // profiles.placement: groups, their provider constraints and prices.
 
-Status SdlParser::ParsePlacements(const std::string& path, const YAML::Node& node) {
+Status SdlParser::ParsePlacements(const std::string& path, const YamlNode& node) {
   Entries groups;
   Status status = ReadMapping(node, path, kSdlMaxPlacements, "placement groups", &groups);
   if (!status.ok()) return status;
@@ -926,7 +948,7 @@ Status SdlParser::ParsePlacements(const std::string& path, const YAML::Node& nod
           if (list_key == "allOf") keys = &group.signed_by.all_of;
           else if (list_key == "anyOf") keys = &group.signed_by.any_of;
           else return Unknown(list_path, "allOf or anyOf");
-          std::vector<YAML::Node> items;
+          std::vector<YamlNode> items;
           status = ReadSequence(list, list_path, kSdlMaxAuditors, "auditors", &items);
           if (!status.ok()) return status;
           auditors += items.size();
@@ -961,11 +983,11 @@ Status SdlParser::ParsePlacements(const std::string& path, const YAML::Node& nod
   return Status::Ok();
 }
 
-Status SdlParser::ParsePrice(const std::string& path, const YAML::Node& node, PriceCap* cap) {
+Status SdlParser::ParsePrice(const std::string& path, const YamlNode& node, PriceCap* cap) {
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
-  std::optional<YAML::Node> denom, amount;
+  std::optional<YamlNode> denom, amount;
   for (const auto& [key, value] : fields) {
     if (key == "denom") denom.emplace(value);
     else if (key == "amount") amount.emplace(value);
@@ -998,7 +1020,7 @@ Status SdlParser::ParsePrice(const std::string& path, const YAML::Node& node, Pr
 // ---------------------------------------------------------------------------------------------
 // deployment: service -> placement -> {profile, count}.
 
-Status SdlParser::ParseDeployment(const std::string& path, const YAML::Node& node) {
+Status SdlParser::ParseDeployment(const std::string& path, const YamlNode& node) {
   Entries services;
   Status status = ReadMapping(node, path, kSdlMaxServices, "services", &services);
   if (!status.ok()) return status;
@@ -1024,7 +1046,7 @@ Status SdlParser::ParseDeployment(const std::string& path, const YAML::Node& nod
       Entries fields;
       status = ReadMapping(body, deployed.path, 8, "fields", &fields);
       if (!status.ok()) return status;
-      std::optional<YAML::Node> profile, count;
+      std::optional<YamlNode> profile, count;
       for (const auto& [key, value] : fields) {
         if (key == "profile") profile.emplace(value);
         else if (key == "count") count.emplace(value);
@@ -1085,7 +1107,11 @@ Status SdlParser::BuildOrders() {
       }
     }
     // A placement that no service is deployed to asks the market for nothing.
-    if (!order.services.empty()) deployment_.orders.push_back(std::move(order));
+    if (order.services.empty()) continue;
+    // What the SDL accepts must also be a valid wire order (same limits as a peer's order).
+    Status valid = ValidateOrder(order);
+    if (!valid.ok()) return valid.WithContext(Child("profiles.placement", group.name));
+    deployment_.orders.push_back(std::move(order));
   }
   return Status::Ok();
 }

@@ -19,26 +19,33 @@
 #include <utility>
 #include <vector>
 
+#include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
 
 namespace gpumart::market {
 
 // Limits on untrusted SDL text. Real files are a few KiB with a nesting depth around 10; these
-// leave a wide margin while keeping the parser's time and memory (and yaml-cpp's recursion) small.
+// leave a wide margin while keeping the parser's time and memory small.
 constexpr size_t kSdlMaxFileBytes = 1 << 20;        // 1 MiB
 constexpr size_t kSdlMaxNestingDepth = 64;          // block indentation levels, and [ { nesting
+// YAML nodes (values, lists, mappings) plus alias references: about one per 8 bytes of a file at
+// the size limit, where real files have one per 15 bytes or more. Aliases share their anchored
+// node, so this bounds the tree's memory whatever the anchors do.
+constexpr size_t kSdlMaxNodes = 128 * 1024;
 constexpr size_t kSdlMaxServices = 256;
 constexpr size_t kSdlMaxComputeProfiles = 256;
 constexpr size_t kSdlMaxPlacements = 64;
 constexpr size_t kSdlMaxDeploymentsPerService = 64; // placements one service is deployed to
-constexpr size_t kSdlMaxGpuOptions = 64;            // over all vendors of one profile
-constexpr size_t kSdlMaxVolumes = 32;
-constexpr size_t kSdlMaxAttributes = 64;            // placement attributes
-constexpr size_t kSdlMaxAuditors = 64;              // keys in signedBy allOf + anyOf
+// The limits below match the wire limits (market/codec.h) of the fields they become, so every
+// file that parses yields orders a peer will accept.
+constexpr size_t kSdlMaxGpuOptions = limits::kMaxGpuOptions;  // over all vendors of one profile
+constexpr size_t kSdlMaxVolumes = limits::kMaxVolumes;
+constexpr size_t kSdlMaxAttributes = limits::kMaxAttributes;  // placement attributes
+constexpr size_t kSdlMaxAuditors = limits::kMaxAuditors;      // keys in signedBy allOf + anyOf
 constexpr size_t kSdlMaxEnvEntries = 1024;
 constexpr size_t kSdlMaxListEntries = 1024;         // command, args, expose entries
-constexpr size_t kSdlMaxNameBytes = 256;            // names, keys, denoms, models, attribute values
+constexpr size_t kSdlMaxNameBytes = limits::kMaxNameBytes;  // names, keys, denoms, models, attribute values
 constexpr size_t kSdlMaxTextBytes = 64 * 1024;      // image, env entries, command and args
 constexpr uint32_t kSdlMaxCount = 1000;             // replicas of one service in one group
 constexpr uint32_t kSdlMaxGpuUnits = 1024;          // GPUs per replica

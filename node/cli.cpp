@@ -11,6 +11,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.require_subcommand(1);
   CliContext context{out, err};
   RegisterSdlCommands(app, context);
+  RegisterMatchCommand(app, context);
 
   RegisterKeygenCommand(app, context);
   RegisterLedgerCommands(app, context);

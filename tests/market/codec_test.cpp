@@ -417,6 +417,29 @@ TEST(CodecTest, LeaseNamingWrongTenantRejected) {
             Status::Code::kBadSignature);
 }
 
+// ---- the test vector in docs/PROTOCOL.md ------------------------------------------------------
+
+TEST(CodecTest, ProtocolDocTestVector) {
+  Seed seed{};
+  for (uint8_t i = 0; i < 32; ++i) seed[i] = i;
+  Accept accept;
+  accept.order_id.fill(0x11);
+  accept.bid_id.fill(0x22);
+  accept.provider.fill(0x33);
+  const auto message = MakeSigned(Identity::FromSeed(seed), accept, 1'750'000'000'000, 60'000, 42);
+  const Bytes body = EncodeBody(accept);
+  const Bytes input = SigningInput(message.envelope);
+  const Bytes wire = EncodeEnvelope(message.envelope);
+  EXPECT_EQ(ToHex(message.envelope.signer), "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8");
+  EXPECT_EQ(ToHex(body.data(), body.size()),
+            "93c4201111111111111111111111111111111111111111111111111111111111111111c4202222222222222222222222222222222222222222222222222222222222222222c4203333333333333333333333333333333333333333333333333333333333333333");
+  EXPECT_EQ(ToHex(input.data(), input.size()),
+            "6770756d6172742f6d73672f763100970104c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8cf000001977420dc00cf000001977421c6602ac46793c4201111111111111111111111111111111111111111111111111111111111111111c4202222222222222222222222222222222222222222222222222222222222222222c4203333333333333333333333333333333333333333333333333333333333333333");
+  EXPECT_EQ(ToHex(wire.data(), wire.size()),
+            "980104c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8cf000001977420dc00cf000001977421c6602ac46793c4201111111111111111111111111111111111111111111111111111111111111111c4202222222222222222222222222222222222222222222222222222222222222222c4203333333333333333333333333333333333333333333333333333333333333333c440a92fd7016308479191958aaee4e1d19430e3effd7bb637a961b0a1bec4e4bda99f894bb279fc4e62633ee0b9ee758277b4343568456113e403cf71b9fa1e5e0d");
+  EXPECT_EQ(ToHex(message.id), "05efb454673f911c2f069c60323adad9c2708f835d486b686504194b06bc3c6a");
+}
+
 // ---- replay guard -----------------------------------------------------------------------------
 
 TEST(ReplayGuardTest, RejectsSeenNonceUntilExpiry) {

@@ -555,7 +555,7 @@ TEST(SdlErrors, YamlSyntaxHasLineAndColumn) {
   const Status status = ParseError("version: \"2.0\"\nservices:\n  web: [1, 2\n");
   EXPECT_EQ(status.code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(status.message().rfind("invalid YAML at line ", 0), 0u) << status.message();
-  EXPECT_EQ(ParseError("--\nversion: '2.0'\n").message(), "invalid YAML at line 2, column 8: illegal map value");
+  EXPECT_EQ(ParseError("--\nversion: '2.0'\n").message(), "invalid YAML at line 2, column 8: mapping values are not allowed in this context");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,13 +622,92 @@ TEST(SdlLimits, CountsAndLengths) {
   const std::string long_name(kSdlMaxNameBytes + 1, 'n');
   const Status name = ParseError(Replace(kBaseSdl, "denom: uakt", "denom: " + long_name));
   EXPECT_EQ(name.code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(name.message(), "profiles.placement.akash.pricing.web.denom: longer than 256 bytes");
+  EXPECT_EQ(name.message(), "profiles.placement.akash.pricing.web.denom: longer than " +
+                                std::to_string(limits::kMaxNameBytes) + " bytes");
 
   std::string options = "        gpu:\n          units: 1\n          attributes:\n            vendor:\n              nvidia:\n";
   for (size_t i = 0; i <= kSdlMaxGpuOptions; ++i) options += "                - model: m" + std::to_string(i) + "\n";
   const Status gpu = ParseError(WithGpu(options));
   EXPECT_EQ(gpu.code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(gpu.message(), "profiles.compute.web.resources.gpu.attributes.vendor.nvidia: more than 64 GPU options");
+  EXPECT_EQ(gpu.message(), "profiles.compute.web.resources.gpu.attributes.vendor.nvidia: more than " +
+                               std::to_string(limits::kMaxGpuOptions) + " GPU options");
+}
+
+TEST(SdlLimits, NodeCount) {
+  std::string text = "version: \"2.0\"\nx: [";
+  for (size_t i = 0; i <= kSdlMaxNodes; ++i) text += "a,";
+  text += "]\n";
+  ASSERT_LE(text.size(), kSdlMaxFileBytes);
+  Status status;
+  EXPECT_LT(Seconds([&] { status = ParseError(text); }), 1.0);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(status.message(), "line 2: more than " + std::to_string(kSdlMaxNodes) + " YAML nodes");
+}
+
+// Aliases share their anchored node, so a billion-laughs file stays small; the walks that follow
+// aliases (merge keys, expose) are bounded, so it stays quick too.
+TEST(SdlLimits, AliasBombsAreCheap) {
+  std::string bomb = "x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int level = 1; level <= 9; ++level) {
+    bomb += "x-l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i == 0 ? "*l" : ", *l") + std::to_string(level - 1);
+    bomb += "]\n";
+  }
+  const std::string text =
+      bomb + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    command: *l9\n    expose: *l9\n");
+  Result<Deployment> result = Deployment{};
+  EXPECT_LT(Seconds([&] { result = ParseSdl(text); }), 1.0);
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+}
+
+TEST(SdlLimits, MergeKeysThatMultiplyAreRefused) {
+  // Each level merges the one below 64 times: 64^7 mappings if nothing stopped it.
+  std::string merges = "x-m0: &m0 {a: 1}\n";
+  for (int level = 1; level <= 7; ++level) {
+    merges += "x-m" + std::to_string(level) + ": &m" + std::to_string(level) + " {<<: [";
+    for (int i = 0; i < 64; ++i) merges += (i == 0 ? "*m" : ", *m") + std::to_string(level - 1);
+    merges += "]}\n";
+  }
+  Status status;
+  const std::string multiplied =
+      merges + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *m7\n");
+  EXPECT_LT(Seconds([&] { status = ParseError(multiplied); }), 1.0);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(status.message(), "services.web.<<.<<.<<.<<.<<.<<.<<: merge keys (<<) merge more than 256 mappings");
+
+  // One merged mapping of many repeated keys: each read is cheap, but they are counted.
+  std::string repeated = "x-big: &big {";
+  for (int i = 0; i < 5000; ++i) repeated += "a: 1, ";
+  repeated += "}\n";
+  const std::string big =
+      repeated + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *big\n");
+  EXPECT_EQ(ParseError(big).message(), "services.web.<<: merge keys (<<) bring in more than 4096 entries");
+}
+
+TEST(SdlLimits, ExposeThroughAliasesIsBounded) {
+  std::string text = "x-port: &port {port: 80, ";
+  for (int i = 0; i < 2000; ++i) text += "k" + std::to_string(i) + ": v, ";
+  text += "}\n";
+  std::string expose = "    expose: [";
+  for (int i = 0; i < 10; ++i) expose += "*port, ";
+  expose += "]\n";
+  text += Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + expose);
+  EXPECT_EQ(ParseError(text).message(), "services.web.expose: more than 16384 fields and targets");
+}
+
+// A file may declare more services than one wire order carries; a group that would exceed the
+// wire limit is refused with the group's path, so `sdl check` never passes what peers reject.
+TEST(SdlLimits, GroupsStayWithinWireLimits) {
+  std::string sdl = "version: \"2.0\"\nservices:\n";
+  const size_t count = limits::kMaxServices + 1;
+  for (size_t i = 0; i < count; ++i) sdl += "  s" + std::to_string(i) + ": {image: x}\n";
+  sdl += "profiles:\n  compute:\n    c:\n      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n";
+  sdl += "  placement:\n    dc:\n      pricing:\n        c: {denom: uakt, amount: 100}\n";
+  sdl += "deployment:\n";
+  for (size_t i = 0; i < count; ++i) sdl += "  s" + std::to_string(i) + ":\n    dc: {profile: c, count: 1}\n";
+  const Status status = ParseError(sdl);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded) << status.ToString();
+  EXPECT_EQ(status.message(), "profiles.placement.dc: order has too many services");
 }
 
 TEST(SdlFile, MissingFileAndDirectory) {

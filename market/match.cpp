@@ -1,0 +1,1281 @@
+#include "market/match.h"
+
+#include <algorithm>
+#include <compare>
+#include <limits>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+namespace gpumart::market {
+namespace {
+
+constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max();
+constexpr uint64_t kMillisPerCore = 1000;
+constexpr uint32_t kNoType = std::numeric_limits<uint32_t>::max();
+// Work bounds per provider, so one pathological offer cannot stall a query. Real providers are
+// orders of magnitude below them; past a bound the provider is treated as unable to take the
+// group (a missed bid, never a wrong one).
+constexpr size_t kMaxPlacementSearchSteps = 200'000;
+constexpr size_t kMaxChoicesPerProvider = 4'096;
+constexpr uint64_t kMaxReplicasPerGroup = 65'536;
+
+uint64_t SatAdd(uint64_t a, uint64_t b) {
+  uint64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? kSaturated : sum;
+}
+uint64_t SatMul(uint64_t a, uint64_t b) {
+  uint64_t product = 0;
+  return __builtin_mul_overflow(a, b, &product) ? kSaturated : product;
+}
+__extension__ typedef unsigned __int128 Wide;
+// ceil(amount * rate / divisor), saturated; the product is exact in 128 bits.
+uint64_t CeilScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
+  uint64_t narrow = 0;  // 64-bit division when it fits: the 128-bit one is a slow library call
+  if (!__builtin_mul_overflow(amount, rate, &narrow)) return narrow / divisor + (narrow % divisor != 0);
+  const Wide product = static_cast<Wide>(amount) * rate;
+  const Wide quotient = (product + divisor - 1) / divisor;
+  return quotient > kSaturated ? kSaturated : static_cast<uint64_t>(quotient);
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// How far a device gets through an option's checks; kPasses means it satisfies the option.
+enum class OptionStage : uint8_t { kModel = 0, kRam = 1, kInterface = 2, kPasses = 3 };
+OptionStage CheckOption(const GpuOption& option, const DeviceType& device) {
+  if (!EqualsIgnoreCase(option.vendor, device.vendor)) return OptionStage::kModel;
+  if (option.model != "*" && !EqualsIgnoreCase(option.model, device.model)) return OptionStage::kModel;
+  if (option.ram_min_bytes && device.ram_bytes < *option.ram_min_bytes) return OptionStage::kRam;
+  if (option.interface && *option.interface != device.interface) return OptionStage::kInterface;
+  return OptionStage::kPasses;
+}
+
+// Interned device types (vendor, model, RAM, interface): the index and the evaluator compare
+// small integers instead of strings.
+class TypeTable {
+ public:
+  // Vendor and model names get small ids too, so matching options against every type per query
+  // compares integers.
+  static constexpr uint32_t kUnknownName = std::numeric_limits<uint32_t>::max();
+  struct Names {
+    uint32_t vendor = 0;
+    uint32_t model = 0;
+  };
+
+  uint32_t Intern(const DeviceType& type) {
+    auto [it, inserted] = ids_.try_emplace(type, static_cast<uint32_t>(types_.size()));
+    if (inserted) {
+      types_.push_back(type);
+      names_.push_back({InternName(type.vendor), InternName(type.model)});
+    }
+    return it->second;
+  }
+  const Names& NamesOf(uint32_t id) const { return names_[id]; }
+  uint32_t NameId(const std::string& name) const {
+    auto it = name_ids_.find(name);
+    return it == name_ids_.end() ? kUnknownName : it->second;
+  }
+  std::optional<uint32_t> Find(const DeviceType& type) const {
+    auto it = ids_.find(type);
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+  }
+  const DeviceType& operator[](uint32_t id) const { return types_[id]; }
+  uint32_t size() const { return static_cast<uint32_t>(types_.size()); }
+
+ private:
+  uint32_t InternName(const std::string& name) {
+    return name_ids_.try_emplace(name, static_cast<uint32_t>(name_ids_.size())).first->second;
+  }
+
+  std::vector<DeviceType> types_;
+  std::vector<Names> names_;
+  std::map<DeviceType, uint32_t> ids_;
+  std::unordered_map<std::string, uint32_t> name_ids_;
+};
+
+class DenomTable {
+ public:
+  uint32_t Intern(const std::string& denom) {
+    auto [it, inserted] = ids_.try_emplace(denom, static_cast<uint32_t>(ids_.size()));
+    (void)inserted;
+    return it->second;
+  }
+  std::optional<uint32_t> Find(const std::string& denom) const {
+    auto it = ids_.find(denom);
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, uint32_t, std::less<>> ids_;
+};
+
+// One offer in the evaluator's form. A pool is the free devices of one type and CUDA version on
+// one node (equal entries of a node are merged); a replica draws all its GPUs from one pool.
+struct Pool {
+  uint32_t node = 0;
+  uint32_t type = 0;
+  uint32_t free = 0;
+  std::optional<CudaVersion> cuda;
+};
+struct NodeState {
+  std::string name;
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;
+};
+struct Rates {
+  uint32_t denom = 0;
+  uint64_t cpu = 0;
+  uint64_t memory = 0;
+  uint64_t storage = 0;
+  std::vector<std::pair<uint32_t, uint64_t>> gpu;  // (type, rate) for the provider's own types
+  std::optional<uint64_t> GpuRate(uint32_t type) const {
+    for (const auto& [id, rate] : gpu) {
+      if (id == type) return rate;
+    }
+    return std::nullopt;
+  }
+};
+struct ProviderState {
+  std::string id;
+  std::map<std::string, std::string> attributes;
+  std::vector<std::string> auditors;
+  uint32_t reputation_ppm = 0;
+  std::vector<NodeState> nodes;
+  std::vector<Pool> pools;
+  std::vector<uint32_t> types;  // distinct pool types
+  std::vector<Rates> rates;     // one per denom
+  bool live = false;
+};
+
+std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type) {
+  const std::string ram = FormatGi(type.ram_bytes);
+  const std::string with_ram = type.model + "." + ram;
+  for (const std::string& key : {with_ram + "." + std::string(ToString(type.interface)), with_ram,
+                                 type.model, std::string("*")}) {
+    auto it = table.gpu.find(key);
+    if (it != table.gpu.end()) return it->second;
+  }
+  return std::nullopt;
+}
+
+ProviderState Normalize(const Offer& offer, TypeTable& types, DenomTable& denoms) {
+  ProviderState state;
+  state.id = offer.provider;
+  state.attributes = offer.attributes;
+  state.auditors = offer.auditors;
+  state.reputation_ppm = offer.reputation_ppm;
+  state.live = true;
+  for (const NodeCapacity& node : offer.nodes) {
+    const auto node_index = static_cast<uint32_t>(state.nodes.size());
+    state.nodes.push_back({node.name, node.cpu_millis, node.memory_bytes, node.storage_bytes});
+    const size_t node_pools_begin = state.pools.size();
+    for (const GpuDevices& devices : node.gpus) {
+      const uint32_t type = types.Intern(
+          {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface});
+      auto same = std::find_if(state.pools.begin() + static_cast<std::ptrdiff_t>(node_pools_begin),
+                               state.pools.end(), [&](const Pool& pool) {
+                                 return pool.type == type && pool.cuda == devices.cuda;
+                               });
+      if (same != state.pools.end()) {
+        const uint64_t merged = uint64_t{same->free} + devices.count;
+        same->free = static_cast<uint32_t>(std::min<uint64_t>(merged, UINT32_MAX));
+      } else {
+        state.pools.push_back({node_index, type, devices.count, devices.cuda});
+      }
+      if (std::find(state.types.begin(), state.types.end(), type) == state.types.end()) {
+        state.types.push_back(type);
+      }
+    }
+  }
+  for (const PriceTable& table : offer.pricing) {
+    const uint32_t denom = denoms.Intern(table.denom);
+    // The first table of a denom wins (an offers file cannot list a denom twice).
+    if (std::any_of(state.rates.begin(), state.rates.end(),
+                    [&](const Rates& r) { return r.denom == denom; })) {
+      continue;
+    }
+    Rates rates{denom, table.cpu, table.memory, table.storage, {}};
+    for (uint32_t type : state.types) {
+      if (auto rate = LookupGpuRate(table, types[type])) rates.gpu.emplace_back(type, *rate);
+    }
+    state.rates.push_back(std::move(rates));
+  }
+  return state;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The query plan: an Order turned into numbers once per query.
+
+// Stands for the option model "*" among name ids.
+constexpr uint32_t kAnyModel = TypeTable::kUnknownName - 1;
+
+struct ServicePlan {
+  uint32_t count = 0;
+  uint32_t units = 0;  // 0 for a service without GPUs
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;
+  std::optional<CudaVersion> cuda_min;
+  std::vector<int32_t> rank_of_type;  // per interned type: first option it satisfies, or -1
+};
+
+struct Plan {
+  const Order* order = nullptr;
+  std::optional<uint32_t> denom;
+  uint64_t cap = 0;
+  std::vector<ServicePlan> services;
+  std::vector<uint32_t> gpu_services;     // indices of services with units > 0, in order
+  std::vector<uint32_t> placement_order;  // services, biggest replicas first (for first-fit)
+  uint64_t total_replicas = 0;
+  // Sums over services of count x per-replica need: with a provider's rates they give a lower
+  // bound of its non-GPU price (floor of the sum <= sum of ceilings).
+  uint64_t total_cpu_millis = 0;
+  uint64_t total_memory_bytes = 0;
+  uint64_t total_storage_bytes = 0;
+  std::vector<TypeTable::Names> option_names;  // scratch for BuildPlan
+};
+
+void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& denoms, Plan& plan) {
+  plan.order = &order;
+  plan.denom = denoms.Find(order.Denom());
+  plan.cap = 0;
+  plan.total_replicas = 0;
+  plan.total_cpu_millis = 0;
+  plan.total_memory_bytes = 0;
+  plan.total_storage_bytes = 0;
+  plan.services.resize(order.services.size());
+  plan.gpu_services.clear();
+  plan.placement_order.clear();
+  for (size_t s = 0; s < order.services.size(); ++s) {
+    const ServiceRequest& request = order.services[s];
+    ServicePlan& service = plan.services[s];
+    service.count = request.count;
+    service.units = request.resources.gpu.units;
+    service.cpu_millis = request.resources.cpu_millis;
+    service.memory_bytes = request.resources.memory_bytes;
+    service.storage_bytes = request.resources.StorageBytes();
+    service.cuda_min = request.cuda_min;
+    service.rank_of_type.assign(types.size(), -1);
+    plan.cap = SatAdd(plan.cap, SatMul(request.count, request.price_cap.per_hour));
+    plan.total_replicas = SatAdd(plan.total_replicas, request.count);
+    plan.total_cpu_millis = SatAdd(plan.total_cpu_millis, SatMul(request.count, service.cpu_millis));
+    plan.total_memory_bytes = SatAdd(plan.total_memory_bytes, SatMul(request.count, service.memory_bytes));
+    plan.total_storage_bytes = SatAdd(plan.total_storage_bytes, SatMul(request.count, service.storage_bytes));
+    plan.placement_order.push_back(static_cast<uint32_t>(s));
+    if (service.units == 0) continue;
+    plan.gpu_services.push_back(static_cast<uint32_t>(s));
+    // Options are matched against every known type once per query, by interned name ids (an
+    // option naming a model no offer has gets kUnknownName and matches nothing).
+    const auto& options = request.resources.gpu.options;
+    plan.option_names.clear();
+    for (const GpuOption& option : request.resources.gpu.options) {
+      const uint32_t model = option.model == "*" ? kAnyModel : types.NameId(ToLower(option.model));
+      plan.option_names.push_back({types.NameId(ToLower(option.vendor)), model});
+    }
+    for (uint32_t t = 0; t < types.size(); ++t) {
+      const DeviceType& type = types[t];
+      const TypeTable::Names& names = types.NamesOf(t);
+      for (size_t o = 0; o < options.size(); ++o) {
+        const GpuOption& option = options[o];
+        const TypeTable::Names& wanted = plan.option_names[o];
+        if (wanted.vendor == names.vendor && (wanted.model == kAnyModel || wanted.model == names.model) &&
+            (!option.ram_min_bytes || type.ram_bytes >= *option.ram_min_bytes) &&
+            (!option.interface || *option.interface == type.interface)) {
+          service.rank_of_type[t] = static_cast<int32_t>(o);
+          break;
+        }
+      }
+    }
+  }
+  // Biggest replicas first makes first-fit succeed more often before the complete search.
+  std::stable_sort(plan.placement_order.begin(), plan.placement_order.end(),
+                   [&](uint32_t a, uint32_t b) {
+                     const ServicePlan& x = plan.services[a];
+                     const ServicePlan& y = plan.services[b];
+                     return std::tie(x.units, x.cpu_millis, x.memory_bytes) >
+                            std::tie(y.units, y.cpu_millis, y.memory_bytes);
+                   });
+}
+
+uint64_t FloorScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
+  uint64_t narrow = 0;
+  if (!__builtin_mul_overflow(amount, rate, &narrow)) return narrow / divisor;
+  const Wide quotient = static_cast<Wide>(amount) * rate / divisor;
+  return quotient > kSaturated ? kSaturated : static_cast<uint64_t>(quotient);
+}
+
+// A lower bound of the non-GPU part of any bid priced at these rates.
+inline uint64_t NonGpuLowerBound(const Plan& plan, uint64_t cpu_rate, uint64_t memory_rate, uint64_t storage_rate) {
+  return SatAdd(SatAdd(FloorScaled(plan.total_cpu_millis, cpu_rate, kMillisPerCore),
+                       FloorScaled(plan.total_memory_bytes, memory_rate, kGi)),
+                FloorScaled(plan.total_storage_bytes, storage_rate, kGi));
+}
+
+bool CudaOk(const std::optional<CudaVersion>& have, const std::optional<CudaVersion>& need) {
+  return !need || (have && *have >= *need);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation of one provider, allocation-free once the scratch vectors have grown.
+
+struct TypeChoice {
+  uint32_t type = 0;
+  uint32_t rank = 0;
+  uint64_t rate = 0;
+};
+
+struct Scratch {
+  Plan plan;
+  // Device types each GPU service may use on the provider being evaluated.
+  std::vector<TypeChoice> choices;
+  std::vector<uint32_t> choices_begin;  // per GPU service, plus an end
+  // Combinations of choices (one per GPU service), flat, and their prices and order.
+  std::vector<uint32_t> combos;
+  std::vector<uint64_t> combo_price;
+  std::vector<uint32_t> combo_order;
+  std::vector<uint32_t> service_types;  // per service: the type tried, or kNoType
+  // Placement search state.
+  std::vector<uint64_t> cpu_left, memory_left, storage_left;
+  std::vector<uint32_t> pool_left;
+  std::vector<uint32_t> slots;  // per service: pool (GPU service) or node indices
+  std::vector<uint32_t> slots_begin, slots_end;
+  std::vector<uint32_t> replica_service, replica_choice;
+  std::vector<uint32_t> node_counts;
+};
+
+auto NodeFits(const ServicePlan& service) {
+  return [&service](const NodeState& node) {
+    return node.cpu_millis >= service.cpu_millis && node.memory_bytes >= service.memory_bytes &&
+           node.storage_bytes >= service.storage_bytes;
+  };
+}
+
+// The common case of one replica in the whole group: first fit is exact. Leaves the same
+// scratch state as the full search (see Materialize).
+bool PlaceOneReplica(const Plan& plan, const ProviderState& provider, Scratch& s) {
+  const size_t service_count = plan.services.size();
+  uint32_t only = 0;
+  while (plan.services[only].count == 0) ++only;
+  const ServicePlan& service = plan.services[only];
+  const auto node_fits = NodeFits(service);
+  std::optional<uint32_t> slot;
+  if (service.units == 0) {
+    for (uint32_t n = 0; n < provider.nodes.size() && !slot; ++n) {
+      if (node_fits(provider.nodes[n])) slot = n;
+    }
+  } else {
+    for (uint32_t p = 0; p < provider.pools.size() && !slot; ++p) {
+      const Pool& pool = provider.pools[p];
+      if (pool.type == s.service_types[only] && pool.free >= service.units &&
+          CudaOk(pool.cuda, service.cuda_min) && node_fits(provider.nodes[pool.node])) {
+        slot = p;
+      }
+    }
+  }
+  if (!slot) return false;
+  s.slots.assign(1, *slot);
+  s.slots_begin.assign(service_count, 0);
+  s.slots_end.assign(service_count, 0);
+  s.slots_end[only] = 1;
+  s.replica_service.assign(1, only);
+  s.replica_choice.assign(1, 0);
+  return true;
+}
+
+// Depth-first search over replica placements: first-fit is its first path, backtracking makes
+// it complete. Replicas of one service are interchangeable, so each takes a slot no earlier than
+// the previous replica's (each multiset of slots is tried once).
+bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
+  const size_t service_count = plan.services.size();
+  if (plan.total_replicas > kMaxReplicasPerGroup) return false;
+  if (plan.total_replicas == 1) return PlaceOneReplica(plan, provider, s);
+  // Cheap necessary condition first: totals must fit.
+  uint64_t cpu_need = 0, memory_need = 0, storage_need = 0;
+  for (const ServicePlan& service : plan.services) {
+    cpu_need = SatAdd(cpu_need, SatMul(service.count, service.cpu_millis));
+    memory_need = SatAdd(memory_need, SatMul(service.count, service.memory_bytes));
+    storage_need = SatAdd(storage_need, SatMul(service.count, service.storage_bytes));
+  }
+  uint64_t cpu_have = 0, memory_have = 0, storage_have = 0;
+  for (const NodeState& node : provider.nodes) {
+    cpu_have = SatAdd(cpu_have, node.cpu_millis);
+    memory_have = SatAdd(memory_have, node.memory_bytes);
+    storage_have = SatAdd(storage_have, node.storage_bytes);
+  }
+  if (cpu_need > cpu_have || memory_need > memory_have || storage_need > storage_have) return false;
+  for (uint32_t g : plan.gpu_services) {
+    const uint32_t type = s.service_types[g];
+    uint64_t need = 0;
+    for (uint32_t h : plan.gpu_services) {
+      if (s.service_types[h] == type) {
+        need = SatAdd(need, SatMul(plan.services[h].count, plan.services[h].units));
+      }
+    }
+    uint64_t have = 0;
+    for (const Pool& pool : provider.pools) {
+      if (pool.type == type) have += pool.free;
+    }
+    if (need > have) return false;
+  }
+
+  // Slots each service may use, filtered by the static capacity.
+  s.slots.clear();
+  s.slots_begin.assign(service_count, 0);
+  s.slots_end.assign(service_count, 0);
+  for (size_t i = 0; i < service_count; ++i) {
+    const ServicePlan& service = plan.services[i];
+    s.slots_begin[i] = static_cast<uint32_t>(s.slots.size());
+    const auto node_fits = NodeFits(service);
+    if (service.units == 0) {
+      for (uint32_t n = 0; n < provider.nodes.size(); ++n) {
+        if (node_fits(provider.nodes[n])) s.slots.push_back(n);
+      }
+    } else {
+      for (uint32_t p = 0; p < provider.pools.size(); ++p) {
+        const Pool& pool = provider.pools[p];
+        if (pool.type == s.service_types[i] && pool.free >= service.units &&
+            CudaOk(pool.cuda, service.cuda_min) && node_fits(provider.nodes[pool.node])) {
+          s.slots.push_back(p);
+        }
+      }
+    }
+    s.slots_end[i] = static_cast<uint32_t>(s.slots.size());
+    if (service.count > 0 && s.slots_end[i] == s.slots_begin[i]) return false;
+  }
+
+  s.cpu_left.resize(provider.nodes.size());
+  s.memory_left.resize(provider.nodes.size());
+  s.storage_left.resize(provider.nodes.size());
+  for (size_t n = 0; n < provider.nodes.size(); ++n) {
+    s.cpu_left[n] = provider.nodes[n].cpu_millis;
+    s.memory_left[n] = provider.nodes[n].memory_bytes;
+    s.storage_left[n] = provider.nodes[n].storage_bytes;
+  }
+  s.pool_left.resize(provider.pools.size());
+  for (size_t p = 0; p < provider.pools.size(); ++p) s.pool_left[p] = provider.pools[p].free;
+
+  s.replica_service.clear();
+  for (uint32_t i : plan.placement_order) {
+    s.replica_service.insert(s.replica_service.end(), plan.services[i].count, i);
+  }
+  const size_t replicas = s.replica_service.size();
+  s.replica_choice.assign(replicas, 0);
+
+  auto node_of = [&](uint32_t service, uint32_t slot) {
+    return plan.services[service].units == 0 ? slot : provider.pools[slot].node;
+  };
+  auto try_take = [&](uint32_t service, uint32_t slot) {
+    const ServicePlan& sp = plan.services[service];
+    const uint32_t n = node_of(service, slot);
+    if (s.cpu_left[n] < sp.cpu_millis || s.memory_left[n] < sp.memory_bytes ||
+        s.storage_left[n] < sp.storage_bytes) {
+      return false;
+    }
+    if (sp.units > 0) {
+      if (s.pool_left[slot] < sp.units) return false;
+      s.pool_left[slot] -= sp.units;
+    }
+    s.cpu_left[n] -= sp.cpu_millis;
+    s.memory_left[n] -= sp.memory_bytes;
+    s.storage_left[n] -= sp.storage_bytes;
+    return true;
+  };
+  auto give_back = [&](uint32_t service, uint32_t slot) {
+    const ServicePlan& sp = plan.services[service];
+    const uint32_t n = node_of(service, slot);
+    if (sp.units > 0) s.pool_left[slot] += sp.units;
+    s.cpu_left[n] += sp.cpu_millis;
+    s.memory_left[n] += sp.memory_bytes;
+    s.storage_left[n] += sp.storage_bytes;
+  };
+
+  size_t steps = 0;
+  size_t i = 0;
+  uint32_t next = 0;  // first slot position replica i may take
+  while (i < replicas) {
+    const uint32_t service = s.replica_service[i];
+    const uint32_t begin = s.slots_begin[service];
+    const uint32_t width = s.slots_end[service] - begin;
+    bool placed = false;
+    for (uint32_t q = next; q < width; ++q) {
+      if (++steps > kMaxPlacementSearchSteps) return false;
+      if (try_take(service, s.slots[begin + q])) {
+        s.replica_choice[i] = q;
+        placed = true;
+        break;
+      }
+    }
+    if (placed) {
+      ++i;
+      next = (i < replicas && s.replica_service[i] == service) ? s.replica_choice[i - 1] : 0;
+      continue;
+    }
+    if (i == 0) return false;
+    --i;
+    const uint32_t back_service = s.replica_service[i];
+    give_back(back_service, s.slots[s.slots_begin[back_service] + s.replica_choice[i]]);
+    next = s.replica_choice[i] + 1;
+  }
+  return true;
+}
+
+struct Evaluation {
+  uint64_t price = 0;
+  const uint32_t* types = nullptr;  // per service, valid until the next evaluation
+  Exclusion exclusion;
+};
+
+ExclusionReason DiagnoseGpu(const ServiceRequest& request, const ProviderState& provider,
+                            const Rates& rates, const TypeTable& types) {
+  // Nearest miss over every device and option: model < RAM < interface < CUDA < rate.
+  int best = 0;
+  for (const Pool& pool : provider.pools) {
+    for (const GpuOption& option : request.resources.gpu.options) {
+      int stage = static_cast<int>(CheckOption(option, types[pool.type]));
+      if (stage == static_cast<int>(OptionStage::kPasses)) {
+        stage = !CudaOk(pool.cuda, request.cuda_min) ? 3 : !rates.GpuRate(pool.type) ? 4 : 5;
+      }
+      best = std::max(best, stage);
+    }
+  }
+  switch (best) {
+    case 0: return ExclusionReason::kGpuModel;
+    case 1: return ExclusionReason::kGpuRam;
+    case 2: return ExclusionReason::kGpuInterface;
+    case 3: return ExclusionReason::kGpuCuda;
+    default: return ExclusionReason::kGpuRate;
+  }
+}
+
+// The provider's bid: the feasible choice of device types with the smallest (ranks, price,
+// device types), or false with the reason (when `want_reason`).
+bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& types, Scratch& s,
+              bool want_reason, Evaluation& out) {
+  const Order& order = *plan.order;
+  for (const auto& [key, value] : order.attributes) {
+    auto it = provider.attributes.find(key);
+    if (it == provider.attributes.end() || it->second != value) {
+      if (want_reason) out.exclusion = {ExclusionReason::kAttributes, key};
+      return false;
+    }
+  }
+  auto audited_by = [&](const std::string& auditor) {
+    return std::find(provider.auditors.begin(), provider.auditors.end(), auditor) !=
+           provider.auditors.end();
+  };
+  if (!std::all_of(order.signed_by.all_of.begin(), order.signed_by.all_of.end(), audited_by) ||
+      (!order.signed_by.any_of.empty() &&
+       std::none_of(order.signed_by.any_of.begin(), order.signed_by.any_of.end(), audited_by))) {
+    if (want_reason) out.exclusion = {ExclusionReason::kSignedBy, {}};
+    return false;
+  }
+  const Rates* rates = nullptr;
+  if (plan.denom) {
+    for (const Rates& r : provider.rates) {
+      if (r.denom == *plan.denom) rates = &r;
+    }
+  }
+  if (rates == nullptr) {
+    if (want_reason) out.exclusion = {ExclusionReason::kDenom, order.Denom()};
+    return false;
+  }
+
+  uint64_t fixed_price = 0;
+  for (const ServicePlan& service : plan.services) {
+    uint64_t replica = CeilScaled(service.cpu_millis, rates->cpu, kMillisPerCore);
+    replica = SatAdd(replica, CeilScaled(service.memory_bytes, rates->memory, kGi));
+    replica = SatAdd(replica, CeilScaled(service.storage_bytes, rates->storage, kGi));
+    fixed_price = SatAdd(fixed_price, SatMul(service.count, replica));
+  }
+
+  // Device types each GPU service could use here, best first.
+  const size_t gpu_count = plan.gpu_services.size();
+  s.choices.clear();
+  s.choices_begin.clear();
+  for (uint32_t g : plan.gpu_services) {
+    const ServicePlan& service = plan.services[g];
+    s.choices_begin.push_back(static_cast<uint32_t>(s.choices.size()));
+    const size_t first = s.choices.size();
+    for (const auto& [type, rate] : rates->gpu) {
+      const int32_t rank = type < service.rank_of_type.size() ? service.rank_of_type[type] : -1;
+      if (rank < 0) continue;
+      const bool cuda_ok = std::any_of(provider.pools.begin(), provider.pools.end(), [&](const Pool& p) {
+        return p.type == type && CudaOk(p.cuda, service.cuda_min);
+      });
+      if (cuda_ok) s.choices.push_back({type, static_cast<uint32_t>(rank), rate});
+    }
+    if (s.choices.size() == first) {
+      if (want_reason) {
+        out.exclusion = {DiagnoseGpu(order.services[g], provider, *rates, types),
+                         order.services[g].name};
+      }
+      return false;
+    }
+  }
+  s.choices_begin.push_back(static_cast<uint32_t>(s.choices.size()));
+
+  // Every combination (one choice per GPU service), in (ranks, price, device types) order.
+  size_t combo_count = 1;
+  for (size_t g = 0; g < gpu_count; ++g) {
+    combo_count = std::min(combo_count * (s.choices_begin[g + 1] - s.choices_begin[g]),
+                           kMaxChoicesPerProvider);
+  }
+  s.combos.resize(combo_count * gpu_count);
+  s.combo_price.resize(combo_count);
+  s.combo_order.resize(combo_count);
+  for (size_t c = 0; c < combo_count; ++c) {
+    size_t rest = c;
+    uint64_t price = fixed_price;
+    for (size_t g = gpu_count; g-- > 0;) {
+      const uint32_t width = s.choices_begin[g + 1] - s.choices_begin[g];
+      const uint32_t pick = s.choices_begin[g] + (gpu_count == 1 ? static_cast<uint32_t>(c)
+                                                                 : static_cast<uint32_t>(rest % width));
+      rest = gpu_count == 1 ? 0 : rest / width;
+      s.combos[c * gpu_count + g] = pick;
+      const ServicePlan& service = plan.services[plan.gpu_services[g]];
+      price = SatAdd(price, SatMul(SatMul(service.count, service.units), s.choices[pick].rate));
+    }
+    s.combo_price[c] = price;
+    s.combo_order[c] = static_cast<uint32_t>(c);
+  }
+  if (combo_count > 1) {
+    std::sort(s.combo_order.begin(), s.combo_order.end(), [&](uint32_t a, uint32_t b) {
+      for (size_t g = 0; g < gpu_count; ++g) {
+        const uint32_t ra = s.choices[s.combos[a * gpu_count + g]].rank;
+        const uint32_t rb = s.choices[s.combos[b * gpu_count + g]].rank;
+        if (ra != rb) return ra < rb;
+      }
+      if (s.combo_price[a] != s.combo_price[b]) return s.combo_price[a] < s.combo_price[b];
+      for (size_t g = 0; g < gpu_count; ++g) {
+        const uint32_t ta = s.choices[s.combos[a * gpu_count + g]].type;
+        const uint32_t tb = s.choices[s.combos[b * gpu_count + g]].type;
+        if (ta != tb) return types[ta] < types[tb];
+      }
+      return a < b;
+    });
+  }
+
+  bool any_affordable = false;
+  s.service_types.assign(plan.services.size(), kNoType);
+  for (uint32_t c : s.combo_order) {
+    if (s.combo_price[c] > plan.cap) continue;
+    any_affordable = true;
+    for (size_t g = 0; g < gpu_count; ++g) {
+      s.service_types[plan.gpu_services[g]] = s.choices[s.combos[c * gpu_count + g]].type;
+    }
+    if (PlaceGroup(plan, provider, s)) {
+      out.price = s.combo_price[c];
+      out.types = s.service_types.data();
+      return true;
+    }
+  }
+  if (want_reason) {
+    out.exclusion = {any_affordable ? ExclusionReason::kCapacity : ExclusionReason::kPriceCap, {}};
+  }
+  return false;
+}
+
+// Builds the candidate for a successful evaluation; `service_types` per service.
+// Fills `candidate` in place, reusing its strings' and vectors' storage.
+void Materialize(const Plan& plan, const ProviderState& provider, const TypeTable& types,
+                 const std::string& denom, uint64_t price, const uint32_t* service_types, Scratch& s,
+                 Candidate& candidate) {
+  candidate.provider = provider.id;
+  candidate.denom = denom;
+  candidate.price_per_hour = price;
+  candidate.reputation_ppm = provider.reputation_ppm;
+  if (service_types != s.service_types.data()) {
+    s.service_types.assign(service_types, service_types + plan.services.size());
+  }
+  const bool placed = PlaceGroup(plan, provider, s);  // deterministic: the placement found before
+  (void)placed;
+  s.node_counts.assign(provider.nodes.size(), 0);
+  const Order& order = *plan.order;
+  candidate.services.resize(order.services.size());
+  candidate.ranks.clear();
+  for (size_t i = 0; i < order.services.size(); ++i) {
+    ServiceAssignment& assignment = candidate.services[i];
+    assignment.service = order.services[i].name;
+    assignment.placements.clear();
+    const uint32_t type = s.service_types[i];
+    if (plan.services[i].units > 0 && type != kNoType) {
+      const auto rank = static_cast<uint32_t>(plan.services[i].rank_of_type[type]);
+      assignment.option = rank;
+      if (assignment.device) {
+        *assignment.device = types[type];
+      } else {
+        assignment.device = types[type];
+      }
+      candidate.ranks.push_back(rank);
+    } else {
+      assignment.option.reset();
+      assignment.device.reset();
+    }
+  }
+  // Count replicas per (service, node) from the search's choices.
+  for (size_t i = 0; i < order.services.size(); ++i) {
+    std::fill(s.node_counts.begin(), s.node_counts.end(), 0);
+    bool any = false;
+    for (size_t r = 0; r < s.replica_service.size(); ++r) {
+      if (s.replica_service[r] != i) continue;
+      const uint32_t slot = s.slots[s.slots_begin[i] + s.replica_choice[r]];
+      ++s.node_counts[plan.services[i].units == 0 ? slot : provider.pools[slot].node];
+      any = true;
+    }
+    if (!any) continue;
+    for (size_t n = 0; n < provider.nodes.size(); ++n) {
+      if (s.node_counts[n] > 0) {
+        candidate.services[i].placements.push_back({provider.nodes[n].name, s.node_counts[n]});
+      }
+    }
+  }
+}
+
+// Three-way comparisons used by both the Candidate and the index orderings.
+std::strong_ordering CompareRanks(const uint32_t* a, const uint32_t* b, size_t n) {
+  return std::lexicographical_compare_three_way(a, a + n, b, b + n);
+}
+
+std::strong_ordering CompareBids(Policy policy, const uint32_t* ranks_a, uint64_t price_a,
+                                 uint32_t rep_a, std::string_view id_a, const uint32_t* ranks_b,
+                                 uint64_t price_b, uint32_t rep_b, std::string_view id_b,
+                                 size_t rank_count) {
+  const auto ranks = CompareRanks(ranks_a, ranks_b, rank_count);
+  const auto price = price_a <=> price_b;
+  if (policy == Policy::kPreference) {
+    if (ranks != 0) return ranks;
+    if (price != 0) return price;
+  } else {
+    if (price != 0) return price;
+    if (ranks != 0) return ranks;
+  }
+  if (rep_a != rep_b) return rep_b <=> rep_a;  // higher reputation first
+  return id_a <=> id_b;
+}
+
+}  // namespace
+
+std::string_view ToString(Policy policy) {
+  return policy == Policy::kCheapest ? "cheapest" : "preference";
+}
+
+std::optional<Policy> ParsePolicy(std::string_view text) {
+  if (text == "preference") return Policy::kPreference;
+  if (text == "cheapest") return Policy::kCheapest;
+  return std::nullopt;
+}
+
+std::string_view ToString(ExclusionReason reason) {
+  switch (reason) {
+    case ExclusionReason::kNone: return "none";
+    case ExclusionReason::kAttributes: return "attributes";
+    case ExclusionReason::kSignedBy: return "signed-by";
+    case ExclusionReason::kDenom: return "denom";
+    case ExclusionReason::kGpuModel: return "gpu-model";
+    case ExclusionReason::kGpuRam: return "gpu-ram";
+    case ExclusionReason::kGpuInterface: return "gpu-interface";
+    case ExclusionReason::kGpuCuda: return "gpu-cuda";
+    case ExclusionReason::kGpuRate: return "gpu-rate";
+    case ExclusionReason::kCapacity: return "capacity";
+    case ExclusionReason::kPriceCap: return "price-cap";
+  }
+  return "unknown";
+}
+
+FitOutcome FitProvider(const Order& order, const Offer& offer) {
+  TypeTable types;
+  DenomTable denoms;
+  const ProviderState provider = Normalize(offer, types, denoms);
+  Scratch scratch;
+  BuildPlan(order, types, denoms, scratch.plan);
+  Evaluation evaluation;
+  FitOutcome outcome;
+  if (!Evaluate(scratch.plan, provider, types, scratch, /*want_reason=*/true, evaluation)) {
+    outcome.exclusion = std::move(evaluation.exclusion);
+    return outcome;
+  }
+  outcome.candidate.emplace();
+  Materialize(scratch.plan, provider, types, order.Denom(), evaluation.price, evaluation.types,
+              scratch, *outcome.candidate);
+  return outcome;
+}
+
+bool RanksBefore(const Candidate& a, const Candidate& b, Policy policy) {
+  const size_t n = std::min(a.ranks.size(), b.ranks.size());
+  auto order = CompareBids(policy, a.ranks.data(), a.price_per_hour, a.reputation_ppm, a.provider,
+                           b.ranks.data(), b.price_per_hour, b.reputation_ppm, b.provider, n);
+  if (order == 0) order = a.ranks.size() <=> b.ranks.size();
+  return order < 0;
+}
+
+void SortCandidates(std::vector<Candidate>& candidates, Policy policy) {
+  std::sort(candidates.begin(), candidates.end(),
+            [policy](const Candidate& a, const Candidate& b) { return RanksBefore(a, b, policy); });
+}
+
+std::vector<Candidate> LinearScanTopK(const Order& order, const std::vector<Offer>& offers,
+                                      Policy policy, size_t k) {
+  std::vector<Candidate> candidates;
+  for (const Offer& offer : offers) {
+    FitOutcome outcome = FitProvider(order, offer);
+    if (outcome.candidate) candidates.push_back(std::move(*outcome.candidate));
+  }
+  const size_t keep = std::min(k, candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep),
+                    candidates.end(),
+                    [policy](const Candidate& a, const Candidate& b) { return RanksBefore(a, b, policy); });
+  candidates.resize(keep);
+  return candidates;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OfferBook
+
+struct OfferBook::Impl {
+  // The provider's other rates ride along so a query can bound its whole price without
+  // touching the provider (entries are read in sequence; providers are scattered in memory).
+  struct IndexEntry {
+    uint64_t rate = 0;
+    uint32_t slot = 0;
+    uint64_t cpu_rate = 0;
+    uint64_t memory_rate = 0;
+    uint64_t storage_rate = 0;
+    bool operator<(const IndexEntry& other) const {
+      return std::tie(rate, slot) < std::tie(other.rate, other.slot);
+    }
+  };
+  struct IndexList {
+    std::vector<IndexEntry> entries;  // by (rate, slot)
+    // Lowest non-GPU rates ever listed: a bound for every entry (removals only raise the truth).
+    uint64_t min_cpu_rate = kSaturated;
+    uint64_t min_memory_rate = kSaturated;
+    uint64_t min_storage_rate = kSaturated;
+  };
+  // A bid found during a query; its ranks and types live in the flat buffers below.
+  struct Found {
+    uint32_t slot = 0;
+    uint64_t price = 0;
+    uint32_t ranks_at = 0;
+    uint32_t types_at = 0;
+  };
+  struct Cursor {
+    const IndexList* list = nullptr;
+    size_t position = 0;
+    int32_t rank = 0;
+  };
+
+  TypeTable types;
+  DenomTable denoms;
+  std::vector<ProviderState> providers;  // by slot; dead slots are reused
+  std::vector<uint32_t> free_slots;
+  std::unordered_map<std::string, uint32_t> slot_of;
+  // (denom << 32 | type) -> providers offering that type, by increasing GPU rate in that denom.
+  std::unordered_map<uint64_t, IndexList> index;
+
+  // Query scratch.
+  Scratch scratch;
+  std::vector<uint32_t> seen;
+  uint32_t epoch = 0;
+  std::vector<Found> found;
+  std::vector<uint32_t> found_ranks;
+  std::vector<uint32_t> found_types;
+  std::vector<Cursor> cursors;
+  struct Pending {
+    uint64_t bound = 0;
+    uint32_t slot = 0;
+  };
+  std::vector<Pending> pending;  // a binary min-heap by bound
+
+  // Hand-written heap operations: they keep the moving item in registers (std::push_heap reloads
+  // the item it just stored, which stalls on store forwarding in this hot loop).
+  void PushPending(Pending item) {
+    pending.emplace_back();
+    size_t at = pending.size() - 1;
+    while (at > 0) {
+      const size_t parent = (at - 1) / 2;
+      if (pending[parent].bound <= item.bound) break;
+      pending[at] = pending[parent];
+      at = parent;
+    }
+    pending[at] = item;
+  }
+  Pending PopPending() {
+    const Pending top = pending.front();
+    const Pending last = pending.back();
+    pending.pop_back();
+    const size_t size = pending.size();
+    if (size == 0) return top;
+    size_t at = 0;
+    while (true) {
+      size_t child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && pending[child + 1].bound < pending[child].bound) ++child;
+      if (last.bound <= pending[child].bound) break;
+      pending[at] = pending[child];
+      at = child;
+    }
+    pending[at] = last;
+    return top;
+  }
+
+  static uint64_t Key(uint32_t denom, uint32_t type) { return uint64_t{denom} << 32 | type; }
+
+  void Unindex(uint32_t slot) {
+    for (const Rates& rates : providers[slot].rates) {
+      for (const auto& [type, rate] : rates.gpu) {
+        auto& list = index[Key(rates.denom, type)].entries;
+        auto it = std::lower_bound(list.begin(), list.end(), IndexEntry{rate, slot});
+        if (it != list.end() && it->slot == slot) list.erase(it);
+      }
+    }
+  }
+  void Index(uint32_t slot, bool keep_sorted) {
+    for (const Rates& rates : providers[slot].rates) {
+      for (const auto& [type, rate] : rates.gpu) {
+        IndexList& indexed = index[Key(rates.denom, type)];
+        indexed.min_cpu_rate = std::min(indexed.min_cpu_rate, rates.cpu);
+        indexed.min_memory_rate = std::min(indexed.min_memory_rate, rates.memory);
+        indexed.min_storage_rate = std::min(indexed.min_storage_rate, rates.storage);
+        auto& list = indexed.entries;
+        const IndexEntry entry{rate, slot, rates.cpu, rates.memory, rates.storage};
+        if (keep_sorted) {
+          list.insert(std::upper_bound(list.begin(), list.end(), entry), entry);
+        } else {
+          list.push_back(entry);
+        }
+      }
+    }
+  }
+  uint32_t Store(ProviderState state) {
+    auto existing = slot_of.find(state.id);
+    if (existing != slot_of.end()) {
+      Unindex(existing->second);
+      providers[existing->second] = std::move(state);
+      return existing->second;
+    }
+    uint32_t slot = 0;
+    if (!free_slots.empty()) {
+      slot = free_slots.back();
+      free_slots.pop_back();
+      providers[slot] = std::move(state);
+    } else {
+      slot = static_cast<uint32_t>(providers.size());
+      providers.push_back(std::move(state));
+    }
+    slot_of.emplace(providers[slot].id, slot);
+    return slot;
+  }
+
+  void NewEpoch() {
+    if (seen.size() < providers.size()) seen.resize(providers.size(), 0);
+    if (++epoch == 0) {  // wrapped: forget every old mark
+      std::fill(seen.begin(), seen.end(), 0);
+      epoch = 1;
+    }
+  }
+
+  std::strong_ordering Compare(Policy policy, const Found& a, const Found& b) const {
+    const size_t n = scratch.plan.gpu_services.size();
+    const ProviderState& pa = providers[a.slot];
+    const ProviderState& pb = providers[b.slot];
+    return CompareBids(policy, found_ranks.data() + a.ranks_at, a.price, pa.reputation_ppm, pa.id,
+                       found_ranks.data() + b.ranks_at, b.price, pb.reputation_ppm, pb.id, n);
+  }
+
+  void Consider(uint32_t slot, Policy policy, size_t k) {
+    Evaluation evaluation;
+    if (!Evaluate(scratch.plan, providers[slot], types, scratch, false, evaluation)) return;
+    Found bid{slot, evaluation.price, static_cast<uint32_t>(found_ranks.size()),
+              static_cast<uint32_t>(found_types.size())};
+    for (uint32_t g : scratch.plan.gpu_services) {
+      found_ranks.push_back(
+          static_cast<uint32_t>(scratch.plan.services[g].rank_of_type[evaluation.types[g]]));
+    }
+    found_types.insert(found_types.end(), evaluation.types,
+                       evaluation.types + scratch.plan.services.size());
+    auto worse_first = [&](const Found& a, const Found& b) { return Compare(policy, a, b) < 0; };
+    if (found.size() < k) {
+      found.push_back(bid);
+      std::push_heap(found.begin(), found.end(), worse_first);
+    } else if (Compare(policy, bid, found.front()) < 0) {
+      std::pop_heap(found.begin(), found.end(), worse_first);
+      found.back() = bid;
+      std::push_heap(found.begin(), found.end(), worse_first);
+    }
+  }
+
+  // True when the worst kept bid beats every bid with primary rank >= `rank` and price >= `bound`.
+  bool WorstBeatsBound(Policy policy, int32_t rank, uint64_t bound) const {
+    const Found& worst = found.front();
+    if (policy == Policy::kCheapest) return worst.price < bound;
+    const size_t n = scratch.plan.gpu_services.size();
+    const uint32_t* ranks = found_ranks.data() + worst.ranks_at;
+    if (ranks[0] != static_cast<uint32_t>(rank)) return ranks[0] < static_cast<uint32_t>(rank);
+    for (size_t g = 1; g < n; ++g) {
+      if (ranks[g] != 0) return false;
+    }
+    return worst.price < bound;
+  }
+
+  void TopK(const Order& order, Policy policy, size_t k, std::vector<Candidate>& result) {
+    if (k == 0) {
+      result.clear();
+      return;
+    }
+    Plan& plan = scratch.plan;
+    BuildPlan(order, types, denoms, plan);
+    NewEpoch();
+    found.clear();
+    found_ranks.clear();
+    found_types.clear();
+    if (!plan.denom) {
+      result.clear();
+      return;
+    }
+
+    if (plan.gpu_services.empty()) {
+      for (uint32_t slot = 0; slot < providers.size(); ++slot) {
+        if (providers[slot].live) Consider(slot, policy, k);
+      }
+    } else {
+      Walk(policy, k);
+    }
+
+    auto better = [&](const Found& a, const Found& b) { return Compare(policy, a, b) < 0; };
+    std::sort(found.begin(), found.end(), better);
+    // resize, not fresh objects: a caller reusing `result` reuses the candidates' storage.
+    result.resize(found.size());
+    const std::string denom = order.Denom();
+    for (size_t i = 0; i < found.size(); ++i) {
+      Materialize(plan, providers[found[i].slot], types, denom, found[i].price,
+                  found_types.data() + found[i].types_at, scratch, result[i]);
+    }
+  }
+
+  // Walks providers of the primary (first GPU) service's acceptable device types in increasing
+  // lower-bound price: most preferred option first under kPreference, all at once under
+  // kCheapest. Every provider that could bid has a type in these lists, so stopping once the
+  // k-th best bid beats the bound of everything unvisited is exact.
+  void Walk(Policy policy, size_t k) {
+    const Plan& plan = scratch.plan;
+    const ServicePlan& primary = plan.services[plan.gpu_services[0]];
+    const uint64_t units = SatMul(primary.count, primary.units);
+    cursors.clear();
+    for (uint32_t t = 0; t < types.size(); ++t) {
+      const int32_t rank = primary.rank_of_type[t];
+      if (rank < 0) continue;
+      auto it = index.find(Key(*plan.denom, t));
+      if (it == index.end() || it->second.entries.empty()) continue;
+      cursors.push_back({&it->second, 0, rank});
+    }
+    if (policy == Policy::kPreference) {
+      std::sort(cursors.begin(), cursors.end(),
+                [](const Cursor& a, const Cursor& b) { return a.rank < b.rank; });
+    }
+    size_t group_begin = 0;
+    while (group_begin < cursors.size()) {
+      size_t group_end = group_begin + 1;
+      if (policy == Policy::kCheapest) {
+        group_end = cursors.size();
+      } else {
+        while (group_end < cursors.size() && cursors[group_end].rank == cursors[group_begin].rank) {
+          ++group_end;
+        }
+      }
+      const int32_t rank = cursors[group_begin].rank;
+      // The least non-GPU price any provider of the group can ask.
+      uint64_t group_floor = kSaturated;
+      for (size_t c = group_begin; c < group_end; ++c) {
+        const IndexList& list = *cursors[c].list;
+        group_floor = std::min(group_floor, NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate,
+                                                             list.min_storage_rate));
+      }
+      // Best first: entries are read in GPU-rate order, but providers are evaluated in order of
+      // their own whole-price bound (a min-heap of pending entries), once no unread entry can
+      // bound lower. The first k bids found are then nearly always the answer.
+      pending.clear();
+      bool reading = true;
+      while (true) {
+        Cursor* next = nullptr;
+        if (reading) {
+          for (size_t c = group_begin; c < group_end; ++c) {
+            Cursor& cursor = cursors[c];
+            if (cursor.position == cursor.list->entries.size()) continue;
+            if (next == nullptr ||
+                cursor.list->entries[cursor.position].rate < next->list->entries[next->position].rate) {
+              next = &cursor;
+            }
+          }
+        }
+        uint64_t read_bound = kSaturated;  // bound of every entry not read yet
+        if (next != nullptr) {
+          read_bound = SatAdd(SatMul(units, next->list->entries[next->position].rate), group_floor);
+          if (read_bound > plan.cap) {  // nothing unread in this group is affordable
+            reading = false;
+            next = nullptr;
+            read_bound = kSaturated;
+          }
+        } else {
+          reading = false;
+        }
+        if (!pending.empty() && (next == nullptr || pending.front().bound <= read_bound)) {
+          const Pending top = PopPending();
+          if (seen[top.slot] == epoch) continue;
+          // Everything not evaluated yet bounds at least top.bound.
+          if (found.size() == k && WorstBeatsBound(policy, rank, top.bound)) return;
+          seen[top.slot] = epoch;
+          Consider(top.slot, policy, k);
+          continue;
+        }
+        if (next == nullptr) break;
+        if (found.size() == k && WorstBeatsBound(policy, rank, read_bound)) return;
+        const IndexEntry& entry = next->list->entries[next->position++];
+        if (seen[entry.slot] == epoch) continue;
+        const uint64_t own_bound =
+            SatAdd(SatMul(units, entry.rate),
+                   NonGpuLowerBound(plan, entry.cpu_rate, entry.memory_rate, entry.storage_rate));
+        if (own_bound > plan.cap) continue;
+        if (found.size() == k && WorstBeatsBound(policy, rank, own_bound)) continue;
+        PushPending({own_bound, entry.slot});
+      }
+      group_begin = group_end;
+    }
+  }
+};
+
+OfferBook::OfferBook() : impl_(std::make_unique<Impl>()) {}
+OfferBook::~OfferBook() = default;
+OfferBook::OfferBook(OfferBook&&) noexcept = default;
+OfferBook& OfferBook::operator=(OfferBook&&) noexcept = default;
+
+Status OfferBook::Upsert(const Offer& offer) {
+  const uint32_t slot = impl_->Store(Normalize(offer, impl_->types, impl_->denoms));
+  impl_->Index(slot, /*keep_sorted=*/true);
+  return Status::Ok();
+}
+
+Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
+  std::unordered_map<std::string_view, size_t> first_seen;
+  for (size_t i = 0; i < offers.size(); ++i) {
+    if (!first_seen.emplace(offers[i].provider, i).second) {
+      return Status::AlreadyExists("provider " + offers[i].provider + " listed twice");
+    }
+  }
+  // Replacements keep lists sorted one at a time; new providers are appended, then sorted once.
+  std::vector<uint32_t> appended;
+  for (const Offer& offer : offers) {
+    if (impl_->slot_of.count(offer.provider) > 0) {
+      Status status = Upsert(offer);
+      if (!status.ok()) return status;
+    }
+  }
+  for (const Offer& offer : offers) {
+    if (impl_->slot_of.count(offer.provider) > 0) continue;
+    const uint32_t slot = impl_->Store(Normalize(offer, impl_->types, impl_->denoms));
+    impl_->Index(slot, /*keep_sorted=*/false);
+  }
+  for (auto& [key, list] : impl_->index) {
+    if (!std::is_sorted(list.entries.begin(), list.entries.end())) {
+      std::sort(list.entries.begin(), list.entries.end());
+    }
+  }
+  return Status::Ok();
+}
+
+bool OfferBook::Remove(std::string_view provider) {
+  auto it = impl_->slot_of.find(std::string(provider));
+  if (it == impl_->slot_of.end()) return false;
+  const uint32_t slot = it->second;
+  impl_->Unindex(slot);
+  impl_->providers[slot] = ProviderState{};
+  impl_->free_slots.push_back(slot);
+  impl_->slot_of.erase(it);
+  return true;
+}
+
+Status OfferBook::ApplyCapacityChange(const CapacityChange& change) {
+  auto it = impl_->slot_of.find(change.provider);
+  if (it == impl_->slot_of.end()) return Status::NotFound("unknown provider " + change.provider);
+  ProviderState& provider = impl_->providers[it->second];
+  auto node_it = std::find_if(provider.nodes.begin(), provider.nodes.end(),
+                              [&](const NodeState& n) { return n.name == change.node; });
+  if (node_it == provider.nodes.end()) {
+    return Status::NotFound("provider " + change.provider + " has no node " + change.node);
+  }
+  NodeState& node = *node_it;
+  const auto node_index = static_cast<uint32_t>(node_it - provider.nodes.begin());
+  Pool* pool = nullptr;
+  if (change.gpus > 0) {
+    if (!change.device) return Status::InvalidArgument("a GPU change needs a device type");
+    DeviceType wanted = *change.device;
+    wanted.vendor = ToLower(wanted.vendor);
+    wanted.model = ToLower(wanted.model);
+    const auto type = impl_->types.Find(wanted);
+    for (Pool& p : provider.pools) {
+      if (!type || p.node != node_index || p.type != *type) continue;
+      if (change.kind == CapacityChange::Kind::kRelease || p.free >= change.gpus) {
+        pool = &p;
+        break;
+      }
+      if (pool == nullptr) pool = &p;
+    }
+    if (pool == nullptr) {
+      return Status::NotFound("node " + change.node + " of " + change.provider +
+                              " has no such device type");
+    }
+  }
+  if (change.kind == CapacityChange::Kind::kReserve) {
+    if ((pool != nullptr && pool->free < change.gpus) || node.cpu_millis < change.cpu_millis ||
+        node.memory_bytes < change.memory_bytes || node.storage_bytes < change.storage_bytes) {
+      return Status::FailedPrecondition("not enough free capacity on " + change.provider + "/" +
+                                        change.node);
+    }
+    if (pool != nullptr) pool->free -= change.gpus;
+    node.cpu_millis -= change.cpu_millis;
+    node.memory_bytes -= change.memory_bytes;
+    node.storage_bytes -= change.storage_bytes;
+    return Status::Ok();
+  }
+  uint64_t cpu = 0, memory = 0, storage = 0;
+  uint32_t gpus = 0;
+  if (__builtin_add_overflow(node.cpu_millis, change.cpu_millis, &cpu) ||
+      __builtin_add_overflow(node.memory_bytes, change.memory_bytes, &memory) ||
+      __builtin_add_overflow(node.storage_bytes, change.storage_bytes, &storage) ||
+      (pool != nullptr && __builtin_add_overflow(pool->free, change.gpus, &gpus))) {
+    return Status::InvalidArgument("release overflows the capacity of " + change.provider + "/" +
+                                   change.node);
+  }
+  if (pool != nullptr) pool->free = gpus;
+  node.cpu_millis = cpu;
+  node.memory_bytes = memory;
+  node.storage_bytes = storage;
+  return Status::Ok();
+}
+
+std::vector<Candidate> OfferBook::TopK(const Order& order, Policy policy, size_t k) {
+  std::vector<Candidate> result;
+  impl_->TopK(order, policy, k, result);
+  return result;
+}
+
+void OfferBook::TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out) {
+  impl_->TopK(order, policy, k, out);
+}
+
+size_t OfferBook::size() const { return impl_->slot_of.size(); }
+
+}  // namespace gpumart::market

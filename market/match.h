@@ -1,0 +1,133 @@
+// The matching engine: which providers can take a whole placement group (an Order), what each
+// would bid, and how the bids rank. The contract is "Matching semantics" in DESIGN.md; the user
+// documentation is docs/MATCHING.md.
+//
+// Two entry points share one evaluator, so they cannot disagree:
+// - FitProvider(order, offer): a pure function for one provider (the bid engine, diagnostics).
+// - OfferBook: an index of many offers, kept current with Upsert/Remove/ApplyCapacityChange,
+//   answering TopK(order, policy, k) without looking at most providers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "market/status.h"
+#include "market/types.h"
+
+namespace gpumart::market {
+
+// How bids of one group are ordered (DESIGN.md, "Ranking").
+enum class Policy : uint8_t {
+  kPreference = 0,  // option ranks, price, reputation (higher first), provider id
+  kCheapest = 1,    // price, option ranks, reputation (higher first), provider id
+};
+std::string_view ToString(Policy policy);
+std::optional<Policy> ParsePolicy(std::string_view text);  // "preference" | "cheapest"
+
+// Why a provider cannot take a group. GPU reasons are the nearest miss over all of the
+// provider's devices and the service's options: a device of the right model with too little RAM
+// reports kGpuRam, not kGpuModel.
+enum class ExclusionReason : uint8_t {
+  kNone = 0,
+  kAttributes,    // a placement attribute (e.g. region) the provider lacks; detail: the key
+  kSignedBy,      // auditor requirements not met
+  kDenom,         // no price table in the order's denom; detail: the denom
+  kGpuModel,      // no device of a wanted vendor/model; detail: the service
+  kGpuRam,        // right model, too little RAM
+  kGpuInterface,  // right model and RAM, wrong interface
+  kGpuCuda,       // otherwise matching, CUDA too old (or unknown)
+  kGpuRate,       // matching devices, but no gpu rate prices them
+  kCapacity,      // not enough free capacity for every affordable choice
+  kPriceCap,      // fits, but every choice costs more than the group's cap
+};
+std::string_view ToString(ExclusionReason reason);
+
+struct Exclusion {
+  ExclusionReason reason = ExclusionReason::kNone;
+  std::string detail;
+};
+
+// One provider's bid for a group.
+struct Candidate {
+  std::string provider;
+  std::string denom;
+  uint64_t price_per_hour = 0;
+  uint32_t reputation_ppm = 0;
+  std::vector<uint32_t> ranks;               // option index per GPU service, in service order
+  std::vector<ServiceAssignment> services;   // every service of the group, in order
+  bool operator==(const Candidate&) const = default;
+};
+
+struct FitOutcome {
+  std::optional<Candidate> candidate;  // set when the provider can take the group
+  Exclusion exclusion;                 // kNone when candidate is set
+};
+
+// The provider's bid for the group, or why there is none. Deterministic: among choices of equal
+// ranks and price, the lexicographically smallest device types (in service order) win.
+FitOutcome FitProvider(const Order& order, const Offer& offer);
+
+// True when `a` ranks strictly before `b` under `policy`.
+bool RanksBefore(const Candidate& a, const Candidate& b, Policy policy);
+void SortCandidates(std::vector<Candidate>& candidates, Policy policy);
+
+// The obvious baseline: FitProvider on every offer, then the best k. Used by the benchmark and
+// the tests; OfferBook::TopK returns the same list.
+std::vector<Candidate> LinearScanTopK(const Order& order, const std::vector<Offer>& offers,
+                                      Policy policy, size_t k);
+
+// A reservation or release of part of one provider node's free capacity.
+struct CapacityChange {
+  enum class Kind : uint8_t { kReserve, kRelease };
+  Kind kind = Kind::kReserve;
+  std::string provider;
+  std::string node;
+  std::optional<DeviceType> device;  // which GPUs; nullopt when gpus == 0
+  uint32_t gpus = 0;
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;
+};
+
+// An index of offers. Providers are indexed per (denom, device type) in increasing GPU rate, so a
+// query walks only the cheapest providers of the device types its options accept, most preferred
+// option first, and stops once k bids beat every bound left. Every provider it stops at is
+// checked by the exact evaluator. Not thread-safe: one owner (an actor) uses it; TopK reuses
+// scratch space inside the book, which is why it is not const.
+class OfferBook {
+ public:
+  OfferBook();
+  ~OfferBook();
+  OfferBook(OfferBook&&) noexcept;
+  OfferBook& operator=(OfferBook&&) noexcept;
+
+  // Adds the offer or replaces the provider's previous one. O(index list length).
+  Status Upsert(const Offer& offer);
+  // Bulk load: one sort per index list. Fails without changing the book on a duplicate id.
+  Status UpsertAll(const std::vector<Offer>& offers);
+  // False when the provider is unknown.
+  bool Remove(std::string_view provider);
+  // Reserve fails (kFailedPrecondition) without changing anything when the capacity is not free;
+  // unknown provider/node/device is kNotFound. GPUs come from the first matching device entry.
+  Status ApplyCapacityChange(const CapacityChange& change);
+
+  // The best k bids for the order under the policy, best first; exactly what LinearScanTopK
+  // returns for the same offers.
+  std::vector<Candidate> TopK(const Order& order, Policy policy, size_t k);
+  // The same into `out`, reusing the storage of the candidates already there: a caller that
+  // answers queries in a loop (the offers service) allocates nothing in steady state.
+  void TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out);
+
+  size_t size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gpumart::market
