@@ -18,9 +18,9 @@ namespace gpumart::ledger {
 namespace {
 
 constexpr int kKills = 60;
-constexpr int kKillsPerLedger = 6;    // a fresh ledger now and then keeps verify quick
+constexpr int kKillsPerLedger = 3;    // a fresh ledger now and then keeps verify quick
 constexpr int kMinRunMs = 20;
-constexpr int kMaxRunMs = 150;
+constexpr int kMaxRunMs = 100;
 
 struct ChildRun {
   std::vector<MessageId> acknowledged;
