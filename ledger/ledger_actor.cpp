@@ -1,65 +1,130 @@
 #include "ledger/ledger_actor.h"
 
-#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <vector>
 
 namespace gpumart::ledger {
 
-Result<std::unique_ptr<LedgerActor>> LedgerActor::Open(const std::string& path, const LedgerOptions& options,
-                                                       const Clock& clock, const LedgerActorOptions& actor_options) {
+Acknowledgement& Acknowledgement::operator=(Acknowledgement&& other) noexcept {
+  if (this != &other) {
+    if (done_) done_(Status::Unavailable("the ledger write was replaced before it was answered"));
+    done_ = std::exchange(other.done_, nullptr);
+  }
+  return *this;
+}
+
+Acknowledgement::~Acknowledgement() {
+  if (done_) done_(Status::Unavailable("the ledger stopped before this write was committed"));
+}
+
+void Acknowledgement::operator()(const Status& status) {
+  if (auto done = std::exchange(done_, nullptr)) done(status);
+}
+
+namespace {
+
+// The actor's state: collects writes in its handler, commits them in OnDrained.
+class LedgerWriter final : public actors::Actor {
+ public:
+  LedgerWriter(std::shared_ptr<LedgerStore> store, std::shared_ptr<LedgerActor::Counters> counters,
+               const Clock& clock, const LedgerActorOptions& options)
+      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options) {}
+
+  ~LedgerWriter() override {
+    // Only a state rebuilt after a failure can get here with writes pending; answer them.
+    for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
+  }
+
+  void Init(actors::Handlers& on, actors::ActorContext& ctx) override {
+    on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message) {
+      pending_.push_back(std::move(message));
+      if (pending_.size() >= options_.max_round) Commit(false);
+    });
+    on.OnDrained([this](actors::ActorContext&) { Commit(false); });
+    if (options_.compaction_interval_ms > 0) {
+      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) { Commit(true); });
+    }
+  }
+
+ private:
+  void Commit(bool compact) {
+    if (pending_.empty() && !compact) return;
+    writes_.clear();
+    for (const auto& pending : pending_) writes_.push_back(&pending.write);
+    const PreparedWrite compaction{Compact{}, {}, {}};
+    if (compact) writes_.push_back(&compaction);
+    const Status committed = store_->ApplyRound(writes_, clock_.NowMs(), results_);
+    // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
+    counters_->rounds.fetch_add(1, std::memory_order_relaxed);
+    counters_->writes.fetch_add(pending_.size(), std::memory_order_relaxed);
+    if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
+    if (pending_.size() > counters_->largest_round.load(std::memory_order_relaxed)) {
+      counters_->largest_round.store(pending_.size(), std::memory_order_relaxed);
+    }
+    for (size_t i = 0; i < pending_.size(); ++i) pending_[i].ack(results_[i]);
+    pending_.clear();
+  }
+
+  std::shared_ptr<LedgerStore> store_;
+  std::shared_ptr<LedgerActor::Counters> counters_;
+  const Clock& clock_;
+  const LedgerActorOptions options_;
+  std::vector<LedgerWriteMessage> pending_;
+  std::vector<const PreparedWrite*> writes_;  // reused each round
+  std::vector<Status> results_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LedgerActor>> LedgerActor::Open(actors::ActorSystem& system, const std::string& path,
+                                                       const LedgerOptions& options, const Clock& clock,
+                                                       const LedgerActorOptions& actor_options) {
   auto store = LedgerStore::Open(path, options);
   if (!store.ok()) return store.status();
-  return std::make_unique<LedgerActor>(std::move(store).value(), clock, actor_options);
+  return Start(system, std::move(store).value(), clock, actor_options);
 }
 
-LedgerActor::LedgerActor(std::unique_ptr<LedgerStore> store, const Clock& clock, const LedgerActorOptions& options)
-    : store_(std::move(store)), clock_(clock), options_(options), writer_([this] { Run(); }) {}
-
-LedgerActor::~LedgerActor() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    wake_.notify_one();
-  }
-  writer_.join();  // it commits and acknowledges everything submitted before stopping_
+Result<std::unique_ptr<LedgerActor>> LedgerActor::Start(actors::ActorSystem& system,
+                                                        std::unique_ptr<LedgerStore> store, const Clock& clock,
+                                                        const LedgerActorOptions& actor_options) {
+  std::shared_ptr<LedgerStore> shared_store(std::move(store));
+  auto counters = std::make_shared<Counters>();
+  actors::ActorOptions options;
+  options.name = "ledger";
+  options.mailbox_hwm = actor_options.mailbox_hwm;
+  options.clock = &clock;
+  actors::ActorHandle handle = system.Spawn(options, [shared_store, counters, &clock, actor_options] {
+    return std::make_unique<LedgerWriter>(shared_store, counters, clock, actor_options);
+  });
+  if (!handle.ok()) return Status::Internal("cannot start the ledger actor: " + handle.error());
+  return std::unique_ptr<LedgerActor>(new LedgerActor(std::move(shared_store), std::move(counters), std::move(handle)));
 }
 
-void LedgerActor::Submit(LedgerWrite write, Done done) {
+LedgerActor::LedgerActor(std::shared_ptr<LedgerStore> store, std::shared_ptr<Counters> counters,
+                         actors::ActorHandle handle)
+    : store_(std::move(store)), counters_(std::move(counters)), handle_(std::move(handle)) {}
+
+LedgerActor::~LedgerActor() { handle_.Stop(); }
+
+void LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write, Done done) {
   auto prepared = Prepare(std::move(write));
   if (!prepared.ok()) {
     done(prepared.status());
     return;
   }
-  if (stopping_.load(std::memory_order_acquire)) {
-    done(Status::Unavailable("the ledger is shutting down"));
-    return;
-  }
-  if (queued_.fetch_add(1, std::memory_order_relaxed) >= options_.max_queued) {
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-    done(Status::Unavailable("the ledger write queue is full (" + std::to_string(options_.max_queued) + ")"));
-    return;
-  }
-  auto* node = new Node{Pending{std::move(prepared).value(), std::move(done)}, nullptr};
-  Node* head = inbox_.load(std::memory_order_relaxed);
-  do {
-    node->next = head;
-  } while (!inbox_.compare_exchange_weak(head, node, std::memory_order_release, std::memory_order_relaxed));
-  // Only the write that found the inbox empty can have to wake the writer: the writer looks at
-  // the inbox again, under the mutex, after saying it will sleep.
-  if (head == nullptr) {
-    std::lock_guard lock(mutex_);
-    if (writer_sleeping_) wake_.notify_one();
-  }
+  // Refused (the ledger stopped): the message is freed and its Acknowledgement answers.
+  (void)outbox.Send(handle_.address(), LedgerWriteMessage{std::move(prepared).value(), Acknowledgement(std::move(done))});
 }
 
-std::future<Status> LedgerActor::Submit(LedgerWrite write) {
+std::future<Status> LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write) {
   auto promise = std::make_shared<std::promise<Status>>();
   std::future<Status> future = promise->get_future();
-  Submit(std::move(write), [promise](const Status& status) { promise->set_value(status); });
+  Submit(outbox, std::move(write), [promise](const Status& status) { promise->set_value(status); });
   return future;
 }
 
-Status LedgerActor::Write(LedgerWrite write) {
+Status LedgerActor::Write(actors::Outbox& outbox, LedgerWrite write) {
   // A mutex and condition variable rather than a promise (no extra shared state machinery) or
   // an atomic wait (libstdc++ spins with sched_yield first, which many waiting threads turn into
   // a yield storm). Shared, because the writer may still be notifying when this thread returns.
@@ -70,7 +135,7 @@ Status LedgerActor::Write(LedgerWrite write) {
     Status status;
   };
   auto waiter = std::make_shared<Waiter>();
-  Submit(std::move(write), [waiter](const Status& status) {
+  Submit(outbox, std::move(write), [waiter](const Status& status) {
     std::lock_guard lock(waiter->mutex);
     waiter->status = status;
     waiter->done = true;
@@ -82,73 +147,12 @@ Status LedgerActor::Write(LedgerWrite write) {
 }
 
 LedgerActor::Stats LedgerActor::stats() const {
-  std::lock_guard lock(mutex_);
-  return stats_;
-}
-
-void LedgerActor::Run() {
-  std::vector<Pending> round;
-  int64_t next_compaction_ms =
-      options_.compaction_interval_ms > 0 ? clock_.MonotonicMs() + options_.compaction_interval_ms : INT64_MAX;
-  for (;;) {
-    Node* taken = inbox_.exchange(nullptr, std::memory_order_acquire);
-    const bool compact = clock_.MonotonicMs() >= next_compaction_ms;
-    if (compact) next_compaction_ms = clock_.MonotonicMs() + options_.compaction_interval_ms;
-    if (taken == nullptr && !compact) {
-      std::unique_lock lock(mutex_);
-      writer_sleeping_ = true;
-      // The timer comes from the wait's timeout; a manual clock in tests only moves when told.
-      while (inbox_.load(std::memory_order_acquire) == nullptr && !stopping_) {
-        const int64_t now = clock_.MonotonicMs();
-        if (now >= next_compaction_ms) break;
-        wake_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(next_compaction_ms - now, 1000)));
-      }
-      writer_sleeping_ = false;
-      if (inbox_.load(std::memory_order_acquire) == nullptr && stopping_) return;
-      continue;
-    }
-    // The stack is newest first: reverse it so writes apply in submission order.
-    size_t count = 0;
-    Node* oldest_first = nullptr;
-    while (taken != nullptr) {
-      Node* next = taken->next;
-      taken->next = oldest_first;
-      oldest_first = taken;
-      taken = next;
-      ++count;
-    }
-    queued_.fetch_sub(count, std::memory_order_relaxed);
-    bool compact_now = compact;
-    while (oldest_first != nullptr || compact_now) {
-      while (oldest_first != nullptr && round.size() < options_.max_round) {
-        std::unique_ptr<Node> node(oldest_first);
-        oldest_first = node->next;
-        round.push_back(std::move(node->pending));
-      }
-      CommitRound(round, compact_now);
-      compact_now = false;
-      round.clear();
-    }
-  }
-}
-
-void LedgerActor::CommitRound(std::vector<Pending>& round, bool compact) {
-  std::vector<const PreparedWrite*> writes;
-  writes.reserve(round.size() + 1);
-  for (const auto& pending : round) writes.push_back(&pending.write);
-  const PreparedWrite compaction{Compact{}, {}, {}};
-  if (compact) writes.push_back(&compaction);
-  std::vector<Status> results;
-  const Status committed = store_->ApplyRound(writes, clock_.NowMs(), results);
-  {
-    // Before the acknowledgements, so a caller that saw its ack also sees it counted.
-    std::lock_guard lock(mutex_);
-    ++stats_.rounds;
-    stats_.writes += round.size();
-    if (!committed.ok()) ++stats_.failed_rounds;
-    stats_.largest_round = std::max(stats_.largest_round, round.size());
-  }
-  for (size_t i = 0; i < round.size(); ++i) round[i].done(results[i]);
+  Stats stats;
+  stats.rounds = counters_->rounds.load(std::memory_order_relaxed);
+  stats.writes = counters_->writes.load(std::memory_order_relaxed);
+  stats.failed_rounds = counters_->failed_rounds.load(std::memory_order_relaxed);
+  stats.largest_round = counters_->largest_round.load(std::memory_order_relaxed);
+  return stats;
 }
 
 }  // namespace gpumart::ledger

@@ -187,7 +187,7 @@ class LedgerStore {
   std::unique_ptr<leveldb::Cache> block_cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
   std::unique_ptr<leveldb::DB> db_;
-  ChainHead head_;  // writer thread only
+  ChainHead head_;  // the writer's only
 };
 
 // Maps a LevelDB status to ours, prefixed with `context` (e.g. the ledger path).

@@ -9,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "actors/actor_system.h"
 #include "actors/clock.h"
+#include "actors/outbox.h"
 #include "ledger/ledger_actor.h"
 #include "tests/ledger/test_leases.h"
 
@@ -36,21 +38,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ledger_crash_child LEDGER_DIR\n");
     return 2;
   }
-  auto actor = ledger::LedgerActor::Open(argv[1], {}, SystemClock::Instance());
+  actors::ActorSystem system;
+  auto actor = ledger::LedgerActor::Open(system, argv[1], {}, SystemClock::Instance());
   if (!actor.ok()) {
     std::fprintf(stderr, "ledger_crash_child: %s\n", actor.status().ToString().c_str());
     return 1;
   }
   std::vector<std::thread> writers;
   for (int t = 0; t < kWriterThreads; ++t) {
-    writers.emplace_back([&actor] {
+    writers.emplace_back([&actor, &system] {
+      actors::Outbox outbox(system);
       ledger::testing::Parties parties;
       std::atomic<int> in_flight{0};
       for (;;) {
         while (in_flight.load() >= kInFlightPerThread) std::this_thread::yield();
         const auto lease = parties.FreshLease();
         ++in_flight;
-        (*actor)->Submit(ledger::RecordLease{lease}, [id = lease.id, &in_flight](const Status& status) {
+        (*actor)->Submit(outbox, ledger::RecordLease{lease}, [id = lease.id, &in_flight](const Status& status) {
           // The writer thread is the only one acknowledging, so ids never interleave.
           if (status.ok() && !WriteAll(STDOUT_FILENO, id.data(), id.size())) _exit(3);
           if (!status.ok()) {
