@@ -610,7 +610,10 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
     const ServicePlan& service = plan.services[g];
     s.choices_begin.push_back(static_cast<uint32_t>(s.choices.size()));
     const size_t first = s.choices.size();
-    for (const auto& [type, rate] : rates->gpu) {
+    for (const auto& entry : rates->gpu) {
+      // Named copies, not structured bindings: clang 14 (the fuzz build) cannot capture those.
+      const auto type = entry.first;
+      const auto rate = entry.second;
       const int32_t rank = type < service.rank_of_type.size() ? service.rank_of_type[type] : -1;
       if (rank < 0) continue;
       const bool cuda_ok = std::any_of(provider.pools.begin(), provider.pools.end(), [&](const Pool& p) {

@@ -343,6 +343,9 @@ Result<std::vector<Offer>> ParseDocument(const YAML::Node& root) {
     if (!ids.insert(offer.provider).second) {
       return Error(path + ".id", offer.provider + " is used by another provider");
     }
+    // The same rules a peer's advertisement must pass.
+    Status valid = ValidateOffer(offer);
+    if (!valid.ok()) return valid.WithContext(path);
     offers.push_back(std::move(offer));
   }
   return offers;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
 
@@ -32,8 +33,10 @@ constexpr size_t kMaxGpuRatesPerTable = 256;
 // small enough that prices of real orders cannot overflow 64 bits.
 constexpr uint64_t kMaxRatePerHour = 1'000'000'000'000'000;
 constexpr size_t kMaxAttributesPerProvider = 64;
-constexpr size_t kMaxAuditorsPerProvider = 64;
-constexpr size_t kMaxOfferStringLength = 256;  // ids, names, attribute keys and values, denoms
+constexpr size_t kMaxAuditorsPerProvider = limits::kMaxAuditors;  // as on the wire
+// ids, names, attribute keys and values, denoms: as on the wire, so every offer a file yields is
+// one a provider can advertise.
+constexpr size_t kMaxOfferStringLength = limits::kMaxNameBytes;
 
 // Parses an offers document (YAML or JSON). GPU models and vendors are lower-cased and gpu rate
 // keys are written in canonical form (`h100.80Gi.sxm`, sizes via FormatGi, sxm4 -> sxm), which

@@ -175,6 +175,28 @@ TEST(OffersTest, StructuralErrors) {
             std::string::npos);
 }
 
+// What a file accepts is what a provider may advertise on the wire (the offers fuzz target found
+// a 200-byte node name the file took and the wire refused).
+TEST(OffersTest, AcceptedOffersAreValidWireOffers) {
+  const std::string name(limits::kMaxNameBytes + 1, 'n');
+  EXPECT_NE(ErrorOf("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: " + name +
+                    ", cpu_millis: 1, memory: 1}]}\n")
+                .find("providers[0].nodes[0].name: longer than"),
+            std::string::npos);
+  std::string auditors = "[";
+  for (size_t i = 0; i <= limits::kMaxAuditors; ++i) auditors += (i ? ", a" : "a") + std::to_string(i);
+  auditors += "]";
+  const std::string too_many = ErrorOf("providers:\n  - {id: p, auditors: " + auditors +
+                                       ", pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1}]}\n");
+  EXPECT_NE(too_many.find("providers[0].auditors"), std::string::npos) << too_many;
+  Result<std::vector<Offer>> example = ParseOffersFile(std::string(GPUMART_SOURCE_DIR) + "/configs/offers-example.yaml");
+  ASSERT_TRUE(example.ok()) << example.status().ToString();
+  for (const Offer& offer : *example) {
+    EXPECT_TRUE(ValidateOffer(offer).ok()) << offer.provider;
+    EXPECT_EQ(*DecodeOffer(EncodeBody(offer)), offer);
+  }
+}
+
 TEST(OffersTest, FileErrorsStartWithThePath) {
   auto missing = ParseOffersFile("/nonexistent/offers.yaml");
   ASSERT_FALSE(missing.ok());
