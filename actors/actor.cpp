@@ -246,6 +246,13 @@ size_t ActorCell::FireDueTimers() {
   return fired;
 }
 
+void ActorCell::HandleDrained() {
+  if (!actor_ || !handlers_.drained()) return;
+  auto hook = handlers_.drained();  // a copy: a restart inside it clears the handlers
+  Supervise("drained", "hook", [&] { hook(context_); });
+  RestartIfBroken();
+}
+
 void ActorCell::HandleReadable(const zmq::socket_t* socket) {
   auto it = std::find_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.socket == socket; });
   if (it == watches_.end()) return;

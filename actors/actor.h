@@ -233,6 +233,13 @@ class Handlers {
     };
   }
 
+  // Runs after the actor has handled a batch of messages and found its mailbox empty (or hit the
+  // batch limit): the place for work that should cover many messages at once, such as one
+  // group commit for every write queued. At most one; it runs under the same supervision as a
+  // handler.
+  void OnDrained(std::function<void(ActorContext&)> hook) { drained_ = std::move(hook); }
+  const std::function<void(ActorContext&)>& drained() const { return drained_; }
+
   Handler* Find(MessageTypeId id) {
     // Streams of one message type are common; skipping the hash lookup is measurable.
     if (id == last_id_) return last_handler_;
@@ -244,6 +251,7 @@ class Handlers {
   }
   void Clear() {
     table_.clear();
+    drained_ = nullptr;
     last_id_ = nullptr;
     last_handler_ = nullptr;
   }
@@ -258,6 +266,7 @@ class Handlers {
     }
   }
   std::unordered_map<MessageTypeId, Handler> table_;
+  std::function<void(ActorContext&)> drained_;
   MessageTypeId last_id_ = nullptr;
   Handler* last_handler_ = nullptr;
 };

@@ -38,6 +38,8 @@ class ActorCell final : public BorrowedDelivery {
   // Fires timers due at the clock's current time; returns how many fired.
   size_t FireDueTimers();
   std::optional<int64_t> NextTimerDeadline() const { return timers_.NextDeadline(); }
+  // Runs the state's OnDrained hook (if any) under supervision; after a batch of deliveries.
+  void HandleDrained();
   // Runs the watch callback for socket (if still watched) under supervision.
   void HandleReadable(const zmq::socket_t* socket);
   // Destroys the state (on the caller's thread, which should be the actor's).

@@ -174,6 +174,8 @@ void RunActorLoop(ThreadArgs& args, zmq::socket_t& control, bool& signalled) {
         ++handled;
       }
     }
+    // Even when a stop is pending: what the handlers accepted is finished before the stop.
+    if (handled > 0) cell.HandleDrained();
     mailbox_busy = handled == kMaxMailboxBatch;
     for (size_t i = 0; poll && i < watched.size() && built_version == cell.watches_version(); ++i) {
       if (items[i + 2].revents & ZMQ_POLLIN) cell.HandleReadable(watched[i]);

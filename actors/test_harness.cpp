@@ -24,6 +24,8 @@ Delivery ActorTestHarness::DeliverMessage(std::unique_ptr<Message> message) {
   return cell_->Deliver(std::move(message));
 }
 
+void ActorTestHarness::Drained() { cell_->HandleDrained(); }
+
 size_t ActorTestHarness::AdvanceTime(int64_t ms) {
   clock_.Advance(ms);
   return cell_->FireDueTimers();

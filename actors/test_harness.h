@@ -64,6 +64,8 @@ class ActorTestHarness final : private detail::MessageSink {
     return {std::move(value), error};
   }
   Delivery DeliverMessage(std::unique_ptr<Message> message);
+  // Runs the OnDrained hook, as the runtime does after handling a batch of messages.
+  void Drained();
 
   // Advances the clock by ms and fires the due timers in deadline order; returns how many fired.
   size_t AdvanceTime(int64_t ms);

@@ -30,6 +30,7 @@ constexpr int kExitUsage = 2;       // bad command line
 void RegisterKeygenCommand(CLI::App& app, CliContext& context);  // node/cmd_keygen.cpp
 void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl.cpp
 void RegisterMatchCommand(CLI::App& app, CliContext& context);   // node/cmd_match.cpp
+void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_ledger.cpp
 
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 

@@ -1,0 +1,172 @@
+#include "ledger/capacity.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "ledger/keys.h"
+
+namespace gpumart::ledger {
+namespace {
+
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  uint64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<uint64_t>::max() : sum;
+}
+uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+  uint64_t product = 0;
+  return __builtin_mul_overflow(a, b, &product) ? std::numeric_limits<uint64_t>::max() : product;
+}
+uint64_t SaturatingSub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+void AppendString(std::string& out, std::string_view text) {
+  AppendU16(out, static_cast<uint16_t>(text.size()));
+  out.append(text);
+}
+
+// A bounds-checked reader over an encoded value.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : rest_(bytes) {}
+  bool U64(uint64_t& value) {
+    if (rest_.size() < 8) return false;
+    value = ReadU64(rest_.data());
+    rest_.remove_prefix(8);
+    return true;
+  }
+  bool U16(uint16_t& value) {
+    if (rest_.size() < 2) return false;
+    value = ReadU16(rest_.data());
+    rest_.remove_prefix(2);
+    return true;
+  }
+  bool U8(uint8_t& value) {
+    if (rest_.empty()) return false;
+    value = static_cast<uint8_t>(rest_[0]);
+    rest_.remove_prefix(1);
+    return true;
+  }
+  bool String(std::string& value, size_t max_bytes) {
+    uint16_t size = 0;
+    if (!U16(size) || size > max_bytes || rest_.size() < size) return false;
+    value.assign(rest_.substr(0, size));
+    rest_.remove_prefix(size);
+    return true;
+  }
+  bool done() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+}  // namespace
+
+Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market::ServiceAssignment>& services) {
+  Usage usage;
+  for (const auto& assignment : services) {
+    const auto service = std::find_if(order.services.begin(), order.services.end(),
+                                      [&](const auto& s) { return s.name == assignment.service; });
+    if (service == order.services.end()) {
+      return Status::InvalidArgument("assignment names service '" + assignment.service + "', which the order lacks");
+    }
+    const market::Resources& resources = service->resources;
+    if (resources.gpu.units > 0 && !assignment.device) {
+      return Status::InvalidArgument("service '" + assignment.service + "' needs GPUs but names no device");
+    }
+    for (const auto& placement : assignment.placements) {
+      NodeUsage& node = usage[placement.node];
+      node.cpu_millis = SaturatingAdd(node.cpu_millis, SaturatingMul(placement.replicas, resources.cpu_millis));
+      node.memory_bytes = SaturatingAdd(node.memory_bytes, SaturatingMul(placement.replicas, resources.memory_bytes));
+      node.storage_bytes =
+          SaturatingAdd(node.storage_bytes, SaturatingMul(placement.replicas, resources.StorageBytes()));
+      if (resources.gpu.units > 0) {
+        uint64_t& gpus = node.gpus[*assignment.device];
+        gpus = SaturatingAdd(gpus, SaturatingMul(placement.replicas, resources.gpu.units));
+      }
+    }
+  }
+  return usage;
+}
+
+std::string EncodeUsage(const Usage& usage) {
+  std::string out;
+  AppendU16(out, static_cast<uint16_t>(usage.size()));
+  for (const auto& [name, node] : usage) {
+    AppendString(out, name);
+    AppendU64(out, node.cpu_millis);
+    AppendU64(out, node.memory_bytes);
+    AppendU64(out, node.storage_bytes);
+    AppendU16(out, static_cast<uint16_t>(node.gpus.size()));
+    for (const auto& [device, count] : node.gpus) {
+      AppendString(out, device.vendor);
+      AppendString(out, device.model);
+      AppendU64(out, device.ram_bytes);
+      out.push_back(static_cast<char>(device.interface));
+      AppendU64(out, count);
+    }
+  }
+  return out;
+}
+
+Result<Usage> DecodeUsage(std::string_view bytes) {
+  Reader reader(bytes);
+  Usage usage;
+  uint16_t node_count = 0;
+  if (!reader.U16(node_count) || node_count > kMaxUsageNodes) return Status::Corruption("bad usage node count");
+  for (uint16_t i = 0; i < node_count; ++i) {
+    std::string name;
+    NodeUsage node;
+    uint16_t type_count = 0;
+    if (!reader.String(name, kMaxUsageNameBytes) || !reader.U64(node.cpu_millis) ||
+        !reader.U64(node.memory_bytes) || !reader.U64(node.storage_bytes) || !reader.U16(type_count) ||
+        type_count > kMaxUsageGpuTypes) {
+      return Status::Corruption("bad usage node entry");
+    }
+    for (uint16_t t = 0; t < type_count; ++t) {
+      market::DeviceType device;
+      uint8_t interface = 0;
+      uint64_t count = 0;
+      if (!reader.String(device.vendor, kMaxUsageNameBytes) || !reader.String(device.model, kMaxUsageNameBytes) ||
+          !reader.U64(device.ram_bytes) || !reader.U8(interface) || !reader.U64(count) ||
+          interface > static_cast<uint8_t>(market::GpuInterface::kSxm)) {
+        return Status::Corruption("bad usage GPU entry");
+      }
+      device.interface = static_cast<market::GpuInterface>(interface);
+      node.gpus[device] = count;
+    }
+    usage[name] = std::move(node);
+  }
+  if (!reader.done()) return Status::Corruption("trailing bytes after usage");
+  return usage;
+}
+
+void AddUsage(Usage& total, const Usage& usage) {
+  for (const auto& [name, node] : usage) {
+    NodeUsage& into = total[name];
+    into.cpu_millis = SaturatingAdd(into.cpu_millis, node.cpu_millis);
+    into.memory_bytes = SaturatingAdd(into.memory_bytes, node.memory_bytes);
+    into.storage_bytes = SaturatingAdd(into.storage_bytes, node.storage_bytes);
+    for (const auto& [device, count] : node.gpus) into.gpus[device] = SaturatingAdd(into.gpus[device], count);
+  }
+}
+
+std::vector<market::NodeCapacity> SubtractUsage(const std::vector<market::NodeCapacity>& inventory,
+                                                const Usage& used) {
+  std::vector<market::NodeCapacity> free = inventory;
+  for (auto& node : free) {
+    const auto it = used.find(node.name);
+    if (it == used.end()) continue;
+    const NodeUsage& taken = it->second;
+    node.cpu_millis = SaturatingSub(node.cpu_millis, taken.cpu_millis);
+    node.memory_bytes = SaturatingSub(node.memory_bytes, taken.memory_bytes);
+    node.storage_bytes = SaturatingSub(node.storage_bytes, taken.storage_bytes);
+    for (auto& devices : node.gpus) {
+      const market::DeviceType type{devices.vendor, devices.model, devices.ram_bytes, devices.interface};
+      const auto gpus = taken.gpus.find(type);
+      if (gpus == taken.gpus.end()) continue;
+      devices.count = static_cast<uint32_t>(SaturatingSub(devices.count, gpus->second));
+    }
+  }
+  return free;
+}
+
+}  // namespace gpumart::ledger

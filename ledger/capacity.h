@@ -1,0 +1,51 @@
+// Capacity a lease or a reservation takes from a provider, and free capacity derived from what
+// the ledger holds: inventory minus active leases minus unexpired reservations.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "market/codec.h"
+#include "market/status.h"
+#include "market/types.h"
+
+namespace gpumart::ledger {
+
+// What one provider node gives to one lease or reservation.
+struct NodeUsage {
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;
+  std::map<market::DeviceType, uint64_t> gpus;  // device type -> GPUs
+  bool operator==(const NodeUsage&) const = default;
+};
+// Keyed by provider node name.
+using Usage = std::map<std::string, NodeUsage>;
+
+// Limits on a decoded usage value (it is ledger-local, but a corrupt DB is untrusted input).
+constexpr size_t kMaxUsageNodes = market::limits::kMaxNodes;
+constexpr size_t kMaxUsageGpuTypes = market::limits::kMaxGpuTypesPerNode;
+constexpr size_t kMaxUsageNameBytes = market::limits::kMaxNameBytes;
+
+// What `services` (a bid's or lease's assignments) take, given the order they answer: per
+// placement, replicas x the service's cpu, memory, storage and GPU units. kInvalidArgument when
+// an assignment names a service the order lacks, or a GPU service has no device.
+Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market::ServiceAssignment>& services);
+
+// Binary encoding (big-endian): nodes:2 { name_len:2 name cpu:8 memory:8 storage:8 types:2
+// { vendor_len:2 vendor model_len:2 model ram:8 interface:1 count:8 } }.
+std::string EncodeUsage(const Usage& usage);
+Result<Usage> DecodeUsage(std::string_view bytes);
+
+// Adds `usage` into `total` (saturating).
+void AddUsage(Usage& total, const Usage& usage);
+
+// `inventory` (all of a provider's capacity) minus `used`, never below zero; GPU counts are
+// reduced per node and device type.
+std::vector<market::NodeCapacity> SubtractUsage(const std::vector<market::NodeCapacity>& inventory,
+                                                const Usage& used);
+
+}  // namespace gpumart::ledger

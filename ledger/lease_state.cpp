@@ -1,0 +1,118 @@
+#include "ledger/lease_state.h"
+
+#include <limits>
+#include <string>
+
+#include "ledger/keys.h"
+
+namespace gpumart::ledger {
+
+std::string_view ToString(LeaseState state) {
+  switch (state) {
+    case LeaseState::kActive: return "active";
+    case LeaseState::kClosed: return "closed";
+  }
+  return "unknown";
+}
+
+std::optional<LeaseState> ParseLeaseState(std::string_view text) {
+  if (text == "active") return LeaseState::kActive;
+  if (text == "closed") return LeaseState::kClosed;
+  return std::nullopt;
+}
+
+std::string_view ToString(LeaseEvent event) {
+  switch (event) {
+    case LeaseEvent::kRecord: return "record";
+    case LeaseEvent::kClose: return "close";
+  }
+  return "unknown";
+}
+
+Result<LeaseState> NextLeaseState(std::optional<LeaseState> from, LeaseEvent event) {
+  if (!from) {
+    if (event == LeaseEvent::kRecord) return LeaseState::kActive;
+    return Status::FailedPrecondition("cannot close a lease that is not recorded");
+  }
+  switch (*from) {
+    case LeaseState::kActive:
+      if (event == LeaseEvent::kClose) return LeaseState::kClosed;
+      return Status::AlreadyExists("lease is already recorded (active)");
+    case LeaseState::kClosed:
+      if (event == LeaseEvent::kClose) return Status::FailedPrecondition("lease is already closed");
+      return Status::FailedPrecondition("lease is closed; it cannot be recorded again");
+  }
+  return Status::Internal("unknown lease state");
+}
+
+Status CheckCloser(const market::PublicKey& signer, const market::PublicKey& tenant,
+                   const market::PublicKey& provider, market::CloseReason reason) {
+  const bool is_tenant = signer == tenant;
+  const bool is_provider = signer == provider;
+  if (!is_tenant && !is_provider) {
+    return Status::PermissionDenied("close signed by " + market::ToHex(signer) +
+                                    ", who is neither the lease's tenant nor its provider");
+  }
+  switch (reason) {
+    case market::CloseReason::kTenantClosed:
+      if (!is_tenant) return Status::PermissionDenied("only the tenant may close with reason tenant-closed");
+      break;
+    case market::CloseReason::kProviderClosed:
+    case market::CloseReason::kProviderFailure:
+      if (!is_provider) {
+        return Status::PermissionDenied("only the provider may close with reason " +
+                                        std::string(market::ToString(reason)));
+      }
+      break;
+    case market::CloseReason::kInsufficientFunds:
+    case market::CloseReason::kExpired:
+      break;
+  }
+  return Status::Ok();
+}
+
+Result<Billing> ComputeBilling(uint64_t price_per_hour, int64_t start_ms, int64_t closed_ms) {
+  if (closed_ms < start_ms) {
+    return Status::InvalidArgument("close time " + std::to_string(closed_ms) + " is before the lease start " +
+                                   std::to_string(start_ms));
+  }
+  // closed_ms - start_ms cannot overflow for the non-negative times valid messages carry; guard
+  // anyway with unsigned arithmetic.
+  const uint64_t elapsed_ms = static_cast<uint64_t>(closed_ms) - static_cast<uint64_t>(start_ms);
+  const uint64_t seconds = elapsed_ms / kMsPerSecond;
+  // price * seconds / 3600 without a 128-bit type: price = q*3600 + r, so the floor is
+  // q*seconds + floor(r*seconds/3600), and r < 3600 keeps r*seconds small.
+  const uint64_t whole_hours_rate = price_per_hour / kSecondsPerHour;
+  const uint64_t remainder_rate = price_per_hour % kSecondsPerHour;
+  uint64_t whole_part = 0;
+  uint64_t remainder_product = 0;
+  uint64_t amount = 0;
+  if (__builtin_mul_overflow(whole_hours_rate, seconds, &whole_part) ||
+      __builtin_mul_overflow(remainder_rate, seconds, &remainder_product) ||
+      __builtin_add_overflow(whole_part, remainder_product / kSecondsPerHour, &amount) ||
+      seconds > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / kMsPerSecond) {
+    return Status::LimitExceeded("amount owed overflows 64 bits");
+  }
+  return Billing{static_cast<int64_t>(seconds) * kMsPerSecond, amount};
+}
+
+std::string EncodeBilling(const Billing& billing) {
+  std::string out;
+  AppendU64(out, static_cast<uint64_t>(billing.duration_ms));
+  AppendU64(out, billing.amount_owed);
+  return out;
+}
+
+Result<Billing> DecodeBilling(std::string_view bytes) {
+  if (bytes.size() != kBillingBytes) return Status::Corruption("billing value is not 16 bytes");
+  Billing billing;
+  const uint64_t duration = ReadU64(bytes.data());
+  if (duration > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Status::Corruption("billing duration out of range");
+  }
+  billing.duration_ms = static_cast<int64_t>(duration);
+  billing.amount_owed = ReadU64(bytes.data() + 8);
+  return billing;
+}
+
+}  // namespace gpumart::ledger

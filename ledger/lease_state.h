@@ -1,0 +1,54 @@
+// The lease state machine and the billing rule. Pure functions: the store applies them inside
+// its write path, verify re-applies them to what is stored.
+//
+//   (none) --record--> active --close(tenant|provider, reason)--> closed
+//
+// Every other (state, event) pair is illegal and rejected with a Status saying which.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "market/status.h"
+#include "market/types.h"
+
+namespace gpumart::ledger {
+
+// Stored as one byte in ix/ls/ keys: never renumber.
+enum class LeaseState : uint8_t { kActive = 1, kClosed = 2 };
+enum class LeaseEvent : uint8_t { kRecord, kClose };
+
+std::string_view ToString(LeaseState state);
+std::optional<LeaseState> ParseLeaseState(std::string_view text);
+std::string_view ToString(LeaseEvent event);
+
+// The state after `event` from `from` (nullopt = no such lease yet), or why it is illegal:
+// kAlreadyExists for recording a lease twice, kFailedPrecondition for anything else illegal.
+Result<LeaseState> NextLeaseState(std::optional<LeaseState> from, LeaseEvent event);
+
+// Who may close a lease for which reason: kTenantClosed only by the tenant, kProviderClosed and
+// kProviderFailure only by the provider, the others by either. A signer that is neither party
+// is refused (kPermissionDenied).
+Status CheckCloser(const market::PublicKey& signer, const market::PublicKey& tenant,
+                   const market::PublicKey& provider, market::CloseReason reason);
+
+// What a closed lease owes: the duration rounded down to whole seconds, times the hourly price,
+// rounded down to an integer amount.
+struct Billing {
+  int64_t duration_ms = 0;   // a multiple of 1000
+  uint64_t amount_owed = 0;  // micro-units of the lease's denom
+  bool operator==(const Billing&) const = default;
+};
+constexpr int64_t kMsPerSecond = 1000;
+constexpr uint64_t kSecondsPerHour = 3600;
+// kInvalidArgument when closed before it started, kLimitExceeded when the amount overflows 64
+// bits (only for absurd prices or durations).
+Result<Billing> ComputeBilling(uint64_t price_per_hour, int64_t start_ms, int64_t closed_ms);
+
+// bill/<lease_id> value: duration_ms:8 amount_owed:8 (big-endian).
+constexpr size_t kBillingBytes = 16;
+std::string EncodeBilling(const Billing& billing);
+Result<Billing> DecodeBilling(std::string_view bytes);
+
+}  // namespace gpumart::ledger

@@ -1,0 +1,158 @@
+#include "ledger/ledger_actor.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+namespace gpumart::ledger {
+
+Acknowledgement& Acknowledgement::operator=(Acknowledgement&& other) noexcept {
+  if (this != &other) {
+    if (done_) done_(Status::Unavailable("the ledger write was replaced before it was answered"));
+    done_ = std::exchange(other.done_, nullptr);
+  }
+  return *this;
+}
+
+Acknowledgement::~Acknowledgement() {
+  if (done_) done_(Status::Unavailable("the ledger stopped before this write was committed"));
+}
+
+void Acknowledgement::operator()(const Status& status) {
+  if (auto done = std::exchange(done_, nullptr)) done(status);
+}
+
+namespace {
+
+// The actor's state: collects writes in its handler, commits them in OnDrained.
+class LedgerWriter final : public actors::Actor {
+ public:
+  LedgerWriter(std::shared_ptr<LedgerStore> store, std::shared_ptr<LedgerActor::Counters> counters,
+               const Clock& clock, const LedgerActorOptions& options)
+      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options) {}
+
+  ~LedgerWriter() override {
+    // Only a state rebuilt after a failure can get here with writes pending; answer them.
+    for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
+  }
+
+  void Init(actors::Handlers& on, actors::ActorContext& ctx) override {
+    on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message) {
+      pending_.push_back(std::move(message));
+      if (pending_.size() >= options_.max_round) Commit(false);
+    });
+    on.OnDrained([this](actors::ActorContext&) { Commit(false); });
+    if (options_.compaction_interval_ms > 0) {
+      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) { Commit(true); });
+    }
+  }
+
+ private:
+  void Commit(bool compact) {
+    if (pending_.empty() && !compact) return;
+    writes_.clear();
+    for (const auto& pending : pending_) writes_.push_back(&pending.write);
+    const PreparedWrite compaction{Compact{}, {}, {}};
+    if (compact) writes_.push_back(&compaction);
+    const Status committed = store_->ApplyRound(writes_, clock_.NowMs(), results_);
+    // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
+    counters_->rounds.fetch_add(1, std::memory_order_relaxed);
+    counters_->writes.fetch_add(pending_.size(), std::memory_order_relaxed);
+    if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
+    if (pending_.size() > counters_->largest_round.load(std::memory_order_relaxed)) {
+      counters_->largest_round.store(pending_.size(), std::memory_order_relaxed);
+    }
+    for (size_t i = 0; i < pending_.size(); ++i) pending_[i].ack(results_[i]);
+    pending_.clear();
+  }
+
+  std::shared_ptr<LedgerStore> store_;
+  std::shared_ptr<LedgerActor::Counters> counters_;
+  const Clock& clock_;
+  const LedgerActorOptions options_;
+  std::vector<LedgerWriteMessage> pending_;
+  std::vector<const PreparedWrite*> writes_;  // reused each round
+  std::vector<Status> results_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LedgerActor>> LedgerActor::Open(actors::ActorSystem& system, const std::string& path,
+                                                       const LedgerOptions& options, const Clock& clock,
+                                                       const LedgerActorOptions& actor_options) {
+  auto store = LedgerStore::Open(path, options);
+  if (!store.ok()) return store.status();
+  return Start(system, std::move(store).value(), clock, actor_options);
+}
+
+Result<std::unique_ptr<LedgerActor>> LedgerActor::Start(actors::ActorSystem& system,
+                                                        std::unique_ptr<LedgerStore> store, const Clock& clock,
+                                                        const LedgerActorOptions& actor_options) {
+  std::shared_ptr<LedgerStore> shared_store(std::move(store));
+  auto counters = std::make_shared<Counters>();
+  actors::ActorOptions options;
+  options.name = "ledger";
+  options.mailbox_hwm = actor_options.mailbox_hwm;
+  options.clock = &clock;
+  actors::ActorHandle handle = system.Spawn(options, [shared_store, counters, &clock, actor_options] {
+    return std::make_unique<LedgerWriter>(shared_store, counters, clock, actor_options);
+  });
+  if (!handle.ok()) return Status::Internal("cannot start the ledger actor: " + handle.error());
+  return std::unique_ptr<LedgerActor>(new LedgerActor(std::move(shared_store), std::move(counters), std::move(handle)));
+}
+
+LedgerActor::LedgerActor(std::shared_ptr<LedgerStore> store, std::shared_ptr<Counters> counters,
+                         actors::ActorHandle handle)
+    : store_(std::move(store)), counters_(std::move(counters)), handle_(std::move(handle)) {}
+
+LedgerActor::~LedgerActor() { handle_.Stop(); }
+
+void LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write, Done done) {
+  auto prepared = Prepare(std::move(write));
+  if (!prepared.ok()) {
+    done(prepared.status());
+    return;
+  }
+  // Refused (the ledger stopped): the message is freed and its Acknowledgement answers.
+  (void)outbox.Send(handle_.address(), LedgerWriteMessage{std::move(prepared).value(), Acknowledgement(std::move(done))});
+}
+
+std::future<Status> LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> future = promise->get_future();
+  Submit(outbox, std::move(write), [promise](const Status& status) { promise->set_value(status); });
+  return future;
+}
+
+Status LedgerActor::Write(actors::Outbox& outbox, LedgerWrite write) {
+  // A mutex and condition variable rather than a promise (no extra shared state machinery) or
+  // an atomic wait (libstdc++ spins with sched_yield first, which many waiting threads turn into
+  // a yield storm). Shared, because the writer may still be notifying when this thread returns.
+  struct Waiter {
+    std::mutex mutex;
+    std::condition_variable woken;
+    bool done = false;
+    Status status;
+  };
+  auto waiter = std::make_shared<Waiter>();
+  Submit(outbox, std::move(write), [waiter](const Status& status) {
+    std::lock_guard lock(waiter->mutex);
+    waiter->status = status;
+    waiter->done = true;
+    waiter->woken.notify_one();
+  });
+  std::unique_lock lock(waiter->mutex);
+  waiter->woken.wait(lock, [&] { return waiter->done; });
+  return waiter->status;
+}
+
+LedgerActor::Stats LedgerActor::stats() const {
+  Stats stats;
+  stats.rounds = counters_->rounds.load(std::memory_order_relaxed);
+  stats.writes = counters_->writes.load(std::memory_order_relaxed);
+  stats.failed_rounds = counters_->failed_rounds.load(std::memory_order_relaxed);
+  stats.largest_round = counters_->largest_round.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace gpumart::ledger

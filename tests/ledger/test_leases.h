@@ -1,0 +1,82 @@
+// Real signed messages (real codec, real Ed25519 keys) for orders, bids, leases and closes.
+// No GoogleTest here: the crash-test child uses it too.
+#pragma once
+
+#include <cstring>
+
+#include "market/codec.h"
+#include "market/crypto.h"
+#include "tests/market/test_messages.h"
+
+namespace gpumart::ledger::testing {
+
+using market::MessageId;
+
+constexpr int64_t kStartMs = 1'700'000'000'000;
+constexpr int64_t kTtlMs = 3'600'000;
+constexpr uint64_t kPricePerHour = 3'600'000;  // 1000 per second: easy billing arithmetic
+
+// A tenant and a provider with real keys, and factories for the messages between them.
+class Parties {
+ public:
+  Parties() : tenant_(market::Identity::Generate()), provider_(market::Identity::Generate()) {}
+
+  const market::Identity& tenant() const { return tenant_; }
+  const market::Identity& provider() const { return provider_; }
+
+  market::Signed<market::Order> Order(int64_t created_ms = kStartMs, int64_t ttl_ms = kTtlMs) {
+    market::Order order = market::testing::SampleOrder();
+    return market::MakeSigned(tenant_, order, created_ms, ttl_ms, ++nonce_);
+  }
+
+  market::Signed<market::Bid> Bid(const MessageId& order_id, int64_t created_ms = kStartMs, int64_t ttl_ms = kTtlMs) {
+    market::Bid bid;
+    bid.order_id = order_id;
+    bid.group = "dcloud";
+    bid.denom = "uakt";
+    bid.price_per_hour = kPricePerHour;
+    bid.reputation_ppm = 970'000;
+    bid.services = market::testing::SampleAssignments();
+    bid.reservation_expires_ms = created_ms + ttl_ms;
+    return market::MakeSigned(provider_, bid, created_ms, ttl_ms, ++nonce_);
+  }
+
+  market::Signed<market::Lease> Lease(const MessageId& order_id, const MessageId& bid_id, int64_t start_ms = kStartMs,
+                                      uint64_t price_per_hour = kPricePerHour) {
+    market::Accept accept{order_id, bid_id, provider_.public_key()};
+    const auto signed_accept = market::MakeSigned(tenant_, accept, start_ms, kTtlMs, ++nonce_);
+    market::Lease lease;
+    lease.accept_envelope = market::EncodeEnvelope(signed_accept.envelope);
+    lease.order_id = order_id;
+    lease.bid_id = bid_id;
+    lease.tenant = tenant_.public_key();
+    lease.denom = "uakt";
+    lease.price_per_hour = price_per_hour;
+    lease.start_ms = start_ms;
+    lease.services = market::testing::SampleAssignments();
+    return market::MakeSigned(provider_, lease, start_ms, kTtlMs, ++nonce_);
+  }
+
+  // A lease for a fresh (unrecorded) order and bid.
+  market::Signed<market::Lease> FreshLease(int64_t start_ms = kStartMs) {
+    MessageId order_id{};
+    MessageId bid_id{};
+    const uint64_t n = ++nonce_;
+    std::memcpy(order_id.data(), &n, sizeof n);
+    std::memcpy(bid_id.data() + 8, &n, sizeof n);
+    return Lease(order_id, bid_id, start_ms);
+  }
+
+  market::Signed<market::Close> Close(const MessageId& lease_id, const market::Identity& signer,
+                                      market::CloseReason reason, int64_t closed_ms) {
+    market::Close close{lease_id, reason, closed_ms, "done"};
+    return market::MakeSigned(signer, close, closed_ms, kTtlMs, ++nonce_);
+  }
+
+ private:
+  market::Identity tenant_;
+  market::Identity provider_;
+  uint64_t nonce_ = 0;
+};
+
+}  // namespace gpumart::ledger::testing
