@@ -14,6 +14,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   RegisterMatchCommand(app, context);
 
   RegisterKeygenCommand(app, context);
+  RegisterDemoCommand(app, context);
   RegisterLedgerCommands(app, context);
 
 

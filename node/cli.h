@@ -32,6 +32,8 @@ void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl
 void RegisterMatchCommand(CLI::App& app, CliContext& context);   // node/cmd_match.cpp
 void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_ledger.cpp
 
+void RegisterDemoCommand(CLI::App& app, CliContext& context);     // node/cmd_demo.cpp
+
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
 }  // namespace gpumart::node

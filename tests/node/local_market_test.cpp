@@ -1,0 +1,148 @@
+#include "node/local_market.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "actors/clock.h"
+#include "ledger/store.h"
+#include "ledger/verify.h"
+
+namespace gpumart::node {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LocalMarketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/gpumart-local-market-XXXXXX";
+    dir_ = mkdtemp(pattern);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  LocalMarketOptions Options(const std::string& sdl = "inference-and-web.yaml") const {
+    LocalMarketOptions options;
+    options.sdl_path = std::string(GPUMART_SOURCE_DIR) + "/configs/sdl/" + sdl;
+    options.offers_path = std::string(GPUMART_SOURCE_DIR) + "/configs/offers-example.yaml";
+    options.data_dir = dir_;
+    return options;
+  }
+  std::string dir_;
+};
+
+TEST_F(LocalMarketTest, EveryGroupGetsTheBestBidAsADurableVerifiedLease) {
+  Result<LocalMarketReport> report = RunLocalMarket(Options(), SystemClock::Instance());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->providers, 5u);
+  ASSERT_EQ(report->groups.size(), 2u);
+  const DemoGroup& gpu = report->groups[0];
+  EXPECT_EQ(gpu.group, "gpu-west");
+  ASSERT_TRUE(gpu.leased);
+  // Preference policy: the H100 (option 0) wins although the A100 and L40S bids are cheaper.
+  EXPECT_EQ(gpu.provider, "prov-a");
+  ASSERT_EQ(gpu.bids.size(), 3u);
+  EXPECT_EQ(gpu.bids[0].ranks, std::vector<uint32_t>{0});
+  EXPECT_EQ(gpu.bids[1].ranks, std::vector<uint32_t>{1});
+  EXPECT_EQ(gpu.bids[2].ranks, std::vector<uint32_t>{2});
+  EXPECT_EQ(gpu.price_per_hour, gpu.bids[0].price_per_hour);
+  EXPECT_LE(gpu.price_per_hour, gpu.cap_per_hour);
+  ASSERT_EQ(gpu.services.size(), 1u);
+  ASSERT_TRUE(gpu.services[0].device.has_value());
+  EXPECT_EQ(gpu.services[0].device->model, "h100");
+  // prov-c is in us-east; prov-e's GPUs have too little RAM.
+  EXPECT_EQ(gpu.declined.size(), 2u);
+  const DemoGroup& web = report->groups[1];
+  ASSERT_TRUE(web.leased);
+  EXPECT_EQ(web.provider, "prov-e");  // cheapest of four equal-rank bids
+  EXPECT_TRUE(report->ledger_ok) << report->ledger_verify;
+
+  // The leases are in the ledger, active, and the losing reservations are gone.
+  Result<std::unique_ptr<ledger::LedgerStore>> store = ledger::LedgerStore::Open(report->ledger_path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (const DemoGroup& group : report->groups) {
+    Result<ledger::LeaseRecord> lease = (*store)->GetLease(group.lease_id);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    EXPECT_EQ(lease->state, ledger::LeaseState::kActive);
+    EXPECT_EQ(lease->lease.price_per_hour, group.price_per_hour);
+    for (const DemoBid& bid : group.bids) {
+      EXPECT_FALSE((*store)->GetReservation(bid.bid_id).ok()) << "reservation of " << bid.provider << " still held";
+    }
+  }
+  EXPECT_TRUE(ledger::VerifyLedger(**store).ok);
+}
+
+TEST_F(LocalMarketTest, CheapestPolicyPicksTheLowestPrice) {
+  LocalMarketOptions options = Options();
+  options.policy = market::Policy::kCheapest;
+  Result<LocalMarketReport> report = RunLocalMarket(options, SystemClock::Instance());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->groups[0].provider, "prov-d");  // the L40S, option 2, is the cheapest
+  EXPECT_EQ(report->groups[0].services[0].option, 2u);
+}
+
+// The same data dir is the same market: leases from earlier runs hold their capacity, so the
+// fifth 2-GPU replica no longer fits on prov-a's eight H100s and falls back to prov-b's A100s.
+TEST_F(LocalMarketTest, CapacityIsNeverDoubleBookedAcrossRuns) {
+  std::vector<std::string> winners;
+  for (int run = 0; run < 5; ++run) {
+    Result<LocalMarketReport> report = RunLocalMarket(Options("llm-fallbacks.yaml"), SystemClock::Instance());
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_TRUE(report->groups.at(0).leased);
+    winners.push_back(report->groups[0].provider);
+    EXPECT_TRUE(report->ledger_ok) << report->ledger_verify;
+  }
+  EXPECT_EQ(winners, (std::vector<std::string>{"prov-a", "prov-a", "prov-a", "prov-a", "prov-b"}));
+}
+
+TEST_F(LocalMarketTest, GroupNobodyCanTakeGetsNoLease) {
+  const std::string sdl = dir_ + "/nobody.yaml";
+  std::ifstream in(std::string(GPUMART_SOURCE_DIR) + "/configs/sdl/llm-fallbacks.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("region: us-west"), 15, "region: antarctica");
+  std::ofstream(sdl) << text;
+  LocalMarketOptions options = Options();
+  options.sdl_path = sdl;
+  Result<LocalMarketReport> report = RunLocalMarket(options, SystemClock::Instance());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->groups.size(), 1u);
+  EXPECT_FALSE(report->groups[0].leased);
+  EXPECT_TRUE(report->groups[0].bids.empty());
+  EXPECT_EQ(report->groups[0].declined.size(), 5u);
+  EXPECT_TRUE(report->ledger_ok);
+}
+
+TEST_F(LocalMarketTest, BadInputsAreClearErrors) {
+  LocalMarketOptions missing = Options();
+  missing.sdl_path = dir_ + "/missing.yaml";
+  Result<LocalMarketReport> report = RunLocalMarket(missing, SystemClock::Instance());
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.status().message().find("missing.yaml"), std::string::npos);
+  LocalMarketOptions bad_offers = Options();
+  bad_offers.offers_path = dir_ + "/offers.yaml";
+  std::ofstream(bad_offers.offers_path) << "providers:\n  - {id: ../../etc/x, nodes: []}\n";
+  EXPECT_FALSE(RunLocalMarket(bad_offers, SystemClock::Instance()).ok());
+}
+
+TEST_F(LocalMarketTest, ProviderIdsNeverEscapeTheKeysDirectory) {
+  LocalMarketOptions options = Options("llm-fallbacks.yaml");
+  options.offers_path = dir_ + "/offers.yaml";
+  std::ofstream(options.offers_path)
+      << "providers:\n  - id: ../escape\n    attributes: {region: us-west}\n"
+         "    pricing: [{denom: uakt, gpu: {'*': 1000}, cpu: 1, memory: 1, storage: 1}]\n"
+         "    nodes: [{name: n, cpu_millis: 64000, memory: 512Gi, storage: 2Ti,"
+         " gpus: [{model: h100, ram: 80Gi, interface: sxm, cuda: '12.4', count: 8}]}]\n";
+  Result<LocalMarketReport> report = RunLocalMarket(options, SystemClock::Instance());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->groups[0].leased);
+  EXPECT_FALSE(fs::exists(dir_ + "/escape.key"));
+  size_t keys = 0;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/keys")) {
+    ++keys;
+    EXPECT_EQ(entry.path().parent_path(), fs::path(dir_ + "/keys"));
+  }
+  EXPECT_EQ(keys, 2u);  // the tenant and the one provider
+}
+
+}  // namespace
+}  // namespace gpumart::node
