@@ -49,7 +49,7 @@ Status MsgpackReader::ContainerHeader(const char* field, bool is_map, size_t& si
   return Status::Ok();
 }
 
-Status MsgpackReader::Struct(const char* field, size_t fields) {
+Status MsgpackReader::StructSlow(const char* field, size_t fields) {
   size_t size = 0;
   GPUMART_RETURN_IF_ERROR(ContainerHeader(field, false, size));
   if (size != fields) {
@@ -59,7 +59,7 @@ Status MsgpackReader::Struct(const char* field, size_t fields) {
   return Status::Ok();
 }
 
-Status MsgpackReader::List(const char* field, size_t max, size_t& size) {
+Status MsgpackReader::ListSlow(const char* field, size_t max, size_t& size) {
   GPUMART_RETURN_IF_ERROR(ContainerHeader(field, false, size));
   if (size > max) {
     return Status::LimitExceeded(std::string(field) + ": " + std::to_string(size) + " items exceed the limit of " +
@@ -79,7 +79,7 @@ Status MsgpackReader::Map(const char* field, size_t max, size_t& size) {
   return Status::Ok();
 }
 
-Status MsgpackReader::Str(const char* field, size_t max, std::string_view& out) {
+Status MsgpackReader::StrSlow(const char* field, size_t max, std::string_view& out) {
   if (p_ >= end_) return Truncated(field);
   const uint8_t b = *p_;
   uint64_t length = 0;
@@ -132,7 +132,7 @@ Status MsgpackReader::FixedBin(const char* field, uint8_t* out, size_t size) {
   return Status::Ok();
 }
 
-Status MsgpackReader::Uint(const char* field, uint64_t max, uint64_t& out) {
+Status MsgpackReader::UintSlow(const char* field, uint64_t max, uint64_t& out) {
   if (p_ >= end_) return Truncated(field);
   const uint8_t b = *p_;
   uint64_t value = 0;

@@ -28,15 +28,44 @@ class MsgpackReader {
   bool AtEnd() const { return p_ == end_; }
   size_t Remaining() const { return static_cast<size_t>(end_ - p_); }
 
+  // The common one-byte forms (fixarray, fixstr, positive fixint) are handled inline; everything
+  // else, and every error, goes to the out-of-line *Slow functions.
+
   // An array header whose element count must be exactly `fields` (a struct).
-  Status Struct(const char* field, size_t fields);
+  Status Struct(const char* field, size_t fields) {
+    if (fields <= 0x0f && p_ < end_ && *p_ == 0x90 + fields) {
+      ++p_;
+      return Status::Ok();
+    }
+    return StructSlow(field, fields);
+  }
   // An array header with at most `max` elements (a list). Also bounded by the bytes left, since
   // every element takes at least one byte.
-  Status List(const char* field, size_t max, size_t& size);
+  Status List(const char* field, size_t max, size_t& size) {
+    if (p_ < end_ && (*p_ & 0xf0) == 0x90) {
+      const size_t count = *p_ & 0x0f;
+      if (count <= max && count < Remaining()) {
+        ++p_;
+        size = count;
+        return Status::Ok();
+      }
+    }
+    return ListSlow(field, max, size);
+  }
   // A map header with at most `max` entries (each at least two bytes).
   Status Map(const char* field, size_t max, size_t& size);
   // A string of at most `max` bytes; the view points into the input.
-  Status Str(const char* field, size_t max, std::string_view& out);
+  Status Str(const char* field, size_t max, std::string_view& out) {
+    if (p_ < end_ && (*p_ & 0xe0) == 0xa0) {
+      const size_t length = *p_ & 0x1f;
+      if (length <= max && length < Remaining()) {
+        out = std::string_view(reinterpret_cast<const char*>(p_ + 1), length);
+        p_ += 1 + length;
+        return Status::Ok();
+      }
+    }
+    return StrSlow(field, max, out);
+  }
   Status Str(const char* field, size_t max, std::string& out) {
     std::string_view view;
     GPUMART_RETURN_IF_ERROR(Str(field, max, view));
@@ -48,7 +77,13 @@ class MsgpackReader {
   // Bytes of exactly `size` length.
   Status FixedBin(const char* field, uint8_t* out, size_t size);
   // A non-negative integer no larger than `max`.
-  Status Uint(const char* field, uint64_t max, uint64_t& out);
+  Status Uint(const char* field, uint64_t max, uint64_t& out) {
+    if (p_ < end_ && *p_ <= 0x7f && *p_ <= max) {
+      out = *p_++;
+      return Status::Ok();
+    }
+    return UintSlow(field, max, out);
+  }
   template <typename T>
   Status UintAs(const char* field, uint64_t max, T& out) {
     uint64_t value = 0;
@@ -68,6 +103,10 @@ class MsgpackReader {
   }
 
  private:
+  Status StructSlow(const char* field, size_t fields);
+  Status ListSlow(const char* field, size_t max, size_t& size);
+  Status StrSlow(const char* field, size_t max, std::string_view& out);
+  Status UintSlow(const char* field, uint64_t max, uint64_t& out);
   Status Truncated(const char* field) const { return Status::Corruption(std::string(field) + ": truncated"); }
   Status TypeError(const char* field, const char* expected) const;
   // Reads a big-endian length or integer of `bytes` bytes.

@@ -26,7 +26,12 @@ const char* Status::CodeName(Code code) {
 
 std::string Status::ToString() const {
   if (ok()) return "ok";
-  return std::string(CodeName(code_)) + ": " + message_;
+  return std::string(CodeName(rep_->code)) + ": " + rep_->message;
+}
+
+const std::string& Status::EmptyMessage() {
+  static const std::string empty;
+  return empty;
 }
 
 }  // namespace gpumart

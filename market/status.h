@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cassert>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,7 +33,17 @@ class Status {
     kInternal,
   };
 
-  Status() = default;
+  // An ok Status is a null pointer (as in LevelDB): creating, moving, testing and destroying one
+  // costs next to nothing, which matters because decoders return one per field.
+  Status() noexcept = default;
+  Status(const Status& other) : rep_(other.rep_ ? std::make_unique<Rep>(*other.rep_) : nullptr) {}
+  Status& operator=(const Status& other) {
+    if (this != &other) rep_ = other.rep_ ? std::make_unique<Rep>(*other.rep_) : nullptr;
+    return *this;
+  }
+  Status(Status&&) noexcept = default;
+  Status& operator=(Status&&) noexcept = default;
+
   static Status Ok() { return Status(); }
   static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
   static Status LimitExceeded(std::string msg) { return {Code::kLimitExceeded, std::move(msg)}; }
@@ -50,9 +61,9 @@ class Status {
   static Status FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
-  bool ok() const { return code_ == Code::kOk; }
-  Code code() const { return code_; }
-  const std::string& message() const { return message_; }
+  bool ok() const { return rep_ == nullptr; }
+  Code code() const { return rep_ ? rep_->code : Code::kOk; }
+  const std::string& message() const { return rep_ ? rep_->message : EmptyMessage(); }
   // "invalid argument: <message>", or "ok".
   std::string ToString() const;
   static const char* CodeName(Code code);
@@ -60,13 +71,17 @@ class Status {
   // Prefixes the message with context, e.g. a file name or a field path.
   Status WithContext(const std::string& context) const {
     if (ok()) return *this;
-    return Status(code_, context + ": " + message_);
+    return Status(rep_->code, context + ": " + rep_->message);
   }
 
  private:
-  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
-  Code code_ = Code::kOk;
-  std::string message_;
+  struct Rep {
+    Code code;
+    std::string message;
+  };
+  Status(Code code, std::string message) : rep_(std::make_unique<Rep>(Rep{code, std::move(message)})) {}
+  static const std::string& EmptyMessage();
+  std::unique_ptr<Rep> rep_;
 };
 
 // A value or the Status explaining why there is none.
