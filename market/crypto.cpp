@@ -162,4 +162,11 @@ Result<Identity> LoadKeyFile(const std::string& path) {
   return identity;
 }
 
+Result<Identity> LoadOrCreateKeyFile(const std::string& path) {
+  if (::access(path.c_str(), F_OK) == 0) return LoadKeyFile(path);
+  Identity identity = Identity::Generate();
+  GPUMART_RETURN_IF_ERROR(WriteKeyFile(path, identity));
+  return identity;
+}
+
 }  // namespace gpumart::market

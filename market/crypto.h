@@ -54,6 +54,9 @@ MessageId Blake2b256(const uint8_t* data, size_t size);
 constexpr size_t kMaxKeyFileBytes = 4096;
 Status WriteKeyFile(const std::string& path, const Identity& identity);
 Result<Identity> LoadKeyFile(const std::string& path);
+// Loads the key file at `path`, or creates it (a new identity) when there is none: how a node
+// gets its identity on first start and keeps it afterwards.
+Result<Identity> LoadOrCreateKeyFile(const std::string& path);
 
 // Uniformly random 64-bit nonce.
 uint64_t RandomNonce();

@@ -25,14 +25,6 @@ namespace {
 
 using namespace gpumart;
 
-Result<market::Identity> LoadOrCreateIdentity(const std::string& path) {
-  if (::access(path.c_str(), F_OK) == 0) return market::LoadKeyFile(path);
-  market::Identity identity = market::Identity::Generate();
-  GPUMART_RETURN_IF_ERROR(market::WriteKeyFile(path, identity));
-  spdlog::info("created identity {}", path);
-  return identity;
-}
-
 int Fail(const Status& status) {
   std::cerr << "gpumartd: " << status.message() << "\n";
   return 1;
@@ -43,7 +35,7 @@ int Run(const node::NodeConfig& config) {
   if (::mkdir(config.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Fail(Status::IoError("cannot create data dir " + config.data_dir + ": " + std::strerror(errno)));
   }
-  Result<market::Identity> identity = LoadOrCreateIdentity(config.IdentityPath());
+  Result<market::Identity> identity = market::LoadOrCreateKeyFile(config.IdentityPath());
   if (!identity.ok()) return Fail(identity.status());
   size_t providers = 0;
   if (config.role == node::NodeRole::kProvider) {

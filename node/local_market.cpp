@@ -40,12 +40,7 @@ struct Provider {
 
 // Keys live in <data_dir>/keys so that a kept data dir is the same market next time: the same
 // providers, whose earlier leases still hold their capacity.
-Result<Identity> LoadOrCreateIdentity(const std::string& path) {
-  if (::access(path.c_str(), F_OK) == 0) return market::LoadKeyFile(path);
-  Identity identity = Identity::Generate();
-  GPUMART_RETURN_IF_ERROR(market::WriteKeyFile(path, identity));
-  return identity;
-}
+using market::LoadOrCreateKeyFile;
 
 // A provider id comes from the offers file: use it as a file name only when it is plainly safe
 // (no "/", no leading dot), else a name derived from its hash.
@@ -171,7 +166,7 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
   if (::mkdir(keys_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::IoError("cannot create " + keys_dir + ": " + std::strerror(errno));
   }
-  Result<Identity> tenant_key = LoadOrCreateIdentity(keys_dir + "/tenant.key");
+  Result<Identity> tenant_key = LoadOrCreateKeyFile(keys_dir + "/tenant.key");
   if (!tenant_key.ok()) return tenant_key.status();
   const Identity tenant = *tenant_key;
   market::ReplayGuard tenant_guard;
@@ -179,7 +174,7 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
   std::vector<Provider> providers;
   providers.reserve(offers->size());
   for (auto& offer : *offers) {
-    Result<Identity> key = LoadOrCreateIdentity(keys_dir + "/" + KeyFileName(offer.provider));
+    Result<Identity> key = LoadOrCreateKeyFile(keys_dir + "/" + KeyFileName(offer.provider));
     if (!key.ok()) return key.status().WithContext("provider " + offer.provider);
     providers.push_back(Provider{*key, std::move(offer), market::ReplayGuard(), {}});
   }

@@ -12,30 +12,12 @@
 #include "market/codec.h"
 #include "market/crypto.h"
 #include "tests/ledger/test_leases.h"
+#include "tests/temp_dir.h"
 
 namespace gpumart::ledger::testing {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/gpumart-ledger-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// The shared temp dir (tests/temp_dir.h), under the name the ledger tests use.
+using TempDir = gpumart::testing::TempDir;
 
 inline PreparedWrite Prepared(LedgerWrite write) {
   auto prepared = Prepare(std::move(write));

@@ -8,20 +8,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/temp_dir.h"
+
 namespace gpumart::market {
 namespace {
 
-class TempDir {
+// Temp dirs name their files with File(); the shared helper calls it Sub().
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    char pattern[] = "/tmp/gpumart-crypto-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  std::string File(const std::string& name) const { return Sub(name); }
 };
 
 TEST(CryptoTest, SignAndVerify) {
@@ -62,6 +57,19 @@ TEST(CryptoTest, KeyFileRoundTripWithMode0600) {
   Result<Identity> loaded = LoadKeyFile(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->public_key(), id.public_key());
+}
+
+TEST(CryptoTest, LoadOrCreateKeepsTheFirstIdentity) {
+  TempDir dir;
+  const std::string path = dir.File("node.key");
+  Result<Identity> created = LoadOrCreateKeyFile(path);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  Result<Identity> loaded = LoadOrCreateKeyFile(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->public_key(), created->public_key());
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);  // a loosened key is refused, never replaced
+  EXPECT_EQ(LoadOrCreateKeyFile(path).status().code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(LoadOrCreateKeyFile(dir.File("missing-dir/node.key")).status().code(), Status::Code::kIoError);
 }
 
 TEST(CryptoTest, KeyFileNeverOverwritten) {

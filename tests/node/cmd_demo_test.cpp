@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "tests/node/run_process.h"
+#include "tests/temp_dir.h"
 
 namespace gpumart {
 namespace {
@@ -35,8 +36,8 @@ TEST(DemoCommandTest, DefaultsFindTheConfigsBesideTheBuild) {
 }
 
 TEST(DemoCommandTest, KeptDataDirIsReadableByTheLedgerCommands) {
-  char pattern[] = "/tmp/gpumart-demo-test-XXXXXX";
-  const std::string dir = mkdtemp(pattern);
+  testing::TempDir temp("gpumart-demo-test");
+  const std::string& dir = temp.path();
   auto demo = RunProcess({GpumartBinary(), "demo", "--data-dir", dir}, 60'000);
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
   auto leases = RunProcess({GpumartBinary(), "leases", "--data-dir", dir, "--json"});
@@ -44,7 +45,6 @@ TEST(DemoCommandTest, KeptDataDirIsReadableByTheLedgerCommands) {
   EXPECT_NE(leases.out.find("active"), std::string::npos);
   auto verify = RunProcess({GpumartBinary(), "ledger", "verify", "--data-dir", dir});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  std::filesystem::remove_all(dir);
 }
 
 TEST(DemoCommandTest, BadArgumentsFail) {

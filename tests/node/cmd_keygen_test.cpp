@@ -6,6 +6,7 @@
 
 #include "market/crypto.h"
 #include "tests/node/run_process.h"
+#include "tests/temp_dir.h"
 
 namespace gpumart {
 namespace {
@@ -15,12 +16,8 @@ using testing::RunProcess;
 
 class KeygenTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/gpumart-keygen-XXXXXX";
-    dir_ = mkdtemp(pattern);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  testing::TempDir temp_{"gpumart-keygen"};
+  const std::string& dir_ = temp_.path();
 };
 
 TEST_F(KeygenTest, WritesLoadableKeyWithMode0600) {

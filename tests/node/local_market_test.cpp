@@ -8,6 +8,7 @@
 #include "actors/clock.h"
 #include "ledger/store.h"
 #include "ledger/verify.h"
+#include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
@@ -16,11 +17,6 @@ namespace fs = std::filesystem;
 
 class LocalMarketTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/gpumart-local-market-XXXXXX";
-    dir_ = mkdtemp(pattern);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   LocalMarketOptions Options(const std::string& sdl = "inference-and-web.yaml") const {
     LocalMarketOptions options;
     options.sdl_path = std::string(GPUMART_SOURCE_DIR) + "/configs/sdl/" + sdl;
@@ -28,7 +24,8 @@ class LocalMarketTest : public ::testing::Test {
     options.data_dir = dir_;
     return options;
   }
-  std::string dir_;
+  gpumart::testing::TempDir temp_{"gpumart-local-market"};
+  const std::string& dir_ = temp_.path();
 };
 
 TEST_F(LocalMarketTest, EveryGroupGetsTheBestBidAsADurableVerifiedLease) {
