@@ -1,7 +1,12 @@
 #include "ledger/ledger_actor.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace gpumart::ledger {
@@ -24,14 +29,34 @@ void Acknowledgement::operator()(const Status& status) {
 
 namespace {
 
-// The actor's state: collects writes in its handler, commits them in OnDrained.
+// The actor's state: collects writes in its handler, builds them into a round in OnDrained and
+// hands the round to its committer thread, which writes it (sync) and then answers its writes.
+//
+// Why two threads: a round costs the writer CPU to build (lookups, staging, encoding) and then
+// a sync write (memtable inserts, the log write, fsync, the acknowledgements). With one thread
+// the two alternate; here round N+1 is built while round N is being written, one round in
+// flight at most. Rounds are written and answered in the order they were built, and round N+1
+// reads through round N's changes (LedgerStore::BuildRound's base), so the result is the same as
+// applying them one after the other. If round N fails, round N+1 (built assuming N) is thrown
+// away and built again on what is really in the DB. Every answer of round N+1, even a failed
+// validation that does not need the disk, comes after round N is durable: a write is never
+// answered "already exists" for a record that is not durable yet.
 class LedgerWriter final : public actors::Actor {
  public:
   LedgerWriter(std::shared_ptr<LedgerStore> store, std::shared_ptr<LedgerActor::Counters> counters,
                const Clock& clock, const LedgerActorOptions& options)
-      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options) {}
+      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options),
+        committer_([this] { CommitLoop(); }) {}
 
   ~LedgerWriter() override {
+    // What was handed to the committer is written and answered before the state goes.
+    (void)WaitForInFlight();
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    committer_.join();
     // Only a state rebuilt after a failure can get here with writes pending; answer them.
     for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
   }
@@ -48,22 +73,79 @@ class LedgerWriter final : public actors::Actor {
   }
 
  private:
+  // A round handed to the committer, with the writes it answers.
+  struct InFlight {
+    std::vector<LedgerWriteMessage> messages;
+    RoundPtr round;
+    std::vector<Status> results;
+    bool done = false;    // written (or failed) and answered; guarded by mutex_
+    bool failed = false;  // guarded by mutex_
+  };
+
   void Commit(bool compact) {
     if (pending_.empty() && !compact) return;
     writes_.clear();
     for (const auto& pending : pending_) writes_.push_back(&pending.write);
     const PreparedWrite compaction{Compact{}, {}, {}};
     if (compact) writes_.push_back(&compaction);
-    const Status committed = store_->ApplyRound(writes_, clock_.NowMs(), results_);
-    // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
-    counters_->rounds.fetch_add(1, std::memory_order_relaxed);
-    counters_->writes.fetch_add(pending_.size(), std::memory_order_relaxed);
-    if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
-    if (pending_.size() > counters_->largest_round.load(std::memory_order_relaxed)) {
-      counters_->largest_round.store(pending_.size(), std::memory_order_relaxed);
+    const int64_t now_ms = clock_.NowMs();
+    auto next = std::make_unique<InFlight>();
+    const detail::Round* base = RunningRound();
+    next->round = store_->BuildRound(writes_, now_ms, next->results, base);
+    if (!WaitForInFlight() && base != nullptr) {
+      // Built on a round that failed: build it again on what the DB really holds.
+      next->round = store_->BuildRound(writes_, now_ms, next->results, nullptr);
     }
-    for (size_t i = 0; i < pending_.size(); ++i) pending_[i].ack(results_[i]);
+    next->results.resize(pending_.size());  // the compaction's own Status is not answered
+    next->messages = std::move(pending_);
     pending_.clear();
+    {
+      std::lock_guard lock(mutex_);
+      in_flight_ = std::move(next);
+    }
+    changed_.notify_all();
+  }
+
+  // The round the committer is still writing (the base for the next one), or nullptr; reaps a
+  // finished one.
+  const detail::Round* RunningRound() {
+    std::lock_guard lock(mutex_);
+    if (in_flight_ && in_flight_->done) in_flight_.reset();
+    return in_flight_ ? in_flight_->round.get() : nullptr;
+  }
+
+  // Waits until the round in flight (if any) is written and answered, and reaps it; false if
+  // its write failed.
+  bool WaitForInFlight() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !in_flight_ || in_flight_->done; });
+    const bool ok = !in_flight_ || !in_flight_->failed;
+    in_flight_.reset();
+    return ok;
+  }
+
+  void CommitLoop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || (in_flight_ && !in_flight_->done); });
+      if (!in_flight_ || in_flight_->done) return;  // stopping, nothing left to write
+      InFlight& round = *in_flight_;
+      lock.unlock();
+      const Status committed = store_->CommitRound(*round.round, round.results);
+      const size_t writes = round.messages.size();
+      // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
+      counters_->rounds.fetch_add(1, std::memory_order_relaxed);
+      counters_->writes.fetch_add(writes, std::memory_order_relaxed);
+      if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
+      if (writes > counters_->largest_round.load(std::memory_order_relaxed)) {
+        counters_->largest_round.store(writes, std::memory_order_relaxed);
+      }
+      for (size_t i = 0; i < writes; ++i) round.messages[i].ack(round.results[i]);
+      lock.lock();
+      round.failed = !committed.ok();
+      round.done = true;
+      changed_.notify_all();
+    }
   }
 
   std::shared_ptr<LedgerStore> store_;
@@ -72,7 +154,12 @@ class LedgerWriter final : public actors::Actor {
   const LedgerActorOptions options_;
   std::vector<LedgerWriteMessage> pending_;
   std::vector<const PreparedWrite*> writes_;  // reused each round
-  std::vector<Status> results_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::unique_ptr<InFlight> in_flight_;  // set by the actor, written and marked done by the committer
+  bool stopping_ = false;
+  std::thread committer_;  // last: starts once everything above exists
 };
 
 }  // namespace
@@ -125,24 +212,29 @@ std::future<Status> LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite writ
 }
 
 Status LedgerActor::Write(actors::Outbox& outbox, LedgerWrite write) {
-  // A mutex and condition variable rather than a promise (no extra shared state machinery) or
-  // an atomic wait (libstdc++ spins with sched_yield first, which many waiting threads turn into
-  // a yield storm). Shared, because the writer may still be notifying when this thread returns.
+  // One futex word per waiting writer: the ledger's thread publishes the Status and wakes this
+  // thread with a single FUTEX_WAKE, and the woken thread returns at once. A mutex and
+  // condition variable cost the notifier a lock round trip per write and often a second
+  // context switch (the woken thread blocking again on the mutex the notifier still holds);
+  // std::atomic::wait is avoided because libstdc++ spins with sched_yield first, which 64
+  // waiting threads on 2 cores turn into a yield storm. Shared, because the writer may still be
+  // in its wake call when this thread returns.
   struct Waiter {
-    std::mutex mutex;
-    std::condition_variable woken;
-    bool done = false;
+    std::atomic<uint32_t> answered{0};
     Status status;
   };
+  static_assert(std::atomic<uint32_t>::is_always_lock_free && sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
   auto waiter = std::make_shared<Waiter>();
   Submit(outbox, std::move(write), [waiter](const Status& status) {
-    std::lock_guard lock(waiter->mutex);
     waiter->status = status;
-    waiter->done = true;
-    waiter->woken.notify_one();
+    waiter->answered.store(1, std::memory_order_release);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&waiter->answered), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   });
-  std::unique_lock lock(waiter->mutex);
-  waiter->woken.wait(lock, [&] { return waiter->done; });
+  while (waiter->answered.load(std::memory_order_acquire) == 0) {
+    // Returns at once if already answered (the word is no longer 0); EINTR and spurious wakes
+    // just loop.
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&waiter->answered), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+  }
   return waiter->status;
 }
 

@@ -83,27 +83,40 @@ Result<std::optional<std::string>> DbGet(leveldb::DB* db, const leveldb::ReadOpt
   return std::optional<std::string>(std::move(value));
 }
 
+}  // namespace
+
+namespace detail {
+
 // ---------------------------------------------------------------------------------------------
-// One write round: reads see the DB plus everything this round already wrote; each request's
-// writes are staged and kept (with their chain entries) only when the request succeeds.
+// One write round: reads see the DB plus the base round (one built earlier whose batch may not
+// be in the DB yet: the LedgerActor builds a round while the previous one is being written)
+// plus everything this round already wrote; each request's writes are staged and kept (with
+// their chain entries) only when the request succeeds. Once built, a round is read-only: the
+// committer thread writes its batch while the next round reads its overlay.
 class Round {
  public:
-  Round(leveldb::DB* db, ChainHead head, int64_t now_ms) : db_(db), head_(head), now_ms_(now_ms) {}
+  Round(leveldb::DB* db, const Round* base, ChainHead head, int64_t now_ms)
+      : db_(db), base_(base), head_(head), now_ms_(now_ms) {}
 
   Result<std::optional<std::string>> Get(const std::string& key) const {
     for (auto it = staged_.rbegin(); it != staged_.rend(); ++it) {
       if (it->key == key) return it->value;
     }
     if (const auto it = overlay_.find(key); it != overlay_.end()) return it->second;
+    if (base_ != nullptr) {
+      if (const auto it = base_->overlay_.find(key); it != base_->overlay_.end()) return it->second;
+    }
     return DbGet(db_, leveldb::ReadOptions(), key);
   }
 
   // Keys in [begin, end), as this round sees them, at most `limit`.
   Result<std::vector<std::string>> Keys(const std::string& begin, const std::string& end, size_t limit) const {
     std::set<std::string> found;
-    const size_t want = limit + overlay_.size() + staged_.size();
-    // The writer is the only writer, so the DB does not change during a round: one iterator
-    // (an implicit snapshot) serves every scan of the round.
+    const size_t base_size = base_ != nullptr ? base_->overlay_.size() : 0;
+    const size_t want = limit + base_size + overlay_.size() + staged_.size();
+    // One iterator (an implicit snapshot) serves every scan of the round. Only the base round
+    // can change the DB meanwhile, and whether the snapshot has its batch or not, its overlay
+    // (merged below) says the same.
     if (!iterator_) iterator_.reset(db_->NewIterator(leveldb::ReadOptions()));
     leveldb::Iterator& it = *iterator_;
     for (it.Seek(begin); it.Valid() && found.size() < want; it.Next()) {
@@ -112,6 +125,15 @@ class Round {
       found.emplace(key.data(), key.size());
     }
     if (!it.status().ok()) return FromLevelDb(it.status(), "scanning " + keys::Describe(begin));
+    if (base_ != nullptr) {
+      for (auto o = base_->overlay_.lower_bound(begin); o != base_->overlay_.end() && o->first < end; ++o) {
+        if (o->second) {
+          found.insert(o->first);
+        } else {
+          found.erase(o->first);
+        }
+      }
+    }
     for (auto o = overlay_.lower_bound(begin); o != overlay_.end() && o->first < end; ++o) {
       if (o->second) {
         found.insert(o->first);
@@ -164,9 +186,13 @@ class Round {
     staged_.clear();
   }
 
-  // One sync WriteBatch with everything kept, plus the new chain head.
-  Status Commit() {
-    if (!dirty_) return Status::Ok();
+  // Adds the chain entry and the new head to the batch: the round is then complete, and reads
+  // through it no longer need its base (which may be gone before this round is written) or
+  // its iterator.
+  void Finish() {
+    base_ = nullptr;
+    iterator_.reset();
+    if (!dirty_) return;
     if (!chain_changes_.empty()) {
       ChainEntry entry;
       entry.seq = head_.seq + 1;
@@ -178,6 +204,11 @@ class Round {
       head_ = ChainHead{entry.seq, HashBytes(encoded)};
       batch_.Put(std::string(keys::kHeadKey), EncodeHead(head_));
     }
+  }
+
+  // One sync WriteBatch with everything kept, plus the new chain head (after Finish).
+  Status Write() {
+    if (!dirty_) return Status::Ok();
     leveldb::WriteOptions options;
     options.sync = true;
     const leveldb::Status status = db_->Write(options, &batch_);
@@ -199,6 +230,7 @@ class Round {
   };
 
   leveldb::DB* db_;
+  const Round* base_;  // nullptr when every earlier round is known written (or failed)
   ChainHead head_;
   int64_t now_ms_;
   std::vector<Staged> staged_;
@@ -208,6 +240,15 @@ class Round {
   leveldb::WriteBatch batch_;
   bool dirty_ = false;
 };
+
+RoundDeleter::~RoundDeleter() = default;
+void RoundDeleter::operator()(Round* round) const { delete round; }
+
+}  // namespace detail
+
+namespace {
+
+using detail::Round;
 
 // Whether any lease names `order_id` (it is then no longer open).
 Result<bool> HasLease(const Round& round, const MessageId& order_id) {
@@ -673,15 +714,20 @@ Status LedgerStore::Init() {
   return Status::Ok();
 }
 
-Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
-                               std::vector<Status>& results) {
-  Round round(db_.get(), head_, now_ms);
+RoundPtr LedgerStore::BuildRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
+                                         std::vector<Status>& results, const detail::Round* base) const {
+  RoundPtr round(new Round(db_.get(), base, base != nullptr ? base->head() : head_, now_ms));
   results.assign(writes.size(), Status::Ok());
   for (size_t i = 0; i < writes.size(); ++i) {
-    results[i] = ApplyWrite(round, *writes[i], options_);
-    round.EndRequest(results[i].ok());
+    results[i] = ApplyWrite(*round, *writes[i], options_);
+    round->EndRequest(results[i].ok());
   }
-  const Status committed = round.Commit();
+  round->Finish();
+  return round;
+}
+
+Status LedgerStore::CommitRound(detail::Round& round, std::vector<Status>& results) {
+  const Status committed = round.Write();
   if (!committed.ok()) {
     for (auto& result : results) {
       if (result.ok()) result = committed;
@@ -690,6 +736,12 @@ Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int
   }
   head_ = round.head();
   return Status::Ok();
+}
+
+Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
+                               std::vector<Status>& results) {
+  const RoundPtr round = BuildRound(writes, now_ms, results, nullptr);
+  return CommitRound(*round, results);
 }
 
 Status LedgerStore::Write(const PreparedWrite& write, int64_t now_ms) {

@@ -139,6 +139,17 @@ struct ChainHead {
   bool operator==(const ChainHead&) const = default;
 };
 
+namespace detail {
+class Round;
+struct RoundDeleter {
+  ~RoundDeleter();
+  void operator()(Round* round) const;
+};
+}  // namespace detail
+// A write round built (validated, staged, encoded into its WriteBatch with its chain entry) and
+// not yet written.
+using RoundPtr = std::unique_ptr<detail::Round, detail::RoundDeleter>;
+
 class LedgerStore {
  public:
   // Opens (or, with create_if_missing, creates) the ledger at `path` with paranoid checks on.
@@ -169,6 +180,18 @@ class LedgerStore {
   // changes nothing), then everything that succeeded goes to LevelDB in one sync WriteBatch.
   // Returns that batch's Status; when it fails, every write of the round fails with it.
   Status ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms, std::vector<Status>& results);
+  // ApplyRound in two steps, so the writer can build the next round while this one is being
+  // written (LedgerActor). BuildRound applies `writes` as ApplyRound does, reading the DB plus
+  // `base` (the round built before it, when that one may not be written yet; nullptr once every
+  // earlier round is known written or failed), and encodes the WriteBatch with the chain entry
+  // that follows base's (or the head's). CommitRound then writes it with sync = true, rounds in
+  // the order they were built; the head advances only when it succeeds. A round built on a base
+  // whose commit failed is stale and must be thrown away and built again (without the base).
+  // BuildRound on the writer thread only; CommitRound on one thread at a time, with `base`
+  // (read by the next BuildRound) left untouched: only the round's batch is written.
+  RoundPtr BuildRound(std::span<const PreparedWrite* const> writes, int64_t now_ms, std::vector<Status>& results,
+                      const detail::Round* base) const;
+  Status CommitRound(detail::Round& round, std::vector<Status>& results);
   // One write as its own round (tests, CLI tools).
   Status Write(const PreparedWrite& write, int64_t now_ms);
 
