@@ -29,18 +29,23 @@ void Acknowledgement::operator()(const Status& status) {
 
 namespace {
 
-// The actor's state: collects writes in its handler, builds them into a round in OnDrained and
-// hands the round to its committer thread, which writes it (sync) and then answers its writes.
+// The actor's state: its handler collects writes; its OnDrained hook applies them to the open
+// round (validation, lookups, staging, encoding); a committer thread takes the open round as
+// soon as it is idle, writes it (one sync WriteBatch) and then answers its writes.
 //
-// Why two threads: a round costs the writer CPU to build (lookups, staging, encoding) and then
-// a sync write (memtable inserts, the log write, fsync, the acknowledgements). With one thread
-// the two alternate; here round N+1 is built while round N is being written, one round in
-// flight at most. Rounds are written and answered in the order they were built, and round N+1
-// reads through round N's changes (LedgerStore::BuildRound's base), so the result is the same as
-// applying them one after the other. If round N fails, round N+1 (built assuming N) is thrown
-// away and built again on what is really in the DB. Every answer of round N+1, even a failed
-// validation that does not need the disk, comes after round N is durable: a write is never
-// answered "already exists" for a record that is not durable yet.
+// Why two threads: building a round costs CPU (lookups, staging, encoding) and writing it costs
+// more (memtable inserts, the log write, fsync, the acknowledgements). With one thread the two
+// alternate; here writes go on being applied to the next round while the previous one is being
+// written. And the committer takes everything gathered while it was busy, so with a slow fsync
+// a round still covers every writer that is waiting (a fixed two-stage pipeline would split
+// them into two alternating halves and fsync twice as often).
+//
+// Order and failure: rounds are written and answered in the order they were opened, and the
+// open round reads through the round being written (LedgerStore::StartRound's base), so the
+// result is that of applying the writes one after the other. If a round fails, the open round
+// (built assuming it) is built again from its writes on what the DB really holds. Every answer,
+// even a failed validation that needs no disk, comes after the round before it is durable: a
+// write is never answered "already exists" for a record that is not durable yet.
 class LedgerWriter final : public actors::Actor {
  public:
   LedgerWriter(std::shared_ptr<LedgerStore> store, std::shared_ptr<LedgerActor::Counters> counters,
@@ -49,13 +54,12 @@ class LedgerWriter final : public actors::Actor {
         committer_([this] { CommitLoop(); }) {}
 
   ~LedgerWriter() override {
-    // What was handed to the committer is written and answered before the state goes.
-    (void)WaitForInFlight();
+    // Everything applied is written and answered before the state goes.
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
       stopping_ = true;
+      changed_.notify_all();
     }
-    changed_.notify_all();
     committer_.join();
     // Only a state rebuilt after a failure can get here with writes pending; answer them.
     for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
@@ -64,87 +68,81 @@ class LedgerWriter final : public actors::Actor {
   void Init(actors::Handlers& on, actors::ActorContext& ctx) override {
     on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message) {
       pending_.push_back(std::move(message));
-      if (pending_.size() >= options_.max_round) Commit(false);
+      if (pending_.size() >= options_.max_round) Apply();
     });
-    on.OnDrained([this](actors::ActorContext&) { Commit(false); });
+    on.OnDrained([this](actors::ActorContext&) { Apply(); });
     if (options_.compaction_interval_ms > 0) {
-      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) { Commit(true); });
+      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) {
+        pending_.push_back(LedgerWriteMessage{PreparedWrite{Compact{}, {}, {}}, Acknowledgement()});
+        Apply();
+      });
     }
   }
 
  private:
-  // A round handed to the committer, with the writes it answers.
-  struct InFlight {
-    std::vector<LedgerWriteMessage> messages;
+  // A round and the writes it answers (messages[i] gets results[i]).
+  struct Batch {
     RoundPtr round;
+    std::vector<LedgerWriteMessage> messages;
     std::vector<Status> results;
-    bool done = false;    // written (or failed) and answered; guarded by mutex_
-    bool failed = false;  // guarded by mutex_
   };
 
-  void Commit(bool compact) {
-    if (pending_.empty() && !compact) return;
+  // Applies the pending writes to the open round (opening one if needed) and tells the
+  // committer. Holds the lock while applying: the committer only needs it between rounds.
+  void Apply() {
+    if (pending_.empty()) return;
+    std::unique_lock lock(mutex_);
+    // A full round waits for the committer to take it.
+    changed_.wait(lock, [&] { return !open_ || open_->messages.size() < options_.max_round; });
+    if (!open_) {
+      open_ = std::make_unique<Batch>();
+      open_->round = store_->StartRound(clock_.NowMs(), writing_ ? writing_->round.get() : nullptr);
+    }
     writes_.clear();
     for (const auto& pending : pending_) writes_.push_back(&pending.write);
-    const PreparedWrite compaction{Compact{}, {}, {}};
-    if (compact) writes_.push_back(&compaction);
-    const int64_t now_ms = clock_.NowMs();
-    auto next = std::make_unique<InFlight>();
-    const detail::Round* base = RunningRound();
-    next->round = store_->BuildRound(writes_, now_ms, next->results, base);
-    if (!WaitForInFlight() && base != nullptr) {
-      // Built on a round that failed: build it again on what the DB really holds.
-      next->round = store_->BuildRound(writes_, now_ms, next->results, nullptr);
-    }
-    next->results.resize(pending_.size());  // the compaction's own Status is not answered
-    next->messages = std::move(pending_);
+    store_->ApplyToRound(*open_->round, writes_, open_->results);
+    std::move(pending_.begin(), pending_.end(), std::back_inserter(open_->messages));
     pending_.clear();
-    {
-      std::lock_guard lock(mutex_);
-      in_flight_ = std::move(next);
-    }
     changed_.notify_all();
-  }
-
-  // The round the committer is still writing (the base for the next one), or nullptr; reaps a
-  // finished one.
-  const detail::Round* RunningRound() {
-    std::lock_guard lock(mutex_);
-    if (in_flight_ && in_flight_->done) in_flight_.reset();
-    return in_flight_ ? in_flight_->round.get() : nullptr;
-  }
-
-  // Waits until the round in flight (if any) is written and answered, and reaps it; false if
-  // its write failed.
-  bool WaitForInFlight() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !in_flight_ || in_flight_->done; });
-    const bool ok = !in_flight_ || !in_flight_->failed;
-    in_flight_.reset();
-    return ok;
   }
 
   void CommitLoop() {
     std::unique_lock lock(mutex_);
     for (;;) {
-      changed_.wait(lock, [&] { return stopping_ || (in_flight_ && !in_flight_->done); });
-      if (!in_flight_ || in_flight_->done) return;  // stopping, nothing left to write
-      InFlight& round = *in_flight_;
+      changed_.wait(lock, [&] { return stopping_ || open_; });
+      if (!open_) return;  // stopping, and everything applied is written
+      LedgerStore::CloseRound(*open_->round);
+      writing_ = std::move(open_);
+      changed_.notify_all();  // a full round's Apply may go on
       lock.unlock();
-      const Status committed = store_->CommitRound(*round.round, round.results);
-      const size_t writes = round.messages.size();
+
+      Batch& batch = *writing_;
+      const Status committed = store_->CommitRound(*batch.round, batch.results);
+      size_t answered = 0;
+      for (const auto& message : batch.messages) answered += message.ack ? 1 : 0;
       // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
       counters_->rounds.fetch_add(1, std::memory_order_relaxed);
-      counters_->writes.fetch_add(writes, std::memory_order_relaxed);
+      counters_->writes.fetch_add(answered, std::memory_order_relaxed);
       if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
-      if (writes > counters_->largest_round.load(std::memory_order_relaxed)) {
-        counters_->largest_round.store(writes, std::memory_order_relaxed);
+      if (answered > counters_->largest_round.load(std::memory_order_relaxed)) {
+        counters_->largest_round.store(answered, std::memory_order_relaxed);
       }
-      for (size_t i = 0; i < writes; ++i) round.messages[i].ack(round.results[i]);
+      for (size_t i = 0; i < batch.messages.size(); ++i) batch.messages[i].ack(batch.results[i]);
+
       lock.lock();
-      round.failed = !committed.ok();
-      round.done = true;
-      changed_.notify_all();
+      if (open_) {
+        if (committed.ok()) {
+          LedgerStore::BaseWritten(*open_->round);
+        } else {
+          // Built on a round that never reached the disk: apply its writes again.
+          open_->round = store_->StartRound(clock_.NowMs(), nullptr);
+          open_->results.clear();
+          writes_again_.clear();
+          for (const auto& message : open_->messages) writes_again_.push_back(&message.write);
+          store_->ApplyToRound(*open_->round, writes_again_, open_->results);
+        }
+      }
+      writing_.reset();
     }
   }
 
@@ -152,12 +150,14 @@ class LedgerWriter final : public actors::Actor {
   std::shared_ptr<LedgerActor::Counters> counters_;
   const Clock& clock_;
   const LedgerActorOptions options_;
-  std::vector<LedgerWriteMessage> pending_;
-  std::vector<const PreparedWrite*> writes_;  // reused each round
+  std::vector<LedgerWriteMessage> pending_;   // the actor's: received, not yet applied
+  std::vector<const PreparedWrite*> writes_;  // the actor's, reused
 
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::unique_ptr<InFlight> in_flight_;  // set by the actor, written and marked done by the committer
+  std::unique_ptr<Batch> open_;     // being applied to; taken by the committer when idle
+  std::unique_ptr<Batch> writing_;  // being written (the committer's; open_'s base while set)
+  std::vector<const PreparedWrite*> writes_again_;  // the committer's, reused
   bool stopping_ = false;
   std::thread committer_;  // last: starts once everything above exists
 };

@@ -186,12 +186,16 @@ class Round {
     staged_.clear();
   }
 
-  // Adds the chain entry and the new head to the batch: the round is then complete, and reads
-  // through it no longer need its base (which may be gone before this round is written) or
-  // its iterator.
-  void Finish() {
+  // The base round is now in the DB (and about to be freed): read the DB instead. The iterator
+  // goes too, as its snapshot may predate the base's batch.
+  void DropBase() {
     base_ = nullptr;
     iterator_.reset();
+  }
+
+  // Adds the chain entry and the new head to the batch: the round is then complete.
+  void Finish() {
+    DropBase();
     if (!dirty_) return;
     if (!chain_changes_.empty()) {
       ChainEntry entry;
@@ -714,17 +718,20 @@ Status LedgerStore::Init() {
   return Status::Ok();
 }
 
-RoundPtr LedgerStore::BuildRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
-                                         std::vector<Status>& results, const detail::Round* base) const {
-  RoundPtr round(new Round(db_.get(), base, base != nullptr ? base->head() : head_, now_ms));
-  results.assign(writes.size(), Status::Ok());
-  for (size_t i = 0; i < writes.size(); ++i) {
-    results[i] = ApplyWrite(*round, *writes[i], options_);
-    round->EndRequest(results[i].ok());
-  }
-  round->Finish();
-  return round;
+RoundPtr LedgerStore::StartRound(int64_t now_ms, const detail::Round* base) const {
+  return RoundPtr(new Round(db_.get(), base, base != nullptr ? base->head() : head_, now_ms));
 }
+
+void LedgerStore::ApplyToRound(detail::Round& round, std::span<const PreparedWrite* const> writes,
+                               std::vector<Status>& results) const {
+  for (const PreparedWrite* write : writes) {
+    results.push_back(ApplyWrite(round, *write, options_));
+    round.EndRequest(results.back().ok());
+  }
+}
+
+void LedgerStore::BaseWritten(detail::Round& round) { round.DropBase(); }
+void LedgerStore::CloseRound(detail::Round& round) { round.Finish(); }
 
 Status LedgerStore::CommitRound(detail::Round& round, std::vector<Status>& results) {
   const Status committed = round.Write();
@@ -740,7 +747,10 @@ Status LedgerStore::CommitRound(detail::Round& round, std::vector<Status>& resul
 
 Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
                                std::vector<Status>& results) {
-  const RoundPtr round = BuildRound(writes, now_ms, results, nullptr);
+  const RoundPtr round = StartRound(now_ms, nullptr);
+  results.clear();
+  ApplyToRound(*round, writes, results);
+  CloseRound(*round);
   return CommitRound(*round, results);
 }
 

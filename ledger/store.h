@@ -180,17 +180,22 @@ class LedgerStore {
   // changes nothing), then everything that succeeded goes to LevelDB in one sync WriteBatch.
   // Returns that batch's Status; when it fails, every write of the round fails with it.
   Status ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms, std::vector<Status>& results);
-  // ApplyRound in two steps, so the writer can build the next round while this one is being
-  // written (LedgerActor). BuildRound applies `writes` as ApplyRound does, reading the DB plus
-  // `base` (the round built before it, when that one may not be written yet; nullptr once every
-  // earlier round is known written or failed), and encodes the WriteBatch with the chain entry
-  // that follows base's (or the head's). CommitRound then writes it with sync = true, rounds in
-  // the order they were built; the head advances only when it succeeds. A round built on a base
-  // whose commit failed is stale and must be thrown away and built again (without the base).
-  // BuildRound on the writer thread only; CommitRound on one thread at a time, with `base`
-  // (read by the next BuildRound) left untouched: only the round's batch is written.
-  RoundPtr BuildRound(std::span<const PreparedWrite* const> writes, int64_t now_ms, std::vector<Status>& results,
-                      const detail::Round* base) const;
+  // ApplyRound in steps, so the writer can add writes to the next round while the previous one
+  // is being written (LedgerActor). StartRound opens a round whose reads see the DB plus `base`
+  // (the round before it, while that one may not be written yet; nullptr when every earlier
+  // round is known written or failed) and whose chain entry follows base's (or the head's).
+  // ApplyToRound applies writes to it as ApplyRound does, appending their Statuses to
+  // `results`; it may be called many times. Once base is written, BaseWritten must be called
+  // before base is freed. CloseRound completes the round (chain entry, head: the next round may
+  // be started on it from then on); CommitRound writes a closed round with sync = true; rounds are committed in the order they were started, and the head
+  // advances only when the write succeeds. A round whose base failed is stale: throw it away
+  // and apply its writes again to a new round.
+  // Threads: the writer and its committer, one at a time (the LedgerActor serialises them).
+  RoundPtr StartRound(int64_t now_ms, const detail::Round* base) const;
+  void ApplyToRound(detail::Round& round, std::span<const PreparedWrite* const> writes,
+                    std::vector<Status>& results) const;
+  static void BaseWritten(detail::Round& round);
+  static void CloseRound(detail::Round& round);
   Status CommitRound(detail::Round& round, std::vector<Status>& results);
   // One write as its own round (tests, CLI tools).
   Status Write(const PreparedWrite& write, int64_t now_ms);
