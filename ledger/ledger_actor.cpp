@@ -4,9 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <atomic>
 #include <vector>
 
 namespace gpumart::ledger {
@@ -29,38 +27,14 @@ void Acknowledgement::operator()(const Status& status) {
 
 namespace {
 
-// The actor's state: its handler collects writes; its OnDrained hook applies them to the open
-// round (validation, lookups, staging, encoding); a committer thread takes the open round as
-// soon as it is idle, writes it (one sync WriteBatch) and then answers its writes.
-//
-// Why two threads: building a round costs CPU (lookups, staging, encoding) and writing it costs
-// more (memtable inserts, the log write, fsync, the acknowledgements). With one thread the two
-// alternate; here writes go on being applied to the next round while the previous one is being
-// written. And the committer takes everything gathered while it was busy, so with a slow fsync
-// a round still covers every writer that is waiting (a fixed two-stage pipeline would split
-// them into two alternating halves and fsync twice as often).
-//
-// Order and failure: rounds are written and answered in the order they were opened, and the
-// open round reads through the round being written (LedgerStore::StartRound's base), so the
-// result is that of applying the writes one after the other. If a round fails, the open round
-// (built assuming it) is built again from its writes on what the DB really holds. Every answer,
-// even a failed validation that needs no disk, comes after the round before it is durable: a
-// write is never answered "already exists" for a record that is not durable yet.
+// The actor's state: collects writes in its handler, commits them in OnDrained.
 class LedgerWriter final : public actors::Actor {
  public:
   LedgerWriter(std::shared_ptr<LedgerStore> store, std::shared_ptr<LedgerActor::Counters> counters,
                const Clock& clock, const LedgerActorOptions& options)
-      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options),
-        committer_([this] { CommitLoop(); }) {}
+      : store_(std::move(store)), counters_(std::move(counters)), clock_(clock), options_(options) {}
 
   ~LedgerWriter() override {
-    // Everything applied is written and answered before the state goes.
-    {
-      std::unique_lock lock(mutex_);
-      stopping_ = true;
-      changed_.notify_all();
-    }
-    committer_.join();
     // Only a state rebuilt after a failure can get here with writes pending; answer them.
     for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
   }
@@ -68,98 +42,40 @@ class LedgerWriter final : public actors::Actor {
   void Init(actors::Handlers& on, actors::ActorContext& ctx) override {
     on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message) {
       pending_.push_back(std::move(message));
-      if (pending_.size() >= options_.max_round) Apply();
+      if (pending_.size() >= options_.max_round) Commit(false);
     });
-    on.OnDrained([this](actors::ActorContext&) { Apply(); });
+    on.OnDrained([this](actors::ActorContext&) { Commit(false); });
     if (options_.compaction_interval_ms > 0) {
-      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) {
-        pending_.push_back(LedgerWriteMessage{PreparedWrite{Compact{}, {}, {}}, Acknowledgement()});
-        Apply();
-      });
+      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) { Commit(true); });
     }
   }
 
  private:
-  // A round and the writes it answers (messages[i] gets results[i]).
-  struct Batch {
-    RoundPtr round;
-    std::vector<LedgerWriteMessage> messages;
-    std::vector<Status> results;
-  };
-
-  // Applies the pending writes to the open round (opening one if needed) and tells the
-  // committer. Holds the lock while applying: the committer only needs it between rounds.
-  void Apply() {
-    if (pending_.empty()) return;
-    std::unique_lock lock(mutex_);
-    // A full round waits for the committer to take it.
-    changed_.wait(lock, [&] { return !open_ || open_->messages.size() < options_.max_round; });
-    if (!open_) {
-      open_ = std::make_unique<Batch>();
-      open_->round = store_->StartRound(clock_.NowMs(), writing_ ? writing_->round.get() : nullptr);
-    }
+  void Commit(bool compact) {
+    if (pending_.empty() && !compact) return;
     writes_.clear();
     for (const auto& pending : pending_) writes_.push_back(&pending.write);
-    store_->ApplyToRound(*open_->round, writes_, open_->results);
-    std::move(pending_.begin(), pending_.end(), std::back_inserter(open_->messages));
-    pending_.clear();
-    changed_.notify_all();
-  }
-
-  void CommitLoop() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      changed_.wait(lock, [&] { return stopping_ || open_; });
-      if (!open_) return;  // stopping, and everything applied is written
-      LedgerStore::CloseRound(*open_->round);
-      writing_ = std::move(open_);
-      changed_.notify_all();  // a full round's Apply may go on
-      lock.unlock();
-
-      Batch& batch = *writing_;
-      const Status committed = store_->CommitRound(*batch.round, batch.results);
-      size_t answered = 0;
-      for (const auto& message : batch.messages) answered += message.ack ? 1 : 0;
-      // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
-      counters_->rounds.fetch_add(1, std::memory_order_relaxed);
-      counters_->writes.fetch_add(answered, std::memory_order_relaxed);
-      if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
-      if (answered > counters_->largest_round.load(std::memory_order_relaxed)) {
-        counters_->largest_round.store(answered, std::memory_order_relaxed);
-      }
-      for (size_t i = 0; i < batch.messages.size(); ++i) batch.messages[i].ack(batch.results[i]);
-
-      lock.lock();
-      if (open_) {
-        if (committed.ok()) {
-          LedgerStore::BaseWritten(*open_->round);
-        } else {
-          // Built on a round that never reached the disk: apply its writes again.
-          open_->round = store_->StartRound(clock_.NowMs(), nullptr);
-          open_->results.clear();
-          writes_again_.clear();
-          for (const auto& message : open_->messages) writes_again_.push_back(&message.write);
-          store_->ApplyToRound(*open_->round, writes_again_, open_->results);
-        }
-      }
-      writing_.reset();
+    const PreparedWrite compaction{Compact{}, {}, {}};
+    if (compact) writes_.push_back(&compaction);
+    const Status committed = store_->ApplyRound(writes_, clock_.NowMs(), results_);
+    // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
+    counters_->rounds.fetch_add(1, std::memory_order_relaxed);
+    counters_->writes.fetch_add(pending_.size(), std::memory_order_relaxed);
+    if (!committed.ok()) counters_->failed_rounds.fetch_add(1, std::memory_order_relaxed);
+    if (pending_.size() > counters_->largest_round.load(std::memory_order_relaxed)) {
+      counters_->largest_round.store(pending_.size(), std::memory_order_relaxed);
     }
+    for (size_t i = 0; i < pending_.size(); ++i) pending_[i].ack(results_[i]);
+    pending_.clear();
   }
 
   std::shared_ptr<LedgerStore> store_;
   std::shared_ptr<LedgerActor::Counters> counters_;
   const Clock& clock_;
   const LedgerActorOptions options_;
-  std::vector<LedgerWriteMessage> pending_;   // the actor's: received, not yet applied
-  std::vector<const PreparedWrite*> writes_;  // the actor's, reused
-
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::unique_ptr<Batch> open_;     // being applied to; taken by the committer when idle
-  std::unique_ptr<Batch> writing_;  // being written (the committer's; open_'s base while set)
-  std::vector<const PreparedWrite*> writes_again_;  // the committer's, reused
-  bool stopping_ = false;
-  std::thread committer_;  // last: starts once everything above exists
+  std::vector<LedgerWriteMessage> pending_;
+  std::vector<const PreparedWrite*> writes_;  // reused each round
+  std::vector<Status> results_;
 };
 
 }  // namespace

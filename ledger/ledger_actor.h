@@ -57,8 +57,6 @@ class Acknowledgement {
   Acknowledgement& operator=(const Acknowledgement&) = delete;
   ~Acknowledgement();
   void operator()(const Status& status);
-  // False for a write nobody waits for (the actor's own timed compaction).
-  explicit operator bool() const { return static_cast<bool>(done_); }
 
  private:
   LedgerDone done_;

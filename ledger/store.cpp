@@ -83,40 +83,27 @@ Result<std::optional<std::string>> DbGet(leveldb::DB* db, const leveldb::ReadOpt
   return std::optional<std::string>(std::move(value));
 }
 
-}  // namespace
-
-namespace detail {
-
 // ---------------------------------------------------------------------------------------------
-// One write round: reads see the DB plus the base round (one built earlier whose batch may not
-// be in the DB yet: the LedgerActor builds a round while the previous one is being written)
-// plus everything this round already wrote; each request's writes are staged and kept (with
-// their chain entries) only when the request succeeds. Once built, a round is read-only: the
-// committer thread writes its batch while the next round reads its overlay.
+// One write round: reads see the DB plus everything this round already wrote; each request's
+// writes are staged and kept (with their chain entries) only when the request succeeds.
 class Round {
  public:
-  Round(leveldb::DB* db, const Round* base, ChainHead head, int64_t now_ms)
-      : db_(db), base_(base), head_(head), now_ms_(now_ms) {}
+  Round(leveldb::DB* db, ChainHead head, int64_t now_ms) : db_(db), head_(head), now_ms_(now_ms) {}
 
   Result<std::optional<std::string>> Get(const std::string& key) const {
     for (auto it = staged_.rbegin(); it != staged_.rend(); ++it) {
       if (it->key == key) return it->value;
     }
     if (const auto it = overlay_.find(key); it != overlay_.end()) return it->second;
-    if (base_ != nullptr) {
-      if (const auto it = base_->overlay_.find(key); it != base_->overlay_.end()) return it->second;
-    }
     return DbGet(db_, leveldb::ReadOptions(), key);
   }
 
   // Keys in [begin, end), as this round sees them, at most `limit`.
   Result<std::vector<std::string>> Keys(const std::string& begin, const std::string& end, size_t limit) const {
     std::set<std::string> found;
-    const size_t base_size = base_ != nullptr ? base_->overlay_.size() : 0;
-    const size_t want = limit + base_size + overlay_.size() + staged_.size();
-    // One iterator (an implicit snapshot) serves every scan of the round. Only the base round
-    // can change the DB meanwhile, and whether the snapshot has its batch or not, its overlay
-    // (merged below) says the same.
+    const size_t want = limit + overlay_.size() + staged_.size();
+    // The writer is the only writer, so the DB does not change during a round: one iterator
+    // (an implicit snapshot) serves every scan of the round.
     if (!iterator_) iterator_.reset(db_->NewIterator(leveldb::ReadOptions()));
     leveldb::Iterator& it = *iterator_;
     for (it.Seek(begin); it.Valid() && found.size() < want; it.Next()) {
@@ -125,15 +112,6 @@ class Round {
       found.emplace(key.data(), key.size());
     }
     if (!it.status().ok()) return FromLevelDb(it.status(), "scanning " + keys::Describe(begin));
-    if (base_ != nullptr) {
-      for (auto o = base_->overlay_.lower_bound(begin); o != base_->overlay_.end() && o->first < end; ++o) {
-        if (o->second) {
-          found.insert(o->first);
-        } else {
-          found.erase(o->first);
-        }
-      }
-    }
     for (auto o = overlay_.lower_bound(begin); o != overlay_.end() && o->first < end; ++o) {
       if (o->second) {
         found.insert(o->first);
@@ -186,17 +164,9 @@ class Round {
     staged_.clear();
   }
 
-  // The base round is now in the DB (and about to be freed): read the DB instead. The iterator
-  // goes too, as its snapshot may predate the base's batch.
-  void DropBase() {
-    base_ = nullptr;
-    iterator_.reset();
-  }
-
-  // Adds the chain entry and the new head to the batch: the round is then complete.
-  void Finish() {
-    DropBase();
-    if (!dirty_) return;
+  // One sync WriteBatch with everything kept, plus the new chain head.
+  Status Commit() {
+    if (!dirty_) return Status::Ok();
     if (!chain_changes_.empty()) {
       ChainEntry entry;
       entry.seq = head_.seq + 1;
@@ -208,11 +178,6 @@ class Round {
       head_ = ChainHead{entry.seq, HashBytes(encoded)};
       batch_.Put(std::string(keys::kHeadKey), EncodeHead(head_));
     }
-  }
-
-  // One sync WriteBatch with everything kept, plus the new chain head (after Finish).
-  Status Write() {
-    if (!dirty_) return Status::Ok();
     leveldb::WriteOptions options;
     options.sync = true;
     const leveldb::Status status = db_->Write(options, &batch_);
@@ -234,7 +199,6 @@ class Round {
   };
 
   leveldb::DB* db_;
-  const Round* base_;  // nullptr when every earlier round is known written (or failed)
   ChainHead head_;
   int64_t now_ms_;
   std::vector<Staged> staged_;
@@ -244,15 +208,6 @@ class Round {
   leveldb::WriteBatch batch_;
   bool dirty_ = false;
 };
-
-RoundDeleter::~RoundDeleter() = default;
-void RoundDeleter::operator()(Round* round) const { delete round; }
-
-}  // namespace detail
-
-namespace {
-
-using detail::Round;
 
 // Whether any lease names `order_id` (it is then no longer open).
 Result<bool> HasLease(const Round& round, const MessageId& order_id) {
@@ -718,23 +673,15 @@ Status LedgerStore::Init() {
   return Status::Ok();
 }
 
-RoundPtr LedgerStore::StartRound(int64_t now_ms, const detail::Round* base) const {
-  return RoundPtr(new Round(db_.get(), base, base != nullptr ? base->head() : head_, now_ms));
-}
-
-void LedgerStore::ApplyToRound(detail::Round& round, std::span<const PreparedWrite* const> writes,
-                               std::vector<Status>& results) const {
-  for (const PreparedWrite* write : writes) {
-    results.push_back(ApplyWrite(round, *write, options_));
-    round.EndRequest(results.back().ok());
+Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
+                               std::vector<Status>& results) {
+  Round round(db_.get(), head_, now_ms);
+  results.assign(writes.size(), Status::Ok());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    results[i] = ApplyWrite(round, *writes[i], options_);
+    round.EndRequest(results[i].ok());
   }
-}
-
-void LedgerStore::BaseWritten(detail::Round& round) { round.DropBase(); }
-void LedgerStore::CloseRound(detail::Round& round) { round.Finish(); }
-
-Status LedgerStore::CommitRound(detail::Round& round, std::vector<Status>& results) {
-  const Status committed = round.Write();
+  const Status committed = round.Commit();
   if (!committed.ok()) {
     for (auto& result : results) {
       if (result.ok()) result = committed;
@@ -743,15 +690,6 @@ Status LedgerStore::CommitRound(detail::Round& round, std::vector<Status>& resul
   }
   head_ = round.head();
   return Status::Ok();
-}
-
-Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms,
-                               std::vector<Status>& results) {
-  const RoundPtr round = StartRound(now_ms, nullptr);
-  results.clear();
-  ApplyToRound(*round, writes, results);
-  CloseRound(*round);
-  return CommitRound(*round, results);
 }
 
 Status LedgerStore::Write(const PreparedWrite& write, int64_t now_ms) {

@@ -139,17 +139,6 @@ struct ChainHead {
   bool operator==(const ChainHead&) const = default;
 };
 
-namespace detail {
-class Round;
-struct RoundDeleter {
-  ~RoundDeleter();
-  void operator()(Round* round) const;
-};
-}  // namespace detail
-// A write round built (validated, staged, encoded into its WriteBatch with its chain entry) and
-// not yet written.
-using RoundPtr = std::unique_ptr<detail::Round, detail::RoundDeleter>;
-
 class LedgerStore {
  public:
   // Opens (or, with create_if_missing, creates) the ledger at `path` with paranoid checks on.
@@ -180,23 +169,6 @@ class LedgerStore {
   // changes nothing), then everything that succeeded goes to LevelDB in one sync WriteBatch.
   // Returns that batch's Status; when it fails, every write of the round fails with it.
   Status ApplyRound(std::span<const PreparedWrite* const> writes, int64_t now_ms, std::vector<Status>& results);
-  // ApplyRound in steps, so the writer can add writes to the next round while the previous one
-  // is being written (LedgerActor). StartRound opens a round whose reads see the DB plus `base`
-  // (the round before it, while that one may not be written yet; nullptr when every earlier
-  // round is known written or failed) and whose chain entry follows base's (or the head's).
-  // ApplyToRound applies writes to it as ApplyRound does, appending their Statuses to
-  // `results`; it may be called many times. Once base is written, BaseWritten must be called
-  // before base is freed. CloseRound completes the round (chain entry, head: the next round may
-  // be started on it from then on); CommitRound writes a closed round with sync = true; rounds are committed in the order they were started, and the head
-  // advances only when the write succeeds. A round whose base failed is stale: throw it away
-  // and apply its writes again to a new round.
-  // Threads: the writer and its committer, one at a time (the LedgerActor serialises them).
-  RoundPtr StartRound(int64_t now_ms, const detail::Round* base) const;
-  void ApplyToRound(detail::Round& round, std::span<const PreparedWrite* const> writes,
-                    std::vector<Status>& results) const;
-  static void BaseWritten(detail::Round& round);
-  static void CloseRound(detail::Round& round);
-  Status CommitRound(detail::Round& round, std::vector<Status>& results);
   // One write as its own round (tests, CLI tools).
   Status Write(const PreparedWrite& write, int64_t now_ms);
 
