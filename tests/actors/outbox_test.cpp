@@ -81,7 +81,13 @@ TEST_F(OutboxTest, BlockPolicyMakesTheTrustedSenderWaitForRoom) {
   gate_.open.CountDown();
   ASSERT_TRUE(sender_done.WaitFor());
   sender.join();
-  const std::vector<int> values = Values();
+  // Order holds per sender only: our GetValues request travels on another pipe and may overtake
+  // the sender's last messages, so ask until all of them have been handled (bounded).
+  std::vector<int> values = Values();
+  const auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (values.size() < static_cast<size_t>(kCount) && std::chrono::steady_clock::now() < deadline) {
+    values = Values();
+  }
   ASSERT_EQ(values.size(), static_cast<size_t>(kCount));
   for (int i = 0; i < kCount; ++i) ASSERT_EQ(values[i], i);
   EXPECT_EQ(address().stats().dropped_full, 0u);
