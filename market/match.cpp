@@ -150,15 +150,17 @@ struct Rates {
   }
 };
 struct ProviderState {
+  // What every evaluation reads comes first, within the first cache line, so one prefetch of
+  // the state brings in the pointers to the rest (OfferBook::Impl::Prefetch).
+  std::vector<Rates> rates;     // one per denom
+  std::vector<Pool> pools;
+  uint32_t reputation_ppm = 0;
+  bool live = false;
+  std::vector<NodeState> nodes;
+  std::vector<uint32_t> types;  // distinct pool types
   std::string id;
   std::map<std::string, std::string> attributes;
   std::vector<std::string> auditors;
-  uint32_t reputation_ppm = 0;
-  std::vector<NodeState> nodes;
-  std::vector<Pool> pools;
-  std::vector<uint32_t> types;  // distinct pool types
-  std::vector<Rates> rates;     // one per denom
-  bool live = false;
 };
 
 std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type) {
@@ -753,10 +755,11 @@ std::strong_ordering CompareRanks(const uint32_t* a, const uint32_t* b, size_t n
   return std::lexicographical_compare_three_way(a, a + n, b, b + n);
 }
 
-std::strong_ordering CompareBids(Policy policy, const uint32_t* ranks_a, uint64_t price_a,
-                                 uint32_t rep_a, std::string_view id_a, const uint32_t* ranks_b,
-                                 uint64_t price_b, uint32_t rep_b, std::string_view id_b,
-                                 size_t rank_count) {
+// Everything but the provider id, the last tie-break: the index compares ids only on a tie, so
+// it does not have to load the providers' states to order its bids.
+std::strong_ordering CompareBidsBeforeId(Policy policy, const uint32_t* ranks_a, uint64_t price_a,
+                                         uint32_t rep_a, const uint32_t* ranks_b, uint64_t price_b,
+                                         uint32_t rep_b, size_t rank_count) {
   const auto ranks = CompareRanks(ranks_a, ranks_b, rank_count);
   const auto price = price_a <=> price_b;
   if (policy == Policy::kPreference) {
@@ -766,8 +769,16 @@ std::strong_ordering CompareBids(Policy policy, const uint32_t* ranks_a, uint64_
     if (price != 0) return price;
     if (ranks != 0) return ranks;
   }
-  if (rep_a != rep_b) return rep_b <=> rep_a;  // higher reputation first
-  return id_a <=> id_b;
+  return rep_b <=> rep_a;  // higher reputation first
+}
+
+std::strong_ordering CompareBids(Policy policy, const uint32_t* ranks_a, uint64_t price_a,
+                                 uint32_t rep_a, std::string_view id_a, const uint32_t* ranks_b,
+                                 uint64_t price_b, uint32_t rep_b, std::string_view id_b,
+                                 size_t rank_count) {
+  const auto order =
+      CompareBidsBeforeId(policy, ranks_a, price_a, rep_a, ranks_b, price_b, rep_b, rank_count);
+  return order != 0 ? order : id_a <=> id_b;
 }
 
 }  // namespace
@@ -871,6 +882,7 @@ struct OfferBook::Impl {
   // A bid found during a query; its ranks and types live in the flat buffers below.
   struct Found {
     uint32_t slot = 0;
+    uint32_t reputation_ppm = 0;  // a copy: comparisons need not touch the provider's state
     uint64_t price = 0;
     uint32_t ranks_at = 0;
     uint32_t types_at = 0;
@@ -993,16 +1005,28 @@ struct OfferBook::Impl {
 
   std::strong_ordering Compare(Policy policy, const Found& a, const Found& b) const {
     const size_t n = scratch.plan.gpu_services.size();
-    const ProviderState& pa = providers[a.slot];
-    const ProviderState& pb = providers[b.slot];
-    return CompareBids(policy, found_ranks.data() + a.ranks_at, a.price, pa.reputation_ppm, pa.id,
-                       found_ranks.data() + b.ranks_at, b.price, pb.reputation_ppm, pb.id, n);
+    const auto order =
+        CompareBidsBeforeId(policy, found_ranks.data() + a.ranks_at, a.price, a.reputation_ppm,
+                            found_ranks.data() + b.ranks_at, b.price, b.reputation_ppm, n);
+    return order != 0 ? order : providers[a.slot].id <=> providers[b.slot].id;
+  }
+
+  // Starts loading what evaluating the provider reads: its state's first line and, when
+  // `deep` (the state is likely cached already), the rates, pools and nodes it points to.
+  void Prefetch(uint32_t slot, bool deep) const {
+    const ProviderState& provider = providers[slot];
+    __builtin_prefetch(&provider);
+    if (!deep) return;
+    __builtin_prefetch(provider.rates.data());
+    __builtin_prefetch(provider.pools.data());
+    __builtin_prefetch(provider.nodes.data());
   }
 
   void Consider(uint32_t slot, Policy policy, size_t k) {
     Evaluation evaluation;
     if (!Evaluate(scratch.plan, providers[slot], types, scratch, false, evaluation)) return;
-    Found bid{slot, evaluation.price, static_cast<uint32_t>(found_ranks.size()),
+    Found bid{slot, providers[slot].reputation_ppm, evaluation.price,
+              static_cast<uint32_t>(found_ranks.size()),
               static_cast<uint32_t>(found_types.size())};
     for (uint32_t g : scratch.plan.gpu_services) {
       found_ranks.push_back(
@@ -1137,9 +1161,13 @@ struct OfferBook::Impl {
         }
         if (!pending.empty() && (next == nullptr || pending.front().bound <= read_bound)) {
           const Pending top = PopPending();
-          // The next provider to evaluate is likely the new top: start loading it while this
-          // one is evaluated.
-          if (!pending.empty()) __builtin_prefetch(&providers[pending.front().slot]);
+          // The next provider to evaluate is likely the new top (its state was prefetched at the
+          // last pop), and the one after one of its children: start loading them while this one
+          // is evaluated. Providers are scattered over more memory than the caches hold.
+          if (!pending.empty()) Prefetch(pending.front().slot, /*deep=*/true);
+          for (size_t child = 1; child < 3 && child < pending.size(); ++child) {
+            Prefetch(pending[child].slot, /*deep=*/false);
+          }
           if (seen[top.slot] == epoch) continue;
           // Everything not evaluated yet bounds at least top.bound.
           if (found.size() == k && WorstBeatsBound(policy, rank, top.bound)) return;
