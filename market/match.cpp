@@ -872,13 +872,28 @@ struct OfferBook::Impl {
       return std::tie(rate, slot) < std::tie(other.rate, other.slot);
     }
   };
+  // The providers of one (denom, device type) whose CPU and memory rates fall in one tier.
   struct IndexList {
+    uint32_t tier = 0;
     std::vector<IndexEntry> entries;  // by (rate, slot)
     // Lowest non-GPU rates ever listed: a bound for every entry (removals only raise the truth).
     uint64_t min_cpu_rate = kSaturated;
     uint64_t min_memory_rate = kSaturated;
     uint64_t min_storage_rate = kSaturated;
   };
+  // Why tiers: a query must read every entry whose GPU price plus its list's non-GPU floor is
+  // below the k-th best bid. With one list per type that floor is the cheapest CPU, memory and
+  // storage rates of any provider, far below most providers' (~300 entries read at 100,000
+  // providers for ~20 evaluated). Splitting by CPU and memory rate gives each list a floor
+  // close to its providers' own, so the walk reads far fewer entries.
+  static uint32_t RateBucket(uint64_t rate) {  // half-octaves: 2 * floor(log2 rate) + next bit
+    if (rate < 2) return static_cast<uint32_t>(rate);
+    const int top = 63 - __builtin_clzll(rate);
+    return static_cast<uint32_t>(2 * top) + static_cast<uint32_t>((rate >> (top - 1)) & 1);
+  }
+  static uint32_t TierOf(const Rates& rates) {
+    return RateBucket(rates.cpu) << 8 | RateBucket(rates.memory);
+  }
   // A bid found during a query; its ranks and types live in the flat buffers below.
   struct Found {
     uint32_t slot = 0;
@@ -890,7 +905,12 @@ struct OfferBook::Impl {
   struct Cursor {
     const IndexList* list = nullptr;
     size_t position = 0;
+    uint64_t floor = 0;  // the list's non-GPU lower bound for this query
+    uint64_t head = 0;   // bound of every entry from `position` on
+  };
+  struct RankedType {
     int32_t rank = 0;
+    const std::vector<IndexList>* tiers = nullptr;
   };
 
   TypeTable types;
@@ -898,8 +918,9 @@ struct OfferBook::Impl {
   std::vector<ProviderState> providers;  // by slot; dead slots are reused
   std::vector<uint32_t> free_slots;
   std::unordered_map<std::string, uint32_t> slot_of;
-  // (denom << 32 | type) -> providers offering that type, by increasing GPU rate in that denom.
-  std::unordered_map<uint64_t, IndexList> index;
+  // (denom << 32 | type) -> providers offering that type, per tier, by increasing GPU rate in
+  // that denom.
+  std::unordered_map<uint64_t, std::vector<IndexList>> index;
 
   // Query scratch.
   Scratch scratch;
@@ -908,7 +929,8 @@ struct OfferBook::Impl {
   std::vector<Found> found;
   std::vector<uint32_t> found_ranks;
   std::vector<uint32_t> found_types;
-  std::vector<Cursor> cursors;
+  std::vector<RankedType> ranked_types;
+  std::vector<Cursor> cursors;  // a binary min-heap by head
   struct Pending {
     uint64_t bound = 0;
     uint32_t slot = 0;
@@ -949,10 +971,19 @@ struct OfferBook::Impl {
 
   static uint64_t Key(uint32_t denom, uint32_t type) { return uint64_t{denom} << 32 | type; }
 
+  IndexList& ListOf(const Rates& rates, uint32_t type) {
+    std::vector<IndexList>& tiers = index[Key(rates.denom, type)];
+    const uint32_t tier = TierOf(rates);
+    for (IndexList& list : tiers) {
+      if (list.tier == tier) return list;
+    }
+    tiers.emplace_back().tier = tier;
+    return tiers.back();
+  }
   void Unindex(uint32_t slot) {
     for (const Rates& rates : providers[slot].rates) {
       for (const auto& [type, rate] : rates.gpu) {
-        auto& list = index[Key(rates.denom, type)].entries;
+        auto& list = ListOf(rates, type).entries;
         auto it = std::lower_bound(list.begin(), list.end(), IndexEntry{rate, slot});
         if (it != list.end() && it->slot == slot) list.erase(it);
       }
@@ -961,7 +992,7 @@ struct OfferBook::Impl {
   void Index(uint32_t slot, bool keep_sorted) {
     for (const Rates& rates : providers[slot].rates) {
       for (const auto& [type, rate] : rates.gpu) {
-        IndexList& indexed = index[Key(rates.denom, type)];
+        IndexList& indexed = ListOf(rates, type);
         indexed.min_cpu_rate = std::min(indexed.min_cpu_rate, rates.cpu);
         indexed.min_memory_rate = std::min(indexed.min_memory_rate, rates.memory);
         indexed.min_storage_rate = std::min(indexed.min_storage_rate, rates.storage);
@@ -1101,65 +1132,66 @@ struct OfferBook::Impl {
     const Plan& plan = scratch.plan;
     const ServicePlan& primary = plan.services[plan.gpu_services[0]];
     const uint64_t units = SatMul(primary.count, primary.units);
-    cursors.clear();
+    ranked_types.clear();
     for (uint32_t t = 0; t < types.size(); ++t) {
       const int32_t rank = primary.rank_of_type[t];
       if (rank < 0) continue;
       auto it = index.find(Key(*plan.denom, t));
-      if (it == index.end() || it->second.entries.empty()) continue;
-      cursors.push_back({&it->second, 0, rank});
+      if (it == index.end()) continue;
+      ranked_types.push_back({rank, &it->second});
     }
     if (policy == Policy::kPreference) {
-      std::sort(cursors.begin(), cursors.end(),
-                [](const Cursor& a, const Cursor& b) { return a.rank < b.rank; });
+      std::sort(ranked_types.begin(), ranked_types.end(),
+                [](const RankedType& a, const RankedType& b) { return a.rank < b.rank; });
     }
+    auto head_of = [&](const Cursor& cursor) {
+      return SatAdd(SatMul(units, cursor.list->entries[cursor.position].rate), cursor.floor);
+    };
     size_t group_begin = 0;
-    while (group_begin < cursors.size()) {
+    while (group_begin < ranked_types.size()) {
       size_t group_end = group_begin + 1;
       if (policy == Policy::kCheapest) {
-        group_end = cursors.size();
+        group_end = ranked_types.size();
       } else {
-        while (group_end < cursors.size() && cursors[group_end].rank == cursors[group_begin].rank) {
+        while (group_end < ranked_types.size() &&
+               ranked_types[group_end].rank == ranked_types[group_begin].rank) {
           ++group_end;
         }
       }
-      const int32_t rank = cursors[group_begin].rank;
-      // The least non-GPU price any provider of the group can ask.
-      uint64_t group_floor = kSaturated;
-      for (size_t c = group_begin; c < group_end; ++c) {
-        const IndexList& list = *cursors[c].list;
-        group_floor = std::min(group_floor, NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate,
-                                                             list.min_storage_rate));
-      }
-      // Best first: entries are read in GPU-rate order, but providers are evaluated in order of
-      // their own whole-price bound (a min-heap of pending entries), once no unread entry can
-      // bound lower. The first k bids found are then nearly always the answer.
-      pending.clear();
-      bool reading = true;
-      while (true) {
-        Cursor* next = nullptr;
-        if (reading) {
-          for (size_t c = group_begin; c < group_end; ++c) {
-            Cursor& cursor = cursors[c];
-            if (cursor.position == cursor.list->entries.size()) continue;
-            if (next == nullptr ||
-                cursor.list->entries[cursor.position].rate < next->list->entries[next->position].rate) {
-              next = &cursor;
-            }
-          }
+      const int32_t rank = ranked_types[group_begin].rank;
+      // One cursor per non-empty tier list of the group's types; cursors built only for the
+      // groups reached (most queries end in the first).
+      cursors.clear();
+      for (size_t g = group_begin; g < group_end; ++g) {
+        for (const IndexList& list : *ranked_types[g].tiers) {
+          if (list.entries.empty()) continue;
+          Cursor cursor{&list, 0,
+                        NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate,
+                                         list.min_storage_rate),
+                        0};
+          cursor.head = head_of(cursor);
+          if (cursor.head > plan.cap) continue;  // nothing in the list is affordable
+          cursors.push_back(cursor);
         }
-        uint64_t read_bound = kSaturated;  // bound of every entry not read yet
-        if (next != nullptr) {
-          read_bound = SatAdd(SatMul(units, next->list->entries[next->position].rate), group_floor);
+      }
+      auto later = [](const Cursor& a, const Cursor& b) { return a.head > b.head; };
+      std::make_heap(cursors.begin(), cursors.end(), later);
+      // Best first: entries are read in order of their list's bound (the cursor heap), but
+      // providers are evaluated in order of their own whole-price bound (a min-heap of pending
+      // entries), once no unread entry can bound lower. The first k bids found are then nearly
+      // always the answer.
+      pending.clear();
+      while (true) {
+        // The cursors' least head bounds every entry not read yet.
+        uint64_t read_bound = kSaturated;
+        if (!cursors.empty()) {
+          read_bound = cursors.front().head;
           if (read_bound > plan.cap) {  // nothing unread in this group is affordable
-            reading = false;
-            next = nullptr;
+            cursors.clear();
             read_bound = kSaturated;
           }
-        } else {
-          reading = false;
         }
-        if (!pending.empty() && (next == nullptr || pending.front().bound <= read_bound)) {
+        if (!pending.empty() && (cursors.empty() || pending.front().bound <= read_bound)) {
           const Pending top = PopPending();
           // The next provider to evaluate is likely the new top (its state was prefetched at the
           // last pop), and the one after one of its children: start loading them while this one
@@ -1175,13 +1207,21 @@ struct OfferBook::Impl {
           Consider(top.slot, policy, k);
           continue;
         }
-        if (next == nullptr) break;
+        if (cursors.empty()) break;
         if (found.size() == k && WorstBeatsBound(policy, rank, read_bound)) return;
-        const IndexEntry& entry = next->list->entries[next->position++];
+        Cursor& cursor = cursors.front();
+        const IndexEntry& entry = cursor.list->entries[cursor.position++];
+        // Advance the cursor: a new head sifts down, an exhausted cursor leaves the heap.
+        if (cursor.position == cursor.list->entries.size()) {
+          std::pop_heap(cursors.begin(), cursors.end(), later);
+          cursors.pop_back();
+        } else {
+          cursor.head = head_of(cursor);
+          SiftDownCursor();
+        }
         // No `seen` check here: seen[slot] is a random read (a cache miss at 100,000 providers)
-        // and almost no entry read is a duplicate, while most are never popped (reading has to
-        // go on until the k-th bid beats the group's floor, ~300 entries at 100,000 providers
-        // for ~20 evaluations). The pop checks `seen`, so a duplicate is still evaluated once.
+        // and almost no entry read is a duplicate, while most are never popped. The pop checks
+        // `seen`, so a duplicate is still evaluated once.
         const uint64_t own_bound =
             SatAdd(SatMul(units, entry.rate),
                    NonGpuLowerBound(plan, entry.cpu_rate, entry.memory_rate, entry.storage_rate));
@@ -1191,6 +1231,22 @@ struct OfferBook::Impl {
       }
       group_begin = group_end;
     }
+  }
+
+  // Restores the cursor heap after the top's head grew.
+  void SiftDownCursor() {
+    const size_t size = cursors.size();
+    const Cursor moving = cursors[0];
+    size_t at = 0;
+    while (true) {
+      size_t child = 2 * at + 1;
+      if (child >= size) break;
+      if (child + 1 < size && cursors[child + 1].head < cursors[child].head) ++child;
+      if (moving.head <= cursors[child].head) break;
+      cursors[at] = cursors[child];
+      at = child;
+    }
+    cursors[at] = moving;
   }
 };
 
@@ -1225,9 +1281,11 @@ Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
     const uint32_t slot = impl_->Store(Normalize(offer, impl_->types, impl_->denoms));
     impl_->Index(slot, /*keep_sorted=*/false);
   }
-  for (auto& [key, list] : impl_->index) {
-    if (!std::is_sorted(list.entries.begin(), list.entries.end())) {
-      std::sort(list.entries.begin(), list.entries.end());
+  for (auto& [key, tiers] : impl_->index) {
+    for (auto& list : tiers) {
+      if (!std::is_sorted(list.entries.begin(), list.entries.end())) {
+        std::sort(list.entries.begin(), list.entries.end());
+      }
     }
   }
   return Status::Ok();
