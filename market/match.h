@@ -94,9 +94,9 @@ struct CapacityChange {
   uint64_t storage_bytes = 0;
 };
 
-// An index of offers. Providers are indexed per (denom, device type) in increasing GPU rate, so a
-// query walks only the cheapest providers of the device types its options accept, most preferred
-// option first, and stops once k bids beat every bound left. Every provider it stops at is
+// An index of offers. Providers are indexed per (denom, device type, tier of CPU and memory rate)
+// in increasing GPU rate, so a query walks only the cheapest providers of the device types its
+// options accept, most preferred option first, and stops once k bids beat every bound left. Every provider it stops at is
 // checked by the exact evaluator. Not thread-safe: one owner (an actor) uses it; TopK reuses
 // scratch space inside the book, which is why it is not const.
 class OfferBook {
