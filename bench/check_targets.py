@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Reads the Google Benchmark JSON files scripts/bench wrote and checks every target of
+../shared/BENCHMARKS.md against the baseline measured in the same run. Prints one line per target
+and exits non-zero when any is missed (the figures are still printed)."""
+import json
+import sys
+from pathlib import Path
+
+
+def load(directory):
+    results = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        for bench in json.loads(path.read_text()).get("benchmarks", []):
+            if bench.get("run_type") == "aggregate" and bench.get("aggregate_name") != "median":
+                continue
+            name = bench.get("run_name", bench["name"])
+            results[name] = bench
+    return results
+
+
+def find(results, prefix):
+    for name, bench in results.items():
+        if name == prefix or name.startswith(prefix + "/"):
+            return bench
+    raise KeyError(prefix)
+
+
+def rate(results, prefix):
+    return find(results, prefix)["items_per_second"]
+
+
+def cpu_ns(results, prefix):
+    bench = find(results, prefix)
+    scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[bench.get("time_unit", "ns")]
+    return bench["cpu_time"] * scale
+
+
+def main():
+    results = load(sys.argv[1] if len(sys.argv) > 1 else "build/bench-results")
+    checks = []
+
+    def check(label, figure, target, ok):
+        checks.append(ok)
+        print(f"{'MET ' if ok else 'MISS'}  {label}: {figure}  (target {target})")
+
+    def guarded(label, fn):
+        try:
+            fn()
+        except KeyError as missing:
+            checks.append(False)
+            print(f"MISS  {label}: benchmark {missing} did not run")
+
+    guarded("decode", lambda: check("BM_DecodeOrder", f"{rate(results, 'BM_DecodeOrder'):,.0f}/s", ">= 1,000,000/s",
+                                    rate(results, "BM_DecodeOrder") >= 1e6))
+
+    def verify():
+        ratio = cpu_ns(results, "BM_VerifyOrder") / cpu_ns(results, "BM_RawVerify")
+        check("BM_VerifyOrder / BM_RawVerify", f"{ratio:.3f}x", "<= 1.15x", ratio <= 1.15)
+    guarded("verify", verify)
+
+    guarded("sdl", lambda: check("BM_ParseSdl (largest fixture)", f"{cpu_ns(results, 'BM_ParseSdl') / 1e6:.3f} ms",
+                                 "well under 1 ms", cpu_ns(results, "BM_ParseSdl") < 0.5e6))
+
+    def match():
+        top = rate(results, "BM_MatchTop20/100000")
+        check("BM_MatchTop20/100000", f"{top:,.0f}/s", ">= 200,000/s", top >= 200_000)
+        scan = rate(results, "BM_MatchLinearScan/100000")
+        check("MatchTop20 / LinearScan at 100,000", f"{top / scan:,.0f}x", ">= 20x", top / scan >= 20)
+        growth = cpu_ns(results, "BM_MatchTop20/100000") / cpu_ns(results, "BM_MatchTop20/10000")
+        check("time per query 100,000 / 10,000", f"{growth:.2f}x", "< 2x", growth < 2)
+        update = rate(results, "BM_OfferUpdate")
+        check("BM_OfferUpdate", f"{update:,.0f}/s", ">= 1,000,000/s", update >= 1e6)
+    guarded("match", match)
+
+    def actors():
+        actor = rate(results, "BM_ActorThroughput")
+        raw = rate(results, "BM_RawInprocPushPull")
+        check("BM_ActorThroughput", f"{actor:,.0f}/s", ">= 1,000,000/s", actor >= 1e6)
+        check("ActorThroughput / RawInprocPushPull", f"{actor / raw:.0%}", ">= 50%", actor / raw >= 0.5)
+    guarded("actors", actors)
+
+    def ledger():
+        durable = rate(results, "BM_LedgerDurableLeases")
+        batch = rate(results, "BM_RawLevelDbSyncBatch")
+        put = rate(results, "BM_RawLevelDbSyncPut")
+        check("LedgerDurableLeases / RawLevelDbSyncBatch", f"{durable / batch:.0%} ({durable:,.0f} vs {batch:,.0f}/s)",
+              ">= 50%", durable / batch >= 0.5)
+        check("LedgerDurableLeases / RawLevelDbSyncPut", f"{durable / put:.1f}x ({put:,.0f}/s)", ">= 20x",
+              durable / put >= 20)
+        lookup = rate(results, "BM_LedgerGetLease")
+        check("BM_LedgerGetLease", f"{lookup:,.0f}/s", ">= 200,000/s", lookup >= 200_000)
+    guarded("ledger", ledger)
+
+    print(f"{sum(checks)} of {len(checks)} targets met")
+    return 0 if all(checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
