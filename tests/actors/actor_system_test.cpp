@@ -2,6 +2,7 @@
 #include "actors/actor_system.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <thread>
 #include <zmq.hpp>
@@ -44,6 +45,25 @@ TEST(ActorSystemTest, SpawnReturnsOnlyAfterInitSignalledReady) {
   EXPECT_NE(actor_thread.load(), std::this_thread::get_id());
   EXPECT_EQ(handle.address().name(), "probe");
   EXPECT_FALSE(handle.address().stopped());
+}
+
+TEST(ActorSystemTest, ActorThreadCarriesTheActorName) {
+  ActorSystem system;
+  // Atomic: the runtime's ready signal goes through libzmq, which the sanitizers do not see.
+  std::atomic<bool> named{false};
+  struct Probe final : Actor {
+    explicit Probe(std::atomic<bool>& named) : named_(named) {}
+    void Init(Handlers&, ActorContext&) override {
+      char buffer[16] = {};
+      pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+      // Linux keeps 15 bytes of a thread name; a longer actor name is cut, not refused.
+      named_ = std::string(buffer) == "ledger-writer-f";
+    }
+    std::atomic<bool>& named_;
+  };
+  ActorHandle handle = system.Spawn(Named("ledger-writer-for-tests"), [&] { return std::make_unique<Probe>(named); });
+  ASSERT_TRUE(handle.ok()) << handle.error();
+  EXPECT_TRUE(named.load());
 }
 
 TEST(ActorSystemTest, SpawnReportsInitFailure) {
