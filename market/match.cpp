@@ -114,6 +114,12 @@ class TypeTable {
   std::unordered_map<std::string, uint32_t> name_ids_;
 };
 
+// Order::Denom() without the copy.
+const std::string& DenomOf(const Order& order) {
+  static const std::string kNone;
+  return order.services.empty() ? kNone : order.services.front().price_cap.denom;
+}
+
 class DenomTable {
  public:
   uint32_t Intern(const std::string& denom) {
@@ -121,7 +127,7 @@ class DenomTable {
     (void)inserted;
     return it->second;
   }
-  std::optional<uint32_t> Find(const std::string& denom) const {
+  std::optional<uint32_t> Find(std::string_view denom) const {
     auto it = ids_.find(denom);
     if (it == ids_.end()) return std::nullopt;
     return it->second;
@@ -262,7 +268,7 @@ struct Plan {
 
 void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& denoms, Plan& plan) {
   plan.order = &order;
-  plan.denom = denoms.Find(order.Denom());
+  plan.denom = denoms.Find(DenomOf(order));
   plan.cap = 0;
   plan.total_replicas = 0;
   plan.total_cpu_millis = 0;
@@ -312,14 +318,21 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
       }
     }
   }
-  // Biggest replicas first makes first-fit succeed more often before the complete search.
-  std::stable_sort(plan.placement_order.begin(), plan.placement_order.end(),
-                   [&](uint32_t a, uint32_t b) {
-                     const ServicePlan& x = plan.services[a];
-                     const ServicePlan& y = plan.services[b];
-                     return std::tie(x.units, x.cpu_millis, x.memory_bytes) >
-                            std::tie(y.units, y.cpu_millis, y.memory_bytes);
-                   });
+  // Biggest replicas first makes first-fit succeed more often before the complete search. A
+  // stable insertion sort: groups have a handful of services, and std::stable_sort allocates a
+  // buffer on every query.
+  auto bigger = [&](uint32_t a, uint32_t b) {
+    const ServicePlan& x = plan.services[a];
+    const ServicePlan& y = plan.services[b];
+    return std::tie(x.units, x.cpu_millis, x.memory_bytes) > std::tie(y.units, y.cpu_millis, y.memory_bytes);
+  };
+  std::vector<uint32_t>& order_of = plan.placement_order;
+  for (size_t i = 1; i < order_of.size(); ++i) {
+    const uint32_t moving = order_of[i];
+    size_t at = i;
+    for (; at > 0 && bigger(moving, order_of[at - 1]); --at) order_of[at] = order_of[at - 1];
+    order_of[at] = moving;
+  }
 }
 
 uint64_t FloorScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
@@ -365,7 +378,7 @@ struct Scratch {
   std::vector<uint32_t> slots;  // per service: pool (GPU service) or node indices
   std::vector<uint32_t> slots_begin, slots_end;
   std::vector<uint32_t> replica_service, replica_choice;
-  std::vector<uint32_t> node_counts;
+  std::vector<uint32_t> replica_nodes;  // Materialize: nodes of one service's replicas
 };
 
 auto NodeFits(const ServicePlan& service) {
@@ -717,14 +730,13 @@ void Materialize(const Plan& plan, const ProviderState& provider, const TypeTabl
   }
   const bool placed = PlaceGroup(plan, provider, s);  // deterministic: the placement found before
   (void)placed;
-  Fill(s.node_counts, provider.nodes.size(), 0);
   const Order& order = *plan.order;
   candidate.services.resize(order.services.size());
   candidate.ranks.clear();
   for (size_t i = 0; i < order.services.size(); ++i) {
     ServiceAssignment& assignment = candidate.services[i];
     assignment.service = order.services[i].name;
-    assignment.placements.clear();
+    if (order.services[i].count == 0) assignment.placements.clear();
     const uint32_t type = s.service_types[i];
     if (plan.services[i].units > 0 && type != kNoType) {
       const auto rank = static_cast<uint32_t>(plan.services[i].rank_of_type[type]);
@@ -740,22 +752,29 @@ void Materialize(const Plan& plan, const ProviderState& provider, const TypeTabl
       assignment.device.reset();
     }
   }
-  // Count replicas per (service, node) from the search's choices.
-  for (size_t i = 0; i < order.services.size(); ++i) {
-    std::fill(s.node_counts.begin(), s.node_counts.end(), 0);
-    bool any = false;
-    for (size_t r = 0; r < s.replica_service.size(); ++r) {
-      if (s.replica_service[r] != i) continue;
+  // Replicas per (service, node) from the search's choices, in node order. A service's replicas
+  // are consecutive in replica_service; placements reuse the candidate's storage.
+  size_t r = 0;
+  while (r < s.replica_service.size()) {
+    const uint32_t i = s.replica_service[r];
+    s.replica_nodes.clear();
+    for (; r < s.replica_service.size() && s.replica_service[r] == i; ++r) {
       const uint32_t slot = s.slots[s.slots_begin[i] + s.replica_choice[r]];
-      ++s.node_counts[plan.services[i].units == 0 ? slot : provider.pools[slot].node];
-      any = true;
+      s.replica_nodes.push_back(plan.services[i].units == 0 ? slot : provider.pools[slot].node);
     }
-    if (!any) continue;
-    for (size_t n = 0; n < provider.nodes.size(); ++n) {
-      if (s.node_counts[n] > 0) {
-        candidate.services[i].placements.push_back({provider.nodes[n].name, s.node_counts[n]});
-      }
+    if (s.replica_nodes.size() > 1) std::sort(s.replica_nodes.begin(), s.replica_nodes.end());
+    std::vector<Placement>& placements = candidate.services[i].placements;
+    size_t used = 0;
+    for (size_t at = 0; at < s.replica_nodes.size();) {
+      const uint32_t node = s.replica_nodes[at];
+      uint32_t replicas = 0;
+      for (; at < s.replica_nodes.size() && s.replica_nodes[at] == node; ++at) ++replicas;
+      if (used == placements.size()) placements.emplace_back();
+      placements[used].node = provider.nodes[node].name;
+      placements[used].replicas = replicas;
+      ++used;
     }
+    placements.resize(used);
   }
 }
 
@@ -832,7 +851,7 @@ FitOutcome FitProvider(const Order& order, const Offer& offer) {
     return outcome;
   }
   outcome.candidate.emplace();
-  Materialize(scratch.plan, provider, types, order.Denom(), evaluation.price, evaluation.types,
+  Materialize(scratch.plan, provider, types, DenomOf(order), evaluation.price, evaluation.types,
               scratch, *outcome.candidate);
   return outcome;
 }
@@ -1126,7 +1145,7 @@ struct OfferBook::Impl {
     std::sort(found.begin(), found.end(), better);
     // resize, not fresh objects: a caller reusing `result` reuses the candidates' storage.
     result.resize(found.size());
-    const std::string denom = order.Denom();
+    const std::string& denom = DenomOf(order);
     for (size_t i = 0; i < found.size(); ++i) {
       Materialize(plan, providers[found[i].slot], types, denom, found[i].price,
                   found_types.data() + found[i].types_at, scratch, result[i]);
@@ -1171,16 +1190,24 @@ struct OfferBook::Impl {
       // One cursor per non-empty tier list of the group's types; cursors built only for the
       // groups reached (most queries end in the first).
       cursors.clear();
+      // Each list's first entry is a likely cache miss: start loading them all before reading.
+      for (size_t g = group_begin; g < group_end; ++g) {
+        for (const IndexList& list : *ranked_types[g].tiers) __builtin_prefetch(list.entries.data());
+      }
       for (size_t g = group_begin; g < group_end; ++g) {
         for (const IndexList& list : *ranked_types[g].tiers) {
           if (list.entries.empty()) continue;
-          Cursor cursor{&list, 0,
-                        NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate,
-                                         list.min_storage_rate),
-                        0};
-          cursor.head = head_of(cursor);
-          if (cursor.head > plan.cap) continue;  // nothing in the list is affordable
-          cursors.push_back(cursor);
+          const uint64_t floor =
+              NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate, list.min_storage_rate);
+          const uint64_t head = SatAdd(SatMul(units, list.entries.front().rate), floor);
+          if (head > plan.cap) continue;  // nothing in the list is affordable
+          // Field by field: a Cursor built on the stack and copied in is stored in 8-byte parts
+          // and reloaded in 16-byte ones, which stalls on store forwarding.
+          Cursor& cursor = cursors.emplace_back();
+          cursor.list = &list;
+          cursor.position = 0;
+          cursor.floor = floor;
+          cursor.head = head;
         }
       }
       auto later = [](const Cursor& a, const Cursor& b) { return a.head > b.head; };
@@ -1225,8 +1252,7 @@ struct OfferBook::Impl {
           std::pop_heap(cursors.begin(), cursors.end(), later);
           cursors.pop_back();
         } else {
-          cursor.head = head_of(cursor);
-          SiftDownCursor();
+          SiftDownCursor(head_of(cursor));
         }
         // No `seen` check here: seen[slot] is a random read (a cache miss at 100,000 providers)
         // and almost no entry read is a duplicate, while most are never popped. The pop checks
@@ -1242,10 +1268,16 @@ struct OfferBook::Impl {
     }
   }
 
-  // Restores the cursor heap after the top's head grew.
-  void SiftDownCursor() {
+  // Gives the top cursor its new (larger) head and restores the heap. The moving cursor is
+  // assembled from its fields and the new head, not reloaded after storing the head (a 16-byte
+  // reload of an 8-byte store stalls on store forwarding).
+  void SiftDownCursor(uint64_t new_head) {
     const size_t size = cursors.size();
-    const Cursor moving = cursors[0];
+    Cursor moving;
+    moving.list = cursors[0].list;
+    moving.position = cursors[0].position;
+    moving.floor = cursors[0].floor;
+    moving.head = new_head;
     size_t at = 0;
     while (true) {
       size_t child = 2 * at + 1;
