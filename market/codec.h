@@ -2,9 +2,11 @@
 // ids, verification and the replay guard. docs/PROTOCOL.md documents every byte of this; keep
 // the two in step.
 //
-// Untrusted bytes are decoded with explicit limits: msgpack's unpack_limit for every container,
-// then the named per-field limits below. Decoders never throw, never abort and never allocate
-// from a length they have not bounded; they return a Status with the reason.
+// Untrusted bytes are decoded by a schema-driven reader (market/msgpack_reader.h, which says why
+// not msgpack::unpack) with the named per-field limits below: every list, map and string length
+// is checked against its limit and the bytes left before anything is allocated, and nesting
+// cannot go deeper than the schema. Decoders never throw, never abort and never allocate from a
+// length they have not bounded; they return a Status with the reason.
 #pragma once
 
 #include <cstdint>
@@ -49,8 +51,6 @@ constexpr size_t kMaxPlacements = 4096;                // node placements of one
 constexpr uint32_t kMaxReplicas = 100'000;             // count of one service
 constexpr uint32_t kMaxGpuUnits = 1'024;               // GPUs per replica
 constexpr uint32_t kMaxGpusPerType = 100'000;          // devices of one type on one node
-constexpr size_t kMaxContainerItems = 4096;            // msgpack unpack_limit for arrays/maps
-constexpr size_t kMaxDepth = 8;                        // msgpack nesting depth
 constexpr int64_t kMaxClockSkewMs = 30'000;            // how far in the future `created` may be
 constexpr int64_t kMaxTtlMs = 7LL * 24 * 3600 * 1000;  // expires - created, at most a week
 constexpr size_t kMaxReplayEntries = 1 << 20;          // (signer, nonce) pairs remembered
