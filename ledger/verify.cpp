@@ -159,6 +159,18 @@ class Verifier {
     return true;
   }
 
+  // An order or bid record: it decodes, its id matches its key, its one signature verifies.
+  template <typename Body>
+  bool CheckSingleSigned(std::string_view key, const Result<Signed<Body>>& message, const std::string& what) {
+    if (!message.ok()) return Fail(key, what + " does not decode: " + message.status().ToString());
+    if (!CheckSignedId(key, *message)) return false;
+    if (Status status = market::VerifySignature(message->envelope); !status.ok()) {
+      return Fail(key, what + " fails verification: " + status.ToString());
+    }
+    ++report_.signatures;
+    return true;
+  }
+
   bool CheckRecord(std::string_view key, std::string_view value) {
     if (key.size() < market::kIdBytes) return Fail(key, "malformed key");
     const auto id_in_key = keys::TrailingId(key);
@@ -189,21 +201,11 @@ class Verifier {
       closes_[id] = CloseFacts{close->envelope.signer, close->body.reason, close->body.closed_ms};
     } else if (family == keys::kOrder) {
       auto order = DecodeStoredOrder(id, value);
-      if (!order.ok()) return Fail(key, "order does not decode: " + order.status().ToString());
-      if (!CheckSignedId(key, *order)) return false;
-      if (Status status = market::VerifySignature(order->envelope); !status.ok()) {
-        return Fail(key, "order fails verification: " + status.ToString());
-      }
-      ++report_.signatures;
+      if (!CheckSingleSigned(key, order, "order")) return false;
       orders_[id] = TimedFacts{id, order->envelope.expires_ms};
     } else if (family == keys::kBid) {
       auto bid = DecodeStoredBid(id, value);
-      if (!bid.ok()) return Fail(key, "bid does not decode: " + bid.status().ToString());
-      if (!CheckSignedId(key, *bid)) return false;
-      if (Status status = market::VerifySignature(bid->envelope); !status.ok()) {
-        return Fail(key, "bid fails verification: " + status.ToString());
-      }
-      ++report_.signatures;
+      if (!CheckSingleSigned(key, bid, "bid")) return false;
       bids_[id] = TimedFacts{bid->body.order_id, bid->envelope.expires_ms};
     } else if (family == keys::kBill) {
       auto billing = DecodeBilling(value);
