@@ -887,6 +887,25 @@ std::vector<Candidate> LinearScanTopK(const Order& order, const std::vector<Offe
 // ---------------------------------------------------------------------------------------------
 // OfferBook
 
+// Puts `moving` in place of the root of the binary min-heap `heap` (ordered by `key`) and sifts
+// it down. Hand-written for the walk's two heaps: std::pop_heap and friends store the moving
+// item and reload it at every level, which stalls on store forwarding in this hot loop; here it
+// stays in registers.
+template <typename T, typename Key>
+void SiftDownFromRoot(std::vector<T>& heap, const T moving, Key key) {
+  const size_t size = heap.size();
+  size_t at = 0;
+  while (true) {
+    size_t child = 2 * at + 1;
+    if (child >= size) break;
+    if (child + 1 < size && key(heap[child + 1]) < key(heap[child])) ++child;
+    if (key(moving) <= key(heap[child])) break;
+    heap[at] = heap[child];
+    at = child;
+  }
+  heap[at] = moving;
+}
+
 struct OfferBook::Impl {
   // The provider's other rates ride along so a query can bound its whole price without
   // touching the provider (entries are read in sequence; providers are scattered in memory).
@@ -982,18 +1001,7 @@ struct OfferBook::Impl {
     const Pending top = pending.front();
     const Pending last = pending.back();
     pending.pop_back();
-    const size_t size = pending.size();
-    if (size == 0) return top;
-    size_t at = 0;
-    while (true) {
-      size_t child = 2 * at + 1;
-      if (child >= size) break;
-      if (child + 1 < size && pending[child + 1].bound < pending[child].bound) ++child;
-      if (last.bound <= pending[child].bound) break;
-      pending[at] = pending[child];
-      at = child;
-    }
-    pending[at] = last;
+    if (!pending.empty()) SiftDownFromRoot(pending, last, [](const Pending& p) { return p.bound; });
     return top;
   }
 
@@ -1272,22 +1280,12 @@ struct OfferBook::Impl {
   // assembled from its fields and the new head, not reloaded after storing the head (a 16-byte
   // reload of an 8-byte store stalls on store forwarding).
   void SiftDownCursor(uint64_t new_head) {
-    const size_t size = cursors.size();
     Cursor moving;
     moving.list = cursors[0].list;
     moving.position = cursors[0].position;
     moving.floor = cursors[0].floor;
     moving.head = new_head;
-    size_t at = 0;
-    while (true) {
-      size_t child = 2 * at + 1;
-      if (child >= size) break;
-      if (child + 1 < size && cursors[child + 1].head < cursors[child].head) ++child;
-      if (moving.head <= cursors[child].head) break;
-      cursors[at] = cursors[child];
-      at = child;
-    }
-    cursors[at] = moving;
+    SiftDownFromRoot(cursors, moving, [](const Cursor& c) { return c.head; });
   }
 };
 
