@@ -4,12 +4,17 @@
 #include <benchmark/benchmark.h>
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
+#include <linux/futex.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -152,6 +157,100 @@ void BM_RawLevelDbSyncBatchIndexed(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(n));
 }
 BENCHMARK(BM_RawLevelDbSyncBatchIndexed)->UseRealTime();
+
+// Not a target, a ceiling: the least a durable group commit from kWriters blocking writers can
+// cost on this machine. Each of 64 threads hands one record (the real lease envelope bytes under
+// a lease-shaped key) to one committer thread and sleeps on its own futex word until the record
+// is durable; the committer writes everything waiting as one sync WriteBatch, then wakes each
+// writer (the ledger's acknowledgement path). No actor runtime, no validation, no indexes, no
+// hash chain: BM_LedgerDurableLeases does all of that on top of this.
+struct GroupCommitFixture {
+  explicit GroupCommitFixture(int threads) : writers_done(threads) {}
+  struct Waiter {
+    std::atomic<uint32_t> durable{0};
+    std::string key;
+  };
+  TempDir dir;
+  std::unique_ptr<leveldb::DB> db;
+  std::string value;
+  std::mutex mutex;
+  std::condition_variable work;
+  // Shared: a writer may return (its record durable) while the committer is still in its wake call.
+  std::vector<std::shared_ptr<Waiter>> queue;  // guarded by mutex
+  bool stopping = false;       // guarded by mutex
+  uint64_t batches = 0;        // the committer's
+  uint64_t records = 0;        // the committer's
+  std::atomic<int64_t> failures{0};
+  std::thread committer;
+  std::latch writers_done;
+
+  void CommitLoop() {
+    std::vector<std::shared_ptr<Waiter>> batch_waiters;
+    leveldb::WriteOptions sync;
+    sync.sync = true;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex);
+        work.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;
+        batch_waiters.swap(queue);
+      }
+      leveldb::WriteBatch batch;
+      for (const auto& waiter : batch_waiters) batch.Put(waiter->key, value);
+      if (!db->Write(sync, &batch).ok()) failures.fetch_add(1);
+      ++batches;
+      records += batch_waiters.size();
+      for (const auto& waiter : batch_waiters) {
+        waiter->durable.store(1, std::memory_order_release);
+        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&waiter->durable), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+      }
+      batch_waiters.clear();
+    }
+  }
+};
+std::atomic<GroupCommitFixture*> group_commit{nullptr};
+
+void BM_RawLevelDbGroupCommit(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    auto* fixture = new GroupCommitFixture(state.threads());
+    fixture->db = OpenRaw(fixture->dir.path() + "/raw");
+    fixture->value = RecordBytes(SignLeases(1).front());
+    fixture->committer = std::thread([fixture] { fixture->CommitLoop(); });
+    group_commit.store(fixture);
+  }
+  while (group_commit.load() == nullptr) std::this_thread::yield();
+  GroupCommitFixture& fixture = *group_commit.load();
+  std::mt19937_64 random(100 + static_cast<uint64_t>(state.thread_index()));
+  for (auto _ : state) {
+    auto waiter = std::make_shared<GroupCommitFixture::Waiter>();
+    waiter->key = RandomLeaseKey(random);
+    {
+      std::lock_guard lock(fixture.mutex);
+      fixture.queue.push_back(waiter);
+      if (fixture.queue.size() == 1) fixture.work.notify_one();
+    }
+    while (waiter->durable.load(std::memory_order_acquire) == 0) {
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(&waiter->durable), FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  fixture.writers_done.count_down();
+  if (state.thread_index() == 0) {
+    fixture.writers_done.wait();
+    {
+      std::lock_guard lock(fixture.mutex);
+      fixture.stopping = true;
+      fixture.work.notify_one();
+    }
+    fixture.committer.join();
+    if (fixture.failures.load() > 0) state.SkipWithError("a sync write failed");
+    state.counters["records_per_batch"] =
+        fixture.batches == 0 ? 0.0 : static_cast<double>(fixture.records) / static_cast<double>(fixture.batches);
+    group_commit.store(nullptr);
+    delete &fixture;
+  }
+}
+BENCHMARK(BM_RawLevelDbGroupCommit)->Threads(kWriters)->Iterations(kLeasesPerWriter)->UseRealTime();
 
 // 64 threads each write leases one at a time, each waiting for its durable acknowledgement.
 // The leases are signed before the timed loop; each thread hands its own over (moved, as a
