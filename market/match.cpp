@@ -114,12 +114,6 @@ class TypeTable {
   std::unordered_map<std::string, uint32_t> name_ids_;
 };
 
-// Order::Denom() without the copy.
-const std::string& DenomOf(const Order& order) {
-  static const std::string kNone;
-  return order.services.empty() ? kNone : order.services.front().price_cap.denom;
-}
-
 class DenomTable {
  public:
   uint32_t Intern(const std::string& denom) {
@@ -268,7 +262,7 @@ struct Plan {
 
 void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& denoms, Plan& plan) {
   plan.order = &order;
-  plan.denom = denoms.Find(DenomOf(order));
+  plan.denom = denoms.Find(order.Denom());
   plan.cap = 0;
   plan.total_replicas = 0;
   plan.total_cpu_millis = 0;
@@ -851,7 +845,7 @@ FitOutcome FitProvider(const Order& order, const Offer& offer) {
     return outcome;
   }
   outcome.candidate.emplace();
-  Materialize(scratch.plan, provider, types, DenomOf(order), evaluation.price, evaluation.types,
+  Materialize(scratch.plan, provider, types, order.Denom(), evaluation.price, evaluation.types,
               scratch, *outcome.candidate);
   return outcome;
 }
@@ -1153,7 +1147,7 @@ struct OfferBook::Impl {
     std::sort(found.begin(), found.end(), better);
     // resize, not fresh objects: a caller reusing `result` reuses the candidates' storage.
     result.resize(found.size());
-    const std::string& denom = DenomOf(order);
+    const std::string& denom = order.Denom();
     for (size_t i = 0; i < found.size(); ++i) {
       Materialize(plan, providers[found[i].slot], types, denom, found[i].price,
                   found_types.data() + found[i].types_at, scratch, result[i]);

@@ -119,8 +119,12 @@ struct Order {
   std::map<std::string, std::string> attributes;  // required provider attributes
   SignedBy signed_by;
   std::vector<ServiceRequest> services;           // in the order of the SDL's services
-  // Denom of the group's price caps (every service of a group must share it).
-  std::string Denom() const { return services.empty() ? std::string() : services.front().price_cap.denom; }
+  // Denom of the group's price caps (every service of a group must share it); empty for a group
+  // without services. A reference into the order (no copy: matching reads it on every query).
+  const std::string& Denom() const {
+    static const std::string kNone;
+    return services.empty() ? kNone : services.front().price_cap.denom;
+  }
   // Sum over services of count x per-hour cap.
   uint64_t CapPerHour() const {
     uint64_t total = 0;
