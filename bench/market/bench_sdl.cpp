@@ -11,7 +11,7 @@
 
 namespace {
 
-const std::string kFixtureDir = std::string(GPUMART_SHARED_DIR) + "/fixtures/sdl";
+const std::string kFixtureDir = std::string(GPUMART_FIXTURE_DIR) + "/sdl";
 
 std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

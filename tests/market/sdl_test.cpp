@@ -720,9 +720,19 @@ TEST(SdlFile, MissingFileAndDirectory) {
   EXPECT_EQ(directory.status().message(), "is a directory");
 }
 
+TEST(SdlFile, FixturesLiveInTheRepository) {
+  // A clone of the repository alone must run every test: no fixture may come from outside it.
+  const std::string fixtures = GPUMART_FIXTURE_DIR;
+  const std::string source = std::string(GPUMART_SOURCE_DIR) + "/";
+  ASSERT_EQ(fixtures.compare(0, source.size(), source), 0) << fixtures << " is outside " << source;
+  EXPECT_EQ(fixtures.find(".."), std::string::npos) << fixtures;
+  EXPECT_TRUE(ParseSdlFile(fixtures + "/sdl/seed_basic-gpu.yaml").ok());
+  EXPECT_TRUE(std::ifstream(fixtures + "/sdl/NOTICE.md").good()) << "the fixtures' licence notice is missing";
+}
+
 TEST(SdlFile, EveryValidFixtureParses) {
   // The exact results are pinned end to end in tests/node/cmd_sdl_test.cpp.
-  const std::string dir = std::string(GPUMART_SHARED_DIR) + "/fixtures/sdl/";
+  const std::string dir = std::string(GPUMART_FIXTURE_DIR) + "/sdl/";
   for (const char* name : {"seed_basic-gpu.yaml", "seed_llm-fallbacks.yaml", "seed_ollama-webui.yaml",
                            "dify_deploy.yaml", "Llama-3.1-405B-BF16_deploy.yaml"}) {
     Result<Deployment> result = ParseSdlFile(dir + name);

@@ -18,7 +18,7 @@ using gpumart::testing::RunProcess;
 
 constexpr int kTimeoutMs = 20'000;
 const std::string kGpumart = std::string(GPUMART_BIN_DIR) + "/gpumart";
-const std::string kLlmSdl = std::string(GPUMART_SHARED_DIR) + "/fixtures/sdl/seed_llm-fallbacks.yaml";
+const std::string kLlmSdl = std::string(GPUMART_FIXTURE_DIR) + "/sdl/seed_llm-fallbacks.yaml";
 const std::string kOffers = std::string(GPUMART_SOURCE_DIR) + "/configs/offers-example.yaml";
 
 ProcessResult Match(std::vector<std::string> extra, const std::string& offers = kOffers) {

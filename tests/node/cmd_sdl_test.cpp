@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::string kFixtureDir = std::string(GPUMART_SHARED_DIR) + "/fixtures/sdl";
+const std::string kFixtureDir = std::string(GPUMART_FIXTURE_DIR) + "/sdl";
 const std::string kPinnedDir = std::string(GPUMART_SOURCE_DIR) + "/tests/node/testdata/sdl";
 const std::string kGpumart = std::string(GPUMART_BIN_DIR) + "/gpumart";
 
