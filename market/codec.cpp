@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include "market/checked_math.h"
 #include "market/msgpack_reader.h"
 
 #include <algorithm>
@@ -751,7 +752,7 @@ Envelope SignEnvelope(const Identity& identity, MessageType type, Bytes body, in
   envelope.type = type;
   envelope.signer = identity.public_key();
   envelope.created_ms = created_ms;
-  envelope.expires_ms = created_ms + ttl_ms;
+  envelope.expires_ms = SaturatingAddMs(created_ms, ttl_ms);
   envelope.nonce = nonce;
   envelope.body = std::move(body);
   const Bytes input = SigningInput(envelope);
@@ -769,16 +770,18 @@ Status VerifySignature(const Envelope& envelope) {
 }
 
 Status CheckFreshness(const Envelope& envelope, int64_t now_ms) {
+  // Every time here may be a peer's: differences are taken as exact unsigned distances once their
+  // order is known, and "now + skew" saturates (checked_math.h), so no check can overflow.
   if (envelope.expires_ms <= envelope.created_ms) return Status::InvalidArgument("message expires before it was created");
-  if (envelope.expires_ms - envelope.created_ms > limits::kMaxTtlMs) {
+  if (MsBetween(envelope.created_ms, envelope.expires_ms) > static_cast<uint64_t>(limits::kMaxTtlMs)) {
     return Status::LimitExceeded("message lifetime exceeds " + std::to_string(limits::kMaxTtlMs) + " ms");
   }
-  if (envelope.created_ms > now_ms + limits::kMaxClockSkewMs) {
-    return Status::FromFuture("message created " + std::to_string(envelope.created_ms - now_ms) +
+  if (envelope.created_ms > SaturatingAddMs(now_ms, limits::kMaxClockSkewMs)) {
+    return Status::FromFuture("message created " + std::to_string(MsBetween(now_ms, envelope.created_ms)) +
                               " ms in the future (clock skew limit " + std::to_string(limits::kMaxClockSkewMs) + " ms)");
   }
   if (envelope.expires_ms <= now_ms) {
-    return Status::Expired("message expired " + std::to_string(now_ms - envelope.expires_ms) + " ms ago");
+    return Status::Expired("message expired " + std::to_string(MsBetween(envelope.expires_ms, now_ms)) + " ms ago");
   }
   return Status::Ok();
 }

@@ -4,6 +4,8 @@
 
 #include <msgpack.hpp>
 
+#include <limits>
+
 #include "tests/market/test_messages.h"
 
 namespace gpumart::market {
@@ -180,6 +182,40 @@ TEST(CodecTest, TooLongLifetimeRejected) {
   EXPECT_EQ(VerifyEnvelope(e, kNow).code(), Status::Code::kLimitExceeded);
   const Envelope backwards = MakeSigned(Tenant(), SampleOrder(), kNow, 0, 1).envelope;
   EXPECT_EQ(VerifyEnvelope(backwards, kNow).code(), Status::Code::kInvalidArgument);
+}
+
+// Peer-chosen times at the ends of int64: every check is exact, none overflows (UBSan guards the
+// arithmetic; the verdicts guard the logic). Before the fix INT64_MAX - INT64_MIN wrapped to -1 and
+// the message passed as one that never expires.
+TEST(CodecTest, FreshnessAtTheEndsOfTimeNeverOverflows) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto freshness = [](int64_t created, int64_t expires, int64_t now) {
+    Envelope e;
+    e.created_ms = created;
+    e.expires_ms = expires;
+    return CheckFreshness(e, now).code();
+  };
+  EXPECT_EQ(freshness(kMin, kMax, kNow), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMin, kMax, kMin), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(-1, kMax, 0), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMin, 1, 0), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMax, kMin, kNow), Status::Code::kInvalidArgument);
+  EXPECT_EQ(freshness(kMax, kMax, kNow), Status::Code::kInvalidArgument);
+  // A lifetime within the limit at either end of time.
+  EXPECT_EQ(freshness(kMin, kMin + kTtl, kMax), Status::Code::kExpired);
+  EXPECT_EQ(freshness(kMin, kMin + kTtl, kMin), Status::Code::kOk);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMin), Status::Code::kFromFuture);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMax - 1), Status::Code::kOk);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMax), Status::Code::kExpired);
+  // "now + skew" at the end of time saturates instead of wrapping into the past.
+  EXPECT_EQ(freshness(kMax - 2, kMax, kMax - limits::kMaxClockSkewMs / 2), Status::Code::kOk);
+  // The lifetime limit is exact at its boundary.
+  EXPECT_EQ(freshness(kNow, kNow + limits::kMaxTtlMs, kNow), Status::Code::kOk);
+  EXPECT_EQ(freshness(kNow, kNow + limits::kMaxTtlMs + 1, kNow), Status::Code::kLimitExceeded);
+  // Signing with a TTL past the end of time saturates the expiry rather than wrapping it.
+  const Envelope far = SignEnvelope(Tenant(), MessageType::kAccept, {}, kMax - 10, kTtl, 1);
+  EXPECT_EQ(far.expires_ms, kMax);
 }
 
 TEST(CodecTest, WrongMessageTypeRejected) {
