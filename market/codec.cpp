@@ -173,13 +173,14 @@ Status ReadStrMap(Reader& r, const char* field, size_t max, std::map<std::string
   size_t size = 0;
   GPUMART_RETURN_IF_ERROR(r.Map(field, max, size));
   out.clear();
+  std::string_view previous;
   for (size_t i = 0; i < size; ++i) {
     std::string_view key, value;
-    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, key));
+    GPUMART_RETURN_IF_ERROR(r.MapKey(field, limits::kMaxNameBytes, i == 0 ? nullptr : &previous, key));
     GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, value));
-    // Canonical maps are sorted, so the hint makes the common case an append.
+    // Keys arrive strictly increasing (MapKey checked), so every insert is an append.
     out.emplace_hint(out.end(), key, value);
-    if (out.size() != i + 1) return Status::Corruption(std::string(field) + ": duplicate key " + std::string(key));
+    previous = key;
   }
   return Status::Ok();
 }
@@ -332,12 +333,14 @@ Status ReadOffer(Reader& r, Offer& offer) {
     size_t rate_count = 0;
     GPUMART_RETURN_IF_ERROR(r.Map("pricing.gpu", limits::kMaxPriceKeys, rate_count));
     table.gpu.clear();
+    std::string_view previous;
     for (size_t k = 0; k < rate_count; ++k) {
-      std::string key;
+      std::string_view key;
       uint64_t rate = 0;
-      GPUMART_RETURN_IF_ERROR(r.Str("pricing.gpu key", limits::kMaxNameBytes, key));
+      GPUMART_RETURN_IF_ERROR(r.MapKey("pricing.gpu key", limits::kMaxNameBytes, k == 0 ? nullptr : &previous, key));
       GPUMART_RETURN_IF_ERROR(r.Uint("pricing.gpu rate", UINT64_MAX, rate));
-      if (!table.gpu.emplace(key, rate).second) return Status::Corruption("pricing.gpu: duplicate key " + key);
+      table.gpu.emplace_hint(table.gpu.end(), key, rate);
+      previous = key;
     }
     GPUMART_RETURN_IF_ERROR(r.Uint("pricing.cpu", UINT64_MAX, table.cpu));
     GPUMART_RETURN_IF_ERROR(r.Uint("pricing.memory", UINT64_MAX, table.memory));
