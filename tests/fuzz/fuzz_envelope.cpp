@@ -10,6 +10,7 @@
 #include "market/codec.h"
 
 using namespace gpumart::market;
+using gpumart::Result;
 
 namespace {
 
