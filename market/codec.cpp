@@ -447,6 +447,23 @@ Status BadName(const std::string& what, const std::string& name) {
   return name.empty() ? Status::InvalidArgument(what + " is empty") : Status::LimitExceeded(what + " is too long");
 }
 
+// per_hour = amount * 3600000 / 6117 exactly, without a 128-bit type: with amount = q * 6117 + r
+// it is q * 3600000 + r * 3600000 / 6117, and r < 6117 keeps the second product small.
+Status CheckPerHour(const PriceCap& cap, const std::string& where) {
+  uint64_t per_hour = 0;
+  if (!CheckedMul(cap.amount / kAkashBlockMs, kMsPerHour, per_hour) ||
+      !CheckedAdd(per_hour, cap.amount % kAkashBlockMs * kMsPerHour / kAkashBlockMs, per_hour)) {
+    return Status::LimitExceeded(where + ": price cap " + std::to_string(cap.amount) +
+                                 " per block overflows 64 bits per hour");
+  }
+  if (cap.per_hour != per_hour) {
+    return Status::InvalidArgument(where + ": price cap per_hour " + std::to_string(cap.per_hour) + " is not amount * " +
+                                   std::to_string(kMsPerHour) + " / " + std::to_string(kAkashBlockMs) + " = " +
+                                   std::to_string(per_hour));
+  }
+  return Status::Ok();
+}
+
 Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
   if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
   for (const auto& service : services) {
@@ -580,6 +597,7 @@ Status ValidateOrder(const Order& order) {
   const std::string& denom = order.services.front().price_cap.denom;
   // Messages are built only on failure: validation runs on every decoded order.
   auto where = [](const ServiceRequest& service) { return "order service " + service.name; };
+  uint64_t group_cpu = 0, group_memory = 0, group_storage = 0;
   for (size_t i = 0; i < order.services.size(); ++i) {
     const ServiceRequest& service = order.services[i];
     if (!NameValid(service.name)) return BadName("order service name", service.name);
@@ -604,10 +622,26 @@ Status ValidateOrder(const Order& order) {
     uint64_t storage = 0;
     for (const auto& volume : service.resources.storage) {
       if (!NameValid(volume.name)) return BadName(where(service) + " volume name", volume.name);
-      if (__builtin_add_overflow(storage, volume.bytes, &storage)) {
-        return Status::InvalidArgument(where(service) + ": storage size overflows");
+      if (!CheckedAdd(storage, volume.bytes, storage)) {
+        return Status::LimitExceeded(where(service) + ": storage size overflows 64 bits");
       }
     }
+    // What the whole service and group need fits in 64 bits, so sums and products over a valid
+    // order (matching, capacity accounting) never overflow.
+    const Resources& r = service.resources;
+    uint64_t service_cpu = 0, service_memory = 0, service_storage = 0;
+    if (!CheckedMul(service.count, r.cpu_millis, service_cpu) || !CheckedAdd(group_cpu, service_cpu, group_cpu)) {
+      return Status::LimitExceeded(where(service) + ": cpu times count overflows 64 bits");
+    }
+    if (!CheckedMul(service.count, r.memory_bytes, service_memory) ||
+        !CheckedAdd(group_memory, service_memory, group_memory)) {
+      return Status::LimitExceeded(where(service) + ": memory times count overflows 64 bits");
+    }
+    if (!CheckedMul(service.count, storage, service_storage) ||
+        !CheckedAdd(group_storage, service_storage, group_storage)) {
+      return Status::LimitExceeded(where(service) + ": storage times count overflows 64 bits");
+    }
+    GPUMART_RETURN_IF_ERROR(CheckPerHour(service.price_cap, where(service)));
     if (!NameValid(service.price_cap.denom)) return BadName(where(service) + " price denom", service.price_cap.denom);
     if (service.price_cap.denom != denom) {
       return Status::InvalidArgument(where(service) + ": price denom " + service.price_cap.denom +

@@ -391,6 +391,57 @@ TEST(CodecTest, ValidateOrderRules) {
   EXPECT_FALSE(DecodeOrder(EncodeBody(zero_count)).ok());
 }
 
+// per_hour is derived, never chosen: a cap whose per_hour is not amount * 3600000 / 6117 says two
+// different things, and matching compares per_hour.
+TEST(CodecTest, PerHourMustFollowFromAmount) {
+  Order order = SampleOrder();
+  order.services[0].price_cap.per_hour += 1;
+  Status status = ValidateOrder(order);
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(status.message().find("per_hour"), std::string::npos) << status.message();
+  EXPECT_FALSE(DecodeOrder(EncodeBody(order)).ok());
+  // Exact at large amounts (the product needs more than 64 bits).
+  Order big = SampleOrder();
+  const uint64_t amount = 30'000'000'000'000'000ULL;  // * 3600000 overflows 64 bits
+  big.services[0].price_cap.amount = amount;
+  // amount = q * 6117 + r, so amount * 3600000 / 6117 = q * 3600000 + r * 3600000 / 6117 exactly.
+  big.services[0].price_cap.per_hour =
+      amount / kAkashBlockMs * kMsPerHour + amount % kAkashBlockMs * kMsPerHour / kAkashBlockMs;
+  EXPECT_EQ(big.services[0].price_cap.per_hour, 17'655'713'585'090'730'750ULL);
+  EXPECT_TRUE(ValidateOrder(big).ok()) << ValidateOrder(big).ToString();
+  // An amount whose per-hour value does not fit in 64 bits cannot be stated at all.
+  big.services[0].price_cap.amount = UINT64_MAX;
+  big.services[0].price_cap.per_hour = UINT64_MAX;
+  EXPECT_EQ(ValidateOrder(big).code(), Status::Code::kLimitExceeded);
+}
+
+// count x per-replica need must fit in 64 bits (storage summed over volumes, cpu, memory), and so
+// must the group's totals, so no later sum or product over a valid order can overflow.
+TEST(CodecTest, ServiceTotalsMustNotOverflow) {
+  Order storage = SampleOrder();
+  storage.services[1].count = 4;
+  // 2^61 + 2^61 per replica fits; times count 4 is 2^64.
+  storage.services[1].resources.storage = {StorageVolume{"a", uint64_t{1} << 61, std::nullopt, false},
+                                           StorageVolume{"b", uint64_t{1} << 61, std::nullopt, false}};
+  Status status = ValidateOrder(storage);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded) << status.ToString();
+  EXPECT_NE(status.message().find("storage"), std::string::npos) << status.message();
+  EXPECT_FALSE(DecodeOrder(EncodeBody(storage)).ok());
+  storage.services[1].resources.storage.pop_back();
+  EXPECT_TRUE(ValidateOrder(storage).ok()) << ValidateOrder(storage).ToString();
+  Order cpu = SampleOrder();
+  cpu.services[1].resources.cpu_millis = UINT64_MAX / 2 + 1;  // count is 2
+  EXPECT_EQ(ValidateOrder(cpu).code(), Status::Code::kLimitExceeded);
+  Order memory = SampleOrder();
+  memory.services[1].resources.memory_bytes = UINT64_MAX / 2 + 1;
+  EXPECT_EQ(ValidateOrder(memory).code(), Status::Code::kLimitExceeded);
+  // Each service fits, the group's total does not.
+  Order group = SampleOrder();
+  group.services[0].resources.memory_bytes = uint64_t{1} << 63;  // count 1
+  group.services[1].resources.memory_bytes = uint64_t{1} << 62;  // count 2: 2^63, total 2^64
+  EXPECT_EQ(ValidateOrder(group).code(), Status::Code::kLimitExceeded);
+}
+
 TEST(CodecTest, ValidateOfferAndBidRules) {
   Offer twice = SampleOffer();
   twice.nodes.push_back(twice.nodes[0]);
