@@ -464,6 +464,41 @@ Status CheckPerHour(const PriceCap& cap, const std::string& where) {
   return Status::Ok();
 }
 
+// A decimal number as std::to_string writes it: digits, no sign, no leading zero (but "0").
+bool PlainDecimal(std::string_view text, uint64_t& value) {
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;
+  value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    if (!CheckedMul(value, 10, value) || !CheckedAdd(value, static_cast<uint64_t>(c - '0'), value)) return false;
+  }
+  return true;
+}
+
+// A GPU rate key exactly as matching looks it up: "*", "model", "model.<ram>" or
+// "model.<ram>.<interface>", where <ram> is FormatGi's spelling ("80Gi" for whole GiB, else the
+// byte count) and <interface> is "pcie" or "sxm". Any other spelling could never be found, and
+// two spellings of one key would be one price twice.
+bool ValidPriceKey(std::string_view key) {
+  if (key == "*") return true;
+  const size_t first = key.find('.');
+  const std::string_view model = key.substr(0, first);
+  if (model.empty() || model == "*") return false;
+  if (first == std::string_view::npos) return true;
+  const std::string_view rest = key.substr(first + 1);
+  const size_t second = rest.find('.');
+  const std::string_view ram = rest.substr(0, second);
+  uint64_t number = 0;
+  if (ram.size() > 2 && ram.substr(ram.size() - 2) == "Gi") {
+    if (!PlainDecimal(ram.substr(0, ram.size() - 2), number) || number > UINT64_MAX / kGi) return false;
+  } else if (!PlainDecimal(ram, number) || number % kGi == 0) {
+    return false;
+  }
+  if (second == std::string_view::npos) return true;
+  const std::string_view interface = rest.substr(second + 1);
+  return interface == ToString(GpuInterface::kPcie) || interface == ToString(GpuInterface::kSxm);
+}
+
 Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
   if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
   for (const auto& service : services) {
@@ -471,6 +506,9 @@ Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const
     if (service.option.has_value() != service.device.has_value()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service +
                                      ": option and device must be given together");
+    }
+    if (service.device && (!NameValid(service.device->vendor) || !NameValid(service.device->model))) {
+      return Status::InvalidArgument(std::string(what) + " service " + service.service + ": device without a vendor or model");
     }
     if (service.placements.empty()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service + " has no placements");
@@ -658,12 +696,19 @@ Status ValidateOffer(const Offer& offer) {
   for (const auto& table : offer.pricing) {
     if (!NameValid(table.denom)) return BadName("offer price denom", table.denom);
     if (!denoms.insert(table.denom).second) return Status::InvalidArgument("offer prices denom " + table.denom + " twice");
+    for (const auto& [key, rate] : table.gpu) {
+      if (!ValidPriceKey(key)) {
+        return Status::InvalidArgument("offer price key '" + key +
+                                       "' is not '*', 'model', 'model.<n>Gi' or 'model.<n>Gi.<pcie|sxm>'");
+      }
+    }
   }
   std::set<std::string_view> names;
   for (const auto& node : offer.nodes) {
     if (!NameValid(node.name)) return BadName("offer node name", node.name);
     if (!names.insert(node.name).second) return Status::InvalidArgument("offer lists node " + node.name + " twice");
     for (const auto& devices : node.gpus) {
+      if (!NameValid(devices.vendor)) return BadName("node " + node.name + " GPU vendor", devices.vendor);
       if (!NameValid(devices.model)) return BadName("node " + node.name + " GPU model", devices.model);
     }
   }
@@ -886,35 +931,6 @@ Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes) {
     return Status::InvalidArgument("lease and its accept name different orders or bids");
   }
   return lease;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Replay guard
-
-size_t ReplayGuard::KeyHash::operator()(const Key& key) const {
-  uint64_t prefix = 0;
-  std::memcpy(&prefix, key.signer.data(), sizeof prefix);
-  return static_cast<size_t>(prefix ^ (key.nonce * 0x9e3779b97f4a7c15ULL));
-}
-
-void ReplayGuard::Prune(int64_t now_ms) {
-  std::erase_if(seen_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
-  // Prune at most once a second under load, but always when full.
-  next_prune_ms_ = now_ms + 1000;
-}
-
-Status ReplayGuard::CheckAndRemember(const PublicKey& signer, uint64_t nonce, int64_t expires_ms, int64_t now_ms) {
-  if (now_ms >= next_prune_ms_ || seen_.size() >= capacity_) Prune(now_ms);
-  const Key key{signer, nonce};
-  auto it = seen_.find(key);
-  if (it != seen_.end() && it->second > now_ms) {
-    return Status::Replay("nonce " + std::to_string(nonce) + " from " + ToHex(signer).substr(0, 16) + "… seen before");
-  }
-  if (it == seen_.end() && seen_.size() >= capacity_) {
-    return Status::LimitExceeded("replay guard full (" + std::to_string(capacity_) + " unexpired messages)");
-  }
-  seen_[key] = expires_ms;
-  return Status::Ok();
 }
 
 }  // namespace gpumart::market

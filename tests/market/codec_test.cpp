@@ -457,6 +457,37 @@ TEST(CodecTest, ValidateOfferAndBidRules) {
   EXPECT_NE(ValidateBid(half).message().find("option and device must be given together"), std::string::npos);
 }
 
+// Rate keys are looked up literally as "model.<FormatGi(ram)>.<interface>" and shorter forms, so
+// only that spelling can ever match; any other is refused rather than silently never used.
+TEST(CodecTest, PriceKeysOnlyInTheSpellingMatchingLooksUp) {
+  for (const std::string key : {"*", "h100", "h100.80Gi", "h100.80Gi.sxm", "a10.24Gi.pcie", "x.0Gi", "x.1000"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    EXPECT_TRUE(ValidateOffer(offer).ok()) << key << ": " << ValidateOffer(offer).ToString();
+  }
+  for (const std::string key : {"", ".80Gi", "*.80Gi", "h100.", "h100.80gi", "h100.080Gi", "h100.80GiB",
+                                "h100.85899345920", "h100.80Gi.", "h100.80Gi.SXM", "h100.80Gi.sxm5", "h100.80Gi.sxm.x",
+                                "h100.-1Gi", "h100.99999999999999999999Gi", "h100.Gi"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    const Status status = ValidateOffer(offer);
+    EXPECT_EQ(status.code(), Status::Code::kInvalidArgument) << "'" << key << "'";
+    EXPECT_FALSE(DecodeOffer(EncodeBody(offer)).ok()) << key;
+  }
+}
+
+TEST(CodecTest, DevicesNameTheirVendorAndModel) {
+  Bid bid = SampleBid();
+  bid.services[0].device->vendor.clear();
+  EXPECT_NE(ValidateBid(bid).message().find("device without a vendor or model"), std::string::npos);
+  Bid no_model = SampleBid();
+  no_model.services[0].device->model.clear();
+  EXPECT_FALSE(DecodeBid(EncodeBody(no_model)).ok());
+  Offer offer = SampleOffer();
+  offer.nodes[0].gpus[0].vendor.clear();
+  EXPECT_FALSE(ValidateOffer(offer).ok());
+}
+
 // ---- leases: two signatures -------------------------------------------------------------------
 
 Signed<Lease> MakeLease(const Identity& tenant, const Identity& provider, const PublicKey& accepted_provider) {
@@ -525,30 +556,6 @@ TEST(CodecTest, ProtocolDocTestVector) {
   EXPECT_EQ(ToHex(wire.data(), wire.size()),
             "980104c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8cf000001977420dc00cf000001977421c6602ac46793c4201111111111111111111111111111111111111111111111111111111111111111c4202222222222222222222222222222222222222222222222222222222222222222c4203333333333333333333333333333333333333333333333333333333333333333c440a92fd7016308479191958aaee4e1d19430e3effd7bb637a961b0a1bec4e4bda99f894bb279fc4e62633ee0b9ee758277b4343568456113e403cf71b9fa1e5e0d");
   EXPECT_EQ(ToHex(message.id), "05efb454673f911c2f069c60323adad9c2708f835d486b686504194b06bc3c6a");
-}
-
-// ---- replay guard -----------------------------------------------------------------------------
-
-TEST(ReplayGuardTest, RejectsSeenNonceUntilExpiry) {
-  ReplayGuard guard;
-  const PublicKey key = Tenant().public_key();
-  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 1000, kNow).ok());
-  EXPECT_EQ(guard.CheckAndRemember(key, 1, kNow + 1000, kNow + 10).code(), Status::Code::kReplay);
-  EXPECT_TRUE(guard.CheckAndRemember(key, 2, kNow + 1000, kNow + 10).ok());
-  EXPECT_TRUE(guard.CheckAndRemember(Provider().public_key(), 1, kNow + 1000, kNow + 10).ok());
-  // After expiry the entry is forgotten (the message itself would fail CheckFreshness anyway).
-  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 5000, kNow + 2000).ok());
-}
-
-TEST(ReplayGuardTest, BoundedAndRefusesWhenFullOfLiveEntries) {
-  ReplayGuard guard(3);
-  const PublicKey key = Tenant().public_key();
-  for (uint64_t nonce = 0; nonce < 3; ++nonce) ASSERT_TRUE(guard.CheckAndRemember(key, nonce, kNow + 1000, kNow).ok());
-  EXPECT_EQ(guard.CheckAndRemember(key, 99, kNow + 1000, kNow).code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(guard.size(), 3u);
-  // Once they expire there is room again.
-  EXPECT_TRUE(guard.CheckAndRemember(key, 99, kNow + 5000, kNow + 1000).ok());
-  EXPECT_EQ(guard.size(), 1u);
 }
 
 }  // namespace
