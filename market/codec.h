@@ -85,7 +85,8 @@ Bytes EncodeBody(const Accept& accept);
 Bytes EncodeBody(const Lease& lease);
 Bytes EncodeBody(const Close& close);
 
-// Body decoders: decode with limits, then validate (ValidateXxx below).
+// Body decoders: decode strictly (only the canonical encoding is accepted, so bytes that decode
+// re-encode to themselves; see msgpack_reader.h) with limits, then validate (ValidateXxx below).
 Result<Order> DecodeOrder(std::span<const uint8_t> bytes);
 Result<Offer> DecodeOffer(std::span<const uint8_t> bytes);
 Result<Bid> DecodeBid(std::span<const uint8_t> bytes);
@@ -94,14 +95,17 @@ Result<Lease> DecodeLease(std::span<const uint8_t> bytes);
 Result<Close> DecodeClose(std::span<const uint8_t> bytes);
 
 // Semantic checks of a decoded (or locally built) value: names non-empty and bounded, counts
-// >= 1 and within limits, GPU units with options, one denom per group...
+// >= 1 and within limits, GPU units with options, one denom per group, per_hour derived from
+// amount, totals that fit in 64 bits, price keys in the spelling matching looks up... Every rule
+// is listed in docs/PROTOCOL.md.
 Status ValidateOrder(const Order& order);
 Status ValidateOffer(const Offer& offer);
 Status ValidateBid(const Bid& bid);
 Status ValidateLease(const Lease& lease);
 
 Bytes EncodeEnvelope(const Envelope& envelope);
-// Structure only: limits, field types, key and signature lengths, version. No signature check.
+// Structure only, strictly canonical: limits, field types, key and signature lengths, version.
+// No signature check.
 Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes);
 
 // What is signed: kSigningDomain followed by the canonical msgpack array of the envelope's first
