@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include "market/checked_math.h"
 #include "market/msgpack_reader.h"
 
 #include <algorithm>
@@ -172,13 +173,14 @@ Status ReadStrMap(Reader& r, const char* field, size_t max, std::map<std::string
   size_t size = 0;
   GPUMART_RETURN_IF_ERROR(r.Map(field, max, size));
   out.clear();
+  std::string_view previous;
   for (size_t i = 0; i < size; ++i) {
     std::string_view key, value;
-    GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, key));
+    GPUMART_RETURN_IF_ERROR(r.MapKey(field, limits::kMaxNameBytes, i == 0 ? nullptr : &previous, key));
     GPUMART_RETURN_IF_ERROR(r.Str(field, limits::kMaxNameBytes, value));
-    // Canonical maps are sorted, so the hint makes the common case an append.
+    // Keys arrive strictly increasing (MapKey checked), so every insert is an append.
     out.emplace_hint(out.end(), key, value);
-    if (out.size() != i + 1) return Status::Corruption(std::string(field) + ": duplicate key " + std::string(key));
+    previous = key;
   }
   return Status::Ok();
 }
@@ -331,12 +333,14 @@ Status ReadOffer(Reader& r, Offer& offer) {
     size_t rate_count = 0;
     GPUMART_RETURN_IF_ERROR(r.Map("pricing.gpu", limits::kMaxPriceKeys, rate_count));
     table.gpu.clear();
+    std::string_view previous;
     for (size_t k = 0; k < rate_count; ++k) {
-      std::string key;
+      std::string_view key;
       uint64_t rate = 0;
-      GPUMART_RETURN_IF_ERROR(r.Str("pricing.gpu key", limits::kMaxNameBytes, key));
+      GPUMART_RETURN_IF_ERROR(r.MapKey("pricing.gpu key", limits::kMaxNameBytes, k == 0 ? nullptr : &previous, key));
       GPUMART_RETURN_IF_ERROR(r.Uint("pricing.gpu rate", UINT64_MAX, rate));
-      if (!table.gpu.emplace(key, rate).second) return Status::Corruption("pricing.gpu: duplicate key " + key);
+      table.gpu.emplace_hint(table.gpu.end(), key, rate);
+      previous = key;
     }
     GPUMART_RETURN_IF_ERROR(r.Uint("pricing.cpu", UINT64_MAX, table.cpu));
     GPUMART_RETURN_IF_ERROR(r.Uint("pricing.memory", UINT64_MAX, table.memory));
@@ -443,6 +447,58 @@ Status BadName(const std::string& what, const std::string& name) {
   return name.empty() ? Status::InvalidArgument(what + " is empty") : Status::LimitExceeded(what + " is too long");
 }
 
+// per_hour = amount * 3600000 / 6117 exactly, without a 128-bit type: with amount = q * 6117 + r
+// it is q * 3600000 + r * 3600000 / 6117, and r < 6117 keeps the second product small.
+Status CheckPerHour(const PriceCap& cap, const std::string& where) {
+  uint64_t per_hour = 0;
+  if (!CheckedMul(cap.amount / kAkashBlockMs, kMsPerHour, per_hour) ||
+      !CheckedAdd(per_hour, cap.amount % kAkashBlockMs * kMsPerHour / kAkashBlockMs, per_hour)) {
+    return Status::LimitExceeded(where + ": price cap " + std::to_string(cap.amount) +
+                                 " per block overflows 64 bits per hour");
+  }
+  if (cap.per_hour != per_hour) {
+    return Status::InvalidArgument(where + ": price cap per_hour " + std::to_string(cap.per_hour) + " is not amount * " +
+                                   std::to_string(kMsPerHour) + " / " + std::to_string(kAkashBlockMs) + " = " +
+                                   std::to_string(per_hour));
+  }
+  return Status::Ok();
+}
+
+// A decimal number as std::to_string writes it: digits, no sign, no leading zero (but "0").
+bool PlainDecimal(std::string_view text, uint64_t& value) {
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;
+  value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    if (!CheckedMul(value, 10, value) || !CheckedAdd(value, static_cast<uint64_t>(c - '0'), value)) return false;
+  }
+  return true;
+}
+
+// A GPU rate key exactly as matching looks it up: "*", "model", "model.<ram>" or
+// "model.<ram>.<interface>", where <ram> is FormatGi's spelling ("80Gi" for whole GiB, else the
+// byte count) and <interface> is "pcie" or "sxm". Any other spelling could never be found, and
+// two spellings of one key would be one price twice.
+bool ValidPriceKey(std::string_view key) {
+  if (key == "*") return true;
+  const size_t first = key.find('.');
+  const std::string_view model = key.substr(0, first);
+  if (model.empty() || model == "*") return false;
+  if (first == std::string_view::npos) return true;
+  const std::string_view rest = key.substr(first + 1);
+  const size_t second = rest.find('.');
+  const std::string_view ram = rest.substr(0, second);
+  uint64_t number = 0;
+  if (ram.size() > 2 && ram.substr(ram.size() - 2) == "Gi") {
+    if (!PlainDecimal(ram.substr(0, ram.size() - 2), number) || number > UINT64_MAX / kGi) return false;
+  } else if (!PlainDecimal(ram, number) || number % kGi == 0) {
+    return false;
+  }
+  if (second == std::string_view::npos) return true;
+  const std::string_view interface = rest.substr(second + 1);
+  return interface == ToString(GpuInterface::kPcie) || interface == ToString(GpuInterface::kSxm);
+}
+
 Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
   if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
   for (const auto& service : services) {
@@ -450,6 +506,9 @@ Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const
     if (service.option.has_value() != service.device.has_value()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service +
                                      ": option and device must be given together");
+    }
+    if (service.device && (!NameValid(service.device->vendor) || !NameValid(service.device->model))) {
+      return Status::InvalidArgument(std::string(what) + " service " + service.service + ": device without a vendor or model");
     }
     if (service.placements.empty()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service + " has no placements");
@@ -576,6 +635,7 @@ Status ValidateOrder(const Order& order) {
   const std::string& denom = order.services.front().price_cap.denom;
   // Messages are built only on failure: validation runs on every decoded order.
   auto where = [](const ServiceRequest& service) { return "order service " + service.name; };
+  uint64_t group_cpu = 0, group_memory = 0, group_storage = 0;
   for (size_t i = 0; i < order.services.size(); ++i) {
     const ServiceRequest& service = order.services[i];
     if (!NameValid(service.name)) return BadName("order service name", service.name);
@@ -600,10 +660,26 @@ Status ValidateOrder(const Order& order) {
     uint64_t storage = 0;
     for (const auto& volume : service.resources.storage) {
       if (!NameValid(volume.name)) return BadName(where(service) + " volume name", volume.name);
-      if (__builtin_add_overflow(storage, volume.bytes, &storage)) {
-        return Status::InvalidArgument(where(service) + ": storage size overflows");
+      if (!CheckedAdd(storage, volume.bytes, storage)) {
+        return Status::LimitExceeded(where(service) + ": storage size overflows 64 bits");
       }
     }
+    // What the whole service and group need fits in 64 bits, so sums and products over a valid
+    // order (matching, capacity accounting) never overflow.
+    const Resources& r = service.resources;
+    uint64_t service_cpu = 0, service_memory = 0, service_storage = 0;
+    if (!CheckedMul(service.count, r.cpu_millis, service_cpu) || !CheckedAdd(group_cpu, service_cpu, group_cpu)) {
+      return Status::LimitExceeded(where(service) + ": cpu times count overflows 64 bits");
+    }
+    if (!CheckedMul(service.count, r.memory_bytes, service_memory) ||
+        !CheckedAdd(group_memory, service_memory, group_memory)) {
+      return Status::LimitExceeded(where(service) + ": memory times count overflows 64 bits");
+    }
+    if (!CheckedMul(service.count, storage, service_storage) ||
+        !CheckedAdd(group_storage, service_storage, group_storage)) {
+      return Status::LimitExceeded(where(service) + ": storage times count overflows 64 bits");
+    }
+    GPUMART_RETURN_IF_ERROR(CheckPerHour(service.price_cap, where(service)));
     if (!NameValid(service.price_cap.denom)) return BadName(where(service) + " price denom", service.price_cap.denom);
     if (service.price_cap.denom != denom) {
       return Status::InvalidArgument(where(service) + ": price denom " + service.price_cap.denom +
@@ -620,12 +696,19 @@ Status ValidateOffer(const Offer& offer) {
   for (const auto& table : offer.pricing) {
     if (!NameValid(table.denom)) return BadName("offer price denom", table.denom);
     if (!denoms.insert(table.denom).second) return Status::InvalidArgument("offer prices denom " + table.denom + " twice");
+    for (const auto& [key, rate] : table.gpu) {
+      if (!ValidPriceKey(key)) {
+        return Status::InvalidArgument("offer price key '" + key +
+                                       "' is not '*', 'model', 'model.<n>Gi' or 'model.<n>Gi.<pcie|sxm>'");
+      }
+    }
   }
   std::set<std::string_view> names;
   for (const auto& node : offer.nodes) {
     if (!NameValid(node.name)) return BadName("offer node name", node.name);
     if (!names.insert(node.name).second) return Status::InvalidArgument("offer lists node " + node.name + " twice");
     for (const auto& devices : node.gpus) {
+      if (!NameValid(devices.vendor)) return BadName("node " + node.name + " GPU vendor", devices.vendor);
       if (!NameValid(devices.model)) return BadName("node " + node.name + " GPU model", devices.model);
     }
   }
@@ -751,7 +834,7 @@ Envelope SignEnvelope(const Identity& identity, MessageType type, Bytes body, in
   envelope.type = type;
   envelope.signer = identity.public_key();
   envelope.created_ms = created_ms;
-  envelope.expires_ms = created_ms + ttl_ms;
+  envelope.expires_ms = SaturatingAddMs(created_ms, ttl_ms);
   envelope.nonce = nonce;
   envelope.body = std::move(body);
   const Bytes input = SigningInput(envelope);
@@ -769,16 +852,18 @@ Status VerifySignature(const Envelope& envelope) {
 }
 
 Status CheckFreshness(const Envelope& envelope, int64_t now_ms) {
+  // Every time here may be a peer's: differences are taken as exact unsigned distances once their
+  // order is known, and "now + skew" saturates (checked_math.h), so no check can overflow.
   if (envelope.expires_ms <= envelope.created_ms) return Status::InvalidArgument("message expires before it was created");
-  if (envelope.expires_ms - envelope.created_ms > limits::kMaxTtlMs) {
+  if (MsBetween(envelope.created_ms, envelope.expires_ms) > static_cast<uint64_t>(limits::kMaxTtlMs)) {
     return Status::LimitExceeded("message lifetime exceeds " + std::to_string(limits::kMaxTtlMs) + " ms");
   }
-  if (envelope.created_ms > now_ms + limits::kMaxClockSkewMs) {
-    return Status::FromFuture("message created " + std::to_string(envelope.created_ms - now_ms) +
+  if (envelope.created_ms > SaturatingAddMs(now_ms, limits::kMaxClockSkewMs)) {
+    return Status::FromFuture("message created " + std::to_string(MsBetween(now_ms, envelope.created_ms)) +
                               " ms in the future (clock skew limit " + std::to_string(limits::kMaxClockSkewMs) + " ms)");
   }
   if (envelope.expires_ms <= now_ms) {
-    return Status::Expired("message expired " + std::to_string(now_ms - envelope.expires_ms) + " ms ago");
+    return Status::Expired("message expired " + std::to_string(MsBetween(envelope.expires_ms, now_ms)) + " ms ago");
   }
   return Status::Ok();
 }
@@ -846,35 +931,6 @@ Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes) {
     return Status::InvalidArgument("lease and its accept name different orders or bids");
   }
   return lease;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Replay guard
-
-size_t ReplayGuard::KeyHash::operator()(const Key& key) const {
-  uint64_t prefix = 0;
-  std::memcpy(&prefix, key.signer.data(), sizeof prefix);
-  return static_cast<size_t>(prefix ^ (key.nonce * 0x9e3779b97f4a7c15ULL));
-}
-
-void ReplayGuard::Prune(int64_t now_ms) {
-  std::erase_if(seen_, [now_ms](const auto& entry) { return entry.second <= now_ms; });
-  // Prune at most once a second under load, but always when full.
-  next_prune_ms_ = now_ms + 1000;
-}
-
-Status ReplayGuard::CheckAndRemember(const PublicKey& signer, uint64_t nonce, int64_t expires_ms, int64_t now_ms) {
-  if (now_ms >= next_prune_ms_ || seen_.size() >= capacity_) Prune(now_ms);
-  const Key key{signer, nonce};
-  auto it = seen_.find(key);
-  if (it != seen_.end() && it->second > now_ms) {
-    return Status::Replay("nonce " + std::to_string(nonce) + " from " + ToHex(signer).substr(0, 16) + "… seen before");
-  }
-  if (it == seen_.end() && seen_.size() >= capacity_) {
-    return Status::LimitExceeded("replay guard full (" + std::to_string(capacity_) + " unexpired messages)");
-  }
-  seen_[key] = expires_ms;
-  return Status::Ok();
 }
 
 }  // namespace gpumart::market

@@ -1,5 +1,5 @@
 // The wire codec: canonical msgpack bodies for every message type, the signed envelope, message
-// ids, verification and the replay guard. docs/PROTOCOL.md documents every byte of this; keep
+// ids and verification (the replay guard is market/replay_guard.h). docs/PROTOCOL.md documents every byte of this; keep
 // the two in step.
 //
 // Untrusted bytes are decoded by a schema-driven reader (market/msgpack_reader.h, which says why
@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <unordered_map>
 
 #include "market/crypto.h"
 #include "market/status.h"
@@ -53,7 +52,13 @@ constexpr uint32_t kMaxGpuUnits = 1'024;               // GPUs per replica
 constexpr uint32_t kMaxGpusPerType = 100'000;          // devices of one type on one node
 constexpr int64_t kMaxClockSkewMs = 30'000;            // how far in the future `created` may be
 constexpr int64_t kMaxTtlMs = 7LL * 24 * 3600 * 1000;  // expires - created, at most a week
-constexpr size_t kMaxReplayEntries = 1 << 20;          // (signer, nonce) pairs remembered
+// The replay guard (market/replay_guard.h): live messages remembered in all, and of one signer
+// (a busy provider's bids: about 180 a second at a 30 s lifetime), and how far ahead an expiry
+// may lie: the longest a message that passes CheckFreshness can stay live, so no valid message
+// is refused for its lifetime and none is forgotten while it could still be accepted.
+constexpr size_t kMaxReplayEntries = 1 << 20;
+constexpr size_t kMaxReplayEntriesPerSigner = 1 << 14;
+constexpr int64_t kReplayHorizonMs = kMaxTtlMs + kMaxClockSkewMs;
 }  // namespace limits
 
 // The signed envelope every message travels in. On the wire (msgpack array of 8):
@@ -80,7 +85,8 @@ Bytes EncodeBody(const Accept& accept);
 Bytes EncodeBody(const Lease& lease);
 Bytes EncodeBody(const Close& close);
 
-// Body decoders: decode with limits, then validate (ValidateXxx below).
+// Body decoders: decode strictly (only the canonical encoding is accepted, so bytes that decode
+// re-encode to themselves; see msgpack_reader.h) with limits, then validate (ValidateXxx below).
 Result<Order> DecodeOrder(std::span<const uint8_t> bytes);
 Result<Offer> DecodeOffer(std::span<const uint8_t> bytes);
 Result<Bid> DecodeBid(std::span<const uint8_t> bytes);
@@ -89,14 +95,17 @@ Result<Lease> DecodeLease(std::span<const uint8_t> bytes);
 Result<Close> DecodeClose(std::span<const uint8_t> bytes);
 
 // Semantic checks of a decoded (or locally built) value: names non-empty and bounded, counts
-// >= 1 and within limits, GPU units with options, one denom per group...
+// >= 1 and within limits, GPU units with options, one denom per group, per_hour derived from
+// amount, totals that fit in 64 bits, price keys in the spelling matching looks up... Every rule
+// is listed in docs/PROTOCOL.md.
 Status ValidateOrder(const Order& order);
 Status ValidateOffer(const Offer& offer);
 Status ValidateBid(const Bid& bid);
 Status ValidateLease(const Lease& lease);
 
 Bytes EncodeEnvelope(const Envelope& envelope);
-// Structure only: limits, field types, key and signature lengths, version. No signature check.
+// Structure only, strictly canonical: limits, field types, key and signature lengths, version.
+// No signature check.
 Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes);
 
 // What is signed: kSigningDomain followed by the canonical msgpack array of the envelope's first
@@ -158,30 +167,5 @@ Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms,
 // and that they agree (same order and bid, the Accept names this provider, the Lease names the
 // Accept's signer as tenant). Time is not checked: a lease stays valid after its messages expire.
 Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes);
-
-// Remembers (signer, nonce) pairs until their message expires, to reject replays. Bounded: when
-// full of unexpired entries it refuses new messages rather than forgetting (a flood cannot make
-// it accept a replay). Not thread-safe: owned by one actor.
-class ReplayGuard {
- public:
-  explicit ReplayGuard(size_t capacity = limits::kMaxReplayEntries) : capacity_(capacity) {}
-  // Ok and remembers the pair, or kReplay when seen before, or kLimitExceeded when full.
-  Status CheckAndRemember(const PublicKey& signer, uint64_t nonce, int64_t expires_ms, int64_t now_ms);
-  size_t size() const { return seen_.size(); }
-
- private:
-  void Prune(int64_t now_ms);
-  struct Key {
-    PublicKey signer;
-    uint64_t nonce;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& key) const;
-  };
-  size_t capacity_;
-  int64_t next_prune_ms_ = 0;
-  std::unordered_map<Key, int64_t, KeyHash> seen_;  // -> expires_ms
-};
 
 }  // namespace gpumart::market

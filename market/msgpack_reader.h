@@ -10,6 +10,12 @@
 //
 // Format bytes handled (msgpack spec): fixint/uint8-64/int8-64, nil, bool, fixstr/str8-32,
 // bin8-32, fixarray/array16/32, fixmap/map16/32. Anything else (floats, ext) is a type error.
+//
+// Strict: only the canonical encoding of each value is accepted (docs/PROTOCOL.md, "Canonical
+// encoding"), so one value has exactly one byte string and a signed body one id. Integers and
+// every length header must use the shortest form that holds them (a non-negative integer never
+// uses a signed form), strings must be valid UTF-8, and map keys (MapKey) must be strictly
+// increasing bytewise. A non-canonical encoding is kCorruption with "non-canonical" in the text.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +26,10 @@
 #include "market/status.h"
 
 namespace gpumart::market {
+
+// True when `text` is well-formed UTF-8 (Unicode 15, table 3-7): no overlong forms, no surrogates
+// (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequence.
+bool IsValidUtf8(std::string_view text);
 
 class MsgpackReader {
  public:
@@ -54,11 +64,15 @@ class MsgpackReader {
   }
   // A map header with at most `max` entries (each at least two bytes).
   Status Map(const char* field, size_t max, size_t& size);
-  // A string of at most `max` bytes; the view points into the input.
+  // The key of a map entry: a string of at most `max` bytes that sorts strictly after
+  // `*previous` (the entry before; nullptr for the first): bytewise, a prefix before its
+  // extensions. So a map has one encoding and no key twice.
+  Status MapKey(const char* field, size_t max, const std::string_view* previous, std::string_view& key);
+  // A UTF-8 string of at most `max` bytes; the view points into the input.
   Status Str(const char* field, size_t max, std::string_view& out) {
     if (p_ < end_ && (*p_ & 0xe0) == 0xa0) {
       const size_t length = *p_ & 0x1f;
-      if (length <= max && length < Remaining()) {
+      if (length <= max && length < Remaining() && IsAscii(p_ + 1, length)) {
         out = std::string_view(reinterpret_cast<const char*>(p_ + 1), length);
         p_ += 1 + length;
         return Status::Ok();
@@ -107,6 +121,15 @@ class MsgpackReader {
   Status ListSlow(const char* field, size_t max, size_t& size);
   Status StrSlow(const char* field, size_t max, std::string_view& out);
   Status UintSlow(const char* field, uint64_t max, uint64_t& out);
+  // Reads the big-endian body of uint8..64 (format byte `b`, already consumed) and checks it
+  // needed that width.
+  Status UintBody(const char* field, uint8_t b, uint64_t& out);
+  Status NonCanonical(const char* field, const char* what) const;
+  static bool IsAscii(const uint8_t* data, size_t size) {
+    uint8_t any = 0;
+    for (size_t i = 0; i < size; ++i) any |= data[i];
+    return any < 0x80;
+  }
   Status Truncated(const char* field) const { return Status::Corruption(std::string(field) + ": truncated"); }
   Status TypeError(const char* field, const char* expected) const;
   // Reads a big-endian length or integer of `bytes` bytes.

@@ -18,6 +18,7 @@
 #include "market/codec.h"
 #include "market/crypto.h"
 #include "market/offers.h"
+#include "market/replay_guard.h"
 #include "market/sdl.h"
 
 namespace gpumart::node {
@@ -78,8 +79,10 @@ struct LedgerHandle {
 Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, LedgerHandle& ledger, int64_t now_ms) {
   Result<market::Signed<market::Order>> order = market::OpenSigned<market::Order>(order_wire, now_ms);
   if (!order.ok()) return order.status().WithContext("provider " + provider.inventory.provider + " rejected the order");
-  GPUMART_RETURN_IF_ERROR(provider.replay_guard.CheckAndRemember(order->envelope.signer, order->envelope.nonce,
-                                                                 order->envelope.expires_ms, now_ms));
+  Result<market::ReplayGuard::Verdict> seen = provider.replay_guard.Check(
+      order->envelope.signer, order->envelope.nonce, order->id, order->envelope.expires_ms, now_ms);
+  if (!seen.ok()) return seen.status();
+  if (*seen == market::ReplayGuard::Verdict::kDuplicate) return BidOutcome{std::nullopt, "order seen before"};
   Result<std::vector<market::NodeCapacity>> free_nodes =
       ledger.store().FreeCapacity(provider.identity.public_key(), provider.inventory.nodes, now_ms);
   if (!free_nodes.ok()) return free_nodes.status();
@@ -222,8 +225,10 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     for (const auto& [p, wire] : bid_wires) {
       Result<market::Signed<market::Bid>> bid = market::OpenSigned<market::Bid>(wire, now_ms);
       if (!bid.ok()) return bid.status().WithContext("tenant rejected a bid");
-      GPUMART_RETURN_IF_ERROR(tenant_guard.CheckAndRemember(bid->envelope.signer, bid->envelope.nonce,
-                                                           bid->envelope.expires_ms, now_ms));
+      Result<market::ReplayGuard::Verdict> seen =
+          tenant_guard.Check(bid->envelope.signer, bid->envelope.nonce, bid->id, bid->envelope.expires_ms, now_ms);
+      if (!seen.ok()) return seen.status();
+      if (*seen == market::ReplayGuard::Verdict::kDuplicate) continue;  // the same bid again: nothing new
       ++group.signatures_verified;
       if (bid->body.order_id != signed_order.id) return Status::Internal("a bid answers another order");
       // Every node records the bids it relays.

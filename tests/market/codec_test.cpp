@@ -4,6 +4,8 @@
 
 #include <msgpack.hpp>
 
+#include <limits>
+
 #include "tests/market/test_messages.h"
 
 namespace gpumart::market {
@@ -182,6 +184,40 @@ TEST(CodecTest, TooLongLifetimeRejected) {
   EXPECT_EQ(VerifyEnvelope(backwards, kNow).code(), Status::Code::kInvalidArgument);
 }
 
+// Peer-chosen times at the ends of int64: every check is exact, none overflows (UBSan guards the
+// arithmetic; the verdicts guard the logic). Before the fix INT64_MAX - INT64_MIN wrapped to -1 and
+// the message passed as one that never expires.
+TEST(CodecTest, FreshnessAtTheEndsOfTimeNeverOverflows) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto freshness = [](int64_t created, int64_t expires, int64_t now) {
+    Envelope e;
+    e.created_ms = created;
+    e.expires_ms = expires;
+    return CheckFreshness(e, now).code();
+  };
+  EXPECT_EQ(freshness(kMin, kMax, kNow), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMin, kMax, kMin), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(-1, kMax, 0), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMin, 1, 0), Status::Code::kLimitExceeded);
+  EXPECT_EQ(freshness(kMax, kMin, kNow), Status::Code::kInvalidArgument);
+  EXPECT_EQ(freshness(kMax, kMax, kNow), Status::Code::kInvalidArgument);
+  // A lifetime within the limit at either end of time.
+  EXPECT_EQ(freshness(kMin, kMin + kTtl, kMax), Status::Code::kExpired);
+  EXPECT_EQ(freshness(kMin, kMin + kTtl, kMin), Status::Code::kOk);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMin), Status::Code::kFromFuture);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMax - 1), Status::Code::kOk);
+  EXPECT_EQ(freshness(kMax - kTtl, kMax, kMax), Status::Code::kExpired);
+  // "now + skew" at the end of time saturates instead of wrapping into the past.
+  EXPECT_EQ(freshness(kMax - 2, kMax, kMax - limits::kMaxClockSkewMs / 2), Status::Code::kOk);
+  // The lifetime limit is exact at its boundary.
+  EXPECT_EQ(freshness(kNow, kNow + limits::kMaxTtlMs, kNow), Status::Code::kOk);
+  EXPECT_EQ(freshness(kNow, kNow + limits::kMaxTtlMs + 1, kNow), Status::Code::kLimitExceeded);
+  // Signing with a TTL past the end of time saturates the expiry rather than wrapping it.
+  const Envelope far = SignEnvelope(Tenant(), MessageType::kAccept, {}, kMax - 10, kTtl, 1);
+  EXPECT_EQ(far.expires_ms, kMax);
+}
+
 TEST(CodecTest, WrongMessageTypeRejected) {
   const Bytes wire = EncodeEnvelope(MakeSigned(Provider(), SampleBid(), kNow, kTtl, 1).envelope);
   Status status = OpenSigned<Order>(wire, kNow).status();
@@ -355,6 +391,57 @@ TEST(CodecTest, ValidateOrderRules) {
   EXPECT_FALSE(DecodeOrder(EncodeBody(zero_count)).ok());
 }
 
+// per_hour is derived, never chosen: a cap whose per_hour is not amount * 3600000 / 6117 says two
+// different things, and matching compares per_hour.
+TEST(CodecTest, PerHourMustFollowFromAmount) {
+  Order order = SampleOrder();
+  order.services[0].price_cap.per_hour += 1;
+  Status status = ValidateOrder(order);
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(status.message().find("per_hour"), std::string::npos) << status.message();
+  EXPECT_FALSE(DecodeOrder(EncodeBody(order)).ok());
+  // Exact at large amounts (the product needs more than 64 bits).
+  Order big = SampleOrder();
+  const uint64_t amount = 30'000'000'000'000'000ULL;  // * 3600000 overflows 64 bits
+  big.services[0].price_cap.amount = amount;
+  // amount = q * 6117 + r, so amount * 3600000 / 6117 = q * 3600000 + r * 3600000 / 6117 exactly.
+  big.services[0].price_cap.per_hour =
+      amount / kAkashBlockMs * kMsPerHour + amount % kAkashBlockMs * kMsPerHour / kAkashBlockMs;
+  EXPECT_EQ(big.services[0].price_cap.per_hour, 17'655'713'585'090'730'750ULL);
+  EXPECT_TRUE(ValidateOrder(big).ok()) << ValidateOrder(big).ToString();
+  // An amount whose per-hour value does not fit in 64 bits cannot be stated at all.
+  big.services[0].price_cap.amount = UINT64_MAX;
+  big.services[0].price_cap.per_hour = UINT64_MAX;
+  EXPECT_EQ(ValidateOrder(big).code(), Status::Code::kLimitExceeded);
+}
+
+// count x per-replica need must fit in 64 bits (storage summed over volumes, cpu, memory), and so
+// must the group's totals, so no later sum or product over a valid order can overflow.
+TEST(CodecTest, ServiceTotalsMustNotOverflow) {
+  Order storage = SampleOrder();
+  storage.services[1].count = 4;
+  // 2^61 + 2^61 per replica fits; times count 4 is 2^64.
+  storage.services[1].resources.storage = {StorageVolume{"a", uint64_t{1} << 61, std::nullopt, false},
+                                           StorageVolume{"b", uint64_t{1} << 61, std::nullopt, false}};
+  Status status = ValidateOrder(storage);
+  EXPECT_EQ(status.code(), Status::Code::kLimitExceeded) << status.ToString();
+  EXPECT_NE(status.message().find("storage"), std::string::npos) << status.message();
+  EXPECT_FALSE(DecodeOrder(EncodeBody(storage)).ok());
+  storage.services[1].resources.storage.pop_back();
+  EXPECT_TRUE(ValidateOrder(storage).ok()) << ValidateOrder(storage).ToString();
+  Order cpu = SampleOrder();
+  cpu.services[1].resources.cpu_millis = UINT64_MAX / 2 + 1;  // count is 2
+  EXPECT_EQ(ValidateOrder(cpu).code(), Status::Code::kLimitExceeded);
+  Order memory = SampleOrder();
+  memory.services[1].resources.memory_bytes = UINT64_MAX / 2 + 1;
+  EXPECT_EQ(ValidateOrder(memory).code(), Status::Code::kLimitExceeded);
+  // Each service fits, the group's total does not.
+  Order group = SampleOrder();
+  group.services[0].resources.memory_bytes = uint64_t{1} << 63;  // count 1
+  group.services[1].resources.memory_bytes = uint64_t{1} << 62;  // count 2: 2^63, total 2^64
+  EXPECT_EQ(ValidateOrder(group).code(), Status::Code::kLimitExceeded);
+}
+
 TEST(CodecTest, ValidateOfferAndBidRules) {
   Offer twice = SampleOffer();
   twice.nodes.push_back(twice.nodes[0]);
@@ -368,6 +455,37 @@ TEST(CodecTest, ValidateOfferAndBidRules) {
   Bid half = SampleBid();
   half.services[0].device.reset();
   EXPECT_NE(ValidateBid(half).message().find("option and device must be given together"), std::string::npos);
+}
+
+// Rate keys are looked up literally as "model.<FormatGi(ram)>.<interface>" and shorter forms, so
+// only that spelling can ever match; any other is refused rather than silently never used.
+TEST(CodecTest, PriceKeysOnlyInTheSpellingMatchingLooksUp) {
+  for (const std::string key : {"*", "h100", "h100.80Gi", "h100.80Gi.sxm", "a10.24Gi.pcie", "x.0Gi", "x.1000"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    EXPECT_TRUE(ValidateOffer(offer).ok()) << key << ": " << ValidateOffer(offer).ToString();
+  }
+  for (const std::string key : {"", ".80Gi", "*.80Gi", "h100.", "h100.80gi", "h100.080Gi", "h100.80GiB",
+                                "h100.85899345920", "h100.80Gi.", "h100.80Gi.SXM", "h100.80Gi.sxm5", "h100.80Gi.sxm.x",
+                                "h100.-1Gi", "h100.99999999999999999999Gi", "h100.Gi"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    const Status status = ValidateOffer(offer);
+    EXPECT_EQ(status.code(), Status::Code::kInvalidArgument) << "'" << key << "'";
+    EXPECT_FALSE(DecodeOffer(EncodeBody(offer)).ok()) << key;
+  }
+}
+
+TEST(CodecTest, DevicesNameTheirVendorAndModel) {
+  Bid bid = SampleBid();
+  bid.services[0].device->vendor.clear();
+  EXPECT_NE(ValidateBid(bid).message().find("device without a vendor or model"), std::string::npos);
+  Bid no_model = SampleBid();
+  no_model.services[0].device->model.clear();
+  EXPECT_FALSE(DecodeBid(EncodeBody(no_model)).ok());
+  Offer offer = SampleOffer();
+  offer.nodes[0].gpus[0].vendor.clear();
+  EXPECT_FALSE(ValidateOffer(offer).ok());
 }
 
 // ---- leases: two signatures -------------------------------------------------------------------
@@ -438,30 +556,6 @@ TEST(CodecTest, ProtocolDocTestVector) {
   EXPECT_EQ(ToHex(wire.data(), wire.size()),
             "980104c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8cf000001977420dc00cf000001977421c6602ac46793c4201111111111111111111111111111111111111111111111111111111111111111c4202222222222222222222222222222222222222222222222222222222222222222c4203333333333333333333333333333333333333333333333333333333333333333c440a92fd7016308479191958aaee4e1d19430e3effd7bb637a961b0a1bec4e4bda99f894bb279fc4e62633ee0b9ee758277b4343568456113e403cf71b9fa1e5e0d");
   EXPECT_EQ(ToHex(message.id), "05efb454673f911c2f069c60323adad9c2708f835d486b686504194b06bc3c6a");
-}
-
-// ---- replay guard -----------------------------------------------------------------------------
-
-TEST(ReplayGuardTest, RejectsSeenNonceUntilExpiry) {
-  ReplayGuard guard;
-  const PublicKey key = Tenant().public_key();
-  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 1000, kNow).ok());
-  EXPECT_EQ(guard.CheckAndRemember(key, 1, kNow + 1000, kNow + 10).code(), Status::Code::kReplay);
-  EXPECT_TRUE(guard.CheckAndRemember(key, 2, kNow + 1000, kNow + 10).ok());
-  EXPECT_TRUE(guard.CheckAndRemember(Provider().public_key(), 1, kNow + 1000, kNow + 10).ok());
-  // After expiry the entry is forgotten (the message itself would fail CheckFreshness anyway).
-  EXPECT_TRUE(guard.CheckAndRemember(key, 1, kNow + 5000, kNow + 2000).ok());
-}
-
-TEST(ReplayGuardTest, BoundedAndRefusesWhenFullOfLiveEntries) {
-  ReplayGuard guard(3);
-  const PublicKey key = Tenant().public_key();
-  for (uint64_t nonce = 0; nonce < 3; ++nonce) ASSERT_TRUE(guard.CheckAndRemember(key, nonce, kNow + 1000, kNow).ok());
-  EXPECT_EQ(guard.CheckAndRemember(key, 99, kNow + 1000, kNow).code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(guard.size(), 3u);
-  // Once they expire there is room again.
-  EXPECT_TRUE(guard.CheckAndRemember(key, 99, kNow + 5000, kNow + 1000).ok());
-  EXPECT_EQ(guard.size(), 1u);
 }
 
 }  // namespace
