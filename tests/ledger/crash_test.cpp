@@ -13,6 +13,7 @@
 
 #include "ledger/verify.h"
 #include "tests/ledger/ledger_test_util.h"
+#include "tests/ledger/test_seed.h"
 
 namespace gpumart::ledger {
 namespace {
@@ -68,7 +69,7 @@ ChildRun RunAndKill(const std::string& ledger_dir, int run_ms) {
 
 TEST(LedgerCrashTest, EveryAcknowledgedLeaseSurvivesSigkill) {
   testing::TempDir dir;
-  std::mt19937 random(std::random_device{}());
+  std::mt19937 random(testing::TestSeed());
   std::uniform_int_distribution<int> run_ms(kMinRunMs, kMaxRunMs);
   size_t total_acknowledged = 0;
   size_t kills_with_writes = 0;
