@@ -98,7 +98,7 @@ TEST(LedgerPowerLossTest, EveryAcknowledgedWriteSurvivesLosingWhatWasNotSynced) 
   Parties parties;
   Acknowledged acknowledged;
   PowerLossEnv::Loss lost;
-  size_t cuts_inside_a_write = 0;
+  size_t cuts_at_an_operation = 0;
   for (int cut = 0; cut < kPowerCuts; ++cut) {
     if (cut % kCutsPerLedger == 0) acknowledged.clear();
     const std::string path = dir.Sub("ledger-" + std::to_string(cut / kCutsPerLedger));
@@ -107,7 +107,7 @@ TEST(LedgerPowerLossTest, EveryAcknowledgedWriteSurvivesLosingWhatWasNotSynced) 
       ASSERT_TRUE(store.ok()) << "cut " << cut << ": " << store.status().ToString();
       env.CutPowerAfter(operations(random));
       WriteRounds(**store, env, parties, random, kMaxRoundsPerCut, acknowledged);
-      if (!env.powered()) ++cuts_inside_a_write;
+      if (!env.powered()) ++cuts_at_an_operation;
       env.CutPower();
     }
     const PowerLossEnv::Loss loss = env.LoseUnsyncedData();
@@ -120,13 +120,13 @@ TEST(LedgerPowerLossTest, EveryAcknowledgedWriteSurvivesLosingWhatWasNotSynced) 
     ASSERT_TRUE(report.ok) << "cut " << cut << ": " << report.Describe();
     ASSERT_EQ(CountMissing(**store, acknowledged), 0u) << "cut " << cut << ": acknowledged writes were lost";
   }
-  std::printf("power loss: %d cuts (%zu inside a write), %zu writes acknowledged in the last ledger, "
+  std::printf("power loss: %d cuts (%zu at a random file operation), %zu writes acknowledged in the last ledger, "
               "%llu unsynced bytes and %llu unsynced files thrown away\n",
-              kPowerCuts, cuts_inside_a_write, acknowledged.size(), static_cast<unsigned long long>(lost.bytes),
+              kPowerCuts, cuts_at_an_operation, acknowledged.size(), static_cast<unsigned long long>(lost.bytes),
               static_cast<unsigned long long>(lost.files));
   // The cuts must really have thrown data away, or the test proves nothing.
   EXPECT_GT(lost.bytes, 0u);
-  EXPECT_GT(cuts_inside_a_write, static_cast<size_t>(kPowerCuts / 2));
+  EXPECT_GT(cuts_at_an_operation, static_cast<size_t>(kPowerCuts / 2));
 }
 
 // Control: the env loses exactly what was not synced, in plain LevelDB.

@@ -565,6 +565,8 @@ TEST(LedgerStoreTest, ReservationTheDecoderWouldRefuseIsNotStored) {
   ExpectRefusedCleanly(*store, Reserve{Reservation{bid_id, parties.provider().public_key(), kStartMs + 1'000, usage}},
                        "nodes");
   EXPECT_EQ(store->GetReservation(bid_id).status().code(), Status::Code::kNotFound);
+  // Keys clamp times before the epoch to 0, so such an expiry would read back as another one.
+  ExpectRefusedCleanly(*store, Reserve{Reservation{bid_id, parties.provider().public_key(), -1, {}}}, "epoch");
 }
 
 TEST(LedgerStoreTest, SignedRecordTheDecoderWouldRefuseIsNotStored) {
