@@ -87,7 +87,37 @@ Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market:
   return usage;
 }
 
-std::string EncodeUsage(const Usage& usage) {
+Status ValidateUsage(const Usage& usage) {
+  if (usage.size() > kMaxUsageNodes) {
+    return Status::InvalidArgument("usage names " + std::to_string(usage.size()) + " nodes, more than the " +
+                                   std::to_string(kMaxUsageNodes) + " a provider may have");
+  }
+  const auto name_ok = [](const std::string& name) { return name.size() <= kMaxUsageNameBytes; };
+  for (const auto& [name, node] : usage) {
+    if (!name_ok(name)) {
+      return Status::InvalidArgument("usage node name is longer than " + std::to_string(kMaxUsageNameBytes) +
+                                     " bytes");
+    }
+    if (node.gpus.size() > kMaxUsageGpuTypes) {
+      return Status::InvalidArgument("usage of node '" + name + "' has " + std::to_string(node.gpus.size()) +
+                                     " GPU types, more than the " + std::to_string(kMaxUsageGpuTypes) +
+                                     " a provider node may have");
+    }
+    for (const auto& [device, count] : node.gpus) {
+      if (!name_ok(device.vendor) || !name_ok(device.model)) {
+        return Status::InvalidArgument("usage of node '" + name + "' names a GPU vendor or model longer than " +
+                                       std::to_string(kMaxUsageNameBytes) + " bytes");
+      }
+      if (device.interface > market::GpuInterface::kSxm) {
+        return Status::InvalidArgument("usage of node '" + name + "' names an unknown GPU interface");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> EncodeUsage(const Usage& usage) {
+  GPUMART_RETURN_IF_ERROR(ValidateUsage(usage));
   std::string out;
   AppendU16(out, static_cast<uint16_t>(usage.size()));
   for (const auto& [name, node] : usage) {

@@ -25,7 +25,9 @@ struct NodeUsage {
 // Keyed by provider node name.
 using Usage = std::map<std::string, NodeUsage>;
 
-// Limits on a decoded usage value (it is ledger-local, but a corrupt DB is untrusted input).
+// Limits on a usage value, enforced by both EncodeUsage and DecodeUsage (a corrupt DB is
+// untrusted input). They are the wire's: no provider has more nodes, or more GPU types on one
+// node, so a lease over them was signed by no honest provider and is refused, not stored.
 constexpr size_t kMaxUsageNodes = market::limits::kMaxNodes;
 constexpr size_t kMaxUsageGpuTypes = market::limits::kMaxGpuTypesPerNode;
 constexpr size_t kMaxUsageNameBytes = market::limits::kMaxNameBytes;
@@ -35,9 +37,14 @@ constexpr size_t kMaxUsageNameBytes = market::limits::kMaxNameBytes;
 // an assignment names a service the order lacks, or a GPU service has no device.
 Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market::ServiceAssignment>& services);
 
+// kInvalidArgument, naming the first problem, when `usage` is over the limits above (or holds
+// an unknown interface): exactly what DecodeUsage would refuse.
+Status ValidateUsage(const Usage& usage);
+
 // Binary encoding (big-endian): nodes:2 { name_len:2 name cpu:8 memory:8 storage:8 types:2
-// { vendor_len:2 vendor model_len:2 model ram:8 interface:1 count:8 } }.
-std::string EncodeUsage(const Usage& usage);
+// { vendor_len:2 vendor model_len:2 model ram:8 interface:1 count:8 } }. Fails (ValidateUsage)
+// rather than write what DecodeUsage would refuse.
+Result<std::string> EncodeUsage(const Usage& usage);
 Result<Usage> DecodeUsage(std::string_view bytes);
 
 // Adds `usage` into `total` (saturating).

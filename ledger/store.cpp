@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include "ledger/keys.h"
 #include "market/crypto.h"
@@ -83,6 +84,24 @@ Result<std::optional<std::string>> DbGet(leveldb::DB* db, const leveldb::ReadOpt
   return std::optional<std::string>(std::move(value));
 }
 
+// Whether `value` under `key` decodes with the decoder every reader of that key uses. Records
+// (orders, bids, leases, closes) are checked once, by Prepare, on the caller's thread.
+Status CheckStorable(std::string_view key, std::string_view value) {
+  if (key.starts_with(keys::kIndex)) {
+    return value.empty() ? Status::Ok() : Status::Internal("index entries have empty values");
+  }
+  const auto id = keys::TrailingId(key);
+  const std::string_view family = id ? key.substr(0, key.size() - market::kIdBytes) : std::string_view();
+  if (family == keys::kUsage) return DecodeUsage(value).status();
+  if (family == keys::kReservation) return DecodeReservation(*id, value).status();
+  if (family == keys::kBill) return DecodeBilling(value).status();
+  if (family == keys::kOrder) return DecodeStoredOrder(*id, value).status();
+  if (family == keys::kBid) return DecodeStoredBid(*id, value).status();
+  if (family == keys::kLease) return DecodeStoredLease(*id, value).status();
+  if (family == keys::kClose) return DecodeStoredClose(value).status();
+  return Status::Internal("no decoder reads this key");
+}
+
 // ---------------------------------------------------------------------------------------------
 // One write round: reads see the DB plus everything this round already wrote; each request's
 // writes are staged and kept (with their chain entries) only when the request succeeds.
@@ -141,9 +160,12 @@ class Round {
   }
   void Delete(std::string key) { staged_.push_back({std::move(key), std::nullopt, std::nullopt}); }
 
-  // Keeps (with chain entries) or drops what the current request staged.
-  void EndRequest(bool keep) {
-    if (keep) {
+  // Keeps (with chain entries) or drops what the current request staged, and returns the
+  // request's final status: `status`, or why a value it staged would not be read back (then
+  // nothing of it is kept).
+  Status EndRequest(Status status) {
+    if (status.ok()) status = CheckStaged();
+    if (status.ok()) {
       for (auto& staged : staged_) {
         if (keys::IsChained(staged.key)) {
           ChainChange change;
@@ -162,6 +184,7 @@ class Round {
       }
     }
     staged_.clear();
+    return status;
   }
 
   // One sync WriteBatch with everything kept, plus the new chain head.
@@ -195,8 +218,26 @@ class Round {
   struct Staged {
     std::string key;
     std::optional<std::string> value;  // nullopt = delete
-    std::optional<MessageId> value_hash;
+    std::optional<MessageId> value_hash;  // set for a prepared record (Prepare checked it)
   };
+
+  // The check before Put: every value the request staged is one this node's own decoders (the
+  // ones `gpumart ledger verify` and every read use) accept, and its chain entry will decode.
+  Status CheckStaged() const {
+    size_t chained = chain_changes_.size();
+    for (const auto& staged : staged_) {
+      if (keys::IsChained(staged.key)) {
+        if (staged.key.size() > kMaxChainKeyBytes || ++chained > kMaxChainChanges) {
+          return Status::Internal("round too large for one chain entry at " + keys::Describe(staged.key));
+        }
+      }
+      if (!staged.value || staged.value_hash) continue;
+      if (Status status = CheckStorable(staged.key, *staged.value); !status.ok()) {
+        return status.WithContext("refusing to store " + keys::Describe(staged.key) + ", which would not read back");
+      }
+    }
+    return Status::Ok();
+  }
 
   leveldb::DB* db_;
   ChainHead head_;
@@ -266,6 +307,12 @@ Status ApplyLease(Round& round, const PreparedWrite& prepared, const Signed<mark
     // its order is still recorded (it is signed), just without usage.
     if (auto computed = ComputeUsage(order->body, body.services); computed.ok()) usage = std::move(computed).value();
   }
+  std::optional<std::string> usage_value;
+  if (usage) {
+    auto encoded = EncodeUsage(*usage);
+    if (!encoded.ok()) return encoded.status().WithContext(context + " is refused");
+    usage_value = std::move(encoded).value();
+  }
   std::optional<Reservation> reservation;
   auto reservation_value = round.Get(keys::Id(keys::kReservation, body.bid_id));
   if (!reservation_value.ok()) return reservation_value.status();
@@ -281,7 +328,7 @@ Status ApplyLease(Round& round, const PreparedWrite& prepared, const Signed<mark
   round.Put(keys::Pair(keys::kLeaseByProvider, provider, lease.id), {});
   round.Put(keys::StateId(keys::kLeaseByState, static_cast<uint8_t>(LeaseState::kActive), lease.id), {});
   round.Put(keys::Pair(keys::kLeaseByOrder, order_id, lease.id), {});
-  if (usage) round.Put(keys::Id(keys::kUsage, lease.id), EncodeUsage(*usage));
+  if (usage_value) round.Put(keys::Id(keys::kUsage, lease.id), std::move(*usage_value));
   if (order_value->has_value()) round.Delete(keys::Id(keys::kOpenOrder, order_id));
   if (reservation) {
     round.Delete(keys::Id(keys::kReservation, reservation->bid_id));
@@ -328,7 +375,9 @@ Status ApplyReserve(Round& round, const Reservation& reservation) {
   if (existing->has_value()) {
     return Status::AlreadyExists("a reservation for bid " + Hex(reservation.bid_id) + " already exists");
   }
-  round.Put(key, EncodeReservation(reservation));
+  auto value = EncodeReservation(reservation);
+  if (!value.ok()) return value.status().WithContext("reservation for bid " + Hex(reservation.bid_id) + " is refused");
+  round.Put(key, std::move(value).value());
   round.Put(keys::Pair(keys::kReservationByProvider, reservation.provider, reservation.bid_id), {});
   round.Put(keys::TimeId(keys::kReservationByExpiry, reservation.expires_ms, reservation.bid_id), {});
   return Status::Ok();
@@ -414,6 +463,14 @@ Status ApplyWrite(Round& round, const PreparedWrite& prepared, const LedgerOptio
 }
 
 template <typename Body>
+Result<Signed<Body>> DecodeStoredRecord(const MessageId& id, std::string_view bytes) {
+  if constexpr (std::is_same_v<Body, market::Order>) return DecodeStoredOrder(id, bytes);
+  if constexpr (std::is_same_v<Body, market::Bid>) return DecodeStoredBid(id, bytes);
+  if constexpr (std::is_same_v<Body, market::Lease>) return DecodeStoredLease(id, bytes);
+  if constexpr (std::is_same_v<Body, market::Close>) return DecodeStoredClose(bytes);
+}
+
+template <typename Body>
 Status PrepareRecord(const Signed<Body>& message, PreparedWrite& prepared) {
   constexpr MessageType kType = market::BodyTraits<Body>::kType;
   if (message.envelope.type != kType) {
@@ -425,6 +482,17 @@ Status PrepareRecord(const Signed<Body>& message, PreparedWrite& prepared) {
   }
   const market::Bytes bytes = market::EncodeEnvelope(message.envelope);
   prepared.record.assign(bytes.begin(), bytes.end());
+  // The check before Put, for records: the bytes decode again (limits and validation of the
+  // body included) into this very envelope, so every read and `ledger verify` accept them.
+  auto stored = DecodeStoredRecord<Body>(message.id, prepared.record);
+  if (!stored.ok()) {
+    return stored.status().WithContext(std::string(market::ToString(kType)) + " " + Hex(message.id) +
+                                       " is refused: it would not decode again");
+  }
+  if (!(stored->envelope == message.envelope)) {
+    return Status::InvalidArgument(std::string(market::ToString(kType)) + " " + Hex(message.id) +
+                                   " is refused: its envelope does not encode canonically");
+  }
   prepared.record_hash = HashBytes(prepared.record);
   return Status::Ok();
 }
@@ -524,10 +592,13 @@ Result<ChainHead> DecodeHead(std::string_view bytes) {
   return head;
 }
 
-std::string EncodeReservation(const Reservation& reservation) {
+Result<std::string> EncodeReservation(const Reservation& reservation) {
+  if (reservation.expires_ms < 0) return Status::InvalidArgument("reservation expires before the epoch");
+  auto usage = EncodeUsage(reservation.usage);
+  if (!usage.ok()) return usage.status();
   std::string out(AsView(reservation.provider));
   AppendU64(out, TimeKey(reservation.expires_ms));
-  out += EncodeUsage(reservation.usage);
+  out += *usage;
   return out;
 }
 
@@ -678,8 +749,7 @@ Status LedgerStore::ApplyRound(std::span<const PreparedWrite* const> writes, int
   Round round(db_.get(), head_, now_ms);
   results.assign(writes.size(), Status::Ok());
   for (size_t i = 0; i < writes.size(); ++i) {
-    results[i] = ApplyWrite(round, *writes[i], options_);
-    round.EndRequest(results[i].ok());
+    results[i] = round.EndRequest(ApplyWrite(round, *writes[i], options_));
   }
   const Status committed = round.Commit();
   if (!committed.ok()) {

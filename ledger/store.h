@@ -72,8 +72,8 @@ struct Reservation {
   Usage usage;
   bool operator==(const Reservation&) const = default;
 };
-// resv/<bid_id> value: provider:32 expires_ms:8 usage (EncodeUsage).
-std::string EncodeReservation(const Reservation& reservation);
+// resv/<bid_id> value: provider:32 expires_ms:8 usage (EncodeUsage, whose limits it fails on).
+Result<std::string> EncodeReservation(const Reservation& reservation);
 Result<Reservation> DecodeReservation(const MessageId& bid_id, std::string_view bytes);
 
 // ---------------------------------------------------------------------------------------------

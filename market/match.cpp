@@ -850,6 +850,10 @@ FitOutcome FitProvider(const Order& order, const Offer& offer) {
   return outcome;
 }
 
+bool DeviceSatisfies(const GpuOption& option, const DeviceType& device) {
+  return CheckOption(option, device) == OptionStage::kPasses;
+}
+
 bool RanksBefore(const Candidate& a, const Candidate& b, Policy policy) {
   const size_t n = std::min(a.ranks.size(), b.ranks.size());
   auto order = CompareBids(policy, a.ranks.data(), a.price_per_hour, a.reputation_ppm, a.provider,

@@ -52,6 +52,11 @@ struct Exclusion {
   std::string detail;
 };
 
+// The one definition of "a device satisfies a GPU option" (DESIGN.md, "Matching semantics"):
+// same vendor, same model (case-insensitive) or "*", RAM >= ram_min, the interface when given.
+// CUDA is checked separately, against the service's cuda_min.
+bool DeviceSatisfies(const GpuOption& option, const DeviceType& device);
+
 // One provider's bid for a group.
 struct Candidate {
   std::string provider;

@@ -10,6 +10,7 @@
 #include <future>
 #include <map>
 
+#include "bidding/bid_selection.h"
 #include "ledger/capacity.h"
 #include "ledger/ledger_actor.h"
 #include "ledger/verify.h"
@@ -219,9 +220,10 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       bid_wires.emplace_back(p, std::move(*outcome.bid_wire));
     }
 
-    // 3. The tenant verifies every bid and ranks them by its policy.
-    std::vector<market::Candidate> candidates;
-    std::map<std::string, std::pair<size_t, market::Signed<market::Bid>>> bids_by_provider;
+    // 3. The tenant verifies every bid, checks it against the order (a bid that lies is dropped
+    //    and counted) and ranks the rest by its policy.
+    bidding::BidSelection selection(signed_order.id, signed_order.body, options.policy);
+    std::map<MessageId, size_t> bidder;  // bid id -> provider index, for every bid received
     for (const auto& [p, wire] : bid_wires) {
       Result<market::Signed<market::Bid>> bid = market::OpenSigned<market::Bid>(wire, now_ms);
       if (!bid.ok()) return bid.status().WithContext("tenant rejected a bid");
@@ -230,35 +232,30 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       if (!seen.ok()) return seen.status();
       if (*seen == market::ReplayGuard::Verdict::kDuplicate) continue;  // the same bid again: nothing new
       ++group.signatures_verified;
-      if (bid->body.order_id != signed_order.id) return Status::Internal("a bid answers another order");
       // Every node records the bids it relays.
       background.push_back(ledger.Submit(ledger::RecordBid{*bid}));
-      market::Candidate candidate;
-      candidate.provider = providers[p].inventory.provider;
-      candidate.denom = bid->body.denom;
-      candidate.price_per_hour = bid->body.price_per_hour;
-      candidate.reputation_ppm = bid->body.reputation_ppm;
-      candidate.services = bid->body.services;
-      for (const auto& service : bid->body.services) {
-        if (service.option) candidate.ranks.push_back(*service.option);
+      bidder.emplace(bid->id, p);
+      const bidding::BidCheck check = selection.Add(*bid, now_ms, providers[p].inventory.provider);
+      if (!check.ok()) {
+        group.declined.push_back(providers[p].inventory.provider + ": bid dropped (" +
+                                 std::string(bidding::ToString(check.problem)) + "): " + check.detail);
       }
-      candidates.push_back(candidate);
-      bids_by_provider.emplace(candidate.provider, std::make_pair(p, std::move(*bid)));
     }
-    market::SortCandidates(candidates, options.policy);
-    for (const auto& candidate : candidates) {
-      group.bids.push_back(DemoBid{candidate.provider, bids_by_provider.at(candidate.provider).second.id,
-                                   candidate.price_per_hour, candidate.ranks, candidate.services});
+    const std::vector<const bidding::SelectedBid*> ranking = selection.Ranking(now_ms);
+    for (const bidding::SelectedBid* selected : ranking) {
+      const market::Candidate& candidate = selected->candidate;
+      group.bids.push_back(DemoBid{candidate.provider, selected->bid.id, candidate.price_per_hour, candidate.ranks,
+                                   candidate.services});
     }
-    if (candidates.empty()) {
+    if (ranking.empty()) {
       for (auto& pending : background) GPUMART_RETURN_IF_ERROR(pending.get());
       report.groups.push_back(std::move(group));
       continue;
     }
 
     // 4. The tenant accepts the best bid; the winner countersigns a durable lease.
-    const auto& [winner_index, winning_bid] = bids_by_provider.at(candidates.front().provider);
-    Provider& winner = providers[winner_index];
+    const market::Signed<market::Bid>& winning_bid = ranking.front()->bid;
+    Provider& winner = providers[bidder.at(winning_bid.id)];
     market::Accept accept{signed_order.id, winning_bid.id, winner.identity.public_key()};
     const auto signed_accept = market::MakeSigned(tenant, accept, now_ms, kDemoOrderTtlMs, market::RandomNonce());
     Result<Bytes> lease_wire =
@@ -266,11 +263,12 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     if (!lease_wire.ok()) return lease_wire.status();
     group.signatures_verified += 1;
 
-    // 5. Losing providers release their reservations at once (Akash users wait 15-25 minutes).
-    for (const auto& [provider_name, entry] : bids_by_provider) {
-      if (provider_name == candidates.front().provider) continue;
-      providers[entry.first].outstanding_bids.erase(entry.second.id);
-      background.push_back(ledger.Submit(ledger::Release{entry.second.id}));
+    // 5. Losing providers (and those whose bids were dropped) release their reservations at once
+    //    (Akash users wait 15-25 minutes).
+    for (const auto& [bid_id, p] : bidder) {
+      if (bid_id == winning_bid.id) continue;
+      providers[p].outstanding_bids.erase(bid_id);
+      background.push_back(ledger.Submit(ledger::Release{bid_id}));
     }
 
     // 6. Any node can check the lease: the provider's signature and the tenant's embedded one.

@@ -37,13 +37,57 @@ TEST(CapacityTest, UsageEncodingRoundTripsAndRejectsDamage) {
   auto usage = ComputeUsage(market::testing::SampleOrder(), market::testing::SampleAssignments());
   ASSERT_TRUE(usage.ok());
   (*usage)["n2"].cpu_millis = 7;
-  const std::string encoded = EncodeUsage(*usage);
+  const std::string encoded = EncodeUsage(*usage).value();
   auto decoded = DecodeUsage(encoded);
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(*decoded, *usage);
   for (size_t cut = 0; cut < encoded.size(); ++cut) EXPECT_FALSE(DecodeUsage(encoded.substr(0, cut)).ok()) << cut;
   EXPECT_FALSE(DecodeUsage(encoded + "x").ok());
-  EXPECT_TRUE(DecodeUsage(EncodeUsage({}))->empty());
+  EXPECT_TRUE(DecodeUsage(EncodeUsage({}).value())->empty());
+}
+
+// EncodeUsage once wrote counts as u16 with no limit, so what it wrote DecodeUsage refused:
+// the encoder now enforces the decoder's limits, and everything it accepts decodes again.
+TEST(CapacityTest, EncodeUsageRefusesWhatDecodeUsageWouldRefuse) {
+  const market::DeviceType h100{"nvidia", "h100", 80 * kGi, market::GpuInterface::kSxm};
+  Usage at_limits;
+  for (size_t i = 0; i < kMaxUsageNodes; ++i) at_limits["n" + std::to_string(i)].cpu_millis = i;
+  for (size_t t = 0; t < kMaxUsageGpuTypes; ++t) {
+    market::DeviceType device = h100;
+    device.model = std::string(kMaxUsageNameBytes - 4, 'm') + std::to_string(1000 + t);
+    at_limits["n0"].gpus[device] = t + 1;
+  }
+  auto encoded = EncodeUsage(at_limits);
+  ASSERT_TRUE(encoded.ok()) << encoded.status().ToString();
+  EXPECT_EQ(DecodeUsage(*encoded).value(), at_limits);
+
+  Usage too_many_nodes = at_limits;
+  too_many_nodes["one-more"].cpu_millis = 1;
+  EXPECT_EQ(EncodeUsage(too_many_nodes).status().code(), Status::Code::kInvalidArgument);
+  // 65536 nodes once wrapped to a count of 0.
+  Usage wrapping;
+  for (size_t i = 0; i < 65536; ++i) wrapping["n" + std::to_string(i)];
+  EXPECT_FALSE(EncodeUsage(wrapping).ok());
+
+  Usage too_many_types = at_limits;
+  market::DeviceType extra = h100;
+  extra.model = "one-more";
+  too_many_types["n0"].gpus[extra] = 1;
+  EXPECT_NE(EncodeUsage(too_many_types).status().message().find("GPU types"), std::string::npos);
+
+  Usage long_name;
+  long_name[std::string(kMaxUsageNameBytes + 1, 'n')].cpu_millis = 1;
+  EXPECT_FALSE(EncodeUsage(long_name).ok());
+  Usage long_model;
+  market::DeviceType long_device = h100;
+  long_device.model = std::string(kMaxUsageNameBytes + 1, 'm');
+  long_model["n"].gpus[long_device] = 1;
+  EXPECT_FALSE(EncodeUsage(long_model).ok());
+  Usage bad_interface;
+  market::DeviceType odd = h100;
+  odd.interface = static_cast<market::GpuInterface>(7);
+  bad_interface["n"].gpus[odd] = 1;
+  EXPECT_FALSE(EncodeUsage(bad_interface).ok());
 }
 
 TEST(CapacityTest, FreeCapacityNeverGoesBelowZero) {

@@ -488,5 +488,102 @@ TEST(LedgerStoreTest, ChainEntryRoundTrips) {
   EXPECT_FALSE(DecodeChainEntry(encoded + "x").ok());
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Nothing is stored that the node's own decoders and verifier would not accept again: each of
+// these was once stored, after which `gpumart ledger verify` failed and gpumartd refused to start.
+
+// `lease`, re-signed by the provider with other services (a provider can sign anything).
+market::Signed<market::Lease> WithServices(const Parties& parties, market::Signed<market::Lease> lease,
+                                           std::vector<market::ServiceAssignment> services) {
+  lease.body.services = std::move(services);
+  return market::MakeSigned(parties.provider(), lease.body, lease.envelope.created_ms,
+                            lease.envelope.expires_ms - lease.envelope.created_ms, lease.envelope.nonce + 1'000'000);
+}
+
+// Asserts the write is refused with a reason, leaves no trace, and the ledger still verifies.
+void ExpectRefusedCleanly(LedgerStore& store, LedgerWrite write, std::string_view reason) {
+  const ChainHead before = store.head();
+  const Status status = WriteOne(store, std::move(write));
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument) << status.ToString();
+  EXPECT_NE(status.message().find(reason), std::string::npos) << status.ToString();
+  EXPECT_EQ(store.head(), before);
+  ExpectVerifies(store);
+}
+
+TEST(LedgerStoreTest, LeaseOnMoreNodesThanUsageMayNameIsRefusedBeforeItIsStored) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  const auto order = parties.Order();
+  ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
+  // Each service stays within its own placement limit; together they name more nodes than
+  // any provider has (and than a usage value may name).
+  auto services = market::testing::SampleAssignments();
+  services[0].placements.clear();
+  services[1].placements.clear();
+  for (size_t i = 0; i <= kMaxUsageNodes / 2; ++i) {
+    services[0].placements.push_back(market::Placement{"a" + std::to_string(i), 1});
+    services[1].placements.push_back(market::Placement{"b" + std::to_string(i), 1});
+  }
+  const auto lease = WithServices(parties, parties.Lease(order.id, parties.Bid(order.id).id), services);
+  ExpectRefusedCleanly(*store, RecordLease{lease}, "nodes");
+  EXPECT_EQ(store->GetLease(lease.id).status().code(), Status::Code::kNotFound);
+}
+
+TEST(LedgerStoreTest, LeaseWithMoreGpuTypesPerNodeThanUsageMayNameIsRefused) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  // One GPU service per device model, all placed on node n1.
+  market::Order order = market::testing::SampleOrder();
+  order.services.resize(1);
+  std::vector<market::ServiceAssignment> services;
+  for (size_t i = 0; i <= kMaxUsageGpuTypes; ++i) {
+    market::ServiceRequest service = market::testing::SampleOrder().services[0];
+    service.name = "s" + std::to_string(i);
+    order.services.push_back(service);
+    market::ServiceAssignment assignment = market::testing::SampleAssignments()[0];
+    assignment.service = service.name;
+    assignment.device->model = "model" + std::to_string(i);
+    services.push_back(assignment);
+  }
+  order.services.erase(order.services.begin());
+  const auto signed_order = parties.Order(order);
+  ASSERT_TRUE(WriteOne(*store, RecordOrder{signed_order}).ok());
+  const auto lease = WithServices(parties, parties.Lease(signed_order.id, parties.Bid(signed_order.id).id), services);
+  ExpectRefusedCleanly(*store, RecordLease{lease}, "GPU types");
+}
+
+TEST(LedgerStoreTest, ReservationTheDecoderWouldRefuseIsNotStored) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  Usage usage;
+  for (size_t i = 0; i <= kMaxUsageNodes; ++i) usage["n" + std::to_string(i)].cpu_millis = 1;
+  const MessageId bid_id = parties.Bid(parties.Order().id).id;
+  ExpectRefusedCleanly(*store, Reserve{Reservation{bid_id, parties.provider().public_key(), kStartMs + 1'000, usage}},
+                       "nodes");
+  EXPECT_EQ(store->GetReservation(bid_id).status().code(), Status::Code::kNotFound);
+  // Keys clamp times before the epoch to 0, so such an expiry would read back as another one.
+  ExpectRefusedCleanly(*store, Reserve{Reservation{bid_id, parties.provider().public_key(), -1, {}}}, "epoch");
+}
+
+TEST(LedgerStoreTest, SignedRecordTheDecoderWouldRefuseIsNotStored) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  // Signed as it is by a buggy local caller: an order with no services, a bid on no node.
+  market::Order empty_order = market::testing::SampleOrder();
+  empty_order.services.clear();
+  const auto order = parties.Order(empty_order);
+  ExpectRefusedCleanly(*store, RecordOrder{order}, "no services");
+  EXPECT_EQ(store->GetOrder(order.id).status().code(), Status::Code::kNotFound);
+  auto bid = parties.Bid(parties.Order().id);
+  bid.body.services[0].placements.clear();
+  bid = market::MakeSigned(parties.provider(), bid.body, kStartMs, testing::kTtlMs, 77);
+  ExpectRefusedCleanly(*store, RecordBid{bid}, "no placements");
+}
+
 }  // namespace
 }  // namespace gpumart::ledger

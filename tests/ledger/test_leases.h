@@ -25,7 +25,11 @@ class Parties {
   const market::Identity& provider() const { return provider_; }
 
   market::Signed<market::Order> Order(int64_t created_ms = kStartMs, int64_t ttl_ms = kTtlMs) {
-    market::Order order = market::testing::SampleOrder();
+    return Order(market::testing::SampleOrder(), created_ms, ttl_ms);
+  }
+  // Signs `order` as it is: no validation, like any buggy or hostile signer.
+  market::Signed<market::Order> Order(const market::Order& order, int64_t created_ms = kStartMs,
+                                      int64_t ttl_ms = kTtlMs) {
     return market::MakeSigned(tenant_, order, created_ms, ttl_ms, ++nonce_);
   }
 
@@ -43,6 +47,7 @@ class Parties {
 
   market::Signed<market::Lease> Lease(const MessageId& order_id, const MessageId& bid_id, int64_t start_ms = kStartMs,
                                       uint64_t price_per_hour = kPricePerHour) {
+
     market::Accept accept{order_id, bid_id, provider_.public_key()};
     const auto signed_accept = market::MakeSigned(tenant_, accept, start_ms, kTtlMs, ++nonce_);
     market::Lease lease;
