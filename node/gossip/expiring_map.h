@@ -4,6 +4,7 @@
 // bucket expiring soonest is dropped to make room: those entries had the least life left.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <unordered_map>
@@ -29,6 +30,10 @@ class ExpiringMap {
     return true;
   }
   const Value* Find(const Key& key) const {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  Value* Find(const Key& key) {
     auto it = entries_.find(key);
     return it == entries_.end() ? nullptr : &it->second;
   }

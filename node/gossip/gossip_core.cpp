@@ -383,8 +383,16 @@ class GossipCore::Impl {
     }
     const MessageId id = market::ComputeId(*envelope);
     // Dedup before any signature check: a duplicate costs a decode, a hash and a lookup.
-    if (seen_.Contains(id)) {
+    if (bool* flooded = seen_.Find(id)) {
       drops_.Add(Drop::kDuplicate);
+      if (IsAnswer(envelope->type) && !*flooded) {
+        // An answer we routed came back: the path broke further on and the node there flooded it
+        // (see Dispatch). Flood it from here too, once, so it can go round the break.
+        *flooded = true;
+        ++stats_.route_fallback;
+        if (frame.hops < config_.hop_limit) Broadcast(id, frame.envelope, peer_id, frame.hops, out);
+        return;
+      }
       Peer& peer = peers_.at(peer_id);
       if (!IsAnswer(envelope->type) && peer.eager) {
         peer.eager = false;
@@ -483,9 +491,10 @@ class GossipCore::Impl {
 
   // ---- Dissemination ----
 
-  // Records a verified message: seen (dedup), its nonce (replays), and the store (GRAFT).
+  // Records a verified message: seen (dedup; the value says whether we flooded it, which only an
+  // answer we routed has not), and its nonce (replays).
   void Accept(const MessageId& id, const Envelope& envelope) {
-    seen_.Insert(id, true, envelope.expires_ms);
+    seen_.Insert(id, false, envelope.expires_ms);
     nonces_.Insert({envelope.signer, envelope.nonce}, id, envelope.expires_ms);
     missing_.erase(id);
   }
@@ -533,9 +542,12 @@ class GossipCore::Impl {
           return;
         }
       }
-      // The path is gone (the route expired or its link died): flood it instead.
+      // The path is gone (the route expired or its link died): flood it instead, back to the
+      // sender too, which then floods it as well (a dead end must not swallow it).
       ++stats_.route_fallback;
+      from = kLocalPeer;
     }
+    if (bool* flooded = seen_.Find(id)) *flooded = true;
     Broadcast(id, bytes, from, hops, out);
   }
 
