@@ -378,6 +378,60 @@ TEST_F(HostilePeerTest, EachKindOfBadFrameIsCountedAndScored) {
   EXPECT_TRUE(scorer.IsBanned(std::string(id.begin(), id.end()), net.now()));
 }
 
+TEST_F(HostilePeerTest, DuplicatesAreDroppedBeforeTheSignatureCheck) {
+  // The id does not cover the signature: a copy of a seen message with a broken signature is a
+  // duplicate (dropped by the seen-cache), which shows the verifier never ran on it.
+  const Bytes envelope = MakeClose(Signer(9), net.now(), 60'000, 1);
+  net.Inject(0, peer, EncodeMessageFrame(1, envelope));
+  auto broken = *market::DecodeEnvelope(envelope);
+  broken.signature[5] ^= 0x40;
+  net.Inject(0, peer, EncodeMessageFrame(1, market::EncodeEnvelope(broken)));
+  EXPECT_EQ(net.core(0).drops()[Drop::kDuplicate], 1u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 0u);
+  EXPECT_TRUE(net.node(0).verdicts.empty());
+}
+
+TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
+  const Identity tenant = Signer(20);
+  const Identity provider = Signer(21);
+  const Identity mallory = Signer(22);
+  auto make_lease = [&](const Identity& accept_signer) {
+    market::Accept accept;
+    accept.order_id[0] = 1;
+    accept.bid_id[0] = 2;
+    accept.provider = provider.public_key();
+    market::Lease lease;
+    lease.accept_envelope =
+        market::EncodeEnvelope(market::MakeSigned(accept_signer, accept, net.now(), 60'000, 7).envelope);
+    lease.order_id = accept.order_id;
+    lease.bid_id = accept.bid_id;
+    lease.tenant = tenant.public_key();
+    lease.denom = "uakt";
+    lease.price_per_hour = 1000;
+    lease.start_ms = net.now();
+    lease.services = market::testing::SampleAssignments();
+    return market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, 8).envelope);
+  };
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(tenant)));
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+  // Signed by the provider, but the embedded Accept is not the named tenant's.
+  const Bytes forged = make_lease(mallory);
+  net.Inject(0, peer, EncodeMessageFrame(1, forged));
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 1u);
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, GetPeersIsAnswered) {
+  std::vector<Action> out;
+  net.core(0).HandleFrame(peer, EncodeFrame(GetPeersFrame{}), net.now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  auto* send = std::get_if<SendFrame>(&out[0]);
+  ASSERT_NE(send, nullptr);
+  auto frame = DecodeFrame(send->frame);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_TRUE(std::holds_alternative<PeersFrame>(*frame));
+}
+
 TEST_F(HostilePeerTest, AFloodIsRateLimited) {
   GossipConfig config;
   config.frames_per_second = 10;
