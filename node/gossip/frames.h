@@ -132,8 +132,9 @@ using Frame = std::variant<Hello, MessageFrame, IhaveFrame, GraftFrame, PruneFra
                            PeersFrame, GetPeersFrame>;
 
 Bytes EncodeFrame(const Frame& frame);
-// Structure and limits only (a HELLO's signature is checked by VerifyHello). Unknown and reserved
-// frame types are Status::InvalidArgument with "unsupported frame type" in the message.
+// Structure and limits only (a HELLO's signature is checked by VerifyHello). An unknown or reserved
+// frame type is Status::InvalidArgument, and nothing else is: malformed bytes are kCorruption,
+// anything over a limit kLimitExceeded.
 Result<Frame> DecodeFrame(std::span<const uint8_t> bytes);
 
 // The MESSAGE frame around `envelope` without copying it through a MessageFrame first (relaying

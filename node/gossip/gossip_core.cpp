@@ -160,18 +160,21 @@ class GossipCore::Impl {
     if (!frame.ok()) {
       const Status& status = frame.status();
       if (bytes.size() > limits::kMaxFrameBytes) {
-        return Punish(peer_id, Drop::kOversizedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
+        Punish(peer_id, Drop::kOversizedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
+      } else if (status.code() == Status::Code::kInvalidArgument) {  // only an unsupported frame type
+        Punish(peer_id, Drop::kUnsupportedFrame, Misbehaviour::kUnsupportedFrame, status.message(), out);
+      } else {
+        Punish(peer_id, Drop::kMalformedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
       }
-      if (status.message().find("unsupported frame type") != std::string::npos) {
-        return Punish(peer_id, Drop::kUnsupportedFrame, Misbehaviour::kUnsupportedFrame, status.message(), out);
-      }
-      return Punish(peer_id, Drop::kMalformedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
+      // Before the handshake there is no identity to score: a bad first frame ends the link.
+      if (!peer.ready) CloseLink(peer_id, "malformed frame before HELLO", now, out);
+      return;
     }
     peer.last_heard_ms = now;
     if (!peer.ready) {
       if (auto* hello = std::get_if<Hello>(&*frame)) return HandleHello(peer_id, *hello, now, out);
       Punish(peer_id, Drop::kHandshake, Misbehaviour::kHandshake, "frame before HELLO", out);
-      return Drop_(peer_id, "no HELLO", now, out);
+      return CloseLink(peer_id, "no HELLO", now, out);
     }
     std::visit([&](auto& f) { Handle(peer_id, f, now, out); }, *frame);
   }
@@ -272,7 +275,7 @@ class GossipCore::Impl {
   }
 
   // Forgets the peer and asks the driver to close its link.
-  void Drop_(PeerId peer, std::string reason, int64_t now, std::vector<Action>& out) {
+  void CloseLink(PeerId peer, std::string reason, int64_t now, std::vector<Action>& out) {
     auto it = peers_.find(peer);
     if (it == peers_.end()) return;
     Forget(it, now);
@@ -330,7 +333,7 @@ class GossipCore::Impl {
   void HandleHello(PeerId peer_id, const Hello& hello, int64_t now, std::vector<Action>& out) {
     if (Status status = VerifyHello(hello, now); !status.ok()) {
       Punish(peer_id, Drop::kBadHello, Misbehaviour::kBadHello, status.message(), out);
-      return Drop_(peer_id, "bad HELLO", now, out);
+      return CloseLink(peer_id, "bad HELLO", now, out);
     }
     Peer& peer = peers_.at(peer_id);
     if (hello.identity == identity_.public_key()) {
@@ -340,11 +343,18 @@ class GossipCore::Impl {
         if (self_addresses_.size() < limits::kMaxKnownAddresses) self_addresses_.insert(peer.dialed_address);
         peer.dialed_address.clear();
       }
-      return Drop_(peer_id, "link to self", now, out);
+      return CloseLink(peer_id, "link to self", now, out);
     }
-    if (identities_.contains(hello.identity)) {
+    if (auto existing = identities_.find(hello.identity); existing != identities_.end()) {
+      // Two links to one identity (both dialled at once, or one twice). Both ends must keep the
+      // same one: the link dialled by the lower of the two identities wins.
       drops_.Add(Drop::kDuplicateLink);
-      return Drop_(peer_id, "identity already linked", now, out);
+      const PeerId old_id = existing->second;
+      const Direction preferred = identity_.public_key() < hello.identity ? Direction::kOutbound : Direction::kInbound;
+      if (peer.direction != preferred || peers_.at(old_id).direction == preferred) {
+        return CloseLink(peer_id, "identity already linked", now, out);
+      }
+      CloseLink(old_id, "identity linked again", now, out);
     }
     peer.ready = true;
     peer.hello = hello;
@@ -622,7 +632,7 @@ class GossipCore::Impl {
     }
     for (const auto& [peer_id, reason] : dead) {
       drops_.Add(reason);
-      Drop_(peer_id, std::string(ToString(reason)), now, out);
+      CloseLink(peer_id, std::string(ToString(reason)), now, out);
     }
     for (auto& [address, dial] : dials_) {
       if (dial.pending && now - dial.pending_since_ms >= config_.hello_timeout_ms) Backoff(dial, now);

@@ -306,6 +306,9 @@ TEST(GossipCoreTest, SelfAndDuplicateLinksAreClosed) {
   EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
   EXPECT_EQ(net.core(1).ReadyPeers(), 1u);
   EXPECT_GE(net.core(0).drops()[Drop::kDuplicateLink] + net.core(1).drops()[Drop::kDuplicateLink], 1u);
+  // Both ends kept the same link (the one the lower identity dialled), not one each.
+  EXPECT_TRUE(net.core(0).IsReady(net.PeerIdAt(0, 1)));
+  EXPECT_TRUE(net.core(1).IsReady(net.PeerIdAt(1, 0)));
   net.Connect(0, 0);
   net.RunFor(100);
   EXPECT_GE(net.core(0).drops()[Drop::kSelfLink], 1u);
@@ -337,8 +340,10 @@ class HostilePeerTest : public ::testing::Test {
 TEST_F(HostilePeerTest, EachKindOfBadFrameIsCountedAndScored) {
   GossipCore& core = net.core(0);
   const Identity mallory = Signer(9);
+  Bytes truncated = EncodeFrame(PingFrame{5000});
+  truncated.pop_back();
   net.Inject(0, peer, Bytes{0xc1, 0x00, 0x17});                                 // garbage
-  net.Inject(0, peer, Bytes(EncodeFrame(PingFrame{5}).begin(), EncodeFrame(PingFrame{5}).end() - 1));  // truncated
+  net.Inject(0, peer, truncated);                                               // truncated
   net.Inject(0, peer, Bytes{0x92, 0x03, 0xdd, 0xff, 0xff, 0xff, 0xff});          // huge length header
   net.Inject(0, peer, Bytes{0x91, 0x10});                                       // reserved type
   EXPECT_EQ(core.drops()[Drop::kMalformedFrame], 3u);
@@ -461,6 +466,18 @@ TEST_F(HostilePeerTest, FramesBeforeHelloCloseTheLink) {
   fresh.Inject(0, link, EncodeFrame(PingFrame{1}));
   EXPECT_EQ(fresh.core(0).drops()[Drop::kHandshake], 1u);
   EXPECT_FALSE(fresh.core(0).IsReady(link));
+  EXPECT_EQ(fresh.node(0).disconnects.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, GarbageBeforeHelloClosesTheLink) {
+  FakeNetwork fresh;
+  fresh.AddNode();
+  fresh.AddNode();
+  fresh.set_default_latency(50);
+  fresh.Connect(1, 0);
+  const PeerId link = fresh.PeerIdAt(0, 1);
+  fresh.Inject(0, link, Bytes{0xc1});
+  EXPECT_EQ(fresh.core(0).drops()[Drop::kMalformedFrame], 1u);
   EXPECT_EQ(fresh.node(0).disconnects.size(), 1u);
 }
 
