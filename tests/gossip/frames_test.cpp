@@ -121,7 +121,9 @@ TEST(FramesTest, OnlyAnUnsupportedTypeIsInvalidArgument) {
         damaged = bytes;
         damaged[size] ^= 0xff;
         auto decoded = DecodeFrame(damaged);
-        if (!decoded.ok()) EXPECT_NE(decoded.status().code(), Status::Code::kInvalidArgument) << size;
+        if (!decoded.ok()) {
+          EXPECT_NE(decoded.status().code(), Status::Code::kInvalidArgument) << size;
+        }
       }
     }
   }
