@@ -383,6 +383,37 @@ TEST_F(HostilePeerTest, EachKindOfBadFrameIsCountedAndScored) {
   EXPECT_TRUE(scorer.IsBanned(std::string(id.begin(), id.end()), net.now()));
 }
 
+TEST(GossipCoreTest, ABannedPeerDoesNotStopTheOthers) {
+  // 0 sits between an honest line 1-2 and a hostile link from 3. Node 3's forgeries get it banned;
+  // messages from 2 keep reaching 0, and 0's own reach 2.
+  FakeNetwork net;
+  for (int i = 0; i < 4; ++i) net.AddNode();
+  net.Connect(0, 1);
+  net.Connect(1, 2);
+  net.Connect(3, 0);
+  net.RunFor(100);
+  PeerScorer scorer;
+  net.set_scorer(&scorer);
+  const PeerId hostile = net.PeerIdAt(0, 3);
+  const Identity mallory = Signer(30);
+  for (uint64_t n = 0; n < 3; ++n) {
+    auto forged = *market::DecodeEnvelope(MakeClose(mallory, net.now(), 60'000, n));
+    forged.signature[0] ^= 1;
+    net.Inject(0, hostile, EncodeMessageFrame(1, market::EncodeEnvelope(forged)));
+  }
+  EXPECT_FALSE(net.core(0).IsReady(hostile));
+  const PublicKey key = net.core(3).identity();
+  EXPECT_TRUE(scorer.IsBanned(std::string(key.begin(), key.end()), net.now()));
+  const Bytes from_two = MakeClose(Signer(31), net.now(), 60'000, 1);
+  const Bytes from_zero = MakeClose(Signer(32), net.now(), 60'000, 2);
+  ASSERT_TRUE(net.Publish(2, from_two).ok());
+  ASSERT_TRUE(net.Publish(0, from_zero).ok());
+  net.RunFor(200);
+  EXPECT_TRUE(net.DeliveredAt(0, IdOf(from_two)));
+  EXPECT_TRUE(net.DeliveredAt(2, IdOf(from_zero)));
+  EXPECT_FALSE(net.DeliveredAt(3, IdOf(from_zero)));  // the banned peer's link is gone
+}
+
 TEST_F(HostilePeerTest, DuplicatesAreDroppedBeforeTheSignatureCheck) {
   // The id does not cover the signature: a copy of a seen message with a broken signature is a
   // duplicate (dropped by the seen-cache), which shows the verifier never ran on it.
