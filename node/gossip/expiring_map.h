@@ -1,0 +1,62 @@
+// A bounded map whose entries expire at a time given on insert: the seen-cache, the nonce index
+// and the routing table of the gossip core. Expiry is by time bucket (all keys expiring within one
+// bucket go together), so expiring costs one map step per bucket, not a scan. When full, the
+// bucket expiring soonest is dropped to make room: those entries had the least life left.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+namespace gpumart::gossip {
+
+template <typename Key, typename Value, typename Hash>
+class ExpiringMap {
+ public:
+  ExpiringMap(size_t capacity, int64_t bucket_ms) : capacity_(capacity), bucket_ms_(bucket_ms) {}
+
+  // Inserts key until expires_ms; the first insert of a key wins (returns false when present).
+  bool Insert(const Key& key, const Value& value, int64_t expires_ms) {
+    if (entries_.contains(key)) return false;
+    while (entries_.size() >= capacity_ && !buckets_.empty()) {
+      evicted_ += buckets_.begin()->second.size();
+      DropBucket(buckets_.begin());
+    }
+    const int64_t bucket = (expires_ms / bucket_ms_ + 1) * bucket_ms_;  // the bucket's end
+    entries_.emplace(key, value);
+    buckets_[bucket].push_back(key);
+    return true;
+  }
+  const Value* Find(const Key& key) const {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  Value* Find(const Key& key) {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  bool Contains(const Key& key) const { return entries_.contains(key); }
+  // Drops every entry whose bucket ended at or before now_ms.
+  void Expire(int64_t now_ms) {
+    while (!buckets_.empty() && buckets_.begin()->first <= now_ms) DropBucket(buckets_.begin());
+  }
+  size_t size() const { return entries_.size(); }
+  // Live entries dropped because the map was full.
+  uint64_t evicted() const { return evicted_; }
+
+ private:
+  using Buckets = std::map<int64_t, std::vector<Key>>;
+  void DropBucket(typename Buckets::iterator it) {
+    for (const Key& key : it->second) entries_.erase(key);
+    buckets_.erase(it);
+  }
+  size_t capacity_;
+  int64_t bucket_ms_;
+  uint64_t evicted_ = 0;
+  std::unordered_map<Key, Value, Hash> entries_;
+  Buckets buckets_;  // bucket end -> keys
+};
+
+}  // namespace gpumart::gossip

@@ -1,0 +1,309 @@
+#include "node/gossip/frames.h"
+
+#include <msgpack.hpp>
+
+#include <cstring>
+#include <type_traits>
+
+#include "market/msgpack_reader.h"
+
+namespace gpumart::gossip {
+
+std::string_view ToString(FrameType type) {
+  switch (type) {
+    case FrameType::kHello: return "hello";
+    case FrameType::kMessage: return "message";
+    case FrameType::kIhave: return "ihave";
+    case FrameType::kGraft: return "graft";
+    case FrameType::kPrune: return "prune";
+    case FrameType::kPing: return "ping";
+    case FrameType::kPong: return "pong";
+    case FrameType::kPeers: return "peers";
+    case FrameType::kGetPeers: return "get_peers";
+    case FrameType::kReconcile: return "reconcile";
+    case FrameType::kReconcileItems: return "reconcile_items";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// msgpack-c's packer picks the shortest form for every integer and length, so equal frames give
+// equal bytes (the HELLO signature relies on it).
+class ByteSink {
+ public:
+  explicit ByteSink(Bytes& out) : out_(out) {}
+  void write(const char* data, size_t size) {
+    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + size);
+  }
+
+ private:
+  Bytes& out_;
+};
+
+class Encoder {
+ public:
+  explicit Encoder(Bytes& out) : sink_(out), packer_(sink_) {}
+  void Array(size_t size) { packer_.pack_array(static_cast<uint32_t>(size)); }
+  void Str(std::string_view text) {
+    packer_.pack_str(static_cast<uint32_t>(text.size()));
+    packer_.pack_str_body(text.data(), static_cast<uint32_t>(text.size()));
+  }
+  void Bin(const uint8_t* data, size_t size) {
+    packer_.pack_bin(static_cast<uint32_t>(size));
+    packer_.pack_bin_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(size));
+  }
+  template <size_t N>
+  void Bin(const std::array<uint8_t, N>& bytes) { Bin(bytes.data(), N); }
+  void Uint(uint64_t value) { packer_.pack_uint64(value); }
+  void Int(int64_t value) { packer_.pack_int64(value); }
+  void Type(FrameType type) { Uint(static_cast<uint8_t>(type)); }
+  void Ids(const std::vector<MessageId>& ids) {
+    Array(ids.size());
+    for (const auto& id : ids) Bin(id);
+  }
+
+ private:
+  ByteSink sink_;
+  msgpack::packer<ByteSink> packer_;
+};
+
+void EncodeHelloFields(Encoder& e, const Hello& hello) {
+  e.Uint(hello.version);
+  e.Bin(hello.identity);
+  e.Str(hello.address);
+  e.Uint(static_cast<uint8_t>(hello.role));
+  e.Int(hello.created_ms);
+}
+
+using market::MsgpackReader;
+
+Status ReadIds(MsgpackReader& r, const char* field, size_t max, std::vector<MessageId>& ids) {
+  size_t count = 0;
+  GPUMART_RETURN_IF_ERROR(r.List(field, max, count));
+  ids.resize(count);
+  for (auto& id : ids) GPUMART_RETURN_IF_ERROR(r.FixedBin(field, id.data(), id.size()));
+  return Status::Ok();
+}
+
+Status ReadRole(MsgpackReader& r, const char* field, Role& role) {
+  uint64_t value = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint(field, kMaxRole, value));
+  role = static_cast<Role>(value);
+  return Status::Ok();
+}
+
+Status ExpectFields(const char* frame, size_t got, size_t want) {
+  if (got == want) return Status::Ok();
+  return Status::Corruption(std::string(frame) + ": expected " + std::to_string(want) + " elements, got " +
+                            std::to_string(got));
+}
+
+}  // namespace
+
+Bytes HelloSigningInput(const Hello& hello) {
+  Bytes out(kHelloDomain.begin(), kHelloDomain.end());
+  Encoder e(out);
+  e.Array(5);
+  EncodeHelloFields(e, hello);
+  return out;
+}
+
+Hello SignHello(const market::Identity& identity, std::string address, Role role, int64_t created_ms) {
+  Hello hello;
+  hello.identity = identity.public_key();
+  hello.address = std::move(address);
+  hello.role = role;
+  hello.created_ms = created_ms;
+  const Bytes input = HelloSigningInput(hello);
+  hello.signature = identity.Sign(input.data(), input.size());
+  return hello;
+}
+
+Status VerifyHello(const Hello& hello, int64_t now_ms) {
+  if (hello.version != kGossipVersion) {
+    return Status::InvalidArgument("hello: unsupported gossip version " + std::to_string(hello.version) +
+                                   " (this node speaks " + std::to_string(kGossipVersion) + ")");
+  }
+  const int64_t skew = hello.created_ms > now_ms ? hello.created_ms - now_ms : now_ms - hello.created_ms;
+  if (hello.created_ms > now_ms + limits::kMaxHelloSkewMs) {
+    return Status::FromFuture("hello: created " + std::to_string(skew) + " ms in the future");
+  }
+  if (hello.created_ms < now_ms - limits::kMaxHelloSkewMs) {
+    return Status::Expired("hello: created " + std::to_string(skew) + " ms ago");
+  }
+  const Bytes input = HelloSigningInput(hello);
+  if (!market::VerifyDetached(hello.identity, hello.signature, input.data(), input.size())) {
+    return Status::BadSignature("hello: signature does not verify");
+  }
+  return Status::Ok();
+}
+
+Bytes EncodeMessageFrame(uint32_t hops, std::span<const uint8_t> envelope) {
+  Bytes out;
+  out.reserve(envelope.size() + 16);
+  Encoder e(out);
+  e.Array(3);
+  e.Type(FrameType::kMessage);
+  e.Uint(hops);
+  e.Bin(envelope.data(), envelope.size());
+  return out;
+}
+
+Bytes EncodeFrame(const Frame& frame) {
+  Bytes out;
+  Encoder e(out);
+  std::visit(
+      [&](const auto& f) {
+        using F = std::decay_t<decltype(f)>;
+        if constexpr (std::is_same_v<F, Hello>) {
+          e.Array(7);
+          e.Type(FrameType::kHello);
+          EncodeHelloFields(e, f);
+          e.Bin(f.signature);
+        } else if constexpr (std::is_same_v<F, MessageFrame>) {
+          out = EncodeMessageFrame(f.hops, f.envelope);
+        } else if constexpr (std::is_same_v<F, IhaveFrame>) {
+          e.Array(2);
+          e.Type(FrameType::kIhave);
+          e.Ids(f.ids);
+        } else if constexpr (std::is_same_v<F, GraftFrame>) {
+          e.Array(2);
+          e.Type(FrameType::kGraft);
+          e.Ids(f.ids);
+        } else if constexpr (std::is_same_v<F, PruneFrame>) {
+          e.Array(1);
+          e.Type(FrameType::kPrune);
+        } else if constexpr (std::is_same_v<F, PingFrame>) {
+          e.Array(2);
+          e.Type(FrameType::kPing);
+          e.Uint(f.nonce);
+        } else if constexpr (std::is_same_v<F, PongFrame>) {
+          e.Array(2);
+          e.Type(FrameType::kPong);
+          e.Uint(f.nonce);
+        } else if constexpr (std::is_same_v<F, PeersFrame>) {
+          e.Array(2);
+          e.Type(FrameType::kPeers);
+          e.Array(f.peers.size());
+          for (const auto& peer : f.peers) {
+            e.Array(3);
+            e.Bin(peer.identity);
+            e.Str(peer.address);
+            e.Uint(static_cast<uint8_t>(peer.role));
+          }
+        } else if constexpr (std::is_same_v<F, GetPeersFrame>) {
+          e.Array(1);
+          e.Type(FrameType::kGetPeers);
+        }
+      },
+      frame);
+  return out;
+}
+
+// Layout (docs/GOSSIP.md): a msgpack array [type:uint, ...]; the element count is fixed per type.
+//   HELLO      [1, version:uint, identity:bin32, address:str, role:uint, created_ms:int, signature:bin64]
+//   MESSAGE    [2, hops:uint, envelope:bin]
+//   IHAVE      [3, [id:bin32, ...]]
+//   GRAFT      [4, [id:bin32, ...]]
+//   PRUNE      [5]
+//   PING       [6, nonce:uint]
+//   PONG       [7, nonce:uint]
+//   PEERS      [8, [[identity:bin32, address:str, role:uint], ...]]
+//   GET_PEERS  [9]
+Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
+  if (bytes.size() > limits::kMaxFrameBytes) {
+    return Status::LimitExceeded("frame: " + std::to_string(bytes.size()) + " bytes exceed the limit of " +
+                                 std::to_string(limits::kMaxFrameBytes));
+  }
+  if (bytes.empty()) return Status::Corruption("frame: empty");
+  MsgpackReader r(bytes.data(), bytes.size());
+  size_t elements = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("frame", 7, elements));
+  if (elements == 0) return Status::Corruption("frame: empty array");
+  uint64_t type = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint("frame.type", 0xff, type));
+  Frame frame;
+  switch (static_cast<FrameType>(type)) {
+    case FrameType::kHello: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("hello", elements, 7));
+      Hello hello;
+      GPUMART_RETURN_IF_ERROR(r.UintAs("hello.version", 0xff, hello.version));
+      GPUMART_RETURN_IF_ERROR(r.FixedBin("hello.identity", hello.identity.data(), hello.identity.size()));
+      GPUMART_RETURN_IF_ERROR(r.Str("hello.address", limits::kMaxAddressBytes, hello.address));
+      GPUMART_RETURN_IF_ERROR(ReadRole(r, "hello.role", hello.role));
+      GPUMART_RETURN_IF_ERROR(r.Int("hello.created_ms", hello.created_ms));
+      GPUMART_RETURN_IF_ERROR(r.FixedBin("hello.signature", hello.signature.data(), hello.signature.size()));
+      frame = std::move(hello);
+      break;
+    }
+    case FrameType::kMessage: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("message", elements, 3));
+      MessageFrame message;
+      GPUMART_RETURN_IF_ERROR(r.UintAs("message.hops", limits::kMaxHops, message.hops));
+      const uint8_t* data = nullptr;
+      size_t size = 0;
+      GPUMART_RETURN_IF_ERROR(r.Bin("message.envelope", market::limits::kMaxMessageBytes, data, size));
+      message.envelope.assign(data, data + size);
+      frame = std::move(message);
+      break;
+    }
+    case FrameType::kIhave: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("ihave", elements, 2));
+      IhaveFrame ihave;
+      GPUMART_RETURN_IF_ERROR(ReadIds(r, "ihave.ids", limits::kMaxIhaveIds, ihave.ids));
+      frame = std::move(ihave);
+      break;
+    }
+    case FrameType::kGraft: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("graft", elements, 2));
+      GraftFrame graft;
+      GPUMART_RETURN_IF_ERROR(ReadIds(r, "graft.ids", limits::kMaxGraftIds, graft.ids));
+      frame = std::move(graft);
+      break;
+    }
+    case FrameType::kPrune:
+      GPUMART_RETURN_IF_ERROR(ExpectFields("prune", elements, 1));
+      frame = PruneFrame{};
+      break;
+    case FrameType::kPing: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("ping", elements, 2));
+      PingFrame ping;
+      GPUMART_RETURN_IF_ERROR(r.Uint("ping.nonce", UINT64_MAX, ping.nonce));
+      frame = ping;
+      break;
+    }
+    case FrameType::kPong: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("pong", elements, 2));
+      PongFrame pong;
+      GPUMART_RETURN_IF_ERROR(r.Uint("pong.nonce", UINT64_MAX, pong.nonce));
+      frame = pong;
+      break;
+    }
+    case FrameType::kPeers: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("peers", elements, 2));
+      PeersFrame peers;
+      size_t count = 0;
+      GPUMART_RETURN_IF_ERROR(r.List("peers.list", limits::kMaxPeersPerFrame, count));
+      peers.peers.resize(count);
+      for (auto& peer : peers.peers) {
+        GPUMART_RETURN_IF_ERROR(r.Struct("peers.entry", 3));
+        GPUMART_RETURN_IF_ERROR(r.FixedBin("peers.identity", peer.identity.data(), peer.identity.size()));
+        GPUMART_RETURN_IF_ERROR(r.Str("peers.address", limits::kMaxAddressBytes, peer.address));
+        GPUMART_RETURN_IF_ERROR(ReadRole(r, "peers.role", peer.role));
+      }
+      frame = std::move(peers);
+      break;
+    }
+    case FrameType::kGetPeers:
+      GPUMART_RETURN_IF_ERROR(ExpectFields("get_peers", elements, 1));
+      frame = GetPeersFrame{};
+      break;
+    default:
+      return Status::InvalidArgument("frame: unsupported frame type " + std::to_string(type));
+  }
+  if (!r.AtEnd()) return Status::Corruption("frame: " + std::to_string(r.Remaining()) + " trailing bytes");
+  return frame;
+}
+
+}  // namespace gpumart::gossip

@@ -1,0 +1,144 @@
+// The peer frames of the gossip protocol: what two gossip nodes say to each other over a link.
+// docs/GOSSIP.md documents every byte of this; keep the two in step.
+//
+// A frame is one msgpack array whose first element is the frame type; the rest depends on the
+// type. Market messages travel inside MESSAGE frames as their exact envelope bytes (market/codec.h),
+// so their ids and signatures are over bytes no relay re-encodes. Frames are decoded with
+// market::MsgpackReader and the named limits below; a decoder never throws, never allocates from a
+// length it has not bounded, and rejects trailing bytes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "market/codec.h"
+#include "market/crypto.h"
+#include "market/status.h"
+#include "market/types.h"
+
+namespace gpumart::gossip {
+
+using market::Bytes;
+using market::MessageId;
+using market::PublicKey;
+using market::Signature;
+
+// The version of the peer protocol (frames and handshake), separate from the market message
+// version (market::kProtocolVersion) so each can change without the other.
+constexpr uint8_t kGossipVersion = 1;
+
+// Limits on everything a peer can send in a frame. Market message limits stay in market::limits.
+namespace limits {
+// A MESSAGE frame carries one envelope plus a few bytes of framing; nothing else is bigger.
+constexpr size_t kMaxFrameBytes = market::limits::kMaxMessageBytes + 64;
+constexpr size_t kMaxAddressBytes = 256;     // an advertised address, e.g. "tcp://203.0.113.7:7700"
+constexpr size_t kMaxIhaveIds = 512;         // ids announced in one IHAVE
+constexpr size_t kMaxGraftIds = 64;          // ids requested in one GRAFT
+constexpr size_t kMaxPeersPerFrame = 32;     // addresses in one PEERS
+constexpr uint32_t kMaxHops = 32;            // hops a MESSAGE may travel (larger is malformed)
+constexpr int64_t kMaxHelloSkewMs = 60'000;  // |hello.created_ms - now| a HELLO may be off by
+// State a core keeps for its peers, each bounded so no peer can make it grow without limit.
+constexpr size_t kMaxSeenIds = 1 << 20;         // message ids remembered for dedup (and their nonces)
+constexpr size_t kMaxRoutes = 1 << 18;          // order/bid id -> the peer it came from
+constexpr size_t kMaxStoredBytes = 64 << 20;    // envelopes kept to answer GRAFT
+constexpr size_t kMaxMissingIds = 1 << 16;      // announced (IHAVE) ids not yet received
+constexpr size_t kMaxAnnouncersPerId = 4;       // peers remembered per missing id to GRAFT from
+constexpr size_t kMaxKnownAddresses = 4096;     // addresses learned from config, HELLO and PEERS
+constexpr size_t kMaxScoredKeys = 1 << 16;      // peers (by identity or address) with a score
+constexpr size_t kMaxBans = 1 << 16;            // identities and addresses banned at once
+}  // namespace limits
+
+enum class FrameType : uint8_t {
+  kHello = 1,
+  kMessage = 2,
+  kIhave = 3,
+  kGraft = 4,
+  kPrune = 5,
+  kPing = 6,
+  kPong = 7,
+  kPeers = 8,
+  kGetPeers = 9,
+  // Reserved for range-based set reconciliation (not built yet; see docs/GOSSIP.md). A peer that
+  // sends them today gets kUnsupported.
+  kReconcile = 16,
+  kReconcileItems = 17,
+};
+std::string_view ToString(FrameType type);
+
+// What a node is for; carried in HELLO and PEERS (values match node::NodeRole's order).
+enum class Role : uint8_t { kRelay = 0, kProvider = 1, kTenant = 2 };
+constexpr uint8_t kMaxRole = 2;
+
+// HELLO: the first frame on a link, in both directions. Signed by `identity` over
+// kHelloDomain + msgpack [version, identity, address, role, created_ms].
+struct Hello {
+  uint8_t version = kGossipVersion;
+  PublicKey identity{};
+  std::string address;  // where this node accepts links; empty when it accepts none
+  Role role = Role::kRelay;
+  int64_t created_ms = 0;
+  Signature signature{};
+  bool operator==(const Hello&) const = default;
+};
+inline constexpr std::string_view kHelloDomain{"gpumart/hello/v1\0", 17};
+Bytes HelloSigningInput(const Hello& hello);
+Hello SignHello(const market::Identity& identity, std::string address, Role role, int64_t created_ms);
+// The signature, the version and the time window at now_ms.
+Status VerifyHello(const Hello& hello, int64_t now_ms);
+
+// MESSAGE: one market envelope and how many links it has crossed.
+struct MessageFrame {
+  uint32_t hops = 0;
+  Bytes envelope;  // exact envelope bytes as signed
+  bool operator==(const MessageFrame&) const = default;
+};
+struct IhaveFrame {
+  std::vector<MessageId> ids;
+  bool operator==(const IhaveFrame&) const = default;
+};
+struct GraftFrame {
+  std::vector<MessageId> ids;  // may be empty: "make this link eager" without asking for a message
+  bool operator==(const GraftFrame&) const = default;
+};
+struct PruneFrame {
+  bool operator==(const PruneFrame&) const = default;
+};
+struct PingFrame {
+  uint64_t nonce = 0;
+  bool operator==(const PingFrame&) const = default;
+};
+struct PongFrame {
+  uint64_t nonce = 0;
+  bool operator==(const PongFrame&) const = default;
+};
+struct PeerAddress {
+  PublicKey identity{};
+  std::string address;
+  Role role = Role::kRelay;
+  bool operator==(const PeerAddress&) const = default;
+};
+struct PeersFrame {
+  std::vector<PeerAddress> peers;
+  bool operator==(const PeersFrame&) const = default;
+};
+struct GetPeersFrame {
+  bool operator==(const GetPeersFrame&) const = default;
+};
+
+using Frame = std::variant<Hello, MessageFrame, IhaveFrame, GraftFrame, PruneFrame, PingFrame, PongFrame,
+                           PeersFrame, GetPeersFrame>;
+
+Bytes EncodeFrame(const Frame& frame);
+// Structure and limits only (a HELLO's signature is checked by VerifyHello). An unknown or reserved
+// frame type is Status::InvalidArgument, and nothing else is: malformed bytes are kCorruption,
+// anything over a limit kLimitExceeded.
+Result<Frame> DecodeFrame(std::span<const uint8_t> bytes);
+
+// The MESSAGE frame around `envelope` without copying it through a MessageFrame first (relaying
+// is the hot path).
+Bytes EncodeMessageFrame(uint32_t hops, std::span<const uint8_t> envelope);
+
+}  // namespace gpumart::gossip

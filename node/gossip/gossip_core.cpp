@@ -1,0 +1,705 @@
+#include "node/gossip/gossip_core.h"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "node/gossip/expiring_map.h"
+
+namespace gpumart::gossip {
+
+namespace {
+
+using market::Envelope;
+using market::MessageType;
+
+struct IdHash {
+  size_t operator()(const MessageId& id) const {
+    uint64_t prefix = 0;  // ids are hashes: any eight bytes are uniform
+    std::memcpy(&prefix, id.data(), sizeof prefix);
+    return static_cast<size_t>(prefix);
+  }
+};
+
+struct NonceKey {
+  PublicKey signer;
+  uint64_t nonce;
+  bool operator==(const NonceKey&) const = default;
+};
+struct NonceKeyHash {
+  size_t operator()(const NonceKey& key) const {
+    uint64_t prefix = 0;
+    std::memcpy(&prefix, key.signer.data(), sizeof prefix);
+    return static_cast<size_t>(prefix ^ (key.nonce * 0x9e3779b97f4a7c15ULL));
+  }
+};
+
+// Appends an action in place (a temporary variant trips GCC's -Wmaybe-uninitialized).
+template <typename T>
+void Emit(std::vector<Action>& out, T&& action) {
+  out.emplace_back(std::in_place_type<T>, std::move(action));
+}
+
+constexpr int64_t kBucketMs = 1'000;
+constexpr int64_t kMilli = 1'000;  // token bucket units per frame / byte
+constexpr int64_t kBurstSeconds = 2;
+
+// Orders, Offers, Leases and Closes reach every node; Bids and Accepts are answers.
+bool IsAnswer(MessageType type) { return type == MessageType::kBid || type == MessageType::kAccept; }
+
+// What verification of a message yields beyond ok: for an answer, the id of what it answers.
+struct Verified {
+  std::optional<MessageId> answers;
+};
+
+bool IsSignatureFailure(const Status& status) { return status.code() == Status::Code::kBadSignature; }
+
+// Decodes and validates the body for its type, then checks the signature. The envelope's time
+// window has been checked already.
+Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t> bytes) {
+  Verified verified;
+  Status status;
+  switch (envelope.type) {
+    case MessageType::kOrder: status = market::DecodeOrder(envelope.body).status(); break;
+    case MessageType::kOffer: status = market::DecodeOffer(envelope.body).status(); break;
+    case MessageType::kBid: {
+      auto bid = market::DecodeBid(envelope.body);
+      if (!bid.ok()) return bid.status();
+      verified.answers = bid->order_id;
+      break;
+    }
+    case MessageType::kAccept: {
+      auto accept = market::DecodeAccept(envelope.body);
+      if (!accept.ok()) return accept.status();
+      verified.answers = accept->bid_id;
+      break;
+    }
+    case MessageType::kLease: {
+      // The provider's signature and the embedded Accept's, and that they agree.
+      auto lease = market::OpenLease(bytes);
+      if (!lease.ok()) return lease.status();
+      return verified;
+    }
+    case MessageType::kClose: status = market::DecodeClose(envelope.body).status(); break;
+  }
+  if (!status.ok()) return status;
+  GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));
+  return verified;
+}
+
+}  // namespace
+
+class GossipCore::Impl {
+ public:
+  Impl(const market::Identity& identity, GossipConfig config)
+      : identity_(identity),
+        config_(std::move(config)),
+        seen_(limits::kMaxSeenIds, kBucketMs),
+        nonces_(limits::kMaxSeenIds, kBucketMs),
+        routes_(limits::kMaxRoutes, kBucketMs) {
+    config_.hop_limit = std::min(config_.hop_limit, limits::kMaxHops);
+  }
+
+  // ---- Links ----
+
+  void AddAddress(const std::string& address) {
+    if (address.empty() || address.size() > limits::kMaxAddressBytes) return;
+    if (address == config_.advertised_address || self_addresses_.contains(address)) return;
+    if (dials_.size() >= limits::kMaxKnownAddresses) return;
+    dials_.try_emplace(address, Dial{0, config_.reconnect_min_ms, false, 0});
+  }
+
+  void OnConnected(PeerId peer, Direction direction, const std::string& address, int64_t now,
+                   std::vector<Action>& out) {
+    if (peer == kLocalPeer || peers_.contains(peer)) return;  // a driver bug; ignore
+    if (direction == Direction::kOutbound) {
+      if (auto it = dials_.find(address); it != dials_.end()) it->second.pending = false;
+    }
+    const size_t limit = direction == Direction::kInbound ? config_.max_inbound : config_.max_outbound;
+    if (CountLinks(direction) >= limit) {
+      drops_.Add(Drop::kPeerLimit);
+      Emit<DisconnectPeer>(out, {peer, "link limit reached"});
+      return;
+    }
+    Peer& p = peers_[peer];
+    p.direction = direction;
+    p.dialed_address = direction == Direction::kOutbound ? address : std::string();
+    p.connected_ms = now;
+    p.last_heard_ms = now;
+    p.refill_ms = now;
+    p.frame_tokens = static_cast<int64_t>(config_.frames_per_second) * kMilli * kBurstSeconds;
+    p.byte_tokens = static_cast<int64_t>(config_.bytes_per_second) * kMilli * kBurstSeconds;
+    Send(peer, SignHello(identity_, config_.advertised_address, config_.role, now), out);
+  }
+
+  void OnDisconnected(PeerId peer, int64_t now) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return;
+    Forget(it, now);
+  }
+
+  void OnConnectFailed(const std::string& address, int64_t now) {
+    auto it = dials_.find(address);
+    if (it == dials_.end()) return;
+    Backoff(it->second, now);
+  }
+
+  // ---- Frames ----
+
+  void HandleFrame(PeerId peer_id, std::span<const uint8_t> bytes, int64_t now, std::vector<Action>& out) {
+    auto it = peers_.find(peer_id);
+    if (it == peers_.end()) return;  // a link we already dropped: its last frames are moot
+    Peer& peer = it->second;
+    if (!TakeTokens(peer, bytes.size(), now)) {
+      return Punish(peer_id, Drop::kRateLimited, Misbehaviour::kFlood, "rate limit", out);
+    }
+    Result<Frame> frame = DecodeFrame(bytes);
+    if (!frame.ok()) {
+      const Status& status = frame.status();
+      if (bytes.size() > limits::kMaxFrameBytes) {
+        Punish(peer_id, Drop::kOversizedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
+      } else if (status.code() == Status::Code::kInvalidArgument) {  // only an unsupported frame type
+        Punish(peer_id, Drop::kUnsupportedFrame, Misbehaviour::kUnsupportedFrame, status.message(), out);
+      } else {
+        Punish(peer_id, Drop::kMalformedFrame, Misbehaviour::kMalformedFrame, status.message(), out);
+      }
+      // Before the handshake there is no identity to score: a bad first frame ends the link.
+      if (!peer.ready) CloseLink(peer_id, "malformed frame before HELLO", now, out);
+      return;
+    }
+    peer.last_heard_ms = now;
+    if (!peer.ready) {
+      if (auto* hello = std::get_if<Hello>(&*frame)) return HandleHello(peer_id, *hello, now, out);
+      Punish(peer_id, Drop::kHandshake, Misbehaviour::kHandshake, "frame before HELLO", out);
+      return CloseLink(peer_id, "no HELLO", now, out);
+    }
+    std::visit([&](auto& f) { Handle(peer_id, f, now, out); }, *frame);
+  }
+
+  // ---- Publishing ----
+
+  Status Publish(std::span<const uint8_t> bytes, int64_t now, std::vector<Action>& out) {
+    if (bytes.size() > market::limits::kMaxMessageBytes) return Status::LimitExceeded("message too large");
+    Result<Envelope> envelope = market::DecodeEnvelope(bytes);
+    if (!envelope.ok()) return envelope.status();
+    const MessageId id = market::ComputeId(*envelope);
+    if (seen_.Contains(id)) return Status::AlreadyExists("message already seen");
+    GPUMART_RETURN_IF_ERROR(market::CheckFreshness(*envelope, now));
+    Result<Verified> verified = VerifyMessage(*envelope, bytes);
+    if (!verified.ok()) return verified.status();
+    if (const MessageId* owner = nonces_.Find({envelope->signer, envelope->nonce}); owner && *owner != id) {
+      return Status::Replay("nonce already used by another message");
+    }
+    Accept(id, *envelope);
+    Dispatch(id, *envelope, *verified, bytes, kLocalPeer, 0, now, out);
+    return Status::Ok();
+  }
+
+  // ---- Timers ----
+
+  void Tick(int64_t now, std::vector<Action>& out) {
+    seen_.Expire(now);
+    nonces_.Expire(now);
+    routes_.Expire(now);
+    ExpireStore(now);
+    CheckLiveness(now, out);
+    SendGrafts(now, out);
+    for (auto& [id, peer] : peers_) FlushIhave(id, peer, out);
+    DialMore(now, out);
+  }
+
+  // ---- Queries ----
+
+  const PublicKey& identity() const { return identity_.public_key(); }
+  const DropCounters& drops() const { return drops_; }
+  const GossipStats& stats() const { return stats_; }
+  size_t ReadyPeers() const {
+    return static_cast<size_t>(std::count_if(peers_.begin(), peers_.end(), [](const auto& p) { return p.second.ready; }));
+  }
+  bool IsEager(PeerId peer) const {
+    auto it = peers_.find(peer);
+    return it != peers_.end() && it->second.ready && it->second.eager;
+  }
+  bool IsReady(PeerId peer) const {
+    auto it = peers_.find(peer);
+    return it != peers_.end() && it->second.ready;
+  }
+  bool HasSeen(const MessageId& id) const { return seen_.Contains(id); }
+
+ private:
+  struct Peer {
+    Direction direction = Direction::kInbound;
+    std::string dialed_address;
+    bool ready = false;
+    Hello hello;
+    bool eager = true;  // Plumtree: every new link starts in the eager set
+    int64_t connected_ms = 0;
+    int64_t last_heard_ms = 0;
+    std::optional<uint64_t> ping_nonce;
+    int64_t next_ping_ms = 0;
+    std::vector<MessageId> pending_ihave;
+    int64_t frame_tokens = 0;
+    int64_t byte_tokens = 0;
+    int64_t refill_ms = 0;
+  };
+  struct Dial {
+    int64_t next_try_ms = 0;
+    int64_t backoff_ms = 0;
+    bool pending = false;
+    int64_t pending_since_ms = 0;
+  };
+  struct Missing {
+    int64_t deadline_ms = 0;
+    std::vector<PeerId> announcers;
+    size_t next = 0;
+  };
+  struct Stored {
+    Bytes envelope;
+    uint32_t hops = 0;
+  };
+
+  // ---- Helpers ----
+
+  void Send(PeerId peer, const Frame& frame, std::vector<Action>& out) {
+    Emit<SendFrame>(out, {peer, EncodeFrame(frame)});
+  }
+
+  void Punish(PeerId peer, Drop drop, Misbehaviour reason, std::string detail, std::vector<Action>& out) {
+    drops_.Add(drop);
+    std::optional<PublicKey> identity;
+    if (auto it = peers_.find(peer); it != peers_.end() && it->second.ready) identity = it->second.hello.identity;
+    Emit<PeerVerdict>(out, {peer, identity, reason, std::move(detail)});
+  }
+
+  // Forgets the peer and asks the driver to close its link.
+  void CloseLink(PeerId peer, std::string reason, int64_t now, std::vector<Action>& out) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return;
+    Forget(it, now);
+    Emit<DisconnectPeer>(out, {peer, std::move(reason)});
+  }
+
+  void Forget(std::map<PeerId, Peer>::iterator it, int64_t now) {
+    const Peer& peer = it->second;
+    if (peer.ready) {
+      auto identity = identities_.find(peer.hello.identity);
+      if (identity != identities_.end() && identity->second == it->first) identities_.erase(identity);
+    }
+    if (peer.direction == Direction::kOutbound) {
+      if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
+        dial->second.pending = false;
+        dial->second.next_try_ms = now + dial->second.backoff_ms;
+      }
+    }
+    peers_.erase(it);
+  }
+
+  size_t CountLinks(Direction direction) const {
+    size_t count = 0;
+    for (const auto& [id, peer] : peers_) count += peer.direction == direction;
+    if (direction == Direction::kOutbound) {
+      for (const auto& [address, dial] : dials_) count += dial.pending;
+    }
+    return count;
+  }
+
+  void Backoff(Dial& dial, int64_t now) {
+    dial.pending = false;
+    dial.next_try_ms = now + dial.backoff_ms;
+    dial.backoff_ms = std::min(dial.backoff_ms * 2, config_.reconnect_max_ms);
+  }
+
+  bool TakeTokens(Peer& peer, size_t bytes, int64_t now) {
+    const int64_t elapsed = std::max<int64_t>(0, now - peer.refill_ms);
+    peer.refill_ms = now;
+    const int64_t frame_cap = static_cast<int64_t>(config_.frames_per_second) * kMilli * kBurstSeconds;
+    const int64_t byte_cap = static_cast<int64_t>(config_.bytes_per_second) * kMilli * kBurstSeconds;
+    // elapsed is capped so the products cannot overflow after a long pause.
+    const int64_t span = std::min<int64_t>(elapsed, kBurstSeconds * 1'000);
+    peer.frame_tokens = std::min(frame_cap, peer.frame_tokens + span * static_cast<int64_t>(config_.frames_per_second));
+    peer.byte_tokens = std::min(byte_cap, peer.byte_tokens + span * static_cast<int64_t>(config_.bytes_per_second));
+    const int64_t byte_cost = static_cast<int64_t>(bytes) * kMilli;
+    if (peer.frame_tokens < kMilli || peer.byte_tokens < byte_cost) return false;
+    peer.frame_tokens -= kMilli;
+    peer.byte_tokens -= byte_cost;
+    return true;
+  }
+
+  // ---- Handshake ----
+
+  void HandleHello(PeerId peer_id, const Hello& hello, int64_t now, std::vector<Action>& out) {
+    if (Status status = VerifyHello(hello, now); !status.ok()) {
+      Punish(peer_id, Drop::kBadHello, Misbehaviour::kBadHello, status.message(), out);
+      return CloseLink(peer_id, "bad HELLO", now, out);
+    }
+    Peer& peer = peers_.at(peer_id);
+    if (hello.identity == identity_.public_key()) {
+      drops_.Add(Drop::kSelfLink);
+      if (peer.direction == Direction::kOutbound && !peer.dialed_address.empty()) {
+        dials_.erase(peer.dialed_address);
+        if (self_addresses_.size() < limits::kMaxKnownAddresses) self_addresses_.insert(peer.dialed_address);
+        peer.dialed_address.clear();
+      }
+      return CloseLink(peer_id, "link to self", now, out);
+    }
+    if (auto existing = identities_.find(hello.identity); existing != identities_.end()) {
+      // Two links to one identity (both dialled at once, or one twice). Both ends must keep the
+      // same one: the link dialled by the lower of the two identities wins.
+      drops_.Add(Drop::kDuplicateLink);
+      const PeerId old_id = existing->second;
+      const Direction preferred = identity_.public_key() < hello.identity ? Direction::kOutbound : Direction::kInbound;
+      if (peer.direction != preferred || peers_.at(old_id).direction == preferred) {
+        return CloseLink(peer_id, "identity already linked", now, out);
+      }
+      CloseLink(old_id, "identity linked again", now, out);
+    }
+    peer.ready = true;
+    peer.hello = hello;
+    peer.next_ping_ms = now + config_.ping_interval_ms;
+    identities_[hello.identity] = peer_id;
+    if (peer.direction == Direction::kOutbound) {
+      if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
+        dial->second.backoff_ms = config_.reconnect_min_ms;
+      }
+    }
+    AddAddress(hello.address);
+    Emit<PeerReady>(out, {peer_id, peer.direction, hello});
+    Send(peer_id, KnownPeers(peer_id), out);
+  }
+
+  PeersFrame KnownPeers(PeerId except) const {
+    PeersFrame frame;
+    for (const auto& [id, peer] : peers_) {
+      if (frame.peers.size() >= limits::kMaxPeersPerFrame) break;
+      if (id == except || !peer.ready || peer.hello.address.empty()) continue;
+      frame.peers.push_back(PeerAddress{peer.hello.identity, peer.hello.address, peer.hello.role});
+    }
+    return frame;
+  }
+
+  // ---- Frame handlers (after the handshake) ----
+
+  void Handle(PeerId peer, const Hello&, int64_t, std::vector<Action>& out) {
+    Punish(peer, Drop::kHandshake, Misbehaviour::kHandshake, "second HELLO", out);
+  }
+
+  void Handle(PeerId peer_id, const MessageFrame& frame, int64_t now, std::vector<Action>& out) {
+    Result<Envelope> envelope = market::DecodeEnvelope(frame.envelope);
+    if (!envelope.ok()) {
+      return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, envelope.status().message(), out);
+    }
+    const MessageId id = market::ComputeId(*envelope);
+    // Dedup before any signature check: a duplicate costs a decode, a hash and a lookup.
+    if (bool* flooded = seen_.Find(id)) {
+      drops_.Add(Drop::kDuplicate);
+      if (IsAnswer(envelope->type) && !*flooded) {
+        // An answer we routed came back: the path broke further on and the node there flooded it
+        // (see Dispatch). Flood it from here too, once, so it can go round the break.
+        *flooded = true;
+        ++stats_.route_fallback;
+        if (frame.hops < config_.hop_limit) Broadcast(id, frame.envelope, peer_id, frame.hops, out);
+        return;
+      }
+      Peer& peer = peers_.at(peer_id);
+      if (!IsAnswer(envelope->type) && peer.eager) {
+        peer.eager = false;
+        ++stats_.prunes_sent;
+        Send(peer_id, PruneFrame{}, out);
+      }
+      return;
+    }
+    if (Status fresh = market::CheckFreshness(*envelope, now); !fresh.ok()) {
+      switch (fresh.code()) {
+        case Status::Code::kExpired:
+          return Punish(peer_id, Drop::kExpired, Misbehaviour::kExpired, fresh.message(), out);
+        case Status::Code::kFromFuture:
+          return Punish(peer_id, Drop::kFromFuture, Misbehaviour::kFromFuture, fresh.message(), out);
+        default:
+          return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, fresh.message(), out);
+      }
+    }
+    Result<Verified> verified = VerifyMessage(*envelope, frame.envelope);
+    if (!verified.ok()) {
+      if (IsSignatureFailure(verified.status())) {
+        return Punish(peer_id, Drop::kBadSignature, Misbehaviour::kBadSignature, verified.status().message(), out);
+      }
+      return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, verified.status().message(), out);
+    }
+    if (const MessageId* owner = nonces_.Find({envelope->signer, envelope->nonce}); owner && *owner != id) {
+      return Punish(peer_id, Drop::kReplay, Misbehaviour::kReplay, "nonce already used by another message", out);
+    }
+    Accept(id, *envelope);
+    // Plumtree: the link a new message came on is a tree link.
+    peers_.at(peer_id).eager = true;
+    ++stats_.delivered;
+    Emit<Deliver>(out, {id, envelope->type, frame.envelope, peer_id});
+    Dispatch(id, *envelope, *verified, frame.envelope, peer_id, frame.hops, now, out);
+  }
+
+  void Handle(PeerId peer_id, const IhaveFrame& frame, int64_t now, std::vector<Action>&) {
+    for (const MessageId& id : frame.ids) {
+      if (seen_.Contains(id)) continue;
+      auto it = missing_.find(id);
+      if (it == missing_.end()) {
+        if (missing_.size() >= limits::kMaxMissingIds) {
+          drops_.Add(Drop::kMissingFull);
+          continue;
+        }
+        missing_.emplace(id, Missing{now + config_.graft_timeout_ms, {peer_id}, 0});
+        continue;
+      }
+      auto& announcers = it->second.announcers;
+      if (announcers.size() < limits::kMaxAnnouncersPerId &&
+          std::find(announcers.begin(), announcers.end(), peer_id) == announcers.end()) {
+        announcers.push_back(peer_id);
+      }
+    }
+  }
+
+  void Handle(PeerId peer_id, const GraftFrame& frame, int64_t, std::vector<Action>& out) {
+    peers_.at(peer_id).eager = true;
+    for (const MessageId& id : frame.ids) {
+      auto it = store_.find(id);
+      if (it == store_.end()) {
+        drops_.Add(Drop::kUnknownGraft);
+        continue;
+      }
+      ++stats_.eager_sent;
+      Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(it->second.hops + 1, it->second.envelope)});
+    }
+  }
+
+  void Handle(PeerId peer_id, const PruneFrame&, int64_t, std::vector<Action>&) {
+    peers_.at(peer_id).eager = false;
+  }
+
+  void Handle(PeerId peer_id, const PingFrame& frame, int64_t, std::vector<Action>& out) {
+    Send(peer_id, PongFrame{frame.nonce}, out);
+  }
+
+  void Handle(PeerId peer_id, const PongFrame& frame, int64_t, std::vector<Action>& out) {
+    Peer& peer = peers_.at(peer_id);
+    if (peer.ping_nonce != frame.nonce) {
+      return Punish(peer_id, Drop::kUnsolicitedPong, Misbehaviour::kUnsolicited, "PONG to no PING", out);
+    }
+    peer.ping_nonce.reset();
+  }
+
+  void Handle(PeerId, const PeersFrame& frame, int64_t, std::vector<Action>&) {
+    for (const PeerAddress& entry : frame.peers) {
+      if (entry.identity == identity_.public_key() || identities_.contains(entry.identity)) continue;
+      AddAddress(entry.address);
+    }
+  }
+
+  void Handle(PeerId peer_id, const GetPeersFrame&, int64_t, std::vector<Action>& out) {
+    Send(peer_id, KnownPeers(peer_id), out);
+  }
+
+  // ---- Dissemination ----
+
+  // Records a verified message: seen (dedup; the value says whether we flooded it, which only an
+  // answer we routed has not), and its nonce (replays).
+  void Accept(const MessageId& id, const Envelope& envelope) {
+    seen_.Insert(id, false, envelope.expires_ms);
+    nonces_.Insert({envelope.signer, envelope.nonce}, id, envelope.expires_ms);
+    missing_.erase(id);
+  }
+
+  void Store(const MessageId& id, std::span<const uint8_t> bytes, uint32_t hops, int64_t now) {
+    if (bytes.size() > limits::kMaxStoredBytes) return;
+    auto [it, inserted] = store_.try_emplace(id, Stored{Bytes(bytes.begin(), bytes.end()), hops});
+    if (!inserted) return;
+    stored_bytes_ += bytes.size();
+    store_order_.push_back({now + config_.store_retention_ms, id});
+    while (stored_bytes_ > limits::kMaxStoredBytes) EvictOldestStored();
+  }
+
+  void ExpireStore(int64_t now) {
+    while (!store_order_.empty() && store_order_.front().first <= now) EvictOldestStored();
+  }
+
+  void EvictOldestStored() {
+    auto it = store_.find(store_order_.front().second);
+    stored_bytes_ -= it->second.envelope.size();
+    store_.erase(it);
+    store_order_.pop_front();
+  }
+
+  void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
+                std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
+    Store(id, bytes, hops, now);
+    // Answers to this message come back to whoever sent it (Orders and Bids are answered).
+    if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
+      routes_.Insert(id, from, envelope.expires_ms);
+    }
+    if (hops >= config_.hop_limit) {
+      drops_.Add(Drop::kHopLimit);
+      return;
+    }
+    if (IsAnswer(envelope.type) && verified.answers) {
+      if (const PeerId* target = routes_.Find(*verified.answers)) {
+        if (*target == kLocalPeer) {
+          ++stats_.routed_home;
+          return;
+        }
+        if (*target != from && IsReady(*target)) {
+          ++stats_.routed;
+          Emit<SendFrame>(out, {*target, EncodeMessageFrame(hops + 1, bytes)});
+          return;
+        }
+      }
+      // The path is gone (the route expired or its link died): flood it instead, back to the
+      // sender too, which then floods it as well (a dead end must not swallow it).
+      ++stats_.route_fallback;
+      from = kLocalPeer;
+    }
+    if (bool* flooded = seen_.Find(id)) *flooded = true;
+    Broadcast(id, bytes, from, hops, out);
+  }
+
+  void Broadcast(const MessageId& id, std::span<const uint8_t> bytes, PeerId from, uint32_t hops,
+                 std::vector<Action>& out) {
+    Bytes frame;
+    for (auto& [peer_id, peer] : peers_) {
+      if (peer_id == from || !peer.ready) continue;
+      if (peer.eager) {
+        if (frame.empty()) frame = EncodeMessageFrame(hops + 1, bytes);
+        ++stats_.eager_sent;
+        Emit<SendFrame>(out, {peer_id, frame});
+      } else {
+        peer.pending_ihave.push_back(id);
+        if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+      }
+    }
+  }
+
+  void FlushIhave(PeerId peer_id, Peer& peer, std::vector<Action>& out) {
+    if (peer.pending_ihave.empty()) return;
+    stats_.ihave_ids_sent += peer.pending_ihave.size();
+    Send(peer_id, IhaveFrame{std::move(peer.pending_ihave)}, out);
+    peer.pending_ihave.clear();
+  }
+
+  void SendGrafts(int64_t now, std::vector<Action>& out) {
+    std::map<PeerId, std::vector<MessageId>> grafts;
+    for (auto it = missing_.begin(); it != missing_.end();) {
+      Missing& missing = it->second;
+      if (missing.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      while (missing.next < missing.announcers.size() && !IsReady(missing.announcers[missing.next])) ++missing.next;
+      if (missing.next >= missing.announcers.size()) {
+        it = missing_.erase(it);  // every announcer tried: reconciliation will find it later
+        continue;
+      }
+      grafts[missing.announcers[missing.next++]].push_back(it->first);
+      missing.deadline_ms = now + config_.graft_retry_ms;
+      ++it;
+    }
+    for (auto& [peer_id, ids] : grafts) {
+      peers_.at(peer_id).eager = true;
+      stats_.grafts_sent += ids.size();
+      for (size_t i = 0; i < ids.size(); i += limits::kMaxGraftIds) {
+        const size_t end = std::min(ids.size(), i + limits::kMaxGraftIds);
+        Send(peer_id, GraftFrame{std::vector<MessageId>(ids.begin() + i, ids.begin() + end)}, out);
+      }
+    }
+  }
+
+  // ---- Liveness and dialling ----
+
+  void CheckLiveness(int64_t now, std::vector<Action>& out) {
+    std::vector<std::pair<PeerId, Drop>> dead;
+    for (auto& [peer_id, peer] : peers_) {
+      if (!peer.ready) {
+        if (now - peer.connected_ms >= config_.hello_timeout_ms) dead.push_back({peer_id, Drop::kHelloTimeout});
+        continue;
+      }
+      if (now - peer.last_heard_ms >= config_.peer_timeout_ms) {
+        dead.push_back({peer_id, Drop::kPeerTimeout});
+        continue;
+      }
+      if (now >= peer.next_ping_ms) {
+        peer.ping_nonce = next_ping_nonce_++;
+        peer.next_ping_ms = now + config_.ping_interval_ms;
+        Send(peer_id, PingFrame{*peer.ping_nonce}, out);
+      }
+    }
+    for (const auto& [peer_id, reason] : dead) {
+      drops_.Add(reason);
+      CloseLink(peer_id, std::string(ToString(reason)), now, out);
+    }
+    for (auto& [address, dial] : dials_) {
+      if (dial.pending && now - dial.pending_since_ms >= config_.hello_timeout_ms) Backoff(dial, now);
+    }
+  }
+
+  void DialMore(int64_t now, std::vector<Action>& out) {
+    size_t outbound = CountLinks(Direction::kOutbound);
+    if (outbound >= config_.target_outbound) return;
+    std::set<std::string> linked;
+    for (const auto& [id, peer] : peers_) {
+      if (!peer.dialed_address.empty()) linked.insert(peer.dialed_address);
+      if (peer.ready && !peer.hello.address.empty()) linked.insert(peer.hello.address);
+    }
+    for (auto& [address, dial] : dials_) {
+      if (outbound >= config_.target_outbound) break;
+      if (dial.pending || dial.next_try_ms > now || linked.contains(address)) continue;
+      dial.pending = true;
+      dial.pending_since_ms = now;
+      ++outbound;
+      Emit<ConnectTo>(out, {address});
+    }
+  }
+
+  market::Identity identity_;
+  GossipConfig config_;
+  std::map<PeerId, Peer> peers_;  // ordered: the same inputs give the same actions in the same order
+  std::map<PublicKey, PeerId> identities_;  // ready peers by identity
+  std::map<std::string, Dial> dials_;       // addresses we may dial
+  std::set<std::string> self_addresses_;    // addresses that turned out to be this node
+  ExpiringMap<MessageId, bool, IdHash> seen_;
+  ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
+  ExpiringMap<MessageId, PeerId, IdHash> routes_;
+  std::map<MessageId, Missing> missing_;
+  std::unordered_map<MessageId, Stored, IdHash> store_;
+  std::deque<std::pair<int64_t, MessageId>> store_order_;  // (evict at, id), in insertion order
+  size_t stored_bytes_ = 0;
+  uint64_t next_ping_nonce_ = 1;
+  DropCounters drops_;
+  GossipStats stats_;
+};
+
+GossipCore::GossipCore(const market::Identity& identity, GossipConfig config)
+    : impl_(std::make_unique<Impl>(identity, std::move(config))) {}
+GossipCore::~GossipCore() = default;
+void GossipCore::AddAddress(const std::string& address) { impl_->AddAddress(address); }
+void GossipCore::OnConnected(PeerId peer, Direction direction, const std::string& address, int64_t now_ms,
+                             std::vector<Action>& out) {
+  impl_->OnConnected(peer, direction, address, now_ms, out);
+}
+void GossipCore::OnDisconnected(PeerId peer, int64_t now_ms) { impl_->OnDisconnected(peer, now_ms); }
+void GossipCore::OnConnectFailed(const std::string& address, int64_t now_ms) {
+  impl_->OnConnectFailed(address, now_ms);
+}
+void GossipCore::HandleFrame(PeerId peer, std::span<const uint8_t> frame, int64_t now_ms, std::vector<Action>& out) {
+  impl_->HandleFrame(peer, frame, now_ms, out);
+}
+void GossipCore::Tick(int64_t now_ms, std::vector<Action>& out) { impl_->Tick(now_ms, out); }
+Status GossipCore::Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out) {
+  return impl_->Publish(envelope, now_ms, out);
+}
+const PublicKey& GossipCore::identity() const { return impl_->identity(); }
+const DropCounters& GossipCore::drops() const { return impl_->drops(); }
+const GossipStats& GossipCore::stats() const { return impl_->stats(); }
+size_t GossipCore::ReadyPeers() const { return impl_->ReadyPeers(); }
+bool GossipCore::IsEager(PeerId peer) const { return impl_->IsEager(peer); }
+bool GossipCore::IsReady(PeerId peer) const { return impl_->IsReady(peer); }
+bool GossipCore::HasSeen(const MessageId& id) const { return impl_->HasSeen(id); }
+
+}  // namespace gpumart::gossip

@@ -1,0 +1,140 @@
+// The gossip protocol core: a state machine with no I/O. It owns no socket, no thread and reads
+// no clock. The driver (an actor with ZeroMQ sockets, a test's in-process loop, a fuzz target, a
+// simulator) tells it about links, hands it each frame a peer sent with the time, and ticks it;
+// each call appends the actions that follow (frames to send, messages to deliver locally, verdicts
+// on peers, links to open or close) to `out`. docs/GOSSIP.md describes the protocol.
+//
+// Dissemination is Plumtree (Leitão et al., 2007): a message is pushed in full along "eager"
+// links, which form a spanning tree, and announced by id (IHAVE) on "lazy" links; a node that
+// receives a duplicate PRUNEs the link it came on (making it lazy), and one that hears of an id it
+// lacks GRAFTs the announcer after a timeout (making that link eager again), which repairs the
+// tree. Bids and Accepts go back along the path of the Order (resp. Bid) they answer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "market/codec.h"
+#include "market/crypto.h"
+#include "node/gossip/frames.h"
+#include "node/gossip/verdicts.h"
+
+namespace gpumart::gossip {
+
+// A link, as the driver numbers it. Never reused while the core may know it; 0 is this node.
+using PeerId = uint64_t;
+constexpr PeerId kLocalPeer = 0;
+
+enum class Direction : uint8_t { kInbound, kOutbound };
+
+struct GossipConfig {
+  std::string advertised_address;  // put in our HELLO; empty when we accept no links
+  Role role = Role::kRelay;
+  size_t max_inbound = 64;
+  size_t max_outbound = 16;
+  size_t target_outbound = 8;      // outbound links the core asks the driver to keep open
+  uint32_t hop_limit = 16;         // relay a message only while hops < hop_limit (<= kMaxHops)
+  int64_t hello_timeout_ms = 5'000;
+  int64_t ping_interval_ms = 5'000;
+  int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
+  int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
+  int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
+  int64_t store_retention_ms = 60'000;   // how long a message is kept to answer GRAFT
+  int64_t reconnect_min_ms = 1'000;      // dial backoff: doubles per failure up to the max
+  int64_t reconnect_max_ms = 60'000;
+  uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
+  uint64_t bytes_per_second = 16 << 20;
+};
+
+// ---- Actions (what the driver must do) ----
+struct SendFrame {
+  PeerId peer = kLocalPeer;
+  Bytes frame;
+};
+// A new, verified, fresh message for this node's own use (ledger, offer book, bid engine).
+struct Deliver {
+  MessageId id{};
+  market::MessageType type = market::MessageType::kOrder;
+  Bytes envelope;
+  PeerId from = kLocalPeer;
+};
+struct PeerVerdict {
+  PeerId peer = kLocalPeer;
+  std::optional<PublicKey> identity;  // once the peer's HELLO checked
+  Misbehaviour reason = Misbehaviour::kMalformedFrame;
+  std::string detail;
+};
+struct ConnectTo {
+  std::string address;
+};
+// The core has already forgotten the peer; the driver closes the link.
+struct DisconnectPeer {
+  PeerId peer = kLocalPeer;
+  std::string reason;
+};
+// The handshake completed: the driver checks `hello.identity` against the link's CURVE key.
+struct PeerReady {
+  PeerId peer = kLocalPeer;
+  Direction direction = Direction::kInbound;
+  Hello hello;
+};
+using Action = std::variant<SendFrame, Deliver, PeerVerdict, ConnectTo, DisconnectPeer, PeerReady>;
+
+// Counts of what went well (what went wrong is in DropCounters).
+struct GossipStats {
+  uint64_t delivered = 0;        // Deliver actions
+  uint64_t eager_sent = 0;       // MESSAGE frames pushed along the tree
+  uint64_t ihave_ids_sent = 0;
+  uint64_t grafts_sent = 0;      // ids requested
+  uint64_t prunes_sent = 0;
+  uint64_t routed = 0;           // Bids/Accepts sent back along their path
+  uint64_t routed_home = 0;      // Bids/Accepts that reached the node whose Order/Bid they answer
+  uint64_t route_fallback = 0;   // Bids/Accepts flooded because their path is gone
+};
+
+class GossipCore {
+ public:
+  GossipCore(const market::Identity& identity, GossipConfig config);
+  ~GossipCore();
+  GossipCore(const GossipCore&) = delete;
+  GossipCore& operator=(const GossipCore&) = delete;
+
+  // Addresses to dial (bootstrap from config). Bounded by limits::kMaxKnownAddresses.
+  void AddAddress(const std::string& address);
+
+  // The transport opened a link. `address` is the dialled address for outbound links.
+  void OnConnected(PeerId peer, Direction direction, const std::string& address, int64_t now_ms,
+                   std::vector<Action>& out);
+  // The transport lost a link (or closed it after a DisconnectPeer).
+  void OnDisconnected(PeerId peer, int64_t now_ms);
+  // A dial requested by ConnectTo failed.
+  void OnConnectFailed(const std::string& address, int64_t now_ms);
+
+  // One frame from a peer: untrusted bytes. Never throws, never aborts.
+  void HandleFrame(PeerId peer, std::span<const uint8_t> frame, int64_t now_ms, std::vector<Action>& out);
+  // Timers: hello and peer timeouts, pings, grafts, lazy announcements, expiry, dialling.
+  void Tick(int64_t now_ms, std::vector<Action>& out);
+
+  // A message made on this node (already signed): verified like a peer's, then sent. Returns why
+  // not when it does not verify or was already seen.
+  Status Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out);
+
+  const PublicKey& identity() const;
+  const DropCounters& drops() const;
+  const GossipStats& stats() const;
+  size_t ReadyPeers() const;
+  bool IsEager(PeerId peer) const;
+  bool IsReady(PeerId peer) const;
+  bool HasSeen(const MessageId& id) const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gpumart::gossip

@@ -1,0 +1,242 @@
+// An in-process network of gossip cores for deterministic tests: a fake transport (frames move
+// between cores through one event queue, each link with its own latency) and a fake clock. No
+// sockets, no threads: the same inputs give the same run.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <queue>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "market/codec.h"
+#include "market/crypto.h"
+#include "node/gossip/gossip_core.h"
+#include "node/gossip/peer_scorer.h"
+
+namespace gpumart::gossip::testing {
+
+using market::Identity;
+
+// Signed sample messages (Close bodies are the smallest complete messages).
+inline Bytes MakeClose(const Identity& signer, int64_t created_ms, int64_t ttl_ms, uint64_t nonce,
+                       std::string note = "done") {
+  market::Close close;
+  close.lease_id[0] = static_cast<uint8_t>(nonce);
+  close.closed_ms = created_ms;
+  close.note = std::move(note);
+  return market::EncodeEnvelope(market::MakeSigned(signer, close, created_ms, ttl_ms, nonce).envelope);
+}
+
+inline MessageId IdOf(const Bytes& envelope) { return market::ComputeId(*market::DecodeEnvelope(envelope)); }
+
+class FakeNetwork {
+ public:
+  struct Node {
+    std::unique_ptr<Identity> identity;
+    std::unique_ptr<GossipCore> core;
+    std::string address;
+    std::vector<Deliver> delivered;
+    std::vector<PeerVerdict> verdicts;
+    std::vector<DisconnectPeer> disconnects;
+    uint64_t message_frames_in = 0;  // MESSAGE frames received (copies, duplicates included)
+    PeerId next_peer = 1;
+  };
+
+  explicit FakeNetwork(int64_t start_ms = 1'750'000'000'000) : now_(start_ms) {}
+
+  size_t AddNode(GossipConfig config = {}) {
+    const size_t index = nodes_.size();
+    market::Seed seed{};
+    seed[0] = static_cast<uint8_t>(index + 1);
+    seed[1] = static_cast<uint8_t>((index + 1) >> 8);
+    seed[2] = 0x60;
+    auto node = std::make_unique<Node>();
+    node->identity = std::make_unique<Identity>(Identity::FromSeed(seed));
+    node->address = "node" + std::to_string(index);
+    config.advertised_address = node->address;
+    node->core = std::make_unique<GossipCore>(*node->identity, config);
+    nodes_.push_back(std::move(node));
+    return index;
+  }
+
+  Node& node(size_t index) { return *nodes_[index]; }
+  GossipCore& core(size_t index) { return *nodes_[index]->core; }
+  size_t size() const { return nodes_.size(); }
+  int64_t now() const { return now_; }
+  void set_default_latency(int64_t ms) { default_latency_ms_ = ms; }
+  // Verdicts go to this scorer, keyed by the peer's identity when known; a ban closes the link.
+  void set_scorer(PeerScorer* scorer) { scorer_ = scorer; }
+
+  // `from` dials `to`: an outbound link at `from`, inbound at `to`.
+  void Connect(size_t from, size_t to, int64_t latency_ms = -1) {
+    const PeerId a = nodes_[from]->next_peer++;
+    const PeerId b = nodes_[to]->next_peer++;
+    const int64_t latency = latency_ms >= 0 ? latency_ms : default_latency_ms_;
+    links_[{from, a}] = Link{to, b, latency};
+    links_[{to, b}] = Link{from, a, latency};
+    std::vector<Action> out;
+    core(from).OnConnected(a, Direction::kOutbound, nodes_[to]->address, now_, out);
+    Apply(from, out);
+    out.clear();
+    core(to).OnConnected(b, Direction::kInbound, "", now_, out);
+    Apply(to, out);
+  }
+
+  // The link between the two nodes dies; both transports notice at once.
+  void Cut(size_t x, size_t y) {
+    for (auto it = links_.begin(); it != links_.end();) {
+      if (it->first.first == x && it->second.node == y) {
+        const auto other = std::make_pair(y, it->second.peer);
+        core(x).OnDisconnected(it->first.second, now_);
+        core(y).OnDisconnected(other.second, now_);
+        links_.erase(other);
+        it = links_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Frames on the link vanish silently (a dead peer that never closes): only timeouts notice.
+  void Blackhole(size_t x, size_t y) { blackholed_.insert({std::min(x, y), std::max(x, y)}); }
+
+  PeerId PeerIdAt(size_t at, size_t of) const {
+    for (const auto& [key, link] : links_) {
+      if (key.first == at && link.node == of) return key.second;
+    }
+    return kLocalPeer;
+  }
+
+  Status Publish(size_t at, const Bytes& envelope) {
+    std::vector<Action> out;
+    Status status = core(at).Publish(envelope, now_, out);
+    Apply(at, out);
+    return status;
+  }
+
+  // Injects raw bytes into `at` as if sent on its link `peer`.
+  void Inject(size_t at, PeerId peer, const Bytes& frame) {
+    std::vector<Action> out;
+    core(at).HandleFrame(peer, frame, now_, out);
+    Apply(at, out);
+  }
+
+  // Runs frames and ticks until `until_ms`.
+  void RunUntil(int64_t until_ms) {
+    while (true) {
+      const int64_t next_frame = queue_.empty() ? INT64_MAX : queue_.top().at;
+      const int64_t next = std::min(next_frame, next_tick_);
+      if (next > until_ms) break;
+      now_ = std::max(now_, next);
+      if (next == next_tick_) {
+        next_tick_ = now_ + tick_ms_;
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+          std::vector<Action> out;
+          core(i).Tick(now_, out);
+          Apply(i, out);
+        }
+        continue;
+      }
+      InFlight frame = queue_.top();
+      queue_.pop();
+      if (!links_.contains({frame.to, frame.peer})) continue;  // the link died in flight
+      if (frame.bytes.size() > 1 && frame.bytes[1] == static_cast<uint8_t>(FrameType::kMessage)) {
+        ++nodes_[frame.to]->message_frames_in;
+      }
+      std::vector<Action> out;
+      core(frame.to).HandleFrame(frame.peer, frame.bytes, now_, out);
+      Apply(frame.to, out);
+    }
+    now_ = until_ms;
+  }
+  void RunFor(int64_t ms) { RunUntil(now_ + ms); }
+
+  bool DeliveredAt(size_t at, const MessageId& id) const {
+    for (const auto& d : nodes_[at]->delivered) {
+      if (d.id == id) return true;
+    }
+    return false;
+  }
+
+  std::vector<std::string> dials;  // ConnectTo addresses, in order
+  // Fulfil ConnectTo by linking to the named node. Off by default, so a test's topology stays the
+  // one it built (peer exchange would otherwise mesh every node with every other).
+  bool auto_dial = false;
+
+ private:
+  struct Link {
+    size_t node;
+    PeerId peer;
+    int64_t latency_ms;
+  };
+  struct InFlight {
+    int64_t at;
+    uint64_t seq;
+    size_t to;
+    PeerId peer;
+    Bytes bytes;
+    bool operator>(const InFlight& other) const { return std::tie(at, seq) > std::tie(other.at, other.seq); }
+  };
+
+  void Apply(size_t at, std::vector<Action>& actions) {
+    for (auto& action : actions) {
+      if (auto* send = std::get_if<SendFrame>(&action)) {
+        auto link = links_.find({at, send->peer});
+        if (link == links_.end()) continue;
+        if (blackholed_.contains({std::min(at, link->second.node), std::max(at, link->second.node)})) continue;
+        queue_.push(InFlight{now_ + link->second.latency_ms, seq_++, link->second.node, link->second.peer,
+                             std::move(send->frame)});
+      } else if (auto* deliver = std::get_if<Deliver>(&action)) {
+        nodes_[at]->delivered.push_back(std::move(*deliver));
+      } else if (auto* verdict = std::get_if<PeerVerdict>(&action)) {
+        nodes_[at]->verdicts.push_back(*verdict);
+        if (scorer_ && verdict->identity) {
+          const std::string key(verdict->identity->begin(), verdict->identity->end());
+          if (scorer_->Penalize(key, verdict->reason, now_)) CloseLink(at, verdict->peer);
+        }
+      } else if (auto* disconnect = std::get_if<DisconnectPeer>(&action)) {
+        nodes_[at]->disconnects.push_back(*disconnect);
+        CloseLink(at, disconnect->peer);
+      } else if (auto* connect = std::get_if<ConnectTo>(&action)) {
+        dials.push_back(connect->address);
+        if (!auto_dial) continue;
+        size_t target = nodes_.size();
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+          if (nodes_[i]->address == connect->address) target = i;
+        }
+        if (target == nodes_.size()) {
+          core(at).OnConnectFailed(connect->address, now_);
+        } else {
+          Connect(at, target);
+        }
+      }
+    }
+  }
+
+  // Closes one link from `at`'s side: the other side's transport sees it close.
+  void CloseLink(size_t at, PeerId peer) {
+    auto it = links_.find({at, peer});
+    if (it == links_.end()) return;
+    const Link other = it->second;
+    links_.erase(it);
+    core(at).OnDisconnected(peer, now_);
+    if (links_.erase({other.node, other.peer})) core(other.node).OnDisconnected(other.peer, now_);
+  }
+
+  int64_t now_;
+  int64_t tick_ms_ = 10;
+  int64_t next_tick_ = 0;
+  int64_t default_latency_ms_ = 1;
+  uint64_t seq_ = 0;
+  PeerScorer* scorer_ = nullptr;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::map<std::pair<size_t, PeerId>, Link> links_;
+  std::set<std::pair<size_t, size_t>> blackholed_;
+  std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> queue_;
+};
+
+}  // namespace gpumart::gossip::testing

@@ -1,0 +1,562 @@
+// The gossip core alone, deterministically: N cores in one process over a fake transport with a
+// fake clock (tests/gossip/fake_network.h).
+#include "node/gossip/gossip_core.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "tests/gossip/fake_network.h"
+#include "tests/market/test_messages.h"
+
+namespace gpumart::gossip {
+namespace {
+
+using market::Identity;
+using testing::FakeNetwork;
+using testing::IdOf;
+using testing::MakeClose;
+
+Identity Signer(uint8_t n) {
+  market::Seed seed{};
+  seed[0] = n;
+  seed[1] = 0xa5;
+  return Identity::FromSeed(seed);
+}
+
+uint32_t TestSeed() {
+  if (const char* env = std::getenv("GPUMART_TEST_SEED")) return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
+  return 20261129;
+}
+
+// A line 0-1-2-...-(n-1) plus `extra` random chords: connected, with cycles to make duplicates.
+void LinePlusRandom(FakeNetwork& net, size_t n, size_t extra, uint32_t seed, GossipConfig config = {}) {
+  for (size_t i = 0; i < n; ++i) net.AddNode(config);
+  for (size_t i = 0; i + 1 < n; ++i) net.Connect(i, i + 1, 1 + static_cast<int64_t>(i % 3));
+  std::mt19937 rng(seed);
+  for (size_t k = 0; k < extra; ++k) {
+    const size_t a = rng() % n;
+    const size_t b = rng() % n;
+    if (a == b || net.PeerIdAt(a, b) != kLocalPeer) continue;
+    net.Connect(a, b, 1 + static_cast<int64_t>(rng() % 5));
+  }
+  net.RunFor(100);  // handshakes
+}
+
+TEST(GossipCoreTest, HandshakeMakesPeersReady) {
+  FakeNetwork net;
+  net.AddNode();
+  net.AddNode();
+  net.Connect(0, 1);
+  net.RunFor(50);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
+  EXPECT_EQ(net.core(1).ReadyPeers(), 1u);
+  EXPECT_TRUE(net.core(0).IsEager(net.PeerIdAt(0, 1)));
+}
+
+TEST(GossipCoreTest, EveryMessageReachesEveryNodeWithAboutOneCopy) {
+  const uint32_t seed = TestSeed();
+  std::printf("seed %u (set GPUMART_TEST_SEED to repeat)\n", seed);
+  FakeNetwork net;
+  constexpr size_t kNodes = 24;
+  LinePlusRandom(net, kNodes, 24, seed);
+  std::mt19937 rng(seed);
+  const Identity signer = Signer(1);
+  std::vector<MessageId> ids;
+  constexpr int kWarmup = 10;
+  constexpr int kMessages = 60;
+  std::vector<uint64_t> frames_before(kNodes);
+  for (int m = 0; m < kMessages; ++m) {
+    if (m == kWarmup) {
+      for (size_t i = 0; i < kNodes; ++i) frames_before[i] = net.node(i).message_frames_in;
+    }
+    const Bytes envelope = MakeClose(signer, net.now(), 600'000, 1000 + m);
+    ids.push_back(IdOf(envelope));
+    ASSERT_TRUE(net.Publish(rng() % kNodes, envelope).ok());
+    net.RunFor(500);
+  }
+  for (size_t i = 0; i < kNodes; ++i) {
+    for (const MessageId& id : ids) EXPECT_TRUE(net.core(i).HasSeen(id)) << "node " << i;
+  }
+  // Every node but the publisher gets each message once; duplicates after the tree formed are rare.
+  uint64_t copies = 0;
+  for (size_t i = 0; i < kNodes; ++i) copies += net.node(i).message_frames_in - frames_before[i];
+  const double per_node = static_cast<double>(copies) / ((kMessages - kWarmup) * (kNodes - 1));
+  std::printf("copies per node per message after warm-up: %.3f\n", per_node);
+  EXPECT_GE(per_node, 1.0);
+  EXPECT_LE(per_node, 1.2) << "copies per node per message after warm-up";
+  uint64_t duplicates = 0;
+  for (size_t i = 0; i < kNodes; ++i) duplicates += net.core(i).drops()[Drop::kDuplicate];
+  EXPECT_GT(duplicates, 0u);  // the cycles did produce duplicates, and PRUNE cut them
+}
+
+TEST(GossipCoreTest, TreeRepairsWhenALinkDies) {
+  FakeNetwork net;
+  // A ring of 8: one tree link cut leaves every node reachable the other way round.
+  for (int i = 0; i < 8; ++i) net.AddNode();
+  for (size_t i = 0; i < 8; ++i) net.Connect(i, (i + 1) % 8);
+  net.RunFor(100);
+  const Identity signer = Signer(2);
+  for (int m = 0; m < 5; ++m) {
+    ASSERT_TRUE(net.Publish(0, MakeClose(signer, net.now(), 600'000, m)).ok());
+    net.RunFor(300);
+  }
+  // Find a tree link on the far side (eager both ways) and cut it.
+  size_t cut = 8;
+  for (size_t i = 2; i < 6 && cut == 8; ++i) {
+    if (net.core(i).IsEager(net.PeerIdAt(i, i + 1)) && net.core(i + 1).IsEager(net.PeerIdAt(i + 1, i))) cut = i;
+  }
+  ASSERT_NE(cut, 8u) << "no eager link found";
+  net.Cut(cut, cut + 1);
+  uint64_t grafts_before = 0;
+  for (size_t i = 0; i < 8; ++i) grafts_before += net.core(i).stats().grafts_sent;
+  std::vector<MessageId> ids;
+  for (int m = 0; m < 5; ++m) {
+    const Bytes envelope = MakeClose(signer, net.now(), 600'000, 100 + m);
+    ids.push_back(IdOf(envelope));
+    ASSERT_TRUE(net.Publish(0, envelope).ok());
+    net.RunFor(1'000);
+  }
+  for (size_t i = 0; i < 8; ++i) {
+    for (const MessageId& id : ids) EXPECT_TRUE(net.core(i).HasSeen(id)) << "node " << i;
+  }
+  uint64_t grafts = 0;
+  for (size_t i = 0; i < 8; ++i) grafts += net.core(i).stats().grafts_sent;
+  EXPECT_GT(grafts, grafts_before);  // the lazy side grafted to repair the tree
+}
+
+// Order at the tenant (node 0), bid from the provider (node 5): the bid must travel back only
+// along the order's path, and the accept back along the bid's.
+class RoutingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Two routes from 0 to 5: 0-1-2-5 (short latency) and 0-3-4-5 (long); plus a dead end 2-6.
+    for (int i = 0; i < 7; ++i) net.AddNode();
+    net.Connect(0, 1, 1);
+    net.Connect(1, 2, 1);
+    net.Connect(2, 5, 1);
+    net.Connect(0, 3, 20);
+    net.Connect(3, 4, 20);
+    net.Connect(4, 5, 20);
+    net.Connect(2, 6, 1);
+    net.RunFor(200);
+  }
+
+  Bytes OrderEnvelope() {
+    order = market::MakeSigned(tenant, market::testing::SampleOrder(), net.now(), 600'000, 1);
+    return market::EncodeEnvelope(order.envelope);
+  }
+  Bytes BidEnvelope() {
+    market::Bid bid;
+    bid.order_id = order.id;
+    bid.group = "dcloud";
+    bid.denom = "uakt";
+    bid.price_per_hour = 1000;
+    bid.services = market::testing::SampleAssignments();
+    bid.reservation_expires_ms = net.now() + 60'000;
+    auto signed_bid = market::MakeSigned(provider, bid, net.now(), 120'000, 2);
+    bid_id = signed_bid.id;
+    return market::EncodeEnvelope(signed_bid.envelope);
+  }
+  Bytes AcceptEnvelope() {
+    market::Accept accept{order.id, bid_id, provider.public_key()};
+    return market::EncodeEnvelope(market::MakeSigned(tenant, accept, net.now(), 60'000, 3).envelope);
+  }
+
+  FakeNetwork net;
+  Identity tenant = Signer(10);
+  Identity provider = Signer(11);
+  market::Signed<market::Order> order;
+  MessageId bid_id{};
+};
+
+TEST_F(RoutingTest, BidAndAcceptTravelBackAlongThePath) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  for (size_t i = 1; i < 7; ++i) ASSERT_TRUE(net.DeliveredAt(i, order.id)) << i;
+
+  const Bytes bid = BidEnvelope();
+  ASSERT_TRUE(net.Publish(5, bid).ok());
+  net.RunFor(500);
+  EXPECT_TRUE(net.DeliveredAt(0, bid_id));
+  // The order came 0-1-2-5 (the fast way), so the bid goes 5-2-1-0 and nowhere else.
+  EXPECT_TRUE(net.core(2).HasSeen(bid_id));
+  EXPECT_TRUE(net.core(1).HasSeen(bid_id));
+  EXPECT_FALSE(net.core(3).HasSeen(bid_id));
+  EXPECT_FALSE(net.core(4).HasSeen(bid_id));
+  EXPECT_FALSE(net.core(6).HasSeen(bid_id));
+  EXPECT_EQ(net.core(0).stats().routed_home, 1u);
+
+  const Bytes accept = AcceptEnvelope();
+  const MessageId accept_id = IdOf(accept);
+  ASSERT_TRUE(net.Publish(0, accept).ok());
+  net.RunFor(500);
+  EXPECT_TRUE(net.DeliveredAt(5, accept_id));
+  EXPECT_FALSE(net.core(3).HasSeen(accept_id));
+  EXPECT_FALSE(net.core(6).HasSeen(accept_id));
+  EXPECT_EQ(net.core(5).stats().routed_home, 1u);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(net.core(i).stats().route_fallback, 0u) << i;
+}
+
+TEST_F(RoutingTest, BidIsFloodedWhenItsPathBroke) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  net.Cut(0, 1);  // the bid's way home is gone at node 1
+  const Bytes bid = BidEnvelope();
+  ASSERT_TRUE(net.Publish(5, bid).ok());
+  net.RunFor(2'000);
+  EXPECT_TRUE(net.DeliveredAt(0, bid_id));  // it came round the other way
+  EXPECT_EQ(net.core(1).stats().route_fallback, 1u);
+}
+
+TEST(GossipCoreTest, HopLimitStopsRelaying) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.hop_limit = 2;
+  for (int i = 0; i < 5; ++i) net.AddNode(config);
+  for (size_t i = 0; i + 1 < 5; ++i) net.Connect(i, i + 1);
+  net.RunFor(100);
+  const Bytes envelope = MakeClose(Signer(3), net.now(), 600'000, 1);
+  ASSERT_TRUE(net.Publish(0, envelope).ok());
+  net.RunFor(1'000);
+  const MessageId id = IdOf(envelope);
+  EXPECT_TRUE(net.DeliveredAt(1, id));  // hops 1
+  EXPECT_TRUE(net.DeliveredAt(2, id));  // hops 2: delivered, not relayed
+  EXPECT_FALSE(net.core(3).HasSeen(id));
+  EXPECT_EQ(net.core(2).drops()[Drop::kHopLimit], 1u);
+}
+
+TEST(GossipCoreTest, ExpiredMessagesAreNeitherDeliveredNorRelayed) {
+  FakeNetwork net;
+  for (int i = 0; i < 5; ++i) net.AddNode();
+  for (size_t i = 0; i + 1 < 5; ++i) net.Connect(i, i + 1, 100);
+  net.RunFor(1'000);
+  // Lives 250 ms; each link takes 100 ms: nodes 1 and 2 get it in time, node 3 does not.
+  const Bytes envelope = MakeClose(Signer(4), net.now(), 250, 1);
+  ASSERT_TRUE(net.Publish(0, envelope).ok());
+  net.RunFor(1'000);
+  const MessageId id = IdOf(envelope);
+  EXPECT_TRUE(net.DeliveredAt(1, id));
+  EXPECT_TRUE(net.DeliveredAt(2, id));
+  EXPECT_FALSE(net.DeliveredAt(3, id));
+  EXPECT_FALSE(net.core(4).HasSeen(id));
+  EXPECT_EQ(net.core(3).drops()[Drop::kExpired], 1u);
+  // Publishing an expired message locally fails.
+  const Bytes old = MakeClose(Signer(4), net.now() - 1'000, 500, 2);
+  EXPECT_EQ(net.Publish(0, old).code(), Status::Code::kExpired);
+}
+
+TEST(GossipCoreTest, DeadPeersAreEvictedAndRedialled) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.peer_timeout_ms = 3'000;
+  config.ping_interval_ms = 1'000;
+  net.AddNode(config);
+  net.AddNode(config);
+  net.auto_dial = true;
+  net.core(0).AddAddress("node1");
+  net.RunFor(100);  // node 0 dials its bootstrap address
+  ASSERT_EQ(net.dials.size(), 1u);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
+  net.RunFor(10'000);  // pings keep the link alive
+  EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kPeerTimeout], 0u);
+  net.Blackhole(0, 1);
+  net.auto_dial = false;
+  net.RunFor(5'000);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 0u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kPeerTimeout], 1u);
+  EXPECT_EQ(net.core(1).ReadyPeers(), 0u);  // its transport saw node 0 close the link
+  EXPECT_GE(net.dials.size(), 2u);  // node 0 dials its bootstrap peer again after the backoff
+}
+
+TEST(GossipCoreTest, PeerExchangeFindsMorePeers) {
+  FakeNetwork net;
+  for (int i = 0; i < 3; ++i) net.AddNode();
+  net.Connect(1, 2);
+  net.RunFor(100);
+  net.auto_dial = true;
+  net.core(0).AddAddress("node1");  // node 0 knows only node 1; node 1 tells it of node 2
+  net.RunFor(500);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 2u);
+  EXPECT_NE(net.PeerIdAt(0, 2), kLocalPeer);
+}
+
+TEST(GossipCoreTest, InboundLinksAreLimited) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.max_inbound = 2;
+  net.AddNode(config);
+  for (int i = 0; i < 3; ++i) net.AddNode();
+  for (size_t i = 1; i <= 3; ++i) net.Connect(i, 0);
+  net.RunFor(100);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 2u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kPeerLimit], 1u);
+}
+
+TEST(GossipCoreTest, SelfAndDuplicateLinksAreClosed) {
+  FakeNetwork net;
+  net.AddNode();
+  net.AddNode();
+  net.Connect(0, 1);
+  net.Connect(1, 0);  // a second link between the same two identities
+  net.RunFor(100);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
+  EXPECT_EQ(net.core(1).ReadyPeers(), 1u);
+  EXPECT_GE(net.core(0).drops()[Drop::kDuplicateLink] + net.core(1).drops()[Drop::kDuplicateLink], 1u);
+  // Both ends kept the same link (the one the lower identity dialled), not one each.
+  EXPECT_TRUE(net.core(0).IsReady(net.PeerIdAt(0, 1)));
+  EXPECT_TRUE(net.core(1).IsReady(net.PeerIdAt(1, 0)));
+  net.Connect(0, 0);
+  net.RunFor(100);
+  EXPECT_GE(net.core(0).drops()[Drop::kSelfLink], 1u);
+  EXPECT_EQ(net.core(0).ReadyPeers(), 1u);
+}
+
+// A hostile peer: node 1 is honest, node 0's link to it is fed raw bytes by the test.
+class HostilePeerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    net.AddNode();
+    net.AddNode();
+    net.Connect(1, 0);
+    net.RunFor(100);
+    peer = net.PeerIdAt(0, 1);
+    ASSERT_TRUE(net.core(0).IsReady(peer));
+    net.set_scorer(&scorer);
+  }
+  size_t Verdicts(Misbehaviour reason) const {
+    size_t count = 0;
+    for (const auto& v : const_cast<FakeNetwork&>(net).node(0).verdicts) count += v.reason == reason;
+    return count;
+  }
+  FakeNetwork net;
+  PeerScorer scorer;
+  PeerId peer = kLocalPeer;
+};
+
+TEST_F(HostilePeerTest, EachKindOfBadFrameIsCountedAndScored) {
+  GossipCore& core = net.core(0);
+  const Identity mallory = Signer(9);
+  Bytes truncated = EncodeFrame(PingFrame{5000});
+  truncated.pop_back();
+  net.Inject(0, peer, Bytes{0xc1, 0x00, 0x17});                                 // garbage
+  net.Inject(0, peer, truncated);                                               // truncated
+  net.Inject(0, peer, Bytes{0x92, 0x03, 0xdd, 0xff, 0xff, 0xff, 0xff});          // huge length header
+  net.Inject(0, peer, Bytes{0x91, 0x10});                                       // reserved type
+  EXPECT_EQ(core.drops()[Drop::kMalformedFrame], 3u);
+  EXPECT_EQ(core.drops()[Drop::kUnsupportedFrame], 1u);
+  EXPECT_EQ(Verdicts(Misbehaviour::kMalformedFrame), 3u);
+  EXPECT_TRUE(core.IsReady(peer));  // 70 points so far: not banned yet
+  scorer = PeerScorer();            // start the ban count afresh for the message checks
+
+  // Forged signature.
+  auto forged = *market::DecodeEnvelope(MakeClose(mallory, net.now(), 60'000, 1));
+  forged.signature[0] ^= 1;
+  net.Inject(0, peer, EncodeMessageFrame(1, market::EncodeEnvelope(forged)));
+  EXPECT_EQ(core.drops()[Drop::kBadSignature], 1u);
+  EXPECT_FALSE(core.HasSeen(market::ComputeId(forged)));  // a forgery does not poison the seen-cache
+  // Expired.
+  net.Inject(0, peer, EncodeMessageFrame(1, MakeClose(mallory, net.now() - 10'000, 5'000, 2)));
+  EXPECT_EQ(core.drops()[Drop::kExpired], 1u);
+  // Replay: a new message reusing a nonce the signer already used.
+  net.Inject(0, peer, EncodeMessageFrame(1, MakeClose(mallory, net.now(), 60'000, 3, "first")));
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+  net.Inject(0, peer, EncodeMessageFrame(1, MakeClose(mallory, net.now(), 60'000, 3, "second")));
+  EXPECT_EQ(core.drops()[Drop::kReplay], 1u);
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+  // The same message again is a duplicate, not a replay, and not misbehaviour.
+  net.Inject(0, peer, EncodeMessageFrame(1, MakeClose(mallory, net.now(), 60'000, 3, "first")));
+  EXPECT_EQ(core.drops()[Drop::kDuplicate], 1u);
+  EXPECT_EQ(core.drops()[Drop::kReplay], 1u);
+  // A body that does not decode, correctly signed.
+  auto bad_body = market::SignEnvelope(mallory, market::MessageType::kOrder, Bytes{0x90}, net.now(), 60'000, 4);
+  net.Inject(0, peer, EncodeMessageFrame(1, market::EncodeEnvelope(bad_body)));
+  EXPECT_EQ(core.drops()[Drop::kMalformedMessage], 1u);
+  // Bad signature (50) + expired (2) + replay (25) + malformed message (20) = 97: one more fault bans.
+  EXPECT_TRUE(core.IsReady(peer));
+  net.Inject(0, peer, Bytes{0xc1});
+  EXPECT_FALSE(core.IsReady(peer));
+  const PublicKey id = net.core(1).identity();
+  EXPECT_TRUE(scorer.IsBanned(std::string(id.begin(), id.end()), net.now()));
+}
+
+TEST(GossipCoreTest, ABannedPeerDoesNotStopTheOthers) {
+  // 0 sits between an honest line 1-2 and a hostile link from 3. Node 3's forgeries get it banned;
+  // messages from 2 keep reaching 0, and 0's own reach 2.
+  FakeNetwork net;
+  for (int i = 0; i < 4; ++i) net.AddNode();
+  net.Connect(0, 1);
+  net.Connect(1, 2);
+  net.Connect(3, 0);
+  net.RunFor(100);
+  PeerScorer scorer;
+  net.set_scorer(&scorer);
+  const PeerId hostile = net.PeerIdAt(0, 3);
+  const Identity mallory = Signer(30);
+  for (uint64_t n = 0; n < 3; ++n) {
+    auto forged = *market::DecodeEnvelope(MakeClose(mallory, net.now(), 60'000, n));
+    forged.signature[0] ^= 1;
+    net.Inject(0, hostile, EncodeMessageFrame(1, market::EncodeEnvelope(forged)));
+  }
+  EXPECT_FALSE(net.core(0).IsReady(hostile));
+  const PublicKey key = net.core(3).identity();
+  EXPECT_TRUE(scorer.IsBanned(std::string(key.begin(), key.end()), net.now()));
+  const Bytes from_two = MakeClose(Signer(31), net.now(), 60'000, 1);
+  const Bytes from_zero = MakeClose(Signer(32), net.now(), 60'000, 2);
+  ASSERT_TRUE(net.Publish(2, from_two).ok());
+  ASSERT_TRUE(net.Publish(0, from_zero).ok());
+  net.RunFor(200);
+  EXPECT_TRUE(net.DeliveredAt(0, IdOf(from_two)));
+  EXPECT_TRUE(net.DeliveredAt(2, IdOf(from_zero)));
+  EXPECT_FALSE(net.DeliveredAt(3, IdOf(from_zero)));  // the banned peer's link is gone
+}
+
+TEST_F(HostilePeerTest, DuplicatesAreDroppedBeforeTheSignatureCheck) {
+  // The id does not cover the signature: a copy of a seen message with a broken signature is a
+  // duplicate (dropped by the seen-cache), which shows the verifier never ran on it.
+  const Bytes envelope = MakeClose(Signer(9), net.now(), 60'000, 1);
+  net.Inject(0, peer, EncodeMessageFrame(1, envelope));
+  auto broken = *market::DecodeEnvelope(envelope);
+  broken.signature[5] ^= 0x40;
+  net.Inject(0, peer, EncodeMessageFrame(1, market::EncodeEnvelope(broken)));
+  EXPECT_EQ(net.core(0).drops()[Drop::kDuplicate], 1u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 0u);
+  EXPECT_TRUE(net.node(0).verdicts.empty());
+}
+
+TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
+  const Identity tenant = Signer(20);
+  const Identity provider = Signer(21);
+  const Identity mallory = Signer(22);
+  auto make_lease = [&](const Identity& accept_signer) {
+    market::Accept accept;
+    accept.order_id[0] = 1;
+    accept.bid_id[0] = 2;
+    accept.provider = provider.public_key();
+    market::Lease lease;
+    lease.accept_envelope =
+        market::EncodeEnvelope(market::MakeSigned(accept_signer, accept, net.now(), 60'000, 7).envelope);
+    lease.order_id = accept.order_id;
+    lease.bid_id = accept.bid_id;
+    lease.tenant = tenant.public_key();
+    lease.denom = "uakt";
+    lease.price_per_hour = 1000;
+    lease.start_ms = net.now();
+    lease.services = market::testing::SampleAssignments();
+    return market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, 8).envelope);
+  };
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(tenant)));
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+  // Signed by the provider, but the embedded Accept is not the named tenant's.
+  const Bytes forged = make_lease(mallory);
+  net.Inject(0, peer, EncodeMessageFrame(1, forged));
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 1u);
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, GetPeersIsAnswered) {
+  std::vector<Action> out;
+  net.core(0).HandleFrame(peer, EncodeFrame(GetPeersFrame{}), net.now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  auto* send = std::get_if<SendFrame>(&out[0]);
+  ASSERT_NE(send, nullptr);
+  auto frame = DecodeFrame(send->frame);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_TRUE(std::holds_alternative<PeersFrame>(*frame));
+}
+
+TEST_F(HostilePeerTest, AFloodIsRateLimited) {
+  GossipConfig config;
+  config.frames_per_second = 10;
+  FakeNetwork small;
+  small.AddNode(config);
+  small.AddNode();
+  small.Connect(1, 0);
+  small.RunFor(100);
+  const PeerId link = small.PeerIdAt(0, 1);
+  for (int i = 0; i < 100; ++i) small.Inject(0, link, EncodeFrame(PingFrame{static_cast<uint64_t>(i)}));
+  // A burst of two seconds' worth (20), less the handshake's frames, got through; the rest not.
+  EXPECT_GE(small.core(0).drops()[Drop::kRateLimited], 78u);
+  EXPECT_LE(small.core(0).drops()[Drop::kRateLimited], 82u);
+  small.RunFor(2'000);  // tokens refill
+  const uint64_t before = small.core(0).drops()[Drop::kRateLimited];
+  small.Inject(0, link, EncodeFrame(PingFrame{1000}));
+  EXPECT_EQ(small.core(0).drops()[Drop::kRateLimited], before);
+}
+
+TEST_F(HostilePeerTest, FramesBeforeHelloCloseTheLink) {
+  FakeNetwork fresh;
+  fresh.AddNode();
+  fresh.AddNode();
+  fresh.set_default_latency(50);  // the HELLO is still in flight when the test injects
+  fresh.Connect(1, 0);
+  const PeerId link = fresh.PeerIdAt(0, 1);
+  fresh.Inject(0, link, EncodeFrame(PingFrame{1}));
+  EXPECT_EQ(fresh.core(0).drops()[Drop::kHandshake], 1u);
+  EXPECT_FALSE(fresh.core(0).IsReady(link));
+  EXPECT_EQ(fresh.node(0).disconnects.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, GarbageBeforeHelloClosesTheLink) {
+  FakeNetwork fresh;
+  fresh.AddNode();
+  fresh.AddNode();
+  fresh.set_default_latency(50);
+  fresh.Connect(1, 0);
+  const PeerId link = fresh.PeerIdAt(0, 1);
+  fresh.Inject(0, link, Bytes{0xc1});
+  EXPECT_EQ(fresh.core(0).drops()[Drop::kMalformedFrame], 1u);
+  EXPECT_EQ(fresh.node(0).disconnects.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, BadHelloClosesTheLink) {
+  FakeNetwork fresh;
+  fresh.AddNode();
+  fresh.AddNode();
+  fresh.set_default_latency(50);
+  fresh.Connect(1, 0);
+  const PeerId link = fresh.PeerIdAt(0, 1);
+  Hello hello = SignHello(Signer(9), "", Role::kRelay, fresh.now());
+  hello.address = "tcp://elsewhere:1";  // no longer what was signed
+  fresh.Inject(0, link, EncodeFrame(hello));
+  EXPECT_EQ(fresh.core(0).drops()[Drop::kBadHello], 1u);
+  EXPECT_EQ(fresh.node(0).disconnects.size(), 1u);
+}
+
+TEST_F(HostilePeerTest, HelloTimeoutClosesTheLink) {
+  FakeNetwork fresh;
+  fresh.AddNode();
+  fresh.AddNode();
+  fresh.Blackhole(0, 1);  // no HELLO ever arrives
+  fresh.Connect(1, 0);
+  fresh.RunFor(10'000);
+  EXPECT_EQ(fresh.core(0).drops()[Drop::kHelloTimeout], 1u);
+}
+
+TEST_F(HostilePeerTest, UnsolicitedPongIsScored) {
+  net.Inject(0, peer, EncodeFrame(PongFrame{123456}));
+  EXPECT_EQ(net.core(0).drops()[Drop::kUnsolicitedPong], 1u);
+  EXPECT_EQ(Verdicts(Misbehaviour::kUnsolicited), 1u);
+}
+
+TEST_F(HostilePeerTest, IhaveFloodIsBounded) {
+  // Announcing ids nobody has costs the victim one GRAFT per id per announcer, no more, and the
+  // missing table stays bounded.
+  IhaveFrame ihave;
+  for (size_t i = 0; i < limits::kMaxIhaveIds; ++i) {
+    MessageId id{};
+    id[0] = static_cast<uint8_t>(i);
+    id[1] = static_cast<uint8_t>(i >> 8);
+    ihave.ids.push_back(id);
+  }
+  net.Inject(0, peer, EncodeFrame(ihave));
+  net.RunFor(2'000);
+  EXPECT_EQ(net.core(0).stats().grafts_sent, limits::kMaxIhaveIds);
+  EXPECT_EQ(net.core(1).drops()[Drop::kUnknownGraft], limits::kMaxIhaveIds);
+}
+
+}  // namespace
+}  // namespace gpumart::gossip
