@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <ostream>
@@ -151,8 +153,14 @@ void RegisterDemoCommand(CLI::App& app, CliContext& context) {
     run.policy = *policy;
     std::string temporary;
     if (options->data_dir.empty()) {
-      std::string pattern = (fs::temp_directory_path() / "gpumart-demo-XXXXXX").string();
-      if (mkdtemp(pattern.data()) == nullptr) return context.Fail("cannot create a temporary directory", kExitFailure);
+      std::error_code error;
+      const fs::path base = fs::temp_directory_path(error);
+      if (error) return context.Fail("no temporary directory (TMPDIR): " + error.message(), kExitFailure);
+      std::string pattern = (base / "gpumart-demo-XXXXXX").string();
+      if (mkdtemp(pattern.data()) == nullptr) {
+        return context.Fail("cannot create a temporary directory in " + base.string() + ": " + std::strerror(errno),
+                            kExitFailure);
+      }
       temporary = pattern;
       run.data_dir = temporary;
     } else {
