@@ -1,31 +1,83 @@
 #include "node/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <exception>
 #include <ostream>
 
+#include "node/json.h"
+
 namespace gpumart::node {
+namespace {
+
+// "ledger verify" for the verify subcommand of ledger (the root app's name is left out).
+std::string CommandPath(const CLI::App& command) {
+  std::string path = command.get_name();
+  for (const CLI::App* parent = command.get_parent(); parent != nullptr && parent->get_parent() != nullptr;
+       parent = parent->get_parent()) {
+    path = parent->get_name() + " " + path;
+  }
+  return path;
+}
+
+}  // namespace
+
+int CliContext::Fail(std::string_view message, int exit) {
+  err << "gpumart";
+  if (!command.empty()) err << " " << command;
+  err << ": ";
+  // A message may quote a peer's string: each line is made printable, the line breaks are kept.
+  for (size_t start = 0; start <= message.size();) {
+    const size_t end = std::min(message.find('\n', start), message.size());
+    err << Printable(message.substr(start, end - start)) << (end < message.size() ? "\n" : "");
+    start = end + 1;
+  }
+  err << "\n";
+  return exit;
+}
+
+int CliContext::Fail(const Status& status, int exit) { return Fail(status.message(), exit); }
+
+int CliContext::Fail(const Status& status) { return Fail(status, kExitFailure); }
+
+void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()> body) {
+  command.callback([&command, &context, body = std::move(body)] {
+    context.command = CommandPath(command);
+    try {
+      context.exit_code = body();
+    } catch (const std::exception& e) {
+      context.exit_code = context.Fail(std::string("internal error: ") + e.what(), kExitFailure);
+    } catch (...) {
+      context.exit_code = context.Fail("internal error: an unknown exception", kExitFailure);
+    }
+  });
+}
 
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
-  CLI::App app{"gpumart: a peer-to-peer marketplace for GPU compute", "gpumart"};
-  app.set_version_flag("--version", "gpumart 0.1.0");
-  app.require_subcommand(1);
   CliContext context{out, err};
-  RegisterSdlCommands(app, context);
-  RegisterMatchCommand(app, context);
-
-  RegisterKeygenCommand(app, context);
-  RegisterDemoCommand(app, context);
-  RegisterLedgerCommands(app, context);
-
-
+  // Everything, parsing and registration included, inside one catch-all: nothing escapes main().
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help and --version arrive as "errors" with exit code 0.
-    const int code = app.exit(e, out, err);
-    return code == 0 ? kExitOk : kExitUsage;
+    CLI::App app{"gpumart: a peer-to-peer marketplace for GPU compute", "gpumart"};
+    app.set_version_flag("--version", "gpumart 0.1.0");
+    app.require_subcommand(1);
+    RegisterSdlCommands(app, context);
+    RegisterMatchCommand(app, context);
+    RegisterKeygenCommand(app, context);
+    RegisterDemoCommand(app, context);
+    RegisterLedgerCommands(app, context);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      // --help and --version arrive as "errors" with exit code 0.
+      const int code = app.exit(e, out, err);
+      return code == 0 ? kExitOk : kExitUsage;
+    }
+    return context.exit_code;
+  } catch (const std::exception& e) {
+    return context.Fail(std::string("internal error: ") + e.what(), kExitFailure);
+  } catch (...) {
+    return context.Fail("internal error: an unknown exception", kExitFailure);
   }
-  return context.exit_code;
 }
 
 }  // namespace gpumart::node

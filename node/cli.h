@@ -1,11 +1,21 @@
 // The `gpumart` command line. Each command group lives in its own node/cmd_*.cpp and registers
 // its subcommands here; RunCli parses, runs the chosen command and returns its exit status.
-// Commands print human output by default and JSON with --json; errors go to stderr with a
-// non-zero exit status.
+// Commands print human output by default and JSON with --json (node/json.h); errors go to
+// stderr with a non-zero exit status.
+//
+// One error idiom at this boundary: a command's body returns its exit status, and reports a
+// failure with `return context.Fail(status)` (or Fail(message, exit)), which prints
+// "gpumart <command>: <message>". Errors are values below this line; an exception that reaches
+// a command (bad_alloc, a library's own) is caught by SetCommandBody and becomes a clear error
+// and exit 1, never std::terminate.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <string>
+#include <string_view>
+
+#include "market/status.h"
 
 namespace CLI {
 class App;
@@ -19,6 +29,12 @@ struct CliContext {
   std::ostream& out;
   std::ostream& err;
   int exit_code = 0;
+  std::string command;  // the running command's path, e.g. "ledger verify"
+
+  // Prints "gpumart <command>: <message>" on err and returns `exit`, for `return Fail(...)`.
+  int Fail(std::string_view message, int exit);
+  int Fail(const Status& status, int exit);
+  int Fail(const Status& status);  // kExitFailure
 };
 
 // Exit statuses shared by every command.
@@ -26,6 +42,9 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;     // the command ran and found a problem (bad file, failed check)
 constexpr int kExitUsage = 2;       // bad command line
 
+// Makes `body` the callback of `command`: runs it with context.command set to the command's path,
+// stores its exit status, and turns any exception it throws into Fail(what, kExitFailure).
+void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()> body);
 
 void RegisterKeygenCommand(CLI::App& app, CliContext& context);  // node/cmd_keygen.cpp
 void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl.cpp

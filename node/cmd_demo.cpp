@@ -4,10 +4,11 @@
 // `gpumart leases --data-dir D` and `gpumart ledger verify --data-dir D` can read it.
 #include <CLI/CLI.hpp>
 #include <limits.h>
-#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <ostream>
@@ -15,6 +16,7 @@
 
 #include "actors/clock.h"
 #include "node/cli.h"
+#include "node/json.h"
 #include "node/local_market.h"
 
 namespace gpumart::node {
@@ -52,24 +54,8 @@ std::string Describe(const market::ServiceAssignment& service) {
   return out.str();
 }
 
-nlohmann::json AssignmentJson(const market::ServiceAssignment& service) {
-  nlohmann::json json{{"name", service.service}, {"option", nullptr}, {"device", nullptr}};
-  if (service.option) json["option"] = *service.option;
-  if (service.device) {
-    json["device"] = {{"vendor", service.device->vendor},
-                      {"model", service.device->model},
-                      {"ram_bytes", service.device->ram_bytes},
-                      {"interface", market::ToString(service.device->interface)}};
-  }
-  json["placements"] = nlohmann::json::array();
-  for (const auto& placement : service.placements) {
-    json["placements"].push_back({{"node", placement.node}, {"replicas", placement.replicas}});
-  }
-  return json;
-}
-
-nlohmann::json ReportJson(const LocalMarketReport& report, const LocalMarketOptions& options) {
-  nlohmann::json json{{"tenant", report.tenant_key},
+Json ReportJson(const LocalMarketReport& report, const LocalMarketOptions& options) {
+  Json json{{"tenant", report.tenant_key},
                       {"providers", report.providers},
                       {"policy", market::ToString(options.policy)},
                       {"ledger", {{"path", report.ledger_path},
@@ -77,29 +63,28 @@ nlohmann::json ReportJson(const LocalMarketReport& report, const LocalMarketOpti
                                   {"ok", report.ledger_ok},
                                   {"records", report.ledger_records},
                                   {"chain_entries", report.ledger_chain_entries}}}};
-  json["groups"] = nlohmann::json::array();
+  json["groups"] = Json::array();
   for (const auto& group : report.groups) {
-    nlohmann::json g{{"name", group.group},
+    Json g{{"name", group.group},
                      {"order_id", market::ToHex(group.order_id)},
                      {"denom", group.denom},
                      {"cap_per_hour", group.cap_per_hour},
                      {"declined", group.declined},
                      {"lease", nullptr}};
-    g["bids"] = nlohmann::json::array();
+    g["bids"] = Json::array();
     for (const auto& bid : group.bids) {
       g["bids"].push_back({{"provider", bid.provider},
                            {"bid_id", market::ToHex(bid.bid_id)},
                            {"price_per_hour", bid.price_per_hour},
-                           {"ranks", bid.ranks}});
+                           {"ranks", bid.ranks},
+                           {"services", ToJson(bid.services)}});
     }
     if (group.leased) {
-      nlohmann::json services = nlohmann::json::array();
-      for (const auto& service : group.services) services.push_back(AssignmentJson(service));
       g["lease"] = {{"id", market::ToHex(group.lease_id)},
                     {"provider", group.provider},
                     {"provider_key", group.provider_key},
                     {"price_per_hour", group.price_per_hour},
-                    {"services", services},
+                    {"services", ToJson(group.services)},
                     {"order_to_lease_ms", group.order_to_lease_ms},
                     {"signatures_verified", group.signatures_verified}};
     }
@@ -159,24 +144,22 @@ void RegisterDemoCommand(CLI::App& app, CliContext& context) {
   command->add_option("--data-dir", options->data_dir, "keep the ledger here (default: a temporary directory)");
   command->add_option("--policy", options->policy, "bid ranking: preference or cheapest")->capture_default_str();
   command->add_flag("--json", options->json, "print the result as JSON");
-  command->callback([options, &context] {
+  SetCommandBody(*command, context, [options, &context] {
     LocalMarketOptions run;
     run.sdl_path = options->sdl.empty() ? DefaultConfig("sdl/inference-and-web.yaml") : options->sdl;
     run.offers_path = options->offers.empty() ? DefaultConfig("offers-example.yaml") : options->offers;
     const auto policy = market::ParsePolicy(options->policy);
-    if (!policy) {
-      context.err << "gpumart demo: --policy must be preference or cheapest, not " << options->policy << "\n";
-      context.exit_code = kExitUsage;
-      return;
-    }
+    if (!policy) return context.Fail("--policy must be preference or cheapest, not " + options->policy, kExitUsage);
     run.policy = *policy;
     std::string temporary;
     if (options->data_dir.empty()) {
-      std::string pattern = (fs::temp_directory_path() / "gpumart-demo-XXXXXX").string();
+      std::error_code error;
+      const fs::path base = fs::temp_directory_path(error);
+      if (error) return context.Fail("no temporary directory (TMPDIR): " + error.message(), kExitFailure);
+      std::string pattern = (base / "gpumart-demo-XXXXXX").string();
       if (mkdtemp(pattern.data()) == nullptr) {
-        context.err << "gpumart demo: cannot create a temporary directory\n";
-        context.exit_code = kExitFailure;
-        return;
+        return context.Fail("cannot create a temporary directory in " + base.string() + ": " + std::strerror(errno),
+                            kExitFailure);
       }
       temporary = pattern;
       run.data_dir = temporary;
@@ -190,20 +173,16 @@ void RegisterDemoCommand(CLI::App& app, CliContext& context) {
       std::error_code ignored;
       fs::remove_all(temporary, ignored);
     }
-    if (!report.ok()) {
-      context.err << "gpumart demo: " << report.status().message() << "\n";
-      context.exit_code = kExitFailure;
-      return;
-    }
+    if (!report.ok()) return context.Fail(report.status());
     if (options->json) {
-      nlohmann::json json = ReportJson(*report, run);
+      Json json = ReportJson(*report, run);
       if (!temporary.empty()) json["ledger"]["path"] = nullptr;  // removed
-      context.out << json.dump(2) << "\n";
+      context.out << DumpJson(json, 2) << "\n";
     } else {
       PrintReport(context.out, *report, run);
       if (!temporary.empty()) context.out << "(the ledger was temporary; pass --data-dir to keep it)\n";
     }
-    context.exit_code = report->ledger_ok ? kExitOk : kExitFailure;
+    return report->ledger_ok ? kExitOk : kExitFailure;
   });
 }
 

@@ -1,10 +1,10 @@
 // gpumart keygen: creates an Ed25519 identity key file (mode 0600, never overwritten).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "market/crypto.h"
 #include "node/cli.h"
+#include "node/json.h"
 
 namespace gpumart::node {
 
@@ -18,20 +18,17 @@ void RegisterKeygenCommand(CLI::App& app, CliContext& context) {
   command->add_option("--out,-o", options->path, "where to write the key file (refuses to overwrite)")
       ->capture_default_str();
   command->add_flag("--json", options->json, "print the result as JSON");
-  command->callback([options, &context] {
+  SetCommandBody(*command, context, [options, &context] {
     const market::Identity identity = market::Identity::Generate();
     const Status status = market::WriteKeyFile(options->path, identity);
-    if (!status.ok()) {
-      context.err << "gpumart keygen: " << status.message() << "\n";
-      context.exit_code = kExitFailure;
-      return;
-    }
+    if (!status.ok()) return context.Fail(status);
     const std::string public_key = market::ToHex(identity.public_key());
     if (options->json) {
-      context.out << nlohmann::json{{"path", options->path}, {"public_key", public_key}}.dump() << "\n";
+      context.out << DumpJson(Json{{"path", options->path}, {"public_key", public_key}}) << "\n";
     } else {
       context.out << "wrote " << options->path << " (mode 0600)\npublic key " << public_key << "\n";
     }
+    return kExitOk;
   });
 }
 

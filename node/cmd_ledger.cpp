@@ -3,13 +3,13 @@
 // Both open <data-dir>/ledger directly, so they need the daemon stopped (LevelDB allows one
 // process); a running daemon serves the same queries on its client port.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "ledger/store.h"
 #include "ledger/verify.h"
 #include "market/types.h"
 #include "node/cli.h"
+#include "node/json.h"
 
 namespace gpumart::node {
 namespace {
@@ -23,51 +23,6 @@ Result<std::unique_ptr<ledger::LedgerStore>> OpenExisting(const std::string& dat
   return ledger::LedgerStore::Open(data_dir + kLedgerSubdir, options);
 }
 
-nlohmann::json ServicesJson(const std::vector<market::ServiceAssignment>& services) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& service : services) {
-    nlohmann::json item{{"service", service.service}};
-    if (service.device) {
-      item["device"] = {{"vendor", service.device->vendor},
-                        {"model", service.device->model},
-                        {"ram", market::FormatGi(service.device->ram_bytes)},
-                        {"interface", market::ToString(service.device->interface)}};
-    }
-    nlohmann::json placements = nlohmann::json::array();
-    for (const auto& placement : service.placements) {
-      placements.push_back({{"node", placement.node}, {"replicas", placement.replicas}});
-    }
-    item["placements"] = placements;
-    out.push_back(item);
-  }
-  return out;
-}
-
-nlohmann::json LeaseJson(const ledger::LeaseRecord& record) {
-  nlohmann::json out{
-      {"id", market::ToHex(record.id)},
-      {"state", ledger::ToString(record.state)},
-      {"provider", market::ToHex(record.provider())},
-      {"tenant", market::ToHex(record.lease.tenant)},
-      {"order_id", market::ToHex(record.lease.order_id)},
-      {"bid_id", market::ToHex(record.lease.bid_id)},
-      {"denom", record.lease.denom},
-      {"price_per_hour", record.lease.price_per_hour},
-      {"start_ms", record.lease.start_ms},
-      {"services", ServicesJson(record.lease.services)},
-  };
-  if (record.close && record.close_envelope) {
-    out["close"] = {{"reason", market::ToString(record.close->reason)},
-                    {"closed_ms", record.close->closed_ms},
-                    {"closed_by", market::ToHex(record.close_envelope->signer)},
-                    {"note", record.close->note}};
-  }
-  if (record.billing) {
-    out["billing"] = {{"duration_ms", record.billing->duration_ms}, {"amount_owed", record.billing->amount_owed}};
-  }
-  return out;
-}
-
 void RegisterVerify(CLI::App& ledger_command, CliContext& context) {
   auto* command = ledger_command.add_subcommand(
       "verify", "re-check every signature, index entry and the hash chain; exit 1 at the first inconsistency");
@@ -78,29 +33,12 @@ void RegisterVerify(CLI::App& ledger_command, CliContext& context) {
   auto options = std::make_shared<Options>();
   command->add_option("--data-dir,-d", options->data_dir, "the node's data directory")->capture_default_str();
   command->add_flag("--json", options->json, "print the report as JSON");
-  command->callback([options, &context] {
+  SetCommandBody(*command, context, [options, &context] {
     auto store = OpenExisting(options->data_dir);
-    if (!store.ok()) {
-      context.err << "gpumart ledger verify: " << store.status().ToString() << "\n";
-      context.exit_code = kExitFailure;
-      return;
-    }
+    if (!store.ok()) return context.Fail(store.status());
     const ledger::VerifyReport report = ledger::VerifyLedger(**store);
     if (options->json) {
-      nlohmann::json out{{"ok", report.ok},
-                         {"ledger", (*store)->path()},
-                         {"records", report.records},
-                         {"signatures", report.signatures},
-                         {"derived_values", report.derived_values},
-                         {"index_entries", report.index_entries},
-                         {"chain_entries", report.chain_entries}};
-      if (report.ok) {
-        out["head"] = {{"seq", report.head.seq}, {"hash", market::ToHex(report.head.hash)}};
-      } else {
-        out["key"] = report.key;
-        out["problem"] = report.problem;
-      }
-      context.out << out.dump() << "\n";
+      context.out << DumpJson(ToJson(report, (*store)->path())) << "\n";
     } else if (report.ok) {
       context.out << "ledger " << (*store)->path() << ": ok\n"
                   << "  " << report.records << " records, " << report.signatures << " signatures, "
@@ -109,10 +47,9 @@ void RegisterVerify(CLI::App& ledger_command, CliContext& context) {
                   << "  chain head " << report.head.seq << " " << market::ToHex(report.head.hash) << "\n";
     }
     if (!report.ok) {
-      context.err << "gpumart ledger verify: " << (*store)->path() << " is inconsistent at " << report.key << ": "
-                  << report.problem << "\n";
-      context.exit_code = kExitFailure;
+      return context.Fail((*store)->path() + " is inconsistent at " + report.key + ": " + report.problem, kExitFailure);
     }
+    return kExitOk;
   });
 }
 
@@ -137,55 +74,42 @@ void RegisterLeases(CLI::App& app, CliContext& context) {
       ->capture_default_str();
   command->add_option("--after", options->after, "continue after this lease id (the previous page's next_after)");
   command->add_flag("--json", options->json, "print JSON");
-  command->callback([options, &context] {
+  SetCommandBody(*command, context, [options, &context] {
     ledger::LeaseQuery query;
     query.limit = options->limit;
-    auto parse_key = [&](const std::string& hex, const char* what) -> std::optional<market::PublicKey> {
-      auto key = market::FromHex<market::kPublicKeyBytes>(hex);
-      if (!key) {
-        context.err << "gpumart leases: --" << what << " must be 64 hex digits\n";
-        context.exit_code = kExitUsage;
-      }
-      return key;
-    };
-    if (!options->tenant.empty() && !(query.tenant = parse_key(options->tenant, "tenant"))) return;
-    if (!options->provider.empty() && !(query.provider = parse_key(options->provider, "provider"))) return;
-    if (!options->after.empty() && !(query.after = parse_key(options->after, "after"))) return;
+    auto parse_key = [](const std::string& hex) { return market::FromHex<market::kPublicKeyBytes>(hex); };
+    const auto bad_key = [&](const char* what) { return context.Fail(std::string("--") + what + " must be 64 hex digits", kExitUsage); };
+    if (!options->tenant.empty() && !(query.tenant = parse_key(options->tenant))) return bad_key("tenant");
+    if (!options->provider.empty() && !(query.provider = parse_key(options->provider))) return bad_key("provider");
+    if (!options->after.empty() && !(query.after = parse_key(options->after))) return bad_key("after");
     if (!options->state.empty()) query.state = ledger::ParseLeaseState(options->state);
 
     auto store = OpenExisting(options->data_dir);
-    if (!store.ok()) {
-      context.err << "gpumart leases: " << store.status().ToString() << "\n";
-      context.exit_code = kExitFailure;
-      return;
-    }
+    if (!store.ok()) return context.Fail(store.status());
     auto page = (*store)->Leases(query);
-    if (!page.ok()) {
-      context.err << "gpumart leases: " << page.status().ToString() << "\n";
-      context.exit_code = kExitFailure;
-      return;
-    }
+    if (!page.ok()) return context.Fail(page.status());
     if (options->json) {
-      nlohmann::json leases = nlohmann::json::array();
-      for (const auto& record : page->leases) leases.push_back(LeaseJson(record));
-      nlohmann::json out{{"leases", leases}, {"next_after", nullptr}};
+      Json leases = Json::array();
+      for (const auto& record : page->leases) leases.push_back(ToJson(record));
+      Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
       if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
-      context.out << out.dump() << "\n";
-      return;
+      context.out << DumpJson(out) << "\n";
+      return kExitOk;
     }
     if (page->leases.empty()) context.out << "no leases\n";
     for (const auto& record : page->leases) {
       context.out << market::ToHex(record.id) << "  " << ledger::ToString(record.state) << "  "
-                  << record.lease.price_per_hour << " " << record.lease.denom << "/h  provider "
+                  << record.lease.price_per_hour << " " << Printable(record.lease.denom) << "/h  provider "
                   << market::ToHex(record.provider()).substr(0, 16) << "…  tenant "
                   << market::ToHex(record.lease.tenant).substr(0, 16) << "…";
       if (record.billing) {
         context.out << "  ran " << record.billing->duration_ms / 1000 << " s, owes " << record.billing->amount_owed
-                    << " " << record.lease.denom;
+                    << " " << Printable(record.lease.denom);
       }
       context.out << "\n";
     }
     if (page->next_after) context.out << "more: --after " << market::ToHex(*page->next_after) << "\n";
+    return kExitOk;
   });
 }
 

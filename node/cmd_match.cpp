@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -15,13 +14,13 @@
 #include "market/offers.h"
 #include "market/sdl.h"
 #include "node/cli.h"
+#include "node/json.h"
 
 namespace gpumart::node {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
-constexpr double kPpmPerUnit = 1'000'000.0;
 constexpr size_t kMaxTop = 1'000'000;
 
 struct MatchOptions {
@@ -77,33 +76,6 @@ std::string FormatReputation(uint32_t ppm) {
 
 std::string FormatDevice(const market::DeviceType& device) {
   return device.model + " " + market::FormatGi(device.ram_bytes) + " " + std::string(market::ToString(device.interface));
-}
-
-json CandidateToJson(const market::Candidate& candidate) {
-  json services = json::array();
-  for (const market::ServiceAssignment& assignment : candidate.services) {
-    json placements = json::array();
-    for (const market::Placement& placement : assignment.placements) {
-      placements.push_back({{"node", placement.node}, {"replicas", placement.replicas}});
-    }
-    json device = nullptr;
-    if (assignment.device) {
-      device = {{"vendor", assignment.device->vendor},
-                {"model", assignment.device->model},
-                {"ram_bytes", assignment.device->ram_bytes},
-                {"interface", std::string(market::ToString(assignment.device->interface))}};
-    }
-    services.push_back({{"name", assignment.service},
-                        {"option", assignment.option ? json(*assignment.option) : json(nullptr)},
-                        {"device", std::move(device)},
-                        {"placements", std::move(placements)}});
-  }
-  return {{"provider", candidate.provider},
-          {"price_per_hour", candidate.price_per_hour},
-          {"denom", candidate.denom},
-          {"reputation", candidate.reputation_ppm / kPpmPerUnit},
-          {"ranks", candidate.ranks},
-          {"services", std::move(services)}};
 }
 
 void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
@@ -166,19 +138,16 @@ void PrintGroup(std::ostream& out, const market::Order& order, const std::vector
 int RunMatch(const MatchOptions& options, CliContext& context) {
   Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl);
   if (!deployment.ok()) {
-    context.err << "gpumart match: " << options.sdl << ": " << deployment.status().message() << "\n";
-    return kExitFailure;
+    return context.Fail(deployment.status().WithContext(options.sdl));
   }
   Result<std::vector<market::Offer>> offers = market::ParseOffersFile(options.offers);
   if (!offers.ok()) {
-    context.err << "gpumart match: " << offers.status().message() << "\n";
-    return kExitFailure;
+    return context.Fail(offers.status());
   }
   const market::Policy policy = market::ParsePolicy(options.policy).value_or(market::Policy::kPreference);
   market::OfferBook book;
   if (Status status = book.UpsertAll(*offers); !status.ok()) {
-    context.err << "gpumart match: " << options.offers << ": " << status.message() << "\n";
-    return kExitFailure;
+    return context.Fail(status.WithContext(options.offers));
   }
   const size_t k = options.top == 0 ? offers->size() : options.top;
   json groups = json::array();
@@ -191,7 +160,7 @@ int RunMatch(const MatchOptions& options, CliContext& context) {
     if (explain) exclusions = CountExclusions(order, *offers);
     if (options.json) {
       json list = json::array();
-      for (const market::Candidate& candidate : candidates) list.push_back(CandidateToJson(candidate));
+      for (const market::Candidate& candidate : candidates) list.push_back(ToJson(candidate));
       json excluded = json::object();
       for (const auto& [key, count] : exclusions) {
         const std::string name(market::ToString(key.first));
@@ -204,7 +173,7 @@ int RunMatch(const MatchOptions& options, CliContext& context) {
     }
   }
   if (options.json) {
-    context.out << json{{"policy", std::string(market::ToString(policy))}, {"groups", std::move(groups)}}.dump(2)
+    context.out << DumpJson(json{{"policy", std::string(market::ToString(policy))}, {"groups", std::move(groups)}}, 2)
                 << "\n";
   }
   return kExitOk;
@@ -223,7 +192,7 @@ void RegisterMatchCommand(CLI::App& app, CliContext& context) {
   command->add_option("--top", options->top, "show at most N candidates per group (default: all)")
       ->check(CLI::Range(size_t{1}, kMaxTop));
   command->add_flag("--json", options->json, "print JSON");
-  command->callback([options, &context] { context.exit_code = RunMatch(*options, context); });
+  SetCommandBody(*command, context, [options, &context] { return RunMatch(*options, context); });
 }
 
 }  // namespace gpumart::node

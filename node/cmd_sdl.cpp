@@ -6,7 +6,7 @@
 
 #include "market/sdl.h"
 #include "node/cli.h"
-#include "node/sdl_json.h"
+#include "node/json.h"
 
 namespace gpumart::node {
 namespace {
@@ -99,11 +99,10 @@ void PrintHuman(std::ostream& out, const market::Deployment& deployment) {
 int RunSdlCheck(const std::string& file, bool json, CliContext& context) {
   Result<market::Deployment> deployment = market::ParseSdlFile(file);
   if (!deployment.ok()) {
-    context.err << "gpumart sdl check: " << file << ": " << deployment.status().message() << "\n";
-    return kExitFailure;
+    return context.Fail(deployment.status().WithContext(file));
   }
   if (json) {
-    context.out << DeploymentToJson(*deployment).dump(2) << "\n";
+    context.out << DumpJson(ToJson(*deployment), 2) << "\n";
   } else {
     PrintHuman(context.out, *deployment);
   }
@@ -123,7 +122,7 @@ void RegisterSdlCommands(CLI::App& app, CliContext& context) {
   auto options = std::make_shared<Options>();
   check->add_option("FILE", options->file, "the SDL file (deploy.yaml)")->required();
   check->add_flag("--json", options->json, "print the parsed orders as JSON");
-  check->callback([&context, options] { context.exit_code = RunSdlCheck(options->file, options->json, context); });
+  SetCommandBody(*check, context, [&context, options] { return RunSdlCheck(options->file, options->json, context); });
 }
 
 }  // namespace gpumart::node

@@ -20,15 +20,22 @@
 #include "market/crypto.h"
 #include "market/offers.h"
 #include "node/config.h"
+#include "node/json.h"
 
 namespace {
 
 using namespace gpumart;
 
-int Fail(const Status& status) {
-  std::cerr << "gpumartd: " << status.message() << "\n";
-  return 1;
+// Exit statuses: 0 after a clean shutdown, 1 on any error (reported on stderr), 2 for a bad
+// command line.
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(std::string_view message) {
+  std::cerr << "gpumartd: " << node::Printable(message) << "\n";
+  return kExitFailure;
 }
+int Fail(const Status& status) { return Fail(status.message()); }
 
 int Run(const node::NodeConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -76,9 +83,7 @@ int Run(const node::NodeConfig& config) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"gpumartd: a gpumart node (relay or provider)", "gpumartd"};
   app.set_version_flag("--version", "gpumartd 0.1.0");
   std::string config_path;
@@ -89,7 +94,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    return code == 0 ? 0 : kExitUsage;
   }
   gpumart::node::NodeConfig config;
   if (!config_path.empty()) {
@@ -99,4 +104,19 @@ int main(int argc, char** argv) {
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
   return Run(config);
+}
+
+}  // namespace
+
+// The daemon's boundary: errors are values below it; an exception that gets here (bad_alloc, a
+// library's own) is reported and ends the daemon with exit 1 instead of std::terminate. Actor
+// threads stop exceptions at their own message boundary (actors/).
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    return Fail(std::string("internal error: ") + e.what());
+  } catch (...) {
+    return Fail("internal error: an unknown exception");
+  }
 }

@@ -47,6 +47,17 @@ TEST(DemoCommandTest, KeptDataDirIsReadableByTheLedgerCommands) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
+// std::filesystem throws where TMPDIR is not a directory; that used to end in std::terminate.
+TEST(DemoCommandTest, UnusableTempDirIsAClearError) {
+  for (const std::string tmpdir : {"/nonexistent-gpumart-tmp", "/dev/null"}) {
+    auto result = RunProcess({"/bin/sh", "-c", "TMPDIR=" + tmpdir + " exec " + GpumartBinary() + " demo"}, 60'000);
+    EXPECT_EQ(result.exit_code, 1) << "(-1: killed by a signal)\n" << result.err;
+    EXPECT_TRUE(result.err.starts_with("gpumart demo: ")) << result.err;
+    EXPECT_NE(result.err.find("TMPDIR"), std::string::npos) << result.err;
+    EXPECT_EQ(result.out, "");
+  }
+}
+
 TEST(DemoCommandTest, BadArgumentsFail) {
   auto policy = RunProcess({GpumartBinary(), "demo", "--policy", "random"});
   EXPECT_EQ(policy.exit_code, 2);

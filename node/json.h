@@ -1,0 +1,49 @@
+// The command line's JSON: one shape per type, written here and nowhere else, so that every
+// command prints a lease, a service assignment, a device or a candidate the same way (a fix to a
+// shape lands once); and one way to turn JSON into text. The shapes are in docs/JSON.md.
+//
+// Strings inside records come from peers and from disk, so they are not trusted to be UTF-8:
+// DumpJson writes each invalid byte as U+FFFD instead of throwing (nlohmann's default throws
+// type_error 316, which used to reach std::terminate from `gpumart leases --json`).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/store.h"
+#include "ledger/verify.h"
+#include "market/match.h"
+#include "market/sdl.h"
+#include "market/types.h"
+
+namespace gpumart::node {
+
+using Json = nlohmann::json;
+
+// {"vendor", "model", "ram_bytes", "interface"}
+Json ToJson(const market::DeviceType& device);
+// {"node", "replicas"}
+Json ToJson(const market::Placement& placement);
+// {"name", "option" (0-based, null without GPUs), "device" (null without GPUs), "placements"}
+Json ToJson(const market::ServiceAssignment& service);
+Json ToJson(const std::vector<market::ServiceAssignment>& services);
+// A lease as a node's ledger holds it: its terms, state, and, once closed, close and billing.
+Json ToJson(const ledger::LeaseRecord& record);
+// One provider's would-be bid for a group (`gpumart match`).
+Json ToJson(const market::Candidate& candidate);
+// A parsed SDL (`gpumart sdl check`); absent values are null (docs/SDL.md).
+Json ToJson(const market::Deployment& deployment);
+// `gpumart ledger verify`'s report.
+Json ToJson(const ledger::VerifyReport& report, const std::string& ledger_path);
+
+// The text of `json`: compact, or indented by `indent` spaces. Never throws for content (invalid
+// UTF-8 becomes U+FFFD); the output is always valid UTF-8 JSON.
+std::string DumpJson(const Json& json, int indent = -1);
+
+// `text` made safe for a person's terminal: invalid UTF-8 and control characters (which could
+// move the cursor or retitle the window when a peer's string is printed) become U+FFFD.
+std::string Printable(std::string_view text);
+
+}  // namespace gpumart::node
