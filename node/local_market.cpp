@@ -12,6 +12,7 @@
 
 #include "ledger/capacity.h"
 #include "ledger/ledger_actor.h"
+#include "ledger/reputation.h"
 #include "ledger/verify.h"
 #include "actors/actor_system.h"
 #include "actors/outbox.h"
@@ -31,11 +32,17 @@ using market::MessageId;
 // A provider as the demo runs it: its identity, its full inventory (what it owns) and its prices.
 // Free capacity is never kept here: it is derived from the ledger (inventory - leases -
 // reservations) each time, exactly as a provider daemon must, so nothing can be double-booked.
+// A bid a provider may still be held to, and who may accept it: the tenant that signed its order.
+struct OutstandingBid {
+  market::Signed<market::Bid> bid;
+  market::PublicKey tenant{};
+};
+
 struct Provider {
   Identity identity;
   market::Offer inventory;
   market::ReplayGuard replay_guard;
-  std::map<MessageId, market::Signed<market::Bid>> outstanding_bids;  // bids it may still be held to
+  std::map<MessageId, OutstandingBid> outstanding_bids;
 };
 
 // Keys live in <data_dir>/keys so that a kept data dir is the same market next time: the same
@@ -96,7 +103,6 @@ Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, Led
   bid.group = order->body.group;
   bid.denom = fit.candidate->denom;
   bid.price_per_hour = fit.candidate->price_per_hour;
-  bid.reputation_ppm = fit.candidate->reputation_ppm;
   bid.services = fit.candidate->services;
   bid.reservation_expires_ms = now_ms + kDemoBidTtlMs;
   const auto signed_bid = market::MakeSigned(provider.identity, bid, now_ms, kDemoBidTtlMs, market::RandomNonce());
@@ -106,7 +112,7 @@ Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, Led
   // so their reservations share one group commit.
   ledger::Reservation reservation{signed_bid.id, provider.identity.public_key(), bid.reservation_expires_ms, *usage};
   BidOutcome outcome{market::EncodeEnvelope(signed_bid.envelope), {}, ledger.Submit(ledger::Reserve{reservation})};
-  provider.outstanding_bids.emplace(signed_bid.id, signed_bid);
+  provider.outstanding_bids.emplace(signed_bid.id, OutstandingBid{signed_bid, order->envelope.signer});
   return outcome;
 }
 
@@ -120,26 +126,22 @@ Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire,
     return Status::InvalidArgument("accept names another provider");
   }
   const auto own = provider.outstanding_bids.find(accept->body.bid_id);
-  if (own == provider.outstanding_bids.end() || own->second.body.order_id != accept->body.order_id) {
+  if (own == provider.outstanding_bids.end() || own->second.bid.body.order_id != accept->body.order_id) {
     return Status::InvalidArgument("accept names a bid this provider did not make for that order");
   }
-  const market::Signed<market::Bid>* bid = &own->second;
+  if (accept->envelope.signer != own->second.tenant) {
+    return Status::PermissionDenied("accept is not signed by the tenant whose order the bid answers");
+  }
   Result<ledger::Reservation> reservation = ledger.store().GetReservation(accept->body.bid_id);
   if (!reservation.ok() || reservation->expires_ms <= now_ms) {
     return Status::FailedPrecondition("the accepted bid's reservation has expired");
   }
-  market::Lease lease;
-  lease.accept_envelope = accept_wire;
-  lease.order_id = accept->body.order_id;
-  lease.bid_id = accept->body.bid_id;
-  lease.tenant = accept->envelope.signer;
-  lease.denom = bid->body.denom;
-  lease.price_per_hour = bid->body.price_per_hour;
-  lease.start_ms = now_ms;
-  lease.services = bid->body.services;
+  // The lease embeds the bid and the accept byte for byte; its terms are the bid's.
+  Result<market::Lease> lease = market::BuildLease(accept_wire, market::EncodeEnvelope(own->second.bid.envelope), now_ms);
+  if (!lease.ok()) return lease.status();
   // A lease does not expire as a message; its envelope expiry only bounds how long it may take
   // to reach the other nodes.
-  const auto signed_lease = market::MakeSigned(provider.identity, lease, now_ms, kDemoOrderTtlMs, market::RandomNonce());
+  const auto signed_lease = market::MakeSigned(provider.identity, *lease, now_ms, kDemoOrderTtlMs, market::RandomNonce());
   // Acknowledged only once durable (group commit).
   GPUMART_RETURN_IF_ERROR(ledger.Write(ledger::RecordLease{signed_lease}));
   provider.outstanding_bids.erase(own);
@@ -232,7 +234,10 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       candidate.provider = providers[p].inventory.provider;
       candidate.denom = bid->body.denom;
       candidate.price_per_hour = bid->body.price_per_hour;
-      candidate.reputation_ppm = bid->body.reputation_ppm;
+      // What this node's ledger says of the bidder's key, never what the offers file claims.
+      Result<ledger::LeaseOutcomes> track_record = ledger.store().ProviderOutcomes(bid->envelope.signer);
+      if (!track_record.ok()) return track_record.status();
+      candidate.reputation_ppm = ledger::ReputationPpm(*track_record);
       candidate.services = bid->body.services;
       for (const auto& service : bid->body.services) {
         if (service.option) candidate.ranks.push_back(*service.option);
@@ -268,10 +273,11 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       background.push_back(ledger.Submit(ledger::Release{entry.second.id}));
     }
 
-    // 6. Any node can check the lease: the provider's signature and the tenant's embedded one.
+    // 6. Any node can check the lease: the provider's signature, the embedded bid's and accept's,
+    //    and that the lease is exactly the accepted bid.
     Result<market::Signed<market::Lease>> lease = market::OpenLease(*lease_wire);
     if (!lease.ok()) return lease.status().WithContext("lease check");
-    group.signatures_verified += 2;
+    group.signatures_verified += 3;
     group.order_to_lease_ms = MillisSince(started);
     for (auto& pending : background) GPUMART_RETURN_IF_ERROR(pending.get());
     group.leased = true;

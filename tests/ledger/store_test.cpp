@@ -155,13 +155,45 @@ TEST(LedgerStoreTest, SecondOpenInAnotherProcessIsUnavailable) {
   EXPECT_EQ(again.status().code(), Status::Code::kUnavailable) << again.status().ToString();
 }
 
+// Failing-first (issue 11, item 4): a lease whose price is above the bid the tenant accepted is
+// refused before anything is written.
+TEST(LedgerStoreTest, LeaseAboveItsBidsPriceIsRefused) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  const auto order = parties.Order();
+  const auto bid = parties.Bid(order.id);
+  ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
+  const auto head = store->head();
+  market::Lease dearer = parties.Lease(bid).body;
+  dearer.price_per_hour = kPricePerHour * 2;
+  const auto lease = market::MakeSigned(parties.provider(), dearer, kStartMs, testing::kTtlMs, 99);
+  const Status refused = WriteOne(*store, RecordLease{lease});
+  EXPECT_EQ(refused.code(), Status::Code::kInvalidArgument) << refused.ToString();
+  EXPECT_NE(refused.message().find("differ from the bid"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(store->head(), head);
+  EXPECT_FALSE(store->GetLease(lease.id).ok());
+  ExpectVerifies(*store);
+}
+
+TEST(LedgerStoreTest, LeaseNotSignedByItsBidderIsRefused) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  const market::Lease body = parties.FreshLease().body;
+  const auto lease = market::MakeSigned(parties.tenant(), body, kStartMs, testing::kTtlMs, 99);
+  EXPECT_EQ(WriteOne(*store, RecordLease{lease}).code(), Status::Code::kBadSignature);
+  EXPECT_EQ(store->head().seq, 0u);
+}
+
 TEST(LedgerStoreTest, RecordsLeaseWithIndexesAndReadsItBack) {
   TempDir dir;
   Parties parties;
   auto store = OpenOrDie(dir.Sub("ledger"));
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
-  const auto lease = parties.Lease(order.id, bid.id);
+  const auto lease = parties.Lease(bid);
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
@@ -352,7 +384,7 @@ TEST(LedgerStoreTest, OpenOrdersExcludeLeasedAndExpired) {
   EXPECT_EQ(WriteOne(*store, RecordOrder{open}).code(), Status::Code::kAlreadyExists);
   const auto bid = parties.Bid(leased.id);
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
-  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(leased.id, bid.id, kStartMs + 500)}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(bid, kStartMs + 500)}).ok());
 
   auto page = store->OpenOrders(kStartMs + 2'000);
   ASSERT_TRUE(page.ok());
@@ -370,7 +402,7 @@ TEST(LedgerStoreTest, LeaseArrivingBeforeItsOrderStillClosesTheOrder) {
   auto store = OpenOrDie(dir.Sub("ledger"));
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
-  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(order.id, bid.id, kStartMs + 10)}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(bid, kStartMs + 10)}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   EXPECT_EQ(store->OpenOrders(kStartMs)->orders.size(), 0u);
@@ -389,7 +421,7 @@ TEST(LedgerStoreTest, RetentionCompactsClosedOrdersAndBidsButKeepsLeases) {
   const auto expired = parties.Order(kStartMs, 1'000);
   const auto fresh = parties.Order(kStartMs + 50'000, 3'600'000);
   const auto bid = parties.Bid(leased.id, kStartMs, 2'000);
-  const auto lease = parties.Lease(leased.id, bid.id, kStartMs + 100);
+  const auto lease = parties.Lease(bid, kStartMs + 100);
   for (const auto& order : {leased, expired, fresh}) ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
@@ -432,7 +464,7 @@ TEST(LedgerStoreTest, ReservationsAndLeasesDetermineFreeCapacity) {
   EXPECT_EQ(store->FreeCapacity(provider, inventory, kStartMs + 30'000)->at(0).gpus.at(0).count, 8u);
 
   // The lease replaces the reservation; closing the lease frees the GPUs.
-  const auto lease = parties.Lease(order.id, bid.id);
+  const auto lease = parties.Lease(bid);
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
   EXPECT_EQ(store->GetReservation(bid.id).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(store->FreeCapacity(provider, inventory, kStartMs + 60'000)->at(0).gpus.at(0).count, 6u);
