@@ -367,8 +367,9 @@ Status ReadOffer(Reader& r, Offer& offer) {
 }
 
 Status ReadBid(Reader& r, Bid& bid) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("bid", 6));
+  GPUMART_RETURN_IF_ERROR(r.Struct("bid", 7));
   GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.order_id", bid.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.tenant", bid.tenant));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.group", limits::kMaxNameBytes, bid.group));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.denom", limits::kMaxNameBytes, bid.denom));
   GPUMART_RETURN_IF_ERROR(r.Uint("bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
@@ -518,8 +519,9 @@ Bytes EncodeBody(const Offer& offer) {
 Bytes EncodeBody(const Bid& bid) {
   Bytes out;
   Encoder e(out);
-  e.Array(6);
+  e.Array(7);
   e.Bin(bid.order_id);
+  e.Bin(bid.tenant);
   e.Str(bid.group);
   e.Str(bid.denom);
   e.Uint(bid.price_per_hour);
@@ -867,6 +869,9 @@ Result<Lease> BuildLease(std::span<const uint8_t> accept_envelope, std::span<con
   }
   if (accept->body.provider != bid->envelope.signer) {
     return Status::BadSignature("lease's accept names a provider other than the signer of the embedded bid");
+  }
+  if (accept->envelope.signer != bid->body.tenant) {
+    return Status::BadSignature("lease's accept is not signed by the tenant the embedded bid answers");
   }
   Lease lease;
   lease.accept_envelope.assign(accept_envelope.begin(), accept_envelope.end());

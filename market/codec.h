@@ -171,8 +171,8 @@ Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms,
 // The one way to make a Lease: from the tenant's signed Accept and the provider's signed Bid (their
 // envelope bytes), deriving the terms from them. Structure only, no signature check: both decode
 // (within kMaxAcceptEnvelopeBytes / kMaxBidEnvelopeBytes, of the right types, valid bodies), the
-// Accept's bid_id is the Bid's id, its order_id is the Bid's order_id, and its provider is the
-// Bid's signer. DecodeLease builds its result with this too.
+// Accept's bid_id is the Bid's id, its order_id is the Bid's order_id, its provider is the Bid's
+// signer, and its signer is the Bid's tenant. DecodeLease builds its result with this too.
 Result<Lease> BuildLease(std::span<const uint8_t> accept_envelope, std::span<const uint8_t> bid_envelope,
                          int64_t start_ms);
 

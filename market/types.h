@@ -215,6 +215,9 @@ struct ServiceAssignment {
 
 struct Bid {
   MessageId order_id{};
+  // The Order's signer: only an Accept signed by this key can turn the bid into a lease, so any
+  // node can check who may accept without having seen the order.
+  PublicKey tenant{};
   std::string group;
   std::string denom;
   uint64_t price_per_hour = 0;

@@ -32,17 +32,11 @@ using market::MessageId;
 // A provider as the demo runs it: its identity, its full inventory (what it owns) and its prices.
 // Free capacity is never kept here: it is derived from the ledger (inventory - leases -
 // reservations) each time, exactly as a provider daemon must, so nothing can be double-booked.
-// A bid a provider may still be held to, and who may accept it: the tenant that signed its order.
-struct OutstandingBid {
-  market::Signed<market::Bid> bid;
-  market::PublicKey tenant{};
-};
-
 struct Provider {
   Identity identity;
   market::Offer inventory;
   market::ReplayGuard replay_guard;
-  std::map<MessageId, OutstandingBid> outstanding_bids;
+  std::map<MessageId, market::Signed<market::Bid>> outstanding_bids;  // bids it may still be held to
 };
 
 // Keys live in <data_dir>/keys so that a kept data dir is the same market next time: the same
@@ -100,6 +94,7 @@ Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, Led
   }
   market::Bid bid;
   bid.order_id = order->id;
+  bid.tenant = order->envelope.signer;
   bid.group = order->body.group;
   bid.denom = fit.candidate->denom;
   bid.price_per_hour = fit.candidate->price_per_hour;
@@ -112,7 +107,7 @@ Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, Led
   // so their reservations share one group commit.
   ledger::Reservation reservation{signed_bid.id, provider.identity.public_key(), bid.reservation_expires_ms, *usage};
   BidOutcome outcome{market::EncodeEnvelope(signed_bid.envelope), {}, ledger.Submit(ledger::Reserve{reservation})};
-  provider.outstanding_bids.emplace(signed_bid.id, OutstandingBid{signed_bid, order->envelope.signer});
+  provider.outstanding_bids.emplace(signed_bid.id, signed_bid);
   return outcome;
 }
 
@@ -126,10 +121,10 @@ Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire,
     return Status::InvalidArgument("accept names another provider");
   }
   const auto own = provider.outstanding_bids.find(accept->body.bid_id);
-  if (own == provider.outstanding_bids.end() || own->second.bid.body.order_id != accept->body.order_id) {
+  if (own == provider.outstanding_bids.end() || own->second.body.order_id != accept->body.order_id) {
     return Status::InvalidArgument("accept names a bid this provider did not make for that order");
   }
-  if (accept->envelope.signer != own->second.tenant) {
+  if (accept->envelope.signer != own->second.body.tenant) {
     return Status::PermissionDenied("accept is not signed by the tenant whose order the bid answers");
   }
   Result<ledger::Reservation> reservation = ledger.store().GetReservation(accept->body.bid_id);
@@ -137,7 +132,7 @@ Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire,
     return Status::FailedPrecondition("the accepted bid's reservation has expired");
   }
   // The lease embeds the bid and the accept byte for byte; its terms are the bid's.
-  Result<market::Lease> lease = market::BuildLease(accept_wire, market::EncodeEnvelope(own->second.bid.envelope), now_ms);
+  Result<market::Lease> lease = market::BuildLease(accept_wire, market::EncodeEnvelope(own->second.envelope), now_ms);
   if (!lease.ok()) return lease.status();
   // A lease does not expire as a message; its envelope expiry only bounds how long it may take
   // to reach the other nodes.
@@ -227,7 +222,9 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       GPUMART_RETURN_IF_ERROR(tenant_guard.CheckAndRemember(bid->envelope.signer, bid->envelope.nonce,
                                                            bid->envelope.expires_ms, now_ms));
       ++group.signatures_verified;
-      if (bid->body.order_id != signed_order.id) return Status::Internal("a bid answers another order");
+      if (bid->body.order_id != signed_order.id || bid->body.tenant != tenant.public_key()) {
+        return Status::Internal("a bid answers another order");
+      }
       // Every node records the bids it relays.
       background.push_back(ledger.Submit(ledger::RecordBid{*bid}));
       market::Candidate candidate;

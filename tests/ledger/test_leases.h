@@ -34,6 +34,7 @@ class Parties {
                                   uint64_t price_per_hour = kPricePerHour) {
     market::Bid bid;
     bid.order_id = order_id;
+    bid.tenant = tenant_.public_key();
     bid.group = "dcloud";
     bid.denom = "uakt";
     bid.price_per_hour = price_per_hour;

@@ -23,6 +23,7 @@ Identity Provider() { return Identity::FromSeed(Seed{2}); }
 Bid SampleBid() {
   Bid bid;
   bid.order_id = Blake2b256(reinterpret_cast<const uint8_t*>("order"), 5);
+  bid.tenant = Tenant().public_key();
   bid.group = "dcloud";
   bid.denom = "uakt";
   bid.price_per_hour = 1'234'567;
@@ -389,6 +390,7 @@ struct LeaseParts {
 };
 LeaseParts MakeParts(const Identity& tenant, const Identity& bidder, Bid bid = SampleBid()) {
   LeaseParts parts;
+  bid.tenant = tenant.public_key();
   parts.bid = MakeSigned(bidder, bid, kNow, kTtl, 4);
   parts.accept = MakeSigned(tenant, Accept{bid.order_id, parts.bid.id, bidder.public_key()}, kNow, kTtl, 5);
   return parts;
@@ -479,6 +481,17 @@ TEST(CodecTest, LeaseWhoseAcceptNamesAnotherProviderRejected) {
   const auto accept = MakeSigned(Tenant(), other, kNow, kTtl, 9);
   const auto lease = SignRawLease(Provider(), Wire(accept.envelope), Wire(parts.bid.envelope));
   EXPECT_EQ(OpenLease(Wire(lease.envelope)).status().code(), Status::Code::kBadSignature);
+}
+
+TEST(CodecTest, LeaseAcceptedBySomeoneOtherThanTheBidsTenantRejected) {
+  // Mallory accepts a bid made for the tenant's order: the order would show as leased to her.
+  const Identity mallory = Identity::FromSeed(Seed{9});
+  const auto parts = MakeParts(Tenant(), Provider());
+  const auto accept = MakeSigned(mallory, parts.accept.body, kNow, kTtl, 9);
+  const auto lease = SignRawLease(Provider(), Wire(accept.envelope), Wire(parts.bid.envelope));
+  Status status = OpenLease(Wire(lease.envelope)).status();
+  EXPECT_EQ(status.code(), Status::Code::kBadSignature) << status.ToString();
+  EXPECT_NE(status.message().find("not signed by the tenant"), std::string::npos) << status.ToString();
 }
 
 TEST(CodecTest, LeaseEmbeddingWrongMessageTypesRejected) {
