@@ -14,13 +14,16 @@ bool Expired(const market::Signed<market::Bid>& bid, int64_t now_ms) {
 
 }  // namespace
 
-BidSelection::BidSelection(const market::MessageId& order_id, market::Order order, market::Policy policy)
-    : order_id_(order_id), order_(std::move(order)), policy_(policy) {}
+BidSelection::BidSelection(const market::Signed<market::Order>& order, market::Policy policy)
+    : order_id_(order.id), tenant_(order.envelope.signer), order_(order.body), policy_(policy) {}
 
-BidCheck BidSelection::Add(const market::Signed<market::Bid>& bid, int64_t now_ms, std::string provider) {
+BidCheck BidSelection::Add(const market::Signed<market::Bid>& bid, int64_t now_ms, uint32_t reputation_ppm,
+                           std::string provider) {
   BidCheck check;
   if (bid.body.order_id != order_id_) {
     check = BidCheck{BidProblem::kWrongOrder, "the bid answers order " + market::ToHex(bid.body.order_id)};
+  } else if (bid.body.tenant != tenant_) {
+    check = BidCheck{BidProblem::kWrongOrder, "the bid names tenant " + market::ToHex(bid.body.tenant)};
   } else if (Expired(bid, now_ms)) {
     check = BidCheck{BidProblem::kExpired, "the bid or its reservation expired by " + std::to_string(now_ms)};
   } else if (std::any_of(kept_.begin(), kept_.end(),
@@ -38,7 +41,7 @@ BidCheck BidSelection::Add(const market::Signed<market::Bid>& bid, int64_t now_m
   candidate.provider = provider.empty() ? market::ToHex(bid.envelope.signer) : std::move(provider);
   candidate.denom = bid.body.denom;
   candidate.price_per_hour = bid.body.price_per_hour;
-  candidate.reputation_ppm = bid.body.reputation_ppm;
+  candidate.reputation_ppm = reputation_ppm;
   candidate.ranks = OptionRanks(order_, bid.body);
   candidate.services = bid.body.services;
   kept_.push_back(std::move(selected));

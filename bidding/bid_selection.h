@@ -23,12 +23,15 @@ struct SelectedBid {
 
 class BidSelection {
  public:
-  BidSelection(const market::MessageId& order_id, market::Order order, market::Policy policy);
+  // The tenant's own signed order: a bid must name its id and its signer as the tenant.
+  BidSelection(const market::Signed<market::Order>& order, market::Policy policy);
 
   // Checks `bid` (already verified) at now_ms and keeps it, or drops it and counts why.
-  // `provider` is the label ranking breaks ties with and reports (the signer's key in hex when
-  // empty); the bidder is identified by its signing key.
-  BidCheck Add(const market::Signed<market::Bid>& bid, int64_t now_ms, std::string provider = {});
+  // `reputation_ppm` is what this node computed for the bidder's key (ledger::ReputationPpm),
+  // never a number the bidder states. `provider` is the label ranking breaks ties with and
+  // reports (the signer's key in hex when empty); the bidder is identified by its signing key.
+  BidCheck Add(const market::Signed<market::Bid>& bid, int64_t now_ms, uint32_t reputation_ppm,
+               std::string provider = {});
 
   // The kept bids whose bid and reservation are still valid at now_ms, best first.
   std::vector<const SelectedBid*> Ranking(int64_t now_ms) const;
@@ -39,6 +42,7 @@ class BidSelection {
 
  private:
   market::MessageId order_id_;
+  market::PublicKey tenant_;
   market::Order order_;
   market::Policy policy_;
   std::vector<SelectedBid> kept_;

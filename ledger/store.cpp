@@ -635,7 +635,12 @@ Result<PreparedWrite> Prepare(LedgerWrite write) {
   Status status;
   if (const auto* order = std::get_if<RecordOrder>(&prepared.write)) status = PrepareRecord(order->order, prepared);
   if (const auto* bid = std::get_if<RecordBid>(&prepared.write)) status = PrepareRecord(bid->bid, prepared);
-  if (const auto* lease = std::get_if<RecordLease>(&prepared.write)) status = PrepareRecord(lease->lease, prepared);
+  if (const auto* lease = std::get_if<RecordLease>(&prepared.write)) {
+    // A lease is stored only when it is exactly the bid its tenant accepted, countersigned by
+    // that bid's provider: the same rules OpenLease and verify apply (docs/PROTOCOL.md).
+    status = market::CheckLeaseBinding(lease->lease);
+    if (status.ok()) status = PrepareRecord(lease->lease, prepared);
+  }
   if (const auto* close = std::get_if<RecordClose>(&prepared.write)) status = PrepareRecord(close->close, prepared);
   if (!status.ok()) return status;
   return prepared;
@@ -936,6 +941,34 @@ Result<Usage> LedgerStore::UsedCapacity(const PublicKey& provider, int64_t now_m
   }
   if (!it->status().ok()) return FromLevelDb(it->status(), "reading capacity");
   return used;
+}
+
+Result<LeaseOutcomes> LedgerStore::ProviderOutcomes(const PublicKey& provider) const {
+  SnapshotRead read(db_.get());
+  LeaseOutcomes outcomes;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read.options()));
+  const std::string prefix = keys::Id(keys::kLeaseByProvider, provider);
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(prefix)) break;
+    if (key.size() != prefix.size() + market::kIdBytes) continue;  // verify reports malformed keys
+    const MessageId lease_id = *keys::TrailingId(key);
+    auto close_value = DbGet(db_.get(), read.options(), keys::Id(keys::kClose, lease_id));
+    if (!close_value.ok()) return close_value.status();
+    if (!close_value->has_value()) {
+      ++outcomes.active;
+      continue;
+    }
+    auto close = DecodeStoredClose(**close_value);
+    if (!close.ok()) return close.status().WithContext(keys::Describe(keys::Id(keys::kClose, lease_id)));
+    switch (OutcomeOf(close->body.reason)) {
+      case LeaseOutcome::kCompleted: ++outcomes.completed; break;
+      case LeaseOutcome::kFailed: ++outcomes.failed; break;
+      case LeaseOutcome::kNeutral: ++outcomes.neutral; break;
+    }
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "reading lease outcomes");
+  return outcomes;
 }
 
 Result<std::vector<market::NodeCapacity>> LedgerStore::FreeCapacity(const PublicKey& provider,

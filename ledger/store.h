@@ -9,7 +9,8 @@
 //
 // Trust: a market::Signed<T> is by contract a verified message (OpenSigned / OpenLease output,
 // or MakeSigned by this node), so the write path does not re-run Ed25519 on it; it does check
-// that the id matches the envelope. Raw wire bytes go through OpenRecord, which verifies.
+// that the id matches the envelope, and that a lease is bound to the bid it embeds
+// (market::CheckLeaseBinding). Raw wire bytes go through OpenRecord, which verifies.
 // `gpumart ledger verify` re-checks every stored signature.
 #pragma once
 
@@ -23,6 +24,7 @@
 
 #include "ledger/capacity.h"
 #include "ledger/lease_state.h"
+#include "ledger/reputation.h"
 #include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
@@ -163,6 +165,10 @@ class LedgerStore {
   Result<std::vector<market::NodeCapacity>> FreeCapacity(const PublicKey& provider,
                                                          const std::vector<market::NodeCapacity>& inventory,
                                                          int64_t now_ms) const;
+  // The outcomes of every lease `provider` signed, by its close reason (ledger/reputation.h):
+  // what ReputationPpm turns into the reputation this node ranks the provider by. One read per
+  // lease of the provider.
+  Result<LeaseOutcomes> ProviderOutcomes(const PublicKey& provider) const;
 
   // --- writes (one thread) ---
   // Applies `writes` in order as one round: each gets its own Status in `results` (a failed one

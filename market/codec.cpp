@@ -319,11 +319,10 @@ Status ReadAssignments(Reader& r, std::vector<ServiceAssignment>& out) {
 }
 
 Status ReadOffer(Reader& r, Offer& offer) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 6));
-  GPUMART_RETURN_IF_ERROR(r.Str("offer.provider", limits::kMaxNameBytes, offer.provider));
+  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 5));
+  GPUMART_RETURN_IF_ERROR(r.Str("offer.name", limits::kMaxNameBytes, offer.name));
   GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "offer.attributes", limits::kMaxAttributes, offer.attributes));
   GPUMART_RETURN_IF_ERROR(ReadStrList(r, "offer.auditors", limits::kMaxAuditors, offer.auditors));
-  GPUMART_RETURN_IF_ERROR(r.UintAs("offer.reputation_ppm", 1'000'000, offer.reputation_ppm));
   size_t table_count = 0;
   GPUMART_RETURN_IF_ERROR(r.List("offer.pricing", limits::kMaxPriceTables, table_count));
   offer.pricing.resize(table_count);
@@ -374,10 +373,10 @@ Status ReadOffer(Reader& r, Offer& offer) {
 Status ReadBid(Reader& r, Bid& bid) {
   GPUMART_RETURN_IF_ERROR(r.Struct("bid", 7));
   GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.order_id", bid.order_id));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.tenant", bid.tenant));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.group", limits::kMaxNameBytes, bid.group));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.denom", limits::kMaxNameBytes, bid.denom));
   GPUMART_RETURN_IF_ERROR(r.Uint("bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
-  GPUMART_RETURN_IF_ERROR(r.UintAs("bid.reputation_ppm", 1'000'000, bid.reputation_ppm));
   GPUMART_RETURN_IF_ERROR(ReadAssignments(r, bid.services));
   return r.Int("bid.reservation_expires_ms", bid.reservation_expires_ms);
 }
@@ -389,22 +388,22 @@ Status ReadAccept(Reader& r, Accept& accept) {
   return ReadFixed(r, "accept.provider", accept.provider);
 }
 
-// An Accept envelope is small: ids and a key, plus the envelope's own fields.
-constexpr size_t kMaxAcceptEnvelopeBytes = 1024;
+// The Lease's wire fields, pointing into the bytes being decoded; BuildLease derives the rest.
+struct LeaseWire {
+  std::span<const uint8_t> accept;
+  std::span<const uint8_t> bid;
+  int64_t start_ms = 0;
+};
 
-Status ReadLease(Reader& r, Lease& lease) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("lease", 8));
-  const uint8_t* accept = nullptr;
-  size_t accept_size = 0;
-  GPUMART_RETURN_IF_ERROR(r.Bin("lease.accept", kMaxAcceptEnvelopeBytes, accept, accept_size));
-  lease.accept_envelope.assign(accept, accept + accept_size);
-  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.order_id", lease.order_id));
-  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.bid_id", lease.bid_id));
-  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "lease.tenant", lease.tenant));
-  GPUMART_RETURN_IF_ERROR(r.Str("lease.denom", limits::kMaxNameBytes, lease.denom));
-  GPUMART_RETURN_IF_ERROR(r.Uint("lease.price_per_hour", UINT64_MAX, lease.price_per_hour));
-  GPUMART_RETURN_IF_ERROR(r.Int("lease.start_ms", lease.start_ms));
-  return ReadAssignments(r, lease.services);
+Status ReadLease(Reader& r, LeaseWire& lease) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("lease", 3));
+  const uint8_t* bytes = nullptr;
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Bin("lease.accept", limits::kMaxAcceptEnvelopeBytes, bytes, size));
+  lease.accept = {bytes, size};
+  GPUMART_RETURN_IF_ERROR(r.Bin("lease.bid", limits::kMaxBidEnvelopeBytes, bytes, size));
+  lease.bid = {bytes, size};
+  return r.Int("lease.start_ms", lease.start_ms);
 }
 
 Status ReadClose(Reader& r, Close& close) {
@@ -538,11 +537,10 @@ Bytes EncodeBody(const Order& order) {
 Bytes EncodeBody(const Offer& offer) {
   Bytes out;
   Encoder e(out);
-  e.Array(6);
-  e.Str(offer.provider);
+  e.Array(5);
+  e.Str(offer.name);
   e.StrMap(offer.attributes);
   e.StrList(offer.auditors);
-  e.Uint(offer.reputation_ppm);
   e.Array(offer.pricing.size());
   for (const auto& table : offer.pricing) {
     e.Array(5);
@@ -582,10 +580,10 @@ Bytes EncodeBody(const Bid& bid) {
   Encoder e(out);
   e.Array(7);
   e.Bin(bid.order_id);
+  e.Bin(bid.tenant);
   e.Str(bid.group);
   e.Str(bid.denom);
   e.Uint(bid.price_per_hour);
-  e.Uint(bid.reputation_ppm);
   EncodeAssignments(e, bid.services);
   e.Int(bid.reservation_expires_ms);
   return out;
@@ -604,15 +602,10 @@ Bytes EncodeBody(const Accept& accept) {
 Bytes EncodeBody(const Lease& lease) {
   Bytes out;
   Encoder e(out);
-  e.Array(8);
+  e.Array(3);
   e.Bin(lease.accept_envelope.data(), lease.accept_envelope.size());
-  e.Bin(lease.order_id);
-  e.Bin(lease.bid_id);
-  e.Bin(lease.tenant);
-  e.Str(lease.denom);
-  e.Uint(lease.price_per_hour);
+  e.Bin(lease.bid_envelope.data(), lease.bid_envelope.size());
   e.Int(lease.start_ms);
-  EncodeAssignments(e, lease.services);
   return out;
 }
 
@@ -690,8 +683,8 @@ Status ValidateOrder(const Order& order) {
 }
 
 Status ValidateOffer(const Offer& offer) {
-  if (!NameValid(offer.provider)) return BadName("offer provider id", offer.provider);
-  if (offer.reputation_ppm > 1'000'000) return Status::InvalidArgument("offer reputation above 1.0");
+  // The name is a label (it may be empty); the provider's identity is the signer's key.
+  if (offer.name.size() > limits::kMaxNameBytes) return Status::LimitExceeded("offer name is too long");
   std::set<std::string_view> denoms;
   for (const auto& table : offer.pricing) {
     if (!NameValid(table.denom)) return BadName("offer price denom", table.denom);
@@ -721,12 +714,6 @@ Status ValidateBid(const Bid& bid) {
   return ValidateAssignments(bid.services, "bid");
 }
 
-Status ValidateLease(const Lease& lease) {
-  if (lease.accept_envelope.empty()) return Status::InvalidArgument("lease carries no accept");
-  if (!NameValid(lease.denom)) return BadName("lease denom", lease.denom);
-  return ValidateAssignments(lease.services, "lease");
-}
-
 Result<Order> DecodeOrder(std::span<const uint8_t> bytes) {
   return DecodeBody<Order>(bytes, "order", ReadOrder, ValidateOrder);
 }
@@ -740,7 +727,9 @@ Result<Accept> DecodeAccept(std::span<const uint8_t> bytes) {
   return DecodeBody<Accept>(bytes, "accept", ReadAccept, [](const Accept&) { return Status::Ok(); });
 }
 Result<Lease> DecodeLease(std::span<const uint8_t> bytes) {
-  return DecodeBody<Lease>(bytes, "lease", ReadLease, ValidateLease);
+  LeaseWire wire;
+  GPUMART_RETURN_IF_ERROR(ReadWhole(bytes, limits::kMaxBodyBytes, "lease", [&](Reader& r) { return ReadLease(r, wire); }));
+  return BuildLease(wire.accept, wire.bid, wire.start_ms);
 }
 Result<Close> DecodeClose(std::span<const uint8_t> bytes) {
   return DecodeBody<Close>(bytes, "close", ReadClose, [](const Close&) { return Status::Ok(); });
@@ -887,6 +876,11 @@ template <> Result<Close> DecodeTyped<Close>(std::span<const uint8_t> b) { retur
 
 template <typename Body>
 Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms, Freshness freshness) {
+  constexpr size_t kMaxBytes = MaxEnvelopeBytes(BodyTraits<Body>::kType);
+  if (bytes.size() > kMaxBytes) {
+    return Status::LimitExceeded(std::string(ToString(BodyTraits<Body>::kType)) + ": " + std::to_string(bytes.size()) +
+                                 " bytes exceed the limit of " + std::to_string(kMaxBytes));
+  }
   Result<Envelope> envelope = DecodeEnvelope(bytes);
   if (!envelope.ok()) return envelope.status();
   if (envelope->type != BodyTraits<Body>::kType) {
@@ -916,21 +910,94 @@ template Result<Signed<Accept>> OpenSigned<Accept>(std::span<const uint8_t>, int
 template Result<Signed<Lease>> OpenSigned<Lease>(std::span<const uint8_t>, int64_t, Freshness);
 template Result<Signed<Close>> OpenSigned<Close>(std::span<const uint8_t>, int64_t, Freshness);
 
+namespace {
+// An embedded message: its envelope and body decoded, its signature not checked.
+template <typename Body>
+Result<Signed<Body>> DecodeEmbedded(std::span<const uint8_t> bytes, const char* what) {
+  if (bytes.size() > MaxEnvelopeBytes(BodyTraits<Body>::kType)) {
+    return Status::LimitExceeded(std::string(what) + ": " + std::to_string(bytes.size()) + " bytes exceed the limit");
+  }
+  Result<Envelope> envelope = DecodeEnvelope(bytes);
+  if (!envelope.ok()) return envelope.status().WithContext(what);
+  if (envelope->type != BodyTraits<Body>::kType) {
+    return Status::InvalidArgument(std::string(what) + " is a " + std::string(ToString(envelope->type)) + " message");
+  }
+  Result<Body> body = DecodeTyped<Body>(envelope->body);
+  if (!body.ok()) return body.status().WithContext(what);
+  Signed<Body> message;
+  message.id = ComputeId(*envelope);
+  message.envelope = std::move(*envelope);
+  message.body = std::move(*body);
+  return message;
+}
+
+// The provider countersigns its own bid: nobody else can turn it into a lease.
+Status CheckSignedByBidder(const Signed<Lease>& lease) {
+  if (lease.envelope.signer == lease.body.provider) return Status::Ok();
+  return Status::BadSignature("lease is signed by " + ToHex(lease.envelope.signer).substr(0, 16) +
+                              "…, not by the provider of the bid it embeds");
+}
+}  // namespace
+
+Result<Lease> BuildLease(std::span<const uint8_t> accept_envelope, std::span<const uint8_t> bid_envelope,
+                         int64_t start_ms) {
+  Result<Signed<Accept>> accept = DecodeEmbedded<Accept>(accept_envelope, "lease's embedded accept");
+  if (!accept.ok()) return accept.status();
+  Result<Signed<Bid>> bid = DecodeEmbedded<Bid>(bid_envelope, "lease's embedded bid");
+  if (!bid.ok()) return bid.status();
+  if (accept->body.bid_id != bid->id) {
+    return Status::InvalidArgument("lease's accept takes bid " + ToHex(accept->body.bid_id) +
+                                   ", not the embedded bid " + ToHex(bid->id));
+  }
+  if (accept->body.order_id != bid->body.order_id) {
+    return Status::InvalidArgument("lease's accept and embedded bid name different orders");
+  }
+  if (accept->body.provider != bid->envelope.signer) {
+    return Status::BadSignature("lease's accept names a provider other than the signer of the embedded bid");
+  }
+  if (accept->envelope.signer != bid->body.tenant) {
+    return Status::BadSignature("lease's accept is not signed by the tenant the embedded bid answers");
+  }
+  Lease lease;
+  lease.accept_envelope.assign(accept_envelope.begin(), accept_envelope.end());
+  lease.bid_envelope.assign(bid_envelope.begin(), bid_envelope.end());
+  lease.start_ms = start_ms;
+  lease.order_id = bid->body.order_id;
+  lease.bid_id = bid->id;
+  lease.tenant = accept->envelope.signer;
+  lease.provider = bid->envelope.signer;
+  lease.denom = std::move(bid->body.denom);
+  lease.price_per_hour = bid->body.price_per_hour;
+  lease.services = std::move(bid->body.services);
+  return lease;
+}
+
+Status CheckLeaseBinding(const Signed<Lease>& lease) {
+  Result<Lease> derived = BuildLease(lease.body.accept_envelope, lease.body.bid_envelope, lease.body.start_ms);
+  if (!derived.ok()) return derived.status();
+  if (!(*derived == lease.body)) {
+    return Status::InvalidArgument("lease's terms differ from the bid its tenant accepted");
+  }
+  return CheckSignedByBidder(lease);
+}
+
 Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes) {
+  // Decoding the body applies BuildLease's rules; what is left is signatures and the signer.
   Result<Signed<Lease>> lease = OpenSigned<Lease>(bytes, 0, Freshness::kIgnore);
   if (!lease.ok()) return lease.status();
   Result<Signed<Accept>> accept = OpenSigned<Accept>(lease->body.accept_envelope, 0, Freshness::kIgnore);
   if (!accept.ok()) return accept.status().WithContext("lease's embedded accept");
-  if (accept->body.provider != lease->envelope.signer) {
-    return Status::BadSignature("lease is signed by a provider other than the one the tenant accepted");
-  }
-  if (accept->envelope.signer != lease->body.tenant) {
-    return Status::BadSignature("lease names a tenant other than the signer of its accept");
-  }
-  if (accept->body.order_id != lease->body.order_id || accept->body.bid_id != lease->body.bid_id) {
-    return Status::InvalidArgument("lease and its accept name different orders or bids");
-  }
+  Result<Signed<Bid>> bid = OpenSigned<Bid>(lease->body.bid_envelope, 0, Freshness::kIgnore);
+  if (!bid.ok()) return bid.status().WithContext("lease's embedded bid");
+  GPUMART_RETURN_IF_ERROR(CheckSignedByBidder(*lease));
   return lease;
+}
+
+Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm) {
+  Offer indexed = offer.body;
+  indexed.provider = ToHex(offer.envelope.signer);
+  indexed.reputation_ppm = reputation_ppm;
+  return indexed;
 }
 
 }  // namespace gpumart::market

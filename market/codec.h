@@ -59,6 +59,11 @@ constexpr int64_t kMaxTtlMs = 7LL * 24 * 3600 * 1000;  // expires - created, at 
 constexpr size_t kMaxReplayEntries = 1 << 20;
 constexpr size_t kMaxReplayEntriesPerSigner = 1 << 14;
 constexpr int64_t kReplayHorizonMs = kMaxTtlMs + kMaxClockSkewMs;
+// A whole Accept envelope: ids and a key plus the envelope's own fields (about 250 bytes).
+constexpr size_t kMaxAcceptEnvelopeBytes = 1024;
+// A whole Bid envelope. A Lease embeds one, so a bid over this could never become a lease: it is
+// refused wherever it arrives. Half a message leaves the Lease room for the rest.
+constexpr size_t kMaxBidEnvelopeBytes = kMaxMessageBytes / 2;
 }  // namespace limits
 
 // The signed envelope every message travels in. On the wire (msgpack array of 8):
@@ -101,7 +106,6 @@ Result<Close> DecodeClose(std::span<const uint8_t> bytes);
 Status ValidateOrder(const Order& order);
 Status ValidateOffer(const Offer& offer);
 Status ValidateBid(const Bid& bid);
-Status ValidateLease(const Lease& lease);
 
 Bytes EncodeEnvelope(const Envelope& envelope);
 // Structure only, strictly canonical: limits, field types, key and signature lengths, version.
@@ -135,6 +139,16 @@ struct Signed {
   Body body;
 };
 
+// The largest whole envelope of each type a node accepts (kMaxMessageBytes unless a tighter limit
+// applies: Bids and Accepts are embedded in Leases).
+constexpr size_t MaxEnvelopeBytes(MessageType type) {
+  switch (type) {
+    case MessageType::kBid: return limits::kMaxBidEnvelopeBytes;
+    case MessageType::kAccept: return limits::kMaxAcceptEnvelopeBytes;
+    default: return limits::kMaxMessageBytes;
+  }
+}
+
 template <typename Body> struct BodyTraits;
 template <> struct BodyTraits<Order> { static constexpr MessageType kType = MessageType::kOrder; };
 template <> struct BodyTraits<Offer> { static constexpr MessageType kType = MessageType::kOffer; };
@@ -163,9 +177,29 @@ template <typename Body>
 Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms,
                                 Freshness freshness = Freshness::kCheck);
 
-// Checks a Lease completely: the provider's signature, the embedded Accept's tenant signature,
-// and that they agree (same order and bid, the Accept names this provider, the Lease names the
-// Accept's signer as tenant). Time is not checked: a lease stays valid after its messages expire.
+// The one way to make a Lease: from the tenant's signed Accept and the provider's signed Bid (their
+// envelope bytes), deriving the terms from them. Structure only, no signature check: both decode
+// (within kMaxAcceptEnvelopeBytes / kMaxBidEnvelopeBytes, of the right types, valid bodies), the
+// Accept's bid_id is the Bid's id, its order_id is the Bid's order_id, its provider is the Bid's
+// signer, and its signer is the Bid's tenant. DecodeLease builds its result with this too.
+Result<Lease> BuildLease(std::span<const uint8_t> accept_envelope, std::span<const uint8_t> bid_envelope,
+                         int64_t start_ms);
+
+// The binding rules that need no signature check, for a Signed<Lease> built or decoded anywhere:
+// BuildLease's rules, the derived terms in `lease.body` are exactly what the embedded messages
+// say (nothing changed by hand), and the Lease is signed by the Bid's signer. The ledger runs this
+// before it stores a lease.
+Status CheckLeaseBinding(const Signed<Lease>& lease);
+
+// Checks a Lease completely (docs/PROTOCOL.md, "Lease binding"): decoding applies BuildLease's
+// rules, then the provider's signature, the embedded Accept's (tenant) and Bid's (provider)
+// signatures, and that the Lease is signed by the Bid's signer. Time is not checked: a lease
+// stays valid after its messages expire.
 Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes);
+
+// The Offer an OfferBook indexes for a verified signed offer: provider id = the signer's public
+// key in hex (the body's name is a label only, so nobody can replace another provider's entry by
+// using its name), and the reputation this node computed for that key (the wire carries none).
+Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm);
 
 }  // namespace gpumart::market

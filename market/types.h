@@ -170,10 +170,17 @@ struct PriceTable {
 
 // A provider's advertisement: its free capacity and its prices.
 struct Offer {
-  std::string provider;                           // provider id (its public key in hex on the wire)
+  // Who the offer is from, as the OfferBook indexes it. Not on the wire: for a signed offer it
+  // is the signer's public key in hex (OfferOfSigner, market/codec.h), so nobody can replace
+  // another provider's entry; in an offers file it is the file's id.
+  std::string provider;
+  std::string name;                               // a label the provider chose (on the wire)
   std::map<std::string, std::string> attributes;  // e.g. region=us-west
   std::vector<std::string> auditors;              // keys of auditors that signed this provider
-  uint32_t reputation_ppm = 0;                    // 0..1'000'000 (0.97 = 970'000)
+  // Node-local, never on the wire (a provider's word about itself is worth nothing): what this
+  // node computed (ledger/reputation.h, docs/MATCHING.md) or an offers file's snapshot.
+  // 0..1'000'000 (0.97 = 970'000).
+  uint32_t reputation_ppm = 0;
   std::vector<PriceTable> pricing;
   std::vector<NodeCapacity> nodes;
   bool operator==(const Offer&) const = default;
@@ -208,10 +215,12 @@ struct ServiceAssignment {
 
 struct Bid {
   MessageId order_id{};
+  // The Order's signer: only an Accept signed by this key can turn the bid into a lease, so any
+  // node can check who may accept without having seen the order.
+  PublicKey tenant{};
   std::string group;
   std::string denom;
   uint64_t price_per_hour = 0;
-  uint32_t reputation_ppm = 0;
   std::vector<ServiceAssignment> services;
   int64_t reservation_expires_ms = 0;  // the provider holds the capacity until then
   bool operator==(const Bid&) const = default;
@@ -226,15 +235,25 @@ struct Accept {
 };
 
 // The provider's countersignature: a lease exists only when the provider signed this. It embeds
-// the tenant's signed Accept (its full envelope bytes) so any node can check both signatures.
+// the provider's signed Bid and the tenant's signed Accept of that bid (their full envelope
+// bytes), so any node can check all three signatures and that the lease is exactly the bid the
+// tenant accepted without having seen either message (OpenLease, market/codec.h).
+//
+// Only accept_envelope, bid_envelope and start_ms are on the wire. The terms are not repeated
+// there: they are derived from the embedded messages by BuildLease (market/codec.h), the one way
+// to make a Lease, which DecodeLease uses too. A Lease whose derived fields were changed by hand
+// is refused by CheckLeaseBinding.
 struct Lease {
   Bytes accept_envelope;     // the signed Accept, exactly as the tenant sent it
-  MessageId order_id{};
-  MessageId bid_id{};
-  PublicKey tenant{};
-  std::string denom;
-  uint64_t price_per_hour = 0;
+  Bytes bid_envelope;        // the signed Bid it accepts, exactly as the provider sent it
   int64_t start_ms = 0;
+  // Derived from the embedded messages.
+  MessageId order_id{};      // the Bid's order_id (= the Accept's)
+  MessageId bid_id{};        // the id of the embedded Bid (= the Accept's bid_id)
+  PublicKey tenant{};        // the Accept's signer
+  PublicKey provider{};      // the Bid's signer (= the Accept's provider); must sign the Lease
+  std::string denom;         // the Bid's
+  uint64_t price_per_hour = 0;
   std::vector<ServiceAssignment> services;
   bool operator==(const Lease&) const = default;
 };

@@ -13,6 +13,7 @@
 #include "bidding/bid_selection.h"
 #include "ledger/capacity.h"
 #include "ledger/ledger_actor.h"
+#include "ledger/reputation.h"
 #include "ledger/verify.h"
 #include "actors/actor_system.h"
 #include "actors/outbox.h"
@@ -97,10 +98,10 @@ Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, Led
   }
   market::Bid bid;
   bid.order_id = order->id;
+  bid.tenant = order->envelope.signer;
   bid.group = order->body.group;
   bid.denom = fit.candidate->denom;
   bid.price_per_hour = fit.candidate->price_per_hour;
-  bid.reputation_ppm = fit.candidate->reputation_ppm;
   bid.services = fit.candidate->services;
   bid.reservation_expires_ms = now_ms + kDemoBidTtlMs;
   const auto signed_bid = market::MakeSigned(provider.identity, bid, now_ms, kDemoBidTtlMs, market::RandomNonce());
@@ -127,23 +128,19 @@ Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire,
   if (own == provider.outstanding_bids.end() || own->second.body.order_id != accept->body.order_id) {
     return Status::InvalidArgument("accept names a bid this provider did not make for that order");
   }
-  const market::Signed<market::Bid>* bid = &own->second;
+  if (accept->envelope.signer != own->second.body.tenant) {
+    return Status::PermissionDenied("accept is not signed by the tenant whose order the bid answers");
+  }
   Result<ledger::Reservation> reservation = ledger.store().GetReservation(accept->body.bid_id);
   if (!reservation.ok() || reservation->expires_ms <= now_ms) {
     return Status::FailedPrecondition("the accepted bid's reservation has expired");
   }
-  market::Lease lease;
-  lease.accept_envelope = accept_wire;
-  lease.order_id = accept->body.order_id;
-  lease.bid_id = accept->body.bid_id;
-  lease.tenant = accept->envelope.signer;
-  lease.denom = bid->body.denom;
-  lease.price_per_hour = bid->body.price_per_hour;
-  lease.start_ms = now_ms;
-  lease.services = bid->body.services;
+  // The lease embeds the bid and the accept byte for byte; its terms are the bid's.
+  Result<market::Lease> lease = market::BuildLease(accept_wire, market::EncodeEnvelope(own->second.envelope), now_ms);
+  if (!lease.ok()) return lease.status();
   // A lease does not expire as a message; its envelope expiry only bounds how long it may take
   // to reach the other nodes.
-  const auto signed_lease = market::MakeSigned(provider.identity, lease, now_ms, kDemoOrderTtlMs, market::RandomNonce());
+  const auto signed_lease = market::MakeSigned(provider.identity, *lease, now_ms, kDemoOrderTtlMs, market::RandomNonce());
   // Acknowledged only once durable (group commit).
   GPUMART_RETURN_IF_ERROR(ledger.Write(ledger::RecordLease{signed_lease}));
   provider.outstanding_bids.erase(own);
@@ -222,7 +219,7 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
 
     // 3. The tenant verifies every bid, checks it against the order (a bid that lies is dropped
     //    and counted) and ranks the rest by its policy.
-    bidding::BidSelection selection(signed_order.id, signed_order.body, options.policy);
+    bidding::BidSelection selection(signed_order, options.policy);
     std::map<MessageId, size_t> bidder;  // bid id -> provider index, for every bid received
     for (const auto& [p, wire] : bid_wires) {
       Result<market::Signed<market::Bid>> bid = market::OpenSigned<market::Bid>(wire, now_ms);
@@ -235,7 +232,11 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       // Every node records the bids it relays.
       background.push_back(ledger.Submit(ledger::RecordBid{*bid}));
       bidder.emplace(bid->id, p);
-      const bidding::BidCheck check = selection.Add(*bid, now_ms, providers[p].inventory.provider);
+      // What this node's ledger says of the bidder's key, never what the offers file claims.
+      Result<ledger::LeaseOutcomes> track_record = ledger.store().ProviderOutcomes(bid->envelope.signer);
+      if (!track_record.ok()) return track_record.status();
+      const bidding::BidCheck check =
+          selection.Add(*bid, now_ms, ledger::ReputationPpm(*track_record), providers[p].inventory.provider);
       if (!check.ok()) {
         group.declined.push_back(providers[p].inventory.provider + ": bid dropped (" +
                                  std::string(bidding::ToString(check.problem)) + "): " + check.detail);
@@ -271,10 +272,11 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       background.push_back(ledger.Submit(ledger::Release{bid_id}));
     }
 
-    // 6. Any node can check the lease: the provider's signature and the tenant's embedded one.
+    // 6. Any node can check the lease: the provider's signature, the embedded bid's and accept's,
+    //    and that the lease is exactly the accepted bid.
     Result<market::Signed<market::Lease>> lease = market::OpenLease(*lease_wire);
     if (!lease.ok()) return lease.status().WithContext("lease check");
-    group.signatures_verified += 2;
+    group.signatures_verified += 3;
     group.order_to_lease_ms = MillisSince(started);
     for (auto& pending : background) GPUMART_RETURN_IF_ERROR(pending.get());
     group.leased = true;

@@ -20,7 +20,6 @@ market::Bid HonestBid(const market::Order& order) {
   bid.group = order.group;
   bid.denom = order.Denom();
   bid.price_per_hour = order.CapPerHour();
-  bid.reputation_ppm = 970'000;
   bid.services = market::testing::SampleAssignments();
   return bid;
 }

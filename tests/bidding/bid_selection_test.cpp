@@ -13,6 +13,8 @@ using market::kGi;
 
 constexpr int64_t kNowMs = 1'700'000'000'000;
 constexpr int64_t kTtlMs = 60'000;
+// What the tenant's node computed for every bidder (a newcomer's score): ranking breaks ties on it.
+constexpr uint32_t kReputationPpm = 500'000;
 
 class BidSelectionTest : public ::testing::Test {
  protected:
@@ -28,7 +30,7 @@ class BidSelectionTest : public ::testing::Test {
     bid.group = order_.body.group;
     bid.denom = order_.body.Denom();
     bid.price_per_hour = price_per_hour;
-    bid.reputation_ppm = 900'000;
+    bid.tenant = tenant_.public_key();
     bid.services = market::testing::SampleAssignments();
     bid.services[0].option = option;
     bid.services[0].device = std::move(device);
@@ -47,11 +49,11 @@ const market::DeviceType kA100{"nvidia", "a100", 80 * kGi, GpuInterface::kPcie};
 // A provider with A100s claims option 0 (the H100 the tenant prefers) to be ranked first. The
 // tenant once ranked it first on its word.
 TEST_F(BidSelectionTest, BidClaimingARankItsDeviceDoesNotEarnIsDroppedNotRankedFirst) {
-  BidSelection selection(order_.id, order_.body, market::Policy::kPreference);
+  BidSelection selection(order_, market::Policy::kPreference);
   const auto honest = Bid(1, kA100, 2'000'000);
   const auto liar = Bid(0, kA100, 1'000'000);
-  EXPECT_TRUE(selection.Add(honest, kNowMs).ok());
-  const BidCheck check = selection.Add(liar, kNowMs);
+  EXPECT_TRUE(selection.Add(honest, kNowMs, kReputationPpm).ok());
+  const BidCheck check = selection.Add(liar, kNowMs, kReputationPpm);
   EXPECT_EQ(check.problem, BidProblem::kDeviceMismatch) << check.detail;
   const auto ranking = selection.Ranking(kNowMs);
   ASSERT_EQ(ranking.size(), 1u);
@@ -62,17 +64,17 @@ TEST_F(BidSelectionTest, BidClaimingARankItsDeviceDoesNotEarnIsDroppedNotRankedF
 
 TEST_F(BidSelectionTest, RanksLikeTheMatchingEngine) {
   for (const market::Policy policy : {market::Policy::kPreference, market::Policy::kCheapest}) {
-    BidSelection selection(order_.id, order_.body, policy);
+    BidSelection selection(order_, policy);
     const std::vector<market::Signed<market::Bid>> bids = {
         Bid(1, kA100, 1'000'000), Bid(0, kH100, 3'000'000), Bid(0, kH100, 2'000'000), Bid(2, kA100, 500'000)};
     std::vector<market::Candidate> expected;
     for (const auto& bid : bids) {
-      ASSERT_TRUE(selection.Add(bid, kNowMs, market::ToHex(bid.envelope.signer)).ok());
+      ASSERT_TRUE(selection.Add(bid, kNowMs, kReputationPpm, market::ToHex(bid.envelope.signer)).ok());
       market::Candidate candidate;
       candidate.provider = market::ToHex(bid.envelope.signer);
       candidate.denom = bid.body.denom;
       candidate.price_per_hour = bid.body.price_per_hour;
-      candidate.reputation_ppm = bid.body.reputation_ppm;
+      candidate.reputation_ppm = kReputationPpm;
       candidate.ranks = {*bid.body.services[0].option};
       candidate.services = bid.body.services;
       expected.push_back(candidate);
@@ -85,23 +87,23 @@ TEST_F(BidSelectionTest, RanksLikeTheMatchingEngine) {
 }
 
 TEST_F(BidSelectionTest, BidForAnotherOrderIsDropped) {
-  BidSelection selection(order_.id, order_.body, market::Policy::kPreference);
+  BidSelection selection(order_, market::Policy::kPreference);
   auto bid = Bid(0, kH100, 1'000'000);
   bid.body.order_id[0] ^= 1;
   bid = market::MakeSigned(market::Identity::Generate(), bid.body, kNowMs, kTtlMs, 99);
-  EXPECT_EQ(selection.Add(bid, kNowMs).problem, BidProblem::kWrongOrder);
+  EXPECT_EQ(selection.Add(bid, kNowMs, kReputationPpm).problem, BidProblem::kWrongOrder);
   EXPECT_TRUE(selection.Ranking(kNowMs).empty());
 }
 
 TEST_F(BidSelectionTest, ExpiredBidsAreDroppedAndLeaveTheRankingWhenTheyExpire) {
-  BidSelection selection(order_.id, order_.body, market::Policy::kPreference);
+  BidSelection selection(order_, market::Policy::kPreference);
   const auto bid = Bid(0, kH100, 1'000'000);
-  EXPECT_EQ(selection.Add(bid, kNowMs + kTtlMs).problem, BidProblem::kExpired);
+  EXPECT_EQ(selection.Add(bid, kNowMs + kTtlMs, kReputationPpm).problem, BidProblem::kExpired);
   auto short_reservation = Bid(1, kA100, 1'000'000);
   short_reservation.body.reservation_expires_ms = kNowMs + 1'000;
   short_reservation = market::MakeSigned(market::Identity::Generate(), short_reservation.body, kNowMs, kTtlMs, 98);
-  EXPECT_TRUE(selection.Add(short_reservation, kNowMs).ok());
-  EXPECT_TRUE(selection.Add(bid, kNowMs).ok());
+  EXPECT_TRUE(selection.Add(short_reservation, kNowMs, kReputationPpm).ok());
+  EXPECT_TRUE(selection.Add(bid, kNowMs, kReputationPpm).ok());
   EXPECT_EQ(selection.Ranking(kNowMs).size(), 2u);
   // Its reservation gone, the provider no longer holds the capacity: nothing to accept.
   ASSERT_EQ(selection.Ranking(kNowMs + 1'000).size(), 1u);
@@ -111,24 +113,24 @@ TEST_F(BidSelectionTest, ExpiredBidsAreDroppedAndLeaveTheRankingWhenTheyExpire) 
 }
 
 TEST_F(BidSelectionTest, OneBidPerProviderKey) {
-  BidSelection selection(order_.id, order_.body, market::Policy::kPreference);
+  BidSelection selection(order_, market::Policy::kPreference);
   const market::Identity provider = market::Identity::Generate();
-  EXPECT_TRUE(selection.Add(Bid(1, kA100, 2'000'000, provider), kNowMs).ok());
-  EXPECT_EQ(selection.Add(Bid(0, kH100, 1'000'000, provider), kNowMs).problem, BidProblem::kDuplicateBidder);
+  EXPECT_TRUE(selection.Add(Bid(1, kA100, 2'000'000, provider), kNowMs, kReputationPpm).ok());
+  EXPECT_EQ(selection.Add(Bid(0, kH100, 1'000'000, provider), kNowMs, kReputationPpm).problem, BidProblem::kDuplicateBidder);
   EXPECT_EQ(selection.kept(), 1u);
   EXPECT_EQ(selection.dropped(BidProblem::kDuplicateBidder), 1u);
 }
 
 // Every reason CheckBidAgainstOrder finds is counted under its own name.
 TEST_F(BidSelectionTest, DropsAreCountedByReason) {
-  BidSelection selection(order_.id, order_.body, market::Policy::kPreference);
+  BidSelection selection(order_, market::Policy::kPreference);
   auto over_cap = Bid(0, kH100, order_.body.CapPerHour() + 1);
   auto bad_replicas = Bid(0, kH100, 1'000'000);
   bad_replicas.body.services[1].placements[0].replicas = 5;
   bad_replicas = market::MakeSigned(market::Identity::Generate(), bad_replicas.body, kNowMs, kTtlMs, 97);
-  EXPECT_EQ(selection.Add(over_cap, kNowMs).problem, BidProblem::kOverCap);
-  EXPECT_EQ(selection.Add(bad_replicas, kNowMs).problem, BidProblem::kReplicaCount);
-  EXPECT_EQ(selection.Add(Bid(0, kA100, 1'000'000), kNowMs).problem, BidProblem::kDeviceMismatch);
+  EXPECT_EQ(selection.Add(over_cap, kNowMs, kReputationPpm).problem, BidProblem::kOverCap);
+  EXPECT_EQ(selection.Add(bad_replicas, kNowMs, kReputationPpm).problem, BidProblem::kReplicaCount);
+  EXPECT_EQ(selection.Add(Bid(0, kA100, 1'000'000), kNowMs, kReputationPpm).problem, BidProblem::kDeviceMismatch);
   EXPECT_EQ(selection.dropped(BidProblem::kOverCap), 1u);
   EXPECT_EQ(selection.dropped(BidProblem::kReplicaCount), 1u);
   EXPECT_EQ(selection.dropped(BidProblem::kDeviceMismatch), 1u);

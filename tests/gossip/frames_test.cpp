@@ -103,7 +103,8 @@ TEST(FramesTest, HopsOverTheLimitAreMalformed) {
 
 TEST(FramesTest, UnknownAndReservedTypesAreUnsupported) {
   for (uint8_t type : {0, 10, 16, 17, 255}) {
-    const Bytes bytes{0x91, 0xcc, type};
+    // Canonical: a fixint below 128, uint8 above (a wider form would be refused as such).
+    const Bytes bytes = type < 0x80 ? Bytes{0x91, type} : Bytes{0x91, 0xcc, type};
     auto decoded = DecodeFrame(bytes);
     ASSERT_FALSE(decoded.ok());
     EXPECT_EQ(decoded.status().code(), Status::Code::kInvalidArgument) << int{type};

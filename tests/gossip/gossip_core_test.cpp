@@ -430,29 +430,33 @@ TEST_F(HostilePeerTest, DuplicatesAreDroppedBeforeTheSignatureCheck) {
 TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
   const Identity tenant = Signer(20);
   const Identity provider = Signer(21);
-  const Identity mallory = Signer(22);
-  auto make_lease = [&](const Identity& accept_signer) {
-    market::Accept accept;
-    accept.order_id[0] = 1;
-    accept.bid_id[0] = 2;
-    accept.provider = provider.public_key();
+  market::Bid bid;
+  bid.order_id[0] = 1;
+  bid.tenant = tenant.public_key();
+  bid.group = "dcloud";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1000;
+  bid.services = market::testing::SampleAssignments();
+  bid.reservation_expires_ms = net.now() + 60'000;
+  const auto signed_bid = market::MakeSigned(provider, bid, net.now(), 60'000, 6);
+  market::Accept accept;
+  accept.order_id = bid.order_id;
+  accept.bid_id = signed_bid.id;
+  accept.provider = provider.public_key();
+  const Bytes accept_bytes = market::EncodeEnvelope(market::MakeSigned(tenant, accept, net.now(), 60'000, 7).envelope);
+  auto make_lease = [&](const Bytes& embedded_accept, uint64_t nonce) {
     market::Lease lease;
-    lease.accept_envelope =
-        market::EncodeEnvelope(market::MakeSigned(accept_signer, accept, net.now(), 60'000, 7).envelope);
-    lease.order_id = accept.order_id;
-    lease.bid_id = accept.bid_id;
-    lease.tenant = tenant.public_key();
-    lease.denom = "uakt";
-    lease.price_per_hour = 1000;
+    lease.accept_envelope = embedded_accept;
+    lease.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
     lease.start_ms = net.now();
-    lease.services = market::testing::SampleAssignments();
-    return market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, 8).envelope);
+    return market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, nonce).envelope);
   };
-  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(tenant)));
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(accept_bytes, 8)));
   EXPECT_EQ(net.node(0).delivered.size(), 1u);
-  // Signed by the provider, but the embedded Accept is not the named tenant's.
-  const Bytes forged = make_lease(mallory);
-  net.Inject(0, peer, EncodeMessageFrame(1, forged));
+  // Signed by the provider, but the embedded Accept's signature is not the named tenant's.
+  Bytes forged_accept = accept_bytes;
+  forged_accept.back() ^= 0x01;
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(forged_accept, 9)));
   EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 1u);
   EXPECT_EQ(net.node(0).delivered.size(), 1u);
 }

@@ -155,13 +155,45 @@ TEST(LedgerStoreTest, SecondOpenInAnotherProcessIsUnavailable) {
   EXPECT_EQ(again.status().code(), Status::Code::kUnavailable) << again.status().ToString();
 }
 
+// Failing-first (issue 11, item 4): a lease whose price is above the bid the tenant accepted is
+// refused before anything is written.
+TEST(LedgerStoreTest, LeaseAboveItsBidsPriceIsRefused) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  const auto order = parties.Order();
+  const auto bid = parties.Bid(order.id);
+  ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
+  const auto head = store->head();
+  market::Lease dearer = parties.Lease(bid).body;
+  dearer.price_per_hour = kPricePerHour * 2;
+  const auto lease = market::MakeSigned(parties.provider(), dearer, kStartMs, testing::kTtlMs, 99);
+  const Status refused = WriteOne(*store, RecordLease{lease});
+  EXPECT_EQ(refused.code(), Status::Code::kInvalidArgument) << refused.ToString();
+  EXPECT_NE(refused.message().find("differ from the bid"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(store->head(), head);
+  EXPECT_FALSE(store->GetLease(lease.id).ok());
+  ExpectVerifies(*store);
+}
+
+TEST(LedgerStoreTest, LeaseNotSignedByItsBidderIsRefused) {
+  TempDir dir;
+  Parties parties;
+  auto store = OpenOrDie(dir.Sub("ledger"));
+  const market::Lease body = parties.FreshLease().body;
+  const auto lease = market::MakeSigned(parties.tenant(), body, kStartMs, testing::kTtlMs, 99);
+  EXPECT_EQ(WriteOne(*store, RecordLease{lease}).code(), Status::Code::kBadSignature);
+  EXPECT_EQ(store->head().seq, 0u);
+}
+
 TEST(LedgerStoreTest, RecordsLeaseWithIndexesAndReadsItBack) {
   TempDir dir;
   Parties parties;
   auto store = OpenOrDie(dir.Sub("ledger"));
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
-  const auto lease = parties.Lease(order.id, bid.id);
+  const auto lease = parties.Lease(bid);
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
@@ -352,7 +384,7 @@ TEST(LedgerStoreTest, OpenOrdersExcludeLeasedAndExpired) {
   EXPECT_EQ(WriteOne(*store, RecordOrder{open}).code(), Status::Code::kAlreadyExists);
   const auto bid = parties.Bid(leased.id);
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
-  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(leased.id, bid.id, kStartMs + 500)}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(bid, kStartMs + 500)}).ok());
 
   auto page = store->OpenOrders(kStartMs + 2'000);
   ASSERT_TRUE(page.ok());
@@ -370,7 +402,7 @@ TEST(LedgerStoreTest, LeaseArrivingBeforeItsOrderStillClosesTheOrder) {
   auto store = OpenOrDie(dir.Sub("ledger"));
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
-  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(order.id, bid.id, kStartMs + 10)}).ok());
+  ASSERT_TRUE(WriteOne(*store, RecordLease{parties.Lease(bid, kStartMs + 10)}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   EXPECT_EQ(store->OpenOrders(kStartMs)->orders.size(), 0u);
@@ -389,7 +421,7 @@ TEST(LedgerStoreTest, RetentionCompactsClosedOrdersAndBidsButKeepsLeases) {
   const auto expired = parties.Order(kStartMs, 1'000);
   const auto fresh = parties.Order(kStartMs + 50'000, 3'600'000);
   const auto bid = parties.Bid(leased.id, kStartMs, 2'000);
-  const auto lease = parties.Lease(leased.id, bid.id, kStartMs + 100);
+  const auto lease = parties.Lease(bid, kStartMs + 100);
   for (const auto& order : {leased, expired, fresh}) ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordBid{bid}).ok());
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
@@ -432,7 +464,7 @@ TEST(LedgerStoreTest, ReservationsAndLeasesDetermineFreeCapacity) {
   EXPECT_EQ(store->FreeCapacity(provider, inventory, kStartMs + 30'000)->at(0).gpus.at(0).count, 8u);
 
   // The lease replaces the reservation; closing the lease frees the GPUs.
-  const auto lease = parties.Lease(order.id, bid.id);
+  const auto lease = parties.Lease(bid);
   ASSERT_TRUE(WriteOne(*store, RecordLease{lease}).ok());
   EXPECT_EQ(store->GetReservation(bid.id).status().code(), Status::Code::kNotFound);
   EXPECT_EQ(store->FreeCapacity(provider, inventory, kStartMs + 60'000)->at(0).gpus.at(0).count, 6u);
@@ -493,14 +525,6 @@ TEST(LedgerStoreTest, ChainEntryRoundTrips) {
 // Nothing is stored that the node's own decoders and verifier would not accept again: each of
 // these was once stored, after which `gpumart ledger verify` failed and gpumartd refused to start.
 
-// `lease`, re-signed by the provider with other services (a provider can sign anything).
-market::Signed<market::Lease> WithServices(const Parties& parties, market::Signed<market::Lease> lease,
-                                           std::vector<market::ServiceAssignment> services) {
-  lease.body.services = std::move(services);
-  return market::MakeSigned(parties.provider(), lease.body, lease.envelope.created_ms,
-                            lease.envelope.expires_ms - lease.envelope.created_ms, lease.envelope.nonce + 1'000'000);
-}
-
 // Asserts the write is refused with a reason, leaves no trace, and the ledger still verifies.
 void ExpectRefusedCleanly(LedgerStore& store, LedgerWrite write, std::string_view reason) {
   const ChainHead before = store.head();
@@ -526,7 +550,7 @@ TEST(LedgerStoreTest, LeaseOnMoreNodesThanUsageMayNameIsRefusedBeforeItIsStored)
     services[0].placements.push_back(market::Placement{"a" + std::to_string(i), 1});
     services[1].placements.push_back(market::Placement{"b" + std::to_string(i), 1});
   }
-  const auto lease = WithServices(parties, parties.Lease(order.id, parties.Bid(order.id).id), services);
+  const auto lease = parties.Lease(parties.Bid(order.id, services));
   ExpectRefusedCleanly(*store, RecordLease{lease}, "nodes");
   EXPECT_EQ(store->GetLease(lease.id).status().code(), Status::Code::kNotFound);
 }
@@ -551,7 +575,7 @@ TEST(LedgerStoreTest, LeaseWithMoreGpuTypesPerNodeThanUsageMayNameIsRefused) {
   order.services.erase(order.services.begin());
   const auto signed_order = parties.Order(order);
   ASSERT_TRUE(WriteOne(*store, RecordOrder{signed_order}).ok());
-  const auto lease = WithServices(parties, parties.Lease(signed_order.id, parties.Bid(signed_order.id).id), services);
+  const auto lease = parties.Lease(parties.Bid(signed_order.id, services));
   ExpectRefusedCleanly(*store, RecordLease{lease}, "GPU types");
 }
 

@@ -2,6 +2,7 @@
 // No GoogleTest here: the crash-test child uses it too.
 #pragma once
 
+#include <cstdlib>
 #include <cstring>
 
 #include "market/codec.h"
@@ -33,43 +34,42 @@ class Parties {
     return market::MakeSigned(tenant_, order, created_ms, ttl_ms, ++nonce_);
   }
 
-  market::Signed<market::Bid> Bid(const MessageId& order_id, int64_t created_ms = kStartMs, int64_t ttl_ms = kTtlMs) {
+  market::Signed<market::Bid> Bid(const MessageId& order_id, int64_t created_ms = kStartMs, int64_t ttl_ms = kTtlMs,
+                                  uint64_t price_per_hour = kPricePerHour) {
     market::Bid bid;
     bid.order_id = order_id;
+    bid.tenant = tenant_.public_key();
     bid.group = "dcloud";
     bid.denom = "uakt";
-    bid.price_per_hour = kPricePerHour;
-    bid.reputation_ppm = 970'000;
+    bid.price_per_hour = price_per_hour;
     bid.services = market::testing::SampleAssignments();
     bid.reservation_expires_ms = created_ms + ttl_ms;
     return market::MakeSigned(provider_, bid, created_ms, ttl_ms, ++nonce_);
   }
 
-  market::Signed<market::Lease> Lease(const MessageId& order_id, const MessageId& bid_id, int64_t start_ms = kStartMs,
-                                      uint64_t price_per_hour = kPricePerHour) {
+  // A bid with `services` as they are: no validation, like any buggy or hostile provider.
+  market::Signed<market::Bid> Bid(const MessageId& order_id, std::vector<market::ServiceAssignment> services) {
+    market::Signed<market::Bid> bid = Bid(order_id);
+    bid.body.services = std::move(services);
+    return market::MakeSigned(provider_, bid.body, kStartMs, kTtlMs, ++nonce_);
+  }
 
-    market::Accept accept{order_id, bid_id, provider_.public_key()};
+  // The tenant accepts `bid`; the provider countersigns the lease (which embeds both).
+  market::Signed<market::Lease> Lease(const market::Signed<market::Bid>& bid, int64_t start_ms = kStartMs) {
+    market::Accept accept{bid.body.order_id, bid.id, provider_.public_key()};
     const auto signed_accept = market::MakeSigned(tenant_, accept, start_ms, kTtlMs, ++nonce_);
-    market::Lease lease;
-    lease.accept_envelope = market::EncodeEnvelope(signed_accept.envelope);
-    lease.order_id = order_id;
-    lease.bid_id = bid_id;
-    lease.tenant = tenant_.public_key();
-    lease.denom = "uakt";
-    lease.price_per_hour = price_per_hour;
-    lease.start_ms = start_ms;
-    lease.services = market::testing::SampleAssignments();
-    return market::MakeSigned(provider_, lease, start_ms, kTtlMs, ++nonce_);
+    auto lease = market::BuildLease(market::EncodeEnvelope(signed_accept.envelope),
+                                    market::EncodeEnvelope(bid.envelope), start_ms);
+    if (!lease.ok()) std::abort();  // the parts above always bind; a failure is a bug in the codec
+    return market::MakeSigned(provider_, *lease, start_ms, kTtlMs, ++nonce_);
   }
 
   // A lease for a fresh (unrecorded) order and bid.
   market::Signed<market::Lease> FreshLease(int64_t start_ms = kStartMs) {
     MessageId order_id{};
-    MessageId bid_id{};
     const uint64_t n = ++nonce_;
     std::memcpy(order_id.data(), &n, sizeof n);
-    std::memcpy(bid_id.data() + 8, &n, sizeof n);
-    return Lease(order_id, bid_id, start_ms);
+    return Lease(Bid(order_id, start_ms), start_ms);
   }
 
   market::Signed<market::Close> Close(const MessageId& lease_id, const market::Identity& signer,

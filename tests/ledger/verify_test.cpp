@@ -24,7 +24,7 @@ class VerifyTest : public ::testing::Test {
     ASSERT_TRUE(store_);
     order_ = parties_.Order();
     bid_ = parties_.Bid(order_.id);
-    lease_ = parties_.Lease(order_.id, bid_.id);
+    lease_ = parties_.Lease(bid_);
     closed_ = parties_.FreshLease();
     ASSERT_TRUE(WriteOne(*store_, RecordOrder{order_}).ok());
     ASSERT_TRUE(WriteOne(*store_, RecordBid{bid_}).ok());
@@ -78,10 +78,10 @@ TEST_F(VerifyTest, GoodLedgerPasses) {
 TEST_F(VerifyTest, FlippedByteInALeaseIsCaughtAtItsKey) {
   const std::string key = keys::Id(keys::kLease, lease_.id);
   std::string value = Get(key);
-  value[value.size() / 2] ^= 0x04;
+  value[value.size() / 2] ^= 0x04;  // inside the embedded bid: it no longer has the accepted id
   Put(key, value);
   const VerifyReport report = ExpectFailureAt(key);
-  EXPECT_NE(report.problem.find("altered"), std::string::npos) << report.problem;
+  EXPECT_NE(report.problem.find("not the embedded bid"), std::string::npos) << report.problem;
 }
 
 TEST_F(VerifyTest, FlippedByteInTheSignatureIsCaught) {
@@ -131,6 +131,27 @@ TEST_F(VerifyTest, RecordWrittenBehindTheLedgersBackIsCaught) {
   Put(key, std::string(bytes.begin(), bytes.end()));
   const VerifyReport report = ExpectFailureAt(key);
   EXPECT_NE(report.problem.find("not in the hash chain"), std::string::npos) << report.problem;
+}
+
+TEST_F(VerifyTest, LeaseNotBoundToItsBidIsFlagged) {
+  // The provider embeds a dearer re-signed copy of its bid with the tenant's accept of the
+  // original: every signature is valid, the binding is not.
+  market::Bid dearer = bid_.body;
+  dearer.price_per_hour *= 2;
+  const auto dearer_bid = market::MakeSigned(parties_.provider(), dearer, kStartMs, testing::kTtlMs, 1000);
+  market::Lease body;
+  body.accept_envelope = lease_.body.accept_envelope;
+  body.bid_envelope = market::EncodeEnvelope(dearer_bid.envelope);
+  body.start_ms = kStartMs;
+  const auto envelope = market::SignEnvelope(parties_.provider(), market::MessageType::kLease, market::EncodeBody(body),
+                                             kStartMs, testing::kTtlMs, 1001);
+  const auto bytes = market::EncodeEnvelope(envelope);
+  const std::string key = keys::Id(keys::kLease, market::ComputeId(envelope));
+  Put(key, std::string(bytes.begin(), bytes.end()));
+  const VerifyReport report = ExpectFailureAt(key);
+  EXPECT_NE(report.problem.find("not the embedded bid"), std::string::npos) << report.problem;
+  // Nor does the ledger take it through its front door.
+  EXPECT_FALSE(OpenRecord(bytes).ok());
 }
 
 TEST_F(VerifyTest, AlteredChainEntryBreaksTheLink) {

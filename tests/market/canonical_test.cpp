@@ -229,24 +229,19 @@ std::vector<Codec> Codecs() {
   using testing::SampleAssignments;
   Bid bid;
   bid.order_id.fill(0xab);
+  bid.tenant = Tenant().public_key();
   bid.group = "dcloud";
   bid.denom = "uakt";
   bid.price_per_hour = 1'234'567;
   bid.services = SampleAssignments();
   bid.reservation_expires_ms = kNow + 30'000;
+  const auto signed_bid = MakeSigned(Provider(), bid, kNow, kTtl, 6);
   Accept accept;
-  accept.order_id.fill(0x11);
-  accept.bid_id.fill(0x22);
+  accept.order_id = bid.order_id;
+  accept.bid_id = signed_bid.id;
   accept.provider = Provider().public_key();
-  Lease lease;
-  lease.accept_envelope = EncodeEnvelope(MakeSigned(Tenant(), accept, kNow, kTtl, 7).envelope);
-  lease.order_id = accept.order_id;
-  lease.bid_id = accept.bid_id;
-  lease.tenant = Tenant().public_key();
-  lease.denom = "uakt";
-  lease.price_per_hour = 1'234'567;
-  lease.start_ms = kNow;
-  lease.services = SampleAssignments();
+  const Lease lease = *BuildLease(EncodeEnvelope(MakeSigned(Tenant(), accept, kNow, kTtl, 7).envelope),
+                                  EncodeEnvelope(signed_bid.envelope), kNow);
   // Close with a negative time and non-ASCII text, so the negative and multibyte forms are covered.
   const Close close{accept.order_id, CloseReason::kProviderFailure, -1'000'000, "n\xc3\xb6""de lost power \xe2\x9a\xa1"};
   Order order = testing::SampleOrder();
@@ -325,9 +320,18 @@ TEST(CanonicalTest, MutatedBytesThatDecodeReEncodeIdentically) {
 // (here: the same Accept, same signature, created_ms in a wider integer form) presents bytes the
 // tenant never produced; the strict decoder refuses them, so the lease does not open.
 TEST(CanonicalTest, LeaseWithNonCanonicalEmbeddedAcceptRejected) {
+  Bid bid;
+  bid.order_id.fill(0x11);
+  bid.tenant = Tenant().public_key();
+  bid.group = "dcloud";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1000;
+  bid.services = testing::SampleAssignments();
+  bid.reservation_expires_ms = kNow + 30'000;
+  const auto signed_bid = MakeSigned(Provider(), bid, kNow, kTtl, 6);
   Accept accept;
-  accept.order_id.fill(0x11);
-  accept.bid_id.fill(0x22);
+  accept.order_id = bid.order_id;
+  accept.bid_id = signed_bid.id;
   accept.provider = Provider().public_key();
   const auto signed_accept = MakeSigned(Tenant(), accept, kNow, kTtl, 7);
   const Bytes canonical = EncodeEnvelope(signed_accept.envelope);
@@ -339,19 +343,13 @@ TEST(CanonicalTest, LeaseWithNonCanonicalEmbeddedAcceptRejected) {
   reencoded[nonce_at] = 0xcc;
   reencoded.insert(reencoded.begin() + nonce_at + 1, 0x07);
 
-  Lease lease;
-  lease.order_id = accept.order_id;
-  lease.bid_id = accept.bid_id;
-  lease.tenant = Tenant().public_key();
-  lease.denom = "uakt";
-  lease.price_per_hour = 1000;
-  lease.start_ms = kNow;
-  lease.services = testing::SampleAssignments();
-  lease.accept_envelope = canonical;
-  const Bytes good = EncodeEnvelope(MakeSigned(Provider(), lease, kNow, kTtl, 8).envelope);
+  Result<Lease> lease = BuildLease(canonical, EncodeEnvelope(signed_bid.envelope), kNow);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  const Bytes good = EncodeEnvelope(MakeSigned(Provider(), *lease, kNow, kTtl, 8).envelope);
   ASSERT_TRUE(OpenLease(good).ok()) << OpenLease(good).status().ToString();
-  lease.accept_envelope = reencoded;
-  const Bytes bad = EncodeEnvelope(MakeSigned(Provider(), lease, kNow, kTtl, 8).envelope);
+  // BuildLease refuses the re-encoded accept, so sign a lease body that carries it by hand.
+  lease->accept_envelope = reencoded;
+  const Bytes bad = EncodeEnvelope(MakeSigned(Provider(), *lease, kNow, kTtl, 8).envelope);
   const Status status = OpenLease(bad).status();
   EXPECT_EQ(status.code(), Status::Code::kCorruption) << status.ToString();
   EXPECT_NE(status.message().find("non-canonical"), std::string::npos) << status.message();

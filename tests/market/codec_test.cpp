@@ -6,6 +6,7 @@
 
 #include <limits>
 
+#include "market/match.h"
 #include "tests/market/test_messages.h"
 
 namespace gpumart::market {
@@ -24,10 +25,10 @@ Identity Provider() { return Identity::FromSeed(Seed{2}); }
 Bid SampleBid() {
   Bid bid;
   bid.order_id = Blake2b256(reinterpret_cast<const uint8_t*>("order"), 5);
+  bid.tenant = Tenant().public_key();
   bid.group = "dcloud";
   bid.denom = "uakt";
   bid.price_per_hour = 1'234'567;
-  bid.reputation_ppm = 970'000;
   bid.services = SampleAssignments();
   bid.reservation_expires_ms = kNow + 30'000;
   return bid;
@@ -43,9 +44,14 @@ TEST(CodecTest, OrderRoundTrips) {
 }
 
 TEST(CodecTest, OfferRoundTrips) {
-  const Offer offer = SampleOffer();
+  Offer offer = SampleOffer();
   Result<Offer> decoded = DecodeOffer(EncodeBody(offer));
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  // The provider id and the reputation are node-local: neither travels.
+  EXPECT_EQ(decoded->provider, "");
+  EXPECT_EQ(decoded->reputation_ppm, 0u);
+  offer.provider.clear();
+  offer.reputation_ppm = 0;
   EXPECT_EQ(*decoded, offer);
 }
 
@@ -57,22 +63,25 @@ TEST(CodecTest, BidRoundTrips) {
 }
 
 TEST(CodecTest, AcceptLeaseCloseRoundTrip) {
-  Accept accept{Blake2b256(nullptr, 0), Blake2b256(reinterpret_cast<const uint8_t*>("b"), 1), Provider().public_key()};
+  const auto bid = MakeSigned(Provider(), SampleBid(), kNow, kTtl, 6);
+  Accept accept{bid.body.order_id, bid.id, Provider().public_key()};
   ASSERT_TRUE(DecodeAccept(EncodeBody(accept)).ok());
   EXPECT_EQ(*DecodeAccept(EncodeBody(accept)), accept);
 
-  Lease lease;
-  lease.accept_envelope = EncodeEnvelope(MakeSigned(Tenant(), accept, kNow, kTtl, 7).envelope);
-  lease.order_id = accept.order_id;
-  lease.bid_id = accept.bid_id;
-  lease.tenant = Tenant().public_key();
-  lease.denom = "uakt";
-  lease.price_per_hour = 99;
-  lease.start_ms = kNow;
-  lease.services = SampleAssignments();
-  Result<Lease> decoded_lease = DecodeLease(EncodeBody(lease));
+  Result<Lease> lease = BuildLease(EncodeEnvelope(MakeSigned(Tenant(), accept, kNow, kTtl, 7).envelope),
+                                   EncodeEnvelope(bid.envelope), kNow);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  // The terms come from the embedded messages.
+  EXPECT_EQ(lease->order_id, bid.body.order_id);
+  EXPECT_EQ(lease->bid_id, bid.id);
+  EXPECT_EQ(lease->tenant, Tenant().public_key());
+  EXPECT_EQ(lease->provider, Provider().public_key());
+  EXPECT_EQ(lease->denom, bid.body.denom);
+  EXPECT_EQ(lease->price_per_hour, bid.body.price_per_hour);
+  EXPECT_EQ(lease->services, bid.body.services);
+  Result<Lease> decoded_lease = DecodeLease(EncodeBody(*lease));
   ASSERT_TRUE(decoded_lease.ok()) << decoded_lease.status().ToString();
-  EXPECT_EQ(*decoded_lease, lease);
+  EXPECT_EQ(*decoded_lease, *lease);
 
   Close close{accept.order_id, CloseReason::kProviderFailure, kNow + 5, "node n1 lost power"};
   ASSERT_TRUE(DecodeClose(EncodeBody(close)).ok());
@@ -488,51 +497,189 @@ TEST(CodecTest, DevicesNameTheirVendorAndModel) {
   EXPECT_FALSE(ValidateOffer(offer).ok());
 }
 
-// ---- leases: two signatures -------------------------------------------------------------------
+// ---- leases: bound to the accepted bid, three signatures --------------------------------------
 
-Signed<Lease> MakeLease(const Identity& tenant, const Identity& provider, const PublicKey& accepted_provider) {
-  Accept accept{Blake2b256(nullptr, 0), Blake2b256(reinterpret_cast<const uint8_t*>("bid"), 3), accepted_provider};
+Bytes Wire(const Envelope& envelope) { return EncodeEnvelope(envelope); }
+
+// A provider's bid, a tenant's accept of it, and the provider's lease, each signed by the given key.
+struct LeaseParts {
+  Signed<Bid> bid;
+  Signed<Accept> accept;
+};
+LeaseParts MakeParts(const Identity& tenant, const Identity& bidder, Bid bid = SampleBid()) {
+  LeaseParts parts;
+  bid.tenant = tenant.public_key();
+  parts.bid = MakeSigned(bidder, bid, kNow, kTtl, 4);
+  parts.accept = MakeSigned(tenant, Accept{bid.order_id, parts.bid.id, bidder.public_key()}, kNow, kTtl, 5);
+  return parts;
+}
+Signed<Lease> SignLease(const Identity& provider, const LeaseParts& parts) {
+  Result<Lease> lease = BuildLease(Wire(parts.accept.envelope), Wire(parts.bid.envelope), kNow);
+  EXPECT_TRUE(lease.ok()) << lease.status().ToString();
+  return MakeSigned(provider, *lease, kNow, kTtl, 6);
+}
+// A lease body as an attacker would write it: any accept and bid bytes, no BuildLease checks.
+Signed<Lease> SignRawLease(const Identity& provider, const Bytes& accept, const Bytes& bid) {
   Lease lease;
-  lease.accept_envelope = EncodeEnvelope(MakeSigned(tenant, accept, kNow, kTtl, 5).envelope);
-  lease.order_id = accept.order_id;
-  lease.bid_id = accept.bid_id;
-  lease.tenant = tenant.public_key();
-  lease.denom = "uakt";
-  lease.price_per_hour = 1000;
+  lease.accept_envelope = accept;
+  lease.bid_envelope = bid;
   lease.start_ms = kNow;
-  lease.services = SampleAssignments();
-  return MakeSigned(provider, lease, kNow, kTtl, 6);
+  Signed<Lease> message;
+  message.envelope = SignEnvelope(provider, MessageType::kLease, EncodeBody(lease), kNow, kTtl, 7);
+  message.id = ComputeId(message.envelope);
+  message.body = lease;
+  return message;
 }
 
-TEST(CodecTest, LeaseChecksBothSignatures) {
-  const auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
-  Result<Signed<Lease>> opened = OpenLease(EncodeEnvelope(lease.envelope));
+TEST(CodecTest, LeaseChecksAllThreeSignatures) {
+  const auto lease = SignLease(Provider(), MakeParts(Tenant(), Provider()));
+  EXPECT_TRUE(CheckLeaseBinding(lease).ok());
+  Result<Signed<Lease>> opened = OpenLease(Wire(lease.envelope));
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   EXPECT_EQ(opened->id, lease.id);
+  EXPECT_EQ(opened->body, lease.body);
 }
 
 TEST(CodecTest, LeaseByAnotherProviderRejected) {
   const Identity mallory = Identity::FromSeed(Seed{9});
-  const auto lease = MakeLease(Tenant(), mallory, Provider().public_key());
-  EXPECT_EQ(OpenLease(EncodeEnvelope(lease.envelope)).status().code(), Status::Code::kBadSignature);
+  const auto lease = SignLease(mallory, MakeParts(Tenant(), Provider()));
+  EXPECT_EQ(OpenLease(Wire(lease.envelope)).status().code(), Status::Code::kBadSignature);
+  EXPECT_EQ(CheckLeaseBinding(lease).code(), Status::Code::kBadSignature);
 }
 
 TEST(CodecTest, LeaseWithForgedAcceptRejected) {
-  auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
-  Lease body = lease.body;
-  body.accept_envelope[body.accept_envelope.size() - 3] ^= 1;  // breaks the tenant's signature
-  const auto resigned = MakeSigned(Provider(), body, kNow, kTtl, 7);
-  Status status = OpenLease(EncodeEnvelope(resigned.envelope)).status();
+  const auto parts = MakeParts(Tenant(), Provider());
+  Bytes accept = Wire(parts.accept.envelope);
+  accept[accept.size() - 3] ^= 1;  // breaks the tenant's signature
+  Status status = OpenLease(Wire(SignRawLease(Provider(), accept, Wire(parts.bid.envelope)).envelope)).status();
   EXPECT_EQ(status.code(), Status::Code::kBadSignature) << status.ToString();
   EXPECT_NE(status.message().find("embedded accept"), std::string::npos);
 }
 
-TEST(CodecTest, LeaseNamingWrongTenantRejected) {
-  auto lease = MakeLease(Tenant(), Provider(), Provider().public_key());
-  Lease body = lease.body;
-  body.tenant = Identity::FromSeed(Seed{3}).public_key();
-  EXPECT_EQ(OpenLease(EncodeEnvelope(MakeSigned(Provider(), body, kNow, kTtl, 8).envelope)).status().code(),
-            Status::Code::kBadSignature);
+TEST(CodecTest, LeaseWithForgedBidRejected) {
+  const auto parts = MakeParts(Tenant(), Provider());
+  Bytes bid = Wire(parts.bid.envelope);
+  bid[bid.size() - 3] ^= 1;  // breaks the provider's signature on its bid (the id is unchanged)
+  Status status = OpenLease(Wire(SignRawLease(Provider(), Wire(parts.accept.envelope), bid).envelope)).status();
+  EXPECT_EQ(status.code(), Status::Code::kBadSignature) << status.ToString();
+  EXPECT_NE(status.message().find("embedded bid"), std::string::npos);
+}
+
+TEST(CodecTest, LeaseEmbeddingABidSignedBySomeoneElseRejected) {
+  // Mallory's bid, accepted by the tenant, countersigned by Provider: not Provider's bid.
+  const Identity mallory = Identity::FromSeed(Seed{9});
+  const auto parts = MakeParts(Tenant(), mallory);
+  const auto lease = SignRawLease(Provider(), Wire(parts.accept.envelope), Wire(parts.bid.envelope));
+  EXPECT_EQ(OpenLease(Wire(lease.envelope)).status().code(), Status::Code::kBadSignature);
+}
+
+TEST(CodecTest, LeaseWhoseAcceptNamesAnotherBidRejected) {
+  // Failing-first (issue 11, item 4): the provider re-signs its bid at a higher price and embeds
+  // that one with the tenant's accept of the original.
+  const auto parts = MakeParts(Tenant(), Provider());
+  Bid dearer = parts.bid.body;
+  dearer.price_per_hour += 1;
+  const auto dearer_bid = MakeSigned(Provider(), dearer, kNow, kTtl, 8);
+  const auto lease = SignRawLease(Provider(), Wire(parts.accept.envelope), Wire(dearer_bid.envelope));
+  Status status = OpenLease(Wire(lease.envelope)).status();
+  EXPECT_EQ(status.code(), Status::Code::kInvalidArgument) << status.ToString();
+  EXPECT_NE(status.message().find("not the embedded bid"), std::string::npos) << status.ToString();
+}
+
+TEST(CodecTest, LeaseWhoseAcceptNamesAnotherOrderRejected) {
+  const auto parts = MakeParts(Tenant(), Provider());
+  const auto accept = MakeSigned(Tenant(), Accept{MessageId{}, parts.bid.id, Provider().public_key()}, kNow, kTtl, 9);
+  const auto lease = SignRawLease(Provider(), Wire(accept.envelope), Wire(parts.bid.envelope));
+  EXPECT_NE(OpenLease(Wire(lease.envelope)).status().message().find("different orders"), std::string::npos);
+}
+
+TEST(CodecTest, LeaseWhoseAcceptNamesAnotherProviderRejected) {
+  const auto parts = MakeParts(Tenant(), Provider());
+  const Accept other{parts.bid.body.order_id, parts.bid.id, Identity::FromSeed(Seed{9}).public_key()};
+  const auto accept = MakeSigned(Tenant(), other, kNow, kTtl, 9);
+  const auto lease = SignRawLease(Provider(), Wire(accept.envelope), Wire(parts.bid.envelope));
+  EXPECT_EQ(OpenLease(Wire(lease.envelope)).status().code(), Status::Code::kBadSignature);
+}
+
+TEST(CodecTest, LeaseAcceptedBySomeoneOtherThanTheBidsTenantRejected) {
+  // Mallory accepts a bid made for the tenant's order: the order would show as leased to her.
+  const Identity mallory = Identity::FromSeed(Seed{9});
+  const auto parts = MakeParts(Tenant(), Provider());
+  const auto accept = MakeSigned(mallory, parts.accept.body, kNow, kTtl, 9);
+  const auto lease = SignRawLease(Provider(), Wire(accept.envelope), Wire(parts.bid.envelope));
+  Status status = OpenLease(Wire(lease.envelope)).status();
+  EXPECT_EQ(status.code(), Status::Code::kBadSignature) << status.ToString();
+  EXPECT_NE(status.message().find("not signed by the tenant"), std::string::npos) << status.ToString();
+}
+
+TEST(CodecTest, LeaseEmbeddingWrongMessageTypesRejected) {
+  const auto parts = MakeParts(Tenant(), Provider());
+  const auto swapped = SignRawLease(Provider(), Wire(parts.bid.envelope), Wire(parts.accept.envelope));
+  EXPECT_FALSE(OpenLease(Wire(swapped.envelope)).ok());
+  const auto empty = SignRawLease(Provider(), Wire(parts.accept.envelope), Bytes{});
+  EXPECT_FALSE(OpenLease(Wire(empty.envelope)).ok());
+}
+
+TEST(CodecTest, LeaseWithTermsChangedByHandRefused) {
+  // Failing-first (issue 11, item 4): a lease with a higher price than the accepted bid. On the
+  // wire the terms are the bid's and cannot differ; a Signed<Lease> built in memory with other
+  // terms is refused by CheckLeaseBinding (the ledger runs it before storing).
+  const auto parts = MakeParts(Tenant(), Provider());
+  const auto good = SignLease(Provider(), parts);
+  auto tampered = [&](auto change) {
+    Lease body = good.body;
+    change(body);
+    return MakeSigned(Provider(), body, kNow, kTtl, 10);
+  };
+  EXPECT_FALSE(CheckLeaseBinding(tampered([](Lease& l) { l.price_per_hour += 1; })).ok());
+  EXPECT_FALSE(CheckLeaseBinding(tampered([](Lease& l) { l.denom = "usdc"; })).ok());
+  EXPECT_FALSE(CheckLeaseBinding(tampered([](Lease& l) { l.services[0].placements[0].replicas = 2; })).ok());
+  EXPECT_FALSE(CheckLeaseBinding(tampered([](Lease& l) { l.order_id[0] ^= 1; })).ok());
+  EXPECT_FALSE(CheckLeaseBinding(tampered([](Lease& l) { l.tenant = Identity::FromSeed(Seed{3}).public_key(); })).ok());
+  // What travels is the bid's price, whatever the provider put in its struct.
+  const auto dearer = tampered([](Lease& l) { l.price_per_hour += 1; });
+  Result<Signed<Lease>> opened = OpenLease(Wire(dearer.envelope));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->body.price_per_hour, parts.bid.body.price_per_hour);
+}
+
+TEST(CodecTest, OversizeEmbeddedBidRefused) {
+  // A bid that could never fit in a lease is refused on arrival, and inside a lease.
+  Bid big = SampleBid();
+  ServiceAssignment filler = big.services[1];
+  filler.placements.assign(limits::kMaxPlacements, Placement{std::string(limits::kMaxNameBytes, 'n'), 1});
+  big.services.push_back(filler);
+  big.services.back().service = "filler";
+  const auto bid = MakeSigned(Provider(), big, kNow, kTtl, 11);
+  const Bytes wire = Wire(bid.envelope);
+  ASSERT_GT(wire.size(), limits::kMaxBidEnvelopeBytes);
+  EXPECT_EQ(OpenSigned<Bid>(wire, kNow).status().code(), Status::Code::kLimitExceeded);
+  const auto accept = MakeSigned(Tenant(), Accept{big.order_id, bid.id, Provider().public_key()}, kNow, kTtl, 12);
+  EXPECT_EQ(BuildLease(Wire(accept.envelope), wire, kNow).status().code(), Status::Code::kLimitExceeded);
+}
+
+// Issue 11, item 6: an offer's provider is its signer; the name is a label.
+TEST(CodecTest, OffersOfTwoSignersWithOneNameKeepTwoEntries) {
+  const Identity honest = Identity::FromSeed(Seed{4});
+  const Identity impostor = Identity::FromSeed(Seed{5});
+  Offer offer = SampleOffer();
+  OfferBook book;
+  for (const Identity* signer : {&honest, &impostor}) {
+    const auto signed_offer = MakeSigned(*signer, offer, kNow, kTtl, 30);
+    Result<Signed<Offer>> opened = OpenSigned<Offer>(Wire(signed_offer.envelope), kNow);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    const Offer indexed = OfferOfSigner(*opened, 500'000);
+    EXPECT_EQ(indexed.provider, ToHex(signer->public_key()));
+    EXPECT_EQ(indexed.name, "Provider A");
+    EXPECT_EQ(indexed.reputation_ppm, 500'000u);
+    ASSERT_TRUE(book.Upsert(indexed).ok());
+  }
+  EXPECT_EQ(book.size(), 2u);
+  // A newer offer from the same signer replaces its own entry only.
+  offer.nodes[0].cpu_millis = 1000;
+  const auto update = MakeSigned(honest, offer, kNow + 1, kTtl, 31);
+  ASSERT_TRUE(book.Upsert(OfferOfSigner(update, 500'000)).ok());
+  EXPECT_EQ(book.size(), 2u);
 }
 
 // ---- the test vector in docs/PROTOCOL.md ------------------------------------------------------

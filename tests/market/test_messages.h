@@ -40,6 +40,7 @@ inline Order SampleOrder() {
 inline Offer SampleOffer() {
   Offer offer;
   offer.provider = "prov-a";
+  offer.name = "Provider A";
   offer.attributes = {{"region", "us-west"}};
   offer.auditors = {"akash1365yvmc4s7awdyj3n2sav7xfx76adc6dnmlx63"};
   offer.reputation_ppm = 970'000;

@@ -140,9 +140,14 @@ TEST_F(LedgerCliTest, LeasesJsonListsFiltersAndPages) {
 // record, a clear error; never an abort. The record goes straight into LevelDB, so the test does
 // not depend on what the write path accepts.
 TEST_F(LedgerCliTest, LeasesJsonSurvivesStringsThatAreNotUtf8) {
+  // A lease's terms come from the Bid it embeds, so the bad strings go into that Bid.
+  auto bid = market::OpenSigned<market::Bid>(leases_[1].body.bid_envelope, 0, market::Freshness::kIgnore);
+  ASSERT_TRUE(bid.ok()) << bid.status().ToString();
+  bid->body.denom = "u\xff\xfekt";
+  bid->body.services[0].placements[0].node = "n\xc3";  // a truncated two-byte sequence
   market::Lease body = leases_[1].body;
-  body.denom = "u\xff\xfekt";
-  body.services[0].placements[0].node = "n\xc3";  // a truncated two-byte sequence
+  body.bid_envelope = market::EncodeEnvelope(
+      market::MakeSigned(parties_.provider(), bid->body, kStartMs, ledger::testing::kTtlMs, 1'000'000).envelope);
   const auto bad = market::MakeSigned(parties_.provider(), body, kStartMs, ledger::testing::kTtlMs, 1'000'001);
   Tamper([&](leveldb::DB& db) {
     const market::Bytes bytes = market::EncodeEnvelope(bad.envelope);

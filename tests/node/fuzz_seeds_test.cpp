@@ -55,7 +55,7 @@ std::map<std::string, std::vector<std::string>> RealLedgerValues() {
   ledger::testing::Parties parties;
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
-  const auto lease = parties.Lease(order.id, bid.id);
+  const auto lease = parties.Lease(bid);
   const auto usage = ledger::ComputeUsage(order.body, bid.body.services);
   EXPECT_TRUE(usage.ok()) << usage.status().ToString();
   const ledger::Reservation reservation{bid.id, parties.provider().public_key(), kStartMs + 60'000, *usage};
@@ -109,8 +109,15 @@ std::map<std::string, Seeds> MakeSeeds() {
   {
     ledger::testing::Parties parties;
     auto lease = parties.FreshLease();
-    lease.body.denom = "u\xff\xfekt";
-    lease.body.services[0].placements[0].node = "n\xc3";
+    // A lease's terms come from the Bid it embeds, so the bad strings go into that Bid.
+    auto bid = market::OpenSigned<market::Bid>(lease.body.bid_envelope, 0, market::Freshness::kIgnore);
+    EXPECT_TRUE(bid.ok()) << bid.status().ToString();
+    if (bid.ok()) {
+      bid->body.denom = "u\xff\xfekt";
+      bid->body.services[0].placements[0].node = "n\xc3";
+      lease.body.bid_envelope = market::EncodeEnvelope(
+          market::MakeSigned(parties.provider(), bid->body, kStartMs, ledger::testing::kTtlMs, 6).envelope);
+    }
     const auto bad = market::MakeSigned(parties.provider(), lease.body, kStartMs, ledger::testing::kTtlMs, 7);
     seeds["record_json"]["lease_not_utf8"] = AsString(market::EncodeEnvelope(bad.envelope));
   }

@@ -8,6 +8,7 @@
 #include "actors/clock.h"
 #include "ledger/store.h"
 #include "ledger/verify.h"
+#include "market/codec.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
@@ -62,6 +63,15 @@ TEST_F(LocalMarketTest, EveryGroupGetsTheBestBidAsADurableVerifiedLease) {
     ASSERT_TRUE(lease.ok()) << lease.status().ToString();
     EXPECT_EQ(lease->state, ledger::LeaseState::kActive);
     EXPECT_EQ(lease->lease.price_per_hour, group.price_per_hour);
+    // The lease embeds the winning bid byte for byte, and its terms are that bid's.
+    ASSERT_FALSE(group.bids.empty());
+    EXPECT_EQ(lease->lease.bid_id, group.bids[0].bid_id);
+    Result<market::Signed<market::Bid>> winner = (*store)->GetBid(group.bids[0].bid_id);
+    ASSERT_TRUE(winner.ok()) << winner.status().ToString();
+    EXPECT_EQ(lease->lease.bid_envelope, market::EncodeEnvelope(winner->envelope));
+    EXPECT_EQ(lease->lease.price_per_hour, winner->body.price_per_hour);
+    EXPECT_EQ(lease->lease.services, winner->body.services);
+    EXPECT_EQ(lease->provider(), winner->envelope.signer);
     for (const DemoBid& bid : group.bids) {
       EXPECT_FALSE((*store)->GetReservation(bid.bid_id).ok()) << "reservation of " << bid.provider << " still held";
     }

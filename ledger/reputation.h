@@ -1,0 +1,43 @@
+// A provider's reputation as this node can check it: the outcomes of the provider's leases in
+// this node's ledger. Never what a provider says about itself (no message carries a reputation).
+// The formula is in docs/MATCHING.md, "Reputation"; keep the two in step.
+#pragma once
+
+#include <cstdint>
+
+#include "market/types.h"
+
+namespace gpumart::ledger {
+
+// What one closed lease says about its provider.
+enum class LeaseOutcome : uint8_t {
+  kCompleted,  // ran until the tenant ended it or it expired
+  kFailed,     // the provider ended it (provider-failure, provider-closed)
+  kNeutral,    // ended for the tenant's doing (insufficient-funds): says nothing about the provider
+};
+LeaseOutcome OutcomeOf(market::CloseReason reason);
+
+// A provider's leases in one ledger, by outcome.
+struct LeaseOutcomes {
+  uint64_t completed = 0;
+  uint64_t failed = 0;
+  uint64_t neutral = 0;
+  uint64_t active = 0;  // not closed yet: no outcome
+  bool operator==(const LeaseOutcomes&) const = default;
+};
+
+constexpr uint32_t kReputationScalePpm = 1'000'000;
+// The prior: every provider starts as if it had completed one lease and failed one, so a
+// newcomer is 500'000 (neither trusted nor condemned); no count reaches 1'000'000, and 0 only
+// after about a million failures without one completion.
+constexpr uint64_t kPriorCompleted = 1;
+constexpr uint64_t kPriorFailed = 1;
+// Above this many counted outcomes both counts are halved (keeping their ratio) until they fit,
+// so the arithmetic stays within 64 bits. Far beyond any real ledger.
+constexpr uint64_t kMaxCountedOutcomes = 1ull << 40;
+
+// floor((completed + kPriorCompleted) * 1'000'000 / (completed + failed + kPriorCompleted +
+// kPriorFailed)). Integer arithmetic only; neutral and active leases do not count.
+uint32_t ReputationPpm(const LeaseOutcomes& outcomes);
+
+}  // namespace gpumart::ledger
