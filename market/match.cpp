@@ -1,5 +1,7 @@
 #include "market/match.h"
 
+#include "market/codec.h"
+
 #include <algorithm>
 #include <bit>
 #include <cassert>

@@ -16,7 +16,6 @@
 #include <string_view>
 #include <vector>
 
-#include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
 
