@@ -1,6 +1,10 @@
 #include "market/match.h"
 
+#include "market/codec.h"
+
 #include <algorithm>
+#include <bit>
+#include <cassert>
 #include <compare>
 #include <limits>
 #include <map>
@@ -14,12 +18,23 @@ namespace {
 constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kMillisPerCore = 1000;
 constexpr uint32_t kNoType = std::numeric_limits<uint32_t>::max();
-// Work bounds per provider, so one pathological offer cannot stall a query. Real providers are
-// orders of magnitude below them; past a bound the provider is treated as unable to take the
-// group (a missed bid, never a wrong one).
-constexpr size_t kMaxPlacementSearchSteps = 200'000;
-constexpr size_t kMaxChoicesPerProvider = 4'096;
-constexpr uint64_t kMaxReplicasPerGroup = 65'536;
+
+// The steps one evaluation may still take (kMaxEvaluationSteps). Every loop whose length an
+// offer or an order controls pays for its length before it runs, so an evaluation stops within
+// a small multiple of the budget whatever the input.
+struct WorkBudget {
+  uint64_t left = kMaxEvaluationSteps;
+  bool exhausted = false;
+  bool Spend(uint64_t steps) {
+    if (steps > left) {
+      left = 0;
+      exhausted = true;
+      return false;
+    }
+    left -= steps;
+    return true;
+  }
+};
 
 uint64_t SatAdd(uint64_t a, uint64_t b) {
   uint64_t sum = 0;
@@ -71,7 +86,9 @@ OptionStage CheckOption(const GpuOption& option, const DeviceType& device) {
 }
 
 // Interned device types (vendor, model, RAM, interface): the index and the evaluator compare
-// small integers instead of strings.
+// small integers instead of strings. Each type counts its users (providers holding it); the last
+// release frees its id for the next new type, so the table holds the live market, not its
+// history, and loops over types visit live ones only.
 class TypeTable {
  public:
   // Vendor and model names get small ids too, so matching options against every type per query
@@ -82,14 +99,45 @@ class TypeTable {
     uint32_t model = 0;
   };
 
-  uint32_t Intern(const DeviceType& type) {
-    auto [it, inserted] = ids_.try_emplace(type, static_cast<uint32_t>(types_.size()));
+  // The type's id, counting one more user.
+  uint32_t Acquire(const DeviceType& type) {
+    auto [it, inserted] = ids_.try_emplace(type, 0);
     if (inserted) {
-      types_.push_back(type);
-      names_.push_back({InternName(type.vendor), InternName(type.model)});
+      uint32_t id = 0;
+      if (!free_ids_.empty()) {
+        id = free_ids_.back();
+        free_ids_.pop_back();
+      } else {
+        id = static_cast<uint32_t>(types_.size());
+        types_.emplace_back();
+        names_.emplace_back();
+        refs_.push_back(0);
+        live_at_.push_back(0);
+      }
+      types_[id] = type;
+      names_[id] = {AcquireName(type.vendor), AcquireName(type.model)};
+      live_at_[id] = static_cast<uint32_t>(live_.size());
+      live_.push_back(id);
+      it->second = id;
     }
+    ++refs_[it->second];
     return it->second;
   }
+  // One user fewer; the last one frees the type and its names.
+  void Release(uint32_t id) {
+    assert(refs_[id] > 0);
+    if (--refs_[id] > 0) return;
+    ids_.erase(types_[id]);
+    ReleaseName(names_[id].vendor);
+    ReleaseName(names_[id].model);
+    const uint32_t moved = live_.back();
+    live_[live_at_[id]] = moved;
+    live_at_[moved] = live_at_[id];
+    live_.pop_back();
+    types_[id] = DeviceType{};
+    free_ids_.push_back(id);
+  }
+
   const Names& NamesOf(uint32_t id) const { return names_[id]; }
   uint32_t NameId(const std::string& name) const {
     auto it = name_ids_.find(name);
@@ -101,34 +149,90 @@ class TypeTable {
     return it->second;
   }
   const DeviceType& operator[](uint32_t id) const { return types_[id]; }
-  uint32_t size() const { return static_cast<uint32_t>(types_.size()); }
+  // Ids are below this (live or free): the size of arrays indexed by type.
+  uint32_t IdBound() const { return static_cast<uint32_t>(types_.size()); }
+  const std::vector<uint32_t>& Live() const { return live_; }
+  size_t LiveNames() const { return name_ids_.size(); }
 
  private:
-  uint32_t InternName(const std::string& name) {
-    return name_ids_.try_emplace(name, static_cast<uint32_t>(name_ids_.size())).first->second;
+  uint32_t AcquireName(const std::string& name) {
+    auto [it, inserted] = name_ids_.try_emplace(name, 0);
+    if (inserted) {
+      uint32_t id = 0;
+      if (!free_name_ids_.empty()) {
+        id = free_name_ids_.back();
+        free_name_ids_.pop_back();
+      } else {
+        id = static_cast<uint32_t>(name_refs_.size());
+        name_refs_.push_back(0);
+        name_text_.emplace_back();
+      }
+      name_text_[id] = name;
+      it->second = id;
+    }
+    ++name_refs_[it->second];
+    return it->second;
+  }
+  void ReleaseName(uint32_t id) {
+    if (--name_refs_[id] > 0) return;
+    name_ids_.erase(name_text_[id]);
+    name_text_[id].clear();
+    free_name_ids_.push_back(id);
   }
 
-  std::vector<DeviceType> types_;
+  std::vector<DeviceType> types_;  // by id
   std::vector<Names> names_;
+  std::vector<uint32_t> refs_;
+  std::vector<uint32_t> live_at_;  // position in live_
+  std::vector<uint32_t> live_;
+  std::vector<uint32_t> free_ids_;
   std::map<DeviceType, uint32_t> ids_;
   std::unordered_map<std::string, uint32_t> name_ids_;
+  std::vector<uint32_t> name_refs_;
+  std::vector<std::string> name_text_;
+  std::vector<uint32_t> free_name_ids_;
 };
 
+// Interned denoms, counted and freed like device types.
 class DenomTable {
  public:
-  uint32_t Intern(const std::string& denom) {
-    auto [it, inserted] = ids_.try_emplace(denom, static_cast<uint32_t>(ids_.size()));
-    (void)inserted;
+  uint32_t Acquire(const std::string& denom) {
+    auto [it, inserted] = ids_.try_emplace(denom, 0);
+    if (inserted) {
+      uint32_t id = 0;
+      if (!free_ids_.empty()) {
+        id = free_ids_.back();
+        free_ids_.pop_back();
+      } else {
+        id = static_cast<uint32_t>(refs_.size());
+        refs_.push_back(0);
+        text_.emplace_back();
+      }
+      text_[id] = denom;
+      it->second = id;
+    }
+    ++refs_[it->second];
     return it->second;
+  }
+  void Release(uint32_t id) {
+    assert(refs_[id] > 0);
+    if (--refs_[id] > 0) return;
+    ids_.erase(text_[id]);
+    text_[id].clear();
+    free_ids_.push_back(id);
   }
   std::optional<uint32_t> Find(std::string_view denom) const {
     auto it = ids_.find(denom);
     if (it == ids_.end()) return std::nullopt;
     return it->second;
   }
+  size_t Live() const { return ids_.size(); }
 
  private:
   std::map<std::string, uint32_t, std::less<>> ids_;
+  std::vector<uint32_t> refs_;
+  std::vector<std::string> text_;
+  std::vector<uint32_t> free_ids_;
 };
 
 // One offer in the evaluator's form. A pool is the free devices of one type and CUDA version on
@@ -145,15 +249,22 @@ struct NodeState {
   uint64_t memory_bytes = 0;
   uint64_t storage_bytes = 0;
 };
+// One of the provider's device types with a GPU rate, and the highest CUDA version any of its
+// entries has (a service's CUDA minimum is met by some entry exactly when it is met by this).
+struct RatedType {
+  uint32_t type = 0;
+  uint64_t rate = 0;
+  std::optional<CudaVersion> best_cuda;
+};
 struct Rates {
   uint32_t denom = 0;
   uint64_t cpu = 0;
   uint64_t memory = 0;
   uint64_t storage = 0;
-  std::vector<std::pair<uint32_t, uint64_t>> gpu;  // (type, rate) for the provider's own types
+  std::vector<RatedType> gpu;  // the provider's own types that have a rate
   std::optional<uint64_t> GpuRate(uint32_t type) const {
-    for (const auto& [id, rate] : gpu) {
-      if (id == type) return rate;
+    for (const RatedType& rated : gpu) {
+      if (rated.type == type) return rated.rate;
     }
     return std::nullopt;
   }
@@ -166,7 +277,8 @@ struct ProviderState {
   uint32_t reputation_ppm = 0;
   bool live = false;
   std::vector<NodeState> nodes;
-  std::vector<uint32_t> types;  // distinct pool types
+  std::vector<uint32_t> types;  // distinct pool types: the ids this provider holds in the table
+  std::vector<std::optional<CudaVersion>> type_cuda;  // per entry of `types`: best CUDA version
   std::string id;
   std::map<std::string, std::string> attributes;
   std::vector<std::string> auditors;
@@ -183,20 +295,76 @@ std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType&
   return std::nullopt;
 }
 
-ProviderState Normalize(const Offer& offer, TypeTable& types, DenomTable& denoms) {
+DeviceType TypeOf(const GpuDevices& devices) {
+  return {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface};
+}
+
+// The offer's distinct device types (sorted), or kLimitExceeded when the offer is over a bound
+// that evaluating it relies on. Stops counting at the first bound passed.
+Status OfferTypes(const Offer& offer, std::vector<DeviceType>& types) {
+  types.clear();
+  auto over = [](const std::string& what, size_t have, size_t limit) {
+    return Status::LimitExceeded("offer has " + std::to_string(have) + " " + what + ", more than the limit of " +
+                                 std::to_string(limit));
+  };
+  if (offer.nodes.size() > limits::kMaxNodes) return over("nodes", offer.nodes.size(), limits::kMaxNodes);
+  if (offer.pricing.size() > limits::kMaxPriceTables) {
+    return over("price tables", offer.pricing.size(), limits::kMaxPriceTables);
+  }
+  for (const PriceTable& table : offer.pricing) {
+    if (table.gpu.size() > limits::kMaxPriceKeys) return over("GPU rates in one table", table.gpu.size(), limits::kMaxPriceKeys);
+  }
+  if (offer.attributes.size() > limits::kMaxAttributes) {
+    return over("attributes", offer.attributes.size(), limits::kMaxAttributes);
+  }
+  if (offer.auditors.size() > limits::kMaxAuditors) return over("auditors", offer.auditors.size(), limits::kMaxAuditors);
+  size_t entries = 0;
+  for (const NodeCapacity& node : offer.nodes) {
+    if (node.gpus.size() > limits::kMaxGpuTypesPerNode) {
+      return over("GPU entries on node " + node.name, node.gpus.size(), limits::kMaxGpuTypesPerNode);
+    }
+    entries += node.gpus.size();
+    if (entries > kMaxOfferGpuEntries) return over("GPU entries", entries, kMaxOfferGpuEntries);
+  }
+  for (const NodeCapacity& node : offer.nodes) {
+    for (const GpuDevices& devices : node.gpus) {
+      DeviceType type = TypeOf(devices);
+      auto at = std::lower_bound(types.begin(), types.end(), type);
+      if (at != types.end() && *at == type) continue;
+      if (types.size() == kMaxOfferDeviceTypes) {
+        return Status::LimitExceeded("offer has more device types than the limit of " +
+                                     std::to_string(kMaxOfferDeviceTypes));
+      }
+      types.insert(at, std::move(type));
+    }
+  }
+  return Status::Ok();
+}
+
+// The offer in the evaluator's form; `offer_types` from OfferTypes. The provider holds one
+// reference to each of its types and denoms in the tables until Release.
+ProviderState Normalize(const Offer& offer, const std::vector<DeviceType>& offer_types,
+                        TypeTable& types, DenomTable& denoms) {
   ProviderState state;
   state.id = offer.provider;
   state.attributes = offer.attributes;
   state.auditors = offer.auditors;
   state.reputation_ppm = offer.reputation_ppm;
   state.live = true;
+  state.types.reserve(offer_types.size());
+  for (const DeviceType& type : offer_types) state.types.push_back(types.Acquire(type));
+  state.type_cuda.resize(offer_types.size());
   for (const NodeCapacity& node : offer.nodes) {
     const auto node_index = static_cast<uint32_t>(state.nodes.size());
     state.nodes.push_back({node.name, node.cpu_millis, node.memory_bytes, node.storage_bytes});
     const size_t node_pools_begin = state.pools.size();
     for (const GpuDevices& devices : node.gpus) {
-      const uint32_t type = types.Intern(
-          {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface});
+      const size_t local = static_cast<size_t>(
+          std::lower_bound(offer_types.begin(), offer_types.end(), TypeOf(devices)) - offer_types.begin());
+      const uint32_t type = state.types[local];
+      if (devices.cuda && (!state.type_cuda[local] || *state.type_cuda[local] < *devices.cuda)) {
+        state.type_cuda[local] = devices.cuda;
+      }
       auto same = std::find_if(state.pools.begin() + static_cast<std::ptrdiff_t>(node_pools_begin),
                                state.pools.end(), [&](const Pool& pool) {
                                  return pool.type == type && pool.cuda == devices.cuda;
@@ -207,25 +375,30 @@ ProviderState Normalize(const Offer& offer, TypeTable& types, DenomTable& denoms
       } else {
         state.pools.push_back({node_index, type, devices.count, devices.cuda});
       }
-      if (std::find(state.types.begin(), state.types.end(), type) == state.types.end()) {
-        state.types.push_back(type);
-      }
     }
   }
   for (const PriceTable& table : offer.pricing) {
-    const uint32_t denom = denoms.Intern(table.denom);
     // The first table of a denom wins (an offers file cannot list a denom twice).
-    if (std::any_of(state.rates.begin(), state.rates.end(),
-                    [&](const Rates& r) { return r.denom == denom; })) {
+    const std::optional<uint32_t> known = denoms.Find(table.denom);
+    if (known && std::any_of(state.rates.begin(), state.rates.end(),
+                             [&](const Rates& r) { return r.denom == *known; })) {
       continue;
     }
-    Rates rates{denom, table.cpu, table.memory, table.storage, {}};
-    for (uint32_t type : state.types) {
-      if (auto rate = LookupGpuRate(table, types[type])) rates.gpu.emplace_back(type, *rate);
+    Rates rates{denoms.Acquire(table.denom), table.cpu, table.memory, table.storage, {}};
+    for (size_t local = 0; local < state.types.size(); ++local) {
+      if (auto rate = LookupGpuRate(table, offer_types[local])) {
+        rates.gpu.push_back({state.types[local], *rate, state.type_cuda[local]});
+      }
     }
     state.rates.push_back(std::move(rates));
   }
   return state;
+}
+
+// Gives back the references Normalize took.
+void Release(const ProviderState& state, TypeTable& types, DenomTable& denoms) {
+  for (uint32_t type : state.types) types.Release(type);
+  for (const Rates& rates : state.rates) denoms.Release(rates.denom);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +453,7 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
     service.memory_bytes = request.resources.memory_bytes;
     service.storage_bytes = request.resources.StorageBytes();
     service.cuda_min = request.cuda_min;
-    Fill(service.rank_of_type, types.size(), -1);
+    Fill(service.rank_of_type, types.IdBound(), -1);
     plan.cap = SatAdd(plan.cap, SatMul(request.count, request.price_cap.per_hour));
     plan.total_replicas = SatAdd(plan.total_replicas, request.count);
     plan.total_cpu_millis = SatAdd(plan.total_cpu_millis, SatMul(request.count, service.cpu_millis));
@@ -297,7 +470,7 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
       const uint32_t model = option.model == "*" ? kAnyModel : types.NameId(ToLower(option.model));
       plan.option_names.push_back({types.NameId(ToLower(option.vendor)), model});
     }
-    for (uint32_t t = 0; t < types.size(); ++t) {
+    for (uint32_t t : types.Live()) {
       const DeviceType& type = types[t];
       const TypeTable::Names& names = types.NamesOf(t);
       for (size_t o = 0; o < options.size(); ++o) {
@@ -384,11 +557,14 @@ auto NodeFits(const ServicePlan& service) {
 
 // The common case of one replica in the whole group: first fit is exact. Leaves the same
 // scratch state as the full search (see Materialize).
-bool PlaceOneReplica(const Plan& plan, const ProviderState& provider, Scratch& s) {
+bool PlaceOneReplica(const Plan& plan, const ProviderState& provider, Scratch& s, WorkBudget& budget) {
   const size_t service_count = plan.services.size();
   uint32_t only = 0;
   while (plan.services[only].count == 0) ++only;
   const ServicePlan& service = plan.services[only];
+  if (!budget.Spend(service_count + (service.units == 0 ? provider.nodes.size() : provider.pools.size()))) {
+    return false;
+  }
   const auto node_fits = NodeFits(service);
   std::optional<uint32_t> slot;
   if (service.units == 0) {
@@ -417,10 +593,22 @@ bool PlaceOneReplica(const Plan& plan, const ProviderState& provider, Scratch& s
 // Depth-first search over replica placements: first-fit is its first path, backtracking makes
 // it complete. Replicas of one service are interchangeable, so each takes a slot no earlier than
 // the previous replica's (each multiset of slots is tried once).
-bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
+// Returns false when no placement exists or, with `budget.exhausted`, when the search ran out of
+// steps first.
+bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s, WorkBudget& budget) {
   const size_t service_count = plan.services.size();
-  if (plan.total_replicas > kMaxReplicasPerGroup) return false;
-  if (plan.total_replicas == 1) return PlaceOneReplica(plan, provider, s);
+  if (plan.total_replicas > kMaxReplicasPerGroup) {
+    budget.exhausted = true;
+    return false;
+  }
+  if (plan.total_replicas == 1) return PlaceOneReplica(plan, provider, s, budget);
+  const size_t gpu_count = plan.gpu_services.size();
+  // Everything below but the search: totals, slot lists, capacity copies and the replica list.
+  if (!budget.Spend(service_count * (1 + std::max(provider.nodes.size(), provider.pools.size())) +
+                    gpu_count * (gpu_count + provider.pools.size()) + 2 * provider.nodes.size() +
+                    provider.pools.size() + plan.total_replicas)) {
+    return false;
+  }
   // Cheap necessary condition first: totals must fit.
   uint64_t cpu_need = 0, memory_need = 0, storage_need = 0;
   for (const ServicePlan& service : plan.services) {
@@ -521,7 +709,6 @@ bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
     s.storage_left[n] += sp.storage_bytes;
   };
 
-  size_t steps = 0;
   size_t i = 0;
   uint32_t next = 0;  // first slot position replica i may take
   while (i < replicas) {
@@ -530,7 +717,7 @@ bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s) {
     const uint32_t width = s.slots_end[service] - begin;
     bool placed = false;
     for (uint32_t q = next; q < width; ++q) {
-      if (++steps > kMaxPlacementSearchSteps) return false;
+      if (!budget.Spend(1)) return false;
       if (try_take(service, s.slots[begin + q])) {
         s.replica_choice[i] = q;
         placed = true;
@@ -559,13 +746,15 @@ struct Evaluation {
 
 ExclusionReason DiagnoseGpu(const ServiceRequest& request, const ProviderState& provider,
                             const Rates& rates, const TypeTable& types) {
-  // Nearest miss over every device and option: model < RAM < interface < CUDA < rate.
+  // Nearest miss over every device type and option: model < RAM < interface < CUDA < rate.
+  // Per type, not per entry: a type's best CUDA version is the nearest any of its entries gets.
   int best = 0;
-  for (const Pool& pool : provider.pools) {
+  for (size_t local = 0; local < provider.types.size(); ++local) {
+    const uint32_t type = provider.types[local];
     for (const GpuOption& option : request.resources.gpu.options) {
-      int stage = static_cast<int>(CheckOption(option, types[pool.type]));
+      int stage = static_cast<int>(CheckOption(option, types[type]));
       if (stage == static_cast<int>(OptionStage::kPasses)) {
-        stage = !CudaOk(pool.cuda, request.cuda_min) ? 3 : !rates.GpuRate(pool.type) ? 4 : 5;
+        stage = !CudaOk(provider.type_cuda[local], request.cuda_min) ? 3 : !rates.GpuRate(type) ? 4 : 5;
       }
       best = std::max(best, stage);
     }
@@ -622,22 +811,24 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
 
   // Device types each GPU service could use here, best first.
   const size_t gpu_count = plan.gpu_services.size();
+  WorkBudget budget;
+  auto out_of_budget = [&] {
+    if (want_reason) out.exclusion = {ExclusionReason::kWorkLimit, {}};
+    return false;
+  };
+  if (!budget.Spend(gpu_count * (1 + rates->gpu.size()))) return out_of_budget();
   s.choices.clear();
   s.choices_begin.clear();
   for (uint32_t g : plan.gpu_services) {
     const ServicePlan& service = plan.services[g];
     s.choices_begin.push_back(static_cast<uint32_t>(s.choices.size()));
     const size_t first = s.choices.size();
-    for (const auto& entry : rates->gpu) {
-      // Named copies, not structured bindings: clang 14 (the fuzz build) cannot capture those.
-      const auto type = entry.first;
-      const auto rate = entry.second;
-      const int32_t rank = type < service.rank_of_type.size() ? service.rank_of_type[type] : -1;
+    for (const RatedType& rated : rates->gpu) {
+      const int32_t rank = rated.type < service.rank_of_type.size() ? service.rank_of_type[rated.type] : -1;
       if (rank < 0) continue;
-      const bool cuda_ok = std::any_of(provider.pools.begin(), provider.pools.end(), [&](const Pool& p) {
-        return p.type == type && CudaOk(p.cuda, service.cuda_min);
-      });
-      if (cuda_ok) s.choices.push_back({type, static_cast<uint32_t>(rank), rate});
+      if (CudaOk(rated.best_cuda, service.cuda_min)) {
+        s.choices.push_back({rated.type, static_cast<uint32_t>(rank), rated.rate});
+      }
     }
     if (s.choices.size() == first) {
       if (want_reason) {
@@ -649,12 +840,15 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
   }
   s.choices_begin.push_back(static_cast<uint32_t>(s.choices.size()));
 
-  // Every combination (one choice per GPU service), in (ranks, price, device types) order.
+  // Every combination (one choice per GPU service), in (ranks, price, device types) order; past
+  // kMaxDeviceCombinations only the first ones in index order are tried.
   size_t combo_count = 1;
   for (size_t g = 0; g < gpu_count; ++g) {
     combo_count = std::min(combo_count * (s.choices_begin[g + 1] - s.choices_begin[g]),
-                           kMaxChoicesPerProvider);
+                           kMaxDeviceCombinations);
   }
+  // Building them, and sorting them (about log2 of the count comparisons each).
+  if (!budget.Spend(combo_count * gpu_count * (1 + std::bit_width(combo_count)))) return out_of_budget();
   s.combos.resize(combo_count * gpu_count);
   s.combo_price.resize(combo_count);
   s.combo_order.resize(combo_count);
@@ -695,14 +889,16 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
   for (uint32_t c : s.combo_order) {
     if (s.combo_price[c] > plan.cap) continue;
     any_affordable = true;
+    if (!budget.Spend(gpu_count)) return out_of_budget();
     for (size_t g = 0; g < gpu_count; ++g) {
       s.service_types[plan.gpu_services[g]] = s.choices[s.combos[c * gpu_count + g]].type;
     }
-    if (PlaceGroup(plan, provider, s)) {
+    if (PlaceGroup(plan, provider, s, budget)) {
       out.price = s.combo_price[c];
       out.types = s.service_types.data();
       return true;
     }
+    if (budget.exhausted) return out_of_budget();
   }
   if (want_reason) {
     out.exclusion = {any_affordable ? ExclusionReason::kCapacity : ExclusionReason::kPriceCap, {}};
@@ -722,7 +918,10 @@ void Materialize(const Plan& plan, const ProviderState& provider, const TypeTabl
   if (service_types != s.service_types.data()) {
     s.service_types.assign(service_types, service_types + plan.services.size());
   }
-  const bool placed = PlaceGroup(plan, provider, s);  // deterministic: the placement found before
+  // Deterministic: the placement found before, with at least the budget it had then.
+  WorkBudget budget;
+  const bool placed = PlaceGroup(plan, provider, s, budget);
+  assert(placed);
   (void)placed;
   const Order& order = *plan.order;
   candidate.services.resize(order.services.size());
@@ -828,18 +1027,30 @@ std::string_view ToString(ExclusionReason reason) {
     case ExclusionReason::kGpuRate: return "gpu-rate";
     case ExclusionReason::kCapacity: return "capacity";
     case ExclusionReason::kPriceCap: return "price-cap";
+    case ExclusionReason::kOfferTooLarge: return "offer-too-large";
+    case ExclusionReason::kWorkLimit: return "work-limit";
   }
   return "unknown";
 }
 
+Status CheckOfferWork(const Offer& offer) {
+  std::vector<DeviceType> types;
+  return OfferTypes(offer, types);
+}
+
 FitOutcome FitProvider(const Order& order, const Offer& offer) {
+  FitOutcome outcome;
+  std::vector<DeviceType> offer_types;
+  if (Status status = OfferTypes(offer, offer_types); !status.ok()) {
+    outcome.exclusion = {ExclusionReason::kOfferTooLarge, status.message()};
+    return outcome;
+  }
   TypeTable types;
   DenomTable denoms;
-  const ProviderState provider = Normalize(offer, types, denoms);
+  const ProviderState provider = Normalize(offer, offer_types, types, denoms);
   Scratch scratch;
   BuildPlan(order, types, denoms, scratch.plan);
   Evaluation evaluation;
-  FitOutcome outcome;
   if (!Evaluate(scratch.plan, provider, types, scratch, /*want_reason=*/true, evaluation)) {
     outcome.exclusion = std::move(evaluation.exclusion);
     return outcome;
@@ -1014,18 +1225,63 @@ struct OfferBook::Impl {
     tiers.emplace_back().tier = tier;
     return tiers.back();
   }
+  // Removes the provider's entries; a list left empty goes, and a key left without lists, so
+  // the index holds only what live offers list (its type and denom ids may be reused).
   void Unindex(uint32_t slot) {
     for (const Rates& rates : providers[slot].rates) {
-      for (const auto& [type, rate] : rates.gpu) {
-        auto& list = ListOf(rates, type).entries;
-        auto it = std::lower_bound(list.begin(), list.end(), IndexEntry{rate, slot});
-        if (it != list.end() && it->slot == slot) list.erase(it);
+      for (const RatedType& rated : rates.gpu) {
+        auto key = index.find(Key(rates.denom, rated.type));
+        if (key == index.end()) continue;
+        std::vector<IndexList>& tiers = key->second;
+        const uint32_t tier = TierOf(rates);
+        auto list = std::find_if(tiers.begin(), tiers.end(), [&](const IndexList& l) { return l.tier == tier; });
+        if (list == tiers.end()) continue;
+        auto& entries = list->entries;
+        auto it = std::lower_bound(entries.begin(), entries.end(), IndexEntry{rated.rate, slot});
+        if (it != entries.end() && it->slot == slot) entries.erase(it);
+        if (entries.empty()) {
+          *list = std::move(tiers.back());
+          tiers.pop_back();
+          if (tiers.empty()) index.erase(key);
+        }
       }
     }
   }
+  // Drops the provider in `slot`: its index entries and its references in the tables.
+  void Drop(uint32_t slot) {
+    Unindex(slot);
+    Release(providers[slot], types, denoms);
+    providers[slot] = ProviderState{};
+  }
+  // kLimitExceeded when storing an offer of these types and denoms would take a table past its
+  // bound (what the offer replaces still counts: it is released after the check).
+  Status CheckRoom(const Offer& offer, const std::vector<DeviceType>& offer_types) const {
+    size_t new_types = 0;
+    for (const DeviceType& type : offer_types) new_types += types.Find(type) ? 0 : 1;
+    if (types.Live().size() + new_types > kMaxBookDeviceTypes) {
+      return Status::LimitExceeded("offer of " + offer.provider + " brings " + std::to_string(new_types) +
+                                   " new device types to a book of " + std::to_string(types.Live().size()) +
+                                   " (limit " + std::to_string(kMaxBookDeviceTypes) + ")");
+    }
+    std::vector<std::string_view> new_denoms;
+    for (const PriceTable& table : offer.pricing) {
+      if (!denoms.Find(table.denom) &&
+          std::find(new_denoms.begin(), new_denoms.end(), table.denom) == new_denoms.end()) {
+        new_denoms.push_back(table.denom);
+      }
+    }
+    if (denoms.Live() + new_denoms.size() > kMaxBookDenoms) {
+      return Status::LimitExceeded("offer of " + offer.provider + " brings " + std::to_string(new_denoms.size()) +
+                                   " new denoms to a book of " + std::to_string(denoms.Live()) + " (limit " +
+                                   std::to_string(kMaxBookDenoms) + ")");
+    }
+    return Status::Ok();
+  }
   void Index(uint32_t slot, bool keep_sorted) {
     for (const Rates& rates : providers[slot].rates) {
-      for (const auto& [type, rate] : rates.gpu) {
+      for (const RatedType& rated : rates.gpu) {
+        const uint32_t type = rated.type;
+        const uint64_t rate = rated.rate;
         IndexList& indexed = ListOf(rates, type);
         indexed.min_cpu_rate = std::min(indexed.min_cpu_rate, rates.cpu);
         indexed.min_memory_rate = std::min(indexed.min_memory_rate, rates.memory);
@@ -1043,7 +1299,7 @@ struct OfferBook::Impl {
   uint32_t Store(ProviderState state) {
     auto existing = slot_of.find(state.id);
     if (existing != slot_of.end()) {
-      Unindex(existing->second);
+      Drop(existing->second);
       providers[existing->second] = std::move(state);
       return existing->second;
     }
@@ -1167,7 +1423,7 @@ struct OfferBook::Impl {
     const ServicePlan& primary = plan.services[plan.gpu_services[0]];
     const uint64_t units = SatMul(primary.count, primary.units);
     ranked_types.clear();
-    for (uint32_t t = 0; t < types.size(); ++t) {
+    for (uint32_t t : types.Live()) {
       const int32_t rank = primary.rank_of_type[t];
       if (rank < 0) continue;
       auto it = index.find(Key(*plan.denom, t));
@@ -1293,7 +1549,10 @@ OfferBook::OfferBook(OfferBook&&) noexcept = default;
 OfferBook& OfferBook::operator=(OfferBook&&) noexcept = default;
 
 Status OfferBook::Upsert(const Offer& offer) {
-  const uint32_t slot = impl_->Store(Normalize(offer, impl_->types, impl_->denoms));
+  std::vector<DeviceType> offer_types;
+  GPUMART_RETURN_IF_ERROR(OfferTypes(offer, offer_types));
+  GPUMART_RETURN_IF_ERROR(impl_->CheckRoom(offer, offer_types));
+  const uint32_t slot = impl_->Store(Normalize(offer, offer_types, impl_->types, impl_->denoms));
   impl_->Index(slot, /*keep_sorted=*/true);
   return Status::Ok();
 }
@@ -1304,6 +1563,7 @@ Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
     if (!first_seen.emplace(offers[i].provider, i).second) {
       return Status::AlreadyExists("provider " + offers[i].provider + " listed twice");
     }
+    GPUMART_RETURN_IF_ERROR(CheckOfferWork(offers[i]).WithContext("provider " + offers[i].provider));
   }
   // Replacements keep lists sorted one at a time; new providers are appended, then sorted once.
   std::vector<uint32_t> appended;
@@ -1313,9 +1573,14 @@ Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
       if (!status.ok()) return status;
     }
   }
+  std::vector<DeviceType> offer_types;
+  Status status;
   for (const Offer& offer : offers) {
     if (impl_->slot_of.count(offer.provider) > 0) continue;
-    const uint32_t slot = impl_->Store(Normalize(offer, impl_->types, impl_->denoms));
+    status = OfferTypes(offer, offer_types);
+    if (status.ok()) status = impl_->CheckRoom(offer, offer_types);
+    if (!status.ok()) break;  // the lists are sorted below all the same
+    const uint32_t slot = impl_->Store(Normalize(offer, offer_types, impl_->types, impl_->denoms));
     impl_->Index(slot, /*keep_sorted=*/false);
   }
   for (auto& [key, tiers] : impl_->index) {
@@ -1325,15 +1590,14 @@ Status OfferBook::UpsertAll(const std::vector<Offer>& offers) {
       }
     }
   }
-  return Status::Ok();
+  return status;
 }
 
 bool OfferBook::Remove(std::string_view provider) {
   auto it = impl_->slot_of.find(std::string(provider));
   if (it == impl_->slot_of.end()) return false;
   const uint32_t slot = it->second;
-  impl_->Unindex(slot);
-  impl_->providers[slot] = ProviderState{};
+  impl_->Drop(slot);
   impl_->free_slots.push_back(slot);
   impl_->slot_of.erase(it);
   return true;
@@ -1409,5 +1673,18 @@ void OfferBook::TopKInto(const Order& order, Policy policy, size_t k, std::vecto
 }
 
 size_t OfferBook::size() const { return impl_->slot_of.size(); }
+
+OfferBook::Stats OfferBook::stats() const {
+  Stats stats;
+  stats.offers = impl_->slot_of.size();
+  stats.device_types = impl_->types.Live().size();
+  stats.names = impl_->types.LiveNames();
+  stats.denoms = impl_->denoms.Live();
+  for (const auto& [key, tiers] : impl_->index) {
+    stats.index_lists += tiers.size();
+    for (const auto& list : tiers) stats.index_entries += list.entries.size();
+  }
+  return stats;
+}
 
 }  // namespace gpumart::market

@@ -21,6 +21,27 @@
 
 namespace gpumart::market {
 
+// Work bounds. An offer comes from a peer, so what evaluating it can cost is bounded by these
+// named limits (docs/MATCHING.md, "Work bounds"); real providers are far below them.
+//
+// Per offer, checked when it arrives (OfferBook::Upsert refuses it with kLimitExceeded,
+// FitProvider excludes it with kOfferTooLarge). Nodes, GPU entries per node, price tables and
+// rate keys are bounded by the wire limits (market/codec.h), which an offer must pass too.
+constexpr size_t kMaxOfferDeviceTypes = 64;     // distinct device types over all nodes
+constexpr size_t kMaxOfferGpuEntries = 8'192;   // GPU entries over all nodes
+// Per evaluation of one offer for one group: the device-type combinations tried (in a fixed
+// order; the rest are not tried), the replicas of the group, and every step of the evaluation
+// (choices, combinations, placement prechecks and the backtracking search) against one budget.
+// An evaluation that runs out is excluded (kWorkLimit): a missed bid, never a wrong one.
+constexpr size_t kMaxDeviceCombinations = 4'096;
+constexpr uint64_t kMaxReplicasPerGroup = 65'536;
+constexpr uint64_t kMaxEvaluationSteps = 100'000;
+// Per OfferBook: what its tables may hold at once. Entries are freed when the last offer using
+// them goes, so these bound the live market, not its history. A query plans against every live
+// device type (options x types), so this also bounds a query's fixed cost.
+constexpr size_t kMaxBookDeviceTypes = 4'096;
+constexpr size_t kMaxBookDenoms = 256;
+
 // How bids of one group are ordered (DESIGN.md, "Ranking").
 enum class Policy : uint8_t {
   kPreference = 0,  // option ranks, price, reputation (higher first), provider id
@@ -44,6 +65,8 @@ enum class ExclusionReason : uint8_t {
   kGpuRate,       // matching devices, but no gpu rate prices them
   kCapacity,      // not enough free capacity for every affordable choice
   kPriceCap,      // fits, but every choice costs more than the group's cap
+  kOfferTooLarge, // the offer is over a per-offer work bound; detail: which
+  kWorkLimit,     // the evaluation ran out of its step budget (kMaxEvaluationSteps)
 };
 std::string_view ToString(ExclusionReason reason);
 
@@ -72,6 +95,10 @@ struct FitOutcome {
   std::optional<Candidate> candidate;  // set when the provider can take the group
   Exclusion exclusion;                 // kNone when candidate is set
 };
+
+// Ok when the offer is within the per-offer work bounds above (and the wire limits on nodes,
+// GPU entries per node, price tables and rate keys); else kLimitExceeded naming the bound.
+Status CheckOfferWork(const Offer& offer);
 
 // The provider's bid for the group, or why there is none. Deterministic: among choices of equal
 // ranks and price, the lexicographically smallest device types (in service order) win.
@@ -112,8 +139,12 @@ class OfferBook {
   OfferBook& operator=(OfferBook&&) noexcept;
 
   // Adds the offer or replaces the provider's previous one. O(index list length).
+  // kLimitExceeded, without changing the book, when the offer is over a per-offer work bound or
+  // would take the book past kMaxBookDeviceTypes / kMaxBookDenoms (counting what the offer it
+  // replaces still holds).
   Status Upsert(const Offer& offer);
-  // Bulk load: one sort per index list. Fails without changing the book on a duplicate id.
+  // Bulk load: one sort per index list. Fails without changing the book on a duplicate id or an
+  // offer over a per-offer bound; on a book limit, the offers before the one refused stay.
   Status UpsertAll(const std::vector<Offer>& offers);
   // False when the provider is unknown.
   bool Remove(std::string_view provider);
@@ -129,6 +160,17 @@ class OfferBook {
   void TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out);
 
   size_t size() const;
+
+  // What the book holds, for tests and metrics: none of it outlives the offers that use it.
+  struct Stats {
+    size_t offers = 0;
+    size_t device_types = 0;  // live interned device types
+    size_t names = 0;         // live interned vendor and model names
+    size_t denoms = 0;        // live interned denoms
+    size_t index_lists = 0;   // (denom, device type, tier) lists
+    size_t index_entries = 0;
+  };
+  Stats stats() const;
 
  private:
   struct Impl;

@@ -1,13 +1,16 @@
 #include "market/offers.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "market/boundary.h"
+#include "market/match.h"
+#include "market/sdl.h"
+#include "market/yaml_tree.h"
 
 namespace gpumart::market {
 namespace {
@@ -18,27 +21,27 @@ Status Error(const std::string& path, const std::string& message) {
   return Status::InvalidArgument(path + ": " + message);
 }
 
-std::string Quote(const std::string& text) {
+std::string Quote(std::string_view text) {
   constexpr size_t kShown = 40;  // keep messages readable when the input is huge
-  return "'" + (text.size() > kShown ? text.substr(0, kShown) + "..." : text) + "'";
+  return "'" + (text.size() > kShown ? std::string(text.substr(0, kShown)) + "..." : std::string(text)) + "'";
 }
 
 std::string Index(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
-Result<std::string> ReadString(const YAML::Node& node, const std::string& path) {
+Result<std::string> ReadString(const YamlNode& node, const std::string& path) {
   if (!node.IsScalar()) return Error(path, "must be a string");
-  const std::string& text = node.Scalar();
+  const std::string_view text = node.Scalar();
   if (text.empty()) return Error(path, "must not be empty");
-  if (text.size() > kMaxOfferStringLength) {
-    return Error(path, "longer than " + std::to_string(kMaxOfferStringLength) + " characters");
+  if (text.size() > limits::kMaxNameBytes) {
+    return Error(path, "longer than " + std::to_string(limits::kMaxNameBytes) + " characters");
   }
-  return text;
+  return std::string(text);
 }
 
 // A whole number written without sign or fraction, at most `max`.
-Result<uint64_t> ReadUnsigned(const YAML::Node& node, const std::string& path, uint64_t max) {
+Result<uint64_t> ReadUnsigned(const YamlNode& node, const std::string& path, uint64_t max) {
   if (!node.IsScalar()) return Error(path, "must be a whole number");
-  const std::string& text = node.Scalar();
+  const std::string text(node.Scalar());
   if (!text.empty() && text[0] == '-') return Error(path, text + " is negative");
   uint64_t value = 0;
   const char* end = text.data() + text.size();
@@ -51,43 +54,26 @@ Result<uint64_t> ReadUnsigned(const YAML::Node& node, const std::string& path, u
   return value;
 }
 
-// "512Gi", "2Ti", "80GiB", "1000000", "4g": decimal (k M G T P E) or binary (Ki..Ei) suffixes,
-// any case, with an optional trailing b.
-Result<uint64_t> ReadSize(const YAML::Node& node, const std::string& path, uint64_t max) {
-  if (!node.IsScalar()) return Error(path, "must be a size like 80Gi");
-  const std::string& text = node.Scalar();
-  if (!text.empty() && text[0] == '-') return Error(path, text + " is negative");
-  uint64_t number = 0;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, number);
-  if (ec == std::errc::result_out_of_range) return Error(path, Quote(text) + " is too large");
-  if (ec != std::errc() || text.empty()) return Error(path, Quote(text) + " is not a size like 80Gi");
-  std::string suffix = ToLower(std::string_view(p, static_cast<size_t>(end - p)));
-  if (!suffix.empty() && suffix.back() == 'b') suffix.pop_back();
-  static constexpr std::string_view kUnits = "kmgtpe";
-  uint64_t multiplier = 1;
-  if (!suffix.empty()) {
-    const size_t power = kUnits.find(suffix[0]);
-    const bool binary = suffix.size() == 2 && suffix[1] == 'i';
-    if (power == std::string_view::npos || (suffix.size() == 2 && !binary) || suffix.size() > 2) {
-      return Error(path, Quote(text) + " has an unknown size suffix (use k, M, G, T, P, E or Ki..Ei)");
-    }
-    for (size_t i = 0; i <= power; ++i) multiplier *= binary ? 1024 : 1000;
-  }
-  uint64_t bytes = 0;
-  if (__builtin_mul_overflow(number, multiplier, &bytes)) return Error(path, Quote(text) + " is too large");
-  if (bytes > max) return Error(path, text + " exceeds the limit of " + FormatGi(max));
+// A size as the SDL reads it (ParseSizeBytes: "512Gi", "1.5Ti", "80GiB", "1000000"), at most `max`.
+Result<uint64_t> ReadSize(std::string_view text, const std::string& path, uint64_t max) {
+  Result<uint64_t> bytes = ParseSizeBytes(text);
+  if (!bytes.ok()) return Error(path, bytes.status().message());
+  if (*bytes > max) return Error(path, std::string(text) + " exceeds the limit of " + FormatGi(max));
   return bytes;
+}
+Result<uint64_t> ReadSize(const YamlNode& node, const std::string& path, uint64_t max) {
+  if (!node.IsScalar()) return Error(path, "must be a size like 80Gi");
+  return ReadSize(node.Scalar(), path, max);
 }
 
 // Checks every key of a map against the allowed ones; `required` must all be present.
-Status CheckKeys(const YAML::Node& node, const std::string& path,
+Status CheckKeys(const YamlNode& node, const std::string& path,
                  std::initializer_list<std::string_view> allowed,
                  std::initializer_list<std::string_view> required) {
   if (!node.IsMap()) return Error(path, "must be a map");
   std::set<std::string, std::less<>> present;
-  for (const auto& entry : node) {
-    const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : std::string();
+  for (const YamlMapEntry& entry : node.Entries()) {
+    const std::string key(entry.key.IsScalar() ? entry.key.Scalar() : std::string_view());
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       std::string names;
       for (std::string_view name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
@@ -102,7 +88,7 @@ Status CheckKeys(const YAML::Node& node, const std::string& path,
 }
 
 // A sequence (or null for "none"), at most `max` entries.
-Status CheckSequence(const YAML::Node& node, const std::string& path, size_t max) {
+Status CheckSequence(const YamlNode& node, const std::string& path, size_t max) {
   if (node.IsNull()) return Status::Ok();
   if (!node.IsSequence()) return Error(path, "must be a list");
   if (node.size() > max) {
@@ -122,7 +108,7 @@ Result<std::string> CanonicalRateKey(const std::string& key, const std::string& 
   }
   std::string canonical = ToLower(parts[0]);
   if (parts.size() >= 2) {
-    Result<uint64_t> ram = ReadSize(YAML::Node(parts[1]), path, kMaxGpuRamBytes);
+    Result<uint64_t> ram = ReadSize(parts[1], path, kMaxGpuRamBytes);
     if (!ram.ok()) return Error(path, Quote(key) + ": the RAM part " + Quote(parts[1]) + " is not a size like 80Gi");
     canonical += "." + FormatGi(*ram);
   }
@@ -147,13 +133,13 @@ Result<std::string> CanonicalRateKey(const std::string& key, const std::string& 
     if (!status_.ok()) return status_;           \
   } while (false)
 
-Status ParseGpu(const YAML::Node& node, const std::string& path, GpuDevices& gpu) {
+Status ParseGpu(const YamlNode& node, const std::string& path, GpuDevices& gpu) {
   GPUMART_TRY(CheckKeys(node, path, {"vendor", "model", "ram", "interface", "cuda", "count"},
                         {"model", "ram", "count"}));
-  for (const auto& entry : node) {
-    const std::string& key = entry.first.Scalar();
+  for (const YamlMapEntry& entry : node.Entries()) {
+    const std::string key(entry.key.Scalar());
     const std::string at = path + "." + key;
-    const YAML::Node& value = entry.second;
+    const YamlNode value = entry.value;
     if (key == "vendor") {
       GPUMART_TRY_ASSIGN(gpu.vendor, ReadString(value, at));
       gpu.vendor = ToLower(gpu.vendor);
@@ -176,20 +162,20 @@ Status ParseGpu(const YAML::Node& node, const std::string& path, GpuDevices& gpu
       if (!gpu.cuda) return Error(at, Quote(text) + " is not a CUDA version like 12.4");
     } else if (key == "count") {
       uint64_t count = 0;
-      GPUMART_TRY_ASSIGN(count, ReadUnsigned(value, at, kMaxGpusPerNode));
+      GPUMART_TRY_ASSIGN(count, ReadUnsigned(value, at, limits::kMaxGpusPerType));
       gpu.count = static_cast<uint32_t>(count);
     }
   }
   return Status::Ok();
 }
 
-Status ParseNode(const YAML::Node& node, const std::string& path, NodeCapacity& capacity) {
+Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& capacity) {
   GPUMART_TRY(CheckKeys(node, path, {"name", "cpu_millis", "memory", "storage", "gpus"},
                         {"name", "cpu_millis", "memory"}));
-  for (const auto& entry : node) {
-    const std::string& key = entry.first.Scalar();
+  for (const YamlMapEntry& entry : node.Entries()) {
+    const std::string key(entry.key.Scalar());
     const std::string at = path + "." + key;
-    const YAML::Node& value = entry.second;
+    const YamlNode value = entry.value;
     if (key == "name") {
       GPUMART_TRY_ASSIGN(capacity.name, ReadString(value, at));
     } else if (key == "cpu_millis") {
@@ -199,10 +185,10 @@ Status ParseNode(const YAML::Node& node, const std::string& path, NodeCapacity& 
     } else if (key == "storage") {
       GPUMART_TRY_ASSIGN(capacity.storage_bytes, ReadSize(value, at, kMaxNodeStorageBytes));
     } else if (key == "gpus") {
-      GPUMART_TRY(CheckSequence(value, at, kMaxGpuTypesPerNode));
+      GPUMART_TRY(CheckSequence(value, at, limits::kMaxGpuTypesPerNode));
       for (size_t i = 0; i < value.size(); ++i) {
         GpuDevices gpu;
-        GPUMART_TRY(ParseGpu(value[i], Index(at, i), gpu));
+        GPUMART_TRY(ParseGpu(value.Item(i), Index(at, i), gpu));
         for (const GpuDevices& other : capacity.gpus) {
           if (other.vendor == gpu.vendor && other.model == gpu.model &&
               other.ram_bytes == gpu.ram_bytes && other.interface == gpu.interface) {
@@ -218,12 +204,12 @@ Status ParseNode(const YAML::Node& node, const std::string& path, NodeCapacity& 
   return Status::Ok();
 }
 
-Status ParsePriceTable(const YAML::Node& node, const std::string& path, PriceTable& table) {
+Status ParsePriceTable(const YamlNode& node, const std::string& path, PriceTable& table) {
   GPUMART_TRY(CheckKeys(node, path, {"denom", "gpu", "cpu", "memory", "storage"}, {"denom"}));
-  for (const auto& entry : node) {
-    const std::string& key = entry.first.Scalar();
+  for (const YamlMapEntry& entry : node.Entries()) {
+    const std::string key(entry.key.Scalar());
     const std::string at = path + "." + key;
-    const YAML::Node& value = entry.second;
+    const YamlNode value = entry.value;
     if (key == "denom") {
       GPUMART_TRY_ASSIGN(table.denom, ReadString(value, at));
     } else if (key == "cpu") {
@@ -235,18 +221,18 @@ Status ParsePriceTable(const YAML::Node& node, const std::string& path, PriceTab
     } else if (key == "gpu") {
       if (value.IsNull()) continue;
       if (!value.IsMap()) return Error(at, "must be a map of device key to rate");
-      if (value.size() > kMaxGpuRatesPerTable) {
+      if (value.size() > limits::kMaxPriceKeys) {
         return Error(at, std::to_string(value.size()) + " rates exceed the limit of " +
-                             std::to_string(kMaxGpuRatesPerTable));
+                             std::to_string(limits::kMaxPriceKeys));
       }
-      for (const auto& rate_entry : value) {
+      for (const YamlMapEntry& rate_entry : value.Entries()) {
         std::string rate_key;
-        GPUMART_TRY_ASSIGN(rate_key, ReadString(rate_entry.first, at));
+        GPUMART_TRY_ASSIGN(rate_key, ReadString(rate_entry.key, at));
         const std::string rate_at = at + "." + rate_key;
         std::string canonical;
         GPUMART_TRY_ASSIGN(canonical, CanonicalRateKey(rate_key, rate_at));
         uint64_t rate = 0;
-        GPUMART_TRY_ASSIGN(rate, ReadUnsigned(rate_entry.second, rate_at, kMaxRatePerHour));
+        GPUMART_TRY_ASSIGN(rate, ReadUnsigned(rate_entry.value, rate_at, kMaxRatePerHour));
         if (!table.gpu.emplace(canonical, rate).second) {
           return Error(rate_at, "the same device key as another rate (" + canonical + ")");
         }
@@ -256,39 +242,39 @@ Status ParsePriceTable(const YAML::Node& node, const std::string& path, PriceTab
   return Status::Ok();
 }
 
-Status ParseProvider(const YAML::Node& node, const std::string& path, size_t& nodes_total,
+Status ParseProvider(const YamlNode& node, const std::string& path, size_t& nodes_total,
                      Offer& offer) {
   GPUMART_TRY(CheckKeys(node, path,
                         {"id", "attributes", "auditors", "reputation", "pricing", "nodes"},
                         {"id", "pricing", "nodes"}));
-  for (const auto& entry : node) {
-    const std::string& key = entry.first.Scalar();
+  for (const YamlMapEntry& entry : node.Entries()) {
+    const std::string key(entry.key.Scalar());
     const std::string at = path + "." + key;
-    const YAML::Node& value = entry.second;
+    const YamlNode value = entry.value;
     if (key == "id") {
       GPUMART_TRY_ASSIGN(offer.provider, ReadString(value, at));
     } else if (key == "attributes") {
       if (value.IsNull()) continue;
       if (!value.IsMap()) return Error(at, "must be a map");
-      if (value.size() > kMaxAttributesPerProvider) {
-        return Error(at, "more than " + std::to_string(kMaxAttributesPerProvider) + " attributes");
+      if (value.size() > limits::kMaxAttributes) {
+        return Error(at, "more than " + std::to_string(limits::kMaxAttributes) + " attributes");
       }
-      for (const auto& attribute : value) {
+      for (const YamlMapEntry& attribute : value.Entries()) {
         std::string name;
         std::string text;
-        GPUMART_TRY_ASSIGN(name, ReadString(attribute.first, at));
-        GPUMART_TRY_ASSIGN(text, ReadString(attribute.second, at + "." + name));
+        GPUMART_TRY_ASSIGN(name, ReadString(attribute.key, at));
+        GPUMART_TRY_ASSIGN(text, ReadString(attribute.value, at + "." + name));
         offer.attributes[name] = text;
       }
     } else if (key == "auditors") {
-      GPUMART_TRY(CheckSequence(value, at, kMaxAuditorsPerProvider));
+      GPUMART_TRY(CheckSequence(value, at, limits::kMaxAuditors));
       for (size_t i = 0; i < value.size(); ++i) {
         std::string auditor;
-        GPUMART_TRY_ASSIGN(auditor, ReadString(value[i], Index(at, i)));
+        GPUMART_TRY_ASSIGN(auditor, ReadString(value.Item(i), Index(at, i)));
         offer.auditors.push_back(std::move(auditor));
       }
     } else if (key == "reputation") {
-      const std::string text = value.IsScalar() ? value.Scalar() : std::string();
+      const std::string text(value.IsScalar() ? value.Scalar() : std::string_view());
       double reputation = -1;
       auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), reputation);
       if (ec != std::errc() || p != text.data() + text.size() || text.empty() ||
@@ -297,18 +283,18 @@ Status ParseProvider(const YAML::Node& node, const std::string& path, size_t& no
       }
       offer.reputation_ppm = static_cast<uint32_t>(std::llround(reputation * kPpm));
     } else if (key == "pricing") {
-      GPUMART_TRY(CheckSequence(value, at, kMaxPriceTablesPerProvider));
+      GPUMART_TRY(CheckSequence(value, at, limits::kMaxPriceTables));
       if (value.size() == 0) return Error(at, "missing (at least one price table is needed)");
       for (size_t i = 0; i < value.size(); ++i) {
         PriceTable table;
-        GPUMART_TRY(ParsePriceTable(value[i], Index(at, i), table));
+        GPUMART_TRY(ParsePriceTable(value.Item(i), Index(at, i), table));
         for (const PriceTable& other : offer.pricing) {
           if (other.denom == table.denom) return Error(Index(at, i) + ".denom", table.denom + " is priced twice");
         }
         offer.pricing.push_back(std::move(table));
       }
     } else if (key == "nodes") {
-      GPUMART_TRY(CheckSequence(value, at, kMaxNodesPerProvider));
+      GPUMART_TRY(CheckSequence(value, at, limits::kMaxNodes));
       if (value.size() == 0) return Error(at, "missing (a provider has at least one node)");
       nodes_total += value.size();
       if (nodes_total > kMaxOfferNodesTotal) {
@@ -317,7 +303,7 @@ Status ParseProvider(const YAML::Node& node, const std::string& path, size_t& no
       std::set<std::string> names;
       for (size_t i = 0; i < value.size(); ++i) {
         NodeCapacity capacity;
-        GPUMART_TRY(ParseNode(value[i], Index(at, i), capacity));
+        GPUMART_TRY(ParseNode(value.Item(i), Index(at, i), capacity));
         if (!names.insert(capacity.name).second) {
           return Error(Index(at, i) + ".name", capacity.name + " is used by another node");
         }
@@ -328,9 +314,9 @@ Status ParseProvider(const YAML::Node& node, const std::string& path, size_t& no
   return Status::Ok();
 }
 
-Result<std::vector<Offer>> ParseDocument(const YAML::Node& root) {
+Result<std::vector<Offer>> ParseDocument(const YamlNode& root) {
   GPUMART_TRY(CheckKeys(root, "", {"providers"}, {"providers"}));
-  const YAML::Node providers = root["providers"];
+  const YamlNode providers = root.Find("providers");
   GPUMART_TRY(CheckSequence(providers, "providers", kMaxOfferProviders));
   std::vector<Offer> offers;
   offers.reserve(providers.size());
@@ -339,12 +325,13 @@ Result<std::vector<Offer>> ParseDocument(const YAML::Node& root) {
   for (size_t i = 0; i < providers.size(); ++i) {
     Offer offer;
     const std::string path = Index("providers", i);
-    GPUMART_TRY(ParseProvider(providers[i], path, nodes_total, offer));
+    GPUMART_TRY(ParseProvider(providers.Item(i), path, nodes_total, offer));
     if (!ids.insert(offer.provider).second) {
       return Error(path + ".id", offer.provider + " is used by another provider");
     }
-    // The same rules a peer's advertisement must pass.
+    // The same rules a peer's advertisement must pass, and the matching engine's bounds.
     Status valid = ValidateOffer(offer);
+    if (valid.ok()) valid = CheckOfferWork(offer);
     if (!valid.ok()) return valid.WithContext(path);
     offers.push_back(std::move(offer));
   }
@@ -361,17 +348,18 @@ Result<std::vector<Offer>> ParseOffers(std::string_view text) {
     return Status::LimitExceeded("offers document of " + std::to_string(text.size()) +
                                  " bytes exceeds the limit of " + std::to_string(kMaxOffersFileBytes));
   }
-  // yaml-cpp reports errors by exception; they stop here.
-  try {
-    const YAML::Node root = YAML::Load(std::string(text));
+  return CatchAll("offers", [&]() -> Result<std::vector<Offer>> {
+    Result<YamlTree> tree =
+        YamlTree::Parse(text, {.max_nodes = kMaxOffersYamlNodes, .max_depth = kMaxOffersNestingDepth});
+    if (!tree.ok()) return tree.status();
+    const YamlNode root = tree->Root();
     if (!root.IsMap()) return Status::InvalidArgument("an offers document is a map with a 'providers' list");
     return ParseDocument(root);
-  } catch (const YAML::Exception& e) {
-    return Status::InvalidArgument(std::string("not valid YAML or JSON: ") + e.what());
-  }
+  });
 }
 
-Result<std::vector<Offer>> ParseOffersFile(const std::string& path) {
+namespace {
+Result<std::vector<Offer>> ReadOffersFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return Status::IoError(path + ": cannot open");
   file.seekg(0, std::ios::end);
@@ -388,6 +376,11 @@ Result<std::vector<Offer>> ParseOffersFile(const std::string& path) {
   Result<std::vector<Offer>> offers = ParseOffers(text);
   if (!offers.ok()) return offers.status().WithContext(path);
   return offers;
+}
+}  // namespace
+
+Result<std::vector<Offer>> ParseOffersFile(const std::string& path) {
+  return CatchAll(path, [&] { return ReadOffersFile(path); });
 }
 
 }  // namespace gpumart::market

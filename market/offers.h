@@ -17,28 +17,27 @@
 namespace gpumart::market {
 
 // Named limits on an offers file. Anything past them is an error, never a silent truncation.
+// What a file describes is an offer a provider advertises, so everything an offer carries is
+// bounded by the wire's limits (market/codec.h: nodes, GPU entries per node, GPUs per entry,
+// price tables, rate keys, attributes, auditors, name lengths) and the matching engine's
+// (market/match.h: device types and GPU entries per offer); only what is the file's own is here.
 constexpr size_t kMaxOffersFileBytes = 64 * kMi;
+// The YAML tree of a file at the size limit: about one node per 4 bytes (a real file has one per
+// 10 or more); nesting as deep as the schema needs, with room.
+constexpr size_t kMaxOffersYamlNodes = kMaxOffersFileBytes / 4;
+constexpr size_t kMaxOffersNestingDepth = 16;
 constexpr size_t kMaxOfferProviders = 100'000;
-constexpr size_t kMaxNodesPerProvider = 1'024;
 constexpr size_t kMaxOfferNodesTotal = 1'000'000;          // over all providers of a file
-constexpr size_t kMaxGpuTypesPerNode = 16;
-constexpr uint64_t kMaxGpusPerNode = 64;
 constexpr uint64_t kMaxCpuMillisPerNode = 10'000'000;      // 10,000 cores
 constexpr uint64_t kMaxNodeMemoryBytes = 1024 * kTi;       // 1 PiB
 constexpr uint64_t kMaxNodeStorageBytes = 1024 * 1024 * kTi;  // 1 EiB
 constexpr uint64_t kMaxGpuRamBytes = 16 * kTi;
-constexpr size_t kMaxPriceTablesPerProvider = 16;
-constexpr size_t kMaxGpuRatesPerTable = 256;
 // Micro-units per hour; 10^15 is a billion whole units an hour, far past any real price, and
 // small enough that prices of real orders cannot overflow 64 bits.
 constexpr uint64_t kMaxRatePerHour = 1'000'000'000'000'000;
-constexpr size_t kMaxAttributesPerProvider = 64;
-constexpr size_t kMaxAuditorsPerProvider = limits::kMaxAuditors;  // as on the wire
-// ids, names, attribute keys and values, denoms: as on the wire, so every offer a file yields is
-// one a provider can advertise.
-constexpr size_t kMaxOfferStringLength = limits::kMaxNameBytes;
 
-// Parses an offers document (YAML or JSON). GPU models and vendors are lower-cased and gpu rate
+// Parses an offers document (YAML or JSON). Sizes are read by ParseSizeBytes (market/sdl.h), as
+// in an SDL. Never throws. GPU models and vendors are lower-cased and gpu rate
 // keys are written in canonical form (`h100.80Gi.sxm`, sizes via FormatGi, sxm4 -> sxm), which
 // is how the matching engine looks them up.
 Result<std::vector<Offer>> ParseOffers(std::string_view text);

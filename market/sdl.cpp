@@ -1,5 +1,7 @@
 #include "market/sdl.h"
 
+#include "market/boundary.h"
+
 #include "market/codec.h"
 
 #include "market/yaml_tree.h"
@@ -441,18 +443,12 @@ Result<Deployment> SdlParser::Parse(std::string_view text) {
   }
   Status status = CheckNesting(text);
   if (!status.ok()) return status;
-  try {
-    Result<YamlTree> tree = YamlTree::Parse(text, {.max_nodes = kSdlMaxNodes, .max_depth = kSdlMaxNestingDepth});
-    if (!tree.ok()) return tree.status();
-    status = ParseRoot(tree->Root());
-    if (!status.ok()) return status;
-    status = BuildOrders();
-    if (!status.ok()) return status;
-  } catch (const std::bad_alloc&) {
-    return Status::LimitExceeded("out of memory while parsing");
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("SDL parser: ") + e.what());
-  }
+  Result<YamlTree> tree = YamlTree::Parse(text, {.max_nodes = kSdlMaxNodes, .max_depth = kSdlMaxNestingDepth});
+  if (!tree.ok()) return tree.status();
+  status = ParseRoot(tree->Root());
+  if (!status.ok()) return status;
+  status = BuildOrders();
+  if (!status.ok()) return status;
   return std::move(deployment_);
 }
 
@@ -1212,11 +1208,14 @@ std::optional<CudaVersion> DetectCudaRequirement(const ServiceSpec& service) {
 }
 
 Result<Deployment> ParseSdl(std::string_view yaml_text) {
-  SdlParser parser;
-  return parser.Parse(yaml_text);
+  return CatchAll("SDL", [&] {
+    SdlParser parser;
+    return parser.Parse(yaml_text);
+  });
 }
 
-Result<Deployment> ParseSdlFile(const std::string& path) {
+namespace {
+Result<Deployment> ReadSdlFile(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) return Status::IoError("is a directory");
   std::ifstream in(path, std::ios::binary);
@@ -1234,6 +1233,11 @@ Result<Deployment> ParseSdlFile(const std::string& path) {
                                  " bytes");
   }
   return ParseSdl(text);
+}
+}  // namespace
+
+Result<Deployment> ParseSdlFile(const std::string& path) {
+  return CatchAll(path, [&] { return ReadSdlFile(path); });
 }
 
 }  // namespace gpumart::market

@@ -48,7 +48,7 @@ constexpr size_t kSdlMaxListEntries = 1024;         // command, args, expose ent
 constexpr size_t kSdlMaxNameBytes = limits::kMaxNameBytes;  // names, keys, denoms, models, attribute values
 constexpr size_t kSdlMaxTextBytes = 64 * 1024;      // image, env entries, command and args
 constexpr uint32_t kSdlMaxCount = 1000;             // replicas of one service in one group
-constexpr uint32_t kSdlMaxGpuUnits = 1024;          // GPUs per replica
+constexpr uint32_t kSdlMaxGpuUnits = limits::kMaxGpuUnits;  // GPUs per replica
 // Per-block price cap; keeps count x per-hour sums far from uint64 overflow.
 constexpr uint64_t kSdlMaxAmountPerBlock = 10'000'000'000ull;
 

@@ -1,5 +1,7 @@
 #include "market/yaml_tree.h"
 
+#include "market/boundary.h"
+
 #include <yaml.h>
 
 #include <algorithm>
@@ -340,15 +342,13 @@ class YamlTreeBuilder {
 };
 
 Result<YamlTree> YamlTree::Parse(std::string_view text, const YamlLimits& limits) {
-  try {
+  return CatchAll("YAML", [&]() -> Result<YamlTree> {
     YamlTree tree;
     YamlTreeBuilder builder(&tree, text, limits);
     Status status = builder.Build();
     if (!status.ok()) return status;
     return tree;
-  } catch (const std::bad_alloc&) {
-    return Status::LimitExceeded("out of memory while reading YAML");
-  }
+  });
 }
 
 }  // namespace gpumart::market

@@ -62,6 +62,8 @@ std::string DescribeExclusion(market::ExclusionReason reason, const std::string&
     case ExclusionReason::kGpuRate: return "no GPU rate for the matching devices" + service;
     case ExclusionReason::kCapacity: return "not enough free capacity";
     case ExclusionReason::kPriceCap: return "price above the cap";
+    case ExclusionReason::kOfferTooLarge: return "offer over a matching work bound: " + detail;
+    case ExclusionReason::kWorkLimit: return "evaluation over its work bound (kMaxEvaluationSteps)";
     case ExclusionReason::kNone: break;
   }
   return "unknown";

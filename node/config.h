@@ -11,6 +11,10 @@
 namespace gpumart::node {
 
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
+constexpr size_t kMaxConfigStringBytes = 4096;  // a path or a name
+// A config is a flat map; its YAML tree is bounded (market/yaml_tree.h never recurses).
+constexpr size_t kMaxConfigYamlNodes = 64 * 1024;
+constexpr size_t kMaxConfigNestingDepth = 16;
 constexpr std::string_view kDefaultDataDir = "./gpumart-data";
 
 enum class NodeRole { kRelay, kProvider, kTenant };
@@ -27,6 +31,7 @@ struct NodeConfig {
   std::string IdentityPath() const { return identity.empty() ? data_dir + "/identity.key" : identity; }
 };
 
+// Never throw: every error, out of memory included, is a Status.
 Result<NodeConfig> ParseNodeConfig(std::string_view yaml_text);
 Result<NodeConfig> LoadNodeConfig(const std::string& path);
 

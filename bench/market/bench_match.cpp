@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 
+#include "market/codec.h"
 #include "market/match.h"
 
 namespace gpumart::market {
@@ -211,6 +212,113 @@ void BM_OfferUpdate(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * 2);
 }
 BENCHMARK(BM_OfferUpdate);
+
+// ---------------------------------------------------------------------------------------------
+// The worst offer the work bounds admit (issue 11, item 10): kMaxOfferGpuEntries entries on
+// limits::kMaxNodes nodes, kMaxOfferDeviceTypes device types all priced, the most attributes
+// and auditors, as a peer could send it (its body fits in one message, checked). Each order
+// makes the evaluator work a different way; the budget must hold every one under 1 ms.
+
+Offer WorstOffer() {
+  Offer offer;
+  offer.provider = std::string(limits::kMaxNameBytes, 'p');
+  for (size_t a = 0; a < limits::kMaxAttributes; ++a) offer.attributes["attr" + std::to_string(a)] = "v";
+  for (size_t a = 0; a < limits::kMaxAuditors; ++a) offer.auditors.push_back("auditor" + std::to_string(a));
+  PriceTable table;
+  table.denom = "uakt";
+  table.gpu["*"] = 100;
+  table.cpu = 1000;
+  table.memory = 200;
+  table.storage = 10;
+  offer.pricing.push_back(table);
+  const size_t per_node = kMaxOfferGpuEntries / limits::kMaxNodes;
+  for (size_t n = 0; n < limits::kMaxNodes; ++n) {
+    // 1.5 cores: a node holds one replica of a 1-core service, which makes placement searches
+    // backtrack (see the orders below).
+    NodeCapacity node{"n" + std::to_string(n), 1'500, 64 * kGi, 1 * kTi, {}};
+    for (size_t j = 0; j < per_node; ++j) {
+      GpuDevices gpu;
+      gpu.model = "m" + std::to_string((n * per_node + j) % kMaxOfferDeviceTypes);
+      gpu.ram_bytes = 80 * kGi;
+      gpu.interface = kSxm;
+      gpu.cuda = CudaVersion{12, 4};
+      gpu.count = 2;
+      node.gpus.push_back(gpu);
+    }
+    offer.nodes.push_back(std::move(node));
+  }
+  return offer;
+}
+
+ServiceRequest OneCoreService(std::string name, uint32_t count, uint32_t units) {
+  ServiceRequest service;
+  service.name = std::move(name);
+  service.count = count;
+  service.resources.cpu_millis = 1'000;
+  service.resources.gpu.units = units;
+  if (units > 0) service.resources.gpu.options = {GpuOption{"nvidia", "*", std::nullopt, std::nullopt}};
+  service.price_cap = {"uakt", 0, 1'000'000'000};
+  return service;
+}
+
+// 0: two GPU services of 129 replicas, any type each: 4096 combinations, each placement failing
+//    only after an exponential backtracking search (each type is on 128 nodes, one replica fits
+//    a node). Before the bounds: seconds.
+// 1: four GPU services of 2 replicas: every combination pays the placement prechecks over all
+//    8192 entries and 4096 nodes.
+// 2: one GPU service and one CPU-only service of 4097 replicas: one more replica than nodes.
+// 3: the most services (limits::kMaxServices), each a GPU replica of any type.
+Order WorstOrder(int64_t which) {
+  Order order;
+  order.group = "worst";
+  switch (which) {
+    case 0:
+      order.services = {OneCoreService("a", 129, 1), OneCoreService("b", 129, 1)};
+      break;
+    case 1:
+      for (int s = 0; s < 4; ++s) order.services.push_back(OneCoreService("s" + std::to_string(s), 2, 2));
+      break;
+    case 2:
+      order.services = {OneCoreService("gpu", 1, 1),
+                        OneCoreService("cpu", static_cast<uint32_t>(limits::kMaxNodes), 0)};
+      break;
+    default:
+      for (size_t s = 0; s < limits::kMaxServices; ++s) {
+        order.services.push_back(OneCoreService("s" + std::to_string(s), 1, 1));
+      }
+      break;
+  }
+  return order;
+}
+
+void BM_WorstOffer(benchmark::State& state) {
+  const Offer offer = WorstOffer();
+  if (!CheckOfferWork(offer).ok() || EncodeBody(offer).size() > limits::kMaxBodyBytes) {
+    state.SkipWithError("the worst offer is not admitted");
+    return;
+  }
+  OfferBook book;
+  if (!book.Upsert(offer).ok()) std::abort();
+  const Order order = WorstOrder(state.range(0));
+  std::vector<Candidate> top;
+  for (auto _ : state) {
+    book.TopKInto(order, Policy::kPreference, kTop, top);
+    benchmark::DoNotOptimize(top.data());
+  }
+  state.counters["body_bytes"] = static_cast<double>(EncodeBody(offer).size());
+  state.counters["exclusion"] = static_cast<double>(FitProvider(order, offer).exclusion.reason);
+}
+BENCHMARK(BM_WorstOffer)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+// What the worst admitted offer costs when it arrives (checks, normalization, indexing).
+void BM_WorstOfferUpsert(benchmark::State& state) {
+  const Offer offer = WorstOffer();
+  OfferBook book;
+  for (auto _ : state) {
+    if (!book.Upsert(offer).ok()) std::abort();
+  }
+}
+BENCHMARK(BM_WorstOfferUpsert)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace gpumart::market

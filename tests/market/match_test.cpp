@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 namespace gpumart::market {
 namespace {
 
@@ -366,6 +368,166 @@ TEST(OfferBookTest, GroupsWithoutGpusScanEveryProvider) {
   ASSERT_EQ(top.size(), 1u);
   EXPECT_EQ(top[0].provider, "x");
   EXPECT_TRUE(top[0].ranks.empty());
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Work bounds (issue 11, item 10): a peer's offer cannot stall matching.
+
+// `types` distinct device types spread over `nodes` nodes, each node holding `per_node` of them
+// (`free` free GPUs each) and 1.5 cores, all priced by "*".
+Offer ManyTypes(const std::string& id, size_t types, size_t nodes, size_t per_node, uint32_t free = 1) {
+  Offer offer;
+  offer.provider = id;
+  offer.pricing.push_back({"uakt", {{"*", 100}}, 1000, 200, 10});
+  for (size_t n = 0; n < nodes; ++n) {
+    NodeCapacity node{"n" + std::to_string(n), 1'500, 256 * kGi, 1 * kTi, {}};
+    for (size_t j = 0; j < per_node; ++j) {
+      node.gpus.push_back(Gpu("m" + std::to_string((n * per_node + j) % types), 80, kSxm, free));
+    }
+    offer.nodes.push_back(std::move(node));
+  }
+  return offer;
+}
+
+TEST(MatchWorkTest, AnOfferOverThePerOfferBoundsIsRefusedWhenItArrives) {
+  const Order order = OrderOf({Service("s", 1, 1, {Option("*")})});
+  // 3 nodes x 22 = 66 distinct types: each node within the wire's 32 GPU entries, the offer not.
+  const Offer wide = ManyTypes("wide", kMaxOfferDeviceTypes + 2, 3, 22);
+  OfferBook book;
+  const Status refused = book.Upsert(wide);
+  EXPECT_EQ(refused.code(), Status::Code::kLimitExceeded) << refused.ToString();
+  EXPECT_NE(refused.message().find("device types"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(book.size(), 0u);
+  EXPECT_EQ(book.stats().device_types, 0u);
+  const FitOutcome outcome = FitProvider(order, wide);
+  EXPECT_FALSE(outcome.candidate);
+  EXPECT_EQ(outcome.exclusion.reason, ExclusionReason::kOfferTooLarge);
+  EXPECT_EQ(book.UpsertAll({wide}).code(), Status::Code::kLimitExceeded);
+
+  // Exactly at the bound is admitted.
+  const Offer at_bound = ManyTypes("at-bound", kMaxOfferDeviceTypes, 4, 16);
+  EXPECT_TRUE(book.Upsert(at_bound).ok());
+  EXPECT_TRUE(FitProvider(order, at_bound).candidate);
+
+  // Too many GPU entries, over few types (the wire allows 4096 nodes x 32 entries).
+  const Offer crowded = ManyTypes("crowded", 4, kMaxOfferGpuEntries / 4 + 1, 4);
+  EXPECT_EQ(book.Upsert(crowded).code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(FitProvider(order, crowded).exclusion.reason, ExclusionReason::kOfferTooLarge);
+}
+
+// The worst case of the old evaluator: two GPU services, each able to use any of 64 device
+// types (64 x 64 = 4096 combinations), and for each combination a placement that only fails
+// after an exponential backtracking search (129 replicas of one core for the 128 nodes of 1.5
+// cores holding the type, 2 GPUs each, so the totals pass). The old code spent up to 200,000 steps per
+// combination, 819 million in all: seconds per evaluation. Now one budget bounds the whole
+// evaluation and the provider is excluded for it.
+TEST(MatchWorkTest, APathologicalOfferIsEvaluatedWithinTheStepBudget) {
+  const size_t types = kMaxOfferDeviceTypes;
+  const Offer offer = ManyTypes("slow", types, 4096, 2, 2);  // each type on 128 nodes
+  ASSERT_TRUE(CheckOfferWork(offer).ok());
+  ServiceRequest first = Service("a", 129, 1, {Option("*")});
+  ServiceRequest second = Service("b", 129, 1, {Option("*")});
+  for (ServiceRequest* service : {&first, &second}) {
+    service->resources.memory_bytes = 0;
+    service->resources.storage.clear();
+  }
+  const Order order = OrderOf({first, second});
+  const auto start = std::chrono::steady_clock::now();
+  const FitOutcome outcome = FitProvider(order, offer);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(outcome.candidate);
+  EXPECT_EQ(outcome.exclusion.reason, ExclusionReason::kWorkLimit);
+  // The bound is ~1 ms in a release build (bench: BM_WorstOffer); 1 s leaves room for
+  // sanitizers, while the unbounded search took far longer.
+  EXPECT_LT(elapsed, std::chrono::seconds(1));
+
+  OfferBook book;
+  ASSERT_TRUE(book.Upsert(offer).ok());
+  const auto book_start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(book.TopK(order, Policy::kPreference, 5).empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - book_start, std::chrono::seconds(1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The book shrinks (issue 11, item 11): interned types, names, denoms and index lists are
+// freed with the last offer that uses them.
+
+TEST(OfferBookTest, CyclingModelNamesAndDenomsKeepsTheBookBounded) {
+  OfferBook book;
+  const Order order = OrderOf({Service("s", 1, 1, {Option("*")})});
+  ASSERT_TRUE(book.Upsert(Provider("steady", {Node("n", {Gpu("h100", 80, kSxm, 8)})}, {{"*", 100}})).ok());
+  const OfferBook::Stats base = book.stats();
+  EXPECT_EQ(base.device_types, 1u);
+  EXPECT_EQ(base.denoms, 1u);
+  EXPECT_EQ(base.index_lists, 1u);
+  for (int i = 0; i < 20'000; ++i) {
+    Offer offer = Provider("churn", {Node("n", {Gpu("model" + std::to_string(i), 80, kSxm, 1)})},
+                           {{"*", 50}});
+    offer.pricing[0].denom = "denom" + std::to_string(i % 1000);
+    offer.pricing.push_back({"uakt", {{"*", 50}}, 1000, 200, 10});
+    ASSERT_TRUE(book.Upsert(offer).ok()) << i;
+    if (i % 2 == 0) {
+      ASSERT_TRUE(book.Remove("churn"));  // replaced or removed: both free what it held
+    }
+  }
+  ASSERT_TRUE(book.Remove("churn"));
+  const OfferBook::Stats after = book.stats();
+  EXPECT_EQ(after.offers, 1u);
+  EXPECT_EQ(after.device_types, base.device_types);
+  EXPECT_EQ(after.names, base.names);
+  EXPECT_EQ(after.denoms, base.denoms);
+  EXPECT_EQ(after.index_lists, base.index_lists);
+  EXPECT_EQ(after.index_entries, base.index_entries);
+  const auto top = book.TopK(order, Policy::kPreference, 5);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].provider, "steady");
+}
+
+TEST(OfferBookTest, TheBooksTablesAreBoundedAndFreedEntriesAreReused) {
+  OfferBook book;
+  // Fill the type table: offers of 64 types each, every type new.
+  const size_t offers = kMaxBookDeviceTypes / kMaxOfferDeviceTypes;
+  for (size_t o = 0; o < offers; ++o) {
+    Offer offer;
+    offer.provider = "p" + std::to_string(o);
+    offer.pricing.push_back({"uakt", {{"*", 100}}, 1000, 200, 10});
+    for (size_t n = 0; n < 2; ++n) {
+      NodeCapacity node{"n" + std::to_string(n), 64'000, 256 * kGi, 1 * kTi, {}};
+      for (size_t j = 0; j < kMaxOfferDeviceTypes / 2; ++j) {
+        node.gpus.push_back(Gpu("o" + std::to_string(o) + "t" + std::to_string(n * 100 + j), 80, kSxm, 1));
+      }
+      offer.nodes.push_back(std::move(node));
+    }
+    ASSERT_TRUE(book.Upsert(offer).ok()) << o;
+  }
+  EXPECT_EQ(book.stats().device_types, kMaxBookDeviceTypes);
+  const Offer newcomer = Provider("new", {Node("n", {Gpu("fresh", 80, kSxm, 1)})}, {{"*", 1}});
+  EXPECT_EQ(book.Upsert(newcomer).code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(book.size(), offers);
+  // A known type is still welcome; a freed slot takes a new one.
+  EXPECT_TRUE(book.Upsert(Provider("known", {Node("n", {Gpu("o0t0", 80, kSxm, 1)})}, {{"*", 1}})).ok());
+  ASSERT_TRUE(book.Remove("p1"));
+  EXPECT_TRUE(book.Upsert(newcomer).ok());
+  EXPECT_EQ(book.stats().device_types, kMaxBookDeviceTypes - kMaxOfferDeviceTypes + 1);
+  const Order order = OrderOf({Service("s", 1, 1, {Option("fresh")})});
+  const auto top = book.TopK(order, Policy::kPreference, 5);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].provider, "new");
+
+  // Denoms: kMaxBookDenoms live at once.
+  OfferBook denoms;
+  for (size_t d = 0; d < kMaxBookDenoms; ++d) {
+    Offer offer = Provider("d" + std::to_string(d), {Node("n", {})}, {});
+    offer.pricing[0].denom = "u" + std::to_string(d);
+    ASSERT_TRUE(denoms.Upsert(offer).ok()) << d;
+  }
+  Offer extra = Provider("extra", {Node("n", {})}, {});
+  extra.pricing[0].denom = "extra";
+  EXPECT_EQ(denoms.Upsert(extra).code(), Status::Code::kLimitExceeded);
+  ASSERT_TRUE(denoms.Remove("d0"));
+  EXPECT_TRUE(denoms.Upsert(extra).ok());
+  EXPECT_EQ(denoms.stats().denoms, kMaxBookDenoms);
 }
 
 }  // namespace

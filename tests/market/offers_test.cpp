@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "market/match.h"
+#include "market/sdl.h"
+#include "tests/alloc_failure.h"
+
 #include <cstdio>
 #include <fstream>
 
@@ -108,13 +112,13 @@ TEST(OffersTest, SizeSuffixesAnyCaseWithOptionalB) {
 TEST(OffersTest, BadInputNamesThePath) {
   EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: -4}")),
             "providers[0].nodes[0].gpus[0].count: -4 is negative");
-  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 100000}")),
-            "providers[0].nodes[0].gpus[0].count: 100000 exceeds the limit of 64");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 100001}")),
+            "providers[0].nodes[0].gpus[0].count: 100001 exceeds the limit of 100000");
   EXPECT_NE(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 1, colour: red}"))
                 .find("providers[0].nodes[0].gpus[0].colour: unknown key"),
             std::string::npos);
   EXPECT_EQ(ErrorOf(WithGpu("{model: a100, count: 1}")), "providers[0].nodes[0].gpus[0].ram: missing");
-  EXPECT_NE(ErrorOf(WithGpu("{model: a100, ram: 40Qi, count: 1}")).find("gpus[0].ram: '40Qi' has an unknown size suffix"),
+  EXPECT_NE(ErrorOf(WithGpu("{model: a100, ram: 40Qi, count: 1}")).find("gpus[0].ram: \"40Qi\" has an unknown unit"),
             std::string::npos);
   EXPECT_NE(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 1, interface: nvlink}")).find("gpus[0].interface"),
             std::string::npos);
@@ -160,16 +164,16 @@ TEST(OffersTest, StructuralErrors) {
   EXPECT_NE(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 1}\n          - {model: A100, ram: 40Gi, count: 2}"))
                 .find("providers[0].nodes[0].gpus[1]: device type a100.40Gi.pcie is listed twice"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("providers: [\n").find("not valid YAML or JSON"), std::string::npos);
+  EXPECT_NE(ErrorOf("providers: [\n").find("invalid YAML at line 2"), std::string::npos);
   EXPECT_NE(ErrorOf("nodes: []\n").find("unknown key"), std::string::npos);
   EXPECT_NE(ErrorOf("").find("a map with a 'providers' list"), std::string::npos);
   EXPECT_NE(ErrorOf("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 99999Ei}]}\n")
-                .find("memory: '99999Ei' is too large"),
+                .find("memory: \"99999Ei\" is too large"),
             std::string::npos);
   EXPECT_NE(ErrorOf("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 2Pi}]}\n")
                 .find("memory: 2Pi exceeds the limit"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("providers:\n  - {id: " + std::string(kMaxOfferStringLength + 1, 'x') +
+  EXPECT_NE(ErrorOf("providers:\n  - {id: " + std::string(limits::kMaxNameBytes + 1, 'x') +
                     ", pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1}]}\n")
                 .find("providers[0].id: longer than"),
             std::string::npos);
@@ -220,6 +224,81 @@ TEST(OffersTest, ExampleConfigParses) {
   auto offers = ParseOffersFile(GPUMART_SOURCE_DIR "/configs/offers-example.yaml");
   ASSERT_TRUE(offers.ok()) << offers.status().ToString();
   EXPECT_GE(offers->size(), 3u);
+}
+
+// One quantity parser (issue 11): an offers file reads sizes exactly as an SDL does
+// (ParseSizeBytes), fractions included.
+TEST(OffersTest, SizesReadAsTheSdlReadsThem) {
+  for (const char* text : {"1.5Gi", "0.5Ti", "2.25G", "1.5", "80Gi", "512Mi", "2T", "16gb", "1.5 Gi", "1.5Qi", "-1Gi"}) {
+    const Result<uint64_t> expected = ParseSizeBytes(text);
+    auto offers = ParseOffers("providers:\n  - id: p\n    pricing: [{denom: u}]\n    nodes: [{name: n, cpu_millis: 1, memory: \"" +
+                              std::string(text) + "\", gpus: [{model: a100, ram: \"" + text + "\", count: 1}]}]\n");
+    ASSERT_EQ(offers.ok(), expected.ok()) << text << ": " << offers.status().ToString();
+    if (!expected.ok()) continue;
+    EXPECT_EQ((*offers)[0].nodes[0].memory_bytes, *expected) << text;
+    EXPECT_EQ((*offers)[0].nodes[0].gpus[0].ram_bytes, *expected) << text;
+  }
+  auto fraction = ParseOffers("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1.5Gi}]}\n");
+  ASSERT_TRUE(fraction.ok()) << fraction.status().ToString();
+  EXPECT_EQ((*fraction)[0].nodes[0].memory_bytes, 3 * kGi / 2);
+}
+
+// One constant per limit (issue 11): the file's limits are the wire's, and an offer the matching
+// engine would refuse is an error in the file.
+TEST(OffersTest, LimitsAreTheWireAndMatchingLimits) {
+  auto node_with = [](size_t gpus, uint64_t count) {
+    std::string list;
+    for (size_t i = 0; i < gpus; ++i) {
+      list += (i ? ", " : "") + std::string("{model: m") + std::to_string(i) + ", ram: 1Gi, count: " +
+              std::to_string(count) + "}";
+    }
+    return "providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1, gpus: [" +
+           list + "]}]}\n";
+  };
+  EXPECT_EQ(ErrorOf(node_with(limits::kMaxGpuTypesPerNode, limits::kMaxGpusPerType)), "");
+  EXPECT_NE(ErrorOf(node_with(limits::kMaxGpuTypesPerNode + 1, 1)).find("exceed the limit of 32"), std::string::npos);
+  EXPECT_NE(ErrorOf(node_with(1, limits::kMaxGpusPerType + 1)).find("exceeds the limit of 100000"), std::string::npos);
+  // Three nodes of 32 distinct types: within every per-node limit, over the offer's.
+  std::string nodes;
+  for (size_t n = 0; n < 3; ++n) {
+    std::string list;
+    for (size_t i = 0; i < limits::kMaxGpuTypesPerNode; ++i) {
+      list += (i ? ", " : "") + std::string("{model: m") + std::to_string(n * 100 + i) + ", ram: 1Gi, count: 1}";
+    }
+    nodes += (n ? ", " : "") + std::string("{name: n") + std::to_string(n) + ", cpu_millis: 1, memory: 1, gpus: [" + list + "]}";
+  }
+  const std::string wide = ErrorOf("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [" + nodes + "]}\n");
+  EXPECT_NE(wide.find("providers[0]: offer has more device types than the limit of " +
+                      std::to_string(kMaxOfferDeviceTypes)),
+            std::string::npos)
+      << wide;
+}
+
+// Exceptions stop at the boundary (issue 11, item 9): whichever allocation fails while a file is
+// parsed, ParseOffers returns a Status. Before, yaml-cpp's std::bad_alloc escaped (only
+// YAML::Exception was caught).
+TEST(OffersTest, AnAllocationFailureAnywhereIsAStatus) {
+  if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
+  long n = 1;
+  for (;; ++n) {
+    bool threw = false;
+    Result<std::vector<Offer>> offers = Status::Internal("not run");
+    try {
+      alloc_failure::FailAfter(n);
+      offers = ParseOffers(kExample);
+    } catch (...) {
+      threw = true;
+    }
+    const bool injected = alloc_failure::Stop();
+    ASSERT_FALSE(threw) << "an exception escaped ParseOffers when allocation " << n << " failed";
+    if (!injected) {
+      ASSERT_TRUE(offers.ok()) << offers.status().ToString();
+      break;
+    }
+    ASSERT_FALSE(offers.ok()) << "allocation " << n;
+    EXPECT_EQ(offers.status().code(), Status::Code::kLimitExceeded) << offers.status().ToString();
+  }
+  EXPECT_GT(n, 10);  // the injection reached the parser's allocations
 }
 
 }  // namespace

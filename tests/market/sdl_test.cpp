@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/alloc_failure.h"
+
 namespace gpumart::market {
 namespace {
 
@@ -740,6 +742,34 @@ TEST(SdlFile, EveryValidFixtureParses) {
   }
   EXPECT_FALSE(ParseSdlFile(dir + "teamspeak_deploy.yaml").ok());
   EXPECT_FALSE(ParseSdlFile(dir + "pokt-network_deploy.yml").ok());
+}
+
+// Exceptions stop at the boundary (issue 11, item 9): whichever allocation fails while a file is
+// read and parsed, ParseSdlFile returns a Status. Before, the read buffer was allocated outside
+// the parser's try, so std::bad_alloc escaped.
+TEST(SdlFile, AnAllocationFailureAnywhereIsAStatus) {
+  if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
+  const std::string path = std::string(GPUMART_FIXTURE_DIR) + "/sdl/seed_basic-gpu.yaml";
+  long n = 1;
+  for (;; ++n) {
+    bool threw = false;
+    Result<Deployment> result = Status::Internal("not run");
+    try {
+      alloc_failure::FailAfter(n);
+      result = ParseSdlFile(path);
+    } catch (...) {
+      threw = true;
+    }
+    const bool injected = alloc_failure::Stop();
+    ASSERT_FALSE(threw) << "an exception escaped ParseSdlFile when allocation " << n << " failed";
+    if (!injected) {
+      ASSERT_TRUE(result.ok()) << result.status().ToString();
+      break;
+    }
+    ASSERT_FALSE(result.ok()) << "allocation " << n;
+    EXPECT_EQ(result.status().code(), Status::Code::kLimitExceeded) << result.status().ToString();
+  }
+  EXPECT_GT(n, 10);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/alloc_failure.h"
+
 namespace gpumart::node {
 namespace {
 
@@ -40,6 +42,42 @@ TEST(ConfigTest, HostileInputRejected) {
   EXPECT_EQ(ParseNodeConfig(std::string(100000, '[')).status().code(), Status::Code::kLimitExceeded);
   EXPECT_EQ(ParseNodeConfig(std::string(kMaxConfigFileBytes + 1, '#')).status().code(), Status::Code::kLimitExceeded);
   EXPECT_EQ(LoadNodeConfig("/nonexistent/gpumart.yaml").status().code(), Status::Code::kIoError);
+}
+
+// Block nesting (indentation) is a limit like [ and { nesting (the YAML tree bounds both).
+TEST(ConfigTest, DeepBlockNestingIsALimit) {
+  std::string deep;
+  for (int i = 0; i < 10'000; ++i) deep += std::string(static_cast<size_t>(i), ' ') + "k:\n";
+  deep.resize(std::min(deep.size(), kMaxConfigFileBytes));
+  EXPECT_EQ(ParseNodeConfig(deep).status().code(), Status::Code::kLimitExceeded) << ParseNodeConfig(deep).status().ToString();
+}
+
+// Exceptions stop at the boundary (issue 11, item 9): whichever allocation fails while a config
+// is parsed, ParseNodeConfig returns a Status. Before, std::bad_alloc escaped (only
+// YAML::Exception was caught).
+TEST(ConfigTest, AnAllocationFailureAnywhereIsAStatus) {
+  if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
+  const std::string text = "role: provider\ndata_dir: /var/lib/gpumart\noffers: /etc/gpumart/offers.yaml\n";
+  long n = 1;
+  for (;; ++n) {
+    bool threw = false;
+    Result<NodeConfig> config = Status::Internal("not run");
+    try {
+      alloc_failure::FailAfter(n);
+      config = ParseNodeConfig(text);
+    } catch (...) {
+      threw = true;
+    }
+    const bool injected = alloc_failure::Stop();
+    ASSERT_FALSE(threw) << "an exception escaped ParseNodeConfig when allocation " << n << " failed";
+    if (!injected) {
+      ASSERT_TRUE(config.ok()) << config.status().ToString();
+      break;
+    }
+    ASSERT_FALSE(config.ok()) << "allocation " << n;
+    EXPECT_EQ(config.status().code(), Status::Code::kLimitExceeded) << config.status().ToString();
+  }
+  EXPECT_GT(n, 3);
 }
 
 }  // namespace
