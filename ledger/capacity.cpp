@@ -4,19 +4,14 @@
 #include <limits>
 
 #include "ledger/keys.h"
+#include "market/checked_math.h"
 
 namespace gpumart::ledger {
 namespace {
 
-uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-  uint64_t sum = 0;
-  return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<uint64_t>::max() : sum;
-}
-uint64_t SaturatingMul(uint64_t a, uint64_t b) {
-  uint64_t product = 0;
-  return __builtin_mul_overflow(a, b, &product) ? std::numeric_limits<uint64_t>::max() : product;
-}
-uint64_t SaturatingSub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+using market::SaturatingAdd;
+using market::SaturatingMul;
+using market::SaturatingSub;
 
 void AppendString(std::string& out, std::string_view text) {
   AppendU16(out, static_cast<uint16_t>(text.size()));

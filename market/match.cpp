@@ -1,5 +1,6 @@
 #include "market/match.h"
 
+#include "market/checked_math.h"
 #include "market/codec.h"
 
 #include <algorithm>
@@ -36,14 +37,6 @@ struct WorkBudget {
   }
 };
 
-uint64_t SatAdd(uint64_t a, uint64_t b) {
-  uint64_t sum = 0;
-  return __builtin_add_overflow(a, b, &sum) ? kSaturated : sum;
-}
-uint64_t SatMul(uint64_t a, uint64_t b) {
-  uint64_t product = 0;
-  return __builtin_mul_overflow(a, b, &product) ? kSaturated : product;
-}
 __extension__ typedef unsigned __int128 Wide;
 // ceil(amount * rate / divisor), saturated; the product is exact in 128 bits.
 uint64_t CeilScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
@@ -454,11 +447,11 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
     service.storage_bytes = request.resources.StorageBytes();
     service.cuda_min = request.cuda_min;
     Fill(service.rank_of_type, types.IdBound(), -1);
-    plan.cap = SatAdd(plan.cap, SatMul(request.count, request.price_cap.per_hour));
-    plan.total_replicas = SatAdd(plan.total_replicas, request.count);
-    plan.total_cpu_millis = SatAdd(plan.total_cpu_millis, SatMul(request.count, service.cpu_millis));
-    plan.total_memory_bytes = SatAdd(plan.total_memory_bytes, SatMul(request.count, service.memory_bytes));
-    plan.total_storage_bytes = SatAdd(plan.total_storage_bytes, SatMul(request.count, service.storage_bytes));
+    plan.cap = SaturatingAdd(plan.cap, SaturatingMul(request.count, request.price_cap.per_hour));
+    plan.total_replicas = SaturatingAdd(plan.total_replicas, request.count);
+    plan.total_cpu_millis = SaturatingAdd(plan.total_cpu_millis, SaturatingMul(request.count, service.cpu_millis));
+    plan.total_memory_bytes = SaturatingAdd(plan.total_memory_bytes, SaturatingMul(request.count, service.memory_bytes));
+    plan.total_storage_bytes = SaturatingAdd(plan.total_storage_bytes, SaturatingMul(request.count, service.storage_bytes));
     plan.placement_order.push_back(static_cast<uint32_t>(s));
     if (service.units == 0) continue;
     plan.gpu_services.push_back(static_cast<uint32_t>(s));
@@ -511,7 +504,7 @@ uint64_t FloorScaled(uint64_t amount, uint64_t rate, uint64_t divisor) {
 
 // A lower bound of the non-GPU part of any bid priced at these rates.
 inline uint64_t NonGpuLowerBound(const Plan& plan, uint64_t cpu_rate, uint64_t memory_rate, uint64_t storage_rate) {
-  return SatAdd(SatAdd(FloorScaled(plan.total_cpu_millis, cpu_rate, kMillisPerCore),
+  return SaturatingAdd(SaturatingAdd(FloorScaled(plan.total_cpu_millis, cpu_rate, kMillisPerCore),
                        FloorScaled(plan.total_memory_bytes, memory_rate, kGi)),
                 FloorScaled(plan.total_storage_bytes, storage_rate, kGi));
 }
@@ -612,15 +605,15 @@ bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s, Wor
   // Cheap necessary condition first: totals must fit.
   uint64_t cpu_need = 0, memory_need = 0, storage_need = 0;
   for (const ServicePlan& service : plan.services) {
-    cpu_need = SatAdd(cpu_need, SatMul(service.count, service.cpu_millis));
-    memory_need = SatAdd(memory_need, SatMul(service.count, service.memory_bytes));
-    storage_need = SatAdd(storage_need, SatMul(service.count, service.storage_bytes));
+    cpu_need = SaturatingAdd(cpu_need, SaturatingMul(service.count, service.cpu_millis));
+    memory_need = SaturatingAdd(memory_need, SaturatingMul(service.count, service.memory_bytes));
+    storage_need = SaturatingAdd(storage_need, SaturatingMul(service.count, service.storage_bytes));
   }
   uint64_t cpu_have = 0, memory_have = 0, storage_have = 0;
   for (const NodeState& node : provider.nodes) {
-    cpu_have = SatAdd(cpu_have, node.cpu_millis);
-    memory_have = SatAdd(memory_have, node.memory_bytes);
-    storage_have = SatAdd(storage_have, node.storage_bytes);
+    cpu_have = SaturatingAdd(cpu_have, node.cpu_millis);
+    memory_have = SaturatingAdd(memory_have, node.memory_bytes);
+    storage_have = SaturatingAdd(storage_have, node.storage_bytes);
   }
   if (cpu_need > cpu_have || memory_need > memory_have || storage_need > storage_have) return false;
   for (uint32_t g : plan.gpu_services) {
@@ -628,7 +621,7 @@ bool PlaceGroup(const Plan& plan, const ProviderState& provider, Scratch& s, Wor
     uint64_t need = 0;
     for (uint32_t h : plan.gpu_services) {
       if (s.service_types[h] == type) {
-        need = SatAdd(need, SatMul(plan.services[h].count, plan.services[h].units));
+        need = SaturatingAdd(need, SaturatingMul(plan.services[h].count, plan.services[h].units));
       }
     }
     uint64_t have = 0;
@@ -804,9 +797,9 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
   uint64_t fixed_price = 0;
   for (const ServicePlan& service : plan.services) {
     uint64_t replica = CeilScaled(service.cpu_millis, rates->cpu, kMillisPerCore);
-    replica = SatAdd(replica, CeilScaled(service.memory_bytes, rates->memory, kGi));
-    replica = SatAdd(replica, CeilScaled(service.storage_bytes, rates->storage, kGi));
-    fixed_price = SatAdd(fixed_price, SatMul(service.count, replica));
+    replica = SaturatingAdd(replica, CeilScaled(service.memory_bytes, rates->memory, kGi));
+    replica = SaturatingAdd(replica, CeilScaled(service.storage_bytes, rates->storage, kGi));
+    fixed_price = SaturatingAdd(fixed_price, SaturatingMul(service.count, replica));
   }
 
   // Device types each GPU service could use here, best first.
@@ -862,7 +855,7 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
       rest = gpu_count == 1 ? 0 : rest / width;
       s.combos[c * gpu_count + g] = pick;
       const ServicePlan& service = plan.services[plan.gpu_services[g]];
-      price = SatAdd(price, SatMul(SatMul(service.count, service.units), s.choices[pick].rate));
+      price = SaturatingAdd(price, SaturatingMul(SaturatingMul(service.count, service.units), s.choices[pick].rate));
     }
     s.combo_price[c] = price;
     s.combo_order[c] = static_cast<uint32_t>(c);
@@ -1421,7 +1414,7 @@ struct OfferBook::Impl {
   void Walk(Policy policy, size_t k) {
     const Plan& plan = scratch.plan;
     const ServicePlan& primary = plan.services[plan.gpu_services[0]];
-    const uint64_t units = SatMul(primary.count, primary.units);
+    const uint64_t units = SaturatingMul(primary.count, primary.units);
     ranked_types.clear();
     for (uint32_t t : types.Live()) {
       const int32_t rank = primary.rank_of_type[t];
@@ -1435,7 +1428,7 @@ struct OfferBook::Impl {
                 [](const RankedType& a, const RankedType& b) { return a.rank < b.rank; });
     }
     auto head_of = [&](const Cursor& cursor) {
-      return SatAdd(SatMul(units, cursor.list->entries[cursor.position].rate), cursor.floor);
+      return SaturatingAdd(SaturatingMul(units, cursor.list->entries[cursor.position].rate), cursor.floor);
     };
     size_t group_begin = 0;
     while (group_begin < ranked_types.size()) {
@@ -1461,7 +1454,7 @@ struct OfferBook::Impl {
           if (list.entries.empty()) continue;
           const uint64_t floor =
               NonGpuLowerBound(plan, list.min_cpu_rate, list.min_memory_rate, list.min_storage_rate);
-          const uint64_t head = SatAdd(SatMul(units, list.entries.front().rate), floor);
+          const uint64_t head = SaturatingAdd(SaturatingMul(units, list.entries.front().rate), floor);
           if (head > plan.cap) continue;  // nothing in the list is affordable
           // Field by field: a Cursor built on the stack and copied in is stored in 8-byte parts
           // and reloaded in 16-byte ones, which stalls on store forwarding.
@@ -1520,7 +1513,7 @@ struct OfferBook::Impl {
         // and almost no entry read is a duplicate, while most are never popped. The pop checks
         // `seen`, so a duplicate is still evaluated once.
         const uint64_t own_bound =
-            SatAdd(SatMul(units, entry.rate),
+            SaturatingAdd(SaturatingMul(units, entry.rate),
                    NonGpuLowerBound(plan, entry.cpu_rate, entry.memory_rate, entry.storage_rate));
         if (own_bound > plan.cap) continue;
         if (found.size() == k && WorstBeatsBound(policy, rank, own_bound)) continue;

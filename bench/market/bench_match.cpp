@@ -291,7 +291,7 @@ Order WorstOrder(int64_t which) {
   return order;
 }
 
-void BM_WorstOffer(benchmark::State& state) {
+void BM_MatchWorstOffer(benchmark::State& state) {
   const Offer offer = WorstOffer();
   if (!CheckOfferWork(offer).ok() || EncodeBody(offer).size() > limits::kMaxBodyBytes) {
     state.SkipWithError("the worst offer is not admitted");
@@ -308,17 +308,17 @@ void BM_WorstOffer(benchmark::State& state) {
   state.counters["body_bytes"] = static_cast<double>(EncodeBody(offer).size());
   state.counters["exclusion"] = static_cast<double>(FitProvider(order, offer).exclusion.reason);
 }
-BENCHMARK(BM_WorstOffer)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatchWorstOffer)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 // What the worst admitted offer costs when it arrives (checks, normalization, indexing).
-void BM_WorstOfferUpsert(benchmark::State& state) {
+void BM_MatchWorstOfferUpsert(benchmark::State& state) {
   const Offer offer = WorstOffer();
   OfferBook book;
   for (auto _ : state) {
     if (!book.Upsert(offer).ok()) std::abort();
   }
 }
-BENCHMARK(BM_WorstOfferUpsert)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatchWorstOfferUpsert)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace gpumart::market

@@ -10,6 +10,7 @@
 
 #include "tests/gossip/fake_network.h"
 #include "tests/market/test_messages.h"
+#include "tests/test_seed.h"
 
 namespace gpumart::gossip {
 namespace {
@@ -24,11 +25,6 @@ Identity Signer(uint8_t n) {
   seed[0] = n;
   seed[1] = 0xa5;
   return Identity::FromSeed(seed);
-}
-
-uint32_t TestSeed() {
-  if (const char* env = std::getenv("GPUMART_TEST_SEED")) return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
-  return 20261129;
 }
 
 // A line 0-1-2-...-(n-1) plus `extra` random chords: connected, with cycles to make duplicates.
@@ -57,8 +53,7 @@ TEST(GossipCoreTest, HandshakeMakesPeersReady) {
 }
 
 TEST(GossipCoreTest, EveryMessageReachesEveryNodeWithAboutOneCopy) {
-  const uint32_t seed = TestSeed();
-  std::printf("seed %u (set GPUMART_TEST_SEED to repeat)\n", seed);
+  const uint32_t seed = gpumart::testing::TestSeed();
   FakeNetwork net;
   constexpr size_t kNodes = 24;
   LinePlusRandom(net, kNodes, 24, seed);

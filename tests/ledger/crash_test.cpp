@@ -14,7 +14,7 @@
 
 #include "ledger/verify.h"
 #include "tests/ledger/ledger_test_util.h"
-#include "tests/ledger/test_seed.h"
+#include "tests/test_seed.h"
 
 namespace gpumart::ledger {
 namespace {
@@ -84,7 +84,7 @@ ChildRun RunAndKill(const std::string& ledger_dir, int run_ms, bool from_first_a
 
 TEST(LedgerCrashTest, EveryAcknowledgedLeaseSurvivesSigkill) {
   testing::TempDir dir;
-  std::mt19937 random(testing::TestSeed());
+  std::mt19937 random(gpumart::testing::TestSeed());
   std::uniform_int_distribution<int> run_ms(kMinRunMs, kMaxRunMs);
   size_t total_acknowledged = 0;
   size_t kills_with_writes = 0;

@@ -13,7 +13,7 @@
 #include "ledger/verify.h"
 #include "tests/ledger/ledger_test_util.h"
 #include "tests/ledger/power_loss_env.h"
-#include "tests/ledger/test_seed.h"
+#include "tests/test_seed.h"
 
 namespace gpumart::ledger {
 namespace {
@@ -91,7 +91,7 @@ size_t CountMissing(const LedgerStore& store, const Acknowledged& acknowledged) 
 }
 
 TEST(LedgerPowerLossTest, EveryAcknowledgedWriteSurvivesLosingWhatWasNotSynced) {
-  std::mt19937 random(testing::TestSeed());
+  std::mt19937 random(gpumart::testing::TestSeed());
   std::uniform_int_distribution<uint64_t> operations(1, kMaxOperationsBeforeCut);
   TempDir dir;
   PowerLossEnv env;
@@ -158,7 +158,7 @@ TEST(LedgerPowerLossTest, EnvLosesUnsyncedWritesAndKeepsSyncedOnes) {
 // Control: a ledger whose fsyncs do nothing (as with sync=false) loses acknowledged leases at a
 // power cut, and the check above sees it; what was synced before that survives.
 TEST(LedgerPowerLossTest, MissingFsyncIsCaught) {
-  std::mt19937 random(testing::TestSeed());
+  std::mt19937 random(gpumart::testing::TestSeed());
   TempDir dir;
   PowerLossEnv env;
   Parties parties;

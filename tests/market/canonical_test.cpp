@@ -15,22 +15,13 @@
 
 #include "market/codec.h"
 #include "tests/market/test_messages.h"
+#include "tests/test_seed.h"
 
 namespace gpumart::market {
 namespace {
 
 constexpr int64_t kNow = 1'750'000'000'000;
 constexpr int64_t kTtl = 60'000;
-
-uint64_t TestSeed() {
-  static const uint64_t seed = [] {
-    const char* text = std::getenv("GPUMART_TEST_SEED");
-    const uint64_t value = text != nullptr ? std::strtoull(text, nullptr, 10) : std::random_device{}();
-    std::cout << "GPUMART_TEST_SEED=" << value << "\n";
-    return value;
-  }();
-  return seed;
-}
 
 Identity Tenant() { return Identity::FromSeed(Seed{1}); }
 Identity Provider() { return Identity::FromSeed(Seed{2}); }
@@ -266,7 +257,7 @@ std::vector<Codec> Codecs() {
 }
 
 TEST(CanonicalTest, OnlyTheCanonicalEncodingDecodes) {
-  const uint64_t seed = TestSeed();
+  const uint64_t seed = gpumart::testing::TestSeed();
   Scrambler scrambler(seed);
   for (const Codec& codec : Codecs()) {
     Bytes again;
@@ -289,7 +280,7 @@ TEST(CanonicalTest, OnlyTheCanonicalEncodingDecodes) {
 }
 
 TEST(CanonicalTest, MutatedBytesThatDecodeReEncodeIdentically) {
-  const uint64_t seed = TestSeed();
+  const uint64_t seed = gpumart::testing::TestSeed();
   std::mt19937_64 rng(seed);
   for (const Codec& codec : Codecs()) {
     size_t decoded = 0;

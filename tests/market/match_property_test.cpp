@@ -10,6 +10,7 @@
 #include <set>
 
 #include "market/match.h"
+#include "tests/test_seed.h"
 
 namespace gpumart::market {
 namespace {
@@ -382,8 +383,9 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
   int bids_seen = 0;
   int multi_service = 0;
   std::vector<Candidate> reused;
+  const uint32_t base_seed = gpumart::testing::TestSeed();
   for (int instance = 0; instance < kInstances; ++instance) {
-    Generator gen(static_cast<uint32_t>(instance) * 7919u + 17u);
+    Generator gen(base_seed + static_cast<uint32_t>(instance) * 7919u);
     const Order order = gen.MakeOrder();
     if (order.services.size() > 1) ++multi_service;
     std::vector<Offer> offers;
@@ -459,7 +461,8 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
   }
   // The generator must produce real work, not mostly empty answers.
   std::printf("instances %d, bids ranked %d, multi-service orders %d\n", kInstances, bids_seen, multi_service);
-  EXPECT_GT(bids_seen, 2 * kInstances);
+  // About two bids an instance on every seed tried (11,600-13,100 of 6,000 instances).
+  EXPECT_GT(bids_seen, 3 * kInstances / 2);
   EXPECT_GT(multi_service, kInstances / 3);
 }
 

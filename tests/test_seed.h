@@ -1,4 +1,4 @@
-// The seed of a randomized ledger test, printed so any failure reproduces.
+// The seed of a randomized test, printed so any failure reproduces: one idiom for every test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <random>
 #include <string>
 
-namespace gpumart::ledger::testing {
+namespace gpumart::testing {
 
 // $GPUMART_TEST_SEED when set (to replay a failure), else a fresh random seed; printed either
 // way, with the command that replays it, and recorded in the test's XML output.
@@ -28,4 +28,4 @@ inline uint32_t TestSeed() {
   return seed;
 }
 
-}  // namespace gpumart::ledger::testing
+}  // namespace gpumart::testing
