@@ -5,6 +5,7 @@
 #include <exception>
 #include <ostream>
 
+#include "market/boundary.h"
 #include "node/json.h"
 
 namespace gpumart::node {
@@ -45,10 +46,8 @@ void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()>
     context.command = CommandPath(command);
     try {
       context.exit_code = body();
-    } catch (const std::exception& e) {
-      context.exit_code = context.Fail(std::string("internal error: ") + e.what(), kExitFailure);
     } catch (...) {
-      context.exit_code = context.Fail("internal error: an unknown exception", kExitFailure);
+      context.exit_code = context.Fail(CurrentExceptionStatus("internal error"));
     }
   });
 }
@@ -73,10 +72,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       return code == 0 ? kExitOk : kExitUsage;
     }
     return context.exit_code;
-  } catch (const std::exception& e) {
-    return context.Fail(std::string("internal error: ") + e.what(), kExitFailure);
   } catch (...) {
-    return context.Fail("internal error: an unknown exception", kExitFailure);
+    return context.Fail(CurrentExceptionStatus("internal error"));
   }
 }
 

@@ -17,6 +17,7 @@
 #include "actors/clock.h"
 #include "ledger/ledger_actor.h"
 #include "ledger/verify.h"
+#include "market/boundary.h"
 #include "market/crypto.h"
 #include "market/offers.h"
 #include "node/config.h"
@@ -114,9 +115,7 @@ int Main(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return Main(argc, argv);
-  } catch (const std::exception& e) {
-    return Fail(std::string("internal error: ") + e.what());
   } catch (...) {
-    return Fail("internal error: an unknown exception");
+    return Fail(gpumart::CurrentExceptionStatus("internal error"));
   }
 }

@@ -35,10 +35,10 @@ TEST(CliTest, ExceptionsInACommandBecomeAClearErrorAndExitOne) {
   CLI::App* other = h.app.add_subcommand("odd");
   SetCommandBody(*other, h.context, []() -> int { throw 42; });
   EXPECT_EQ(h.Run({"ledger", "verify"}), kExitFailure);
-  EXPECT_EQ(h.err.str(), "gpumart ledger verify: internal error: std::bad_alloc\n");
+  EXPECT_EQ(h.err.str(), "gpumart ledger verify: internal error: out of memory\n");
   h.err.str("");
   EXPECT_EQ(h.Run({"odd"}), kExitFailure);
-  EXPECT_EQ(h.err.str(), "gpumart odd: internal error: an unknown exception\n");
+  EXPECT_EQ(h.err.str(), "gpumart odd: internal error: unknown exception\n");
   EXPECT_EQ(h.out.str(), "");
 }
 
