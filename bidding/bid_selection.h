@@ -27,7 +27,8 @@ class BidSelection {
   BidSelection(const market::Signed<market::Order>& order, market::Policy policy);
 
   // Checks `bid` (already verified) at now_ms and keeps it, or drops it and counts why.
-  // `reputation_ppm` is what this node computed for the bidder's key (ledger::ReputationPpm),
+  // `reputation_ppm` is what this node computed for the bidder's key and this order
+  // (LedgerStore::Reputation: lease outcomes and the order's named auditors' attestations),
   // never a number the bidder states. `provider` is the label ranking breaks ties with and
   // reports (the signer's key in hex when empty); the bidder is identified by its signing key.
   BidCheck Add(const market::Signed<market::Bid>& bid, int64_t now_ms, uint32_t reputation_ppm,

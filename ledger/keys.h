@@ -23,6 +23,8 @@ inline constexpr std::string_view kOrder = "order/";  // order/<order_id>  -> Or
 inline constexpr std::string_view kBid = "bid/";      // bid/<bid_id>      -> Bid envelope
 inline constexpr std::string_view kLease = "lease/";  // lease/<lease_id>  -> Lease envelope
 inline constexpr std::string_view kClose = "close/";  // close/<lease_id>  -> Close envelope
+// attest/<provider><auditor> -> the auditor's latest Attestation envelope about the provider
+inline constexpr std::string_view kAttestation = "attest/";
 // Values the ledger derives and records next to them (also chained).
 inline constexpr std::string_view kBill = "bill/";    // bill/<lease_id>   -> Billing (16 bytes)
 inline constexpr std::string_view kUsage = "usage/";  // usage/<lease_id>  -> Usage of the lease

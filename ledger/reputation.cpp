@@ -1,5 +1,9 @@
 #include "ledger/reputation.h"
 
+#include <algorithm>
+
+#include "market/checked_math.h"
+
 namespace gpumart::ledger {
 
 LeaseOutcome OutcomeOf(market::CloseReason reason) {
@@ -16,9 +20,21 @@ LeaseOutcome OutcomeOf(market::CloseReason reason) {
   return LeaseOutcome::kNeutral;
 }
 
-uint32_t ReputationPpm(const LeaseOutcomes& outcomes) {
-  uint64_t completed = outcomes.completed;
-  uint64_t failed = outcomes.failed;
+namespace {
+// a + weight * count, or UINT64_MAX when that does not fit.
+uint64_t Weighted(uint64_t a, uint64_t count) {
+  uint64_t weighted = 0;
+  uint64_t sum = 0;
+  if (!market::CheckedMul(count, kAttestationWeight, weighted) || !market::CheckedAdd(a, weighted, sum)) {
+    return UINT64_MAX;
+  }
+  return sum;
+}
+}  // namespace
+
+uint32_t ReputationPpm(const LeaseOutcomes& outcomes, const AuditVerdicts& verdicts) {
+  uint64_t completed = Weighted(outcomes.completed, verdicts.passes);
+  uint64_t failed = Weighted(outcomes.failed, verdicts.fails);
   // completed + failed cannot overflow once each is below 2^63; halve first if either is not.
   while (completed > kMaxCountedOutcomes || failed > kMaxCountedOutcomes ||
          completed + failed > kMaxCountedOutcomes) {
@@ -28,6 +44,17 @@ uint32_t ReputationPpm(const LeaseOutcomes& outcomes) {
   const uint64_t numerator = (completed + kPriorCompleted) * kReputationScalePpm;
   const uint64_t denominator = completed + failed + kPriorCompleted + kPriorFailed;
   return static_cast<uint32_t>(numerator / denominator);
+}
+
+std::vector<market::PublicKey> NamedAuditors(const market::SignedBy& signed_by) {
+  std::vector<market::PublicKey> keys;
+  for (const auto* list : {&signed_by.all_of, &signed_by.any_of}) {
+    for (const std::string& entry : *list) {
+      const auto key = market::FromHex<market::kPublicKeyBytes>(entry);
+      if (key && std::find(keys.begin(), keys.end(), *key) == keys.end()) keys.push_back(*key);
+    }
+  }
+  return keys;
 }
 
 }  // namespace gpumart::ledger

@@ -1,9 +1,11 @@
 // A provider's reputation as this node can check it: the outcomes of the provider's leases in
-// this node's ledger. Never what a provider says about itself (no message carries a reputation).
+// this node's ledger, and the attestations about it signed by auditors the tenant names. Never
+// what a provider says about itself (no message carries a reputation).
 // The formula is in docs/MATCHING.md, "Reputation"; keep the two in step.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "market/types.h"
 
@@ -36,8 +38,26 @@ constexpr uint64_t kPriorFailed = 1;
 // so the arithmetic stays within 64 bits. Far beyond any real ledger.
 constexpr uint64_t kMaxCountedOutcomes = 1ull << 40;
 
-// floor((completed + kPriorCompleted) * 1'000'000 / (completed + failed + kPriorCompleted +
+// The verdicts of the attestations that count for one tenant: the latest of each auditor the
+// tenant names, no other (LedgerStore::Attestations).
+struct AuditVerdicts {
+  uint64_t passes = 0;
+  uint64_t fails = 0;
+  bool operator==(const AuditVerdicts&) const = default;
+};
+// Each counted attestation weighs as much as this many lease outcomes: one auditor the tenant
+// trusts outweighs a handful of leases a provider could have dealt to itself.
+constexpr uint64_t kAttestationWeight = 10;
+
+// With completed' = completed + kAttestationWeight * passes and failed' = failed +
+// kAttestationWeight * fails (each saturating at 2^64 - 1):
+// floor((completed' + kPriorCompleted) * 1'000'000 / (completed' + failed' + kPriorCompleted +
 // kPriorFailed)). Integer arithmetic only; neutral and active leases do not count.
-uint32_t ReputationPpm(const LeaseOutcomes& outcomes);
+uint32_t ReputationPpm(const LeaseOutcomes& outcomes, const AuditVerdicts& verdicts = {});
+
+// The auditors an order names (its signedBy all_of and any_of): every entry that is an Ed25519
+// public key written as 64 hex digits, each key once, in order of first appearance. Entries that
+// are not keys are ignored for reputation (they still take part in matching's signedBy check).
+std::vector<market::PublicKey> NamedAuditors(const market::SignedBy& signed_by);
 
 }  // namespace gpumart::ledger

@@ -99,6 +99,7 @@ Status CheckStorable(std::string_view key, std::string_view value) {
   if (family == keys::kBid) return DecodeStoredBid(*id, value).status();
   if (family == keys::kLease) return DecodeStoredLease(*id, value).status();
   if (family == keys::kClose) return DecodeStoredClose(value).status();
+  if (key.starts_with(keys::kAttestation)) return DecodeStoredAttestation(value).status();
   return Status::Internal("no decoder reads this key");
 }
 
@@ -368,6 +369,31 @@ Status ApplyClose(Round& round, const PreparedWrite& prepared, const Signed<mark
   return Status::Ok();
 }
 
+// Whether `candidate` replaces `recorded` as its auditor's latest word on the provider.
+bool Supersedes(const Signed<market::Attestation>& candidate, const Signed<market::Attestation>& recorded) {
+  if (candidate.body.attested_ms != recorded.body.attested_ms) {
+    return candidate.body.attested_ms > recorded.body.attested_ms;
+  }
+  return candidate.id > recorded.id;
+}
+
+Status ApplyAttestation(Round& round, const PreparedWrite& prepared, const Signed<market::Attestation>& attestation) {
+  const PublicKey& auditor = attestation.envelope.signer;
+  const std::string key = keys::Pair(keys::kAttestation, attestation.body.provider, auditor);
+  auto existing = round.Get(key);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    auto recorded = DecodeStoredAttestation(**existing);
+    if (!recorded.ok()) return recorded.status().WithContext(keys::Describe(key));
+    if (!Supersedes(attestation, *recorded)) {
+      return Status::AlreadyExists("attestation " + Hex(attestation.id) + " by auditor " + Hex(auditor) +
+                                   ": the same or a later one (" + Hex(recorded->id) + ") is recorded");
+    }
+  }
+  round.Put(key, prepared.record, &prepared.record_hash);
+  return Status::Ok();
+}
+
 Status ApplyReserve(Round& round, const Reservation& reservation) {
   const std::string key = keys::Id(keys::kReservation, reservation.bid_id);
   auto existing = round.Get(key);
@@ -456,6 +482,9 @@ Status ApplyWrite(Round& round, const PreparedWrite& prepared, const LedgerOptio
   if (const auto* bid = std::get_if<RecordBid>(&write)) return ApplyBid(round, prepared, bid->bid);
   if (const auto* lease = std::get_if<RecordLease>(&write)) return ApplyLease(round, prepared, lease->lease);
   if (const auto* close = std::get_if<RecordClose>(&write)) return ApplyClose(round, prepared, close->close);
+  if (const auto* attestation = std::get_if<RecordAttestation>(&write)) {
+    return ApplyAttestation(round, prepared, attestation->attestation);
+  }
   if (const auto* reserve = std::get_if<Reserve>(&write)) return ApplyReserve(round, reserve->reservation);
   if (const auto* release = std::get_if<Release>(&write)) return DeleteReservation(round, release->bid_id, true);
   if (std::holds_alternative<Compact>(write)) return ApplyCompact(round, options.retention_ms);
@@ -468,6 +497,7 @@ Result<Signed<Body>> DecodeStoredRecord(const MessageId& id, std::string_view by
   if constexpr (std::is_same_v<Body, market::Bid>) return DecodeStoredBid(id, bytes);
   if constexpr (std::is_same_v<Body, market::Lease>) return DecodeStoredLease(id, bytes);
   if constexpr (std::is_same_v<Body, market::Close>) return DecodeStoredClose(bytes);
+  if constexpr (std::is_same_v<Body, market::Attestation>) return DecodeStoredAttestation(bytes);
 }
 
 template <typename Body>
@@ -623,6 +653,9 @@ Result<Signed<market::Lease>> DecodeStoredLease(const MessageId& id, std::string
 Result<Signed<market::Close>> DecodeStoredClose(std::string_view bytes) {
   return DecodeStored<market::Close>(nullptr, bytes, MessageType::kClose, market::DecodeClose);
 }
+Result<Signed<market::Attestation>> DecodeStoredAttestation(std::string_view bytes) {
+  return DecodeStored<market::Attestation>(nullptr, bytes, MessageType::kAttestation, market::DecodeAttestation);
+}
 Result<Signed<market::Order>> DecodeStoredOrder(const MessageId& id, std::string_view bytes) {
   return DecodeStored<market::Order>(&id, bytes, MessageType::kOrder, market::DecodeOrder);
 }
@@ -642,6 +675,9 @@ Result<PreparedWrite> Prepare(LedgerWrite write) {
     if (status.ok()) status = PrepareRecord(lease->lease, prepared);
   }
   if (const auto* close = std::get_if<RecordClose>(&prepared.write)) status = PrepareRecord(close->close, prepared);
+  if (const auto* attestation = std::get_if<RecordAttestation>(&prepared.write)) {
+    status = PrepareRecord(attestation->attestation, prepared);
+  }
   if (!status.ok()) return status;
   return prepared;
 }
@@ -671,6 +707,11 @@ Result<LedgerWrite> OpenRecord(std::span<const uint8_t> envelope_bytes) {
       auto close = market::OpenSigned<market::Close>(envelope_bytes, kAnyTime, market::Freshness::kIgnore);
       if (!close.ok()) return close.status();
       return LedgerWrite{RecordClose{std::move(close).value()}};
+    }
+    case MessageType::kAttestation: {
+      auto attestation = market::OpenSigned<market::Attestation>(envelope_bytes, kAnyTime, market::Freshness::kIgnore);
+      if (!attestation.ok()) return attestation.status();
+      return LedgerWrite{RecordAttestation{std::move(attestation).value()}};
     }
     case MessageType::kOffer:
     case MessageType::kAccept:
@@ -969,6 +1010,42 @@ Result<LeaseOutcomes> LedgerStore::ProviderOutcomes(const PublicKey& provider) c
   }
   if (!it->status().ok()) return FromLevelDb(it->status(), "reading lease outcomes");
   return outcomes;
+}
+
+Result<std::vector<Signed<market::Attestation>>> LedgerStore::Attestations(const PublicKey& provider,
+                                                                          std::span<const PublicKey> auditors) const {
+  SnapshotRead read(db_.get());
+  std::vector<Signed<market::Attestation>> found;
+  std::set<PublicKey> asked;
+  for (const PublicKey& auditor : auditors) {
+    if (!asked.insert(auditor).second) continue;
+    const std::string key = keys::Pair(keys::kAttestation, provider, auditor);
+    auto value = DbGet(db_.get(), read.options(), key);
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) continue;
+    auto attestation = DecodeStoredAttestation(**value);
+    if (!attestation.ok()) return attestation.status().WithContext(keys::Describe(key));
+    // The key is the record's own (the write path files it so); a record moved to another key
+    // speaks for nobody here (verify reports it).
+    if (attestation->body.provider != provider || attestation->envelope.signer != auditor) continue;
+    found.push_back(std::move(attestation).value());
+  }
+  return found;
+}
+
+Result<uint32_t> LedgerStore::Reputation(const PublicKey& provider, std::span<const PublicKey> auditors) const {
+  auto outcomes = ProviderOutcomes(provider);
+  if (!outcomes.ok()) return outcomes.status();
+  auto attestations = Attestations(provider, auditors);
+  if (!attestations.ok()) return attestations.status();
+  AuditVerdicts verdicts;
+  for (const auto& attestation : *attestations) {
+    switch (attestation.body.verdict) {
+      case market::AuditVerdict::kPass: ++verdicts.passes; break;
+      case market::AuditVerdict::kFail: ++verdicts.fails; break;
+    }
+  }
+  return ReputationPpm(*outcomes, verdicts);
 }
 
 Result<std::vector<market::NodeCapacity>> LedgerStore::FreeCapacity(const PublicKey& provider,

@@ -86,11 +86,16 @@ struct RecordBid { market::Signed<market::Bid> bid; };
 struct RecordLease { market::Signed<market::Lease> lease; };
 // active -> closed, with billing.
 struct RecordClose { market::Signed<market::Close> close; };
+// Keeps an auditor's attestation about a provider when it is the latest of that auditor about
+// that provider: the one with the larger attested_ms, then the larger id, replaces the other;
+// an older one (or the same again) is refused with kAlreadyExists and changes nothing.
+struct RecordAttestation { market::Signed<market::Attestation> attestation; };
 struct Reserve { Reservation reservation; };
 struct Release { MessageId bid_id{}; };
 // Retention: drops orders and bids expired for longer than retention_ms, expired reservations.
 struct Compact {};
-using LedgerWrite = std::variant<RecordOrder, RecordBid, RecordLease, RecordClose, Reserve, Release, Compact>;
+using LedgerWrite =
+    std::variant<RecordOrder, RecordBid, RecordLease, RecordClose, RecordAttestation, Reserve, Release, Compact>;
 
 // A write with its expensive, state-independent parts (envelope bytes, value hash, id check)
 // done up front, on the caller's thread, so the single writer only does what must be serial.
@@ -169,6 +174,14 @@ class LedgerStore {
   // what ReputationPpm turns into the reputation this node ranks the provider by. One read per
   // lease of the provider.
   Result<LeaseOutcomes> ProviderOutcomes(const PublicKey& provider) const;
+  // The latest attestation about `provider` by each of `auditors` that made one, in the order of
+  // `auditors` (a key listed twice is read once). One read per auditor; every other auditor's
+  // attestations are never looked at.
+  Result<std::vector<market::Signed<market::Attestation>>> Attestations(const PublicKey& provider,
+                                                                        std::span<const PublicKey> auditors) const;
+  // The reputation a tenant naming `auditors` (NamedAuditors of its order) ranks `provider` by:
+  // ReputationPpm of the provider's lease outcomes and of those auditors' latest verdicts.
+  Result<uint32_t> Reputation(const PublicKey& provider, std::span<const PublicKey> auditors) const;
 
   // --- writes (one thread) ---
   // Applies `writes` in order as one round: each gets its own Status in `results` (a failed one
@@ -233,6 +246,7 @@ Result<ChainHead> DecodeHead(std::string_view bytes);
 // Decoding stored records (no signature check; verify does that).
 Result<market::Signed<market::Lease>> DecodeStoredLease(const MessageId& id, std::string_view bytes);
 Result<market::Signed<market::Close>> DecodeStoredClose(std::string_view bytes);
+Result<market::Signed<market::Attestation>> DecodeStoredAttestation(std::string_view bytes);
 Result<market::Signed<market::Order>> DecodeStoredOrder(const MessageId& id, std::string_view bytes);
 Result<market::Signed<market::Bid>> DecodeStoredBid(const MessageId& id, std::string_view bytes);
 

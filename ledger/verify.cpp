@@ -171,7 +171,25 @@ class Verifier {
     return true;
   }
 
+  // An attestation: it decodes, it is filed under its own provider and auditor (the signer),
+  // its signature verifies.
+  bool CheckAttestation(std::string_view key, std::string_view value) {
+    auto attestation = DecodeStoredAttestation(value);
+    if (!attestation.ok()) return Fail(key, "attestation does not decode: " + attestation.status().ToString());
+    if (key != keys::Pair(keys::kAttestation, attestation->body.provider, attestation->envelope.signer)) {
+      return Fail(key, "attestation misplaced: it is by auditor " + market::ToHex(attestation->envelope.signer) +
+                           " about provider " + market::ToHex(attestation->body.provider));
+    }
+    if (Status status = market::VerifySignature(attestation->envelope); !status.ok()) {
+      return Fail(key, "attestation fails verification: " + status.ToString());
+    }
+    ++report_.signatures;
+    ++report_.records;
+    return CheckChained(key, value);
+  }
+
   bool CheckRecord(std::string_view key, std::string_view value) {
+    if (key.starts_with(keys::kAttestation)) return CheckAttestation(key, value);
     if (key.size() < market::kIdBytes) return Fail(key, "malformed key");
     const auto id_in_key = keys::TrailingId(key);
     const auto family = key.substr(0, key.size() - market::kIdBytes);

@@ -20,6 +20,7 @@ std::string_view ToString(MessageType type) {
     case MessageType::kAccept: return "accept";
     case MessageType::kLease: return "lease";
     case MessageType::kClose: return "close";
+    case MessageType::kAttestation: return "attestation";
   }
   return "unknown";
 }
@@ -416,6 +417,16 @@ Status ReadClose(Reader& r, Close& close) {
   return r.Str("close.note", limits::kMaxTextBytes, close.note);
 }
 
+Status ReadAttestation(Reader& r, Attestation& attestation) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("attestation", 4));
+  GPUMART_RETURN_IF_ERROR(ReadFixed(r, "attestation.provider", attestation.provider));
+  uint64_t verdict = 0;
+  GPUMART_RETURN_IF_ERROR(r.Uint("attestation.verdict", static_cast<uint64_t>(AuditVerdict::kFail), verdict));
+  attestation.verdict = static_cast<AuditVerdict>(verdict);
+  GPUMART_RETURN_IF_ERROR(r.Int("attestation.attested_ms", attestation.attested_ms));
+  return r.Str("attestation.note", limits::kMaxTextBytes, attestation.note);
+}
+
 // Reads exactly one value from `bytes` (no trailing bytes) with `read`.
 template <typename Read>
 Status ReadWhole(std::span<const uint8_t> bytes, size_t max_bytes, const char* what, Read&& read) {
@@ -620,6 +631,17 @@ Bytes EncodeBody(const Close& close) {
   return out;
 }
 
+Bytes EncodeBody(const Attestation& attestation) {
+  Bytes out;
+  Encoder e(out);
+  e.Array(4);
+  e.Bin(attestation.provider);
+  e.Uint(static_cast<uint8_t>(attestation.verdict));
+  e.Int(attestation.attested_ms);
+  e.Str(attestation.note);
+  return out;
+}
+
 Status ValidateOrder(const Order& order) {
   if (!NameValid(order.group)) return BadName("order group name", order.group);
   if (order.services.empty()) return Status::InvalidArgument("order " + order.group + " has no services");
@@ -734,6 +756,10 @@ Result<Lease> DecodeLease(std::span<const uint8_t> bytes) {
 Result<Close> DecodeClose(std::span<const uint8_t> bytes) {
   return DecodeBody<Close>(bytes, "close", ReadClose, [](const Close&) { return Status::Ok(); });
 }
+Result<Attestation> DecodeAttestation(std::span<const uint8_t> bytes) {
+  return DecodeBody<Attestation>(bytes, "attestation", ReadAttestation,
+                                 [](const Attestation&) { return Status::Ok(); });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Envelope
@@ -771,7 +797,7 @@ Result<Envelope> DecodeEnvelope(std::span<const uint8_t> bytes) {
     }
     uint64_t type = 0;
     GPUMART_RETURN_IF_ERROR(r.Uint("envelope.type", 0xff, type));
-    if (type < static_cast<uint8_t>(MessageType::kOrder) || type > static_cast<uint8_t>(MessageType::kClose)) {
+    if (type < static_cast<uint8_t>(MessageType::kOrder) || type > static_cast<uint8_t>(MessageType::kAttestation)) {
       return Status::InvalidArgument("envelope.type: unknown message type " + std::to_string(type));
     }
     envelope.type = static_cast<MessageType>(type);
@@ -872,6 +898,7 @@ template <> Result<Bid> DecodeTyped<Bid>(std::span<const uint8_t> b) { return De
 template <> Result<Accept> DecodeTyped<Accept>(std::span<const uint8_t> b) { return DecodeAccept(b); }
 template <> Result<Lease> DecodeTyped<Lease>(std::span<const uint8_t> b) { return DecodeLease(b); }
 template <> Result<Close> DecodeTyped<Close>(std::span<const uint8_t> b) { return DecodeClose(b); }
+template <> Result<Attestation> DecodeTyped<Attestation>(std::span<const uint8_t> b) { return DecodeAttestation(b); }
 }  // namespace
 
 template <typename Body>
@@ -909,6 +936,7 @@ template Result<Signed<Bid>> OpenSigned<Bid>(std::span<const uint8_t>, int64_t, 
 template Result<Signed<Accept>> OpenSigned<Accept>(std::span<const uint8_t>, int64_t, Freshness);
 template Result<Signed<Lease>> OpenSigned<Lease>(std::span<const uint8_t>, int64_t, Freshness);
 template Result<Signed<Close>> OpenSigned<Close>(std::span<const uint8_t>, int64_t, Freshness);
+template Result<Signed<Attestation>> OpenSigned<Attestation>(std::span<const uint8_t>, int64_t, Freshness);
 
 namespace {
 // An embedded message: its envelope and body decoded, its signature not checked.

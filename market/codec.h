@@ -28,6 +28,7 @@ enum class MessageType : uint8_t {
   kAccept = 4,
   kLease = 5,
   kClose = 6,
+  kAttestation = 7,
 };
 std::string_view ToString(MessageType type);
 
@@ -89,6 +90,7 @@ Bytes EncodeBody(const Bid& bid);
 Bytes EncodeBody(const Accept& accept);
 Bytes EncodeBody(const Lease& lease);
 Bytes EncodeBody(const Close& close);
+Bytes EncodeBody(const Attestation& attestation);
 
 // Body decoders: decode strictly (only the canonical encoding is accepted, so bytes that decode
 // re-encode to themselves; see msgpack_reader.h) with limits, then validate (ValidateXxx below).
@@ -98,6 +100,7 @@ Result<Bid> DecodeBid(std::span<const uint8_t> bytes);
 Result<Accept> DecodeAccept(std::span<const uint8_t> bytes);
 Result<Lease> DecodeLease(std::span<const uint8_t> bytes);
 Result<Close> DecodeClose(std::span<const uint8_t> bytes);
+Result<Attestation> DecodeAttestation(std::span<const uint8_t> bytes);
 
 // Semantic checks of a decoded (or locally built) value: names non-empty and bounded, counts
 // >= 1 and within limits, GPU units with options, one denom per group, per_hour derived from
@@ -156,6 +159,7 @@ template <> struct BodyTraits<Bid> { static constexpr MessageType kType = Messag
 template <> struct BodyTraits<Accept> { static constexpr MessageType kType = MessageType::kAccept; };
 template <> struct BodyTraits<Lease> { static constexpr MessageType kType = MessageType::kLease; };
 template <> struct BodyTraits<Close> { static constexpr MessageType kType = MessageType::kClose; };
+template <> struct BodyTraits<Attestation> { static constexpr MessageType kType = MessageType::kAttestation; };
 
 // Signs `body` as a message of its type.
 template <typename Body>

@@ -52,6 +52,14 @@ std::string_view ToString(CloseReason reason) {
   return "unknown";
 }
 
+std::string_view ToString(AuditVerdict verdict) {
+  switch (verdict) {
+    case AuditVerdict::kPass: return "pass";
+    case AuditVerdict::kFail: return "fail";
+  }
+  return "unknown";
+}
+
 std::string ToLower(std::string_view text) {
   std::string out(text);
   for (char& c : out) {

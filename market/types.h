@@ -277,6 +277,26 @@ struct Close {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Attestations: what an auditor says about a provider.
+
+enum class AuditVerdict : uint8_t {
+  kPass = 0,  // the auditor checked the provider's hardware and conduct and found them sound
+  kFail = 1,
+};
+std::string_view ToString(AuditVerdict verdict);
+
+// An auditor's statement about a provider's key; signed by the auditor. It counts toward the
+// provider's reputation only for tenants that name the auditor (docs/MATCHING.md, "Reputation"),
+// and only the auditor's latest one about that provider counts.
+struct Attestation {
+  PublicKey provider{};
+  AuditVerdict verdict = AuditVerdict::kPass;
+  int64_t attested_ms = 0;  // when the auditor made the statement: the later one replaces
+  std::string note;
+  bool operator==(const Attestation&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Small helpers shared by parsers and printers.
 
 std::string ToLower(std::string_view text);

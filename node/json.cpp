@@ -131,6 +131,15 @@ Json ToJson(const ledger::LeaseRecord& record) {
   return out;
 }
 
+Json ToJson(const market::Signed<market::Attestation>& attestation) {
+  return {{"id", market::ToHex(attestation.id)},
+          {"auditor", market::ToHex(attestation.envelope.signer)},
+          {"provider", market::ToHex(attestation.body.provider)},
+          {"verdict", market::ToString(attestation.body.verdict)},
+          {"attested_ms", attestation.body.attested_ms},
+          {"note", attestation.body.note}};
+}
+
 Json ToJson(const market::Candidate& candidate) {
   return {{"provider", candidate.provider},
           {"price_per_hour", candidate.price_per_hour},

@@ -31,6 +31,8 @@ Json ToJson(const market::ServiceAssignment& service);
 Json ToJson(const std::vector<market::ServiceAssignment>& services);
 // A lease as a node's ledger holds it: its terms, state, and, once closed, close and billing.
 Json ToJson(const ledger::LeaseRecord& record);
+// An auditor's attestation about a provider, as a node's ledger holds it.
+Json ToJson(const market::Signed<market::Attestation>& attestation);
 // One provider's would-be bid for a group (`gpumart match`).
 Json ToJson(const market::Candidate& candidate);
 // A parsed SDL (`gpumart sdl check`); absent values are null (docs/SDL.md).

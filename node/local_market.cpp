@@ -220,6 +220,7 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     // 3. The tenant verifies every bid, checks it against the order (a bid that lies is dropped
     //    and counted) and ranks the rest by its policy.
     bidding::BidSelection selection(signed_order, options.policy);
+    const std::vector<market::PublicKey> auditors = ledger::NamedAuditors(order.signed_by);
     std::map<MessageId, size_t> bidder;  // bid id -> provider index, for every bid received
     for (const auto& [p, wire] : bid_wires) {
       Result<market::Signed<market::Bid>> bid = market::OpenSigned<market::Bid>(wire, now_ms);
@@ -232,11 +233,11 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       // Every node records the bids it relays.
       background.push_back(ledger.Submit(ledger::RecordBid{*bid}));
       bidder.emplace(bid->id, p);
-      // What this node's ledger says of the bidder's key, never what the offers file claims.
-      Result<ledger::LeaseOutcomes> track_record = ledger.store().ProviderOutcomes(bid->envelope.signer);
-      if (!track_record.ok()) return track_record.status();
-      const bidding::BidCheck check =
-          selection.Add(*bid, now_ms, ledger::ReputationPpm(*track_record), providers[p].inventory.provider);
+      // What this node's ledger says of the bidder's key (its lease outcomes, and the attestations
+      // of the auditors this order names), never what the offers file claims.
+      Result<uint32_t> reputation = ledger.store().Reputation(bid->envelope.signer, auditors);
+      if (!reputation.ok()) return reputation.status();
+      const bidding::BidCheck check = selection.Add(*bid, now_ms, *reputation, providers[p].inventory.provider);
       if (!check.ok()) {
         group.declined.push_back(providers[p].inventory.provider + ": bid dropped (" +
                                  std::string(bidding::ToString(check.problem)) + "): " + check.detail);

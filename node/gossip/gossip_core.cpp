@@ -47,7 +47,7 @@ constexpr int64_t kBucketMs = 1'000;
 constexpr int64_t kMilli = 1'000;  // token bucket units per frame / byte
 constexpr int64_t kBurstSeconds = 2;
 
-// Orders, Offers, Leases and Closes reach every node; Bids and Accepts are answers.
+// Orders, Offers, Leases, Closes and Attestations reach every node; Bids and Accepts are answers.
 bool IsAnswer(MessageType type) { return type == MessageType::kBid || type == MessageType::kAccept; }
 
 // What verification of a message yields beyond ok: for an answer, the id of what it answers.
@@ -84,6 +84,7 @@ Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t
       return verified;
     }
     case MessageType::kClose: status = market::DecodeClose(envelope.body).status(); break;
+    case MessageType::kAttestation: status = market::DecodeAttestation(envelope.body).status(); break;
   }
   if (!status.ok()) return status;
   GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));

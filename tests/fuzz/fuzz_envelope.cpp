@@ -44,7 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckBody<Accept>(bytes, DecodeAccept);
   CheckBody<Lease>(bytes, DecodeLease);
   CheckBody<Close>(bytes, DecodeClose);
+  CheckBody<Attestation>(bytes, DecodeAttestation);
   (void)OpenSigned<Order>(bytes, 1'750'000'000'000);
+  (void)OpenSigned<Attestation>(bytes, 1'750'000'000'000);
   (void)OpenLease(bytes);
   return 0;
 }

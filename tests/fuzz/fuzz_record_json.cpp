@@ -39,10 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Render(node::ToJson(record));
   }
   if (auto bid = ledger::DecodeStoredBid(id, bytes); bid.ok()) {
-    market::Candidate candidate{bid->body.group, bid->body.denom, bid->body.price_per_hour, bid->body.reputation_ppm,
+    market::Candidate candidate{bid->body.group, bid->body.denom, bid->body.price_per_hour, 0,
                                 {}, bid->body.services};
     Render(node::ToJson(candidate));
   }
+  if (auto attestation = ledger::DecodeStoredAttestation(bytes); attestation.ok()) Render(node::ToJson(*attestation));
   (void)node::Printable(bytes);
   return 0;
 }

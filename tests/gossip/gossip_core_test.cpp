@@ -456,6 +456,44 @@ TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
   EXPECT_EQ(net.node(0).delivered.size(), 1u);
 }
 
+// An auditor's attestation reaches every node like an Offer (any tenant may name its auditor),
+// and one whose signature is not the auditor's goes nowhere.
+TEST(GossipCoreTest, AttestationsAreFloodedToEveryNode) {
+  FakeNetwork net;
+  constexpr size_t kNodes = 6;
+  LinePlusRandom(net, kNodes, 2, TestSeed());
+  const Identity auditor = Signer(30);
+  const market::Attestation attestation{Signer(31).public_key(), market::AuditVerdict::kPass, net.now(), "audited"};
+  const Bytes envelope =
+      market::EncodeEnvelope(market::MakeSigned(auditor, attestation, net.now(), 600'000, 1).envelope);
+  ASSERT_TRUE(net.Publish(0, envelope).ok());
+  net.RunFor(500);
+  for (size_t i = 0; i < kNodes; ++i) EXPECT_TRUE(net.core(i).HasSeen(IdOf(envelope))) << "node " << i;
+
+  auto forged = *market::DecodeEnvelope(market::EncodeEnvelope(
+      market::MakeSigned(Signer(32), attestation, net.now(), 600'000, 2).envelope));
+  forged.signer = auditor.public_key();
+  const Bytes forged_bytes = market::EncodeEnvelope(forged);
+  const uint64_t bad_before = net.core(1).drops()[Drop::kBadSignature];
+  net.Inject(1, net.PeerIdAt(1, 0), EncodeMessageFrame(1, forged_bytes));
+  net.RunFor(500);
+  EXPECT_EQ(net.core(1).drops()[Drop::kBadSignature], bad_before + 1);
+  // Signed by the auditor, but a body the decoder refuses (verdict 2): malformed, not relayed.
+  market::Attestation bad = attestation;
+  bad.verdict = static_cast<market::AuditVerdict>(2);
+  const Bytes bad_bytes = market::EncodeEnvelope(market::MakeSigned(auditor, bad, net.now(), 600'000, 3).envelope);
+  const uint64_t malformed_before = net.core(1).drops()[Drop::kMalformedMessage];
+  net.Inject(1, net.PeerIdAt(1, 0), EncodeMessageFrame(1, bad_bytes));
+  net.RunFor(500);
+  EXPECT_EQ(net.core(1).drops()[Drop::kMalformedMessage], malformed_before + 1);
+  for (size_t i = 0; i < kNodes; ++i) {
+    if (i != 1) {
+      EXPECT_FALSE(net.core(i).HasSeen(IdOf(forged_bytes))) << "node " << i;
+      EXPECT_FALSE(net.core(i).HasSeen(IdOf(bad_bytes))) << "node " << i;
+    }
+  }
+}
+
 TEST_F(HostilePeerTest, GetPeersIsAnswered) {
   std::vector<Action> out;
   net.core(0).HandleFrame(peer, EncodeFrame(GetPeersFrame{}), net.now(), out);

@@ -38,6 +38,7 @@ TEST(LedgerKeysTest, OnlyRecordsAndDerivedValuesAreChained) {
                       keys::kReservation}) {
     EXPECT_TRUE(keys::IsChained(keys::Id(prefix, id))) << prefix;
   }
+  EXPECT_TRUE(keys::IsChained(keys::Pair(keys::kAttestation, id, IdOf(4))));
   EXPECT_FALSE(keys::IsChained(keys::Id(keys::kOpenOrder, id)));
   EXPECT_FALSE(keys::IsChained(keys::ChainSeq(1)));
   EXPECT_FALSE(keys::IsChained(keys::kHeadKey));
@@ -50,6 +51,7 @@ TEST(LedgerKeysTest, DescribePrintsEveryField) {
   EXPECT_EQ(keys::Describe(keys::TimeId(keys::kOrderByExpiry, 1234, IdOf(0))), "ix/ox/1234/" + hex);
   EXPECT_EQ(keys::Describe(keys::StateId(keys::kLeaseByState, 2, IdOf(0))), "ix/ls/2/" + hex);
   EXPECT_EQ(keys::Describe(keys::ChainSeq(5)), "chain/5");
+  EXPECT_EQ(keys::Describe(keys::Pair(keys::kAttestation, IdOf(0), IdOf(0))), "attest/" + hex + "/" + hex);
   EXPECT_EQ(keys::Describe(keys::kHeadKey), "meta/head");
   EXPECT_NE(keys::Describe("zz").find("unknown"), std::string::npos);
   EXPECT_NE(keys::Describe(keys::Id(keys::kLease, id) + "x").find("extra"), std::string::npos);

@@ -2,12 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <variant>
+
 #include "tests/ledger/ledger_test_util.h"
 
 namespace gpumart::ledger {
 namespace {
 
+using market::AuditVerdict;
 using market::CloseReason;
+using market::Identity;
+using market::PublicKey;
 using testing::kStartMs;
 using testing::OpenOrDie;
 using testing::Parties;
@@ -91,6 +97,131 @@ TEST(ReputationTest, StoreCountsAProvidersLeaseOutcomes) {
   outcomes = store->ProviderOutcomes(alice.tenant().public_key());
   ASSERT_TRUE(outcomes.ok());
   EXPECT_EQ(*outcomes, LeaseOutcomes{});
+}
+
+TEST(ReputationTest, AttestationsWeighTenOutcomesEach) {
+  EXPECT_EQ(ReputationPpm({}, {}), 500'000u);
+  EXPECT_EQ(ReputationPpm({}, {1, 0}), 916'666u);           // (10+1)/(10+2)
+  EXPECT_EQ(ReputationPpm({}, {0, 1}), 83'333u);            // 1/(10+2)
+  EXPECT_EQ(ReputationPpm({9, 1, 0, 0}, {1, 1}), 625'000u); // (19+1)/(19+11+2)
+  // Without verdicts it is the ledger-only formula.
+  EXPECT_EQ(ReputationPpm({9, 1, 0, 0}, {}), ReputationPpm({9, 1, 0, 0}));
+}
+
+TEST(ReputationTest, HugeVerdictCountsStayInRange) {
+  EXPECT_EQ(ReputationPpm({UINT64_MAX, 0, 0, 0}, {UINT64_MAX, 0}), kReputationScalePpm - 1);
+  EXPECT_EQ(ReputationPpm({0, UINT64_MAX, 0, 0}, {0, UINT64_MAX}), 0u);
+  EXPECT_EQ(ReputationPpm({0, 0, 0, 0}, {UINT64_MAX, UINT64_MAX}), 500'000u);
+  EXPECT_EQ(ReputationPpm({UINT64_MAX / 2, UINT64_MAX / 2, 0, 0}, {UINT64_MAX / 20, UINT64_MAX / 20}), 500'000u);
+}
+
+TEST(ReputationTest, NamedAuditorsAreTheOrdersKeysOnly) {
+  const PublicKey a = Identity::FromSeed(market::Seed{1}).public_key();
+  const PublicKey b = Identity::FromSeed(market::Seed{2}).public_key();
+  market::SignedBy signed_by;
+  std::string upper = market::ToHex(b);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  signed_by.all_of = {market::ToHex(a), "akash1auditorsaddress", market::ToHex(a).substr(2)};
+  signed_by.any_of = {upper, market::ToHex(a), ""};
+  EXPECT_EQ(NamedAuditors(signed_by), (std::vector<PublicKey>{a, b}));
+  EXPECT_TRUE(NamedAuditors({}).empty());
+}
+
+market::Signed<market::Attestation> Attest(const Identity& auditor, const PublicKey& provider, AuditVerdict verdict,
+                                           int64_t attested_ms, uint64_t nonce = 1) {
+  return market::MakeSigned(auditor, market::Attestation{provider, verdict, attested_ms, "checked"}, attested_ms,
+                            testing::kTtlMs, nonce);
+}
+
+class AttestationStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = OpenOrDie(dir_.Sub("ledger"));
+    ASSERT_TRUE(store_);
+  }
+  std::vector<market::Signed<market::Attestation>> Latest(std::vector<PublicKey> auditors) {
+    auto found = store_->Attestations(provider_, auditors);
+    EXPECT_TRUE(found.ok()) << found.status().ToString();
+    return found.ok() ? *found : std::vector<market::Signed<market::Attestation>>{};
+  }
+  uint32_t ReputationFor(std::vector<PublicKey> auditors) {
+    auto reputation = store_->Reputation(provider_, auditors);
+    EXPECT_TRUE(reputation.ok()) << reputation.status().ToString();
+    return reputation.ok() ? *reputation : 0;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LedgerStore> store_;
+  Identity named_ = Identity::Generate();
+  Identity stranger_ = Identity::Generate();
+  PublicKey provider_ = Identity::Generate().public_key();
+};
+
+TEST_F(AttestationStoreTest, OnlyNamedAuditorsCount) {
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(stranger_, provider_, AuditVerdict::kFail, kStartMs)}).ok());
+  EXPECT_TRUE(Latest({named_.public_key()}).empty());
+  EXPECT_EQ(ReputationFor({named_.public_key()}), 500'000u);  // the stranger changes nothing
+  EXPECT_EQ(ReputationFor({}), 500'000u);
+  EXPECT_EQ(ReputationFor({stranger_.public_key()}), 83'333u);  // for a tenant that names it
+
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(named_, provider_, AuditVerdict::kPass, kStartMs)}).ok());
+  EXPECT_EQ(ReputationFor({named_.public_key()}), 916'666u);
+  // Naming a key twice counts its attestation once.
+  EXPECT_EQ(ReputationFor({named_.public_key(), named_.public_key()}), 916'666u);
+  EXPECT_EQ(ReputationFor({named_.public_key(), stranger_.public_key()}), 500'000u);  // 11/22
+  // An attestation is about one provider.
+  auto other = store_->Reputation(named_.public_key(), std::vector<PublicKey>{named_.public_key()});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, 500'000u);
+}
+
+TEST_F(AttestationStoreTest, TheLatestAttestationOfAnAuditorReplacesEarlierOnes) {
+  const auto first = Attest(named_, provider_, AuditVerdict::kPass, kStartMs, 1);
+  const auto later = Attest(named_, provider_, AuditVerdict::kFail, kStartMs + 1'000, 2);
+  const auto older = Attest(named_, provider_, AuditVerdict::kPass, kStartMs - 1'000, 3);
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{first}).ok());
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{later}).ok());
+  auto latest = Latest({named_.public_key()});
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].id, later.id);
+  EXPECT_EQ(ReputationFor({named_.public_key()}), 83'333u);
+  // An older one arriving late, or the same again, changes nothing.
+  EXPECT_EQ(WriteOne(*store_, RecordAttestation{older}).code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(WriteOne(*store_, RecordAttestation{later}).code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(WriteOne(*store_, RecordAttestation{first}).code(), Status::Code::kAlreadyExists);
+  latest = Latest({named_.public_key()});
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].id, later.id);
+  // At the same attested_ms the larger id wins, whichever arrives first.
+  const auto tie_a = Attest(named_, provider_, AuditVerdict::kPass, kStartMs + 1'000, 4);
+  const auto& winner = tie_a.id > later.id ? tie_a : later;
+  const Status tie = WriteOne(*store_, RecordAttestation{tie_a});
+  EXPECT_EQ(tie.ok(), tie_a.id > later.id) << tie.ToString();
+  latest = Latest({named_.public_key()});
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].id, winner.id);
+}
+
+TEST_F(AttestationStoreTest, ForgedOrUndecodableAttestationsAreNeverStored) {
+  // Wire bytes go through OpenRecord, which checks the auditor's signature.
+  auto forged = Attest(stranger_, provider_, AuditVerdict::kPass, kStartMs);
+  forged.envelope.signer = named_.public_key();
+  const market::Bytes wire = market::EncodeEnvelope(forged.envelope);
+  EXPECT_EQ(OpenRecord(wire).status().code(), Status::Code::kBadSignature);
+  auto genuine = OpenRecord(market::EncodeEnvelope(Attest(named_, provider_, AuditVerdict::kPass, kStartMs).envelope));
+  ASSERT_TRUE(genuine.ok()) << genuine.status().ToString();
+  EXPECT_TRUE(std::holds_alternative<RecordAttestation>(*genuine));
+  // A signed body the decoder would refuse (verdict 2) is refused before it is stored.
+  market::Attestation bad{provider_, static_cast<AuditVerdict>(2), kStartMs, ""};
+  EXPECT_FALSE(WriteOne(*store_, RecordAttestation{market::MakeSigned(named_, bad, kStartMs, testing::kTtlMs, 9)}).ok());
+  bad.verdict = AuditVerdict::kPass;
+  bad.note = std::string(market::limits::kMaxTextBytes + 1, 'x');
+  EXPECT_FALSE(WriteOne(*store_, RecordAttestation{market::MakeSigned(named_, bad, kStartMs, testing::kTtlMs, 9)}).ok());
+  // An id that is not its envelope's.
+  auto misnamed = Attest(named_, provider_, AuditVerdict::kPass, kStartMs);
+  misnamed.id.fill(7);
+  EXPECT_FALSE(WriteOne(*store_, RecordAttestation{misnamed}).ok());
+  EXPECT_TRUE(Latest({named_.public_key(), stranger_.public_key()}).empty());
 }
 
 }  // namespace

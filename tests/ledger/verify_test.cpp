@@ -185,5 +185,63 @@ TEST_F(VerifyTest, LeaseSwappedForAnotherValidLeaseIsCaught) {
   EXPECT_NE(report.problem.find("id"), std::string::npos) << report.problem;
 }
 
+// Attestations are signed records like the others: verify re-checks each one.
+class VerifyAttestationTest : public VerifyTest {
+ protected:
+  void SetUp() override {
+    VerifyTest::SetUp();
+    attestation_ = market::MakeSigned(
+        auditor_, market::Attestation{parties_.provider().public_key(), market::AuditVerdict::kPass, kStartMs, "ok"},
+        kStartMs, testing::kTtlMs, 1);
+    ASSERT_TRUE(WriteOne(*store_, RecordAttestation{attestation_}).ok());
+    key_ = keys::Pair(keys::kAttestation, parties_.provider().public_key(), auditor_.public_key());
+  }
+  market::Identity auditor_ = market::Identity::Generate();
+  market::Signed<market::Attestation> attestation_;
+  std::string key_;
+};
+
+TEST_F(VerifyAttestationTest, LedgerWithAnAttestationPasses) {
+  const VerifyReport report = VerifyLedger(*store_);
+  EXPECT_TRUE(report.ok) << report.Describe();
+  EXPECT_EQ(report.records, 7u);
+  EXPECT_EQ(report.signatures, 9u);
+  // A later attestation replaces the record; the chain logs both puts.
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{market::MakeSigned(
+                                    auditor_,
+                                    market::Attestation{parties_.provider().public_key(), market::AuditVerdict::kFail,
+                                                        kStartMs + 1, ""},
+                                    kStartMs + 1, testing::kTtlMs, 2)})
+                  .ok());
+  const VerifyReport again = VerifyLedger(*store_);
+  EXPECT_TRUE(again.ok) << again.Describe();
+  EXPECT_EQ(again.records, 7u);
+}
+
+TEST_F(VerifyAttestationTest, FlippedSignatureByteIsCaught) {
+  std::string value = Get(key_);
+  value.back() ^= 0x01;
+  Put(key_, value);
+  const VerifyReport report = ExpectFailureAt(key_);
+  EXPECT_NE(report.problem.find("signature"), std::string::npos) << report.problem;
+}
+
+TEST_F(VerifyAttestationTest, AttestationFiledUnderAnotherAuditorIsCaught) {
+  // A genuine attestation moved to another auditor's key would speak for that auditor.
+  const std::string value = Get(key_);
+  Delete(key_);
+  const std::string moved = keys::Pair(keys::kAttestation, parties_.provider().public_key(),
+                                       parties_.tenant().public_key());
+  Put(moved, value);
+  const VerifyReport report = ExpectFailureAt(moved);
+  EXPECT_NE(report.problem.find("misplaced"), std::string::npos) << report.problem;
+}
+
+TEST_F(VerifyAttestationTest, UndecodableAttestationIsCaught) {
+  Put(key_, "not an envelope");
+  const VerifyReport report = ExpectFailureAt(key_);
+  EXPECT_NE(report.problem.find("does not decode"), std::string::npos) << report.problem;
+}
+
 }  // namespace
 }  // namespace gpumart::ledger

@@ -235,6 +235,9 @@ std::vector<Codec> Codecs() {
                                   EncodeEnvelope(signed_bid.envelope), kNow);
   // Close with a negative time and non-ASCII text, so the negative and multibyte forms are covered.
   const Close close{accept.order_id, CloseReason::kProviderFailure, -1'000'000, "n\xc3\xb6""de lost power \xe2\x9a\xa1"};
+  // An attestation with a negative time and multibyte text too.
+  const Attestation attestation{Provider().public_key(), AuditVerdict::kFail, -1'000'000'000'000,
+                                "\xe2\x9a\xa1 ecc errors on gpu 3"};
   Order order = testing::SampleOrder();
   order.attributes.emplace("z\xc3\xa9", "v");
   order.attributes.emplace("", "empty key sorts first");
@@ -246,6 +249,7 @@ std::vector<Codec> Codecs() {
       {"accept", EncodeBody(accept), BodyRoundTrip<Accept>(DecodeAccept)},
       {"lease", EncodeBody(lease), BodyRoundTrip<Lease>(DecodeLease)},
       {"close", EncodeBody(close), BodyRoundTrip<Close>(DecodeClose)},
+      {"attestation", EncodeBody(attestation), BodyRoundTrip<Attestation>(DecodeAttestation)},
       {"envelope", EncodeEnvelope(envelope),
        [](const Bytes& bytes, Bytes& again) {
          Result<Envelope> value = DecodeEnvelope(bytes);

@@ -88,6 +88,79 @@ TEST(CodecTest, AcceptLeaseCloseRoundTrip) {
   EXPECT_EQ(*DecodeClose(EncodeBody(close)), close);
 }
 
+// Attestations (docs/PROTOCOL.md, "Attestation"): signed by an auditor about a provider's key.
+Attestation SampleAttestation() {
+  return Attestation{Provider().public_key(), AuditVerdict::kFail, kNow - 5, "gpu 3 reports ecc errors"};
+}
+
+TEST(CodecTest, AttestationRoundTripsAndOpens) {
+  const Attestation attestation = SampleAttestation();
+  Result<Attestation> decoded = DecodeAttestation(EncodeBody(attestation));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, attestation);
+  EXPECT_EQ(ToString(MessageType::kAttestation), "attestation");
+  EXPECT_EQ(ToString(AuditVerdict::kPass), "pass");
+  EXPECT_EQ(ToString(AuditVerdict::kFail), "fail");
+
+  const Identity auditor = Identity::FromSeed(Seed{9});
+  const auto message = MakeSigned(auditor, attestation, kNow, kTtl, 11);
+  EXPECT_EQ(message.envelope.type, MessageType::kAttestation);
+  Result<Signed<Attestation>> opened = OpenSigned<Attestation>(EncodeEnvelope(message.envelope), kNow);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->body, attestation);
+  EXPECT_EQ(opened->id, message.id);
+  EXPECT_EQ(opened->envelope.signer, auditor.public_key());
+}
+
+TEST(CodecTest, ForgedOrMalformedAttestationRefused) {
+  const Identity auditor = Identity::FromSeed(Seed{9});
+  // Someone else's signature under the auditor's key.
+  auto forged = MakeSigned(Tenant(), SampleAttestation(), kNow, kTtl, 12);
+  forged.envelope.signer = auditor.public_key();
+  EXPECT_EQ(OpenSigned<Attestation>(EncodeEnvelope(forged.envelope), kNow).status().code(),
+            Status::Code::kBadSignature);
+  // A changed verdict under the original signature.
+  auto flipped = MakeSigned(auditor, SampleAttestation(), kNow, kTtl, 13);
+  Attestation passed = SampleAttestation();
+  passed.verdict = AuditVerdict::kPass;
+  flipped.envelope.body = EncodeBody(passed);
+  EXPECT_EQ(OpenSigned<Attestation>(EncodeEnvelope(flipped.envelope), kNow).status().code(),
+            Status::Code::kBadSignature);
+
+  // verdict <= 1; a 32-byte provider; a UTF-8 note within kMaxTextBytes; nothing else.
+  Bytes bytes = EncodeBody(SampleAttestation());
+  const size_t verdict_at = 1 + 2 + kPublicKeyBytes;  // fixarray, bin8 header, key
+  ASSERT_EQ(bytes[verdict_at], 0x01);
+  bytes[verdict_at] = 0x02;
+  EXPECT_FALSE(DecodeAttestation(bytes).ok());
+  bytes[verdict_at] = 0x01;
+  ASSERT_TRUE(DecodeAttestation(bytes).ok());
+  Attestation bad = SampleAttestation();
+  bad.note = "caf\xc3";  // truncated UTF-8
+  EXPECT_FALSE(DecodeAttestation(EncodeBody(bad)).ok());
+  bad.note = std::string(limits::kMaxTextBytes + 1, 'x');
+  EXPECT_EQ(DecodeAttestation(EncodeBody(bad)).status().code(), Status::Code::kLimitExceeded);
+  bad.note = std::string(limits::kMaxTextBytes, 'x');
+  EXPECT_TRUE(DecodeAttestation(EncodeBody(bad)).ok());
+  Bytes trailing = EncodeBody(SampleAttestation());
+  trailing.push_back(0xc0);
+  EXPECT_FALSE(DecodeAttestation(trailing).ok());
+  // A non-canonical form of the same attestation: attested_ms as int64 although it fits in
+  // fewer bytes would give the same content a second id.
+  Attestation small = SampleAttestation();
+  small.attested_ms = 5;
+  Bytes wide = EncodeBody(small);
+  const size_t time_at = verdict_at + 1;
+  ASSERT_EQ(wide[time_at], 0x05);
+  wide[time_at] = 0xd3;  // int64
+  const uint8_t five[8] = {0, 0, 0, 0, 0, 0, 0, 5};
+  wide.insert(wide.begin() + static_cast<ptrdiff_t>(time_at) + 1, five, five + 8);
+  EXPECT_FALSE(DecodeAttestation(wide).ok());
+  // Another type's envelope is not an attestation.
+  const Bytes close = EncodeEnvelope(MakeSigned(auditor, Close{}, kNow, kTtl, 14).envelope);
+  EXPECT_FALSE(OpenSigned<Attestation>(close, kNow).ok());
+}
+
 TEST(CodecTest, EncodingIsCanonical) {
   const Order order = SampleOrder();
   EXPECT_EQ(EncodeBody(order), EncodeBody(order));

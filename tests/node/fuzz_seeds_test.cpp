@@ -1,4 +1,4 @@
-// Seed corpora for the fuzz targets that read ledger values and signed records
+// Seed corpora for the fuzz targets that read ledger values, signed records and wire messages
 // (tests/fuzz/corpus/<target>/): real bytes, made by the real write path, so each target starts
 // from inputs that decode and reaches deep code at once. The test checks that the committed
 // seeds still decode with today's decoders (a format change that leaves them stale fails here),
@@ -71,6 +71,13 @@ std::map<std::string, std::vector<std::string>> RealLedgerValues() {
       EXPECT_TRUE(status.ok()) << status.ToString();
     }
   }
+  // An auditor's attestation about the provider.
+  const auto attestation = market::MakeSigned(
+      market::Identity::FromSeed(market::Seed{7}),
+      market::Attestation{parties.provider().public_key(), market::AuditVerdict::kPass, kStartMs, "audited"}, kStartMs,
+      ledger::testing::kTtlMs, 1);
+  auto attested = ledger::Prepare(ledger::RecordAttestation{attestation});
+  EXPECT_TRUE(attested.ok() && (*store)->Write(*attested, kStartMs).ok());
   // The reservation is released by the lease; record a second, live one so resv/ has a value.
   auto second = ledger::Prepare(ledger::Reserve{{parties.Bid(order.id).id, parties.provider().public_key(),
                                                  kStartMs + 60'000, *usage}});
@@ -103,7 +110,24 @@ std::map<std::string, Seeds> MakeSeeds() {
     add(target, std::string(ledger::keys::kClose), "close");
     add(target, std::string(ledger::keys::kBid), "bid");
     add(target, std::string(ledger::keys::kOrder), "order");
+    add(target, std::string(ledger::keys::kAttestation), "attestation");
   }
+  // The wire decoders (fuzz_envelope): an envelope and a body of every type, from the real
+  // records, so a body format change cannot leave a stale seed behind unnoticed.
+  for (const std::string_view family : {ledger::keys::kOrder, ledger::keys::kBid, ledger::keys::kLease,
+                                        ledger::keys::kClose, ledger::keys::kAttestation}) {
+    const std::string name(family.substr(0, family.size() - 1));
+    for (const auto& value : values[std::string(family)]) {
+      auto envelope = market::DecodeEnvelope(AsSpan(value));
+      EXPECT_TRUE(envelope.ok()) << envelope.status().ToString();
+      if (!envelope.ok()) continue;
+      seeds["envelope"][name + "_envelope"] = value;
+      seeds["envelope"][name + "_body"] = AsString(envelope->body);
+    }
+  }
+  seeds["envelope"]["offer_body"] = AsString(market::EncodeBody(market::testing::SampleOffer()));
+  seeds["envelope"]["accept_body"] = AsString(market::EncodeBody(
+      market::Accept{market::MessageId{}, market::MessageId{}, ledger::testing::Parties().provider().public_key()}));
   // A stored lease whose strings are not UTF-8 (issue 11 item 8): the decoder may refuse it; the
   // JSON writer must survive it either way.
   {
@@ -152,6 +176,12 @@ bool Decodes(const std::string& target, const std::string& name, const std::stri
     if (name.starts_with("lease") && target == "lease" && !market::OpenLease(AsSpan(bytes)).ok()) return false;
     return ledger::OpenRecord(AsSpan(bytes)).ok();
   }
+  if (target == "envelope") {
+    const auto span = AsSpan(bytes);
+    return market::DecodeEnvelope(span).ok() || market::DecodeOrder(span).ok() || market::DecodeOffer(span).ok() ||
+           market::DecodeBid(span).ok() || market::DecodeAccept(span).ok() || market::DecodeLease(span).ok() ||
+           market::DecodeClose(span).ok() || market::DecodeAttestation(span).ok();
+  }
   if (target == "offerbook") {
     if (bytes.size() < 3 || bytes[0] != 0) return false;
     const size_t length = (static_cast<uint8_t>(bytes[1]) << 8) | static_cast<uint8_t>(bytes[2]);
@@ -162,7 +192,7 @@ bool Decodes(const std::string& target, const std::string& name, const std::stri
 
 TEST(FuzzSeedsTest, FreshSeedsDecode) {
   const auto seeds = MakeSeeds();
-  EXPECT_EQ(seeds.size(), 5u);
+  EXPECT_EQ(seeds.size(), 6u);
   for (const auto& [target, files] : seeds) {
     for (const auto& [name, bytes] : files) EXPECT_TRUE(Decodes(target, name, bytes)) << target << "/" << name;
   }
@@ -175,7 +205,7 @@ TEST(FuzzSeedsTest, FreshSeedsDecode) {
 
 TEST(FuzzSeedsTest, CommittedSeedsStillDecode) {
   size_t checked = 0;
-  for (const char* target : {"chain_entry", "usage", "lease", "record_json", "offerbook"}) {
+  for (const char* target : {"chain_entry", "usage", "lease", "record_json", "offerbook", "envelope"}) {
     ASSERT_TRUE(fs::is_directory(kCorpus / target)) << kCorpus / target;
     for (const auto& entry : fs::directory_iterator(kCorpus / target)) {
       std::ifstream file(entry.path(), std::ios::binary);

@@ -52,6 +52,20 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   EXPECT_EQ(json["services"], ToJson(record.lease.services));
 }
 
+TEST(JsonTest, AttestationShapeIsPinned) {
+  market::Signed<market::Attestation> attestation;
+  attestation.id[0] = 0xab;
+  attestation.envelope.signer[0] = 0x01;
+  attestation.body = market::Attestation{{}, market::AuditVerdict::kFail, 7, "ecc"};
+  attestation.body.provider[0] = 0x02;
+  EXPECT_EQ(ToJson(attestation), Json({{"id", market::ToHex(attestation.id)},
+                                       {"auditor", market::ToHex(attestation.envelope.signer)},
+                                       {"provider", market::ToHex(attestation.body.provider)},
+                                       {"verdict", "fail"},
+                                       {"attested_ms", 7},
+                                       {"note", "ecc"}}));
+}
+
 // Item 8 of issue 11: nlohmann's dump throws type_error 316 on invalid UTF-8 by default. The
 // writer replaces each bad sequence with U+FFFD, so the output is valid JSON and the rest is kept.
 TEST(JsonTest, DumpNeverThrowsOnStringsThatAreNotUtf8) {

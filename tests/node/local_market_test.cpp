@@ -9,6 +9,7 @@
 #include "ledger/store.h"
 #include "ledger/verify.h"
 #include "market/codec.h"
+#include "market/crypto.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
@@ -117,6 +118,82 @@ TEST_F(LocalMarketTest, GroupNobodyCanTakeGetsNoLease) {
   EXPECT_TRUE(report->groups[0].bids.empty());
   EXPECT_EQ(report->groups[0].declined.size(), 5u);
   EXPECT_TRUE(report->ledger_ok);
+}
+
+// Two providers whose bids tie on ranks and price, so reputation decides; both list `auditor`.
+class AttestedMarketTest : public LocalMarketTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_ + "/keys");
+    for (const char* name : {"prov-x", "prov-y"}) {
+      Result<market::Identity> key = market::LoadOrCreateKeyFile(dir_ + "/keys/" + name + ".key");
+      ASSERT_TRUE(key.ok()) << key.status().ToString();
+      providers_.push_back(key->public_key());
+    }
+    const std::string named = market::ToHex(named_.public_key());
+    options_ = Options("llm-fallbacks.yaml");
+    options_.offers_path = dir_ + "/offers.yaml";
+    std::ofstream offers(options_.offers_path);
+    offers << "providers:\n";
+    for (const char* name : {"prov-x", "prov-y"}) {
+      offers << "  - id: " << name << "\n    attributes: {region: us-west}\n    auditors: ['" << named
+             << "']\n    pricing: [{denom: uakt, gpu: {'*': 1000}, cpu: 1, memory: 1, storage: 1}]\n"
+                "    nodes: [{name: n, cpu_millis: 64000, memory: 512Gi, storage: 2Ti,"
+                " gpus: [{model: h100, ram: 80Gi, interface: sxm, cuda: '12.4', count: 8}]}]\n";
+    }
+    offers.close();
+    // The order names the auditor (and an entry that is not a key, which is ignored).
+    std::ifstream in(options_.sdl_path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string region = "        region: us-west\n";
+    text.replace(text.find(region), region.size(),
+                 region + "      signedBy: {anyOf: ['" + named + "', 'not-a-key']}\n");
+    options_.sdl_path = dir_ + "/attested.yaml";
+    std::ofstream(options_.sdl_path) << text;
+  }
+
+  // Records `verdict` about providers_[provider] by `auditor` in the node's ledger.
+  void Attest(const market::Identity& auditor, size_t provider, market::AuditVerdict verdict, int64_t attested_ms) {
+    Result<std::unique_ptr<ledger::LedgerStore>> store = ledger::LedgerStore::Open(dir_ + "/ledger");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    const auto attestation = market::MakeSigned(
+        auditor, market::Attestation{providers_[provider], verdict, attested_ms, ""}, attested_ms, 60'000, ++nonce_);
+    Result<ledger::PreparedWrite> prepared = ledger::Prepare(ledger::RecordAttestation{attestation});
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    ASSERT_TRUE((*store)->Write(*prepared, attested_ms).ok());
+  }
+
+  std::string Winner() {
+    Result<LocalMarketReport> report = RunLocalMarket(options_, SystemClock::Instance());
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    if (!report.ok() || report->groups.size() != 1) return "";
+    EXPECT_TRUE(report->ledger_ok) << report->ledger_verify;
+    EXPECT_EQ(report->groups[0].bids.size(), 2u);
+    return report->groups[0].provider;
+  }
+
+  LocalMarketOptions options_;
+  market::Identity named_ = market::Identity::Generate();
+  market::Identity stranger_ = market::Identity::Generate();
+  std::vector<market::PublicKey> providers_;
+  uint64_t nonce_ = 0;
+};
+
+TEST_F(AttestedMarketTest, ANamedAuditorsFailVerdictChangesTheRanking) {
+  // An auditor the tenant does not name changes nothing: the tie goes to the provider id.
+  Attest(stranger_, 0, market::AuditVerdict::kFail, 1'000);
+  Attest(stranger_, 1, market::AuditVerdict::kPass, 1'000);
+  EXPECT_EQ(Winner(), "prov-x");
+  // The auditor the order names says prov-x failed: prov-y wins.
+  Attest(named_, 0, market::AuditVerdict::kFail, 2'000);
+  EXPECT_EQ(Winner(), "prov-y");
+}
+
+TEST_F(AttestedMarketTest, ANamedAuditorsLaterVerdictReplacesItsEarlierOne) {
+  Attest(named_, 1, market::AuditVerdict::kPass, 1'000);
+  EXPECT_EQ(Winner(), "prov-y");
+  Attest(named_, 1, market::AuditVerdict::kFail, 2'000);
+  EXPECT_EQ(Winner(), "prov-x");
 }
 
 TEST_F(LocalMarketTest, BadInputsAreClearErrors) {
