@@ -778,5 +778,48 @@ TEST(CodecTest, ProtocolDocTestVector) {
   EXPECT_EQ(ToHex(message.id), "05efb454673f911c2f069c60323adad9c2708f835d486b686504194b06bc3c6a");
 }
 
+// The lease vector in docs/PROTOCOL.md: a provider's Bid, the tenant's Accept of it, and the
+// provider's Lease embedding both, so a client in another language can check the binding rules.
+TEST(CodecTest, ProtocolDocLeaseVector) {
+  Seed tenant_seed{};
+  Seed provider_seed{};
+  for (uint8_t i = 0; i < 32; ++i) {
+    tenant_seed[i] = i;
+    provider_seed[i] = static_cast<uint8_t>(0x20 + i);
+  }
+  const Identity tenant = Identity::FromSeed(tenant_seed);
+  const Identity provider = Identity::FromSeed(provider_seed);
+  constexpr int64_t kCreated = 1'750'000'000'000;
+  Bid bid;
+  bid.order_id.fill(0x11);
+  bid.tenant = tenant.public_key();
+  bid.group = "g";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1000;
+  bid.services = {ServiceAssignment{"web", std::nullopt, std::nullopt, {Placement{"n1", 1}}}};
+  bid.reservation_expires_ms = kCreated + 30'000;
+  const auto signed_bid = MakeSigned(provider, bid, kCreated, 30'000, 1);
+  const Accept accept{bid.order_id, signed_bid.id, provider.public_key()};
+  const auto signed_accept = MakeSigned(tenant, accept, kCreated + 1, 60'000, 2);
+  Result<Lease> lease = BuildLease(EncodeEnvelope(signed_accept.envelope), EncodeEnvelope(signed_bid.envelope),
+                                   kCreated + 2);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  const auto signed_lease = MakeSigned(provider, *lease, kCreated + 2, 60'000, 3);
+  const Bytes lease_wire = EncodeEnvelope(signed_lease.envelope);
+  const Bytes bid_body = EncodeBody(bid);
+  const Bytes lease_body = EncodeBody(*lease);
+  EXPECT_EQ(ToHex(provider.public_key()), "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7");
+  EXPECT_EQ(ToHex(bid_body.data(), bid_body.size()), 
+            "97c4201111111111111111111111111111111111111111111111111111111111111111c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8a167a475616b74cd03e89194a3776562c0c09192a26e3101cf0000019774215130");
+  EXPECT_EQ(ToHex(signed_bid.id), "6a8629a866f08b683be1759897a438eb3f5c613828fcd73abd6d273568f3dbc5");
+  EXPECT_EQ(ToHex(lease_body.data(), lease_body.size()),
+            "93c4e3980104c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8cf000001977420dc01cf000001977421c66102c46793c4201111111111111111111111111111111111111111111111111111111111111111c4206a8629a866f08b683be1759897a438eb3f5c613828fcd73abd6d273568f3dbc5c42029acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7c440f7fef843790b7fd8b9068439e53282df1693792fe77f49db47dccebea79230c99deeaacc7a6c920c7d423f256344ba5106dbceb50f426caf62da0e3e06496501c4e2980103c42029acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7cf000001977420dc00cf000001977421513001c46697c4201111111111111111111111111111111111111111111111111111111111111111c42003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8a167a475616b74cd03e89194a3776562c0c09192a26e3101cf0000019774215130c44059b5041719e0d61eedf74be0bed1d4f4e11f5eba4bde32ae5a798edb0d904b0e344d7769a48507729844789b7ab94ebd2aaed4f2a50424daddf8d15d955ba40dcf000001977420dc02");
+  EXPECT_EQ(ToHex(signed_lease.id), "1c881f759b4f5d708b1be916b4ff73b2483433052c58e691f6472555388636c0");
+  Result<Signed<Lease>> opened = OpenLease(lease_wire);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->body.price_per_hour, 1000u);
+  EXPECT_EQ(opened->body.tenant, tenant.public_key());
+}
+
 }  // namespace
 }  // namespace gpumart::market
