@@ -461,7 +461,7 @@ TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
 TEST(GossipCoreTest, AttestationsAreFloodedToEveryNode) {
   FakeNetwork net;
   constexpr size_t kNodes = 6;
-  LinePlusRandom(net, kNodes, 2, TestSeed());
+  LinePlusRandom(net, kNodes, 2, gpumart::testing::TestSeed());
   const Identity auditor = Signer(30);
   const market::Attestation attestation{Signer(31).public_key(), market::AuditVerdict::kPass, net.now(), "audited"};
   const Bytes envelope =
