@@ -2,6 +2,7 @@
 
 #include <zmq.h>
 
+#include <cstring>
 #include <deque>
 #include <map>
 #include <set>
@@ -31,6 +32,9 @@ namespace {
 // ZMQ_ZAP_ENFORCE_DOMAIN is draft API in Debian's zmq.h; libzmq 4.3.4 takes the option number. With
 // it a CURVE server refuses every client when no ZAP handler answers, instead of admitting all.
 constexpr int kZmqZapEnforceDomain = 93;
+// The DEALER socket events that end an outbound link.
+constexpr int kLinkLostEvents = ZMQ_EVENT_CLOSED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
 void SetCommonOptions(zmq::socket_t& socket, const GossipNodeConfig& config) {
   socket.set(zmq::sockopt::linger, 0);
@@ -100,8 +104,10 @@ class GossipNode::Impl {
   struct Link {
     Direction direction = Direction::kInbound;
     std::string routing_id;                 // inbound: the ROUTER's id of the connection
-    std::unique_ptr<zmq::socket_t> dealer;  // outbound
-    CurveKey key{};                         // the CURVE key the link authenticated
+    std::unique_ptr<zmq::socket_t> dealer;   // outbound
+    std::unique_ptr<zmq::socket_t> monitor;  // outbound: the DEALER's socket events
+    std::string address;                     // outbound: the dialled peer address
+    CurveKey key{};                          // the CURVE key the link authenticated
   };
 
   int64_t Now() const { return ctx_->clock().NowMs(); }
@@ -119,6 +125,7 @@ class GossipNode::Impl {
     s.frames_out = frames_out_;
     s.verdicts = verdicts_;
     s.bans = bans_;
+    s.links_lost = links_lost_;
     s.zap_admitted = zap_->admitted();
     s.zap_refused = zap_->refused();
     s.zap_malformed = zap_->malformed();
@@ -277,17 +284,34 @@ class GossipNode::Impl {
       dealer->set(zmq::sockopt::curve_serverkey, Z85(*server_key));
       dealer->set(zmq::sockopt::curve_publickey, curve_.public_z85());
       dealer->set(zmq::sockopt::curve_secretkey, curve_.secret_z85());
-      dealer->connect(parsed->endpoint);
     } catch (const zmq::error_t&) {
       CountDrop(TransportDrop::kBadAddress);
       core_->OnConnectFailed(connect.address, now);
       return;
     }
     const PeerId peer = next_peer_++;
+    // The DEALER's socket events tell at once when its connection fails or is lost (a ROUTER's
+    // events cannot be tied to one link; inbound losses show as EHOSTUNREACH on the next send).
+    const std::string monitor_endpoint = "inproc://gossip-link-monitor-" + std::to_string(peer);
+    auto monitor = std::make_unique<zmq::socket_t>(ctx_->zmq_context(), zmq::socket_type::pair);
+    try {
+      if (zmq_socket_monitor(dealer->handle(), monitor_endpoint.c_str(), kLinkLostEvents) != 0) throw zmq::error_t();
+      monitor->set(zmq::sockopt::linger, 0);
+      monitor->connect(monitor_endpoint);
+      dealer->connect(parsed->endpoint);
+    } catch (const zmq::error_t&) {
+      zmq_socket_monitor(dealer->handle(), nullptr, 0);
+      CountDrop(TransportDrop::kBadAddress);
+      core_->OnConnectFailed(connect.address, now);
+      return;
+    }
     ctx_->Watch(*dealer, [this, peer](actors::ActorContext&) { OnDealerReadable(peer); });
+    ctx_->Watch(*monitor, [this, peer](actors::ActorContext&) { OnMonitorEvent(peer); });
     Link link;
     link.direction = Direction::kOutbound;
     link.dealer = std::move(dealer);
+    link.monitor = std::move(monitor);
+    link.address = connect.address;
     link.key = *server_key;
     links_.emplace(peer, std::move(link));
     // Connecting is asynchronous: the HELLO waits in the DEALER's queue until the link is up, and
@@ -313,11 +337,36 @@ class GossipNode::Impl {
     }
   }
 
+  // An outbound link's connection failed, closed, or its CURVE handshake failed (e.g. the server
+  // refused our key): the core forgets it and, if it never got ready, backs its address off.
+  void OnMonitorEvent(PeerId peer) {
+    auto it = links_.find(peer);
+    if (it == links_.end()) return;
+    bool lost = false;
+    for (int i = 0; i < kMaxFramesPerWake; ++i) {
+      zmq::message_t event;
+      if (!it->second.monitor->recv(event, zmq::recv_flags::dontwait)) break;
+      DrainMore(*it->second.monitor, event);  // the second part is the endpoint
+      uint16_t number = 0;
+      if (event.size() >= sizeof number) std::memcpy(&number, event.data(), sizeof number);
+      if (number & kLinkLostEvents) lost = true;
+    }
+    if (!lost) return;
+    ++links_lost_;
+    const bool was_ready = core_->IsReady(peer);
+    const std::string address = it->second.address;
+    core_->OnDisconnected(peer, Now());
+    if (!was_ready) core_->OnConnectFailed(address, Now());
+    CloseLink(peer);
+  }
+
   void CloseLink(PeerId peer) {
     auto it = links_.find(peer);
     if (it == links_.end()) return;
     if (it->second.dealer) {
       ctx_->Unwatch(*it->second.dealer);
+      ctx_->Unwatch(*it->second.monitor);
+      zmq_socket_monitor(it->second.dealer->handle(), nullptr, 0);
     } else {
       inbound_.erase(it->second.routing_id);
       RememberClosed(it->second.routing_id);
@@ -362,7 +411,7 @@ class GossipNode::Impl {
   PeerId next_peer_ = 1;
   std::vector<Action> actions_;
   std::array<uint64_t, kTransportDropCount> drops_{};
-  uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0;
+  uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0, links_lost_ = 0;
 };
 
 GossipNode::GossipNode(const market::Identity& identity, GossipNodeConfig config)

@@ -79,6 +79,7 @@ struct GossipNodeStatus {
   std::array<uint64_t, kTransportDropCount> transport_drops{};
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t verdicts = 0, bans = 0;
+  uint64_t links_lost = 0;  // outbound links whose connection failed or closed (socket events)
   uint64_t zap_admitted = 0, zap_refused = 0, zap_malformed = 0;
   uint64_t operator[](TransportDrop reason) const { return transport_drops[static_cast<size_t>(reason)]; }
 };

@@ -318,6 +318,22 @@ TEST(GossipNodeTest, HostilePeerSendingGarbageIsBannedAndTheNodeKeepsServing) {
   EXPECT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(from_a)) && a.HasDelivered(testing::IdOf(from_b)); }));
 }
 
+TEST(GossipNodeTest, LostAndFailedOutboundLinksAreNoticedAtOnce) {
+  auto a = std::make_unique<TestNode>(20, std::vector<std::string>{});
+  const std::string a_address = a->Status().address;
+  // A dead address first: nothing listens on its port, so its dial fails.
+  const std::string dead = FormatPeerAddress("tcp://127.0.0.1:1", MakeIdentity(21).public_key());
+  // peer_timeout and hello_timeout are far beyond the wait: only the socket events can be fast.
+  TestNode b(22, {dead, a_address}, [](GossipNodeConfig& config) {
+    config.core.peer_timeout_ms = 60'000;
+    config.core.hello_timeout_ms = 60'000;
+  });
+  ASSERT_TRUE(WaitUntil([&] { return b.Status().ready_peers == 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return b.Status().links_lost >= 1; }, std::chrono::seconds(3)));
+  a.reset();
+  EXPECT_TRUE(WaitUntil([&] { return b.Status().ready_peers == 0; }, std::chrono::seconds(3)));
+}
+
 TEST(GossipNodeTest, StopsCleanlyWithLinksOpen) {
   auto a = std::make_unique<TestNode>(8, std::vector<std::string>{});
   const std::string a_address = a->Status().address;
