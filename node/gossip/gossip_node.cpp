@@ -53,8 +53,8 @@ class GossipNode::Impl {
   void Init(actors::Handlers& on, actors::ActorContext& ctx) {
     ctx_ = &ctx;
     // The ZAP handler first: a CURVE server bound without one would admit every key.
-    zap_ = std::make_unique<ZapHandler>(ctx.zmq_context(), [this](const CurveKey& key) {
-      if (scorer_.IsBanned(market::ToHex(key), Now())) return false;
+    zap_ = std::make_unique<ZapHandler>(ctx.zmq_context(), [this](const CurveKey& key, const std::string& ip) {
+      if (IsBanned(key, ip)) return false;
       return !config_.admit || config_.admit(key);
     });
     ctx.Watch(zap_->socket(), [this](actors::ActorContext&) { zap_->HandleRequests(); });
@@ -108,7 +108,30 @@ class GossipNode::Impl {
     std::unique_ptr<zmq::socket_t> monitor;  // outbound: the DEALER's socket events
     std::string address;                     // outbound: the dialled peer address
     CurveKey key{};                          // the CURVE key the link authenticated
+    std::string ip;                          // the peer's IP (inbound), the dialled host (outbound)
   };
+
+  // Scorer keys: a CURVE key as 64 hex digits, an address as "ip:" + address.
+  static std::string AddressScoreKey(const std::string& ip) { return "ip:" + ip; }
+  bool IsBanned(const CurveKey& key, const std::string& ip) const {
+    if (scorer_.IsBanned(market::ToHex(key), Now())) return true;
+    return config_.ban_addresses && !ip.empty() && scorer_.IsBanned(AddressScoreKey(ip), Now());
+  }
+  // Scores a verdict against the key and the address; a ban closes every link of either.
+  void Penalize(const CurveKey& key, const std::string& ip, Misbehaviour reason) {
+    const bool key_banned = scorer_.Penalize(market::ToHex(key), reason, Now());
+    const bool ip_banned = config_.ban_addresses && !ip.empty() && scorer_.Penalize(AddressScoreKey(ip), reason, Now());
+    bans_ += key_banned + ip_banned;
+    if (!key_banned && !ip_banned) return;
+    std::vector<PeerId> peers;
+    for (const auto& [peer, link] : links_) {
+      if ((key_banned && link.key == key) || (ip_banned && link.ip == ip)) peers.push_back(peer);
+    }
+    for (PeerId peer : peers) {
+      core_->OnDisconnected(peer, Now());
+      CloseLink(peer);
+    }
+  }
 
   int64_t Now() const { return ctx_->clock().NowMs(); }
   void CountDrop(TransportDrop reason) { ++drops_[static_cast<size_t>(reason)]; }
@@ -170,7 +193,9 @@ class GossipNode::Impl {
           RememberClosed(id);
           continue;
         }
-        if (scorer_.IsBanned(market::ToHex(*key), Now())) {
+        const char* peer_address = zmq_msg_gets(payload.handle(), "Peer-Address");
+        const std::string ip = peer_address ? peer_address : "";
+        if (IsBanned(*key, ip)) {
           CountDrop(TransportDrop::kClosedLink);
           RememberClosed(id);
           continue;
@@ -180,6 +205,7 @@ class GossipNode::Impl {
         link.direction = Direction::kInbound;
         link.routing_id = id;
         link.key = *key;
+        link.ip = ip;
         links_.emplace(peer, std::move(link));
         inbound_.emplace(id, peer);
         core_->OnConnected(peer, Direction::kInbound, std::string(), Now(), actions_);
@@ -252,14 +278,13 @@ class GossipNode::Impl {
   void Run(PeerVerdict& verdict) {
     ++verdicts_;
     std::optional<CurveKey> key;
-    if (auto it = links_.find(verdict.peer); it != links_.end()) key = it->second.key;
-    if (!key && verdict.identity) key = CurveKeyOf(*verdict.identity);
-    if (!key) return;
-    const std::string name = market::ToHex(*key);
-    if (scorer_.Penalize(name, verdict.reason, Now())) {
-      ++bans_;
-      Ban(*key);
+    std::string ip;
+    if (auto it = links_.find(verdict.peer); it != links_.end()) {
+      key = it->second.key;
+      ip = it->second.ip;
     }
+    if (!key && verdict.identity) key = CurveKeyOf(*verdict.identity);
+    if (key) Penalize(*key, ip, verdict.reason);
   }
 
   void Run(ConnectTo& connect) {
@@ -272,7 +297,9 @@ class GossipNode::Impl {
       core_->OnConnectFailed(connect.address, now);
       return;
     }
-    if (scorer_.IsBanned(market::ToHex(*server_key), now)) {
+    // The host of "tcp://host:port" (an IPv6 host is bracketed and keeps its colons).
+    const std::string host = parsed->endpoint.substr(6, parsed->endpoint.rfind(':') - 6);
+    if (IsBanned(*server_key, host)) {
       CountDrop(TransportDrop::kBannedPeer);
       core_->OnConnectFailed(connect.address, now);
       return;
@@ -313,6 +340,7 @@ class GossipNode::Impl {
     link.monitor = std::move(monitor);
     link.address = connect.address;
     link.key = *server_key;
+    link.ip = host;
     links_.emplace(peer, std::move(link));
     // Connecting is asynchronous: the HELLO waits in the DEALER's queue until the link is up, and
     // the core's hello timeout ends a dial that never completes.
@@ -329,12 +357,10 @@ class GossipNode::Impl {
     if (claimed && *claimed == it->second.key) return;
     CountDrop(TransportDrop::kIdentityMismatch);
     const CurveKey key = it->second.key;
+    const std::string ip = it->second.ip;
     core_->OnDisconnected(ready.peer, Now());
     CloseLink(ready.peer);
-    if (scorer_.Penalize(market::ToHex(key), Misbehaviour::kBadHello, Now())) {
-      ++bans_;
-      Ban(key);
-    }
+    Penalize(key, ip, Misbehaviour::kBadHello);
   }
 
   // An outbound link's connection failed, closed, or its CURVE handshake failed (e.g. the server
@@ -380,18 +406,6 @@ class GossipNode::Impl {
     if (closed_order_.size() > kMaxClosedLinks) {
       closed_set_.erase(closed_order_.front());
       closed_order_.pop_front();
-    }
-  }
-
-  // Closes every link of a key the scorer just banned; ZAP refuses it from now on.
-  void Ban(const CurveKey& key) {
-    std::vector<PeerId> peers;
-    for (const auto& [peer, link] : links_) {
-      if (link.key == key) peers.push_back(peer);
-    }
-    for (PeerId peer : peers) {
-      core_->OnDisconnected(peer, Now());
-      CloseLink(peer);
     }
   }
 

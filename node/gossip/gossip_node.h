@@ -54,6 +54,9 @@ struct GossipNodeConfig {
   std::function<void(const Deliver&)> on_deliver;
   // Extra admission policy for client keys; banned keys are refused before it is asked.
   std::function<bool(const CurveKey&)> admit;
+  // Score and ban peers by IP address (the host of a dialled endpoint) as well as by key. Off
+  // where honest and hostile peers share an address (loopback tests, one NAT).
+  bool ban_addresses = true;
 };
 
 // Drops by the transport (the core counts its own in DropCounters).

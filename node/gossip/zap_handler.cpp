@@ -40,7 +40,7 @@ void ZapHandler::HandleRequests() {
         frames[6].size() == kCurveKeyBytes) {
       CurveKey key{};
       std::memcpy(key.data(), frames[6].data(), key.size());
-      if (policy_ && policy_(key)) {
+      if (policy_ && policy_(key, frames[3].to_string())) {
         status_code = "200";
         status_text = "OK";
         user_id = market::ToHex(key);

@@ -21,8 +21,9 @@ inline constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 
 class ZapHandler {
  public:
-  // True admits the client key; the driver refuses banned keys here.
-  using Policy = std::function<bool(const CurveKey& client_key)>;
+  // True admits the client key connecting from peer_address (its IP, as libzmq gives it); the
+  // driver refuses banned keys and addresses here.
+  using Policy = std::function<bool(const CurveKey& client_key, const std::string& peer_address)>;
 
   ZapHandler(zmq::context_t& context, Policy policy);
   zmq::socket_t& socket() { return socket_; }

@@ -56,6 +56,7 @@ class TestNode {
     config.listen_endpoint = "tcp://127.0.0.1:*";
     config.bootstrap = std::move(bootstrap);
     config.core.reconnect_min_ms = 100;
+    config.ban_addresses = false;  // every peer here is 127.0.0.1
     config.on_deliver = [this](const Deliver& deliver) {
       std::lock_guard lock(mutex_);
       delivered_.insert(deliver.id);
@@ -160,8 +161,8 @@ TEST(CurveKeysTest, PeerAddressesRoundTripAndRejectWhatIsNotOne) {
 
 TEST(ZapHandlerTest, SecondHandlerInOneContextFailsToStart) {
   zmq::context_t context;
-  ZapHandler first(context, [](const CurveKey&) { return true; });
-  EXPECT_THROW(ZapHandler(context, [](const CurveKey&) { return true; }), zmq::error_t);
+  ZapHandler first(context, [](const CurveKey&, const std::string&) { return true; });
+  EXPECT_THROW(ZapHandler(context, [](const CurveKey&, const std::string&) { return true; }), zmq::error_t);
 }
 
 TEST(GossipNodeTest, TwoNodesFindEachOtherFromABootstrapAddressAndDeliver) {
@@ -316,6 +317,31 @@ TEST(GossipNodeTest, HostilePeerSendingGarbageIsBannedAndTheNodeKeepsServing) {
   ASSERT_TRUE(a.Publish(from_a).ok());
   ASSERT_TRUE(b.Publish(from_b).ok());
   EXPECT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(from_a)) && a.HasDelivered(testing::IdOf(from_b)); }));
+}
+
+TEST(GossipNodeTest, BanByAddressRefusesOtherKeysFromThatAddress) {
+  TestNode node(12, {}, [](GossipNodeConfig& config) { config.ban_addresses = true; });
+  ASSERT_TRUE(node.ok());
+  const std::string address = node.Status().address;
+  const Identity hostile = MakeIdentity(46);
+  const CurveKeys hostile_keys = CurveKeys::Derive(hostile);
+  {
+    RawPeer peer(address, &hostile_keys);
+    peer.Send(EncodeFrame(PingFrame{1}));  // anything but HELLO first: 50 points to key and address
+    ASSERT_TRUE(WaitUntil([&] { return node.Status().verdicts == 1; }));
+  }
+  {
+    RawPeer peer(address, &hostile_keys);
+    peer.Send(EncodeFrame(PingFrame{2}));
+    ASSERT_TRUE(WaitUntil([&] { return node.Status().bans == 2; }));  // the key and the address
+  }
+  const Identity other = MakeIdentity(47);
+  const CurveKeys other_keys = CurveKeys::Derive(other);
+  RawPeer newcomer(address, &other_keys);
+  newcomer.Send(HelloFrame(other));
+  EXPECT_FALSE(newcomer.Receive(kQuiet).has_value());
+  EXPECT_TRUE(WaitUntil([&] { return node.Status().zap_refused >= 1; }));
+  EXPECT_EQ(node.Status().ready_peers, 0u);
 }
 
 TEST(GossipNodeTest, LostAndFailedOutboundLinksAreNoticedAtOnce) {
