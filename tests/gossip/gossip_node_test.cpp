@@ -319,6 +319,40 @@ TEST(GossipNodeTest, HostilePeerSendingGarbageIsBannedAndTheNodeKeepsServing) {
   EXPECT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(from_a)) && a.HasDelivered(testing::IdOf(from_b)); }));
 }
 
+TEST(GossipNodeTest, ForgedMessagesAndFloodsOverRealLinksAreCountedAndBanned) {
+  TestNode node(13, {});
+  ASSERT_TRUE(node.ok());
+  const std::string address = node.Status().address;
+  const Identity forger = MakeIdentity(48);
+  const CurveKeys forger_keys = CurveKeys::Derive(forger);
+  RawPeer forging(address, &forger_keys);
+  forging.Send(HelloFrame(forger));
+  ASSERT_TRUE(WaitUntil([&] { return node.Status().ready_peers == 1; }));
+  for (uint64_t nonce = 1; nonce <= 2; ++nonce) {
+    auto forged = *market::DecodeEnvelope(testing::MakeClose(forger, WallNowMs(), kTtlMs, nonce));
+    forged.signature[0] ^= 1;
+    forging.Send(EncodeMessageFrame(1, market::EncodeEnvelope(forged)));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return node.Status().bans == 1; }));
+  EXPECT_EQ(node.Status().core_drops[Drop::kBadSignature], 2u);
+
+  const Identity flooder = MakeIdentity(49);
+  const CurveKeys flooder_keys = CurveKeys::Derive(flooder);
+  RawPeer flooding(address, &flooder_keys);
+  flooding.Send(HelloFrame(flooder));
+  ASSERT_TRUE(WaitUntil([&] { return node.Status().ready_peers == 1; }));
+  // More PINGs than two seconds' worth of the frame rate: the bucket runs dry, each frame over it
+  // is a flood verdict (10 points), and ten of them ban.
+  const Bytes ping = EncodeFrame(PingFrame{3});
+  EXPECT_TRUE(WaitUntil([&] {
+    for (int i = 0; i < 1000; ++i) flooding.Send(ping);
+    return node.Status().bans == 2;
+  }));
+  const GossipNodeStatus status = node.Status();
+  EXPECT_GE(status.core_drops[Drop::kRateLimited], 10u);
+  EXPECT_EQ(status.ready_peers, 0u);
+}
+
 TEST(GossipNodeTest, BanByAddressRefusesOtherKeysFromThatAddress) {
   TestNode node(12, {}, [](GossipNodeConfig& config) { config.ban_addresses = true; });
   ASSERT_TRUE(node.ok());
