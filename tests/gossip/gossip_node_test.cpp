@@ -353,6 +353,19 @@ TEST(GossipNodeTest, ForgedMessagesAndFloodsOverRealLinksAreCountedAndBanned) {
   EXPECT_EQ(status.ready_peers, 0u);
 }
 
+TEST(GossipNodeTest, MessageOverTheFrameLimitNeverReachesTheCore) {
+  TestNode node(14, {});
+  ASSERT_TRUE(node.ok());
+  const Identity sender = MakeIdentity(50);
+  const CurveKeys keys = CurveKeys::Derive(sender);
+  RawPeer peer(node.Status().address, &keys);
+  peer.Send(HelloFrame(sender));
+  ASSERT_TRUE(WaitUntil([&] { return node.Status().ready_peers == 1; }));
+  peer.Send(Bytes(limits::kMaxFrameBytes + 1, 0x90));  // ZMQ_MAXMSGSIZE: libzmq drops the connection
+  EXPECT_FALSE(WaitUntil([&] { return node.Status().frames_in > 1; }, kQuiet));
+  EXPECT_EQ(node.Status().core_drops[Drop::kOversizedFrame], 0u);
+}
+
 TEST(GossipNodeTest, BanByAddressRefusesOtherKeysFromThatAddress) {
   TestNode node(12, {}, [](GossipNodeConfig& config) { config.ban_addresses = true; });
   ASSERT_TRUE(node.ok());
