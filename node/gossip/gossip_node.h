@@ -1,0 +1,107 @@
+// The gossip actor: drives a GossipCore over real ZeroMQ sockets (docs/GOSSIP.md, "Transport").
+//
+// One ROUTER (CURVE server) takes inbound links; one DEALER (CURVE client) per outbound peer. Every
+// link is CURVE with the X25519 form of the node's Ed25519 identity; a ZapHandler in the actor's
+// own context admits client keys (banned keys are refused) and tags each inbound message with the
+// client's CURVE key, and the HELLO's identity must convert to the link's CURVE key, so no peer can
+// speak for another identity. Sends never block: a full queue is a counted drop. Each ActorSystem
+// (ZeroMQ context) can host one GossipNode, because the ZAP endpoint is per context.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "actors/actor.h"
+#include "market/crypto.h"
+#include "market/status.h"
+#include "node/gossip/curve_keys.h"
+#include "node/gossip/gossip_core.h"
+#include "node/gossip/peer_scorer.h"
+
+namespace gpumart::gossip {
+
+// Messages queued towards one peer (each direction) before sends to it are dropped.
+constexpr int kPeerHwm = 1000;
+// A CURVE handshake that has not completed in this long closes the connection (libzmq's default
+// is 30 s, long enough to tie up sockets with half-open handshakes).
+constexpr int kHandshakeIvlMs = 3'000;
+// How often the actor ticks its core (the graft and announcement timers are this precise).
+constexpr int64_t kTickIntervalMs = 10;
+// Frames taken from one socket per wake-up, so one busy peer cannot starve the others.
+constexpr int kMaxFramesPerWake = 256;
+// Inbound links the node closed and whose further messages it drops (ZeroMQ cannot close one
+// connection of a ROUTER); the oldest are forgotten first.
+constexpr size_t kMaxClosedLinks = 4096;
+
+struct GossipNodeConfig {
+  // Where to accept links, e.g. "tcp://0.0.0.0:7700" ("tcp://127.0.0.1:*" picks a port); empty:
+  // accept none (a tenant client).
+  std::string listen_endpoint;
+  // The endpoint others dial, put in our HELLO; empty: the endpoint actually bound.
+  std::string advertised_endpoint;
+  std::vector<std::string> bootstrap;  // peer addresses (curve_keys.h: endpoint + "/" + identity hex)
+  GossipConfig core;                   // its advertised_address is set from the above
+  ScoreConfig score;
+  int peer_hwm = kPeerHwm;
+  int handshake_ivl_ms = kHandshakeIvlMs;
+  int64_t tick_interval_ms = kTickIntervalMs;
+  // A new verified message; runs on the gossip thread and must not block (SendOrDrop to an actor).
+  std::function<void(const Deliver&)> on_deliver;
+  // Extra admission policy for client keys; banned keys are refused before it is asked.
+  std::function<bool(const CurveKey&)> admit;
+  // Score and ban peers by IP address (the host of a dialled endpoint) as well as by key. Off
+  // where honest and hostile peers share an address (loopback tests, one NAT).
+  bool ban_addresses = true;
+};
+
+// Drops by the transport (the core counts its own in DropCounters).
+enum class TransportDrop : uint8_t {
+  kSendQueueFull,     // a peer's send queue was at its high-water mark
+  kPeerUnreachable,   // the ROUTER no longer has the inbound link
+  kClosedLink,        // a message on an inbound link we closed (or of a banned key)
+  kIdentityMismatch,  // a HELLO whose identity is not the link's CURVE key
+  kBadAddress,        // a dial to an address that does not parse or whose endpoint fails
+  kBannedPeer,        // a dial to a banned identity
+  kNoUserId,          // an inbound message without a ZAP User-Id (cannot happen with CURVE + ZAP)
+  kMultipart,         // a message of more than one part (handed to the core as malformed)
+};
+constexpr size_t kTransportDropCount = 8;
+std::string_view ToString(TransportDrop reason);
+
+struct GossipNodeStatus {
+  std::string address;  // our peer address, what others put in their bootstrap
+  size_t ready_peers = 0;
+  size_t links = 0;
+  DropCounters core_drops;
+  GossipStats core_stats;
+  std::array<uint64_t, kTransportDropCount> transport_drops{};
+  uint64_t frames_in = 0, frames_out = 0;
+  uint64_t verdicts = 0, bans = 0;
+  uint64_t links_lost = 0;  // outbound links whose connection failed or closed (socket events)
+  uint64_t zap_admitted = 0, zap_refused = 0, zap_malformed = 0;
+  uint64_t operator[](TransportDrop reason) const { return transport_drops[static_cast<size_t>(reason)]; }
+};
+
+// Requests (Outbox::Request) and messages the actor takes.
+struct PublishMessage {  // reply: Status (why the core refused it)
+  Bytes envelope;
+};
+struct GetGossipStatus {};  // reply: GossipNodeStatus
+
+class GossipNode final : public actors::Actor {
+ public:
+  GossipNode(const market::Identity& identity, GossipNodeConfig config);
+  ~GossipNode() override;
+  void Init(actors::Handlers& on, actors::ActorContext& ctx) override;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gpumart::gossip
