@@ -1,9 +1,8 @@
 #include "market/codec.h"
 
-#include <msgpack.hpp>
-
 #include "market/checked_math.h"
 #include "market/msgpack_reader.h"
+#include "market/msgpack_writer.h"
 
 #include <algorithm>
 #include <cstring>
@@ -28,61 +27,17 @@ std::string_view ToString(MessageType type) {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Encoding. msgpack-c's packer always picks the shortest form for integers and lengths, so the
-// same value gives the same bytes; we add fixed field order and sorted map keys.
+// Encoding: the canonical writer (market/msgpack_writer.h) plus the one composite the bodies share.
 
-class ByteSink {
+class Encoder : public MsgpackWriter {
  public:
-  explicit ByteSink(Bytes& out) : out_(out) {}
-  void write(const char* data, size_t size) {
-    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + size);
-  }
-
- private:
-  Bytes& out_;
-};
-
-class Encoder {
- public:
-  explicit Encoder(Bytes& out) : sink_(out), packer_(sink_) {}
-  void Array(size_t size) { packer_.pack_array(static_cast<uint32_t>(size)); }
-  void Map(size_t size) { packer_.pack_map(static_cast<uint32_t>(size)); }
-  void Str(std::string_view text) {
-    packer_.pack_str(static_cast<uint32_t>(text.size()));
-    packer_.pack_str_body(text.data(), static_cast<uint32_t>(text.size()));
-  }
-  void Bin(const uint8_t* data, size_t size) {
-    packer_.pack_bin(static_cast<uint32_t>(size));
-    packer_.pack_bin_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(size));
-  }
-  template <size_t N>
-  void Bin(const std::array<uint8_t, N>& bytes) { Bin(bytes.data(), N); }
-  void Uint(uint64_t value) { packer_.pack_uint64(value); }
-  void Int(int64_t value) { packer_.pack_int64(value); }
-  void Bool(bool value) { value ? packer_.pack_true() : packer_.pack_false(); }
-  void Nil() { packer_.pack_nil(); }
-
-  void StrMap(const std::map<std::string, std::string>& map) {
-    Map(map.size());  // std::map iterates in bytewise key order: canonical
-    for (const auto& [key, value] : map) {
-      Str(key);
-      Str(value);
-    }
-  }
-  void StrList(const std::vector<std::string>& list) {
-    Array(list.size());
-    for (const auto& item : list) Str(item);
-  }
+  using MsgpackWriter::MsgpackWriter;
   void Cuda(const std::optional<CudaVersion>& cuda) {
     if (!cuda) return Nil();
     Array(2);
     Uint(cuda->major);
     Uint(cuda->minor);
   }
-
- private:
-  ByteSink sink_;
-  msgpack::packer<ByteSink> packer_;
 };
 
 void EncodeOrderTo(Encoder& e, const Order& order) {

@@ -1,11 +1,10 @@
 #include "node/gossip/frames.h"
 
-#include <msgpack.hpp>
-
 #include <cstring>
 #include <type_traits>
 
 #include "market/msgpack_reader.h"
+#include "market/msgpack_writer.h"
 
 namespace gpumart::gossip {
 
@@ -28,44 +27,15 @@ std::string_view ToString(FrameType type) {
 
 namespace {
 
-// msgpack-c's packer picks the shortest form for every integer and length, so equal frames give
-// equal bytes (the HELLO signature relies on it).
-class ByteSink {
+// The canonical writer, so equal frames give equal bytes (the HELLO signature relies on it).
+class Encoder : public market::MsgpackWriter {
  public:
-  explicit ByteSink(Bytes& out) : out_(out) {}
-  void write(const char* data, size_t size) {
-    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + size);
-  }
-
- private:
-  Bytes& out_;
-};
-
-class Encoder {
- public:
-  explicit Encoder(Bytes& out) : sink_(out), packer_(sink_) {}
-  void Array(size_t size) { packer_.pack_array(static_cast<uint32_t>(size)); }
-  void Str(std::string_view text) {
-    packer_.pack_str(static_cast<uint32_t>(text.size()));
-    packer_.pack_str_body(text.data(), static_cast<uint32_t>(text.size()));
-  }
-  void Bin(const uint8_t* data, size_t size) {
-    packer_.pack_bin(static_cast<uint32_t>(size));
-    packer_.pack_bin_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(size));
-  }
-  template <size_t N>
-  void Bin(const std::array<uint8_t, N>& bytes) { Bin(bytes.data(), N); }
-  void Uint(uint64_t value) { packer_.pack_uint64(value); }
-  void Int(int64_t value) { packer_.pack_int64(value); }
+  using MsgpackWriter::MsgpackWriter;
   void Type(FrameType type) { Uint(static_cast<uint8_t>(type)); }
   void Ids(const std::vector<MessageId>& ids) {
     Array(ids.size());
     for (const auto& id : ids) Bin(id);
   }
-
- private:
-  ByteSink sink_;
-  msgpack::packer<ByteSink> packer_;
 };
 
 void EncodeHelloFields(Encoder& e, const Hello& hello) {
