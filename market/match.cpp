@@ -78,6 +78,53 @@ OptionStage CheckOption(const GpuOption& option, const DeviceType& device) {
   return OptionStage::kPasses;
 }
 
+// Strings interned to small ids, counted by their users: the last Release frees the id for reuse,
+// so a book that sees ever new names (denoms, vendor and model names) stays as large as what
+// is live in it.
+class InternedStrings {
+ public:
+  uint32_t Acquire(const std::string& text) {
+    auto [it, inserted] = ids_.try_emplace(text, 0);
+    if (inserted) {
+      uint32_t id = 0;
+      if (!free_ids_.empty()) {
+        id = free_ids_.back();
+        free_ids_.pop_back();
+      } else {
+        id = static_cast<uint32_t>(refs_.size());
+        refs_.push_back(0);
+        text_.emplace_back();
+      }
+      text_[id] = text;
+      it->second = id;
+    }
+    ++refs_[it->second];
+    return it->second;
+  }
+  void Release(uint32_t id) {
+    assert(refs_[id] > 0);
+    if (--refs_[id] > 0) return;
+    ids_.erase(text_[id]);
+    text_[id].clear();
+    free_ids_.push_back(id);
+  }
+  std::optional<uint32_t> Find(const std::string& text) const {
+    auto it = ids_.find(text);
+    if (it == ids_.end()) return std::nullopt;
+    return it->second;
+  }
+  size_t Live() const { return ids_.size(); }
+
+ private:
+  std::unordered_map<std::string, uint32_t> ids_;
+  std::vector<uint32_t> refs_;
+  std::vector<std::string> text_;
+  std::vector<uint32_t> free_ids_;
+};
+
+// Interned denoms.
+using DenomTable = InternedStrings;
+
 // Interned device types (vendor, model, RAM, interface): the index and the evaluator compare
 // small integers instead of strings. Each type counts its users (providers holding it); the last
 // release frees its id for the next new type, so the table holds the live market, not its
@@ -108,7 +155,7 @@ class TypeTable {
         live_at_.push_back(0);
       }
       types_[id] = type;
-      names_[id] = {AcquireName(type.vendor), AcquireName(type.model)};
+      names_[id] = {name_table_.Acquire(type.vendor), name_table_.Acquire(type.model)};
       live_at_[id] = static_cast<uint32_t>(live_.size());
       live_.push_back(id);
       it->second = id;
@@ -121,8 +168,8 @@ class TypeTable {
     assert(refs_[id] > 0);
     if (--refs_[id] > 0) return;
     ids_.erase(types_[id]);
-    ReleaseName(names_[id].vendor);
-    ReleaseName(names_[id].model);
+    name_table_.Release(names_[id].vendor);
+    name_table_.Release(names_[id].model);
     const uint32_t moved = live_.back();
     live_[live_at_[id]] = moved;
     live_at_[moved] = live_at_[id];
@@ -132,10 +179,7 @@ class TypeTable {
   }
 
   const Names& NamesOf(uint32_t id) const { return names_[id]; }
-  uint32_t NameId(const std::string& name) const {
-    auto it = name_ids_.find(name);
-    return it == name_ids_.end() ? kUnknownName : it->second;
-  }
+  uint32_t NameId(const std::string& name) const { return name_table_.Find(name).value_or(kUnknownName); }
   std::optional<uint32_t> Find(const DeviceType& type) const {
     auto it = ids_.find(type);
     if (it == ids_.end()) return std::nullopt;
@@ -145,34 +189,9 @@ class TypeTable {
   // Ids are below this (live or free): the size of arrays indexed by type.
   uint32_t IdBound() const { return static_cast<uint32_t>(types_.size()); }
   const std::vector<uint32_t>& Live() const { return live_; }
-  size_t LiveNames() const { return name_ids_.size(); }
+  size_t LiveNames() const { return name_table_.Live(); }
 
  private:
-  uint32_t AcquireName(const std::string& name) {
-    auto [it, inserted] = name_ids_.try_emplace(name, 0);
-    if (inserted) {
-      uint32_t id = 0;
-      if (!free_name_ids_.empty()) {
-        id = free_name_ids_.back();
-        free_name_ids_.pop_back();
-      } else {
-        id = static_cast<uint32_t>(name_refs_.size());
-        name_refs_.push_back(0);
-        name_text_.emplace_back();
-      }
-      name_text_[id] = name;
-      it->second = id;
-    }
-    ++name_refs_[it->second];
-    return it->second;
-  }
-  void ReleaseName(uint32_t id) {
-    if (--name_refs_[id] > 0) return;
-    name_ids_.erase(name_text_[id]);
-    name_text_[id].clear();
-    free_name_ids_.push_back(id);
-  }
-
   std::vector<DeviceType> types_;  // by id
   std::vector<Names> names_;
   std::vector<uint32_t> refs_;
@@ -180,53 +199,9 @@ class TypeTable {
   std::vector<uint32_t> live_;
   std::vector<uint32_t> free_ids_;
   std::map<DeviceType, uint32_t> ids_;
-  std::unordered_map<std::string, uint32_t> name_ids_;
-  std::vector<uint32_t> name_refs_;
-  std::vector<std::string> name_text_;
-  std::vector<uint32_t> free_name_ids_;
+  InternedStrings name_table_;  // vendor and model names
 };
 
-// Interned denoms, counted and freed like device types.
-class DenomTable {
- public:
-  uint32_t Acquire(const std::string& denom) {
-    auto [it, inserted] = ids_.try_emplace(denom, 0);
-    if (inserted) {
-      uint32_t id = 0;
-      if (!free_ids_.empty()) {
-        id = free_ids_.back();
-        free_ids_.pop_back();
-      } else {
-        id = static_cast<uint32_t>(refs_.size());
-        refs_.push_back(0);
-        text_.emplace_back();
-      }
-      text_[id] = denom;
-      it->second = id;
-    }
-    ++refs_[it->second];
-    return it->second;
-  }
-  void Release(uint32_t id) {
-    assert(refs_[id] > 0);
-    if (--refs_[id] > 0) return;
-    ids_.erase(text_[id]);
-    text_[id].clear();
-    free_ids_.push_back(id);
-  }
-  std::optional<uint32_t> Find(std::string_view denom) const {
-    auto it = ids_.find(denom);
-    if (it == ids_.end()) return std::nullopt;
-    return it->second;
-  }
-  size_t Live() const { return ids_.size(); }
-
- private:
-  std::map<std::string, uint32_t, std::less<>> ids_;
-  std::vector<uint32_t> refs_;
-  std::vector<std::string> text_;
-  std::vector<uint32_t> free_ids_;
-};
 
 // One offer in the evaluator's form. A pool is the free devices of one type and CUDA version on
 // one node (equal entries of a node are merged); a replica draws all its GPUs from one pool.
