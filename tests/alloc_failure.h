@@ -7,9 +7,15 @@
 // sanitizer's allocator stays in charge and the tests that need this skip themselves.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <optional>
+#include <string>
+
+#include "market/status.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GPUMART_ALLOC_FAILURE_INJECTION 0
@@ -37,6 +43,38 @@ inline void FailAfter(long n) {
 inline bool Stop() {
   countdown = 0;
   return injected;
+}
+
+// Runs `entry` (returning a Result) with allocation n = 1, 2, ... failing, until a run makes no
+// allocation fail; each failure must come back as kLimitExceeded, never as an exception, and the
+// last run must succeed. Returns how many runs that took (about the allocations one run makes),
+// or 0 after reporting a failure. `what` names the entry point in failure messages.
+template <typename Entry>
+long EveryAllocationFailureIsAStatus(const std::string& what, Entry&& entry) {
+  for (long n = 1;; ++n) {
+    std::optional<decltype(entry())> result;
+    bool threw = false;
+    try {
+      FailAfter(n);
+      result.emplace(entry());
+    } catch (...) {
+      threw = true;
+    }
+    const bool failed_one = Stop();
+    if (threw) {
+      ADD_FAILURE() << "an exception escaped " << what << " when allocation " << n << " failed";
+      return 0;
+    }
+    if (!failed_one) {
+      if (!result->ok()) ADD_FAILURE() << what << ": " << result->status().ToString();
+      return result->ok() ? n : 0;
+    }
+    if (result->ok() || result->status().code() != gpumart::Status::Code::kLimitExceeded) {
+      ADD_FAILURE() << what << " with allocation " << n << " failing: "
+                    << (result->ok() ? std::string("succeeded") : result->status().ToString());
+      return 0;
+    }
+  }
 }
 
 }  // namespace alloc_failure

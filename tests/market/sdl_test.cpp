@@ -750,26 +750,7 @@ TEST(SdlFile, EveryValidFixtureParses) {
 TEST(SdlFile, AnAllocationFailureAnywhereIsAStatus) {
   if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
   const std::string path = std::string(GPUMART_FIXTURE_DIR) + "/sdl/seed_basic-gpu.yaml";
-  long n = 1;
-  for (;; ++n) {
-    bool threw = false;
-    Result<Deployment> result = Status::Internal("not run");
-    try {
-      alloc_failure::FailAfter(n);
-      result = ParseSdlFile(path);
-    } catch (...) {
-      threw = true;
-    }
-    const bool injected = alloc_failure::Stop();
-    ASSERT_FALSE(threw) << "an exception escaped ParseSdlFile when allocation " << n << " failed";
-    if (!injected) {
-      ASSERT_TRUE(result.ok()) << result.status().ToString();
-      break;
-    }
-    ASSERT_FALSE(result.ok()) << "allocation " << n;
-    EXPECT_EQ(result.status().code(), Status::Code::kLimitExceeded) << result.status().ToString();
-  }
-  EXPECT_GT(n, 10);
+  EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("ParseSdlFile", [&] { return ParseSdlFile(path); }), 10);
 }
 
 }  // namespace
