@@ -1,5 +1,7 @@
 #include "node/gossip/frames.h"
 
+#include <sodium.h>
+
 #include <cstring>
 #include <type_traits>
 
@@ -274,6 +276,25 @@ Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
   }
   if (!r.AtEnd()) return Status::Corruption("frame: " + std::to_string(r.Remaining()) + " trailing bytes");
   return frame;
+}
+
+std::optional<MessageId> WireMessageId(std::span<const uint8_t> envelope) {
+  // msgpack: fixarray of 8 first; a 64-byte signature is bin8 (0xc4, 64) and comes last.
+  constexpr uint8_t kArray8 = 0x98;
+  constexpr uint8_t kArray7 = 0x97;
+  constexpr size_t kSignatureField = 2 + market::kSignatureBytes;
+  if (envelope.size() < 1 + kSignatureField || envelope[0] != kArray8) return std::nullopt;
+  const size_t signature_at = envelope.size() - kSignatureField;
+  if (envelope[signature_at] != 0xc4 || envelope[signature_at + 1] != market::kSignatureBytes) return std::nullopt;
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, crypto_generichash_BYTES);
+  crypto_generichash_update(&state, reinterpret_cast<const uint8_t*>(market::kSigningDomain.data()),
+                            market::kSigningDomain.size());
+  crypto_generichash_update(&state, &kArray7, 1);
+  crypto_generichash_update(&state, envelope.data() + 1, signature_at - 1);
+  MessageId id{};
+  crypto_generichash_final(&state, id.data(), id.size());
+  return id;
 }
 
 }  // namespace gpumart::gossip

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -140,5 +141,14 @@ Result<Frame> DecodeFrame(std::span<const uint8_t> bytes);
 // The MESSAGE frame around `envelope` without copying it through a MessageFrame first (relaying
 // is the hot path).
 Bytes EncodeMessageFrame(uint32_t hops, std::span<const uint8_t> envelope);
+
+// The id of a message read off its envelope bytes, without decoding or copying them (the dedup
+// check runs on every copy a node receives): BLAKE2b-256 of market::kSigningDomain, the header of a
+// 7-element array and the bytes' first seven fields as they stand. It equals
+// market::ComputeId(*market::DecodeEnvelope(envelope)) when the bytes are canonical (as
+// market::EncodeEnvelope writes them, and market::DecodeEnvelope accepts no other form); nullopt
+// when they cannot be an envelope (not an 8-element array ending in a 64-byte signature). Bytes
+// that do not decode get an id no message has, so a miss here must still go the full way.
+std::optional<MessageId> WireMessageId(std::span<const uint8_t> envelope);
 
 }  // namespace gpumart::gossip

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/gossip/fake_network.h"
+#include "tests/market/test_messages.h"
 
 namespace gpumart::gossip {
 namespace {
@@ -168,6 +169,46 @@ TEST(FramesTest, HelloSignatureIsDomainSeparated) {
   const Bytes undomained(input.begin() + kHelloDomain.size(), input.end());
   hello.signature = Alice().Sign(undomained.data(), undomained.size());
   EXPECT_EQ(VerifyHello(hello, kNow).code(), Status::Code::kBadSignature);
+}
+
+// The dedup check reads the id off the bytes; it must be the id every other part computes.
+TEST(FramesTest, WireMessageIdIsTheMessageId) {
+  std::vector<Bytes> envelopes;
+  // Note lengths cross the msgpack string and bin size classes (fixstr/str8/str16, bin8/bin16).
+  for (size_t length : {0, 1, 31, 32, 200, 255, 256, 300, 70'000}) {
+    envelopes.push_back(testing::MakeClose(Alice(), kNow, 60'000, length + 1, std::string(length, 'x')));
+  }
+  envelopes.push_back(
+      market::EncodeEnvelope(market::MakeSigned(Alice(), market::testing::SampleOrder(), kNow, 60'000, 9).envelope));
+  envelopes.push_back(
+      market::EncodeEnvelope(market::MakeSigned(Alice(), market::testing::SampleOffer(), kNow, 60'000, 10).envelope));
+  // Extreme header values change the integer encodings (fixint, uint64, negative int64).
+  market::Close close;
+  close.note = "edge";
+  market::Envelope edge = market::MakeSigned(Alice(), close, -5, 1, UINT64_MAX).envelope;
+  envelopes.push_back(market::EncodeEnvelope(edge));
+  for (const Bytes& envelope : envelopes) {
+    Result<market::Envelope> decoded = market::DecodeEnvelope(envelope);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    std::optional<MessageId> wire_id = WireMessageId(envelope);
+    ASSERT_TRUE(wire_id.has_value()) << envelope.size() << " bytes";
+    EXPECT_EQ(*wire_id, market::ComputeId(*decoded)) << envelope.size() << " bytes";
+  }
+}
+
+TEST(FramesTest, WireMessageIdRejectsWhatCannotBeAnEnvelope) {
+  const Bytes envelope = testing::MakeClose(Alice(), kNow, 60'000, 1);
+  EXPECT_FALSE(WireMessageId({}).has_value());
+  for (size_t size = 0; size < envelope.size(); ++size) {
+    // Every strict prefix loses the signature's header from its place.
+    EXPECT_FALSE(WireMessageId(std::span(envelope.data(), size)).has_value()) << size;
+  }
+  Bytes wrong_header = envelope;
+  wrong_header[0] = 0x97;
+  EXPECT_FALSE(WireMessageId(wrong_header).has_value());
+  Bytes short_signature = envelope;
+  short_signature[envelope.size() - 65] = 63;
+  EXPECT_FALSE(WireMessageId(short_signature).has_value());
 }
 
 }  // namespace

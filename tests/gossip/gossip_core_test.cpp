@@ -422,6 +422,25 @@ TEST_F(HostilePeerTest, DuplicatesAreDroppedBeforeTheSignatureCheck) {
   EXPECT_TRUE(net.node(0).verdicts.empty());
 }
 
+TEST_F(HostilePeerTest, ANonCanonicalCopyMissesTheFastDedupAndIsMalformed) {
+  // The fast dedup check hashes the bytes as they stand; a copy re-encoded with a wider integer
+  // (version as uint8 0xcc 0x01 instead of fixint 0x01) misses it, goes the full way and is
+  // rejected there (envelopes must be canonical), never delivered twice nor verified.
+  const Bytes envelope = MakeClose(Signer(9), net.now(), 60'000, 1);
+  net.Inject(0, peer, EncodeMessageFrame(1, envelope));
+  ASSERT_EQ(net.node(0).delivered.size(), 1u);
+  Bytes wide = envelope;
+  ASSERT_EQ(wide[1], 0x01);
+  wide.insert(wide.begin() + 1, 0xcc);
+  ASSERT_TRUE(WireMessageId(wide).has_value());
+  EXPECT_NE(*WireMessageId(wide), IdOf(envelope));
+  net.Inject(0, peer, EncodeMessageFrame(1, wide));
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kMalformedMessage], 1u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kDuplicate], 0u);
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 0u);
+}
+
 TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
   const Identity tenant = Signer(20);
   const Identity provider = Signer(21);
