@@ -71,6 +71,8 @@ int Run(const node::NodeConfig& config) {
   std::cout << std::endl;
 
   size_t reported_peers = 0;
+  uint64_t reported_records = 0;
+  const std::shared_ptr<const node::GossipLedgerCounters> counters = context->ledger_counters();
   int signal_number = 0;
   const timespec wait{.tv_sec = 0, .tv_nsec = kPeerReportIntervalMs * 1'000'000};
   while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0) {
@@ -80,9 +82,12 @@ int Run(const node::NodeConfig& config) {
       reported_peers = status->ready_peers;
       std::cout << "gossip peers " << reported_peers << std::endl;
     }
+    if (const uint64_t records = counters->recorded.load(); records != reported_records) {
+      reported_records = records;
+      std::cout << "gossip recorded " << reported_records << std::endl;
+    }
   }
   spdlog::info("{} received, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-  const std::shared_ptr<const node::GossipLedgerCounters> counters = context->ledger_counters();
   context.reset();  // gossip stops, then the ledger commits and acknowledges everything handled
   spdlog::info("gossip to ledger: {} recorded, {} refused, {} dropped", counters->recorded.load(),
                counters->refused.load(), counters->dropped.load());

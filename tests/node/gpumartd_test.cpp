@@ -9,8 +9,17 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
 
+#include "actors/actor_system.h"
+#include "actors/clock.h"
+#include "actors/outbox.h"
+#include "market/codec.h"
+#include "node/gossip/gossip_node.h"
+#include "tests/ledger/test_leases.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
@@ -114,6 +123,78 @@ TEST_F(GpumartdTest, ThreeDaemonsFindEachOtherFromBootstrap) {
   for (DaemonProcess* daemon : {&third, &second, &first}) {
     EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0) << daemon->err();
     EXPECT_NE(daemon->out().find("gpumartd stopped"), std::string::npos) << daemon->out();
+  }
+}
+
+// A peer in this test process: its own actor system and a GossipNode that only dials out.
+class GossipPeer {
+ public:
+  explicit GossipPeer(const std::string& bootstrap) : identity_(market::Identity::Generate()) {
+    gossip::GossipNodeConfig config;
+    config.bootstrap = {bootstrap};
+    config.core.role = gossip::Role::kTenant;
+    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
+      return std::make_unique<gossip::GossipNode>(identity_, config);
+    });
+    outbox_ = std::make_unique<actors::Outbox>(system_);
+  }
+  ~GossipPeer() {
+    handle_.Stop();
+    outbox_.reset();
+  }
+  bool ok() const { return handle_.ok(); }
+  size_t ReadyPeers() {
+    auto reply = outbox_->Request<gossip::GossipNodeStatus>(handle_.address(), gossip::GetGossipStatus{},
+                                                            std::chrono::seconds(5));
+    return reply.ok() ? reply.value().ready_peers : 0;
+  }
+  Status Publish(market::Bytes envelope) {
+    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{std::move(envelope)},
+                                          std::chrono::seconds(5));
+    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
+  }
+
+ private:
+  const market::Identity identity_;
+  actors::ActorSystem system_;
+  actors::ActorHandle handle_;
+  std::unique_ptr<actors::Outbox> outbox_;
+};
+
+// Issue 12: a lease published at the first daemon reaches the third's ledger (two hops away at
+// most, verified at each), where `gpumart leases` finds it after the daemons stopped.
+TEST_F(GpumartdTest, GossipedLeaseIsRecordedInEveryLedger) {
+  DaemonProcess first({Daemon(), "--config", LoopbackConfig("first"), "--data-dir", dir_ + "/1"});
+  ASSERT_TRUE(first.WaitForOutput("gpumartd ready")) << first.out() << first.err();
+  const std::string bootstrap = PeerAddressOf(first.out());
+  const std::string joiner = LoopbackConfig("joiner", "bootstrap:\n  - " + bootstrap + "\n");
+  DaemonProcess second({Daemon(), "--config", joiner, "--data-dir", dir_ + "/2"});
+  DaemonProcess third({Daemon(), "--config", joiner, "--data-dir", dir_ + "/3"});
+  for (DaemonProcess* daemon : {&first, &second, &third}) {
+    ASSERT_TRUE(daemon->WaitForOutput("gossip peers 2", 30'000)) << daemon->out() << daemon->err();
+  }
+
+  GossipPeer publisher(bootstrap);
+  ASSERT_TRUE(publisher.ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (publisher.ReadyPeers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(publisher.ReadyPeers(), 0u);
+  ledger::testing::Parties parties;
+  const auto lease = parties.FreshLease(SystemClock::Instance().NowMs());
+  ASSERT_TRUE(publisher.Publish(market::EncodeEnvelope(lease.envelope)).ok());
+  for (DaemonProcess* daemon : {&first, &second, &third}) {
+    EXPECT_TRUE(daemon->WaitForOutput("gossip recorded 1", 20'000)) << daemon->out() << daemon->err();
+  }
+  for (DaemonProcess* daemon : {&third, &second, &first}) EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0);
+
+  for (const char* node : {"1", "3"}) {
+    auto result = testing::RunProcess({testing::GpumartBinary(), "leases", "--data-dir", dir_ + "/" + node, "--json"});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    const auto json = nlohmann::json::parse(result.out);
+    ASSERT_EQ(json["leases"].size(), 1u) << result.out;
+    EXPECT_EQ(json["leases"][0]["id"], market::ToHex(lease.id));
   }
 }
 
