@@ -5,8 +5,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "market/status.h"
+#include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
 
@@ -16,6 +18,13 @@ constexpr size_t kMaxConfigStringBytes = 4096;  // a path or a name
 constexpr size_t kMaxConfigYamlNodes = 64 * 1024;
 constexpr size_t kMaxConfigNestingDepth = 16;
 constexpr std::string_view kDefaultDataDir = "./gpumart-data";
+constexpr std::string_view kDefaultListen = "tcp://0.0.0.0:7700";
+constexpr size_t kMaxBootstrapPeers = 256;
+// Upper bounds of the gossip settings: far above any sane value, they only keep a typo (an extra
+// digit) from sizing tables or rates absurdly.
+constexpr uint64_t kMaxConfigPeers = 4096;
+constexpr uint64_t kMaxConfigRate = uint64_t{1} << 40;
+constexpr uint64_t kMaxConfigBanSeconds = 365 * 24 * 3600;
 
 enum class NodeRole { kRelay, kProvider, kTenant };
 std::string_view ToString(NodeRole role);
@@ -28,7 +37,16 @@ struct NodeConfig {
   // Provider inventory and prices, in the offers file format (docs/OFFERS.md); providers only.
   std::string offers;
   std::string log_level = "info";  // trace, debug, info, warn, error
+  // Gossip (docs/GOSSIP.md): where to accept links ("" = none; a tenant's default), the endpoint
+  // others dial ("" = the one bound), and peer addresses to dial first.
+  std::string listen = std::string(kDefaultListen);
+  std::string advertise;
+  std::vector<std::string> bootstrap;
+  gossip::GossipConfig limits;  // limits, degree, hop limit, rates (its advertised_address unused here)
+  gossip::ScoreConfig score;    // ban threshold and duration
   std::string IdentityPath() const { return identity.empty() ? data_dir + "/identity.key" : identity; }
+  // The gossip actor's settings (without its callbacks, which the daemon adds).
+  gossip::GossipNodeConfig GossipSettings() const;
 };
 
 // Never throw: every error, out of memory included, is a Status.

@@ -1,26 +1,27 @@
-// gpumartd: a gpumart node. This build runs a node's local part: its identity (created on first
-// start, mode 0600), its data dir and ledger (opened, locked against a second daemon, checked),
-// and a clean shutdown on SIGINT/SIGTERM that commits everything acknowledged. Peer networking
-// (gossip, the provider's bid engine, the client port) arrives with the later issues, on this
+// gpumartd: a gpumart node. It runs a node's identity (created on first start, mode 0600), its
+// data dir and ledger (opened, locked against a second daemon, checked) and its gossip node
+// (docs/GOSSIP.md), whose received Leases and Closes go to the ledger; all owned by one
+// NodeContext. SIGINT/SIGTERM stop it cleanly: gossip first, then the ledger commits everything
+// acknowledged. The provider's bid engine and the client port arrive with later issues, on this
 // same startup path.
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_system.h"
 #include "actors/clock.h"
-#include "ledger/ledger_actor.h"
 #include "ledger/verify.h"
 #include "market/boundary.h"
 #include "market/crypto.h"
 #include "market/offers.h"
 #include "node/config.h"
+#include "node/node_context.h"
 #include "node/json.h"
 
 namespace {
@@ -38,13 +39,11 @@ int Fail(std::string_view message) {
 }
 int Fail(const Status& status) { return Fail(status.message()); }
 
+// How often the daemon looks at its gossip peers (to report changes) while it waits for a signal.
+constexpr int64_t kPeerReportIntervalMs = 200;
+
 int Run(const node::NodeConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  if (::mkdir(config.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Fail(Status::IoError("cannot create data dir " + config.data_dir + ": " + std::strerror(errno)));
-  }
-  Result<market::Identity> identity = market::LoadOrCreateKeyFile(config.IdentityPath());
-  if (!identity.ok()) return Fail(identity.status());
   size_t providers = 0;
   if (config.role == node::NodeRole::kProvider) {
     Result<std::vector<market::Offer>> offers = market::ParseOffersFile(config.offers);
@@ -52,34 +51,46 @@ int Run(const node::NodeConfig& config) {
     providers = offers->size();
   }
 
-  // Block the shutdown signals before any thread starts, so only sigwait below sees them.
+  // Block the shutdown signals before any thread starts, so only sigtimedwait below sees them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  actors::ActorSystem system;
-  const std::string ledger_path = config.data_dir + "/ledger";
-  Result<std::unique_ptr<ledger::LedgerActor>> ledger =
-      ledger::LedgerActor::Open(system, ledger_path, {}, SystemClock::Instance());
-  if (!ledger.ok()) return Fail(ledger.status());
-  const ledger::VerifyReport verify = ledger::VerifyLedger((*ledger)->store());
-  if (!verify.ok) {
-    return Fail(Status::Corruption("ledger " + ledger_path + " fails verification: " + verify.Describe() +
-                                   " (run gpumart ledger verify --data-dir " + config.data_dir + ")"));
-  }
-  // One line a script can wait for.
-  std::cout << "gpumartd ready: node " << market::ToHex(identity->public_key()) << " role "
+  Result<std::unique_ptr<node::NodeContext>> started = node::NodeContext::Start(config);
+  if (!started.ok()) return Fail(started.status());
+  std::unique_ptr<node::NodeContext> context = std::move(started).value();
+  const ledger::VerifyReport& verify = context->ledger_report();
+  // The peer address first, so a script that waits for "ready" has it.
+  if (!context->peer_address().empty()) std::cout << "gossip listening on " << context->peer_address() << "\n";
+  std::cout << "gpumartd ready: node " << market::ToHex(context->identity().public_key()) << " role "
             << node::ToString(config.role) << " data dir " << config.data_dir << " ledger " << verify.records
             << " records, chain head " << verify.head.seq;
   if (providers > 0) std::cout << " offers " << providers;
-  std::cout << "; peer networking is not in this build" << std::endl;
+  std::cout << std::endl;
 
+  size_t reported_peers = 0;
+  uint64_t reported_records = 0;
+  const std::shared_ptr<const node::GossipLedgerCounters> counters = context->ledger_counters();
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const timespec wait{.tv_sec = 0, .tv_nsec = kPeerReportIntervalMs * 1'000'000};
+  while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0) {
+    if (errno != EAGAIN && errno != EINTR) return Fail(Status::Internal(std::string("sigtimedwait: ") + std::strerror(errno)));
+    Result<gossip::GossipNodeStatus> status = context->GossipStatus();
+    if (status.ok() && status->ready_peers != reported_peers) {
+      reported_peers = status->ready_peers;
+      std::cout << "gossip peers " << reported_peers << std::endl;
+    }
+    if (const uint64_t records = counters->recorded.load(); records != reported_records) {
+      reported_records = records;
+      std::cout << "gossip recorded " << reported_records << std::endl;
+    }
+  }
   spdlog::info("{} received, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-  ledger->reset();  // commits and acknowledges everything already handled
+  context.reset();  // gossip stops, then the ledger commits and acknowledges everything handled
+  spdlog::info("gossip to ledger: {} recorded, {} refused, {} dropped", counters->recorded.load(),
+               counters->refused.load(), counters->dropped.load());
   std::cout << "gpumartd stopped" << std::endl;
   return 0;
 }

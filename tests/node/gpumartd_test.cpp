@@ -1,5 +1,6 @@
 // gpumartd as a real process: starts, says it is ready, holds its ledger against a second
-// daemon, and stops cleanly on SIGTERM; bad configs fail with a clear error.
+// daemon, and stops cleanly on SIGTERM; bad configs fail with a clear error; three daemons find
+// each other over gossip from bootstrap config alone.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,8 +9,17 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
 
+#include "actors/actor_system.h"
+#include "actors/clock.h"
+#include "actors/outbox.h"
+#include "market/codec.h"
+#include "node/gossip/gossip_node.h"
+#include "tests/ledger/test_leases.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
@@ -23,20 +33,42 @@ using DaemonProcess = testing::ChildProcess;
 
 class GpumartdTest : public ::testing::Test {
  protected:
+  // A config that listens on a free loopback port (the default, 7700, may be taken, and tests
+  // run in parallel), plus `extra` lines.
+  std::string LoopbackConfig(const std::string& name, const std::string& extra = "") {
+    const std::string path = dir_ + "/" + name + ".yaml";
+    std::ofstream(path) << "listen: tcp://127.0.0.1:*\n" << extra;
+    return path;
+  }
+
   testing::TempDir temp_{"gpumartd-test"};
   const std::string& dir_ = temp_.path();
 };
 
+// The "gossip listening on ADDRESS" line a daemon prints before it is ready.
+std::string PeerAddressOf(const std::string& out) {
+  const std::string marker = "gossip listening on ";
+  const size_t at = out.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = at + marker.size();
+  return out.substr(start, out.find('\n', start) - start);
+}
+
 TEST_F(GpumartdTest, StartsReadyAndStopsCleanlyOnSigterm) {
-  DaemonProcess daemon({Daemon(), "--data-dir", dir_ + "/data"});
+  DaemonProcess daemon({Daemon(), "--config", LoopbackConfig("relay"), "--data-dir", dir_ + "/data"});
   ASSERT_TRUE(daemon.WaitForOutput("gpumartd ready")) << daemon.out();
   EXPECT_NE(daemon.out().find("role relay"), std::string::npos);
+  // Its peer address: the loopback endpoint it bound and its identity.
+  const std::string address = PeerAddressOf(daemon.out());
+  EXPECT_TRUE(address.starts_with("tcp://127.0.0.1:")) << daemon.out();
+  EXPECT_NE(address.find("/" + daemon.out().substr(daemon.out().find("node ") + 5, 64)), std::string::npos)
+      << daemon.out();
   struct stat info{};
   ASSERT_EQ(stat((dir_ + "/data/identity.key").c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0600u);
   EXPECT_EQ(daemon.SignalAndWait(SIGTERM), 0);
   // The same identity next time.
-  DaemonProcess again({Daemon(), "--data-dir", dir_ + "/data"});
+  DaemonProcess again({Daemon(), "--config", LoopbackConfig("relay"), "--data-dir", dir_ + "/data"});
   ASSERT_TRUE(again.WaitForOutput("gpumartd ready")) << again.out();
   const auto key_of = [](const std::string& text) { return text.substr(text.find("node ") + 5, 64); };
   EXPECT_EQ(key_of(again.out()), key_of(daemon.out()));
@@ -44,9 +76,9 @@ TEST_F(GpumartdTest, StartsReadyAndStopsCleanlyOnSigterm) {
 }
 
 TEST_F(GpumartdTest, SecondDaemonOnTheSameDataDirIsRefused) {
-  DaemonProcess first({Daemon(), "--data-dir", dir_});
+  DaemonProcess first({Daemon(), "--config", LoopbackConfig("relay"), "--data-dir", dir_});
   ASSERT_TRUE(first.WaitForOutput("gpumartd ready")) << first.out();
-  auto second = testing::RunProcess({Daemon(), "--data-dir", dir_}, 20'000);
+  auto second = testing::RunProcess({Daemon(), "--config", LoopbackConfig("relay"), "--data-dir", dir_}, 20'000);
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("ledger"), std::string::npos) << second.err;
   EXPECT_EQ(first.SignalAndWait(SIGTERM), 0);
@@ -54,7 +86,7 @@ TEST_F(GpumartdTest, SecondDaemonOnTheSameDataDirIsRefused) {
 
 TEST_F(GpumartdTest, ProviderConfigReadsItsOffers) {
   const std::string config = dir_ + "/provider.yaml";
-  std::ofstream(config) << "role: provider\ndata_dir: " << dir_ << "/p\noffers: " << GPUMART_SOURCE_DIR
+  std::ofstream(config) << "listen: tcp://127.0.0.1:*\nrole: provider\ndata_dir: " << dir_ << "/p\noffers: " << GPUMART_SOURCE_DIR
                         << "/configs/offers-example.yaml\n";
   DaemonProcess daemon({Daemon(), "--config", config});
   ASSERT_TRUE(daemon.WaitForOutput("gpumartd ready")) << daemon.out();
@@ -73,6 +105,97 @@ TEST_F(GpumartdTest, BadConfigIsAClearError) {
   EXPECT_EQ(missing.exit_code, 1);
   auto usage = testing::RunProcess({Daemon(), "--bogus"});
   EXPECT_EQ(usage.exit_code, 2);
+}
+
+// Issue 12: three daemons on loopback; the 2nd and 3rd know only the 1st's printed address, and
+// all three end up linked with each other (the 2nd and 3rd meet by peer exchange).
+TEST_F(GpumartdTest, ThreeDaemonsFindEachOtherFromBootstrap) {
+  DaemonProcess first({Daemon(), "--config", LoopbackConfig("first"), "--data-dir", dir_ + "/1"});
+  ASSERT_TRUE(first.WaitForOutput("gpumartd ready")) << first.out() << first.err();
+  const std::string bootstrap = PeerAddressOf(first.out());
+  ASSERT_FALSE(bootstrap.empty()) << first.out();
+  const std::string joiner = LoopbackConfig("joiner", "bootstrap:\n  - " + bootstrap + "\n");
+  DaemonProcess second({Daemon(), "--config", joiner, "--data-dir", dir_ + "/2"});
+  DaemonProcess third({Daemon(), "--config", joiner, "--data-dir", dir_ + "/3"});
+  for (DaemonProcess* daemon : {&first, &second, &third}) {
+    EXPECT_TRUE(daemon->WaitForOutput("gossip peers 2", 30'000)) << daemon->out() << daemon->err();
+  }
+  for (DaemonProcess* daemon : {&third, &second, &first}) {
+    EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0) << daemon->err();
+    EXPECT_NE(daemon->out().find("gpumartd stopped"), std::string::npos) << daemon->out();
+  }
+}
+
+// A peer in this test process: its own actor system and a GossipNode that only dials out.
+class GossipPeer {
+ public:
+  explicit GossipPeer(const std::string& bootstrap) : identity_(market::Identity::Generate()) {
+    gossip::GossipNodeConfig config;
+    config.bootstrap = {bootstrap};
+    config.core.role = gossip::Role::kTenant;
+    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
+      return std::make_unique<gossip::GossipNode>(identity_, config);
+    });
+    outbox_ = std::make_unique<actors::Outbox>(system_);
+  }
+  ~GossipPeer() {
+    handle_.Stop();
+    outbox_.reset();
+  }
+  bool ok() const { return handle_.ok(); }
+  size_t ReadyPeers() {
+    auto reply = outbox_->Request<gossip::GossipNodeStatus>(handle_.address(), gossip::GetGossipStatus{},
+                                                            std::chrono::seconds(5));
+    return reply.ok() ? reply.value().ready_peers : 0;
+  }
+  Status Publish(market::Bytes envelope) {
+    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{std::move(envelope)},
+                                          std::chrono::seconds(5));
+    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
+  }
+
+ private:
+  const market::Identity identity_;
+  actors::ActorSystem system_;
+  actors::ActorHandle handle_;
+  std::unique_ptr<actors::Outbox> outbox_;
+};
+
+// Issue 12: a lease published at the first daemon reaches the third's ledger (two hops away at
+// most, verified at each), where `gpumart leases` finds it after the daemons stopped.
+TEST_F(GpumartdTest, GossipedLeaseIsRecordedInEveryLedger) {
+  DaemonProcess first({Daemon(), "--config", LoopbackConfig("first"), "--data-dir", dir_ + "/1"});
+  ASSERT_TRUE(first.WaitForOutput("gpumartd ready")) << first.out() << first.err();
+  const std::string bootstrap = PeerAddressOf(first.out());
+  const std::string joiner = LoopbackConfig("joiner", "bootstrap:\n  - " + bootstrap + "\n");
+  DaemonProcess second({Daemon(), "--config", joiner, "--data-dir", dir_ + "/2"});
+  DaemonProcess third({Daemon(), "--config", joiner, "--data-dir", dir_ + "/3"});
+  for (DaemonProcess* daemon : {&first, &second, &third}) {
+    ASSERT_TRUE(daemon->WaitForOutput("gossip peers 2", 30'000)) << daemon->out() << daemon->err();
+  }
+
+  GossipPeer publisher(bootstrap);
+  ASSERT_TRUE(publisher.ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (publisher.ReadyPeers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(publisher.ReadyPeers(), 0u);
+  ledger::testing::Parties parties;
+  const auto lease = parties.FreshLease(SystemClock::Instance().NowMs());
+  ASSERT_TRUE(publisher.Publish(market::EncodeEnvelope(lease.envelope)).ok());
+  for (DaemonProcess* daemon : {&first, &second, &third}) {
+    EXPECT_TRUE(daemon->WaitForOutput("gossip recorded 1", 20'000)) << daemon->out() << daemon->err();
+  }
+  for (DaemonProcess* daemon : {&third, &second, &first}) EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0);
+
+  for (const char* node : {"1", "3"}) {
+    auto result = testing::RunProcess({testing::GpumartBinary(), "leases", "--data-dir", dir_ + "/" + node, "--json"});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    const auto json = nlohmann::json::parse(result.out);
+    ASSERT_EQ(json["leases"].size(), 1u) << result.out;
+    EXPECT_EQ(json["leases"][0]["id"], market::ToHex(lease.id));
+  }
 }
 
 }  // namespace
