@@ -777,8 +777,13 @@ Status LedgerStore::Init() {
                                       ", newer than this gpumart supports (" + std::to_string(kSchemaVersion) +
                                       "); upgrade gpumart to open it");
   }
+  if (version == 0) return Status::Corruption("ledger " + path_ + ": schema version 0 is not valid");
   if (version < kSchemaVersion) {
-    return Status::Corruption("ledger " + path_ + ": schema version " + std::to_string(version) + " is not valid");
+    // Records of an older wire format do not decode with today's strict decoders; there is no
+    // conversion (a lease cannot gain the signed bid it never carried).
+    return Status::FailedPrecondition("ledger " + path_ + " has schema version " + std::to_string(version) +
+                                      ", older than this gpumart reads (" + std::to_string(kSchemaVersion) +
+                                      "); its records cannot be converted: start with a fresh data dir");
   }
   auto head = DbGet(db_.get(), read, keys::kHeadKey);
   if (!head.ok()) return head.status().WithContext("ledger " + path_);

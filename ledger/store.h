@@ -42,8 +42,9 @@ namespace gpumart::ledger {
 using market::MessageId;
 using market::PublicKey;
 
-// Bumped whenever the key layout or a value format changes incompatibly.
-constexpr uint32_t kSchemaVersion = 1;
+// Bumped whenever the key layout or a value format changes incompatibly. 2: leases embed the
+// signed bid they accept, bids name their tenant, no reputation on the wire, attestations.
+constexpr uint32_t kSchemaVersion = 2;
 constexpr size_t kDefaultPageSize = 100;
 constexpr size_t kMaxPageSize = 1000;
 // Compaction deletes at most this many records per round, so one round stays short.
