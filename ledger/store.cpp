@@ -1038,6 +1038,25 @@ Result<std::vector<Signed<market::Attestation>>> LedgerStore::Attestations(const
   return found;
 }
 
+Result<std::vector<std::string>> LedgerStore::PassingAuditors(const PublicKey& provider) const {
+  SnapshotRead read(db_.get());
+  std::vector<std::string> passing;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read.options()));
+  const std::string prefix = keys::Id(keys::kAttestation, provider);
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(prefix)) break;
+    if (key.size() != prefix.size() + market::kIdBytes) continue;  // verify reports malformed keys
+    auto attestation = DecodeStoredAttestation(std::string_view(it->value().data(), it->value().size()));
+    if (!attestation.ok()) return attestation.status().WithContext(keys::Describe(key));
+    // As in Attestations: a record filed under another pair's key speaks for nobody here.
+    if (attestation->body.provider != provider || attestation->envelope.signer != *keys::TrailingId(key)) continue;
+    if (attestation->body.verdict == market::AuditVerdict::kPass) passing.push_back(market::ToHex(attestation->envelope.signer));
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "reading attestations");
+  return passing;
+}
+
 Result<uint32_t> LedgerStore::Reputation(const PublicKey& provider, std::span<const PublicKey> auditors) const {
   auto outcomes = ProviderOutcomes(provider);
   if (!outcomes.ok()) return outcomes.status();

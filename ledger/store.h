@@ -180,6 +180,10 @@ class LedgerStore {
   // attestations are never looked at.
   Result<std::vector<market::Signed<market::Attestation>>> Attestations(const PublicKey& provider,
                                                                         std::span<const PublicKey> auditors) const;
+  // The auditors whose latest attestation about `provider` is a pass, as lower-case hex keys in
+  // key order: what this node counts as "signed this provider" for an order's signedBy
+  // (docs/MATCHING.md), never the provider's own claim. One read per auditor that attested it.
+  Result<std::vector<std::string>> PassingAuditors(const PublicKey& provider) const;
   // The reputation a tenant naming `auditors` (NamedAuditors of its order) ranks `provider` by:
   // ReputationPpm of the provider's lease outcomes and of those auditors' latest verdicts.
   Result<uint32_t> Reputation(const PublicKey& provider, std::span<const PublicKey> auditors) const;

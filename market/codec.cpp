@@ -275,10 +275,9 @@ Status ReadAssignments(Reader& r, std::vector<ServiceAssignment>& out) {
 }
 
 Status ReadOffer(Reader& r, Offer& offer) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 5));
+  GPUMART_RETURN_IF_ERROR(r.Struct("offer", 4));
   GPUMART_RETURN_IF_ERROR(r.Str("offer.name", limits::kMaxNameBytes, offer.name));
   GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "offer.attributes", limits::kMaxAttributes, offer.attributes));
-  GPUMART_RETURN_IF_ERROR(ReadStrList(r, "offer.auditors", limits::kMaxAuditors, offer.auditors));
   size_t table_count = 0;
   GPUMART_RETURN_IF_ERROR(r.List("offer.pricing", limits::kMaxPriceTables, table_count));
   offer.pricing.resize(table_count);
@@ -503,10 +502,9 @@ Bytes EncodeBody(const Order& order) {
 Bytes EncodeBody(const Offer& offer) {
   Bytes out;
   Encoder e(out);
-  e.Array(5);
+  e.Array(4);
   e.Str(offer.name);
   e.StrMap(offer.attributes);
-  e.StrList(offer.auditors);
   e.Array(offer.pricing.size());
   for (const auto& table : offer.pricing) {
     e.Array(5);
@@ -976,10 +974,12 @@ Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes) {
   return lease;
 }
 
-Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm) {
+Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm,
+                    std::vector<std::string> attested_auditors) {
   Offer indexed = offer.body;
   indexed.provider = ToHex(offer.envelope.signer);
   indexed.reputation_ppm = reputation_ppm;
+  indexed.auditors = std::move(attested_auditors);
   return indexed;
 }
 

@@ -203,7 +203,10 @@ Result<Signed<Lease>> OpenLease(std::span<const uint8_t> bytes);
 
 // The Offer an OfferBook indexes for a verified signed offer: provider id = the signer's public
 // key in hex (the body's name is a label only, so nobody can replace another provider's entry by
-// using its name), and the reputation this node computed for that key (the wire carries none).
-Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm);
+// using its name), and what this node computed for that key (the wire carries neither): its
+// reputation and the auditors whose latest attestation about it is a pass
+// (ledger::LedgerStore::PassingAuditors).
+Offer OfferOfSigner(const Signed<Offer>& offer, uint32_t reputation_ppm,
+                    std::vector<std::string> attested_auditors);
 
 }  // namespace gpumart::market

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cassert>
 #include <compare>
 #include <limits>
@@ -736,6 +737,16 @@ ExclusionReason DiagnoseGpu(const ServiceRequest& request, const ProviderState& 
   }
 }
 
+// Whether a signedBy entry names `attested`: keys written as 64 hex digits compare without
+// regard to case (docs/MATCHING.md, signedBy); any other entry must be equal.
+bool IsHexKey(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+bool SameAuditor(std::string_view wanted, std::string_view attested) {
+  if (wanted == attested) return true;
+  return IsHexKey(wanted) && IsHexKey(attested) && EqualsIgnoreCase(wanted, attested);
+}
+
 // The provider's bid: the feasible choice of device types with the smallest (ranks, price,
 // device types), or false with the reason (when `want_reason`).
 bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& types, Scratch& s,
@@ -749,8 +760,8 @@ bool Evaluate(const Plan& plan, const ProviderState& provider, const TypeTable& 
     }
   }
   auto audited_by = [&](const std::string& auditor) {
-    return std::find(provider.auditors.begin(), provider.auditors.end(), auditor) !=
-           provider.auditors.end();
+    return std::any_of(provider.auditors.begin(), provider.auditors.end(),
+                       [&](const std::string& attested) { return SameAuditor(auditor, attested); });
   };
   if (!std::all_of(order.signed_by.all_of.begin(), order.signed_by.all_of.end(), audited_by) ||
       (!order.signed_by.any_of.empty() &&

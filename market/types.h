@@ -176,9 +176,12 @@ struct Offer {
   std::string provider;
   std::string name;                               // a label the provider chose (on the wire)
   std::map<std::string, std::string> attributes;  // e.g. region=us-west
-  std::vector<std::string> auditors;              // keys of auditors that signed this provider
   // Node-local, never on the wire (a provider's word about itself is worth nothing): what this
   // node computed (ledger/reputation.h, docs/MATCHING.md) or an offers file's snapshot.
+  // The auditors that vouch for this provider, as signedBy names them: on a live node the
+  // auditors whose latest attestation about the provider's key is a pass, as lower-case hex
+  // keys (ledger::LedgerStore::PassingAuditors).
+  std::vector<std::string> auditors;
   // 0..1'000'000 (0.97 = 970'000).
   uint32_t reputation_ppm = 0;
   std::vector<PriceTable> pricing;

@@ -5,7 +5,10 @@
 #include <cctype>
 #include <variant>
 
+#include "market/codec.h"
+#include "market/match.h"
 #include "tests/ledger/ledger_test_util.h"
+#include "tests/market/test_messages.h"
 
 namespace gpumart::ledger {
 namespace {
@@ -156,6 +159,56 @@ class AttestationStoreTest : public ::testing::Test {
   Identity stranger_ = Identity::Generate();
   PublicKey provider_ = Identity::Generate().public_key();
 };
+
+// An offer's claim that an auditor signed its provider is worth nothing: the wire does not
+// carry it, and an order's signedBy counts only the auditors whose latest attestation about the
+// signer's key in this node's ledger is a pass (docs/MATCHING.md, signedBy).
+TEST_F(AttestationStoreTest, SignedByCountsLatestPassingAttestationsNotTheOffersClaim) {
+  const Identity provider = Identity::Generate();
+  std::string named_upper = market::ToHex(named_.public_key());
+  for (char& c : named_upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  market::Offer claim = market::testing::SampleOffer();
+  claim.auditors = {market::ToHex(named_.public_key()), market::ToHex(stranger_.public_key())};
+  const auto signed_claim = market::MakeSigned(provider, claim, kStartMs, testing::kTtlMs, 1);
+  auto opened = market::OpenSigned<market::Offer>(market::EncodeEnvelope(signed_claim.envelope), kStartMs);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_TRUE(opened->body.auditors.empty()) << "an offer's auditors must not travel";
+
+  market::Order order = market::testing::SampleOrder();
+  order.attributes.clear();
+  order.signed_by = {};
+  market::Order unaudited = order;
+  order.signed_by.all_of = {named_upper};
+  auto reason = [&](const market::Order& o) {
+    auto passing = store_->PassingAuditors(provider.public_key());
+    EXPECT_TRUE(passing.ok()) << passing.status().ToString();
+    const market::Offer indexed = market::OfferOfSigner(*opened, 0, passing.ok() ? *passing : std::vector<std::string>{});
+    return market::FitProvider(o, indexed).exclusion.reason;
+  };
+  ASSERT_NE(reason(unaudited), market::ExclusionReason::kSignedBy);
+  EXPECT_EQ(reason(order), market::ExclusionReason::kSignedBy);  // claimed, never attested
+
+  // A stranger's fail and the named auditor's pass: only the pass counts, as a lower-case key
+  // that an upper-case signedBy entry still names.
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(stranger_, provider.public_key(), AuditVerdict::kFail, kStartMs)}).ok());
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(named_, provider.public_key(), AuditVerdict::kPass, kStartMs)}).ok());
+  auto passing = store_->PassingAuditors(provider.public_key());
+  ASSERT_TRUE(passing.ok()) << passing.status().ToString();
+  EXPECT_EQ(*passing, std::vector<std::string>{market::ToHex(named_.public_key())});
+  EXPECT_EQ(reason(order), reason(unaudited));
+  order.signed_by.all_of = {market::ToHex(stranger_.public_key())};
+  EXPECT_EQ(reason(order), market::ExclusionReason::kSignedBy);
+  order.signed_by.all_of = {};
+  order.signed_by.any_of = {market::ToHex(stranger_.public_key()), named_upper};
+  EXPECT_EQ(reason(order), reason(unaudited));
+
+  // A later fail replaces the pass: the provider is no longer signed by that auditor.
+  ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(named_, provider.public_key(), AuditVerdict::kFail, kStartMs + 1'000, 2)}).ok());
+  passing = store_->PassingAuditors(provider.public_key());
+  ASSERT_TRUE(passing.ok()) << passing.status().ToString();
+  EXPECT_TRUE(passing->empty());
+  EXPECT_EQ(reason(order), market::ExclusionReason::kSignedBy);
+}
 
 TEST_F(AttestationStoreTest, OnlyNamedAuditorsCount) {
   ASSERT_TRUE(WriteOne(*store_, RecordAttestation{Attest(stranger_, provider_, AuditVerdict::kFail, kStartMs)}).ok());

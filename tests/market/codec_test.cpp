@@ -47,10 +47,12 @@ TEST(CodecTest, OfferRoundTrips) {
   Offer offer = SampleOffer();
   Result<Offer> decoded = DecodeOffer(EncodeBody(offer));
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  // The provider id and the reputation are node-local: neither travels.
+  // The provider id, the auditors and the reputation are node-local: none travels.
   EXPECT_EQ(decoded->provider, "");
+  EXPECT_TRUE(decoded->auditors.empty());
   EXPECT_EQ(decoded->reputation_ppm, 0u);
   offer.provider.clear();
+  offer.auditors.clear();
   offer.reputation_ppm = 0;
   EXPECT_EQ(*decoded, offer);
 }
@@ -741,17 +743,18 @@ TEST(CodecTest, OffersOfTwoSignersWithOneNameKeepTwoEntries) {
     const auto signed_offer = MakeSigned(*signer, offer, kNow, kTtl, 30);
     Result<Signed<Offer>> opened = OpenSigned<Offer>(Wire(signed_offer.envelope), kNow);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    const Offer indexed = OfferOfSigner(*opened, 500'000);
+    const Offer indexed = OfferOfSigner(*opened, 500'000, {"aa"});
     EXPECT_EQ(indexed.provider, ToHex(signer->public_key()));
     EXPECT_EQ(indexed.name, "Provider A");
     EXPECT_EQ(indexed.reputation_ppm, 500'000u);
+    EXPECT_EQ(indexed.auditors, std::vector<std::string>{"aa"});
     ASSERT_TRUE(book.Upsert(indexed).ok());
   }
   EXPECT_EQ(book.size(), 2u);
   // A newer offer from the same signer replaces its own entry only.
   offer.nodes[0].cpu_millis = 1000;
   const auto update = MakeSigned(honest, offer, kNow + 1, kTtl, 31);
-  ASSERT_TRUE(book.Upsert(OfferOfSigner(update, 500'000)).ok());
+  ASSERT_TRUE(book.Upsert(OfferOfSigner(update, 500'000, {})).ok());
   EXPECT_EQ(book.size(), 2u);
 }
 

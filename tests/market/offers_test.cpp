@@ -197,9 +197,10 @@ TEST(OffersTest, AcceptedOffersAreValidWireOffers) {
   ASSERT_TRUE(example.ok()) << example.status().ToString();
   for (const Offer& offer : *example) {
     EXPECT_TRUE(ValidateOffer(offer).ok()) << offer.provider;
-    Offer on_the_wire = offer;  // the id and the reputation are node-local: they do not travel
+    Offer on_the_wire = offer;  // the id, auditors and reputation are node-local: they do not travel
     on_the_wire.provider.clear();
     on_the_wire.reputation_ppm = 0;
+    on_the_wire.auditors.clear();
     EXPECT_EQ(*DecodeOffer(EncodeBody(offer)), on_the_wire);
   }
 }
