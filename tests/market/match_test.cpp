@@ -164,6 +164,16 @@ TEST(MatchTest, AttributesSignedByDenomCapAndCapacityExclude) {
   EXPECT_TRUE(FitProvider(audited, offer).candidate);
   audited.signed_by.any_of = {"aud3"};
   EXPECT_EQ(FitProvider(audited, offer).exclusion.reason, ExclusionReason::kSignedBy);
+  // Keys (64 hex digits) compare without regard to case; any other name must be equal.
+  const std::string key(64, 'a');
+  offer.auditors = {key, "aud1"};
+  audited.signed_by.any_of = {std::string(64, 'A')};
+  EXPECT_TRUE(FitProvider(audited, offer).candidate);
+  audited.signed_by.any_of = {"AUD1"};
+  EXPECT_EQ(FitProvider(audited, offer).exclusion.reason, ExclusionReason::kSignedBy);
+  audited.signed_by.any_of = {std::string(63, 'A') + "g"};
+  EXPECT_EQ(FitProvider(audited, offer).exclusion.reason, ExclusionReason::kSignedBy);
+  offer.auditors = {"aud1", "aud2"};
 
   Order usdc = order;
   usdc.services[0].price_cap.denom = "usdc";
