@@ -216,7 +216,8 @@ BENCHMARK(BM_OfferUpdate);
 // ---------------------------------------------------------------------------------------------
 // The worst offer the work bounds admit (issue 11, item 10): kMaxOfferGpuEntries entries on
 // limits::kMaxNodes nodes, kMaxOfferDeviceTypes device types all priced, the most attributes
-// and auditors, as a peer could send it (its body fits in one message, checked). Each order
+// (as a peer could send it: its body fits in one message, checked) and the most auditors this
+// node may fill in from attestations (node-local, not on the wire). Each order
 // makes the evaluator work a different way; the budget must hold every one under 1 ms.
 
 Offer WorstOffer() {
