@@ -57,18 +57,21 @@ TEST(LedgerStoreTest, MissingLedgerWithoutCreateIsNotFound) {
   EXPECT_EQ(store.status().code(), Status::Code::kNotFound) << store.status().ToString();
 }
 
+// A bare LevelDB at `path` whose meta/schema says `version`, as another gpumart would leave it.
+void WriteSchemaVersion(const std::string& path, uint32_t version) {
+  leveldb::DB* raw = nullptr;
+  leveldb::Options options;
+  options.create_if_missing = true;
+  ASSERT_TRUE(leveldb::DB::Open(options, path, &raw).ok());
+  std::string value;
+  AppendU32(value, version);
+  ASSERT_TRUE(raw->Put(leveldb::WriteOptions(), std::string(keys::kSchemaKey), value).ok());
+  delete raw;
+}
+
 TEST(LedgerStoreTest, NewerSchemaIsRefusedClearly) {
   TempDir dir;
-  {
-    leveldb::DB* raw = nullptr;
-    leveldb::Options options;
-    options.create_if_missing = true;
-    ASSERT_TRUE(leveldb::DB::Open(options, dir.Sub("ledger"), &raw).ok());
-    std::string version;
-    AppendU32(version, kSchemaVersion + 1);
-    ASSERT_TRUE(raw->Put(leveldb::WriteOptions(), std::string(keys::kSchemaKey), version).ok());
-    delete raw;
-  }
+  WriteSchemaVersion(dir.Sub("ledger"), kSchemaVersion + 1);
   auto store = LedgerStore::Open(dir.Sub("ledger"));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), Status::Code::kFailedPrecondition);
@@ -80,16 +83,7 @@ TEST(LedgerStoreTest, NewerSchemaIsRefusedClearly) {
 // open with what to do, not later by verify with a decoding error.
 TEST(LedgerStoreTest, OlderSchemaIsRefusedClearly) {
   TempDir dir;
-  {
-    leveldb::DB* raw = nullptr;
-    leveldb::Options options;
-    options.create_if_missing = true;
-    ASSERT_TRUE(leveldb::DB::Open(options, dir.Sub("ledger"), &raw).ok());
-    std::string version;
-    AppendU32(version, 1);
-    ASSERT_TRUE(raw->Put(leveldb::WriteOptions(), std::string(keys::kSchemaKey), version).ok());
-    delete raw;
-  }
+  WriteSchemaVersion(dir.Sub("ledger"), 1);
   auto store = LedgerStore::Open(dir.Sub("ledger"));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), Status::Code::kFailedPrecondition) << store.status().ToString();
