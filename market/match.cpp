@@ -253,6 +253,8 @@ struct ProviderState {
   std::vector<std::string> auditors;
 };
 
+}  // namespace
+
 std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type) {
   const std::string ram = FormatGi(type.ram_bytes);
   const std::string with_ram = type.model + "." + ram;
@@ -263,6 +265,8 @@ std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType&
   }
   return std::nullopt;
 }
+
+namespace {
 
 DeviceType TypeOf(const GpuDevices& devices) {
   return {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface};

@@ -80,6 +80,11 @@ struct Exclusion {
 // CUDA is checked separately, against the service's cuda_min.
 bool DeviceSatisfies(const GpuOption& option, const DeviceType& device);
 
+// The one GPU rate lookup (DESIGN.md, "Matching semantics"): the rate of the first key present of
+// `model.<ram>.interface`, `model.<ram>`, `model`, `*`; nullopt when none is. Pricing policies
+// (bidding/pricing.h) use it so a provider prices exactly the device a bid names.
+std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type);
+
 // One provider's bid for a group.
 struct Candidate {
   std::string provider;
