@@ -1,0 +1,675 @@
+#include "bidding/bid_engine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+
+#include "market/checked_math.h"
+
+namespace gpumart::bidding {
+
+using market::MessageId;
+using market::PublicKey;
+
+std::string_view ToString(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kMalformed: return "malformed";
+    case SkipReason::kOversized: return "oversized";
+    case SkipReason::kExpired: return "expired";
+    case SkipReason::kDuplicate: return "duplicate";
+    case SkipReason::kDeniedOwner: return "denied-owner";
+    case SkipReason::kAttributes: return "attributes";
+    case SkipReason::kSignedBy: return "signed-by";
+    case SkipReason::kDenom: return "denom";
+    case SkipReason::kNoDevice: return "no-device";
+    case SkipReason::kCapacity: return "capacity";
+    case SkipReason::kPriceCap: return "price-cap";
+    case SkipReason::kTooComplex: return "too-complex";
+    case SkipReason::kTooManyReservations: return "too-many-reservations";
+    case SkipReason::kPricingBusy: return "pricing-busy";
+    case SkipReason::kPricingFailed: return "pricing-failed";
+  }
+  return "unknown";
+}
+
+uint64_t BidEngine::Counters::skipped_total() const {
+  uint64_t total = 0;
+  for (uint64_t count : skipped) total += count;
+  return total;
+}
+
+Result<Allocation> AllocationOf(const market::Order& order, const std::vector<market::ServiceAssignment>& services) {
+  Allocation allocation;
+  for (const auto& assignment : services) {
+    const market::ServiceRequest* request = nullptr;
+    for (const auto& service : order.services) {
+      if (service.name == assignment.service) {
+        request = &service;
+        break;
+      }
+    }
+    if (request == nullptr) return Status::InvalidArgument("assignment names service " + assignment.service + " the order lacks");
+    const market::Resources& resources = request->resources;
+    if (resources.gpu.units > 0 && !assignment.device) {
+      return Status::InvalidArgument("GPU service " + assignment.service + " has no device");
+    }
+    for (const auto& placement : assignment.placements) {
+      NodeShare& share = allocation[placement.node];
+      using market::SaturatingAdd;
+      using market::SaturatingMul;
+      share.cpu_millis = SaturatingAdd(share.cpu_millis, SaturatingMul(placement.replicas, resources.cpu_millis));
+      share.memory_bytes = SaturatingAdd(share.memory_bytes, SaturatingMul(placement.replicas, resources.memory_bytes));
+      share.storage_bytes =
+          SaturatingAdd(share.storage_bytes, SaturatingMul(placement.replicas, resources.StorageBytes()));
+      if (resources.gpu.units > 0) {
+        uint64_t& gpus = share.gpus[*assignment.device];
+        gpus = SaturatingAdd(gpus, SaturatingMul(placement.replicas, resources.gpu.units));
+      }
+    }
+  }
+  return allocation;
+}
+
+namespace {
+
+struct IdHash {
+  size_t operator()(const MessageId& id) const {
+    size_t hash;  // ids are BLAKE2b outputs: any 8 of their bytes are a fine hash
+    std::memcpy(&hash, id.data(), sizeof hash);
+    return hash;
+  }
+};
+
+market::DeviceType TypeOf(const market::GpuDevices& devices) {
+  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface};
+}
+
+SkipReason SkipOf(market::ExclusionReason reason) {
+  using market::ExclusionReason;
+  switch (reason) {
+    case ExclusionReason::kAttributes: return SkipReason::kAttributes;
+    case ExclusionReason::kSignedBy: return SkipReason::kSignedBy;
+    case ExclusionReason::kDenom: return SkipReason::kDenom;
+    case ExclusionReason::kCapacity: return SkipReason::kCapacity;
+    case ExclusionReason::kPriceCap: return SkipReason::kPriceCap;
+    case ExclusionReason::kOfferTooLarge:
+    case ExclusionReason::kWorkLimit: return SkipReason::kTooComplex;
+    case ExclusionReason::kNone:
+    case ExclusionReason::kGpuModel:
+    case ExclusionReason::kGpuRam:
+    case ExclusionReason::kGpuInterface:
+    case ExclusionReason::kGpuCuda:
+    case ExclusionReason::kGpuRate: break;
+  }
+  return SkipReason::kNoDevice;
+}
+
+std::string Short(const MessageId& id) { return market::ToHex(id).substr(0, 16); }
+
+}  // namespace
+
+struct BidEngine::Impl {
+  // A bid this provider made whose capacity it holds.
+  struct Held {
+    market::Signed<market::Bid> bid;
+    int64_t expires_ms = 0;
+    Allocation allocation;
+    bool committing = false;  // accepted; the lease is being written
+    MessageId accept_id{};
+    std::optional<market::Signed<market::Lease>> lease;
+  };
+  struct ActiveLease {
+    MessageId order_id{};
+    MessageId bid_id{};
+    PublicKey tenant{};
+    Allocation allocation;
+  };
+  // A bid that ended without a lease, remembered for a while to refuse a late Accept.
+  struct Ended {
+    MessageId order_id{};
+    PublicKey tenant{};
+    std::string why;
+    int64_t forget_ms = 0;
+  };
+  struct PendingPrice {
+    market::Signed<market::Order> order;
+    market::Candidate candidate;
+    Allocation allocation;
+    int64_t deadline_ms = 0;
+  };
+
+  market::Identity identity;
+  market::Offer inventory;
+  market::Offer free;  // inventory - used; its pricing is the effective tables (when fresh)
+  PricingConfig pricing;
+  BidEngineOptions options;
+  std::map<std::string, size_t> node_index;  // into inventory.nodes and free.nodes
+  Allocation used;                           // running total of live reservations and leases
+  bool tables_fresh = false;
+
+  std::unordered_map<MessageId, Held, IdHash> held;
+  // Orders this provider bid on whose bid is held or leased (one bid per order).
+  std::unordered_map<MessageId, MessageId, IdHash> bid_of_order;
+  std::set<std::pair<int64_t, MessageId>> expiry;                 // uncommitted reservations
+  std::unordered_map<MessageId, ActiveLease, IdHash> leases;
+  std::unordered_map<MessageId, MessageId, IdHash> lease_of_bid;
+  std::unordered_map<MessageId, Ended, IdHash> ended;
+  std::set<std::pair<int64_t, MessageId>> ended_order;  // by forget_ms
+  std::map<uint64_t, PendingPrice> pending;
+  std::unordered_map<MessageId, uint64_t, IdHash> pending_of_order;
+  uint64_t next_request = 1;
+  Counters counters;
+
+  Impl(market::Identity id, PricingConfig prices, BidEngineOptions opts)
+      : identity(std::move(id)), pricing(std::move(prices)), options(std::move(opts)) {}
+
+  const PublicKey& me() const { return identity.public_key(); }
+
+  void IndexInventory() {
+    node_index.clear();
+    for (size_t i = 0; i < inventory.nodes.size(); ++i) node_index[inventory.nodes[i].name] = i;
+    free = inventory;
+    free.pricing.clear();
+    for (const auto& [node, share] : used) RecomputeNode(node);
+    tables_fresh = false;
+  }
+
+  // free node = inventory node - used on it; GPUs of a type are taken from its entries in order.
+  void RecomputeNode(const std::string& node) {
+    const auto index = node_index.find(node);
+    if (index == node_index.end()) return;  // a node the inventory no longer has
+    const market::NodeCapacity& total = inventory.nodes[index->second];
+    market::NodeCapacity& left = free.nodes[index->second];
+    const auto share = used.find(node);
+    if (share == used.end()) {
+      left = total;
+      return;
+    }
+    left.cpu_millis = market::SaturatingSub(total.cpu_millis, share->second.cpu_millis);
+    left.memory_bytes = market::SaturatingSub(total.memory_bytes, share->second.memory_bytes);
+    left.storage_bytes = market::SaturatingSub(total.storage_bytes, share->second.storage_bytes);
+    std::map<market::DeviceType, uint64_t> to_take = share->second.gpus;
+    for (size_t g = 0; g < total.gpus.size(); ++g) {
+      const auto want = to_take.find(TypeOf(total.gpus[g]));
+      uint64_t taken = 0;
+      if (want != to_take.end()) {
+        taken = std::min<uint64_t>(want->second, total.gpus[g].count);
+        want->second -= taken;
+      }
+      left.gpus[g].count = static_cast<uint32_t>(total.gpus[g].count - taken);
+    }
+  }
+
+  void Take(const Allocation& allocation) {
+    for (const auto& [node, share] : allocation) {
+      NodeShare& total = used[node];
+      total.cpu_millis = market::SaturatingAdd(total.cpu_millis, share.cpu_millis);
+      total.memory_bytes = market::SaturatingAdd(total.memory_bytes, share.memory_bytes);
+      total.storage_bytes = market::SaturatingAdd(total.storage_bytes, share.storage_bytes);
+      for (const auto& [type, count] : share.gpus) total.gpus[type] = market::SaturatingAdd(total.gpus[type], count);
+      RecomputeNode(node);
+    }
+    tables_fresh = tables_fresh && pricing.kind != PricingKind::kUtilization;
+  }
+
+  void Give(const Allocation& allocation) {
+    for (const auto& [node, share] : allocation) {
+      auto total = used.find(node);
+      if (total == used.end()) continue;
+      NodeShare& sum = total->second;
+      sum.cpu_millis = market::SaturatingSub(sum.cpu_millis, share.cpu_millis);
+      sum.memory_bytes = market::SaturatingSub(sum.memory_bytes, share.memory_bytes);
+      sum.storage_bytes = market::SaturatingSub(sum.storage_bytes, share.storage_bytes);
+      for (const auto& [type, count] : share.gpus) {
+        auto gpus = sum.gpus.find(type);
+        if (gpus == sum.gpus.end()) continue;
+        gpus->second = market::SaturatingSub(gpus->second, count);
+        if (gpus->second == 0) sum.gpus.erase(gpus);
+      }
+      if (sum == NodeShare{}) used.erase(total);
+      RecomputeNode(node);
+    }
+    tables_fresh = tables_fresh && pricing.kind != PricingKind::kUtilization;
+  }
+
+  // True when every node of `allocation` has that much free now.
+  bool Fits(const Allocation& allocation) const {
+    for (const auto& [node, share] : allocation) {
+      const auto index = node_index.find(node);
+      if (index == node_index.end()) return false;
+      const market::NodeCapacity& left = free.nodes[index->second];
+      if (share.cpu_millis > left.cpu_millis || share.memory_bytes > left.memory_bytes ||
+          share.storage_bytes > left.storage_bytes) {
+        return false;
+      }
+      for (const auto& [type, count] : share.gpus) {
+        uint64_t available = 0;
+        for (const auto& devices : left.gpus) {
+          if (TypeOf(devices) == type) available += devices.count;
+        }
+        if (count > available) return false;
+      }
+    }
+    return true;
+  }
+
+  void RefreshTables(const std::string& denom) {
+    if (pricing.kind == PricingKind::kCommand && pricing.tables.empty()) {
+      // The zero table is per denom: any denom is accepted, the program prices it.
+      if (free.pricing.size() != 1 || free.pricing.front().denom != denom) {
+        free.pricing = EffectiveTables(pricing, inventory.nodes, free.nodes, denom);
+      }
+      return;
+    }
+    if (tables_fresh) return;
+    free.pricing = EffectiveTables(pricing, inventory.nodes, free.nodes, denom);
+    tables_fresh = true;
+  }
+
+  bool TenantServed(const PublicKey& tenant) const {
+    if (std::find(options.deny_tenants.begin(), options.deny_tenants.end(), tenant) != options.deny_tenants.end()) {
+      return false;
+    }
+    return options.allow_tenants.empty() ||
+           std::find(options.allow_tenants.begin(), options.allow_tenants.end(), tenant) != options.allow_tenants.end();
+  }
+
+  void Skip(EngineStep& step, SkipReason reason, const MessageId& order_id, const std::string& detail) {
+    ++counters.skipped[static_cast<size_t>(reason)];
+    step.skipped = reason;
+    std::string line = "order " + Short(order_id) + " skipped: " + std::string(ToString(reason));
+    if (!detail.empty()) line += " (" + detail + ")";
+    step.log.push_back(std::move(line));
+  }
+
+  void Remember(const Held& bid, std::string why, int64_t now_ms) {
+    if (ended.size() >= options.max_ended && !ended_order.empty()) {
+      ended.erase(ended_order.begin()->second);
+      ended_order.erase(ended_order.begin());
+    }
+    if (options.max_ended == 0) return;
+    const int64_t forget_ms = market::SaturatingAddMs(std::max(bid.expires_ms, now_ms), options.ended_memory_ms);
+    ended[bid.bid.id] = Ended{bid.bid.body.order_id, bid.bid.body.tenant, std::move(why), forget_ms};
+    ended_order.emplace(forget_ms, bid.bid.id);
+  }
+
+  // Ends an uncommitted reservation: capacity back, the ledger told, the bid remembered.
+  void Release(EngineStep& step, std::unordered_map<MessageId, Held, IdHash>::iterator it, std::string why,
+               bool expired, int64_t now_ms) {
+    Held& bid = it->second;
+    Give(bid.allocation);
+    expiry.erase({bid.expires_ms, bid.bid.id});
+    bid_of_order.erase(bid.bid.body.order_id);
+    step.release.push_back(bid.bid.id);
+    step.capacity_changed = true;
+    ++(expired ? counters.reservations_expired : counters.reservations_released);
+    Remember(bid, std::move(why), now_ms);
+    held.erase(it);
+  }
+
+  Refusal Refuse(const MessageId& accept_id, const PublicKey& tenant, const std::string& why, int64_t now_ms) {
+    ++counters.accepts_refused;
+    market::Close close{accept_id, market::CloseReason::kProviderClosed, now_ms,
+                        ("accept refused: " + why).substr(0, market::limits::kMaxTextBytes)};
+    return Refusal{market::MakeSigned(identity, close, now_ms, options.lease_message_ttl_ms, market::RandomNonce()),
+                   tenant};
+  }
+
+  // Reserves `allocation` for the order and signs the bid.
+  void MakeBid(EngineStep& step, const market::Signed<market::Order>& order, const market::Candidate& candidate,
+               uint64_t price_per_hour, Allocation allocation, int64_t now_ms) {
+    const int64_t ttl_ms = std::min(options.bid_ttl_ms, order.envelope.expires_ms - now_ms);
+    market::Bid bid;
+    bid.order_id = order.id;
+    bid.tenant = order.envelope.signer;
+    bid.group = order.body.group;
+    bid.denom = candidate.denom;
+    bid.price_per_hour = price_per_hour;
+    bid.services = candidate.services;
+    bid.reservation_expires_ms = now_ms + ttl_ms;
+    Held entry;
+    entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, market::RandomNonce());
+    entry.expires_ms = bid.reservation_expires_ms;
+    entry.allocation = std::move(allocation);
+    Take(entry.allocation);
+    ++counters.bids;
+    step.capacity_changed = true;
+    step.reserve.push_back(StoreReservation{entry.bid, entry.expires_ms, entry.allocation});
+    step.bids.push_back(entry.bid);
+    expiry.emplace(entry.expires_ms, entry.bid.id);
+    bid_of_order.emplace(order.id, entry.bid.id);
+    const MessageId bid_id = entry.bid.id;
+    held.emplace(bid_id, std::move(entry));
+  }
+};
+
+BidEngine::BidEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BidEngine::~BidEngine() = default;
+
+Result<std::unique_ptr<BidEngine>> BidEngine::Create(market::Identity identity, market::Offer inventory,
+                                                     PricingConfig pricing, BidEngineOptions options) {
+  GPUMART_RETURN_IF_ERROR(ValidatePricing(pricing));
+  if (options.bid_ttl_ms <= 0 || options.bid_ttl_ms > market::limits::kMaxTtlMs) {
+    return Status::InvalidArgument("bid ttl " + std::to_string(options.bid_ttl_ms) + " ms is outside (0, a week]");
+  }
+  if (options.lease_message_ttl_ms <= 0 || options.lease_message_ttl_ms > market::limits::kMaxTtlMs) {
+    return Status::InvalidArgument("lease message ttl is outside (0, a week]");
+  }
+  auto impl = std::make_unique<Impl>(std::move(identity), std::move(pricing), std::move(options));
+  std::unique_ptr<BidEngine> engine(new BidEngine(std::move(impl)));
+  GPUMART_RETURN_IF_ERROR(engine->SetInventory(std::move(inventory)));
+  return engine;
+}
+
+Status BidEngine::SetInventory(market::Offer inventory) {
+  inventory.pricing = impl_->pricing.tables;
+  GPUMART_RETURN_IF_ERROR(market::ValidateOffer(inventory));
+  GPUMART_RETURN_IF_ERROR(market::CheckOfferWork(inventory));
+  for (auto& node : inventory.nodes) {
+    for (auto& devices : node.gpus) {
+      devices.vendor = market::ToLower(devices.vendor);
+      devices.model = market::ToLower(devices.model);
+    }
+  }
+  inventory.provider = market::ToHex(impl_->me());
+  impl_->inventory = std::move(inventory);
+  impl_->IndexInventory();
+  return Status::Ok();
+}
+
+EngineStep BidEngine::OnOrderBytes(std::span<const uint8_t> bytes, int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  if (bytes.size() > market::limits::kMaxMessageBytes) {
+    ++s.counters.orders;
+    s.Skip(step, SkipReason::kOversized, MessageId{}, std::to_string(bytes.size()) + " bytes");
+    return step;
+  }
+  Result<market::Signed<market::Order>> order =
+      market::OpenSigned<market::Order>(bytes, now_ms, market::Freshness::kIgnore);
+  if (!order.ok()) {
+    ++s.counters.orders;
+    s.Skip(step, SkipReason::kMalformed, MessageId{}, order.status().ToString());
+    return step;
+  }
+  if (Status fresh = market::CheckFreshness(order->envelope, now_ms); !fresh.ok()) {
+    ++s.counters.orders;
+    s.Skip(step, SkipReason::kExpired, order->id, fresh.ToString());
+    return step;
+  }
+  return OnOrder(*order, now_ms);
+}
+
+EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  ++s.counters.orders;
+  if (order.envelope.expires_ms <= now_ms) {
+    s.Skip(step, SkipReason::kExpired, order.id, "");
+    return step;
+  }
+  if (s.bid_of_order.contains(order.id) || s.pending_of_order.contains(order.id)) {
+    s.Skip(step, SkipReason::kDuplicate, order.id, "");
+    return step;
+  }
+  if (!s.TenantServed(order.envelope.signer)) {
+    s.Skip(step, SkipReason::kDeniedOwner, order.id, "tenant " + market::ToHex(order.envelope.signer));
+    return step;
+  }
+  if (s.held.size() + s.pending.size() >= s.options.max_reservations) {
+    s.Skip(step, SkipReason::kTooManyReservations, order.id, "");
+    return step;
+  }
+  s.RefreshTables(order.body.Denom());
+  const market::FitOutcome fit = market::FitProvider(order.body, s.free);
+  if (!fit.candidate) {
+    std::string detail(market::ToString(fit.exclusion.reason));
+    if (!fit.exclusion.detail.empty()) detail += ": " + fit.exclusion.detail;
+    s.Skip(step, SkipOf(fit.exclusion.reason), order.id, detail);
+    return step;
+  }
+  Result<Allocation> allocation = AllocationOf(order.body, fit.candidate->services);
+  if (!allocation.ok() || !s.Fits(*allocation)) {
+    // FitProvider placed it on free capacity, so this is a bug; still, never over-promise.
+    s.Skip(step, SkipReason::kCapacity, order.id, allocation.ok() ? "allocation does not fit" : allocation.status().ToString());
+    return step;
+  }
+  if (s.pricing.kind != PricingKind::kCommand) {
+    s.MakeBid(step, order, *fit.candidate, fit.candidate->price_per_hour, std::move(*allocation), now_ms);
+    return step;
+  }
+  if (s.pending.size() >= s.pricing.command_max_concurrent) {
+    s.Skip(step, SkipReason::kPricingBusy, order.id, std::to_string(s.pending.size()) + " price programs running");
+    return step;
+  }
+  // Nothing is reserved while the program runs: its answer is checked against the capacity
+  // free then (OnPriceAnswer), so a program that fails or never answers holds nothing.
+  const uint64_t id = s.next_request++;
+  const int64_t deadline_ms = std::min(market::SaturatingAddMs(now_ms, s.pricing.command_timeout_ms), order.envelope.expires_ms);
+  step.price_requests.push_back(PriceRequest{id, PriceRequestJson(order, *fit.candidate), deadline_ms});
+  s.pending.emplace(id, Impl::PendingPrice{order, *fit.candidate, std::move(*allocation), deadline_ms});
+  s.pending_of_order.emplace(order.id, id);
+  ++s.counters.price_requests;
+  return step;
+}
+
+EngineStep BidEngine::OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  const auto it = s.pending.find(id);
+  if (it == s.pending.end()) return step;  // answered after its deadline: already given up
+  Impl::PendingPrice request = std::move(it->second);
+  s.pending.erase(it);
+  s.pending_of_order.erase(request.order.id);
+  if (!price.ok()) {
+    ++s.counters.price_failures;
+    s.Skip(step, SkipReason::kPricingFailed, request.order.id, price.status().ToString());
+    return step;
+  }
+  if (request.order.envelope.expires_ms <= now_ms) {
+    s.Skip(step, SkipReason::kExpired, request.order.id, "expired while being priced");
+    return step;
+  }
+  if (*price > request.order.body.CapPerHour()) {
+    s.Skip(step, SkipReason::kPriceCap, request.order.id,
+           std::to_string(*price) + " > cap " + std::to_string(request.order.body.CapPerHour()));
+    return step;
+  }
+  if (s.held.size() >= s.options.max_reservations) {
+    s.Skip(step, SkipReason::kTooManyReservations, request.order.id, "");
+    return step;
+  }
+  if (!s.Fits(request.allocation)) {
+    s.Skip(step, SkipReason::kCapacity, request.order.id, "taken while being priced");
+    return step;
+  }
+  s.MakeBid(step, request.order, request.candidate, *price, std::move(request.allocation), now_ms);
+  return step;
+}
+
+EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std::span<const uint8_t> accept_bytes,
+                               int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  const market::Accept& body = accept.body;
+  auto ignore = [&](const std::string& why) {
+    ++s.counters.accepts_ignored;
+    step.log.push_back("accept " + Short(accept.id) + " ignored: " + why);
+    return step;
+  };
+  if (body.provider != s.me()) return ignore("names another provider");
+  if (s.lease_of_bid.contains(body.bid_id)) return ignore("its bid is leased already");
+  const auto it = s.held.find(body.bid_id);
+  if (it == s.held.end()) {
+    const auto gone = s.ended.find(body.bid_id);
+    if (gone == s.ended.end()) return ignore("names no bid of this provider");
+    if (gone->second.tenant != accept.envelope.signer || gone->second.order_id != body.order_id) {
+      return ignore("not the tenant's accept of that bid");
+    }
+    step.refusals.push_back(s.Refuse(accept.id, accept.envelope.signer, gone->second.why, now_ms));
+    step.log.push_back("accept " + Short(accept.id) + " refused: " + gone->second.why);
+    return step;
+  }
+  Impl::Held& bid = it->second;
+  if (bid.bid.body.order_id != body.order_id || bid.bid.body.tenant != accept.envelope.signer) {
+    return ignore("not the tenant's accept of that bid");
+  }
+  if (bid.committing) return ignore("its bid is being leased already");
+  if (bid.expires_ms <= now_ms) {
+    s.Release(step, it, "the reservation expired", /*expired=*/true, now_ms);
+    step.refusals.push_back(s.Refuse(accept.id, accept.envelope.signer, "the reservation expired", now_ms));
+    step.log.push_back("accept " + Short(accept.id) + " refused: the reservation expired");
+    return step;
+  }
+  Result<market::Lease> lease = market::BuildLease(accept_bytes, market::EncodeEnvelope(bid.bid.envelope), now_ms);
+  if (!lease.ok()) return ignore(lease.status().ToString());
+  // Held until the ledger answers: the reservation can no longer expire under the lease.
+  s.expiry.erase({bid.expires_ms, bid.bid.id});
+  bid.committing = true;
+  bid.accept_id = accept.id;
+  bid.lease = market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, market::RandomNonce());
+  step.record_leases.push_back(StoreLease{bid.bid.id, *bid.lease});
+  return step;
+}
+
+EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& stored, int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  const auto it = s.held.find(bid_id);
+  if (it == s.held.end() || !it->second.committing) return step;
+  Impl::Held& bid = it->second;
+  if (!stored.ok()) {
+    ++s.counters.leases_failed;
+    const std::string why = "the lease could not be recorded: " + stored.ToString();
+    step.refusals.push_back(s.Refuse(bid.accept_id, bid.bid.body.tenant, why, now_ms));
+    step.log.push_back("bid " + Short(bid_id) + ": " + why);
+    s.Release(step, it, why, /*expired=*/false, now_ms);
+    return step;
+  }
+  ++s.counters.leases;
+  const market::Signed<market::Lease>& lease = *bid.lease;
+  s.leases.emplace(lease.id, Impl::ActiveLease{bid.bid.body.order_id, bid_id, bid.bid.body.tenant,
+                                               std::move(bid.allocation)});
+  s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
+  step.leases.push_back(lease);
+  s.held.erase(it);  // its capacity stays taken, now by the lease
+  return step;
+}
+
+EngineStep BidEngine::OnLease(const market::Signed<market::Lease>& lease, int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  if (lease.envelope.signer == s.me()) return step;
+  const auto order = s.bid_of_order.find(lease.body.order_id);
+  if (order == s.bid_of_order.end()) return step;
+  const auto it = s.held.find(order->second);
+  if (it == s.held.end() || it->second.committing) return step;
+  s.Release(step, it, "the order was leased to another provider", /*expired=*/false, now_ms);
+  return step;
+}
+
+EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_t /*now_ms*/) {
+  EngineStep step;
+  Impl& s = *impl_;
+  const auto it = s.leases.find(close.body.lease_id);
+  if (it == s.leases.end()) return step;
+  if (close.envelope.signer != it->second.tenant && close.envelope.signer != s.me()) return step;
+  s.Give(it->second.allocation);
+  s.lease_of_bid.erase(it->second.bid_id);
+  const auto order = s.bid_of_order.find(it->second.order_id);
+  if (order != s.bid_of_order.end() && order->second == it->second.bid_id) s.bid_of_order.erase(order);
+  s.leases.erase(it);
+  ++s.counters.leases_closed;
+  step.capacity_changed = true;
+  return step;
+}
+
+EngineStep BidEngine::Tick(int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  while (!s.expiry.empty() && s.expiry.begin()->first <= now_ms) {
+    const auto it = s.held.find(s.expiry.begin()->second);
+    if (it == s.held.end()) {
+      s.expiry.erase(s.expiry.begin());
+      continue;
+    }
+    s.Release(step, it, "the reservation expired", /*expired=*/true, now_ms);
+  }
+  for (auto it = s.pending.begin(); it != s.pending.end();) {
+    if (it->second.deadline_ms > now_ms) {
+      ++it;
+      continue;
+    }
+    ++s.counters.price_failures;
+    s.Skip(step, SkipReason::kPricingFailed, it->second.order.id, "the price program did not answer in time");
+    s.pending_of_order.erase(it->second.order.id);
+    it = s.pending.erase(it);
+  }
+  step.skipped.reset();  // Tick answers no one order
+  while (!s.ended_order.empty() && s.ended_order.begin()->first <= now_ms) {
+    s.ended.erase(s.ended_order.begin()->second);
+    s.ended_order.erase(s.ended_order.begin());
+  }
+  return step;
+}
+
+EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std::vector<RestoredLease> leases,
+                              int64_t now_ms) {
+  EngineStep step;
+  Impl& s = *impl_;
+  for (auto& lease : leases) {
+    if (s.leases.contains(lease.lease_id)) continue;
+    s.Take(lease.allocation);
+    s.lease_of_bid.emplace(lease.bid_id, lease.lease_id);
+    s.bid_of_order.emplace(lease.order_id, lease.bid_id);
+    s.leases.emplace(lease.lease_id,
+                     Impl::ActiveLease{lease.order_id, lease.bid_id, lease.tenant, std::move(lease.allocation)});
+  }
+  for (auto& reservation : reservations) {
+    const MessageId bid_id = reservation.bid.id;
+    if (s.held.contains(bid_id) || s.lease_of_bid.contains(bid_id)) continue;
+    if (reservation.expires_ms <= now_ms || s.bid_of_order.contains(reservation.bid.body.order_id)) {
+      step.release.push_back(bid_id);
+      ++s.counters.reservations_expired;
+      continue;
+    }
+    Impl::Held entry;
+    entry.bid = std::move(reservation.bid);
+    entry.expires_ms = reservation.expires_ms;
+    entry.allocation = std::move(reservation.allocation);
+    s.Take(entry.allocation);
+    s.expiry.emplace(entry.expires_ms, bid_id);
+    s.bid_of_order.emplace(entry.bid.body.order_id, bid_id);
+    s.held.emplace(bid_id, std::move(entry));
+  }
+  step.capacity_changed = true;
+  return step;
+}
+
+market::Offer BidEngine::FreeOffer() {
+  Impl& s = *impl_;
+  market::Offer offer = s.free;
+  offer.pricing = s.pricing.kind == PricingKind::kCommand && s.pricing.tables.empty()
+                      ? std::vector<market::PriceTable>{}
+                      : EffectiveTables(s.pricing, s.inventory.nodes, s.free.nodes, "");
+  return offer;
+}
+
+const PublicKey& BidEngine::provider() const { return impl_->me(); }
+const BidEngine::Counters& BidEngine::counters() const { return impl_->counters; }
+size_t BidEngine::live_reservations() const { return impl_->held.size(); }
+size_t BidEngine::active_leases() const { return impl_->leases.size(); }
+bool BidEngine::Holds(const MessageId& bid_id) const { return impl_->held.contains(bid_id); }
+
+std::optional<int64_t> BidEngine::NextDeadline() const {
+  const Impl& s = *impl_;
+  std::optional<int64_t> next;
+  auto consider = [&](int64_t at) { next = next ? std::min(*next, at) : at; };
+  if (!s.expiry.empty()) consider(s.expiry.begin()->first);
+  for (const auto& [id, request] : s.pending) consider(request.deadline_ms);
+  if (!s.ended_order.empty()) consider(s.ended_order.begin()->first);
+  return next;
+}
+
+}  // namespace gpumart::bidding

@@ -1,0 +1,260 @@
+#include "bidding/pricing.h"
+
+#include <cctype>
+#include <map>
+
+#include "market/checked_math.h"
+
+namespace gpumart::bidding {
+
+std::string_view ToString(PricingKind kind) {
+  switch (kind) {
+    case PricingKind::kTable: return "table";
+    case PricingKind::kUtilization: return "utilization";
+    case PricingKind::kCommand: return "command";
+  }
+  return "unknown";
+}
+
+std::optional<PricingKind> ParsePricingKind(std::string_view text) {
+  if (text == "table") return PricingKind::kTable;
+  if (text == "utilization") return PricingKind::kUtilization;
+  if (text == "command") return PricingKind::kCommand;
+  return std::nullopt;
+}
+
+Status ValidatePricing(const PricingConfig& config) {
+  if (config.kind != PricingKind::kCommand && config.tables.empty()) {
+    return Status::InvalidArgument(std::string("pricing policy ") + std::string(ToString(config.kind)) +
+                                   " needs at least one price table");
+  }
+  market::Offer prices;  // the wire's rules for price tables, so a config cannot price what no lookup finds
+  prices.pricing = config.tables;
+  if (Status valid = market::ValidateOffer(prices); !valid.ok()) return valid.WithContext("pricing");
+  if (config.kind == PricingKind::kUtilization &&
+      (config.utilization_max_percent < kMinUtilizationMaxPercent ||
+       config.utilization_max_percent > kMaxUtilizationMaxPercent)) {
+    return Status::InvalidArgument("pricing utilization max_percent " + std::to_string(config.utilization_max_percent) +
+                                   " is outside [100, 1000]");
+  }
+  if (config.kind == PricingKind::kCommand) {
+    if (config.command.empty() || config.command.front().empty()) {
+      return Status::InvalidArgument("pricing policy command needs a program");
+    }
+    if (config.command_timeout_ms <= 0 || config.command_timeout_ms > kMaxPriceCommandTimeoutMs) {
+      return Status::InvalidArgument("pricing command timeout " + std::to_string(config.command_timeout_ms) +
+                                     " ms is outside (0, 60000]");
+    }
+    if (config.command_max_concurrent < 1 || config.command_max_concurrent > kMaxPriceCommandConcurrency) {
+      return Status::InvalidArgument("pricing command max_concurrent " +
+                                     std::to_string(config.command_max_concurrent) + " is outside [1, 64]");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+market::DeviceType TypeOf(const market::GpuDevices& devices) {
+  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface};
+}
+
+struct TypeCount {
+  uint64_t total = 0;
+  uint64_t free = 0;
+};
+
+std::string ExactKey(const market::DeviceType& type) {
+  return type.model + "." + market::FormatGi(type.ram_bytes) + "." + std::string(market::ToString(type.interface));
+}
+
+// rate x (100 + (max - 100) x used / total) / 100, rounded up, saturating.
+uint64_t ScaledRate(uint64_t rate, uint32_t max_percent, const TypeCount& count) {
+  if (count.total == 0) return rate;
+  const uint64_t used = count.total - std::min(count.free, count.total);
+  using market::SaturatingAdd;
+  using market::SaturatingMul;
+  const uint64_t denominator = SaturatingMul(100, count.total);
+  const uint64_t numerator =
+      SaturatingMul(rate, SaturatingAdd(denominator, SaturatingMul(max_percent - 100, used)));
+  return numerator / denominator + (numerator % denominator != 0 ? 1 : 0);
+}
+
+}  // namespace
+
+std::vector<market::PriceTable> EffectiveTables(const PricingConfig& config,
+                                                const std::vector<market::NodeCapacity>& inventory,
+                                                const std::vector<market::NodeCapacity>& free,
+                                                const std::string& order_denom) {
+  switch (config.kind) {
+    case PricingKind::kTable:
+      return config.tables;
+    case PricingKind::kCommand: {
+      if (!config.tables.empty()) return config.tables;
+      market::PriceTable zero;
+      zero.denom = order_denom;
+      zero.gpu["*"] = 0;
+      return {zero};
+    }
+    case PricingKind::kUtilization:
+      break;
+  }
+  std::map<market::DeviceType, TypeCount> counts;
+  for (const auto& node : inventory) {
+    for (const auto& devices : node.gpus) counts[TypeOf(devices)].total += devices.count;
+  }
+  for (const auto& node : free) {
+    for (const auto& devices : node.gpus) counts[TypeOf(devices)].free += devices.count;
+  }
+  std::vector<market::PriceTable> tables = config.tables;
+  for (auto& table : tables) {
+    const market::PriceTable base = table;
+    for (const auto& [type, count] : counts) {
+      const std::optional<uint64_t> rate = market::LookupGpuRate(base, type);
+      if (!rate) continue;  // the table does not price it; neither does the scaled one
+      table.gpu[ExactKey(type)] = ScaledRate(*rate, config.utilization_max_percent, count);
+    }
+  }
+  return tables;
+}
+
+namespace {
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  out += '"';
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void AppendKey(std::string& out, std::string_view key) {
+  AppendJsonString(out, key);
+  out += ':';
+}
+
+}  // namespace
+
+std::string PriceRequestJson(const market::Signed<market::Order>& order, const market::Candidate& allocation) {
+  std::string out = "{";
+  AppendKey(out, "order_id");
+  AppendJsonString(out, market::ToHex(order.id));
+  out += ',';
+  AppendKey(out, "tenant");
+  AppendJsonString(out, market::ToHex(order.envelope.signer));
+  out += ',';
+  AppendKey(out, "group");
+  AppendJsonString(out, order.body.group);
+  out += ',';
+  AppendKey(out, "denom");
+  AppendJsonString(out, order.body.Denom());
+  out += ',';
+  AppendKey(out, "cap_per_hour");
+  out += std::to_string(order.body.CapPerHour());
+  out += ',';
+  AppendKey(out, "table_price_per_hour");
+  out += std::to_string(allocation.price_per_hour);
+  out += ',';
+  AppendKey(out, "services");
+  out += '[';
+  for (size_t i = 0; i < allocation.services.size(); ++i) {
+    const market::ServiceAssignment& assignment = allocation.services[i];
+    const market::ServiceRequest* request = nullptr;
+    for (const auto& service : order.body.services) {
+      if (service.name == assignment.service) request = &service;
+    }
+    if (i > 0) out += ',';
+    out += '{';
+    AppendKey(out, "name");
+    AppendJsonString(out, assignment.service);
+    if (request != nullptr) {
+      out += ',';
+      AppendKey(out, "count");
+      out += std::to_string(request->count);
+      out += ',';
+      AppendKey(out, "cpu_millis");
+      out += std::to_string(request->resources.cpu_millis);
+      out += ',';
+      AppendKey(out, "memory_bytes");
+      out += std::to_string(request->resources.memory_bytes);
+      out += ',';
+      AppendKey(out, "storage_bytes");
+      out += std::to_string(request->resources.StorageBytes());
+      out += ',';
+      AppendKey(out, "gpu_units");
+      out += std::to_string(request->resources.gpu.units);
+    }
+    out += ',';
+    AppendKey(out, "option");
+    out += assignment.option ? std::to_string(*assignment.option) : "null";
+    out += ',';
+    AppendKey(out, "device");
+    if (assignment.device) {
+      out += '{';
+      AppendKey(out, "vendor");
+      AppendJsonString(out, assignment.device->vendor);
+      out += ',';
+      AppendKey(out, "model");
+      AppendJsonString(out, assignment.device->model);
+      out += ',';
+      AppendKey(out, "ram_bytes");
+      out += std::to_string(assignment.device->ram_bytes);
+      out += ',';
+      AppendKey(out, "interface");
+      AppendJsonString(out, market::ToString(assignment.device->interface));
+      out += '}';
+    } else {
+      out += "null";
+    }
+    out += ',';
+    AppendKey(out, "placements");
+    out += '[';
+    for (size_t p = 0; p < assignment.placements.size(); ++p) {
+      if (p > 0) out += ',';
+      out += '{';
+      AppendKey(out, "node");
+      AppendJsonString(out, assignment.placements[p].node);
+      out += ',';
+      AppendKey(out, "replicas");
+      out += std::to_string(assignment.placements[p].replicas);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+Result<uint64_t> ParsePriceAnswer(std::string_view output) {
+  if (output.size() > kMaxPriceAnswerBytes) {
+    return Status::InvalidArgument("price program printed more than " + std::to_string(kMaxPriceAnswerBytes) + " bytes");
+  }
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!output.empty() && space(output.front())) output.remove_prefix(1);
+  while (!output.empty() && space(output.back())) output.remove_suffix(1);
+  if (output.empty()) return Status::InvalidArgument("price program printed no price");
+  uint64_t price = 0;
+  for (char c : output) {
+    if (c < '0' || c > '9') {
+      return Status::InvalidArgument("price program printed '" + std::string(output) +
+                                     "', not a whole number of micro-units per hour");
+    }
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (price > (UINT64_MAX - digit) / 10) return Status::InvalidArgument("price program printed a price over 2^64");
+    price = price * 10 + digit;
+  }
+  return price;
+}
+
+}  // namespace gpumart::bidding

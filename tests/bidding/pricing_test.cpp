@@ -1,0 +1,199 @@
+#include "bidding/pricing.h"
+
+#include <gtest/gtest.h>
+
+#include "bidding/bid_engine.h"
+#include "tests/bidding/engine_test_util.h"
+
+namespace gpumart::bidding {
+namespace {
+
+using namespace gpumart::bidding::testing;  // NOLINT
+
+class PricingTest : public ::testing::Test {
+ protected:
+  PricingTest() : provider_(market::Identity::Generate()), tenant_(market::Identity::Generate()) {}
+
+  // A node of each model: H100 SXM 80Gi, A100 PCIe 40Gi, RTX 4090 24Gi, 4 of each.
+  static market::Offer MixedInventory() {
+    market::Offer offer = Inventory(4);
+    offer.nodes.push_back(Node("n2", {Devices(kA100, 4)}));
+    offer.nodes.push_back(Node("n3", {Devices(kRtx4090, 4)}));
+    return offer;
+  }
+
+  market::Identity provider_;
+  market::Identity tenant_;
+};
+
+// Each device is priced by the contract's lookup of its own key (Akash support#139: priced by
+// the first model listed; #166: `model: *` priced at the highest rate).
+TEST_F(PricingTest, TablePricesEachDeviceByItsOwnKeyNeverTheFirstOrHighestListed) {
+  auto engine = MakeEngine(provider_, MixedInventory());
+  ASSERT_NE(engine, nullptr);
+  struct Case {
+    std::string model;
+    uint64_t ram_min_gi;
+    market::DeviceType device;
+    uint64_t rate;
+  };
+  for (const Case& c : {Case{"h100", 80, kH100, 300'000}, Case{"a100", 40, kA100, 200'000},
+                        Case{"rtx4090", 24, kRtx4090, 90'000},
+                        // Any model: the cheapest device that satisfies it, at that device's rate.
+                        Case{"*", 24, kRtx4090, 90'000}, Case{"*", 40, kA100, 200'000}}) {
+    const EngineStep step = engine->OnOrder(SignOrder(tenant_, GpuOrder(1, c.model, c.ram_min_gi)), kNowMs);
+    ASSERT_EQ(step.bids.size(), 1u) << c.model;
+    EXPECT_EQ(step.bids[0].body.services[0].device, c.device) << c.model;
+    EXPECT_EQ(step.bids[0].body.price_per_hour, TablePrice(1, c.rate)) << c.model;
+  }
+}
+
+TEST_F(PricingTest, UtilizationRaisesTheRateAsTheDeviceTypeFillsUpToItsCap) {
+  PricingConfig config = TablePricing();
+  config.kind = PricingKind::kUtilization;
+  config.utilization_max_percent = 300;
+  auto engine = MakeEngine(provider_, MixedInventory(), config);
+  ASSERT_NE(engine, nullptr);
+  // H100s: 4. Each bid takes one; the rate is 300000 x (100 + 200 x used / 4) / 100.
+  const uint64_t rates[] = {300'000, 450'000, 600'000, 750'000};
+  for (uint64_t rate : rates) {
+    const EngineStep step = engine->OnOrder(SignOrder(tenant_, GpuOrder(1, "h100", 80)), kNowMs);
+    ASSERT_EQ(step.bids.size(), 1u);
+    EXPECT_EQ(step.bids[0].body.price_per_hour, TablePrice(1, rate));
+  }
+  // Other device types are not affected by the H100s filling up.
+  const EngineStep a100 = engine->OnOrder(SignOrder(tenant_, GpuOrder(1, "a100", 40)), kNowMs);
+  ASSERT_EQ(a100.bids.size(), 1u);
+  EXPECT_EQ(a100.bids[0].body.price_per_hour, TablePrice(1, 200'000));
+  // The rate comes back down as capacity is released.
+  engine->Tick(kNowMs + kBidTtlMs);
+  const EngineStep again = engine->OnOrder(SignOrder(tenant_, GpuOrder(1, "h100", 80), kNowMs + kBidTtlMs), kNowMs + kBidTtlMs);
+  ASSERT_EQ(again.bids.size(), 1u);
+  EXPECT_EQ(again.bids[0].body.price_per_hour, TablePrice(1, 300'000));
+}
+
+TEST_F(PricingTest, UtilizationAtFullUseIsTheCapAndNeverMore) {
+  PricingConfig config = TablePricing();
+  config.kind = PricingKind::kUtilization;
+  config.utilization_max_percent = 250;
+  std::vector<market::NodeCapacity> inventory = Inventory(4).nodes;
+  std::vector<market::NodeCapacity> none_free = inventory;
+  none_free[0].gpus[0].count = 0;
+  const auto tables = EffectiveTables(config, inventory, none_free, "uakt");
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(market::LookupGpuRate(tables[0], kH100), 750'000u);
+  EXPECT_EQ(market::LookupGpuRate(tables[0], kA100), 200'000u);  // not in the inventory: unchanged
+}
+
+class CommandPricingTest : public PricingTest {
+ protected:
+  static PricingConfig Command(uint32_t max_concurrent = 2) {
+    PricingConfig config;
+    config.kind = PricingKind::kCommand;
+    config.command = {"/bin/price"};
+    config.command_timeout_ms = 500;
+    config.command_max_concurrent = max_concurrent;
+    return config;
+  }
+};
+
+TEST_F(CommandPricingTest, TheProgramsPriceMakesTheBidAndNothingIsReservedWhileItRuns) {
+  auto engine = MakeEngine(provider_, Inventory(1), Command());
+  ASSERT_NE(engine, nullptr);
+  const auto order = SignOrder(tenant_, GpuOrder(1, "h100", 80));
+  const EngineStep asked = engine->OnOrder(order, kNowMs);
+  ASSERT_EQ(asked.price_requests.size(), 1u);
+  EXPECT_TRUE(asked.bids.empty());
+  EXPECT_TRUE(asked.reserve.empty());
+  EXPECT_FALSE(asked.skipped.has_value());
+  EXPECT_EQ(engine->live_reservations(), 0u);
+  const PriceRequest& request = asked.price_requests[0];
+  EXPECT_EQ(request.deadline_ms, kNowMs + 500);
+  // The program sees the order and the concrete allocation.
+  EXPECT_NE(request.json.find("\"order_id\":\"" + market::ToHex(order.id) + "\""), std::string::npos) << request.json;
+  EXPECT_NE(request.json.find("\"model\":\"h100\""), std::string::npos) << request.json;
+  EXPECT_NE(request.json.find("\"placements\":[{\"node\":\"n1\",\"replicas\":1}]"), std::string::npos) << request.json;
+  EXPECT_EQ(engine->OnOrder(order, kNowMs).skipped, SkipReason::kDuplicate);  // while it is priced
+
+  const EngineStep answered = engine->OnPriceAnswer(request.id, uint64_t{123'456}, kNowMs + 10);
+  ASSERT_EQ(answered.bids.size(), 1u);
+  EXPECT_EQ(answered.bids[0].body.price_per_hour, 123'456u);
+  EXPECT_EQ(answered.bids[0].body.services[0].device, kH100);
+  EXPECT_EQ(answered.reserve.size(), 1u);
+  EXPECT_EQ(FreeGpus(*engine, kH100), 0u);
+}
+
+TEST_F(CommandPricingTest, AFailingSlowOrOverCapProgramMeansNoBidAndNoReservation) {
+  auto engine = MakeEngine(provider_, Inventory(4), Command(/*max_concurrent=*/3));
+  ASSERT_NE(engine, nullptr);
+  const uint64_t failing = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).price_requests.at(0).id;
+  const uint64_t slow = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).price_requests.at(0).id;
+  const uint64_t greedy = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).price_requests.at(0).id;
+  // Bounded concurrency: a fourth order while three run is skipped, not queued.
+  EXPECT_EQ(engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).skipped, SkipReason::kPricingBusy);
+
+  EXPECT_EQ(engine->OnPriceAnswer(failing, Status::InvalidArgument("exited with status 1"), kNowMs).skipped,
+            SkipReason::kPricingFailed);
+  EXPECT_EQ(engine->OnPriceAnswer(greedy, uint64_t{1} << 60, kNowMs).skipped, SkipReason::kPriceCap);
+  EXPECT_EQ(engine->NextDeadline(), kNowMs + 500);
+  const EngineStep timed_out = engine->Tick(kNowMs + 500);
+  EXPECT_TRUE(timed_out.bids.empty());
+  EXPECT_EQ(Skipped(*engine, SkipReason::kPricingFailed), 2u);
+  // Its late answer changes nothing.
+  EXPECT_TRUE(engine->OnPriceAnswer(slow, uint64_t{1}, kNowMs + 600).bids.empty());
+  EXPECT_EQ(engine->live_reservations(), 0u);
+  EXPECT_EQ(FreeGpus(*engine, kH100), 4u);
+  EXPECT_EQ(engine->counters().price_failures, 2u);
+  EXPECT_EQ(engine->counters().price_requests, 3u);
+}
+
+TEST_F(CommandPricingTest, CapacityTakenWhileAProgramRunsIsRecheckedBeforeBidding) {
+  auto engine = MakeEngine(provider_, Inventory(1), Command());
+  ASSERT_NE(engine, nullptr);
+  const uint64_t first = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).price_requests.at(0).id;
+  const uint64_t second = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).price_requests.at(0).id;
+  EXPECT_EQ(engine->OnPriceAnswer(second, uint64_t{1'000}, kNowMs).bids.size(), 1u);
+  EXPECT_EQ(engine->OnPriceAnswer(first, uint64_t{1'000}, kNowMs).skipped, SkipReason::kCapacity);
+  EXPECT_EQ(engine->live_reservations(), 1u);
+}
+
+TEST(PriceAnswerTest, OneWholeNumberOrNothing) {
+  EXPECT_EQ(*ParsePriceAnswer("1234\n"), 1234u);
+  EXPECT_EQ(*ParsePriceAnswer("  0 "), 0u);
+  EXPECT_EQ(*ParsePriceAnswer("18446744073709551615"), UINT64_MAX);
+  for (const char* garbage : {"", "\n", "12.5", "-3", "1e6", "12 34", "price: 5", "18446744073709551616", "0x10"}) {
+    EXPECT_FALSE(ParsePriceAnswer(garbage).ok()) << garbage;
+  }
+  EXPECT_FALSE(ParsePriceAnswer(std::string(kMaxPriceAnswerBytes + 1, '1')).ok());
+}
+
+TEST(ValidatePricingTest, NamesTheProblem) {
+  EXPECT_TRUE(ValidatePricing(TablePricing()).ok());
+  PricingConfig none;
+  EXPECT_NE(ValidatePricing(none).message().find("needs at least one price table"), std::string::npos);
+  PricingConfig bad_key = TablePricing();
+  bad_key.tables[0].gpu["h100.80GB"] = 1;  // a RAM no lookup spells
+  EXPECT_FALSE(ValidatePricing(bad_key).ok());
+  PricingConfig twice = TablePricing();
+  twice.tables.push_back(Table());
+  EXPECT_FALSE(ValidatePricing(twice).ok());
+  PricingConfig utilization = TablePricing();
+  utilization.kind = PricingKind::kUtilization;
+  utilization.utilization_max_percent = 99;
+  EXPECT_FALSE(ValidatePricing(utilization).ok());
+  PricingConfig command;
+  command.kind = PricingKind::kCommand;
+  EXPECT_NE(ValidatePricing(command).message().find("needs a program"), std::string::npos);
+  command.command = {"/bin/true"};
+  EXPECT_TRUE(ValidatePricing(command).ok());
+  command.command_timeout_ms = 0;
+  EXPECT_FALSE(ValidatePricing(command).ok());
+  command.command_timeout_ms = 1000;
+  command.command_max_concurrent = 0;
+  EXPECT_FALSE(ValidatePricing(command).ok());
+  EXPECT_EQ(ParsePricingKind("utilization"), PricingKind::kUtilization);
+  EXPECT_EQ(ParsePricingKind("cheapest"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace gpumart::bidding
