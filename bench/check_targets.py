@@ -119,6 +119,14 @@ def main():
               spread["delivered_ratio"] == 1)
     guarded("gossip", gossip)
 
+    def bidding():
+        bench = find(results, "BM_OrderToBid")
+        check("BM_OrderToBid p50_us", f"{bench['p50_us']:.0f} us (p99 {bench['p99_us']:.0f} us)", "<= 100 us",
+              bench["p50_us"] <= 100)
+        orders = rate(results, "BM_OrderToBid")
+        check("BM_OrderToBid", f"{orders:,.0f}/s", ">= 5,000/s", orders >= 5_000)
+    guarded("bidding", bidding)
+
     print(f"{sum(checks)} of {len(checks)} targets met")
     return 0 if all(checks) else 1
 
