@@ -278,6 +278,7 @@ struct BidEngine::Impl {
   void Skip(EngineStep& step, SkipReason reason, const MessageId& order_id, const std::string& detail) {
     ++counters.skipped[static_cast<size_t>(reason)];
     step.skipped = reason;
+    step.skip_detail = detail.empty() ? std::string(ToString(reason)) : detail;
     std::string line = "order " + Short(order_id) + " skipped: " + std::string(ToString(reason));
     if (!detail.empty()) line += " (" + detail + ")";
     step.log.push_back(std::move(line));
@@ -425,7 +426,7 @@ EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_
   const market::FitOutcome fit = market::FitProvider(order.body, s.free);
   if (!fit.candidate) {
     std::string detail(market::ToString(fit.exclusion.reason));
-    if (!fit.exclusion.detail.empty()) detail += ": " + fit.exclusion.detail;
+    if (!fit.exclusion.detail.empty()) detail += " (" + fit.exclusion.detail + ")";
     s.Skip(step, SkipOf(fit.exclusion.reason), order.id, detail);
     return step;
   }
@@ -486,6 +487,17 @@ EngineStep BidEngine::OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t
   }
   s.MakeBid(step, request.order, request.candidate, *price, std::move(request.allocation), now_ms);
   return step;
+}
+
+EngineStep BidEngine::OnAcceptBytes(std::span<const uint8_t> bytes, int64_t now_ms) {
+  Result<market::Signed<market::Accept>> accept = market::OpenSigned<market::Accept>(bytes, now_ms);
+  if (!accept.ok()) {
+    EngineStep step;
+    ++impl_->counters.accepts_ignored;
+    step.log.push_back("accept ignored: " + accept.status().ToString());
+    return step;
+  }
+  return OnAccept(*accept, bytes, now_ms);
 }
 
 EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std::span<const uint8_t> accept_bytes,

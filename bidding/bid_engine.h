@@ -129,6 +129,7 @@ struct EngineStep {
   std::vector<std::string> log;  // one line per decision worth a log line (skips, refusals)
   bool capacity_changed = false;  // the offer should be re-signed and gossiped
   std::optional<SkipReason> skipped;  // set when the order given got no bid (and none is pending)
+  std::string skip_detail;  // with `skipped`: what exactly, e.g. "gpu-model (web)", for people
 };
 
 // A live reservation and an active lease as the ledger has them, for Restore.
@@ -181,6 +182,9 @@ class BidEngine {
   EngineStep OnOrder(const market::Signed<market::Order>& order, int64_t now_ms);
   // The price command's answer (a price or why there is none) to request `id`.
   EngineStep OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t now_ms);
+  // An Accept from the network: decodes and verifies it (signature and time), then OnAccept. One
+  // that does not verify is ignored (counted).
+  EngineStep OnAcceptBytes(std::span<const uint8_t> bytes, int64_t now_ms);
   // An Accept (verified) and its exact wire bytes (the Lease embeds them).
   EngineStep OnAccept(const market::Signed<market::Accept>& accept, std::span<const uint8_t> accept_bytes,
                       int64_t now_ms);

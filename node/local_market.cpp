@@ -9,7 +9,9 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <memory>
 
+#include "bidding/bid_engine.h"
 #include "bidding/bid_selection.h"
 #include "ledger/capacity.h"
 #include "ledger/ledger_actor.h"
@@ -31,14 +33,13 @@ using market::Bytes;
 using market::Identity;
 using market::MessageId;
 
-// A provider as the demo runs it: its identity, its full inventory (what it owns) and its prices.
-// Free capacity is never kept here: it is derived from the ledger (inventory - leases -
-// reservations) each time, exactly as a provider daemon must, so nothing can be double-booked.
+// A provider as the demo runs it: its identity and the one bid engine a provider daemon runs
+// (bidding/bid_engine.h), which owns its capacity. The engine has no I/O: this file is its
+// driver, carrying its ledger writes to the node's ledger and its messages to the tenant.
 struct Provider {
+  std::string name;  // the offers file's id
   Identity identity;
-  market::Offer inventory;
-  market::ReplayGuard replay_guard;
-  std::map<MessageId, market::Signed<market::Bid>> outstanding_bids;  // bids it may still be held to
+  std::unique_ptr<bidding::BidEngine> engine;
 };
 
 // Keys live in <data_dir>/keys so that a kept data dir is the same market next time: the same
@@ -61,14 +62,6 @@ double MillisSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-// The provider's side of an order: verify it, price it against free capacity, and if it fits,
-// reserve the capacity durably and sign a bid.
-struct BidOutcome {
-  std::optional<Bytes> bid_wire;
-  std::string declined_because;
-  std::future<Status> reserved;  // the bid may leave only once this is durable and ok
-};
-
 // This node's ledger, and the outbox this thread writes to it through.
 struct LedgerHandle {
   ledger::LedgerActor& actor;
@@ -78,73 +71,84 @@ struct LedgerHandle {
   const ledger::LedgerStore& store() const { return actor.store(); }
 };
 
-Result<BidOutcome> ProviderBids(Provider& provider, const Bytes& order_wire, LedgerHandle& ledger, int64_t now_ms) {
-  Result<market::Signed<market::Order>> order = market::OpenSigned<market::Order>(order_wire, now_ms);
-  if (!order.ok()) return order.status().WithContext("provider " + provider.inventory.provider + " rejected the order");
-  Result<market::ReplayGuard::Verdict> seen = provider.replay_guard.Check(
-      order->envelope.signer, order->envelope.nonce, order->id, order->envelope.expires_ms, now_ms);
-  if (!seen.ok()) return seen.status();
-  if (*seen == market::ReplayGuard::Verdict::kDuplicate) return BidOutcome{std::nullopt, "order seen before"};
-  Result<std::vector<market::NodeCapacity>> free_nodes =
-      ledger.store().FreeCapacity(provider.identity.public_key(), provider.inventory.nodes, now_ms);
-  if (!free_nodes.ok()) return free_nodes.status();
-  market::Offer offer = provider.inventory;
-  offer.nodes = std::move(*free_nodes);
-  const market::FitOutcome fit = market::FitProvider(order->body, offer);
-  if (!fit.candidate) {
-    std::string why(market::ToString(fit.exclusion.reason));
-    if (!fit.exclusion.detail.empty()) why += " (" + fit.exclusion.detail + ")";
-    return BidOutcome{std::nullopt, why};
+// The engine's allocation is the ledger's usage (the same shape; bidding does not know ledger).
+ledger::Usage UsageOf(const bidding::Allocation& allocation) {
+  ledger::Usage usage;
+  for (const auto& [node, share] : allocation) {
+    ledger::NodeUsage& used = usage[node];
+    used.cpu_millis = share.cpu_millis;
+    used.memory_bytes = share.memory_bytes;
+    used.storage_bytes = share.storage_bytes;
+    used.gpus = share.gpus;
   }
-  market::Bid bid;
-  bid.order_id = order->id;
-  bid.tenant = order->envelope.signer;
-  bid.group = order->body.group;
-  bid.denom = fit.candidate->denom;
-  bid.price_per_hour = fit.candidate->price_per_hour;
-  bid.services = fit.candidate->services;
-  bid.reservation_expires_ms = now_ms + kDemoBidTtlMs;
-  const auto signed_bid = market::MakeSigned(provider.identity, bid, now_ms, kDemoBidTtlMs, market::RandomNonce());
-  Result<ledger::Usage> usage = ledger::ComputeUsage(order->body, bid.services);
-  if (!usage.ok()) return usage.status();
-  // Hold the capacity before the bid leaves: a bid is a promise. Providers reserve in parallel,
-  // so their reservations share one group commit.
-  ledger::Reservation reservation{signed_bid.id, provider.identity.public_key(), bid.reservation_expires_ms, *usage};
-  BidOutcome outcome{market::EncodeEnvelope(signed_bid.envelope), {}, ledger.Submit(ledger::Reserve{reservation})};
-  provider.outstanding_bids.emplace(signed_bid.id, signed_bid);
-  return outcome;
+  return usage;
 }
 
-// The winning provider's side of an accept: verify it, check it names a bid this provider still
-// holds, countersign the lease and make it durable before answering.
+// The provider's side of an order: the engine verifies, fits, prices, reserves and signs; the
+// reservation goes to the ledger.
+struct BidOutcome {
+  std::optional<Bytes> bid_wire;
+  std::string declined_because;
+};
+
+BidOutcome ProviderBids(Provider& provider, const Bytes& order_wire, LedgerHandle& ledger, int64_t now_ms,
+                        std::vector<std::future<Status>>& reservations) {
+  bidding::EngineStep step = provider.engine->OnOrderBytes(order_wire, now_ms);
+  for (bidding::StoreReservation& reserve : step.reserve) {
+    ledger::Reservation reservation{reserve.bid.id, provider.identity.public_key(), reserve.expires_ms,
+                                    UsageOf(reserve.allocation)};
+    reservations.push_back(ledger.Submit(ledger::Reserve{std::move(reservation)}));
+  }
+  if (step.bids.empty()) return BidOutcome{std::nullopt, step.skipped ? step.skip_detail : std::string("no bid")};
+  return BidOutcome{market::EncodeEnvelope(step.bids.front().envelope), {}};
+}
+
+// The winning provider's side of an accept: the engine re-checks the reservation and builds the
+// lease; the lease is written durably, and only then does the engine publish it.
 Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire, LedgerHandle& ledger,
                                    int64_t now_ms) {
-  Result<market::Signed<market::Accept>> accept = market::OpenSigned<market::Accept>(accept_wire, now_ms);
-  if (!accept.ok()) return accept.status().WithContext("provider " + provider.inventory.provider + " rejected the accept");
-  if (accept->body.provider != provider.identity.public_key()) {
-    return Status::InvalidArgument("accept names another provider");
+  bidding::EngineStep step = provider.engine->OnAcceptBytes(accept_wire, now_ms);
+  if (!step.refusals.empty()) {
+    return Status::FailedPrecondition("provider " + provider.name + " refused the accept: " +
+                                      step.refusals.front().close.body.note);
   }
-  const auto own = provider.outstanding_bids.find(accept->body.bid_id);
-  if (own == provider.outstanding_bids.end() || own->second.body.order_id != accept->body.order_id) {
-    return Status::InvalidArgument("accept names a bid this provider did not make for that order");
+  if (step.record_leases.empty()) {
+    return Status::InvalidArgument("provider " + provider.name + " ignored the accept" +
+                                   (step.log.empty() ? std::string() : ": " + step.log.front()));
   }
-  if (accept->envelope.signer != own->second.body.tenant) {
-    return Status::PermissionDenied("accept is not signed by the tenant whose order the bid answers");
-  }
-  Result<ledger::Reservation> reservation = ledger.store().GetReservation(accept->body.bid_id);
-  if (!reservation.ok() || reservation->expires_ms <= now_ms) {
-    return Status::FailedPrecondition("the accepted bid's reservation has expired");
-  }
-  // The lease embeds the bid and the accept byte for byte; its terms are the bid's.
-  Result<market::Lease> lease = market::BuildLease(accept_wire, market::EncodeEnvelope(own->second.envelope), now_ms);
-  if (!lease.ok()) return lease.status();
-  // A lease does not expire as a message; its envelope expiry only bounds how long it may take
-  // to reach the other nodes.
-  const auto signed_lease = market::MakeSigned(provider.identity, *lease, now_ms, kDemoOrderTtlMs, market::RandomNonce());
+  const bidding::StoreLease& record = step.record_leases.front();
   // Acknowledged only once durable (group commit).
-  GPUMART_RETURN_IF_ERROR(ledger.Write(ledger::RecordLease{signed_lease}));
-  provider.outstanding_bids.erase(own);
-  return market::EncodeEnvelope(signed_lease.envelope);
+  const Status stored = ledger.Write(ledger::RecordLease{record.lease});
+  bidding::EngineStep published = provider.engine->OnLeaseStored(record.bid_id, stored, now_ms);
+  GPUMART_RETURN_IF_ERROR(stored);
+  if (published.leases.empty()) return Status::Internal("provider " + provider.name + " did not publish its lease");
+  return market::EncodeEnvelope(published.leases.front().envelope);
+}
+
+// The provider's active leases as its ledger has them, for BidEngine::Restore: what a kept data
+// dir still promises, so nothing is double-booked across runs.
+Result<std::vector<bidding::RestoredLease>> ActiveLeases(const ledger::LedgerStore& store,
+                                                         const market::PublicKey& provider) {
+  std::vector<bidding::RestoredLease> restored;
+  ledger::LeaseQuery query;
+  query.provider = provider;
+  query.state = ledger::LeaseState::kActive;
+  query.limit = ledger::kMaxPageSize;
+  while (true) {
+    Result<ledger::LeasePage> page = store.Leases(query);
+    if (!page.ok()) return page.status();
+    for (const ledger::LeaseRecord& record : page->leases) {
+      Result<market::Signed<market::Order>> order = store.GetOrder(record.lease.order_id);
+      if (!order.ok()) return order.status().WithContext("the order of lease " + market::ToHex(record.id));
+      Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
+      if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
+      restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
+                                                record.lease.bid_id, std::move(*allocation)});
+    }
+    if (!page->next_after) break;
+    query.after = page->next_after;
+  }
+  return restored;
 }
 
 }  // namespace
@@ -177,7 +181,21 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
   for (auto& offer : *offers) {
     Result<Identity> key = LoadOrCreateKeyFile(keys_dir + "/" + KeyFileName(offer.provider));
     if (!key.ok()) return key.status().WithContext("provider " + offer.provider);
-    providers.push_back(Provider{*key, std::move(offer), market::ReplayGuard(), {}});
+    // The offers file's prices are a `table` pricing policy.
+    bidding::PricingConfig pricing;
+    pricing.tables = offer.pricing;
+    bidding::BidEngineOptions engine_options;
+    engine_options.bid_ttl_ms = kDemoBidTtlMs;
+    engine_options.lease_message_ttl_ms = kDemoOrderTtlMs;
+    std::string name = offer.provider;
+    Result<std::unique_ptr<bidding::BidEngine>> engine =
+        bidding::BidEngine::Create(*key, std::move(offer), std::move(pricing), std::move(engine_options));
+    if (!engine.ok()) return engine.status().WithContext("provider " + name);
+    // What the kept data dir's ledger still holds of this provider's capacity.
+    Result<std::vector<bidding::RestoredLease>> leases = ActiveLeases(ledger.store(), key->public_key());
+    if (!leases.ok()) return leases.status().WithContext("provider " + name);
+    (*engine)->Restore({}, std::move(*leases), clock.NowMs());
+    providers.push_back(Provider{std::move(name), *key, std::move(*engine)});
   }
   report.providers = providers.size();
 
@@ -197,25 +215,22 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     std::vector<std::future<Status>> background;
     background.push_back(ledger.Submit(ledger::RecordOrder{signed_order}));
 
-    // 2. Every provider verifies it and bids if it can; a bid leaves once its reservation is
-    //    durable.
-    std::vector<std::pair<size_t, BidOutcome>> outcomes;
+    // 2. Every provider verifies it and bids if it can. Providers reserve in parallel, so their
+    //    reservations share one group commit; the demo waits for them before the tenant goes on
+    //    (so the ledger holds each reservation before a lease or a release ends it), a daemon
+    //    need not: a lease is only made after the re-check at Accept time.
+    std::vector<std::pair<size_t, Bytes>> bid_wires;  // provider index, signed bid
+    std::vector<std::future<Status>> reservations;
     for (size_t p = 0; p < providers.size(); ++p) {
-      Result<BidOutcome> outcome = ProviderBids(providers[p], order_wire, ledger, now_ms);
-      if (!outcome.ok()) return outcome.status();
+      BidOutcome outcome = ProviderBids(providers[p], order_wire, ledger, now_ms, reservations);
       ++group.signatures_verified;
-      if (outcome->bid_wire) {
-        outcomes.emplace_back(p, std::move(*outcome));
+      if (outcome.bid_wire) {
+        bid_wires.emplace_back(p, std::move(*outcome.bid_wire));
       } else {
-        group.declined.push_back(providers[p].inventory.provider + ": " + outcome->declined_because);
+        group.declined.push_back(providers[p].name + ": " + outcome.declined_because);
       }
     }
-    std::vector<std::pair<size_t, Bytes>> bid_wires;  // provider index, signed bid
-    for (auto& [p, outcome] : outcomes) {
-      const Status reserved = outcome.reserved.get();
-      if (!reserved.ok()) return reserved.WithContext("provider " + providers[p].inventory.provider + " reservation");
-      bid_wires.emplace_back(p, std::move(*outcome.bid_wire));
-    }
+    for (auto& reserved : reservations) GPUMART_RETURN_IF_ERROR(reserved.get().WithContext("reservation"));
 
     // 3. The tenant verifies every bid, checks it against the order (a bid that lies is dropped
     //    and counted) and ranks the rest by its policy.
@@ -237,9 +252,9 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
       // of the auditors this order names), never what the offers file claims.
       Result<uint32_t> reputation = ledger.store().Reputation(bid->envelope.signer, auditors);
       if (!reputation.ok()) return reputation.status();
-      const bidding::BidCheck check = selection.Add(*bid, now_ms, *reputation, providers[p].inventory.provider);
+      const bidding::BidCheck check = selection.Add(*bid, now_ms, *reputation, providers[p].name);
       if (!check.ok()) {
-        group.declined.push_back(providers[p].inventory.provider + ": bid dropped (" +
+        group.declined.push_back(providers[p].name + ": bid dropped (" +
                                  std::string(bidding::ToString(check.problem)) + "): " + check.detail);
       }
     }
@@ -265,24 +280,24 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     if (!lease_wire.ok()) return lease_wire.status();
     group.signatures_verified += 1;
 
-    // 5. Losing providers (and those whose bids were dropped) release their reservations at once
-    //    (Akash users wait 15-25 minutes).
-    for (const auto& [bid_id, p] : bidder) {
-      if (bid_id == winning_bid.id) continue;
-      providers[p].outstanding_bids.erase(bid_id);
-      background.push_back(ledger.Submit(ledger::Release{bid_id}));
-    }
-
-    // 6. Any node can check the lease: the provider's signature, the embedded bid's and accept's,
+    // 5. Any node can check the lease: the provider's signature, the embedded bid's and accept's,
     //    and that the lease is exactly the accepted bid.
     Result<market::Signed<market::Lease>> lease = market::OpenLease(*lease_wire);
     if (!lease.ok()) return lease.status().WithContext("lease check");
     group.signatures_verified += 3;
+
+    // 6. Losing providers (and those whose bids were dropped) see the lease and release their
+    //    reservations at once (Akash users wait 15-25 minutes).
+    for (Provider& provider : providers) {
+      for (const MessageId& released : provider.engine->OnLease(*lease, now_ms).release) {
+        background.push_back(ledger.Submit(ledger::Release{released}));
+      }
+    }
     group.order_to_lease_ms = MillisSince(started);
     for (auto& pending : background) GPUMART_RETURN_IF_ERROR(pending.get());
     group.leased = true;
     group.lease_id = lease->id;
-    group.provider = winner.inventory.provider;
+    group.provider = winner.name;
     group.provider_key = market::ToHex(winner.identity.public_key());
     group.price_per_hour = lease->body.price_per_hour;
     group.services = lease->body.services;
