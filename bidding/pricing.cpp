@@ -1,5 +1,6 @@
 #include "bidding/pricing.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 
@@ -51,6 +52,83 @@ Status ValidatePricing(const PricingConfig& config) {
     }
   }
   return Status::Ok();
+}
+
+namespace {
+
+std::string At(const market::YamlNode& node) { return " at line " + std::to_string(node.Line()); }
+
+Result<uint64_t> ParseCount(const market::YamlNode& node, std::string_view key) {
+  const std::string_view text = node.Scalar();
+  uint64_t value = 0;
+  bool ok = node.IsScalar() && !text.empty() && text.size() <= 9;  // bounds are far below 10^9
+  for (char c : text) ok = ok && c >= '0' && c <= '9';
+  if (!ok) return Status::InvalidArgument("pricing_policy " + std::string(key) + " must be a whole number" + At(node));
+  for (char c : text) value = value * 10 + static_cast<uint64_t>(c - '0');
+  return value;
+}
+
+}  // namespace
+
+Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::vector<market::PriceTable> tables) {
+  PricingConfig config;
+  config.tables = std::move(tables);
+  if (!policy.IsDefined() || policy.IsNull()) {
+    GPUMART_RETURN_IF_ERROR(ValidatePricing(config));
+    return config;
+  }
+  if (!policy.IsMap()) return Status::InvalidArgument("pricing_policy must be a mapping" + At(policy));
+  const market::YamlNode kind = policy.Find("kind");
+  if (!kind.IsScalar()) return Status::InvalidArgument("pricing_policy needs kind: table, utilization or command" + At(policy));
+  const std::optional<PricingKind> parsed = ParsePricingKind(kind.Scalar());
+  if (!parsed) {
+    return Status::InvalidArgument("pricing_policy kind '" + std::string(kind.Scalar()) +
+                                   "' is not table, utilization or command" + At(kind));
+  }
+  config.kind = *parsed;
+  std::vector<std::string_view> seen;
+  for (const market::YamlMapEntry& entry : policy.Entries()) {
+    const std::string_view key = entry.key.Scalar();
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      return Status::InvalidArgument("pricing_policy " + std::string(key) + " is given twice" + At(entry.key));
+    }
+    seen.push_back(key);
+    auto only_for = [&](PricingKind wanted) -> Status {
+      if (config.kind == wanted) return Status::Ok();
+      return Status::InvalidArgument("pricing_policy " + std::string(key) + " applies only to kind " +
+                                     std::string(ToString(wanted)) + At(entry.key));
+    };
+    if (key == "kind") continue;
+    if (key == "max_percent") {
+      GPUMART_RETURN_IF_ERROR(only_for(PricingKind::kUtilization));
+      Result<uint64_t> value = ParseCount(entry.value, key);
+      if (!value.ok()) return value.status();
+      config.utilization_max_percent = static_cast<uint32_t>(*value);
+    } else if (key == "timeout_ms" || key == "max_concurrent") {
+      GPUMART_RETURN_IF_ERROR(only_for(PricingKind::kCommand));
+      Result<uint64_t> value = ParseCount(entry.value, key);
+      if (!value.ok()) return value.status();
+      if (key == "timeout_ms") {
+        config.command_timeout_ms = static_cast<int64_t>(*value);
+      } else {
+        config.command_max_concurrent = static_cast<uint32_t>(*value);
+      }
+    } else if (key == "command") {
+      GPUMART_RETURN_IF_ERROR(only_for(PricingKind::kCommand));
+      if (!entry.value.IsSequence() || entry.value.size() == 0) {
+        return Status::InvalidArgument("pricing_policy command must be a list: the program and its arguments" +
+                                       At(entry.value));
+      }
+      for (const market::YamlNode& arg : entry.value.Items()) {
+        if (!arg.IsScalar()) return Status::InvalidArgument("pricing_policy command items must be strings" + At(arg));
+        config.command.emplace_back(arg.Scalar());
+      }
+    } else {
+      return Status::InvalidArgument("pricing_policy has unknown key '" + std::string(key) + "'" + At(entry.key));
+    }
+  }
+  GPUMART_RETURN_IF_ERROR(ValidatePricing(config));
+  return config;
 }
 
 namespace {

@@ -18,6 +18,7 @@
 #include "market/match.h"
 #include "market/status.h"
 #include "market/types.h"
+#include "market/yaml_tree.h"
 
 namespace gpumart::bidding {
 
@@ -59,6 +60,13 @@ struct PricingConfig {
 // tables of one denom, a multiplier outside [100, 1000]%, a command policy without a program,
 // a timeout outside (0, 60 s], a concurrency outside [1, 64].
 Status ValidatePricing(const PricingConfig& config);
+
+// A provider config's `pricing_policy:` mapping (configs/pricing-examples.yaml) with its
+// `pricing:` tables: `kind` (table | utilization | command), and for utilization `max_percent`,
+// for command `command` (a sequence: argv), `timeout_ms`, `max_concurrent`. An undefined or null
+// node is the table policy. Errors name the key and its line: an unknown key, a key of another
+// kind, a value that is not what it must be; then ValidatePricing.
+Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::vector<market::PriceTable> tables);
 
 // The tables market::FitProvider prices `order` with, given the provider's whole inventory and
 // its free capacity now.

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "bidding/bid_engine.h"
 #include "tests/bidding/engine_test_util.h"
 
@@ -193,6 +196,84 @@ TEST(ValidatePricingTest, NamesTheProblem) {
   EXPECT_FALSE(ValidatePricing(command).ok());
   EXPECT_EQ(ParsePricingKind("utilization"), PricingKind::kUtilization);
   EXPECT_EQ(ParsePricingKind("cheapest"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace gpumart::bidding
+
+namespace gpumart::bidding {
+namespace {
+
+Result<PricingConfig> ParsePolicy(std::string_view yaml, std::vector<market::PriceTable> tables = {testing::Table()}) {
+  Result<market::YamlTree> tree = market::YamlTree::Parse(yaml, market::YamlLimits{1000, 16});
+  if (!tree.ok()) return tree.status();
+  return ParsePricingPolicy(tree->Root().Find("pricing_policy"), std::move(tables));
+}
+
+TEST(ParsePricingPolicyTest, EachKindAndItsKeys) {
+  Result<PricingConfig> absent = ParsePolicy("other: 1\n");
+  ASSERT_TRUE(absent.ok()) << absent.status().ToString();
+  EXPECT_EQ(absent->kind, PricingKind::kTable);
+  Result<PricingConfig> utilization = ParsePolicy("pricing_policy: {kind: utilization, max_percent: 250}\n");
+  ASSERT_TRUE(utilization.ok()) << utilization.status().ToString();
+  EXPECT_EQ(utilization->kind, PricingKind::kUtilization);
+  EXPECT_EQ(utilization->utilization_max_percent, 250u);
+  Result<PricingConfig> command = ParsePolicy(
+      "pricing_policy:\n  kind: command\n  command: [/bin/price, --margin, '15']\n  timeout_ms: 1500\n"
+      "  max_concurrent: 2\n",
+      {});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->command, (std::vector<std::string>{"/bin/price", "--margin", "15"}));
+  EXPECT_EQ(command->command_timeout_ms, 1500);
+  EXPECT_EQ(command->command_max_concurrent, 2u);
+}
+
+TEST(ParsePricingPolicyTest, ErrorsNameTheKeyAndLine) {
+  auto error = [](std::string_view yaml) {
+    Result<PricingConfig> config = ParsePolicy(yaml);
+    return config.ok() ? std::string("ok") : config.status().message();
+  };
+  EXPECT_NE(error("pricing_policy: {kind: cheapest}\n").find("'cheapest' is not"), std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: table, colour: red}\n").find("unknown key 'colour' at line 1"),
+            std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: table, max_percent: 200}\n").find("applies only to kind utilization"),
+            std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: utilization, max_percent: -5}\n").find("whole number"), std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: utilization, max_percent: 5000}\n").find("outside"), std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: command, command: /bin/price}\n").find("must be a list"), std::string::npos);
+  EXPECT_NE(error("pricing_policy: {kind: command}\n").find("needs a program"), std::string::npos);
+  EXPECT_NE(error("pricing_policy:\n  kind: utilization\n  max_percent: 150\n  max_percent: 160\n").find("twice at line 4"),
+            std::string::npos);
+  EXPECT_NE(error("pricing_policy: [table]\n").find("must be a mapping"), std::string::npos);
+  Result<PricingConfig> no_tables = ParsePolicy("pricing_policy: {kind: table}\n", {});
+  ASSERT_FALSE(no_tables.ok());
+  EXPECT_NE(no_tables.status().message().find("needs at least one price table"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gpumart::bidding
+
+namespace gpumart::bidding {
+namespace {
+
+// Every example in configs/pricing-examples.yaml is a policy the daemon accepts.
+TEST(ParsePricingPolicyTest, TheDocumentedExamplesParse) {
+  std::ifstream file(std::string(GPUMART_SOURCE_DIR) + "/configs/pricing-examples.yaml");
+  ASSERT_TRUE(file.good());
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string all = text.str();
+  std::vector<PricingKind> kinds;
+  size_t start = 0;
+  while (start <= all.size()) {
+    size_t end = all.find("\n---\n", start);
+    if (end == std::string::npos) end = all.size();
+    Result<PricingConfig> config = ParsePolicy(std::string_view(all).substr(start, end - start));
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    kinds.push_back(config->kind);
+    start = end + 5;
+  }
+  EXPECT_EQ(kinds, (std::vector<PricingKind>{PricingKind::kTable, PricingKind::kUtilization, PricingKind::kCommand}));
 }
 
 }  // namespace
