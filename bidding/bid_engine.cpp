@@ -280,7 +280,7 @@ struct BidEngine::Impl {
     step.skipped = reason;
     step.skip_detail = detail.empty() ? std::string(ToString(reason)) : detail;
     std::string line = "order " + Short(order_id) + " skipped: " + std::string(ToString(reason));
-    if (!detail.empty()) line += " (" + detail + ")";
+    if (!detail.empty() && detail != ToString(reason)) line += " (" + detail + ")";
     step.log.push_back(std::move(line));
   }
 

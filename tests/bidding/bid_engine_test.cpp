@@ -183,6 +183,45 @@ TEST_F(BidEngineTest, AcceptTwiceOrForAnothersBidChangesNothing) {
   EXPECT_EQ(FreeGpus(*engine, kH100), 3u);
 }
 
+TEST_F(BidEngineTest, AcceptBytesAreVerifiedBeforeTheyCount) {
+  auto engine = MakeEngine(provider_, Inventory(2));
+  ASSERT_NE(engine, nullptr);
+  const auto bid = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.at(0);
+  SignedAccept accept = Accept(tenant_, bid);
+  market::Bytes tampered = accept.wire;
+  tampered.back() ^= 1;  // the tenant's signature
+  EXPECT_TRUE(engine->OnAcceptBytes(tampered, kNowMs).record_leases.empty());
+  EXPECT_TRUE(engine->OnAcceptBytes(market::Bytes{0x93, 0x01}, kNowMs).record_leases.empty());
+  EXPECT_TRUE(engine->OnAcceptBytes(accept.wire, kNowMs + kOrderTtlMs).record_leases.empty());  // expired
+  EXPECT_EQ(engine->counters().accepts_ignored, 3u);
+  EXPECT_TRUE(engine->Holds(bid.id));
+  EXPECT_EQ(engine->OnAcceptBytes(accept.wire, kNowMs).record_leases.size(), 1u);
+}
+
+// Ended bids are remembered (to refuse late accepts) for a bounded time and number.
+TEST_F(BidEngineTest, EndedBidsAreForgottenWithinTheirBounds) {
+  BidEngineOptions options;
+  options.max_ended = 2;
+  auto engine = MakeEngine(provider_, Inventory(8), TablePricing(), options);
+  ASSERT_NE(engine, nullptr);
+  std::vector<market::Signed<market::Bid>> bids;
+  for (int i = 0; i < 3; ++i) bids.push_back(engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.at(0));
+  engine->Tick(kNowMs + kBidTtlMs);
+  auto refused = [&](const market::Signed<market::Bid>& bid, int64_t now) {
+    const SignedAccept accept = Accept(tenant_, bid, now);
+    return engine->OnAccept(accept.accept, accept.wire, now).refusals.size() == 1;
+  };
+  // Only two of the three are remembered.
+  EXPECT_EQ(static_cast<int>(refused(bids[0], kNowMs + kBidTtlMs)) + refused(bids[1], kNowMs + kBidTtlMs) +
+                refused(bids[2], kNowMs + kBidTtlMs),
+            2);
+  // And none once ended_memory_ms has passed.
+  const int64_t later = kNowMs + kBidTtlMs + options.ended_memory_ms;
+  engine->Tick(later);
+  EXPECT_EQ(engine->NextDeadline(), std::nullopt);
+  for (const auto& bid : bids) EXPECT_FALSE(refused(bid, later));
+}
+
 TEST_F(BidEngineTest, AcceptForAnExpiredOrReleasedReservationIsRefusedWithASignedReason) {
   auto engine = MakeEngine(provider_, Inventory(2));
   ASSERT_NE(engine, nullptr);
@@ -398,6 +437,8 @@ TEST_F(BidEngineTest, RaceOfManyTenantsNeverOverbooksAndReleasesEverything) {
   EXPECT_EQ(engine->active_leases(), 0u);
   const auto& counters = engine->counters();
   EXPECT_EQ(counters.bids, counters.leases + counters.reservations_released + counters.reservations_expired);
+  EXPECT_GT(counters.leases, 0u);  // the interleaving did race accepts to leases
+  EXPECT_GT(counters.skipped[static_cast<size_t>(SkipReason::kCapacity)], 0u);  // and ran out of GPUs
 }
 
 }  // namespace
