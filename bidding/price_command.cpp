@@ -80,8 +80,15 @@ Result<uint64_t> RunPriceCommand(const std::vector<std::string>& argv, std::stri
   std::vector<char*> args;
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  // Its own process group, so a timeout kills whatever it started too (a script's `sleep` would
+  // otherwise outlive it, holding our caller's stderr open).
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
   pid_t pid = -1;
-  const int spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int spawned = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) return Status::IoError("cannot run price command " + argv[0] + ": " + std::strerror(spawned));
   child_in.Close();
@@ -134,7 +141,7 @@ Result<uint64_t> RunPriceCommand(const std::vector<std::string>& argv, std::stri
   read_end.Close();
 
   // Reap it: by the deadline, or killed.
-  if (!failure.ok()) ::kill(pid, SIGKILL);
+  if (!failure.ok()) ::kill(-pid, SIGKILL);
   int wstatus = 0;
   while (true) {
     const pid_t done = ::waitpid(pid, &wstatus, failure.ok() ? WNOHANG : 0);
@@ -143,14 +150,13 @@ Result<uint64_t> RunPriceCommand(const std::vector<std::string>& argv, std::stri
     if (!failure.ok()) continue;
     if (std::chrono::steady_clock::now() >= deadline) {
       failure = Status::Timeout("price command " + argv[0] + " did not exit in " + std::to_string(timeout_ms) + " ms");
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);
       continue;
     }
     ::usleep(1000);  // it closed its stdout and is exiting
   }
-  if (!failure.ok()) {
-    return failure;
-  }
+  ::kill(-pid, SIGKILL);  // anything it left running in its group (none, usually: ESRCH)
+  if (!failure.ok()) return failure;
   if (WIFSIGNALED(wstatus)) {
     return Status::InvalidArgument("price command " + argv[0] + " died of signal " + std::to_string(WTERMSIG(wstatus)));
   }

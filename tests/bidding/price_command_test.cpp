@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <chrono>
 
 namespace gpumart::bidding {
@@ -45,6 +48,22 @@ TEST(PriceCommandTest, ASlowProgramIsKilledAtTheTimeout) {
   Result<uint64_t> lingering = RunScript("echo 7; exec >&-; sleep 10", "{}", 200);
   EXPECT_FALSE(lingering.ok());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+}
+
+TEST(PriceCommandTest, NothingItStartedOutlivesIt) {
+  // The program starts a background child that would hold a pipe open for 10 s; when the runner
+  // returns, the pipe must be closed (its group was killed).
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string script = "sleep 10 >&" + std::to_string(fds[1]) + " & echo 5";
+  Result<uint64_t> price = RunScript(script);
+  ::close(fds[1]);
+  ASSERT_TRUE(price.ok()) << price.status().ToString();
+  pollfd readable{fds[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&readable, 1, 3'000), 1);  // EOF: every writer is gone
+  char byte;
+  EXPECT_EQ(::read(fds[0], &byte, 1), 0);
+  ::close(fds[0]);
 }
 
 TEST(PriceCommandTest, AProgramThatIgnoresItsInputDoesNotHangOrKillTheCaller) {
