@@ -358,6 +358,40 @@ TEST_F(BidEngineTest, MaxReservationsBoundsWhatAFloodOfOrdersCanHold) {
   EXPECT_EQ(engine->live_reservations(), 3u);
 }
 
+// Damaged orders and accepts (random bytes changed, cut short, grown) never cost a reservation
+// nor make a lease, and never crash the engine.
+TEST_F(BidEngineTest, DamagedOrdersAndAcceptsCostNothing) {
+  const uint32_t seed = gpumart::testing::TestSeed();
+  std::mt19937 random(seed);
+  auto engine = MakeEngine(provider_, Inventory(8));
+  ASSERT_NE(engine, nullptr);
+  const market::Bytes order = market::EncodeEnvelope(SignOrder(tenant_, GpuOrder(1)).envelope);
+  const auto bid = engine->OnOrderBytes(order, kNowMs).bids.at(0);
+  const market::Bytes accept = Accept(tenant_, bid).wire;
+  auto damage = [&](market::Bytes bytes) {
+    switch (random() % 3) {
+      case 0:
+        for (int flips = 1 + static_cast<int>(random() % 4); flips > 0; --flips) {
+          bytes[random() % bytes.size()] ^= static_cast<uint8_t>(1 + random() % 255);
+        }
+        break;
+      case 1: bytes.resize(random() % bytes.size()); break;
+      default: bytes.insert(bytes.begin() + static_cast<long>(random() % bytes.size()), static_cast<uint8_t>(random()));
+    }
+    return bytes;
+  };
+  for (int i = 0; i < 1'000; ++i) {
+    const EngineStep ordered = engine->OnOrderBytes(damage(order), kNowMs);
+    ASSERT_TRUE(ordered.bids.empty() && ordered.reserve.empty()) << "iteration " << i;
+    const EngineStep accepted = engine->OnAcceptBytes(damage(accept), kNowMs);
+    ASSERT_TRUE(accepted.record_leases.empty() && accepted.refusals.empty()) << "iteration " << i;
+  }
+  EXPECT_EQ(engine->live_reservations(), 1u);
+  EXPECT_EQ(engine->counters().bids, 1u);
+  EXPECT_EQ(engine->counters().skipped_total(), 1'000u);
+  EXPECT_EQ(engine->OnAcceptBytes(accept, kNowMs).record_leases.size(), 1u);  // the real one still works
+}
+
 // Many tenants' orders and accepts at once, in a random interleaving with ledger acks, rival
 // leases, closes and the passing of time: the GPUs promised (live reservations + leases) never
 // exceed the inventory, every bid ends exactly once, and free capacity is exact at the end.
