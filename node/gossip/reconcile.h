@@ -31,7 +31,7 @@ namespace limits {
 constexpr size_t kMaxReconcileRanges = 4'096;    // ranges in one RECONCILE message
 constexpr size_t kMaxReconcileIds = 16'384;      // ids in the id lists of one RECONCILE message (512 KiB)
 constexpr uint32_t kMaxReconcileRounds = 64;     // RECONCILE frames in one session, both directions
-constexpr size_t kMaxReconcileWantIds = 256;     // ids asked for in one RECONCILE_ITEMS
+constexpr size_t kMaxReconcileWantIds = 1'024;   // ids asked for in one RECONCILE_ITEMS
 constexpr size_t kMaxReconcileItems = 4'096;     // envelopes in one RECONCILE_ITEMS
 }  // namespace limits
 
