@@ -284,6 +284,7 @@ class GossipCore::Impl {
     int64_t refill_ms = 0;
     // Anti-entropy: our session with this peer, its session with us, the ids ours found missing.
     uint32_t our_round = kNoSession;         // the last round we sent; kNoSession: none open
+    int64_t our_start_ms = std::numeric_limits<int64_t>::min();
     int64_t our_last_ms = 0;
     uint32_t their_next_round = kNoSession;  // the round its session must send next
     int64_t their_start_ms = std::numeric_limits<int64_t>::min();
@@ -770,9 +771,16 @@ class GossipCore::Impl {
     return retained_sorted_;
   }
 
+  // Whether we may open a session with the peer now: one at a time, and never sooner after the
+  // last than the peer accepts (kMinReconcileGapMs).
+  static bool MayReconcile(const Peer& peer, int64_t now) {
+    return peer.ready && peer.our_round == kNoSession && peer.our_start_ms <= now - limits::kMinReconcileGapMs;
+  }
+
   void StartReconcile(PeerId peer_id, Peer& peer, int64_t now, std::vector<Action>& out) {
-    if (!peer.ready || peer.our_round != kNoSession) return;
+    if (!MayReconcile(peer, now)) return;
     peer.our_round = 0;
+    peer.our_start_ms = now;
     peer.our_last_ms = now;
     ++stats_.reconcile_sessions;
     Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
@@ -923,7 +931,7 @@ class GossipCore::Impl {
         peer.wanted.clear();
         PullMore(peer_id, peer, now, out);
       }
-      if (peer.our_round == kNoSession) idle.push_back(peer_id);
+      if (MayReconcile(peer, now)) idle.push_back(peer_id);
     }
     if (config_.reconcile_interval_ms <= 0) return;
     if (next_reconcile_ms_ == std::numeric_limits<int64_t>::min()) next_reconcile_ms_ = now + config_.reconcile_interval_ms;

@@ -753,6 +753,23 @@ TEST(AntiEntropyTest, PeriodicReconciliationFindsWhatGossipMissed) {
   EXPECT_EQ(TimesDelivered(net, 1, IdOf(seeded)), 1u);
 }
 
+// A link that becomes ready just before the periodic timer fires: the periodic session must not
+// follow the link's own session sooner than a peer accepts (which would earn a flood verdict).
+TEST(AntiEntropyTest, HonestSessionsNeverComeTooOften) {
+  GossipConfig config;
+  config.reconcile_interval_ms = 2'000;
+  FakeNetwork net;
+  net.AddNode(config);
+  net.AddNode(config);
+  net.RunFor(1'990);  // the first periodic session is due 2 s after the first tick
+  net.Connect(0, 1);
+  net.RunFor(10'000);
+  EXPECT_TRUE(net.node(0).verdicts.empty());
+  EXPECT_TRUE(net.node(1).verdicts.empty());
+  EXPECT_EQ(net.core(0).drops()[Drop::kReconcileLimit] + net.core(1).drops()[Drop::kReconcileLimit], 0u);
+  EXPECT_GE(net.core(0).stats().reconcile_sessions, 4u);  // the link's, then one every 2 s
+}
+
 TEST_F(HostilePeerTest, HostileReconcileFramesGetVerdictsAndBoundedWork) {
   GossipCore& core = net.core(0);
   // Ranges that do not decode: a malformed frame.
