@@ -770,6 +770,23 @@ TEST(AntiEntropyTest, HonestSessionsNeverComeTooOften) {
   EXPECT_GE(net.core(0).stats().reconcile_sessions, 4u);  // the link's, then one every 2 s
 }
 
+// A seeded message is in no GRAFT store, but a peer that hears of it (IHAVE) may still GRAFT it.
+TEST_F(HostilePeerTest, SeededMessagesAnswerGraftsAndOnlyReconcilableOnesAreSeeded) {
+  const Bytes seeded = MakeClose(Signer(53), net.now(), 600'000, 1);
+  ASSERT_TRUE(net.core(0).Retain(seeded, net.now()).ok());
+  std::vector<Action> out;
+  net.core(0).HandleFrame(peer, EncodeFrame(GraftFrame{{IdOf(seeded)}}), net.now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  auto frame = DecodeFrame(std::get<SendFrame>(out[0]).frame);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(std::get<MessageFrame>(*frame), (MessageFrame{1, seeded}));
+  market::Accept accept;
+  accept.provider = Signer(54).public_key();
+  const Bytes answer = market::EncodeEnvelope(market::MakeSigned(Signer(53), accept, net.now(), 60'000, 2).envelope);
+  EXPECT_EQ(net.core(0).Retain(answer, net.now()).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(net.core(0).RetainedCount(), 1u);
+}
+
 TEST_F(HostilePeerTest, HostileReconcileFramesGetVerdictsAndBoundedWork) {
   GossipCore& core = net.core(0);
   // Ranges that do not decode: a malformed frame.
