@@ -286,6 +286,7 @@ class GossipCore::Impl {
     uint32_t our_round = kNoSession;         // the last round we sent; kNoSession: none open
     int64_t our_start_ms = std::numeric_limits<int64_t>::min();
     int64_t our_last_ms = 0;
+    size_t our_announced = 0;                // ids our session found the peer lacks, sent by IHAVE
     uint32_t their_next_round = kNoSession;  // the round its session must send next
     int64_t their_start_ms = std::numeric_limits<int64_t>::min();
     uint64_t serve_budget = 0;               // ids we listed to it, which it may ask for
@@ -781,6 +782,7 @@ class GossipCore::Impl {
     if (!MayReconcile(peer, now)) return;
     peer.our_round = 0;
     peer.our_start_ms = now;
+    peer.our_announced = 0;
     peer.our_last_ms = now;
     ++stats_.reconcile_sessions;
     Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
@@ -801,6 +803,14 @@ class GossipCore::Impl {
     }
     reconcile::Output next = reconcile::Reconcile(RetainedItems(), frame.ranges, reconcile::Role::kInitiator);
     for (const MessageId& id : next.need) QueuePull(peer, id);
+    // What the peer lacks it would only find in a session of its own; a few are announced to it
+    // now (it GRAFTs them), the bulk is left to its sessions, which pull at their own pace.
+    for (const MessageId& id : next.have) {
+      if (peer.our_announced >= limits::kMaxIhaveIds) break;
+      ++peer.our_announced;
+      peer.pending_ihave.push_back(id);
+      if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+    }
     if (next.ranges.empty()) {
       peer.our_round = kNoSession;
     } else if (frame.round + 1 >= limits::kMaxReconcileRounds) {

@@ -753,6 +753,26 @@ TEST(AntiEntropyTest, PeriodicReconciliationFindsWhatGossipMissed) {
   EXPECT_EQ(TimesDelivered(net, 1, IdOf(seeded)), 1u);
 }
 
+// A session also tells the peer, by IHAVE, what the initiator found it lacks: here only node 0
+// runs periodic sessions, and node 1, which never opens one, still gets what node 0 holds.
+TEST(AntiEntropyTest, TheInitiatorAnnouncesWhatThePeerLacks) {
+  GossipConfig periodic;
+  periodic.reconcile_interval_ms = 2'000;
+  GossipConfig quiet;
+  quiet.reconcile_interval_ms = 0;
+  FakeNetwork net;
+  net.AddNode(periodic);
+  net.AddNode(quiet);
+  net.Connect(0, 1);
+  net.RunFor(100);
+  const Bytes seeded = MakeClose(Signer(55), net.now(), 600'000, 1);
+  ASSERT_TRUE(net.core(0).Retain(seeded, net.now()).ok());
+  net.RunFor(5'000);
+  EXPECT_TRUE(net.core(1).HasSeen(IdOf(seeded)));
+  EXPECT_EQ(net.core(1).stats().reconcile_sessions, 1u);  // only the one when the link opened
+  EXPECT_TRUE(net.node(1).verdicts.empty());
+}
+
 // A link that becomes ready just before the periodic timer fires: the periodic session must not
 // follow the link's own session sooner than a peer accepts (which would earn a flood verdict).
 TEST(AntiEntropyTest, HonestSessionsNeverComeTooOften) {
