@@ -520,9 +520,8 @@ class GossipCore::Impl {
     Emit<Deliver>(out, {id, envelope->type, Bytes(bytes.begin(), bytes.end()), peer_id});
     if (reconciled) {
       // Not pushed: announced lazily to the other peers, which GRAFT it if they lack it (the
-      // store and the retained set answer). A catch-up of thousands then costs the tree nothing.
+      // retained set answers). A catch-up of thousands then costs the tree nothing.
       ++stats_.reconciled;
-      Store(id, bytes, 0, now);
       Retain(id, *envelope, bytes, now);
       return Announce(id, peer_id, out);
     }
@@ -533,7 +532,7 @@ class GossipCore::Impl {
 
   void Handle(PeerId peer_id, const IhaveFrame& frame, int64_t now, std::vector<Action>&) {
     for (const MessageId& id : frame.ids) {
-      if (seen_.Contains(id)) continue;
+      if (seen_.Contains(id) || pulling_.contains(id)) continue;  // had, or on its way by reconciliation
       auto it = missing_.find(id);
       if (it == missing_.end()) {
         if (missing_.size() >= limits::kMaxMissingIds) {
