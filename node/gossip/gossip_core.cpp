@@ -258,6 +258,7 @@ class GossipCore::Impl {
     if (!IsReconcilable(envelope->type)) {
       return Status::InvalidArgument("only Orders, Offers, Leases, Closes and Attestations are reconciled");
     }
+    if (!AntiEntropyOn()) return Status::FailedPrecondition("anti-entropy is off (reconcile_interval_ms < 0)");
     GPUMART_RETURN_IF_ERROR(market::CheckFreshness(*envelope, now));
     if (RetainUntil(*envelope) <= now) return Status::Expired("older than the reconciliation retention window");
     const MessageId id = market::ComputeId(*envelope);
@@ -728,8 +729,12 @@ class GossipCore::Impl {
     return std::min(envelope.expires_ms, window_end);
   }
 
+  bool AntiEntropyOn() const { return config_.reconcile_interval_ms >= 0; }
+
   void Retain(const MessageId& id, const Envelope& envelope, std::span<const uint8_t> bytes, int64_t now) {
-    if (!IsReconcilable(envelope.type) || envelope.created_ms < 0 || retained_.contains(id)) return;
+    if (!AntiEntropyOn() || !IsReconcilable(envelope.type) || envelope.created_ms < 0 || retained_.contains(id)) {
+      return;
+    }
     const int64_t evict_ms = RetainUntil(envelope);
     if (evict_ms <= now || bytes.size() > limits::kMaxRetainedBytes) return;
     // Full: the entries that would leave soonest make room.
@@ -773,8 +778,9 @@ class GossipCore::Impl {
 
   // Whether we may open a session with the peer now: one at a time, and never sooner after the
   // last than the peer accepts (kMinReconcileGapMs).
-  static bool MayReconcile(const Peer& peer, int64_t now) {
-    return peer.ready && peer.our_round == kNoSession && peer.our_start_ms <= now - limits::kMinReconcileGapMs;
+  bool MayReconcile(const Peer& peer, int64_t now) const {
+    return AntiEntropyOn() && peer.ready && peer.our_round == kNoSession &&
+           peer.our_start_ms <= now - limits::kMinReconcileGapMs;
   }
 
   void StartReconcile(PeerId peer_id, Peer& peer, int64_t now, std::vector<Action>& out) {

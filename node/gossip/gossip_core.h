@@ -46,7 +46,9 @@ struct GossipConfig {
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
   int64_t store_retention_ms = 60'000;   // how long a message is kept to answer GRAFT
   // Anti-entropy: reconcile with one random ready peer this often (0: only when a link becomes
-  // ready), and keep Leases and Closes reconcilable this long after they were created.
+  // ready; negative: anti-entropy off, nothing retained and no session opened, e.g. for a
+  // simulator that measures dissemination alone), and keep Leases and Closes reconcilable this
+  // long after they were created.
   int64_t reconcile_interval_ms = 30'000;
   int64_t reconcile_retention_ms = 3'600'000;
   int64_t reconnect_min_ms = 1'000;      // dial backoff: doubles per failure up to the max

@@ -773,6 +773,26 @@ TEST(AntiEntropyTest, TheInitiatorAnnouncesWhatThePeerLacks) {
   EXPECT_TRUE(net.node(1).verdicts.empty());
 }
 
+TEST(AntiEntropyTest, ANegativeIntervalTurnsItOff) {
+  GossipConfig off;
+  off.reconcile_interval_ms = -1;
+  FakeNetwork net;
+  net.AddNode(off);
+  net.AddNode();
+  net.Connect(0, 1);
+  net.RunFor(100);
+  ASSERT_TRUE(net.Publish(0, MakeClose(Signer(56), net.now(), 600'000, 1)).ok());
+  net.RunFor(100);
+  EXPECT_EQ(net.core(0).RetainedCount(), 0u);
+  EXPECT_EQ(net.core(1).RetainedCount(), 1u);
+  EXPECT_EQ(net.core(0).stats().reconcile_sessions, 0u);
+  EXPECT_EQ(net.core(1).stats().reconcile_sessions, 1u);  // answered, with an empty set
+  EXPECT_EQ(net.core(0).Retain(MakeClose(Signer(56), net.now(), 600'000, 2), net.now()).code(),
+            Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(net.node(0).verdicts.empty());
+  EXPECT_TRUE(net.node(1).verdicts.empty());
+}
+
 // A link that becomes ready just before the periodic timer fires: the periodic session must not
 // follow the link's own session sooner than a peer accepts (which would earn a flood verdict).
 TEST(AntiEntropyTest, HonestSessionsNeverComeTooOften) {
