@@ -127,6 +127,12 @@ def main():
         check("BM_OrderToBid", f"{orders:,.0f}/s", ">= 5,000/s", orders >= 5_000)
     guarded("bidding", bidding)
 
+    def reconcile():
+        bench = find(results, "bench_gossip:BM_Reconcile")
+        check("BM_Reconcile bytes_ratio", f"{bench['bytes_ratio']:.4f} ({bench['bytes']:,.0f} bytes, "
+              f"{bench['round_trips']:.0f} round trips)", "<= 0.05", bench["bytes_ratio"] <= 0.05)
+    guarded("reconcile", reconcile)
+
     print(f"{sum(checks)} of {len(checks)} targets met")
     return 0 if all(checks) else 1
 

@@ -1,7 +1,8 @@
 // Gossip benchmarks (issue 12). Targets (../shared/BENCHMARKS.md):
 //   BM_DropDuplicates >= 1,000,000 duplicates dropped per second, none reaching the verifier;
 //   BM_IngestUnique >= 80% of BM_RawVerify (bare Ed25519 verifies of the same messages, same run);
-//   BM_Dissemination32: p99_ms <= 20, copies_per_msg <= 2.0, delivered_ratio = 1.
+//   BM_Dissemination32: p99_ms <= 20, copies_per_msg <= 2.0, delivered_ratio = 1;
+//   BM_Reconcile: bytes_ratio <= 0.05 (100,000-id sets differing in 100), in few round trips.
 //
 // The cores are driven through tests/gossip/fake_network.h (in-process transport, fake clock), so
 // these figures are the protocol core's, without ZeroMQ/CURVE costs.
@@ -16,6 +17,7 @@
 
 #include "node/gossip/frames.h"
 #include "node/gossip/gossip_core.h"
+#include "node/gossip/reconcile.h"
 #include "tests/gossip/fake_network.h"
 
 namespace gpumart::gossip {
@@ -236,6 +238,73 @@ void BM_Dissemination32(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Dissemination32)->Iterations(200)->Unit(benchmark::kMillisecond);
+
+// Anti-entropy between two sets of 100,000 message ids that differ in 100 (50 only on each side),
+// created over an hour: one whole session per iteration, every message through its frame bytes,
+// plus the RECONCILE_ITEMS frames in which the initiator asks for the 50 it lacks. bytes_ratio is
+// all of that over 100,000 x 32 (sending every id); round_trips counts request-reply pairs.
+void BM_Reconcile(benchmark::State& state) {
+  constexpr size_t kItems = 100'000;
+  constexpr size_t kOnlyEach = 50;
+  const uint64_t seed = 17;
+  std::mt19937_64 random(seed);
+  auto item = [&] {
+    reconcile::Item out;
+    out.timestamp_ms = 1'750'000'000'000 + random() % 3'600'000;
+    for (auto& byte : out.id) byte = static_cast<uint8_t>(random());
+    return out;
+  };
+  std::vector<reconcile::Item> a;
+  for (size_t i = 0; i < kItems - kOnlyEach; ++i) a.push_back(item());
+  std::vector<reconcile::Item> b = a;
+  for (size_t i = 0; i < kOnlyEach; ++i) a.push_back(item());
+  for (size_t i = 0; i < kOnlyEach; ++i) b.push_back(item());
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+
+  size_t bytes = 0;
+  uint32_t frames = 0;
+  size_t have = 0;
+  size_t need = 0;
+  for (auto _ : state) {
+    bytes = 0;
+    frames = 0;
+    have = 0;
+    need = 0;
+    uint32_t round = 0;
+    Bytes wire = EncodeFrame(ReconcileFrame{round, reconcile::Initiate(a)});
+    while (true) {
+      bytes += wire.size();
+      ++frames;
+      auto request = DecodeFrame(wire);
+      if (!request.ok()) return state.SkipWithError("a RECONCILE frame did not decode");
+      const auto reply = reconcile::Reconcile(b, std::get<ReconcileFrame>(*request).ranges, reconcile::Role::kResponder);
+      wire = EncodeFrame(ReconcileFrame{++round, reply.ranges});
+      bytes += wire.size();
+      ++frames;
+      if (reply.ranges.empty()) break;
+      auto answer = DecodeFrame(wire);
+      if (!answer.ok()) return state.SkipWithError("a RECONCILE frame did not decode");
+      auto next = reconcile::Reconcile(a, std::get<ReconcileFrame>(*answer).ranges, reconcile::Role::kInitiator);
+      have += next.have.size();
+      need += next.need.size();
+      for (size_t i = 0; i < next.need.size(); i += limits::kMaxReconcileWantIds) {
+        const size_t end = std::min(next.need.size(), i + limits::kMaxReconcileWantIds);
+        bytes += EncodeFrame(ReconcileItemsFrame{{next.need.begin() + i, next.need.begin() + end}, {}, false}).size();
+      }
+      if (next.ranges.empty()) break;
+      if (round + 1 >= limits::kMaxReconcileRounds) return state.SkipWithError("too many rounds");
+      wire = EncodeFrame(ReconcileFrame{++round, next.ranges});
+    }
+  }
+  if (have != kOnlyEach || need != kOnlyEach) return state.SkipWithError("the differences found are not the real ones");
+  state.counters["bytes_ratio"] = static_cast<double>(bytes) / (kItems * sizeof(MessageId));
+  state.counters["bytes"] = static_cast<double>(bytes);
+  state.counters["round_trips"] = static_cast<double>((frames + 1) / 2);
+  state.counters["seed"] = static_cast<double>(seed);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Reconcile)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gpumart::gossip

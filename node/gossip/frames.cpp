@@ -167,6 +167,19 @@ Bytes EncodeFrame(const Frame& frame) {
         } else if constexpr (std::is_same_v<F, GetPeersFrame>) {
           e.Array(1);
           e.Type(FrameType::kGetPeers);
+        } else if constexpr (std::is_same_v<F, ReconcileFrame>) {
+          const Bytes ranges = reconcile::EncodeRanges(f.ranges);
+          e.Array(3);
+          e.Type(FrameType::kReconcile);
+          e.Uint(f.round);
+          e.Bin(ranges.data(), ranges.size());
+        } else if constexpr (std::is_same_v<F, ReconcileItemsFrame>) {
+          e.Array(4);
+          e.Type(FrameType::kReconcileItems);
+          e.Ids(f.want);
+          e.Array(f.items.size());
+          for (const Bytes& item : f.items) e.Bin(item.data(), item.size());
+          e.Bool(f.done);
         }
       },
       frame);
@@ -183,6 +196,8 @@ Bytes EncodeFrame(const Frame& frame) {
 //   PONG       [7, nonce:uint]
 //   PEERS      [8, [[identity:bin32, address:str, role:uint], ...]]
 //   GET_PEERS  [9]
+//   RECONCILE  [16, round:uint, ranges:bin]            (ranges: reconcile::DecodeRanges)
+//   RECONCILE_ITEMS [17, [id:bin32, ...], [envelope:bin, ...], done:bool]
 Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
   if (bytes.size() > limits::kMaxFrameBytes) {
     return Status::LimitExceeded("frame: " + std::to_string(bytes.size()) + " bytes exceed the limit of " +
@@ -271,6 +286,36 @@ Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
       GPUMART_RETURN_IF_ERROR(ExpectFields("get_peers", elements, 1));
       frame = GetPeersFrame{};
       break;
+    case FrameType::kReconcile: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("reconcile", elements, 3));
+      ReconcileFrame reconcile;
+      GPUMART_RETURN_IF_ERROR(r.UintAs("reconcile.round", limits::kMaxReconcileRounds - 1, reconcile.round));
+      const uint8_t* data = nullptr;
+      size_t size = 0;
+      GPUMART_RETURN_IF_ERROR(r.Bin("reconcile.ranges", limits::kMaxFrameBytes, data, size));
+      Result<std::vector<reconcile::Range>> ranges = reconcile::DecodeRanges(std::span(data, size));
+      if (!ranges.ok()) return ranges.status();
+      reconcile.ranges = std::move(*ranges);
+      frame = std::move(reconcile);
+      break;
+    }
+    case FrameType::kReconcileItems: {
+      GPUMART_RETURN_IF_ERROR(ExpectFields("reconcile_items", elements, 4));
+      ReconcileItemsFrame items;
+      GPUMART_RETURN_IF_ERROR(ReadIds(r, "reconcile_items.want", limits::kMaxReconcileWantIds, items.want));
+      size_t count = 0;
+      GPUMART_RETURN_IF_ERROR(r.List("reconcile_items.items", limits::kMaxReconcileItems, count));
+      items.items.resize(count);
+      for (Bytes& item : items.items) {
+        const uint8_t* data = nullptr;
+        size_t size = 0;
+        GPUMART_RETURN_IF_ERROR(r.Bin("reconcile_items.item", market::limits::kMaxMessageBytes, data, size));
+        item.assign(data, data + size);
+      }
+      GPUMART_RETURN_IF_ERROR(r.Bool("reconcile_items.done", items.done));
+      frame = std::move(items);
+      break;
+    }
     default:
       return Status::InvalidArgument("frame: unsupported frame type " + std::to_string(type));
   }

@@ -19,6 +19,7 @@
 #include "market/crypto.h"
 #include "market/status.h"
 #include "market/types.h"
+#include "node/gossip/reconcile.h"
 
 namespace gpumart::gossip {
 
@@ -50,6 +51,13 @@ constexpr size_t kMaxAnnouncersPerId = 4;       // peers remembered per missing 
 constexpr size_t kMaxKnownAddresses = 4096;     // addresses learned from config, HELLO and PEERS
 constexpr size_t kMaxScoredKeys = 1 << 16;      // peers (by identity or address) with a score
 constexpr size_t kMaxBans = 1 << 16;            // identities and addresses banned at once
+// Anti-entropy: what a node keeps to reconcile (Orders, Offers and Attestations until they
+// expire, Leases and Closes for GossipConfig::reconcile_retention_ms), the ids it has found
+// missing and not yet received, and how often a peer may open a session with it.
+constexpr size_t kMaxRetainedItems = 1 << 18;
+constexpr size_t kMaxRetainedBytes = size_t{256} << 20;
+constexpr size_t kMaxPullIds = 1 << 18;
+constexpr int64_t kMinReconcileGapMs = 1'000;
 }  // namespace limits
 
 enum class FrameType : uint8_t {
@@ -62,8 +70,7 @@ enum class FrameType : uint8_t {
   kPong = 7,
   kPeers = 8,
   kGetPeers = 9,
-  // Reserved for range-based set reconciliation (not built yet; see docs/GOSSIP.md). A peer that
-  // sends them today gets kUnsupported.
+  // Anti-entropy: range-based set reconciliation (reconcile.h) and the items it finds missing.
   kReconcile = 16,
   kReconcileItems = 17,
 };
@@ -129,11 +136,29 @@ struct GetPeersFrame {
   bool operator==(const GetPeersFrame&) const = default;
 };
 
+// RECONCILE: one message of a reconciliation session (reconcile.h). The initiator sends the even
+// rounds (0 opens a session), the responder answers each with the next odd round; an answer with
+// no ranges ends the session, and so does an initiator that has nothing left to send.
+struct ReconcileFrame {
+  uint32_t round = 0;  // at most limits::kMaxReconcileRounds - 1
+  std::vector<reconcile::Range> ranges;
+  bool operator==(const ReconcileFrame&) const = default;
+};
+// RECONCILE_ITEMS: ids a node asks a peer for (`want`, found missing by a session), or the
+// envelopes that answer such a request (`items`, exact envelope bytes); `done` marks the last
+// frame of an answer.
+struct ReconcileItemsFrame {
+  std::vector<MessageId> want;
+  std::vector<Bytes> items;
+  bool done = false;
+  bool operator==(const ReconcileItemsFrame&) const = default;
+};
+
 using Frame = std::variant<Hello, MessageFrame, IhaveFrame, GraftFrame, PruneFrame, PingFrame, PongFrame,
-                           PeersFrame, GetPeersFrame>;
+                           PeersFrame, GetPeersFrame, ReconcileFrame, ReconcileItemsFrame>;
 
 Bytes EncodeFrame(const Frame& frame);
-// Structure and limits only (a HELLO's signature is checked by VerifyHello). An unknown or reserved
+// Structure and limits only (a HELLO's signature is checked by VerifyHello). An unknown
 // frame type is Status::InvalidArgument, and nothing else is: malformed bytes are kCorruption,
 // anything over a limit kLimitExceeded.
 Result<Frame> DecodeFrame(std::span<const uint8_t> bytes);

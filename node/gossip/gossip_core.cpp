@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
+#include <random>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "node/gossip/expiring_map.h"
 
@@ -49,6 +52,10 @@ constexpr int64_t kBurstSeconds = 2;
 
 // Orders, Offers, Leases, Closes and Attestations reach every node; Bids and Accepts are answers.
 bool IsAnswer(MessageType type) { return type == MessageType::kBid || type == MessageType::kAccept; }
+// What reaches every node is what anti-entropy reconciles.
+bool IsReconcilable(MessageType type) { return !IsAnswer(type); }
+// A Peer's session round when it has none open.
+constexpr uint32_t kNoSession = std::numeric_limits<uint32_t>::max();
 
 // What verification of a message yields beyond ok: for an answer, the id of what it answers.
 struct Verified {
@@ -102,6 +109,10 @@ class GossipCore::Impl {
         nonces_(limits::kMaxSeenIds, kBucketMs),
         routes_(limits::kMaxRoutes, kBucketMs) {
     config_.hop_limit = std::min(config_.hop_limit, limits::kMaxHops);
+    // Which peer a periodic reconciliation picks: deterministic per identity (same inputs, same run).
+    uint64_t seed = 0;
+    std::memcpy(&seed, identity_.public_key().data(), sizeof seed);
+    random_.seed(seed);
   }
 
   // ---- Links ----
@@ -154,7 +165,12 @@ class GossipCore::Impl {
     auto it = peers_.find(peer_id);
     if (it == peers_.end()) return;  // a link we already dropped: its last frames are moot
     Peer& peer = it->second;
-    if (!TakeTokens(peer, bytes.size(), now)) {
+    // The answers to our own RECONCILE_ITEMS requests are exempt from the rate limit: a catch-up
+    // may be tens of megabytes, and their volume is bounded by what we asked for (each item must
+    // be an id we are waiting for, or the peer gets a verdict).
+    const bool solicited = !peer.wanted.empty() && bytes.size() >= 2 &&
+                           bytes[1] == static_cast<uint8_t>(FrameType::kReconcileItems);
+    if (!solicited && !TakeTokens(peer, bytes.size(), now)) {
       return Punish(peer_id, Drop::kRateLimited, Misbehaviour::kFlood, "rate limit", out);
     }
     Result<Frame> frame = DecodeFrame(bytes);
@@ -206,7 +222,9 @@ class GossipCore::Impl {
     nonces_.Expire(now);
     routes_.Expire(now);
     ExpireStore(now);
+    ExpireRetained(now);
     CheckLiveness(now, out);
+    ReconcileTimers(now, out);
     SendGrafts(now, out);
     for (auto& [id, peer] : peers_) FlushIhave(id, peer, out);
     DialMore(now, out);
@@ -229,6 +247,26 @@ class GossipCore::Impl {
     return it != peers_.end() && it->second.ready;
   }
   bool HasSeen(const MessageId& id) const { return seen_.Contains(id); }
+  size_t RetainedCount() const { return retained_.size(); }
+
+  // ---- Seeding the reconcilable set ----
+
+  Status Retain(std::span<const uint8_t> bytes, int64_t now) {
+    if (bytes.size() > market::limits::kMaxMessageBytes) return Status::LimitExceeded("message too large");
+    Result<Envelope> envelope = market::DecodeEnvelope(bytes);
+    if (!envelope.ok()) return envelope.status();
+    if (!IsReconcilable(envelope->type)) {
+      return Status::InvalidArgument("only Orders, Offers, Leases, Closes and Attestations are reconciled");
+    }
+    if (!AntiEntropyOn()) return Status::FailedPrecondition("anti-entropy is off (reconcile_interval_ms < 0)");
+    GPUMART_RETURN_IF_ERROR(market::CheckFreshness(*envelope, now));
+    if (RetainUntil(*envelope) <= now) return Status::Expired("older than the reconciliation retention window");
+    const MessageId id = market::ComputeId(*envelope);
+    if (retained_.contains(id)) return Status::AlreadyExists("message already retained");
+    Accept(id, *envelope);  // so a peer's copy is a duplicate, and its nonce is taken
+    Retain(id, *envelope, bytes, now);
+    return Status::Ok();
+  }
 
  private:
   struct Peer {
@@ -245,6 +283,22 @@ class GossipCore::Impl {
     int64_t frame_tokens = 0;
     int64_t byte_tokens = 0;
     int64_t refill_ms = 0;
+    // Anti-entropy: our session with this peer, its session with us, the ids ours found missing.
+    uint32_t our_round = kNoSession;         // the last round we sent; kNoSession: none open
+    int64_t our_start_ms = std::numeric_limits<int64_t>::min();
+    int64_t our_last_ms = 0;
+    size_t our_announced = 0;                // ids our session found the peer lacks, sent by IHAVE
+    uint32_t their_next_round = kNoSession;  // the round its session must send next
+    int64_t their_start_ms = std::numeric_limits<int64_t>::min();
+    uint64_t serve_budget = 0;               // ids we listed to it, which it may ask for
+    std::deque<MessageId> to_pull;           // found missing, not asked for yet
+    std::unordered_set<MessageId, IdHash> wanted;  // asked for, not received yet
+    int64_t wanted_since_ms = 0;
+  };
+  struct RetainedEntry {
+    reconcile::Item item;
+    int64_t evict_ms = 0;
+    Bytes envelope;
   };
   struct Dial {
     int64_t next_try_ms = 0;
@@ -285,6 +339,8 @@ class GossipCore::Impl {
 
   void Forget(std::map<PeerId, Peer>::iterator it, int64_t now) {
     const Peer& peer = it->second;
+    for (const MessageId& id : peer.to_pull) pulling_.erase(id);
+    for (const MessageId& id : peer.wanted) pulling_.erase(id);
     if (peer.ready) {
       auto identity = identities_.find(peer.hello.identity);
       if (identity != identities_.end() && identity->second == it->first) identities_.erase(identity);
@@ -369,6 +425,8 @@ class GossipCore::Impl {
     AddAddress(hello.address);
     Emit<PeerReady>(out, {peer_id, peer.direction, hello});
     Send(peer_id, KnownPeers(peer_id), out);
+    // Anti-entropy on every new link, from both ends: each side pulls what it lacks.
+    StartReconcile(peer_id, peer, now, out);
   }
 
   PeersFrame KnownPeers(PeerId except) const {
@@ -388,14 +446,14 @@ class GossipCore::Impl {
   }
 
   void HandleDuplicate(PeerId peer_id, const MessageId& id, market::MessageType type, bool* flooded,
-                       const MessageFrame& frame, std::vector<Action>& out) {
+                       std::span<const uint8_t> bytes, uint32_t hops, std::vector<Action>& out) {
     drops_.Add(Drop::kDuplicate);
     if (IsAnswer(type) && !*flooded) {
       // An answer we routed came back: the path broke further on and the node there flooded it
       // (see Dispatch). Flood it from here too, once, so it can go round the break.
       *flooded = true;
       ++stats_.route_fallback;
-      if (frame.hops < config_.hop_limit) Broadcast(id, frame.envelope, peer_id, frame.hops, out);
+      if (hops < config_.hop_limit) Broadcast(id, bytes, peer_id, hops, out);
       return;
     }
     Peer& peer = peers_.at(peer_id);
@@ -407,22 +465,37 @@ class GossipCore::Impl {
   }
 
   void Handle(PeerId peer_id, const MessageFrame& frame, int64_t now, std::vector<Action>& out) {
+    Ingest(peer_id, frame.envelope, frame.hops, /*reconciled=*/false, now, out);
+  }
+
+  // A message from a peer: in a MESSAGE frame, or (reconciled) in a RECONCILE_ITEMS frame that
+  // answers our request. Both take the same checks, in the same order, once.
+  void Ingest(PeerId peer_id, std::span<const uint8_t> bytes, uint32_t hops, bool reconciled, int64_t now,
+              std::vector<Action>& out) {
     // Dedup before decoding: a duplicate costs one hash over the bytes and a lookup. The id matched
     // the canonical signing input of a message we have, so byte 2 is its type (a fixint).
-    if (std::optional<MessageId> wire_id = WireMessageId(frame.envelope)) {
+    if (std::optional<MessageId> wire_id = WireMessageId(bytes)) {
       if (bool* flooded = seen_.Find(*wire_id)) {
-        return HandleDuplicate(peer_id, *wire_id, static_cast<market::MessageType>(frame.envelope[2]), flooded,
-                               frame, out);
+        if (reconciled) return drops_.Add(Drop::kDuplicate);  // it came by gossip meanwhile
+        return HandleDuplicate(peer_id, *wire_id, static_cast<market::MessageType>(bytes[2]), flooded, bytes, hops,
+                               out);
       }
     }
-    Result<Envelope> envelope = market::DecodeEnvelope(frame.envelope);
+    Result<Envelope> envelope = market::DecodeEnvelope(bytes);
     if (!envelope.ok()) {
       return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, envelope.status().message(), out);
     }
     const MessageId id = market::ComputeId(*envelope);
     // Reached only when the fast check missed on bytes that decode, i.e. never for a canonical
     // decoder; kept so the dedup does not rest on that property of another module.
-    if (bool* flooded = seen_.Find(id)) return HandleDuplicate(peer_id, id, envelope->type, flooded, frame, out);
+    if (bool* flooded = seen_.Find(id)) {
+      if (reconciled) return drops_.Add(Drop::kDuplicate);
+      return HandleDuplicate(peer_id, id, envelope->type, flooded, bytes, hops, out);
+    }
+    if (reconciled && !IsReconcilable(envelope->type)) {
+      return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage,
+                    "a Bid or Accept offered by reconciliation", out);
+    }
     if (Status fresh = market::CheckFreshness(*envelope, now); !fresh.ok()) {
       switch (fresh.code()) {
         case Status::Code::kExpired:
@@ -433,7 +506,7 @@ class GossipCore::Impl {
           return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, fresh.message(), out);
       }
     }
-    Result<Verified> verified = VerifyMessage(*envelope, frame.envelope);
+    Result<Verified> verified = VerifyMessage(*envelope, bytes);
     if (!verified.ok()) {
       if (IsSignatureFailure(verified.status())) {
         return Punish(peer_id, Drop::kBadSignature, Misbehaviour::kBadSignature, verified.status().message(), out);
@@ -444,16 +517,23 @@ class GossipCore::Impl {
       return Punish(peer_id, Drop::kReplay, Misbehaviour::kReplay, "nonce already used by another message", out);
     }
     Accept(id, *envelope);
+    ++stats_.delivered;
+    Emit<Deliver>(out, {id, envelope->type, Bytes(bytes.begin(), bytes.end()), peer_id});
+    if (reconciled) {
+      // Not pushed: announced lazily to the other peers, which GRAFT it if they lack it (the
+      // retained set answers). A catch-up of thousands then costs the tree nothing.
+      ++stats_.reconciled;
+      Retain(id, *envelope, bytes, now);
+      return Announce(id, peer_id, out);
+    }
     // Plumtree: the link a new message came on is a tree link.
     peers_.at(peer_id).eager = true;
-    ++stats_.delivered;
-    Emit<Deliver>(out, {id, envelope->type, frame.envelope, peer_id});
-    Dispatch(id, *envelope, *verified, frame.envelope, peer_id, frame.hops, now, out);
+    Dispatch(id, *envelope, *verified, bytes, peer_id, hops, now, out);
   }
 
   void Handle(PeerId peer_id, const IhaveFrame& frame, int64_t now, std::vector<Action>&) {
     for (const MessageId& id : frame.ids) {
-      if (seen_.Contains(id)) continue;
+      if (seen_.Contains(id) || pulling_.contains(id)) continue;  // had, or on its way by reconciliation
       auto it = missing_.find(id);
       if (it == missing_.end()) {
         if (missing_.size() >= limits::kMaxMissingIds) {
@@ -474,13 +554,16 @@ class GossipCore::Impl {
   void Handle(PeerId peer_id, const GraftFrame& frame, int64_t, std::vector<Action>& out) {
     peers_.at(peer_id).eager = true;
     for (const MessageId& id : frame.ids) {
-      auto it = store_.find(id);
-      if (it == store_.end()) {
+      if (auto it = store_.find(id); it != store_.end()) {
+        ++stats_.eager_sent;
+        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(it->second.hops + 1, it->second.envelope)});
+      } else if (auto kept = retained_.find(id); kept != retained_.end()) {
+        // Announced after a reconciliation, or seeded: its hop count is unknown, so it starts over.
+        ++stats_.eager_sent;
+        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(1, kept->second.envelope)});
+      } else {
         drops_.Add(Drop::kUnknownGraft);
-        continue;
       }
-      ++stats_.eager_sent;
-      Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(it->second.hops + 1, it->second.envelope)});
     }
   }
 
@@ -544,6 +627,7 @@ class GossipCore::Impl {
   void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
                 std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
     Store(id, bytes, hops, now);
+    Retain(id, envelope, bytes, now);
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(id, from, envelope.expires_ms);
@@ -623,6 +707,256 @@ class GossipCore::Impl {
     }
   }
 
+  // Queues an IHAVE of `id` to every ready peer but `from`.
+  void Announce(const MessageId& id, PeerId from, std::vector<Action>& out) {
+    for (auto& [peer_id, peer] : peers_) {
+      if (peer_id == from || !peer.ready) continue;
+      peer.pending_ihave.push_back(id);
+      if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+    }
+  }
+
+  // ---- Anti-entropy (docs/GOSSIP.md, "Anti-entropy") ----
+
+  // Orders, Offers and Attestations stay until they expire; Leases and Closes for the retention
+  // window after their creation, so every node keeps the same set whenever it received them.
+  int64_t RetainUntil(const Envelope& envelope) const {
+    if (envelope.type != MessageType::kLease && envelope.type != MessageType::kClose) return envelope.expires_ms;
+    const int64_t retention = std::max<int64_t>(0, config_.reconcile_retention_ms);
+    const int64_t window_end = envelope.created_ms > std::numeric_limits<int64_t>::max() - retention
+                                   ? std::numeric_limits<int64_t>::max()
+                                   : envelope.created_ms + retention;
+    return std::min(envelope.expires_ms, window_end);
+  }
+
+  bool AntiEntropyOn() const { return config_.reconcile_interval_ms >= 0; }
+
+  void Retain(const MessageId& id, const Envelope& envelope, std::span<const uint8_t> bytes, int64_t now) {
+    if (!AntiEntropyOn() || !IsReconcilable(envelope.type) || envelope.created_ms < 0 || retained_.contains(id)) {
+      return;
+    }
+    const int64_t evict_ms = RetainUntil(envelope);
+    if (evict_ms <= now || bytes.size() > limits::kMaxRetainedBytes) return;
+    // Full: the entries that would leave soonest make room.
+    while (retained_.size() >= limits::kMaxRetainedItems ||
+           retained_bytes_ + bytes.size() > limits::kMaxRetainedBytes) {
+      drops_.Add(Drop::kRetainedFull);
+      const MessageId oldest = retained_evictions_.begin()->second;
+      Unretain(oldest);
+    }
+    const reconcile::Item item{static_cast<uint64_t>(envelope.created_ms), id};
+    retained_.emplace(id, RetainedEntry{item, evict_ms, Bytes(bytes.begin(), bytes.end())});
+    retained_items_.insert(item);
+    retained_evictions_.insert({evict_ms, id});
+    retained_bytes_ += bytes.size();
+    retained_stale_ = true;
+  }
+
+  void Unretain(const MessageId& id) {
+    auto it = retained_.find(id);
+    retained_items_.erase(it->second.item);
+    retained_evictions_.erase({it->second.evict_ms, id});
+    retained_bytes_ -= it->second.envelope.size();
+    retained_.erase(it);
+    retained_stale_ = true;
+  }
+
+  void ExpireRetained(int64_t now) {
+    while (!retained_evictions_.empty() && retained_evictions_.begin()->first <= now) {
+      const MessageId id = retained_evictions_.begin()->second;
+      Unretain(id);
+    }
+  }
+
+  std::span<const reconcile::Item> RetainedItems() {
+    if (retained_stale_) {
+      retained_sorted_.assign(retained_items_.begin(), retained_items_.end());
+      retained_stale_ = false;
+    }
+    return retained_sorted_;
+  }
+
+  // Whether we may open a session with the peer now: one at a time, and never sooner after the
+  // last than the peer accepts (kMinReconcileGapMs).
+  bool MayReconcile(const Peer& peer, int64_t now) const {
+    return AntiEntropyOn() && peer.ready && peer.our_round == kNoSession &&
+           peer.our_start_ms <= now - limits::kMinReconcileGapMs;
+  }
+
+  void StartReconcile(PeerId peer_id, Peer& peer, int64_t now, std::vector<Action>& out) {
+    if (!MayReconcile(peer, now)) return;
+    peer.our_round = 0;
+    peer.our_start_ms = now;
+    peer.our_announced = 0;
+    peer.our_last_ms = now;
+    ++stats_.reconcile_sessions;
+    Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
+  }
+
+  void Handle(PeerId peer_id, const ReconcileFrame& frame, int64_t now, std::vector<Action>& out) {
+    Peer& peer = peers_.at(peer_id);
+    if (frame.round % 2 == 0) return Respond(peer_id, peer, frame, now, out);
+    // A reply in our session.
+    if (peer.our_round == kNoSession || frame.round != peer.our_round + 1) {
+      return Punish(peer_id, Drop::kUnsolicitedReconcile, Misbehaviour::kUnsolicited,
+                    "RECONCILE round " + std::to_string(frame.round) + " answers no round we sent", out);
+    }
+    peer.our_last_ms = now;
+    if (frame.ranges.empty()) {
+      peer.our_round = kNoSession;
+      return;
+    }
+    reconcile::Output next = reconcile::Reconcile(RetainedItems(), frame.ranges, reconcile::Role::kInitiator);
+    for (const MessageId& id : next.need) QueuePull(peer, id);
+    // What the peer lacks it would only find in a session of its own; a few are announced to it
+    // now (it GRAFTs them), the bulk is left to its sessions, which pull at their own pace.
+    for (const MessageId& id : next.have) {
+      if (peer.our_announced >= limits::kMaxIhaveIds) break;
+      ++peer.our_announced;
+      peer.pending_ihave.push_back(id);
+      if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+    }
+    if (next.ranges.empty()) {
+      peer.our_round = kNoSession;
+    } else if (frame.round + 1 >= limits::kMaxReconcileRounds) {
+      drops_.Add(Drop::kReconcileLimit);  // given up; the next session starts over
+      peer.our_round = kNoSession;
+    } else {
+      peer.our_round = frame.round + 1;
+      Send(peer_id, ReconcileFrame{peer.our_round, std::move(next.ranges)}, out);
+    }
+    PullMore(peer_id, peer, now, out);
+  }
+
+  // A round of the peer's session with us: answered at once, whatever it asks, in work bounded
+  // by our set (reconcile.h); the session itself is bounded in rounds (the frame decoder) and
+  // in how often the peer may open one.
+  void Respond(PeerId peer_id, Peer& peer, const ReconcileFrame& frame, int64_t now, std::vector<Action>& out) {
+    if (frame.round == 0) {
+      if (peer.their_start_ms > now - limits::kMinReconcileGapMs) {
+        return Punish(peer_id, Drop::kReconcileLimit, Misbehaviour::kFlood, "reconciliation sessions too often", out);
+      }
+      peer.their_start_ms = now;
+      peer.their_next_round = 0;
+    }
+    if (frame.round != peer.their_next_round) {
+      return Punish(peer_id, Drop::kUnsolicitedReconcile, Misbehaviour::kUnsolicited,
+                    "RECONCILE round " + std::to_string(frame.round) + " out of order", out);
+    }
+    reconcile::Output reply = reconcile::Reconcile(RetainedItems(), frame.ranges, reconcile::Role::kResponder);
+    for (const reconcile::Range& range : reply.ranges) peer.serve_budget += range.ids.size();
+    peer.serve_budget = std::min<uint64_t>(peer.serve_budget, limits::kMaxRetainedItems);
+    peer.their_next_round = reply.ranges.empty() ? kNoSession : frame.round + 2;
+    Send(peer_id, ReconcileFrame{frame.round + 1, std::move(reply.ranges)}, out);
+  }
+
+  void QueuePull(Peer& peer, const MessageId& id) {
+    if (seen_.Contains(id) || pulling_.contains(id)) return;
+    if (pulling_.size() >= limits::kMaxPullIds) return drops_.Add(Drop::kMissingFull);
+    pulling_.insert(id);
+    peer.to_pull.push_back(id);
+  }
+
+  // Asks for the next batch of missing ids once the previous one is answered.
+  void PullMore(PeerId peer_id, Peer& peer, int64_t now, std::vector<Action>& out) {
+    if (!peer.wanted.empty()) return;
+    ReconcileItemsFrame request;
+    while (!peer.to_pull.empty() && request.want.size() < limits::kMaxReconcileWantIds) {
+      const MessageId id = peer.to_pull.front();
+      peer.to_pull.pop_front();
+      if (seen_.Contains(id)) {
+        pulling_.erase(id);
+        continue;
+      }
+      request.want.push_back(id);
+      peer.wanted.insert(id);
+    }
+    if (request.want.empty()) return;
+    peer.wanted_since_ms = now;
+    Send(peer_id, request, out);
+  }
+
+  void Handle(PeerId peer_id, const ReconcileItemsFrame& frame, int64_t now, std::vector<Action>& out) {
+    Peer& peer = peers_.at(peer_id);
+    if (frame.want.empty() && frame.items.empty() && !frame.done) {
+      return Punish(peer_id, Drop::kUnsolicitedReconcile, Misbehaviour::kUnsolicited, "empty RECONCILE_ITEMS", out);
+    }
+    if (!frame.items.empty() || frame.done) {
+      if (peer.wanted.empty()) {
+        return Punish(peer_id, Drop::kUnsolicitedReconcile, Misbehaviour::kUnsolicited,
+                      "RECONCILE_ITEMS answering no request", out);
+      }
+      for (const Bytes& item : frame.items) {
+        const std::optional<MessageId> id = WireMessageId(item);
+        if (!id || peer.wanted.erase(*id) == 0) {
+          return Punish(peer_id, Drop::kUnsolicitedReconcile, Misbehaviour::kUnsolicited, "an item not asked for", out);
+        }
+        pulling_.erase(*id);
+        Ingest(peer_id, item, 0, /*reconciled=*/true, now, out);
+      }
+      if (frame.done) {  // what it did not send, it no longer has
+        for (const MessageId& id : peer.wanted) pulling_.erase(id);
+        peer.wanted.clear();
+      }
+      PullMore(peer_id, peer, now, out);
+    }
+    if (!frame.want.empty()) Serve(peer_id, peer, frame.want, out);
+  }
+
+  // Answers a request with the envelopes still retained, in as many frames as the frame limit
+  // needs; the last says done. A peer may ask for no more ids than its sessions were told of.
+  void Serve(PeerId peer_id, Peer& peer, const std::vector<MessageId>& want, std::vector<Action>& out) {
+    constexpr size_t kFrameOverhead = 8;  // array, type, empty want, items header, done
+    constexpr size_t kItemOverhead = 5;   // a bin32 header at most
+    ReconcileItemsFrame answer;
+    size_t bytes = kFrameOverhead;
+    for (const MessageId& id : want) {
+      if (peer.serve_budget == 0) {
+        Punish(peer_id, Drop::kReconcileLimit, Misbehaviour::kFlood, "asked for ids it was never told of", out);
+        break;
+      }
+      --peer.serve_budget;
+      auto it = retained_.find(id);
+      if (it == retained_.end()) continue;  // gone meanwhile
+      const Bytes& envelope = it->second.envelope;
+      if (answer.items.size() == limits::kMaxReconcileItems ||
+          bytes + envelope.size() + kItemOverhead > limits::kMaxFrameBytes) {
+        Send(peer_id, answer, out);
+        answer.items.clear();
+        bytes = kFrameOverhead;
+      }
+      answer.items.push_back(envelope);
+      bytes += envelope.size() + kItemOverhead;
+      ++stats_.reconcile_served;
+    }
+    answer.done = true;
+    Send(peer_id, answer, out);
+  }
+
+  void ReconcileTimers(int64_t now, std::vector<Action>& out) {
+    std::vector<PeerId> idle;
+    for (auto& [peer_id, peer] : peers_) {
+      if (!peer.ready) continue;
+      // A silent peer's session and requests are given up after the peer timeout.
+      if (peer.our_round != kNoSession && now - peer.our_last_ms >= config_.peer_timeout_ms) {
+        peer.our_round = kNoSession;
+      }
+      if (!peer.wanted.empty() && now - peer.wanted_since_ms >= config_.peer_timeout_ms) {
+        for (const MessageId& id : peer.wanted) pulling_.erase(id);
+        peer.wanted.clear();
+        PullMore(peer_id, peer, now, out);
+      }
+      if (MayReconcile(peer, now)) idle.push_back(peer_id);
+    }
+    if (config_.reconcile_interval_ms <= 0) return;
+    if (next_reconcile_ms_ == std::numeric_limits<int64_t>::min()) next_reconcile_ms_ = now + config_.reconcile_interval_ms;
+    if (now < next_reconcile_ms_) return;
+    next_reconcile_ms_ = now + config_.reconcile_interval_ms;
+    if (idle.empty()) return;
+    const PeerId chosen = idle[random_() % idle.size()];
+    StartReconcile(chosen, peers_.at(chosen), now, out);
+  }
+
   // ---- Liveness and dialling ----
 
   void CheckLiveness(int64_t now, std::vector<Action>& out) {
@@ -682,6 +1016,16 @@ class GossipCore::Impl {
   std::unordered_map<MessageId, Stored, IdHash> store_;
   std::deque<std::pair<int64_t, MessageId>> store_order_;  // (evict at, id), in insertion order
   size_t stored_bytes_ = 0;
+  // Anti-entropy: the reconcilable messages, by id, in (created, id) order and by eviction time.
+  std::unordered_map<MessageId, RetainedEntry, IdHash> retained_;
+  std::set<reconcile::Item> retained_items_;
+  std::set<std::pair<int64_t, MessageId>> retained_evictions_;
+  size_t retained_bytes_ = 0;
+  std::vector<reconcile::Item> retained_sorted_;  // retained_items_ as a vector, rebuilt when stale
+  bool retained_stale_ = true;
+  std::unordered_set<MessageId, IdHash> pulling_;  // every peer's to_pull and wanted ids
+  int64_t next_reconcile_ms_ = std::numeric_limits<int64_t>::min();
+  std::mt19937_64 random_;
   uint64_t next_ping_nonce_ = 1;
   DropCounters drops_;
   GossipStats stats_;
@@ -706,6 +1050,7 @@ void GossipCore::Tick(int64_t now_ms, std::vector<Action>& out) { impl_->Tick(no
 Status GossipCore::Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out) {
   return impl_->Publish(envelope, now_ms, out);
 }
+Status GossipCore::Retain(std::span<const uint8_t> envelope, int64_t now_ms) { return impl_->Retain(envelope, now_ms); }
 const PublicKey& GossipCore::identity() const { return impl_->identity(); }
 const DropCounters& GossipCore::drops() const { return impl_->drops(); }
 const GossipStats& GossipCore::stats() const { return impl_->stats(); }
@@ -713,5 +1058,6 @@ size_t GossipCore::ReadyPeers() const { return impl_->ReadyPeers(); }
 bool GossipCore::IsEager(PeerId peer) const { return impl_->IsEager(peer); }
 bool GossipCore::IsReady(PeerId peer) const { return impl_->IsReady(peer); }
 bool GossipCore::HasSeen(const MessageId& id) const { return impl_->HasSeen(id); }
+size_t GossipCore::RetainedCount() const { return impl_->RetainedCount(); }
 
 }  // namespace gpumart::gossip

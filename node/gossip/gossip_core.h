@@ -45,6 +45,12 @@ struct GossipConfig {
   int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
   int64_t store_retention_ms = 60'000;   // how long a message is kept to answer GRAFT
+  // Anti-entropy: reconcile with one random ready peer this often (0: only when a link becomes
+  // ready; negative: anti-entropy off, nothing retained and no session opened, e.g. for a
+  // simulator that measures dissemination alone), and keep Leases and Closes reconcilable this
+  // long after they were created.
+  int64_t reconcile_interval_ms = 30'000;
+  int64_t reconcile_retention_ms = 3'600'000;
   int64_t reconnect_min_ms = 1'000;      // dial backoff: doubles per failure up to the max
   int64_t reconnect_max_ms = 60'000;
   uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
@@ -95,6 +101,9 @@ struct GossipStats {
   uint64_t routed = 0;           // Bids/Accepts sent back along their path
   uint64_t routed_home = 0;      // Bids/Accepts that reached the node whose Order/Bid they answer
   uint64_t route_fallback = 0;   // Bids/Accepts flooded because their path is gone
+  uint64_t reconcile_sessions = 0;  // sessions this node opened
+  uint64_t reconciled = 0;          // Deliver actions for messages received by reconciliation
+  uint64_t reconcile_served = 0;    // envelopes sent to peers that asked after reconciling
 };
 
 class GossipCore {
@@ -124,6 +133,13 @@ class GossipCore {
   // not when it does not verify or was already seen.
   Status Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out);
 
+  // Seeds the reconcilable set with a message this node already holds and trusts, e.g. a Lease
+  // read back from its ledger (which verified it when it recorded it): it is remembered as seen,
+  // kept for reconciliation, and neither verified again nor sent anywhere. Returns why not when it
+  // does not decode, is not an Order, Offer, Lease, Close or Attestation, is expired or older than
+  // the retention window, or is already there.
+  Status Retain(std::span<const uint8_t> envelope, int64_t now_ms);
+
   const PublicKey& identity() const;
   const DropCounters& drops() const;
   const GossipStats& stats() const;
@@ -131,6 +147,7 @@ class GossipCore {
   bool IsEager(PeerId peer) const;
   bool IsReady(PeerId peer) const;
   bool HasSeen(const MessageId& id) const;
+  size_t RetainedCount() const;  // messages kept for reconciliation
 
  private:
   class Impl;

@@ -42,6 +42,9 @@ std::string_view ToString(Drop reason) {
     case Drop::kUnknownGraft: return "unknown_graft";
     case Drop::kUnsolicitedPong: return "unsolicited_pong";
     case Drop::kMissingFull: return "missing_full";
+    case Drop::kUnsolicitedReconcile: return "unsolicited_reconcile";
+    case Drop::kReconcileLimit: return "reconcile_limit";
+    case Drop::kRetainedFull: return "retained_full";
   }
   return "unknown";
 }

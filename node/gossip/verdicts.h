@@ -19,8 +19,8 @@ enum class Misbehaviour : uint8_t {
   kReplay,            // a new message reusing a signer's nonce
   kExpired,           // a message already expired (honest peers relay them rarely: low weight)
   kFromFuture,        // a message created too far ahead of our clock
-  kUnsolicited,       // a PONG to no PING
-  kFlood,             // more frames or bytes than the per-peer rate allows
+  kUnsolicited,       // a PONG to no PING; reconciliation frames that answer nothing we asked
+  kFlood,             // more frames or bytes than the per-peer rate allows; reconciliation over its limits
 };
 constexpr size_t kMisbehaviourCount = 11;
 std::string_view ToString(Misbehaviour reason);
@@ -46,9 +46,12 @@ enum class Drop : uint8_t {
   kHopLimit,          // delivered but not relayed: it travelled the hop limit
   kUnknownGraft,      // GRAFT for an id no longer (or never) stored
   kUnsolicitedPong,
-  kMissingFull,       // an IHAVE id not tracked: the missing table is full
+  kMissingFull,       // an IHAVE id (or an id reconciliation found missing) not tracked: the table is full
+  kUnsolicitedReconcile,  // a RECONCILE or RECONCILE_ITEMS that answers nothing we asked
+  kReconcileLimit,    // a reconciliation over its limits (sessions too often, too many rounds or asks)
+  kRetainedFull,      // a reconcilable message evicted early: the retained set is full
 };
-constexpr size_t kDropCount = 21;
+constexpr size_t kDropCount = 24;
 std::string_view ToString(Drop reason);
 
 struct DropCounters {

@@ -14,6 +14,22 @@ constexpr int64_t kNow = 1'750'000'000'000;
 
 Identity Alice() { return Identity::FromSeed(market::Seed{7}); }
 
+std::vector<reconcile::Range> SampleRanges() {
+  std::vector<reconcile::Range> ranges(3);
+  ranges[0].upper.timestamp_ms = kNow;
+  ranges[0].mode = reconcile::Mode::kSkip;
+  ranges[1].upper.timestamp_ms = kNow + 5;
+  ranges[1].upper.prefix[0] = 0x3c;
+  ranges[1].upper.prefix_bytes = 1;
+  ranges[1].mode = reconcile::Mode::kFingerprint;
+  ranges[1].fingerprint.fill(0x5a);
+  ranges[2].upper = reconcile::Bound::Infinity();
+  ranges[2].mode = reconcile::Mode::kIdList;
+  ranges[2].ids.resize(2);
+  ranges[2].ids[0][0] = 9;
+  return ranges;
+}
+
 std::vector<Frame> SampleFrames() {
   MessageId a{};
   a[0] = 1;
@@ -30,6 +46,10 @@ std::vector<Frame> SampleFrames() {
       PongFrame{7},
       PeersFrame{{PeerAddress{Alice().public_key(), "tcp://10.0.0.1:7700", Role::kRelay}}},
       GetPeersFrame{},
+      ReconcileFrame{0, SampleRanges()},
+      ReconcileFrame{limits::kMaxReconcileRounds - 1, {}},
+      ReconcileItemsFrame{{a, b}, {}, false},
+      ReconcileItemsFrame{{}, {testing::MakeClose(Alice(), kNow, 60'000, 6), testing::MakeClose(Alice(), kNow, 60'000, 8)}, true},
   };
 }
 
@@ -102,8 +122,8 @@ TEST(FramesTest, HopsOverTheLimitAreMalformed) {
   EXPECT_FALSE(DecodeFrame(EncodeMessageFrame(limits::kMaxHops + 1, envelope)).ok());
 }
 
-TEST(FramesTest, UnknownAndReservedTypesAreUnsupported) {
-  for (uint8_t type : {0, 10, 16, 17, 255}) {
+TEST(FramesTest, UnknownTypesAreUnsupported) {
+  for (uint8_t type : {0, 10, 15, 18, 255}) {
     // Canonical: a fixint below 128, uint8 above (a wider form would be refused as such).
     const Bytes bytes = type < 0x80 ? Bytes{0x91, type} : Bytes{0x91, 0xcc, type};
     auto decoded = DecodeFrame(bytes);
@@ -129,6 +149,33 @@ TEST(FramesTest, OnlyAnUnsupportedTypeIsInvalidArgument) {
       }
     }
   }
+}
+
+TEST(FramesTest, ReconcileFramesAreDecodedWithTheirLimits) {
+  // Rounds beyond a session's limit, ranges that do not decode (reconcile_test.cpp has every kind),
+  // too many ids asked for, too many items.
+  EXPECT_EQ(DecodeFrame(EncodeFrame(ReconcileFrame{limits::kMaxReconcileRounds, {}})).status().code(),
+            Status::Code::kLimitExceeded);
+  Bytes frame{0x93, 0x10, 0x00, 0xc4, 0x03, 0x02, 0x00, 0x07};  // RECONCILE, round 0, ranges: an unknown mode
+  auto decoded = DecodeFrame(frame);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), Status::Code::kCorruption);
+  frame[7] = 0x00;  // the same range with mode "skip"
+  EXPECT_TRUE(DecodeFrame(frame).ok());
+  ReconcileItemsFrame items;
+  items.want.resize(limits::kMaxReconcileWantIds + 1);
+  EXPECT_EQ(DecodeFrame(EncodeFrame(items)).status().code(), Status::Code::kLimitExceeded);
+  items.want.resize(limits::kMaxReconcileWantIds);
+  EXPECT_TRUE(DecodeFrame(EncodeFrame(items)).ok());
+  items.items.resize(limits::kMaxReconcileItems + 1);
+  EXPECT_EQ(DecodeFrame(EncodeFrame(items)).status().code(), Status::Code::kLimitExceeded);
+  // A huge item count in a few bytes: [17, [], <array32 of 2^32-1>, ...].
+  decoded = DecodeFrame(Bytes{0x94, 0x11, 0x90, 0xdd, 0xff, 0xff, 0xff, 0xff});
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), Status::Code::kLimitExceeded);
+  // `done` must be a boolean.
+  EXPECT_FALSE(DecodeFrame(Bytes{0x94, 0x11, 0x90, 0x90, 0x01}).ok());
+  EXPECT_TRUE(DecodeFrame(Bytes{0x94, 0x11, 0x90, 0x90, 0xc3}).ok());
 }
 
 TEST(FramesTest, WrongElementCountIsRejected) {
