@@ -134,10 +134,10 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
     }
     if (config.detect_gpus_node == i) {
       if (machine->gpus.gpus.empty()) {
-        return Status::InvalidArgument(at + ".gpus: detect found no usable GPU (" + Notes(machine->gpus.skipped) + ")");
+        return Status::InvalidArgument(at + ".gpus: detect found no usable GPU (" + Notes(machine->gpus.notes) + ")");
       }
       node.gpus = machine->gpus.gpus;
-      inventory.notes = machine->gpus.skipped;
+      inventory.notes = machine->gpus.notes;
     }
     GPUMART_RETURN_IF_ERROR(CheckGpuTotal(node, at + ".gpus"));
   }
@@ -157,11 +157,11 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
         CheckSize(node.memory_bytes, kMaxInventoryMemoryBytes, config.path + ": detect: memory", "memory"));
     if (node.gpus.empty()) {
       return Status::InvalidArgument(config.path + ": detect found no usable GPU on this machine (" +
-                                     Notes(machine->gpus.skipped) + ")");
+                                     Notes(machine->gpus.notes) + ")");
     }
     GPUMART_RETURN_IF_ERROR(CheckGpuTotal(node, config.path + ": detect"));
     inventory.nodes.push_back(std::move(node));
-    inventory.notes = machine->gpus.skipped;
+    inventory.notes = machine->gpus.notes;
   }
   if (inventory.nodes.empty()) return Status::InvalidArgument(config.path + ".nodes: missing (at least one node)");
   return inventory;

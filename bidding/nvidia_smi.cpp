@@ -90,8 +90,8 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
     if (line.starts_with(kLostPrefix)) {
       // "Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error": the driver
       // lost the GPU (it fell off the bus); the others are still listed.
-      report.skipped.push_back(std::string(Quote(Trim(line.substr(kLostPrefix.size())))) +
-                               ": nvidia-smi cannot reach this GPU (it needs a reset or a reboot)");
+      report.notes.push_back(Quote(Trim(line.substr(kLostPrefix.size()))) +
+                             " left out: nvidia-smi cannot reach this GPU (it needs a reset or a reboot)");
       continue;
     }
     std::vector<std::string_view> fields = Split(line, ',');
@@ -110,16 +110,16 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
     if (!indexes.insert(*index).second) {
       return Status::InvalidArgument(where + ": GPU index " + std::to_string(*index) + " is listed twice");
     }
-    const std::string gpu = "GPU " + std::to_string(*index) + " (" + Printable(bus_id) + ")";
+    const std::string gpu = "GPU " + std::to_string(*index) + " (" + Printable(bus_id) + ") left out";
     if (mig != "Enabled" && mig != "Disabled" && !IsUnavailable(mig)) {
       return Status::InvalidArgument(where + ": mig.mode.current " + Quote(mig) + " is not Enabled, Disabled or [...]");
     }
     if (IsUnavailable(product)) {
-      report.skipped.push_back(gpu + ": its name is " + Quote(product) + " (the GPU needs attention)");
+      report.notes.push_back(gpu + ": its name is " + Quote(product) + " (the GPU needs attention)");
       continue;
     }
     if (IsUnavailable(memory_text)) {
-      report.skipped.push_back(gpu + ": its memory is " + Quote(memory_text) + " (the GPU needs attention)");
+      report.notes.push_back(gpu + ": its memory is " + Quote(memory_text) + " (the GPU needs attention)");
       continue;
     }
     const std::optional<uint64_t> memory_mib = ReadDecimal(memory_text);
@@ -127,25 +127,25 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
       return Status::InvalidArgument(where + ": memory.total " + Quote(memory_text) + " is not a number of MiB");
     }
     if (mig == "Enabled") {
-      report.skipped.push_back(gpu + ": MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i " +
+      report.notes.push_back(gpu + ": MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i " +
                                std::to_string(*index) + " -mig 0` turns it off)");
       continue;
     }
     if (IsUnavailable(mig) && mig != "[N/A]" && mig != "[Not Supported]") {
-      report.skipped.push_back(gpu + ": its MIG mode is " + Quote(mig) + " (the GPU needs attention)");
+      report.notes.push_back(gpu + ": its MIG mode is " + Quote(mig) + " (the GPU needs attention)");
       continue;
     }
     const GpuModel* model = models.FindProduct(product);
     if (model == nullptr) {
-      report.skipped.push_back(gpu + ": unknown product " + Quote(product) + ", PCI device " + Printable(device_id) +
+      report.notes.push_back(gpu + ": unknown product " + Quote(product) + ", PCI device " + Printable(device_id) +
                                " (add it to a GPU model table: inventory.gpu_models)");
       continue;
     }
-    // Compared in MiB, so no product overflows: kMaxGpuRamBytes is 2^24 MiB.
+    // In MiB, bounded first, so no product overflows (kMaxGpuRamBytes is 2^24 MiB).
     const uint64_t nominal_mib = model->device.ram_bytes / market::kMi;
-    if (*memory_mib * 1000 < nominal_mib * kMinReportedRamPermille ||
-        *memory_mib > nominal_mib * kMaxReportedRamPermille / 1000 || *memory_mib > market::kMaxGpuRamBytes / market::kMi) {
-      report.skipped.push_back(gpu + ": " + Quote(product) + " reports " + std::to_string(*memory_mib) +
+    if (*memory_mib > market::kMaxGpuRamBytes / market::kMi || *memory_mib * 1000 < nominal_mib * kMinReportedRamPermille ||
+        *memory_mib > nominal_mib * kMaxReportedRamPermille / 1000) {
+      report.notes.push_back(gpu + ": " + Quote(product) + " reports " + std::to_string(*memory_mib) +
                                " MiB, which is not the GPU model table's " + market::FormatGi(model->device.ram_bytes));
       continue;
     }
@@ -164,7 +164,7 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
     ++same->count;
   }
   if (!report.cuda && !report.gpus.empty()) {
-    report.skipped.push_back("the driver's CUDA version is unknown (nvidia-smi printed no 'CUDA Version'): the GPUs "
+    report.notes.push_back("the driver's CUDA version is unknown (nvidia-smi printed no 'CUDA Version'): the GPUs "
                              "match no order that requires one");
   }
   return report;

@@ -13,7 +13,7 @@
 // recorded outputs test it (tests/bidding/testdata/nvidia-smi/). The output is untrusted text:
 // sizes are bounded, and bad text is an error, never a crash.
 //
-// What is not offered, and why, is in the report's `skipped` (the daemon logs it): a GPU with
+// What is not offered, and why, is in the report's `notes` (the daemon logs them): a GPU with
 // MIG mode on (its slices are not whole GPUs; fractional GPUs come later), a GPU nvidia-smi
 // cannot reach ("Unable to determine the device handle", "[GPU requires reset]" or another
 // bracketed field such as "[Unknown Error]"), an unknown product, and a GPU whose memory is not
@@ -52,8 +52,9 @@ struct NvidiaSmiReport {
   // The usable GPUs, one entry per device type (in order of first appearance), with the
   // driver's CUDA version when known.
   std::vector<market::GpuDevices> gpus;
-  // One line per GPU left out, e.g. "GPU 3 (00000000:3B:00.0): MIG mode is on ...".
-  std::vector<std::string> skipped;
+  // One line per GPU left out, e.g. "GPU 3 (00000000:3B:00.0) left out: MIG mode is on ...",
+  // and one when the CUDA version is unknown.
+  std::vector<std::string> notes;
   std::optional<market::CudaVersion> cuda;
   size_t UsableGpus() const {
     size_t total = 0;

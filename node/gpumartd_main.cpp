@@ -52,7 +52,7 @@ int Run(const node::NodeConfig& config) {
     // An impossible inventory, an unknown GPU or a failed detection stops the daemon here.
     Result<bidding::Inventory> loaded = bidding::LoadInventory(*config.inventory);
     if (!loaded.ok()) return Fail(loaded.status());
-    for (const std::string& note : loaded->notes) spdlog::warn("inventory: left out {}", note);
+    for (const std::string& note : loaded->notes) spdlog::warn("inventory: {}", note);
     inventory = std::move(loaded).value();
   } else if (config.role == node::NodeRole::kProvider) {
     Result<std::vector<market::Offer>> offers = market::ParseOffersFile(config.offers);

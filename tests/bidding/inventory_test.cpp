@@ -232,9 +232,9 @@ TEST(InventoryTest, DetectingNoUsableGpuIsAnError) {
   MachineFacts machine = Machine("unknown-product.query.csv");
   machine.gpus.gpus.clear();  // as if the L40S were not there either
   EXPECT_EQ(BuildInventory(*config, Models(), &machine).status().message(),
-            "inventory: detect found no usable GPU on this machine (GPU 0 (00000009:01:00.0): unknown product 'NVIDIA "
+            "inventory: detect found no usable GPU on this machine (GPU 0 (00000009:01:00.0) left out: unknown product 'NVIDIA "
             "GH200 480GB', PCI device 0x234210DE (add it to a GPU model table: inventory.gpu_models))");
-  machine.gpus.skipped.clear();
+  machine.gpus.notes.clear();
   EXPECT_EQ(BuildInventory(*config, Models(), &machine).status().message(),
             "inventory: detect found no usable GPU on this machine (nvidia-smi listed none)");
   Result<InventoryConfig> listed =

@@ -42,9 +42,9 @@ NvidiaSmiReport ParseRecorded(const std::string& query, const std::string& statu
   return report.ok() ? *report : NvidiaSmiReport();
 }
 
-std::string Skipped(const NvidiaSmiReport& report) {
+std::string Notes(const NvidiaSmiReport& report) {
   std::string text;
-  for (const std::string& line : report.skipped) text += line + "\n";
+  for (const std::string& line : report.notes) text += line + "\n";
   return text;
 }
 
@@ -119,7 +119,7 @@ TEST(NvidiaSmiTest, EightH100Sxm) {
   const market::GpuDevices expected{.vendor = "nvidia", .model = "h100", .ram_bytes = 80 * kGi,
                                     .interface = GpuInterface::kSxm, .cuda = market::CudaVersion{12, 4}, .count = 8};
   EXPECT_EQ(report.gpus[0], expected);
-  EXPECT_TRUE(report.skipped.empty()) << Skipped(report);
+  EXPECT_TRUE(report.notes.empty()) << Notes(report);
 }
 
 TEST(NvidiaSmiTest, FourA100PcieWithCudaFromQueryMode) {
@@ -130,7 +130,7 @@ TEST(NvidiaSmiTest, FourA100PcieWithCudaFromQueryMode) {
   EXPECT_EQ(report.gpus[0].interface, GpuInterface::kPcie);
   EXPECT_EQ(report.gpus[0].cuda, (market::CudaVersion{12, 2}));
   EXPECT_EQ(report.gpus[0].count, 4u);
-  EXPECT_TRUE(report.skipped.empty()) << Skipped(report);
+  EXPECT_TRUE(report.notes.empty()) << Notes(report);
 }
 
 TEST(NvidiaSmiTest, Rtx4090WithoutMigSupport) {
@@ -150,11 +150,11 @@ TEST(NvidiaSmiTest, MigModeOnLeavesThoseGpusOut) {
   EXPECT_EQ(report.gpus[0].ram_bytes, 80 * kGi);
   EXPECT_EQ(report.gpus[0].interface, GpuInterface::kSxm);
   EXPECT_EQ(report.gpus[0].count, 2u);
-  ASSERT_EQ(report.skipped.size(), 2u) << Skipped(report);
-  EXPECT_EQ(report.skipped[0],
-            "GPU 0 (00000000:07:00.0): MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i 0 -mig 0` "
+  ASSERT_EQ(report.notes.size(), 2u) << Notes(report);
+  EXPECT_EQ(report.notes[0],
+            "GPU 0 (00000000:07:00.0) left out: MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i 0 -mig 0` "
             "turns it off)");
-  EXPECT_NE(report.skipped[1].find("GPU 1 (00000000:0F:00.0): MIG mode is on"), std::string::npos);
+  EXPECT_NE(report.notes[1].find("GPU 1 (00000000:0F:00.0) left out: MIG mode is on"), std::string::npos);
 }
 
 // A GPU that fell off the bus, one that needs a reset and one that answers [Unknown Error] are
@@ -164,20 +164,20 @@ TEST(NvidiaSmiTest, GpusOffTheBusAreLeftOut) {
   ASSERT_EQ(report.gpus.size(), 1u);
   EXPECT_EQ(report.gpus[0].count, 5u);
   EXPECT_EQ(report.gpus[0].cuda, std::nullopt);
-  ASSERT_EQ(report.skipped.size(), 4u) << Skipped(report);
-  EXPECT_EQ(report.skipped[0], "'GPU0000:5D:00.0: Unknown Error': nvidia-smi cannot reach this GPU (it needs a reset or a reboot)");
-  EXPECT_EQ(report.skipped[1], "GPU 4 (00000000:9A:00.0): its memory is '[GPU requires reset]' (the GPU needs attention)");
-  EXPECT_EQ(report.skipped[2], "GPU 6 (00000000:BA:00.0): its name is '[Unknown Error]' (the GPU needs attention)");
-  EXPECT_NE(report.skipped[3].find("CUDA version is unknown"), std::string::npos);
+  ASSERT_EQ(report.notes.size(), 4u) << Notes(report);
+  EXPECT_EQ(report.notes[0], "'GPU0000:5D:00.0: Unknown Error' left out: nvidia-smi cannot reach this GPU (it needs a reset or a reboot)");
+  EXPECT_EQ(report.notes[1], "GPU 4 (00000000:9A:00.0) left out: its memory is '[GPU requires reset]' (the GPU needs attention)");
+  EXPECT_EQ(report.notes[2], "GPU 6 (00000000:BA:00.0) left out: its name is '[Unknown Error]' (the GPU needs attention)");
+  EXPECT_NE(report.notes[3].find("CUDA version is unknown"), std::string::npos);
 }
 
 TEST(NvidiaSmiTest, UnknownProductIsLeftOutWithHowToAddIt) {
   const NvidiaSmiReport report = ParseRecorded("unknown-product.query.csv", "h100-8x-sxm.smi.txt");
   ASSERT_EQ(report.gpus.size(), 1u);
   EXPECT_EQ(report.gpus[0].model, "l40s");
-  ASSERT_EQ(report.skipped.size(), 1u);
-  EXPECT_EQ(report.skipped[0],
-            "GPU 0 (00000009:01:00.0): unknown product 'NVIDIA GH200 480GB', PCI device 0x234210DE (add it to a GPU "
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_EQ(report.notes[0],
+            "GPU 0 (00000009:01:00.0) left out: unknown product 'NVIDIA GH200 480GB', PCI device 0x234210DE (add it to a GPU "
             "model table: inventory.gpu_models)");
   // With the product in a user's table it is offered.
   GpuModelTable table = Models();
@@ -222,7 +222,7 @@ TEST(NvidiaSmiTest, BadFieldsNameTheLine) {
   Result<NvidiaSmiReport> small = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 40960, a, b, Disabled\n", "", Models());
   ASSERT_TRUE(small.ok());
   EXPECT_TRUE(small->gpus.empty());
-  EXPECT_EQ(small->skipped[0], "GPU 0 (a): 'NVIDIA H100 80GB HBM3' reports 40960 MiB, which is not the GPU model "
+  EXPECT_EQ(small->notes[0], "GPU 0 (a) left out: 'NVIDIA H100 80GB HBM3' reports 40960 MiB, which is not the GPU model "
                                "table's 80Gi");
   // Empty output, or "No devices were found", is no GPUs (the inventory decides what that means).
   EXPECT_TRUE(ParseNvidiaSmi("", "", Models()).ok());
@@ -314,7 +314,7 @@ TEST(DetectNvidiaGpusTest, RunsTheQueryAndTheStatus) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->UsableGpus(), 5u);
   EXPECT_EQ(report->gpus[0].cuda, (market::CudaVersion{12, 4}));
-  EXPECT_EQ(report->skipped.size(), 3u) << Skipped(*report);
+  EXPECT_EQ(report->notes.size(), 3u) << Notes(*report);
 
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\nexit 9\n";
   EXPECT_EQ(DetectNvidiaGpus(program, Models()).status().message(), program + " exited with status 9 and printed nothing");
