@@ -224,6 +224,9 @@ TEST(NvidiaSmiTest, BadFieldsNameTheLine) {
   EXPECT_TRUE(small->gpus.empty());
   EXPECT_EQ(small->notes[0], "GPU 0 (a) left out: 'NVIDIA H100 80GB HBM3' reports 40960 MiB, which is not the GPU model "
                                "table's 80Gi");
+  Result<NvidiaSmiReport> huge = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 18446744073709551615, a, b, Disabled\n", "", Models());
+  ASSERT_TRUE(huge.ok());
+  EXPECT_TRUE(huge->gpus.empty());
   // Empty output, or "No devices were found", is no GPUs (the inventory decides what that means).
   EXPECT_TRUE(ParseNvidiaSmi("", "", Models()).ok());
   EXPECT_EQ(ParseNvidiaSmi("No devices were found\n", "", Models())->UsableGpus(), 0u);
