@@ -10,6 +10,7 @@
 #include "market/codec.h"
 #include "market/match.h"
 #include "market/offers.h"
+#include "tests/alloc_failure.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::bidding {
@@ -280,6 +281,29 @@ TEST(InventoryTest, LoadInventoryDetectsWithTheUsersModelTable) {
   config->nvidia_smi = dir.Sub("no-such-nvidia-smi");
   EXPECT_EQ(LoadInventory(*config).status().message(),
             "inventory: detect: " + dir.Sub("no-such-nvidia-smi") + ": cannot run (No such file or directory)");
+}
+
+// Exceptions stop at the boundary: whichever allocation fails while a section is parsed and
+// built, or a table is read, the result is a Status.
+TEST(InventoryTest, AnAllocationFailureAnywhereIsAStatus) {
+  if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
+  const GpuModelTable& models = Models();
+  const std::string yaml = WithGpu("{model: h100, ram: 80Gi, interface: sxm, count: 8}");
+  Result<market::YamlTree> tree = market::YamlTree::Parse(yaml, {.max_nodes = 1 << 16, .max_depth = 16});
+  ASSERT_TRUE(tree.ok());
+  EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("inventory", [&]() -> Result<Inventory> {
+              Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
+              if (!config.ok()) return config.status();
+              return BuildInventory(*config, models, nullptr);
+            }),
+            10);
+  EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("GpuModelTable::Builtin", [] { return GpuModelTable::Builtin(); }),
+            10);
+  const std::string query = ReadFile(kTestData + "h100-lost.query.csv");
+  const std::string status = ReadFile(kTestData + "h100-8x-sxm.smi.txt");
+  EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("ParseNvidiaSmi",
+                                                           [&] { return ParseNvidiaSmi(query, status, models); }),
+            10);
 }
 
 }  // namespace
