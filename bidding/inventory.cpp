@@ -177,6 +177,15 @@ size_t Inventory::GpuCount() const {
   return total;
 }
 
+market::Offer ToOffer(const Inventory& inventory, std::vector<market::PriceTable> pricing) {
+  market::Offer offer;
+  offer.attributes = inventory.attributes;
+  offer.auditors = inventory.auditors;
+  offer.nodes = inventory.nodes;
+  offer.pricing = std::move(pricing);
+  return offer;
+}
+
 Result<InventoryConfig> ParseInventoryConfig(const market::YamlNode& value, const std::string& path) {
   return CatchAll(path, [&] { return Parse(value, path); });
 }

@@ -74,6 +74,11 @@ struct Inventory {
   bool operator==(const Inventory&) const = default;
 };
 
+// The provider's whole capacity as the bid engine and the matching engine take it: an Offer with
+// the inventory's nodes, attributes and auditors, priced by `pricing` (the config's price tables);
+// its provider and name are the daemon's to set.
+market::Offer ToOffer(const Inventory& inventory, std::vector<market::PriceTable> pricing);
+
 // Checks `config` against `models` (every GPU a known model, RAM and interface; counts from 1 to
 // kMaxGpusPerNode per node; CPU and memory present and below the limits above) and, where it
 // detects, takes the machine's facts (`machine` must then be given). A detecting node with no

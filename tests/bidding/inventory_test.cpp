@@ -88,11 +88,13 @@ TEST(InventoryTest, ShippedProviderConfig) {
 
   // It is an Offer's capacity as the matching engine reads it: with the config's prices, 8 H100s
   // on one node are found and priced.
-  market::Offer offer;
+  std::vector<market::PriceTable> pricing;
+  ASSERT_TRUE(market::ParseOfferPricing(tree->Root().Find("pricing"), "pricing", pricing).ok());
+  market::Offer offer = ToOffer(*inventory, pricing);
   offer.provider = "p";
-  offer.attributes = inventory->attributes;
-  offer.nodes = inventory->nodes;
-  ASSERT_TRUE(market::ParseOfferPricing(tree->Root().Find("pricing"), "pricing", offer.pricing).ok());
+  EXPECT_EQ(offer.nodes, inventory->nodes);
+  EXPECT_EQ(offer.attributes, inventory->attributes);
+  EXPECT_EQ(offer.pricing, pricing);
   EXPECT_TRUE(market::ValidateOffer(offer).ok());
   EXPECT_TRUE(market::CheckOfferWork(offer).ok());
   market::Order order;
