@@ -1,7 +1,9 @@
 #include "bidding/inventory.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "market/boundary.h"
@@ -146,6 +148,7 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
     node.name = machine->hostname;
     node.cpu_millis = machine->cpu_millis;
     node.memory_bytes = machine->memory_bytes;
+    node.storage_bytes = std::min(machine->storage_bytes, market::kMaxNodeStorageBytes);
     node.gpus = machine->gpus.gpus;
     if (node.name.empty() || node.name.size() > market::limits::kMaxNameBytes) {
       return Status::InvalidArgument(config.path + ": detect: the host name '" + node.name.substr(0, 64) +
@@ -206,6 +209,11 @@ Result<MachineFacts> ProbeMachine() {
   if (cpus <= 0 || pages <= 0 || page_bytes <= 0) return Status::IoError("cannot read this machine's CPUs and memory");
   facts.cpu_millis = static_cast<uint64_t>(cpus) * 1000;
   facts.memory_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_bytes);
+  // Containers' ephemeral storage lives on the root filesystem (a kubelet's /var/lib/kubelet
+  // usually is on it); its free space is what a detected node offers.
+  struct statvfs root {};
+  if (statvfs("/", &root) != 0) return Status::IoError("cannot read the root filesystem's free space");
+  facts.storage_bytes = static_cast<uint64_t>(root.f_bavail) * static_cast<uint64_t>(root.f_frsize);
   return facts;
 }
 

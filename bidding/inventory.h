@@ -42,7 +42,8 @@ struct InventoryConfig {
   std::vector<std::string> auditors;
   std::string gpu_models;          // a table file extending the built-in one; "" = none
   std::string nvidia_smi = std::string(kDefaultNvidiaSmi);
-  // `inventory: detect`: this machine is the one node (its host name, CPUs, memory, GPUs).
+  // `inventory: detect`: this machine is the one node (its host name, CPUs, memory, the root
+  // filesystem's free space, GPUs).
   bool detect_machine = false;
   std::vector<market::NodeCapacity> nodes;
   // The node whose `gpus: detect` makes its GPUs this machine's; its gpus are empty here.
@@ -61,6 +62,7 @@ struct MachineFacts {
   std::string hostname;
   uint64_t cpu_millis = 0;
   uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;  // free on the root filesystem
   NvidiaSmiReport gpus;
 };
 
@@ -86,7 +88,8 @@ market::Offer ToOffer(const Inventory& inventory, std::vector<market::PriceTable
 Result<Inventory> BuildInventory(const InventoryConfig& config, const GpuModelTable& models,
                                  const MachineFacts* machine);
 
-// This machine's host name, online CPUs and physical memory (no GPUs).
+// This machine's host name, online CPUs, physical memory and the root filesystem's free space
+// (no GPUs).
 Result<MachineFacts> ProbeMachine();
 
 // What the daemon calls at start and on reload: loads the model table (the built-in one

@@ -188,7 +188,8 @@ TEST(InventoryTest, ImpossibleInventoryNamesTheKey) {
 }
 
 MachineFacts Machine(const std::string& query_file) {
-  MachineFacts facts{.hostname = "gpu-box", .cpu_millis = 96000, .memory_bytes = 1 * kTi, .gpus = {}};
+  MachineFacts facts{.hostname = "gpu-box", .cpu_millis = 96000, .memory_bytes = 1 * kTi, .storage_bytes = 3 * kTi,
+                     .gpus = {}};
   Result<NvidiaSmiReport> gpus =
       ParseNvidiaSmi(ReadFile(kTestData + query_file), ReadFile(kTestData + "h100-8x-sxm.smi.txt"), Models());
   EXPECT_TRUE(gpus.ok()) << gpus.status().ToString();
@@ -206,6 +207,7 @@ TEST(InventoryTest, DetectedMachineIsOneNode) {
   EXPECT_EQ(inventory->nodes[0].name, "gpu-box");
   EXPECT_EQ(inventory->nodes[0].cpu_millis, 96000u);
   EXPECT_EQ(inventory->nodes[0].memory_bytes, kTi);
+  EXPECT_EQ(inventory->nodes[0].storage_bytes, 3 * kTi);
   const GpuDevices five{.vendor = "nvidia", .model = "h100", .ram_bytes = 80 * kGi, .interface = GpuInterface::kSxm,
                         .cuda = market::CudaVersion{12, 4}, .count = 5};
   EXPECT_EQ(inventory->nodes[0].gpus, std::vector<GpuDevices>{five});
@@ -267,6 +269,8 @@ TEST(InventoryTest, LoadInventoryDetectsWithTheUsersModelTable) {
   gethostname(hostname, sizeof(hostname) - 1);
   EXPECT_EQ(inventory->nodes[0].name, hostname);
   EXPECT_GE(inventory->nodes[0].cpu_millis, 1000u);
+  EXPECT_GT(inventory->nodes[0].memory_bytes, 0u);
+  EXPECT_GT(inventory->nodes[0].storage_bytes, 0u);
   EXPECT_EQ(inventory->GpuCount(), 2u);
   EXPECT_EQ(inventory->nodes[0].gpus[0].model, "gh200");
   EXPECT_EQ(inventory->nodes[0].gpus[1].model, "l40s");
