@@ -8,6 +8,7 @@
 
 #include "market/boundary.h"
 #include "market/codec.h"
+#include "market/match.h"
 #include "market/offers.h"
 
 namespace gpumart::bidding {
@@ -167,6 +168,9 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
     inventory.notes = machine->gpus.notes;
   }
   if (inventory.nodes.empty()) return Status::InvalidArgument(config.path + ".nodes: missing (at least one node)");
+  // The matching engine's per-offer bounds (device types, GPU entries): the bid engine offers
+  // exactly this capacity.
+  GPUMART_RETURN_IF_ERROR(market::CheckOfferWork(ToOffer(inventory, {})).WithContext(config.path));
   return inventory;
 }
 

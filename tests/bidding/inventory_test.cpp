@@ -187,6 +187,26 @@ TEST(InventoryTest, ImpossibleInventoryNamesTheKey) {
   EXPECT_EQ(ErrorOf(WithGpu("{model: h100, ram: 80Gi, interface: sxm, count: 8}")), "");
 }
 
+// An inventory is an offer the matching engine must take: its per-offer bounds hold.
+TEST(InventoryTest, MatchingEngineBoundsHold) {
+  std::string table = "gpu_models:\n";
+  std::string yaml = "inventory:\n  nodes:\n";
+  for (size_t i = 0; i <= market::kMaxOfferDeviceTypes; ++i) {
+    table += "  - {model: m" + std::to_string(i) + ", ram: 8Gi, interface: pcie}\n";
+    yaml += "    - {name: n" + std::to_string(i) + ", cpu_millis: 1000, memory: 1Gi, gpus: [{model: m" + std::to_string(i) +
+            ", ram: 8Gi, count: 1}]}\n";
+  }
+  Result<GpuModelTable> models = GpuModelTable::Parse(table);
+  ASSERT_TRUE(models.ok()) << models.status().ToString();
+  Result<InventoryConfig> config = ParseSection(yaml);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  Result<Inventory> inventory = BuildInventory(*config, *models, nullptr);
+  EXPECT_EQ(inventory.status().code(), Status::Code::kLimitExceeded);
+  EXPECT_TRUE(inventory.status().message().starts_with("inventory: ")) << inventory.status().message();
+  config->nodes.pop_back();
+  EXPECT_TRUE(BuildInventory(*config, *models, nullptr).ok());
+}
+
 MachineFacts Machine(const std::string& query_file) {
   MachineFacts facts{.hostname = "gpu-box", .cpu_millis = 96000, .memory_bytes = 1 * kTi, .storage_bytes = 3 * kTi,
                      .gpus = {}};
