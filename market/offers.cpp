@@ -169,7 +169,7 @@ Status ParseGpu(const YamlNode& node, const std::string& path, GpuDevices& gpu) 
   return Status::Ok();
 }
 
-Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& capacity) {
+Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& capacity, bool* gpus_detect) {
   GPUMART_TRY(CheckKeys(node, path, {"name", "cpu_millis", "memory", "storage", "gpus"},
                         {"name", "cpu_millis", "memory"}));
   for (const YamlMapEntry& entry : node.Entries()) {
@@ -185,6 +185,10 @@ Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& ca
     } else if (key == "storage") {
       GPUMART_TRY_ASSIGN(capacity.storage_bytes, ReadSize(value, at, kMaxNodeStorageBytes));
     } else if (key == "gpus") {
+      if (gpus_detect != nullptr && value.IsScalar() && value.Scalar() == kDetectGpus) {
+        *gpus_detect = true;
+        continue;
+      }
       GPUMART_TRY(CheckSequence(value, at, limits::kMaxGpuTypesPerNode));
       for (size_t i = 0; i < value.size(); ++i) {
         GpuDevices gpu;
@@ -242,6 +246,70 @@ Status ParsePriceTable(const YamlNode& node, const std::string& path, PriceTable
   return Status::Ok();
 }
 
+Status ParseAttributes(const YamlNode& value, const std::string& at, std::map<std::string, std::string>& attributes) {
+  if (value.IsNull()) return Status::Ok();
+  if (!value.IsMap()) return Error(at, "must be a map");
+  if (value.size() > limits::kMaxAttributes) {
+    return Error(at, "more than " + std::to_string(limits::kMaxAttributes) + " attributes");
+  }
+  for (const YamlMapEntry& attribute : value.Entries()) {
+    std::string name;
+    std::string text;
+    GPUMART_TRY_ASSIGN(name, ReadString(attribute.key, at));
+    GPUMART_TRY_ASSIGN(text, ReadString(attribute.value, at + "." + name));
+    if (!attributes.emplace(name, text).second) return Error(at + "." + name, "given twice");
+  }
+  return Status::Ok();
+}
+
+Status ParseAuditors(const YamlNode& value, const std::string& at, std::vector<std::string>& auditors) {
+  GPUMART_TRY(CheckSequence(value, at, limits::kMaxAuditors));
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string auditor;
+    GPUMART_TRY_ASSIGN(auditor, ReadString(value.Item(i), Index(at, i)));
+    auditors.push_back(std::move(auditor));
+  }
+  return Status::Ok();
+}
+
+Status ParsePricing(const YamlNode& value, const std::string& at, std::vector<PriceTable>& pricing) {
+  GPUMART_TRY(CheckSequence(value, at, limits::kMaxPriceTables));
+  if (value.size() == 0) return Error(at, "missing (at least one price table is needed)");
+  for (size_t i = 0; i < value.size(); ++i) {
+    PriceTable table;
+    GPUMART_TRY(ParsePriceTable(value.Item(i), Index(at, i), table));
+    for (const PriceTable& other : pricing) {
+      if (other.denom == table.denom) return Error(Index(at, i) + ".denom", table.denom + " is priced twice");
+    }
+    pricing.push_back(std::move(table));
+  }
+  return Status::Ok();
+}
+
+Status ParseNodes(const YamlNode& value, const std::string& at, std::vector<NodeCapacity>& nodes,
+                  std::optional<size_t>* detect_node) {
+  GPUMART_TRY(CheckSequence(value, at, limits::kMaxNodes));
+  if (value.size() == 0) return Error(at, "missing (a provider has at least one node)");
+  std::set<std::string> names;
+  for (size_t i = 0; i < value.size(); ++i) {
+    NodeCapacity capacity;
+    bool gpus_detect = false;
+    GPUMART_TRY(ParseNode(value.Item(i), Index(at, i), capacity, detect_node ? &gpus_detect : nullptr));
+    if (!names.insert(capacity.name).second) {
+      return Error(Index(at, i) + ".name", capacity.name + " is used by another node");
+    }
+    if (gpus_detect) {
+      if (detect_node->has_value()) {
+        return Error(Index(at, i) + ".gpus", "detect: only one node is this machine (" + Index(at, **detect_node) +
+                                                 " detects its GPUs already)");
+      }
+      *detect_node = i;
+    }
+    nodes.push_back(std::move(capacity));
+  }
+  return Status::Ok();
+}
+
 Status ParseProvider(const YamlNode& node, const std::string& path, size_t& nodes_total,
                      Offer& offer) {
   GPUMART_TRY(CheckKeys(node, path,
@@ -254,25 +322,9 @@ Status ParseProvider(const YamlNode& node, const std::string& path, size_t& node
     if (key == "id") {
       GPUMART_TRY_ASSIGN(offer.provider, ReadString(value, at));
     } else if (key == "attributes") {
-      if (value.IsNull()) continue;
-      if (!value.IsMap()) return Error(at, "must be a map");
-      if (value.size() > limits::kMaxAttributes) {
-        return Error(at, "more than " + std::to_string(limits::kMaxAttributes) + " attributes");
-      }
-      for (const YamlMapEntry& attribute : value.Entries()) {
-        std::string name;
-        std::string text;
-        GPUMART_TRY_ASSIGN(name, ReadString(attribute.key, at));
-        GPUMART_TRY_ASSIGN(text, ReadString(attribute.value, at + "." + name));
-        offer.attributes[name] = text;
-      }
+      GPUMART_TRY(ParseAttributes(value, at, offer.attributes));
     } else if (key == "auditors") {
-      GPUMART_TRY(CheckSequence(value, at, limits::kMaxAuditors));
-      for (size_t i = 0; i < value.size(); ++i) {
-        std::string auditor;
-        GPUMART_TRY_ASSIGN(auditor, ReadString(value.Item(i), Index(at, i)));
-        offer.auditors.push_back(std::move(auditor));
-      }
+      GPUMART_TRY(ParseAuditors(value, at, offer.auditors));
     } else if (key == "reputation") {
       const std::string text(value.IsScalar() ? value.Scalar() : std::string_view());
       double reputation = -1;
@@ -283,32 +335,14 @@ Status ParseProvider(const YamlNode& node, const std::string& path, size_t& node
       }
       offer.reputation_ppm = static_cast<uint32_t>(std::llround(reputation * kPpm));
     } else if (key == "pricing") {
-      GPUMART_TRY(CheckSequence(value, at, limits::kMaxPriceTables));
-      if (value.size() == 0) return Error(at, "missing (at least one price table is needed)");
-      for (size_t i = 0; i < value.size(); ++i) {
-        PriceTable table;
-        GPUMART_TRY(ParsePriceTable(value.Item(i), Index(at, i), table));
-        for (const PriceTable& other : offer.pricing) {
-          if (other.denom == table.denom) return Error(Index(at, i) + ".denom", table.denom + " is priced twice");
-        }
-        offer.pricing.push_back(std::move(table));
-      }
+      GPUMART_TRY(ParsePricing(value, at, offer.pricing));
     } else if (key == "nodes") {
       GPUMART_TRY(CheckSequence(value, at, limits::kMaxNodes));
-      if (value.size() == 0) return Error(at, "missing (a provider has at least one node)");
       nodes_total += value.size();
       if (nodes_total > kMaxOfferNodesTotal) {
         return Error(at, "the file's nodes exceed the limit of " + std::to_string(kMaxOfferNodesTotal));
       }
-      std::set<std::string> names;
-      for (size_t i = 0; i < value.size(); ++i) {
-        NodeCapacity capacity;
-        GPUMART_TRY(ParseNode(value.Item(i), Index(at, i), capacity));
-        if (!names.insert(capacity.name).second) {
-          return Error(Index(at, i) + ".name", capacity.name + " is used by another node");
-        }
-        offer.nodes.push_back(std::move(capacity));
-      }
+      GPUMART_TRY(ParseNodes(value, at, offer.nodes, nullptr));
     }
   }
   return Status::Ok();
@@ -342,6 +376,34 @@ Result<std::vector<Offer>> ParseDocument(const YamlNode& root) {
 #undef GPUMART_TRY_ASSIGN
 
 }  // namespace
+
+Status ParseOfferAttributes(const YamlNode& value, const std::string& path,
+                            std::map<std::string, std::string>& attributes) {
+  return ParseAttributes(value, path, attributes);
+}
+Status ParseOfferAuditors(const YamlNode& value, const std::string& path, std::vector<std::string>& auditors) {
+  return ParseAuditors(value, path, auditors);
+}
+Status ParseOfferPricing(const YamlNode& value, const std::string& path, std::vector<PriceTable>& pricing) {
+  return ParsePricing(value, path, pricing);
+}
+Status ParseOfferNodes(const YamlNode& value, const std::string& path, std::vector<NodeCapacity>& nodes,
+                       std::optional<size_t>* detect_node) {
+  return ParseNodes(value, path, nodes, detect_node);
+}
+Result<uint64_t> ParseOfferCount(const YamlNode& value, const std::string& path, uint64_t max) {
+  return ReadUnsigned(value, path, max);
+}
+Result<uint64_t> ParseOfferSize(const YamlNode& value, const std::string& path, uint64_t max) {
+  return ReadSize(value, path, max);
+}
+Result<std::string> ParseOfferString(const YamlNode& value, const std::string& path) {
+  return ReadString(value, path);
+}
+Status CheckOfferKeys(const YamlNode& node, const std::string& path, std::initializer_list<std::string_view> allowed,
+                      std::initializer_list<std::string_view> required) {
+  return CheckKeys(node, path, allowed, required);
+}
 
 Result<std::vector<Offer>> ParseOffers(std::string_view text) {
   if (text.size() > kMaxOffersFileBytes) {

@@ -6,6 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
+#include "market/yaml_tree.h"
 
 namespace gpumart::market {
 
@@ -35,6 +39,31 @@ constexpr uint64_t kMaxGpuRamBytes = 16 * kTi;
 // Micro-units per hour; 10^15 is a billion whole units an hour, far past any real price, and
 // small enough that prices of real orders cannot overflow 64 bits.
 constexpr uint64_t kMaxRatePerHour = 1'000'000'000'000'000;
+
+// The pieces of an offers document, for documents that embed them (a provider config's
+// inventory and prices, bidding/inventory.h), so each part has one parser. Errors start with
+// `path`, the key path of `value` (e.g. `inventory.nodes`).
+//
+// `attributes` (a map of names to strings), `auditors` (a list of names), `pricing` (a non-empty
+// list of price tables, one per denom), `nodes` (a non-empty list of nodes with unique names).
+// Where `detect_node` is given, one node's `gpus` may be the word `detect` (its GPUs are this
+// machine's, found at start); its index is stored there. Elsewhere `detect` is an error.
+constexpr std::string_view kDetectGpus = "detect";
+Status ParseOfferAttributes(const YamlNode& value, const std::string& path,
+                            std::map<std::string, std::string>& attributes);
+Status ParseOfferAuditors(const YamlNode& value, const std::string& path, std::vector<std::string>& auditors);
+Status ParseOfferPricing(const YamlNode& value, const std::string& path, std::vector<PriceTable>& pricing);
+Status ParseOfferNodes(const YamlNode& value, const std::string& path, std::vector<NodeCapacity>& nodes,
+                       std::optional<size_t>* detect_node);
+// Scalars as the offers file reads them: a whole number at most `max`; a size (ParseSizeBytes)
+// at most `max`; a non-empty name of at most limits::kMaxNameBytes.
+Result<uint64_t> ParseOfferCount(const YamlNode& value, const std::string& path, uint64_t max);
+Result<uint64_t> ParseOfferSize(const YamlNode& value, const std::string& path, uint64_t max);
+Result<std::string> ParseOfferString(const YamlNode& value, const std::string& path);
+// A map whose keys are all `allowed` (once each) and include every `required` one; the error
+// for an unknown key lists the allowed ones.
+Status CheckOfferKeys(const YamlNode& node, const std::string& path, std::initializer_list<std::string_view> allowed,
+                      std::initializer_list<std::string_view> required);
 
 // Parses an offers document (YAML or JSON). Sizes are read by ParseSizeBytes (market/sdl.h), as
 // in an SDL. Never throws. GPU models and vendors are lower-cased and gpu rate

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "market/boundary.h"
+#include "market/offers.h"
 #include "market/yaml_tree.h"
 #include "node/gossip/curve_keys.h"
 #include "node/gossip/frames.h"
@@ -112,6 +113,12 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.identity));
     } else if (key == "offers") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.offers));
+    } else if (key == "inventory") {
+      Result<bidding::InventoryConfig> inventory = bidding::ParseInventoryConfig(value, key);
+      if (!inventory.ok()) return inventory.status();
+      config.inventory = std::move(inventory).value();
+    } else if (key == "pricing") {
+      GPUMART_RETURN_IF_ERROR(market::ParseOfferPricing(value, key, config.pricing));
     } else if (key == "log_level") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.log_level));
       const std::string& l = config.log_level;
@@ -154,7 +161,7 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       config.score.ban_ms = static_cast<int64_t>(n) * 1000;
     } else {
       return Status::InvalidArgument(key +
-                                     ": unknown setting (known: role, data_dir, identity, offers, log_level, listen, "
+                                     ": unknown setting (known: role, data_dir, identity, offers, inventory, pricing, log_level, listen, "
                                      "advertise, bootstrap, max_inbound_peers, max_outbound_peers, outbound_peers, "
                                      "hop_limit, peer_frames_per_second, peer_bytes_per_second, ban_threshold, "
                                      "ban_seconds)");
@@ -169,8 +176,24 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
                                    " is more than max_outbound_peers (" + std::to_string(config.limits.max_outbound) +
                                    ")");
   }
-  if (config.role == NodeRole::kProvider && config.offers.empty()) {
-    return Status::InvalidArgument("offers: a provider needs its inventory and prices (an offers file)");
+  const bool sells = config.inventory.has_value() || !config.pricing.empty();
+  if (sells && config.role != NodeRole::kProvider) {
+    return Status::InvalidArgument(std::string(config.inventory ? "inventory" : "pricing") + ": only a provider sells (role is " +
+                                   std::string(ToString(config.role)) + ")");
+  }
+  if (sells && !config.offers.empty()) {
+    return Status::InvalidArgument("offers: give the inventory and prices either as an offers file or as inventory and "
+                                   "pricing, not both");
+  }
+  if (config.inventory && config.pricing.empty()) {
+    return Status::InvalidArgument("pricing: missing (a provider with an inventory needs its prices)");
+  }
+  if (!config.pricing.empty() && !config.inventory) {
+    return Status::InvalidArgument("inventory: missing (a provider with prices needs its inventory)");
+  }
+  if (config.role == NodeRole::kProvider && config.offers.empty() && !config.inventory) {
+    return Status::InvalidArgument("offers: a provider needs its inventory and prices (inventory and pricing, or an "
+                                   "offers file)");
   }
   return config;
 }

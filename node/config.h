@@ -3,11 +3,14 @@
 // every error names the key.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "bidding/inventory.h"
 #include "market/status.h"
+#include "market/types.h"
 #include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
@@ -36,6 +39,11 @@ struct NodeConfig {
   std::string identity;
   // Provider inventory and prices, in the offers file format (docs/OFFERS.md); providers only.
   std::string offers;
+  // Or in the config itself (docs/CONFIGURATION.md, "Provider inventory"): the `inventory`
+  // section (checked against the GPU model table and detected at start: bidding::LoadInventory)
+  // and the `pricing` price tables (the offers format's).
+  std::optional<bidding::InventoryConfig> inventory;
+  std::vector<market::PriceTable> pricing;
   std::string log_level = "info";  // trace, debug, info, warn, error
   // Gossip (docs/GOSSIP.md): where to accept links ("" = none; a tenant's default), the endpoint
   // others dial ("" = the one bound), and peer addresses to dial first.

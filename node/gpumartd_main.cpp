@@ -12,10 +12,12 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_system.h"
 #include "actors/clock.h"
+#include "bidding/inventory.h"
 #include "ledger/verify.h"
 #include "market/boundary.h"
 #include "market/crypto.h"
@@ -45,7 +47,14 @@ constexpr int64_t kPeerReportIntervalMs = 200;
 int Run(const node::NodeConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   size_t providers = 0;
-  if (config.role == node::NodeRole::kProvider) {
+  std::optional<bidding::Inventory> inventory;
+  if (config.role == node::NodeRole::kProvider && config.inventory) {
+    // An impossible inventory, an unknown GPU or a failed detection stops the daemon here.
+    Result<bidding::Inventory> loaded = bidding::LoadInventory(*config.inventory);
+    if (!loaded.ok()) return Fail(loaded.status());
+    for (const std::string& note : loaded->notes) spdlog::warn("inventory: {}", note);
+    inventory = std::move(loaded).value();
+  } else if (config.role == node::NodeRole::kProvider) {
     Result<std::vector<market::Offer>> offers = market::ParseOffersFile(config.offers);
     if (!offers.ok()) return Fail(offers.status());
     providers = offers->size();
@@ -68,6 +77,7 @@ int Run(const node::NodeConfig& config) {
             << node::ToString(config.role) << " data dir " << config.data_dir << " ledger " << verify.records
             << " records, chain head " << verify.head.seq;
   if (providers > 0) std::cout << " offers " << providers;
+  if (inventory) std::cout << " inventory " << inventory->nodes.size() << " nodes " << inventory->GpuCount() << " gpus";
   std::cout << std::endl;
 
   size_t reported_peers = 0;

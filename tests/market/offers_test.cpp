@@ -177,6 +177,12 @@ TEST(OffersTest, StructuralErrors) {
                     ", pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1}]}\n")
                 .find("providers[0].id: longer than"),
             std::string::npos);
+  // An attribute given twice was silently the last one before the attribute parser was shared
+  // with provider configs (bidding/inventory.h); `gpus: detect` is a provider config's only.
+  EXPECT_EQ(ErrorOf("providers:\n  - {id: p, attributes: {region: a, region: b}, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1}]}\n"),
+            "providers[0].attributes.region: given twice");
+  EXPECT_EQ(ErrorOf("providers:\n  - {id: p, pricing: [{denom: u}], nodes: [{name: n, cpu_millis: 1, memory: 1, gpus: detect}]}\n"),
+            "providers[0].nodes[0].gpus: must be a list");
 }
 
 // What a file accepts is what a provider may advertise on the wire (the offers fuzz target found

@@ -129,6 +129,39 @@ TEST(ConfigTest, HostileInputRejected) {
   EXPECT_EQ(LoadNodeConfig("/nonexistent/gpumart.yaml").status().code(), Status::Code::kIoError);
 }
 
+// A provider's inventory and prices in the config itself (bidding/inventory.h checks the GPUs
+// against the model table when the daemon starts; tests/bidding/inventory_test.cpp).
+TEST(ConfigTest, ProviderInventoryAndPricing) {
+  const std::string inventory =
+      "inventory:\n  attributes: {region: us-west}\n  nodes:\n"
+      "    - {name: n1, cpu_millis: 64000, memory: 512Gi, gpus: [{model: h100, ram: 80Gi, interface: sxm, count: 8}]}\n";
+  const std::string pricing = "pricing:\n  - {denom: uakt, gpu: {h100: 650000}, cpu: 4000}\n";
+  Result<NodeConfig> config = ParseNodeConfig("role: provider\n" + inventory + pricing);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(config->inventory.has_value());
+  EXPECT_EQ(config->inventory->attributes.at("region"), "us-west");
+  ASSERT_EQ(config->inventory->nodes.size(), 1u);
+  EXPECT_EQ(config->inventory->nodes[0].gpus[0].count, 8u);
+  ASSERT_EQ(config->pricing.size(), 1u);
+  EXPECT_EQ(config->pricing[0].gpu.at("h100"), 650000u);
+  EXPECT_TRUE(ParseNodeConfig("role: provider\ninventory: detect\n" + pricing).ok());
+
+  // The bad input: missing prices, keys that do not belong, errors inside the section.
+  EXPECT_EQ(ErrorOf("role: provider\n" + inventory), "pricing: missing (a provider with an inventory needs its prices)");
+  EXPECT_EQ(ErrorOf("role: provider\n" + inventory + "pricing: []\n"),
+            "pricing: missing (at least one price table is needed)");
+  EXPECT_EQ(ErrorOf("role: provider\n" + pricing), "inventory: missing (a provider with prices needs its inventory)");
+  EXPECT_EQ(ErrorOf(inventory + pricing), "inventory: only a provider sells (role is relay)");
+  EXPECT_EQ(ErrorOf("role: provider\noffers: o.yaml\n" + inventory + pricing),
+            "offers: give the inventory and prices either as an offers file or as inventory and pricing, not both");
+  EXPECT_EQ(ErrorOf("role: provider\n" + inventory + "pricing:\n  - {denom: uakt, gpu: {h100: -1}}\n"),
+            "pricing[0].gpu.h100: -1 is negative");
+  EXPECT_EQ(ErrorOf("role: provider\ninventory:\n  nodes:\n    - {name: n1, cpu_millis: 1000, memory: 1Gi, "
+                    "gpus: [{model: h100, ram: 80Gi, count: 8, colour: red}]}\n" + pricing)
+                .substr(0, 46),
+            "inventory.nodes[0].gpus[0].colour: unknown key");
+}
+
 // Block nesting (indentation) is a limit like [ and { nesting (the YAML tree bounds both).
 TEST(ConfigTest, DeepBlockNestingIsALimit) {
   std::string deep;

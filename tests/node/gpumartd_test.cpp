@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -93,6 +94,35 @@ TEST_F(GpumartdTest, ProviderConfigReadsItsOffers) {
   EXPECT_NE(daemon.out().find("role provider"), std::string::npos);
   EXPECT_NE(daemon.out().find("offers 5"), std::string::npos);
   EXPECT_EQ(daemon.SignalAndWait(SIGTERM), 0);
+}
+
+// The shipped provider config (its inventory and prices in the config itself) starts; an
+// impossible inventory stops the daemon with the exact key.
+TEST_F(GpumartdTest, ProviderConfigWithInventory) {
+  std::ifstream shipped(std::string(GPUMART_SOURCE_DIR) + "/configs/provider.yaml");
+  std::stringstream text;
+  text << shipped.rdbuf();
+  std::string yaml = text.str();
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"listen: tcp://0.0.0.0:7700", "listen: tcp://127.0.0.1:*"},
+                                 {"data_dir: ./gpumart-provider-data", "data_dir: " + dir_ + "/p"},
+                                 {"identity: ./gpumart-provider-data/identity.key", "identity: " + dir_ + "/p.key"}}) {
+    ASSERT_NE(yaml.find(from), std::string::npos) << from;
+    yaml.replace(yaml.find(from), from.size(), to);
+  }
+  const std::string config = dir_ + "/provider.yaml";
+  std::ofstream(config) << yaml;
+  DaemonProcess daemon({Daemon(), "--config", config});
+  ASSERT_TRUE(daemon.WaitForOutput("gpumartd ready")) << daemon.out() << daemon.err();
+  EXPECT_NE(daemon.out().find("role provider"), std::string::npos);
+  EXPECT_NE(daemon.out().find("inventory 4 nodes 16 gpus"), std::string::npos) << daemon.out();
+  EXPECT_EQ(daemon.SignalAndWait(SIGTERM), 0);
+
+  const std::string from = "{model: h100, ram: 80Gi";
+  yaml.replace(yaml.find(from), from.size(), "{model: h100, ram: 40Gi");
+  std::ofstream(config, std::ios::trunc) << yaml;
+  auto bad = testing::RunProcess({Daemon(), "--config", config});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("inventory.nodes[0].gpus[0].ram: 40Gi sxm is not a known h100"), std::string::npos) << bad.err;
 }
 
 TEST_F(GpumartdTest, BadConfigIsAClearError) {

@@ -1,0 +1,30 @@
+// libFuzzer target for the nvidia-smi parser (`inventory: detect`, bidding/nvidia_smi.h): any
+// bytes nvidia-smi prints give a report or a Status, never a crash, and every GPU a report offers
+// is a device type of the model table, counted at least once, within the output's bounds.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "bidding/nvidia_smi.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const gpumart::bidding::GpuModelTable models = [] {
+    auto builtin = gpumart::bidding::GpuModelTable::Builtin();
+    if (!builtin.ok()) __builtin_trap();
+    return *builtin;
+  }();
+  // The query's output, then (after the first NUL byte, if any) plain nvidia-smi's.
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const size_t split = input.find('\0');
+  const std::string_view query = input.substr(0, split);
+  const std::string_view status = split == std::string_view::npos ? input : input.substr(split + 1);
+  auto report = gpumart::bidding::ParseNvidiaSmi(query, status, models);
+  if (report.ok()) {
+    if (report->UsableGpus() > gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
+    for (const auto& gpu : report->gpus) {
+      const gpumart::market::DeviceType type{gpu.vendor, gpu.model, gpu.ram_bytes, gpu.interface};
+      if (gpu.count == 0 || !models.Knows(type) || gpu.cuda != report->cuda) __builtin_trap();
+    }
+  }
+  return 0;
+}
