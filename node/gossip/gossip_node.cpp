@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 #include <zmq.hpp>
@@ -24,6 +25,7 @@ std::string_view ToString(TransportDrop reason) {
     case TransportDrop::kBannedPeer: return "banned_peer";
     case TransportDrop::kNoUserId: return "no_user_id";
     case TransportDrop::kMultipart: return "multipart";
+    case TransportDrop::kDeniedPeer: return "denied_peer";
   }
   return "unknown";
 }
@@ -52,9 +54,12 @@ class GossipNode::Impl {
 
   void Init(actors::Handlers& on, actors::ActorContext& ctx) {
     ctx_ = &ctx;
+    if (Status status = ParseDenyList(config_.deny, denied_); !status.ok()) {
+      throw std::invalid_argument("gossip: " + status.message());
+    }
     // The ZAP handler first: a CURVE server bound without one would admit every key.
     zap_ = std::make_unique<ZapHandler>(ctx.zmq_context(), [this](const CurveKey& key, const std::string& ip) {
-      if (IsBanned(key, ip)) return false;
+      if (denied_.contains(key) || IsBanned(key, ip)) return false;
       return !config_.admit || config_.admit(key);
     });
     ctx.Watch(zap_->socket(), [this](actors::ActorContext&) { zap_->HandleRequests(); });
@@ -88,6 +93,7 @@ class GossipNode::Impl {
       return status;
     });
     on.OnRequest<GetGossipStatus>([this](GetGossipStatus&) { return Snapshot(); });
+    on.OnRequest<SetDenyList>([this](SetDenyList& request) { return SetDenied(request.identities); });
     ctx.StartPeriodicTimer(config_.tick_interval_ms, [this](actors::ActorContext&) {
       core_->Tick(Now(), actions_);
       Execute();
@@ -133,6 +139,36 @@ class GossipNode::Impl {
     }
   }
 
+  // The CURVE keys of `identities` (a link's key is its identity's, see Run(PeerReady)).
+  static Status ParseDenyList(const std::vector<PublicKey>& identities, std::set<CurveKey>& keys) {
+    if (identities.size() > kMaxDeniedIdentities) {
+      return Status::LimitExceeded("deny list: more than " + std::to_string(kMaxDeniedIdentities) + " identities");
+    }
+    std::set<CurveKey> parsed;
+    for (const PublicKey& identity : identities) {
+      const auto key = CurveKeyOf(identity);
+      if (!key) return Status::InvalidArgument("deny list: not an Ed25519 public key: " + market::ToHex(identity));
+      parsed.insert(*key);
+    }
+    keys = std::move(parsed);
+    return Status::Ok();
+  }
+
+  // Lifted denials need nothing more: the core redials known addresses after its backoff, and the
+  // other side may dial us as soon as ZAP admits it again.
+  Status SetDenied(const std::vector<PublicKey>& identities) {
+    GPUMART_RETURN_IF_ERROR(ParseDenyList(identities, denied_));
+    std::vector<PeerId> peers;
+    for (const auto& [peer, link] : links_) {
+      if (denied_.contains(link.key)) peers.push_back(peer);
+    }
+    for (PeerId peer : peers) {
+      core_->OnDisconnected(peer, Now());
+      CloseLink(peer);
+    }
+    return Status::Ok();
+  }
+
   int64_t Now() const { return ctx_->clock().NowMs(); }
   void CountDrop(TransportDrop reason) { ++drops_[static_cast<size_t>(reason)]; }
 
@@ -152,6 +188,7 @@ class GossipNode::Impl {
     s.zap_admitted = zap_->admitted();
     s.zap_refused = zap_->refused();
     s.zap_malformed = zap_->malformed();
+    s.denied = denied_.size();
     return s;
   }
 
@@ -195,6 +232,11 @@ class GossipNode::Impl {
         }
         const char* peer_address = zmq_msg_gets(payload.handle(), "Peer-Address");
         const std::string ip = peer_address ? peer_address : "";
+        if (denied_.contains(*key)) {  // ZAP admitted it just before the deny list changed
+          CountDrop(TransportDrop::kDeniedPeer);
+          RememberClosed(id);
+          continue;
+        }
         if (IsBanned(*key, ip)) {
           CountDrop(TransportDrop::kClosedLink);
           RememberClosed(id);
@@ -294,6 +336,13 @@ class GossipNode::Impl {
     if (parsed.ok()) server_key = CurveKeyOf(parsed->identity);
     if (!server_key) {
       CountDrop(TransportDrop::kBadAddress);
+      core_->OnConnectFailed(connect.address, now);
+      return;
+    }
+    // A failed dial for the core: it backs the address off and tries again later, which is how
+    // the link comes back once the denial is lifted.
+    if (denied_.contains(*server_key)) {
+      CountDrop(TransportDrop::kDeniedPeer);
       core_->OnConnectFailed(connect.address, now);
       return;
     }
@@ -413,6 +462,7 @@ class GossipNode::Impl {
   const GossipNodeConfig config_;
   const CurveKeys curve_;
   PeerScorer scorer_;
+  std::set<CurveKey> denied_;  // the deny list, as CURVE keys
   actors::ActorContext* ctx_ = nullptr;
   std::unique_ptr<ZapHandler> zap_;  // declared before the sockets: closed last
   std::unique_ptr<zmq::socket_t> router_;
