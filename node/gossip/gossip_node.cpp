@@ -114,6 +114,7 @@ class GossipNode::Impl {
     std::unique_ptr<zmq::socket_t> monitor;  // outbound: the DEALER's socket events
     std::string address;                     // outbound: the dialled peer address
     CurveKey key{};                          // the CURVE key the link authenticated
+    std::optional<PublicKey> identity;       // once its HELLO checked against `key`
     std::string ip;                          // the peer's IP (inbound), the dialled host (outbound)
   };
 
@@ -176,6 +177,9 @@ class GossipNode::Impl {
     GossipNodeStatus s;
     s.address = address_;
     s.ready_peers = core_->ReadyPeers();
+    for (const auto& [peer, link] : links_) {
+      if (link.identity && core_->IsReady(peer)) s.peers.push_back(*link.identity);
+    }
     s.links = links_.size();
     s.core_drops = core_->drops();
     s.core_stats = core_->stats();
@@ -403,7 +407,10 @@ class GossipNode::Impl {
     auto it = links_.find(ready.peer);
     if (it == links_.end()) return;
     const auto claimed = CurveKeyOf(ready.hello.identity);
-    if (claimed && *claimed == it->second.key) return;
+    if (claimed && *claimed == it->second.key) {
+      it->second.identity = ready.hello.identity;
+      return;
+    }
     CountDrop(TransportDrop::kIdentityMismatch);
     const CurveKey key = it->second.key;
     const std::string ip = it->second.ip;

@@ -85,6 +85,7 @@ std::string_view ToString(TransportDrop reason);
 struct GossipNodeStatus {
   std::string address;  // our peer address, what others put in their bootstrap
   size_t ready_peers = 0;
+  std::vector<PublicKey> peers;  // the identities of the ready peers (checked against their links)
   size_t links = 0;
   DropCounters core_drops;
   GossipStats core_stats;

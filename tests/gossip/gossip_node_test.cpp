@@ -178,6 +178,8 @@ TEST(GossipNodeTest, TwoNodesFindEachOtherFromABootstrapAddressAndDeliver) {
   TestNode b(2, {a_address});
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE(WaitUntil([&] { return a.Status().ready_peers == 1 && b.Status().ready_peers == 1; }));
+  EXPECT_EQ(a.Status().peers, std::vector<PublicKey>{b.identity().public_key()});
+  EXPECT_EQ(b.Status().peers, std::vector<PublicKey>{a.identity().public_key()});
 
   const Identity author = MakeIdentity(100);
   const Bytes from_a = testing::MakeClose(author, WallNowMs(), kTtlMs, 1);
