@@ -275,11 +275,13 @@ class Network {
     EXPECT_TRUE(status.ok()) << status.message();
     return published;
   }
-  // One message of each flooded type per round, each at a random node of `at`.
-  std::vector<Published> PublishEveryType(const std::vector<size_t>& at, size_t rounds) {
+  // One message of each flooded type per round, each at another random node of `at` (while
+  // `at` has nodes not used yet).
+  std::vector<Published> PublishEveryType(std::vector<size_t> at, size_t rounds) {
+    std::shuffle(at.begin(), at.end(), random_);
     std::vector<Published> published;
     for (size_t round = 0; round < rounds; ++round) {
-      for (MessageType type : kFloodedTypes) published.push_back(Publish(at[random_() % at.size()], type));
+      for (MessageType type : kFloodedTypes) published.push_back(Publish(at[published.size() % at.size()], type));
     }
     return published;
   }
