@@ -6,11 +6,18 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 #include <zmq.hpp>
 
 #include "node/gossip/zap_handler.h"
+
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer's annotation interface (no public header declares these two).
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+#endif
 
 namespace gpumart::gossip {
 
@@ -24,6 +31,7 @@ std::string_view ToString(TransportDrop reason) {
     case TransportDrop::kBannedPeer: return "banned_peer";
     case TransportDrop::kNoUserId: return "no_user_id";
     case TransportDrop::kMultipart: return "multipart";
+    case TransportDrop::kDeniedPeer: return "denied_peer";
   }
   return "unknown";
 }
@@ -35,6 +43,25 @@ constexpr int kZmqZapEnforceDomain = 93;
 // The DEALER socket events that end an outbound link.
 constexpr int kLinkLostEvents = ZMQ_EVENT_CLOSED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+// The bytes of a received frame, for the core. libzmq's I/O thread decrypted them (CURVE) and
+// handed them over through its own lock-free queue, which ThreadSanitizer cannot see: each read
+// here would be a race report (suppressed, but each one costs TSan a search that grows with the
+// number of reports, which slowed a 32-node test thirty-fold). So under TSan the frame is copied
+// out with that one hand-off's reads ignored; elsewhere it is read in place. `copy` holds it.
+std::span<const uint8_t> FrameBytes(const zmq::message_t& payload, bool multipart, [[maybe_unused]] Bytes& copy) {
+  // A multi-part message is not a frame: the core sees empty bytes and calls it malformed.
+  if (multipart) return {};
+  const auto* data = static_cast<const uint8_t*>(payload.data());
+#if defined(__SANITIZE_THREAD__)
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  copy.assign(data, data + payload.size());
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  return copy;
+#else
+  return {data, payload.size()};
+#endif
+}
 
 void SetCommonOptions(zmq::socket_t& socket, const GossipNodeConfig& config) {
   socket.set(zmq::sockopt::linger, 0);
@@ -52,9 +79,12 @@ class GossipNode::Impl {
 
   void Init(actors::Handlers& on, actors::ActorContext& ctx) {
     ctx_ = &ctx;
+    if (Status status = ParseDenyList(config_.deny, denied_); !status.ok()) {
+      throw std::invalid_argument("gossip: " + status.message());
+    }
     // The ZAP handler first: a CURVE server bound without one would admit every key.
     zap_ = std::make_unique<ZapHandler>(ctx.zmq_context(), [this](const CurveKey& key, const std::string& ip) {
-      if (IsBanned(key, ip)) return false;
+      if (denied_.contains(key) || IsBanned(key, ip)) return false;
       return !config_.admit || config_.admit(key);
     });
     ctx.Watch(zap_->socket(), [this](actors::ActorContext&) { zap_->HandleRequests(); });
@@ -88,6 +118,7 @@ class GossipNode::Impl {
       return status;
     });
     on.OnRequest<GetGossipStatus>([this](GetGossipStatus&) { return Snapshot(); });
+    on.OnRequest<SetDenyList>([this](SetDenyList& request) { return SetDenied(request.identities); });
     ctx.StartPeriodicTimer(config_.tick_interval_ms, [this](actors::ActorContext&) {
       core_->Tick(Now(), actions_);
       Execute();
@@ -108,6 +139,7 @@ class GossipNode::Impl {
     std::unique_ptr<zmq::socket_t> monitor;  // outbound: the DEALER's socket events
     std::string address;                     // outbound: the dialled peer address
     CurveKey key{};                          // the CURVE key the link authenticated
+    std::optional<PublicKey> identity;       // once its HELLO checked against `key`
     std::string ip;                          // the peer's IP (inbound), the dialled host (outbound)
   };
 
@@ -133,6 +165,36 @@ class GossipNode::Impl {
     }
   }
 
+  // The CURVE keys of `identities` (a link's key is its identity's, see Run(PeerReady)).
+  static Status ParseDenyList(const std::vector<PublicKey>& identities, std::set<CurveKey>& keys) {
+    if (identities.size() > kMaxDeniedIdentities) {
+      return Status::LimitExceeded("deny list: more than " + std::to_string(kMaxDeniedIdentities) + " identities");
+    }
+    std::set<CurveKey> parsed;
+    for (const PublicKey& identity : identities) {
+      const auto key = CurveKeyOf(identity);
+      if (!key) return Status::InvalidArgument("deny list: not an Ed25519 public key: " + market::ToHex(identity));
+      parsed.insert(*key);
+    }
+    keys = std::move(parsed);
+    return Status::Ok();
+  }
+
+  // Lifted denials need nothing more: the core redials known addresses after its backoff, and the
+  // other side may dial us as soon as ZAP admits it again.
+  Status SetDenied(const std::vector<PublicKey>& identities) {
+    GPUMART_RETURN_IF_ERROR(ParseDenyList(identities, denied_));
+    std::vector<PeerId> peers;
+    for (const auto& [peer, link] : links_) {
+      if (denied_.contains(link.key)) peers.push_back(peer);
+    }
+    for (PeerId peer : peers) {
+      core_->OnDisconnected(peer, Now());
+      CloseLink(peer);
+    }
+    return Status::Ok();
+  }
+
   int64_t Now() const { return ctx_->clock().NowMs(); }
   void CountDrop(TransportDrop reason) { ++drops_[static_cast<size_t>(reason)]; }
 
@@ -140,6 +202,9 @@ class GossipNode::Impl {
     GossipNodeStatus s;
     s.address = address_;
     s.ready_peers = core_->ReadyPeers();
+    for (const auto& [peer, link] : links_) {
+      if (link.identity && core_->IsReady(peer)) s.peers.push_back(*link.identity);
+    }
     s.links = links_.size();
     s.core_drops = core_->drops();
     s.core_stats = core_->stats();
@@ -152,6 +217,7 @@ class GossipNode::Impl {
     s.zap_admitted = zap_->admitted();
     s.zap_refused = zap_->refused();
     s.zap_malformed = zap_->malformed();
+    s.denied = denied_.size();
     return s;
   }
 
@@ -195,6 +261,11 @@ class GossipNode::Impl {
         }
         const char* peer_address = zmq_msg_gets(payload.handle(), "Peer-Address");
         const std::string ip = peer_address ? peer_address : "";
+        if (denied_.contains(*key)) {  // ZAP admitted it just before the deny list changed
+          CountDrop(TransportDrop::kDeniedPeer);
+          RememberClosed(id);
+          continue;
+        }
         if (IsBanned(*key, ip)) {
           CountDrop(TransportDrop::kClosedLink);
           RememberClosed(id);
@@ -211,10 +282,8 @@ class GossipNode::Impl {
         core_->OnConnected(peer, Direction::kInbound, std::string(), Now(), actions_);
       }
       if (multipart) CountDrop(TransportDrop::kMultipart);
-      // A multi-part message is not a frame: the core sees empty bytes and calls it malformed.
-      const std::span<const uint8_t> bytes =
-          multipart ? std::span<const uint8_t>() : std::span(static_cast<const uint8_t*>(payload.data()), payload.size());
-      core_->HandleFrame(peer, bytes, Now(), actions_);
+      Bytes copy;
+      core_->HandleFrame(peer, FrameBytes(payload, multipart, copy), Now(), actions_);
       Execute();
     }
   }
@@ -228,9 +297,8 @@ class GossipNode::Impl {
       const bool multipart = DrainMore(*it->second.dealer, payload);
       ++frames_in_;
       if (multipart) CountDrop(TransportDrop::kMultipart);
-      const std::span<const uint8_t> bytes =
-          multipart ? std::span<const uint8_t>() : std::span(static_cast<const uint8_t*>(payload.data()), payload.size());
-      core_->HandleFrame(peer, bytes, Now(), actions_);
+      Bytes copy;
+      core_->HandleFrame(peer, FrameBytes(payload, multipart, copy), Now(), actions_);
       Execute();
     }
   }
@@ -297,6 +365,13 @@ class GossipNode::Impl {
       core_->OnConnectFailed(connect.address, now);
       return;
     }
+    // A failed dial for the core: it backs the address off and tries again later, which is how
+    // the link comes back once the denial is lifted.
+    if (denied_.contains(*server_key)) {
+      CountDrop(TransportDrop::kDeniedPeer);
+      core_->OnConnectFailed(connect.address, now);
+      return;
+    }
     // The host of "tcp://host:port" (an IPv6 host is bracketed and keeps its colons).
     const std::string host = parsed->endpoint.substr(6, parsed->endpoint.rfind(':') - 6);
     if (IsBanned(*server_key, host)) {
@@ -354,7 +429,10 @@ class GossipNode::Impl {
     auto it = links_.find(ready.peer);
     if (it == links_.end()) return;
     const auto claimed = CurveKeyOf(ready.hello.identity);
-    if (claimed && *claimed == it->second.key) return;
+    if (claimed && *claimed == it->second.key) {
+      it->second.identity = ready.hello.identity;
+      return;
+    }
     CountDrop(TransportDrop::kIdentityMismatch);
     const CurveKey key = it->second.key;
     const std::string ip = it->second.ip;
@@ -413,6 +491,7 @@ class GossipNode::Impl {
   const GossipNodeConfig config_;
   const CurveKeys curve_;
   PeerScorer scorer_;
+  std::set<CurveKey> denied_;  // the deny list, as CURVE keys
   actors::ActorContext* ctx_ = nullptr;
   std::unique_ptr<ZapHandler> zap_;  // declared before the sockets: closed last
   std::unique_ptr<zmq::socket_t> router_;

@@ -4,7 +4,8 @@
 // link is CURVE with the X25519 form of the node's Ed25519 identity; a ZapHandler in the actor's
 // own context admits client keys (banned keys are refused) and tags each inbound message with the
 // client's CURVE key, and the HELLO's identity must convert to the link's CURVE key, so no peer can
-// speak for another identity. Sends never block: a full queue is a counted drop. Each ActorSystem
+// speak for another identity. An operator's deny list refuses identities the same way (ZAP, dialling,
+// open links). Sends never block: a full queue is a counted drop. Each ActorSystem
 // (ZeroMQ context) can host one GossipNode, because the ZAP endpoint is per context.
 #pragma once
 
@@ -37,6 +38,8 @@ constexpr int kMaxFramesPerWake = 256;
 // Inbound links the node closed and whose further messages it drops (ZeroMQ cannot close one
 // connection of a ROUTER); the oldest are forgotten first.
 constexpr size_t kMaxClosedLinks = 4096;
+// Identities on the operator's deny list at most (GossipNodeConfig::deny, SetDenyList).
+constexpr size_t kMaxDeniedIdentities = 4096;
 
 struct GossipNodeConfig {
   // Where to accept links, e.g. "tcp://0.0.0.0:7700" ("tcp://127.0.0.1:*" picks a port); empty:
@@ -57,6 +60,11 @@ struct GossipNodeConfig {
   // Score and ban peers by IP address (the host of a dialled endpoint) as well as by key. Off
   // where honest and hostile peers share an address (loopback tests, one NAT).
   bool ban_addresses = true;
+  // The operator's deny list: identities the node never links with. ZAP refuses their keys, the
+  // node does not dial them, and links to them are closed. SetDenyList replaces it at run time;
+  // lifting a denial lets the links come back through the core's normal redialling. At most
+  // kMaxDeniedIdentities; an identity that is not an Ed25519 key makes the node fail to start.
+  std::vector<PublicKey> deny;
 };
 
 // Drops by the transport (the core counts its own in DropCounters).
@@ -69,13 +77,15 @@ enum class TransportDrop : uint8_t {
   kBannedPeer,        // a dial to a banned identity
   kNoUserId,          // an inbound message without a ZAP User-Id (cannot happen with CURVE + ZAP)
   kMultipart,         // a message of more than one part (handed to the core as malformed)
+  kDeniedPeer,        // a dial to, or a new link from, an identity on the deny list
 };
-constexpr size_t kTransportDropCount = 8;
+constexpr size_t kTransportDropCount = 9;
 std::string_view ToString(TransportDrop reason);
 
 struct GossipNodeStatus {
   std::string address;  // our peer address, what others put in their bootstrap
   size_t ready_peers = 0;
+  std::vector<PublicKey> peers;  // the identities of the ready peers (checked against their links)
   size_t links = 0;
   DropCounters core_drops;
   GossipStats core_stats;
@@ -84,6 +94,7 @@ struct GossipNodeStatus {
   uint64_t verdicts = 0, bans = 0;
   uint64_t links_lost = 0;  // outbound links whose connection failed or closed (socket events)
   uint64_t zap_admitted = 0, zap_refused = 0, zap_malformed = 0;
+  size_t denied = 0;  // identities on the deny list
   uint64_t operator[](TransportDrop reason) const { return transport_drops[static_cast<size_t>(reason)]; }
 };
 
@@ -92,6 +103,11 @@ struct PublishMessage {  // reply: Status (why the core refused it)
   Bytes envelope;
 };
 struct GetGossipStatus {};  // reply: GossipNodeStatus
+// Replaces the deny list (GossipNodeConfig::deny) and closes the links it now denies; an empty
+// list lifts every denial. Reply: Status (the list is unchanged unless Ok).
+struct SetDenyList {
+  std::vector<PublicKey> identities;
+};
 
 class GossipNode final : public actors::Actor {
  public:

@@ -84,6 +84,11 @@ class TestNode {
                                                    std::chrono::seconds(5));
     return reply.ok() ? reply.value() : gpumart::Status::InvalidArgument("no reply");
   }
+  gpumart::Status Deny(std::vector<PublicKey> identities) {
+    auto reply = outbox_->Request<gpumart::Status>(handle_.address(), SetDenyList{std::move(identities)},
+                                                   std::chrono::seconds(5));
+    return reply.ok() ? reply.value() : gpumart::Status::InvalidArgument("no reply");
+  }
   bool HasDelivered(const MessageId& id) {
     std::lock_guard lock(mutex_);
     return delivered_.contains(id);
@@ -173,6 +178,8 @@ TEST(GossipNodeTest, TwoNodesFindEachOtherFromABootstrapAddressAndDeliver) {
   TestNode b(2, {a_address});
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE(WaitUntil([&] { return a.Status().ready_peers == 1 && b.Status().ready_peers == 1; }));
+  EXPECT_EQ(a.Status().peers, std::vector<PublicKey>{b.identity().public_key()});
+  EXPECT_EQ(b.Status().peers, std::vector<PublicKey>{a.identity().public_key()});
 
   const Identity author = MakeIdentity(100);
   const Bytes from_a = testing::MakeClose(author, WallNowMs(), kTtlMs, 1);
@@ -430,6 +437,71 @@ TEST(GossipNodeTest, RestartedPeerRelinksAndReceives) {
   }, std::chrono::seconds(5)));
   std::printf("relinked and delivering after %lld ms\n",
               static_cast<long long>(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count()));
+}
+
+// Fast liveness, so the denied side's view of a link the other side closed ends within a second.
+void FastLiveness(GossipNodeConfig& config) {
+  config.core.ping_interval_ms = 200;
+  config.core.peer_timeout_ms = 1'000;
+}
+
+TEST(GossipNodeTest, DenyListClosesLinksRefusesBothWaysAndLiftingItRelinks) {
+  TestNode a(25, {}, FastLiveness);
+  const std::string a_address = a.Status().address;
+  TestNode b(26, {a_address}, FastLiveness);
+  ASSERT_TRUE(WaitUntil([&] { return a.Status().ready_peers == 1 && b.Status().ready_peers == 1; }));
+
+  ASSERT_TRUE(a.Deny({b.identity().public_key()}).ok());
+  GossipNodeStatus status = a.Status();  // the request is answered after the links closed
+  EXPECT_EQ(status.denied, 1u);
+  EXPECT_EQ(status.links, 0u);
+  EXPECT_EQ(status.ready_peers, 0u);
+  // a redials b's address (known from its HELLO) and refuses its own dial; b, once its side of
+  // the link timed out, redials a and is refused by ZAP.
+  EXPECT_TRUE(WaitUntil([&] {
+    status = a.Status();
+    return status[TransportDrop::kDeniedPeer] >= 1 && status.zap_refused >= 1;
+  }));
+  EXPECT_EQ(a.Status().ready_peers, 0u);
+  const Identity author = MakeIdentity(104);
+  const Bytes from_a = testing::MakeClose(author, WallNowMs(), kTtlMs, 400);
+  const Bytes from_b = testing::MakeClose(author, WallNowMs(), kTtlMs, 401);
+  ASSERT_TRUE(a.Publish(from_a).ok());
+  ASSERT_TRUE(b.Publish(from_b).ok());
+  EXPECT_FALSE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(from_a)) || a.HasDelivered(testing::IdOf(from_b)); },
+                         kQuiet));
+
+  // Lifting the denial: the links come back through the normal redialling, and carry messages.
+  ASSERT_TRUE(a.Deny({}).ok());
+  EXPECT_EQ(a.Status().denied, 0u);
+  ASSERT_TRUE(WaitUntil([&] { return a.Status().ready_peers == 1 && b.Status().ready_peers == 1; }));
+  const Bytes after_a = testing::MakeClose(author, WallNowMs(), kTtlMs, 402);
+  const Bytes after_b = testing::MakeClose(author, WallNowMs(), kTtlMs, 403);
+  ASSERT_TRUE(a.Publish(after_a).ok());
+  ASSERT_TRUE(b.Publish(after_b).ok());
+  EXPECT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(after_a)) && a.HasDelivered(testing::IdOf(after_b)); }));
+}
+
+TEST(GossipNodeTest, DenyListFromConfigAndInvalidListsAreRefusedWhole) {
+  const Identity denied = MakeIdentity(27);
+  TestNode a(28, {}, [&](GossipNodeConfig& config) { config.deny = {denied.public_key()}; });
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.Status().denied, 1u);
+  TestNode b(27, {a.Status().address});
+  EXPECT_TRUE(WaitUntil([&] { return a.Status().zap_refused >= 1; }));
+  EXPECT_EQ(a.Status().ready_peers, 0u);
+  EXPECT_EQ(b.Status().ready_peers, 0u);
+
+  const PublicKey not_a_point{};  // all zeros: a point of small order, which has no CURVE key
+  ASSERT_FALSE(CurveKeyOf(not_a_point).has_value());
+  EXPECT_EQ(a.Deny({MakeIdentity(29).public_key(), not_a_point}).code(), gpumart::Status::Code::kInvalidArgument);
+  EXPECT_EQ(a.Deny(std::vector<PublicKey>(kMaxDeniedIdentities + 1, denied.public_key())).code(),
+            gpumart::Status::Code::kLimitExceeded);
+  EXPECT_EQ(a.Status().denied, 1u);  // unchanged: still denied
+  EXPECT_EQ(a.Status().ready_peers, 0u);
+
+  TestNode bad(30, {}, [&](GossipNodeConfig& config) { config.deny = {not_a_point}; });
+  EXPECT_FALSE(bad.ok());
 }
 
 TEST(GossipNodeTest, StopsCleanlyWithLinksOpen) {
