@@ -406,8 +406,7 @@ TEST(GossipNetworkTest, StoppingEightNodesLeavesTheOther24ConnectedAndDelivering
   net.ExpectDeliveredExactlyOnce(messages, survivors);
 }
 
-// enabled when reconciliation lands
-TEST(GossipNetworkTest, DISABLED_LateJoinerCatchesUpByReconciliation) {
+TEST(GossipNetworkTest, LateJoinerCatchesUpByReconciliation) {
   Network net(gpumart::testing::TestSeed());
   Form(net, kNodes - 1);
   if (HasFatalFailure()) return;
@@ -430,8 +429,7 @@ TEST(GossipNetworkTest, DISABLED_LateJoinerCatchesUpByReconciliation) {
   net.ExpectDeliveredExactlyOnce(after, all);
 }
 
-// enabled when reconciliation lands
-TEST(GossipNetworkTest, DISABLED_HalvesCutApartAndRejoinedConverge) {
+TEST(GossipNetworkTest, HalvesCutApartAndRejoinedConverge) {
   Network net(gpumart::testing::TestSeed());
   Form(net, kNodes);
   if (HasFatalFailure()) return;
