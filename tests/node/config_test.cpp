@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/alloc_failure.h"
 
 namespace gpumart::node {
@@ -36,6 +38,43 @@ TEST(ConfigTest, ErrorsNameTheSetting) {
   EXPECT_NE(ParseNodeConfig("role: provider\n").status().message().find("offers: a provider needs"), std::string::npos);
   EXPECT_NE(ParseNodeConfig("- a\n- b\n").status().message().find("a map of settings"), std::string::npos);
   EXPECT_NE(ParseNodeConfig("role: [\n").status().message().find("invalid YAML at line"), std::string::npos);
+}
+
+// The settings configs/relay.yaml shows commented out (with their defaults) are valid too, and
+// are the defaults: uncommenting them changes nothing.
+TEST(ConfigTest, RelayExamplesCommentedSettingsAreValidDefaults) {
+  std::ifstream file(std::string(GPUMART_SOURCE_DIR) + "/configs/relay.yaml");
+  std::string line, uncommented;
+  size_t settings = 0;
+  while (std::getline(file, line)) {
+    // "# key: value" and "#   key: value" (inside a commented map) are settings; prose is not.
+    const bool setting = line.starts_with("# ") && line.find(": ") != std::string::npos &&
+                         line.find_first_of(".,;()") == std::string::npos;
+    const bool map_head = line.starts_with("# ") && line.ends_with(":") && line.find(' ', 2) == std::string::npos;
+    if (setting || map_head) {
+      uncommented += line.substr(2) + "\n";
+      ++settings;
+    } else {
+      uncommented += line + "\n";
+    }
+  }
+  EXPECT_GT(settings, 10u);
+  Result<NodeConfig> config = ParseNodeConfig(uncommented);
+  ASSERT_TRUE(config.ok()) << config.status().ToString() << "\n" << uncommented;
+  Result<NodeConfig> shipped = LoadNodeConfig(std::string(GPUMART_SOURCE_DIR) + "/configs/relay.yaml");
+  ASSERT_TRUE(shipped.ok());
+  const gossip::GossipNodeConfig a = config->GossipSettings(), b = shipped->GossipSettings();
+  EXPECT_EQ(a.peer_hwm, b.peer_hwm);
+  EXPECT_EQ(a.handshake_ivl_ms, b.handshake_ivl_ms);
+  EXPECT_EQ(a.ban_addresses, b.ban_addresses);
+  EXPECT_EQ(a.score.weights, b.score.weights);
+  EXPECT_EQ(a.score.decay_ms_per_point, b.score.decay_ms_per_point);
+  for (auto field : {&gossip::GossipConfig::hello_timeout_ms, &gossip::GossipConfig::ping_interval_ms,
+                     &gossip::GossipConfig::peer_timeout_ms, &gossip::GossipConfig::graft_timeout_ms,
+                     &gossip::GossipConfig::graft_retry_ms, &gossip::GossipConfig::store_retention_ms,
+                     &gossip::GossipConfig::reconnect_min_ms, &gossip::GossipConfig::reconnect_max_ms}) {
+    EXPECT_EQ(a.core.*field, b.core.*field);
+  }
 }
 
 std::string ErrorOf(const std::string& yaml) { return ParseNodeConfig(yaml).status().message(); }
