@@ -149,9 +149,13 @@ constexpr NumberSetting kNumberSettings[] = {
      [](NodeConfig& c, uint64_t n) { c.limits.reconnect_min_ms = static_cast<int64_t>(n); }},
     {"reconnect_max_ms", 1, kMaxConfigTimerMs,
      [](NodeConfig& c, uint64_t n) { c.limits.reconnect_max_ms = static_cast<int64_t>(n); }},
-    // RECONCILIATION SETTINGS GO HERE: reconcile_interval_ms and reconcile_retention_ms (helper
-    // "recon" adds GossipConfig::reconcile_interval_ms / reconcile_retention_ms), with the same
-    // 1..kMaxConfigTimerMs range, a row each in docs/CONFIGURATION.md and configs/relay.yaml.
+    // RECONCILIATION SETTINGS GO HERE once GossipConfig has reconcile_interval_ms and
+    // reconcile_retention_ms (being added to node/gossip/ in parallel), with a row each in
+    // docs/CONFIGURATION.md (its comment marks the spot) and configs/relay.yaml:
+    //   {"reconcile_interval_ms", 0, kMaxConfigTimerMs,  // 0: only when a link becomes ready
+    //    [](NodeConfig& c, uint64_t n) { c.limits.reconcile_interval_ms = static_cast<int64_t>(n); }},
+    //   {"reconcile_retention_ms", 1, market::limits::kMaxTtlMs,
+    //    [](NodeConfig& c, uint64_t n) { c.limits.reconcile_retention_ms = static_cast<int64_t>(n); }},
     {"ban_threshold", 1, kMaxConfigScore,
      [](NodeConfig& c, uint64_t n) { c.score.ban_threshold = static_cast<int64_t>(n); }},
     {"ban_seconds", 1, kMaxConfigBanSeconds,
