@@ -36,22 +36,23 @@ class LedgerWriter final : public actors::Actor {
 
   ~LedgerWriter() override {
     // Only a state rebuilt after a failure can get here with writes pending; answer them.
+    // (A write with reply_to is not answered here: the state has no context to send with.)
     for (auto& pending : pending_) pending.ack(Status::Unavailable("the ledger writer restarted before committing"));
   }
 
   void Init(actors::Handlers& on, actors::ActorContext& ctx) override {
-    on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message) {
+    on.On<LedgerWriteMessage>([this](LedgerWriteMessage& message, actors::ActorContext& self) {
       pending_.push_back(std::move(message));
-      if (pending_.size() >= options_.max_round) Commit(false);
+      if (pending_.size() >= options_.max_round) Commit(self, false);
     });
-    on.OnDrained([this](actors::ActorContext&) { Commit(false); });
+    on.OnDrained([this](actors::ActorContext& self) { Commit(self, false); });
     if (options_.compaction_interval_ms > 0) {
-      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext&) { Commit(true); });
+      ctx.StartPeriodicTimer(options_.compaction_interval_ms, [this](actors::ActorContext& self) { Commit(self, true); });
     }
   }
 
  private:
-  void Commit(bool compact) {
+  void Commit(actors::ActorContext& ctx, bool compact) {
     if (pending_.empty() && !compact) return;
     writes_.clear();
     for (const auto& pending : pending_) writes_.push_back(&pending.write);
@@ -65,7 +66,15 @@ class LedgerWriter final : public actors::Actor {
     if (pending_.size() > counters_->largest_round.load(std::memory_order_relaxed)) {
       counters_->largest_round.store(pending_.size(), std::memory_order_relaxed);
     }
-    for (size_t i = 0; i < pending_.size(); ++i) pending_[i].ack(results_[i]);
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      LedgerWriteMessage& pending = pending_[i];
+      if (pending.reply_to) {
+        // A stopped submitter (kStopped) no longer waits for it.
+        (void)ctx.Send(pending.reply_to->to, LedgerWriteDone{pending.reply_to->tag, results_[i]});
+      } else {
+        pending.ack(results_[i]);
+      }
+    }
     pending_.clear();
   }
 
@@ -117,7 +126,12 @@ void LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write, Done done) {
     return;
   }
   // Refused (the ledger stopped): the message is freed and its Acknowledgement answers.
-  (void)outbox.Send(handle_.address(), LedgerWriteMessage{std::move(prepared).value(), Acknowledgement(std::move(done))});
+  (void)outbox.Send(handle_.address(), LedgerWriteMessage{std::move(prepared).value(), Acknowledgement(std::move(done)), std::nullopt});
+}
+
+actors::SendResult SubmitFromActor(actors::ActorContext& ctx, const actors::ActorAddress& ledger,
+                                   PreparedWrite write, uint64_t tag) {
+  return ctx.SendOrDrop(ledger, LedgerWriteMessage{std::move(write), Acknowledgement(), LedgerReplyTo{ctx.self(), tag}});
 }
 
 std::future<Status> LedgerActor::Submit(actors::Outbox& outbox, LedgerWrite write) {

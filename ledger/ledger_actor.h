@@ -15,6 +15,10 @@
 //
 // Every write is answered exactly once: with its Status, or kUnavailable when the ledger stopped
 // (or the mailbox refused it) before the write was handled.
+//
+// Actors submit with SubmitFromActor: it never blocks (a full ledger queue refuses the write at
+// once, and the caller counts it), and the answer comes back to the actor as a LedgerWriteDone
+// message, handled on its own thread like any other.
 #pragma once
 
 #include <atomic>
@@ -22,6 +26,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 
 #include "actors/actor.h"
 #include "actors/actor_system.h"
@@ -62,11 +67,39 @@ class Acknowledgement {
   LedgerDone done_;
 };
 
-// The message a write travels in.
+// Where the answer to an actor's write goes: a LedgerWriteDone to `to`, carrying `tag`.
+struct LedgerReplyTo {
+  actors::ActorAddress to;
+  uint64_t tag = 0;
+};
+
+// The answer to a write submitted with SubmitFromActor.
+struct LedgerWriteDone {
+  uint64_t tag = 0;  // the submitter's, to tell its writes apart
+  Status status;     // ok once durable; else why the write or its round failed
+};
+
+// The message a write travels in. Answered through `ack`, or, when reply_to is set, by a
+// LedgerWriteDone message.
 struct LedgerWriteMessage {
   PreparedWrite write;
   Acknowledgement ack;
+  std::optional<LedgerReplyTo> reply_to;
 };
+
+// Queues `write` from the actor whose context `ctx` is, to the ledger at `ledger`, without ever
+// blocking: kDropped when the ledger's queue is full (counted on the ledger's ActorStats as
+// dropped_full; the caller counts it too and may try later), kStopped when the ledger is gone;
+// nothing is answered then. On kOk exactly one LedgerWriteDone{tag, status} comes back to
+// ctx.self() once the write is durable or has failed, unless the ledger stops first (its
+// submitters are stopped before it, so none is waiting then).
+//
+// The ledger sends that answer with a blocking Send on its own pipe to the submitter, so a
+// submitter must never block on the ledger itself (this function cannot) and must handle its
+// LedgerWriteDone messages promptly: the ledger waits only while the submitter has more than
+// its mailbox's high-water mark of answers unread.
+actors::SendResult SubmitFromActor(actors::ActorContext& ctx, const actors::ActorAddress& ledger,
+                                   PreparedWrite write, uint64_t tag);
 
 class LedgerActor {
  public:

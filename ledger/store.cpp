@@ -682,6 +682,48 @@ Result<PreparedWrite> Prepare(LedgerWrite write) {
   return prepared;
 }
 
+namespace {
+
+template <typename Body>
+Result<Signed<Body>> DecodeVerified(market::Envelope envelope, Result<Body> (*decode)(std::span<const uint8_t>)) {
+  Result<Body> body = decode(envelope.body);
+  if (!body.ok()) return body.status();
+  Signed<Body> message;
+  message.id = market::ComputeId(envelope);
+  message.envelope = std::move(envelope);
+  message.body = std::move(body).value();
+  return message;
+}
+
+}  // namespace
+
+Result<LedgerWrite> DecodeVerifiedRecord(std::span<const uint8_t> envelope_bytes) {
+  auto envelope = market::DecodeEnvelope(envelope_bytes);
+  if (!envelope.ok()) return envelope.status();
+  const MessageType type = envelope->type;
+  switch (type) {
+    case MessageType::kLease: {
+      auto lease = DecodeVerified<market::Lease>(std::move(envelope).value(), &market::DecodeLease);
+      if (!lease.ok()) return lease.status();
+      return LedgerWrite{RecordLease{std::move(lease).value()}};
+    }
+    case MessageType::kClose: {
+      auto close = DecodeVerified<market::Close>(std::move(envelope).value(), &market::DecodeClose);
+      if (!close.ok()) return close.status();
+      return LedgerWrite{RecordClose{std::move(close).value()}};
+    }
+    case MessageType::kAttestation: {
+      auto attestation = DecodeVerified<market::Attestation>(std::move(envelope).value(), &market::DecodeAttestation);
+      if (!attestation.ok()) return attestation.status();
+      return LedgerWrite{RecordAttestation{std::move(attestation).value()}};
+    }
+    default:
+      break;
+  }
+  return Status::InvalidArgument("the ledger does not record gossiped " + std::string(market::ToString(type)) +
+                                 " messages");
+}
+
 Result<LedgerWrite> OpenRecord(std::span<const uint8_t> envelope_bytes) {
   auto envelope = market::DecodeEnvelope(envelope_bytes);
   if (!envelope.ok()) return envelope.status();

@@ -107,8 +107,17 @@ struct PreparedWrite {
 };
 Result<PreparedWrite> Prepare(LedgerWrite write);
 
-// Decodes and fully verifies wire bytes (signatures; both of them for a lease) into a write.
+// Decodes and fully verifies wire bytes (signatures; all three of them for a lease) into a write.
 Result<LedgerWrite> OpenRecord(std::span<const uint8_t> envelope_bytes);
+// The same without Ed25519, for bytes whose signatures were checked just before by the node's
+// own verifier: the gossip core verifies every message before it delivers it (gossip::Deliver),
+// so a gossiped lease costs its three signature checks once, not twice. Everything else is still
+// checked: the envelope and body decode strictly, and Prepare and the write path check the id,
+// the lease's binding to the bid and accept it embeds (market::CheckLeaseBinding, which also
+// needs the Lease signed by the Bid's signer), and the state. Its one caller is the node's
+// ledger feed (node/ledger_feed.h), which takes nothing but gossip deliveries; never call it on
+// bytes from anywhere else (a file, a client): OpenRecord is for those.
+Result<LedgerWrite> DecodeVerifiedRecord(std::span<const uint8_t> envelope_bytes);
 
 // ---------------------------------------------------------------------------------------------
 // Read results.

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <set>
 
 #include "market/boundary.h"
 #include "market/offers.h"
@@ -88,6 +89,146 @@ Status ReadBootstrap(const market::YamlNode& node, std::vector<std::string>& out
   return Status::Ok();
 }
 
+// YAML keeps a key given twice (market/yaml_tree.h); a config refuses it rather than let the
+// last one silently win. Every map a config reads is checked with this before it is read.
+Status CheckKeysOnce(const market::YamlNode& map, const std::string& prefix) {
+  std::set<std::string_view> seen;
+  for (const market::YamlMapEntry& entry : map.Entries()) {
+    if (!entry.key.IsScalar()) continue;  // reported as an unknown key
+    if (!seen.insert(entry.key.Scalar()).second) {
+      return Status::InvalidArgument(prefix + std::string(entry.key.Scalar()) + ": given twice");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadBool(const market::YamlNode& node, const std::string& key, bool& out) {
+  if (node.IsScalar() && node.Scalar() == "true") {
+    out = true;
+  } else if (node.IsScalar() && node.Scalar() == "false") {
+    out = false;
+  } else {
+    return Status::InvalidArgument(key + ": expected true or false");
+  }
+  return Status::Ok();
+}
+
+// A numeric setting: its key, the values it takes and where it goes.
+struct NumberSetting {
+  std::string_view key;
+  uint64_t min;
+  uint64_t max;
+  void (*set)(NodeConfig&, uint64_t);
+};
+
+// Every numeric setting, in the order docs/CONFIGURATION.md lists them.
+constexpr NumberSetting kNumberSettings[] = {
+    {"max_inbound_peers", 1, kMaxConfigPeers, [](NodeConfig& c, uint64_t n) { c.limits.max_inbound = n; }},
+    {"max_outbound_peers", 1, kMaxConfigPeers, [](NodeConfig& c, uint64_t n) { c.limits.max_outbound = n; }},
+    {"outbound_peers", 1, kMaxConfigPeers, [](NodeConfig& c, uint64_t n) { c.limits.target_outbound = n; }},
+    {"hop_limit", 1, gossip::limits::kMaxHops,
+     [](NodeConfig& c, uint64_t n) { c.limits.hop_limit = static_cast<uint32_t>(n); }},
+    {"peer_frames_per_second", 1, kMaxConfigRate, [](NodeConfig& c, uint64_t n) { c.limits.frames_per_second = n; }},
+    {"peer_bytes_per_second", 1, kMaxConfigRate, [](NodeConfig& c, uint64_t n) { c.limits.bytes_per_second = n; }},
+    {"peer_queue_messages", 1, kMaxConfigPeerQueue,
+     [](NodeConfig& c, uint64_t n) { c.peer_queue_messages = static_cast<int>(n); }},
+    {"handshake_timeout_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.handshake_timeout_ms = static_cast<int>(n); }},
+    {"hello_timeout_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.hello_timeout_ms = static_cast<int64_t>(n); }},
+    {"ping_interval_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.ping_interval_ms = static_cast<int64_t>(n); }},
+    {"peer_timeout_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.peer_timeout_ms = static_cast<int64_t>(n); }},
+    {"graft_timeout_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.graft_timeout_ms = static_cast<int64_t>(n); }},
+    {"graft_retry_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.graft_retry_ms = static_cast<int64_t>(n); }},
+    {"store_retention_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.store_retention_ms = static_cast<int64_t>(n); }},
+    {"reconnect_min_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.reconnect_min_ms = static_cast<int64_t>(n); }},
+    {"reconnect_max_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.reconnect_max_ms = static_cast<int64_t>(n); }},
+    {"reconcile_interval_ms", 0, kMaxConfigTimerMs,  // 0: only when a link becomes ready
+     [](NodeConfig& c, uint64_t n) { c.limits.reconcile_interval_ms = static_cast<int64_t>(n); }},
+    {"reconcile_retention_ms", 1, market::limits::kMaxTtlMs,
+     [](NodeConfig& c, uint64_t n) { c.limits.reconcile_retention_ms = static_cast<int64_t>(n); }},
+    {"ban_threshold", 1, kMaxConfigScore,
+     [](NodeConfig& c, uint64_t n) { c.score.ban_threshold = static_cast<int64_t>(n); }},
+    {"ban_seconds", 1, kMaxConfigBanSeconds,
+     [](NodeConfig& c, uint64_t n) { c.score.ban_ms = static_cast<int64_t>(n) * 1000; }},
+    {"score_decay_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.score.decay_ms_per_point = static_cast<int64_t>(n); }},
+};
+
+const NumberSetting* FindNumberSetting(std::string_view key) {
+  for (const NumberSetting& setting : kNumberSettings) {
+    if (setting.key == key) return &setting;
+  }
+  return nullptr;
+}
+
+constexpr std::string_view kMisbehaviourPoints = "misbehaviour_points";
+
+// misbehaviour_points: a map from a misbehaviour's name (docs/GOSSIP.md) to its points.
+Status ReadMisbehaviourPoints(const market::YamlNode& node, gossip::ScoreConfig& score) {
+  const std::string key(kMisbehaviourPoints);
+  if (node.IsNull()) return Status::Ok();
+  if (!node.IsMap()) return Status::InvalidArgument(key + ": expected a map of misbehaviour: points");
+  GPUMART_RETURN_IF_ERROR(CheckKeysOnce(node, key + "."));
+  for (const market::YamlMapEntry& entry : node.Entries()) {
+    const std::string name(entry.key.IsScalar() ? entry.key.Scalar() : std::string_view("?"));
+    size_t reason = 0;
+    while (reason < gossip::kMisbehaviourCount &&
+           gossip::ToString(static_cast<gossip::Misbehaviour>(reason)) != name) {
+      ++reason;
+    }
+    if (reason == gossip::kMisbehaviourCount) {
+      std::string known;
+      for (size_t r = 0; r < gossip::kMisbehaviourCount; ++r) {
+        known += (r == 0 ? "" : ", ") + std::string(gossip::ToString(static_cast<gossip::Misbehaviour>(r)));
+      }
+      return Status::InvalidArgument(key + "." + name + ": unknown misbehaviour (known: " + known + ")");
+    }
+    uint64_t points = 0;
+    GPUMART_RETURN_IF_ERROR(ReadNumber(entry.value, key + "." + name, 0, kMaxConfigScore, points));
+    score.weights[reason] = static_cast<int64_t>(points);
+  }
+  return Status::Ok();
+}
+
+std::string KnownSettings() {
+  std::string known = "role, data_dir, identity, offers, inventory, pricing, log_level, listen, advertise, bootstrap";
+  for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
+  return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses";
+}
+
+// Settings that are each in range but do not work together.
+Status CheckCombinations(const NodeConfig& config) {
+  const gossip::GossipConfig& core = config.limits;
+  if (config.limits.target_outbound > config.limits.max_outbound) {
+    return Status::InvalidArgument("outbound_peers: " + std::to_string(config.limits.target_outbound) +
+                                   " is more than max_outbound_peers (" + std::to_string(config.limits.max_outbound) +
+                                   ")");
+  }
+  if (core.ping_interval_ms >= core.peer_timeout_ms) {
+    return Status::InvalidArgument("ping_interval_ms: " + std::to_string(core.ping_interval_ms) +
+                                   " is not less than peer_timeout_ms (" + std::to_string(core.peer_timeout_ms) +
+                                   "): a quiet but live peer would time out between pings");
+  }
+  if (core.reconnect_min_ms > core.reconnect_max_ms) {
+    return Status::InvalidArgument("reconnect_min_ms: " + std::to_string(core.reconnect_min_ms) +
+                                   " is more than reconnect_max_ms (" + std::to_string(core.reconnect_max_ms) + ")");
+  }
+  if (core.store_retention_ms <= core.graft_timeout_ms) {
+    return Status::InvalidArgument("store_retention_ms: " + std::to_string(core.store_retention_ms) +
+                                   " is not more than graft_timeout_ms (" + std::to_string(core.graft_timeout_ms) +
+                                   "): a message would be gone before a peer that heard of it asks for it");
+  }
+  return Status::Ok();
+}
+
 Result<NodeConfig> Parse(std::string_view yaml_text) {
   NodeConfig config;
   Result<market::YamlTree> tree =
@@ -96,11 +237,16 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
   const market::YamlNode root = tree->Root();
   if (root.IsNull()) return config;  // an empty file: all defaults
   if (!root.IsMap()) return Status::InvalidArgument("a config file is a map of settings");
+  GPUMART_RETURN_IF_ERROR(CheckKeysOnce(root, ""));
   bool listen_set = false;
   for (const market::YamlMapEntry& entry : root.Entries()) {
     const std::string key(entry.key.IsScalar() ? entry.key.Scalar() : std::string_view("?"));
     const market::YamlNode value = entry.value;
-    if (key == "role") {
+    if (const NumberSetting* setting = FindNumberSetting(key)) {
+      uint64_t n = 0;
+      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, setting->min, setting->max, n));
+      setting->set(config, n);
+    } else if (key == "role") {
       std::string role;
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, role));
       if (role == "relay") config.role = NodeRole::kRelay;
@@ -137,45 +283,19 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       }
     } else if (key == "bootstrap") {
       GPUMART_RETURN_IF_ERROR(ReadBootstrap(value, config.bootstrap));
-    } else if (key == "max_inbound_peers" || key == "max_outbound_peers" || key == "outbound_peers") {
-      uint64_t n = 0;
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, kMaxConfigPeers, n));
-      (key == "max_inbound_peers" ? config.limits.max_inbound
-       : key == "max_outbound_peers" ? config.limits.max_outbound
-                                     : config.limits.target_outbound) = static_cast<size_t>(n);
-    } else if (key == "hop_limit") {
-      uint64_t n = 0;
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, gossip::limits::kMaxHops, n));
-      config.limits.hop_limit = static_cast<uint32_t>(n);
-    } else if (key == "peer_frames_per_second") {
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, kMaxConfigRate, config.limits.frames_per_second));
-    } else if (key == "peer_bytes_per_second") {
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, kMaxConfigRate, config.limits.bytes_per_second));
-    } else if (key == "ban_threshold") {
-      uint64_t n = 0;
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, 1'000'000, n));
-      config.score.ban_threshold = static_cast<int64_t>(n);
-    } else if (key == "ban_seconds") {
-      uint64_t n = 0;
-      GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, 1, kMaxConfigBanSeconds, n));
-      config.score.ban_ms = static_cast<int64_t>(n) * 1000;
+    } else if (key == kMisbehaviourPoints) {
+      GPUMART_RETURN_IF_ERROR(ReadMisbehaviourPoints(value, config.score));
+    } else if (key == "ban_addresses") {
+      GPUMART_RETURN_IF_ERROR(ReadBool(value, key, config.ban_addresses));
     } else {
-      return Status::InvalidArgument(key +
-                                     ": unknown setting (known: role, data_dir, identity, offers, inventory, pricing, log_level, listen, "
-                                     "advertise, bootstrap, max_inbound_peers, max_outbound_peers, outbound_peers, "
-                                     "hop_limit, peer_frames_per_second, peer_bytes_per_second, ban_threshold, "
-                                     "ban_seconds)");
+      return Status::InvalidArgument(key + ": unknown setting (known: " + KnownSettings() + ")");
     }
   }
   if (config.role == NodeRole::kTenant && !listen_set) config.listen.clear();  // a tenant only dials out
   if (!config.advertise.empty() && config.listen.empty()) {
     return Status::InvalidArgument("advertise: needs listen (a node that accepts no links advertises none)");
   }
-  if (config.limits.target_outbound > config.limits.max_outbound) {
-    return Status::InvalidArgument("outbound_peers: " + std::to_string(config.limits.target_outbound) +
-                                   " is more than max_outbound_peers (" + std::to_string(config.limits.max_outbound) +
-                                   ")");
-  }
+  GPUMART_RETURN_IF_ERROR(CheckCombinations(config));
   const bool sells = config.inventory.has_value() || !config.pricing.empty();
   if (sells && config.role != NodeRole::kProvider) {
     return Status::InvalidArgument(std::string(config.inventory ? "inventory" : "pricing") + ": only a provider sells (role is " +
@@ -221,6 +341,9 @@ gossip::GossipNodeConfig NodeConfig::GossipSettings() const {
                        : role == NodeRole::kTenant ? gossip::Role::kTenant
                                                    : gossip::Role::kRelay;
   settings.score = score;
+  settings.peer_hwm = peer_queue_messages;
+  settings.handshake_ivl_ms = handshake_timeout_ms;
+  settings.ban_addresses = ban_addresses;
   return settings;
 }
 

@@ -28,6 +28,9 @@ constexpr size_t kMaxBootstrapPeers = 256;
 constexpr uint64_t kMaxConfigPeers = 4096;
 constexpr uint64_t kMaxConfigRate = uint64_t{1} << 40;
 constexpr uint64_t kMaxConfigBanSeconds = 365 * 24 * 3600;
+constexpr uint64_t kMaxConfigTimerMs = 24 * 3600 * 1000;  // every *_ms setting: at most a day
+constexpr uint64_t kMaxConfigPeerQueue = 1'000'000;       // messages queued towards one peer
+constexpr uint64_t kMaxConfigScore = 1'000'000;           // ban_threshold, misbehaviour points
 
 enum class NodeRole { kRelay, kProvider, kTenant };
 std::string_view ToString(NodeRole role);
@@ -50,8 +53,11 @@ struct NodeConfig {
   std::string listen = std::string(kDefaultListen);
   std::string advertise;
   std::vector<std::string> bootstrap;
-  gossip::GossipConfig limits;  // limits, degree, hop limit, rates (its advertised_address unused here)
-  gossip::ScoreConfig score;    // ban threshold and duration
+  gossip::GossipConfig limits;  // limits, degree, hop limit, rates, timers (its advertised_address unused here)
+  gossip::ScoreConfig score;    // ban threshold and duration, decay, points per misbehaviour
+  int peer_queue_messages = gossip::kPeerHwm;        // per peer and direction, then sends are dropped
+  int handshake_timeout_ms = gossip::kHandshakeIvlMs;  // a CURVE handshake not done by then is closed
+  bool ban_addresses = true;                         // ban a misbehaving peer's IP address too
   std::string IdentityPath() const { return identity.empty() ? data_dir + "/identity.key" : identity; }
   // The gossip actor's settings (without its callbacks, which the daemon adds).
   gossip::GossipNodeConfig GossipSettings() const;

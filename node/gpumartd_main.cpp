@@ -1,7 +1,7 @@
 // gpumartd: a gpumart node. It runs a node's identity (created on first start, mode 0600), its
 // data dir and ledger (opened, locked against a second daemon, checked) and its gossip node
-// (docs/GOSSIP.md), whose received Leases and Closes go to the ledger; all owned by one
-// NodeContext. SIGINT/SIGTERM stop it cleanly: gossip first, then the ledger commits everything
+// (docs/GOSSIP.md), whose received Leases, Closes and Attestations go to the ledger and whose
+// Offers go to the live offer book; all owned by one NodeContext. SIGINT/SIGTERM stop it cleanly: gossip first, then the ledger commits everything
 // acknowledged. The provider's bid engine and the client port arrive with later issues, on this
 // same startup path.
 #include <signal.h>
@@ -82,7 +82,9 @@ int Run(const node::NodeConfig& config) {
 
   size_t reported_peers = 0;
   uint64_t reported_records = 0;
-  const std::shared_ptr<const node::GossipLedgerCounters> counters = context->ledger_counters();
+  uint64_t reported_offers = 0;
+  const std::shared_ptr<const node::LedgerFeedCounters> counters = context->ledger_counters();
+  const std::shared_ptr<const node::OfferBookCounters> offers = context->offer_counters();
   int signal_number = 0;
   const timespec wait{.tv_sec = 0, .tv_nsec = kPeerReportIntervalMs * 1'000'000};
   while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0) {
@@ -96,11 +98,18 @@ int Run(const node::NodeConfig& config) {
       reported_records = records;
       std::cout << "gossip recorded " << reported_records << std::endl;
     }
+    if (const uint64_t held = offers->held.load(); held != reported_offers) {
+      reported_offers = held;
+      std::cout << "offer book " << reported_offers << " offers" << std::endl;
+    }
   }
   spdlog::info("{} received, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   context.reset();  // gossip stops, then the ledger commits and acknowledges everything handled
   spdlog::info("gossip to ledger: {} recorded, {} refused, {} dropped", counters->recorded.load(),
                counters->refused.load(), counters->dropped.load());
+  spdlog::info("offer book: {} held; {} added, {} replaced, {} stale, {} expired, {} over a limit, {} dropped",
+               offers->held.load(), offers->added.load(), offers->replaced.load(), offers->stale.load(),
+               offers->expired.load(), offers->over_limit.load(), offers->dropped.load());
   std::cout << "gpumartd stopped" << std::endl;
   return 0;
 }

@@ -16,33 +16,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kStatusTimeout{5'000};
 
-// Runs on the gossip thread for each new verified message. Leases and Closes go to the ledger
-// without waiting: SendOrDrop never blocks, and a write the full queue refuses is answered
-// kUnavailable by its Acknowledgement and counted as dropped.
-void RecordDelivered(const gossip::Deliver& deliver, actors::Outbox& outbox, const actors::ActorAddress& ledger,
-                     const std::shared_ptr<GossipLedgerCounters>& counters) {
-  if (deliver.type != market::MessageType::kLease && deliver.type != market::MessageType::kClose) return;
-  Result<ledger::LedgerWrite> write = ledger::OpenRecord(deliver.envelope);
-  Result<ledger::PreparedWrite> prepared =
-      write.ok() ? ledger::Prepare(std::move(write).value()) : Result<ledger::PreparedWrite>(write.status());
-  if (!prepared.ok()) {
-    counters->refused.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("gossip: not recorded: {}", prepared.status().message());
-    return;
-  }
-  ledger::Acknowledgement ack([counters](const Status& status) {
-    if (status.ok()) {
-      counters->recorded.fetch_add(1, std::memory_order_relaxed);
-    } else if (status.code() == Status::Code::kUnavailable) {
-      counters->dropped.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      counters->refused.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("gossip: ledger refused a delivered message: {}", status.message());
-    }
-  });
-  (void)outbox.SendOrDrop(ledger, ledger::LedgerWriteMessage{std::move(prepared).value(), std::move(ack)});
-}
-
 }  // namespace
 
 Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config) {
@@ -53,6 +26,7 @@ Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config
   if (!identity.ok()) return identity.status();
   std::unique_ptr<NodeContext> context(new NodeContext(std::move(identity).value()));
   GPUMART_RETURN_IF_ERROR(context->StartLedger(config));
+  GPUMART_RETURN_IF_ERROR(context->StartFeedAndOfferBook());
   GPUMART_RETURN_IF_ERROR(context->StartGossip(config));
   return context;
 }
@@ -71,12 +45,29 @@ Status NodeContext::StartLedger(const NodeConfig& config) {
   return Status::Ok();
 }
 
+Status NodeContext::StartFeedAndOfferBook() {
+  feed_ = system_.Spawn({.name = "ledger-feed", .mailbox_hwm = kLedgerFeedMailboxHwm},
+                        [ledger = ledger_->address(), counters = feed_counters_] {
+                          return std::make_unique<LedgerFeed>(ledger, counters);
+                        });
+  if (!feed_.ok()) return Status::Internal("ledger feed: cannot start: " + feed_.error());
+  offer_book_ = system_.Spawn({.name = "offer-book", .mailbox_hwm = kOfferBookMailboxHwm},
+                              [store = &ledger_->store(), counters = offer_counters_] {
+                                return std::make_unique<OfferBookActor>(*store, counters);
+                              });
+  if (!offer_book_.ok()) return Status::Internal("offer book: cannot start: " + offer_book_.error());
+  return Status::Ok();
+}
+
 Status NodeContext::StartGossip(const NodeConfig& config) {
-  gossip_to_ledger_ = std::make_unique<actors::Outbox>(system_);
+  gossip_outbox_ = std::make_unique<actors::Outbox>(system_);
   gossip::GossipNodeConfig settings = config.GossipSettings();
-  settings.on_deliver = [outbox = gossip_to_ledger_.get(), ledger = ledger_->address(),
-                         counters = counters_](const gossip::Deliver& deliver) {
-    RecordDelivered(deliver, *outbox, ledger, counters);
+  // On the gossip thread, for each new verified message: never blocks (a full queue is a
+  // counted drop).
+  settings.on_deliver = [outbox = gossip_outbox_.get(), feed = feed_.address(), book = offer_book_.address(),
+                         feed_counters = feed_counters_, offer_counters = offer_counters_](const gossip::Deliver& deliver) {
+    HandToFeed(deliver, *outbox, feed, *feed_counters);
+    HandToOfferBook(deliver, *outbox, book, *offer_counters);
   };
   gossip_ = system_.Spawn({.name = "gossip"}, [this, settings] {
     return std::make_unique<gossip::GossipNode>(identity_, settings);
@@ -95,11 +86,29 @@ Result<gossip::GossipNodeStatus> NodeContext::GossipStatus() {
   return reply.value();
 }
 
+Result<OfferBookStatus> NodeContext::OfferStatus() {
+  auto reply = outbox_->Request<OfferBookStatus>(offer_book_.address(), GetOfferBookStatus{}, kStatusTimeout);
+  if (!reply.ok()) return Status::Unavailable("offer book: no status reply");
+  return reply.value();
+}
+
+Result<std::vector<market::Candidate>> NodeContext::FindOffers(const market::Order& order, market::Policy policy,
+                                                               size_t k) {
+  auto reply = outbox_->Request<Result<std::vector<market::Candidate>>>(
+      offer_book_.address(), node::FindOffers{order, policy, k}, kStatusTimeout);
+  if (!reply.ok()) return Status::Unavailable("offer book: no reply");
+  return std::move(reply.value());
+}
+
 NodeContext::~NodeContext() {
   outbox_.reset();
-  gossip_.Stop();             // no more deliveries
-  gossip_to_ledger_.reset();  // its writes already queued stay queued
-  ledger_.reset();            // commits and answers everything queued
+  gossip_.Stop();          // no more deliveries
+  gossip_outbox_.reset();  // what it queued stays queued
+  offer_book_.Stop();
+  // The feed's writes already queued at the ledger are still committed (their answers to the
+  // stopped feed are not needed).
+  feed_.Stop();
+  ledger_.reset();  // commits everything queued
 }
 
 }  // namespace gpumart::node

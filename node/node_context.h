@@ -1,7 +1,9 @@
 // What a running gpumartd owns, in the order it starts them: its identity (the one key file),
-// its actor system, its ledger (opened, locked and re-verified) and its gossip node. They stop in
-// the reverse order: gossip first (no new deliveries), then the ledger (committing what it
-// acknowledged), then the actor system. No globals: the daemon's main holds one NodeContext.
+// its actor system, its ledger (opened, locked and re-verified), the ledger feed (gossip's
+// Leases, Closes and Attestations into the ledger, node/ledger_feed.h), the live offer book
+// (gossip's Offers, node/offer_book_actor.h) and its gossip node. They stop in the reverse order:
+// gossip first (no new deliveries), then the offer book and the feed, then the ledger (committing
+// what it took), then the actor system. No globals: the daemon's main holds one NodeContext.
 #pragma once
 
 #include <atomic>
@@ -16,16 +18,11 @@
 #include "market/crypto.h"
 #include "market/status.h"
 #include "node/config.h"
+#include "node/ledger_feed.h"
+#include "node/offer_book_actor.h"
 #include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
-
-// What became of the messages gossip delivered for the ledger (Leases and Closes).
-struct GossipLedgerCounters {
-  std::atomic<uint64_t> recorded{0};  // durable in the ledger
-  std::atomic<uint64_t> refused{0};   // the ledger refused them (already there, unknown order...)
-  std::atomic<uint64_t> dropped{0};   // the ledger's queue was full, or it stopped
-};
 
 class NodeContext {
  public:
@@ -43,20 +40,30 @@ class NodeContext {
   const std::string& peer_address() const { return peer_address_; }
   // Asks the gossip actor (from the thread that started this context only).
   Result<gossip::GossipNodeStatus> GossipStatus();
-  std::shared_ptr<const GossipLedgerCounters> ledger_counters() const { return counters_; }
+  // Asks the offer book (from the thread that started this context only).
+  Result<OfferBookStatus> OfferStatus();
+  // The best k bids for `order` in the live offer book (from the starting thread only).
+  Result<std::vector<market::Candidate>> FindOffers(const market::Order& order, market::Policy policy, size_t k);
+  const actors::ActorAddress& offer_book() const { return offer_book_.address(); }
+  std::shared_ptr<const LedgerFeedCounters> ledger_counters() const { return feed_counters_; }
+  std::shared_ptr<const OfferBookCounters> offer_counters() const { return offer_counters_; }
 
  private:
   explicit NodeContext(market::Identity identity) : identity_(std::move(identity)) {}
   Status StartLedger(const NodeConfig& config);
+  Status StartFeedAndOfferBook();
   Status StartGossip(const NodeConfig& config);
 
   const market::Identity identity_;
   actors::ActorSystem system_;
   std::unique_ptr<ledger::LedgerActor> ledger_;
   ledger::VerifyReport ledger_report_;
-  std::shared_ptr<GossipLedgerCounters> counters_ = std::make_shared<GossipLedgerCounters>();
-  // Used only on the gossip actor's thread (by its on_deliver), to hand writes to the ledger.
-  std::unique_ptr<actors::Outbox> gossip_to_ledger_;
+  std::shared_ptr<LedgerFeedCounters> feed_counters_ = std::make_shared<LedgerFeedCounters>();
+  actors::ActorHandle feed_;
+  std::shared_ptr<OfferBookCounters> offer_counters_ = std::make_shared<OfferBookCounters>();
+  actors::ActorHandle offer_book_;
+  // Used only on the gossip actor's thread (by its on_deliver), to hand deliveries on.
+  std::unique_ptr<actors::Outbox> gossip_outbox_;
   actors::ActorHandle gossip_;
   std::string peer_address_;
   std::unique_ptr<actors::Outbox> outbox_;  // the starting thread's

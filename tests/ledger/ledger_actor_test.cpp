@@ -8,6 +8,7 @@
 
 #include "actors/actor_system.h"
 #include "actors/outbox.h"
+#include "actors/test_harness.h"
 #include "ledger/verify.h"
 #include "tests/ledger/ledger_test_util.h"
 
@@ -305,6 +306,111 @@ TEST(LedgerActorTest, FailedSyncFailsThisAndLaterWritesButNotReads) {
   for (const auto& id : kept) EXPECT_TRUE(store->GetLease(id).ok());
   const VerifyReport report = VerifyLedger(*store);
   EXPECT_TRUE(report.ok) << report.Describe();
+}
+
+
+// An actor that submits leases to the ledger and keeps the answers it gets as messages.
+struct SubmitLeases {
+  std::vector<market::Signed<market::Lease>> leases;
+};
+struct GetAnswers {};  // reply: Answers
+struct Answers {
+  std::vector<LedgerWriteDone> done;
+  std::vector<actors::SendResult> sent;  // what SubmitFromActor returned, per lease
+};
+
+class Submitter final : public actors::Actor {
+ public:
+  explicit Submitter(actors::ActorAddress ledger) : ledger_(std::move(ledger)) {}
+  void Init(actors::Handlers& on, actors::ActorContext&) override {
+    on.On<SubmitLeases>([this](SubmitLeases& submit, actors::ActorContext& ctx) {
+      for (auto& lease : submit.leases) {
+        auto prepared = Prepare(RecordLease{std::move(lease)});
+        ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+        answers_.sent.push_back(SubmitFromActor(ctx, ledger_, std::move(prepared).value(), answers_.sent.size()));
+      }
+    });
+    on.On<LedgerWriteDone>([this](LedgerWriteDone& done) { answers_.done.push_back(std::move(done)); });
+    on.OnRequest<GetAnswers>([this](GetAnswers&) { return answers_; });
+  }
+
+ private:
+  const actors::ActorAddress ledger_;
+  Answers answers_;
+};
+
+// Issue 12: "writes submitted from an actor are acknowledged to that actor as messages". Each
+// write the ledger took is answered exactly once, on the submitter's own thread, with its tag
+// and Status: ok once durable, kAlreadyExists for the same lease again.
+TEST(LedgerActorTest, AnActorsWritesAreAnsweredToItAsMessages) {
+  TempDir dir;
+  ManualClock clock(kStartMs);
+  actors::ActorSystem system;
+  auto ledger = OpenActor(system, dir.Sub("ledger"), clock);
+  actors::ActorHandle submitter =
+      system.Spawn({.name = "submitter"}, [address = ledger->address()] { return std::make_unique<Submitter>(address); });
+  ASSERT_TRUE(submitter.ok());
+  Parties parties;
+  SubmitLeases submit;
+  for (int i = 0; i < 20; ++i) submit.leases.push_back(parties.FreshLease());
+  submit.leases.push_back(submit.leases.front());  // tag 20: a duplicate
+  const std::vector<market::Signed<market::Lease>> leases = submit.leases;
+  actors::Outbox outbox(system);
+  ASSERT_EQ(outbox.Send(submitter.address(), std::move(submit)), actors::SendResult::kOk);
+
+  Answers answers;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (answers.done.size() < leases.size() && std::chrono::steady_clock::now() < deadline) {
+    auto reply = outbox.Request<Answers>(submitter.address(), GetAnswers{}, std::chrono::seconds(5));
+    ASSERT_TRUE(reply.ok());
+    answers = reply.value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(answers.done.size(), leases.size());
+  for (const auto sent : answers.sent) EXPECT_EQ(sent, actors::SendResult::kOk);
+  std::vector<bool> answered(leases.size(), false);
+  for (const LedgerWriteDone& done : answers.done) {
+    ASSERT_LT(done.tag, leases.size());
+    EXPECT_FALSE(answered[done.tag]) << "tag " << done.tag << " answered twice";
+    answered[done.tag] = true;
+    if (done.tag == leases.size() - 1) {
+      EXPECT_EQ(done.status.code(), Status::Code::kAlreadyExists) << done.status.ToString();
+    } else {
+      EXPECT_TRUE(done.status.ok()) << done.status.ToString();
+      EXPECT_TRUE(ledger->store().GetLease(leases[done.tag].id).ok());  // answered ok = durable and readable
+    }
+  }
+  submitter.Stop();
+}
+
+// A full ledger queue refuses an actor's write at once (kDropped, counted on the ledger's
+// mailbox): SubmitFromActor always sends with SendOrDrop, so the submitter never waits.
+TEST(LedgerActorTest, AFullLedgerQueueRefusesAnActorsWriteWithoutBlockingIt) {
+  // The fake ledger's address comes from a harness of its own (the submitter needs it when built).
+  actors::ActorTestHarness addresses([] { return std::make_unique<Submitter>(actors::ActorAddress()); });
+  const actors::ActorAddress ledger = addresses.FakeAddress("ledger");
+  actors::ActorTestHarness submitter([ledger] { return std::make_unique<Submitter>(ledger); });
+  ASSERT_TRUE(submitter.ok());
+  submitter.SetMailboxFull(ledger, true);
+  Parties parties;
+  ASSERT_EQ(submitter.Deliver(SubmitLeases{{parties.FreshLease(), parties.FreshLease()}}), actors::Delivery::kHandled);
+  auto answers = submitter.Request<Answers>(GetAnswers{});
+  ASSERT_TRUE(answers.ok());
+  EXPECT_EQ(answers.value().sent, (std::vector<actors::SendResult>{actors::SendResult::kDropped,
+                                                                    actors::SendResult::kDropped}));
+  EXPECT_EQ(ledger.stats().dropped_full, 2u);
+
+  // With room, the write goes out as a SendOrDrop carrying where to answer.
+  submitter.SetMailboxFull(ledger, false);
+  ASSERT_EQ(submitter.Deliver(SubmitLeases{{parties.FreshLease()}}), actors::Delivery::kHandled);
+  auto sent = submitter.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].drop_if_full);
+  auto* write = sent[0].As<LedgerWriteMessage>();
+  ASSERT_NE(write, nullptr);
+  ASSERT_TRUE(write->reply_to.has_value());
+  EXPECT_EQ(write->reply_to->to, submitter.self());
+  EXPECT_EQ(write->reply_to->tag, 2u);
 }
 
 }  // namespace

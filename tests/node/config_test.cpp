@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/alloc_failure.h"
 
 namespace gpumart::node {
@@ -37,6 +39,46 @@ TEST(ConfigTest, ErrorsNameTheSetting) {
   EXPECT_NE(ParseNodeConfig("- a\n- b\n").status().message().find("a map of settings"), std::string::npos);
   EXPECT_NE(ParseNodeConfig("role: [\n").status().message().find("invalid YAML at line"), std::string::npos);
 }
+
+// The settings configs/relay.yaml shows commented out (with their defaults) are valid too, and
+// are the defaults: uncommenting them changes nothing.
+TEST(ConfigTest, RelayExamplesCommentedSettingsAreValidDefaults) {
+  std::ifstream file(std::string(GPUMART_SOURCE_DIR) + "/configs/relay.yaml");
+  std::string line, uncommented;
+  size_t settings = 0;
+  while (std::getline(file, line)) {
+    // "# key: value" and "#   key: value" (inside a commented map) are settings; prose is not.
+    const bool setting = line.starts_with("# ") && line.find(": ") != std::string::npos &&
+                         line.find_first_of(".,;()") == std::string::npos;
+    const bool map_head = line.starts_with("# ") && line.ends_with(":") && line.find(' ', 2) == std::string::npos;
+    if (setting || map_head) {
+      uncommented += line.substr(2) + "\n";
+      ++settings;
+    } else {
+      uncommented += line + "\n";
+    }
+  }
+  EXPECT_GT(settings, 10u);
+  Result<NodeConfig> config = ParseNodeConfig(uncommented);
+  ASSERT_TRUE(config.ok()) << config.status().ToString() << "\n" << uncommented;
+  Result<NodeConfig> shipped = LoadNodeConfig(std::string(GPUMART_SOURCE_DIR) + "/configs/relay.yaml");
+  ASSERT_TRUE(shipped.ok());
+  const gossip::GossipNodeConfig a = config->GossipSettings(), b = shipped->GossipSettings();
+  EXPECT_EQ(a.peer_hwm, b.peer_hwm);
+  EXPECT_EQ(a.handshake_ivl_ms, b.handshake_ivl_ms);
+  EXPECT_EQ(a.ban_addresses, b.ban_addresses);
+  EXPECT_EQ(a.score.weights, b.score.weights);
+  EXPECT_EQ(a.score.decay_ms_per_point, b.score.decay_ms_per_point);
+  for (auto field : {&gossip::GossipConfig::hello_timeout_ms, &gossip::GossipConfig::ping_interval_ms,
+                     &gossip::GossipConfig::peer_timeout_ms, &gossip::GossipConfig::graft_timeout_ms,
+                     &gossip::GossipConfig::graft_retry_ms, &gossip::GossipConfig::store_retention_ms,
+                     &gossip::GossipConfig::reconnect_min_ms, &gossip::GossipConfig::reconnect_max_ms,
+                     &gossip::GossipConfig::reconcile_interval_ms, &gossip::GossipConfig::reconcile_retention_ms}) {
+    EXPECT_EQ(a.core.*field, b.core.*field);
+  }
+}
+
+std::string ErrorOf(const std::string& yaml) { return ParseNodeConfig(yaml).status().message(); }
 
 // A hex identity for peer addresses in these tests (any 64 hex digits parse).
 const std::string kPeerId(64, 'a');
@@ -84,6 +126,73 @@ TEST(ConfigTest, ReadsEveryGossipSetting) {
   EXPECT_TRUE(ParseNodeConfig("bootstrap: []\n").ok());
 }
 
+// Issue 12: every gossip timer and limit a user may want is a setting.
+TEST(ConfigTest, ReadsEveryGossipTimerAndLimit) {
+  Result<NodeConfig> config = ParseNodeConfig(
+      "peer_queue_messages: 500\nhandshake_timeout_ms: 2000\nhello_timeout_ms: 4000\nping_interval_ms: 3000\n"
+      "peer_timeout_ms: 12000\ngraft_timeout_ms: 150\ngraft_retry_ms: 80\nstore_retention_ms: 30000\n"
+      "reconnect_min_ms: 500\nreconnect_max_ms: 30000\nscore_decay_ms: 2000\nban_addresses: false\n"
+      "reconcile_interval_ms: 0\nreconcile_retention_ms: 7200000\n"
+      "misbehaviour_points:\n  expired: 1\n  bad_signature: 100\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const gossip::GossipNodeConfig gossip = config->GossipSettings();
+  EXPECT_EQ(gossip.peer_hwm, 500);
+  EXPECT_EQ(gossip.handshake_ivl_ms, 2000);
+  EXPECT_EQ(gossip.core.hello_timeout_ms, 4000);
+  EXPECT_EQ(gossip.core.ping_interval_ms, 3000);
+  EXPECT_EQ(gossip.core.peer_timeout_ms, 12000);
+  EXPECT_EQ(gossip.core.graft_timeout_ms, 150);
+  EXPECT_EQ(gossip.core.graft_retry_ms, 80);
+  EXPECT_EQ(gossip.core.store_retention_ms, 30000);
+  EXPECT_EQ(gossip.core.reconnect_min_ms, 500);
+  EXPECT_EQ(gossip.core.reconnect_max_ms, 30000);
+  EXPECT_EQ(gossip.score.decay_ms_per_point, 2000);
+  EXPECT_EQ(gossip.core.reconcile_interval_ms, 0);
+  EXPECT_EQ(gossip.core.reconcile_retention_ms, 7'200'000);
+  EXPECT_FALSE(gossip.ban_addresses);
+  EXPECT_EQ(gossip.score.weights[static_cast<size_t>(gossip::Misbehaviour::kExpired)], 1);
+  EXPECT_EQ(gossip.score.weights[static_cast<size_t>(gossip::Misbehaviour::kBadSignature)], 100);
+  // The others keep their defaults.
+  EXPECT_EQ(gossip.score.weights[static_cast<size_t>(gossip::Misbehaviour::kFlood)],
+            gossip::ScoreConfig{}.weights[static_cast<size_t>(gossip::Misbehaviour::kFlood)]);
+
+  // Defaults are the gossip layer's own.
+  const gossip::GossipNodeConfig defaults = ParseNodeConfig("")->GossipSettings();
+  EXPECT_EQ(defaults.peer_hwm, gossip::kPeerHwm);
+  EXPECT_EQ(defaults.handshake_ivl_ms, gossip::kHandshakeIvlMs);
+  EXPECT_TRUE(defaults.ban_addresses);
+  EXPECT_EQ(defaults.core.ping_interval_ms, gossip::GossipConfig{}.ping_interval_ms);
+  EXPECT_EQ(defaults.core.store_retention_ms, gossip::GossipConfig{}.store_retention_ms);
+  EXPECT_EQ(defaults.score.weights, gossip::ScoreConfig{}.weights);
+}
+
+TEST(ConfigTest, BadGossipTimersNameTheSettingAndWhy) {
+  EXPECT_EQ(ErrorOf("ping_interval_ms: 0\n"), "ping_interval_ms: 0 is not in 1..86400000");
+  EXPECT_EQ(ErrorOf("store_retention_ms: 86400001\n"), "store_retention_ms: 86400001 is not in 1..86400000");
+  EXPECT_EQ(ErrorOf("graft_timeout_ms: 1.5\n"), "graft_timeout_ms: \"1.5\" is not a whole number");
+  EXPECT_EQ(ErrorOf("peer_queue_messages: 0\n"), "peer_queue_messages: 0 is not in 1..1000000");
+  EXPECT_EQ(ErrorOf("ban_addresses: yes\n"), "ban_addresses: expected true or false");
+  EXPECT_EQ(ErrorOf("ping_interval_ms: 20000\n"),
+            "ping_interval_ms: 20000 is not less than peer_timeout_ms (20000): a quiet but live peer would time "
+            "out between pings");
+  EXPECT_EQ(ErrorOf("reconnect_min_ms: 5000\nreconnect_max_ms: 4000\n"),
+            "reconnect_min_ms: 5000 is more than reconnect_max_ms (4000)");
+  EXPECT_EQ(ErrorOf("store_retention_ms: 100\n"),
+            "store_retention_ms: 100 is not more than graft_timeout_ms (200): a message would be gone before a "
+            "peer that heard of it asks for it");
+  EXPECT_EQ(ErrorOf("misbehaviour_points: 5\n"), "misbehaviour_points: expected a map of misbehaviour: points");
+  EXPECT_EQ(ErrorOf("misbehaviour_points:\n  flood: 2000000\n"), "misbehaviour_points.flood: 2000000 is not in 0..1000000");
+  EXPECT_NE(ErrorOf("misbehaviour_points:\n  rudeness: 5\n").find("misbehaviour_points.rudeness: unknown misbehaviour "
+                                                                 "(known: malformed_frame, "),
+            std::string::npos);
+  // The unknown-setting error lists every setting.
+  const std::string unknown = ErrorOf("ping_intervall_ms: 5\n");
+  for (const char* key : {"ping_interval_ms", "store_retention_ms", "reconnect_max_ms", "misbehaviour_points",
+                          "ban_addresses", "score_decay_ms", "handshake_timeout_ms"}) {
+    EXPECT_NE(unknown.find(key), std::string::npos) << key << " missing from: " << unknown;
+  }
+}
+
 // The shipped examples stay valid.
 TEST(ConfigTest, ExampleConfigsParse) {
   for (const char* name : {"relay.yaml", "provider.yaml"}) {
@@ -91,8 +200,6 @@ TEST(ConfigTest, ExampleConfigsParse) {
     EXPECT_TRUE(config.ok()) << name << ": " << config.status().ToString();
   }
 }
-
-std::string ErrorOf(const std::string& yaml) { return ParseNodeConfig(yaml).status().message(); }
 
 TEST(ConfigTest, BadGossipSettingsNameTheSetting) {
   const auto has = [](const std::string& text, const std::string& part) {
@@ -121,6 +228,14 @@ TEST(ConfigTest, BadGossipSettingsNameTheSetting) {
   EXPECT_TRUE(has(ErrorOf("ban_threshold: 0\n"), "ban_threshold: "));
   EXPECT_TRUE(has(ErrorOf("ban_seconds: [1]\n"), "ban_seconds: "));
   EXPECT_TRUE(has(ErrorOf("ban_seconds: 0\n"), "ban_seconds: "));
+}
+
+// A setting given twice is an error, not "the last one wins": which of two values a node runs
+// with must never be a surprise.
+TEST(ConfigTest, ASettingGivenTwiceIsAnError) {
+  EXPECT_EQ(ErrorOf("hop_limit: 3\nhop_limit: 4\n"), "hop_limit: given twice");
+  EXPECT_EQ(ErrorOf("role: relay\ndata_dir: a\nrole: tenant\n"), "role: given twice");
+  EXPECT_EQ(ErrorOf("misbehaviour_points:\n  flood: 1\n  flood: 2\n"), "misbehaviour_points.flood: given twice");
 }
 
 TEST(ConfigTest, HostileInputRejected) {

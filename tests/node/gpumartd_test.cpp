@@ -21,6 +21,7 @@
 #include "market/codec.h"
 #include "node/gossip/gossip_node.h"
 #include "tests/ledger/test_leases.h"
+#include "tests/market/test_messages.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
@@ -226,6 +227,35 @@ TEST_F(GpumartdTest, GossipedLeaseIsRecordedInEveryLedger) {
     ASSERT_EQ(json["leases"].size(), 1u) << result.out;
     EXPECT_EQ(json["leases"][0]["id"], market::ToHex(lease.id));
   }
+}
+
+
+// Issue 12: an Offer published at the first daemon is in the live offer book of the others
+// (the daemons print their book's size), keyed by its signer.
+TEST_F(GpumartdTest, GossipedOfferIsInEveryOfferBook) {
+  DaemonProcess first({Daemon(), "--config", LoopbackConfig("first"), "--data-dir", dir_ + "/1"});
+  ASSERT_TRUE(first.WaitForOutput("gpumartd ready")) << first.out() << first.err();
+  const std::string bootstrap = PeerAddressOf(first.out());
+  const std::string joiner = LoopbackConfig("joiner", "bootstrap:\n  - " + bootstrap + "\n");
+  DaemonProcess second({Daemon(), "--config", joiner, "--data-dir", dir_ + "/2"});
+  for (DaemonProcess* daemon : {&first, &second}) {
+    ASSERT_TRUE(daemon->WaitForOutput("gossip peers 1", 30'000)) << daemon->out() << daemon->err();
+  }
+  GossipPeer publisher(bootstrap);
+  ASSERT_TRUE(publisher.ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (publisher.ReadyPeers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(publisher.ReadyPeers(), 0u);
+  const market::Identity provider = market::Identity::Generate();
+  const auto offer = market::MakeSigned(provider, market::testing::SampleOffer(), SystemClock::Instance().NowMs(),
+                                        60'000, 1);
+  ASSERT_TRUE(publisher.Publish(market::EncodeEnvelope(offer.envelope)).ok());
+  for (DaemonProcess* daemon : {&first, &second}) {
+    EXPECT_TRUE(daemon->WaitForOutput("offer book 1 offers", 20'000)) << daemon->out() << daemon->err();
+  }
+  for (DaemonProcess* daemon : {&second, &first}) EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0);
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+// NodeContext in process: the daemon's parts wired together. What gossip delivers reaches the
+// offer book (queried through the context) and the ledger, and the context stops cleanly.
+#include "node/node_context.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "actors/actor_system.h"
+#include "actors/clock.h"
+#include "actors/outbox.h"
+#include "market/codec.h"
+#include "node/gossip/gossip_node.h"
+#include "tests/ledger/test_leases.h"
+#include "tests/market/test_messages.h"
+#include "tests/temp_dir.h"
+
+namespace gpumart::node {
+namespace {
+
+// Another node in this process: its own actor system (one GossipNode per ZeroMQ context) and a
+// gossip node that only dials out.
+class Publisher {
+ public:
+  explicit Publisher(const std::string& bootstrap) : identity_(market::Identity::Generate()) {
+    gossip::GossipNodeConfig config;
+    config.bootstrap = {bootstrap};
+    config.core.role = gossip::Role::kTenant;
+    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
+      return std::make_unique<gossip::GossipNode>(identity_, config);
+    });
+    outbox_ = std::make_unique<actors::Outbox>(system_);
+  }
+  ~Publisher() {
+    handle_.Stop();
+    outbox_.reset();
+  }
+  bool WaitReady() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto reply = outbox_->Request<gossip::GossipNodeStatus>(handle_.address(), gossip::GetGossipStatus{},
+                                                              std::chrono::seconds(5));
+      if (reply.ok() && reply.value().ready_peers > 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  Status Publish(const market::Envelope& envelope) {
+    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{market::EncodeEnvelope(envelope)},
+                                          std::chrono::seconds(5));
+    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
+  }
+
+ private:
+  const market::Identity identity_;
+  actors::ActorSystem system_;
+  actors::ActorHandle handle_;
+  std::unique_ptr<actors::Outbox> outbox_;
+};
+
+template <typename F>
+bool Eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+TEST(NodeContextTest, GossipedOffersAndLeasesReachTheBookAndTheLedger) {
+  gpumart::testing::TempDir dir("node-context-test");
+  NodeConfig config;
+  config.data_dir = dir.Sub("data");
+  config.listen = "tcp://127.0.0.1:*";
+  auto started = NodeContext::Start(config);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  ASSERT_FALSE(context->peer_address().empty());
+
+  Publisher publisher(context->peer_address());
+  ASSERT_TRUE(publisher.WaitReady());
+  const int64_t now = SystemClock::Instance().NowMs();
+  const market::Identity provider = market::Identity::Generate();
+  const auto offer = market::MakeSigned(provider, market::testing::SampleOffer(), now, 60'000, 1);
+  ASSERT_TRUE(publisher.Publish(offer.envelope).ok());
+  ledger::testing::Parties parties;
+  const auto lease = parties.FreshLease(now);
+  ASSERT_TRUE(publisher.Publish(lease.envelope).ok());
+
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  std::vector<market::Candidate> found;
+  ASSERT_TRUE(Eventually([&] {
+    auto result = context->FindOffers(order, market::Policy::kPreference, 5);
+    if (result.ok()) found = *result;
+    return !found.empty();
+  }));
+  EXPECT_EQ(found[0].provider, market::ToHex(provider.public_key()));
+  auto status = context->OfferStatus();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->offers, 1u);
+  EXPECT_EQ(context->offer_counters()->held.load(), 1u);
+
+  ASSERT_TRUE(Eventually([&] { return context->ledger_counters()->recorded.load() == 1; }));
+  EXPECT_TRUE(context->ledger().store().GetLease(lease.id).ok());
+  EXPECT_EQ(context->ledger_counters()->dropped.load(), 0u);
+
+  market::Order invalid = order;
+  invalid.services.clear();
+  EXPECT_EQ(context->FindOffers(invalid, market::Policy::kPreference, 5).status().code(),
+            Status::Code::kInvalidArgument);
+  context.reset();  // stops gossip, the book, the feed, then the ledger
+}
+
+}  // namespace
+}  // namespace gpumart::node
