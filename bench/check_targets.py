@@ -141,6 +141,13 @@ def main():
               f"{bench['round_trips']:.0f} round trips)", "<= 0.05", bench["bytes_ratio"] <= 0.05)
     guarded("reconcile", reconcile)
 
+    def catch_up():
+        bench = find(results, "bench_gossip:BM_CatchUp")
+        check("BM_CatchUp verify_ratio", f"{bench['verify_ratio']:.2f} ({bench['catch_up_s']:.1f} s vs bare checks "
+              f"{bench['bare_verify_s']:.1f} s, {bench['signatures']:,.0f} signatures, "
+              f"{bench['leases_recorded']:,.0f} leases recorded)", "<= 1.25", bench["verify_ratio"] <= 1.25)
+    guarded("catch_up", catch_up)
+
     print(f"{sum(checks)} of {len(checks)} targets met")
     return 0 if all(checks) else 1
 
