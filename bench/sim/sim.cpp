@@ -27,6 +27,7 @@ using market::Bytes;
 using market::MessageId;
 
 constexpr int64_t kUs = 1'000;                        // microseconds per millisecond
+constexpr uint32_t kUnknownNode = UINT32_MAX;
 constexpr int64_t kEpochMs = 1'750'000'000'000;        // virtual time 0, as the cores see it
 
 // splitmix64: a small generator whose sequence is the same on every platform and library.
@@ -110,19 +111,41 @@ struct Event {
   uint64_t seq;
   EventKind kind;
   uint32_t node;      // receiver / ticking node / scripted event index
-  uint32_t link;      // kFrame, kAccept
+  uint32_t link;      // kFrame, kAccept; kConnectFailed: the dialled node
   uint8_t side;       // kFrame: the receiving side of the link
   std::shared_ptr<const Bytes> bytes;  // kFrame
-  std::string address;                 // kConnectFailed
   bool operator>(const Event& other) const {
     return at_us != other.at_us ? at_us > other.at_us : seq > other.seq;
   }
 };
 
 uint8_t FrameType(const Bytes& bytes) { return bytes.size() > 1 ? bytes[1] : 0; }
+
+// The ids of an IHAVE frame as our cores encode it ([3, [bin32, ...]]), read in place; stops at
+// anything else (the core has decoded and checked the frame already).
+template <typename Fn>
+void ForEachIhaveId(const Bytes& bytes, Fn&& fn) {
+  if (bytes.size() < 3) return;
+  size_t pos = 0;
+  size_t count = 0;
+  if ((bytes[2] & 0xf0) == 0x90) {
+    count = bytes[2] & 0x0f;
+    pos = 3;
+  } else if (bytes[2] == 0xdc && bytes.size() >= 5) {
+    count = (size_t{bytes[3]} << 8) | bytes[4];
+    pos = 5;
+  } else {
+    return;
+  }
+  MessageId id;
+  for (size_t k = 0; k < count && pos + 2 + id.size() <= bytes.size(); ++k, pos += 2 + id.size()) {
+    if (bytes[pos] != 0xc4 || bytes[pos + 1] != id.size()) return;
+    std::memcpy(id.data(), &bytes[pos + 2], id.size());
+    fn(id);
+  }
+}
 constexpr uint8_t kMessageFrame = static_cast<uint8_t>(gossip::FrameType::kMessage);
-constexpr uint8_t kPingFrame = static_cast<uint8_t>(gossip::FrameType::kPing);
-constexpr uint8_t kPongFrame = static_cast<uint8_t>(gossip::FrameType::kPong);
+constexpr uint8_t kIhaveFrame = static_cast<uint8_t>(gossip::FrameType::kIhave);
 
 std::string Hex(const MessageId& id, size_t bytes) {
   static const char* digits = "0123456789abcdef";
@@ -155,7 +178,8 @@ class Simulator {
         std::memcpy(seed.data() + b, &word, 8);
       }
       node.identity = std::make_unique<market::Identity>(market::Identity::FromSeed(seed));
-      node.address = "sim://" + std::to_string(i);
+      // Shaped like a real peer address (endpoint / identity): the core dials in address order.
+      node.address = "tcp://sim:7700/" + Hex(node.identity->public_key(), node.identity->public_key().size());
       node.region = static_cast<uint32_t>(rng_.Below(std::max<uint32_t>(1, s_.net.regions)));
       node.side = i % 2;
       by_address_.emplace(node.address, i);
@@ -176,7 +200,7 @@ class Simulator {
         case EventKind::kFrame: OnFrame(event); break;
         case EventKind::kTick: OnTick(event.node); break;
         case EventKind::kAccept: OnAccept(event.link); break;
-        case EventKind::kConnectFailed: OnConnectFailed(event.node, event.address); break;
+        case EventKind::kConnectFailed: OnConnectFailed(event.node, event.link); break;
         case EventKind::kScript: scripts_[event.node](); break;
       }
     }
@@ -198,7 +222,7 @@ class Simulator {
   }
   void At(int64_t at_us, std::function<void()> script) {
     scripts_.push_back(std::move(script));
-    Push(Event{at_us, 0, EventKind::kScript, static_cast<uint32_t>(scripts_.size() - 1), 0, 0, nullptr, {}});
+    Push(Event{at_us, 0, EventKind::kScript, static_cast<uint32_t>(scripts_.size() - 1), 0, 0, nullptr});
   }
 
   // ---- The plan of a run: who starts, what is published, churn, partitions ----
@@ -300,7 +324,6 @@ class Simulator {
       if (other >= i) ++other;
       node.core->AddAddress(nodes_[other].address);
     }
-    Heat(i);
     ScheduleTick(i, now_us_);
   }
 
@@ -397,7 +420,8 @@ class Simulator {
   void Dial(uint32_t i, const std::string& address) {
     auto target = by_address_.find(address);
     if (target == by_address_.end() || !nodes_[target->second].up || !Reachable(i, target->second)) {
-      Push(Event{now_us_ + s_.net.connect_timeout_us, 0, EventKind::kConnectFailed, i, 0, 0, nullptr, address});
+      const uint32_t to = target == by_address_.end() ? kUnknownNode : target->second;
+      Push(Event{now_us_ + s_.net.connect_timeout_us, 0, EventKind::kConnectFailed, i, to, 0, nullptr});
       return;
     }
     const uint32_t j = target->second;
@@ -407,7 +431,7 @@ class Simulator {
     links_.push_back(Link{{i, j}, {peer, 0}, {true, false}, LatencyUs(i, j)});
     node.links[peer] = index;
     // The far side accepts when the connection reaches it, before the HELLO we send now.
-    Push(Event{now_us_ + links_[index].latency_us, 0, EventKind::kAccept, j, index, 0, nullptr, {}});
+    Push(Event{now_us_ + links_[index].latency_us, 0, EventKind::kAccept, j, index, 0, nullptr});
     std::vector<Action> out;
     node.core->OnConnected(peer, Direction::kOutbound, address, NowMs(), out);
     Apply(i, out);
@@ -431,9 +455,9 @@ class Simulator {
     Apply(j, out);
   }
 
-  void OnConnectFailed(uint32_t i, const std::string& address) {
-    if (!nodes_[i].up) return;
-    nodes_[i].core->OnConnectFailed(address, NowMs());
+  void OnConnectFailed(uint32_t i, uint32_t to) {
+    if (!nodes_[i].up || to == kUnknownNode) return;
+    nodes_[i].core->OnConnectFailed(nodes_[to].address, NowMs());
   }
 
   // ---- Frames ----
@@ -455,7 +479,7 @@ class Simulator {
       return;
     }
     Push(Event{node.uplink_free_us + link.latency_us, 0, EventKind::kFrame, link.node[1 - mine], it->second,
-               static_cast<uint8_t>(1 - mine), std::move(bytes), {}});
+               static_cast<uint8_t>(1 - mine), std::move(bytes)});
   }
 
   void OnFrame(const Event& event) {
@@ -468,26 +492,36 @@ class Simulator {
     const uint8_t type = FrameType(*event.bytes);
     if (now_us_ >= window_start_us_) node.bytes_received += event.bytes->size() + s_.net.frame_overhead_bytes;
     if (type == kMessageFrame) ++message_frames_in_;
-    if (type != kPingFrame && type != kPongFrame) Heat(event.node);
     if (Tracing()) TraceFrame("recv", link.node[1 - event.side], event.node, *event.bytes, now_us_);
     std::vector<Action> out;
     node.core->HandleFrame(link.peer[event.side], *event.bytes, NowMs(), out);
+    if (type == kMessageFrame) {
+      Heat(event.node, 0);  // a relayed message queues IHAVEs, sent at the next tick
+    } else if (type == kIhaveFrame) {
+      // An id not yet here starts a graft timer: tick on the grid until the grafts are done.
+      bool missing = false;
+      ForEachIhaveId(*event.bytes, [&](const MessageId& id) { missing = missing || !node.core->HasSeen(id); });
+      if (missing) Heat(event.node, s_.gossip.graft_timeout_ms + 4 * s_.gossip.graft_retry_ms + s_.tick_ms);
+    }
     Apply(event.node, out);
   }
 
   // ---- Ticks ----
 
-  // The node has dissemination work: tick it every tick_ms for a while.
-  void Heat(uint32_t i) {
+  // The node has timer work (IHAVEs to flush, grafts due) for the next `for_ms`: tick it on the
+  // tick_ms grid until then, as a driver ticking every tick_ms would. Otherwise it ticks every
+  // idle_tick_ms (pings, timeouts, expiry, dialling).
+  void Heat(uint32_t i, int64_t for_ms) {
     Node& node = nodes_[i];
-    node.hot_until_us = now_us_ + s_.hot_ms * kUs;
-    const int64_t soon = now_us_ + s_.tick_ms * kUs;
+    node.hot_until_us = std::max(node.hot_until_us, now_us_ + for_ms * kUs);
+    const int64_t grid = s_.tick_ms * kUs;
+    const int64_t soon = (now_us_ / grid + 1) * grid;
     if (node.next_tick_us < 0 || node.next_tick_us > soon) ScheduleTick(i, soon);
   }
 
   void ScheduleTick(uint32_t i, int64_t at_us) {
     nodes_[i].next_tick_us = at_us;
-    Push(Event{at_us, 0, EventKind::kTick, i, 0, 0, nullptr, {}});
+    Push(Event{at_us, 0, EventKind::kTick, i, 0, 0, nullptr});
   }
 
   void OnTick(uint32_t i) {
@@ -496,8 +530,9 @@ class Simulator {
     std::vector<Action> out;
     node.core->Tick(NowMs(), out);
     Apply(i, out);
-    const bool hot = now_us_ < node.hot_until_us;
-    ScheduleTick(i, now_us_ + (hot ? s_.tick_ms : s_.idle_tick_ms) * kUs);
+    const int64_t grid = s_.tick_ms * kUs;
+    const int64_t next_grid = (now_us_ / grid + 1) * grid;
+    ScheduleTick(i, next_grid < node.hot_until_us ? next_grid : now_us_ + s_.idle_tick_ms * kUs);
   }
 
   // ---- Actions ----
@@ -548,7 +583,7 @@ class Simulator {
       Trace("publish msg " + std::to_string(m) + " id " + Hex(message.id, 8) + " at node " + std::to_string(publisher) +
             " (" + std::to_string(envelope.size()) + " bytes)");
     }
-    Heat(publisher);
+    Heat(publisher, 0);
     std::vector<Action> out;
     Status status = node.core->Publish(envelope, NowMs(), out);
     if (!status.ok()) Trace("publish failed: " + status.ToString());
