@@ -114,6 +114,7 @@ std::string ToJson(const Results& r, bool with_cost) {
       {"delivery_ms", {{"to_50pct", ToJson(r.to50)}, {"to_99pct", ToJson(r.to99)},
                        {"to_99_9pct", ToJson(r.to999)}, {"to_100pct", ToJson(r.to100)}}},
       {"messages_incomplete", r.messages_incomplete},
+      {"messages_died_with_author", r.messages_died_with_author},
       {"deliveries_missing", r.deliveries_missing},
       {"copies_per_delivery", r.copies_per_delivery},
       {"upload_bytes_per_node_second", {{"mean", r.upload_mean_bps}, {"max", r.upload_max_bps}}},
@@ -147,6 +148,7 @@ std::string ToTable(const Results& r) {
   row("delivery to 100% of nodes", dist(r.to100));
   row("messages incomplete (some node missed)", std::to_string(r.messages_incomplete) + " (" +
                                                    std::to_string(r.deliveries_missing) + " deliveries missing)");
+  if (r.messages_died_with_author) row("messages whose author crashed first", std::to_string(r.messages_died_with_author));
   std::snprintf(line, sizeof line, "%.3f", r.copies_per_delivery);
   row("copies received per node per message", line);
   std::snprintf(line, sizeof line, "mean %.0f B/s, max %.0f B/s (max/mean %.2f)", r.upload_mean_bps, r.upload_max_bps,

@@ -674,6 +674,10 @@ class Simulator {
         ++eligible;
         if (message.delivered_ms[i] >= 0) times.push_back(message.delivered_ms[i]);
       }
+      if (times.empty() && !UpThroughout(message.publisher, message.published_us)) {
+        ++r.messages_died_with_author;  // the author crashed before any live node had it
+        continue;
+      }
       std::sort(times.begin(), times.end());
       auto reach = [&](double q, std::vector<int64_t>& into) {
         const size_t need = std::max<size_t>(1, static_cast<size_t>(std::ceil(q * eligible)));
@@ -699,7 +703,8 @@ class Simulator {
       }
     }
     const uint32_t count = static_cast<uint32_t>(std::count_if(messages_.begin(), messages_.end(),
-                                                               [](const Message& m) { return !m.delivered_ms.empty(); }));
+                                                               [](const Message& m) { return !m.delivered_ms.empty(); })) -
+                           r.messages_died_with_author;
     r.to50 = Percentiles(t50, count);
     r.to99 = Percentiles(t99, count);
     r.to999 = Percentiles(t999, count);

@@ -82,6 +82,7 @@ struct Results {
   // from its publish to the end of the run), as p50/p99/max over the messages that got there.
   Distribution to50, to99, to999, to100;
   uint32_t messages_incomplete = 0;     // messages some eligible node never got
+  uint32_t messages_died_with_author = 0;  // no live node got it: its author crashed first (not counted above)
   uint64_t deliveries_missing = 0;      // (message, eligible node) pairs never delivered
   double copies_per_delivery = 0;       // MESSAGE frames received per message delivered
   double upload_mean_bps = 0;           // bytes sent per node per second in the publishing window + drain

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   std::string name = "small";
   std::optional<uint64_t> seed;
   std::optional<uint32_t> nodes, messages, trace;
-  std::optional<double> rate, loss, upload_mbps;
+  std::optional<double> rate, loss, upload_mbps, crash;
   bool json = false, list = false;
   app.add_option("scenario", name, "preset name (--list shows them)");
   app.add_option("--seed", seed, "random seed (default 1)");
@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.add_option("--rate", rate, "override messages per second");
   app.add_option("--loss", loss, "override the frame loss probability");
   app.add_option("--upload-mbps", upload_mbps, "override each node's upload bandwidth (Mbit/s)");
+  app.add_option("--crash", crash, "override the fraction of nodes that crash in the publishing window");
   app.add_option("--trace", trace, "print the path of this message (index in publish order)");
   app.add_flag("--json", json, "print JSON instead of a table");
   app.add_flag("--list", list, "list the presets");
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   if (messages) scenario->messages = *messages;
   if (rate) scenario->messages_per_second = *rate;
   if (loss) scenario->net.loss = *loss;
+  if (crash) scenario->crash_fraction = *crash;
   if (upload_mbps) scenario->net.upload_bytes_per_second = static_cast<uint64_t>(*upload_mbps * 125'000);
   scenario->trace_message = trace;
   std::cerr << "gpumart-sim: scenario " << scenario->name << ", seed " << scenario->seed << "\n";
