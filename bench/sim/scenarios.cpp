@@ -127,7 +127,7 @@ std::string ToJson(const Results& r, bool with_cost) {
       {"drops", drops},
       {"events", r.events},
   };
-  if (with_cost) j["run"] = {{"wall_seconds", r.wall_seconds}, {"peak_rss_bytes", r.peak_rss_bytes}};
+  if (with_cost) j["run"] = {{"wall_seconds", r.wall_seconds}, {"cpu_seconds", r.cpu_seconds}, {"peak_rss_bytes", r.peak_rss_bytes}};
   return j.dump(2);
 }
 
@@ -172,7 +172,7 @@ std::string ToTable(const Results& r) {
   for (const auto& [name, count] : r.drops) drops += (drops.empty() ? "" : ", ") + name + " " + std::to_string(count);
   row("core drops", drops.empty() ? "none" : drops);
   row("events", std::to_string(r.events));
-  std::snprintf(line, sizeof line, "%.1f s wall, peak RSS %.0f MiB", r.wall_seconds,
+  std::snprintf(line, sizeof line, "%.1f s wall, %.1f s CPU, peak RSS %.0f MiB", r.wall_seconds, r.cpu_seconds,
                 static_cast<double>(r.peak_rss_bytes) / (1 << 20));
   row("run cost", line);
   return out;

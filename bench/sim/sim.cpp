@@ -210,6 +210,8 @@ class Simulator {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     results_.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+    results_.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     return std::move(results_);
   }
 

@@ -104,6 +104,7 @@ struct Results {
   uint64_t events = 0;
   // Cost of the run itself (not part of the deterministic result).
   double wall_seconds = 0;
+  double cpu_seconds = 0;  // user + system of the process (the wall time counts other load too)
   uint64_t peak_rss_bytes = 0;
 };
 
