@@ -118,6 +118,7 @@ std::string ToJson(const Results& r, bool with_cost) {
       {"deliveries_missing", r.deliveries_missing},
       {"copies_per_delivery", r.copies_per_delivery},
       {"upload_bytes_per_node_second", {{"mean", r.upload_mean_bps}, {"max", r.upload_max_bps}}},
+      {"links_per_node", {{"mean", r.links_mean}, {"max", r.links_max}}},
       {"frames_sent", r.frames_sent},
       {"frames_lost", r.frames_lost},
       {"link_failures", r.link_failures},
@@ -154,6 +155,8 @@ std::string ToTable(const Results& r) {
   std::snprintf(line, sizeof line, "mean %.0f B/s, max %.0f B/s (max/mean %.2f)", r.upload_mean_bps, r.upload_max_bps,
                 r.upload_mean_bps > 0 ? r.upload_max_bps / r.upload_mean_bps : 0.0);
   row("upload per node", line);
+  std::snprintf(line, sizeof line, "mean %.1f, max %u", r.links_mean, r.links_max);
+  row("links per node at the end", line);
   row("frames sent / lost", std::to_string(r.frames_sent) + " / " + std::to_string(r.frames_lost));
   if (r.link_failures) row("link failures", std::to_string(r.link_failures));
   if (r.crashed || r.left || r.restarted || r.joined) {

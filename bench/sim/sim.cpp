@@ -748,6 +748,13 @@ class Simulator {
       r.upload_max_bps = std::max(r.upload_max_bps, rate);
     }
     r.upload_mean_bps = up ? sum / up : 0;
+    size_t link_ends = 0;
+    for (const Node& node : nodes_) {
+      if (!node.up) continue;
+      link_ends += node.links.size();
+      r.links_max = std::max<uint32_t>(r.links_max, static_cast<uint32_t>(node.links.size()));
+    }
+    r.links_mean = up ? static_cast<double>(link_ends) / up : 0;
     gossip::DropCounters drops;
     for (const Node& node : nodes_) {
       if (!node.up) continue;

@@ -87,6 +87,8 @@ struct Results {
   double copies_per_delivery = 0;       // MESSAGE frames received per message delivered
   double upload_mean_bps = 0;           // bytes sent per node per second in the publishing window + drain
   double upload_max_bps = 0;
+  double links_mean = 0;                // open links per node at the end (inbound + outbound)
+  uint32_t links_max = 0;
   uint64_t frames_sent = 0;
   uint64_t frames_lost = 0;             // by the loss model, a partition, or a dead receiver
   uint64_t link_failures = 0;
