@@ -41,12 +41,13 @@ const std::map<std::string, std::function<Scenario()>>& Presets() {
          s.crash_fraction = 0.10;
          return s;
        }},
-      // Two halves for 30 s, messages published on both sides meanwhile, then healed.
+      // Two halves for 30 s, messages published on both sides meanwhile, then healed; messages
+      // go on for 15 s after the heal (they show whether the mesh has joined up again).
       {"partition", [] {
          Scenario s;
          s.name = "partition";
          s.nodes = 1'000;
-         s.messages = 300;
+         s.messages = 450;
          s.messages_per_second = 10;
          s.partition_at_ms = s.warmup_ms;
          s.partition_heal_after_ms = 30'000;
