@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -55,6 +56,10 @@ struct GossipConfig {
   int64_t reconnect_max_ms = 60'000;
   uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
   uint64_t bytes_per_second = 16 << 20;
+  // Checks a message's signature (not a Lease's, which market::OpenLease checks whole). Empty:
+  // market::VerifySignature. A simulator running thousands of cores in one process sets one
+  // shared memo here so each message's Ed25519 check runs once, not once per node (bench/sim).
+  std::function<Status(const market::Envelope&)> verify_signature;
 };
 
 // ---- Actions (what the driver must do) ----

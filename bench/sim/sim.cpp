@@ -1,0 +1,797 @@
+#include "bench/sim/sim.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <queue>
+#include <unordered_map>
+
+#include "market/codec.h"
+#include "market/crypto.h"
+#include "node/gossip/frames.h"
+
+namespace gpumart::sim {
+
+namespace {
+
+using gossip::Action;
+using gossip::Direction;
+using gossip::GossipCore;
+using gossip::PeerId;
+using market::Bytes;
+using market::MessageId;
+
+constexpr int64_t kUs = 1'000;                        // microseconds per millisecond
+constexpr uint32_t kUnknownNode = UINT32_MAX;
+constexpr int64_t kEpochMs = 1'750'000'000'000;        // virtual time 0, as the cores see it
+
+// splitmix64: a small generator whose sequence is the same on every platform and library.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t Below(uint64_t n) { return n == 0 ? 0 : Next() % n; }
+  int64_t Uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(Below(static_cast<uint64_t>(hi - lo + 1))); }
+  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+uint64_t Mix(uint64_t a, uint64_t b) { return Rng(a * 0x9e3779b97f4a7c15ULL ^ b).Next(); }
+
+struct IdHash {
+  size_t operator()(const MessageId& id) const {
+    uint64_t prefix = 0;
+    std::memcpy(&prefix, id.data(), sizeof prefix);
+    return static_cast<size_t>(prefix);
+  }
+};
+
+// One shared memo of signature checks for every core (GossipConfig::verify_signature): the first
+// node to see a message runs the real Ed25519 check; the others compare the whole envelope with
+// the one checked, which is as strong and costs a memcmp.
+class SignatureMemo {
+ public:
+  Status Verify(const market::Envelope& envelope) {
+    std::string key(reinterpret_cast<const char*>(envelope.signature.data()), envelope.signature.size());
+    auto it = checked_.find(key);
+    if (it != checked_.end() && it->second == envelope) return Status::Ok();
+    GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));
+    ++real_checks_;
+    if (it == checked_.end()) checked_.emplace(std::move(key), envelope);
+    return Status::Ok();
+  }
+  uint64_t real_checks() const { return real_checks_; }
+
+ private:
+  std::unordered_map<std::string, market::Envelope> checked_;
+  uint64_t real_checks_ = 0;
+};
+
+// A transport link between two nodes; side 0 dialled side 1.
+struct Link {
+  uint32_t node[2];
+  PeerId peer[2];
+  bool open[2];
+  int64_t latency_us;
+};
+
+struct Node {
+  std::unique_ptr<market::Identity> identity;
+  std::string address;
+  uint32_t region = 0;
+  uint32_t side = 0;  // partition half
+  std::unique_ptr<GossipCore> core;
+  bool up = false;
+  int64_t up_since_us = 0;       // start of the current up period
+  std::map<PeerId, uint32_t> links;  // this node's peer ids -> link index
+  PeerId next_peer = 1;
+  int64_t uplink_free_us = 0;    // when the upload queue is empty
+  int64_t hot_until_us = 0;
+  int64_t next_tick_us = -1;     // the tick event that counts (others are stale)
+  uint64_t bytes_sent = 0;       // in the measured window
+  uint64_t bytes_received = 0;
+};
+
+enum class EventKind : uint8_t { kFrame, kTick, kAccept, kConnectFailed, kScript };
+
+struct Event {
+  int64_t at_us;
+  uint64_t seq;
+  EventKind kind;
+  uint32_t node;      // receiver / ticking node / scripted event index
+  uint32_t link;      // kFrame, kAccept; kConnectFailed: the dialled node
+  uint8_t side;       // kFrame: the receiving side of the link
+  std::shared_ptr<const Bytes> bytes;  // kFrame
+  bool operator>(const Event& other) const {
+    return at_us != other.at_us ? at_us > other.at_us : seq > other.seq;
+  }
+};
+
+uint8_t FrameType(const Bytes& bytes) { return bytes.size() > 1 ? bytes[1] : 0; }
+
+// The ids of an IHAVE frame as our cores encode it ([3, [bin32, ...]]), read in place; stops at
+// anything else (the core has decoded and checked the frame already).
+template <typename Fn>
+void ForEachIhaveId(const Bytes& bytes, Fn&& fn) {
+  if (bytes.size() < 3) return;
+  size_t pos = 0;
+  size_t count = 0;
+  if ((bytes[2] & 0xf0) == 0x90) {
+    count = bytes[2] & 0x0f;
+    pos = 3;
+  } else if (bytes[2] == 0xdc && bytes.size() >= 5) {
+    count = (size_t{bytes[3]} << 8) | bytes[4];
+    pos = 5;
+  } else {
+    return;
+  }
+  MessageId id;
+  for (size_t k = 0; k < count && pos + 2 + id.size() <= bytes.size(); ++k, pos += 2 + id.size()) {
+    if (bytes[pos] != 0xc4 || bytes[pos + 1] != id.size()) return;
+    std::memcpy(id.data(), &bytes[pos + 2], id.size());
+    fn(id);
+  }
+}
+constexpr uint8_t kMessageFrame = static_cast<uint8_t>(gossip::FrameType::kMessage);
+constexpr uint8_t kIhaveFrame = static_cast<uint8_t>(gossip::FrameType::kIhave);
+
+std::string Hex(const MessageId& id, size_t bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes; ++i) {
+    out.push_back(digits[id[i] >> 4]);
+    out.push_back(digits[id[i] & 15]);
+  }
+  return out;
+}
+
+struct Message {
+  MessageId id{};
+  int64_t published_us = 0;
+  uint32_t publisher = 0;
+  std::vector<int32_t> delivered_ms;  // per node; -1: not yet
+};
+
+class Simulator {
+ public:
+  Simulator(const Scenario& scenario, std::string* trace)
+      : s_(scenario), rng_(scenario.seed), trace_(trace) {
+    nodes_.resize(s_.nodes);
+    Rng keys(Mix(s_.seed, 0x6b657973));
+    for (uint32_t i = 0; i < s_.nodes; ++i) {
+      Node& node = nodes_[i];
+      market::Seed seed{};
+      for (size_t b = 0; b < seed.size(); b += 8) {
+        const uint64_t word = keys.Next();
+        std::memcpy(seed.data() + b, &word, 8);
+      }
+      node.identity = std::make_unique<market::Identity>(market::Identity::FromSeed(seed));
+      // Shaped like a real peer address (endpoint / identity): the core dials in address order.
+      node.address = "tcp://sim:7700/" + Hex(node.identity->public_key(), node.identity->public_key().size());
+      node.region = static_cast<uint32_t>(rng_.Below(std::max<uint32_t>(1, s_.net.regions)));
+      node.side = i % 2;
+      by_address_.emplace(node.address, i);
+    }
+  }
+
+  Results Run() {
+    const auto wall_start = std::chrono::steady_clock::now();
+    Plan();
+    while (!queue_.empty()) {
+      // Moving the top out leaves its time and sequence (what the heap compares) intact.
+      Event event = std::move(const_cast<Event&>(queue_.top()));
+      queue_.pop();
+      if (event.at_us > end_us_) break;
+      now_us_ = event.at_us;
+      ++results_.events;
+      switch (event.kind) {
+        case EventKind::kFrame: OnFrame(event); break;
+        case EventKind::kTick: OnTick(event.node); break;
+        case EventKind::kAccept: OnAccept(event.link); break;
+        case EventKind::kConnectFailed: OnConnectFailed(event.node, event.link); break;
+        case EventKind::kScript: scripts_[event.node](); break;
+      }
+    }
+    now_us_ = end_us_;
+    Summarize();
+    results_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    results_.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+    results_.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    return std::move(results_);
+  }
+
+ private:
+  int64_t NowMs() const { return kEpochMs + now_us_ / kUs; }
+
+  void Push(Event event) {
+    event.seq = seq_++;
+    queue_.push(std::move(event));
+  }
+  void At(int64_t at_us, std::function<void()> script) {
+    scripts_.push_back(std::move(script));
+    Push(Event{at_us, 0, EventKind::kScript, static_cast<uint32_t>(scripts_.size() - 1), 0, 0, nullptr});
+  }
+
+  // ---- The plan of a run: who starts, what is published, churn, partitions ----
+
+  void Plan() {
+    const int64_t publish_start_us = s_.warmup_ms * kUs;
+    const int64_t spacing_us = static_cast<int64_t>(1e6 / s_.messages_per_second);
+    const int64_t publish_end_us = publish_start_us + spacing_us * s_.messages;
+    window_start_us_ = publish_start_us;
+    end_us_ = publish_end_us + s_.drain_ms * kUs;
+    if (s_.partition_at_ms) {
+      end_us_ = std::max(end_us_, (*s_.partition_at_ms + s_.partition_heal_after_ms) * kUs + s_.drain_ms * kUs);
+    }
+    if (s_.rejoiners) {
+      end_us_ = std::max(end_us_, (s_.rejoin_offline_at_ms + s_.rejoin_offline_ms) * kUs + s_.drain_ms * kUs);
+    }
+
+    // Late joiners are drawn first so the rest of the plan can avoid them.
+    std::vector<uint32_t> order(s_.nodes);
+    for (uint32_t i = 0; i < s_.nodes; ++i) order[i] = i;
+    for (uint32_t i = s_.nodes; i > 1; --i) std::swap(order[i - 1], order[rng_.Below(i)]);
+    size_t cursor = 0;
+    auto take = [&](double fraction) {
+      std::vector<uint32_t> chosen;
+      const size_t count = static_cast<size_t>(std::llround(fraction * s_.nodes));
+      while (chosen.size() < count && cursor < order.size()) chosen.push_back(order[cursor++]);
+      return chosen;
+    };
+    const std::vector<uint32_t> joiners = take(s_.join_fraction);
+    std::vector<bool> late(s_.nodes, false);
+    for (uint32_t j : joiners) late[j] = true;
+    for (uint32_t i = 0; i < s_.nodes; ++i) {
+      // Starts are spread over the first second so the handshakes do not all land at once.
+      if (!late[i]) At(static_cast<int64_t>(rng_.Below(1'000'000)), [this, i] { Start(i); });
+    }
+    const int64_t window_us = std::max<int64_t>(1, publish_end_us - publish_start_us);
+    auto in_window = [&] { return publish_start_us + static_cast<int64_t>(rng_.Below(static_cast<uint64_t>(window_us))); };
+    for (uint32_t j : joiners) {
+      At(in_window(), [this, j] {
+        ++results_.joined;
+        Start(j);
+      });
+    }
+    const std::vector<uint32_t> crashers = take(s_.crash_fraction);
+    const size_t restarts = static_cast<size_t>(std::llround(s_.restart_fraction * crashers.size()));
+    for (size_t k = 0; k < crashers.size(); ++k) {
+      const uint32_t c = crashers[k];
+      const int64_t at = in_window();
+      At(at, [this, c] { Crash(c); });
+      if (k < restarts) {
+        At(at + rng_.Uniform(10'000, 30'000) * kUs, [this, c] {
+          ++results_.restarted;
+          Start(c);
+        });
+      }
+    }
+    for (uint32_t l : take(s_.leave_fraction)) At(in_window(), [this, l] { Leave(l); });
+    std::vector<uint32_t> rejoiners;
+    for (uint32_t r = 0; r < s_.rejoiners && cursor < order.size(); ++r) rejoiners.push_back(order[cursor++]);
+    for (uint32_t r : rejoiners) {
+      rejoiners_.push_back(r);
+      At(s_.rejoin_offline_at_ms * kUs, [this, r] { Crash(r); });
+      At((s_.rejoin_offline_at_ms + s_.rejoin_offline_ms) * kUs, [this, r] {
+        ++results_.restarted;
+        Start(r);
+      });
+    }
+    rejoin_at_us_ = (s_.rejoin_offline_at_ms + s_.rejoin_offline_ms) * kUs;
+
+    if (s_.partition_at_ms) {
+      partition_from_us_ = *s_.partition_at_ms * kUs;
+      partition_to_us_ = partition_from_us_ + s_.partition_heal_after_ms * kUs;
+      At(partition_from_us_, [this] { Partition(); });
+      At(partition_to_us_, [this] { partitioned_ = false; });
+    }
+
+    if (s_.net.link_failures_per_link_hour > 0) ScheduleLinkFailure();
+
+    messages_.resize(s_.messages);
+    for (uint32_t m = 0; m < s_.messages; ++m) {
+      At(publish_start_us + spacing_us * m, [this, m] { PublishMessage(m); });
+    }
+  }
+
+  // ---- Churn ----
+
+  void Start(uint32_t i) {
+    Node& node = nodes_[i];
+    if (node.up) return;
+    gossip::GossipConfig config = s_.gossip;
+    config.advertised_address = node.address;
+    config.verify_signature = [this](const market::Envelope& envelope) { return memo_.Verify(envelope); };
+    node.core = std::make_unique<GossipCore>(*node.identity, config);
+    node.up = true;
+    node.up_since_us = now_us_;
+    node.uplink_free_us = now_us_;
+    for (uint32_t b = 0; b < s_.bootstrap && s_.nodes > 1; ++b) {
+      uint32_t other = static_cast<uint32_t>(rng_.Below(s_.nodes - 1));
+      if (other >= i) ++other;
+      node.core->AddAddress(nodes_[other].address);
+    }
+    ScheduleTick(i, now_us_);
+  }
+
+  // Silent failure: the node's links stay open at its peers, which notice by their peer timeout.
+  void Crash(uint32_t i) {
+    Node& node = nodes_[i];
+    if (!node.up) return;
+    ++results_.crashed;
+    for (const auto& [peer, index] : node.links) {
+      Link& link = links_[index];
+      link.open[link.node[0] == i && link.peer[0] == peer ? 0 : 1] = false;
+    }
+    Stop(i);
+  }
+
+  // Graceful: every link is closed, and its peers see the close.
+  void Leave(uint32_t i) {
+    Node& node = nodes_[i];
+    if (!node.up) return;
+    ++results_.left;
+    while (!node.links.empty()) CloseLink(i, node.links.begin()->first, /*tell_self=*/false);
+    Stop(i);
+  }
+
+  void Stop(uint32_t i) {
+    Node& node = nodes_[i];
+    node.links.clear();
+    node.core.reset();
+    node.up = false;
+    node.next_tick_us = -1;
+    went_down_.push_back({i, now_us_});
+  }
+
+  void Partition() {
+    partitioned_ = true;
+    // Links across the cut stay open and carry nothing; the cores' peer timeouts close them.
+  }
+
+  bool Reachable(uint32_t a, uint32_t b) const {
+    return !partitioned_ || nodes_[a].side == nodes_[b].side;
+  }
+
+  void ScheduleLinkFailure() {
+    // Poisson arrivals over the links open at each moment, approximated with the expected count.
+    const double per_us = s_.net.link_failures_per_link_hour / 3.6e9;
+    const double open = std::max<double>(1.0, static_cast<double>(s_.nodes) * s_.gossip.target_outbound);
+    const double rate = per_us * open;
+    const int64_t gap = static_cast<int64_t>(-std::log(1.0 - rng_.Unit()) / rate) + 1;
+    At(now_us_ + gap, [this] {
+      if (!links_.empty()) {
+        for (int attempt = 0; attempt < 16; ++attempt) {
+          const uint32_t index = static_cast<uint32_t>(rng_.Below(links_.size()));
+          Link& link = links_[index];
+          if (link.open[0] && link.open[1]) {
+            ++results_.link_failures;
+            CloseLink(link.node[0], link.peer[0], /*tell_self=*/true);
+            break;
+          }
+        }
+      }
+      ScheduleLinkFailure();
+    });
+  }
+
+  // ---- Links ----
+
+  int64_t LatencyUs(uint32_t a, uint32_t b) const {
+    const uint64_t h = Mix(s_.seed ^ 0x6c696e6bULL, (static_cast<uint64_t>(std::min(a, b)) << 32) | std::max(a, b));
+    const bool same = nodes_[a].region == nodes_[b].region;
+    const int64_t lo = same ? s_.net.same_region_min_us : s_.net.cross_region_min_us;
+    const int64_t hi = same ? s_.net.same_region_max_us : s_.net.cross_region_max_us;
+    return lo + static_cast<int64_t>(h % static_cast<uint64_t>(hi - lo + 1));
+  }
+
+  // Closes a link from node i's side; the other side's core hears of it (if it still has it).
+  void CloseLink(uint32_t i, PeerId peer, bool tell_self) {
+    auto it = nodes_[i].links.find(peer);
+    if (it == nodes_[i].links.end()) return;
+    const uint32_t index = it->second;
+    nodes_[i].links.erase(it);
+    Link& link = links_[index];
+    const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
+    link.open[mine] = false;
+    if (tell_self && nodes_[i].up) nodes_[i].core->OnDisconnected(peer, NowMs());
+    const int other = 1 - mine;
+    if (link.open[other]) {
+      link.open[other] = false;
+      Node& far = nodes_[link.node[other]];
+      far.links.erase(link.peer[other]);
+      if (far.up) far.core->OnDisconnected(link.peer[other], NowMs());
+    }
+  }
+
+  void Dial(uint32_t i, const std::string& address) {
+    auto target = by_address_.find(address);
+    if (target == by_address_.end() || !nodes_[target->second].up || !Reachable(i, target->second)) {
+      const uint32_t to = target == by_address_.end() ? kUnknownNode : target->second;
+      Push(Event{now_us_ + s_.net.connect_timeout_us, 0, EventKind::kConnectFailed, i, to, 0, nullptr});
+      return;
+    }
+    const uint32_t j = target->second;
+    Node& node = nodes_[i];
+    const PeerId peer = node.next_peer++;
+    const uint32_t index = static_cast<uint32_t>(links_.size());
+    links_.push_back(Link{{i, j}, {peer, 0}, {true, false}, LatencyUs(i, j)});
+    node.links[peer] = index;
+    // The far side accepts when the connection reaches it, before the HELLO we send now.
+    Push(Event{now_us_ + links_[index].latency_us, 0, EventKind::kAccept, j, index, 0, nullptr});
+    std::vector<Action> out;
+    node.core->OnConnected(peer, Direction::kOutbound, address, NowMs(), out);
+    Apply(i, out);
+  }
+
+  void OnAccept(uint32_t index) {
+    Link& link = links_[index];
+    const uint32_t j = link.node[1];
+    if (!link.open[0]) return;  // the dialler gave up meanwhile
+    if (!nodes_[j].up || !Reachable(link.node[0], j)) {
+      CloseLink(link.node[0], link.peer[0], /*tell_self=*/true);
+      return;
+    }
+    Node& node = nodes_[j];
+    const PeerId peer = node.next_peer++;
+    link.peer[1] = peer;
+    link.open[1] = true;
+    node.links[peer] = index;
+    std::vector<Action> out;
+    node.core->OnConnected(peer, Direction::kInbound, "", NowMs(), out);
+    Apply(j, out);
+  }
+
+  void OnConnectFailed(uint32_t i, uint32_t to) {
+    if (!nodes_[i].up || to == kUnknownNode) return;
+    nodes_[i].core->OnConnectFailed(nodes_[to].address, NowMs());
+  }
+
+  // ---- Frames ----
+
+  void Send(uint32_t i, PeerId peer, std::shared_ptr<const Bytes> bytes) {
+    Node& node = nodes_[i];
+    auto it = node.links.find(peer);
+    if (it == node.links.end()) return;
+    const Link& link = links_[it->second];
+    const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
+    const uint64_t wire = bytes->size() + s_.net.frame_overhead_bytes;
+    if (now_us_ >= window_start_us_) node.bytes_sent += wire;
+    ++results_.frames_sent;
+    const int64_t serialize_us = static_cast<int64_t>(wire * 1'000'000 / std::max<uint64_t>(1, s_.net.upload_bytes_per_second));
+    node.uplink_free_us = std::max(node.uplink_free_us, now_us_) + serialize_us;
+    if (Tracing()) TraceFrame("send", i, link.node[1 - mine], *bytes, node.uplink_free_us + link.latency_us);
+    if (s_.net.loss > 0 && rng_.Unit() < s_.net.loss) {
+      ++results_.frames_lost;
+      return;
+    }
+    Push(Event{node.uplink_free_us + link.latency_us, 0, EventKind::kFrame, link.node[1 - mine], it->second,
+               static_cast<uint8_t>(1 - mine), std::move(bytes)});
+  }
+
+  void OnFrame(const Event& event) {
+    const Link& link = links_[event.link];
+    Node& node = nodes_[event.node];
+    if (!link.open[event.side] || !node.up || !Reachable(link.node[0], link.node[1])) {
+      ++results_.frames_lost;
+      return;
+    }
+    const uint8_t type = FrameType(*event.bytes);
+    if (now_us_ >= window_start_us_) node.bytes_received += event.bytes->size() + s_.net.frame_overhead_bytes;
+    if (type == kMessageFrame) ++message_frames_in_;
+    if (Tracing()) TraceFrame("recv", link.node[1 - event.side], event.node, *event.bytes, now_us_);
+    std::vector<Action> out;
+    node.core->HandleFrame(link.peer[event.side], *event.bytes, NowMs(), out);
+    if (type == kMessageFrame) {
+      Heat(event.node, 0);  // a relayed message queues IHAVEs, sent at the next tick
+    } else if (type == kIhaveFrame) {
+      // An id not yet here starts a graft timer: tick on the grid until the grafts are done.
+      bool missing = false;
+      ForEachIhaveId(*event.bytes, [&](const MessageId& id) { missing = missing || !node.core->HasSeen(id); });
+      if (missing) Heat(event.node, s_.gossip.graft_timeout_ms + 4 * s_.gossip.graft_retry_ms + s_.tick_ms);
+    }
+    Apply(event.node, out);
+  }
+
+  // ---- Ticks ----
+
+  // The node has timer work (IHAVEs to flush, grafts due) for the next `for_ms`: tick it on the
+  // tick_ms grid until then, as a driver ticking every tick_ms would. Otherwise it ticks every
+  // idle_tick_ms (pings, timeouts, expiry, dialling).
+  void Heat(uint32_t i, int64_t for_ms) {
+    Node& node = nodes_[i];
+    node.hot_until_us = std::max(node.hot_until_us, now_us_ + for_ms * kUs);
+    const int64_t grid = s_.tick_ms * kUs;
+    const int64_t soon = (now_us_ / grid + 1) * grid;
+    if (node.next_tick_us < 0 || node.next_tick_us > soon) ScheduleTick(i, soon);
+  }
+
+  void ScheduleTick(uint32_t i, int64_t at_us) {
+    nodes_[i].next_tick_us = at_us;
+    Push(Event{at_us, 0, EventKind::kTick, i, 0, 0, nullptr});
+  }
+
+  void OnTick(uint32_t i) {
+    Node& node = nodes_[i];
+    if (!node.up || node.next_tick_us != now_us_) return;  // stale
+    std::vector<Action> out;
+    node.core->Tick(NowMs(), out);
+    Apply(i, out);
+    const int64_t grid = s_.tick_ms * kUs;
+    const int64_t next_grid = (now_us_ / grid + 1) * grid;
+    ScheduleTick(i, next_grid < node.hot_until_us ? next_grid : now_us_ + s_.idle_tick_ms * kUs);
+  }
+
+  // ---- Actions ----
+
+  void Apply(uint32_t i, std::vector<Action>& actions) {
+    // A broadcast emits the same frame to each eager peer: those share one buffer in flight.
+    std::shared_ptr<const Bytes> last;
+    for (auto& action : actions) {
+      if (!nodes_[i].up) return;
+      if (auto* send = std::get_if<gossip::SendFrame>(&action)) {
+        if (!last || *last != send->frame) last = std::make_shared<const Bytes>(std::move(send->frame));
+        Send(i, send->peer, last);
+      } else if (auto* deliver = std::get_if<gossip::Deliver>(&action)) {
+        OnDeliver(i, deliver->id);
+      } else if (auto* disconnect = std::get_if<gossip::DisconnectPeer>(&action)) {
+        CloseLink(i, disconnect->peer, /*tell_self=*/false);
+      } else if (auto* connect = std::get_if<gossip::ConnectTo>(&action)) {
+        Dial(i, connect->address);
+      }
+      // PeerVerdict: honest nodes only; the drop counters record the reasons. PeerReady: the
+      // simulated transport binds identities by construction.
+    }
+  }
+
+  // ---- Messages ----
+
+  void PublishMessage(uint32_t m) {
+    // A random live node publishes; skip nodes that are down.
+    uint32_t publisher = static_cast<uint32_t>(rng_.Below(s_.nodes));
+    for (uint32_t k = 0; k < s_.nodes && !nodes_[publisher].up; ++k) publisher = (publisher + 1) % s_.nodes;
+    Node& node = nodes_[publisher];
+    market::Close close;
+    const uint64_t tag = rng_.Next();
+    std::memcpy(close.lease_id.data(), &tag, sizeof tag);
+    close.closed_ms = NowMs();
+    const size_t pad = s_.message_bytes > 180 ? s_.message_bytes - 180 : 0;
+    close.note = std::string(std::min<size_t>(pad, market::limits::kMaxTextBytes), 'x');
+    const Bytes envelope = market::EncodeEnvelope(
+        market::MakeSigned(*node.identity, close, NowMs(), s_.message_ttl_ms, (static_cast<uint64_t>(m) << 20) | publisher).envelope);
+    Message& message = messages_[m];
+    message.id = gossip::WireMessageId(envelope).value();
+    message.published_us = now_us_;
+    message.publisher = publisher;
+    message.delivered_ms.assign(s_.nodes, -1);
+    message.delivered_ms[publisher] = 0;
+    by_id_.emplace(message.id, m);
+    if (s_.trace_message == m) {
+      Trace("publish msg " + std::to_string(m) + " id " + Hex(message.id, 8) + " at node " + std::to_string(publisher) +
+            " (" + std::to_string(envelope.size()) + " bytes)");
+    }
+    Heat(publisher, 0);
+    std::vector<Action> out;
+    Status status = node.core->Publish(envelope, NowMs(), out);
+    if (!status.ok()) Trace("publish failed: " + status.ToString());
+    Apply(publisher, out);
+  }
+
+  void OnDeliver(uint32_t i, const MessageId& id) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return;
+    Message& message = messages_[it->second];
+    if (message.delivered_ms[i] < 0) {
+      message.delivered_ms[i] = static_cast<int32_t>((now_us_ - message.published_us) / kUs);
+      if (s_.trace_message == it->second) Trace("deliver at node " + std::to_string(i));
+    }
+    ++deliveries_;
+  }
+
+  // ---- Tracing ----
+
+  bool Tracing() const { return trace_ && s_.trace_message && *s_.trace_message < messages_.size() &&
+                                 messages_[*s_.trace_message].published_us > 0; }
+
+  void Trace(const std::string& line) {
+    if (!trace_) return;
+    char time[32];
+    std::snprintf(time, sizeof time, "%10.3f ms  ", static_cast<double>(now_us_) / kUs);
+    *trace_ += time + line + "\n";
+  }
+
+  // Prints frames that carry or name the traced message (decoding every frame only while tracing).
+  void TraceFrame(const char* what, uint32_t from, uint32_t to, const Bytes& bytes, int64_t at_us) {
+    const MessageId& id = messages_[*s_.trace_message].id;
+    Result<gossip::Frame> frame = gossip::DecodeFrame(bytes);
+    if (!frame.ok()) return;
+    std::string kind;
+    if (auto* message = std::get_if<gossip::MessageFrame>(&*frame)) {
+      if (gossip::WireMessageId(message->envelope) == id) kind = "MESSAGE hops " + std::to_string(message->hops);
+    } else if (auto* ihave = std::get_if<gossip::IhaveFrame>(&*frame)) {
+      if (std::find(ihave->ids.begin(), ihave->ids.end(), id) != ihave->ids.end()) kind = "IHAVE";
+    } else if (auto* graft = std::get_if<gossip::GraftFrame>(&*frame)) {
+      if (std::find(graft->ids.begin(), graft->ids.end(), id) != graft->ids.end()) kind = "GRAFT";
+    }
+    if (kind.empty()) return;
+    Trace(std::string(what) + " " + kind + " " + std::to_string(from) + " -> " + std::to_string(to) +
+          (std::string(what) == "send" ? " (arrives " + std::to_string(static_cast<double>(at_us) / kUs) + " ms)" : ""));
+  }
+
+  // ---- Results ----
+
+  // Was node i up from `from_us` to the end of the run without a break?
+  bool UpThroughout(uint32_t i, int64_t from_us) const {
+    return nodes_[i].up && nodes_[i].up_since_us <= from_us;
+  }
+
+  // Nearest rank over `total` messages; a message that never got there counts as infinitely late
+  // (so a percentile it falls in is -1).
+  static Distribution Percentiles(std::vector<int64_t> values, uint32_t total) {
+    Distribution d;
+    std::sort(values.begin(), values.end());
+    auto rank = [&](double q) -> int64_t {
+      const size_t r = std::max<size_t>(1, static_cast<size_t>(std::ceil(q * total)));
+      return r <= values.size() ? values[r - 1] : -1;
+    };
+    d.p50 = rank(0.5);
+    d.p99 = rank(0.99);
+    d.max = values.size() == total && !values.empty() ? values.back() : -1;
+    return d;
+  }
+
+  void Summarize() {
+    Results& r = results_;
+    r.scenario = s_.name;
+    r.seed = s_.seed;
+    r.nodes = s_.nodes;
+    r.messages = s_.messages;
+    r.virtual_ms = end_us_ / kUs;
+    std::vector<int64_t> t50, t99, t999, t100;
+    int64_t partition_last_us = -1;
+    bool partition_all = true;
+    std::vector<int32_t> times;
+    for (uint32_t m = 0; m < messages_.size(); ++m) {
+      const Message& message = messages_[m];
+      if (message.delivered_ms.empty()) continue;
+      times.clear();
+      uint32_t eligible = 0;
+      for (uint32_t i = 0; i < s_.nodes; ++i) {
+        if (!UpThroughout(i, message.published_us)) continue;
+        ++eligible;
+        if (message.delivered_ms[i] >= 0) times.push_back(message.delivered_ms[i]);
+      }
+      if (times.empty() && !UpThroughout(message.publisher, message.published_us)) {
+        ++r.messages_died_with_author;  // the author crashed before any live node had it
+        continue;
+      }
+      std::sort(times.begin(), times.end());
+      auto reach = [&](double q, std::vector<int64_t>& into) {
+        const size_t need = std::max<size_t>(1, static_cast<size_t>(std::ceil(q * eligible)));
+        if (times.size() >= need) into.push_back(times[need - 1]);
+      };
+      reach(0.5, t50);
+      reach(0.99, t99);
+      reach(0.999, t999);
+      reach(1.0, t100);
+      if (times.size() < eligible) {
+        ++r.messages_incomplete;
+        r.deliveries_missing += eligible - times.size();
+      }
+      const bool in_partition = s_.partition_at_ms && message.published_us >= partition_from_us_ &&
+                                message.published_us < partition_to_us_;
+      if (in_partition) {
+        if (times.size() < eligible) {
+          partition_all = false;
+          r.partition_missing += eligible - times.size();
+        } else if (!times.empty()) {
+          partition_last_us = std::max(partition_last_us, message.published_us + int64_t{times.back()} * kUs);
+        }
+      }
+    }
+    const uint32_t count = static_cast<uint32_t>(std::count_if(messages_.begin(), messages_.end(),
+                                                               [](const Message& m) { return !m.delivered_ms.empty(); })) -
+                           r.messages_died_with_author;
+    r.to50 = Percentiles(t50, count);
+    r.to99 = Percentiles(t99, count);
+    r.to999 = Percentiles(t999, count);
+    r.to100 = Percentiles(t100, count);
+    if (s_.partition_at_ms && partition_all) {
+      r.partition_convergence_ms = std::max<int64_t>(0, partition_last_us - partition_to_us_) / kUs;
+    }
+    // Rejoiners: every message still live at the comeback (published before it, not expired).
+    if (!rejoiners_.empty()) {
+      int64_t last_us = rejoin_at_us_;
+      bool all = true;
+      for (const Message& message : messages_) {
+        if (message.delivered_ms.empty() || message.published_us >= rejoin_at_us_) continue;
+        if (message.published_us + s_.message_ttl_ms * kUs <= rejoin_at_us_) continue;
+        for (uint32_t i : rejoiners_) {
+          if (!nodes_[i].up) continue;
+          const int32_t at = message.delivered_ms[i];
+          if (at < 0) {
+            all = false;
+            ++r.rejoin_missing;
+          } else {
+            last_us = std::max(last_us, message.published_us + int64_t{at} * kUs);
+          }
+        }
+      }
+      if (all) r.rejoin_convergence_ms = (last_us - rejoin_at_us_) / kUs;
+      for (uint32_t i : rejoiners_) r.rejoin_bytes += nodes_[i].bytes_sent + nodes_[i].bytes_received;
+    }
+    r.copies_per_delivery = deliveries_ ? static_cast<double>(message_frames_in_) / static_cast<double>(deliveries_) : 0;
+    // Upload per node per second over the measured window, among nodes up at its end.
+    const double seconds = std::max<double>(1e-3, static_cast<double>(end_us_ - window_start_us_) / 1e6);
+    double sum = 0;
+    uint32_t up = 0;
+    for (const Node& node : nodes_) {
+      if (!node.up) continue;
+      ++up;
+      const double rate = static_cast<double>(node.bytes_sent) / seconds;
+      sum += rate;
+      r.upload_max_bps = std::max(r.upload_max_bps, rate);
+    }
+    r.upload_mean_bps = up ? sum / up : 0;
+    size_t link_ends = 0;
+    for (const Node& node : nodes_) {
+      if (!node.up) continue;
+      link_ends += node.links.size();
+      r.links_max = std::max<uint32_t>(r.links_max, static_cast<uint32_t>(node.links.size()));
+    }
+    r.links_mean = up ? static_cast<double>(link_ends) / up : 0;
+    gossip::DropCounters drops;
+    for (const Node& node : nodes_) {
+      if (!node.up) continue;
+      for (size_t k = 0; k < gossip::kDropCount; ++k) drops.by_reason[k] += node.core->drops().by_reason[k];
+    }
+    for (size_t k = 0; k < gossip::kDropCount; ++k) {
+      if (drops.by_reason[k]) r.drops.emplace_back(std::string(gossip::ToString(static_cast<gossip::Drop>(k))), drops.by_reason[k]);
+    }
+  }
+
+  const Scenario& s_;
+  Rng rng_;
+  std::string* trace_;
+  int64_t now_us_ = 0;
+  int64_t end_us_ = 0;
+  int64_t window_start_us_ = 0;
+  uint64_t seq_ = 0;
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, uint32_t> by_address_;
+  std::vector<Link> links_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
+  std::vector<std::function<void()>> scripts_;
+  SignatureMemo memo_;
+  std::vector<Message> messages_;
+  std::unordered_map<MessageId, uint32_t, IdHash> by_id_;
+  uint64_t message_frames_in_ = 0;
+  uint64_t deliveries_ = 0;
+  bool partitioned_ = false;
+  int64_t partition_from_us_ = 0, partition_to_us_ = 0;
+  std::vector<uint32_t> rejoiners_;
+  int64_t rejoin_at_us_ = 0;
+  std::vector<std::pair<uint32_t, int64_t>> went_down_;
+  Results results_;
+};
+
+}  // namespace
+
+Results Run(const Scenario& scenario, std::string* trace) { return Simulator(scenario, trace).Run(); }
+
+}  // namespace gpumart::sim
