@@ -12,6 +12,7 @@
 // steady clock. Copies are the MESSAGE frames that reached a node (delivered + duplicates, the
 // author's own included), counted after a pause that lets late and GRAFTed copies arrive.
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,11 +38,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// CPU seconds this process has used (all threads).
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 constexpr size_t kNodes = 32;
 constexpr size_t kRandomBootstrapLinks = 2;
 constexpr size_t kWarmUp = 50;
 constexpr auto kGiveUp = std::chrono::seconds(1);
 constexpr auto kSettle = std::chrono::milliseconds(500);  // late and GRAFTed copies
+constexpr auto kIdle = std::chrono::seconds(2);            // idle cost measured this long
 // The nodes run with the product defaults: each ticks its core at the core's next deadline
 // (GossipNode, kMinTickDelayMs..kMaxTickDelayMs), so 32 co-located nodes no longer cost a core
 // in idle wake-ups (a fixed 10 ms tick made 3,200 a second here); ticks_per_node_s reports it.
@@ -245,13 +255,23 @@ void BM_Dissemination32(benchmark::State& state) {
 
   size_t published = 0;
   const auto measured_from = Clock::now();
+  const double cpu_from = ProcessCpuSeconds();
   for (auto _ : state) {
     if (!publish_one(published++ % kNodes, true)) return state.SkipWithError("publish failed");
   }
   std::this_thread::sleep_for(kSettle);
   const double measured_s = std::chrono::duration<double>(Clock::now() - measured_from).count();
+  const double busy_cpu_s = ProcessCpuSeconds() - cpu_from;
   const auto after = Count(nodes);
   if (!after) return state.SkipWithError("a node did not answer");
+  // The same 32 nodes idle for a while: what they cost with nothing to do.
+  const auto idle_from = Clock::now();
+  const double idle_cpu_from = ProcessCpuSeconds();
+  std::this_thread::sleep_for(kIdle);
+  const double idle_s = std::chrono::duration<double>(Clock::now() - idle_from).count();
+  const double idle_cpu_s = ProcessCpuSeconds() - idle_cpu_from;
+  const auto idle = Count(nodes);
+  if (!idle) return state.SkipWithError("a node did not answer");
   std::sort(latencies.begin(), latencies.end());
   auto percentile = [&](double p) {
     return latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * static_cast<double>(latencies.size())))];
@@ -263,7 +283,11 @@ void BM_Dissemination32(benchmark::State& state) {
   state.counters["copies_per_msg"] = static_cast<double>(after->copies - before->copies) / receivers;
   state.counters["delivered_ratio"] = static_cast<double>(reached_total) / receivers;
   state.counters["seed"] = kSeed;
+  // Not targets: what the timers cost (ticks per node per second; cores used by the process).
   state.counters["ticks_per_node_s"] = static_cast<double>(after->ticks - before->ticks) / (kNodes * measured_s);
+  state.counters["cpu_cores"] = busy_cpu_s / measured_s;
+  state.counters["idle_ticks_per_node_s"] = static_cast<double>(idle->ticks - after->ticks) / (kNodes * idle_s);
+  state.counters["idle_cpu_cores"] = idle_cpu_s / idle_s;
   // Not a target: 96 threads share the machine's cores, so the latencies follow its load.
   if (double load[1]; getloadavg(load, 1) == 1) state.counters["load_avg_1m"] = load[0];
   state.SetItemsProcessed(state.iterations());
