@@ -1055,22 +1055,35 @@ class GossipCore::Impl {
     Emit<ConnectTo>(out, {address});
   }
 
+  // Known addresses we may dial now: no link to them, none being dialled, backoff passed.
+  std::vector<std::map<std::string, Dial>::iterator> Dialable(int64_t now) {
+    const std::set<std::string> linked = LinkedAddresses();
+    std::vector<std::map<std::string, Dial>::iterator> dialable;
+    for (auto it = dials_.begin(); it != dials_.end(); ++it) {
+      if (!it->second.pending && it->second.next_try_ms <= now && !linked.contains(it->first)) dialable.push_back(it);
+    }
+    return dialable;
+  }
+
+  // Picks at random among the dialable addresses: in the order of the map, every node of a network
+  // whose nodes know the same addresses would dial the same few first.
   void DialMore(int64_t now, std::vector<Action>& out) {
     size_t outbound = CountLinks(Direction::kOutbound);
     if (outbound >= config_.target_outbound) return;
-    const std::set<std::string> linked = LinkedAddresses();
-    for (auto& [address, dial] : dials_) {
-      if (outbound >= config_.target_outbound) break;
-      if (dial.pending || dial.next_try_ms > now || linked.contains(address)) continue;
-      StartDial(address, dial, now, out);
+    auto dialable = Dialable(now);
+    while (outbound < config_.target_outbound && !dialable.empty()) {
+      const size_t pick = random_() % dialable.size();
+      StartDial(dialable[pick]->first, dialable[pick]->second, now, out);
+      dialable[pick] = dialable.back();
+      dialable.pop_back();
       ++outbound;
     }
   }
 
-  // Outbound rotation (docs/GOSSIP.md, "Peer exchange and dialling"): with the outbound links at
-  // target, one of them, at random, makes way for a known address we have no link with, also at
-  // random. Only links the node chose are rotated, and only into links it chooses, so inbound
-  // peers gain no say over its outbound set; one link per period bounds the churn.
+  // Outbound rotation (docs/GOSSIP.md, "Peer exchange, dialling, liveness"): with the outbound
+  // links at target, one of them, at random, makes way for a known address we have no link with,
+  // also at random. Only links the node chose are rotated, and only into links it chooses, so
+  // inbound peers gain no say over its outbound set; one link per period bounds the churn.
   void RotateOutbound(int64_t now, std::vector<Action>& out) {
     if (config_.outbound_rotation_ms <= 0) return;
     if (next_rotation_ms_ == std::numeric_limits<int64_t>::min()) next_rotation_ms_ = now + config_.outbound_rotation_ms;
@@ -1082,11 +1095,7 @@ class GossipCore::Impl {
       if (peer.ready && peer.direction == Direction::kOutbound) outbound.push_back(peer_id);
     }
     if (outbound.empty()) return;
-    const std::set<std::string> linked = LinkedAddresses();
-    std::vector<std::map<std::string, Dial>::iterator> candidates;
-    for (auto it = dials_.begin(); it != dials_.end(); ++it) {
-      if (!it->second.pending && it->second.next_try_ms <= now && !linked.contains(it->first)) candidates.push_back(it);
-    }
+    const auto candidates = Dialable(now);
     if (candidates.empty()) return;
     const PeerId old = outbound[random_() % outbound.size()];
     auto chosen = candidates[random_() % candidates.size()];

@@ -225,6 +225,7 @@ class GossipNode::Impl {
       ArmTick();
     });
   }
+
   void CountDrop(TransportDrop reason) { ++drops_[static_cast<size_t>(reason)]; }
 
   GossipNodeStatus Snapshot() const {

@@ -96,7 +96,8 @@ class FakeNetwork {
   // Ticks every core every `ms` instead of at its deadlines (0: back to deadlines).
   void set_fixed_tick(int64_t ms) { fixed_tick_ms_ = ms; }
   uint64_t ticks() const { return ticks_; }
-  // Ticks after which the core's NextDeadline was not in the future (a driver would spin).
+  // Ticks at deadlines after which the core's NextDeadline was not in the future (a driver would
+  // spin).
   uint64_t stale_deadlines() const { return stale_deadlines_; }
   // A partition: links between nodes of different groups are cut and dials across fail, until
   // Heal. `group` maps a node index to its group.
@@ -240,7 +241,7 @@ class FakeNetwork {
     ++ticks_;
     std::vector<Action> out;
     core(i).Tick(now_, out);
-    if (core(i).NextDeadline() <= now_) ++stale_deadlines_;
+    if (fixed_tick_ms_ == 0 && core(i).NextDeadline() <= now_) ++stale_deadlines_;
     if (i < tick_at_.size()) tick_at_[i] = INT64_MAX;  // ran; Apply's Touch sets the next
     Apply(i, out);
   }
@@ -248,7 +249,7 @@ class FakeNetwork {
   // After an input to node `at`: its tick is due at its deadline, 1 ms from now at the soonest
   // (a tick already due now, not yet run, stays).
   void Touch(size_t at) {
-    if (at < tick_at_.size() && tick_at_[at] > now_) tick_at_[at] = std::max(core(at).NextDeadline(), now_ + 1);
+    if (fixed_tick_ms_ == 0 && at < tick_at_.size() && tick_at_[at] > now_) tick_at_[at] = std::max(core(at).NextDeadline(), now_ + 1);
   }
 
   void Apply(size_t at, std::vector<Action>& actions) {
