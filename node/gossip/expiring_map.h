@@ -42,6 +42,8 @@ class ExpiringMap {
   void Expire(int64_t now_ms) {
     while (!buckets_.empty() && buckets_.begin()->first <= now_ms) DropBucket(buckets_.begin());
   }
+  // When Expire next has work: the end of the soonest bucket (INT64_MAX when empty).
+  int64_t NextExpiry() const { return buckets_.empty() ? INT64_MAX : buckets_.begin()->first; }
   size_t size() const { return entries_.size(); }
   // Live entries dropped because the map was full.
   uint64_t evicted() const { return evicted_; }

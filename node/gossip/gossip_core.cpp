@@ -226,8 +226,50 @@ class GossipCore::Impl {
     CheckLiveness(now, out);
     ReconcileTimers(now, out);
     SendGrafts(now, out);
-    for (auto& [id, peer] : peers_) FlushIhave(id, peer, out);
+    for (auto& [id, peer] : peers_) {
+      if (!peer.pending_ihave.empty() && peer.ihave_due_ms <= now) FlushIhave(id, peer, out);
+    }
+    RotateOutbound(now, out);
     DialMore(now, out);
+  }
+
+  // Mirrors Tick: every timer it checks, and nothing it would not act on (a deadline that Tick
+  // leaves in the past would make the driver spin).
+  int64_t NextDeadline() const {
+    int64_t next = std::numeric_limits<int64_t>::max();
+    auto at = [&next](int64_t due) { next = std::min(next, due); };
+    at(seen_.NextExpiry());
+    at(nonces_.NextExpiry());
+    at(routes_.NextExpiry());
+    if (!store_order_.empty()) at(store_order_.front().first);
+    if (!retained_evictions_.empty()) at(retained_evictions_.begin()->first);
+    if (!graft_due_.empty()) at(graft_due_.begin()->first);
+    for (const auto& [peer_id, peer] : peers_) {
+      if (!peer.ready) {
+        at(peer.connected_ms + config_.hello_timeout_ms);
+        continue;
+      }
+      at(peer.last_heard_ms + config_.peer_timeout_ms);
+      at(peer.next_ping_ms);
+      if (peer.our_round != kNoSession) at(peer.our_last_ms + config_.peer_timeout_ms);
+      if (!peer.wanted.empty()) at(peer.wanted_since_ms + config_.peer_timeout_ms);
+      if (!peer.pending_ihave.empty()) at(peer.ihave_due_ms);
+    }
+    // INT64_MIN until the first Tick starts these periods.
+    if (config_.reconcile_interval_ms > 0) at(next_reconcile_ms_);
+    if (config_.outbound_rotation_ms > 0) at(next_rotation_ms_);
+    // Dialling: pending dials time out; below target, a dialable address is due at its backoff.
+    const bool below_target = CountLinks(Direction::kOutbound) < config_.target_outbound;
+    std::set<std::string> linked;
+    if (below_target) linked = LinkedAddresses();
+    for (const auto& [address, dial] : dials_) {
+      if (dial.pending) {
+        at(dial.pending_since_ms + config_.hello_timeout_ms);
+      } else if (below_target && !linked.contains(address)) {
+        at(dial.next_try_ms);
+      }
+    }
+    return next;
   }
 
   // ---- Queries ----
@@ -280,6 +322,7 @@ class GossipCore::Impl {
     std::optional<uint64_t> ping_nonce;
     int64_t next_ping_ms = 0;
     std::vector<MessageId> pending_ihave;
+    int64_t ihave_due_ms = 0;  // when pending_ihave is sent (set by its first id)
     int64_t frame_tokens = 0;
     int64_t byte_tokens = 0;
     int64_t refill_ms = 0;
@@ -446,14 +489,14 @@ class GossipCore::Impl {
   }
 
   void HandleDuplicate(PeerId peer_id, const MessageId& id, market::MessageType type, bool* flooded,
-                       std::span<const uint8_t> bytes, uint32_t hops, std::vector<Action>& out) {
+                       std::span<const uint8_t> bytes, uint32_t hops, int64_t now, std::vector<Action>& out) {
     drops_.Add(Drop::kDuplicate);
     if (IsAnswer(type) && !*flooded) {
       // An answer we routed came back: the path broke further on and the node there flooded it
       // (see Dispatch). Flood it from here too, once, so it can go round the break.
       *flooded = true;
       ++stats_.route_fallback;
-      if (hops < config_.hop_limit) Broadcast(id, bytes, peer_id, hops, out);
+      if (hops < config_.hop_limit) Broadcast(id, bytes, peer_id, hops, now, out);
       return;
     }
     Peer& peer = peers_.at(peer_id);
@@ -478,7 +521,7 @@ class GossipCore::Impl {
       if (bool* flooded = seen_.Find(*wire_id)) {
         if (reconciled) return drops_.Add(Drop::kDuplicate);  // it came by gossip meanwhile
         return HandleDuplicate(peer_id, *wire_id, static_cast<market::MessageType>(bytes[2]), flooded, bytes, hops,
-                               out);
+                               now, out);
       }
     }
     Result<Envelope> envelope = market::DecodeEnvelope(bytes);
@@ -490,7 +533,7 @@ class GossipCore::Impl {
     // decoder; kept so the dedup does not rest on that property of another module.
     if (bool* flooded = seen_.Find(id)) {
       if (reconciled) return drops_.Add(Drop::kDuplicate);
-      return HandleDuplicate(peer_id, id, envelope->type, flooded, bytes, hops, out);
+      return HandleDuplicate(peer_id, id, envelope->type, flooded, bytes, hops, now, out);
     }
     if (reconciled && !IsReconcilable(envelope->type)) {
       return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage,
@@ -524,7 +567,7 @@ class GossipCore::Impl {
       // retained set answers). A catch-up of thousands then costs the tree nothing.
       ++stats_.reconciled;
       Retain(id, *envelope, bytes, now);
-      return Announce(id, peer_id, out);
+      return Announce(id, peer_id, now, out);
     }
     // Plumtree: the link a new message came on is a tree link.
     peers_.at(peer_id).eager = true;
@@ -541,6 +584,7 @@ class GossipCore::Impl {
           continue;
         }
         missing_.emplace(id, Missing{now + config_.graft_timeout_ms, {peer_id}, 0});
+        graft_due_.insert({now + config_.graft_timeout_ms, id});
         continue;
       }
       auto& announcers = it->second.announcers;
@@ -601,7 +645,10 @@ class GossipCore::Impl {
   void Accept(const MessageId& id, const Envelope& envelope) {
     seen_.Insert(id, false, envelope.expires_ms);
     nonces_.Insert({envelope.signer, envelope.nonce}, id, envelope.expires_ms);
-    missing_.erase(id);
+    if (auto it = missing_.find(id); it != missing_.end()) {
+      graft_due_.erase({it->second.deadline_ms, id});
+      missing_.erase(it);
+    }
   }
 
   void Store(const MessageId& id, std::span<const uint8_t> bytes, uint32_t hops, int64_t now) {
@@ -654,10 +701,10 @@ class GossipCore::Impl {
       from = kLocalPeer;
     }
     if (bool* flooded = seen_.Find(id)) *flooded = true;
-    Broadcast(id, bytes, from, hops, out);
+    Broadcast(id, bytes, from, hops, now, out);
   }
 
-  void Broadcast(const MessageId& id, std::span<const uint8_t> bytes, PeerId from, uint32_t hops,
+  void Broadcast(const MessageId& id, std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now,
                  std::vector<Action>& out) {
     Bytes frame;
     for (auto& [peer_id, peer] : peers_) {
@@ -667,9 +714,17 @@ class GossipCore::Impl {
         ++stats_.eager_sent;
         Emit<SendFrame>(out, {peer_id, frame});
       } else {
-        peer.pending_ihave.push_back(id);
-        if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+        QueueIhave(peer_id, peer, id, now, out);
       }
+    }
+  }
+
+  // Lazy announcements wait ihave_delay_ms from the first id queued, or until an IHAVE is full.
+  void QueueIhave(PeerId peer_id, Peer& peer, const MessageId& id, int64_t now, std::vector<Action>& out) {
+    if (peer.pending_ihave.empty()) peer.ihave_due_ms = now + config_.ihave_delay_ms;
+    peer.pending_ihave.push_back(id);
+    if (peer.pending_ihave.size() >= limits::kMaxIhaveIds || config_.ihave_delay_ms <= 0) {
+      FlushIhave(peer_id, peer, out);
     }
   }
 
@@ -682,21 +737,22 @@ class GossipCore::Impl {
 
   void SendGrafts(int64_t now, std::vector<Action>& out) {
     std::map<PeerId, std::vector<MessageId>> grafts;
-    for (auto it = missing_.begin(); it != missing_.end();) {
+    std::vector<MessageId> retried;
+    while (!graft_due_.empty() && graft_due_.begin()->first <= now) {
+      const MessageId id = graft_due_.begin()->second;
+      graft_due_.erase(graft_due_.begin());
+      auto it = missing_.find(id);
       Missing& missing = it->second;
-      if (missing.deadline_ms > now) {
-        ++it;
-        continue;
-      }
       while (missing.next < missing.announcers.size() && !IsReady(missing.announcers[missing.next])) ++missing.next;
       if (missing.next >= missing.announcers.size()) {
-        it = missing_.erase(it);  // every announcer tried: reconciliation will find it later
+        missing_.erase(it);  // every announcer tried: reconciliation will find it later
         continue;
       }
-      grafts[missing.announcers[missing.next++]].push_back(it->first);
+      grafts[missing.announcers[missing.next++]].push_back(id);
       missing.deadline_ms = now + config_.graft_retry_ms;
-      ++it;
+      retried.push_back(id);
     }
+    for (const MessageId& id : retried) graft_due_.insert({now + config_.graft_retry_ms, id});
     for (auto& [peer_id, ids] : grafts) {
       peers_.at(peer_id).eager = true;
       stats_.grafts_sent += ids.size();
@@ -708,11 +764,10 @@ class GossipCore::Impl {
   }
 
   // Queues an IHAVE of `id` to every ready peer but `from`.
-  void Announce(const MessageId& id, PeerId from, std::vector<Action>& out) {
+  void Announce(const MessageId& id, PeerId from, int64_t now, std::vector<Action>& out) {
     for (auto& [peer_id, peer] : peers_) {
       if (peer_id == from || !peer.ready) continue;
-      peer.pending_ihave.push_back(id);
-      if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+      QueueIhave(peer_id, peer, id, now, out);
     }
   }
 
@@ -813,8 +868,7 @@ class GossipCore::Impl {
     for (const MessageId& id : next.have) {
       if (peer.our_announced >= limits::kMaxIhaveIds) break;
       ++peer.our_announced;
-      peer.pending_ihave.push_back(id);
-      if (peer.pending_ihave.size() >= limits::kMaxIhaveIds) FlushIhave(peer_id, peer, out);
+      QueueIhave(peer_id, peer, id, now, out);
     }
     if (next.ranges.empty()) {
       peer.our_round = kNoSession;
@@ -985,22 +1039,69 @@ class GossipCore::Impl {
     }
   }
 
-  void DialMore(int64_t now, std::vector<Action>& out) {
-    size_t outbound = CountLinks(Direction::kOutbound);
-    if (outbound >= config_.target_outbound) return;
+  // The addresses of the peers we have a link with (dialled, or advertised in their HELLO).
+  std::set<std::string> LinkedAddresses() const {
     std::set<std::string> linked;
     for (const auto& [id, peer] : peers_) {
       if (!peer.dialed_address.empty()) linked.insert(peer.dialed_address);
       if (peer.ready && !peer.hello.address.empty()) linked.insert(peer.hello.address);
     }
-    for (auto& [address, dial] : dials_) {
-      if (outbound >= config_.target_outbound) break;
-      if (dial.pending || dial.next_try_ms > now || linked.contains(address)) continue;
-      dial.pending = true;
-      dial.pending_since_ms = now;
-      ++outbound;
-      Emit<ConnectTo>(out, {address});
+    return linked;
+  }
+
+  void StartDial(const std::string& address, Dial& dial, int64_t now, std::vector<Action>& out) {
+    dial.pending = true;
+    dial.pending_since_ms = now;
+    Emit<ConnectTo>(out, {address});
+  }
+
+  // Known addresses we may dial now: no link to them, none being dialled, backoff passed.
+  std::vector<std::map<std::string, Dial>::iterator> Dialable(int64_t now) {
+    const std::set<std::string> linked = LinkedAddresses();
+    std::vector<std::map<std::string, Dial>::iterator> dialable;
+    for (auto it = dials_.begin(); it != dials_.end(); ++it) {
+      if (!it->second.pending && it->second.next_try_ms <= now && !linked.contains(it->first)) dialable.push_back(it);
     }
+    return dialable;
+  }
+
+  // Picks at random among the dialable addresses: in the order of the map, every node of a network
+  // whose nodes know the same addresses would dial the same few first.
+  void DialMore(int64_t now, std::vector<Action>& out) {
+    size_t outbound = CountLinks(Direction::kOutbound);
+    if (outbound >= config_.target_outbound) return;
+    auto dialable = Dialable(now);
+    while (outbound < config_.target_outbound && !dialable.empty()) {
+      const size_t pick = random_() % dialable.size();
+      StartDial(dialable[pick]->first, dialable[pick]->second, now, out);
+      dialable[pick] = dialable.back();
+      dialable.pop_back();
+      ++outbound;
+    }
+  }
+
+  // Outbound rotation (docs/GOSSIP.md, "Peer exchange, dialling, liveness"): with the outbound
+  // links at target, one of them, at random, makes way for a known address we have no link with,
+  // also at random. Only links the node chose are rotated, and only into links it chooses, so
+  // inbound peers gain no say over its outbound set; one link per period bounds the churn.
+  void RotateOutbound(int64_t now, std::vector<Action>& out) {
+    if (config_.outbound_rotation_ms <= 0) return;
+    if (next_rotation_ms_ == std::numeric_limits<int64_t>::min()) next_rotation_ms_ = now + config_.outbound_rotation_ms;
+    if (now < next_rotation_ms_) return;
+    next_rotation_ms_ = now + config_.outbound_rotation_ms;
+    if (CountLinks(Direction::kOutbound) < config_.target_outbound) return;  // DialMore fills it
+    std::vector<PeerId> outbound;
+    for (const auto& [peer_id, peer] : peers_) {
+      if (peer.ready && peer.direction == Direction::kOutbound) outbound.push_back(peer_id);
+    }
+    if (outbound.empty()) return;
+    const auto candidates = Dialable(now);
+    if (candidates.empty()) return;
+    const PeerId old = outbound[random_() % outbound.size()];
+    auto chosen = candidates[random_() % candidates.size()];
+    ++stats_.rotations;
+    CloseLink(old, "outbound rotation", now, out);
+    StartDial(chosen->first, chosen->second, now, out);
   }
 
   market::Identity identity_;
@@ -1013,6 +1114,7 @@ class GossipCore::Impl {
   ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
   ExpiringMap<MessageId, PeerId, IdHash> routes_;
   std::map<MessageId, Missing> missing_;
+  std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
   std::unordered_map<MessageId, Stored, IdHash> store_;
   std::deque<std::pair<int64_t, MessageId>> store_order_;  // (evict at, id), in insertion order
   size_t stored_bytes_ = 0;
@@ -1025,6 +1127,7 @@ class GossipCore::Impl {
   bool retained_stale_ = true;
   std::unordered_set<MessageId, IdHash> pulling_;  // every peer's to_pull and wanted ids
   int64_t next_reconcile_ms_ = std::numeric_limits<int64_t>::min();
+  int64_t next_rotation_ms_ = std::numeric_limits<int64_t>::min();
   std::mt19937_64 random_;
   uint64_t next_ping_nonce_ = 1;
   DropCounters drops_;
@@ -1047,6 +1150,7 @@ void GossipCore::HandleFrame(PeerId peer, std::span<const uint8_t> frame, int64_
   impl_->HandleFrame(peer, frame, now_ms, out);
 }
 void GossipCore::Tick(int64_t now_ms, std::vector<Action>& out) { impl_->Tick(now_ms, out); }
+int64_t GossipCore::NextDeadline() const { return impl_->NextDeadline(); }
 Status GossipCore::Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out) {
   return impl_->Publish(envelope, now_ms, out);
 }

@@ -45,6 +45,12 @@ struct GossipConfig {
   int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
   int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
+  // Lazy announcements: the first id queued for a lazy peer waits this long for others to join it
+  // in one IHAVE (0: an IHAVE per message, sent at once). Adds to repair latency only (a lost
+  // eager push is grafted about ihave_delay_ms + graft_timeout_ms after it was relayed), and
+  // divides the IHAVE frames, most of a node's frames, by the messages per batch: with 5 ms,
+  // BM_Dissemination32's p50/p99 were about 10/20-40 ms, with 50 ms 3/12 ms (docs/GOSSIP.md).
+  int64_t ihave_delay_ms = 50;
   int64_t store_retention_ms = 60'000;   // how long a message is kept to answer GRAFT
   // Anti-entropy: reconcile with one random ready peer this often (0: only when a link becomes
   // ready; negative: anti-entropy off, nothing retained and no session opened, e.g. for a
@@ -54,6 +60,11 @@ struct GossipConfig {
   int64_t reconcile_retention_ms = 3'600'000;
   int64_t reconnect_min_ms = 1'000;      // dial backoff: doubles per failure up to the max
   int64_t reconnect_max_ms = 60'000;
+  // Outbound rotation: this often, when the outbound links are at target, close one outbound link
+  // the node chose and dial a known address it has no link with (0: never). Without it a node whose
+  // outbound slots are full never dials again, so two parts of the network that filled their slots
+  // among themselves during a partition stay apart after it heals.
+  int64_t outbound_rotation_ms = 60'000;
   uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
   uint64_t bytes_per_second = 16 << 20;
   // Checks a message's signature (not a Lease's, which market::OpenLease checks whole). Empty:
@@ -109,6 +120,7 @@ struct GossipStats {
   uint64_t reconcile_sessions = 0;  // sessions this node opened
   uint64_t reconciled = 0;          // Deliver actions for messages received by reconciliation
   uint64_t reconcile_served = 0;    // envelopes sent to peers that asked after reconciling
+  uint64_t rotations = 0;           // outbound links closed by rotation (and a new address dialled)
 };
 
 class GossipCore {
@@ -131,8 +143,14 @@ class GossipCore {
 
   // One frame from a peer: untrusted bytes. Never throws, never aborts.
   void HandleFrame(PeerId peer, std::span<const uint8_t> frame, int64_t now_ms, std::vector<Action>& out);
-  // Timers: hello and peer timeouts, pings, grafts, lazy announcements, expiry, dialling.
+  // Timers: hello and peer timeouts, pings, grafts, lazy announcements, expiry, dialling,
+  // reconciliation, rotation. Does what is due at now_ms; calling it early or often is harmless.
   void Tick(int64_t now_ms, std::vector<Action>& out);
+  // The earliest time at which Tick has something to do (INT64_MAX: nothing until another input;
+  // at or before the current time: tick now). A pure function of the core's state: the driver
+  // asks after every call into the core and arms its one timer for the answer. After Tick(t) it
+  // is later than t. Costs O(links + known addresses).
+  int64_t NextDeadline() const;
 
   // A message made on this node (already signed): verified like a peer's, then sent. Returns why
   // not when it does not verify or was already seen.

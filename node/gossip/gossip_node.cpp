@@ -104,7 +104,10 @@ class GossipNode::Impl {
       router_->bind(config_.listen_endpoint);
       advertised = config_.advertised_endpoint.empty() ? router_->get(zmq::sockopt::last_endpoint)
                                                        : config_.advertised_endpoint;
-      ctx.Watch(*router_, [this](actors::ActorContext&) { OnRouterReadable(); });
+      ctx.Watch(*router_, [this](actors::ActorContext&) {
+        OnRouterReadable();
+        ArmTick();
+      });
     }
     address_ = advertised.empty() ? std::string() : FormatPeerAddress(advertised, identity_.public_key());
     GossipConfig core_config = config_.core;
@@ -115,14 +118,16 @@ class GossipNode::Impl {
     on.OnRequest<PublishMessage>([this](PublishMessage& publish) {
       Status status = core_->Publish(publish.envelope, Now(), actions_);
       Execute();
+      ArmTick();
       return status;
     });
     on.OnRequest<GetGossipStatus>([this](GetGossipStatus&) { return Snapshot(); });
-    on.OnRequest<SetDenyList>([this](SetDenyList& request) { return SetDenied(request.identities); });
-    ctx.StartPeriodicTimer(config_.tick_interval_ms, [this](actors::ActorContext&) {
-      core_->Tick(Now(), actions_);
-      Execute();
+    on.OnRequest<SetDenyList>([this](SetDenyList& request) {
+      Status status = SetDenied(request.identities);
+      ArmTick();
+      return status;
     });
+    ArmTick();  // the first tick dials the bootstrap addresses
   }
 
   ~Impl() {
@@ -196,6 +201,31 @@ class GossipNode::Impl {
   }
 
   int64_t Now() const { return ctx_->clock().NowMs(); }
+
+  // Arms the one tick timer for the core's next deadline; called after every input to the core.
+  // A timer already armed for sooner is kept (its tick finds nothing due and re-arms).
+  void ArmTick() {
+    const int64_t now = Now();
+    const int64_t deadline = core_->NextDeadline();
+    int64_t delay = kMaxTickDelayMs;
+    if (deadline <= now + kMinTickDelayMs) {
+      delay = kMinTickDelayMs;
+    } else if (deadline < now + kMaxTickDelayMs) {
+      delay = deadline - now;
+    }
+    const int64_t due = ctx_->clock().MonotonicMs() + delay;
+    if (tick_timer_ && tick_due_ <= due) return;
+    if (tick_timer_) ctx_->CancelTimer(*tick_timer_);
+    tick_due_ = due;
+    tick_timer_ = ctx_->StartTimer(delay, [this](actors::ActorContext&) {
+      tick_timer_.reset();
+      ++ticks_;
+      core_->Tick(Now(), actions_);
+      Execute();
+      ArmTick();
+    });
+  }
+
   void CountDrop(TransportDrop reason) { ++drops_[static_cast<size_t>(reason)]; }
 
   GossipNodeStatus Snapshot() const {
@@ -214,6 +244,7 @@ class GossipNode::Impl {
     s.verdicts = verdicts_;
     s.bans = bans_;
     s.links_lost = links_lost_;
+    s.ticks = ticks_;
     s.zap_admitted = zap_->admitted();
     s.zap_refused = zap_->refused();
     s.zap_malformed = zap_->malformed();
@@ -407,8 +438,14 @@ class GossipNode::Impl {
       core_->OnConnectFailed(connect.address, now);
       return;
     }
-    ctx_->Watch(*dealer, [this, peer](actors::ActorContext&) { OnDealerReadable(peer); });
-    ctx_->Watch(*monitor, [this, peer](actors::ActorContext&) { OnMonitorEvent(peer); });
+    ctx_->Watch(*dealer, [this, peer](actors::ActorContext&) {
+      OnDealerReadable(peer);
+      ArmTick();
+    });
+    ctx_->Watch(*monitor, [this, peer](actors::ActorContext&) {
+      OnMonitorEvent(peer);
+      ArmTick();
+    });
     Link link;
     link.direction = Direction::kOutbound;
     link.dealer = std::move(dealer);
@@ -504,7 +541,9 @@ class GossipNode::Impl {
   PeerId next_peer_ = 1;
   std::vector<Action> actions_;
   std::array<uint64_t, kTransportDropCount> drops_{};
-  uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0, links_lost_ = 0;
+  uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0, links_lost_ = 0, ticks_ = 0;
+  std::optional<actors::TimerId> tick_timer_;  // armed by ArmTick
+  int64_t tick_due_ = 0;                       // when it fires (monotonic ms)
 };
 
 GossipNode::GossipNode(const market::Identity& identity, GossipNodeConfig config)

@@ -31,8 +31,11 @@ constexpr int kPeerHwm = 1000;
 // A CURVE handshake that has not completed in this long closes the connection (libzmq's default
 // is 30 s, long enough to tie up sockets with half-open handshakes).
 constexpr int kHandshakeIvlMs = 3'000;
-// How often the actor ticks its core (the graft and announcement timers are this precise).
-constexpr int64_t kTickIntervalMs = 10;
+// The actor ticks its core when GossipCore::NextDeadline says, no sooner than this after the
+// input that asked (so a due timer costs one wake-up per millisecond at most) ...
+constexpr int64_t kMinTickDelayMs = 1;
+// ... and no later than this, whatever it says (a bound on the effect of a clock step).
+constexpr int64_t kMaxTickDelayMs = 1'000;
 // Frames taken from one socket per wake-up, so one busy peer cannot starve the others.
 constexpr int kMaxFramesPerWake = 256;
 // Inbound links the node closed and whose further messages it drops (ZeroMQ cannot close one
@@ -52,7 +55,6 @@ struct GossipNodeConfig {
   ScoreConfig score;
   int peer_hwm = kPeerHwm;
   int handshake_ivl_ms = kHandshakeIvlMs;
-  int64_t tick_interval_ms = kTickIntervalMs;
   // A new verified message; runs on the gossip thread and must not block (SendOrDrop to an actor).
   std::function<void(const Deliver&)> on_deliver;
   // Extra admission policy for client keys; banned keys are refused before it is asked.
@@ -93,6 +95,7 @@ struct GossipNodeStatus {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t verdicts = 0, bans = 0;
   uint64_t links_lost = 0;  // outbound links whose connection failed or closed (socket events)
+  uint64_t ticks = 0;       // times the core was ticked (its timer fired)
   uint64_t zap_admitted = 0, zap_refused = 0, zap_malformed = 0;
   size_t denied = 0;  // identities on the deny list
   uint64_t operator[](TransportDrop reason) const { return transport_drops[static_cast<size_t>(reason)]; }

@@ -1,13 +1,19 @@
 // An in-process network of gossip cores for deterministic tests: a fake transport (frames move
 // between cores through one event queue, each link with its own latency) and a fake clock. No
-// sockets, no threads: the same inputs give the same run.
+// sockets, no threads: the same inputs give the same run. Each core is ticked as GossipNode ticks
+// it: at its NextDeadline, no sooner than 1 ms after the input that set it (set_fixed_tick ticks
+// every core on a fixed period instead, as a reference).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <queue>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +49,7 @@ class FakeNetwork {
     std::vector<PeerVerdict> verdicts;
     std::vector<DisconnectPeer> disconnects;
     uint64_t message_frames_in = 0;  // MESSAGE frames received (copies, duplicates included)
+    uint64_t trace = 0;              // a hash of every action and when it came (FNV-1a)
     PeerId next_peer = 1;
   };
 
@@ -76,14 +83,44 @@ class FakeNetwork {
     const PeerId a = nodes_[from]->next_peer++;
     const PeerId b = nodes_[to]->next_peer++;
     const int64_t latency = latency_ms >= 0 ? latency_ms : default_latency_ms_;
-    links_[{from, a}] = Link{to, b, latency};
-    links_[{to, b}] = Link{from, a, latency};
+    links_[{from, a}] = Link{to, b, latency, true};
+    links_[{to, b}] = Link{from, a, latency, false};
     std::vector<Action> out;
     core(from).OnConnected(a, Direction::kOutbound, nodes_[to]->address, now_, out);
     Apply(from, out);
     out.clear();
     core(to).OnConnected(b, Direction::kInbound, "", now_, out);
     Apply(to, out);
+  }
+
+  // Ticks every core every `ms` instead of at its deadlines (0: back to deadlines).
+  void set_fixed_tick(int64_t ms) { fixed_tick_ms_ = ms; }
+  uint64_t ticks() const { return ticks_; }
+  // Ticks at deadlines after which the core's NextDeadline was not in the future (a driver would
+  // spin).
+  uint64_t stale_deadlines() const { return stale_deadlines_; }
+  // A partition: links between nodes of different groups are cut and dials across fail, until
+  // Heal. `group` maps a node index to its group.
+  void Partition(std::function<int(size_t)> group) {
+    group_ = std::move(group);
+    for (size_t x = 0; x < nodes_.size(); ++x) {
+      for (size_t y = x + 1; y < nodes_.size(); ++y) {
+        if (group_(x) != group_(y)) Cut(x, y);
+      }
+    }
+  }
+  void Heal() { group_ = nullptr; }
+  // Open links the node dialled (at the transport: ready or not).
+  size_t OutboundLinks(size_t at) const {
+    size_t count = 0;
+    for (const auto& [key, link] : links_) count += key.first == at && link.outbound;
+    return count;
+  }
+  // Links between nodes of different groups.
+  size_t LinksAcross(std::function<int(size_t)> group) const {
+    size_t count = 0;
+    for (const auto& [key, link] : links_) count += group(key.first) != group(link.node);
+    return count / 2;
   }
 
   // The link between the two nodes dies; both transports notice at once.
@@ -93,6 +130,8 @@ class FakeNetwork {
         const auto other = std::make_pair(y, it->second.peer);
         core(x).OnDisconnected(it->first.second, now_);
         core(y).OnDisconnected(other.second, now_);
+        Touch(x);
+        Touch(y);
         links_.erase(other);
         it = links_.erase(it);
       } else {
@@ -125,19 +164,34 @@ class FakeNetwork {
     Apply(at, out);
   }
 
-  // Runs frames and ticks until `until_ms`.
+  // Runs frames and ticks until `until_ms`. Ticks go before frames due at the same time.
   void RunUntil(int64_t until_ms) {
+    // The test may have called a core directly since the last run.
+    tick_at_.resize(nodes_.size());
+    for (size_t i = 0; i < nodes_.size(); ++i) tick_at_[i] = std::max(core(i).NextDeadline(), now_);
     while (true) {
       const int64_t next_frame = queue_.empty() ? INT64_MAX : queue_.top().at;
-      const int64_t next = std::min(next_frame, next_tick_);
+      size_t due = 0;
+      int64_t next_tick = INT64_MAX;
+      if (fixed_tick_ms_ > 0) {
+        next_tick = next_fixed_tick_;
+      } else {
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+          if (tick_at_[i] < next_tick) {
+            next_tick = tick_at_[i];
+            due = i;
+          }
+        }
+      }
+      const int64_t next = std::min(next_frame, next_tick);
       if (next > until_ms) break;
       now_ = std::max(now_, next);
-      if (next == next_tick_) {
-        next_tick_ = now_ + tick_ms_;
-        for (size_t i = 0; i < nodes_.size(); ++i) {
-          std::vector<Action> out;
-          core(i).Tick(now_, out);
-          Apply(i, out);
+      if (next == next_tick) {
+        if (fixed_tick_ms_ > 0) {
+          next_fixed_tick_ = now_ + fixed_tick_ms_;
+          for (size_t i = 0; i < nodes_.size(); ++i) TickNode(i);
+        } else {
+          TickNode(due);
         }
         continue;
       }
@@ -172,6 +226,7 @@ class FakeNetwork {
     size_t node;
     PeerId peer;
     int64_t latency_ms;
+    bool outbound;  // dialled by this end
   };
   struct InFlight {
     int64_t at;
@@ -182,8 +237,49 @@ class FakeNetwork {
     bool operator>(const InFlight& other) const { return std::tie(at, seq) > std::tie(other.at, other.seq); }
   };
 
+  void TickNode(size_t i) {
+    ++ticks_;
+    std::vector<Action> out;
+    core(i).Tick(now_, out);
+    if (fixed_tick_ms_ == 0 && core(i).NextDeadline() <= now_) ++stale_deadlines_;
+    if (i < tick_at_.size()) tick_at_[i] = INT64_MAX;  // ran; Apply's Touch sets the next
+    Apply(i, out);
+  }
+
+  // After an input to node `at`: its tick is due at its deadline, 1 ms from now at the soonest
+  // (a tick already due now, not yet run, stays).
+  void Touch(size_t at) {
+    if (fixed_tick_ms_ == 0 && at < tick_at_.size() && tick_at_[at] > now_) tick_at_[at] = std::max(core(at).NextDeadline(), now_ + 1);
+  }
+
   void Apply(size_t at, std::vector<Action>& actions) {
+    ApplyActions(at, actions);
+    Touch(at);
+  }
+
+  static void Mix(uint64_t& hash, std::span<const uint8_t> bytes) {
+    for (uint8_t byte : bytes) hash = (hash ^ byte) * 0x100000001b3ULL;
+  }
+  template <typename T>
+  static void MixValue(uint64_t& hash, const T& value) {
+    Mix(hash, {reinterpret_cast<const uint8_t*>(&value), sizeof value});
+  }
+
+  void ApplyActions(size_t at, std::vector<Action>& actions) {
     for (auto& action : actions) {
+      uint64_t& trace = nodes_[at]->trace;
+      MixValue(trace, now_);
+      MixValue(trace, action.index());
+      if (const auto* send = std::get_if<SendFrame>(&action)) {
+        MixValue(trace, send->peer);
+        Mix(trace, send->frame);
+      } else if (const auto* connect = std::get_if<ConnectTo>(&action)) {
+        Mix(trace, {reinterpret_cast<const uint8_t*>(connect->address.data()), connect->address.size()});
+      } else if (const auto* disconnect = std::get_if<DisconnectPeer>(&action)) {
+        MixValue(trace, disconnect->peer);
+      } else if (const auto* deliver = std::get_if<Deliver>(&action)) {
+        Mix(trace, deliver->id);
+      }
       if (auto* send = std::get_if<SendFrame>(&action)) {
         auto link = links_.find({at, send->peer});
         if (link == links_.end()) continue;
@@ -208,7 +304,7 @@ class FakeNetwork {
         for (size_t i = 0; i < nodes_.size(); ++i) {
           if (nodes_[i]->address == connect->address) target = i;
         }
-        if (target == nodes_.size()) {
+        if (target == nodes_.size() || (group_ && group_(at) != group_(target))) {
           core(at).OnConnectFailed(connect->address, now_);
         } else {
           Connect(at, target);
@@ -224,12 +320,20 @@ class FakeNetwork {
     const Link other = it->second;
     links_.erase(it);
     core(at).OnDisconnected(peer, now_);
-    if (links_.erase({other.node, other.peer})) core(other.node).OnDisconnected(other.peer, now_);
+    Touch(at);
+    if (links_.erase({other.node, other.peer})) {
+      core(other.node).OnDisconnected(other.peer, now_);
+      Touch(other.node);
+    }
   }
 
   int64_t now_;
-  int64_t tick_ms_ = 10;
-  int64_t next_tick_ = 0;
+  int64_t fixed_tick_ms_ = 0;
+  int64_t next_fixed_tick_ = 0;
+  std::vector<int64_t> tick_at_;  // per node: when it is ticked next (deadline mode)
+  uint64_t ticks_ = 0;
+  uint64_t stale_deadlines_ = 0;
+  std::function<int(size_t)> group_;
   int64_t default_latency_ms_ = 1;
   uint64_t seq_ = 0;
   PeerScorer* scorer_ = nullptr;

@@ -879,5 +879,189 @@ TEST_F(HostilePeerTest, HostileReconcileFramesGetVerdictsAndBoundedWork) {
   EXPECT_LE(std::get<ReconcileFrame>(*decoded).ranges.size(), limits::kMaxReconcileRanges);
 }
 
+// ---- Timers: the core is ticked at its NextDeadline, not on a fixed period ----
+
+struct TimerRun {
+  std::vector<uint64_t> traces;           // per node: every action, with when it came
+  std::vector<std::vector<MessageId>> delivered;
+  GossipStats stats;                      // summed over the nodes
+  uint64_t peer_timeouts = 0, hello_timeouts = 0;
+  uint64_t ticks = 0, stale_deadlines = 0;
+};
+
+// One run that exercises every timer: pings, dialling and backoff, lazy IHAVEs and grafts (a tree
+// link that silently loses every frame), peer and hello timeouts, periodic reconciliation,
+// outbound rotation and expiry. fixed_tick_ms = 0: each core ticked only at its deadlines.
+TimerRun RunTimerScenario(int64_t fixed_tick_ms) {
+  FakeNetwork net;
+  net.set_fixed_tick(fixed_tick_ms);
+  GossipConfig config;
+  config.target_outbound = 1;
+  config.reconcile_interval_ms = 7'000;
+  config.outbound_rotation_ms = 11'000;
+  config.store_retention_ms = 5'000;
+  config.ping_interval_ms = 2'000;
+  config.peer_timeout_ms = 6'000;  // before the first rotation could close the silent link
+  constexpr size_t kNodes = 8;
+  for (size_t i = 0; i < kNodes; ++i) net.AddNode(config);
+  // A ring, each node at its outbound target; every address known for rotation and redialling.
+  for (size_t i = 0; i < kNodes; ++i) net.Connect(i, (i + 1) % kNodes, 1 + static_cast<int64_t>(i % 3));
+  for (size_t i = 0; i < kNodes; ++i) {
+    for (size_t j = 0; j < kNodes; ++j) net.core(i).AddAddress(net.node(j).address);
+  }
+  net.auto_dial = true;
+  net.RunFor(1'000);
+  const Identity signer = Signer(60);
+  uint64_t nonce = 1;
+  for (size_t k = 0; k < 5; ++k) {
+    EXPECT_TRUE(net.Publish(0, MakeClose(signer, net.now(), 60'000, nonce++)).ok());
+    net.RunFor(37);
+  }
+  // A tree link on the far side goes silent: the next messages come round the other way by
+  // IHAVE and GRAFT, and the peer timeout closes it.
+  for (size_t i = 2; i < 6; ++i) {
+    if (net.core(i).IsEager(net.PeerIdAt(i, i + 1)) && net.core(i + 1).IsEager(net.PeerIdAt(i + 1, i))) {
+      net.Blackhole(i, i + 1);
+      break;
+    }
+  }
+  for (size_t k = 0; k < 5; ++k) {
+    EXPECT_TRUE(net.Publish(0, MakeClose(signer, net.now(), 60'000, nonce++)).ok());
+    net.RunFor(253);
+  }
+  net.RunFor(12'500);  // the peer timeout, a redial that times out, reconciliation, a rotation
+  TimerRun run;
+  for (size_t i = 0; i < kNodes; ++i) {
+    run.traces.push_back(net.node(i).trace);
+    std::vector<MessageId> ids;
+    for (const Deliver& d : net.node(i).delivered) ids.push_back(d.id);
+    run.delivered.push_back(ids);
+    const GossipStats& stats = net.core(i).stats();
+    run.stats.grafts_sent += stats.grafts_sent;
+    run.stats.ihave_ids_sent += stats.ihave_ids_sent;
+    run.stats.reconcile_sessions += stats.reconcile_sessions;
+    run.stats.rotations += stats.rotations;
+    run.peer_timeouts += net.core(i).drops()[Drop::kPeerTimeout];
+    run.hello_timeouts += net.core(i).drops()[Drop::kHelloTimeout];
+  }
+  run.ticks = net.ticks();
+  run.stale_deadlines = net.stale_deadlines();
+  return run;
+}
+
+// Ticking every core every millisecond (every frame here comes on a whole millisecond, so each
+// timer then fires exactly when due) and ticking each core only at its NextDeadline give the
+// same actions at the same times: NextDeadline is never later than the first due timer. And the
+// deadline-driven run ticks a small fraction as often, and never finds its deadline still due
+// after a tick (a driver would spin).
+TEST(TimerTest, TickingAtDeadlinesDoesWhatTickingEveryMillisecondDoes) {
+  const TimerRun fine = RunTimerScenario(1);
+  const TimerRun lean = RunTimerScenario(0);
+  // The scenario reached every timer.
+  EXPECT_GT(fine.stats.grafts_sent, 0u);
+  EXPECT_GT(fine.stats.ihave_ids_sent, 0u);
+  EXPECT_GT(fine.stats.reconcile_sessions, 0u);
+  EXPECT_GT(fine.stats.rotations, 0u);
+  EXPECT_GT(fine.peer_timeouts, 0u);
+  std::printf("grafts %llu, ihave ids %llu, sessions %llu, rotations %llu, peer timeouts %llu, hello timeouts %llu\n",
+              (unsigned long long)fine.stats.grafts_sent, (unsigned long long)fine.stats.ihave_ids_sent,
+              (unsigned long long)fine.stats.reconcile_sessions, (unsigned long long)fine.stats.rotations,
+              (unsigned long long)fine.peer_timeouts, (unsigned long long)fine.hello_timeouts);
+  for (size_t i = 0; i < fine.traces.size(); ++i) {
+    EXPECT_EQ(fine.traces[i], lean.traces[i]) << "node " << i << " acted differently";
+    EXPECT_EQ(fine.delivered[i], lean.delivered[i]) << "node " << i;
+    EXPECT_EQ(fine.delivered[i].size(), i == 0 ? 0u : 10u) << "node " << i;  // all from node 0
+  }
+  EXPECT_EQ(fine.stale_deadlines, 0u);
+  EXPECT_EQ(lean.stale_deadlines, 0u);
+  EXPECT_LT(lean.ticks * 20, fine.ticks) << lean.ticks << " ticks at deadlines, " << fine.ticks << " every ms";
+}
+
+// With nothing queued, an IHAVE goes ihave_delay_ms after its first id, whatever else happens.
+TEST(TimerTest, LazyAnnouncementsWaitTheConfiguredDelay) {
+  for (int64_t delay : {0, 5, 40}) {
+    FakeNetwork net;
+    GossipConfig config;
+    config.ihave_delay_ms = delay;
+    for (int i = 0; i < 3; ++i) net.AddNode(config);
+    net.Connect(0, 1);
+    net.Connect(1, 2);
+    net.Connect(0, 2);
+    net.RunFor(100);
+    // A first message prunes one link of the triangle.
+    ASSERT_TRUE(net.Publish(0, MakeClose(Signer(61), net.now(), 60'000, 1)).ok());
+    net.RunFor(100);
+    const uint64_t before = net.core(0).stats().ihave_ids_sent + net.core(1).stats().ihave_ids_sent +
+                            net.core(2).stats().ihave_ids_sent;
+    ASSERT_TRUE(net.Publish(0, MakeClose(Signer(61), net.now(), 60'000, 2)).ok());
+    auto sent = [&] {
+      return net.core(0).stats().ihave_ids_sent + net.core(1).stats().ihave_ids_sent +
+             net.core(2).stats().ihave_ids_sent - before;
+    };
+    net.RunFor(std::max<int64_t>(delay - 1, 0));  // each hop is 1 ms; the lazy link is one hop off
+    if (delay > 1) {
+      EXPECT_EQ(sent(), 0u) << "delay " << delay;
+    }
+    net.RunFor(3);
+    EXPECT_GT(sent(), 0u) << "delay " << delay;
+  }
+}
+
+// ---- Outbound rotation ----
+
+// Two halves of 40 nodes, each node with 4 outbound slots and at most 8 inbound links, so each half
+// fills every slot within itself while a partition lasts. After it heals, no node is below target,
+// so without rotation none would dial across and the halves would stay apart for ever. Rotation
+// replaces an outbound link now and then with one to a random known address; the halves link up
+// and reconcile what each published meanwhile.
+TEST(OutboundRotationTest, LargeHalvesThatFilledTheirSlotsRejoinAfterAPartitionHeals) {
+  constexpr size_t kNodes = 80, kHalf = 40;
+  constexpr int64_t kRotationMs = 10'000;
+  FakeNetwork net;
+  GossipConfig config;
+  config.target_outbound = 4;
+  config.max_outbound = 8;
+  config.max_inbound = 8;
+  config.outbound_rotation_ms = kRotationMs;
+  for (size_t i = 0; i < kNodes; ++i) net.AddNode(config);
+  // Every node knows every address, as peer exchange tells them in time.
+  for (size_t i = 0; i < kNodes; ++i) {
+    for (size_t j = 0; j < kNodes; ++j) net.core(i).AddAddress(net.node(j).address);
+  }
+  net.auto_dial = true;
+  net.RunFor(2'000);
+  auto half = [](size_t i) { return i < kHalf ? 0 : 1; };
+  ASSERT_GT(net.LinksAcross(half), 0u);
+
+  net.Partition(half);
+  net.RunFor(2'000);  // dials across fail; the slots fill within each half
+  ASSERT_EQ(net.LinksAcross(half), 0u);
+  for (size_t i = 0; i < kNodes; ++i) ASSERT_EQ(net.OutboundLinks(i), config.target_outbound) << "node " << i;
+  const Bytes left = MakeClose(Signer(62), net.now(), 600'000, 1);
+  const Bytes right = MakeClose(Signer(62), net.now(), 600'000, 2);
+  ASSERT_TRUE(net.Publish(0, left).ok());
+  ASSERT_TRUE(net.Publish(kHalf, right).ok());
+  net.RunFor(2'000);
+  for (size_t i = 1; i < kHalf; ++i) ASSERT_TRUE(net.DeliveredAt(i, IdOf(left))) << "node " << i;
+  for (size_t i = kHalf; i < kNodes; ++i) ASSERT_FALSE(net.DeliveredAt(i, IdOf(left))) << "node " << i;
+
+  net.Heal();
+  const int64_t healed = net.now();
+  auto converged = [&] {
+    for (size_t i = 0; i < kNodes; ++i) {
+      if (!net.core(i).HasSeen(IdOf(left)) || !net.core(i).HasSeen(IdOf(right))) return false;
+    }
+    return true;
+  };
+  while (!converged() && net.now() - healed < 6 * kRotationMs) net.RunFor(500);
+  EXPECT_TRUE(converged()) << "the halves did not rejoin within " << 6 * kRotationMs << " ms";
+  std::printf("converged %lld ms after the partition healed; %zu links across\n",
+              static_cast<long long>(net.now() - healed), net.LinksAcross(half));
+  for (size_t i = 0; i < kNodes; ++i) {
+    EXPECT_LE(net.OutboundLinks(i), config.max_outbound);
+    EXPECT_LE(net.core(i).ReadyPeers(), config.max_outbound + config.max_inbound);
+  }
+}
+
 }  // namespace
 }  // namespace gpumart::gossip

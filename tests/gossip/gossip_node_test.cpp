@@ -191,6 +191,33 @@ TEST(GossipNodeTest, TwoNodesFindEachOtherFromABootstrapAddressAndDeliver) {
   EXPECT_EQ(a.Status().zap_admitted, 1u);
 }
 
+// The actor ticks its core at the core's next deadline, not on a fixed period: two linked, idle
+// nodes wake a few times a second at most (a 10 ms period was 100 wake-ups a second each), and a
+// message still crosses at once.
+TEST(GossipNodeTest, AnIdleNodeWakesRarely) {
+  TestNode a(3, {});
+  ASSERT_TRUE(a.ok());
+  TestNode b(4, {a.Status().address});
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(WaitUntil([&] { return a.Status().ready_peers == 1 && b.Status().ready_peers == 1; }));
+  std::this_thread::sleep_for(milliseconds(100));  // the handshake's and reconciliation's frames settle
+  const uint64_t a_before = a.Status().ticks, b_before = b.Status().ticks;
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(kQuiet);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t a_ticks = a.Status().ticks - a_before, b_ticks = b.Status().ticks - b_before;
+  // Bound: one tick per kMaxTickDelayMs, plus slack for a ping falling in the window.
+  const double bound = seconds * 1'000.0 / kMaxTickDelayMs + 3;
+  EXPECT_LE(static_cast<double>(a_ticks), bound) << a_ticks << " ticks in " << seconds << " s";
+  EXPECT_LE(static_cast<double>(b_ticks), bound) << b_ticks << " ticks in " << seconds << " s";
+
+  const Bytes envelope = testing::MakeClose(MakeIdentity(102), WallNowMs(), kTtlMs, 1);
+  const auto published = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a.Publish(envelope).ok());
+  ASSERT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(envelope)); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - published, milliseconds(500));
+}
+
 TEST(GossipNodeTest, EightNodesInALineAllReceiveEveryMessage) {
   constexpr int kNodes = 8;
   std::vector<std::unique_ptr<TestNode>> nodes;
