@@ -84,6 +84,12 @@ int64_t MsLeft(Clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
 }
 
+bool Cancelled(const RunOptions& options) {
+  return options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed);
+}
+Status CancelledStatus(const std::string& name) { return Status::Unavailable(name + ": cancelled (killed)"); }
+int64_t PollSliceMs(const RunOptions& options) { return options.cancel != nullptr ? kRunProgramCancelCheckMs : 1000; }
+
 // Kills the program's process group (and the program, should it have left the group) and reaps it.
 void KillAndReap(pid_t pid) {
   ::kill(-pid, SIGKILL);
@@ -145,8 +151,12 @@ Result<ProgramOutput> Run(const std::vector<std::string>& argv, const RunOptions
         failure = Status::Timeout(name + ": no result within " + std::to_string(options.timeout_ms) + " ms (killed)");
         break;
       }
+      if (Cancelled(options)) {
+        failure = CancelledStatus(name);
+        break;
+      }
       pollfd fds[2] = {{read_end.get(), POLLIN, 0}, {write_end.get(), POLLOUT, 0}};
-      const int ready = ::poll(fds, write_end.open() ? 2 : 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+      const int ready = ::poll(fds, write_end.open() ? 2 : 1, static_cast<int>(std::min<int64_t>(left, PollSliceMs(options))));
       if (ready < 0 && errno != EINTR) {
         failure = errno_status("poll");
         break;
@@ -203,6 +213,10 @@ Result<ProgramOutput> Run(const std::vector<std::string>& argv, const RunOptions
     if (MsLeft(deadline) <= 0) {
       KillAndReap(pid);
       return Status::Timeout(name + ": did not exit within " + std::to_string(options.timeout_ms) + " ms (killed)");
+    }
+    if (Cancelled(options)) {
+      KillAndReap(pid);
+      return CancelledStatus(name);
     }
     ::poll(nullptr, 0, 2);
   }

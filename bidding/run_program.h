@@ -14,6 +14,7 @@
 // it to a thread of their own (bidding/executor.h's Executor) or to a driver.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,7 +32,12 @@ struct RunOptions {
   // true: stderr goes into the output with stdout (nvidia-smi's errors are its answer); false:
   // the program's stderr is the caller's (a pricing script's diagnostics go to the daemon's log).
   bool capture_stderr = true;
+  // When set and it becomes true, the program is killed (with its group) within
+  // kRunProgramCancelCheckMs and the call returns kUnavailable: an owner shutting down does not
+  // wait out a slow program.
+  const std::atomic<bool>* cancel = nullptr;
 };
+constexpr int64_t kRunProgramCancelCheckMs = 50;
 
 // What a program printed and how it ended.
 struct ProgramOutput {
@@ -46,7 +52,7 @@ struct ProgramOutput {
 // Runs `argv` as described above. Errors, each naming argv[0]: kInvalidArgument for an empty
 // argv; kIoError when it cannot be started ("<name>: cannot run (<reason>)"); kTimeout when it
 // has not exited (or still holds its output open) at the timeout; kLimitExceeded when it printed
-// more than max_output bytes. A program that ran and exited, with any status, is a value.
+// more than max_output bytes; kUnavailable when cancelled. A program that ran and exited, with any status, is a value.
 Result<ProgramOutput> RunProgram(const std::vector<std::string>& argv, const RunOptions& options);
 
 }  // namespace gpumart::bidding
