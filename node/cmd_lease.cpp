@@ -437,6 +437,9 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
                                                 .Set("gpumart.io/service", YamlOut::String(name))));
   YamlOut spec = YamlOut::Map();
   spec.Set("replicas", YamlOut::Number(replicas));
+  // Replace pods, never surge: the lease pays for exactly `replicas` pods' GPUs and volumes, and
+  // a rolling update's extra pod would wait for capacity nobody leased (or for a claim in use).
+  spec.Set("strategy", std::move(YamlOut::Map().Set("type", YamlOut::String("Recreate"))));
   spec.Set("selector", std::move(YamlOut::Map().Set("matchLabels", std::move(selector_labels))));
   spec.Set("template", std::move(YamlOut::Map().Set("metadata", std::move(template_metadata)).Set("spec", std::move(pod))));
   YamlOut deployment = YamlOut::Map();

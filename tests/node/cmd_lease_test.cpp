@@ -21,7 +21,8 @@ using testing::GpumartBinary;
 using testing::RunProcess;
 
 // The values a manifest must carry through unchanged, however awkward for YAML.
-const char kTrickyValue[] = "say \"hi\": # not a comment\n- not a list\\ é";
+// (A control character and U+2028, a YAML line break, must be escaped to survive.)
+const char kTrickyValue[] = "say \"hi\": # not a comment\n- not a list\\ é\x01" "\xe2\x80\xa8" "end";
 
 std::string Sdl(const std::string& cpu_units = "16", bool mounts = true) {
   std::string text = R"(version: "2.0"
@@ -32,7 +33,7 @@ services:
     args: ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
     env:
       - CUDA_VERSION=12.4
-      - "TRICKY=say \"hi\": # not a comment\n- not a list\\ é"
+      - "TRICKY=say \"hi\": # not a comment\n- not a list\\ é\x01\u2028end"
     expose:
       - port: 8000
         as: 80
@@ -189,6 +190,7 @@ TEST_F(LeaseManifestTest, RendersTheLeaseAsKubernetesObjects) {
   ASSERT_TRUE(vllm.IsDefined()) << result.out;
   EXPECT_EQ(vllm.Find("metadata").Find("annotations").Find("gpumart.io/lease-id").Scalar(), lease_hex);
   EXPECT_EQ(vllm.Find("spec").Find("replicas").Scalar(), "1");
+  EXPECT_EQ(vllm.Find("spec").Find("strategy").Find("type").Scalar(), "Recreate");
   const market::YamlNode pod = vllm.Find("spec").Find("template").Find("spec");
   EXPECT_EQ(pod.Find("runtimeClassName").Scalar(), "nvidia");
   EXPECT_EQ(pod.Find("nodeSelector").Find("nvidia.com/gpu.present").Scalar(), "true");
