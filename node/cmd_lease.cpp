@@ -47,15 +47,18 @@ class YamlOut {
   static YamlOut Map() { return YamlOut(Kind::kMap, ""); }
   static YamlOut Seq() { return YamlOut(Kind::kSeq, ""); }
 
-  // Appends to a mapping (keys are this file's own words); returns it, to chain.
-  YamlOut& Set(std::string key, YamlOut value) {
+  // Appends to a mapping (keys are this file's own words) or a sequence; returns it, to chain
+  // (a temporary as a temporary, so a chain can be an argument).
+  YamlOut& Set(std::string key, YamlOut value) & {
     entries_.emplace_back(std::move(key), std::move(value));
     return *this;
   }
-  YamlOut& Add(YamlOut value) {
+  YamlOut&& Set(std::string key, YamlOut value) && { return std::move(Set(std::move(key), std::move(value))); }
+  YamlOut& Add(YamlOut value) & {
     entries_.emplace_back("", std::move(value));
     return *this;
   }
+  YamlOut&& Add(YamlOut value) && { return std::move(Add(std::move(value))); }
   bool empty() const { return entries_.empty(); }
 
   std::string Write() const {
@@ -144,8 +147,8 @@ class YamlOut {
         valid = (next & 0xc0) == 0x80;
         point = (point << 6) | (next & 0x3f);
       }
-      valid = valid && point >= (length == 2 ? 0x80u : length == 3 ? 0x800u : 0x10000u) && point <= 0x10ffff &&
-              !(point >= 0xd800 && point <= 0xdfff);
+      const uint32_t smallest = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;  // shorter is overlong
+      valid = valid && point >= smallest && point <= 0x10ffff && !(point >= 0xd800 && point <= 0xdfff);
       if (!valid) {
         out += "\\uFFFD";
         ++i;
@@ -218,8 +221,9 @@ Result<const market::Order*> MatchingGroup(const market::Deployment& deployment,
                                    "' (the lease's order is for that group): is it the SDL the order was made from?");
   }
   if (group->services.size() != order.services.size()) {
-    return Status::InvalidArgument(path + ": group '" + order.group + "' has " + std::to_string(group->services.size()) +
-                                   " services, the lease's order " + std::to_string(order.services.size()));
+    return Status::InvalidArgument(path + ": group '" + order.group + "' has " +
+                                   std::to_string(group->services.size()) + " services, the lease's order " +
+                                   std::to_string(order.services.size()));
   }
   for (size_t i = 0; i < order.services.size(); ++i) {
     const market::ServiceRequest& want = order.services[i];
@@ -275,18 +279,18 @@ Result<YamlOut> GpuAffinity(const market::DeviceType& device, const bidding::Gpu
   // is the one detection accepts (bidding/nvidia_smi.h).
   const uint64_t min_mib = device.ram_bytes / market::kMi * bidding::kMinReportedRamPermille / 1000;
   YamlOut expressions = YamlOut::Seq();
-  expressions.Add(std::move(YamlOut::Map()
-                                .Set("key", YamlOut::String("nvidia.com/gpu.product"))
-                                .Set("operator", YamlOut::String("In"))
-                                .Set("values", std::move(products))));
-  expressions.Add(std::move(YamlOut::Map()
-                                .Set("key", YamlOut::String("nvidia.com/gpu.memory"))
-                                .Set("operator", YamlOut::String("Gt"))
-                                .Set("values", std::move(YamlOut::Seq().Add(YamlOut::String(std::to_string(min_mib - 1)))))));
+  expressions.Add(YamlOut::Map()
+                      .Set("key", YamlOut::String("nvidia.com/gpu.product"))
+                      .Set("operator", YamlOut::String("In"))
+                      .Set("values", std::move(products)));
+  expressions.Add(YamlOut::Map()
+                      .Set("key", YamlOut::String("nvidia.com/gpu.memory"))
+                      .Set("operator", YamlOut::String("Gt"))
+                      .Set("values", YamlOut::Seq().Add(YamlOut::String(std::to_string(min_mib - 1)))));
   YamlOut term = YamlOut::Map();
   term.Set("matchExpressions", std::move(expressions));
   YamlOut required = YamlOut::Map();
-  required.Set("nodeSelectorTerms", std::move(YamlOut::Seq().Add(std::move(term))));
+  required.Set("nodeSelectorTerms", YamlOut::Seq().Add(std::move(term)));
   YamlOut node_affinity = YamlOut::Map();
   node_affinity.Set("requiredDuringSchedulingIgnoredDuringExecution", std::move(required));
   YamlOut affinity = YamlOut::Map();
@@ -304,7 +308,7 @@ YamlOut Metadata(const std::string& name, const std::string& namespace_name, con
   metadata.Set("name", YamlOut::String(name));
   if (!namespace_name.empty()) metadata.Set("namespace", YamlOut::String(namespace_name));
   metadata.Set("labels", std::move(labels));
-  metadata.Set("annotations", std::move(YamlOut::Map().Set("gpumart.io/lease-id", YamlOut::String(lease_hex))));
+  metadata.Set("annotations", YamlOut::Map().Set("gpumart.io/lease-id", YamlOut::String(lease_hex)));
   return metadata;
 }
 
@@ -350,7 +354,7 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
   if (!parts.spec->env.empty()) {
     YamlOut env = YamlOut::Seq();
     for (const auto& [key, value] : parts.spec->env) {
-      env.Add(std::move(YamlOut::Map().Set("name", YamlOut::String(key)).Set("value", YamlOut::String(value))));
+      env.Add(YamlOut::Map().Set("name", YamlOut::String(key)).Set("value", YamlOut::String(value)));
     }
     container.Set("env", std::move(env));
   }
@@ -366,11 +370,11 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
   if (!ports.empty()) {
     YamlOut list = YamlOut::Seq();
     for (const auto& [port, protocol] : ports) {
-      list.Add(std::move(YamlOut::Map().Set("containerPort", YamlOut::Number(port)).Set("protocol", YamlOut::String(protocol))));
+      list.Add(YamlOut::Map().Set("containerPort", YamlOut::Number(port)).Set("protocol", YamlOut::String(protocol)));
     }
     container.Set("ports", std::move(list));
   }
-  container.Set("resources", std::move(YamlOut::Map().Set("requests", std::move(requests)).Set("limits", std::move(limits))));
+  container.Set("resources", YamlOut::Map().Set("requests", std::move(requests)).Set("limits", std::move(limits)));
 
   // Persistent volumes: a claim each, mounted where the SDL's params.storage says.
   YamlOut mounts = YamlOut::Seq();
@@ -390,18 +394,20 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
     }
     const market::YamlNode read_only = params.Find("readOnly");
     YamlOut volume_mount = YamlOut::Map();
-    volume_mount.Set("name", YamlOut::String(volume.name)).Set("mountPath", YamlOut::String(std::string(mount.Scalar())));
+    volume_mount.Set("name", YamlOut::String(volume.name))
+        .Set("mountPath", YamlOut::String(std::string(mount.Scalar())));
     if (read_only.IsScalar() && read_only.Scalar() == "true") volume_mount.Set("readOnly", YamlOut::Bool(true));
     mounts.Add(std::move(volume_mount));
-    volumes.Add(std::move(YamlOut::Map()
-                              .Set("name", YamlOut::String(volume.name))
-                              .Set("persistentVolumeClaim", std::move(YamlOut::Map().Set("claimName", YamlOut::String(claim))))));
+    volumes.Add(YamlOut::Map()
+                    .Set("name", YamlOut::String(volume.name))
+                    .Set("persistentVolumeClaim", YamlOut::Map().Set("claimName", YamlOut::String(claim))));
 
     YamlOut spec = YamlOut::Map();
-    spec.Set("accessModes", std::move(YamlOut::Seq().Add(YamlOut::String("ReadWriteOnce"))));
+    spec.Set("accessModes", YamlOut::Seq().Add(YamlOut::String("ReadWriteOnce")));
     if (volume.storage_class) spec.Set("storageClassName", YamlOut::String(*volume.storage_class));
-    spec.Set("resources",
-             std::move(YamlOut::Map().Set("requests", std::move(YamlOut::Map().Set("storage", YamlOut::String(std::to_string(volume.bytes)))))));
+    spec.Set(
+        "resources",
+        YamlOut::Map().Set("requests", YamlOut::Map().Set("storage", YamlOut::String(std::to_string(volume.bytes)))));
     YamlOut pvc = YamlOut::Map();
     pvc.Set("apiVersion", YamlOut::String("v1")).Set("kind", YamlOut::String("PersistentVolumeClaim"));
     pvc.Set("metadata", Metadata(claim, namespace_name, lease_hex, name));
@@ -418,30 +424,31 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
     Result<YamlOut> affinity = GpuAffinity(*parts.assignment->device, models);
     if (!affinity.ok()) return affinity.status().WithContext("service '" + name + "'");
     pod.Set("runtimeClassName", YamlOut::String("nvidia"));
-    pod.Set("nodeSelector", std::move(YamlOut::Map().Set("nvidia.com/gpu.present", YamlOut::String("true"))));
+    pod.Set("nodeSelector", YamlOut::Map().Set("nvidia.com/gpu.present", YamlOut::String("true")));
     pod.Set("affinity", std::move(affinity).value());
-    pod.Set("tolerations", std::move(YamlOut::Seq().Add(std::move(YamlOut::Map()
-                                                                      .Set("key", YamlOut::String("nvidia.com/gpu"))
-                                                                      .Set("operator", YamlOut::String("Exists"))
-                                                                      .Set("effect", YamlOut::String("NoSchedule"))))));
+    pod.Set("tolerations", YamlOut::Seq().Add(YamlOut::Map()
+                                                  .Set("key", YamlOut::String("nvidia.com/gpu"))
+                                                  .Set("operator", YamlOut::String("Exists"))
+                                                  .Set("effect", YamlOut::String("NoSchedule"))));
   }
-  pod.Set("containers", std::move(YamlOut::Seq().Add(std::move(container))));
+  pod.Set("containers", YamlOut::Seq().Add(std::move(container)));
   if (!volumes.empty()) pod.Set("volumes", std::move(volumes));
 
   YamlOut selector_labels = YamlOut::Map();
   selector_labels.Set("gpumart.io/lease", YamlOut::String(lease_hex.substr(0, kLeaseLabelHexDigits)));
   selector_labels.Set("gpumart.io/service", YamlOut::String(name));
   YamlOut template_metadata = YamlOut::Map();
-  template_metadata.Set("labels", std::move(YamlOut::Map()
-                                                .Set("gpumart.io/lease", YamlOut::String(lease_hex.substr(0, kLeaseLabelHexDigits)))
-                                                .Set("gpumart.io/service", YamlOut::String(name))));
+  template_metadata.Set("labels",
+                        YamlOut::Map()
+                            .Set("gpumart.io/lease", YamlOut::String(lease_hex.substr(0, kLeaseLabelHexDigits)))
+                            .Set("gpumart.io/service", YamlOut::String(name)));
   YamlOut spec = YamlOut::Map();
   spec.Set("replicas", YamlOut::Number(replicas));
   // Replace pods, never surge: the lease pays for exactly `replicas` pods' GPUs and volumes, and
   // a rolling update's extra pod would wait for capacity nobody leased (or for a claim in use).
-  spec.Set("strategy", std::move(YamlOut::Map().Set("type", YamlOut::String("Recreate"))));
-  spec.Set("selector", std::move(YamlOut::Map().Set("matchLabels", std::move(selector_labels))));
-  spec.Set("template", std::move(YamlOut::Map().Set("metadata", std::move(template_metadata)).Set("spec", std::move(pod))));
+  spec.Set("strategy", YamlOut::Map().Set("type", YamlOut::String("Recreate")));
+  spec.Set("selector", YamlOut::Map().Set("matchLabels", std::move(selector_labels)));
+  spec.Set("template", YamlOut::Map().Set("metadata", std::move(template_metadata)).Set("spec", std::move(pod)));
   YamlOut deployment = YamlOut::Map();
   deployment.Set("apiVersion", YamlOut::String("apps/v1")).Set("kind", YamlOut::String("Deployment"));
   deployment.Set("metadata", Metadata(name, namespace_name, lease_hex, name));
@@ -451,8 +458,8 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
 }
 
 // The List of a lease's objects: its Namespace, then per service its claims and Deployment.
-Result<std::string> RenderKubernetes(const ledger::LeaseRecord& record, const market::Order& order,
-                                     const SdlFile& sdl, const bidding::GpuModelTable& models) {
+Result<std::string> RenderKubernetes(const ledger::LeaseRecord& record, const market::Order& order, const SdlFile& sdl,
+                                     const bidding::GpuModelTable& models) {
   const std::string lease_hex = market::ToHex(record.id);
   const std::string namespace_name = "gpumart-" + lease_hex.substr(0, kLeaseLabelHexDigits);
   YamlOut items = YamlOut::Seq();
@@ -493,9 +500,10 @@ void RegisterManifest(CLI::App& lease_command, CliContext& context) {
   auto options = std::make_shared<Options>();
   command->add_option("LEASE", options->lease, "the lease id (64 hex digits)")->required();
   command->add_flag("--k8s", options->k8s, "Kubernetes objects (a v1 List): the one format so far")->required();
-  command->add_option("--sdl", options->sdl,
-                      "the SDL the lease's order was made from (the order carries resources, not images, env, "
-                      "commands, ports or mounts)")
+  command
+      ->add_option("--sdl", options->sdl,
+                   "the SDL the lease's order was made from (the order carries resources, not images, env, "
+                   "commands, ports or mounts)")
       ->required();
   command->add_option("--data-dir,-d", options->data_dir, "the node's data directory")->capture_default_str();
   command->add_option("--gpu-models", options->gpu_models, "a GPU model table extending the built-in one");
@@ -519,9 +527,9 @@ void RegisterManifest(CLI::App& lease_command, CliContext& context) {
       return context.Fail(record.status());
     }
     if (record->state != ledger::LeaseState::kActive) {
-      return context.Fail("lease " + options->lease + " is " + std::string(ledger::ToString(record->state)) +
-                              ": nothing to run",
-                          kExitFailure);
+      return context.Fail(
+          "lease " + options->lease + " is " + std::string(ledger::ToString(record->state)) + ": nothing to run",
+          kExitFailure);
     }
     Result<market::Signed<market::Order>> order = (*store)->GetOrder(record->lease.order_id);
     if (!order.ok()) {
