@@ -1,23 +1,11 @@
 #include "bidding/nvidia_smi.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <chrono>
-#include <cstring>
 #include <set>
 
 #include "market/boundary.h"
 #include "market/offers.h"
-
-extern char** environ;
 
 namespace gpumart::bidding {
 namespace {
@@ -170,110 +158,6 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
   return report;
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// Kills the program's process group and reaps it.
-void KillAndReap(pid_t pid) {
-  kill(-pid, SIGKILL);
-  kill(pid, SIGKILL);
-  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
-
-Result<ProgramOutput> Run(const std::vector<std::string>& argv, int64_t timeout_ms, size_t max_output) {
-  if (argv.empty()) return Status::InvalidArgument("no program to run");
-  const std::string& name = argv[0];
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::IoError(name + ": pipe: " + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attributes);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  // Its own process group, so a timeout kills whatever it started too.
-  posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, name.c_str(), &actions, &attributes, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  close(pipe_fds[1]);
-  if (spawned != 0) {
-    close(pipe_fds[0]);
-    return Status::IoError(name + ": cannot run (" + std::strerror(spawned) + ")");
-  }
-  const int64_t deadline = NowMs() + timeout_ms;
-  ProgramOutput result;
-  Status failed;
-  char buffer[4096];
-  bool open = true;
-  while (open) {
-    const int64_t left = deadline - NowMs();
-    if (left <= 0) {
-      failed = Status::Timeout(name + ": no result within " + std::to_string(timeout_ms) + " ms (killed)");
-      break;
-    }
-    pollfd item{.fd = pipe_fds[0], .events = POLLIN, .revents = 0};
-    const int ready = poll(&item, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
-    if (ready < 0 && errno != EINTR) {
-      failed = Status::IoError(name + ": poll: " + std::strerror(errno));
-      break;
-    }
-    if (ready <= 0) continue;
-    const ssize_t got = read(pipe_fds[0], buffer, sizeof(buffer));
-    if (got < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      failed = Status::IoError(name + ": read: " + std::strerror(errno));
-      break;
-    }
-    if (got == 0) {
-      open = false;
-      break;
-    }
-    if (result.output.size() + static_cast<size_t>(got) > max_output) {
-      failed = Status::LimitExceeded(name + ": printed more than " + std::to_string(max_output) + " bytes (killed)");
-      break;
-    }
-    result.output.append(buffer, static_cast<size_t>(got));
-  }
-  close(pipe_fds[0]);
-  if (!failed.ok()) {
-    KillAndReap(pid);
-    return failed;
-  }
-  // Its output is closed; it should exit now, but it gets no longer than the deadline.
-  while (true) {
-    int wait_status = 0;
-    const pid_t done = waitpid(pid, &wait_status, WNOHANG);
-    if (done == pid) {
-      result.exit_status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
-      kill(-pid, SIGKILL);  // anything it left behind in its group
-      return result;
-    }
-    if (done < 0 && errno != EINTR) return Status::IoError(name + ": waitpid: " + std::strerror(errno));
-    if (NowMs() >= deadline) {
-      KillAndReap(pid);
-      return Status::Timeout(name + ": did not exit within " + std::to_string(timeout_ms) + " ms (killed)");
-    }
-    poll(nullptr, 0, 5);
-  }
-}
-
 }  // namespace
 
 std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view status_text) {
@@ -300,21 +184,16 @@ Result<NvidiaSmiReport> ParseNvidiaSmi(std::string_view query_csv, std::string_v
   return CatchAll("nvidia-smi output", [&] { return Parse(query_csv, status_text, models); });
 }
 
-Result<ProgramOutput> RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms, size_t max_output) {
-  return CatchAll(argv.empty() ? "program" : argv[0], [&] { return Run(argv, timeout_ms, max_output); });
-}
-
 Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuModelTable& models, int64_t timeout_ms) {
+  const RunOptions options{.timeout_ms = timeout_ms, .max_output = kMaxNvidiaSmiOutputBytes};
   Result<ProgramOutput> query = RunProgram(
-      {program, "--query-gpu=" + std::string(kNvidiaSmiQueryFields), "--format=csv,noheader,nounits"}, timeout_ms,
-      kMaxNvidiaSmiOutputBytes);
+      {program, "--query-gpu=" + std::string(kNvidiaSmiQueryFields), "--format=csv,noheader,nounits"}, options);
   if (!query.ok()) return query.status();
   // With a GPU lost, nvidia-smi exits non-zero but still lists the others: the output decides.
-  if (query->exit_status != 0 && Trim(query->output).empty()) {
-    return Status::Unavailable(program + " exited with status " + std::to_string(query->exit_status) +
-                               " and printed nothing");
+  if (!query->Succeeded() && Trim(query->output).empty()) {
+    return Status::Unavailable(program + " " + query->Describe() + " and printed nothing");
   }
-  Result<ProgramOutput> status = RunProgram({program}, timeout_ms, kMaxNvidiaSmiOutputBytes);
+  Result<ProgramOutput> status = RunProgram({program}, options);
   Result<NvidiaSmiReport> report = ParseNvidiaSmi(query->output, status.ok() ? std::string_view(status->output) : "",
                                                   models);
   if (!report.ok()) return report.status().WithContext(program);

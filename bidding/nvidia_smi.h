@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bidding/gpu_models.h"
+#include "bidding/run_program.h"
 #include "market/status.h"
 #include "market/types.h"
 
@@ -70,18 +71,8 @@ Result<NvidiaSmiReport> ParseNvidiaSmi(std::string_view query_csv, std::string_v
 // The driver's CUDA version from nvidia-smi's or `nvidia-smi -q`'s text; nullopt when absent.
 std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view status_text);
 
-// What a program printed (stdout and stderr together) and how it ended.
-struct ProgramOutput {
-  std::string output;
-  int exit_status = -1;   // the exit status, or -1 when killed by a signal
-};
-// Runs `argv` (argv[0] is looked up on PATH) without a shell, stdin from /dev/null, and returns
-// its output. Kills the program (and its process group) at `timeout_ms` (kTimeout) or when it
-// prints more than `max_output` bytes (kLimitExceeded); never waits longer than the timeout
-// plus the time to reap it.
-Result<ProgramOutput> RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms, size_t max_output);
-
-// Runs `program` (nvidia-smi, or a path to it) twice, as above, and parses its output. A program
+// Runs `program` (nvidia-smi, or a path to it) twice (bidding/run_program.h: stdout and stderr
+// together, bounded by kMaxNvidiaSmiOutputBytes), and parses its output. A program
 // that cannot run, fails without output, or times out is an error naming it.
 Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuModelTable& models,
                                          int64_t timeout_ms = kNvidiaSmiTimeoutMs);

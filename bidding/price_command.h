@@ -13,13 +13,12 @@
 
 namespace gpumart::bidding {
 
-// Runs `argv` (no shell; argv[0] is found on PATH when it has no '/') with `input` on its stdin
-// and returns the price it printed (ParsePriceAnswer). Never waits longer than timeout_ms: a
-// program still running then is killed (SIGKILL) and reaped. It runs in its own process group,
-// which is killed when it is done, so nothing it started outlives it. Errors: kTimeout; kInvalidArgument
-// for a non-zero exit, a signal, or output that is not one price (more than kMaxPriceAnswerBytes
-// kills it at once); kIoError when it cannot be started. A program that exits without reading its
-// stdin is fine. Its stderr is the caller's.
+// Runs `argv` with `input` on its stdin (bidding/run_program.h: no shell, its own process group,
+// killed with everything it started, never waits past timeout_ms) and returns the price it
+// printed (ParsePriceAnswer). Errors: kTimeout; kInvalidArgument for a non-zero exit, a signal,
+// or output that is not one price (more than kMaxPriceAnswerBytes kills it at once); kIoError
+// when it cannot be started. A program that exits without reading its stdin is fine. Its stderr
+// is the caller's.
 Result<uint64_t> RunPriceCommand(const std::vector<std::string>& argv, std::string_view input, int64_t timeout_ms);
 
 }  // namespace gpumart::bidding

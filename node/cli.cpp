@@ -64,6 +64,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     RegisterKeygenCommand(app, context);
     RegisterDemoCommand(app, context);
     RegisterLedgerCommands(app, context);
+    RegisterLeaseCommands(app, context);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -50,6 +50,7 @@ void RegisterKeygenCommand(CLI::App& app, CliContext& context);  // node/cmd_key
 void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl.cpp
 void RegisterMatchCommand(CLI::App& app, CliContext& context);   // node/cmd_match.cpp
 void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_ledger.cpp
+void RegisterLeaseCommands(CLI::App& app, CliContext& context);  // node/cmd_lease.cpp
 
 void RegisterDemoCommand(CLI::App& app, CliContext& context);     // node/cmd_demo.cpp
 
