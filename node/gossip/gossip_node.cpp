@@ -114,6 +114,11 @@ class GossipNode::Impl {
     core_config.advertised_address = address_;
     core_ = std::make_unique<GossipCore>(identity_, core_config);
     for (const auto& address : config_.bootstrap) core_->AddAddress(address);
+    for (const Bytes& envelope : config_.retain) {
+      ++(core_->Retain(envelope, Now()).ok() ? retained_seeded_ : retain_refused_);
+    }
+    config_.retain.clear();
+    config_.retain.shrink_to_fit();
 
     on.OnRequest<PublishMessage>([this](PublishMessage& publish) {
       Status status = core_->Publish(publish.envelope, Now(), actions_);
@@ -249,6 +254,8 @@ class GossipNode::Impl {
     s.zap_refused = zap_->refused();
     s.zap_malformed = zap_->malformed();
     s.denied = denied_.size();
+    s.retained_seeded = retained_seeded_;
+    s.retain_refused = retain_refused_;
     return s;
   }
 
@@ -525,7 +532,7 @@ class GossipNode::Impl {
   }
 
   const market::Identity identity_;
-  const GossipNodeConfig config_;
+  GossipNodeConfig config_;  // retain is emptied once seeded; the rest never changes
   const CurveKeys curve_;
   PeerScorer scorer_;
   std::set<CurveKey> denied_;  // the deny list, as CURVE keys
@@ -542,6 +549,7 @@ class GossipNode::Impl {
   std::vector<Action> actions_;
   std::array<uint64_t, kTransportDropCount> drops_{};
   uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0, links_lost_ = 0, ticks_ = 0;
+  uint64_t retained_seeded_ = 0, retain_refused_ = 0;
   std::optional<actors::TimerId> tick_timer_;  // armed by ArmTick
   int64_t tick_due_ = 0;                       // when it fires (monotonic ms)
 };

@@ -67,6 +67,12 @@ struct GossipNodeConfig {
   // lifting a denial lets the links come back through the core's normal redialling. At most
   // kMaxDeniedIdentities; an identity that is not an Ed25519 key makes the node fail to start.
   std::vector<PublicKey> deny;
+  // Messages this node already holds and trusts (Leases and Closes read back from its ledger,
+  // which verified them when it recorded them), seeded into the core's reconcilable set at start
+  // (GossipCore::Retain) so that after a restart it still serves them to peers that reconcile.
+  // Neither verified again nor sent; those the core will not keep (expired, outside the
+  // retention window, over its limits) are counted in GossipNodeStatus::retain_refused.
+  std::vector<Bytes> retain;
 };
 
 // Drops by the transport (the core counts its own in DropCounters).
@@ -98,6 +104,7 @@ struct GossipNodeStatus {
   uint64_t ticks = 0;       // times the core was ticked (its timer fired)
   uint64_t zap_admitted = 0, zap_refused = 0, zap_malformed = 0;
   size_t denied = 0;  // identities on the deny list
+  uint64_t retained_seeded = 0, retain_refused = 0;  // GossipNodeConfig::retain at start
   uint64_t operator[](TransportDrop reason) const { return transport_drops[static_cast<size_t>(reason)]; }
 };
 

@@ -191,6 +191,25 @@ TEST(GossipNodeTest, TwoNodesFindEachOtherFromABootstrapAddressAndDeliver) {
   EXPECT_EQ(a.Status().zap_admitted, 1u);
 }
 
+// What a restarted node read back from its ledger (GossipNodeConfig::retain) it serves to a
+// peer that reconciles with it, without sending or delivering it itself; what the core will not
+// keep (here an expired message) is counted, not seeded.
+TEST(GossipNodeTest, SeededMessagesAreServedByReconciliation) {
+  const Identity author = MakeIdentity(101);
+  const Bytes kept = testing::MakeClose(author, WallNowMs(), kTtlMs, 1);
+  const Bytes expired = testing::MakeClose(author, WallNowMs() - 2 * kTtlMs, kTtlMs, 2);
+  TestNode a(1, {}, [&](GossipNodeConfig& config) { config.retain = {kept, expired}; });
+  ASSERT_TRUE(a.ok());
+  const GossipNodeStatus seeded = a.Status();
+  EXPECT_EQ(seeded.retained_seeded, 1u);
+  EXPECT_EQ(seeded.retain_refused, 1u);
+  EXPECT_FALSE(a.HasDelivered(testing::IdOf(kept)));
+  TestNode b(2, {seeded.address});
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(WaitUntil([&] { return b.HasDelivered(testing::IdOf(kept)); }));
+  EXPECT_FALSE(b.HasDelivered(testing::IdOf(expired)));
+}
+
 // The actor ticks its core at the core's next deadline, not on a fixed period: two linked, idle
 // nodes wake a few times a second at most (a 10 ms period was 100 wake-ups a second each), and a
 // message still crosses at once.
