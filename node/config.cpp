@@ -199,7 +199,7 @@ Status ReadMisbehaviourPoints(const market::YamlNode& node, gossip::ScoreConfig&
 }
 
 std::string KnownSettings() {
-  std::string known = "role, data_dir, identity, offers, inventory, pricing, log_level, listen, advertise, bootstrap";
+  std::string known = "role, data_dir, identity, offers, inventory, pricing, pricing_policy, log_level, listen, advertise, bootstrap";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
   return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses";
 }
@@ -239,6 +239,7 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
   if (!root.IsMap()) return Status::InvalidArgument("a config file is a map of settings");
   GPUMART_RETURN_IF_ERROR(CheckKeysOnce(root, ""));
   bool listen_set = false;
+  market::YamlNode pricing_policy;  // undefined unless given; read once the tables are known
   for (const market::YamlMapEntry& entry : root.Entries()) {
     const std::string key(entry.key.IsScalar() ? entry.key.Scalar() : std::string_view("?"));
     const market::YamlNode value = entry.value;
@@ -265,6 +266,8 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       config.inventory = std::move(inventory).value();
     } else if (key == "pricing") {
       GPUMART_RETURN_IF_ERROR(market::ParseOfferPricing(value, key, config.pricing));
+    } else if (key == "pricing_policy") {
+      pricing_policy = value;
     } else if (key == "log_level") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.log_level));
       const std::string& l = config.log_level;
@@ -296,20 +299,26 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
     return Status::InvalidArgument("advertise: needs listen (a node that accepts no links advertises none)");
   }
   GPUMART_RETURN_IF_ERROR(CheckCombinations(config));
-  const bool sells = config.inventory.has_value() || !config.pricing.empty();
+  const bool sells = config.inventory.has_value() || !config.pricing.empty() || pricing_policy.IsDefined();
   if (sells && config.role != NodeRole::kProvider) {
-    return Status::InvalidArgument(std::string(config.inventory ? "inventory" : "pricing") + ": only a provider sells (role is " +
+    return Status::InvalidArgument(std::string(config.inventory ? "inventory" : !config.pricing.empty() ? "pricing" : "pricing_policy") + ": only a provider sells (role is " +
                                    std::string(ToString(config.role)) + ")");
   }
   if (sells && !config.offers.empty()) {
     return Status::InvalidArgument("offers: give the inventory and prices either as an offers file or as inventory and "
                                    "pricing, not both");
   }
-  if (config.inventory && config.pricing.empty()) {
+  if (config.inventory && config.pricing.empty() && !pricing_policy.IsDefined()) {
     return Status::InvalidArgument("pricing: missing (a provider with an inventory needs its prices)");
   }
-  if (!config.pricing.empty() && !config.inventory) {
+  if ((!config.pricing.empty() || pricing_policy.IsDefined()) && !config.inventory) {
     return Status::InvalidArgument("inventory: missing (a provider with prices needs its inventory)");
+  }
+  if (config.inventory) {
+    // A table or utilization policy without tables, a command without a program, ... name the key.
+    Result<bidding::PricingConfig> policy = bidding::ParsePricingPolicy(pricing_policy, config.pricing);
+    if (!policy.ok()) return policy.status();
+    config.pricing_policy = std::move(policy).value();
   }
   if (config.role == NodeRole::kProvider && config.offers.empty() && !config.inventory) {
     return Status::InvalidArgument("offers: a provider needs its inventory and prices (inventory and pricing, or an "

@@ -8,7 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "bidding/bid_engine.h"
 #include "bidding/inventory.h"
+#include "bidding/pricing.h"
 #include "market/status.h"
 #include "market/types.h"
 #include "node/gossip/gossip_node.h"
@@ -47,6 +49,11 @@ struct NodeConfig {
   // and the `pricing` price tables (the offers format's).
   std::optional<bidding::InventoryConfig> inventory;
   std::vector<market::PriceTable> pricing;
+  // How the provider prices (docs/PRICING.md): the `pricing_policy` section read with the
+  // `pricing` tables (bidding::ParsePricingPolicy); without the section, the table policy.
+  bidding::PricingConfig pricing_policy;
+  // The bid engine's settings (bid TTL, tenant lists, bounds): the defaults for now.
+  bidding::BidEngineOptions bidding;
   std::string log_level = "info";  // trace, debug, info, warn, error
   // Gossip (docs/GOSSIP.md): where to accept links ("" = none; a tenant's default), the endpoint
   // others dial ("" = the one bound), and peer addresses to dial first.
