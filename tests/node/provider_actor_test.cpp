@@ -215,5 +215,103 @@ TEST(ProviderActorTest, AnOrderItCannotServeIsSkippedAndCounted) {
   EXPECT_NE(counters.Describe().find("no-device=1"), std::string::npos) << counters.Describe();
 }
 
+market::Signed<market::Order> ServableOrder(const market::Identity& tenant) {
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  return market::MakeSigned(tenant, order, SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+}
+
+// The bid (from the tenant's deliveries) that answers `order`.
+std::optional<market::Signed<market::Bid>> BidFor(Tenant& tenant, const market::MessageId& order) {
+  std::optional<gossip::Deliver> delivery = tenant.WaitFor(market::MessageType::kBid, [&](const gossip::Deliver& d) {
+    auto bid = market::OpenSigned<market::Bid>(d.envelope, SystemClock::Instance().NowMs());
+    return bid.ok() && bid->body.order_id == order;
+  });
+  if (!delivery) return std::nullopt;
+  auto bid = market::OpenSigned<market::Bid>(delivery->envelope, SystemClock::Instance().NowMs());
+  if (!bid.ok()) return std::nullopt;
+  return *bid;
+}
+
+// `command` pricing: the program runs off the actor thread and its price is the bid's.
+TEST(ProviderActorTest, CommandPricingPricesTheBid) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  NodeConfig config = ProviderConfig(dir.Sub("data"));
+  config.pricing_policy.kind = bidding::PricingKind::kCommand;
+  config.pricing_policy.tables.clear();
+  config.pricing_policy.command = {"/bin/sh", "-c", "cat >/dev/null; echo 4242"};
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+  const auto order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
+  ASSERT_TRUE(bid.has_value());
+  EXPECT_EQ(bid->body.price_per_hour, 4242u);
+}
+
+// An Accept that comes after the bid's reservation expired is refused with a provider-signed
+// Close naming the Accept; a lease the tenant closes frees its capacity at once.
+TEST(ProviderActorTest, LateAcceptIsRefusedAndAClosedLeaseFreesItsCapacity) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  NodeConfig config = ProviderConfig(dir.Sub("data"));
+  config.bidding.bid_ttl_ms = 300;
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 20});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  const ProviderCounters& counters = *context->provider_counters();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  const auto late_order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(late_order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> late_bid = BidFor(tenant, late_order.id);
+  ASSERT_TRUE(late_bid.has_value());
+  // The engine's own timer releases the reservation at the bid's expiry.
+  ASSERT_TRUE(Eventually([&] { return counters.reservations_expired.load() == 1; }));
+  EXPECT_EQ(counters.reservations_held.load(), 0u);
+  const auto late_accept = market::MakeSigned(tenant.identity(), market::Accept{late_order.id, late_bid->id, provider},
+                                              SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(late_accept.envelope).ok());
+  std::optional<gossip::Deliver> refusal = tenant.WaitFor(market::MessageType::kClose, [&](const gossip::Deliver& d) {
+    auto close = market::OpenSigned<market::Close>(d.envelope, SystemClock::Instance().NowMs());
+    return close.ok() && close->envelope.signer == provider && close->body.lease_id == late_accept.id;
+  });
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(counters.accepts_refused.load(), 1u);
+  EXPECT_EQ(counters.leases_made.load(), 0u);
+
+  const auto order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
+  ASSERT_TRUE(bid.has_value());
+  const auto accept = market::MakeSigned(tenant.identity(), market::Accept{order.id, bid->id, provider},
+                                         SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(accept.envelope).ok());
+  std::optional<gossip::Deliver> lease_delivery =
+      tenant.WaitFor(market::MessageType::kLease, [](const auto&) { return true; });
+  ASSERT_TRUE(lease_delivery.has_value());
+  auto lease = market::OpenLease(lease_delivery->envelope);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(counters.leases_active.load(), 1u);
+  const int64_t now = SystemClock::Instance().NowMs();
+  const auto close = market::MakeSigned(tenant.identity(), market::Close{lease->id, market::CloseReason::kTenantClosed, now, ""},
+                                        now, 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(close.envelope).ok());
+  ASSERT_TRUE(Eventually([&] { return counters.leases_closed.load() == 1; }));
+  EXPECT_EQ(counters.leases_active.load(), 0u);
+  // The debounced offer after the close: all free again.
+  EXPECT_TRUE(Eventually([&] {
+    auto state = context->ProviderState();
+    return state.ok() && GpusOf(state->offer) == 8u;
+  }));
+}
+
 }  // namespace
 }  // namespace gpumart::node
