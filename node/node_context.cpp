@@ -71,6 +71,7 @@ Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inven
       identity_, bidding::ToOffer(inventory, config.pricing_policy.tables), config.pricing_policy, config.bidding);
   if (!engine.ok()) return engine.status().WithContext("provider");
   provider_counters_ = std::make_shared<ProviderCounters>();
+  options.max_reservations = config.bidding.max_reservations;
   provider_ = system_.Spawn(
       {.name = "provider", .mailbox_hwm = kProviderMailboxHwm},
       [this, engine = std::make_shared<std::unique_ptr<bidding::BidEngine>>(std::move(engine).value()),

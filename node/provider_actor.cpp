@@ -55,6 +55,37 @@ ledger::Usage UsageOf(const bidding::Allocation& allocation) {
   return usage;
 }
 
+bidding::Allocation AllocationOfUsage(const ledger::Usage& usage) {
+  bidding::Allocation allocation;
+  for (const auto& [node, used] : usage) {
+    bidding::NodeShare& share = allocation[node];
+    share.cpu_millis = used.cpu_millis;
+    share.memory_bytes = used.memory_bytes;
+    share.storage_bytes = used.storage_bytes;
+    share.gpus = used.gpus;
+  }
+  return allocation;
+}
+
+Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::LedgerStore& store,
+                                                                 const market::PublicKey& provider, size_t max,
+                                                                 std::vector<market::MessageId>& orphans) {
+  Result<std::vector<ledger::Reservation>> held = store.ReservationsOf(provider, max);
+  if (!held.ok()) return held.status();
+  std::vector<bidding::RestoredReservation> restored;
+  for (const ledger::Reservation& reservation : *held) {
+    Result<market::Signed<market::Bid>> bid = store.GetBid(reservation.bid_id);
+    if (bid.status().code() == Status::Code::kNotFound) {
+      orphans.push_back(reservation.bid_id);
+      continue;
+    }
+    if (!bid.ok()) return bid.status().WithContext("the bid of reservation " + market::ToHex(reservation.bid_id));
+    restored.push_back(
+        bidding::RestoredReservation{std::move(bid).value(), reservation.expires_ms, AllocationOfUsage(reservation.usage)});
+  }
+  return restored;
+}
+
 Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerStore& store,
                                                            const market::PublicKey& provider) {
   std::vector<bidding::RestoredLease> restored;
@@ -146,16 +177,27 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
 }
 
 void ProviderActor::Restore(actors::ActorContext& ctx) {
-  // Reservations are not restored: the ledger keeps a reservation's usage but not its signed
-  // bid, and a bid lives for seconds; an Accept for one made before the restart is refused.
+  // What the ledger says this provider promised: active leases, and reservations of bids it
+  // recorded (a reservation whose bid is missing cannot be honoured and is released).
   Result<std::vector<bidding::RestoredLease>> leases = ActiveLeasesOf(store_, identity_.public_key());
-  if (!leases.ok()) {
-    spdlog::error("provider: cannot restore its active leases from the ledger: {}", leases.status().message());
+  std::vector<market::MessageId> orphans;
+  Result<std::vector<bidding::RestoredReservation>> reservations =
+      leases.ok() ? ReservationsOf(store_, identity_.public_key(), options_.max_reservations, orphans)
+                  : Result<std::vector<bidding::RestoredReservation>>(leases.status());
+  if (!reservations.ok()) {
+    // The daemon still runs (it relays and can bid on what it believes free); said loudly.
+    spdlog::error("provider: cannot restore its leases and reservations from the ledger: {}",
+                  reservations.status().message());
     return;
   }
-  const size_t count = leases->size();
-  Apply(engine_->Restore({}, std::move(leases).value(), ctx.clock().NowMs()), ctx);
-  if (count > 0) spdlog::info("provider: {} active leases restored from the ledger", count);
+  const size_t lease_count = leases->size();
+  const size_t reservation_count = reservations->size();
+  Apply(engine_->Restore(std::move(reservations).value(), std::move(leases).value(), ctx.clock().NowMs()), ctx);
+  for (const market::MessageId& bid_id : orphans) Submit(ledger::Release{bid_id}, WriteKind::kBackground, {}, ctx);
+  if (lease_count + reservation_count + orphans.size() > 0) {
+    spdlog::info("provider: restored from the ledger: {} active leases, {} reservations ({} without a bid released)",
+                 lease_count, reservation_count, orphans.size());
+  }
 }
 
 void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorContext& ctx) {
@@ -206,7 +248,11 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   for (bidding::StoreLease& record : step.record_leases) {
     Submit(ledger::RecordLease{std::move(record.lease)}, WriteKind::kLease, record.bid_id, ctx);
   }
-  for (const auto& bid : step.bids) Publish(bid.envelope, ctx);
+  for (const auto& bid : step.bids) {
+    // Recorded so that a restart can restore the bid's reservation.
+    Submit(ledger::RecordBid{bid}, WriteKind::kBackground, {}, ctx);
+    Publish(bid.envelope, ctx);
+  }
   for (const auto& lease : step.leases) {
     Publish(lease.envelope, ctx);
     // EXECUTOR CALL POINT (lease start): hand `lease` to the configured executor here

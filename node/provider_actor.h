@@ -55,6 +55,8 @@ struct ProviderOptions {
   int64_t offer_refresh_ms = 5 * 60'000;  // republished this often (before it expires)
   int64_t offer_debounce_ms = 500;        // capacity changes within this are one new Offer
   std::string offer_name;                 // the Offer's label (docs/PROTOCOL.md: the signer is the provider)
+  // At most this many reservations are restored from the ledger (the engine's max_reservations).
+  size_t max_reservations = bidding::BidEngineOptions{}.max_reservations;
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -84,10 +86,17 @@ struct ProviderCounters {
 // The engine's allocation as the ledger's usage (the same shape; bidding does not know ledger).
 ledger::Usage UsageOf(const bidding::Allocation& allocation);
 
+bidding::Allocation AllocationOfUsage(const ledger::Usage& usage);
+
 // `provider`'s active leases as `store` has them, for BidEngine::Restore (what a kept data dir
 // still promises, so nothing is double-booked across restarts).
 Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerStore& store,
                                                            const market::PublicKey& provider);
+// `provider`'s reservations whose bid the ledger has, for BidEngine::Restore (which releases the
+// expired ones); `orphans` gets those whose bid it lacks (to be released).
+Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::LedgerStore& store,
+                                                                 const market::PublicKey& provider, size_t max,
+                                                                 std::vector<market::MessageId>& orphans);
 
 // A message gossip delivered: an Order, Accept, Lease or Close.
 struct ProviderDelivery {

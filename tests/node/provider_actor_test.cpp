@@ -313,5 +313,28 @@ TEST(ProviderActorTest, LateAcceptIsRefusedAndAClosedLeaseFreesItsCapacity) {
   }));
 }
 
+// A restart restores the live reservation of a bid from the ledger: its GPUs stay held.
+TEST(ProviderActorTest, RestartRestoresALiveReservation) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  {
+    auto started = NodeContext::Start(config, &inventory);
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    std::unique_ptr<NodeContext> context = std::move(started).value();
+    Tenant tenant(context->peer_address());
+    ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+    const auto order = ServableOrder(tenant.identity());
+    ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+    ASSERT_TRUE(BidFor(tenant, order.id).has_value());
+  }  // stops; the reservation and its bid were written
+  auto again = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto state = (*again)->ProviderState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->live_reservations, 1u);
+  EXPECT_EQ(GpusOf(state->offer), 6u);
+}
+
 }  // namespace
 }  // namespace gpumart::node
