@@ -227,7 +227,16 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
     case market::MessageType::kClose: {
       Result<market::Signed<market::Close>> close =
           market::OpenSigned<market::Close>(delivery.envelope, now_ms, market::Freshness::kIgnore);
-      if (close.ok()) Apply(engine_->OnClose(*close, now_ms), ctx);
+      if (!close.ok()) return;
+      const size_t active = engine_->active_leases();
+      bidding::EngineStep step = engine_->OnClose(*close, now_ms);
+      if (engine_->active_leases() < active) {
+        // EXECUTOR CALL POINT (lease stop): one of this provider's leases, close->body.lease_id,
+        // ended; stop its workload here.
+        spdlog::info("provider: lease {} closed ({})", market::ToHex(close->body.lease_id),
+                     market::ToString(close->body.reason));
+      }
+      Apply(std::move(step), ctx);
       return;
     }
     default:
@@ -256,8 +265,9 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   for (const auto& lease : step.leases) {
     Publish(lease.envelope, ctx);
     // EXECUTOR CALL POINT (lease start): hand `lease` to the configured executor here
-    // (bidding/executor.h, the "executor" work); a failed start closes the lease with reason
-    // provider-failure. The matching stop is where OnClose frees a lease of this provider.
+    // (bidding/executor.h); a failed start closes the lease with reason provider-failure (a
+    // provider-signed Close, published, and given to the engine's OnClose to free it). The
+    // stop is the other EXECUTOR CALL POINT, in OnDelivery's kClose case.
     spdlog::info("provider: lease {} active (tenant {}, {} per hour {})", market::ToHex(lease.id),
                  market::ToHex(lease.body.tenant), lease.body.price_per_hour, lease.body.denom);
   }
