@@ -59,5 +59,21 @@ TEST(ConfigPricingPolicyTest, BadPoliciesNameTheProblem) {
             "inventory: missing (a provider with prices needs its inventory)");
 }
 
+TEST(ConfigPricingPolicyTest, BiddingSettingsAreAProvidersOnly) {
+  const std::string tenant(64, 'a');
+  Result<NodeConfig> config = ParseNodeConfig("role: provider\n" + kInventory + kPricing + "bid_ttl_ms: 5000\n" +
+                                              "allow_tenants: ['" + tenant + "']\ndeny_tenants: []\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->bidding.bid_ttl_ms, 5000);
+  ASSERT_EQ(config->bidding.allow_tenants.size(), 1u);
+  EXPECT_EQ(market::ToHex(config->bidding.allow_tenants[0]), tenant);
+  EXPECT_TRUE(config->bidding.deny_tenants.empty());
+  EXPECT_EQ(ErrorOf("role: provider\n" + kInventory + kPricing + "deny_tenants: [abc]\n"),
+            "deny_tenants[0]: \"abc\" is not 64 hex digits");
+  EXPECT_EQ(ErrorOf("bid_ttl_ms: 5000\n"), "bid_ttl_ms: only a provider bids (role is relay)");
+  EXPECT_EQ(ErrorOf("role: provider\n" + kInventory + kPricing + "bid_ttl_ms: 0\n"),
+            "bid_ttl_ms: 0 is not in 1..86400000");
+}
+
 }  // namespace
 }  // namespace gpumart::node
