@@ -192,7 +192,10 @@ void ProviderActor::Restore(actors::ActorContext& ctx) {
   }
   const size_t lease_count = leases->size();
   const size_t reservation_count = reservations->size();
-  Apply(engine_->Restore(std::move(reservations).value(), std::move(leases).value(), ctx.clock().NowMs()), ctx);
+  bidding::EngineStep step =
+      engine_->Restore(std::move(reservations).value(), std::move(leases).value(), ctx.clock().NowMs());
+  step.capacity_changed = false;  // the first Offer (on ProviderStart) already has it
+  Apply(std::move(step), ctx);
   for (const market::MessageId& bid_id : orphans) Submit(ledger::Release{bid_id}, WriteKind::kBackground, {}, ctx);
   if (lease_count + reservation_count + orphans.size() > 0) {
     spdlog::info("provider: restored from the ledger: {} active leases, {} reservations ({} without a bid released)",
@@ -349,7 +352,8 @@ void ProviderActor::ArmDeadline(actors::ActorContext& ctx) {
   if (deadline_timer_ && deadline_at_ <= *next) return;  // an earlier (or the same) wake-up is set
   if (deadline_timer_) ctx.CancelTimer(*deadline_timer_);
   deadline_at_ = *next;
-  const int64_t delay = std::max<int64_t>(0, *next - ctx.clock().NowMs());
+  // At least 1 ms: a deadline the engine leaves in the past never spins the actor.
+  const int64_t delay = std::max<int64_t>(1, *next - ctx.clock().NowMs());
   deadline_timer_ = ctx.StartTimer(delay, [this](actors::ActorContext& self) {
     deadline_timer_.reset();
     Apply(engine_->Tick(self.clock().NowMs()), self);
