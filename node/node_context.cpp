@@ -65,19 +65,49 @@ Status NodeContext::StartFeedAndOfferBook() {
   return Status::Ok();
 }
 
+namespace {
+
+// The provider's engine, restored from the ledger (what this provider already promised, before
+// it hears anything).
+Result<std::pair<std::unique_ptr<bidding::BidEngine>, bidding::EngineStep>> RestoredEngine(
+    const market::Identity& identity, const market::Offer& inventory, const NodeConfig& config,
+    const ledger::LedgerStore& store) {
+  Result<std::unique_ptr<bidding::BidEngine>> engine =
+      bidding::BidEngine::Create(identity, inventory, config.pricing_policy, config.bidding);
+  if (!engine.ok()) return engine.status().WithContext("provider");
+  Result<bidding::EngineStep> restored =
+      RestoreFromLedger(**engine, store, config.bidding.max_reservations, SystemClock::Instance().NowMs());
+  if (!restored.ok()) return restored.status();
+  return std::make_pair(std::move(engine).value(), std::move(restored).value());
+}
+
+}  // namespace
+
 Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inventory& inventory,
                                   ProviderOptions options) {
-  Result<std::unique_ptr<bidding::BidEngine>> engine = bidding::BidEngine::Create(
-      identity_, bidding::ToOffer(inventory, config.pricing_policy.tables), config.pricing_policy, config.bidding);
-  if (!engine.ok()) return engine.status().WithContext("provider");
+  const market::Offer offer = bidding::ToOffer(inventory, config.pricing_policy.tables);
+  auto first = RestoredEngine(identity_, offer, config, ledger_->store());
+  if (!first.ok()) return first.status();
   provider_counters_ = std::make_shared<ProviderCounters>();
-  options.max_reservations = config.bidding.max_reservations;
+  // The factory takes the engine built here; should the actor's state ever be rebuilt (actors/
+  // supervision), it builds a new one the same way, from the start's inventory and the ledger.
+  auto prebuilt = std::make_shared<std::optional<std::pair<std::unique_ptr<bidding::BidEngine>, bidding::EngineStep>>>(
+      std::move(first).value());
   provider_ = system_.Spawn(
       {.name = "provider", .mailbox_hwm = kProviderMailboxHwm},
-      [this, engine = std::make_shared<std::unique_ptr<bidding::BidEngine>>(std::move(engine).value()),
-       pricing = config.pricing_policy, options = std::move(options)]() mutable {
-        return std::make_unique<ProviderActor>(system_, identity_, std::move(*engine), pricing, ledger_->address(),
-                                               ledger_->store(), options, provider_counters_);
+      [this, prebuilt, offer, config, options = std::move(options)]() -> std::unique_ptr<actors::Actor> {
+        auto parts = std::move(*prebuilt);
+        prebuilt->reset();
+        if (!parts) {
+          auto rebuilt = RestoredEngine(identity_, offer, config, ledger_->store());
+          if (!rebuilt.ok()) {
+            spdlog::error("provider: cannot rebuild: {}", rebuilt.status().message());
+            return nullptr;
+          }
+          parts = std::move(rebuilt).value();
+        }
+        return std::make_unique<ProviderActor>(system_, identity_, std::move(parts->first), std::move(parts->second),
+                                               config.pricing_policy, ledger_->address(), options, provider_counters_);
       });
   if (!provider_.ok()) return Status::Internal("provider: cannot start: " + provider_.error());
   return Status::Ok();

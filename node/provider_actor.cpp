@@ -116,22 +116,22 @@ bool ProviderActor::Takes(market::MessageType type) {
 }
 
 ProviderActor::ProviderActor(actors::ActorSystem& system, market::Identity identity,
-                             std::unique_ptr<bidding::BidEngine> engine, bidding::PricingConfig pricing,
-                             actors::ActorAddress ledger, const ledger::LedgerStore& store, ProviderOptions options,
+                             std::unique_ptr<bidding::BidEngine> engine, bidding::EngineStep restored,
+                             bidding::PricingConfig pricing, actors::ActorAddress ledger, ProviderOptions options,
                              std::shared_ptr<ProviderCounters> counters)
     : system_(system),
       identity_(std::move(identity)),
       engine_(std::move(engine)),
+      restored_(std::move(restored)),
       pricing_(std::move(pricing)),
       ledger_(std::move(ledger)),
-      store_(store),
       options_(std::move(options)),
       counters_(std::move(counters)) {}
 
 ProviderActor::~ProviderActor() = default;  // joins the price threads (each bounded by its timeout)
 
 void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
-  Restore(ctx);
+  Apply(std::move(restored_), ctx);  // the ledger writes the restore asks for
   on.On<ProviderDelivery>([this](ProviderDelivery& message, actors::ActorContext& self) {
     OnDelivery(message.delivery, self);
   });
@@ -176,31 +176,28 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
   });
 }
 
-void ProviderActor::Restore(actors::ActorContext& ctx) {
-  // What the ledger says this provider promised: active leases, and reservations of bids it
-  // recorded (a reservation whose bid is missing cannot be honoured and is released).
-  Result<std::vector<bidding::RestoredLease>> leases = ActiveLeasesOf(store_, identity_.public_key());
+Result<bidding::EngineStep> RestoreFromLedger(bidding::BidEngine& engine, const ledger::LedgerStore& store,
+                                              size_t max_reservations, int64_t now_ms) {
+  const market::PublicKey& provider = engine.provider();
+  Result<std::vector<bidding::RestoredLease>> leases = ActiveLeasesOf(store, provider);
+  if (!leases.ok()) return leases.status().WithContext("restoring the provider's leases from the ledger");
   std::vector<market::MessageId> orphans;
   Result<std::vector<bidding::RestoredReservation>> reservations =
-      leases.ok() ? ReservationsOf(store_, identity_.public_key(), options_.max_reservations, orphans)
-                  : Result<std::vector<bidding::RestoredReservation>>(leases.status());
+      ReservationsOf(store, provider, max_reservations, orphans);
   if (!reservations.ok()) {
-    // The daemon still runs (it relays and can bid on what it believes free); said loudly.
-    spdlog::error("provider: cannot restore its leases and reservations from the ledger: {}",
-                  reservations.status().message());
-    return;
+    return reservations.status().WithContext("restoring the provider's reservations from the ledger");
   }
   const size_t lease_count = leases->size();
   const size_t reservation_count = reservations->size();
-  bidding::EngineStep step =
-      engine_->Restore(std::move(reservations).value(), std::move(leases).value(), ctx.clock().NowMs());
-  step.capacity_changed = false;  // the first Offer (on ProviderStart) already has it
-  Apply(std::move(step), ctx);
-  for (const market::MessageId& bid_id : orphans) Submit(ledger::Release{bid_id}, WriteKind::kBackground, {}, ctx);
+  bidding::EngineStep step = engine.Restore(std::move(reservations).value(), std::move(leases).value(), now_ms);
+  // A reservation whose bid the ledger lacks cannot be honoured: it is released.
+  step.release.insert(step.release.end(), orphans.begin(), orphans.end());
+  step.capacity_changed = false;  // the first Offer already has it
   if (lease_count + reservation_count + orphans.size() > 0) {
     spdlog::info("provider: restored from the ledger: {} active leases, {} reservations ({} without a bid released)",
                  lease_count, reservation_count, orphans.size());
   }
+  return step;
 }
 
 void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorContext& ctx) {

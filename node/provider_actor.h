@@ -55,8 +55,6 @@ struct ProviderOptions {
   int64_t offer_refresh_ms = 5 * 60'000;  // republished this often (before it expires)
   int64_t offer_debounce_ms = 500;        // capacity changes within this are one new Offer
   std::string offer_name;                 // the Offer's label (docs/PROTOCOL.md: the signer is the provider)
-  // At most this many reservations are restored from the ledger (the engine's max_reservations).
-  size_t max_reservations = bidding::BidEngineOptions{}.max_reservations;
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -130,12 +128,20 @@ struct PriceAnswer {
   Result<uint64_t> price;
 };
 
+// Restores `engine` (before any input) from the ledger: the provider's active leases and its
+// reservations. The step holds the ledger writes this asks for (expired reservations, and those
+// whose bid the ledger lacks, released): the actor applies it first. An unreadable ledger is an
+// error, so that a provider never sells capacity it already promised.
+Result<bidding::EngineStep> RestoreFromLedger(bidding::BidEngine& engine, const ledger::LedgerStore& store,
+                                              size_t max_reservations, int64_t now_ms);
+
 class ProviderActor final : public actors::Actor {
  public:
-  // `engine` holds the inventory and pricing; `pricing` is the policy it was made with (its
-  // command settings run the price program). `system` makes the price threads' outboxes.
+  // `engine` holds the inventory and pricing, restored (RestoreFromLedger gave `restored`);
+  // `pricing` is the policy it was made with (its command settings run the price program).
+  // `system` makes the price threads' outboxes.
   ProviderActor(actors::ActorSystem& system, market::Identity identity, std::unique_ptr<bidding::BidEngine> engine,
-                bidding::PricingConfig pricing, actors::ActorAddress ledger, const ledger::LedgerStore& store,
+                bidding::EngineStep restored, bidding::PricingConfig pricing, actors::ActorAddress ledger,
                 ProviderOptions options, std::shared_ptr<ProviderCounters> counters);
   ~ProviderActor() override;
   void Init(actors::Handlers& on, actors::ActorContext& ctx) override;
@@ -144,7 +150,6 @@ class ProviderActor final : public actors::Actor {
 
  private:
   enum class WriteKind : uint8_t { kBackground, kLease };
-  void Restore(actors::ActorContext& ctx);
   void OnDelivery(const gossip::Deliver& delivery, actors::ActorContext& ctx);
   void Apply(bidding::EngineStep step, actors::ActorContext& ctx);
   void Submit(ledger::LedgerWrite write, WriteKind kind, const market::MessageId& bid_id, actors::ActorContext& ctx);
@@ -158,9 +163,9 @@ class ProviderActor final : public actors::Actor {
   actors::ActorSystem& system_;
   const market::Identity identity_;
   std::unique_ptr<bidding::BidEngine> engine_;
+  bidding::EngineStep restored_;
   const bidding::PricingConfig pricing_;
   const actors::ActorAddress ledger_;
-  const ledger::LedgerStore& store_;
   const ProviderOptions options_;
   const std::shared_ptr<ProviderCounters> counters_;
   std::optional<actors::ActorAddress> gossip_;
