@@ -1031,6 +1031,29 @@ Result<Usage> LedgerStore::UsedCapacity(const PublicKey& provider, int64_t now_m
   return used;
 }
 
+Result<std::vector<Reservation>> LedgerStore::ReservationsOf(const PublicKey& provider, size_t max) const {
+  SnapshotRead read(db_.get());
+  std::vector<Reservation> reservations;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read.options()));
+  const std::string prefix = keys::Id(keys::kReservationByProvider, provider);
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(prefix)) break;
+    const MessageId bid_id = *keys::TrailingId(key);
+    auto value = DbGet(db_.get(), read.options(), keys::Id(keys::kReservation, bid_id));
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) continue;
+    auto reservation = DecodeReservation(bid_id, **value);
+    if (!reservation.ok()) return reservation.status().WithContext(keys::Describe(keys::Id(keys::kReservation, bid_id)));
+    if (reservations.size() == max) {
+      return Status::LimitExceeded("provider holds more than " + std::to_string(max) + " reservations");
+    }
+    reservations.push_back(std::move(reservation).value());
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "reading reservations");
+  return reservations;
+}
+
 Result<LeaseOutcomes> LedgerStore::ProviderOutcomes(const PublicKey& provider) const {
   SnapshotRead read(db_.get());
   LeaseOutcomes outcomes;

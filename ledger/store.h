@@ -175,6 +175,10 @@ class LedgerStore {
   Result<market::Signed<market::Order>> GetOrder(const MessageId& order_id) const;
   Result<market::Signed<market::Bid>> GetBid(const MessageId& bid_id) const;
   Result<Reservation> GetReservation(const MessageId& bid_id) const;
+  // Every reservation `provider` holds, expired or not (expired ones stay until a Release or a
+  // Compact drops them), in bid id order; kLimitExceeded when there are more than `max` (a
+  // provider's own restart reads these: bid_engine's max_reservations bounds them).
+  Result<std::vector<Reservation>> ReservationsOf(const PublicKey& provider, size_t max) const;
   // Capacity `provider` has promised: its active leases plus its reservations unexpired at now.
   Result<Usage> UsedCapacity(const PublicKey& provider, int64_t now_ms) const;
   Result<std::vector<market::NodeCapacity>> FreeCapacity(const PublicKey& provider,

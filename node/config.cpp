@@ -154,6 +154,8 @@ constexpr NumberSetting kNumberSettings[] = {
      [](NodeConfig& c, uint64_t n) { c.limits.reconcile_interval_ms = static_cast<int64_t>(n); }},
     {"reconcile_retention_ms", 1, market::limits::kMaxTtlMs,
      [](NodeConfig& c, uint64_t n) { c.limits.reconcile_retention_ms = static_cast<int64_t>(n); }},
+    {"bid_ttl_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.bidding.bid_ttl_ms = static_cast<int64_t>(n); }},
     {"ban_threshold", 1, kMaxConfigScore,
      [](NodeConfig& c, uint64_t n) { c.score.ban_threshold = static_cast<int64_t>(n); }},
     {"ban_seconds", 1, kMaxConfigBanSeconds,
@@ -198,10 +200,28 @@ Status ReadMisbehaviourPoints(const market::YamlNode& node, gossip::ScoreConfig&
   return Status::Ok();
 }
 
+// allow_tenants / deny_tenants: tenants' identities, 64 hex digits each.
+Status ReadTenants(const market::YamlNode& node, const std::string& key, std::vector<market::PublicKey>& out) {
+  if (node.IsNull()) return Status::Ok();
+  if (!node.IsSequence()) return Status::InvalidArgument(key + ": expected a list of tenant identities (64 hex digits)");
+  if (node.size() > kMaxConfigTenants) {
+    return Status::LimitExceeded(key + ": more than " + std::to_string(kMaxConfigTenants) + " tenants");
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string item_key = key + "[" + std::to_string(i) + "]";
+    std::string hex;
+    GPUMART_RETURN_IF_ERROR(ReadString(node.Item(i), item_key, hex));
+    std::optional<market::PublicKey> identity = hex.size() == 64 ? market::FromHex<32>(hex) : std::nullopt;
+    if (!identity) return Status::InvalidArgument(item_key + ": \"" + hex + "\" is not 64 hex digits");
+    out.push_back(*identity);
+  }
+  return Status::Ok();
+}
+
 std::string KnownSettings() {
-  std::string known = "role, data_dir, identity, offers, inventory, pricing, log_level, listen, advertise, bootstrap";
+  std::string known = "role, data_dir, identity, offers, inventory, pricing, pricing_policy, log_level, listen, advertise, bootstrap";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
-  return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses";
+  return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses, allow_tenants, deny_tenants";
 }
 
 // Settings that are each in range but do not work together.
@@ -239,6 +259,8 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
   if (!root.IsMap()) return Status::InvalidArgument("a config file is a map of settings");
   GPUMART_RETURN_IF_ERROR(CheckKeysOnce(root, ""));
   bool listen_set = false;
+  market::YamlNode pricing_policy;  // undefined unless given; read once the tables are known
+  std::string bidding_set;          // a bidding key given (only a provider bids)
   for (const market::YamlMapEntry& entry : root.Entries()) {
     const std::string key(entry.key.IsScalar() ? entry.key.Scalar() : std::string_view("?"));
     const market::YamlNode value = entry.value;
@@ -246,6 +268,7 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       uint64_t n = 0;
       GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, setting->min, setting->max, n));
       setting->set(config, n);
+      if (key == "bid_ttl_ms") bidding_set = key;
     } else if (key == "role") {
       std::string role;
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, role));
@@ -265,6 +288,8 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       config.inventory = std::move(inventory).value();
     } else if (key == "pricing") {
       GPUMART_RETURN_IF_ERROR(market::ParseOfferPricing(value, key, config.pricing));
+    } else if (key == "pricing_policy") {
+      pricing_policy = value;
     } else if (key == "log_level") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.log_level));
       const std::string& l = config.log_level;
@@ -285,6 +310,12 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       GPUMART_RETURN_IF_ERROR(ReadBootstrap(value, config.bootstrap));
     } else if (key == kMisbehaviourPoints) {
       GPUMART_RETURN_IF_ERROR(ReadMisbehaviourPoints(value, config.score));
+    } else if (key == "allow_tenants") {
+      GPUMART_RETURN_IF_ERROR(ReadTenants(value, key, config.bidding.allow_tenants));
+      bidding_set = key;
+    } else if (key == "deny_tenants") {
+      GPUMART_RETURN_IF_ERROR(ReadTenants(value, key, config.bidding.deny_tenants));
+      bidding_set = key;
     } else if (key == "ban_addresses") {
       GPUMART_RETURN_IF_ERROR(ReadBool(value, key, config.ban_addresses));
     } else {
@@ -296,20 +327,30 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
     return Status::InvalidArgument("advertise: needs listen (a node that accepts no links advertises none)");
   }
   GPUMART_RETURN_IF_ERROR(CheckCombinations(config));
-  const bool sells = config.inventory.has_value() || !config.pricing.empty();
+  if (!bidding_set.empty() && config.role != NodeRole::kProvider) {
+    return Status::InvalidArgument(bidding_set + ": only a provider bids (role is " + std::string(ToString(config.role)) +
+                                   ")");
+  }
+  const bool sells = config.inventory.has_value() || !config.pricing.empty() || pricing_policy.IsDefined();
   if (sells && config.role != NodeRole::kProvider) {
-    return Status::InvalidArgument(std::string(config.inventory ? "inventory" : "pricing") + ": only a provider sells (role is " +
+    return Status::InvalidArgument(std::string(config.inventory ? "inventory" : !config.pricing.empty() ? "pricing" : "pricing_policy") + ": only a provider sells (role is " +
                                    std::string(ToString(config.role)) + ")");
   }
   if (sells && !config.offers.empty()) {
     return Status::InvalidArgument("offers: give the inventory and prices either as an offers file or as inventory and "
                                    "pricing, not both");
   }
-  if (config.inventory && config.pricing.empty()) {
+  if (config.inventory && config.pricing.empty() && !pricing_policy.IsDefined()) {
     return Status::InvalidArgument("pricing: missing (a provider with an inventory needs its prices)");
   }
-  if (!config.pricing.empty() && !config.inventory) {
+  if ((!config.pricing.empty() || pricing_policy.IsDefined()) && !config.inventory) {
     return Status::InvalidArgument("inventory: missing (a provider with prices needs its inventory)");
+  }
+  if (config.inventory) {
+    // A table or utilization policy without tables, a command without a program, ... name the key.
+    Result<bidding::PricingConfig> policy = bidding::ParsePricingPolicy(pricing_policy, config.pricing);
+    if (!policy.ok()) return policy.status();
+    config.pricing_policy = std::move(policy).value();
   }
   if (config.role == NodeRole::kProvider && config.offers.empty() && !config.inventory) {
     return Status::InvalidArgument("offers: a provider needs its inventory and prices (inventory and pricing, or an "

@@ -8,7 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "bidding/bid_engine.h"
 #include "bidding/inventory.h"
+#include "bidding/pricing.h"
 #include "market/status.h"
 #include "market/types.h"
 #include "node/gossip/gossip_node.h"
@@ -31,6 +33,7 @@ constexpr uint64_t kMaxConfigBanSeconds = 365 * 24 * 3600;
 constexpr uint64_t kMaxConfigTimerMs = 24 * 3600 * 1000;  // every *_ms setting: at most a day
 constexpr uint64_t kMaxConfigPeerQueue = 1'000'000;       // messages queued towards one peer
 constexpr uint64_t kMaxConfigScore = 1'000'000;           // ban_threshold, misbehaviour points
+constexpr size_t kMaxConfigTenants = 4096;                // allow_tenants, deny_tenants (each)
 
 enum class NodeRole { kRelay, kProvider, kTenant };
 std::string_view ToString(NodeRole role);
@@ -47,6 +50,12 @@ struct NodeConfig {
   // and the `pricing` price tables (the offers format's).
   std::optional<bidding::InventoryConfig> inventory;
   std::vector<market::PriceTable> pricing;
+  // How the provider prices (docs/PRICING.md): the `pricing_policy` section read with the
+  // `pricing` tables (bidding::ParsePricingPolicy); without the section, the table policy.
+  bidding::PricingConfig pricing_policy;
+  // The bid engine's settings: `bid_ttl_ms`, `allow_tenants`, `deny_tenants` (providers only);
+  // the rest are the engine's defaults.
+  bidding::BidEngineOptions bidding;
   std::string log_level = "info";  // trace, debug, info, warn, error
   // Gossip (docs/GOSSIP.md): where to accept links ("" = none; a tenant's default), the endpoint
   // others dial ("" = the one bound), and peer addresses to dial first.

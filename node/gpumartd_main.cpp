@@ -1,14 +1,18 @@
 // gpumartd: a gpumart node. It runs a node's identity (created on first start, mode 0600), its
 // data dir and ledger (opened, locked against a second daemon, checked) and its gossip node
 // (docs/GOSSIP.md), whose received Leases, Closes and Attestations go to the ledger and whose
-// Offers go to the live offer book; all owned by one NodeContext. SIGINT/SIGTERM stop it cleanly: gossip first, then the ledger commits everything
-// acknowledged. The provider's bid engine and the client port arrive with later issues, on this
-// same startup path.
+// Offers go to the live offer book; all owned by one NodeContext. A provider with an inventory
+// also runs its provider actor (node/provider_actor.h): it gossips its Offer and bids on every
+// order it can serve. SIGHUP reloads the config's inventory (a bad config is refused, the old one
+// kept). SIGINT/SIGTERM stop it cleanly: a provider stops bidding, waits for its lease writes in
+// flight and withdraws its offer; then gossip stops, then the ledger commits everything
+// acknowledged. The client port arrives with a later issue, on this same startup path.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -43,8 +47,40 @@ int Fail(const Status& status) { return Fail(status.message()); }
 
 // How often the daemon looks at its gossip peers (to report changes) while it waits for a signal.
 constexpr int64_t kPeerReportIntervalMs = 200;
+// How long a stopping provider waits for its lease writes in flight.
+constexpr std::chrono::milliseconds kProviderStopTimeout{10'000};
 
-int Run(const node::NodeConfig& config) {
+// SIGHUP: the config file again. Only the inventory changes a running provider; a config that
+// does not load, or an inventory the engine refuses, is refused with the reason and the running
+// one kept. Other settings (pricing included) take effect at the next start.
+void Reload(const std::string& config_path, const std::string& data_dir, const node::NodeConfig& running,
+            node::NodeContext& context) {
+  if (config_path.empty() || !context.is_provider()) {
+    spdlog::warn("SIGHUP: nothing to reload (no config file, or not a provider)");
+    return;
+  }
+  Result<node::NodeConfig> loaded = node::LoadNodeConfig(config_path);
+  if (loaded.ok() && !data_dir.empty()) loaded->data_dir = data_dir;
+  if (loaded.ok() && (loaded->role != node::NodeRole::kProvider || !loaded->inventory)) {
+    loaded = Status::InvalidArgument("the new config is no provider with an inventory");
+  }
+  Result<bidding::Inventory> inventory =
+      loaded.ok() ? bidding::LoadInventory(*loaded->inventory) : Result<bidding::Inventory>(loaded.status());
+  Status status = inventory.ok() ? context.ReloadInventory(*inventory, *loaded) : inventory.status();
+  if (!status.ok()) {
+    spdlog::error("SIGHUP: config refused, the running one kept: {}", status.message());
+    std::cout << "config reload refused: " << node::Printable(status.message()) << std::endl;
+    return;
+  }
+  for (const std::string& note : inventory->notes) spdlog::warn("inventory: {}", note);
+  if (!(loaded->pricing_policy == running.pricing_policy)) {
+    spdlog::warn("SIGHUP: pricing changed; it takes effect at the next start");
+  }
+  std::cout << "config reloaded: inventory " << inventory->nodes.size() << " nodes " << inventory->GpuCount() << " gpus"
+            << std::endl;
+}
+
+int Run(const node::NodeConfig& config, const std::string& config_path, const std::string& data_dir) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   size_t providers = 0;
   std::optional<bidding::Inventory> inventory;
@@ -65,9 +101,11 @@ int Run(const node::NodeConfig& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Result<std::unique_ptr<node::NodeContext>> started = node::NodeContext::Start(config);
+  Result<std::unique_ptr<node::NodeContext>> started =
+      node::NodeContext::Start(config, inventory ? &*inventory : nullptr);
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<node::NodeContext> context = std::move(started).value();
   const ledger::VerifyReport& verify = context->ledger_report();
@@ -85,10 +123,29 @@ int Run(const node::NodeConfig& config) {
   uint64_t reported_offers = 0;
   const std::shared_ptr<const node::LedgerFeedCounters> counters = context->ledger_counters();
   const std::shared_ptr<const node::OfferBookCounters> offers = context->offer_counters();
+  const std::shared_ptr<const node::ProviderCounters> provider = context->provider_counters();
+  uint64_t reported_bids = 0;
+  uint64_t reported_leases = 0;
+  uint64_t reported_offers_published = 0;
   int signal_number = 0;
   const timespec wait{.tv_sec = 0, .tv_nsec = kPeerReportIntervalMs * 1'000'000};
-  while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0) {
+  while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0 || signal_number == SIGHUP) {
+    if (signal_number == SIGHUP) {
+      Reload(config_path, data_dir, config, *context);
+      continue;
+    }
     if (errno != EAGAIN && errno != EINTR) return Fail(Status::Internal(std::string("sigtimedwait: ") + std::strerror(errno)));
+    if (provider) {
+      const uint64_t bids = provider->bids.load();
+      const uint64_t leases = provider->leases_made.load();
+      const uint64_t published = provider->offers_published.load();
+      if (bids != reported_bids || leases != reported_leases || published != reported_offers_published) {
+        reported_bids = bids;
+        reported_leases = leases;
+        reported_offers_published = published;
+        std::cout << "provider " << provider->Describe() << std::endl;
+      }
+    }
     Result<gossip::GossipNodeStatus> status = context->GossipStatus();
     if (status.ok() && status->ready_peers != reported_peers) {
       reported_peers = status->ready_peers;
@@ -104,12 +161,20 @@ int Run(const node::NodeConfig& config) {
     }
   }
   spdlog::info("{} received, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  if (provider) {
+    // No more bids; leases being written are published; then the offer is withdrawn.
+    const Status stopped = context->StopProvider(kProviderStopTimeout);
+    if (!stopped.ok()) spdlog::warn("provider: {}", stopped.message());
+    std::cout << "provider offer withdrawn" << (stopped.ok() ? "" : " (incomplete: " + stopped.message() + ")")
+              << std::endl;
+  }
   context.reset();  // gossip stops, then the ledger commits and acknowledges everything handled
   spdlog::info("gossip to ledger: {} recorded, {} refused, {} dropped", counters->recorded.load(),
                counters->refused.load(), counters->dropped.load());
   spdlog::info("offer book: {} held; {} added, {} replaced, {} stale, {} expired, {} over a limit, {} dropped",
                offers->held.load(), offers->added.load(), offers->replaced.load(), offers->stale.load(),
                offers->expired.load(), offers->over_limit.load(), offers->dropped.load());
+  if (provider) std::cout << "provider " << provider->Describe() << std::endl;
   std::cout << "gpumartd stopped" << std::endl;
   return 0;
 }
@@ -134,7 +199,7 @@ int Main(int argc, char** argv) {
     config = *loaded;
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
-  return Run(config);
+  return Run(config, config_path, data_dir);
 }
 
 }  // namespace

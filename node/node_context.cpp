@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <thread>
 #include <spdlog/spdlog.h>
 
 #include "actors/clock.h"
@@ -18,7 +20,8 @@ constexpr std::chrono::milliseconds kStatusTimeout{5'000};
 
 }  // namespace
 
-Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config) {
+Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config, const bidding::Inventory* inventory,
+                                                       ProviderOptions provider_options) {
   if (::mkdir(config.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::IoError("cannot create data dir " + config.data_dir + ": " + std::strerror(errno));
   }
@@ -27,6 +30,9 @@ Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config
   std::unique_ptr<NodeContext> context(new NodeContext(std::move(identity).value()));
   GPUMART_RETURN_IF_ERROR(context->StartLedger(config));
   GPUMART_RETURN_IF_ERROR(context->StartFeedAndOfferBook());
+  if (config.role == NodeRole::kProvider && inventory != nullptr) {
+    GPUMART_RETURN_IF_ERROR(context->StartProvider(config, *inventory, std::move(provider_options)));
+  }
   GPUMART_RETURN_IF_ERROR(context->StartGossip(config));
   return context;
 }
@@ -59,15 +65,67 @@ Status NodeContext::StartFeedAndOfferBook() {
   return Status::Ok();
 }
 
+namespace {
+
+// The provider's engine, restored from the ledger (what this provider already promised, before
+// it hears anything).
+Result<std::pair<std::unique_ptr<bidding::BidEngine>, bidding::EngineStep>> RestoredEngine(
+    const market::Identity& identity, const market::Offer& inventory, const NodeConfig& config,
+    const ledger::LedgerStore& store) {
+  Result<std::unique_ptr<bidding::BidEngine>> engine =
+      bidding::BidEngine::Create(identity, inventory, config.pricing_policy, config.bidding);
+  if (!engine.ok()) return engine.status().WithContext("provider");
+  Result<bidding::EngineStep> restored =
+      RestoreFromLedger(**engine, store, config.bidding.max_reservations, SystemClock::Instance().NowMs());
+  if (!restored.ok()) return restored.status();
+  return std::make_pair(std::move(engine).value(), std::move(restored).value());
+}
+
+}  // namespace
+
+Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inventory& inventory,
+                                  ProviderOptions options) {
+  const market::Offer offer = bidding::ToOffer(inventory, config.pricing_policy.tables);
+  auto first = RestoredEngine(identity_, offer, config, ledger_->store());
+  if (!first.ok()) return first.status();
+  provider_counters_ = std::make_shared<ProviderCounters>();
+  // The factory takes the engine built here; should the actor's state ever be rebuilt (actors/
+  // supervision), it builds a new one the same way, from the start's inventory and the ledger.
+  auto prebuilt = std::make_shared<std::optional<std::pair<std::unique_ptr<bidding::BidEngine>, bidding::EngineStep>>>(
+      std::move(first).value());
+  provider_ = system_.Spawn(
+      {.name = "provider", .mailbox_hwm = kProviderMailboxHwm},
+      [this, prebuilt, offer, config, options = std::move(options)]() -> std::unique_ptr<actors::Actor> {
+        auto parts = std::move(*prebuilt);
+        prebuilt->reset();
+        if (!parts) {
+          auto rebuilt = RestoredEngine(identity_, offer, config, ledger_->store());
+          if (!rebuilt.ok()) {
+            spdlog::error("provider: cannot rebuild: {}", rebuilt.status().message());
+            return nullptr;
+          }
+          parts = std::move(rebuilt).value();
+        }
+        return std::make_unique<ProviderActor>(system_, identity_, std::move(parts->first), std::move(parts->second),
+                                               config.pricing_policy, ledger_->address(), options, provider_counters_);
+      });
+  if (!provider_.ok()) return Status::Internal("provider: cannot start: " + provider_.error());
+  return Status::Ok();
+}
+
 Status NodeContext::StartGossip(const NodeConfig& config) {
   gossip_outbox_ = std::make_unique<actors::Outbox>(system_);
   gossip::GossipNodeConfig settings = config.GossipSettings();
   // On the gossip thread, for each new verified message: never blocks (a full queue is a
   // counted drop).
+  std::optional<actors::ActorAddress> provider;
+  if (provider_.ok()) provider = provider_.address();
   settings.on_deliver = [outbox = gossip_outbox_.get(), feed = feed_.address(), book = offer_book_.address(),
-                         feed_counters = feed_counters_, offer_counters = offer_counters_](const gossip::Deliver& deliver) {
+                         feed_counters = feed_counters_, offer_counters = offer_counters_, provider,
+                         provider_counters = provider_counters_](const gossip::Deliver& deliver) {
     HandToFeed(deliver, *outbox, feed, *feed_counters);
     HandToOfferBook(deliver, *outbox, book, *offer_counters);
+    if (provider) HandToProvider(deliver, *outbox, *provider, *provider_counters);
   };
   gossip_ = system_.Spawn({.name = "gossip"}, [this, settings] {
     return std::make_unique<gossip::GossipNode>(identity_, settings);
@@ -77,7 +135,50 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
   Result<gossip::GossipNodeStatus> status = GossipStatus();
   if (!status.ok()) return status.status();
   peer_address_ = status->address;
+  // The provider publishes from now on (its first Offer leaves at once).
+  if (provider_.ok() && outbox_->Send(provider_.address(), ProviderStart{gossip_.address()}) != actors::SendResult::kOk) {
+    return Status::Internal("provider: stopped before gossip started");
+  }
   return Status::Ok();
+}
+
+Status NodeContext::ReloadInventory(const bidding::Inventory& inventory, const NodeConfig& config) {
+  if (!provider_.ok()) return Status::FailedPrecondition("this node is no provider");
+  auto reply = outbox_->Request<Status>(
+      provider_.address(), node::ReloadInventory{bidding::ToOffer(inventory, config.pricing_policy.tables)},
+      kStatusTimeout);
+  if (!reply.ok()) return Status::Unavailable("provider: no reply");
+  return reply.value();
+}
+
+Result<ProviderStatus> NodeContext::ProviderState() {
+  if (!provider_.ok()) return Status::FailedPrecondition("this node is no provider");
+  auto reply = outbox_->Request<ProviderStatus>(provider_.address(), GetProviderStatus{}, kStatusTimeout);
+  if (!reply.ok()) return Status::Unavailable("provider: no status reply");
+  return reply.value();
+}
+
+Status NodeContext::StopProvider(std::chrono::milliseconds timeout) {
+  if (!provider_.ok()) return Status::Ok();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto stopped = outbox_->Request<bool>(provider_.address(), StopBidding{}, kStatusTimeout);
+  if (!stopped.ok()) return Status::Unavailable("provider: no reply to stop bidding");
+  // Leases whose write is in flight are published once durable, before the offer goes.
+  while (true) {
+    Result<ProviderStatus> state = ProviderState();
+    if (!state.ok()) return state.status();
+    if (state->pending_lease_writes == 0) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Timeout(std::to_string(state->pending_lease_writes) + " lease writes still in flight");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto withdrawal = outbox_->Request<market::Bytes>(provider_.address(), WithdrawOffer{}, kStatusTimeout);
+  if (!withdrawal.ok()) return Status::Unavailable("provider: no withdrawal offer");
+  auto published = outbox_->Request<Status>(gossip_.address(), gossip::PublishMessage{std::move(withdrawal.value())},
+                                            kStatusTimeout);
+  if (!published.ok()) return Status::Unavailable("gossip: no reply to the withdrawal");
+  return published.value().WithContext("withdrawing the offer");
 }
 
 Result<gossip::GossipNodeStatus> NodeContext::GossipStatus() {
@@ -104,6 +205,7 @@ NodeContext::~NodeContext() {
   outbox_.reset();
   gossip_.Stop();          // no more deliveries
   gossip_outbox_.reset();  // what it queued stays queued
+  provider_.Stop();  // its ledger writes already queued are still committed
   offer_book_.Stop();
   // The feed's writes already queued at the ledger are still committed (their answers to the
   // stopped feed are not needed).

@@ -2,7 +2,7 @@
 // its actor system, its ledger (opened, locked and re-verified), the ledger feed (gossip's
 // Leases, Closes and Attestations into the ledger, node/ledger_feed.h), the live offer book
 // (gossip's Offers, node/offer_book_actor.h) and its gossip node. They stop in the reverse order:
-// gossip first (no new deliveries), then the offer book and the feed, then the ledger (committing
+// gossip first (no new deliveries), then the provider, the offer book and the feed, then the ledger (committing
 // what it took), then the actor system. No globals: the daemon's main holds one NodeContext.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "node/config.h"
 #include "node/ledger_feed.h"
 #include "node/offer_book_actor.h"
+#include "node/provider_actor.h"
 #include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
@@ -27,7 +28,11 @@ namespace gpumart::node {
 class NodeContext {
  public:
   // Creates the data dir and identity if missing, opens and verifies the ledger, starts gossip.
-  static Result<std::unique_ptr<NodeContext>> Start(const NodeConfig& config);
+  // A provider (config.role) with an inventory (bidding::LoadInventory of config.inventory) also
+  // runs the provider actor, priced by config.pricing_policy.
+  static Result<std::unique_ptr<NodeContext>> Start(const NodeConfig& config,
+                                                    const bidding::Inventory* inventory = nullptr,
+                                                    ProviderOptions provider_options = {});
   ~NodeContext();
   NodeContext(const NodeContext&) = delete;
   NodeContext& operator=(const NodeContext&) = delete;
@@ -47,11 +52,22 @@ class NodeContext {
   const actors::ActorAddress& offer_book() const { return offer_book_.address(); }
   std::shared_ptr<const LedgerFeedCounters> ledger_counters() const { return feed_counters_; }
   std::shared_ptr<const OfferBookCounters> offer_counters() const { return offer_counters_; }
+  // The provider actor's counters; null when this node is no provider.
+  std::shared_ptr<const ProviderCounters> provider_counters() const { return provider_counters_; }
+  bool is_provider() const { return provider_.ok(); }
+  // A reloaded inventory (SIGHUP): the offer follows the new capacity. Refused (the old one
+  // kept) with the reason when the engine refuses it. From the starting thread only.
+  Status ReloadInventory(const bidding::Inventory& inventory, const NodeConfig& config);
+  Result<ProviderStatus> ProviderState();
+  // SIGTERM for a provider: stops bidding, waits (at most `timeout`) for the lease writes in
+  // flight to be durable and their Leases published, then withdraws the offer.
+  Status StopProvider(std::chrono::milliseconds timeout);
 
  private:
   explicit NodeContext(market::Identity identity) : identity_(std::move(identity)) {}
   Status StartLedger(const NodeConfig& config);
   Status StartFeedAndOfferBook();
+  Status StartProvider(const NodeConfig& config, const bidding::Inventory& inventory, ProviderOptions options);
   Status StartGossip(const NodeConfig& config);
 
   const market::Identity identity_;
@@ -62,6 +78,8 @@ class NodeContext {
   actors::ActorHandle feed_;
   std::shared_ptr<OfferBookCounters> offer_counters_ = std::make_shared<OfferBookCounters>();
   actors::ActorHandle offer_book_;
+  std::shared_ptr<ProviderCounters> provider_counters_;
+  actors::ActorHandle provider_;
   // Used only on the gossip actor's thread (by its on_deliver), to hand deliveries on.
   std::unique_ptr<actors::Outbox> gossip_outbox_;
   actors::ActorHandle gossip_;

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -164,6 +166,10 @@ class GossipPeer {
     gossip::GossipNodeConfig config;
     config.bootstrap = {bootstrap};
     config.core.role = gossip::Role::kTenant;
+    config.on_deliver = [this](const gossip::Deliver& deliver) {
+      std::lock_guard lock(mutex_);
+      delivered_.push_back(deliver);
+    };
     handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
       return std::make_unique<gossip::GossipNode>(identity_, config);
     });
@@ -184,8 +190,26 @@ class GossipPeer {
                                           std::chrono::seconds(5));
     return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
   }
+  const market::Identity& identity() const { return identity_; }
+  // Waits (at most `timeout_ms`) for a delivered message of `type` that `accept` takes.
+  template <typename F>
+  std::optional<market::Bytes> WaitFor(market::MessageType type, F accept, int timeout_ms = 10'000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard lock(mutex_);
+        for (const gossip::Deliver& deliver : delivered_) {
+          if (deliver.type == type && accept(deliver.envelope)) return deliver.envelope;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  }
 
  private:
+  std::mutex mutex_;
+  std::vector<gossip::Deliver> delivered_;
   const market::Identity identity_;
   actors::ActorSystem system_;
   actors::ActorHandle handle_;
@@ -256,6 +280,75 @@ TEST_F(GpumartdTest, GossipedOfferIsInEveryOfferBook) {
     EXPECT_TRUE(daemon->WaitForOutput("offer book 1 offers", 20'000)) << daemon->out() << daemon->err();
   }
   for (DaemonProcess* daemon : {&second, &first}) EXPECT_EQ(daemon->SignalAndWait(SIGTERM), 0);
+}
+
+// Issue 13: a provider daemon behind a relay earns: an Order published into the relay reaches
+// the provider, whose Bid comes back; its gossiped Offer follows its inventory on SIGHUP (a bad
+// config is refused and the old one kept); SIGTERM withdraws the Offer (one with no nodes).
+TEST_F(GpumartdTest, ProviderBehindARelayBidsReloadsAndWithdraws) {
+  DaemonProcess relay({Daemon(), "--config", LoopbackConfig("relay"), "--data-dir", dir_ + "/relay"});
+  ASSERT_TRUE(relay.WaitForOutput("gpumartd ready")) << relay.out() << relay.err();
+  const std::string bootstrap = PeerAddressOf(relay.out());
+  const auto provider_yaml = [&](int gpus) {
+    return "role: provider\nlisten: tcp://127.0.0.1:*\nbootstrap:\n  - " + bootstrap +
+           "\ninventory:\n  attributes: {region: us-west}\n  nodes:\n    - {name: n1, cpu_millis: 64000, memory: 512Gi, "
+           "storage: 2Ti, gpus: [{model: h100, ram: 80Gi, interface: sxm, cuda: \"12.4\", count: " +
+           std::to_string(gpus) + "}]}\npricing:\n  - {denom: uakt, gpu: {h100.80Gi.sxm: 300000}, cpu: 1000, memory: 200, storage: 10}\n";
+  };
+  const std::string config = dir_ + "/provider.yaml";
+  std::ofstream(config) << provider_yaml(8);
+  DaemonProcess provider({Daemon(), "--config", config, "--data-dir", dir_ + "/provider"});
+  ASSERT_TRUE(provider.WaitForOutput("gossip peers 1", 20'000)) << provider.out() << provider.err();
+  const size_t node_at = provider.out().find("node ");
+  ASSERT_NE(node_at, std::string::npos);
+  const std::string provider_key = provider.out().substr(node_at + 5, 64);
+
+  GossipPeer tenant(bootstrap);
+  ASSERT_TRUE(tenant.ok());
+  const auto offer_with = [&](std::optional<uint64_t> gpus) {
+    return [&, gpus](const market::Bytes& envelope) {
+      auto offer = market::OpenSigned<market::Offer>(envelope, SystemClock::Instance().NowMs());
+      if (!offer.ok() || market::ToHex(offer->envelope.signer) != provider_key) return false;
+      if (!gpus) return offer->body.nodes.empty();
+      uint64_t count = 0;
+      for (const auto& node : offer->body.nodes) {
+        for (const auto& devices : node.gpus) count += devices.count;
+      }
+      return count == *gpus;
+    };
+  };
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, offer_with(8))) << provider.out() << provider.err();
+
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  const auto signed_order = market::MakeSigned(tenant.identity(), order, SystemClock::Instance().NowMs(), 60'000,
+                                               market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(market::EncodeEnvelope(signed_order.envelope)).ok());
+  const auto bid = tenant.WaitFor(market::MessageType::kBid, [&](const market::Bytes& envelope) {
+    auto opened = market::OpenSigned<market::Bid>(envelope, SystemClock::Instance().NowMs());
+    return opened.ok() && market::ToHex(opened->envelope.signer) == provider_key &&
+           opened->body.order_id == signed_order.id;
+  });
+  ASSERT_TRUE(bid) << provider.out() << provider.err();
+  EXPECT_TRUE(provider.WaitForOutput("bids 1", 5'000)) << provider.out();
+
+  // A config that does not load is refused; the provider keeps running on the old one.
+  std::ofstream(config, std::ios::trunc) << provider_yaml(8) << "colour: red\n";
+  kill(provider.pid(), SIGHUP);
+  ASSERT_TRUE(provider.WaitForOutput("config reload refused: ", 5'000)) << provider.out() << provider.err();
+  EXPECT_NE(provider.out().find("colour: unknown setting"), std::string::npos) << provider.out();
+  // Four GPUs now, two of them reserved by the bid: two free.
+  std::ofstream(config, std::ios::trunc) << provider_yaml(4);
+  kill(provider.pid(), SIGHUP);
+  ASSERT_TRUE(provider.WaitForOutput("config reloaded: inventory 1 nodes 4 gpus", 5'000)) << provider.out();
+  EXPECT_TRUE(tenant.WaitFor(market::MessageType::kOffer, offer_with(2))) << provider.out() << provider.err();
+
+  EXPECT_EQ(provider.SignalAndWait(SIGTERM), 0);
+  EXPECT_NE(provider.out().find("provider offer withdrawn\n"), std::string::npos) << provider.out() << provider.err();
+  EXPECT_NE(provider.out().find("provider orders 1, bids 1"), std::string::npos) << provider.out();
+  EXPECT_TRUE(tenant.WaitFor(market::MessageType::kOffer, offer_with(std::nullopt))) << provider.out();
+  EXPECT_EQ(relay.SignalAndWait(SIGTERM), 0);
 }
 
 }  // namespace

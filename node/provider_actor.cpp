@@ -1,0 +1,404 @@
+#include "node/provider_actor.h"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/message.h"
+#include "bidding/price_command.h"
+#include "ledger/ledger_actor.h"
+#include "market/codec.h"
+#include "node/gossip/gossip_node.h"
+
+namespace gpumart::node {
+
+namespace {
+
+void Store(std::atomic<uint64_t>& counter, uint64_t value) { counter.store(value, std::memory_order_relaxed); }
+uint64_t Load(const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string ProviderCounters::Describe() const {
+  std::string line = "orders " + std::to_string(Load(orders)) + ", bids " + std::to_string(Load(bids)) + ", skipped";
+  bool any = false;
+  for (size_t reason = 0; reason < bidding::kSkipReasons; ++reason) {
+    if (const uint64_t count = Load(skipped[reason]); count > 0) {
+      line += " " + std::string(bidding::ToString(static_cast<bidding::SkipReason>(reason))) + "=" +
+              std::to_string(count);
+      any = true;
+    }
+  }
+  if (!any) line += " none";
+  line += "; reservations held " + std::to_string(Load(reservations_held)) + ", released " +
+          std::to_string(Load(reservations_released)) + ", expired " + std::to_string(Load(reservations_expired));
+  line += "; leases active " + std::to_string(Load(leases_active)) + ", made " + std::to_string(Load(leases_made)) +
+          ", failed " + std::to_string(Load(leases_failed)) + ", closed " + std::to_string(Load(leases_closed));
+  line += "; accepts refused " + std::to_string(Load(accepts_refused)) + ", ignored " +
+          std::to_string(Load(accepts_ignored));
+  line += "; offers published " + std::to_string(Load(offers_published));
+  const uint64_t dropped = Load(publish_dropped) + Load(ledger_dropped) + Load(deliveries_dropped);
+  if (dropped > 0) {
+    line += "; dropped: publish " + std::to_string(Load(publish_dropped)) + ", ledger " +
+            std::to_string(Load(ledger_dropped)) + ", deliveries " + std::to_string(Load(deliveries_dropped));
+  }
+  return line;
+}
+
+ledger::Usage UsageOf(const bidding::Allocation& allocation) {
+  ledger::Usage usage;
+  for (const auto& [node, share] : allocation) {
+    ledger::NodeUsage& used = usage[node];
+    used.cpu_millis = share.cpu_millis;
+    used.memory_bytes = share.memory_bytes;
+    used.storage_bytes = share.storage_bytes;
+    used.gpus = share.gpus;
+  }
+  return usage;
+}
+
+bidding::Allocation AllocationOfUsage(const ledger::Usage& usage) {
+  bidding::Allocation allocation;
+  for (const auto& [node, used] : usage) {
+    bidding::NodeShare& share = allocation[node];
+    share.cpu_millis = used.cpu_millis;
+    share.memory_bytes = used.memory_bytes;
+    share.storage_bytes = used.storage_bytes;
+    share.gpus = used.gpus;
+  }
+  return allocation;
+}
+
+Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::LedgerStore& store,
+                                                                 const market::PublicKey& provider, size_t max,
+                                                                 std::vector<market::MessageId>& orphans) {
+  Result<std::vector<ledger::Reservation>> held = store.ReservationsOf(provider, max);
+  if (!held.ok()) return held.status();
+  std::vector<bidding::RestoredReservation> restored;
+  for (const ledger::Reservation& reservation : *held) {
+    Result<market::Signed<market::Bid>> bid = store.GetBid(reservation.bid_id);
+    if (bid.status().code() == Status::Code::kNotFound) {
+      orphans.push_back(reservation.bid_id);
+      continue;
+    }
+    if (!bid.ok()) return bid.status().WithContext("the bid of reservation " + market::ToHex(reservation.bid_id));
+    restored.push_back(
+        bidding::RestoredReservation{std::move(bid).value(), reservation.expires_ms, AllocationOfUsage(reservation.usage)});
+  }
+  return restored;
+}
+
+Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerStore& store,
+                                                           const market::PublicKey& provider) {
+  std::vector<bidding::RestoredLease> restored;
+  ledger::LeaseQuery query;
+  query.provider = provider;
+  query.state = ledger::LeaseState::kActive;
+  query.limit = ledger::kMaxPageSize;
+  while (true) {
+    Result<ledger::LeasePage> page = store.Leases(query);
+    if (!page.ok()) return page.status();
+    for (const ledger::LeaseRecord& record : page->leases) {
+      Result<market::Signed<market::Order>> order = store.GetOrder(record.lease.order_id);
+      if (!order.ok()) return order.status().WithContext("the order of lease " + market::ToHex(record.id));
+      Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
+      if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
+      restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
+                                                record.lease.bid_id, std::move(*allocation)});
+    }
+    if (!page->next_after) break;
+    query.after = page->next_after;
+  }
+  return restored;
+}
+
+bool ProviderActor::Takes(market::MessageType type) {
+  return type == market::MessageType::kOrder || type == market::MessageType::kAccept ||
+         type == market::MessageType::kLease || type == market::MessageType::kClose;
+}
+
+ProviderActor::ProviderActor(actors::ActorSystem& system, market::Identity identity,
+                             std::unique_ptr<bidding::BidEngine> engine, bidding::EngineStep restored,
+                             bidding::PricingConfig pricing, actors::ActorAddress ledger, ProviderOptions options,
+                             std::shared_ptr<ProviderCounters> counters)
+    : system_(system),
+      identity_(std::move(identity)),
+      engine_(std::move(engine)),
+      restored_(std::move(restored)),
+      pricing_(std::move(pricing)),
+      ledger_(std::move(ledger)),
+      options_(std::move(options)),
+      counters_(std::move(counters)) {}
+
+ProviderActor::~ProviderActor() = default;  // joins the price threads (each bounded by its timeout)
+
+void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
+  Apply(std::move(restored_), ctx);  // the ledger writes the restore asks for
+  on.On<ProviderDelivery>([this](ProviderDelivery& message, actors::ActorContext& self) {
+    OnDelivery(message.delivery, self);
+  });
+  on.On<ProviderStart>([this](ProviderStart& start, actors::ActorContext& self) {
+    gossip_ = start.gossip;
+    PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, self);
+  });
+  on.On<ledger::LedgerWriteDone>([this](ledger::LedgerWriteDone& done, actors::ActorContext& self) {
+    const auto found = writes_.find(done.tag);
+    if (found == writes_.end()) return;
+    const PendingWrite write = found->second;
+    writes_.erase(found);
+    if (write.kind == WriteKind::kLease) {
+      counters_->pending_lease_writes.fetch_sub(1, std::memory_order_relaxed);
+      Apply(engine_->OnLeaseStored(write.bid_id, done.status, self.clock().NowMs()), self);
+    } else if (!done.status.ok()) {
+      counters_->ledger_dropped.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("provider: a ledger write failed: {}", done.status.message());
+    }
+  });
+  on.On<PriceAnswer>([this](PriceAnswer& answer, actors::ActorContext& self) {
+    Apply(engine_->OnPriceAnswer(answer.id, std::move(answer.price), self.clock().NowMs()), self);
+  });
+  on.OnRequest<ReloadInventory>([this](ReloadInventory& reload, actors::ActorContext& self) {
+    Status status = engine_->SetInventory(std::move(reload.inventory));
+    if (status.ok()) ScheduleOffer(self);
+    return status;
+  });
+  on.OnRequest<StopBidding>([this](StopBidding&) {
+    bidding_ = false;
+    return true;
+  });
+  on.OnRequest<WithdrawOffer>([this](WithdrawOffer&, actors::ActorContext& self) {
+    return PublishOffer(kOfferWithdrawTtlMs, /*withdraw=*/true, self);
+  });
+  on.OnRequest<GetProviderStatus>([this](GetProviderStatus&) {
+    return ProviderStatus{engine_->live_reservations(), engine_->active_leases(),
+                          Load(counters_->pending_lease_writes), bidding_, last_offer_};
+  });
+  ctx.StartPeriodicTimer(options_.offer_refresh_ms, [this](actors::ActorContext& self) {
+    if (!withdrawn_) PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, self);
+  });
+}
+
+Result<bidding::EngineStep> RestoreFromLedger(bidding::BidEngine& engine, const ledger::LedgerStore& store,
+                                              size_t max_reservations, int64_t now_ms) {
+  const market::PublicKey& provider = engine.provider();
+  Result<std::vector<bidding::RestoredLease>> leases = ActiveLeasesOf(store, provider);
+  if (!leases.ok()) return leases.status().WithContext("restoring the provider's leases from the ledger");
+  std::vector<market::MessageId> orphans;
+  Result<std::vector<bidding::RestoredReservation>> reservations =
+      ReservationsOf(store, provider, max_reservations, orphans);
+  if (!reservations.ok()) {
+    return reservations.status().WithContext("restoring the provider's reservations from the ledger");
+  }
+  const size_t lease_count = leases->size();
+  const size_t reservation_count = reservations->size();
+  bidding::EngineStep step = engine.Restore(std::move(reservations).value(), std::move(leases).value(), now_ms);
+  // A reservation whose bid the ledger lacks cannot be honoured: it is released.
+  step.release.insert(step.release.end(), orphans.begin(), orphans.end());
+  step.capacity_changed = false;  // the first Offer already has it
+  if (lease_count + reservation_count + orphans.size() > 0) {
+    spdlog::info("provider: restored from the ledger: {} active leases, {} reservations ({} without a bid released)",
+                 lease_count, reservation_count, orphans.size());
+  }
+  return step;
+}
+
+void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorContext& ctx) {
+  const int64_t now_ms = ctx.clock().NowMs();
+  switch (delivery.type) {
+    case market::MessageType::kOrder: {
+      if (!bidding_) return;
+      bidding::EngineStep step = engine_->OnOrderBytes(delivery.envelope, now_ms);
+      if (!step.bids.empty() || !step.price_requests.empty()) {
+        // The order of a possible lease, so a restart can compute what the lease holds. The
+        // engine verified it; decoding again costs a signature check on orders it bids on only.
+        Result<market::Signed<market::Order>> order =
+            market::OpenSigned<market::Order>(delivery.envelope, now_ms, market::Freshness::kIgnore);
+        if (order.ok()) Submit(ledger::RecordOrder{std::move(order).value()}, WriteKind::kBackground, {}, ctx);
+      }
+      Apply(std::move(step), ctx);
+      return;
+    }
+    case market::MessageType::kAccept:
+      Apply(engine_->OnAcceptBytes(delivery.envelope, now_ms), ctx);
+      return;
+    case market::MessageType::kLease: {
+      Result<market::Signed<market::Lease>> lease = market::OpenLease(delivery.envelope);
+      if (lease.ok()) Apply(engine_->OnLease(*lease, now_ms), ctx);
+      return;
+    }
+    case market::MessageType::kClose: {
+      Result<market::Signed<market::Close>> close =
+          market::OpenSigned<market::Close>(delivery.envelope, now_ms, market::Freshness::kIgnore);
+      if (!close.ok()) return;
+      const size_t active = engine_->active_leases();
+      bidding::EngineStep step = engine_->OnClose(*close, now_ms);
+      if (engine_->active_leases() < active) {
+        // EXECUTOR CALL POINT (lease stop): one of this provider's leases, close->body.lease_id,
+        // ended; stop its workload here.
+        spdlog::info("provider: lease {} closed ({})", market::ToHex(close->body.lease_id),
+                     market::ToString(close->body.reason));
+      }
+      Apply(std::move(step), ctx);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
+  // Store, then send (bidding/bid_engine.h).
+  for (bidding::StoreReservation& reserve : step.reserve) {
+    ledger::Reservation reservation{reserve.bid.id, identity_.public_key(), reserve.expires_ms,
+                                    UsageOf(reserve.allocation)};
+    Submit(ledger::Reserve{std::move(reservation)}, WriteKind::kBackground, {}, ctx);
+  }
+  for (const market::MessageId& bid_id : step.release) {
+    Submit(ledger::Release{bid_id}, WriteKind::kBackground, {}, ctx);
+  }
+  for (bidding::StoreLease& record : step.record_leases) {
+    Submit(ledger::RecordLease{std::move(record.lease)}, WriteKind::kLease, record.bid_id, ctx);
+  }
+  for (const auto& bid : step.bids) {
+    // Recorded so that a restart can restore the bid's reservation.
+    Submit(ledger::RecordBid{bid}, WriteKind::kBackground, {}, ctx);
+    Publish(bid.envelope, ctx);
+  }
+  for (const auto& lease : step.leases) {
+    Publish(lease.envelope, ctx);
+    // EXECUTOR CALL POINT (lease start): hand `lease` to the configured executor here
+    // (bidding/executor.h); a failed start closes the lease with reason provider-failure (a
+    // provider-signed Close, published, and given to the engine's OnClose to free it). The
+    // stop is the other EXECUTOR CALL POINT, in OnDelivery's kClose case.
+    spdlog::info("provider: lease {} active (tenant {}, {} per hour {})", market::ToHex(lease.id),
+                 market::ToHex(lease.body.tenant), lease.body.price_per_hour, lease.body.denom);
+  }
+  for (const bidding::Refusal& refusal : step.refusals) Publish(refusal.close.envelope, ctx);
+  for (const bidding::PriceRequest& request : step.price_requests) RunPricing(request, ctx);
+  for (const std::string& line : step.log) spdlog::debug("provider: {}", line);
+  if (step.capacity_changed) ScheduleOffer(ctx);
+  SyncCounters();
+  ArmDeadline(ctx);
+}
+
+void ProviderActor::Submit(ledger::LedgerWrite write, WriteKind kind, const market::MessageId& bid_id,
+                           actors::ActorContext& ctx) {
+  Result<ledger::PreparedWrite> prepared = ledger::Prepare(std::move(write));
+  Status failed = Status::Ok();
+  if (!prepared.ok()) {
+    failed = prepared.status();
+  } else {
+    const uint64_t tag = next_tag_++;
+    if (ledger::SubmitFromActor(ctx, ledger_, std::move(prepared).value(), tag) == actors::SendResult::kOk) {
+      writes_.emplace(tag, PendingWrite{kind, bid_id});
+      if (kind == WriteKind::kLease) counters_->pending_lease_writes.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    failed = Status::Unavailable("the ledger's queue is full");
+  }
+  counters_->ledger_dropped.fetch_add(1, std::memory_order_relaxed);
+  // A lease that cannot be written is never published: the engine frees its reservation and
+  // refuses the Accept.
+  if (kind == WriteKind::kLease) Apply(engine_->OnLeaseStored(bid_id, failed, ctx.clock().NowMs()), ctx);
+}
+
+void ProviderActor::Publish(const market::Envelope& envelope, actors::ActorContext& ctx) {
+  if (!gossip_) {
+    counters_->publish_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Fire and forget: the gossip node answers a PublishMessage with a Status nobody waits for (an
+  // actor must not block on another), so the reply slot is a fresh one that is dropped.
+  auto message = std::make_unique<actors::RequestEnvelope<gossip::PublishMessage, Status>>(
+      gossip::PublishMessage{market::EncodeEnvelope(envelope)}, std::make_shared<actors::detail::ReplySlot<Status>>());
+  if (ctx.Post(*gossip_, std::move(message), actors::detail::SendPolicy::kDropIfFull) != actors::SendResult::kOk) {
+    counters_->publish_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+market::Bytes ProviderActor::PublishOffer(int64_t ttl_ms, bool withdraw, actors::ActorContext& ctx) {
+  market::Offer offer = engine_->FreeOffer();
+  offer.name = options_.offer_name;
+  // A withdrawal: the same provider's newer Offer, with no nodes (nothing free) and a short life
+  // (docs/PROTOCOL.md, "Withdrawing an Offer").
+  if (withdraw) offer.nodes.clear();
+  const auto signed_offer =
+      market::MakeSigned(identity_, offer, ctx.clock().NowMs(), ttl_ms, market::RandomNonce());
+  last_offer_ = std::move(offer);
+  if (withdraw) {
+    withdrawn_ = true;  // the caller publishes it
+    counters_->offers_published.fetch_add(1, std::memory_order_relaxed);
+    return market::EncodeEnvelope(signed_offer.envelope);
+  }
+  if (!gossip_) return {};
+  Publish(signed_offer.envelope, ctx);
+  counters_->offers_published.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+void ProviderActor::ScheduleOffer(actors::ActorContext& ctx) {
+  if (offer_scheduled_ || withdrawn_) return;
+  offer_scheduled_ = true;
+  ctx.StartTimer(options_.offer_debounce_ms, [this](actors::ActorContext& self) {
+    offer_scheduled_ = false;
+    if (!withdrawn_) PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, self);
+  });
+}
+
+void ProviderActor::ArmDeadline(actors::ActorContext& ctx) {
+  const std::optional<int64_t> next = engine_->NextDeadline();
+  if (!next) return;
+  if (deadline_timer_ && deadline_at_ <= *next) return;  // an earlier (or the same) wake-up is set
+  if (deadline_timer_) ctx.CancelTimer(*deadline_timer_);
+  deadline_at_ = *next;
+  // At least 1 ms: a deadline the engine leaves in the past never spins the actor.
+  const int64_t delay = std::max<int64_t>(1, *next - ctx.clock().NowMs());
+  deadline_timer_ = ctx.StartTimer(delay, [this](actors::ActorContext& self) {
+    deadline_timer_.reset();
+    Apply(engine_->Tick(self.clock().NowMs()), self);
+  });
+}
+
+void ProviderActor::RunPricing(const bidding::PriceRequest& request, actors::ActorContext& ctx) {
+  // The engine bounds how many run at once (command_max_concurrent); threads that finished are
+  // joined here so the list stays that short.
+  std::erase_if(pricing_threads_, [](const PricingThread& running) { return running.done->load(); });
+  const int64_t timeout_ms = std::min(pricing_.command_timeout_ms,
+                                      std::max<int64_t>(1, request.deadline_ms - ctx.clock().NowMs()));
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::jthread thread([system = &system_, self = ctx.self(), argv = pricing_.command, json = request.json,
+                       id = request.id, timeout_ms, done] {
+    Result<uint64_t> price = bidding::RunPriceCommand(argv, json, timeout_ms);
+    {
+      actors::Outbox outbox(*system);
+      // A full queue or a stopped provider: the engine gives up on the request at its deadline.
+      outbox.SendOrDrop(self, PriceAnswer{id, std::move(price)});
+    }
+    done->store(true);
+  });
+  pricing_threads_.push_back(PricingThread{std::move(done), std::move(thread)});
+}
+
+void ProviderActor::SyncCounters() {
+  const bidding::BidEngine::Counters& engine = engine_->counters();
+  Store(counters_->orders, engine.orders);
+  Store(counters_->bids, engine.bids);
+  for (size_t reason = 0; reason < bidding::kSkipReasons; ++reason) Store(counters_->skipped[reason], engine.skipped[reason]);
+  Store(counters_->reservations_held, engine_->live_reservations());
+  Store(counters_->reservations_released, engine.reservations_released);
+  Store(counters_->reservations_expired, engine.reservations_expired);
+  Store(counters_->leases_active, engine_->active_leases());
+  Store(counters_->leases_made, engine.leases);
+  Store(counters_->leases_failed, engine.leases_failed);
+  Store(counters_->leases_closed, engine.leases_closed);
+  Store(counters_->accepts_refused, engine.accepts_refused);
+  Store(counters_->accepts_ignored, engine.accepts_ignored);
+}
+
+void HandToProvider(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& provider,
+                    ProviderCounters& counters) {
+  if (!ProviderActor::Takes(delivery.type)) return;
+  if (outbox.SendOrDrop(provider, ProviderDelivery{delivery}) != actors::SendResult::kOk) {
+    counters.deliveries_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace gpumart::node

@@ -1,0 +1,340 @@
+// The provider actor in process: a NodeContext in role provider and a tenant's gossip node on
+// loopback. The tenant sees the provider's Offer, publishes a signed Order, gets the Bid back
+// along the Order's path, accepts it and receives a Lease that verifies and is in the
+// provider's ledger; a restarted provider still holds the lease's capacity.
+#include "node/provider_actor.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "actors/actor_system.h"
+#include "actors/clock.h"
+#include "actors/outbox.h"
+#include "market/codec.h"
+#include "node/gossip/gossip_node.h"
+#include "node/node_context.h"
+#include "tests/market/test_messages.h"
+#include "tests/temp_dir.h"
+
+namespace gpumart::node {
+namespace {
+
+template <typename F>
+bool Eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// A tenant: another node in this process (its own actor system), dialling the provider, that
+// keeps every message gossip delivers to it.
+class Tenant {
+ public:
+  explicit Tenant(const std::string& bootstrap) {
+    gossip::GossipNodeConfig config;
+    config.bootstrap = {bootstrap};
+    config.core.role = gossip::Role::kTenant;
+    config.on_deliver = [this](const gossip::Deliver& deliver) {
+      std::lock_guard lock(mutex_);
+      delivered_.push_back(deliver);
+    };
+    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
+      return std::make_unique<gossip::GossipNode>(identity_, config);
+    });
+    outbox_ = std::make_unique<actors::Outbox>(system_);
+  }
+  ~Tenant() {
+    handle_.Stop();
+    outbox_.reset();
+  }
+  const market::Identity& identity() const { return identity_; }
+  Status Publish(const market::Envelope& envelope) {
+    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{market::EncodeEnvelope(envelope)},
+                                          std::chrono::seconds(5));
+    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
+  }
+  // The first delivered message of `type` that `accept` takes.
+  template <typename F>
+  std::optional<gossip::Deliver> WaitFor(market::MessageType type, F accept) {
+    std::optional<gossip::Deliver> found;
+    Eventually([&] {
+      std::lock_guard lock(mutex_);
+      for (const gossip::Deliver& deliver : delivered_) {
+        if (deliver.type == type && accept(deliver)) {
+          found = deliver;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  const market::Identity identity_ = market::Identity::Generate();
+  std::mutex mutex_;
+  std::vector<gossip::Deliver> delivered_;
+  actors::ActorSystem system_;
+  actors::ActorHandle handle_;
+  std::unique_ptr<actors::Outbox> outbox_;
+};
+
+bidding::Inventory EightH100() {
+  const market::Offer sample = market::testing::SampleOffer();
+  bidding::Inventory inventory;
+  inventory.attributes = sample.attributes;
+  inventory.nodes = sample.nodes;
+  return inventory;
+}
+
+NodeConfig ProviderConfig(const std::string& data_dir) {
+  NodeConfig config;
+  config.role = NodeRole::kProvider;
+  config.data_dir = data_dir;
+  config.listen = "tcp://127.0.0.1:*";
+  config.pricing_policy.tables = market::testing::SampleOffer().pricing;
+  return config;
+}
+
+uint64_t GpusOf(const market::Offer& offer) {
+  uint64_t gpus = 0;
+  for (const auto& node : offer.nodes) {
+    for (const auto& devices : node.gpus) gpus += devices.count;
+  }
+  return gpus;
+}
+
+TEST(ProviderActorTest, OrderBidAcceptLeaseOverGossip) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 20});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  ASSERT_TRUE(context->is_provider());
+  const market::PublicKey provider = context->identity().public_key();
+
+  Tenant tenant(context->peer_address());
+  // The provider's Offer: all 8 GPUs free.
+  const auto offer_of_provider = [&](uint64_t gpus) {
+    return [&, gpus](const gossip::Deliver& deliver) {
+      auto offer = market::OpenSigned<market::Offer>(deliver.envelope, SystemClock::Instance().NowMs());
+      return offer.ok() && offer->envelope.signer == provider && GpusOf(offer->body) == gpus;
+    };
+  };
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, offer_of_provider(8)));
+
+  // The tenant's Order (2 H100 for vllm, 2 small web replicas) reaches the provider; its Bid
+  // comes back.
+  const int64_t now = SystemClock::Instance().NowMs();
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  const auto signed_order = market::MakeSigned(tenant.identity(), order, now, 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(signed_order.envelope).ok());
+  std::optional<gossip::Deliver> bid_delivery = tenant.WaitFor(market::MessageType::kBid, [](const auto&) { return true; });
+  ASSERT_TRUE(bid_delivery.has_value());
+  auto bid = market::OpenSigned<market::Bid>(bid_delivery->envelope, SystemClock::Instance().NowMs());
+  ASSERT_TRUE(bid.ok()) << bid.status().ToString();
+  EXPECT_EQ(bid->envelope.signer, provider);
+  EXPECT_EQ(bid->body.order_id, signed_order.id);
+  ASSERT_TRUE(Eventually([&] { return context->provider_counters()->reservations_held.load() == 1; }));
+  // The reservation lowers the free capacity the provider gossips.
+  EXPECT_TRUE(tenant.WaitFor(market::MessageType::kOffer, offer_of_provider(6)));
+
+  // The Accept: the provider writes the lease durably, then publishes it.
+  const market::Accept accept{signed_order.id, bid->id, provider};
+  const auto signed_accept = market::MakeSigned(tenant.identity(), accept, SystemClock::Instance().NowMs(), 60'000,
+                                                market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(signed_accept.envelope).ok());
+  std::optional<gossip::Deliver> lease_delivery =
+      tenant.WaitFor(market::MessageType::kLease, [](const auto&) { return true; });
+  ASSERT_TRUE(lease_delivery.has_value());
+  auto lease = market::OpenLease(lease_delivery->envelope);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_EQ(lease->body.bid_id, bid->id);
+  EXPECT_EQ(lease->body.tenant, tenant.identity().public_key());
+  EXPECT_TRUE(context->ledger().store().GetLease(lease->id).ok());
+  auto state = context->ProviderState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->active_leases, 1u);
+  EXPECT_EQ(state->live_reservations, 0u);
+  EXPECT_EQ(context->provider_counters()->leases_made.load(), 1u);
+  EXPECT_EQ(context->provider_counters()->bids.load(), 1u);
+
+  // The same Accept again changes nothing (the gossip layer drops the duplicate; the engine
+  // would ignore it).
+  EXPECT_EQ(context->provider_counters()->leases_made.load(), 1u);
+
+  // Shutdown: the withdrawing Offer (no nodes) reaches the tenant.
+  ASSERT_TRUE(context->StopProvider(std::chrono::seconds(5)).ok());
+  EXPECT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [&](const gossip::Deliver& deliver) {
+    auto offer = market::OpenSigned<market::Offer>(deliver.envelope, SystemClock::Instance().NowMs());
+    return offer.ok() && offer->envelope.signer == provider && offer->body.nodes.empty();
+  }));
+  context.reset();
+
+  // Restarted on the same data dir: the lease still holds its 2 GPUs.
+  auto again = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 20});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto restored = (*again)->ProviderState();
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->active_leases, 1u);
+  EXPECT_EQ(GpusOf(restored->offer), 6u);
+}
+
+// An Order the provider cannot serve (a GPU it lacks) gets no bid, costs no reservation and is
+// counted by its reason.
+TEST(ProviderActorTest, AnOrderItCannotServeIsSkippedAndCounted) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  order.services[0].resources.gpu.options = {market::GpuOption{"nvidia", "h200", std::nullopt, std::nullopt}};
+  const auto signed_order =
+      market::MakeSigned(tenant.identity(), order, SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(signed_order.envelope).ok());
+  const auto& counters = *context->provider_counters();
+  ASSERT_TRUE(Eventually([&] { return counters.orders.load() == 1; }));
+  EXPECT_EQ(counters.skipped[static_cast<size_t>(bidding::SkipReason::kNoDevice)].load(), 1u);
+  EXPECT_EQ(counters.bids.load(), 0u);
+  EXPECT_EQ(counters.reservations_held.load(), 0u);
+  EXPECT_NE(counters.Describe().find("no-device=1"), std::string::npos) << counters.Describe();
+}
+
+market::Signed<market::Order> ServableOrder(const market::Identity& tenant) {
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  return market::MakeSigned(tenant, order, SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+}
+
+// The bid (from the tenant's deliveries) that answers `order`.
+std::optional<market::Signed<market::Bid>> BidFor(Tenant& tenant, const market::MessageId& order) {
+  std::optional<gossip::Deliver> delivery = tenant.WaitFor(market::MessageType::kBid, [&](const gossip::Deliver& d) {
+    auto bid = market::OpenSigned<market::Bid>(d.envelope, SystemClock::Instance().NowMs());
+    return bid.ok() && bid->body.order_id == order;
+  });
+  if (!delivery) return std::nullopt;
+  auto bid = market::OpenSigned<market::Bid>(delivery->envelope, SystemClock::Instance().NowMs());
+  if (!bid.ok()) return std::nullopt;
+  return *bid;
+}
+
+// `command` pricing: the program runs off the actor thread and its price is the bid's.
+TEST(ProviderActorTest, CommandPricingPricesTheBid) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  NodeConfig config = ProviderConfig(dir.Sub("data"));
+  config.pricing_policy.kind = bidding::PricingKind::kCommand;
+  config.pricing_policy.tables.clear();
+  config.pricing_policy.command = {"/bin/sh", "-c", "cat >/dev/null; echo 4242"};
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+  const auto order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
+  ASSERT_TRUE(bid.has_value());
+  EXPECT_EQ(bid->body.price_per_hour, 4242u);
+}
+
+// An Accept that comes after the bid's reservation expired is refused with a provider-signed
+// Close naming the Accept; a lease the tenant closes frees its capacity at once.
+TEST(ProviderActorTest, LateAcceptIsRefusedAndAClosedLeaseFreesItsCapacity) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  NodeConfig config = ProviderConfig(dir.Sub("data"));
+  config.bidding.bid_ttl_ms = 300;
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 20});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  const ProviderCounters& counters = *context->provider_counters();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  const auto late_order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(late_order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> late_bid = BidFor(tenant, late_order.id);
+  ASSERT_TRUE(late_bid.has_value());
+  // The engine's own timer releases the reservation at the bid's expiry.
+  ASSERT_TRUE(Eventually([&] { return counters.reservations_expired.load() == 1; }));
+  EXPECT_EQ(counters.reservations_held.load(), 0u);
+  const auto late_accept = market::MakeSigned(tenant.identity(), market::Accept{late_order.id, late_bid->id, provider},
+                                              SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(late_accept.envelope).ok());
+  std::optional<gossip::Deliver> refusal = tenant.WaitFor(market::MessageType::kClose, [&](const gossip::Deliver& d) {
+    auto close = market::OpenSigned<market::Close>(d.envelope, SystemClock::Instance().NowMs());
+    return close.ok() && close->envelope.signer == provider && close->body.lease_id == late_accept.id;
+  });
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(counters.accepts_refused.load(), 1u);
+  EXPECT_EQ(counters.leases_made.load(), 0u);
+
+  const auto order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
+  ASSERT_TRUE(bid.has_value());
+  const auto accept = market::MakeSigned(tenant.identity(), market::Accept{order.id, bid->id, provider},
+                                         SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(accept.envelope).ok());
+  std::optional<gossip::Deliver> lease_delivery =
+      tenant.WaitFor(market::MessageType::kLease, [](const auto&) { return true; });
+  ASSERT_TRUE(lease_delivery.has_value());
+  auto lease = market::OpenLease(lease_delivery->envelope);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(counters.leases_active.load(), 1u);
+  const int64_t now = SystemClock::Instance().NowMs();
+  const auto close = market::MakeSigned(tenant.identity(), market::Close{lease->id, market::CloseReason::kTenantClosed, now, ""},
+                                        now, 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(close.envelope).ok());
+  ASSERT_TRUE(Eventually([&] { return counters.leases_closed.load() == 1; }));
+  EXPECT_EQ(counters.leases_active.load(), 0u);
+  // The debounced offer after the close: all free again.
+  EXPECT_TRUE(Eventually([&] {
+    auto state = context->ProviderState();
+    return state.ok() && GpusOf(state->offer) == 8u;
+  }));
+}
+
+// A restart restores the live reservation of a bid from the ledger: its GPUs stay held.
+TEST(ProviderActorTest, RestartRestoresALiveReservation) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  {
+    auto started = NodeContext::Start(config, &inventory);
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    std::unique_ptr<NodeContext> context = std::move(started).value();
+    Tenant tenant(context->peer_address());
+    ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+    const auto order = ServableOrder(tenant.identity());
+    ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+    ASSERT_TRUE(BidFor(tenant, order.id).has_value());
+  }  // stops; the reservation and its bid were written
+  auto again = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto state = (*again)->ProviderState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->live_reservations, 1u);
+  EXPECT_EQ(GpusOf(state->offer), 6u);
+}
+
+}  // namespace
+}  // namespace gpumart::node
