@@ -154,6 +154,10 @@ constexpr NumberSetting kNumberSettings[] = {
      [](NodeConfig& c, uint64_t n) { c.limits.reconcile_interval_ms = static_cast<int64_t>(n); }},
     {"reconcile_retention_ms", 1, market::limits::kMaxTtlMs,
      [](NodeConfig& c, uint64_t n) { c.limits.reconcile_retention_ms = static_cast<int64_t>(n); }},
+    {"ihave_delay_ms", 0, kMaxConfigTimerMs,  // 0: announce at once
+     [](NodeConfig& c, uint64_t n) { c.limits.ihave_delay_ms = static_cast<int64_t>(n); }},
+    {"outbound_rotation_ms", 0, kMaxConfigTimerMs,  // 0: never rotate
+     [](NodeConfig& c, uint64_t n) { c.limits.outbound_rotation_ms = static_cast<int64_t>(n); }},
     {"bid_ttl_ms", 1, kMaxConfigTimerMs,
      [](NodeConfig& c, uint64_t n) { c.bidding.bid_ttl_ms = static_cast<int64_t>(n); }},
     {"ban_threshold", 1, kMaxConfigScore,

@@ -73,7 +73,8 @@ TEST(ConfigTest, RelayExamplesCommentedSettingsAreValidDefaults) {
                      &gossip::GossipConfig::peer_timeout_ms, &gossip::GossipConfig::graft_timeout_ms,
                      &gossip::GossipConfig::graft_retry_ms, &gossip::GossipConfig::store_retention_ms,
                      &gossip::GossipConfig::reconnect_min_ms, &gossip::GossipConfig::reconnect_max_ms,
-                     &gossip::GossipConfig::reconcile_interval_ms, &gossip::GossipConfig::reconcile_retention_ms}) {
+                     &gossip::GossipConfig::reconcile_interval_ms, &gossip::GossipConfig::reconcile_retention_ms,
+                     &gossip::GossipConfig::ihave_delay_ms, &gossip::GossipConfig::outbound_rotation_ms}) {
     EXPECT_EQ(a.core.*field, b.core.*field);
   }
 }
@@ -132,7 +133,7 @@ TEST(ConfigTest, ReadsEveryGossipTimerAndLimit) {
       "peer_queue_messages: 500\nhandshake_timeout_ms: 2000\nhello_timeout_ms: 4000\nping_interval_ms: 3000\n"
       "peer_timeout_ms: 12000\ngraft_timeout_ms: 150\ngraft_retry_ms: 80\nstore_retention_ms: 30000\n"
       "reconnect_min_ms: 500\nreconnect_max_ms: 30000\nscore_decay_ms: 2000\nban_addresses: false\n"
-      "reconcile_interval_ms: 0\nreconcile_retention_ms: 7200000\n"
+      "reconcile_interval_ms: 0\nreconcile_retention_ms: 7200000\nihave_delay_ms: 0\noutbound_rotation_ms: 120000\n"
       "misbehaviour_points:\n  expired: 1\n  bad_signature: 100\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   const gossip::GossipNodeConfig gossip = config->GossipSettings();
@@ -149,6 +150,8 @@ TEST(ConfigTest, ReadsEveryGossipTimerAndLimit) {
   EXPECT_EQ(gossip.score.decay_ms_per_point, 2000);
   EXPECT_EQ(gossip.core.reconcile_interval_ms, 0);
   EXPECT_EQ(gossip.core.reconcile_retention_ms, 7'200'000);
+  EXPECT_EQ(gossip.core.ihave_delay_ms, 0);
+  EXPECT_EQ(gossip.core.outbound_rotation_ms, 120'000);
   EXPECT_FALSE(gossip.ban_addresses);
   EXPECT_EQ(gossip.score.weights[static_cast<size_t>(gossip::Misbehaviour::kExpired)], 1);
   EXPECT_EQ(gossip.score.weights[static_cast<size_t>(gossip::Misbehaviour::kBadSignature)], 100);
