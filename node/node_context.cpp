@@ -113,9 +113,47 @@ Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inven
   return Status::Ok();
 }
 
+namespace {
+
+// The Leases and Closes this node's ledger holds that are still within the gossip retention
+// window, as envelope bytes for GossipNodeConfig::retain: after a restart the node serves them to
+// peers that reconcile with it, as it did before. The ledger has no index by time, so this pages
+// through every lease once at start (bounded by what the core can retain).
+Result<std::vector<market::Bytes>> ReconcilableRecords(const ledger::LedgerStore& store, int64_t retention_ms,
+                                                int64_t now_ms) {
+  std::vector<market::Bytes> out;
+  ledger::LeaseQuery query;
+  query.limit = ledger::kMaxPageSize;
+  auto keep = [&](const market::Envelope& envelope) {
+    if (envelope.expires_ms > now_ms && envelope.created_ms > now_ms - retention_ms &&
+        out.size() < gossip::limits::kMaxRetainedItems) {
+      out.push_back(market::EncodeEnvelope(envelope));
+    }
+  };
+  while (true) {
+    Result<ledger::LeasePage> page = store.Leases(query);
+    if (!page.ok()) return page.status();
+    for (const ledger::LeaseRecord& record : page->leases) {
+      keep(record.envelope);
+      if (record.close_envelope) keep(*record.close_envelope);
+    }
+    if (!page->next_after || out.size() >= gossip::limits::kMaxRetainedItems) break;
+    query.after = page->next_after;
+  }
+  return out;
+}
+
+}  // namespace
+
 Status NodeContext::StartGossip(const NodeConfig& config) {
   gossip_outbox_ = std::make_unique<actors::Outbox>(system_);
   gossip::GossipNodeConfig settings = config.GossipSettings();
+  if (settings.core.reconcile_interval_ms >= 0) {
+    Result<std::vector<market::Bytes>> records = ReconcilableRecords(ledger_->store(), settings.core.reconcile_retention_ms,
+                                                             SystemClock::Instance().NowMs());
+    if (!records.ok()) return Status::IoError("ledger: cannot read leases to reconcile: " + records.status().message());
+    settings.retain = std::move(records).value();
+  }
   // On the gossip thread, for each new verified message: never blocks (a full queue is a
   // counted drop).
   std::optional<actors::ActorAddress> provider;

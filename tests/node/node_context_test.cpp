@@ -115,5 +115,38 @@ TEST(NodeContextTest, GossipedOffersAndLeasesReachTheBookAndTheLedger) {
   context.reset();  // stops gossip, the book, the feed, then the ledger
 }
 
+// A restarted node seeds gossip's reconcilable set from its ledger, so a node that joins it later
+// still gets, by reconciliation, the leases it recorded before the restart.
+TEST(NodeContextTest, ARestartedNodeServesTheLeasesOfItsLedgerToANewPeer) {
+  gpumart::testing::TempDir dir("node-context-test");
+  NodeConfig config;
+  config.data_dir = dir.Sub("data");
+  config.listen = "tcp://127.0.0.1:*";
+  const int64_t now = SystemClock::Instance().NowMs();
+  ledger::testing::Parties parties;
+  const auto lease = parties.FreshLease(now);
+  {
+    auto first = NodeContext::Start(config);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    Publisher publisher((*first)->peer_address());
+    ASSERT_TRUE(publisher.WaitReady());
+    ASSERT_TRUE(publisher.Publish(lease.envelope).ok());
+    ASSERT_TRUE(Eventually([&] { return (*first)->ledger_counters()->recorded.load() == 1; }));
+  }
+  auto restarted = NodeContext::Start(config);
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  auto status = (*restarted)->GossipStatus();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->retained_seeded, 1u);
+
+  NodeConfig joiner_config;
+  joiner_config.data_dir = dir.Sub("joiner");
+  joiner_config.bootstrap = {(*restarted)->peer_address()};
+  auto joiner = NodeContext::Start(joiner_config);
+  ASSERT_TRUE(joiner.ok()) << joiner.status().ToString();
+  ASSERT_TRUE(Eventually([&] { return (*joiner)->ledger_counters()->recorded.load() == 1; }));
+  EXPECT_TRUE((*joiner)->ledger().store().GetLease(lease.id).ok());
+}
+
 }  // namespace
 }  // namespace gpumart::node
