@@ -258,37 +258,6 @@ TEST(LedgerStoreTest, DecodeVerifiedRecordChecksEverythingButSignatures) {
   EXPECT_FALSE(DecodeVerifiedRecord(market::EncodeEnvelope(wrong_body)).ok());
 }
 
-// The cost per gossiped lease before (the gossip core's OpenLease, then the ledger's OpenRecord:
-// six signature checks) and after (OpenLease, then DecodeVerifiedRecord: three), each followed
-// by Prepare as the node does. Prints the figures (docs/LEDGER.md quotes them).
-TEST(LedgerStoreTest, AGossipedLeaseIsVerifiedOnceOnItsWayIntoTheLedger) {
-  Parties parties;
-  constexpr int kLeases = 64;
-  std::vector<market::Bytes> leases;
-  for (int i = 0; i < kLeases; ++i) leases.push_back(market::EncodeEnvelope(parties.FreshLease().envelope));
-  using Clock = std::chrono::steady_clock;
-  // Interleaved, lease by lease, so load from elsewhere on the machine falls on both alike.
-  int failures = 0;
-  double before = 0, after = 0;
-  const auto time_us = [&](const market::Bytes& bytes, auto&& record) -> double {
-    const auto start = Clock::now();
-    if (!market::OpenLease(bytes).ok()) ++failures;  // the gossip core's check
-    auto write = record(bytes);
-    if (!write.ok() || !Prepare(std::move(write).value()).ok()) ++failures;
-    return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-  };
-  for (const auto& bytes : leases) {
-    before += time_us(bytes, [](const market::Bytes& b) { return OpenRecord(b); });
-    after += time_us(bytes, [](const market::Bytes& b) { return DecodeVerifiedRecord(b); });
-  }
-  before /= kLeases;
-  after /= kLeases;
-  std::printf("per gossiped lease: verify twice %.1f us, verify once %.1f us (%.2fx)\n", before, after,
-              before / after);
-  EXPECT_EQ(failures, 0);
-  EXPECT_LT(after, before);
-}
-
 TEST(LedgerStoreTest, RecordsLeaseWithIndexesAndReadsItBack) {
   TempDir dir;
   Parties parties;

@@ -113,6 +113,9 @@ TEST(JsonTest, OnlyJsonCppWritesJson) {
     const std::string source = text.str();
     ++checked;
     for (const char* forbidden : {".dump(", "\"placements\"", "\"ram_bytes\"", "\"replicas\"", "nlohmann::json{"}) {
+      // A Kubernetes Deployment has a `replicas` field of its own, which the manifest writer
+      // (YAML, not one of our JSON shapes) must spell.
+      if (name == "cmd_lease.cpp" && std::string_view(forbidden) == "\"replicas\"") continue;
       EXPECT_EQ(source.find(forbidden), std::string::npos) << name << " contains " << forbidden;
     }
   }
