@@ -11,12 +11,10 @@
 // disk, fdatasync'd group commits), on the actor threads, as gpumartd wires them.
 #include <benchmark/benchmark.h>
 #include <sodium.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +23,7 @@
 #include "actors/actor_system.h"
 #include "actors/clock.h"
 #include "actors/outbox.h"
+#include "bench/temp_dir.h"
 #include "ledger/ledger_actor.h"
 #include "market/codec.h"
 #include "node/gossip/gossip_core.h"
@@ -114,26 +113,10 @@ const Holdings& MakeHoldings() {
   return holdings;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/gpumart-bench-catchup-XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // The joiner's node: its own actor system, ledger, ledger feed and offer book, as NodeContext
 // starts them.
 struct JoinerNode {
-  TempDir dir;
+  bench::TempDir dir{"gpumart-bench-catchup"};
   actors::ActorSystem system;
   std::unique_ptr<ledger::LedgerActor> ledger;
   std::shared_ptr<node::LedgerFeedCounters> counters = std::make_shared<node::LedgerFeedCounters>();
@@ -143,6 +126,7 @@ struct JoinerNode {
   std::unique_ptr<actors::Outbox> outbox;
 
   bool Start() {
+    if (dir.path().empty()) return false;
     auto opened = ledger::LedgerActor::Open(system, dir.path() + "/ledger", {}, SystemClock::Instance());
     if (!opened.ok()) return false;
     ledger = std::move(opened).value();

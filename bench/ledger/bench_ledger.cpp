@@ -21,6 +21,7 @@
 #include "actors/actor_system.h"
 #include "actors/clock.h"
 #include "actors/outbox.h"
+#include "bench/temp_dir.h"
 #include "ledger/ledger_actor.h"
 #include "tests/ledger/test_leases.h"
 
@@ -31,21 +32,7 @@ constexpr int kWriters = 64;
 constexpr int kLeasesPerWriter = 400;  // fixed iterations: the leases are signed beforehand
 constexpr size_t kLookupLeases = 10'000;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/gpumart-bench-ledger-XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using bench::TempDir;
 
 // `count` signed leases (two Ed25519 signatures each), made on every core.
 std::vector<market::Signed<market::Lease>> SignLeases(size_t count) {
@@ -90,7 +77,7 @@ std::unique_ptr<leveldb::DB> OpenRaw(const std::string& path) {
 }
 
 void BM_RawLevelDbSyncPut(benchmark::State& state) {
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   auto db = OpenRaw(dir.path() + "/raw");
   const std::string value = RecordBytes(SignLeases(1).front());
   leveldb::WriteOptions sync;
@@ -109,7 +96,7 @@ BENCHMARK(BM_RawLevelDbSyncPut)->UseRealTime();
 // One sync WriteBatch of kWriters lease records (the real envelope bytes under lease-shaped
 // keys) per iteration: what group commit of 64 writers can at best amount to.
 void BM_RawLevelDbSyncBatch(benchmark::State& state) {
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   auto db = OpenRaw(dir.path() + "/raw");
   const std::string value = RecordBytes(SignLeases(1).front());
   leveldb::WriteOptions sync;
@@ -131,7 +118,7 @@ BENCHMARK(BM_RawLevelDbSyncBatch)->UseRealTime();
 // batch, in bare LevelDB. The gap between this and BM_LedgerDurableLeases is the ledger's own
 // overhead (queueing, validation, acknowledgements).
 void BM_RawLevelDbSyncBatchIndexed(benchmark::State& state) {
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   auto db = OpenRaw(dir.path() + "/raw");
   const std::string value = RecordBytes(SignLeases(1).front());
   constexpr size_t kChainBytesPerLease = 75;  // op, key length, key, value hash
@@ -170,7 +157,7 @@ struct GroupCommitFixture {
     std::atomic<uint32_t> durable{0};
     std::string key;
   };
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   std::unique_ptr<leveldb::DB> db;
   std::string value;
   std::mutex mutex;
@@ -257,7 +244,7 @@ BENCHMARK(BM_RawLevelDbGroupCommit)->Threads(kWriters)->Iterations(kLeasesPerWri
 // provider hands over the lease it just signed).
 struct DurableFixture {
   explicit DurableFixture(int threads) : outboxes_gone(threads) {}
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   actors::ActorSystem system;
   std::unique_ptr<LedgerActor> actor;
   std::vector<market::Signed<market::Lease>> leases;
@@ -326,7 +313,7 @@ BENCHMARK(BM_GossipedLeaseVerifyTwice);
 BENCHMARK(BM_GossipedLeaseVerifyOnce);
 
 void BM_LedgerGetLease(benchmark::State& state) {
-  TempDir dir;
+  TempDir dir{"gpumart-bench-ledger"};
   actors::ActorSystem system;
   auto actor = LedgerActor::Open(system, dir.path() + "/ledger", {}, SystemClock::Instance());
   if (!actor.ok()) {
