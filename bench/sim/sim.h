@@ -40,8 +40,6 @@ struct Scenario {
   int64_t drain_ms = 10'000;             // run on after the last publish
   int64_t message_ttl_ms = 120'000;
   uint32_t message_bytes = 300;          // approximate envelope size (a Close with a padded note)
-  int64_t tick_ms = 10;                  // tick grid while a node has timer work (IHAVEs, grafts)
-  int64_t idle_tick_ms = 1'000;          // tick period otherwise (pings, timeouts, dialling)
   NetworkModel net;
   gossip::GossipConfig gossip;           // advertised_address is set per node
 
