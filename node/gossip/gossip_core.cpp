@@ -130,7 +130,7 @@ class GossipCore::Impl {
     if (peer == kLocalPeer || peers_.contains(peer)) return;  // a driver bug; ignore
     DialsChanged();
     if (direction == Direction::kOutbound) {
-      if (auto it = dials_.find(address); it != dials_.end()) it->second.pending = false;
+      if (auto it = dials_.find(address); it != dials_.end()) SetPending(it->second, false);
     }
     const size_t limit = direction == Direction::kInbound ? config_.max_inbound : config_.max_outbound;
     if (CountLinks(direction) >= limit) {
@@ -413,7 +413,7 @@ class GossipCore::Impl {
     }
     if (peer.direction == Direction::kOutbound) {
       if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
-        dial->second.pending = false;
+        SetPending(dial->second, false);
         dial->second.next_try_ms = now + dial->second.backoff_ms;
       }
     }
@@ -423,15 +423,24 @@ class GossipCore::Impl {
   size_t CountLinks(Direction direction) const {
     size_t count = 0;
     for (const auto& [id, peer] : peers_) count += peer.direction == direction;
-    if (direction == Direction::kOutbound) {
-      for (const auto& [address, dial] : dials_) count += dial.pending;
-    }
+    if (direction == Direction::kOutbound) count += pending_dials_;
     return count;
+  }
+
+  // Every change of Dial::pending goes through here: Tick counts links and looks for timed-out
+  // dials by pending_dials_ instead of walking the address book on every tick.
+  void SetPending(Dial& dial, bool pending) {
+    if (dial.pending == pending) return;
+    dial.pending = pending;
+    pending_dials_ += pending ? 1 : -1;
+    assert(pending_dials_ == static_cast<size_t>(std::count_if(
+                                 dials_.begin(), dials_.end(), [](const auto& d) { return d.second.pending; })));
+    DialsChanged();
   }
 
   void Backoff(Dial& dial, int64_t now) {
     DialsChanged();
-    dial.pending = false;
+    SetPending(dial, false);
     dial.next_try_ms = now + dial.backoff_ms;
     dial.backoff_ms = std::min(dial.backoff_ms * 2, config_.reconnect_max_ms);
   }
@@ -463,7 +472,10 @@ class GossipCore::Impl {
     if (hello.identity == identity_.public_key()) {
       drops_.Add(Drop::kSelfLink);
       if (peer.direction == Direction::kOutbound && !peer.dialed_address.empty()) {
-        dials_.erase(peer.dialed_address);
+        if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
+          SetPending(dial->second, false);
+          dials_.erase(dial);
+        }
         DialsChanged();
         if (self_addresses_.size() < limits::kMaxKnownAddresses) self_addresses_.insert(peer.dialed_address);
         peer.dialed_address.clear();
@@ -1060,6 +1072,7 @@ class GossipCore::Impl {
       drops_.Add(reason);
       CloseLink(peer_id, std::string(ToString(reason)), now, out);
     }
+    if (pending_dials_ == 0) return;
     for (auto& [address, dial] : dials_) {
       if (dial.pending && now - dial.pending_since_ms >= config_.hello_timeout_ms) Backoff(dial, now);
     }
@@ -1076,8 +1089,7 @@ class GossipCore::Impl {
   }
 
   void StartDial(const std::string& address, Dial& dial, int64_t now, std::vector<Action>& out) {
-    DialsChanged();
-    dial.pending = true;
+    SetPending(dial, true);
     dial.pending_since_ms = now;
     Emit<ConnectTo>(out, {address});
   }
@@ -1138,6 +1150,7 @@ class GossipCore::Impl {
   std::map<std::string, Dial> dials_;       // addresses we may dial
   mutable int64_t dial_deadline_ = 0;       // DialDeadline's kept result
   mutable bool dial_deadline_stale_ = true;
+  size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
   ExpiringMap<MessageId, bool, IdHash> seen_;
   ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
