@@ -731,13 +731,35 @@ class Simulator {
       r.upload_max_bps = std::max(r.upload_max_bps, rate);
     }
     r.upload_mean_bps = up ? sum / up : 0;
-    size_t link_ends = 0;
-    for (const Node& node : nodes_) {
+    size_t link_ends = 0, eager_ends = 0;
+    uint64_t busiest_bytes = 0;
+    for (uint32_t i = 0; i < s_.nodes; ++i) {
+      const Node& node = nodes_[i];
       if (!node.up) continue;
       link_ends += node.links.size();
       r.links_max = std::max<uint32_t>(r.links_max, static_cast<uint32_t>(node.links.size()));
+      uint32_t eager = 0, inbound = 0;
+      for (const auto& [peer, index] : node.links) {
+        eager += node.core->IsEager(peer);
+        inbound += links_[index].node[1] == i;
+      }
+      eager_ends += eager;
+      const gossip::GossipStats& stats = node.core->stats();
+      r.stats.eager_sent += stats.eager_sent;
+      r.stats.grafts_sent += stats.grafts_sent;
+      r.stats.prunes_sent += stats.prunes_sent;
+      r.stats.ihave_ids_sent += stats.ihave_ids_sent;
+      r.stats.reconciled += stats.reconciled;
+      r.eager_max = std::max(r.eager_max, eager);
+      if (node.bytes_sent > busiest_bytes) {
+        busiest_bytes = node.bytes_sent;
+        r.busiest_links = static_cast<uint32_t>(node.links.size());
+        r.busiest_inbound = inbound;
+        r.busiest_eager = eager;
+      }
     }
     r.links_mean = up ? static_cast<double>(link_ends) / up : 0;
+    r.eager_mean = up ? static_cast<double>(eager_ends) / up : 0;
     gossip::DropCounters drops;
     for (const Node& node : nodes_) {
       if (!node.up) continue;
