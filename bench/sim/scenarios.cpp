@@ -120,6 +120,11 @@ std::string ToJson(const Results& r, bool with_cost) {
       {"copies_per_delivery", r.copies_per_delivery},
       {"upload_bytes_per_node_second", {{"mean", r.upload_mean_bps}, {"max", r.upload_max_bps}}},
       {"links_per_node", {{"mean", r.links_mean}, {"max", r.links_max}}},
+      {"eager_links_per_node", {{"mean", r.eager_mean}, {"max", r.eager_max}}},
+      {"core_stats", {{"eager_sent", r.stats.eager_sent}, {"grafts_sent", r.stats.grafts_sent},
+                      {"prunes_sent", r.stats.prunes_sent}, {"ihave_ids_sent", r.stats.ihave_ids_sent},
+                      {"reconciled", r.stats.reconciled}}},
+      {"busiest_uploader", {{"links", r.busiest_links}, {"inbound", r.busiest_inbound}, {"eager", r.busiest_eager}}},
       {"frames_sent", r.frames_sent},
       {"frames_lost", r.frames_lost},
       {"link_failures", r.link_failures},
@@ -158,6 +163,13 @@ std::string ToTable(const Results& r) {
   row("upload per node", line);
   std::snprintf(line, sizeof line, "mean %.1f, max %u", r.links_mean, r.links_max);
   row("links per node at the end", line);
+  std::snprintf(line, sizeof line, "mean %.1f, max %u", r.eager_mean, r.eager_max);
+  row("eager links per node at the end", line);
+  std::snprintf(line, sizeof line, "%u links (%u inbound), %u eager", r.busiest_links, r.busiest_inbound, r.busiest_eager);
+  row("busiest uploader at the end", line);
+  row("cores: eager sent / grafts / prunes", std::to_string(r.stats.eager_sent) + " / " + std::to_string(r.stats.grafts_sent) +
+                                                 " / " + std::to_string(r.stats.prunes_sent) + " (reconciled " +
+                                                 std::to_string(r.stats.reconciled) + ")");
   row("frames sent / lost", std::to_string(r.frames_sent) + " / " + std::to_string(r.frames_lost));
   if (r.link_failures) row("link failures", std::to_string(r.link_failures));
   if (r.crashed || r.left || r.restarted || r.joined) {

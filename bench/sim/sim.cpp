@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <queue>
@@ -98,7 +99,6 @@ struct Node {
   std::map<PeerId, uint32_t> links;  // this node's peer ids -> link index
   PeerId next_peer = 1;
   int64_t uplink_free_us = 0;    // when the upload queue is empty
-  int64_t hot_until_us = 0;
   int64_t next_tick_us = -1;     // the tick event that counts (others are stale)
   uint64_t bytes_sent = 0;       // in the measured window
   uint64_t bytes_received = 0;
@@ -121,31 +121,7 @@ struct Event {
 
 uint8_t FrameType(const Bytes& bytes) { return bytes.size() > 1 ? bytes[1] : 0; }
 
-// The ids of an IHAVE frame as our cores encode it ([3, [bin32, ...]]), read in place; stops at
-// anything else (the core has decoded and checked the frame already).
-template <typename Fn>
-void ForEachIhaveId(const Bytes& bytes, Fn&& fn) {
-  if (bytes.size() < 3) return;
-  size_t pos = 0;
-  size_t count = 0;
-  if ((bytes[2] & 0xf0) == 0x90) {
-    count = bytes[2] & 0x0f;
-    pos = 3;
-  } else if (bytes[2] == 0xdc && bytes.size() >= 5) {
-    count = (size_t{bytes[3]} << 8) | bytes[4];
-    pos = 5;
-  } else {
-    return;
-  }
-  MessageId id;
-  for (size_t k = 0; k < count && pos + 2 + id.size() <= bytes.size(); ++k, pos += 2 + id.size()) {
-    if (bytes[pos] != 0xc4 || bytes[pos + 1] != id.size()) return;
-    std::memcpy(id.data(), &bytes[pos + 2], id.size());
-    fn(id);
-  }
-}
 constexpr uint8_t kMessageFrame = static_cast<uint8_t>(gossip::FrameType::kMessage);
-constexpr uint8_t kIhaveFrame = static_cast<uint8_t>(gossip::FrameType::kIhave);
 
 std::string Hex(const MessageId& id, size_t bytes) {
   static const char* digits = "0123456789abcdef";
@@ -409,13 +385,19 @@ class Simulator {
     Link& link = links_[index];
     const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
     link.open[mine] = false;
-    if (tell_self && nodes_[i].up) nodes_[i].core->OnDisconnected(peer, NowMs());
+    if (tell_self && nodes_[i].up) {
+      nodes_[i].core->OnDisconnected(peer, NowMs());
+      Reschedule(i);
+    }
     const int other = 1 - mine;
     if (link.open[other]) {
       link.open[other] = false;
       Node& far = nodes_[link.node[other]];
       far.links.erase(link.peer[other]);
-      if (far.up) far.core->OnDisconnected(link.peer[other], NowMs());
+      if (far.up) {
+        far.core->OnDisconnected(link.peer[other], NowMs());
+        Reschedule(link.node[other]);
+      }
     }
   }
 
@@ -437,6 +419,7 @@ class Simulator {
     std::vector<Action> out;
     node.core->OnConnected(peer, Direction::kOutbound, address, NowMs(), out);
     Apply(i, out);
+    Reschedule(i);
   }
 
   void OnAccept(uint32_t index) {
@@ -455,11 +438,13 @@ class Simulator {
     std::vector<Action> out;
     node.core->OnConnected(peer, Direction::kInbound, "", NowMs(), out);
     Apply(j, out);
+    Reschedule(j);
   }
 
   void OnConnectFailed(uint32_t i, uint32_t to) {
     if (!nodes_[i].up || to == kUnknownNode) return;
     nodes_[i].core->OnConnectFailed(nodes_[to].address, NowMs());
+    Reschedule(i);
   }
 
   // ---- Frames ----
@@ -497,28 +482,28 @@ class Simulator {
     if (Tracing()) TraceFrame("recv", link.node[1 - event.side], event.node, *event.bytes, now_us_);
     std::vector<Action> out;
     node.core->HandleFrame(link.peer[event.side], *event.bytes, NowMs(), out);
-    if (type == kMessageFrame) {
-      Heat(event.node, 0);  // a relayed message queues IHAVEs, sent at the next tick
-    } else if (type == kIhaveFrame) {
-      // An id not yet here starts a graft timer: tick on the grid until the grafts are done.
-      bool missing = false;
-      ForEachIhaveId(*event.bytes, [&](const MessageId& id) { missing = missing || !node.core->HasSeen(id); });
-      if (missing) Heat(event.node, s_.gossip.graft_timeout_ms + 4 * s_.gossip.graft_retry_ms + s_.tick_ms);
-    }
     Apply(event.node, out);
+    Reschedule(event.node);
   }
 
   // ---- Ticks ----
 
-  // The node has timer work (IHAVEs to flush, grafts due) for the next `for_ms`: tick it on the
-  // tick_ms grid until then, as a driver ticking every tick_ms would. Otherwise it ticks every
-  // idle_tick_ms (pings, timeouts, expiry, dialling).
-  void Heat(uint32_t i, int64_t for_ms) {
+  // After every input a node's next tick is where its core says it has work,
+  // max(NextDeadline(), now + 1 ms), as gpumartd's driver does; an input only ever brings the tick
+  // forward (a tick that finds nothing due costs one NextDeadline and is rescheduled).
+  void Reschedule(uint32_t i) {
     Node& node = nodes_[i];
-    node.hot_until_us = std::max(node.hot_until_us, now_us_ + for_ms * kUs);
-    const int64_t grid = s_.tick_ms * kUs;
-    const int64_t soon = (now_us_ / grid + 1) * grid;
-    if (node.next_tick_us < 0 || node.next_tick_us > soon) ScheduleTick(i, soon);
+    if (!node.up) return;
+    const int64_t at_us = TickAtUs(node);
+    if (node.next_tick_us < 0 || at_us < node.next_tick_us) ScheduleTick(i, at_us);
+  }
+
+  int64_t TickAtUs(const Node& node) const {
+    const int64_t deadline_ms = node.core->NextDeadline();
+    const int64_t soonest_us = now_us_ + kUs;
+    if (deadline_ms == std::numeric_limits<int64_t>::max()) return end_us_ + kUs;  // nothing pending
+    if (deadline_ms <= NowMs()) return soonest_us;
+    return std::max(soonest_us, (deadline_ms - kEpochMs) * kUs);
   }
 
   void ScheduleTick(uint32_t i, int64_t at_us) {
@@ -532,9 +517,7 @@ class Simulator {
     std::vector<Action> out;
     node.core->Tick(NowMs(), out);
     Apply(i, out);
-    const int64_t grid = s_.tick_ms * kUs;
-    const int64_t next_grid = (now_us_ / grid + 1) * grid;
-    ScheduleTick(i, next_grid < node.hot_until_us ? next_grid : now_us_ + s_.idle_tick_ms * kUs);
+    if (node.up) ScheduleTick(i, TickAtUs(node));
   }
 
   // ---- Actions ----
@@ -585,11 +568,11 @@ class Simulator {
       Trace("publish msg " + std::to_string(m) + " id " + Hex(message.id, 8) + " at node " + std::to_string(publisher) +
             " (" + std::to_string(envelope.size()) + " bytes)");
     }
-    Heat(publisher, 0);
     std::vector<Action> out;
     Status status = node.core->Publish(envelope, NowMs(), out);
     if (!status.ok()) Trace("publish failed: " + status.ToString());
     Apply(publisher, out);
+    Reschedule(publisher);
   }
 
   void OnDeliver(uint32_t i, const MessageId& id) {
@@ -748,13 +731,35 @@ class Simulator {
       r.upload_max_bps = std::max(r.upload_max_bps, rate);
     }
     r.upload_mean_bps = up ? sum / up : 0;
-    size_t link_ends = 0;
-    for (const Node& node : nodes_) {
+    size_t link_ends = 0, eager_ends = 0;
+    uint64_t busiest_bytes = 0;
+    for (uint32_t i = 0; i < s_.nodes; ++i) {
+      const Node& node = nodes_[i];
       if (!node.up) continue;
       link_ends += node.links.size();
       r.links_max = std::max<uint32_t>(r.links_max, static_cast<uint32_t>(node.links.size()));
+      uint32_t eager = 0, inbound = 0;
+      for (const auto& [peer, index] : node.links) {
+        eager += node.core->IsEager(peer);
+        inbound += links_[index].node[1] == i;
+      }
+      eager_ends += eager;
+      const gossip::GossipStats& stats = node.core->stats();
+      r.stats.eager_sent += stats.eager_sent;
+      r.stats.grafts_sent += stats.grafts_sent;
+      r.stats.prunes_sent += stats.prunes_sent;
+      r.stats.ihave_ids_sent += stats.ihave_ids_sent;
+      r.stats.reconciled += stats.reconciled;
+      r.eager_max = std::max(r.eager_max, eager);
+      if (node.bytes_sent > busiest_bytes) {
+        busiest_bytes = node.bytes_sent;
+        r.busiest_links = static_cast<uint32_t>(node.links.size());
+        r.busiest_inbound = inbound;
+        r.busiest_eager = eager;
+      }
     }
     r.links_mean = up ? static_cast<double>(link_ends) / up : 0;
+    r.eager_mean = up ? static_cast<double>(eager_ends) / up : 0;
     gossip::DropCounters drops;
     for (const Node& node : nodes_) {
       if (!node.up) continue;

@@ -40,8 +40,6 @@ struct Scenario {
   int64_t drain_ms = 10'000;             // run on after the last publish
   int64_t message_ttl_ms = 120'000;
   uint32_t message_bytes = 300;          // approximate envelope size (a Close with a padded note)
-  int64_t tick_ms = 10;                  // tick grid while a node has timer work (IHAVEs, grafts)
-  int64_t idle_tick_ms = 1'000;          // tick period otherwise (pings, timeouts, dialling)
   NetworkModel net;
   gossip::GossipConfig gossip;           // advertised_address is set per node
 
@@ -89,6 +87,11 @@ struct Results {
   double upload_max_bps = 0;
   double links_mean = 0;                // open links per node at the end (inbound + outbound)
   uint32_t links_max = 0;
+  double eager_mean = 0;                // of those, in the core's eager (push) set, at the end
+  uint32_t eager_max = 0;
+  // The node that sent the most bytes: its links and eager links at the end.
+  uint32_t busiest_links = 0, busiest_inbound = 0, busiest_eager = 0;
+  gossip::GossipStats stats;            // the cores' counters, summed over the nodes up at the end
   uint64_t frames_sent = 0;
   uint64_t frames_lost = 0;             // by the loss model, a partition, or a dead receiver
   uint64_t link_failures = 0;

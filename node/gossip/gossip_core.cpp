@@ -1,6 +1,7 @@
 #include "node/gossip/gossip_core.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -121,14 +122,15 @@ class GossipCore::Impl {
     if (address.empty() || address.size() > limits::kMaxAddressBytes) return;
     if (address == config_.advertised_address || self_addresses_.contains(address)) return;
     if (dials_.size() >= limits::kMaxKnownAddresses) return;
-    dials_.try_emplace(address, Dial{0, config_.reconnect_min_ms, false, 0});
+    if (dials_.try_emplace(address, Dial{0, config_.reconnect_min_ms, false, 0}).second) DialsChanged();
   }
 
   void OnConnected(PeerId peer, Direction direction, const std::string& address, int64_t now,
                    std::vector<Action>& out) {
     if (peer == kLocalPeer || peers_.contains(peer)) return;  // a driver bug; ignore
+    DialsChanged();
     if (direction == Direction::kOutbound) {
-      if (auto it = dials_.find(address); it != dials_.end()) it->second.pending = false;
+      if (auto it = dials_.find(address); it != dials_.end()) SetPending(it->second, false);
     }
     const size_t limit = direction == Direction::kInbound ? config_.max_inbound : config_.max_outbound;
     if (CountLinks(direction) >= limit) {
@@ -258,19 +260,39 @@ class GossipCore::Impl {
     // INT64_MIN until the first Tick starts these periods.
     if (config_.reconcile_interval_ms > 0) at(next_reconcile_ms_);
     if (config_.outbound_rotation_ms > 0) at(next_rotation_ms_);
-    // Dialling: pending dials time out; below target, a dialable address is due at its backoff.
+    at(DialDeadline());
+    return next;
+  }
+
+  // Dialling: pending dials time out; below target, a dialable address is due at its backoff.
+  // Walking the address book (up to kMaxKnownAddresses) on every NextDeadline cost more than the
+  // frame handled before it, so the result is kept until the dial or link state changes
+  // (DialsChanged at each change); debug builds check the kept value against a fresh walk.
+  int64_t DialDeadline() const {
+    if (dial_deadline_stale_) {
+      dial_deadline_ = WalkDialDeadline();
+      dial_deadline_stale_ = false;
+    }
+    assert(dial_deadline_ == WalkDialDeadline());
+    return dial_deadline_;
+  }
+
+  int64_t WalkDialDeadline() const {
+    int64_t next = std::numeric_limits<int64_t>::max();
     const bool below_target = CountLinks(Direction::kOutbound) < config_.target_outbound;
     std::set<std::string> linked;
     if (below_target) linked = LinkedAddresses();
     for (const auto& [address, dial] : dials_) {
       if (dial.pending) {
-        at(dial.pending_since_ms + config_.hello_timeout_ms);
+        next = std::min(next, dial.pending_since_ms + config_.hello_timeout_ms);
       } else if (below_target && !linked.contains(address)) {
-        at(dial.next_try_ms);
+        next = std::min(next, dial.next_try_ms);
       }
     }
     return next;
   }
+
+  void DialsChanged() { dial_deadline_stale_ = true; }
 
   // ---- Queries ----
 
@@ -381,6 +403,7 @@ class GossipCore::Impl {
   }
 
   void Forget(std::map<PeerId, Peer>::iterator it, int64_t now) {
+    DialsChanged();
     const Peer& peer = it->second;
     for (const MessageId& id : peer.to_pull) pulling_.erase(id);
     for (const MessageId& id : peer.wanted) pulling_.erase(id);
@@ -390,7 +413,7 @@ class GossipCore::Impl {
     }
     if (peer.direction == Direction::kOutbound) {
       if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
-        dial->second.pending = false;
+        SetPending(dial->second, false);
         dial->second.next_try_ms = now + dial->second.backoff_ms;
       }
     }
@@ -400,14 +423,24 @@ class GossipCore::Impl {
   size_t CountLinks(Direction direction) const {
     size_t count = 0;
     for (const auto& [id, peer] : peers_) count += peer.direction == direction;
-    if (direction == Direction::kOutbound) {
-      for (const auto& [address, dial] : dials_) count += dial.pending;
-    }
+    if (direction == Direction::kOutbound) count += pending_dials_;
     return count;
   }
 
+  // Every change of Dial::pending goes through here: Tick counts links and looks for timed-out
+  // dials by pending_dials_ instead of walking the address book on every tick.
+  void SetPending(Dial& dial, bool pending) {
+    if (dial.pending == pending) return;
+    dial.pending = pending;
+    pending_dials_ += pending ? 1 : -1;
+    assert(pending_dials_ == static_cast<size_t>(std::count_if(
+                                 dials_.begin(), dials_.end(), [](const auto& d) { return d.second.pending; })));
+    DialsChanged();
+  }
+
   void Backoff(Dial& dial, int64_t now) {
-    dial.pending = false;
+    DialsChanged();
+    SetPending(dial, false);
     dial.next_try_ms = now + dial.backoff_ms;
     dial.backoff_ms = std::min(dial.backoff_ms * 2, config_.reconnect_max_ms);
   }
@@ -439,7 +472,11 @@ class GossipCore::Impl {
     if (hello.identity == identity_.public_key()) {
       drops_.Add(Drop::kSelfLink);
       if (peer.direction == Direction::kOutbound && !peer.dialed_address.empty()) {
-        dials_.erase(peer.dialed_address);
+        if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
+          SetPending(dial->second, false);
+          dials_.erase(dial);
+        }
+        DialsChanged();
         if (self_addresses_.size() < limits::kMaxKnownAddresses) self_addresses_.insert(peer.dialed_address);
         peer.dialed_address.clear();
       }
@@ -458,6 +495,7 @@ class GossipCore::Impl {
     }
     peer.ready = true;
     peer.hello = hello;
+    DialsChanged();
     peer.next_ping_ms = now + config_.ping_interval_ms;
     identities_[hello.identity] = peer_id;
     if (peer.direction == Direction::kOutbound) {
@@ -1034,6 +1072,7 @@ class GossipCore::Impl {
       drops_.Add(reason);
       CloseLink(peer_id, std::string(ToString(reason)), now, out);
     }
+    if (pending_dials_ == 0) return;
     for (auto& [address, dial] : dials_) {
       if (dial.pending && now - dial.pending_since_ms >= config_.hello_timeout_ms) Backoff(dial, now);
     }
@@ -1050,7 +1089,7 @@ class GossipCore::Impl {
   }
 
   void StartDial(const std::string& address, Dial& dial, int64_t now, std::vector<Action>& out) {
-    dial.pending = true;
+    SetPending(dial, true);
     dial.pending_since_ms = now;
     Emit<ConnectTo>(out, {address});
   }
@@ -1109,6 +1148,9 @@ class GossipCore::Impl {
   std::map<PeerId, Peer> peers_;  // ordered: the same inputs give the same actions in the same order
   std::map<PublicKey, PeerId> identities_;  // ready peers by identity
   std::map<std::string, Dial> dials_;       // addresses we may dial
+  mutable int64_t dial_deadline_ = 0;       // DialDeadline's kept result
+  mutable bool dial_deadline_stale_ = true;
+  size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
   ExpiringMap<MessageId, bool, IdHash> seen_;
   ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;

@@ -977,6 +977,42 @@ TEST(TimerTest, TickingAtDeadlinesDoesWhatTickingEveryMillisecondDoes) {
   EXPECT_LT(lean.ticks * 20, fine.ticks) << lean.ticks << " ticks at deadlines, " << fine.ticks << " every ms";
 }
 
+// NextDeadline keeps its dial deadline between changes of the dial state (it used to walk the
+// address book on every call): each change must show at once. Addresses learnt, a dial started,
+// a dial failed, a dial timed out and the next one started.
+TEST(TimerTest, DialDeadlineFollowsEveryDialChange) {
+  GossipConfig config;
+  config.target_outbound = 1;
+  config.reconcile_interval_ms = 0;  // only dial timers in play
+  config.outbound_rotation_ms = 0;
+  GossipCore core(Signer(70), config);
+  const int64_t t0 = 1'000'000;
+  std::vector<Action> out;
+  auto dialled = [&out] {
+    std::vector<std::string> addresses;
+    for (const Action& action : out) {
+      if (auto* connect = std::get_if<ConnectTo>(&action)) addresses.push_back(connect->address);
+    }
+    out.clear();
+    return addresses;
+  };
+  core.AddAddress("tcp://a");
+  EXPECT_LE(core.NextDeadline(), t0);  // dialable now
+  core.Tick(t0, out);
+  EXPECT_EQ(dialled(), std::vector<std::string>{"tcp://a"});
+  EXPECT_EQ(core.NextDeadline(), t0 + config.hello_timeout_ms);  // the pending dial times out
+  core.OnConnectFailed("tcp://a", t0 + 10);
+  EXPECT_EQ(core.NextDeadline(), t0 + 10 + config.reconnect_min_ms);  // its backoff
+  core.AddAddress("tcp://b");
+  EXPECT_LE(core.NextDeadline(), t0 + 10);  // a new address is dialable at once
+  core.Tick(t0 + 20, out);
+  EXPECT_EQ(dialled(), std::vector<std::string>{"tcp://b"});
+  EXPECT_EQ(core.NextDeadline(), t0 + 20 + config.hello_timeout_ms);  // at target: only b's timeout
+  core.Tick(t0 + 20 + config.hello_timeout_ms, out);  // b times out; a's backoff has passed
+  EXPECT_EQ(dialled(), std::vector<std::string>{"tcp://a"});
+  EXPECT_EQ(core.NextDeadline(), t0 + 20 + 2 * config.hello_timeout_ms);
+}
+
 // With nothing queued, an IHAVE goes ihave_delay_ms after its first id, whatever else happens.
 TEST(TimerTest, LazyAnnouncementsWaitTheConfiguredDelay) {
   for (int64_t delay : {0, 5, 40}) {
