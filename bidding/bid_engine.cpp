@@ -379,6 +379,18 @@ Status BidEngine::SetInventory(market::Offer inventory) {
   return Status::Ok();
 }
 
+Status BidEngine::SetPricing(PricingConfig pricing) {
+  GPUMART_RETURN_IF_ERROR(ValidatePricing(pricing));
+  market::Offer inventory = impl_->inventory;
+  inventory.pricing = pricing.tables;
+  GPUMART_RETURN_IF_ERROR(market::ValidateOffer(inventory));
+  impl_->pricing = std::move(pricing);
+  impl_->inventory.pricing = impl_->pricing.tables;
+  impl_->free.pricing.clear();
+  impl_->tables_fresh = false;  // the effective tables are recomputed from the new pricing
+  return Status::Ok();
+}
+
 EngineStep BidEngine::OnOrderBytes(std::span<const uint8_t> bytes, int64_t now_ms) {
   EngineStep step;
   Impl& s = *impl_;

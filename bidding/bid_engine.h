@@ -203,6 +203,10 @@ class BidEngine {
   // A new inventory (config reload, detection): free capacity becomes the new inventory minus what
   // is held. What is held stays held even if the new inventory is smaller (it was promised).
   Status SetInventory(market::Offer inventory);
+  // A new pricing (config reload): new bids, and the Offer's tables, use it; bids made and leases
+  // held keep the price they were made at. A price program already running still answers with
+  // the old one's price. Refused (nothing changes) when invalid for this engine's inventory.
+  Status SetPricing(PricingConfig pricing);
   // After a restart: the ledger's reservations and active leases of this provider. Expired
   // reservations are released (the step asks the ledger to drop them). Call before any input.
   EngineStep Restore(std::vector<RestoredReservation> reservations, std::vector<RestoredLease> leases,

@@ -160,6 +160,12 @@ constexpr NumberSetting kNumberSettings[] = {
      [](NodeConfig& c, uint64_t n) { c.limits.outbound_rotation_ms = static_cast<int64_t>(n); }},
     {"bid_ttl_ms", 1, kMaxConfigTimerMs,
      [](NodeConfig& c, uint64_t n) { c.bidding.bid_ttl_ms = static_cast<int64_t>(n); }},
+    {"offer_ttl_ms", 1, market::limits::kMaxTtlMs,
+     [](NodeConfig& c, uint64_t n) { c.provider.offer_ttl_ms = static_cast<int64_t>(n); }},
+    {"offer_refresh_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.provider.offer_refresh_ms = static_cast<int64_t>(n); }},
+    {"offer_debounce_ms", 1, kMaxConfigTimerMs,
+     [](NodeConfig& c, uint64_t n) { c.provider.offer_debounce_ms = static_cast<int64_t>(n); }},
     {"ban_threshold", 1, kMaxConfigScore,
      [](NodeConfig& c, uint64_t n) { c.score.ban_threshold = static_cast<int64_t>(n); }},
     {"ban_seconds", 1, kMaxConfigBanSeconds,
@@ -223,7 +229,9 @@ Status ReadTenants(const market::YamlNode& node, const std::string& key, std::ve
 }
 
 std::string KnownSettings() {
-  std::string known = "role, data_dir, identity, offers, inventory, pricing, pricing_policy, log_level, listen, advertise, bootstrap";
+  std::string known =
+      "role, data_dir, identity, offers, inventory, pricing, pricing_policy, executor, log_level, listen, advertise, "
+      "bootstrap";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
   return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses, allow_tenants, deny_tenants";
 }
@@ -272,7 +280,7 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       uint64_t n = 0;
       GPUMART_RETURN_IF_ERROR(ReadNumber(value, key, setting->min, setting->max, n));
       setting->set(config, n);
-      if (key == "bid_ttl_ms") bidding_set = key;
+      if (key == "bid_ttl_ms" || key.starts_with("offer_")) bidding_set = key;
     } else if (key == "role") {
       std::string role;
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, role));
@@ -294,6 +302,11 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       GPUMART_RETURN_IF_ERROR(market::ParseOfferPricing(value, key, config.pricing));
     } else if (key == "pricing_policy") {
       pricing_policy = value;
+    } else if (key == "executor") {
+      Result<bidding::ExecutorConfig> executor = bidding::ParseExecutorConfig(value, key);
+      if (!executor.ok()) return executor.status();
+      config.provider.executor = std::move(executor).value();
+      bidding_set = key;
     } else if (key == "log_level") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.log_level));
       const std::string& l = config.log_level;
@@ -334,6 +347,11 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
   if (!bidding_set.empty() && config.role != NodeRole::kProvider) {
     return Status::InvalidArgument(bidding_set + ": only a provider bids (role is " + std::string(ToString(config.role)) +
                                    ")");
+  }
+  if (config.provider.offer_refresh_ms >= config.provider.offer_ttl_ms) {
+    return Status::InvalidArgument("offer_refresh_ms: " + std::to_string(config.provider.offer_refresh_ms) +
+                                   " is not less than offer_ttl_ms (" + std::to_string(config.provider.offer_ttl_ms) +
+                                   "): the Offer would expire before it is republished");
   }
   const bool sells = config.inventory.has_value() || !config.pricing.empty() || pricing_policy.IsDefined();
   if (sells && config.role != NodeRole::kProvider) {

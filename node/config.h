@@ -14,6 +14,7 @@
 #include "market/status.h"
 #include "market/types.h"
 #include "node/gossip/gossip_node.h"
+#include "node/provider_actor.h"
 
 namespace gpumart::node {
 
@@ -56,6 +57,10 @@ struct NodeConfig {
   // The bid engine's settings: `bid_ttl_ms`, `allow_tenants`, `deny_tenants` (providers only);
   // the rest are the engine's defaults.
   bidding::BidEngineOptions bidding;
+  // The provider actor's settings (providers only): `executor` (bidding::ParseExecutorConfig;
+  // the log executor unless given) and the Offer's timings `offer_ttl_ms`, `offer_refresh_ms`,
+  // `offer_debounce_ms`. gpumartd starts the provider with these.
+  ProviderOptions provider;
   std::string log_level = "info";  // trace, debug, info, warn, error
   // Gossip (docs/GOSSIP.md): where to accept links ("" = none; a tenant's default), the endpoint
   // others dial ("" = the one bound), and peer addresses to dial first.

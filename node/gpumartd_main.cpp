@@ -50,9 +50,10 @@ constexpr int64_t kPeerReportIntervalMs = 200;
 // How long a stopping provider waits for its lease writes in flight.
 constexpr std::chrono::milliseconds kProviderStopTimeout{10'000};
 
-// SIGHUP: the config file again. Only the inventory changes a running provider; a config that
-// does not load, or an inventory the engine refuses, is refused with the reason and the running
-// one kept. Other settings (pricing included) take effect at the next start.
+// SIGHUP: the config file again. The inventory and the pricing change a running provider (new
+// bids use the new pricing; bids made and leases held keep their price); a config that does not
+// load, or an inventory or pricing the engine refuses, is refused with the reason and the running
+// one kept. Other settings take effect at the next start.
 void Reload(const std::string& config_path, const std::string& data_dir, const node::NodeConfig& running,
             node::NodeContext& context) {
   if (config_path.empty() || !context.is_provider()) {
@@ -74,7 +75,7 @@ void Reload(const std::string& config_path, const std::string& data_dir, const n
   }
   for (const std::string& note : inventory->notes) spdlog::warn("inventory: {}", note);
   if (!(loaded->pricing_policy == running.pricing_policy)) {
-    spdlog::warn("SIGHUP: pricing changed; it takes effect at the next start");
+    spdlog::info("SIGHUP: pricing changed; new bids use it");
   }
   std::cout << "config reloaded: inventory " << inventory->nodes.size() << " nodes " << inventory->GpuCount() << " gpus"
             << std::endl;
@@ -105,7 +106,7 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Result<std::unique_ptr<node::NodeContext>> started =
-      node::NodeContext::Start(config, inventory ? &*inventory : nullptr);
+      node::NodeContext::Start(config, inventory ? &*inventory : nullptr, config.provider);
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<node::NodeContext> context = std::move(started).value();
   const ledger::VerifyReport& verify = context->ledger_report();

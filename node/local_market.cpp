@@ -24,6 +24,7 @@
 #include "market/offers.h"
 #include "market/replay_guard.h"
 #include "market/sdl.h"
+#include "node/provider_actor.h"
 
 namespace gpumart::node {
 
@@ -71,19 +72,6 @@ struct LedgerHandle {
   const ledger::LedgerStore& store() const { return actor.store(); }
 };
 
-// The engine's allocation is the ledger's usage (the same shape; bidding does not know ledger).
-ledger::Usage UsageOf(const bidding::Allocation& allocation) {
-  ledger::Usage usage;
-  for (const auto& [node, share] : allocation) {
-    ledger::NodeUsage& used = usage[node];
-    used.cpu_millis = share.cpu_millis;
-    used.memory_bytes = share.memory_bytes;
-    used.storage_bytes = share.storage_bytes;
-    used.gpus = share.gpus;
-  }
-  return usage;
-}
-
 // The provider's side of an order: the engine verifies, fits, prices, reserves and signs; the
 // reservation goes to the ledger.
 struct BidOutcome {
@@ -123,32 +111,6 @@ Result<Bytes> ProviderCountersigns(Provider& provider, const Bytes& accept_wire,
   GPUMART_RETURN_IF_ERROR(stored);
   if (published.leases.empty()) return Status::Internal("provider " + provider.name + " did not publish its lease");
   return market::EncodeEnvelope(published.leases.front().envelope);
-}
-
-// The provider's active leases as its ledger has them, for BidEngine::Restore: what a kept data
-// dir still promises, so nothing is double-booked across runs.
-Result<std::vector<bidding::RestoredLease>> ActiveLeases(const ledger::LedgerStore& store,
-                                                         const market::PublicKey& provider) {
-  std::vector<bidding::RestoredLease> restored;
-  ledger::LeaseQuery query;
-  query.provider = provider;
-  query.state = ledger::LeaseState::kActive;
-  query.limit = ledger::kMaxPageSize;
-  while (true) {
-    Result<ledger::LeasePage> page = store.Leases(query);
-    if (!page.ok()) return page.status();
-    for (const ledger::LeaseRecord& record : page->leases) {
-      Result<market::Signed<market::Order>> order = store.GetOrder(record.lease.order_id);
-      if (!order.ok()) return order.status().WithContext("the order of lease " + market::ToHex(record.id));
-      Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
-      if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
-      restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
-                                                record.lease.bid_id, std::move(*allocation)});
-    }
-    if (!page->next_after) break;
-    query.after = page->next_after;
-  }
-  return restored;
 }
 
 }  // namespace
@@ -192,7 +154,7 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
         bidding::BidEngine::Create(*key, std::move(offer), std::move(pricing), std::move(engine_options));
     if (!engine.ok()) return engine.status().WithContext("provider " + name);
     // What the kept data dir's ledger still holds of this provider's capacity.
-    Result<std::vector<bidding::RestoredLease>> leases = ActiveLeases(ledger.store(), key->public_key());
+    Result<std::vector<bidding::RestoredLease>> leases = ActiveLeasesOf(ledger.store(), key->public_key());
     if (!leases.ok()) return leases.status().WithContext("provider " + name);
     (*engine)->Restore({}, std::move(*leases), clock.NowMs());
     providers.push_back(Provider{std::move(name), *key, std::move(*engine)});

@@ -107,7 +107,8 @@ Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inven
           parts = std::move(rebuilt).value();
         }
         return std::make_unique<ProviderActor>(system_, identity_, std::move(parts->first), std::move(parts->second),
-                                               config.pricing_policy, ledger_->address(), options, provider_counters_);
+                                               config.pricing_policy, ledger_->address(), ledger_->store(), options,
+                                               provider_counters_);
       });
   if (!provider_.ok()) return Status::Internal("provider: cannot start: " + provider_.error());
   return Status::Ok();
@@ -183,7 +184,8 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
 Status NodeContext::ReloadInventory(const bidding::Inventory& inventory, const NodeConfig& config) {
   if (!provider_.ok()) return Status::FailedPrecondition("this node is no provider");
   auto reply = outbox_->Request<Status>(
-      provider_.address(), node::ReloadInventory{bidding::ToOffer(inventory, config.pricing_policy.tables)},
+      provider_.address(),
+      node::ReloadInventory{bidding::ToOffer(inventory, config.pricing_policy.tables), config.pricing_policy},
       kStatusTimeout);
   if (!reply.ok()) return Status::Unavailable("provider: no reply");
   return reply.value();

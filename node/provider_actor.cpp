@@ -6,6 +6,7 @@
 #include "bidding/price_command.h"
 #include "ledger/ledger_actor.h"
 #include "market/codec.h"
+#include "node/json.h"
 #include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
@@ -35,6 +36,9 @@ std::string ProviderCounters::Describe() const {
   line += "; accepts refused " + std::to_string(Load(accepts_refused)) + ", ignored " +
           std::to_string(Load(accepts_ignored));
   line += "; offers published " + std::to_string(Load(offers_published));
+  line += "; executor starts " + std::to_string(Load(executor_starts)) + " (failed " +
+          std::to_string(Load(executor_starts_failed)) + "), stops " + std::to_string(Load(executor_stops)) +
+          " (failed " + std::to_string(Load(executor_stops_failed)) + ")";
   const uint64_t dropped = Load(publish_dropped) + Load(ledger_dropped) + Load(deliveries_dropped);
   if (dropped > 0) {
     line += "; dropped: publish " + std::to_string(Load(publish_dropped)) + ", ledger " +
@@ -117,7 +121,8 @@ bool ProviderActor::Takes(market::MessageType type) {
 
 ProviderActor::ProviderActor(actors::ActorSystem& system, market::Identity identity,
                              std::unique_ptr<bidding::BidEngine> engine, bidding::EngineStep restored,
-                             bidding::PricingConfig pricing, actors::ActorAddress ledger, ProviderOptions options,
+                             bidding::PricingConfig pricing, actors::ActorAddress ledger,
+                             const ledger::LedgerStore& store, ProviderOptions options,
                              std::shared_ptr<ProviderCounters> counters)
     : system_(system),
       identity_(std::move(identity)),
@@ -125,12 +130,25 @@ ProviderActor::ProviderActor(actors::ActorSystem& system, market::Identity ident
       restored_(std::move(restored)),
       pricing_(std::move(pricing)),
       ledger_(std::move(ledger)),
+      store_(store),
       options_(std::move(options)),
       counters_(std::move(counters)) {}
 
-ProviderActor::~ProviderActor() = default;  // joins the price threads (each bounded by its timeout)
+ProviderActor::~ProviderActor() {
+  // First: kills running programs and joins the executor's threads, which post to this actor.
+  executor_.reset();
+  // Then the members, joining the price threads (each bounded by its timeout).
+}
 
 void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
+  // The outcome only travels to the mailbox: the executor's threads never touch the actor.
+  executor_ = std::make_unique<bidding::Executor>(
+      options_.executor, [system = &system_, self = ctx.self(), counters = counters_](bidding::ExecutorOutcome outcome) {
+        actors::Outbox outbox(*system);
+        if (outbox.SendOrDrop(self, ExecutorDone{std::move(outcome)}) != actors::SendResult::kOk) {
+          counters->deliveries_dropped.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
   Apply(std::move(restored_), ctx);  // the ledger writes the restore asks for
   on.On<ProviderDelivery>([this](ProviderDelivery& message, actors::ActorContext& self) {
     OnDelivery(message.delivery, self);
@@ -152,12 +170,22 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
       spdlog::debug("provider: a ledger write failed: {}", done.status.message());
     }
   });
+  on.On<ExecutorDone>([this](ExecutorDone& done, actors::ActorContext& self) {
+    OnExecutorDone(std::move(done.outcome), self);
+  });
   on.On<PriceAnswer>([this](PriceAnswer& answer, actors::ActorContext& self) {
     Apply(engine_->OnPriceAnswer(answer.id, std::move(answer.price), self.clock().NowMs()), self);
   });
   on.OnRequest<ReloadInventory>([this](ReloadInventory& reload, actors::ActorContext& self) {
+    if (reload.pricing) GPUMART_RETURN_IF_ERROR(engine_->SetPricing(*reload.pricing));
     Status status = engine_->SetInventory(std::move(reload.inventory));
-    if (status.ok()) ScheduleOffer(self);
+    if (!status.ok()) {
+      // Both or neither: the running pricing was valid with the running inventory.
+      if (reload.pricing) (void)engine_->SetPricing(pricing_);
+      return status;
+    }
+    if (reload.pricing) pricing_ = std::move(*reload.pricing);
+    ScheduleOffer(self);
     return status;
   });
   on.OnRequest<StopBidding>([this](StopBidding&) {
@@ -227,16 +255,7 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
     case market::MessageType::kClose: {
       Result<market::Signed<market::Close>> close =
           market::OpenSigned<market::Close>(delivery.envelope, now_ms, market::Freshness::kIgnore);
-      if (!close.ok()) return;
-      const size_t active = engine_->active_leases();
-      bidding::EngineStep step = engine_->OnClose(*close, now_ms);
-      if (engine_->active_leases() < active) {
-        // EXECUTOR CALL POINT (lease stop): one of this provider's leases, close->body.lease_id,
-        // ended; stop its workload here.
-        spdlog::info("provider: lease {} closed ({})", market::ToHex(close->body.lease_id),
-                     market::ToString(close->body.reason));
-      }
-      Apply(std::move(step), ctx);
+      if (close.ok()) OnLeaseClose(*close, ctx);
       return;
     }
     default:
@@ -264,19 +283,96 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   }
   for (const auto& lease : step.leases) {
     Publish(lease.envelope, ctx);
-    // EXECUTOR CALL POINT (lease start): hand `lease` to the configured executor here
-    // (bidding/executor.h); a failed start closes the lease with reason provider-failure (a
-    // provider-signed Close, published, and given to the engine's OnClose to free it). The
-    // stop is the other EXECUTOR CALL POINT, in OnDelivery's kClose case.
     spdlog::info("provider: lease {} active (tenant {}, {} per hour {})", market::ToHex(lease.id),
                  market::ToHex(lease.body.tenant), lease.body.price_per_hour, lease.body.denom);
   }
+  // After the step's own effects: a start that fails at once closes its lease through Apply.
+  for (const auto& lease : step.leases) StartLease(lease, ctx);
   for (const bidding::Refusal& refusal : step.refusals) Publish(refusal.close.envelope, ctx);
   for (const bidding::PriceRequest& request : step.price_requests) RunPricing(request, ctx);
   for (const std::string& line : step.log) spdlog::debug("provider: {}", line);
   if (step.capacity_changed) ScheduleOffer(ctx);
   SyncCounters();
   ArmDeadline(ctx);
+}
+
+bool ProviderActor::OnLeaseClose(const market::Signed<market::Close>& close, actors::ActorContext& ctx) {
+  const size_t active = engine_->active_leases();
+  bidding::EngineStep step = engine_->OnClose(close, ctx.clock().NowMs());
+  const bool closed = engine_->active_leases() < active;
+  if (closed) {
+    spdlog::info("provider: lease {} closed ({})", market::ToHex(close.body.lease_id),
+                 market::ToString(close.body.reason));
+    // The lease as the ledger has it, with this close (the ledger may not have recorded it yet).
+    Result<ledger::LeaseRecord> record = store_.GetLease(close.body.lease_id);
+    if (record.ok()) {
+      record->state = ledger::LeaseState::kClosed;
+      record->close = close.body;
+      record->close_envelope = close.envelope;
+      const std::string lease_id = market::ToHex(close.body.lease_id);
+      Status submitted =
+          executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStop, DumpJson(ToJson(*record))});
+      if (!submitted.ok()) {
+        counters_->executor_stops_failed.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("provider: lease {} stop not run: {}", lease_id, submitted.message());
+      }
+    } else {
+      counters_->executor_stops_failed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("provider: lease {} stop not run: the ledger has no lease: {}", market::ToHex(close.body.lease_id),
+                   record.status().message());
+    }
+  }
+  Apply(std::move(step), ctx);
+  return closed;
+}
+
+void ProviderActor::StartLease(const market::Signed<market::Lease>& lease, actors::ActorContext& ctx) {
+  ledger::LeaseRecord record;
+  record.id = lease.id;
+  record.envelope = lease.envelope;
+  record.lease = lease.body;
+  record.state = ledger::LeaseState::kActive;
+  const std::string lease_id = market::ToHex(lease.id);
+  Status submitted = executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStart, DumpJson(ToJson(record))});
+  if (submitted.ok()) return;
+  counters_->executor_starts_failed.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("provider: lease {} start not run: {}", lease_id, submitted.message());
+  FailLease(lease.id, "executor refused the start: " + submitted.message(), ctx);
+}
+
+void ProviderActor::OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx) {
+  const bool start = outcome.event == bidding::LeaseEvent::kStart;
+  if (outcome.status.ok()) {
+    (start ? counters_->executor_starts : counters_->executor_stops).fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("provider: executor {} {} of lease {} ok ({} ms){}{}", bidding::ToString(outcome.kind),
+                 bidding::ToString(outcome.event), outcome.lease_id, outcome.took_ms,
+                 outcome.output_tail.empty() ? "" : ": ", outcome.output_tail);
+  } else {
+    (start ? counters_->executor_starts_failed : counters_->executor_stops_failed)
+        .fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("provider: executor {} {} of lease {} failed ({} ms): {}{}{}", bidding::ToString(outcome.kind),
+                 bidding::ToString(outcome.event), outcome.lease_id, outcome.took_ms, outcome.status.message(),
+                 outcome.output_tail.empty() ? "" : "; output: ", outcome.output_tail);
+  }
+  if (!outcome.close_lease) return;
+  const std::optional<market::MessageId> lease_id =
+      outcome.lease_id.size() == 64 ? market::FromHex<32>(outcome.lease_id) : std::nullopt;
+  if (lease_id) FailLease(*lease_id, "executor start failed: " + outcome.status.message(), ctx);
+}
+
+void ProviderActor::FailLease(const market::MessageId& lease_id, const std::string& why, actors::ActorContext& ctx) {
+  const int64_t now_ms = ctx.clock().NowMs();
+  // The note is for people: cut to the codec's text limit, on a UTF-8 character boundary.
+  size_t note_bytes = std::min(why.size(), market::limits::kMaxTextBytes);
+  while (note_bytes > 0 && note_bytes < why.size() && (static_cast<uint8_t>(why[note_bytes]) & 0xC0) == 0x80) {
+    --note_bytes;
+  }
+  market::Close close{lease_id, market::CloseReason::kProviderFailure, now_ms, why.substr(0, note_bytes)};
+  const auto signed_close = market::MakeSigned(identity_, close, now_ms, kProviderCloseTtlMs, market::RandomNonce());
+  // A lease its tenant closed meanwhile needs no second Close.
+  if (!OnLeaseClose(signed_close, ctx)) return;
+  Submit(ledger::RecordClose{signed_close}, WriteKind::kBackground, {}, ctx);
+  Publish(signed_close.envelope, ctx);
 }
 
 void ProviderActor::Submit(ledger::LedgerWrite write, WriteKind kind, const market::MessageId& bid_id,

@@ -15,6 +15,10 @@
 // - The provider's Offer (its free capacity) is signed and published at start, after every
 //   capacity change (debounced), and before it expires; Withdraw publishes an Offer with no
 //   nodes and a short lifetime (docs/PROTOCOL.md, "Withdrawing an Offer").
+// - Leases that start and stop go to the lease executor (bidding/executor.h, docs/EXECUTOR.md),
+//   whose threads post each outcome back as a message. A start that failed (or that the executor
+//   refused) closes the lease with reason provider-failure, signed by the provider, through the
+//   same path as any Close: capacity freed at once, the Close gossiped and recorded.
 //
 // Deliveries arrive through HandToProvider from the gossip thread (never blocking: a full queue
 // is a counted drop). The actor learns the gossip node's address from ProviderStart, sent once
@@ -35,6 +39,7 @@
 #include "actors/actor_system.h"
 #include "actors/outbox.h"
 #include "bidding/bid_engine.h"
+#include "bidding/executor.h"
 #include "bidding/pricing.h"
 #include "ledger/store.h"
 #include "market/crypto.h"
@@ -49,12 +54,15 @@ constexpr int kProviderMailboxHwm = 4096;
 // How long a withdrawing Offer lives: long enough to reach every node, short so that it leaves
 // every offer book soon after.
 constexpr int64_t kOfferWithdrawTtlMs = 30'000;
+// Envelope lifetime of a Close the provider signs (a lease its executor could not start).
+constexpr int64_t kProviderCloseTtlMs = 60'000;
 
 struct ProviderOptions {
   int64_t offer_ttl_ms = 10 * 60'000;     // envelope lifetime of a published Offer
   int64_t offer_refresh_ms = 5 * 60'000;  // republished this often (before it expires)
   int64_t offer_debounce_ms = 500;        // capacity changes within this are one new Offer
   std::string offer_name;                 // the Offer's label (docs/PROTOCOL.md: the signer is the provider)
+  bidding::ExecutorConfig executor;       // run on lease start and stop (the config's `executor`)
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -77,10 +85,17 @@ struct ProviderCounters {
   std::atomic<uint64_t> ledger_dropped{0};    // the ledger's queue was full, or a write failed
   std::atomic<uint64_t> deliveries_dropped{0};  // the provider's own queue was full
   std::atomic<uint64_t> pending_lease_writes{0};
+  // Lease executor outcomes by event (a refused Submit counts as a failed run).
+  std::atomic<uint64_t> executor_starts{0};
+  std::atomic<uint64_t> executor_starts_failed{0};
+  std::atomic<uint64_t> executor_stops{0};
+  std::atomic<uint64_t> executor_stops_failed{0};
   // One line for people: bids, skips by reason, reservations, leases by outcome.
   std::string Describe() const;
 };
 
+// The provider's bridges between the engine and the ledger, used by the daemon and by the demo
+// (node/local_market.cpp) alike.
 // The engine's allocation as the ledger's usage (the same shape; bidding does not know ledger).
 ledger::Usage UsageOf(const bidding::Allocation& allocation);
 
@@ -104,9 +119,11 @@ struct ProviderDelivery {
 struct ProviderStart {
   actors::ActorAddress gossip;
 };
-// A reloaded inventory (SIGHUP). Reply: Status (kept as it was unless Ok).
+// A reloaded inventory and pricing (SIGHUP). Reply: Status (both kept as they were unless Ok).
+// New bids use the new pricing; bids made and leases held keep their price.
 struct ReloadInventory {
   market::Offer inventory;
+  std::optional<bidding::PricingConfig> pricing;  // unset: the running one stays
 };
 // SIGTERM: no more bids; accepts still honoured so leases in flight finish. Reply: bool.
 struct StopBidding {};
@@ -121,6 +138,10 @@ struct ProviderStatus {
   uint64_t pending_lease_writes = 0;
   bool bidding = true;
   market::Offer offer;  // the last one published
+};
+// A lease executor's outcome (from its thread).
+struct ExecutorDone {
+  bidding::ExecutorOutcome outcome;
 };
 // A `command` price program's answer (from its thread).
 struct PriceAnswer {
@@ -139,10 +160,12 @@ class ProviderActor final : public actors::Actor {
  public:
   // `engine` holds the inventory and pricing, restored (RestoreFromLedger gave `restored`);
   // `pricing` is the policy it was made with (its command settings run the price program).
-  // `system` makes the price threads' outboxes.
+  // `system` makes the price and executor threads' outboxes. `store` is the ledger's (read for
+  // the lease a stop event hands the executor; it outlives the actor).
   ProviderActor(actors::ActorSystem& system, market::Identity identity, std::unique_ptr<bidding::BidEngine> engine,
                 bidding::EngineStep restored, bidding::PricingConfig pricing, actors::ActorAddress ledger,
-                ProviderOptions options, std::shared_ptr<ProviderCounters> counters);
+                const ledger::LedgerStore& store, ProviderOptions options,
+                std::shared_ptr<ProviderCounters> counters);
   ~ProviderActor() override;
   void Init(actors::Handlers& on, actors::ActorContext& ctx) override;
 
@@ -159,13 +182,21 @@ class ProviderActor final : public actors::Actor {
   void ArmDeadline(actors::ActorContext& ctx);
   void RunPricing(const bidding::PriceRequest& request, actors::ActorContext& ctx);
   void SyncCounters();
+  // Every Close of one of this provider's leases: the engine frees it; the executor stops it.
+  // True when it closed an active lease.
+  bool OnLeaseClose(const market::Signed<market::Close>& close, actors::ActorContext& ctx);
+  void StartLease(const market::Signed<market::Lease>& lease, actors::ActorContext& ctx);
+  void OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx);
+  // Signs, gossips, records and applies a provider-failure Close of `lease_id`.
+  void FailLease(const market::MessageId& lease_id, const std::string& why, actors::ActorContext& ctx);
 
   actors::ActorSystem& system_;
   const market::Identity identity_;
   std::unique_ptr<bidding::BidEngine> engine_;
   bidding::EngineStep restored_;
-  const bidding::PricingConfig pricing_;
+  bidding::PricingConfig pricing_;  // replaced on reload
   const actors::ActorAddress ledger_;
+  const ledger::LedgerStore& store_;
   const ProviderOptions options_;
   const std::shared_ptr<ProviderCounters> counters_;
   std::optional<actors::ActorAddress> gossip_;
@@ -187,6 +218,9 @@ class ProviderActor final : public actors::Actor {
     std::jthread thread;
   };
   std::vector<PricingThread> pricing_threads_;
+  // Last, so destroyed first: its threads post to this actor's mailbox and must be gone before
+  // the rest of the actor (the destructor also resets it first).
+  std::unique_ptr<bidding::Executor> executor_;
 };
 
 // Hands a delivery the provider takes to it from the gossip thread, never blocking.

@@ -145,6 +145,38 @@ TEST_F(BidEngineTest, AcceptCommitsOnlyAfterTheLedgerAcknowledgesAndThenPublishe
   EXPECT_EQ(engine->counters().leases, 1u);
 }
 
+// A new pricing (SIGHUP) prices new bids; a bid made before keeps its price, and so does the
+// lease made from it. A pricing the engine refuses changes nothing.
+TEST_F(BidEngineTest, SetPricingPricesNewBidsAndKeepsExistingOnes) {
+  auto engine = MakeEngine(provider_, Inventory(4));
+  ASSERT_NE(engine, nullptr);
+  const auto old_bid = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.at(0);
+  EXPECT_EQ(old_bid.body.price_per_hour, TablePrice(1, 300'000));
+
+  PricingConfig dearer = TablePricing();
+  dearer.tables[0].gpu["h100.80Gi.sxm"] = 400'000;
+  ASSERT_TRUE(engine->SetPricing(dearer).ok());
+  const auto new_bid = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.at(0);
+  EXPECT_EQ(new_bid.body.price_per_hour, TablePrice(1, 400'000));
+  // The Offer advertises the new tables.
+  const market::Offer offer = engine->FreeOffer();
+  ASSERT_FALSE(offer.pricing.empty());
+  EXPECT_EQ(offer.pricing[0].gpu.at("h100.80Gi.sxm"), 400'000u);
+
+  // The old bid is leased at its own price.
+  const SignedAccept accept = Accept(tenant_, old_bid);
+  ASSERT_EQ(engine->OnAccept(accept.accept, accept.wire, kNowMs + 100).record_leases.size(), 1u);
+  const EngineStep stored = engine->OnLeaseStored(old_bid.id, Status::Ok(), kNowMs + 101);
+  ASSERT_EQ(stored.leases.size(), 1u);
+  EXPECT_EQ(stored.leases[0].body.price_per_hour, TablePrice(1, 300'000));
+
+  // Refused (no tables for the table policy): the running pricing stays.
+  PricingConfig empty;
+  EXPECT_FALSE(engine->SetPricing(empty).ok());
+  const auto third = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.at(0);
+  EXPECT_EQ(third.body.price_per_hour, TablePrice(1, 400'000));
+}
+
 TEST_F(BidEngineTest, AcceptTwiceOrForAnothersBidChangesNothing) {
   auto engine = MakeEngine(provider_, Inventory(4));
   ASSERT_NE(engine, nullptr);

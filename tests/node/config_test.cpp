@@ -280,6 +280,51 @@ TEST(ConfigTest, ProviderInventoryAndPricing) {
             "inventory.nodes[0].gpus[0].colour: unknown key");
 }
 
+// `executor`: what a provider runs on lease start and stop (bidding::ParseExecutorConfig).
+TEST(ConfigTest, ProviderExecutor) {
+  const std::string provider =
+      "role: provider\ninventory:\n  nodes:\n"
+      "    - {name: n1, cpu_millis: 64000, memory: 512Gi, gpus: [{model: h100, ram: 80Gi, interface: sxm, count: 8}]}\n"
+      "pricing:\n  - {denom: uakt, gpu: {h100: 650000}}\n";
+  Result<NodeConfig> plain = ParseNodeConfig(provider);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->provider.executor.kind, bidding::ExecutorKind::kLog);
+  Result<NodeConfig> config = ParseNodeConfig(provider +
+                                              "executor:\n  kind: exec\n  command: [/usr/local/bin/deploy, --ns, gm]\n"
+                                              "  timeout_ms: 30000\n  max_concurrent: 2\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->provider.executor.kind, bidding::ExecutorKind::kExec);
+  EXPECT_EQ(config->provider.executor.command, (std::vector<std::string>{"/usr/local/bin/deploy", "--ns", "gm"}));
+  EXPECT_EQ(config->provider.executor.timeout_ms, 30000);
+  EXPECT_EQ(config->provider.executor.max_concurrent, 2u);
+  EXPECT_NE(ErrorOf(provider + "executor:\n  kind: exec\n").find("executor kind exec needs a command"),
+            std::string::npos)
+      << ErrorOf(provider + "executor:\n  kind: exec\n");
+  EXPECT_EQ(ErrorOf("executor: {kind: log}\n"), "executor: only a provider bids (role is relay)");
+}
+
+// The provider's Offer timings: defaults as ProviderOptions has them, settable, checked together.
+TEST(ConfigTest, ProviderOfferTimings) {
+  const std::string provider =
+      "role: provider\ninventory:\n  nodes:\n"
+      "    - {name: n1, cpu_millis: 64000, memory: 512Gi, gpus: [{model: h100, ram: 80Gi, interface: sxm, count: 8}]}\n"
+      "pricing:\n  - {denom: uakt, gpu: {h100: 650000}}\n";
+  Result<NodeConfig> plain = ParseNodeConfig(provider);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->provider.offer_ttl_ms, ProviderOptions{}.offer_ttl_ms);
+  Result<NodeConfig> config =
+      ParseNodeConfig(provider + "offer_ttl_ms: 120000\noffer_refresh_ms: 60000\noffer_debounce_ms: 50\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->provider.offer_ttl_ms, 120000);
+  EXPECT_EQ(config->provider.offer_refresh_ms, 60000);
+  EXPECT_EQ(config->provider.offer_debounce_ms, 50);
+  EXPECT_EQ(ErrorOf(provider + "offer_ttl_ms: 60000\noffer_refresh_ms: 60000\n"),
+            "offer_refresh_ms: 60000 is not less than offer_ttl_ms (60000): the Offer would expire before it is "
+            "republished");
+  EXPECT_EQ(ErrorOf(provider + "offer_debounce_ms: 0\n"), "offer_debounce_ms: 0 is not in 1..86400000");
+  EXPECT_EQ(ErrorOf("offer_ttl_ms: 60000\n"), "offer_ttl_ms: only a provider bids (role is relay)");
+}
+
 // Block nesting (indentation) is a limit like [ and { nesting (the YAML tree bounds both).
 TEST(ConfigTest, DeepBlockNestingIsALimit) {
   std::string deep;

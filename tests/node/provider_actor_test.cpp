@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 #include <thread>
 
@@ -334,6 +336,136 @@ TEST(ProviderActorTest, RestartRestoresALiveReservation) {
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->live_reservations, 1u);
   EXPECT_EQ(GpusOf(state->offer), 6u);
+}
+
+// The lease (from the tenant's deliveries) made for an order: its Order, Bid, Accept done here.
+std::optional<market::Signed<market::Lease>> LeaseOrder(Tenant& tenant, const market::PublicKey& provider) {
+  const auto order = ServableOrder(tenant.identity());
+  if (!tenant.Publish(order.envelope).ok()) return std::nullopt;
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
+  if (!bid) return std::nullopt;
+  const auto accept = market::MakeSigned(tenant.identity(), market::Accept{order.id, bid->id, provider},
+                                         SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  if (!tenant.Publish(accept.envelope).ok()) return std::nullopt;
+  std::optional<gossip::Deliver> delivery = tenant.WaitFor(market::MessageType::kLease, [&](const gossip::Deliver& d) {
+    auto lease = market::OpenLease(d.envelope);
+    return lease.ok() && lease->body.bid_id == bid->id;
+  });
+  if (!delivery) return std::nullopt;
+  auto lease = market::OpenLease(delivery->envelope);
+  if (!lease.ok()) return std::nullopt;
+  return *lease;
+}
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// The exec executor runs on lease start with the lease as JSON on stdin, and on its close again
+// (event stop); each outcome is counted.
+TEST(ProviderActorTest, ExecutorRunsOnLeaseStartAndStop) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const std::string seen = dir.Sub("seen");
+  ProviderOptions options{.offer_debounce_ms = 20};
+  options.executor.kind = bidding::ExecutorKind::kExec;
+  options.executor.command = {"/bin/sh", "-c", "cat >>" + seen + "; echo >>" + seen};
+  options.executor.timeout_ms = 5'000;
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  const ProviderCounters& counters = *context->provider_counters();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  std::optional<market::Signed<market::Lease>> lease = LeaseOrder(tenant, provider);
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(Eventually([&] { return counters.executor_starts.load() == 1; }));
+  const std::string start = ReadWhole(seen);
+  EXPECT_NE(start.find("\"event\":\"start\""), std::string::npos) << start;
+  EXPECT_NE(start.find(market::ToHex(lease->id)), std::string::npos) << start;
+  EXPECT_EQ(counters.leases_active.load(), 1u);
+
+  const int64_t now = SystemClock::Instance().NowMs();
+  const auto close = market::MakeSigned(
+      tenant.identity(), market::Close{lease->id, market::CloseReason::kTenantClosed, now, ""}, now, 60'000,
+      market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(close.envelope).ok());
+  ASSERT_TRUE(Eventually([&] { return counters.executor_stops.load() == 1; }));
+  EXPECT_NE(ReadWhole(seen).find("\"event\":\"stop\""), std::string::npos);
+  EXPECT_EQ(counters.executor_starts_failed.load(), 0u);
+  EXPECT_EQ(counters.executor_stops_failed.load(), 0u);
+}
+
+// A start that fails (exit 1) closes the lease with reason provider-failure: the provider signs
+// the Close, gossips it, records it, and the lease's GPUs are free again at once.
+TEST(ProviderActorTest, AFailedExecutorStartClosesTheLeaseAndFreesIt) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  ProviderOptions options{.offer_debounce_ms = 20};
+  options.executor.kind = bidding::ExecutorKind::kExec;
+  options.executor.command = {"/bin/sh", "-c", "cat >/dev/null; echo no cluster >&2; exit 1"};
+  options.executor.timeout_ms = 5'000;
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  const ProviderCounters& counters = *context->provider_counters();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  std::optional<market::Signed<market::Lease>> lease = LeaseOrder(tenant, provider);
+  ASSERT_TRUE(lease.has_value());
+  std::optional<gossip::Deliver> closed = tenant.WaitFor(market::MessageType::kClose, [&](const gossip::Deliver& d) {
+    auto close = market::OpenSigned<market::Close>(d.envelope, SystemClock::Instance().NowMs());
+    return close.ok() && close->envelope.signer == provider && close->body.lease_id == lease->id &&
+           close->body.reason == market::CloseReason::kProviderFailure;
+  });
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_TRUE(Eventually([&] { return counters.leases_closed.load() == 1; }));
+  EXPECT_EQ(counters.leases_active.load(), 0u);
+  EXPECT_EQ(counters.executor_starts_failed.load(), 1u);
+  EXPECT_EQ(counters.executor_starts.load(), 0u);
+  EXPECT_TRUE(Eventually([&] {
+    auto state = context->ProviderState();
+    return state.ok() && GpusOf(state->offer) == 8u;
+  }));
+  EXPECT_TRUE(Eventually([&] {
+    auto record = context->ledger().store().GetLease(lease->id);
+    return record.ok() && record->state == ledger::LeaseState::kClosed;
+  }));
+}
+
+// SIGHUP's reload replaces the pricing of the running provider: the next bid has the new price.
+TEST(ProviderActorTest, ReloadReplacesThePricingForNewBids) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+  const auto first = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(first.envelope).ok());
+  std::optional<market::Signed<market::Bid>> first_bid = BidFor(tenant, first.id);
+  ASSERT_TRUE(first_bid.has_value());
+
+  for (market::PriceTable& table : config.pricing_policy.tables) {
+    for (auto& [key, rate] : table.gpu) rate *= 2;
+  }
+  ASSERT_TRUE(context->ReloadInventory(inventory, config).ok());
+  const auto second = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(second.envelope).ok());
+  std::optional<market::Signed<market::Bid>> second_bid = BidFor(tenant, second.id);
+  ASSERT_TRUE(second_bid.has_value());
+  EXPECT_GT(second_bid->body.price_per_hour, first_bid->body.price_per_hour);
 }
 
 }  // namespace
