@@ -276,6 +276,9 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   for (bidding::StoreLease& record : step.record_leases) {
     Submit(ledger::RecordLease{std::move(record.lease)}, WriteKind::kLease, record.bid_id, ctx);
   }
+  // Counters first: whoever sees a message this step publishes (a tenant, a test) must find them
+  // already counting it.
+  SyncCounters();
   for (const auto& bid : step.bids) {
     // Recorded so that a restart can restore the bid's reservation.
     Submit(ledger::RecordBid{bid}, WriteKind::kBackground, {}, ctx);
