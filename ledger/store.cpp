@@ -995,6 +995,32 @@ Result<Reservation> LedgerStore::GetReservation(const MessageId& bid_id) const {
   return DecodeReservation(bid_id, **value);
 }
 
+namespace {
+
+// Every reservation of `provider` the snapshot holds, through its index, decoded, in bid-id order;
+// stops at the first error `visit` returns.
+template <typename Visit>
+Status ForEachReservationOf(leveldb::DB* db, const leveldb::ReadOptions& options, const PublicKey& provider,
+                            Visit&& visit) {
+  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(options));
+  const std::string prefix = keys::Id(keys::kReservationByProvider, provider);
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(prefix)) break;
+    const MessageId bid_id = *keys::TrailingId(key);
+    auto value = DbGet(db, options, keys::Id(keys::kReservation, bid_id));
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) continue;
+    auto reservation = DecodeReservation(bid_id, **value);
+    if (!reservation.ok()) return reservation.status().WithContext(keys::Describe(keys::Id(keys::kReservation, bid_id)));
+    GPUMART_RETURN_IF_ERROR(visit(std::move(reservation).value()));
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "reading reservations");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Usage> LedgerStore::UsedCapacity(const PublicKey& provider, int64_t now_ms) const {
   SnapshotRead read(db_.get());
   Usage used;
@@ -1014,43 +1040,24 @@ Result<Usage> LedgerStore::UsedCapacity(const PublicKey& provider, int64_t now_m
     if (!usage.ok()) return usage.status().WithContext(keys::Describe(keys::Id(keys::kUsage, lease_id)));
     AddUsage(used, *usage);
   }
-  const std::string reservation_prefix = keys::Id(keys::kReservationByProvider, provider);
-  for (it->Seek(reservation_prefix); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (!key.starts_with(reservation_prefix)) break;
-    const MessageId bid_id = *keys::TrailingId(key);
-    auto value = DbGet(db_.get(), read.options(), keys::Id(keys::kReservation, bid_id));
-    if (!value.ok()) return value.status();
-    if (!value->has_value()) continue;
-    auto reservation = DecodeReservation(bid_id, **value);
-    if (!reservation.ok()) return reservation.status().WithContext(keys::Describe(keys::Id(keys::kReservation, bid_id)));
-    if (reservation->expires_ms <= now_ms) continue;
-    AddUsage(used, reservation->usage);
-  }
   if (!it->status().ok()) return FromLevelDb(it->status(), "reading capacity");
+  GPUMART_RETURN_IF_ERROR(ForEachReservationOf(db_.get(), read.options(), provider, [&](Reservation reservation) {
+    if (reservation.expires_ms > now_ms) AddUsage(used, reservation.usage);
+    return Status::Ok();
+  }));
   return used;
 }
 
 Result<std::vector<Reservation>> LedgerStore::ReservationsOf(const PublicKey& provider, size_t max) const {
   SnapshotRead read(db_.get());
   std::vector<Reservation> reservations;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read.options()));
-  const std::string prefix = keys::Id(keys::kReservationByProvider, provider);
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (!key.starts_with(prefix)) break;
-    const MessageId bid_id = *keys::TrailingId(key);
-    auto value = DbGet(db_.get(), read.options(), keys::Id(keys::kReservation, bid_id));
-    if (!value.ok()) return value.status();
-    if (!value->has_value()) continue;
-    auto reservation = DecodeReservation(bid_id, **value);
-    if (!reservation.ok()) return reservation.status().WithContext(keys::Describe(keys::Id(keys::kReservation, bid_id)));
+  GPUMART_RETURN_IF_ERROR(ForEachReservationOf(db_.get(), read.options(), provider, [&](Reservation reservation) {
     if (reservations.size() == max) {
       return Status::LimitExceeded("provider holds more than " + std::to_string(max) + " reservations");
     }
-    reservations.push_back(std::move(reservation).value());
-  }
-  if (!it->status().ok()) return FromLevelDb(it->status(), "reading reservations");
+    reservations.push_back(std::move(reservation));
+    return Status::Ok();
+  }));
   return reservations;
 }
 
