@@ -6,7 +6,8 @@
 // order it can serve. SIGHUP reloads the config's inventory (a bad config is refused, the old one
 // kept). SIGINT/SIGTERM stop it cleanly: a provider stops bidding, waits for its lease writes in
 // flight and withdraws its offer; then gossip stops, then the ledger commits everything
-// acknowledged. The client port arrives with a later issue, on this same startup path.
+// acknowledged. Prometheus metrics are served over HTTP at /metrics (`metrics_listen`,
+// docs/METRICS.md). The client port arrives with a later issue, on this same startup path.
 #include <signal.h>
 #include <unistd.h>
 
@@ -112,6 +113,9 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
   const ledger::VerifyReport& verify = context->ledger_report();
   // The peer address first, so a script that waits for "ready" has it.
   if (!context->peer_address().empty()) std::cout << "gossip listening on " << context->peer_address() << "\n";
+  if (!context->metrics_address().empty()) {
+    std::cout << "metrics listening on http://" << context->metrics_address() << "/metrics\n";
+  }
   std::cout << "gpumartd ready: node " << market::ToHex(context->identity().public_key()) << " role "
             << node::ToString(config.role) << " data dir " << config.data_dir << " ledger " << verify.records
             << " records, chain head " << verify.head.seq;
