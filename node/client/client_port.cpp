@@ -1,5 +1,7 @@
 #include "node/client/client_port.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <deque>
 #include <exception>
@@ -37,7 +39,12 @@ bool IsLoopbackEndpoint(std::string_view endpoint) {
     return close != std::string_view::npos && host.substr(1, close - 1) == "::1";
   }
   host = host.substr(0, host.rfind(':'));
-  return host == "localhost" || host.substr(0, 4) == "127.";
+  if (host == "localhost") return true;
+  // An IPv4 address in 127.0.0.0/8, not a name that merely starts with "127." (it could resolve
+  // anywhere).
+  in_addr address{};
+  const std::string text(host);
+  return inet_pton(AF_INET, text.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
 }
 
 class ClientPort::Impl {
@@ -51,7 +58,7 @@ class ClientPort::Impl {
     router_->set(zmq::sockopt::linger, 0);
     router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits::kMaxTransportBytes));
     router_->set(zmq::sockopt::sndhwm, kClientSendHwm);
-    const bool curve = !IsLoopbackEndpoint(config_.listen);
+    const bool curve = config_.curve;
     if (curve) {
       // Off loopback every link is encrypted and the node authenticated by its identity key
       // (clients are anonymous: what they may change is decided by the signatures they send).

@@ -69,6 +69,9 @@ using QueryTable = std::map<std::string, QueryHandler, std::less<>>;
 
 struct ClientPortConfig {
   std::string listen = "tcp://127.0.0.1:7701";  // "*" as the port picks a free one
+  // CURVE with the node's identity key (clients must know it: their address carries it). The
+  // node's rule (NodeContext): on unless `listen` is a loopback endpoint.
+  bool curve = false;
   const ledger::LedgerStore* ledger = nullptr;  // Close ownership; must outlive the actor
   QueryTable queries;
   int64_t idle_ms = kClientIdleMs;
