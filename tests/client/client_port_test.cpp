@@ -213,6 +213,13 @@ TEST_F(ClientPortTest, ASubscriberGetsItsBidsLeaseAndCloseAndOwnershipIsChecked)
   auto order_id = client_->Publish(market::EncodeEnvelope(signed_order.envelope));
   ASSERT_TRUE(order_id.ok()) << order_id.status().ToString();
   EXPECT_EQ(*order_id, signed_order.id);
+  // Someone else publishing the same order bytes again (gossip shows them to all) is harmless
+  // and takes nothing from the tenant's connection.
+  auto other = Client::Connect(relay_->client_address(), 5s);
+  ASSERT_TRUE(other.ok());
+  auto again = (*other)->Call("publish", {{"envelope", market::EncodeEnvelope(signed_order.envelope)}});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(std::get<bool>(again->at("duplicate")));
   auto bid_event = client_->WaitEvent(5s);
   ASSERT_TRUE(bid_event.ok()) << bid_event.status().ToString();
   EXPECT_EQ(bid_event->type, "bid");
