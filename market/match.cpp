@@ -897,6 +897,7 @@ void Materialize(const Plan& plan, const ProviderState& provider, const TypeTabl
                  Candidate& candidate) {
   candidate.provider = provider.id;
   candidate.denom = denom;
+  candidate.denom_rank = 0;  // the caller sets it for a group of several denoms
   candidate.price_per_hour = price;
   candidate.reputation_ppm = provider.reputation_ppm;
   if (service_types != s.service_types.data()) {
@@ -1683,7 +1684,7 @@ Status OfferBook::ApplyCapacityChange(const CapacityChange& change) {
 
 std::vector<Candidate> OfferBook::TopK(const Order& order, Policy policy, size_t k) {
   std::vector<Candidate> result;
-  impl_->TopK(order, policy, k, result);
+  TopKInto(order, policy, k, result);
   return result;
 }
 

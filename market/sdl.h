@@ -99,7 +99,7 @@ struct Deployment {
   std::string version;                          // how it was read: "2.0", "2.1" or "2.2"
   std::vector<Order> orders;                    // one per placement group that has services
   std::map<std::string, ServiceSpec> services;  // every entry of `services:`, by name
-  std::vector<SdlWarning> warnings;             // in file order; empty with SdlOptions::strict
+  std::vector<SdlWarning> warnings;             // in the order met; empty with SdlOptions::strict
 };
 
 struct SdlOptions {

@@ -784,5 +784,267 @@ TEST(SdlFile, AnAllocationFailureAnywhereIsAStatus) {
   EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("ParseSdlFile", [&] { return ParseSdlFile(path); }), 10);
 }
 
+// ---------------------------------------------------------------------------------------------
+// What Akash's Go reader accepts, ignores and refuses (issue 14). Each refusal below was accepted
+// before; each ignored field was an error.
+
+Deployment ParseStrictOk(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text, {.strict = true});
+  EXPECT_TRUE(result.ok()) << result.status().ToString() << "\n" << text;
+  return result.ok() ? std::move(result).value() : Deployment{};
+}
+
+Status ParseStrictError(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text, {.strict = true});
+  EXPECT_FALSE(result.ok()) << text;
+  return result.ok() ? Status::Ok() : result.status();
+}
+
+std::string WithVersion(const std::string& version) {
+  return Replace(kBaseSdl, "version: \"2.0\"", "version: " + version);
+}
+
+TEST(SdlAkash, VersionIsReadAsAToleratedSemver) {
+  struct Case {
+    const char* written;
+    const char* read;  // nullptr: refused
+  };
+  const Case cases[] = {
+      {"\"2.0\"", "2.0"},   {"2.0", "2.0"},         {"\"2\"", "2.0"},        {"2", "2.0"},
+      {"\"2.0.0\"", "2.0"}, {"\"v2.0\"", "2.0"},    {"\" 2.0 \"", "2.0"},    {"\"02.00\"", "2.0"},
+      {"\"2.0.0+b1\"", "2.0"}, {"\"2.1\"", "2.1"},  {"\"2.1.0\"", "2.1"},    {"\"2.1.7\"", "2.1"},
+      {"\"2.2.0-rc1\"", "2.1"}, {"\"2.2\"", "2.2"}, {"\"2.10\"", "2.2"},     {"\"3.0\"", "2.2"},
+      {"\"2.0.1\"", nullptr}, {"\"2.1.0-rc1\"", nullptr}, {"\"2.1-rc1\"", nullptr}, {"\"1.9\"", nullptr},
+      {"\"two\"", nullptr}, {"\"2.0.0.0\"", nullptr}, {"\"2.0.0-01\"", nullptr}, {"\"\"", nullptr},
+  };
+  for (const Case& c : cases) {
+    Result<Deployment> result = ParseSdl(WithVersion(c.written));
+    if (c.read == nullptr) {
+      EXPECT_FALSE(result.ok()) << c.written;
+      continue;
+    }
+    ASSERT_TRUE(result.ok()) << c.written << ": " << result.status().ToString();
+    EXPECT_EQ(result->version, c.read) << c.written;
+  }
+  // Read differently than written: a warning says how; --strict wants it written out.
+  const Deployment two = ParseOk(WithVersion("\"2\""));
+  ASSERT_EQ(two.warnings.size(), 1u);
+  EXPECT_EQ(two.warnings[0].ToString(), "version: \"2\" read as \"2.0\", as Akash's reader reads it");
+  EXPECT_EQ(ParseStrictError(WithVersion("\"2\"")).message(),
+            "version: \"2\" is not written as \"2.0\", \"2.1\" or \"2.2\" (--strict: Akash Console's schema)");
+  EXPECT_EQ(ParseError(WithVersion("\"2.0.1\"")).message(),
+            "version: \"2.0.1\" is not supported (expected \"2.0\", \"2.1\" or \"2.2\")");
+}
+
+TEST(SdlAkash, UnknownFieldsBelowTheTopAreWarningsAndAtTheTopErrors) {
+  std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n",
+                             "    image: nginx:1.25\n    expose:\n      - port: 80\n        foo: 1\n        to:\n"
+                             "          - global: true\n            bar: 2\n");
+  text = Replace(text, "  placement:\n", "  extra: {}\n  placement:\n");
+  text = Replace(text, "      count: 1\n", "      count: 1\n      replicas: 3\n");
+  text = Replace(text, "          amount: 1000\n", "          amount: 1000\n          per: block\n");
+  text = Replace(text, "        cpu:\n          units: 1\n", "        cpu:\n          units: 1\n          arch: x86\n");
+  const Deployment deployment = ParseOk(text);
+  std::vector<std::string> warnings;
+  for (const SdlWarning& warning : deployment.warnings) warnings.push_back(warning.path);
+  EXPECT_EQ(warnings, (std::vector<std::string>{"profiles.extra", "services.web.expose[0].foo",
+                                                "services.web.expose[0].to[0].bar",
+                                                "profiles.compute.web.resources.cpu.arch",
+                                                "profiles.placement.akash.pricing.web.per",
+                                                "deployment.web.akash.replicas"}));
+  EXPECT_EQ(deployment.warnings[1].ToString(),
+            "services.web.expose[0].foo: unknown field, ignored (expected port, as, proto, to, accept or http_options)");
+  // The orders are what they would be without the unknown fields.
+  EXPECT_EQ(deployment.orders, ParseOk(kBaseSdl).orders);
+  // --strict: the first one met is an error.
+  EXPECT_EQ(ParseStrictError(text).message(), "profiles.extra: unknown field (expected compute or placement)");
+  // Akash's reader refuses an unknown top-level field ("sdl: unexpected field").
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("x-defaults: {}\n")).message(),
+            "x-defaults: unknown top-level field (expected version, services, profiles, deployment, endpoints, "
+            "include or reclamation)");
+  EXPECT_TRUE(ParseOk(kBaseSdl + std::string("include: [other.yaml]\n")).warnings.empty());
+}
+
+// The base SDL with a storage list and the service's params.storage.
+std::string WithVolumes(const std::string& volumes, const std::string& params) {
+  std::string text = Replace(kBaseSdl, "        storage:\n          size: 1Gi\n", "        storage:\n" + volumes);
+  if (!params.empty()) text = Replace(text, "    image: nginx:1.25\n", "    image: nginx:1.25\n    params:\n      storage:\n" + params);
+  return text;
+}
+
+constexpr const char* kPersistentData =
+    "          - size: 1Gi\n          - name: data\n            size: 10Gi\n            attributes:\n"
+    "              persistent: true\n              class: beta3\n";
+
+TEST(SdlAkash, PersistentVolumesMustBeMountedAtAnAbsolutePath) {
+  const Deployment mounted = ParseOk(WithVolumes(kPersistentData, "        data:\n          mount: /var/lib/data\n"));
+  EXPECT_EQ(mounted.services.at("web").mounts, (std::vector<VolumeMount>{{"data", "/var/lib/data", false}}));
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "")).message(),
+            "services.web.params.storage.data.mount: missing: persistent volume \"data\" of profiles.compute.web must "
+            "be mounted by service \"web\" (params.storage.data.mount: /an/absolute/path)");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data:\n          readOnly: true\n")).message(),
+            "services.web.params.storage.data.mount: missing: where the volume is mounted, an absolute path");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data:\n          mount: var/data\n")).message(),
+            "services.web.params.storage.data.mount: \"var/data\" is not an absolute path");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data: {mount: /d}\n        cache: {mount: /c}\n")).message(),
+            "services.web.params.storage.cache: no volume \"cache\" in profiles.compute.web.resources.storage (used by "
+            "deployment.web.akash)");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data: {mount: /d}\n        default: {mount: /d}\n")).message(),
+            "services.web.params.storage.default.mount: \"/d\" is already the mount point of volume \"data\"");
+}
+
+TEST(SdlAkash, StorageClassesFollowAkashsRules) {
+  auto volume = [](const std::string& attributes) {
+    return WithVolumes("          - size: 1Gi\n            attributes:\n" + attributes, "");
+  };
+  EXPECT_EQ(ParseError(volume("              class: beta3\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: class \"beta3\" needs persistent: true (an "
+            "ephemeral volume has no class)");
+  EXPECT_EQ(ParseError(volume("              class: ram\n              persistent: true\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: a ram volume cannot be persistent");
+  EXPECT_EQ(ParseError(volume("              class: nvme\n              persistent: true\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: \"nvme\" is not a storage class (expected "
+            "default, beta1, beta2, beta3 or ram)");
+  EXPECT_EQ(ParseError(volume("              size: 2Gi\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.size: unknown field (expected persistent or class)");
+  // A ram volume may be mounted, not read-only.
+  const std::string ram = "          - size: 1Gi\n          - name: shm\n            size: 1Gi\n            attributes:\n"
+                          "              class: ram\n";
+  EXPECT_TRUE(ParseSdl(WithVolumes(ram, "        shm: {mount: /dev/shm}\n")).ok());
+  EXPECT_EQ(ParseError(WithVolumes(ram, "        shm: {mount: /dev/shm, readOnly: true}\n")).message(),
+            "services.web.params.storage.shm.readOnly: a ram volume cannot be read-only");
+}
+
+TEST(SdlAkash, ServicesAndPricesAkashRefuses) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "services:\n  web:", "services:\n  Web_1:")).message(),
+            "services.Web_1: \"Web_1\" is not a valid service name (lower-case letters, digits and '-', starting with "
+            "a letter and not ending with '-')");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    command: [sh]\n")).message(),
+            "services.web.image: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    env:\n      - \"1A=x\"\n"))
+                .message(),
+            "services.web.env[0]: \"1A\" is not a valid environment variable name");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    expose:\n      - port: 70000\n"))
+                .message(),
+            "services.web.expose[0].port: 70000 is more than the limit of 65535");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    expose:\n      - as: 80\n"))
+                .message(),
+            "services.web.expose[0].port: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n",
+                               "    image: nginx\n    expose:\n      - port: 80\n        proto: http\n"))
+                .message(),
+            "services.web.expose[0].proto: \"http\" is not a protocol (expected tcp or udp)");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n",
+                               "    image: nginx\n    credentials:\n      host: ghcr.io\n      username: me\n"))
+                .message(),
+            "services.web.credentials.password: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "amount: 1000", "amount: 0")).message(),
+            "profiles.placement.akash.pricing.web.amount: is zero (Akash refuses a zero price)");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "denom: uakt", "denom: \"1x\"")).message(),
+            "profiles.placement.akash.pricing.web.denom: \"1x\" is not a denom (a letter, then 2 to 127 letters, "
+            "digits or /:._-)");
+}
+
+TEST(SdlAkash, IpEndpointsAreDeclaredGlobalAndUsed) {
+  const std::string exposed = Replace(kBaseSdl, "    image: nginx:1.25\n",
+                                      "    image: nginx\n    expose:\n      - port: 80\n        to:\n"
+                                      "          - global: true\n            ip: myip\n");
+  EXPECT_TRUE(ParseSdl(exposed + "endpoints:\n  myip:\n    kind: ip\n").ok());
+  EXPECT_EQ(ParseError(exposed).message(), "services.web.expose[0].to[0].ip: no endpoint \"myip\" in endpoints");
+  EXPECT_EQ(ParseError(Replace(exposed, "global: true", "global: false") + "endpoints:\n  myip:\n    kind: ip\n").message(),
+            "services.web.expose[0].to[0].global: must be true when an ip endpoint is named");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  myip:\n    kind: ip\n")).message(),
+            "endpoints.myip: declared but no service exposes to it (expose.to.ip)");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  myip:\n    kind: dns\n")).message(),
+            "endpoints.myip.kind: \"dns\" is not a known kind (expected ip)");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  My:\n    kind: ip\n")).message(),
+            "endpoints.My: \"My\" is not a valid endpoint name (lower-case letters, then lower-case letters, digits, "
+            "'-' or '_')");
+}
+
+TEST(SdlAkash, StrictAppliesTheConsoleSchema) {
+  // Each is accepted without --strict.
+  const std::string cases[][2] = {
+      {Replace(kBaseSdl, "        cpu:\n          units: 1\n", "        cpu: 1\n"),
+       "profiles.compute.web.resources.cpu: a shorthand: write cpu: {units: ...}"},
+      {Replace(kBaseSdl, "        storage:\n          size: 1Gi\n", ""), "profiles.compute.web.resources.storage: missing"},
+      {Replace(kBaseSdl, "denom: uakt", "denom: usdc"), "profiles.placement.akash.pricing.web.denom: \"usdc\" is not "
+                                                        "uakt, uact or ibc/..."},
+      {Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    env: {A: b}\n"),
+       "services.web.env: must be a list of strings"},
+      {WithVolumes("          - size: 1Gi\n          - name: d\n            size: 1Gi\n            attributes:\n"
+                   "              persistent: true\n",
+                   "        d: {mount: /d}\n"),
+       "profiles.compute.web.resources.storage[1].attributes: needs both class and persistent"},
+      {WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n              nvidia:\n"
+               "                - h100\n"),
+       "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0]: a shorthand: write - model: ..."},
+      {Replace(kBaseSdl, "    image: nginx:1.25\n",
+               "    image: nginx\n    credentials: {host: h, username: u, password: short}\n"),
+       "services.web.credentials.password: shorter than 6 characters"},
+  };
+  for (const auto& [text, error] : cases) {
+    EXPECT_TRUE(ParseSdl(text).ok()) << error;
+    EXPECT_EQ(ParseStrictError(text).message(), error + " (--strict: Akash Console's schema)");
+  }
+  EXPECT_TRUE(ParseStrictOk(kBaseSdl).warnings.empty());
+}
+
+// SDL 2.2: a placement's price for a profile may list several denoms.
+constexpr const char* kMultiDenom = R"(version: "2.2"
+services:
+  web:
+    image: nginx
+  api:
+    image: api
+profiles:
+  compute:
+    web:
+      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}
+  placement:
+    akash:
+      pricing:
+        web:
+          - denom: uact
+            amount: 100
+          - denom: uakt
+            amount: 6117
+deployment:
+  web:
+    akash: {profile: web, count: 2}
+)";
+
+TEST(SdlAkash, SeveralDenomsKeepTheTenantsOrder) {
+  const Deployment deployment = ParseOk(kMultiDenom);
+  ASSERT_EQ(deployment.orders.size(), 1u);
+  const Order& order = deployment.orders[0];
+  EXPECT_EQ(order.Denoms(), (std::vector<std::string>{"uact", "uakt"}));
+  const ServiceRequest& service = order.services[0];
+  EXPECT_EQ(service.price_cap, (PriceCap{"uact", 100, PerBlockToPerHour(100)}));
+  EXPECT_EQ(service.more_caps, (std::vector<PriceCap>{{"uakt", 6117, 3'600'000}}));
+  EXPECT_EQ(order.CapPerHourIn("uakt"), 7'200'000u);
+  EXPECT_EQ(order.CapPerHourIn("usdc"), std::nullopt);
+  EXPECT_TRUE(ValidateOrder(order).ok());
+  // A list needs 2.2, as Akash's 2.0/2.1 readers refuse it.
+  EXPECT_EQ(ParseError(Replace(kMultiDenom, "\"2.2\"", "\"2.1\"")).message(),
+            "profiles.placement.akash.pricing.web: a list of prices needs version \"2.2\" (this file is \"2.1\")");
+  EXPECT_EQ(ParseError(Replace(kMultiDenom, "denom: uakt", "denom: uact")).message(),
+            "profiles.placement.akash.pricing.web[1].denom: \"uact\" is listed twice");
+  // Every service of a group caps in the same denoms; the first service's order is the group's.
+  std::string two = Replace(kMultiDenom, "      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n",
+                            "      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n"
+                            "    api:\n      resources: {cpu: {units: 2}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n");
+  two = Replace(two, "            amount: 6117\n",
+                "            amount: 6117\n        api: [{denom: uakt, amount: 1}, {denom: uact, amount: 2}]\n");
+  two += "  api:\n    akash: {profile: api, count: 1}\n";
+  const Deployment both = ParseOk(two);
+  ASSERT_EQ(both.orders.at(0).services.size(), 2u);
+  EXPECT_EQ(both.orders[0].services[1].price_cap.denom, "uact");
+  EXPECT_EQ(both.orders[0].services[1].more_caps.at(0).denom, "uakt");
+  EXPECT_EQ(ParseError(Replace(two, "{denom: uakt, amount: 1}, ", "")).message(),
+            "profiles.placement.akash.pricing.api: priced in uact, the group's other services in uact, uakt; every "
+            "service of a group is priced in the same denoms");
+}
+
 }  // namespace
 }  // namespace gpumart::market
