@@ -21,6 +21,10 @@ namespace CLI {
 class App;
 }
 
+namespace gpumart::market {
+struct Deployment;
+}
+
 namespace gpumart::node {
 
 // Where a command writes and the exit status it leaves. Passed to every command's callback so
@@ -36,6 +40,10 @@ struct CliContext {
   int Fail(const Status& status, int exit);
   int Fail(const Status& status);  // kExitFailure
 };
+
+// Prints each of the SDL reader's warnings on err as "gpumart <command>: <file>: warning: <path>:
+// <message>" (node/cmd_sdl.cpp); every command that reads an SDL does.
+void PrintSdlWarnings(CliContext& context, const std::string& file, const market::Deployment& deployment);
 
 // Exit statuses shared by every command.
 constexpr int kExitOk = 0;

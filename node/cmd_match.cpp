@@ -1,4 +1,4 @@
-// `gpumart match --sdl SDL --offers OFFERS [--policy preference|cheapest] [--top N] [--json]`:
+// `gpumart match --sdl SDL --offers OFFERS [--policy preference|cheapest] [--top N] [--json] [--strict]`:
 // the tenant's dry run. Which providers of an offers file would take each placement group of the
 // SDL, what each would bid, in rank order. An empty answer is an answer (exit 0), with a hint
 // naming the constraint that excluded the most providers. See docs/MATCHING.md.
@@ -29,6 +29,7 @@ struct MatchOptions {
   std::string policy = "preference";
   size_t top = 0;  // 0: every candidate
   bool json = false;
+  bool strict = false;  // SDL warnings are errors, Akash Console's schema applies
 };
 
 // How many providers each (reason, detail) excluded from a group.
@@ -54,7 +55,7 @@ std::string DescribeExclusion(market::ExclusionReason reason, const std::string&
              (wanted == order.attributes.end() ? "" : "=" + wanted->second) + " not offered";
     }
     case ExclusionReason::kSignedBy: return "auditor requirements (signedBy) not met";
-    case ExclusionReason::kDenom: return "no prices in " + detail;
+    case ExclusionReason::kDenom: return "no prices in " + detail;  // several denoms: "uact, uakt"
     case ExclusionReason::kGpuModel: return "no GPU of a wanted model" + service;
     case ExclusionReason::kGpuRam: return "GPU RAM below the minimum" + service;
     case ExclusionReason::kGpuInterface: return "wrong GPU interface" + service;
@@ -100,8 +101,12 @@ void PrintGroup(std::ostream& out, const market::Order& order, const std::vector
                 size_t provider_count, const ExclusionCounts* exclusions, market::Policy policy) {
   out << "group " << order.group << ": " << candidates.size()
       << (candidates.size() == 1 ? " candidate" : " candidates") << " of " << provider_count
-      << " providers (policy " << market::ToString(policy) << ", cap " << order.CapPerHour() << " "
-      << order.Denom() << "/hour)\n";
+      << " providers (policy " << market::ToString(policy) << ", cap ";
+  const std::vector<std::string> denoms = order.Denoms();
+  for (size_t i = 0; i < denoms.size(); ++i) {
+    out << (i == 0 ? "" : " or ") << order.CapPerHourIn(denoms[i]).value_or(0) << " " << denoms[i] << "/hour";
+  }
+  out << ")\n";
   if (!candidates.empty()) {
     std::vector<std::vector<std::string>> rows{{"#", "PROVIDER", "PRICE/HOUR", "REPUTATION", "SERVICES"}};
     for (size_t i = 0; i < candidates.size(); ++i) {
@@ -138,10 +143,11 @@ void PrintGroup(std::ostream& out, const market::Order& order, const std::vector
 }
 
 int RunMatch(const MatchOptions& options, CliContext& context) {
-  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl);
+  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl, {.strict = options.strict});
   if (!deployment.ok()) {
     return context.Fail(deployment.status().WithContext(options.sdl));
   }
+  PrintSdlWarnings(context, options.sdl, *deployment);
   Result<std::vector<market::Offer>> offers = market::ParseOffersFile(options.offers);
   if (!offers.ok()) {
     return context.Fail(offers.status());
@@ -175,7 +181,14 @@ int RunMatch(const MatchOptions& options, CliContext& context) {
     }
   }
   if (options.json) {
-    context.out << DumpJson(json{{"policy", std::string(market::ToString(policy))}, {"groups", std::move(groups)}}, 2)
+    json warnings = json::array();
+    for (const market::SdlWarning& warning : deployment->warnings) {
+      warnings.push_back({{"path", warning.path}, {"message", warning.message}});
+    }
+    context.out << DumpJson(json{{"policy", std::string(market::ToString(policy))},
+                                 {"groups", std::move(groups)},
+                                 {"warnings", std::move(warnings)}},
+                            2)
                 << "\n";
   }
   return kExitOk;
@@ -194,6 +207,8 @@ void RegisterMatchCommand(CLI::App& app, CliContext& context) {
   command->add_option("--top", options->top, "show at most N candidates per group (default: all)")
       ->check(CLI::Range(size_t{1}, kMaxTop));
   command->add_flag("--json", options->json, "print JSON");
+  command->add_flag("--strict", options->strict,
+                    "SDL: unknown fields are errors, and Akash Console's schema rules apply (docs/SDL.md)");
   SetCommandBody(*command, context, [options, &context] { return RunMatch(*options, context); });
 }
 

@@ -1,4 +1,5 @@
-// `gpumart sdl check FILE [--json]`: parse an Akash SDL and show the orders gpumart would send.
+// `gpumart sdl check FILE [--json] [--strict]`: parse an Akash SDL and show the orders gpumart would
+// send. Warnings (what the reader ignored) go to stderr; --strict makes them errors.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <ostream>
@@ -49,8 +50,12 @@ void PrintHuman(std::ostream& out, const market::Deployment& deployment) {
       << (deployment.orders.size() == 1 ? " group" : " groups") << "\n";
   for (const auto& order : deployment.orders) {
     out << "\ngroup " << order.group << ": " << order.services.size()
-        << (order.services.size() == 1 ? " service" : " services") << ", cap " << order.CapPerHour() << " "
-        << order.Denom() << "/hour in total\n";
+        << (order.services.size() == 1 ? " service" : " services") << ", cap ";
+    const std::vector<std::string> denoms = order.Denoms();
+    for (size_t i = 0; i < denoms.size(); ++i) {
+      out << (i == 0 ? "" : " or ") << order.CapPerHourIn(denoms[i]).value_or(0) << " " << denoms[i] << "/hour";
+    }
+    out << " in total" << (denoms.size() > 1 ? " (denoms in order of preference)" : "") << "\n";
     if (!order.attributes.empty()) {
       out << "  provider attributes:";
       for (const auto& [key, value] : order.attributes) out << " " << key << "=" << value;
@@ -92,15 +97,20 @@ void PrintHuman(std::ostream& out, const market::Deployment& deployment) {
       if (service.cuda_min) out << "    cuda >= " << market::ToString(*service.cuda_min) << "\n";
       out << "    price cap: " << service.price_cap.amount << " " << service.price_cap.denom << "/block = "
           << service.price_cap.per_hour << " " << service.price_cap.denom << "/hour per replica\n";
+      for (const market::PriceCap& cap : service.more_caps) {
+        out << "       or: " << cap.amount << " " << cap.denom << "/block = " << cap.per_hour << " " << cap.denom
+            << "/hour per replica\n";
+      }
     }
   }
 }
 
-int RunSdlCheck(const std::string& file, bool json, CliContext& context) {
-  Result<market::Deployment> deployment = market::ParseSdlFile(file);
+int RunSdlCheck(const std::string& file, bool json, bool strict, CliContext& context) {
+  Result<market::Deployment> deployment = market::ParseSdlFile(file, {.strict = strict});
   if (!deployment.ok()) {
     return context.Fail(deployment.status().WithContext(file));
   }
+  PrintSdlWarnings(context, file, *deployment);
   if (json) {
     context.out << DumpJson(ToJson(*deployment), 2) << "\n";
   } else {
@@ -111,6 +121,12 @@ int RunSdlCheck(const std::string& file, bool json, CliContext& context) {
 
 }  // namespace
 
+void PrintSdlWarnings(CliContext& context, const std::string& file, const market::Deployment& deployment) {
+  for (const market::SdlWarning& warning : deployment.warnings) {
+    context.err << "gpumart " << context.command << ": " << file << ": warning: " << warning.ToString() << "\n";
+  }
+}
+
 void RegisterSdlCommands(CLI::App& app, CliContext& context) {
   CLI::App* sdl = app.add_subcommand("sdl", "Work with Akash SDL deployment files (deploy.yaml)");
   sdl->require_subcommand(1);
@@ -118,11 +134,16 @@ void RegisterSdlCommands(CLI::App& app, CliContext& context) {
   struct Options {
     std::string file;
     bool json = false;
+    bool strict = false;
   };
   auto options = std::make_shared<Options>();
   check->add_option("FILE", options->file, "the SDL file (deploy.yaml)")->required();
   check->add_flag("--json", options->json, "print the parsed orders as JSON");
-  SetCommandBody(*check, context, [&context, options] { return RunSdlCheck(options->file, options->json, context); });
+  check->add_flag("--strict", options->strict,
+                  "unknown fields are errors, and Akash Console's schema rules apply (docs/SDL.md)");
+  SetCommandBody(*check, context, [&context, options] {
+    return RunSdlCheck(options->file, options->json, options->strict, context);
+  });
 }
 
 }  // namespace gpumart::node

@@ -44,6 +44,12 @@ Json ToJson(const market::ServiceRequest& service, const market::Deployment& dep
               {"gpu", ToJson(service.resources.gpu)},
               {"cuda_min", service.cuda_min ? Json(market::ToString(*service.cuda_min)) : Json(nullptr)},
               {"price_cap", {{"denom", cap.denom}, {"amount", cap.amount}, {"per", "block"}, {"per_hour", cap.per_hour}}}};
+  // Several denoms (SDL 2.2): the caps after price_cap, in the tenant's order of preference.
+  Json more_caps = Json::array();
+  for (const auto& more : service.more_caps) {
+    more_caps.push_back({{"denom", more.denom}, {"amount", more.amount}, {"per", "block"}, {"per_hour", more.per_hour}});
+  }
+  out["more_caps"] = std::move(more_caps);
   if (auto spec = deployment.services.find(service.name); spec != deployment.services.end()) {
     out["image"] = spec->second.image;
   }
@@ -144,6 +150,7 @@ Json ToJson(const market::Candidate& candidate) {
   return {{"provider", candidate.provider},
           {"price_per_hour", candidate.price_per_hour},
           {"denom", candidate.denom},
+          {"denom_rank", candidate.denom_rank},
           {"reputation", candidate.reputation_ppm / kPpmPerUnit},
           {"ranks", candidate.ranks},
           {"services", ToJson(candidate.services)}};
@@ -154,14 +161,23 @@ Json ToJson(const market::Deployment& deployment) {
   for (const auto& order : deployment.orders) {
     Json services = Json::array();
     for (const auto& service : order.services) services.push_back(ToJson(service, deployment));
+    Json caps = Json::array();  // every denom the group may be paid in, most preferred first
+    for (const std::string& denom : order.Denoms()) {
+      caps.push_back({{"denom", denom}, {"cap_per_hour", order.CapPerHourIn(denom).value_or(0)}});
+    }
     groups.push_back({{"name", order.group},
                       {"attributes", order.attributes},
                       {"signed_by", {{"all_of", order.signed_by.all_of}, {"any_of", order.signed_by.any_of}}},
                       {"services", std::move(services)},
                       {"denom", order.Denom()},
-                      {"cap_per_hour", order.CapPerHour()}});
+                      {"cap_per_hour", order.CapPerHour()},
+                      {"caps", std::move(caps)}});
   }
-  return {{"version", deployment.version}, {"groups", std::move(groups)}};
+  Json warnings = Json::array();
+  for (const auto& warning : deployment.warnings) {
+    warnings.push_back({{"path", warning.path}, {"message", warning.message}});
+  }
+  return {{"version", deployment.version}, {"groups", std::move(groups)}, {"warnings", std::move(warnings)}};
 }
 
 Json ToJson(const ledger::VerifyReport& report, const std::string& ledger_path) {

@@ -31,6 +31,25 @@ TEST(BidCheckTest, HonestBidPasses) {
   EXPECT_EQ(OptionRanks(order, HonestBid(order)), std::vector<uint32_t>{0});
 }
 
+// Several denoms: a bid may be in any of them, held to the cap in its own denom.
+TEST(BidCheckTest, ABidInAnyListedDenomIsHeldToThatDenomsCap) {
+  market::Order order = market::testing::SampleOrder();
+  for (market::ServiceRequest& service : order.services) {
+    service.more_caps = {market::PriceCap{"uact", 10, market::PerBlockToPerHour(10)}};
+  }
+  const uint64_t uact_cap = *order.CapPerHourIn("uact");
+  market::Bid bid = HonestBid(order);
+  bid.denom = "uact";
+  bid.price_per_hour = uact_cap;
+  EXPECT_TRUE(CheckBidAgainstOrder(order, bid).ok());
+  bid.price_per_hour = uact_cap + 1;  // far under the uakt cap, over the uact one
+  EXPECT_EQ(CheckBidAgainstOrder(order, bid).problem, BidProblem::kOverCap);
+  bid.denom = "usdc";
+  const BidCheck wrong = CheckBidAgainstOrder(order, bid);
+  EXPECT_EQ(wrong.problem, BidProblem::kWrongDenom);
+  EXPECT_EQ(wrong.detail, "bid in 'usdc', order caps in 'uakt', 'uact'");
+}
+
 TEST(BidCheckTest, EveryFallbackOptionAcceptsTheDevicesItDescribes) {
   const market::Order order = market::testing::SampleOrder();
   struct Case {

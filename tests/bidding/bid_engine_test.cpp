@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 
+#include "bidding/bid_check.h"
 #include "tests/bidding/engine_test_util.h"
 #include "tests/test_seed.h"
 
@@ -48,6 +49,30 @@ TEST_F(BidEngineTest, BidNamesTheConcreteDeviceAndPriceAndReservesItsCapacity) {
   EXPECT_EQ(FreeGpus(*engine, kH100), 6u);
   EXPECT_EQ(engine->live_reservations(), 1u);
   EXPECT_EQ(engine->counters().bids, 1u);
+}
+
+// SDL 2.2: the order caps in usdc first, then uakt. A provider pricing only uakt bids in uakt,
+// held to the uakt cap; the bid passes the tenant's check.
+TEST_F(BidEngineTest, SeveralDenomsBidInOneTheProviderPrices) {
+  auto engine = MakeEngine(provider_, Inventory(8));  // prices in uakt only
+  ASSERT_NE(engine, nullptr);
+  market::Order order = GpuOrder(2);
+  market::ServiceRequest& service = order.services[0];
+  service.more_caps = {service.price_cap};
+  service.price_cap = market::PriceCap{"usdc", 5, market::PerBlockToPerHour(5)};
+  ASSERT_TRUE(market::ValidateOrder(order).ok());
+  const auto signed_order = SignOrder(tenant_, order);
+  const EngineStep step = engine->OnOrderBytes(market::EncodeEnvelope(signed_order.envelope), kNowMs);
+  ASSERT_EQ(step.bids.size(), 1u) << (step.log.empty() ? "" : step.log.front());
+  EXPECT_EQ(step.bids[0].body.denom, "uakt");
+  EXPECT_EQ(step.bids[0].body.price_per_hour, TablePrice(2, 300'000));
+  EXPECT_TRUE(CheckBidAgainstOrder(order, step.bids[0].body).ok());
+  // Over the uakt cap it does not bid, although the usdc cap is a different number.
+  service.more_caps[0] = market::PriceCap{"uakt", 1'000, market::PerBlockToPerHour(1'000)};
+  const auto cheap = SignOrder(tenant_, order);
+  const EngineStep refused = engine->OnOrderBytes(market::EncodeEnvelope(cheap.envelope), kNowMs);
+  EXPECT_TRUE(refused.bids.empty());
+  EXPECT_EQ(refused.skipped, SkipReason::kPriceCap);
 }
 
 TEST_F(BidEngineTest, OrdersItCannotServeCostNoReservationAndAreCountedByReason) {

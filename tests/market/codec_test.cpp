@@ -182,6 +182,81 @@ TEST(CodecTest, EncodingIsCanonical) {
   EXPECT_EQ(EncodeBody(*DecodeOrder(bytes)), bytes);
 }
 
+// ---- several denoms (SDL 2.2) ------------------------------------------------------------------
+
+// A one-service order capped in uakt, and the same in uakt then uact: the single-denom bytes are
+// the ones every earlier node wrote (a ServiceRequest of 6 fields); several denoms add a 7th.
+Order TinyOrder() {
+  Order order;
+  order.group = "g";
+  ServiceRequest service;
+  service.name = "s";
+  service.profile = "p";
+  service.resources.cpu_millis = 100;
+  service.price_cap = PriceCap{"uakt", 6117, 3'600'000};
+  order.services = {service};
+  return order;
+}
+
+TEST(CodecTest, SeveralDenomsAddAFieldOnlyWhenUsed) {
+  const Order single = TinyOrder();
+  const Bytes single_bytes = EncodeBody(single);
+  EXPECT_EQ(ToHex(single_bytes.data(), single_bytes.size()),
+            "94a167809290909196a173a17001"  // order [g, {}, [[], []], [[s, p, 1,
+            "94640090920090c0"              //   resources [100, 0, [], [0, []]], cuda nil,
+            "93a475616b74cd17e5ce0036ee80");  //   [uakt, 6117, 3600000]]]]
+  Order several = single;
+  several.services[0].more_caps = {PriceCap{"uact", 6117, 3'600'000}};
+  const Bytes several_bytes = EncodeBody(several);
+  EXPECT_EQ(ToHex(several_bytes.data(), several_bytes.size()),
+            "94a167809290909197a173a17001"
+            "94640090920090c0"
+            "93a475616b74cd17e5ce0036ee80"
+            "9193a475616374cd17e5ce0036ee80");  // more_caps [[uact, 6117, 3600000]]
+  Result<Order> decoded = DecodeOrder(several_bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, several);
+  EXPECT_EQ(EncodeBody(*decoded), several_bytes);
+  EXPECT_EQ(decoded->Denoms(), (std::vector<std::string>{"uakt", "uact"}));
+  EXPECT_EQ(DecodeOrder(single_bytes)->services[0].more_caps, std::vector<PriceCap>{});
+
+  // An empty 7th field would be a second encoding of the single-denom order.
+  Bytes empty = single_bytes;
+  empty[8] = 0x97;
+  empty.push_back(0x90);
+  EXPECT_EQ(DecodeOrder(empty).status().message(), "service.more_caps: empty (omit the field instead)");
+}
+
+TEST(CodecTest, SeveralDenomsAreTheSameForEveryServiceAndListedOnce) {
+  Order order = SampleOrder();
+  for (ServiceRequest& service : order.services) {
+    service.more_caps = {PriceCap{"uact", 100, PerBlockToPerHour(100)}, PriceCap{"usdc", 7, PerBlockToPerHour(7)}};
+  }
+  ASSERT_TRUE(ValidateOrder(order).ok()) << ValidateOrder(order).ToString();
+  ASSERT_TRUE(DecodeOrder(EncodeBody(order)).ok());
+  EXPECT_EQ(order.CapPerHourIn("usdc"), PerBlockToPerHour(7) + 2 * PerBlockToPerHour(7));
+
+  Order reordered = order;
+  std::swap(reordered.services[1].more_caps[0], reordered.services[1].more_caps[1]);
+  EXPECT_EQ(ValidateOrder(reordered).message(),
+            "order service web: price denom usdc differs from the group's uact at position 2");
+  Order fewer = order;
+  fewer.services[1].more_caps.pop_back();
+  EXPECT_EQ(ValidateOrder(fewer).message(), "order service web: caps in 2 denoms, the group's first service in 3");
+  Order twice = order;
+  for (ServiceRequest& service : twice.services) service.more_caps[1].denom = "uakt";
+  EXPECT_EQ(ValidateOrder(twice).message(), "order service vllm: caps in uakt twice");
+  Order wrong_rate = order;
+  wrong_rate.services[0].more_caps[0].per_hour += 1;
+  EXPECT_FALSE(ValidateOrder(wrong_rate).ok());
+  Order too_many = TinyOrder();
+  for (size_t i = 0; i < limits::kMaxPriceCaps; ++i) {
+    too_many.services[0].more_caps.push_back(PriceCap{"d" + std::to_string(100 + i), 1, PerBlockToPerHour(1)});
+  }
+  EXPECT_EQ(ValidateOrder(too_many).code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(DecodeOrder(EncodeBody(too_many)).status().code(), Status::Code::kLimitExceeded);
+}
+
 // ---- envelope, signature, id ------------------------------------------------------------------
 
 TEST(CodecTest, SignedOrderOpens) {

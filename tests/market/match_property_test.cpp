@@ -20,6 +20,8 @@ constexpr uint32_t kMaxTotalReplicas = 4;  // keeps the brute force small
 
 struct ReferenceBid {
   std::string provider;
+  std::string denom;
+  uint32_t denom_rank = 0;  // position of `denom` in the order's list of caps
   uint64_t price = 0;
   uint32_t reputation_ppm = 0;
   std::vector<uint32_t> ranks;
@@ -101,7 +103,8 @@ bool ReferenceKeyLess(const ReferenceBid& a, const ReferenceBid& b) {
   return a.devices < b.devices;
 }
 
-std::optional<ReferenceBid> ReferenceFit(const Order& order, const Offer& offer) {
+// The bid in one denom: the provider's table in it, each service's cap in it.
+std::optional<ReferenceBid> ReferenceFitIn(const Order& order, const Offer& offer, const std::string& denom) {
   for (const auto& [k, v] : order.attributes) {
     if (!offer.attributes.count(k) || offer.attributes.at(k) != v) return std::nullopt;
   }
@@ -116,11 +119,21 @@ std::optional<ReferenceBid> ReferenceFit(const Order& order, const Offer& offer)
   }
   const PriceTable* table = nullptr;
   for (const auto& t : offer.pricing) {
-    if (t.denom == order.Denom()) { table = &t; break; }
+    if (t.denom == denom) { table = &t; break; }
   }
   if (!table) return std::nullopt;
   uint64_t cap = 0;
-  for (const auto& s : order.services) cap += uint64_t{s.count} * s.price_cap.per_hour;
+  for (const auto& s : order.services) {
+    uint64_t per_hour = s.price_cap.per_hour;
+    for (const auto& more : s.more_caps) {
+      if (more.denom == denom) per_hour = more.per_hour;
+    }
+    if (s.price_cap.denom != denom &&
+        std::none_of(s.more_caps.begin(), s.more_caps.end(), [&](const PriceCap& c) { return c.denom == denom; })) {
+      return std::nullopt;
+    }
+    cap += uint64_t{s.count} * per_hour;
+  }
 
   // Per service: every (option, device type) pair the provider can offer.
   std::vector<std::vector<std::pair<uint32_t, DeviceType>>> choices(order.services.size());
@@ -144,7 +157,7 @@ std::optional<ReferenceBid> ReferenceFit(const Order& order, const Offer& offer)
   std::optional<ReferenceBid> best;
   std::vector<size_t> pick(order.services.size(), 0);
   while (true) {
-    ReferenceBid bid{offer.provider, 0, offer.reputation_ppm, {}, {}};
+    ReferenceBid bid{offer.provider, denom, 0, 0, offer.reputation_ppm, {}, {}};
     for (size_t s = 0; s < order.services.size(); ++s) {
       const auto& service = order.services[s];
       const auto& res = service.resources;
@@ -174,7 +187,23 @@ std::optional<ReferenceBid> ReferenceFit(const Order& order, const Offer& offer)
   return best;
 }
 
+// The contract for several denoms: the provider bids in the first denom of the tenant's list
+// in which it can take the group.
+std::optional<ReferenceBid> ReferenceFit(const Order& order, const Offer& offer) {
+  std::vector<std::string> denoms{order.services.front().price_cap.denom};
+  for (const auto& more : order.services.front().more_caps) denoms.push_back(more.denom);
+  for (size_t i = 0; i < denoms.size(); ++i) {
+    if (auto bid = ReferenceFitIn(order, offer, denoms[i])) {
+      bid->denom_rank = static_cast<uint32_t>(i);
+      return bid;
+    }
+  }
+  return std::nullopt;
+}
+
+// Bids in different denoms rank by the tenant's denom order first, then by the policy.
 bool ReferenceBefore(const ReferenceBid& a, const ReferenceBid& b, Policy policy) {
+  if (a.denom_rank != b.denom_rank) return a.denom_rank < b.denom_rank;
   auto tail = [](const ReferenceBid& x) { return std::make_tuple(-int64_t{x.reputation_ppm}, x.provider); };
   if (policy == Policy::kPreference) {
     return std::tie(a.ranks, a.price) < std::tie(b.ranks, b.price) ||
@@ -263,6 +292,9 @@ class Generator {
     if (Chance(10)) order.signed_by.all_of.push_back("x");
     if (Chance(10)) order.signed_by.any_of = {"y", "z"};
     const std::string denom = Chance(85) ? "uakt" : "usdc";
+    // Sometimes several denoms (SDL 2.2): the other one second, every service capping in both.
+    const bool two_denoms = Chance(30);
+    const std::string other = denom == "uakt" ? "usdc" : "uakt";
     uint32_t replicas_left = kMaxTotalReplicas;
     for (int s = Int(1, 3); s > 0 && replicas_left > 0; --s) {
       ServiceRequest service;
@@ -285,6 +317,7 @@ class Generator {
         if (Chance(30)) service.cuda_min = Chance(50) ? CudaVersion{11, 0} : CudaVersion{12, 0};
       }
       service.price_cap = {denom, 0, Chance(75) ? 1'000'000u : static_cast<uint64_t>(Int(0, 60))};
+      if (two_denoms) service.more_caps.push_back({other, 0, Chance(75) ? 1'000'000u : static_cast<uint64_t>(Int(0, 60))});
       order.services.push_back(std::move(service));
     }
     return order;
@@ -311,6 +344,8 @@ std::string Describe(const Candidate& c) {
 void ExpectSameBid(const Order& order, const Offer& offer, const ReferenceBid& expected, const Candidate& actual,
                    const std::string& context) {
   ASSERT_EQ(actual.provider, expected.provider) << context;
+  EXPECT_EQ(actual.denom, expected.denom) << context;
+  EXPECT_EQ(actual.denom_rank, expected.denom_rank) << context;
   EXPECT_EQ(actual.price_per_hour, expected.price) << context;
   EXPECT_EQ(actual.ranks, expected.ranks) << context;
   EXPECT_EQ(actual.reputation_ppm, expected.reputation_ppm) << context;
@@ -382,6 +417,7 @@ void CompareAll(const Order& order, const std::vector<Offer>& offers, OfferBook&
 TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
   int bids_seen = 0;
   int multi_service = 0;
+  int second_denom_bids = 0;  // bids in the order's second denom: the multi-denom rule at work
   std::vector<Candidate> reused;
   const uint32_t base_seed = gpumart::testing::TestSeed();
   for (int instance = 0; instance < kInstances; ++instance) {
@@ -406,6 +442,7 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
       const FitOutcome outcome = FitProvider(order, offer);
       ASSERT_EQ(outcome.candidate.has_value(), expected.has_value()) << context << " " << offer.provider;
       if (expected) ExpectSameBid(order, offer, *expected, *outcome.candidate, context);
+      if (expected && expected->denom_rank > 0) ++second_denom_bids;
       if (!expected) {
         EXPECT_NE(outcome.exclusion.reason, ExclusionReason::kNone) << context;
       }
@@ -460,10 +497,12 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
     if (HasFailure()) return;
   }
   // The generator must produce real work, not mostly empty answers.
-  std::printf("instances %d, bids ranked %d, multi-service orders %d\n", kInstances, bids_seen, multi_service);
+  std::printf("instances %d, bids ranked %d, multi-service orders %d, bids in a second denom %d\n", kInstances,
+              bids_seen, multi_service, second_denom_bids);
   // About two bids an instance on every seed tried (11,600-13,100 of 6,000 instances).
   EXPECT_GT(bids_seen, 3 * kInstances / 2);
   EXPECT_GT(multi_service, kInstances / 3);
+  EXPECT_GT(second_denom_bids, kInstances / 100);  // about 150 on the seeds tried
 }
 
 }  // namespace

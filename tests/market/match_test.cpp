@@ -312,6 +312,53 @@ TEST(MatchTest, PoliciesOrderCandidates) {
   EXPECT_EQ(ParsePolicy("fastest"), std::nullopt);
 }
 
+// SDL 2.2: the order caps in uact (preferred) and uakt. A provider bids in the first listed denom
+// it can take the group in; every bid in uact ranks before any bid in uakt, whatever the prices.
+TEST(MatchTest, SeveralDenomsBidInTheFirstThatWorksAndRankByTheTenantsOrder) {
+  ServiceRequest service = Service("vllm", 1, 1, {Option("h100", 80)}, /*cap_per_hour=*/10'000'000);
+  service.price_cap = {"uact", 0, 500'000};
+  service.more_caps = {{"uakt", 0, 10'000'000}};
+  const Order order = OrderOf({service});
+  ASSERT_EQ(order.Denoms(), (std::vector<std::string>{"uact", "uakt"}));
+  auto priced_in = [](Offer offer, std::string denom) {
+    offer.pricing.front().denom = std::move(denom);
+    return offer;
+  };
+  const Offer uakt_cheap = Provider("uakt-cheap", {Node("n", {Gpu("h100", 80, kSxm, 1)})}, {{"h100", 1'000}});
+  const Offer uact_dear = priced_in(Provider("uact-dear", {Node("n", {Gpu("h100", 80, kSxm, 1)})}, {{"h100", 400'000}}), "uact");
+  // Prices in both, but over the uact cap: it bids in uakt.
+  Offer both_over = Provider("both-over", {Node("n", {Gpu("h100", 80, kSxm, 1)})}, {{"h100", 600'000}});
+  both_over.pricing.push_back(both_over.pricing.front());
+  both_over.pricing.back().denom = "uact";
+  const Offer usdc = priced_in(Provider("usdc", {Node("n", {Gpu("h100", 80, kSxm, 1)})}, {{"h100", 1}}), "usdc");
+
+  FitOutcome fit = FitProvider(order, both_over);
+  ASSERT_TRUE(fit.candidate);
+  EXPECT_EQ(fit.candidate->denom, "uakt");
+  EXPECT_EQ(fit.candidate->denom_rank, 1u);
+  fit = FitProvider(order, uact_dear);
+  ASSERT_TRUE(fit.candidate);
+  EXPECT_EQ(fit.candidate->denom, "uact");
+  EXPECT_EQ(fit.candidate->denom_rank, 0u);
+  fit = FitProvider(order, usdc);
+  ASSERT_FALSE(fit.candidate);
+  EXPECT_EQ(fit.exclusion.reason, ExclusionReason::kDenom);
+  EXPECT_EQ(fit.exclusion.detail, "uact, uakt");
+
+  const std::vector<Offer> offers{uakt_cheap, uact_dear, both_over, usdc};
+  OfferBook book;
+  ASSERT_TRUE(book.UpsertAll(offers).ok());
+  for (Policy policy : {Policy::kPreference, Policy::kCheapest}) {
+    const std::vector<Candidate> top = book.TopK(order, policy, 10);
+    ASSERT_EQ(top.size(), 3u);
+    EXPECT_EQ(top[0].provider, "uact-dear");  // the only uact bid, dearer in number than the rest
+    EXPECT_EQ(top[1].provider, "uakt-cheap");
+    EXPECT_EQ(top[2].provider, "both-over");
+    EXPECT_EQ(top, LinearScanTopK(order, offers, policy, 10));
+    EXPECT_EQ(book.TopK(order, policy, 1), LinearScanTopK(order, offers, policy, 1));
+  }
+}
+
 TEST(OfferBookTest, TopKMatchesTheLinearScanAndFollowsCapacityChanges) {
   const Order order = OrderOf({Service("s", 1, 2, {Option("h100", 80, kSxm), Option("a100", 80), Option("*", 48)})});
   std::vector<Offer> offers;

@@ -182,7 +182,11 @@ TEST(SdlStorage, ListOfVolumesWithAttributes) {
               class: ram
               persistent: "false"
 )");
-  const ServiceRequest service = OnlyService(ParseOk(text));
+  const Deployment deployment =
+      ParseOk(Replace(text, "    image: nginx:1.25\n",
+                      "    image: nginx:1.25\n    params:\n      storage:\n        models: {mount: /models}\n"));
+  EXPECT_EQ(deployment.services.at("web").mounts, (std::vector<VolumeMount>{{"models", "/models", false}}));
+  const ServiceRequest service = OnlyService(deployment);
   ASSERT_EQ(service.resources.storage.size(), 3u);
   EXPECT_EQ(service.resources.storage[0], (StorageVolume{"default", 20 * kGi, std::nullopt, false}));
   EXPECT_EQ(service.resources.storage[1], (StorageVolume{"models", 200 * kGi, "beta3", true}));
@@ -190,13 +194,13 @@ TEST(SdlStorage, ListOfVolumesWithAttributes) {
   EXPECT_EQ(service.resources.StorageBytes(), 221 * kGi);
 }
 
-TEST(SdlStorage, TwoUnnamedVolumesAreBothDefault) {
-  // As in the Akash GPU guide's ollama example.
+TEST(SdlStorage, TwoUnnamedVolumesAreRefused) {
+  // Both are called default, which Akash's reader refuses (the GPU guide's ollama example did it).
   const std::string text =
       Replace(kBaseSdl, "          size: 1Gi\n#GPU", "          - size: 1Gi\n          - size: 100Gi\n#GPU");
-  const ServiceRequest service = OnlyService(ParseOk(text));
-  ASSERT_EQ(service.resources.storage.size(), 2u);
-  EXPECT_EQ(service.resources.storage[1].name, "default");
+  EXPECT_EQ(ParseError(text).message(),
+            "profiles.compute.web.resources.storage[1]: duplicate volume \"default\" (an unnamed volume is called "
+            "default: name the others)");
 }
 
 TEST(SdlStorage, DuplicateNamedVolumeIsAnError) {
@@ -258,9 +262,13 @@ TEST(SdlGpu, UnitsWithoutAttributesIsAnError) {
 }
 
 TEST(SdlGpu, ZeroUnitsIsNoGpu) {
-  const ServiceRequest service = OnlyService(ParseOk(WithGpu(
-      "        gpu:\n          units: 0\n          attributes:\n            vendor:\n              nvidia:\n")));
+  const ServiceRequest service = OnlyService(ParseOk(WithGpu("        gpu:\n          units: 0\n")));
   EXPECT_EQ(service.resources.gpu, GpuRequest{});
+  // Akash's deployment check refuses GPU attributes without GPUs.
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 0\n          attributes:\n            vendor:\n"
+                               "              nvidia:\n"))
+                .message(),
+            "profiles.compute.web.resources.gpu.attributes: given for 0 GPUs (remove it or set units)");
 }
 
 TEST(SdlGpu, BadInterfaceNamesItsPath) {
@@ -276,16 +284,23 @@ TEST(SdlGpu, BadInterfaceNamesItsPath) {
             "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[1].interface: \"nvlink\" is not pcie|sxm");
 }
 
-TEST(SdlGpu, UnknownOptionFieldAndVendorAreErrors) {
-  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
-                               "              nvidia:\n                - model: h100\n                  memory: 80Gi\n"))
-                .message(),
-            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field (expected model, ram "
-            "or interface)");
+TEST(SdlGpu, UnknownOptionFieldIsAWarningAndUnknownVendorAnError) {
+  // Akash's reader ignores an unknown field of a GPU option (so the option is any RAM): a warning.
+  const Deployment deployment =
+      ParseOk(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
+                      "              nvidia:\n                - model: h100\n                  memory: 80Gi\n"));
+  ASSERT_EQ(deployment.warnings.size(), 1u);
+  EXPECT_EQ(deployment.warnings[0].ToString(),
+            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field, ignored (expected "
+            "model, ram or interface)");
+  EXPECT_EQ(OnlyService(deployment).resources.gpu.options.at(0).ram_min_bytes, std::nullopt);
   EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
                                "              intel:\n"))
                 .message(),
             "profiles.compute.web.resources.gpu.attributes.vendor.intel: unknown GPU vendor (expected nvidia or amd)");
+  // Unknown fields of the GPU block itself are refused by Akash's reader too.
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          model: h100\n")).message(),
+            "profiles.compute.web.resources.gpu.model: unknown field (expected units or attributes)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,19 +455,29 @@ TEST(SdlServices, FieldsThatDoNotAffectMatchingAreAccepted) {
       - port: 9000
         to:
           - service: other
-      - nonsense
+        accept: [example.com]
+        http_options: {max_body_size: 1024}
     params:
       storage:
-        data: {mount: /data}
+        default: {mount: /data, readOnly: true}
     credentials:
       host: ghcr.io
       username: me
       password: secret
+    dependencies:
+      - service: db
     depends_on: [db]
     env: {A: "1", B: two}
 )");
   const Deployment deployment = ParseOk(text);
+  ASSERT_EQ(deployment.warnings.size(), 2u);
+  EXPECT_EQ(deployment.warnings[0].ToString(),
+            "services.web.depends_on: unknown field, ignored (expected image, command, args, env, expose, params, "
+            "credentials or dependencies)");
+  EXPECT_EQ(deployment.warnings[1].ToString(),
+            "services.web.env: a mapping, read as NAME: value (Akash SDL writes env as a list of NAME=value)");
   const ServiceSpec& spec = deployment.services.at("web");
+  EXPECT_EQ(spec.mounts, (std::vector<VolumeMount>{{"default", "/data", true}}));
   EXPECT_EQ(spec.command, (std::vector<std::string>{"sh", "-c"}));
   EXPECT_EQ(spec.args, std::vector<std::string>{"echo hi"});
   ASSERT_EQ(spec.expose.size(), 2u);
@@ -535,19 +560,20 @@ TEST(SdlErrors, DenomsDifferWithinAGroup) {
                  "        storage: {size: 1Gi}\n    big:\n      resources: {cpu: {units: 1}, memory: {size: 1Gi}}\n");
   text = Replace(text, "  alpha:\n    west: {profile: small", "  alpha:\n    west: {profile: big");
   EXPECT_EQ(ParseError(text).message(),
-            "profiles.placement.west.pricing.big.denom: \"uact\" differs from \"uakt\" used by the group's other "
-            "services; a group is priced in one denom");
+            "profiles.placement.west.pricing.big: priced in uact, the group's other services in uakt; every service "
+            "of a group is priced in the same denoms");
 }
 
 TEST(SdlErrors, VersionAndShape) {
-  EXPECT_EQ(ParseError(Replace(kBaseSdl, "version: \"2.0\"", "version: \"3.0\"")).message(),
-            "version: \"3.0\" is not supported (expected \"2.0\" or \"2.1\")");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "version: \"2.0\"", "version: \"1.0\"")).message(),
+            "version: \"1.0\" is not supported (expected \"2.0\", \"2.1\" or \"2.2\")");
   EXPECT_EQ(ParseOk(Replace(kBaseSdl, "version: \"2.0\"", "version: 2.0")).version, "2.0");
   EXPECT_EQ(ParseError("").message(), "the file is empty");
   EXPECT_EQ(ParseError("# only a comment\n").message(), "the file is empty");
   EXPECT_EQ(ParseError("- a\n- b\n").message(), "expected a mapping at the top level, found a list");
+  // A misspelt field is a warning (Akash's reader ignores it), and what it would have said is missing.
   EXPECT_EQ(ParseError(Replace(kBaseSdl, "        memory:\n", "        memroy:\n")).message(),
-            "profiles.compute.web.resources.memroy: unknown field (expected cpu, memory, storage or gpu)");
+            "profiles.compute.web.resources.memory: missing");
   EXPECT_EQ(ParseError(Replace(kBaseSdl, "deployment:\n  web:\n", "deployment:\n  web:\n    akash: {profile: web, count: 1}\n  web:\n"))
                 .message(),
             "deployment.web: duplicate key");
@@ -649,51 +675,56 @@ TEST(SdlLimits, NodeCount) {
 // Aliases share their anchored node, so a billion-laughs file stays small; the walks that follow
 // aliases (merge keys, expose) are bounded, so it stays quick too.
 TEST(SdlLimits, AliasBombsAreCheap) {
-  std::string bomb = "x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  // The anchors sit in unknown fields of a service (Akash refuses unknown top-level fields).
+  std::string bomb = "    x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
   for (int level = 1; level <= 9; ++level) {
-    bomb += "x-l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    bomb += "    x-l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
     for (int i = 0; i < 10; ++i) bomb += (i == 0 ? "*l" : ", *l") + std::to_string(level - 1);
     bomb += "]\n";
   }
-  const std::string text =
-      bomb + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    command: *l9\n    expose: *l9\n");
+  const std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + bomb + "    command: *l9\n");
   Result<Deployment> result = Deployment{};
   EXPECT_LT(Seconds([&] { result = ParseSdl(text); }), 1.0);
   EXPECT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->warnings.size(), 10u);
+  // An expose list of lists is refused at its first entry, as Akash refuses it.
+  const std::string expose = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + bomb + "    expose: *l9\n");
+  EXPECT_LT(Seconds([&] { result = ParseSdl(expose); }), 1.0);
+  EXPECT_EQ(result.status().message(), "services.web.expose[0]: expected a mapping, found a list");
 }
 
 TEST(SdlLimits, MergeKeysThatMultiplyAreRefused) {
   // Each level merges the one below 64 times: 64^7 mappings if nothing stopped it.
-  std::string merges = "x-m0: &m0 {a: 1}\n";
+  std::string merges = "    x-m0: &m0 {a: 1}\n";
   for (int level = 1; level <= 7; ++level) {
-    merges += "x-m" + std::to_string(level) + ": &m" + std::to_string(level) + " {<<: [";
+    merges += "    x-m" + std::to_string(level) + ": &m" + std::to_string(level) + " {<<: [";
     for (int i = 0; i < 64; ++i) merges += (i == 0 ? "*m" : ", *m") + std::to_string(level - 1);
     merges += "]}\n";
   }
   Status status;
   const std::string multiplied =
-      merges + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *m7\n");
+      Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + merges + "    <<: *m7\n");
   EXPECT_LT(Seconds([&] { status = ParseError(multiplied); }), 1.0);
   EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
   EXPECT_EQ(status.message(), "services.web.<<.<<.<<.<<.<<.<<.<<: merge keys (<<) merge more than 256 mappings");
 
   // One merged mapping of many repeated keys: each read is cheap, but they are counted.
-  std::string repeated = "x-big: &big {";
+  std::string repeated = "    x-big: &big {";
   for (int i = 0; i < 5000; ++i) repeated += "a: 1, ";
   repeated += "}\n";
   const std::string big =
-      repeated + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *big\n");
+      Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + repeated + "    <<: *big\n");
   EXPECT_EQ(ParseError(big).message(), "services.web.<<: merge keys (<<) bring in more than 4096 entries");
 }
 
 TEST(SdlLimits, ExposeThroughAliasesIsBounded) {
-  std::string text = "x-port: &port {port: 80, ";
-  for (int i = 0; i < 2000; ++i) text += "k" + std::to_string(i) + ": v, ";
-  text += "}\n";
+  std::string anchor = "    x-port: &port {port: 80, ";
+  for (int i = 0; i < 2000; ++i) anchor += "k" + std::to_string(i) + ": v, ";
+  anchor += "}\n";
   std::string expose = "    expose: [";
   for (int i = 0; i < 10; ++i) expose += "*port, ";
   expose += "]\n";
-  text += Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + expose);
+  const std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + anchor + expose);
   EXPECT_EQ(ParseError(text).message(), "services.web.expose: more than 16384 fields and targets");
 }
 
@@ -751,6 +782,268 @@ TEST(SdlFile, AnAllocationFailureAnywhereIsAStatus) {
   if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
   const std::string path = std::string(GPUMART_FIXTURE_DIR) + "/sdl/seed_basic-gpu.yaml";
   EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("ParseSdlFile", [&] { return ParseSdlFile(path); }), 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What Akash's Go reader accepts, ignores and refuses (issue 14). Each refusal below was accepted
+// before; each ignored field was an error.
+
+Deployment ParseStrictOk(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text, {.strict = true});
+  EXPECT_TRUE(result.ok()) << result.status().ToString() << "\n" << text;
+  return result.ok() ? std::move(result).value() : Deployment{};
+}
+
+Status ParseStrictError(const std::string& text) {
+  Result<Deployment> result = ParseSdl(text, {.strict = true});
+  EXPECT_FALSE(result.ok()) << text;
+  return result.ok() ? Status::Ok() : result.status();
+}
+
+std::string WithVersion(const std::string& version) {
+  return Replace(kBaseSdl, "version: \"2.0\"", "version: " + version);
+}
+
+TEST(SdlAkash, VersionIsReadAsAToleratedSemver) {
+  struct Case {
+    const char* written;
+    const char* read;  // nullptr: refused
+  };
+  const Case cases[] = {
+      {"\"2.0\"", "2.0"},   {"2.0", "2.0"},         {"\"2\"", "2.0"},        {"2", "2.0"},
+      {"\"2.0.0\"", "2.0"}, {"\"v2.0\"", "2.0"},    {"\" 2.0 \"", "2.0"},    {"\"02.00\"", "2.0"},
+      {"\"2.0.0+b1\"", "2.0"}, {"\"2.1\"", "2.1"},  {"\"2.1.0\"", "2.1"},    {"\"2.1.7\"", "2.1"},
+      {"\"2.2.0-rc1\"", "2.1"}, {"\"2.2\"", "2.2"}, {"\"2.10\"", "2.2"},     {"\"3.0\"", "2.2"},
+      {"\"2.0.1\"", nullptr}, {"\"2.1.0-rc1\"", nullptr}, {"\"2.1-rc1\"", nullptr}, {"\"1.9\"", nullptr},
+      {"\"two\"", nullptr}, {"\"2.0.0.0\"", nullptr}, {"\"2.0.0-01\"", nullptr}, {"\"\"", nullptr},
+  };
+  for (const Case& c : cases) {
+    Result<Deployment> result = ParseSdl(WithVersion(c.written));
+    if (c.read == nullptr) {
+      EXPECT_FALSE(result.ok()) << c.written;
+      continue;
+    }
+    ASSERT_TRUE(result.ok()) << c.written << ": " << result.status().ToString();
+    EXPECT_EQ(result->version, c.read) << c.written;
+  }
+  // Read differently than written: a warning says how; --strict wants it written out.
+  const Deployment two = ParseOk(WithVersion("\"2\""));
+  ASSERT_EQ(two.warnings.size(), 1u);
+  EXPECT_EQ(two.warnings[0].ToString(), "version: \"2\" read as \"2.0\", as Akash's reader reads it");
+  EXPECT_EQ(ParseStrictError(WithVersion("\"2\"")).message(),
+            "version: \"2\" is not written as \"2.0\", \"2.1\" or \"2.2\" (--strict: Akash Console's schema)");
+  EXPECT_EQ(ParseError(WithVersion("\"2.0.1\"")).message(),
+            "version: \"2.0.1\" is not supported (expected \"2.0\", \"2.1\" or \"2.2\")");
+}
+
+TEST(SdlAkash, UnknownFieldsBelowTheTopAreWarningsAndAtTheTopErrors) {
+  std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n",
+                             "    image: nginx:1.25\n    expose:\n      - port: 80\n        foo: 1\n        to:\n"
+                             "          - global: true\n            bar: 2\n");
+  text = Replace(text, "  placement:\n", "  extra: {}\n  placement:\n");
+  text = Replace(text, "      count: 1\n", "      count: 1\n      replicas: 3\n");
+  text = Replace(text, "          amount: 1000\n", "          amount: 1000\n          per: block\n");
+  text = Replace(text, "        cpu:\n          units: 1\n", "        cpu:\n          units: 1\n          arch: x86\n");
+  const Deployment deployment = ParseOk(text);
+  std::vector<std::string> warnings;
+  for (const SdlWarning& warning : deployment.warnings) warnings.push_back(warning.path);
+  EXPECT_EQ(warnings, (std::vector<std::string>{"profiles.extra", "services.web.expose[0].foo",
+                                                "services.web.expose[0].to[0].bar",
+                                                "profiles.compute.web.resources.cpu.arch",
+                                                "profiles.placement.akash.pricing.web.per",
+                                                "deployment.web.akash.replicas"}));
+  EXPECT_EQ(deployment.warnings[1].ToString(),
+            "services.web.expose[0].foo: unknown field, ignored (expected port, as, proto, to, accept or http_options)");
+  // The orders are what they would be without the unknown fields.
+  EXPECT_EQ(deployment.orders, ParseOk(kBaseSdl).orders);
+  // --strict: the first one met is an error.
+  EXPECT_EQ(ParseStrictError(text).message(), "profiles.extra: unknown field (expected compute or placement)");
+  // Akash's reader refuses an unknown top-level field ("sdl: unexpected field").
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("x-defaults: {}\n")).message(),
+            "x-defaults: unknown top-level field (expected version, services, profiles, deployment, endpoints, "
+            "include or reclamation)");
+  EXPECT_TRUE(ParseOk(kBaseSdl + std::string("include: [other.yaml]\n")).warnings.empty());
+}
+
+// The base SDL with a storage list and the service's params.storage.
+std::string WithVolumes(const std::string& volumes, const std::string& params) {
+  std::string text = Replace(kBaseSdl, "        storage:\n          size: 1Gi\n", "        storage:\n" + volumes);
+  if (!params.empty()) text = Replace(text, "    image: nginx:1.25\n", "    image: nginx:1.25\n    params:\n      storage:\n" + params);
+  return text;
+}
+
+constexpr const char* kPersistentData =
+    "          - size: 1Gi\n          - name: data\n            size: 10Gi\n            attributes:\n"
+    "              persistent: true\n              class: beta3\n";
+
+TEST(SdlAkash, PersistentVolumesMustBeMountedAtAnAbsolutePath) {
+  const Deployment mounted = ParseOk(WithVolumes(kPersistentData, "        data:\n          mount: /var/lib/data\n"));
+  EXPECT_EQ(mounted.services.at("web").mounts, (std::vector<VolumeMount>{{"data", "/var/lib/data", false}}));
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "")).message(),
+            "services.web.params.storage.data.mount: missing: persistent volume \"data\" of profiles.compute.web must "
+            "be mounted by service \"web\" (params.storage.data.mount: /an/absolute/path)");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data:\n          readOnly: true\n")).message(),
+            "services.web.params.storage.data.mount: missing: where the volume is mounted, an absolute path");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data:\n          mount: var/data\n")).message(),
+            "services.web.params.storage.data.mount: \"var/data\" is not an absolute path");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data: {mount: /d}\n        cache: {mount: /c}\n")).message(),
+            "services.web.params.storage.cache: no volume \"cache\" in profiles.compute.web.resources.storage (used by "
+            "deployment.web.akash)");
+  EXPECT_EQ(ParseError(WithVolumes(kPersistentData, "        data: {mount: /d}\n        default: {mount: /d}\n")).message(),
+            "services.web.params.storage.default.mount: \"/d\" is already the mount point of volume \"data\"");
+}
+
+TEST(SdlAkash, StorageClassesFollowAkashsRules) {
+  auto volume = [](const std::string& attributes) {
+    return WithVolumes("          - size: 1Gi\n            attributes:\n" + attributes, "");
+  };
+  EXPECT_EQ(ParseError(volume("              class: beta3\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: class \"beta3\" needs persistent: true (an "
+            "ephemeral volume has no class)");
+  EXPECT_EQ(ParseError(volume("              class: ram\n              persistent: true\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: a ram volume cannot be persistent");
+  EXPECT_EQ(ParseError(volume("              class: nvme\n              persistent: true\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.class: \"nvme\" is not a storage class (expected "
+            "default, beta1, beta2, beta3 or ram)");
+  EXPECT_EQ(ParseError(volume("              size: 2Gi\n")).message(),
+            "profiles.compute.web.resources.storage[0].attributes.size: unknown field (expected persistent or class)");
+  // A ram volume may be mounted, not read-only.
+  const std::string ram = "          - size: 1Gi\n          - name: shm\n            size: 1Gi\n            attributes:\n"
+                          "              class: ram\n";
+  EXPECT_TRUE(ParseSdl(WithVolumes(ram, "        shm: {mount: /dev/shm}\n")).ok());
+  EXPECT_EQ(ParseError(WithVolumes(ram, "        shm: {mount: /dev/shm, readOnly: true}\n")).message(),
+            "services.web.params.storage.shm.readOnly: a ram volume cannot be read-only");
+}
+
+TEST(SdlAkash, ServicesAndPricesAkashRefuses) {
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "services:\n  web:", "services:\n  Web_1:")).message(),
+            "services.Web_1: \"Web_1\" is not a valid service name (lower-case letters, digits and '-', starting with "
+            "a letter and not ending with '-')");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    command: [sh]\n")).message(),
+            "services.web.image: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    env:\n      - \"1A=x\"\n"))
+                .message(),
+            "services.web.env[0]: \"1A\" is not a valid environment variable name");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    expose:\n      - port: 70000\n"))
+                .message(),
+            "services.web.expose[0].port: 70000 is more than the limit of 65535");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    expose:\n      - as: 80\n"))
+                .message(),
+            "services.web.expose[0].port: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n",
+                               "    image: nginx\n    expose:\n      - port: 80\n        proto: http\n"))
+                .message(),
+            "services.web.expose[0].proto: \"http\" is not a protocol (expected tcp or udp)");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "    image: nginx:1.25\n",
+                               "    image: nginx\n    credentials:\n      host: ghcr.io\n      username: me\n"))
+                .message(),
+            "services.web.credentials.password: missing");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "amount: 1000", "amount: 0")).message(),
+            "profiles.placement.akash.pricing.web.amount: is zero (Akash refuses a zero price)");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "denom: uakt", "denom: \"1x\"")).message(),
+            "profiles.placement.akash.pricing.web.denom: \"1x\" is not a denom (a letter, then 2 to 127 letters, "
+            "digits or /:._-)");
+}
+
+TEST(SdlAkash, IpEndpointsAreDeclaredGlobalAndUsed) {
+  const std::string exposed = Replace(kBaseSdl, "    image: nginx:1.25\n",
+                                      "    image: nginx\n    expose:\n      - port: 80\n        to:\n"
+                                      "          - global: true\n            ip: myip\n");
+  EXPECT_TRUE(ParseSdl(exposed + "endpoints:\n  myip:\n    kind: ip\n").ok());
+  EXPECT_EQ(ParseError(exposed).message(), "services.web.expose[0].to[0].ip: no endpoint \"myip\" in endpoints");
+  EXPECT_EQ(ParseError(Replace(exposed, "global: true", "global: false") + "endpoints:\n  myip:\n    kind: ip\n").message(),
+            "services.web.expose[0].to[0].global: must be true when an ip endpoint is named");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  myip:\n    kind: ip\n")).message(),
+            "endpoints.myip: declared but no service exposes to it (expose.to.ip)");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  myip:\n    kind: dns\n")).message(),
+            "endpoints.myip.kind: \"dns\" is not a known kind (expected ip)");
+  EXPECT_EQ(ParseError(kBaseSdl + std::string("endpoints:\n  My:\n    kind: ip\n")).message(),
+            "endpoints.My: \"My\" is not a valid endpoint name (lower-case letters, then lower-case letters, digits, "
+            "'-' or '_')");
+}
+
+TEST(SdlAkash, StrictAppliesTheConsoleSchema) {
+  // Each is accepted without --strict.
+  const std::string cases[][2] = {
+      {Replace(kBaseSdl, "        cpu:\n          units: 1\n", "        cpu: 1\n"),
+       "profiles.compute.web.resources.cpu: a shorthand: write cpu: {units: ...}"},
+      {Replace(kBaseSdl, "        storage:\n          size: 1Gi\n", ""), "profiles.compute.web.resources.storage: missing"},
+      {Replace(kBaseSdl, "denom: uakt", "denom: usdc"), "profiles.placement.akash.pricing.web.denom: \"usdc\" is not "
+                                                        "uakt, uact or ibc/..."},
+      {Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx\n    env: {A: b}\n"),
+       "services.web.env: must be a list of strings"},
+      {WithVolumes("          - size: 1Gi\n          - name: d\n            size: 1Gi\n            attributes:\n"
+                   "              persistent: true\n",
+                   "        d: {mount: /d}\n"),
+       "profiles.compute.web.resources.storage[1].attributes: needs both class and persistent"},
+      {WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n              nvidia:\n"
+               "                - h100\n"),
+       "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0]: a shorthand: write - model: ..."},
+      {Replace(kBaseSdl, "    image: nginx:1.25\n",
+               "    image: nginx\n    credentials: {host: h, username: u, password: short}\n"),
+       "services.web.credentials.password: shorter than 6 characters"},
+  };
+  for (const auto& [text, error] : cases) {
+    EXPECT_TRUE(ParseSdl(text).ok()) << error;
+    EXPECT_EQ(ParseStrictError(text).message(), error + " (--strict: Akash Console's schema)");
+  }
+  EXPECT_TRUE(ParseStrictOk(kBaseSdl).warnings.empty());
+}
+
+// SDL 2.2: a placement's price for a profile may list several denoms.
+constexpr const char* kMultiDenom = R"(version: "2.2"
+services:
+  web:
+    image: nginx
+  api:
+    image: api
+profiles:
+  compute:
+    web:
+      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}
+  placement:
+    akash:
+      pricing:
+        web:
+          - denom: uact
+            amount: 100
+          - denom: uakt
+            amount: 6117
+deployment:
+  web:
+    akash: {profile: web, count: 2}
+)";
+
+TEST(SdlAkash, SeveralDenomsKeepTheTenantsOrder) {
+  const Deployment deployment = ParseOk(kMultiDenom);
+  ASSERT_EQ(deployment.orders.size(), 1u);
+  const Order& order = deployment.orders[0];
+  EXPECT_EQ(order.Denoms(), (std::vector<std::string>{"uact", "uakt"}));
+  const ServiceRequest& service = order.services[0];
+  EXPECT_EQ(service.price_cap, (PriceCap{"uact", 100, PerBlockToPerHour(100)}));
+  EXPECT_EQ(service.more_caps, (std::vector<PriceCap>{{"uakt", 6117, 3'600'000}}));
+  EXPECT_EQ(order.CapPerHourIn("uakt"), 7'200'000u);
+  EXPECT_EQ(order.CapPerHourIn("usdc"), std::nullopt);
+  EXPECT_TRUE(ValidateOrder(order).ok());
+  // A list needs 2.2, as Akash's 2.0/2.1 readers refuse it.
+  EXPECT_EQ(ParseError(Replace(kMultiDenom, "\"2.2\"", "\"2.1\"")).message(),
+            "profiles.placement.akash.pricing.web: a list of prices needs version \"2.2\" (this file is \"2.1\")");
+  EXPECT_EQ(ParseError(Replace(kMultiDenom, "denom: uakt", "denom: uact")).message(),
+            "profiles.placement.akash.pricing.web[1].denom: \"uact\" is listed twice");
+  // Every service of a group caps in the same denoms; the first service's order is the group's.
+  std::string two = Replace(kMultiDenom, "      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n",
+                            "      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n"
+                            "    api:\n      resources: {cpu: {units: 2}, memory: {size: 1Gi}, storage: {size: 1Gi}}\n");
+  two = Replace(two, "            amount: 6117\n",
+                "            amount: 6117\n        api: [{denom: uakt, amount: 1}, {denom: uact, amount: 2}]\n");
+  two += "  api:\n    akash: {profile: api, count: 1}\n";
+  const Deployment both = ParseOk(two);
+  ASSERT_EQ(both.orders.at(0).services.size(), 2u);
+  EXPECT_EQ(both.orders[0].services[1].price_cap.denom, "uact");
+  EXPECT_EQ(both.orders[0].services[1].more_caps.at(0).denom, "uakt");
+  EXPECT_EQ(ParseError(Replace(two, "{denom: uakt, amount: 1}, ", "")).message(),
+            "profiles.placement.akash.pricing.api: priced in uact, the group's other services in uact, uakt; every "
+            "service of a group is priced in the same denoms");
 }
 
 }  // namespace

@@ -68,6 +68,59 @@ TEST(CmdMatchTest, JsonListsEveryCandidateInPreferenceOrder) {
   EXPECT_EQ(group.at("excluded").at("gpu-ram"), 1);
 }
 
+// SDL 2.2, caps in usdc then uakt: the usdc bidder ranks first although its number is larger;
+// warnings go to stderr and into the JSON; --strict refuses the file.
+TEST(CmdMatchTest, SeveralDenomsRankByTheTenantsOrderAndWarningsAreShown) {
+  const std::string sdl = WriteTemp("multi-denom.yaml", R"(version: "2.2"
+services:
+  job:
+    image: trainer
+    stage: 2
+profiles:
+  compute:
+    job:
+      resources:
+        cpu: {units: 1}
+        memory: {size: 1Gi}
+        storage: {size: 1Gi}
+        gpu: {units: 1, attributes: {vendor: {nvidia: [{model: h100}]}}}
+  placement:
+    dc:
+      pricing:
+        job:
+          - {denom: usdc, amount: 1000000}
+          - {denom: uakt, amount: 1000000}
+deployment:
+  job:
+    dc: {profile: job, count: 1}
+)");
+  const std::string offers = WriteTemp("multi-denom-offers.yaml", R"(providers:
+  - id: in-uakt
+    pricing: [{denom: uakt, gpu: {"*": 10}, cpu: 0, memory: 0, storage: 0}]
+    nodes: [{name: n, cpu_millis: 8000, memory: 64Gi, storage: 1Ti, gpus: [{model: h100, ram: 80Gi, count: 1}]}]
+  - id: in-usdc
+    pricing: [{denom: usdc, gpu: {"*": 5000}, cpu: 0, memory: 0, storage: 0}]
+    nodes: [{name: n, cpu_millis: 8000, memory: 64Gi, storage: 1Ti, gpus: [{model: h100, ram: 80Gi, count: 1}]}]
+)");
+  ProcessResult result = RunProcess({kGpumart, "match", "--sdl", sdl, "--offers", offers, "--json", "--policy", "cheapest"},
+                                    kTimeoutMs);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.err, "gpumart match: " + sdl +
+                            ": warning: services.job.stage: unknown field, ignored (expected image, command, args, env, "
+                            "expose, params, credentials or dependencies)\n");
+  const json doc = json::parse(result.out);
+  const json& group = doc.at("groups").at(0);
+  EXPECT_EQ(Providers(group), (std::vector<std::string>{"in-usdc", "in-uakt"}));
+  EXPECT_EQ(group.at("candidates")[0].at("denom"), "usdc");
+  EXPECT_EQ(group.at("candidates")[0].at("denom_rank"), 0);
+  EXPECT_EQ(group.at("candidates")[1].at("denom"), "uakt");
+  EXPECT_EQ(group.at("candidates")[1].at("denom_rank"), 1);
+  EXPECT_EQ(doc.at("warnings").at(0).at("path"), "services.job.stage");
+  result = RunProcess({kGpumart, "match", "--sdl", sdl, "--offers", offers, "--strict"}, kTimeoutMs);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("services.job.stage: unknown field (expected"), std::string::npos) << result.err;
+}
+
 TEST(CmdMatchTest, CheapestPolicyAndTop) {
   ProcessResult result = Match({"--json", "--policy", "cheapest", "--top", "2"});
   ASSERT_EQ(result.exit_code, 0) << result.err;

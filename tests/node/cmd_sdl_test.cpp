@@ -115,7 +115,13 @@ TEST(CmdSdlCheck, EveryFixtureMatchesItsPinnedJson) {
       continue;
     }
     EXPECT_EQ(result.exit_code, 0) << result.err;
-    EXPECT_EQ(result.err, "");
+    // What the reader ignored is on stderr, one line per warning, as pinned in the JSON.
+    std::string warnings;
+    for (const json& warning : pinned.at("warnings")) {
+      warnings += "gpumart sdl check: " + fixture + ": warning: " + warning["path"].get<std::string>() + ": " +
+                  warning["message"].get<std::string>() + "\n";
+    }
+    EXPECT_EQ(result.err, warnings);
     const json actual = json::parse(result.out, nullptr, /*allow_exceptions=*/false);
     ASSERT_FALSE(actual.is_discarded()) << result.out;
     ExpectContains(pinned, actual, "$");
@@ -172,6 +178,22 @@ TEST(CmdSdlCheck, BadArgumentsAreUsageErrors) {
   EXPECT_EQ(RunGpumart({"sdl", "check", "--bogus", kFixtureDir + "/seed_basic-gpu.yaml"}).exit_code, kExitUsage);
   EXPECT_EQ(RunGpumart({"sdl", "check", "a.yaml", "b.yaml"}).exit_code, kExitUsage);
   EXPECT_EQ(RunGpumart({"sdl", "check", "--help"}).exit_code, kExitOk);
+}
+
+// --strict: what was a warning is an error (exit 1), and Akash Console's schema applies.
+TEST(CmdSdlCheck, StrictTurnsWarningsIntoErrors) {
+  const std::string fixture = kFixtureDir + "/wordpress_deploy.yaml";
+  const ProcessResult lenient = RunGpumart({"sdl", "check", fixture});
+  EXPECT_EQ(lenient.exit_code, 0);
+  const ProcessResult strict = RunGpumart({"sdl", "check", "--strict", fixture});
+  EXPECT_EQ(strict.exit_code, 1);
+  EXPECT_EQ(strict.err, "gpumart sdl check: " + fixture +
+                            ": services.wordpress.depends_on: unknown field (expected image, command, args, env, expose, "
+                            "params, credentials or dependencies)\n");
+  EXPECT_EQ(strict.out, "");
+  const ProcessResult clean = RunGpumart({"sdl", "check", "--strict", kFixtureDir + "/seed_llm-fallbacks.yaml"});
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_EQ(clean.err, "");
 }
 
 TEST(CmdSdlCheck, InProcess) {
