@@ -17,9 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -57,13 +59,25 @@ bool PollUntil(F done, milliseconds timeout) {
 // Start it from a thread that outlives it: the child gets SIGKILL when that thread ends.
 class Process {
  public:
-  static Result<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv, const std::string& log_prefix) {
+  // `environment`: NAME=VALUE entries added to (or replacing) this process's own.
+  static Result<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv, const std::string& log_prefix,
+                                                const std::vector<std::string>& environment = {}) {
     auto process = std::unique_ptr<Process>(new Process(log_prefix));
     // Everything the child needs is made before fork: after it, a multi-threaded parent's child
     // may only make async-signal-safe calls.
     std::vector<char*> args;
     for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
+    std::vector<char*> env;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string_view text(*entry);
+      const bool replaced = std::any_of(environment.begin(), environment.end(), [&](const std::string& added) {
+        return text.substr(0, text.find('=') + 1) == std::string_view(added).substr(0, added.find('=') + 1);
+      });
+      if (!replaced) env.push_back(*entry);
+    }
+    for (const std::string& added : environment) env.push_back(const_cast<char*>(added.c_str()));
+    env.push_back(nullptr);
     const int out = open(process->out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     const int err = open(process->err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -84,7 +98,7 @@ class Process {
       dup2(null, 0);
       dup2(out, 1);
       dup2(err, 2);
-      execv(args[0], args.data());
+      execve(args[0], args.data(), env.data());
       _exit(127);
     }
     for (int fd : {out, err, null}) close(fd);
@@ -184,6 +198,10 @@ class ProcessMarket {
   ProcessMarket& operator=(const ProcessMarket&) = delete;
 
   const std::string& dir() const { return dir_; }
+  // NAME=VALUE entries for the environment of each node started from now on, by node name.
+  void SetNodeEnvironment(std::function<std::vector<std::string>(const std::string& name)> environment) {
+    environment_ = std::move(environment);
+  }
   const std::string& bin_dir() const { return bin_dir_; }
 
   // Starts a relay from `config_file` plus `extra` YAML lines and waits until it is ready.
@@ -257,7 +275,8 @@ class ProcessMarket {
     node->data_dir = dir_ + "/" + name;
     std::ofstream(node->config_path) << config_text;
     Result<std::unique_ptr<Process>> process = Process::Start(
-        {bin_dir_ + "/gpumartd", "--config", node->config_path, "--data-dir", node->data_dir}, dir_ + "/" + name);
+        {bin_dir_ + "/gpumartd", "--config", node->config_path, "--data-dir", node->data_dir}, dir_ + "/" + name,
+        environment_ ? environment_(name) : std::vector<std::string>{});
     if (!process.ok()) return process.status();
     node->process = std::move(process).value();
     Node* started = node.get();
@@ -275,6 +294,7 @@ class ProcessMarket {
   const std::string bin_dir_;
   std::vector<std::unique_ptr<Node>> nodes_;
   Node* relay_ = nullptr;
+  std::function<std::vector<std::string>(const std::string&)> environment_;
 };
 
 }  // namespace gpumart::e2e
