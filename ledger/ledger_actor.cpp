@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <vector>
 
 namespace gpumart::ledger {
@@ -58,7 +59,9 @@ class LedgerWriter final : public actors::Actor {
     for (const auto& pending : pending_) writes_.push_back(&pending.write);
     const PreparedWrite compaction{Compact{}, {}, {}};
     if (compact) writes_.push_back(&compaction);
+    const auto started = std::chrono::steady_clock::now();
     const Status committed = store_->ApplyRound(writes_, clock_.NowMs(), results_);
+    if (options_.on_commit) options_.on_commit(std::chrono::steady_clock::now() - started);
     // Counted before the acknowledgements, so a caller that saw its ack also sees it counted.
     counters_->rounds.fetch_add(1, std::memory_order_relaxed);
     counters_->writes.fetch_add(pending_.size(), std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include "market/yaml_tree.h"
 #include "node/gossip/curve_keys.h"
 #include "node/gossip/frames.h"
+#include "node/metrics/http_server.h"
 
 namespace gpumart::node {
 
@@ -231,7 +232,7 @@ Status ReadTenants(const market::YamlNode& node, const std::string& key, std::ve
 std::string KnownSettings() {
   std::string known =
       "role, data_dir, identity, offers, inventory, pricing, pricing_policy, executor, log_level, listen, advertise, "
-      "bootstrap, client_listen";
+      "bootstrap, client_listen, metrics_listen";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
   return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses, allow_tenants, deny_tenants";
 }
@@ -325,6 +326,14 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
         GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.client_listen));
         GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.client_listen, /*wildcard_port=*/true));
       }
+    } else if (key == "metrics_listen") {
+      GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.metrics_listen));
+      if (config.metrics_listen == "0") config.metrics_listen.clear();
+      if (!config.metrics_listen.empty()) {
+        Result<metrics::ListenAddress> address = metrics::ParseListenAddress(config.metrics_listen);
+        if (!address.ok()) return address.status().WithContext(key);
+      }
+      config.metrics_listen_given = true;
     } else if (key == "advertise") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.advertise));
       GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.advertise, /*wildcard_port=*/false));
@@ -348,6 +357,7 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
     }
   }
   if (config.role == NodeRole::kTenant && !listen_set) config.listen.clear();  // a tenant only dials out
+  if (config.role == NodeRole::kTenant && !config.metrics_listen_given) config.metrics_listen.clear();
   if (!config.advertise.empty() && config.listen.empty()) {
     return Status::InvalidArgument("advertise: needs listen (a node that accepts no links advertises none)");
   }

@@ -27,6 +27,8 @@ constexpr std::string_view kDefaultDataDir = "./gpumart-data";
 constexpr std::string_view kDefaultListen = "tcp://0.0.0.0:7700";
 // The client port (docs/CLIENT.md): loopback by default; off loopback it speaks CURVE only.
 constexpr std::string_view kDefaultClientListen = "tcp://127.0.0.1:7701";
+// The HTTP endpoint for /metrics (docs/METRICS.md): loopback only unless configured otherwise.
+constexpr std::string_view kDefaultMetricsListen = "127.0.0.1:7702";
 constexpr size_t kMaxBootstrapPeers = 256;
 // Upper bounds of the gossip settings: far above any sane value, they only keep a typo (an extra
 // digit) from sizing tables or rates absurdly.
@@ -76,6 +78,11 @@ struct NodeConfig {
   int peer_queue_messages = gossip::kPeerHwm;        // per peer and direction, then sends are dropped
   int handshake_timeout_ms = gossip::kHandshakeIvlMs;  // a CURVE handshake not done by then is closed
   bool ban_addresses = true;                         // ban a misbehaving peer's IP address too
+  // Where to serve HTTP /metrics (docs/METRICS.md): HOST:PORT (port 0 or * picks one), or none
+  // ("" in code; "" or 0 in the file; a tenant's default). When the file names it, a failure to
+  // bind stops the node; the default address only warns (another daemon on the machine has it).
+  std::string metrics_listen = std::string(kDefaultMetricsListen);
+  bool metrics_listen_given = false;
   std::string IdentityPath() const { return identity.empty() ? data_dir + "/identity.key" : identity; }
   // The gossip actor's settings (without its callbacks, which the daemon adds).
   gossip::GossipNodeConfig GossipSettings() const;

@@ -7,7 +7,8 @@
 // kept). SIGINT/SIGTERM stop it cleanly: a provider stops bidding, waits for its lease writes in
 // flight and withdraws its offer; then the client port and gossip stop, then the ledger commits
 // everything acknowledged. Its client port (config client_listen, docs/CLIENT.md) serves the CLI;
-// the address is in <data_dir>/client.address while it runs.
+// the address is in <data_dir>/client.address while it runs. Prometheus metrics are served over
+// HTTP at /metrics (`metrics_listen`, docs/METRICS.md).
 #include <signal.h>
 #include <unistd.h>
 
@@ -154,6 +155,9 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
   // The peer address first, so a script that waits for "ready" has it.
   if (!context->peer_address().empty()) std::cout << "gossip listening on " << context->peer_address() << "\n";
   if (!context->client_address().empty()) std::cout << "client port listening on " << context->client_address() << "\n";
+  if (!context->metrics_address().empty()) {
+    std::cout << "metrics listening on http://" << context->metrics_address() << "/metrics\n";
+  }
   std::cout << "gpumartd ready: node " << market::ToHex(context->identity().public_key()) << " role "
             << node::ToString(config.role) << " data dir " << config.data_dir << " ledger " << verify.records
             << " records, chain head " << verify.head.seq;

@@ -36,13 +36,17 @@ Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config
   }
   GPUMART_RETURN_IF_ERROR(context->StartClientPort(config));
   GPUMART_RETURN_IF_ERROR(context->StartGossip(config));
+  GPUMART_RETURN_IF_ERROR(context->StartMetrics(config));
   return context;
 }
 
 Status NodeContext::StartLedger(const NodeConfig& config) {
   const std::string path = config.data_dir + "/ledger";
   Result<std::unique_ptr<ledger::LedgerActor>> ledger =
-      ledger::LedgerActor::Open(system_, path, {}, SystemClock::Instance());
+      ledger::LedgerActor::Open(system_, path, {}, SystemClock::Instance(),
+                                {.on_commit = [commit = &metrics_->ledger_commit_seconds](std::chrono::nanoseconds took) {
+                                  commit->Observe(std::chrono::duration<double>(took).count());
+                                }});
   if (!ledger.ok()) return ledger.status();
   ledger_ = std::move(ledger).value();
   ledger_report_ = ledger::VerifyLedger(ledger_->store());
@@ -236,6 +240,32 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
   return Status::Ok();
 }
 
+Status NodeContext::StartMetrics(const NodeConfig& config) {
+  std::optional<actors::ActorAddress> provider;
+  if (provider_.ok()) provider = provider_.address();
+  metric_sources_ = std::make_shared<NodeMetricSources>(
+      system_, NodeMetricSources::Parts{gossip_.address(), provider, ledger_.get(), feed_counters_, offer_counters_,
+                                        provider_counters_});
+  NodeMetricSources::Register(*metrics_, metric_sources_);
+  if (config.metrics_listen.empty()) return Status::Ok();
+  Result<metrics::ListenAddress> address = metrics::ParseListenAddress(config.metrics_listen);
+  if (!address.ok()) return address.status().WithContext("metrics_listen");
+  // The node's HTTP routes (a later console and /api/v1/ join them here).
+  std::vector<metrics::HttpRoute> routes;
+  routes.push_back({"GET", "/metrics", [metrics = metrics_](const metrics::HttpRequest&) {
+                      return metrics::HttpResponse{200, std::string(metrics::kContentType), metrics->registry.Expose()};
+                    }});
+  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(*address, std::move(routes));
+  if (!server.ok()) {
+    if (config.metrics_listen_given) return server.status().WithContext("metrics_listen");
+    spdlog::warn("metrics: {}; serving none (set metrics_listen to another address, or to 0)",
+                 server.status().message());
+    return Status::Ok();
+  }
+  metrics_server_ = std::move(server).value();
+  return Status::Ok();
+}
+
 Status NodeContext::ReloadInventory(const bidding::Inventory& inventory, const NodeConfig& config) {
   if (!provider_.ok()) return Status::FailedPrecondition("this node is no provider");
   auto reply = outbox_->Request<Status>(
@@ -297,6 +327,8 @@ Result<std::vector<market::Candidate>> NodeContext::FindOffers(const market::Ord
 }
 
 NodeContext::~NodeContext() {
+  metrics_server_.reset();  // no scrape in progress or to come
+  if (metric_sources_) metric_sources_->Close();
   outbox_.reset();
   client_port_.Stop();     // no more client publishes
   gossip_.Stop();          // no more deliveries

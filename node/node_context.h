@@ -2,9 +2,10 @@
 // its actor system, its ledger (opened, locked and re-verified), the ledger feed (gossip's
 // Leases, Closes and Attestations into the ledger, node/ledger_feed.h), the live offer book
 // (gossip's Offers, node/offer_book_actor.h), its client port (node/client/client_port.h) and its
-// gossip node. They stop in the reverse order: the client port first (no new publishes), gossip
-// (no new deliveries), then the provider, the offer book and the feed, then the ledger
-// (committing what it took), then the actor system. No globals: the daemon's main holds one NodeContext.
+// gossip node. They stop in the reverse order: the metrics endpoint first (node/node_metrics.h; it
+// reads the others), the client port (no new publishes), gossip (no new deliveries), then the
+// provider, the offer book and the feed, then the ledger (committing what it took), then the actor
+// system. No globals: the daemon's main holds one NodeContext.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,8 @@
 #include "market/status.h"
 #include "node/config.h"
 #include "node/ledger_feed.h"
+#include "node/metrics/http_server.h"
+#include "node/node_metrics.h"
 #include "node/offer_book_actor.h"
 #include "node/provider_actor.h"
 #include "node/client/client_port.h"
@@ -61,6 +64,11 @@ class NodeContext {
   // The provider actor's counters; null when this node is no provider.
   std::shared_ptr<const ProviderCounters> provider_counters() const { return provider_counters_; }
   bool is_provider() const { return provider_.ok(); }
+  // The node's metrics (docs/METRICS.md); its instruments may be observed from any thread, and
+  // outlive the context (a scrape after it stops reports only the instruments).
+  const std::shared_ptr<NodeMetrics>& metrics() const { return metrics_; }
+  // Where /metrics is served, "HOST:PORT"; empty when nowhere (config.metrics_listen).
+  std::string metrics_address() const { return metrics_server_ ? metrics_server_->address() : std::string(); }
   // A reloaded inventory (SIGHUP): the offer follows the new capacity. Refused (the old one
   // kept) with the reason when the engine refuses it. From the starting thread only.
   Status ReloadInventory(const bidding::Inventory& inventory, const NodeConfig& config);
@@ -76,8 +84,11 @@ class NodeContext {
   Status StartProvider(const NodeConfig& config, const bidding::Inventory& inventory, ProviderOptions options);
   Status StartClientPort(const NodeConfig& config);
   Status StartGossip(const NodeConfig& config);
+  Status StartMetrics(const NodeConfig& config);
 
   const market::Identity identity_;
+  // Before the actor system: the ledger and the client port observe its histograms until they stop.
+  const std::shared_ptr<NodeMetrics> metrics_ = std::make_shared<NodeMetrics>();
   actors::ActorSystem system_;
   std::unique_ptr<ledger::LedgerActor> ledger_;
   ledger::VerifyReport ledger_report_;
@@ -95,6 +106,8 @@ class NodeContext {
   actors::ActorHandle gossip_;
   std::string peer_address_;
   std::unique_ptr<actors::Outbox> outbox_;  // the starting thread's
+  std::shared_ptr<NodeMetricSources> metric_sources_;
+  std::unique_ptr<metrics::HttpServer> metrics_server_;
 };
 
 }  // namespace gpumart::node

@@ -239,7 +239,9 @@ class GossipNode::Impl {
     s.address = address_;
     s.ready_peers = core_->ReadyPeers();
     for (const auto& [peer, link] : links_) {
-      if (link.identity && core_->IsReady(peer)) s.peers.push_back(*link.identity);
+      if (!core_->IsReady(peer)) continue;
+      if (link.identity) s.peers.push_back(*link.identity);
+      ++(link.direction == Direction::kInbound ? s.ready_inbound : s.ready_outbound);
     }
     s.links = links_.size();
     s.core_drops = core_->drops();
@@ -247,6 +249,8 @@ class GossipNode::Impl {
     s.transport_drops = drops_;
     s.frames_in = frames_in_;
     s.frames_out = frames_out_;
+    s.bytes_in = bytes_in_;
+    s.bytes_out = bytes_out_;
     s.verdicts = verdicts_;
     s.bans = bans_;
     s.links_lost = links_lost_;
@@ -281,6 +285,7 @@ class GossipNode::Impl {
       if (!router_->recv(payload, zmq::recv_flags::dontwait)) return;
       const bool multipart = DrainMore(*router_, payload);
       ++frames_in_;
+      bytes_in_ += payload.size();
       const std::string id = routing_id.to_string();
       PeerId peer = kLocalPeer;
       if (auto it = inbound_.find(id); it != inbound_.end()) {
@@ -335,6 +340,7 @@ class GossipNode::Impl {
       if (!it->second.dealer->recv(payload, zmq::recv_flags::dontwait)) return;
       const bool multipart = DrainMore(*it->second.dealer, payload);
       ++frames_in_;
+      bytes_in_ += payload.size();
       if (multipart) CountDrop(TransportDrop::kMultipart);
       Bytes copy;
       core_->HandleFrame(peer, FrameBytes(payload, multipart, copy), Now(), actions_);
@@ -370,6 +376,7 @@ class GossipNode::Impl {
         router_->send(zmq::buffer(send.frame), zmq::send_flags::dontwait);
       }
       ++frames_out_;
+      bytes_out_ += send.frame.size();
     } catch (const zmq::error_t& error) {
       if (error.num() != EHOSTUNREACH) throw;
       CountDrop(TransportDrop::kPeerUnreachable);
@@ -556,6 +563,7 @@ class GossipNode::Impl {
   PeerId next_peer_ = 1;
   std::vector<Action> actions_;
   std::array<uint64_t, kTransportDropCount> drops_{};
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;  // frame payloads (after CURVE), as frames_in_/frames_out_ count them
   uint64_t frames_in_ = 0, frames_out_ = 0, verdicts_ = 0, bans_ = 0, links_lost_ = 0, ticks_ = 0;
   uint64_t retained_seeded_ = 0, retain_refused_ = 0;
   std::optional<actors::TimerId> tick_timer_;  // armed by ArmTick

@@ -97,12 +97,14 @@ std::string_view ToString(TransportDrop reason);
 struct GossipNodeStatus {
   std::string address;  // our peer address, what others put in their bootstrap
   size_t ready_peers = 0;
+  size_t ready_inbound = 0, ready_outbound = 0;  // ready links by who dialled
   std::vector<PublicKey> peers;  // the identities of the ready peers (checked against their links)
   size_t links = 0;
   DropCounters core_drops;
   GossipStats core_stats;
   std::array<uint64_t, kTransportDropCount> transport_drops{};
   uint64_t frames_in = 0, frames_out = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;  // the payload bytes of those frames
   uint64_t verdicts = 0, bans = 0;
   uint64_t links_lost = 0;  // outbound links whose connection failed or closed (socket events)
   uint64_t ticks = 0;       // times the core was ticked (its timer fired)

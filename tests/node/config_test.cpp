@@ -344,3 +344,34 @@ TEST(ConfigTest, AnAllocationFailureAnywhereIsAStatus) {
 
 }  // namespace
 }  // namespace gpumart::node
+
+namespace gpumart::node {
+namespace {
+
+TEST(ConfigTest, MetricsListen) {
+  Result<NodeConfig> defaults = ParseNodeConfig("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->metrics_listen, "127.0.0.1:7702");
+  EXPECT_FALSE(defaults->metrics_listen_given);
+  Result<NodeConfig> any_port = ParseNodeConfig("metrics_listen: 127.0.0.1:*\n");
+  ASSERT_TRUE(any_port.ok()) << any_port.status().ToString();
+  EXPECT_EQ(any_port->metrics_listen, "127.0.0.1:*");
+  EXPECT_TRUE(any_port->metrics_listen_given);
+  for (const char* off : {"metrics_listen: 0\n", "metrics_listen: \"\"\n"}) {
+    Result<NodeConfig> none = ParseNodeConfig(off);
+    ASSERT_TRUE(none.ok()) << off << none.status().ToString();
+    EXPECT_EQ(none->metrics_listen, "") << off;
+  }
+  // A tenant serves no metrics unless told to.
+  EXPECT_EQ(ParseNodeConfig("role: tenant\n")->metrics_listen, "");
+  EXPECT_EQ(ParseNodeConfig("role: tenant\nmetrics_listen: '[::1]:9100'\n")->metrics_listen, "[::1]:9100");
+  for (const char* bad : {"metrics_listen: tcp://127.0.0.1:7702\n", "metrics_listen: 127.0.0.1\n",
+                          "metrics_listen: 127.0.0.1:99999\n", "metrics_listen: [a]\n"}) {
+    Result<NodeConfig> refused = ParseNodeConfig(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_TRUE(refused.status().message().starts_with("metrics_listen")) << refused.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace gpumart::node

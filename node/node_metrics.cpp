@@ -1,0 +1,206 @@
+#include "node/node_metrics.h"
+
+#include <map>
+#include <tuple>
+
+#include "market/types.h"
+#include "node/gossip/gossip_node.h"
+
+namespace gpumart::node {
+
+namespace {
+
+using metrics::Labels;
+using metrics::Scrape;
+
+uint64_t Load(const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); }
+
+void CollectFeed(const LedgerFeedCounters& feed, Scrape& scrape) {
+  constexpr std::string_view kName = "gpumart_ledger_feed_messages_total";
+  constexpr std::string_view kHelp =
+      "Leases, Closes and Attestations gossip delivered for the ledger, by outcome: recorded (durable), refused "
+      "(would not decode, or the ledger refused them), dropped (a full queue).";
+  scrape.Counter(kName, kHelp, {{"outcome", "recorded"}}, Load(feed.recorded));
+  scrape.Counter(kName, kHelp, {{"outcome", "refused"}}, Load(feed.refused));
+  scrape.Counter(kName, kHelp, {{"outcome", "dropped"}}, Load(feed.dropped));
+}
+
+void CollectOfferBook(const OfferBookCounters& offers, Scrape& scrape) {
+  scrape.Gauge("gpumart_offer_book_offers", "Providers whose Offer the live offer book holds now.", {},
+               static_cast<double>(Load(offers.held)));
+  constexpr std::string_view kName = "gpumart_offer_book_received_total";
+  constexpr std::string_view kHelp =
+      "Offers gossip delivered to the offer book, by outcome: added (a new provider), replaced (a newer offer of its "
+      "provider), stale, over_limit, malformed, ledger_error (its reputation could not be read), dropped (a full "
+      "queue).";
+  const std::pair<std::string_view, const std::atomic<uint64_t>*> outcomes[] = {
+      {"added", &offers.added},         {"replaced", &offers.replaced},       {"stale", &offers.stale},
+      {"over_limit", &offers.over_limit}, {"malformed", &offers.malformed}, {"ledger_error", &offers.ledger_errors},
+      {"dropped", &offers.dropped}};
+  for (const auto& [outcome, counter] : outcomes) {
+    scrape.Counter(kName, kHelp, {{"outcome", std::string(outcome)}}, Load(*counter));
+  }
+  scrape.Counter("gpumart_offer_book_expired_total", "Offers that left the book on expiry, or arrived expired.", {},
+                 Load(offers.expired));
+}
+
+void CollectLedger(const ledger::LedgerActor& ledger, Scrape& scrape) {
+  const ledger::LedgerActor::Stats stats = ledger.stats();
+  constexpr std::string_view kRounds = "gpumart_ledger_commits_total";
+  constexpr std::string_view kRoundsHelp = "Ledger rounds (one durable WriteBatch each), by outcome: ok or failed.";
+  scrape.Counter(kRounds, kRoundsHelp, {{"outcome", "ok"}}, stats.rounds - stats.failed_rounds);
+  scrape.Counter(kRounds, kRoundsHelp, {{"outcome", "failed"}}, stats.failed_rounds);
+  scrape.Counter("gpumart_ledger_writes_total", "Writes the ledger answered (each with its own status).", {},
+                 stats.writes);
+}
+
+void CollectProvider(const ProviderCounters& p, Scrape& scrape) {
+  scrape.Counter("gpumart_provider_orders_total", "Orders the provider's bid engine considered.", {}, Load(p.orders));
+  scrape.Counter("gpumart_provider_bids_total", "Signed Bids the provider published.", {}, Load(p.bids));
+  for (size_t reason = 0; reason < bidding::kSkipReasons; ++reason) {
+    scrape.Counter("gpumart_provider_order_skips_total", "Orders the provider did not bid on, by reason.",
+                   {{"reason", std::string(bidding::ToString(static_cast<bidding::SkipReason>(reason)))}},
+                   Load(p.skipped[reason]));
+  }
+  scrape.Gauge("gpumart_provider_reservations", "Live reservations (capacity held for a bid) now.", {},
+               static_cast<double>(Load(p.reservations_held)));
+  constexpr std::string_view kEnded = "gpumart_provider_reservations_ended_total";
+  constexpr std::string_view kEndedHelp =
+      "Reservations that ended without a lease, by outcome: released (lost, closed, failed) or expired.";
+  scrape.Counter(kEnded, kEndedHelp, {{"outcome", "released"}}, Load(p.reservations_released));
+  scrape.Counter(kEnded, kEndedHelp, {{"outcome", "expired"}}, Load(p.reservations_expired));
+  scrape.Gauge("gpumart_provider_leases", "Active leases of this provider now.", {},
+               static_cast<double>(Load(p.leases_active)));
+  constexpr std::string_view kLeases = "gpumart_provider_leases_total";
+  constexpr std::string_view kLeasesHelp =
+      "Accepts that became leases, by outcome: made (durable and published) or failed (the ledger refused the write).";
+  scrape.Counter(kLeases, kLeasesHelp, {{"outcome", "made"}}, Load(p.leases_made));
+  scrape.Counter(kLeases, kLeasesHelp, {{"outcome", "failed"}}, Load(p.leases_failed));
+  scrape.Counter("gpumart_provider_leases_closed_total", "Leases of this provider that closed.", {},
+                 Load(p.leases_closed));
+  constexpr std::string_view kAccepts = "gpumart_provider_accepts_rejected_total";
+  constexpr std::string_view kAcceptsHelp =
+      "Accepts that made no lease, by outcome: refused (answered with a refusal) or ignored (another's bid, a "
+      "repeat, a wrong signer).";
+  scrape.Counter(kAccepts, kAcceptsHelp, {{"outcome", "refused"}}, Load(p.accepts_refused));
+  scrape.Counter(kAccepts, kAcceptsHelp, {{"outcome", "ignored"}}, Load(p.accepts_ignored));
+  scrape.Counter("gpumart_provider_offers_published_total", "Offers (free capacity) the provider published.", {},
+                 Load(p.offers_published));
+  scrape.Gauge("gpumart_provider_pending_lease_writes", "Lease writes in flight to the ledger now.", {},
+               static_cast<double>(Load(p.pending_lease_writes)));
+  constexpr std::string_view kDrops = "gpumart_provider_queue_drops_total";
+  constexpr std::string_view kDropsHelp =
+      "Messages the provider dropped at a full queue, by queue: publish (to gossip), ledger, deliveries (its own).";
+  scrape.Counter(kDrops, kDropsHelp, {{"queue", "publish"}}, Load(p.publish_dropped));
+  scrape.Counter(kDrops, kDropsHelp, {{"queue", "ledger"}}, Load(p.ledger_dropped));
+  scrape.Counter(kDrops, kDropsHelp, {{"queue", "deliveries"}}, Load(p.deliveries_dropped));
+  constexpr std::string_view kRuns = "gpumart_provider_executor_runs_total";
+  constexpr std::string_view kRunsHelp = "Lease executor runs, by event (start, stop) and outcome (ok, failed).";
+  scrape.Counter(kRuns, kRunsHelp, {{"event", "start"}, {"outcome", "ok"}}, Load(p.executor_starts));
+  scrape.Counter(kRuns, kRunsHelp, {{"event", "start"}, {"outcome", "failed"}}, Load(p.executor_starts_failed));
+  scrape.Counter(kRuns, kRunsHelp, {{"event", "stop"}, {"outcome", "ok"}}, Load(p.executor_stops));
+  scrape.Counter(kRuns, kRunsHelp, {{"event", "stop"}, {"outcome", "failed"}}, Load(p.executor_stops_failed));
+}
+
+// Free GPUs per device type, from the Offer the provider last published (its free capacity).
+void CollectFreeCapacity(const market::Offer& offer, Scrape& scrape) {
+  std::map<std::tuple<std::string, std::string, uint64_t, market::GpuInterface>, uint64_t> free;
+  for (const market::NodeCapacity& node : offer.nodes) {
+    for (const market::GpuDevices& gpus : node.gpus) {
+      auto key = std::make_tuple(gpus.vendor, gpus.model, gpus.ram_bytes, gpus.interface);
+      if (free.size() >= kMaxMetricDeviceTypes && !free.contains(key)) continue;
+      free[key] += gpus.count;
+    }
+  }
+  for (const auto& [key, count] : free) {
+    const auto& [vendor, model, ram_bytes, interface] = key;
+    scrape.Gauge("gpumart_provider_free_gpus",
+                 "GPUs free now (in the provider's last published Offer), by device type.",
+                 {{"vendor", vendor},
+                  {"model", model},
+                  {"ram", market::FormatGi(ram_bytes)},
+                  {"interface", std::string(market::ToString(interface))}},
+                 static_cast<double>(count));
+  }
+}
+
+void CollectGossip(const gossip::GossipNodeStatus& s, Scrape& scrape) {
+  constexpr std::string_view kPeers = "gpumart_gossip_peers";
+  constexpr std::string_view kPeersHelp = "Ready gossip peers now, by direction: inbound (they dialled) or outbound.";
+  scrape.Gauge(kPeers, kPeersHelp, {{"direction", "inbound"}}, static_cast<double>(s.ready_inbound));
+  scrape.Gauge(kPeers, kPeersHelp, {{"direction", "outbound"}}, static_cast<double>(s.ready_outbound));
+  scrape.Gauge("gpumart_gossip_links", "Open gossip links now, ready or still in their handshake.", {},
+               static_cast<double>(s.links));
+  constexpr std::string_view kFrames = "gpumart_gossip_frames_total";
+  constexpr std::string_view kFramesHelp = "Gossip frames received (in) and sent (out).";
+  scrape.Counter(kFrames, kFramesHelp, {{"direction", "in"}}, s.frames_in);
+  scrape.Counter(kFrames, kFramesHelp, {{"direction", "out"}}, s.frames_out);
+  constexpr std::string_view kBytes = "gpumart_gossip_bytes_total";
+  constexpr std::string_view kBytesHelp = "Payload bytes of the gossip frames received (in) and sent (out).";
+  scrape.Counter(kBytes, kBytesHelp, {{"direction", "in"}}, s.bytes_in);
+  scrape.Counter(kBytes, kBytesHelp, {{"direction", "out"}}, s.bytes_out);
+  for (size_t reason = 0; reason < gossip::kDropCount; ++reason) {
+    scrape.Counter("gpumart_gossip_drops_total",
+                   "Frames, messages and links the gossip protocol dropped, by reason (docs/GOSSIP.md).",
+                   {{"reason", std::string(gossip::ToString(static_cast<gossip::Drop>(reason)))}},
+                   s.core_drops.by_reason[reason]);
+  }
+  for (size_t reason = 0; reason < gossip::kTransportDropCount; ++reason) {
+    scrape.Counter("gpumart_gossip_transport_drops_total",
+                   "Frames, dials and links the gossip transport dropped, by reason (docs/GOSSIP.md).",
+                   {{"reason", std::string(gossip::ToString(static_cast<gossip::TransportDrop>(reason)))}},
+                   s.transport_drops[reason]);
+  }
+  scrape.Counter("gpumart_gossip_delivered_total", "New verified messages gossip delivered to this node.", {},
+                 s.core_stats.delivered);
+  scrape.Counter("gpumart_gossip_misbehaviour_total", "Misbehaviour verdicts against peers.", {}, s.verdicts);
+  scrape.Counter("gpumart_gossip_bans_total", "Peers banned.", {}, s.bans);
+}
+
+}  // namespace
+
+NodeMetrics::NodeMetrics()
+    : ledger_commit_seconds(registry.AddHistogram(
+          "gpumart_ledger_commit_seconds",
+          "Time to apply one ledger round and commit it durably (what a lease waits for).",
+          metrics::LatencyBuckets())),
+      submit_to_lease_seconds(registry.AddHistogram(
+          "gpumart_submit_to_lease_seconds",
+          "Time from the client port taking a tenant's Order to pushing the tenant the Lease for it.",
+          metrics::LatencyBuckets())) {}
+
+NodeMetricSources::NodeMetricSources(actors::ActorSystem& system, Parts parts)
+    : outbox_(std::make_unique<actors::Outbox>(system)), parts_(std::move(parts)) {}
+
+void NodeMetricSources::Register(NodeMetrics& metrics, std::shared_ptr<NodeMetricSources> sources) {
+  metrics.registry.AddCollector([sources = std::move(sources), registry = &metrics.registry](Scrape& scrape) {
+    sources->Collect(scrape);
+    scrape.Counter("gpumart_metrics_series_refused_total",
+                   "Series left out of earlier scrapes (an invalid name, a type clash, over the limit).", {},
+                   registry->refused_series());
+  });
+}
+
+void NodeMetricSources::Close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  open_ = false;
+  outbox_.reset();
+}
+
+void NodeMetricSources::Collect(Scrape& scrape) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!open_) return;
+  if (parts_.feed) CollectFeed(*parts_.feed, scrape);
+  if (parts_.offers) CollectOfferBook(*parts_.offers, scrape);
+  if (parts_.ledger) CollectLedger(*parts_.ledger, scrape);
+  if (parts_.provider_counters) CollectProvider(*parts_.provider_counters, scrape);
+  if (parts_.provider) {
+    auto status = outbox_->Request<ProviderStatus>(*parts_.provider, GetProviderStatus{}, kMetricsStatusTimeout);
+    if (status.ok()) CollectFreeCapacity(status.value().offer, scrape);
+  }
+  auto gossip = outbox_->Request<gossip::GossipNodeStatus>(parts_.gossip, gossip::GetGossipStatus{},
+                                                          kMetricsStatusTimeout);
+  if (gossip.ok()) CollectGossip(gossip.value(), scrape);
+}
+
+}  // namespace gpumart::node
