@@ -25,6 +25,8 @@ TEST(DemoConfigsTest, RelayAndFourProvidersLoad) {
     Result<node::NodeConfig> config = node::LoadNodeConfig(path);
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     EXPECT_EQ(config->listen, "tcp://127.0.0.1:*");
+    EXPECT_EQ(config->client_listen, "tcp://127.0.0.1:*");
+    EXPECT_EQ(config->metrics_listen, "127.0.0.1:*");
     EXPECT_TRUE(config->bootstrap.empty());
     if (config->role == node::NodeRole::kRelay) {
       ++relays;
