@@ -16,7 +16,8 @@
 //                      of the verification-bound ceiling achieved;
 //     rss_mb_provider  the largest VmRSS of the 8 providers once they hold kOpenOrders open
 //                      orders (each bid on, its reservation live); target <= 64 MB;
-//                      rss_mb_relay the relay's.
+//                      rss_mb_relay the relay's; rss_mb_provider_idle before any order and
+//                      rss_mb_provider_after_leases after the sustained phase, for comparison.
 // The machine is shared: the load average is printed with the figures.
 #include <benchmark/benchmark.h>
 #include <sodium.h>
@@ -304,6 +305,10 @@ void BM_SubmitToLease(benchmark::State& state) {
     };
     const market::Order order = DeploymentOrder();
 
+    // The providers' footprint before any order: what the open orders add is the difference.
+    uint64_t rss_idle_kb = 0;
+    for (e2e::Node* provider : providers) rss_idle_kb = std::max(rss_idle_kb, RssKb(provider->process->pid()));
+
     // One core's verify rate, now, on this machine as loaded as it is.
     const double raw_verify_per_s = RawVerifyRate(milliseconds(500));
 
@@ -371,6 +376,9 @@ void BM_SubmitToLease(benchmark::State& state) {
     const double cores = static_cast<double>(std::thread::hardware_concurrency());
     const double ceiling = verifies_per_lease > 0 ? raw_verify_per_s * cores / verifies_per_lease : 0;
 
+    uint64_t rss_after_leases_kb = 0;
+    for (e2e::Node* provider : providers) rss_after_leases_kb = std::max(rss_after_leases_kb, RssKb(provider->process->pid()));
+
     // kOpenOrders open orders: published, bid on by every provider, never accepted.
     std::vector<uint64_t> orders_before;
     for (e2e::Node* provider : providers) orders_before.push_back(ProviderOrdersAndBids(provider->out()).first);
@@ -420,6 +428,8 @@ void BM_SubmitToLease(benchmark::State& state) {
     state.counters["ceiling_ratio"] = ceiling > 0 ? leases_per_s / ceiling : 0;
     state.counters["rss_mb_provider"] = static_cast<double>(rss_provider_kb) / 1024.0;
     state.counters["rss_mb_relay"] = static_cast<double>(rss_relay_kb) / 1024.0;
+    state.counters["rss_mb_provider_idle"] = static_cast<double>(rss_idle_kb) / 1024.0;
+    state.counters["rss_mb_provider_after_leases"] = static_cast<double>(rss_after_leases_kb) / 1024.0;
     state.counters["sustain_failures"] = static_cast<double>(failures.load());
     state.counters["open_orders"] = all_seen ? static_cast<double>(Scaled(kOpenOrders)) : 0;
     state.counters["open_orders_min_bids"] = static_cast<double>(min_open_bids);
