@@ -168,6 +168,7 @@ struct Node {
   std::string data_dir;
   std::string peer_address;  // "tcp://127.0.0.1:PORT/<key hex>", from "gossip listening on"
   std::string key_hex;       // its identity, from "gpumartd ready: node <key>"
+  std::string client_address;  // "tcp://127.0.0.1:PORT", from "client port listening on"
   std::unique_ptr<Process> process;
 
   std::string out() const { return process ? process->out() : ""; }
@@ -287,6 +288,7 @@ class ProcessMarket {
     const std::string out = started->process->out();
     started->peer_address = LineAfter(out, "gossip listening on ");
     started->key_hex = LineAfter(out, "gpumartd ready: node ").substr(0, 64);
+    started->client_address = LineAfter(out, "client port listening on ");
     return started;
   }
 
