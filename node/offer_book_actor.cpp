@@ -39,6 +39,7 @@ void OfferBookActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     Take(offer.delivery, self.clock().NowMs());
   });
   on.OnRequest<FindOffers>([this](FindOffers& query) { return Find(query); });
+  on.OnRequest<ExplainOrder>([this](ExplainOrder& query) { return Explain(query); });
   on.OnRequest<GetOfferBookStatus>([this](GetOfferBookStatus&) {
     return OfferBookStatus{held_.size(), bytes_, book_.stats()};
   });
@@ -83,7 +84,8 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
                  auditors.status().message());
     return;
   }
-  const Status upserted = book_.Upsert(market::OfferOfSigner(*offer, *reputation, std::move(auditors).value()));
+  market::Offer indexed = market::OfferOfSigner(*offer, *reputation, std::move(auditors).value());
+  const Status upserted = book_.Upsert(indexed);
   if (!upserted.ok()) {
     // The provider's own newer word is unusable; the offer it replaces no longer says what the
     // provider has, so it goes too.
@@ -99,7 +101,7 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
   } else {
     Bump(counters_->added);
   }
-  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes};
+  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes, std::move(indexed)};
   by_expiry_.insert({envelope.expires_ms, provider});
   bytes_ += bytes;
   counters_->held.store(held_.size(), std::memory_order_relaxed);
@@ -126,6 +128,20 @@ void OfferBookActor::Expire(int64_t now_ms) {
 Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {
   GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
   return book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
+}
+
+Result<OrderExplanation> OfferBookActor::Explain(const ExplainOrder& query) {
+  GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
+  OrderExplanation out;
+  out.candidates = book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
+  out.providers = held_.size();
+  for (const auto& [provider, held] : held_) {
+    if (out.explained == kMaxExplainedOffers) break;
+    ++out.explained;
+    const market::FitOutcome outcome = market::FitProvider(query.order, held.offer);
+    if (!outcome.candidate) ++out.excluded[{outcome.exclusion.reason, outcome.exclusion.detail}];
+  }
+  return out;
 }
 
 void HandToOfferBook(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& book,
