@@ -92,12 +92,16 @@ BidCheck CheckBidAgainstOrder(const market::Order& order, const market::Bid& bid
   if (bid.group != order.group) {
     return Problem(BidProblem::kWrongGroup, "bid for group '" + bid.group + "', order group '" + order.group + "'");
   }
-  if (bid.denom != order.Denom()) {
-    return Problem(BidProblem::kWrongDenom, "bid in '" + bid.denom + "', order caps in '" + order.Denom() + "'");
+  // A bid may be in any denom the order caps in, and is held to the cap in that denom.
+  const std::optional<uint64_t> cap = order.CapPerHourIn(bid.denom);
+  if (!cap) {
+    std::string denoms;
+    for (const std::string& denom : order.Denoms()) denoms += (denoms.empty() ? "'" : ", '") + denom + "'";
+    return Problem(BidProblem::kWrongDenom, "bid in '" + bid.denom + "', order caps in " + denoms);
   }
-  if (bid.price_per_hour > order.CapPerHour()) {
-    return Problem(BidProblem::kOverCap, "price " + std::to_string(bid.price_per_hour) + " per hour is over the cap " +
-                                             std::to_string(order.CapPerHour()));
+  if (bid.price_per_hour > *cap) {
+    return Problem(BidProblem::kOverCap, "price " + std::to_string(bid.price_per_hour) + " " + bid.denom +
+                                             " per hour is over the cap " + std::to_string(*cap));
   }
   std::set<std::string_view> assigned;
   for (const auto& assignment : bid.services) {

@@ -484,9 +484,10 @@ EngineStep BidEngine::OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t
     s.Skip(step, SkipReason::kExpired, request.order.id, "expired while being priced");
     return step;
   }
-  if (*price > request.order.body.CapPerHour()) {
-    s.Skip(step, SkipReason::kPriceCap, request.order.id,
-           std::to_string(*price) + " > cap " + std::to_string(request.order.body.CapPerHour()));
+  // Held to the cap in the denom the bid will be in (several denoms: the one matching chose).
+  const uint64_t cap = request.order.body.CapPerHourIn(request.candidate.denom).value_or(0);
+  if (*price > cap) {
+    s.Skip(step, SkipReason::kPriceCap, request.order.id, std::to_string(*price) + " > cap " + std::to_string(cap));
     return step;
   }
   if (s.held.size() >= s.options.max_reservations) {

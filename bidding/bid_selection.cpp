@@ -40,6 +40,7 @@ BidCheck BidSelection::Add(const market::Signed<market::Bid>& bid, int64_t now_m
   market::Candidate& candidate = selected.candidate;
   candidate.provider = provider.empty() ? market::ToHex(bid.envelope.signer) : std::move(provider);
   candidate.denom = bid.body.denom;
+  candidate.denom_rank = static_cast<uint32_t>(order_.DenomRank(bid.body.denom).value_or(0));
   candidate.price_per_hour = bid.body.price_per_hour;
   candidate.reputation_ppm = reputation_ppm;
   candidate.ranks = OptionRanks(order_, bid.body);

@@ -236,10 +236,10 @@ std::string PriceRequestJson(const market::Signed<market::Order>& order, const m
   AppendJsonString(out, order.body.group);
   out += ',';
   AppendKey(out, "denom");
-  AppendJsonString(out, order.body.Denom());
+  AppendJsonString(out, allocation.denom);  // the denom the bid will be in (one the order caps in)
   out += ',';
   AppendKey(out, "cap_per_hour");
-  out += std::to_string(order.body.CapPerHour());
+  out += std::to_string(order.body.CapPerHourIn(allocation.denom).value_or(0));
   out += ',';
   AppendKey(out, "table_price_per_hour");
   out += std::to_string(allocation.price_per_hour);

@@ -75,7 +75,8 @@ Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::ve
 //   gets its exact key (model.<ram>.interface) at rate x (100 + (max - 100) x used / total) / 100,
 //   rounded up; used and total count that device type's GPUs over all nodes.
 // - command: config.tables, or, without any, one table in the order's denom pricing everything
-//   at zero (the program sets the price).
+//   at zero (the program sets the price). With several denoms that is the order's first
+//   (Order::Denom(), the tenant's preferred), so such a provider always bids in it.
 std::vector<market::PriceTable> EffectiveTables(const PricingConfig& config,
                                                 const std::vector<market::NodeCapacity>& inventory,
                                                 const std::vector<market::NodeCapacity>& free,
@@ -84,10 +85,12 @@ std::vector<market::PriceTable> EffectiveTables(const PricingConfig& config,
 // What a `command` program reads on stdin: one JSON object (docs/PRICING.md lists every field):
 // the order (id, tenant, group, denom, cap_per_hour, services with their resources) and the
 // concrete allocation (per service: option, device, placements), and table_price_per_hour.
+// `denom` is the one the bid will be in (the allocation's: with several denoms, the first the
+// provider can take the group in), `cap_per_hour` the order's cap in it.
 std::string PriceRequestJson(const market::Signed<market::Order>& order, const market::Candidate& allocation);
 
 // What a `command` program must print: one decimal integer, the group's price in micro-units of
-// the order's denom per hour, optionally surrounded by whitespace; at most kMaxPriceAnswerBytes.
+// the request's denom per hour, optionally surrounded by whitespace; at most kMaxPriceAnswerBytes.
 // Anything else is kInvalidArgument naming what was wrong.
 Result<uint64_t> ParsePriceAnswer(std::string_view output);
 

@@ -135,9 +135,15 @@ struct TenantSession::Impl {
     }
     if (state.outcome.window == WindowClose::kOpen) {
       MaybeCloseEarly(step, index, now_ms);
-    } else {
-      SnapshotBids(state);
+      return;
     }
+    SnapshotBids(state);
+    // A bid after the window, while nothing is pending (the order failed, or is left with only
+    // Accepts given up on): better late than no lease.
+    const bool pending = std::any_of(state.accepts.begin(), state.accepts.end(), [](const AcceptRecord& record) {
+      return record.state == AcceptRecord::State::kPending;
+    });
+    if (check.ok() && !state.outcome.lease && !pending) AcceptNext(step, index, now_ms);
   }
 
   void MaybeCloseEarly(TenantStep& step, size_t index, int64_t now_ms) {
@@ -187,6 +193,7 @@ struct TenantSession::Impl {
       state.accepts.push_back(AcceptRecord{accept.id, bid.id, bid.envelope.signer, AcceptRecord::State::kPending,
                                            now_ms + options.lease_timeout_ms});
       ++state.outcome.accepts;
+      state.outcome.failure.clear();
       Event(step, Kind::kAccepted, index, market::ToHex(bid.envelope.signer),
             std::to_string(bid.body.price_per_hour) + " " + bid.body.denom + "/hour");
       return;

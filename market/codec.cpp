@@ -40,6 +40,13 @@ class Encoder : public MsgpackWriter {
   }
 };
 
+void EncodePriceCap(Encoder& e, const PriceCap& cap) {
+  e.Array(3);
+  e.Str(cap.denom);
+  e.Uint(cap.amount);
+  e.Uint(cap.per_hour);
+}
+
 void EncodeOrderTo(Encoder& e, const Order& order) {
   e.Array(4);
   e.Str(order.group);
@@ -49,7 +56,9 @@ void EncodeOrderTo(Encoder& e, const Order& order) {
   e.StrList(order.signed_by.any_of);
   e.Array(order.services.size());
   for (const auto& service : order.services) {
-    e.Array(6);
+    // The list of further caps is written only when there is one, so a single-denom order has
+    // the bytes it had before several denoms existed (and one encoding either way).
+    e.Array(service.more_caps.empty() ? 6 : 7);
     e.Str(service.name);
     e.Str(service.profile);
     e.Uint(service.count);
@@ -76,10 +85,11 @@ void EncodeOrderTo(Encoder& e, const Order& order) {
       if (option.interface) e.Uint(static_cast<uint8_t>(*option.interface)); else e.Nil();
     }
     e.Cuda(service.cuda_min);
-    e.Array(3);
-    e.Str(service.price_cap.denom);
-    e.Uint(service.price_cap.amount);
-    e.Uint(service.price_cap.per_hour);
+    EncodePriceCap(e, service.price_cap);
+    if (!service.more_caps.empty()) {
+      e.Array(service.more_caps.size());
+      for (const PriceCap& cap : service.more_caps) EncodePriceCap(e, cap);
+    }
   }
 }
 
@@ -173,6 +183,13 @@ Status ReadOptionalUint(Reader& r, const char* field, std::optional<uint64_t>& o
   return Status::Ok();
 }
 
+Status ReadPriceCap(Reader& r, PriceCap& cap) {
+  GPUMART_RETURN_IF_ERROR(r.Struct("service.price_cap", 3));
+  GPUMART_RETURN_IF_ERROR(r.Str("price_cap.denom", limits::kMaxNameBytes, cap.denom));
+  GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.amount", UINT64_MAX, cap.amount));
+  return r.Uint("price_cap.per_hour", UINT64_MAX, cap.per_hour);
+}
+
 Status ReadOrder(Reader& r, Order& order) {
   GPUMART_RETURN_IF_ERROR(r.Struct("order", 4));
   GPUMART_RETURN_IF_ERROR(r.Str("order.group", limits::kMaxNameBytes, order.group));
@@ -184,7 +201,11 @@ Status ReadOrder(Reader& r, Order& order) {
   GPUMART_RETURN_IF_ERROR(r.List("order.services", limits::kMaxServices, service_count));
   order.services.resize(service_count);
   for (ServiceRequest& service : order.services) {
-    GPUMART_RETURN_IF_ERROR(r.Struct("order.services[]", 6));
+    size_t field_count = 0;
+    GPUMART_RETURN_IF_ERROR(r.List("order.services[]", 7, field_count));
+    if (field_count != 6 && field_count != 7) {
+      return Status::InvalidArgument("order.services[]: expected 6 or 7 fields, got " + std::to_string(field_count));
+    }
     GPUMART_RETURN_IF_ERROR(r.Str("service.name", limits::kMaxNameBytes, service.name));
     GPUMART_RETURN_IF_ERROR(r.Str("service.profile", limits::kMaxNameBytes, service.profile));
     GPUMART_RETURN_IF_ERROR(r.UintAs("service.count", limits::kMaxReplicas, service.count));
@@ -226,10 +247,16 @@ Status ReadOrder(Reader& r, Order& order) {
       }
     }
     GPUMART_RETURN_IF_ERROR(ReadCuda(r, "service.cuda_min", service.cuda_min));
-    GPUMART_RETURN_IF_ERROR(r.Struct("service.price_cap", 3));
-    GPUMART_RETURN_IF_ERROR(r.Str("price_cap.denom", limits::kMaxNameBytes, service.price_cap.denom));
-    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.amount", UINT64_MAX, service.price_cap.amount));
-    GPUMART_RETURN_IF_ERROR(r.Uint("price_cap.per_hour", UINT64_MAX, service.price_cap.per_hour));
+    GPUMART_RETURN_IF_ERROR(ReadPriceCap(r, service.price_cap));
+    service.more_caps.clear();
+    if (field_count == 7) {
+      size_t cap_count = 0;
+      GPUMART_RETURN_IF_ERROR(r.List("service.more_caps", limits::kMaxPriceCaps - 1, cap_count));
+      // Absent when empty: an empty list would be a second encoding of a single-denom service.
+      if (cap_count == 0) return Status::InvalidArgument("service.more_caps: empty (omit the field instead)");
+      service.more_caps.resize(cap_count);
+      for (PriceCap& cap : service.more_caps) GPUMART_RETURN_IF_ERROR(ReadPriceCap(r, cap));
+    }
   }
   return Status::Ok();
 }
@@ -652,6 +679,34 @@ Status ValidateOrder(const Order& order) {
     if (service.price_cap.denom != denom) {
       return Status::InvalidArgument(where(service) + ": price denom " + service.price_cap.denom +
                                      " differs from the group's " + denom);
+    }
+    // Several denoms: every service caps in the same denoms, in the same order (the tenant's
+    // preference), each once; so a group's cap in a denom is defined for every listed denom.
+    const ServiceRequest& first = order.services.front();
+    if (service.more_caps.size() + 1 > limits::kMaxPriceCaps) {
+      return Status::LimitExceeded(where(service) + ": too many price caps");
+    }
+    if (service.more_caps.size() != first.more_caps.size()) {
+      return Status::InvalidArgument(where(service) + ": caps in " + std::to_string(service.more_caps.size() + 1) +
+                                     " denoms, the group's first service in " +
+                                     std::to_string(first.more_caps.size() + 1));
+    }
+    for (size_t c = 0; c < service.more_caps.size(); ++c) {
+      const PriceCap& cap = service.more_caps[c];
+      GPUMART_RETURN_IF_ERROR(CheckPerHour(cap, where(service)));
+      if (cap.denom != first.more_caps[c].denom) {
+        return Status::InvalidArgument(where(service) + ": price denom " + cap.denom + " differs from the group's " +
+                                       first.more_caps[c].denom + " at position " + std::to_string(c + 2));
+      }
+      if (i == 0) {
+        if (!NameValid(cap.denom)) return BadName(where(service) + " price denom", cap.denom);
+        if (cap.denom == denom) return Status::InvalidArgument(where(service) + ": caps in " + cap.denom + " twice");
+        for (size_t d = 0; d < c; ++d) {
+          if (service.more_caps[d].denom == cap.denom) {
+            return Status::InvalidArgument(where(service) + ": caps in " + cap.denom + " twice");
+          }
+        }
+      }
     }
   }
   return Status::Ok();

@@ -46,6 +46,7 @@ constexpr size_t kMaxAuditors = 32;                    // signedBy entries, prov
 constexpr size_t kMaxNodes = 4096;                     // nodes of one provider
 constexpr size_t kMaxGpuTypesPerNode = 32;
 constexpr size_t kMaxPriceTables = 16;                 // denoms one provider prices in
+constexpr size_t kMaxPriceCaps = 16;                   // denoms one service of an Order caps in
 constexpr size_t kMaxPriceKeys = 256;                  // gpu rate keys in one price table
 constexpr size_t kMaxPlacements = 4096;                // node placements of one service in a bid
 constexpr uint32_t kMaxReplicas = 100'000;             // count of one service

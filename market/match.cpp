@@ -10,6 +10,7 @@
 #include <compare>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -1046,7 +1047,10 @@ Status CheckOfferWork(const Offer& offer) {
   return OfferTypes(offer, types);
 }
 
-FitOutcome FitProvider(const Order& order, const Offer& offer) {
+namespace {
+
+// The evaluation in the order's first denom alone (Order::Denom()).
+FitOutcome FitInFirstDenom(const Order& order, const Offer& offer) {
   FitOutcome outcome;
   std::vector<DeviceType> offer_types;
   if (Status status = OfferTypes(offer, offer_types); !status.ok()) {
@@ -1069,11 +1073,43 @@ FitOutcome FitProvider(const Order& order, const Offer& offer) {
   return outcome;
 }
 
+bool SeveralDenoms(const Order& order) { return !order.services.empty() && !order.services.front().more_caps.empty(); }
+
+}  // namespace
+
+// Several denoms: the provider bids in the first denom, in the tenant's order, in which it can
+// take the group (prices in different denoms are not comparable, so the first that works is the
+// tenant's choice). When none works, the reason is the one from the first denom the provider
+// prices; a provider pricing none of them is excluded for kDenom, all denoms named.
+FitOutcome FitProvider(const Order& order, const Offer& offer) {
+  if (!SeveralDenoms(order)) return FitInFirstDenom(order, offer);
+  const std::vector<std::string> denoms = order.Denoms();
+  std::optional<Exclusion> first_priced;
+  for (size_t i = 0; i < denoms.size(); ++i) {
+    FitOutcome outcome = FitInFirstDenom(*order.InDenom(denoms[i]), offer);
+    if (outcome.candidate) {
+      outcome.candidate->denom_rank = static_cast<uint32_t>(i);
+      return outcome;
+    }
+    if (!first_priced && outcome.exclusion.reason != ExclusionReason::kDenom) first_priced = outcome.exclusion;
+  }
+  FitOutcome outcome;
+  if (first_priced) {
+    outcome.exclusion = std::move(*first_priced);
+  } else {
+    outcome.exclusion.reason = ExclusionReason::kDenom;
+    for (const std::string& denom : denoms) outcome.exclusion.detail += (outcome.exclusion.detail.empty() ? "" : ", ") + denom;
+  }
+  return outcome;
+}
+
 bool DeviceSatisfies(const GpuOption& option, const DeviceType& device) {
   return CheckOption(option, device) == OptionStage::kPasses;
 }
 
 bool RanksBefore(const Candidate& a, const Candidate& b, Policy policy) {
+  // The tenant's denom preference comes first: prices in different denoms are not comparable.
+  if (a.denom_rank != b.denom_rank) return a.denom_rank < b.denom_rank;
   const size_t n = std::min(a.ranks.size(), b.ranks.size());
   auto order = CompareBids(policy, a.ranks.data(), a.price_per_hour, a.reputation_ppm, a.provider,
                            b.ranks.data(), b.price_per_hour, b.reputation_ppm, b.provider, n);
@@ -1676,8 +1712,29 @@ std::vector<Candidate> OfferBook::TopK(const Order& order, Policy policy, size_t
   return result;
 }
 
+// Several denoms: one single-denom query per denom, in the tenant's order. Every provider that
+// can take the group in an earlier denom bids there (FitProvider), so it is left out of the later
+// lists. A query asks for k more than the providers already taken: when a list comes back short,
+// it holds every provider of its denom, so `taken` is exactly the providers of earlier denoms,
+// and once k bids are in no later denom can add one (they all rank after).
 void OfferBook::TopKInto(const Order& order, Policy policy, size_t k, std::vector<Candidate>& out) {
-  impl_->TopK(order, policy, k, out);
+  if (!SeveralDenoms(order)) {
+    impl_->TopK(order, policy, k, out);
+    return;
+  }
+  out.clear();
+  const std::vector<std::string> denoms = order.Denoms();
+  std::set<std::string> taken;
+  std::vector<Candidate> part;
+  for (size_t i = 0; i < denoms.size() && out.size() < k; ++i) {
+    impl_->TopK(*order.InDenom(denoms[i]), policy, SaturatingAdd(k, taken.size()), part);
+    for (Candidate& candidate : part) {
+      if (taken.contains(candidate.provider) || out.size() == k) continue;
+      candidate.denom_rank = static_cast<uint32_t>(i);
+      out.push_back(candidate);
+    }
+    for (const Candidate& candidate : part) taken.insert(candidate.provider);
+  }
 }
 
 size_t OfferBook::size() const { return impl_->slot_of.size(); }

@@ -96,6 +96,9 @@ struct Candidate {
   uint32_t reputation_ppm = 0;
   std::vector<uint32_t> ranks;               // option index per GPU service, in service order
   std::vector<ServiceAssignment> services;   // every service of the group, in order
+  // Index of `denom` in the order's Denoms(): prices in different denoms are not comparable, so
+  // the tenant's order of preference ranks them first (0 = most preferred; 0 with one denom).
+  uint32_t denom_rank = 0;
   bool operator==(const Candidate&) const = default;
 };
 

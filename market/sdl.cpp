@@ -62,6 +62,37 @@ std::string KindName(const YamlNode& node) {
   return "a value";
 }
 
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// Akash's service names: ^[a-z]([-a-z0-9]*[a-z0-9])?$
+bool IsDnsLabel(std::string_view name) {
+  if (name.empty() || !(name.front() >= 'a' && name.front() <= 'z') || !IsLowerAlnum(name.back())) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+}
+
+// Akash's endpoint names: ^[a-z]+[-_0-9a-z]+$ (so at least two characters).
+bool IsEndpointName(std::string_view name) {
+  if (name.size() < 2 || !(name.front() >= 'a' && name.front() <= 'z')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return IsLowerAlnum(c) || c == '-' || c == '_'; });
+}
+
+// Kubernetes' environment variable names (Akash's manifest check): [-._a-zA-Z][-._a-zA-Z0-9]*
+bool IsEnvName(std::string_view name) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' || c == '_'; };
+  if (name.empty() || !letter(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
+}
+
+// Cosmos SDK denoms, which Akash prices are: [a-zA-Z][a-zA-Z0-9/:._-]{2,127}
+bool IsCosmosDenom(std::string_view denom) {
+  if (denom.size() < 3 || denom.size() > 128) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(denom.front())) return false;
+  return std::all_of(denom.begin(), denom.end(), [&](char c) {
+    return alpha(c) || (c >= '0' && c <= '9') || c == '/' || c == ':' || c == '.' || c == '_' || c == '-';
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Numbers, without floating point: CPU and sizes are exact integers.
 
@@ -374,32 +405,54 @@ Status ReadTextList(const YamlNode& node, const std::string& path, std::vector<s
 
 class SdlParser {
  public:
+  explicit SdlParser(const SdlOptions& options) : options_(options) {}
   Result<Deployment> Parse(std::string_view text);
 
  private:
   Status ParseRoot(const YamlNode& root);
+  Status ParseVersion(const YamlNode& node);
+  Status ParseEndpoints(const std::string& path, const YamlNode& node);
   Status ParseService(const std::string& path, const YamlNode& node, ServiceSpec* spec);
   Status ParseEnv(const std::string& path, const YamlNode& node, ServiceSpec* spec);
   Status ParseExpose(const std::string& path, const YamlNode& node, ServiceSpec* spec);
+  Status ParseExposeTargets(const std::string& path, const YamlNode& node, ExposedPort* port);
+  Status ParseParams(const std::string& path, const YamlNode& node, ServiceSpec* spec);
+  Status ParseCredentials(const std::string& path, const YamlNode& node);
   Status ParseCompute(const std::string& path, const YamlNode& node);
   Status ParseResources(const std::string& path, const YamlNode& node, Resources* resources);
   Status ParseCpu(const std::string& path, const YamlNode& node, uint64_t* millis);
   Status ParseMemory(const std::string& path, const YamlNode& node, uint64_t* bytes);
   Status ParseStorage(const std::string& path, const YamlNode& node, std::vector<StorageVolume>* volumes);
   Status ParseVolume(const std::string& path, const YamlNode& node, StorageVolume* volume);
+  Status CheckVolumeClass(const std::string& path, const StorageVolume& volume, bool has_persistent,
+                          bool has_class) const;
   Status ParseGpu(const std::string& path, const YamlNode& node, GpuRequest* gpu);
   Status ParseGpuVendors(const std::string& path, const YamlNode& node, std::vector<GpuOption>* options);
   Status ParseGpuOption(const std::string& path, const YamlNode& node, GpuOption* option);
   Status ParsePlacements(const std::string& path, const YamlNode& node);
+  Status ParsePrices(const std::string& path, const YamlNode& node, std::vector<PriceCap>* caps);
   Status ParsePrice(const std::string& path, const YamlNode& node, PriceCap* cap);
   Status ParseDeployment(const std::string& path, const YamlNode& node);
+  Status CheckMounts() const;
+  Status CheckEndpointsUsed() const;
+  Status SetCaps(const std::string& group, const std::string& profile, const std::vector<PriceCap>& caps,
+                 const Order& order, ServiceRequest* request) const;
   Status BuildOrders();
+
+  // An unknown field: Akash's Go reader ignores it, so it is a warning; an error when strict.
+  Status UnknownField(const std::string& path, std::string_view expected);
+  // A rule of Akash Console's schema that the Go reader does not apply: checked when strict.
+  Status SchemaRule(bool holds, const std::string& path, const std::string& reason) const {
+    if (holds || !options_.strict) return Status::Ok();
+    return Invalid(path, reason + " (--strict: Akash Console's schema)");
+  }
+  void Warn(std::string path, std::string message);
 
   struct PlacementGroup {
     std::string name;
     std::map<std::string, std::string> attributes;
     SignedBy signed_by;
-    std::vector<std::pair<std::string, PriceCap>> pricing;  // compute profile -> cap
+    std::vector<std::pair<std::string, std::vector<PriceCap>>> pricing;  // compute profile -> caps
   };
   struct Deployed {
     size_t service_index = 0;    // position in `services:`
@@ -412,8 +465,14 @@ class SdlParser {
   const PlacementGroup* FindPlacement(std::string_view name, size_t* index) const;
   const Resources* FindProfile(std::string_view name) const;
 
+  const SdlOptions options_;
   Deployment deployment_;
+  size_t dropped_warnings_ = 0;  // past kSdlMaxWarnings
+  // How Akash's reader reads the file: 20 for "2.0", 21 for "2.1", 22 for "2.2" and later.
+  int dialect_ = 20;
   std::vector<std::string> service_names_;  // in `services:` order
+  std::vector<std::string> endpoints_;       // declared in `endpoints:`
+  std::vector<std::string> endpoints_used_;  // named by some expose.to.ip
   std::vector<std::pair<std::string, Resources>> compute_;
   std::vector<PlacementGroup> placements_;
   std::vector<Deployed> deployed_;
@@ -436,6 +495,20 @@ const Resources* SdlParser::FindProfile(std::string_view name) const {
   return nullptr;
 }
 
+Status SdlParser::UnknownField(const std::string& path, std::string_view expected) {
+  if (options_.strict) return Invalid(path, "unknown field (expected " + std::string(expected) + ")");
+  Warn(path, "unknown field, ignored (expected " + std::string(expected) + ")");
+  return Status::Ok();
+}
+
+void SdlParser::Warn(std::string path, std::string message) {
+  if (deployment_.warnings.size() == kSdlMaxWarnings) {
+    ++dropped_warnings_;
+    return;
+  }
+  deployment_.warnings.push_back({std::move(path), std::move(message)});
+}
+
 Result<Deployment> SdlParser::Parse(std::string_view text) {
   if (text.size() > kSdlMaxFileBytes) {
     return Status::LimitExceeded("the file is " + std::to_string(text.size()) + " bytes, more than the limit of " +
@@ -449,7 +522,130 @@ Result<Deployment> SdlParser::Parse(std::string_view text) {
   if (!status.ok()) return status;
   status = BuildOrders();
   if (!status.ok()) return status;
+  if (dropped_warnings_ > 0) {
+    deployment_.warnings.push_back({"", std::to_string(dropped_warnings_) + " more warnings not shown"});
+  }
   return std::move(deployment_);
+}
+
+// Akash's reader reads `version` as a semantic version, tolerantly (blang/semver ParseTolerant):
+// spaces around it and a leading "v" are dropped, leading zeros of each part too, and "2" or
+// "2.1" stand for 2.0.0 and 2.1.0 (a short form may not carry a pre-release or build suffix).
+// Exactly 2.0.0 reads as 2.0; 2.2.0 and later as 2.2; 2.1.0 up to 2.2.0 as 2.1; anything else is
+// refused. A pre-release sorts before its release ("2.1.0-rc1" < 2.1.0); build metadata is ignored.
+struct SemVer {
+  uint64_t major = 0, minor = 0, patch = 0;
+  bool prerelease = false;
+};
+
+bool IsIdentifier(std::string_view text) {  // a pre-release or build identifier: [0-9A-Za-z-]+
+  if (text.empty()) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+  });
+}
+
+std::optional<uint64_t> ParseVersionNumber(std::string_view text) {
+  if (text.size() > 1 && text.front() == '0') return std::nullopt;  // strict semver: no leading zero
+  return ParseUint(text);
+}
+
+std::optional<SemVer> ParseTolerantSemVer(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n' || text.front() == '\r')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  if (!text.empty() && text.front() == 'v') text.remove_prefix(1);
+  std::vector<std::string> parts;
+  for (size_t begin = 0; parts.size() < 3;) {
+    const size_t dot = parts.size() == 2 ? std::string_view::npos : text.find('.', begin);
+    parts.emplace_back(text.substr(begin, dot == std::string_view::npos ? std::string_view::npos : dot - begin));
+    if (dot == std::string_view::npos) break;
+    begin = dot + 1;
+  }
+  for (std::string& part : parts) {
+    if (part.size() <= 1) continue;
+    const size_t first = part.find_first_not_of('0');
+    part = first == std::string::npos ? "" : part.substr(first);
+    if (part.empty() || !IsDigit(part.front())) part.insert(0, "0");
+  }
+  if (parts.size() < 3) {
+    if (parts.back().find_first_of("+-") != std::string::npos) return std::nullopt;
+    while (parts.size() < 3) parts.emplace_back("0");
+  }
+  std::string_view patch = parts[2];
+  const size_t plus = patch.find('+');
+  if (plus != std::string_view::npos) {
+    std::string_view build = patch.substr(plus + 1);
+    patch = patch.substr(0, plus);
+    for (size_t begin = 0;;) {
+      const size_t dot = build.find('.', begin);
+      if (!IsIdentifier(build.substr(begin, dot == std::string_view::npos ? std::string_view::npos : dot - begin))) {
+        return std::nullopt;
+      }
+      if (dot == std::string_view::npos) break;
+      begin = dot + 1;
+    }
+  }
+  SemVer version;
+  const size_t minus = patch.find('-');
+  if (minus != std::string_view::npos) {
+    std::string_view prerelease = patch.substr(minus + 1);
+    patch = patch.substr(0, minus);
+    for (size_t begin = 0;;) {
+      const size_t dot = prerelease.find('.', begin);
+      const std::string_view id =
+          prerelease.substr(begin, dot == std::string_view::npos ? std::string_view::npos : dot - begin);
+      if (!IsIdentifier(id)) return std::nullopt;
+      const bool numeric = std::all_of(id.begin(), id.end(), IsDigit);
+      if (numeric && id.size() > 1 && id.front() == '0') return std::nullopt;
+      if (dot == std::string_view::npos) break;
+      begin = dot + 1;
+    }
+    version.prerelease = true;
+  }
+  auto major = ParseVersionNumber(parts[0]);
+  auto minor = ParseVersionNumber(parts[1]);
+  auto patch_number = ParseVersionNumber(patch);
+  if (!major || !minor || !patch_number) return std::nullopt;
+  version.major = *major;
+  version.minor = *minor;
+  version.patch = *patch_number;
+  return version;
+}
+
+// version >= major.minor.0 (a pre-release of major.minor.0 is below it).
+bool AtLeast(const SemVer& version, uint64_t major, uint64_t minor) {
+  if (version.major != major) return version.major > major;
+  if (version.minor != minor) return version.minor > minor;
+  return version.patch > 0 || !version.prerelease;
+}
+
+Status SdlParser::ParseVersion(const YamlNode& node) {
+  std::string text;
+  GPUMART_RETURN_IF_ERROR(ReadName(node, "version", &text));
+  const std::string unsupported = Quoted(text) + " is not supported (expected \"2.0\", \"2.1\" or \"2.2\")";
+  std::optional<SemVer> version = ParseTolerantSemVer(text);
+  if (!version) return Invalid("version", unsupported);
+  const bool exactly_2_0 = version->major == 2 && version->minor == 0 && version->patch == 0 && !version->prerelease;
+  if (exactly_2_0) {
+    dialect_ = 20;
+  } else if (AtLeast(*version, 2, 2)) {
+    dialect_ = 22;
+  } else if (AtLeast(*version, 2, 1)) {
+    dialect_ = 21;
+  } else {
+    return Invalid("version", unsupported);
+  }
+  deployment_.version = dialect_ == 20 ? "2.0" : dialect_ == 21 ? "2.1" : "2.2";
+  GPUMART_RETURN_IF_ERROR(SchemaRule(text == "2.0" || text == "2.1" || text == "2.2", "version",
+                                     Quoted(text) + " is not written as \"2.0\", \"2.1\" or \"2.2\""));
+  if (text != deployment_.version) {
+    Warn("version", Quoted(text) + " read as " + Quoted(deployment_.version) + ", as Akash's reader reads it");
+  }
+  return Status::Ok();
 }
 
 Status SdlParser::ParseRoot(const YamlNode& root) {
@@ -457,21 +653,22 @@ Status SdlParser::ParseRoot(const YamlNode& root) {
   Entries top;
   Status status = ReadMapping(root, "", 64, "top-level fields", &top);
   if (!status.ok()) return Status::InvalidArgument("expected a mapping at the top level, found " + KindName(root));
-  std::optional<YamlNode> version, services, profiles, deployment;
+  std::optional<YamlNode> version, services, profiles, deployment, endpoints;
   for (const auto& [key, value] : top) {
     if (key == "version") version.emplace(value);
     else if (key == "services") services.emplace(value);
     else if (key == "profiles") profiles.emplace(value);
     else if (key == "deployment") deployment.emplace(value);
-    // Others ("endpoints" in 2.1, future additions) do not affect matching.
+    else if (key == "endpoints") endpoints.emplace(value);
+    else if (key == "include" || key == "reclamation") continue;  // read by Akash, no say in matching
+    // Akash's reader refuses a top-level field it does not know ("sdl: unexpected field").
+    else return Invalid(key, "unknown top-level field (expected version, services, profiles, deployment, endpoints, "
+                             "include or reclamation)");
   }
 
-  if (!version) return Invalid("version", "missing (expected \"2.0\" or \"2.1\")");
-  status = ReadName(*version, "version", &deployment_.version);
-  if (!status.ok()) return status;
-  if (deployment_.version != "2.0" && deployment_.version != "2.1") {
-    return Invalid("version", Quoted(deployment_.version) + " is not supported (expected \"2.0\" or \"2.1\")");
-  }
+  if (!version) return Invalid("version", "missing (expected \"2.0\", \"2.1\" or \"2.2\")");
+  GPUMART_RETURN_IF_ERROR(ParseVersion(*version));
+  if (endpoints) GPUMART_RETURN_IF_ERROR(ParseEndpoints("endpoints", *endpoints));
 
   if (!services) return Invalid("services", "missing");
   Entries service_entries;
@@ -496,15 +693,21 @@ Status SdlParser::ParseRoot(const YamlNode& root) {
   for (const auto& [key, value] : profile_entries) {
     if (key == "compute") compute.emplace(value);
     else if (key == "placement") placement.emplace(value);
-    else return Unknown(Child("profiles", key), "compute or placement");
+    else GPUMART_RETURN_IF_ERROR(UnknownField(Child("profiles", key), "compute or placement"));
   }
   if (!compute) return Invalid("profiles.compute", "missing");
   if (!placement) return Invalid("profiles.placement", "missing: the file has no placement group");
   if (!deployment) return Invalid("deployment", "missing: the file deploys no service");
 
   for (const auto& [name, value] : service_entries) {
+    const std::string service_path = Child("services", name);
+    // Akash's manifest check: a service name is a DNS label (it names Kubernetes objects).
+    if (!IsDnsLabel(name)) {
+      return Invalid(service_path, Quoted(name) + " is not a valid service name (lower-case letters, digits and '-', "
+                                   "starting with a letter and not ending with '-')");
+    }
     ServiceSpec spec;
-    status = ParseService(Child("services", name), value, &spec);
+    status = ParseService(service_path, value, &spec);
     if (!status.ok()) return status;
     service_names_.push_back(name);
     deployment_.services.emplace(name, std::move(spec));
@@ -513,7 +716,84 @@ Status SdlParser::ParseRoot(const YamlNode& root) {
   if (!status.ok()) return status;
   status = ParsePlacements("profiles.placement", *placement);
   if (!status.ok()) return status;
-  return ParseDeployment("deployment", *deployment);
+  GPUMART_RETURN_IF_ERROR(ParseDeployment("deployment", *deployment));
+  GPUMART_RETURN_IF_ERROR(CheckMounts());
+  return CheckEndpointsUsed();
+}
+
+// ---------------------------------------------------------------------------------------------
+// endpoints: named IP endpoints that services' expose.to.ip refer to (SDL 2.1). Not used for
+// matching, but Akash refuses a file whose endpoints are malformed or unused, and so does this.
+
+Status SdlParser::ParseEndpoints(const std::string& path, const YamlNode& node) {
+  Entries entries;
+  GPUMART_RETURN_IF_ERROR(ReadMapping(node, path, kSdlMaxListEntries, "endpoints", &entries));
+  for (const auto& [name, body] : entries) {
+    const std::string endpoint_path = Child(path, name);
+    if (!IsEndpointName(name)) {
+      return Invalid(endpoint_path, Quoted(name) + " is not a valid endpoint name (lower-case letters, then "
+                                    "lower-case letters, digits, '-' or '_')");
+    }
+    Entries fields;
+    GPUMART_RETURN_IF_ERROR(ReadMapping(body, endpoint_path, 8, "fields", &fields));
+    std::string kind;
+    for (const auto& [key, value] : fields) {
+      if (key == "kind") {
+        GPUMART_RETURN_IF_ERROR(ReadName(value, Child(endpoint_path, key), &kind));
+      } else {
+        GPUMART_RETURN_IF_ERROR(UnknownField(Child(endpoint_path, key), "kind"));
+      }
+    }
+    if (kind.empty()) return Invalid(Child(endpoint_path, "kind"), "missing");
+    if (kind != "ip") return Invalid(Child(endpoint_path, "kind"), Quoted(kind) + " is not a known kind (expected ip)");
+    endpoints_.push_back(name);
+  }
+  return Status::Ok();
+}
+
+Status SdlParser::CheckEndpointsUsed() const {
+  for (const std::string& name : endpoints_) {
+    if (std::find(endpoints_used_.begin(), endpoints_used_.end(), name) == endpoints_used_.end()) {
+      return Invalid(Child("endpoints", name), "declared but no service exposes to it (expose.to.ip)");
+    }
+  }
+  return Status::Ok();
+}
+
+// Every service deployed with a compute profile mounts only volumes of that profile, and mounts
+// every persistent one (a persistent volume nobody mounts would be paid for and never used;
+// Akash refuses it). A ram volume cannot be mounted read-only.
+Status SdlParser::CheckMounts() const {
+  for (const Deployed& deployed : deployed_) {
+    const std::string& service = service_names_[deployed.service_index];
+    const ServiceSpec& spec = deployment_.services.at(service);
+    const Resources& resources = *FindProfile(deployed.profile);
+    const std::string params_path = Child(Child(Child("services", service), "params"), "storage");
+    for (const VolumeMount& mount : spec.mounts) {
+      const auto volume = std::find_if(resources.storage.begin(), resources.storage.end(),
+                                       [&](const StorageVolume& v) { return v.name == mount.volume; });
+      if (volume == resources.storage.end()) {
+        return Invalid(Child(params_path, mount.volume),
+                       "no volume " + Quoted(mount.volume) + " in profiles.compute." + deployed.profile +
+                           ".resources.storage (used by " + deployed.path + ")");
+      }
+      if (mount.read_only && volume->storage_class == "ram") {
+        return Invalid(Child(Child(params_path, mount.volume), "readOnly"), "a ram volume cannot be read-only");
+      }
+    }
+    for (const StorageVolume& volume : resources.storage) {
+      if (!volume.persistent) continue;
+      const bool mounted = std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                                       [&](const VolumeMount& m) { return m.volume == volume.name; });
+      if (!mounted) {
+        return Invalid(Child(Child(params_path, volume.name), "mount"),
+                       "missing: persistent volume " + Quoted(volume.name) + " of profiles.compute." +
+                           deployed.profile + " must be mounted by service " + Quoted(service) +
+                           " (params.storage." + volume.name + ".mount: /an/absolute/path)");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,10 +803,17 @@ Status SdlParser::ParseService(const std::string& path, const YamlNode& node, Se
   Entries fields;
   Status status = ReadMapping(node, path, kSdlMaxListEntries, "fields", &fields);
   if (!status.ok()) return status;
+  bool has_image = false;
   for (const auto& [key, value] : fields) {
     const std::string field_path = Child(path, key);
+    const bool list_field = key == "env" || key == "command" || key == "args";
+    if (list_field) {
+      GPUMART_RETURN_IF_ERROR(SchemaRule(value.IsSequence() || value.IsNull(), field_path, "must be a list of strings"));
+    }
     if (key == "image") {
-      if (value.IsScalar()) status = ReadScalar(value, field_path, kSdlMaxTextBytes, &spec->image);
+      has_image = true;
+      status = ReadScalar(value, field_path, kSdlMaxTextBytes, &spec->image);
+      if (status.ok() && Trim(spec->image).empty()) status = Invalid(field_path, "empty");
     } else if (key == "env") {
       status = ParseEnv(field_path, value, spec);
     } else if (key == "command") {
@@ -535,18 +822,99 @@ Status SdlParser::ParseService(const std::string& path, const YamlNode& node, Se
       status = ReadTextList(value, field_path, &spec->args);
     } else if (key == "expose") {
       status = ParseExpose(field_path, value, spec);
+    } else if (key == "params") {
+      status = ParseParams(field_path, value, spec);
+    } else if (key == "credentials") {
+      status = ParseCredentials(field_path, value);
+    } else if (key != "dependencies") {  // dependencies: accepted, no say in matching
+      status = UnknownField(field_path, "image, command, args, env, expose, params, credentials or dependencies");
     }
-    // params, credentials, depends_on, ...: accepted, not needed for matching.
     if (!status.ok()) return status;
+  }
+  // Akash's manifest check refuses a service without an image.
+  if (!has_image) return Invalid(Child(path, "image"), "missing");
+  return Status::Ok();
+}
+
+// params: storage mounts (read), and fields newer Akash versions added (permissions, tee) that
+// say nothing about what to match.
+Status SdlParser::ParseParams(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
+  Entries fields;
+  GPUMART_RETURN_IF_ERROR(ReadMapping(node, path, 8, "fields", &fields));
+  for (const auto& [key, value] : fields) {
+    const std::string field_path = Child(path, key);
+    if (key == "permissions" || key == "tee") continue;
+    if (key != "storage") {
+      GPUMART_RETURN_IF_ERROR(UnknownField(field_path, "storage"));
+      continue;
+    }
+    Entries volumes;
+    GPUMART_RETURN_IF_ERROR(ReadMapping(value, field_path, kSdlMaxMounts, "volumes", &volumes));
+    for (const auto& [volume, body] : volumes) {
+      const std::string volume_path = Child(field_path, volume);
+      VolumeMount mount;
+      mount.volume = volume;
+      Entries mount_fields;
+      GPUMART_RETURN_IF_ERROR(ReadMapping(body, volume_path, 8, "fields", &mount_fields));
+      for (const auto& [mount_key, mount_value] : mount_fields) {
+        const std::string mount_path = Child(volume_path, mount_key);
+        if (mount_key == "mount") {
+          GPUMART_RETURN_IF_ERROR(ReadScalar(mount_value, mount_path, kSdlMaxTextBytes, &mount.path));
+        } else if (mount_key == "readOnly") {
+          GPUMART_RETURN_IF_ERROR(ReadBool(mount_value, mount_path, &mount.read_only));
+        } else {
+          GPUMART_RETURN_IF_ERROR(UnknownField(mount_path, "mount or readOnly"));
+        }
+      }
+      // Akash: the mount point is an absolute path, and one path mounts one volume.
+      const std::string mount_path = Child(volume_path, "mount");
+      if (mount.path.empty()) return Invalid(mount_path, "missing: where the volume is mounted, an absolute path");
+      if (mount.path.front() != '/') return Invalid(mount_path, Quoted(mount.path) + " is not an absolute path");
+      for (const VolumeMount& other : spec->mounts) {
+        if (other.path == mount.path) {
+          return Invalid(mount_path, Quoted(mount.path) + " is already the mount point of volume " + Quoted(other.volume));
+        }
+      }
+      spec->mounts.push_back(std::move(mount));
+    }
   }
   return Status::Ok();
 }
 
+// Registry credentials: not kept (gpumart does not pull images), but Akash refuses incomplete ones.
+Status SdlParser::ParseCredentials(const std::string& path, const YamlNode& node) {
+  Entries fields;
+  GPUMART_RETURN_IF_ERROR(ReadMapping(node, path, 8, "fields", &fields));
+  std::map<std::string, std::string> values;
+  for (const auto& [key, value] : fields) {
+    const std::string field_path = Child(path, key);
+    if (key != "host" && key != "email" && key != "username" && key != "password") {
+      GPUMART_RETURN_IF_ERROR(UnknownField(field_path, "host, email, username or password"));
+      continue;
+    }
+    std::string text;
+    GPUMART_RETURN_IF_ERROR(ReadScalar(value, field_path, kSdlMaxTextBytes, &text));
+    values[key] = std::string(Trim(text));
+  }
+  for (const char* required : {"host", "username", "password"}) {
+    if (values[required].empty()) return Invalid(Child(path, required), "missing");
+  }
+  GPUMART_RETURN_IF_ERROR(
+      SchemaRule(values["password"].size() >= 6, Child(path, "password"), "shorter than 6 characters"));
+  const auto email = values.find("email");
+  return SchemaRule(email == values.end() || email->second.size() >= 5, Child(path, "email"),
+                    "shorter than 5 characters");
+}
+
 Status SdlParser::ParseEnv(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
-  auto add = [&](std::string name, std::string value) {
+  // Akash's manifest check: every name is a valid environment variable name.
+  auto add = [&](const std::string& item_path, std::string name, std::string value) {
+    if (!IsEnvName(name)) return Invalid(item_path, Quoted(name) + " is not a valid environment variable name");
     spec->env.emplace_back(std::move(name), std::move(value));
+    return Status::Ok();
   };
   if (node.IsMap()) {  // compose-style NAME: value
+    Warn(path, "a mapping, read as NAME: value (Akash SDL writes env as a list of NAME=value)");
     for (const YamlMapEntry& entry : node.Entries()) {
       if (spec->env.size() == kSdlMaxEnvEntries) return TooMany(path, kSdlMaxEnvEntries, "entries");
       if (!entry.key.IsScalar()) continue;
@@ -558,7 +926,8 @@ Status SdlParser::ParseEnv(const std::string& path, const YamlNode& node, Servic
       std::string name;
       Status status = ReadScalar(entry.key, path, kSdlMaxTextBytes, &name);
       if (!status.ok()) return status;
-      add(std::move(name), std::move(value));
+      const std::string item_path = Child(path, name);
+      GPUMART_RETURN_IF_ERROR(add(item_path, std::move(name), std::move(value)));
     }
     return Status::Ok();
   }
@@ -573,9 +942,9 @@ Status SdlParser::ParseEnv(const std::string& path, const YamlNode& node, Servic
     if (!status.ok()) return status;
     const size_t equals = text.find('=');
     if (equals == std::string::npos) {
-      add(std::move(text), std::string());  // "- NAME": set, empty
+      GPUMART_RETURN_IF_ERROR(add(item_path, std::move(text), std::string()));  // "- NAME": set, empty
     } else {
-      add(text.substr(0, equals), text.substr(equals + 1));
+      GPUMART_RETURN_IF_ERROR(add(item_path, text.substr(0, equals), text.substr(equals + 1)));
     }
   }
   return Status::Ok();
@@ -588,45 +957,77 @@ constexpr size_t kMaxExposeNodesRead = 16 * 1024;
 Status SdlParser::ParseExpose(const std::string& path, const YamlNode& node, ServiceSpec* spec) {
   if (!node.IsSequence()) return Status::Ok();
   size_t nodes_left = kMaxExposeNodesRead;
-  auto too_many = [&] { return TooMany(path, kMaxExposeNodesRead, "fields and targets"); };
   size_t index = 0;
   for (const YamlNode item : node.Items()) {
-    if (index++ == kSdlMaxListEntries) return TooMany(path, kSdlMaxListEntries, "entries");
-    if (!item.IsMap()) continue;
+    if (index == kSdlMaxListEntries) return TooMany(path, kSdlMaxListEntries, "entries");
+    const std::string item_path = Item(path, index++);
+    if (!item.IsMap()) return Invalid(item_path, "expected a mapping, found " + KindName(item));
     ExposedPort port;
     bool has_port = false;
     for (const YamlMapEntry& field : item.Entries()) {
-      if (nodes_left-- == 0) return too_many();
+      if (nodes_left-- == 0) return TooMany(path, kMaxExposeNodesRead, "fields and targets");
       if (!field.key.IsScalar() || field.key.Scalar().empty()) continue;
-      const std::string_view key = field.key.Scalar();
+      const std::string key(field.key.Scalar());
+      const std::string field_path = Child(item_path, key);
       const YamlNode value = field.value;
-      if ((key == "port" || key == "as") && value.IsScalar()) {
-        auto number = ParseUint(Trim(value.Scalar()));
-        if (!number || *number > 65535) continue;
+      if (key == "port" || key == "as") {
+        // Akash's manifest check: a port is 1..65535 (`as` may be 0: the same as `port`).
+        uint64_t number = 0;
+        GPUMART_RETURN_IF_ERROR(ReadInteger(value, field_path, key == "port" ? 1 : 0, 65535, &number));
         if (key == "port") {
-          port.port = static_cast<uint32_t>(*number);
+          port.port = static_cast<uint32_t>(number);
           has_port = true;
         } else {
-          port.as = static_cast<uint32_t>(*number);
+          port.as = static_cast<uint32_t>(number);
         }
-      } else if (key == "proto" && value.IsScalar() && value.Scalar().size() <= kSdlMaxNameBytes) {
-        port.proto = std::string(value.Scalar());
-      } else if (key == "to" && value.IsSequence()) {
-        for (const YamlNode target : value.Items()) {
-          if (nodes_left-- == 0) return too_many();
-          if (!target.IsMap()) continue;
-          for (const YamlMapEntry& target_field : target.Entries()) {
-            if (nodes_left-- == 0) return too_many();
-            bool global = false;
-            if (target_field.key.IsScalar() && target_field.key.Scalar() == "global" &&
-                ReadBool(target_field.value, path, &global).ok() && global) {
-              port.global = true;
-            }
-          }
+      } else if (key == "proto") {
+        GPUMART_RETURN_IF_ERROR(ReadScalar(value, field_path, kSdlMaxNameBytes, &port.proto));
+        if (port.proto != "" && port.proto != "tcp" && port.proto != "TCP" && port.proto != "udp" &&
+            port.proto != "UDP") {
+          return Invalid(field_path, Quoted(port.proto) + " is not a protocol (expected tcp or udp)");
         }
+      } else if (key == "to") {
+        GPUMART_RETURN_IF_ERROR(ParseExposeTargets(field_path, value, &port));
+        nodes_left = nodes_left > value.size() ? nodes_left - value.size() : 0;
+      } else if (key != "accept" && key != "http_options") {  // accepted, no say in matching
+        GPUMART_RETURN_IF_ERROR(UnknownField(field_path, "port, as, proto, to, accept or http_options"));
       }
     }
-    if (has_port) spec->expose.push_back(std::move(port));
+    if (!has_port) return Invalid(Child(item_path, "port"), "missing");
+    spec->expose.push_back(std::move(port));
+  }
+  return Status::Ok();
+}
+
+Status SdlParser::ParseExposeTargets(const std::string& path, const YamlNode& node, ExposedPort* port) {
+  std::vector<YamlNode> targets;
+  GPUMART_RETURN_IF_ERROR(ReadSequence(node, path, kSdlMaxListEntries, "targets", &targets));
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const std::string target_path = Item(path, i);
+    Entries fields;
+    GPUMART_RETURN_IF_ERROR(ReadMapping(targets[i], target_path, 8, "fields", &fields));
+    bool global = false;
+    std::string ip;
+    for (const auto& [key, value] : fields) {
+      const std::string field_path = Child(target_path, key);
+      if (key == "global") {
+        GPUMART_RETURN_IF_ERROR(ReadBool(value, field_path, &global));
+      } else if (key == "ip") {
+        GPUMART_RETURN_IF_ERROR(ReadScalar(value, field_path, kSdlMaxNameBytes, &ip));
+      } else if (key != "service" && key != "http_options") {
+        GPUMART_RETURN_IF_ERROR(UnknownField(field_path, "global, service, ip or http_options"));
+      }
+    }
+    if (global) port->global = true;
+    if (ip.empty()) continue;
+    // Akash: an IP endpoint is reached from outside, so it must be global, and must be declared.
+    if (!global) return Invalid(Child(target_path, "global"), "must be true when an ip endpoint is named");
+    if (std::find(endpoints_.begin(), endpoints_.end(), ip) == endpoints_.end()) {
+      return Invalid(Child(target_path, "ip"), "no endpoint " + Quoted(ip) + " in endpoints");
+    }
+    if (std::find(endpoints_used_.begin(), endpoints_used_.end(), ip) == endpoints_used_.end()) {
+      endpoints_used_.push_back(ip);
+    }
   }
   return Status::Ok();
 }
@@ -647,7 +1048,10 @@ Status SdlParser::ParseCompute(const std::string& path, const YamlNode& node) {
     if (!status.ok()) return status;
     std::optional<YamlNode> resources_node;
     for (const auto& [key, value] : fields) {
-      if (key != "resources") return Unknown(Child(profile_path, key), "resources");
+      if (key != "resources") {
+        GPUMART_RETURN_IF_ERROR(UnknownField(Child(profile_path, key), "resources"));
+        continue;
+      }
       resources_node.emplace(value);
     }
     if (!resources_node) return Invalid(Child(profile_path, "resources"), "missing");
@@ -663,9 +1067,10 @@ Status SdlParser::ParseResources(const std::string& path, const YamlNode& node, 
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
-  bool has_cpu = false, has_memory = false;
+  bool has_cpu = false, has_memory = false, has_storage = false;
   for (const auto& [key, value] : fields) {
     const std::string field_path = Child(path, key);
+    has_storage = has_storage || key == "storage";
     if (key == "cpu") {
       has_cpu = true;
       status = ParseCpu(field_path, value, &resources->cpu_millis);
@@ -677,13 +1082,13 @@ Status SdlParser::ParseResources(const std::string& path, const YamlNode& node, 
     } else if (key == "gpu") {
       status = ParseGpu(field_path, value, &resources->gpu);
     } else {
-      return Unknown(field_path, "cpu, memory, storage or gpu");
+      status = UnknownField(field_path, "cpu, memory, storage or gpu");
     }
     if (!status.ok()) return status;
   }
   if (!has_cpu) return Invalid(Child(path, "cpu"), "missing");
   if (!has_memory) return Invalid(Child(path, "memory"), "missing");
-  return Status::Ok();
+  return SchemaRule(has_storage, Child(path, "storage"), "missing");
 }
 
 Status SdlParser::ParseCpu(const std::string& path, const YamlNode& node, uint64_t* millis) {
@@ -691,6 +1096,7 @@ Status SdlParser::ParseCpu(const std::string& path, const YamlNode& node, uint64
   std::optional<YamlNode> units;
   std::string units_path = path;
   if (node.IsScalar()) {
+    GPUMART_RETURN_IF_ERROR(SchemaRule(false, path, "a shorthand: write cpu: {units: ...}"));
     units.emplace(node);
   } else {
     Entries fields;
@@ -698,7 +1104,7 @@ Status SdlParser::ParseCpu(const std::string& path, const YamlNode& node, uint64
     if (!status.ok()) return status;
     for (const auto& [key, value] : fields) {
       if (key == "units") units.emplace(value);
-      else if (key != "attributes") return Unknown(Child(path, key), "units or attributes");
+      else if (key != "attributes") GPUMART_RETURN_IF_ERROR(UnknownField(Child(path, key), "units or attributes"));
     }
     units_path = Child(path, "units");
     if (!units) return Invalid(units_path, "missing");
@@ -713,14 +1119,17 @@ Status SdlParser::ParseCpu(const std::string& path, const YamlNode& node, uint64
 }
 
 Status SdlParser::ParseMemory(const std::string& path, const YamlNode& node, uint64_t* bytes) {
-  if (node.IsScalar()) return ReadSize(node, path, bytes);  // "memory: 2Gi" shorthand
+  if (node.IsScalar()) {  // "memory: 2Gi" shorthand
+    GPUMART_RETURN_IF_ERROR(SchemaRule(false, path, "a shorthand: write memory: {size: ...}"));
+    return ReadSize(node, path, bytes);
+  }
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
   std::optional<YamlNode> size;
   for (const auto& [key, value] : fields) {
     if (key == "size") size.emplace(value);
-    else if (key != "attributes") return Unknown(Child(path, key), "size or attributes");
+    else if (key != "attributes") GPUMART_RETURN_IF_ERROR(UnknownField(Child(path, key), "size or attributes"));
   }
   if (!size) return Invalid(Child(path, "size"), "missing");
   return ReadSize(*size, Child(path, "size"), bytes);
@@ -729,6 +1138,7 @@ Status SdlParser::ParseMemory(const std::string& path, const YamlNode& node, uin
 Status SdlParser::ParseStorage(const std::string& path, const YamlNode& node, std::vector<StorageVolume>* volumes) {
   volumes->clear();
   if (node.IsScalar()) {  // "storage: 10Gi" shorthand for one default volume
+    GPUMART_RETURN_IF_ERROR(SchemaRule(false, path, "a shorthand: write storage: {size: ...}"));
     volumes->emplace_back();
     return ReadSize(node, path, &volumes->back().bytes);
   }
@@ -744,17 +1154,13 @@ Status SdlParser::ParseStorage(const std::string& path, const YamlNode& node, st
     const std::string item_path = Item(path, i);
     status = ParseVolume(item_path, items[i], &volume);
     if (!status.ok()) return status;
-    // Unnamed volumes are all "default" (the Akash GPU guide writes two of them); only names
-    // written out must be unique, as params.storage mounts refer to them.
-    auto named = [&](size_t index) {
-      const YamlNode& item = items[index];
-      return item.IsMap() && item.Find("name").IsDefined();
-    };
-    if (named(i)) {
-      for (size_t j = 0; j < i; ++j) {
-        if (named(j) && (*volumes)[j].name == volume.name) {
-          return Invalid(Child(item_path, "name"), "duplicate volume " + Quoted(volume.name));
-        }
+    // Names are unique, as params.storage mounts refer to them. An unnamed volume is "default",
+    // so two unnamed volumes are refused too, as Akash's reader refuses them.
+    for (const StorageVolume& other : *volumes) {
+      if (other.name == volume.name) {
+        return Invalid(items[i].IsMap() && items[i].Find("name").IsDefined() ? Child(item_path, "name") : item_path,
+                       "duplicate volume " + Quoted(volume.name) +
+                           (volume.name == "default" ? " (an unnamed volume is called default: name the others)" : ""));
       }
     }
     volumes->push_back(std::move(volume));
@@ -762,11 +1168,29 @@ Status SdlParser::ParseStorage(const std::string& path, const YamlNode& node, st
   return Status::Ok();
 }
 
+// Akash's storage classes: a class names persistent storage, except ram (memory-backed, never
+// persistent); an ephemeral volume has no class.
+Status SdlParser::CheckVolumeClass(const std::string& path, const StorageVolume& volume, bool has_persistent,
+                                   bool has_class) const {
+  const std::string class_path = Child(Child(path, "attributes"), "class");
+  if (volume.storage_class) {
+    const std::string& name = *volume.storage_class;
+    if (name != "default" && name != "beta1" && name != "beta2" && name != "beta3" && name != "ram") {
+      return Invalid(class_path, Quoted(name) + " is not a storage class (expected default, beta1, beta2, beta3 or ram)");
+    }
+    if (name == "ram" && volume.persistent) return Invalid(class_path, "a ram volume cannot be persistent");
+    if (name != "ram" && !volume.persistent) {
+      return Invalid(class_path, "class " + Quoted(name) + " needs persistent: true (an ephemeral volume has no class)");
+    }
+  }
+  return SchemaRule(has_persistent == has_class, Child(path, "attributes"), "needs both class and persistent");
+}
+
 Status SdlParser::ParseVolume(const std::string& path, const YamlNode& node, StorageVolume* volume) {
   Entries fields;
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
-  bool has_size = false;
+  bool has_size = false, has_persistent = false, has_class = false;
   for (const auto& [key, value] : fields) {
     const std::string field_path = Child(path, key);
     if (key == "name") {
@@ -780,6 +1204,8 @@ Status SdlParser::ParseVolume(const std::string& path, const YamlNode& node, Sto
       if (!status.ok()) return status;
       for (const auto& [attribute, attribute_value] : attributes) {
         const std::string attribute_path = Child(field_path, attribute);
+        has_persistent = has_persistent || attribute == "persistent";
+        has_class = has_class || attribute == "class";
         if (attribute == "persistent") {
           status = ReadBool(attribute_value, attribute_path, &volume->persistent);
         } else if (attribute == "class") {
@@ -792,12 +1218,12 @@ Status SdlParser::ParseVolume(const std::string& path, const YamlNode& node, Sto
         if (!status.ok()) return status;
       }
     } else {
-      return Unknown(field_path, "name, size or attributes");
+      status = UnknownField(field_path, "name, size or attributes");
     }
     if (!status.ok()) return status;
   }
   if (!has_size) return Invalid(Child(path, "size"), "missing");
-  return Status::Ok();
+  return CheckVolumeClass(path, *volume, has_persistent, has_class);
 }
 
 Status SdlParser::ParseGpu(const std::string& path, const YamlNode& node, GpuRequest* gpu) {
@@ -836,8 +1262,10 @@ Status SdlParser::ParseGpu(const std::string& path, const YamlNode& node, GpuReq
     return Invalid(attributes_path, "missing: " + std::to_string(count) +
                                         " GPU(s) need a vendor (attributes.vendor.nvidia, optionally with models)");
   }
+  // Akash's deployment check: attributes without GPUs are refused.
+  if (count == 0 && !options.empty()) return Invalid(attributes_path, "given for 0 GPUs (remove it or set units)");
   gpu->units = static_cast<uint32_t>(count);
-  if (count > 0) gpu->options = std::move(options);  // options of a zero-GPU request mean nothing
+  gpu->options = std::move(options);
   return Status::Ok();
 }
 
@@ -850,6 +1278,7 @@ Status SdlParser::ParseGpuVendors(const std::string& path, const YamlNode& node,
     const std::string vendor = ToLower(vendor_key);
     const std::string vendor_path = Child(path, vendor_key);
     if (vendor != "nvidia" && vendor != "amd") return Invalid(vendor_path, "unknown GPU vendor (expected nvidia or amd)");
+    GPUMART_RETURN_IF_ERROR(SchemaRule(vendor_key == "nvidia", vendor_path, "not a vendor Akash knows (nvidia)"));
     std::vector<YamlNode> items;
     status = ReadSequence(list, vendor_path, kSdlMaxGpuOptions, "GPU options", &items);
     if (!status.ok()) return status;
@@ -872,6 +1301,7 @@ Status SdlParser::ParseGpuVendors(const std::string& path, const YamlNode& node,
 
 Status SdlParser::ParseGpuOption(const std::string& path, const YamlNode& node, GpuOption* option) {
   if (node.IsScalar()) {  // "- a100" shorthand for "- model: a100"
+    GPUMART_RETURN_IF_ERROR(SchemaRule(false, path, "a shorthand: write - model: ..."));
     std::string model;
     Status status = ReadName(node, path, &model);
     if (!status.ok()) return status;
@@ -899,7 +1329,7 @@ Status SdlParser::ParseGpuOption(const std::string& path, const YamlNode& node, 
         if (!option->interface) return Invalid(field_path, Quoted(text) + " is not pcie|sxm");
       }
     } else {
-      return Unknown(field_path, "model, ram or interface");
+      status = UnknownField(field_path, "model, ram or interface");
     }
     if (!status.ok()) return status;
   }
@@ -943,7 +1373,10 @@ Status SdlParser::ParsePlacements(const std::string& path, const YamlNode& node)
           std::vector<std::string>* keys = nullptr;
           if (list_key == "allOf") keys = &group.signed_by.all_of;
           else if (list_key == "anyOf") keys = &group.signed_by.any_of;
-          else return Unknown(list_path, "allOf or anyOf");
+          else {
+            GPUMART_RETURN_IF_ERROR(UnknownField(list_path, "allOf or anyOf"));
+            continue;
+          }
           std::vector<YamlNode> items;
           status = ReadSequence(list, list_path, kSdlMaxAuditors, "auditors", &items);
           if (!status.ok()) return status;
@@ -965,16 +1398,43 @@ Status SdlParser::ParsePlacements(const std::string& path, const YamlNode& node)
           if (FindProfile(profile) == nullptr) {
             return Invalid(price_path, "no compute profile " + Quoted(profile) + " in profiles.compute");
           }
-          PriceCap cap;
-          status = ParsePrice(price_path, price, &cap);
+          std::vector<PriceCap> caps;
+          status = ParsePrices(price_path, price, &caps);
           if (!status.ok()) return status;
-          group.pricing.emplace_back(profile, std::move(cap));
+          group.pricing.emplace_back(profile, std::move(caps));
         }
       } else {
-        return Unknown(field_path, "attributes, signedBy or pricing");
+        GPUMART_RETURN_IF_ERROR(UnknownField(field_path, "attributes, signedBy or pricing"));
       }
     }
+    const bool priced = std::any_of(fields.begin(), fields.end(), [](const auto& f) { return f.first == "pricing"; });
+    GPUMART_RETURN_IF_ERROR(SchemaRule(priced, Child(group_path, "pricing"), "missing"));
     placements_.push_back(std::move(group));
+  }
+  return Status::Ok();
+}
+
+// One cap `{denom, amount}`, or (SDL 2.2) a list of them: the tenant pays in any listed denom, and
+// the list's order is its preference (docs/SDL.md, "Several denoms"; Akash sorts the list).
+Status SdlParser::ParsePrices(const std::string& path, const YamlNode& node, std::vector<PriceCap>* caps) {
+  caps->clear();
+  if (!node.IsSequence()) {
+    caps->emplace_back();
+    return ParsePrice(path, node, &caps->back());
+  }
+  if (dialect_ < 22) {
+    return Invalid(path, "a list of prices needs version \"2.2\" (this file is " + Quoted(deployment_.version) + ")");
+  }
+  std::vector<YamlNode> items;
+  GPUMART_RETURN_IF_ERROR(ReadSequence(node, path, limits::kMaxPriceCaps, "prices (denoms)", &items));
+  if (items.empty()) return Invalid(path, "no prices");
+  for (size_t i = 0; i < items.size(); ++i) {
+    PriceCap cap;
+    GPUMART_RETURN_IF_ERROR(ParsePrice(Item(path, i), items[i], &cap));
+    for (const PriceCap& other : *caps) {
+      if (other.denom == cap.denom) return Invalid(Child(Item(path, i), "denom"), Quoted(cap.denom) + " is listed twice");
+    }
+    caps->push_back(std::move(cap));
   }
   return Status::Ok();
 }
@@ -987,12 +1447,19 @@ Status SdlParser::ParsePrice(const std::string& path, const YamlNode& node, Pric
   for (const auto& [key, value] : fields) {
     if (key == "denom") denom.emplace(value);
     else if (key == "amount") amount.emplace(value);
-    else return Unknown(Child(path, key), "denom or amount");
+    else GPUMART_RETURN_IF_ERROR(UnknownField(Child(path, key), "denom or amount"));
   }
   if (!denom) return Invalid(Child(path, "denom"), "missing");
   if (!amount) return Invalid(Child(path, "amount"), "missing");
-  status = ReadName(*denom, Child(path, "denom"), &cap->denom);
+  const std::string denom_path = Child(path, "denom");
+  status = ReadName(*denom, denom_path, &cap->denom);
   if (!status.ok()) return status;
+  // Akash prices are Cosmos SDK coins; a denom outside their grammar is refused.
+  if (!IsCosmosDenom(cap->denom)) {
+    return Invalid(denom_path, Quoted(cap->denom) + " is not a denom (a letter, then 2 to 127 letters, digits or /:._-)");
+  }
+  GPUMART_RETURN_IF_ERROR(SchemaRule(cap->denom == "uakt" || cap->denom == "uact" || cap->denom.starts_with("ibc/"),
+                                     denom_path, Quoted(cap->denom) + " is not uakt, uact or ibc/..."));
   const std::string amount_path = Child(path, "amount");
   std::string text;
   status = ReadScalar(*amount, amount_path, kSdlMaxNameBytes, &text);
@@ -1004,6 +1471,7 @@ Status SdlParser::ParsePrice(const std::string& path, const YamlNode& node, Pric
   if (decimal->fraction_digits != 0) {
     return Invalid(amount_path, Quoted(text) + " has a fraction; write a whole number of " + cap->denom + " per block");
   }
+  if (decimal->whole == 0) return Invalid(amount_path, "is zero (Akash refuses a zero price)");
   if (decimal->whole > kSdlMaxAmountPerBlock) {
     return Status::LimitExceeded(amount_path + ": " + std::string(trimmed) + " is more than the limit of " +
                                  std::to_string(kSdlMaxAmountPerBlock) + " per block");
@@ -1046,7 +1514,7 @@ Status SdlParser::ParseDeployment(const std::string& path, const YamlNode& node)
       for (const auto& [key, value] : fields) {
         if (key == "profile") profile.emplace(value);
         else if (key == "count") count.emplace(value);
-        else return Unknown(Child(deployed.path, key), "profile or count");
+        else GPUMART_RETURN_IF_ERROR(UnknownField(Child(deployed.path, key), "profile or count"));
       }
       const std::string profile_path = Child(deployed.path, "profile");
       if (!profile) return Invalid(profile_path, "missing");
@@ -1074,6 +1542,39 @@ Status SdlParser::ParseDeployment(const std::string& path, const YamlNode& node)
   return Status::Ok();
 }
 
+std::string DenomList(const std::vector<std::string>& denoms) {
+  std::string out;
+  for (const std::string& denom : denoms) out += (out.empty() ? "" : ", ") + denom;
+  return out;
+}
+
+// A group's bid is paid in one denom, so every service of a group is priced in the same denoms;
+// the group's first service's order of them is the tenant's preference, and the others' caps
+// are put in that order.
+Status SdlParser::SetCaps(const std::string& group, const std::string& profile, const std::vector<PriceCap>& caps,
+                          const Order& order, ServiceRequest* request) const {
+  std::vector<PriceCap> ordered = caps;
+  if (!order.services.empty()) {
+    const std::vector<std::string> denoms = order.Denoms();
+    bool same = caps.size() == denoms.size();
+    for (size_t i = 0; same && i < denoms.size(); ++i) {
+      const auto cap = std::find_if(caps.begin(), caps.end(), [&](const PriceCap& c) { return c.denom == denoms[i]; });
+      same = cap != caps.end();
+      if (same) ordered[i] = *cap;
+    }
+    if (!same) {
+      std::vector<std::string> these;
+      for (const PriceCap& cap : caps) these.push_back(cap.denom);
+      return Invalid(Child(Child(Child("profiles.placement", group), "pricing"), profile),
+                     "priced in " + DenomList(these) + ", the group's other services in " + DenomList(denoms) +
+                         "; every service of a group is priced in the same denoms");
+    }
+  }
+  request->price_cap = ordered.front();
+  request->more_caps.assign(ordered.begin() + 1, ordered.end());
+  return Status::Ok();
+}
+
 Status SdlParser::BuildOrders() {
   for (size_t placement_index = 0; placement_index < placements_.size(); ++placement_index) {
     const PlacementGroup& group = placements_[placement_index];
@@ -1090,15 +1591,11 @@ Status SdlParser::BuildOrders() {
         request.count = deployed.count;
         request.resources = *FindProfile(deployed.profile);
         request.cuda_min = DetectCudaRequirement(deployment_.services.at(request.name));
-        for (const auto& [profile, cap] : group.pricing) {
-          if (profile == deployed.profile) request.price_cap = cap;
+        const std::vector<PriceCap>* caps = nullptr;
+        for (const auto& [profile, profile_caps] : group.pricing) {
+          if (profile == deployed.profile) caps = &profile_caps;
         }
-        if (!order.services.empty() && request.price_cap.denom != order.Denom()) {
-          return Invalid(Child(Child(Child(Child("profiles.placement", group.name), "pricing"), deployed.profile),
-                               "denom"),
-                         Quoted(request.price_cap.denom) + " differs from " + Quoted(order.Denom()) +
-                             " used by the group's other services; a group is priced in one denom");
-        }
+        GPUMART_RETURN_IF_ERROR(SetCaps(group.name, deployed.profile, *caps, order, &request));
         order.services.push_back(std::move(request));
       }
     }
@@ -1207,15 +1704,15 @@ std::optional<CudaVersion> DetectCudaRequirement(const ServiceSpec& service) {
   return LeadingCudaVersion(image.substr(colon + 1));
 }
 
-Result<Deployment> ParseSdl(std::string_view yaml_text) {
+Result<Deployment> ParseSdl(std::string_view yaml_text, const SdlOptions& options) {
   return CatchAll("SDL", [&] {
-    SdlParser parser;
+    SdlParser parser(options);
     return parser.Parse(yaml_text);
   });
 }
 
 namespace {
-Result<Deployment> ReadSdlFile(const std::string& path) {
+Result<Deployment> ReadSdlFile(const std::string& path, const SdlOptions& options) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) return Status::IoError("is a directory");
   std::ifstream in(path, std::ios::binary);
@@ -1232,12 +1729,12 @@ Result<Deployment> ReadSdlFile(const std::string& path) {
     return Status::LimitExceeded("the file is larger than the limit of " + std::to_string(kSdlMaxFileBytes) +
                                  " bytes");
   }
-  return ParseSdl(text);
+  return ParseSdl(text, options);
 }
 }  // namespace
 
-Result<Deployment> ParseSdlFile(const std::string& path) {
-  return CatchAll(path, [&] { return ReadSdlFile(path); });
+Result<Deployment> ParseSdlFile(const std::string& path, const SdlOptions& options) {
+  return CatchAll(path, [&] { return ReadSdlFile(path, options); });
 }
 
 }  // namespace gpumart::market

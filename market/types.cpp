@@ -102,3 +102,59 @@ std::string FormatGi(uint64_t bytes) {
 }
 
 }  // namespace gpumart::market
+
+namespace gpumart::market {
+
+const PriceCap* ServiceRequest::CapIn(std::string_view denom) const {
+  if (price_cap.denom == denom) return &price_cap;
+  for (const PriceCap& cap : more_caps) {
+    if (cap.denom == denom) return &cap;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Order::Denoms() const {
+  std::vector<std::string> denoms;
+  if (services.empty()) return denoms;
+  const ServiceRequest& first = services.front();
+  denoms.reserve(1 + first.more_caps.size());
+  denoms.push_back(first.price_cap.denom);
+  for (const PriceCap& cap : first.more_caps) denoms.push_back(cap.denom);
+  return denoms;
+}
+
+std::optional<size_t> Order::DenomRank(std::string_view denom) const {
+  if (services.empty()) return std::nullopt;
+  const ServiceRequest& first = services.front();
+  if (first.price_cap.denom == denom) return 0;
+  for (size_t i = 0; i < first.more_caps.size(); ++i) {
+    if (first.more_caps[i].denom == denom) return i + 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> Order::CapPerHourIn(std::string_view denom) const {
+  if (services.empty()) return std::nullopt;
+  uint64_t total = 0;
+  for (const auto& service : services) {
+    const PriceCap* cap = service.CapIn(denom);
+    if (cap == nullptr) return std::nullopt;
+    total += uint64_t{service.count} * cap->per_hour;
+  }
+  return total;
+}
+
+std::optional<Order> Order::InDenom(std::string_view denom) const {
+  if (services.empty()) return std::nullopt;
+  Order order = *this;
+  for (ServiceRequest& service : order.services) {
+    const PriceCap* cap = service.CapIn(denom);
+    if (cap == nullptr) return std::nullopt;
+    PriceCap chosen = *cap;
+    service.price_cap = std::move(chosen);
+    service.more_caps.clear();
+  }
+  return order;
+}
+
+}  // namespace gpumart::market

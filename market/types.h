@@ -101,7 +101,13 @@ struct ServiceRequest {
   uint32_t count = 1;   // replicas
   Resources resources;
   std::optional<CudaVersion> cuda_min;
+  // The cap in the tenant's most preferred denom, then (SDL 2.2, several denoms) the caps in its
+  // other denoms in the tenant's order of preference. Every service of an Order lists the same
+  // denoms in the same order (ValidateOrder).
   PriceCap price_cap;
+  std::vector<PriceCap> more_caps;
+  // The cap in `denom`, or nullptr when the service has none in it.
+  const PriceCap* CapIn(std::string_view denom) const;
   bool operator==(const ServiceRequest&) const = default;
 };
 
@@ -119,18 +125,28 @@ struct Order {
   std::map<std::string, std::string> attributes;  // required provider attributes
   SignedBy signed_by;
   std::vector<ServiceRequest> services;           // in the order of the SDL's services
-  // Denom of the group's price caps (every service of a group must share it); empty for a group
-  // without services. A reference into the order (no copy: matching reads it on every query).
+  // The group's most preferred denom (every service of a group lists the same denoms); empty for
+  // a group without services. A reference into the order (no copy: matching reads it on every
+  // query).
   const std::string& Denom() const {
     static const std::string kNone;
     return services.empty() ? kNone : services.front().price_cap.denom;
   }
-  // Sum over services of count x per-hour cap.
+  // Every denom a provider may bid in, most preferred first: Denom(), then the more_caps denoms.
+  std::vector<std::string> Denoms() const;
+  // Index of `denom` in Denoms(), or nullopt when the group is not priced in it.
+  std::optional<size_t> DenomRank(std::string_view denom) const;
+  // Sum over services of count x per-hour cap in Denom().
   uint64_t CapPerHour() const {
     uint64_t total = 0;
     for (const auto& service : services) total += uint64_t{service.count} * service.price_cap.per_hour;
     return total;
   }
+  // The same sum in `denom`; nullopt when the group is not priced in it.
+  std::optional<uint64_t> CapPerHourIn(std::string_view denom) const;
+  // The group as if priced in `denom` alone (its caps in that denom as price_cap, no more_caps):
+  // what a single-denom evaluation (matching, a provider's bid) reads. nullopt when not priced in it.
+  std::optional<Order> InDenom(std::string_view denom) const;
   bool operator==(const Order&) const = default;
 };
 

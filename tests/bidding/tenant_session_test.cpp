@@ -413,6 +413,21 @@ TEST_F(TenantSessionTest, NoBidsFromListedProvidersFailsAtTheDeadline) {
       << session->outcomes()[0].failure;
 }
 
+// A bid after the window closed empty-handed is still accepted while the session runs.
+TEST_F(TenantSessionTest, ABidAfterAFailedWindowIsStillAccepted) {
+  TestProvider& late = AddProvider(kH100, 100'000);
+  const market::Order order = FallbackOrder();
+  auto session = Session({order}, {DryRunFor(order, market::Policy::kPreference)});
+  const Bytes order_wire = Published(session->Start(kNowMs), market::MessageType::kOrder).at(0);
+  EXPECT_TRUE(Has(session->Tick(kNowMs + kWindowMs), Kind::kFailed));
+  const TenantStep step = session->OnEnvelope(BidFrom(late, order_wire), kNowMs + kWindowMs + 1);
+  const std::vector<Bytes> accepts = Published(step, market::MessageType::kAccept);
+  ASSERT_EQ(accepts.size(), 1u) << Describe(step);
+  EXPECT_TRUE(session->outcomes()[0].failure.empty());
+  session->OnEnvelope(LeaseFrom(late, accepts[0], kNowMs + kWindowMs + 2), kNowMs + kWindowMs + 2);
+  EXPECT_TRUE(session->succeeded());
+}
+
 // Bids for another order, forged bids and bids that do not verify are ignored: they neither
 // count as an answer nor take part in ranking. A bid that verifies but lies is dropped, and does
 // count as its provider's answer.

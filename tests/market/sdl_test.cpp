@@ -182,7 +182,11 @@ TEST(SdlStorage, ListOfVolumesWithAttributes) {
               class: ram
               persistent: "false"
 )");
-  const ServiceRequest service = OnlyService(ParseOk(text));
+  const Deployment deployment =
+      ParseOk(Replace(text, "    image: nginx:1.25\n",
+                      "    image: nginx:1.25\n    params:\n      storage:\n        models: {mount: /models}\n"));
+  EXPECT_EQ(deployment.services.at("web").mounts, (std::vector<VolumeMount>{{"models", "/models", false}}));
+  const ServiceRequest service = OnlyService(deployment);
   ASSERT_EQ(service.resources.storage.size(), 3u);
   EXPECT_EQ(service.resources.storage[0], (StorageVolume{"default", 20 * kGi, std::nullopt, false}));
   EXPECT_EQ(service.resources.storage[1], (StorageVolume{"models", 200 * kGi, "beta3", true}));
@@ -190,13 +194,13 @@ TEST(SdlStorage, ListOfVolumesWithAttributes) {
   EXPECT_EQ(service.resources.StorageBytes(), 221 * kGi);
 }
 
-TEST(SdlStorage, TwoUnnamedVolumesAreBothDefault) {
-  // As in the Akash GPU guide's ollama example.
+TEST(SdlStorage, TwoUnnamedVolumesAreRefused) {
+  // Both are called default, which Akash's reader refuses (the GPU guide's ollama example did it).
   const std::string text =
       Replace(kBaseSdl, "          size: 1Gi\n#GPU", "          - size: 1Gi\n          - size: 100Gi\n#GPU");
-  const ServiceRequest service = OnlyService(ParseOk(text));
-  ASSERT_EQ(service.resources.storage.size(), 2u);
-  EXPECT_EQ(service.resources.storage[1].name, "default");
+  EXPECT_EQ(ParseError(text).message(),
+            "profiles.compute.web.resources.storage[1]: duplicate volume \"default\" (an unnamed volume is called "
+            "default: name the others)");
 }
 
 TEST(SdlStorage, DuplicateNamedVolumeIsAnError) {
@@ -258,9 +262,13 @@ TEST(SdlGpu, UnitsWithoutAttributesIsAnError) {
 }
 
 TEST(SdlGpu, ZeroUnitsIsNoGpu) {
-  const ServiceRequest service = OnlyService(ParseOk(WithGpu(
-      "        gpu:\n          units: 0\n          attributes:\n            vendor:\n              nvidia:\n")));
+  const ServiceRequest service = OnlyService(ParseOk(WithGpu("        gpu:\n          units: 0\n")));
   EXPECT_EQ(service.resources.gpu, GpuRequest{});
+  // Akash's deployment check refuses GPU attributes without GPUs.
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 0\n          attributes:\n            vendor:\n"
+                               "              nvidia:\n"))
+                .message(),
+            "profiles.compute.web.resources.gpu.attributes: given for 0 GPUs (remove it or set units)");
 }
 
 TEST(SdlGpu, BadInterfaceNamesItsPath) {
@@ -276,16 +284,23 @@ TEST(SdlGpu, BadInterfaceNamesItsPath) {
             "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[1].interface: \"nvlink\" is not pcie|sxm");
 }
 
-TEST(SdlGpu, UnknownOptionFieldAndVendorAreErrors) {
-  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
-                               "              nvidia:\n                - model: h100\n                  memory: 80Gi\n"))
-                .message(),
-            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field (expected model, ram "
-            "or interface)");
+TEST(SdlGpu, UnknownOptionFieldIsAWarningAndUnknownVendorAnError) {
+  // Akash's reader ignores an unknown field of a GPU option (so the option is any RAM): a warning.
+  const Deployment deployment =
+      ParseOk(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
+                      "              nvidia:\n                - model: h100\n                  memory: 80Gi\n"));
+  ASSERT_EQ(deployment.warnings.size(), 1u);
+  EXPECT_EQ(deployment.warnings[0].ToString(),
+            "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field, ignored (expected "
+            "model, ram or interface)");
+  EXPECT_EQ(OnlyService(deployment).resources.gpu.options.at(0).ram_min_bytes, std::nullopt);
   EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
                                "              intel:\n"))
                 .message(),
             "profiles.compute.web.resources.gpu.attributes.vendor.intel: unknown GPU vendor (expected nvidia or amd)");
+  // Unknown fields of the GPU block itself are refused by Akash's reader too.
+  EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          model: h100\n")).message(),
+            "profiles.compute.web.resources.gpu.model: unknown field (expected units or attributes)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,19 +455,29 @@ TEST(SdlServices, FieldsThatDoNotAffectMatchingAreAccepted) {
       - port: 9000
         to:
           - service: other
-      - nonsense
+        accept: [example.com]
+        http_options: {max_body_size: 1024}
     params:
       storage:
-        data: {mount: /data}
+        default: {mount: /data, readOnly: true}
     credentials:
       host: ghcr.io
       username: me
       password: secret
+    dependencies:
+      - service: db
     depends_on: [db]
     env: {A: "1", B: two}
 )");
   const Deployment deployment = ParseOk(text);
+  ASSERT_EQ(deployment.warnings.size(), 2u);
+  EXPECT_EQ(deployment.warnings[0].ToString(),
+            "services.web.depends_on: unknown field, ignored (expected image, command, args, env, expose, params, "
+            "credentials or dependencies)");
+  EXPECT_EQ(deployment.warnings[1].ToString(),
+            "services.web.env: a mapping, read as NAME: value (Akash SDL writes env as a list of NAME=value)");
   const ServiceSpec& spec = deployment.services.at("web");
+  EXPECT_EQ(spec.mounts, (std::vector<VolumeMount>{{"default", "/data", true}}));
   EXPECT_EQ(spec.command, (std::vector<std::string>{"sh", "-c"}));
   EXPECT_EQ(spec.args, std::vector<std::string>{"echo hi"});
   ASSERT_EQ(spec.expose.size(), 2u);
@@ -535,19 +560,20 @@ TEST(SdlErrors, DenomsDifferWithinAGroup) {
                  "        storage: {size: 1Gi}\n    big:\n      resources: {cpu: {units: 1}, memory: {size: 1Gi}}\n");
   text = Replace(text, "  alpha:\n    west: {profile: small", "  alpha:\n    west: {profile: big");
   EXPECT_EQ(ParseError(text).message(),
-            "profiles.placement.west.pricing.big.denom: \"uact\" differs from \"uakt\" used by the group's other "
-            "services; a group is priced in one denom");
+            "profiles.placement.west.pricing.big: priced in uact, the group's other services in uakt; every service "
+            "of a group is priced in the same denoms");
 }
 
 TEST(SdlErrors, VersionAndShape) {
-  EXPECT_EQ(ParseError(Replace(kBaseSdl, "version: \"2.0\"", "version: \"3.0\"")).message(),
-            "version: \"3.0\" is not supported (expected \"2.0\" or \"2.1\")");
+  EXPECT_EQ(ParseError(Replace(kBaseSdl, "version: \"2.0\"", "version: \"1.0\"")).message(),
+            "version: \"1.0\" is not supported (expected \"2.0\", \"2.1\" or \"2.2\")");
   EXPECT_EQ(ParseOk(Replace(kBaseSdl, "version: \"2.0\"", "version: 2.0")).version, "2.0");
   EXPECT_EQ(ParseError("").message(), "the file is empty");
   EXPECT_EQ(ParseError("# only a comment\n").message(), "the file is empty");
   EXPECT_EQ(ParseError("- a\n- b\n").message(), "expected a mapping at the top level, found a list");
+  // A misspelt field is a warning (Akash's reader ignores it), and what it would have said is missing.
   EXPECT_EQ(ParseError(Replace(kBaseSdl, "        memory:\n", "        memroy:\n")).message(),
-            "profiles.compute.web.resources.memroy: unknown field (expected cpu, memory, storage or gpu)");
+            "profiles.compute.web.resources.memory: missing");
   EXPECT_EQ(ParseError(Replace(kBaseSdl, "deployment:\n  web:\n", "deployment:\n  web:\n    akash: {profile: web, count: 1}\n  web:\n"))
                 .message(),
             "deployment.web: duplicate key");
@@ -649,51 +675,56 @@ TEST(SdlLimits, NodeCount) {
 // Aliases share their anchored node, so a billion-laughs file stays small; the walks that follow
 // aliases (merge keys, expose) are bounded, so it stays quick too.
 TEST(SdlLimits, AliasBombsAreCheap) {
-  std::string bomb = "x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  // The anchors sit in unknown fields of a service (Akash refuses unknown top-level fields).
+  std::string bomb = "    x-l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
   for (int level = 1; level <= 9; ++level) {
-    bomb += "x-l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    bomb += "    x-l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
     for (int i = 0; i < 10; ++i) bomb += (i == 0 ? "*l" : ", *l") + std::to_string(level - 1);
     bomb += "]\n";
   }
-  const std::string text =
-      bomb + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    command: *l9\n    expose: *l9\n");
+  const std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + bomb + "    command: *l9\n");
   Result<Deployment> result = Deployment{};
   EXPECT_LT(Seconds([&] { result = ParseSdl(text); }), 1.0);
   EXPECT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->warnings.size(), 10u);
+  // An expose list of lists is refused at its first entry, as Akash refuses it.
+  const std::string expose = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + bomb + "    expose: *l9\n");
+  EXPECT_LT(Seconds([&] { result = ParseSdl(expose); }), 1.0);
+  EXPECT_EQ(result.status().message(), "services.web.expose[0]: expected a mapping, found a list");
 }
 
 TEST(SdlLimits, MergeKeysThatMultiplyAreRefused) {
   // Each level merges the one below 64 times: 64^7 mappings if nothing stopped it.
-  std::string merges = "x-m0: &m0 {a: 1}\n";
+  std::string merges = "    x-m0: &m0 {a: 1}\n";
   for (int level = 1; level <= 7; ++level) {
-    merges += "x-m" + std::to_string(level) + ": &m" + std::to_string(level) + " {<<: [";
+    merges += "    x-m" + std::to_string(level) + ": &m" + std::to_string(level) + " {<<: [";
     for (int i = 0; i < 64; ++i) merges += (i == 0 ? "*m" : ", *m") + std::to_string(level - 1);
     merges += "]}\n";
   }
   Status status;
   const std::string multiplied =
-      merges + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *m7\n");
+      Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + merges + "    <<: *m7\n");
   EXPECT_LT(Seconds([&] { status = ParseError(multiplied); }), 1.0);
   EXPECT_EQ(status.code(), Status::Code::kLimitExceeded);
   EXPECT_EQ(status.message(), "services.web.<<.<<.<<.<<.<<.<<.<<: merge keys (<<) merge more than 256 mappings");
 
   // One merged mapping of many repeated keys: each read is cheap, but they are counted.
-  std::string repeated = "x-big: &big {";
+  std::string repeated = "    x-big: &big {";
   for (int i = 0; i < 5000; ++i) repeated += "a: 1, ";
   repeated += "}\n";
   const std::string big =
-      repeated + Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n    <<: *big\n");
+      Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + repeated + "    <<: *big\n");
   EXPECT_EQ(ParseError(big).message(), "services.web.<<: merge keys (<<) bring in more than 4096 entries");
 }
 
 TEST(SdlLimits, ExposeThroughAliasesIsBounded) {
-  std::string text = "x-port: &port {port: 80, ";
-  for (int i = 0; i < 2000; ++i) text += "k" + std::to_string(i) + ": v, ";
-  text += "}\n";
+  std::string anchor = "    x-port: &port {port: 80, ";
+  for (int i = 0; i < 2000; ++i) anchor += "k" + std::to_string(i) + ": v, ";
+  anchor += "}\n";
   std::string expose = "    expose: [";
   for (int i = 0; i < 10; ++i) expose += "*port, ";
   expose += "]\n";
-  text += Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + expose);
+  const std::string text = Replace(kBaseSdl, "    image: nginx:1.25\n", "    image: nginx:1.25\n" + anchor + expose);
   EXPECT_EQ(ParseError(text).message(), "services.web.expose: more than 16384 fields and targets");
 }
 
