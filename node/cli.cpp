@@ -66,6 +66,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     RegisterLedgerCommands(app, context);
     RegisterLeaseCommands(app, context);
     RegisterSubmitCommand(app, context);
+    RegisterNodeCommands(app, context);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,8 +1,9 @@
 // gpumart lease manifest LEASE --k8s --sdl deploy.yaml: the Kubernetes objects that run a lease
 // on a provider's cluster (docs/EXECUTOR.md, "Kubernetes manifests").
 //
-// The lease and its Order come from this node's ledger (opened directly, like `gpumart leases`,
-// so the daemon must be stopped). The Order carries what matching needs (per service: replicas,
+// The lease and its Order come from the node's ledger: over its client port (`lease`, the
+// signatures checked here), or read directly from a stopped daemon's data dir, as `gpumart
+// leases` chooses (node/client_cli.h). The Order carries what matching needs (per service: replicas,
 // CPU, memory, storage volumes, GPUs) but not how to run it (image, env, command, args, ports,
 // volume mounts): those are only in the tenant's SDL, so the SDL is an argument, and it must be
 // the one the order was made from (same group, same services, same resources), else the command
@@ -27,11 +28,11 @@
 #include "market/types.h"
 #include "market/yaml_tree.h"
 #include "node/cli.h"
+#include "node/client_cli.h"
 
 namespace gpumart::node {
 namespace {
 
-constexpr const char* kDefaultDataDir = "./gpumart-data";
 constexpr const char* kLedgerSubdir = "/ledger";
 constexpr size_t kLeaseLabelHexDigits = 16;  // a label value holds at most 63 characters
 constexpr size_t kMaxKubernetesNameBytes = 63;
@@ -488,11 +489,67 @@ Result<std::string> RenderKubernetes(const ledger::LeaseRecord& record, const ma
   return "# gpumart lease " + lease_hex + ": kubectl apply -f -\n" + list.Write();
 }
 
+// The lease and its order from the node's ledger, read directly (a stopped daemon).
+Result<std::pair<ledger::LeaseRecord, market::Signed<market::Order>>> OfflineLease(const std::string& data_dir,
+                                                                                  const market::MessageId& lease_id) {
+  ledger::LedgerOptions ledger_options;
+  ledger_options.create_if_missing = false;
+  auto store = ledger::LedgerStore::Open(data_dir + kLedgerSubdir, ledger_options);
+  if (!store.ok()) return store.status();
+  Result<ledger::LeaseRecord> record = (*store)->GetLease(lease_id);
+  if (!record.ok()) {
+    if (record.status().code() == Status::Code::kNotFound) {
+      return Status::NotFound("lease " + market::ToHex(lease_id) + " is not in the ledger at " + (*store)->path());
+    }
+    return record.status();
+  }
+  Result<market::Signed<market::Order>> order = (*store)->GetOrder(record->lease.order_id);
+  if (!order.ok()) {
+    return Status::NotFound("the order of lease " + market::ToHex(lease_id) + " (" +
+                            market::ToHex(record->lease.order_id) + ") is not in the ledger: " + order.status().message());
+  }
+  return std::make_pair(std::move(record).value(), std::move(order).value());
+}
+
+// The same over the node's client port (`lease`). The node is not trusted: the lease's three
+// signatures and the order's are checked here, and that they are the ones asked for.
+Result<std::pair<ledger::LeaseRecord, market::Signed<market::Order>>> RemoteLease(const std::string& address,
+                                                                                 const market::MessageId& lease_id) {
+  auto connected = client::Client::Connect(address);
+  if (!connected.ok()) return connected.status();
+  auto result = (*connected)->Call("lease", {{"lease", client::Bytes(lease_id.begin(), lease_id.end())}});
+  if (!result.ok()) return result.status().WithContext("node " + address);
+  Result<Json> json = ParseJsonResult(*result);
+  if (!json.ok()) return json.status();
+  auto envelope = client::Require<client::Bytes>(*result, "envelope");
+  if (!envelope.ok()) return envelope.status();
+  Result<market::Signed<market::Lease>> lease = market::OpenLease(**envelope);
+  if (!lease.ok()) return lease.status().WithContext("the node's lease");
+  if (lease->id != lease_id) return Status::Corruption("the node answered with another lease");
+  auto order_envelope = client::Optional<client::Bytes>(*result, "order_envelope");
+  if (!order_envelope.ok()) return order_envelope.status();
+  if (*order_envelope == nullptr) {
+    return Status::NotFound("the order of lease " + market::ToHex(lease_id) + " (" + market::ToHex(lease->body.order_id) +
+                            ") is not in the node's ledger");
+  }
+  auto order = market::OpenSigned<market::Order>(**order_envelope, 0, market::Freshness::kIgnore);
+  if (!order.ok()) return order.status().WithContext("the node's order");
+  if (order->id != lease->body.order_id) return Status::Corruption("the node answered with another order");
+  ledger::LeaseRecord record;
+  record.id = lease->id;
+  record.envelope = lease->envelope;
+  record.lease = lease->body;
+  const std::optional<ledger::LeaseState> state = ledger::ParseLeaseState(json->value("state", ""));
+  if (!state) return Status::Corruption("the node's lease has no known state");
+  record.state = *state;
+  return std::make_pair(std::move(record), std::move(order).value());
+}
+
 void RegisterManifest(CLI::App& lease_command, CliContext& context) {
   auto* command = lease_command.add_subcommand("manifest", "print the Kubernetes objects that run a lease");
   struct Options {
     std::string lease;
-    std::string data_dir = kDefaultDataDir;
+    NodeFlags node;
     std::string sdl;
     std::string gpu_models;
     bool k8s = false;
@@ -505,9 +562,9 @@ void RegisterManifest(CLI::App& lease_command, CliContext& context) {
                    "the SDL the lease's order was made from (the order carries resources, not images, env, "
                    "commands, ports or mounts)")
       ->required();
-  command->add_option("--data-dir,-d", options->data_dir, "the node's data directory")->capture_default_str();
+  AddNodeOptions(*command, options->node, /*offline_reader=*/true);
   command->add_option("--gpu-models", options->gpu_models, "a GPU model table extending the built-in one");
-  SetCommandBody(*command, context, [options, &context] {
+  SetCommandBody(*command, context, [command, options, &context] {
     const std::optional<market::MessageId> lease_id = market::FromHex<market::kIdBytes>(options->lease);
     if (!lease_id) return context.Fail("LEASE must be 64 hex digits", kExitUsage);
     Result<bidding::GpuModelTable> models = bidding::GpuModelTable::Load(options->gpu_models);
@@ -515,31 +572,23 @@ void RegisterManifest(CLI::App& lease_command, CliContext& context) {
     Result<SdlFile> sdl = ReadSdl(options->sdl);
     if (!sdl.ok()) return context.Fail(sdl.status());
 
-    ledger::LedgerOptions ledger_options;
-    ledger_options.create_if_missing = false;
-    auto store = ledger::LedgerStore::Open(options->data_dir + kLedgerSubdir, ledger_options);
-    if (!store.ok()) return context.Fail(store.status());
-    Result<ledger::LeaseRecord> record = (*store)->GetLease(*lease_id);
-    if (!record.ok()) {
-      if (record.status().code() == Status::Code::kNotFound) {
-        return context.Fail("lease " + options->lease + " is not in the ledger at " + (*store)->path(), kExitFailure);
-      }
-      return context.Fail(record.status());
+    Result<NodeChoice> choice = ChooseNode(*command, options->node, /*offline_reader=*/true);
+    if (!choice.ok()) return context.Fail(choice.status());
+    auto found = choice->address.empty() ? OfflineLease(options->node.data_dir, *lease_id)
+                                         : RemoteLease(choice->address, *lease_id);
+    if (!found.ok() && choice->from_local_daemon && found.status().code() == Status::Code::kTimeout) {
+      if (auto offline = OfflineLease(options->node.data_dir, *lease_id); offline.ok()) found = std::move(offline);
     }
-    if (record->state != ledger::LeaseState::kActive) {
+    if (!found.ok()) return context.Fail(found.status(), kExitFailure);
+    const auto& [record, order] = *found;
+    if (record.state != ledger::LeaseState::kActive) {
       return context.Fail(
-          "lease " + options->lease + " is " + std::string(ledger::ToString(record->state)) + ": nothing to run",
+          "lease " + options->lease + " is " + std::string(ledger::ToString(record.state)) + ": nothing to run",
           kExitFailure);
     }
-    Result<market::Signed<market::Order>> order = (*store)->GetOrder(record->lease.order_id);
-    if (!order.ok()) {
-      return context.Fail("the order of lease " + options->lease + " (" + market::ToHex(record->lease.order_id) +
-                              ") is not in the ledger: " + order.status().message(),
-                          kExitFailure);
-    }
-    Result<const market::Order*> group = MatchingGroup(sdl->deployment, order->body, options->sdl);
+    Result<const market::Order*> group = MatchingGroup(sdl->deployment, order.body, options->sdl);
     if (!group.ok()) return context.Fail(group.status());
-    Result<std::string> manifest = RenderKubernetes(*record, order->body, *sdl, *models);
+    Result<std::string> manifest = RenderKubernetes(record, order.body, *sdl, *models);
     if (!manifest.ok()) return context.Fail(manifest.status());
     context.out << *manifest;
     return kExitOk;

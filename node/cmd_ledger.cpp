@@ -1,7 +1,7 @@
 // gpumart ledger verify: re-checks a node's ledger (signatures, hash chain, indexes).
-// gpumart leases: lists leases from a node's ledger, filtered and paged.
-// Both open <data-dir>/ledger directly, so they need the daemon stopped (LevelDB allows one
-// process); a running daemon serves the same queries on its client port.
+// gpumart leases: lists leases from a node's ledger, filtered and paged: over the node's client
+// port (docs/CLIENT.md), or, for a stopped daemon, from <data-dir>/ledger directly (LevelDB allows
+// one process). `ledger verify` always reads the ledger directly.
 #include <CLI/CLI.hpp>
 #include <ostream>
 
@@ -9,6 +9,7 @@
 #include "ledger/verify.h"
 #include "market/types.h"
 #include "node/cli.h"
+#include "node/client_cli.h"
 #include "node/json.h"
 
 namespace gpumart::node {
@@ -53,10 +54,55 @@ void RegisterVerify(CLI::App& ledger_command, CliContext& context) {
   });
 }
 
+// The leases page as `gpumart leases --json` prints it (the client port's `leases` result).
+Result<Json> OfflineLeases(const std::string& data_dir, const ledger::LeaseQuery& query) {
+  auto store = OpenExisting(data_dir);
+  if (!store.ok()) return store.status();
+  auto page = (*store)->Leases(query);
+  if (!page.ok()) return page.status();
+  Json leases = Json::array();
+  for (const auto& record : page->leases) leases.push_back(ToJson(record));
+  Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
+  if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
+  return out;
+}
+
+Result<Json> RemoteLeases(const std::string& address, const ledger::LeaseQuery& query) {
+  auto connected = client::Client::Connect(address);
+  if (!connected.ok()) return connected.status();
+  client::Fields args{{"limit", uint64_t{query.limit}}};
+  auto key = [](const auto& bytes) { return client::Bytes(bytes.begin(), bytes.end()); };
+  if (query.tenant) args["tenant"] = key(*query.tenant);
+  if (query.provider) args["provider"] = key(*query.provider);
+  if (query.after) args["after"] = key(*query.after);
+  if (query.state) args["state"] = std::string(ledger::ToString(*query.state));
+  auto result = (*connected)->Call("leases", std::move(args));
+  if (!result.ok()) return result.status().WithContext("node " + address);
+  return ParseJsonResult(*result);
+}
+
+void PrintLeases(std::ostream& out, const Json& page) {
+  const Json& leases = page.at("leases");
+  if (leases.empty()) out << "no leases\n";
+  for (const Json& lease : leases) {
+    out << lease.value("id", "") << "  " << lease.value("state", "") << "  " << lease.value("price_per_hour", uint64_t{0})
+        << " " << Printable(lease.value("denom", "")) << "/h  provider " << lease.value("provider", "").substr(0, 16)
+        << "…  tenant " << lease.value("tenant", "").substr(0, 16) << "…";
+    if (const auto billing = lease.find("billing"); billing != lease.end() && billing->is_object()) {
+      out << "  ran " << billing->value("duration_ms", uint64_t{0}) / 1000 << " s, owes "
+          << billing->value("amount_owed", uint64_t{0}) << " " << Printable(lease.value("denom", ""));
+    }
+    out << "\n";
+  }
+  if (page.contains("next_after") && page["next_after"].is_string()) {
+    out << "more: --after " << page["next_after"].get<std::string>() << "\n";
+  }
+}
+
 void RegisterLeases(CLI::App& app, CliContext& context) {
-  auto* command = app.add_subcommand("leases", "list leases from this node's ledger");
+  auto* command = app.add_subcommand("leases", "list the leases in a node's ledger (over its client port, or read directly)");
   struct Options {
-    std::string data_dir = kDefaultDataDir;
+    NodeFlags node;
     std::string tenant;
     std::string provider;
     std::string state;
@@ -65,7 +111,7 @@ void RegisterLeases(CLI::App& app, CliContext& context) {
     bool json = false;
   };
   auto options = std::make_shared<Options>();
-  command->add_option("--data-dir,-d", options->data_dir, "the node's data directory")->capture_default_str();
+  AddNodeOptions(*command, options->node, /*offline_reader=*/true);
   command->add_option("--tenant", options->tenant, "only leases of this tenant (public key, hex)");
   command->add_option("--provider", options->provider, "only leases of this provider (public key, hex)");
   command->add_option("--state", options->state, "only leases in this state")->check(CLI::IsMember({"active", "closed"}));
@@ -74,7 +120,7 @@ void RegisterLeases(CLI::App& app, CliContext& context) {
       ->capture_default_str();
   command->add_option("--after", options->after, "continue after this lease id (the previous page's next_after)");
   command->add_flag("--json", options->json, "print JSON");
-  SetCommandBody(*command, context, [options, &context] {
+  SetCommandBody(*command, context, [command, options, &context] {
     ledger::LeaseQuery query;
     query.limit = options->limit;
     auto parse_key = [](const std::string& hex) { return market::FromHex<market::kPublicKeyBytes>(hex); };
@@ -84,31 +130,20 @@ void RegisterLeases(CLI::App& app, CliContext& context) {
     if (!options->after.empty() && !(query.after = parse_key(options->after))) return bad_key("after");
     if (!options->state.empty()) query.state = ledger::ParseLeaseState(options->state);
 
-    auto store = OpenExisting(options->data_dir);
-    if (!store.ok()) return context.Fail(store.status());
-    auto page = (*store)->Leases(query);
+    Result<NodeChoice> choice = ChooseNode(*command, options->node, /*offline_reader=*/true);
+    if (!choice.ok()) return context.Fail(choice.status());
+    Result<Json> page = choice->address.empty() ? OfflineLeases(options->node.data_dir, query)
+                                                : RemoteLeases(choice->address, query);
+    // A daemon killed without cleaning up leaves its address behind: its ledger is free to read.
+    if (!page.ok() && choice->from_local_daemon && page.status().code() == Status::Code::kTimeout) {
+      if (Result<Json> offline = OfflineLeases(options->node.data_dir, query); offline.ok()) page = std::move(offline);
+    }
     if (!page.ok()) return context.Fail(page.status());
     if (options->json) {
-      Json leases = Json::array();
-      for (const auto& record : page->leases) leases.push_back(ToJson(record));
-      Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
-      if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
-      context.out << DumpJson(out) << "\n";
-      return kExitOk;
+      context.out << DumpJson(*page) << "\n";
+    } else {
+      PrintLeases(context.out, *page);
     }
-    if (page->leases.empty()) context.out << "no leases\n";
-    for (const auto& record : page->leases) {
-      context.out << market::ToHex(record.id) << "  " << ledger::ToString(record.state) << "  "
-                  << record.lease.price_per_hour << " " << Printable(record.lease.denom) << "/h  provider "
-                  << market::ToHex(record.provider()).substr(0, 16) << "…  tenant "
-                  << market::ToHex(record.lease.tenant).substr(0, 16) << "…";
-      if (record.billing) {
-        context.out << "  ran " << record.billing->duration_ms / 1000 << " s, owes " << record.billing->amount_owed
-                    << " " << Printable(record.lease.denom);
-      }
-      context.out << "\n";
-    }
-    if (page->next_after) context.out << "more: --after " << market::ToHex(*page->next_after) << "\n";
     return kExitOk;
   });
 }

@@ -134,6 +134,7 @@ Status NodeContext::StartClientPort(const NodeConfig& config) {
   sources.client = client_counters_;
   client::ClientPortConfig port;
   port.listen = config.client_listen;
+  port.curve = !client::IsLoopbackEndpoint(config.client_listen);  // docs/CLIENT.md, "Addresses"
   port.ledger = &ledger_->store();
   port.queries = ClientQueries(std::move(sources));
   client_port_ = system_.Spawn({.name = "client-port", .mailbox_hwm = client::kClientPortMailboxHwm},

@@ -194,11 +194,20 @@ Result<Event> Client::WaitEvent(std::chrono::milliseconds timeout) { return impl
 uint64_t Client::events_dropped() const { return impl_->events_dropped(); }
 const std::string& Client::address() const { return impl_->address(); }
 
+std::string UserConfigDir() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/gpumart";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.config/gpumart";
+}
+
 std::string ClientConfigPath() {
   if (const char* path = std::getenv("GPUMART_CLIENT_CONFIG"); path != nullptr && *path != '\0') return path;
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") + "/.config/gpumart/client.yaml";
+  return UserConfigDir() + "/client.yaml";
 }
+
+std::string DefaultTenantKeyPath() { return UserConfigDir() + "/tenant.key"; }
 
 Result<std::string> ResolveNodeAddress(const std::string& explicit_address, const std::string& data_dir) {
   if (!explicit_address.empty()) return explicit_address;
@@ -209,17 +218,21 @@ Result<std::string> ResolveNodeAddress(const std::string& explicit_address, cons
     const market::YamlNode node = tree->Root().Find("node");
     if (node.IsScalar() && !node.Scalar().empty()) return std::string(node.Scalar());
   }
+  if (Result<std::string> local = LocalDaemonAddress(data_dir); local.ok()) return local;
+  return Status::NotFound("no node to talk to: no --node, no node: in " + config_path + ", and no running daemon's " +
+                          data_dir + "/" + kClientAddressFile + " (start gpumartd, or pass --node ADDR)");
+}
+
+Result<std::string> LocalDaemonAddress(const std::string& data_dir) {
   const std::string file = data_dir + "/" + kClientAddressFile;
   Result<std::string> written = ReadSmallFile(file);
-  if (written.ok()) {
-    std::string address = *written;
-    while (!address.empty() && (address.back() == '\n' || address.back() == '\r' || address.back() == ' ')) {
-      address.pop_back();
-    }
-    if (!address.empty()) return address;
+  if (!written.ok()) return Status::NotFound("no " + file + " (is gpumartd running with data dir " + data_dir + "?)");
+  std::string address = *written;
+  while (!address.empty() && (address.back() == '\n' || address.back() == '\r' || address.back() == ' ')) {
+    address.pop_back();
   }
-  return Status::NotFound("no node to talk to: no --node, no node: in " + config_path + ", and no running daemon's " +
-                          file + " (start gpumartd, or pass --node ADDR)");
+  if (address.empty()) return Status::NotFound(file + " is empty");
+  return address;
 }
 
 }  // namespace gpumart::client

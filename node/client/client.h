@@ -74,7 +74,14 @@ class Client {
 // config (~/.config/gpumart/client.yaml, or $GPUMART_CLIENT_CONFIG); else the address the local
 // daemon wrote to <data_dir>/client.address. kNotFound says what was tried.
 Result<std::string> ResolveNodeAddress(const std::string& explicit_address, const std::string& data_dir);
-// The client config's path: $GPUMART_CLIENT_CONFIG, else $HOME/.config/gpumart/client.yaml.
+// The address the daemon with data dir `data_dir` wrote (<data_dir>/client.address); kNotFound
+// when there is none (no daemon running there, or one without a client port).
+Result<std::string> LocalDaemonAddress(const std::string& data_dir);
+// The client config's path: $GPUMART_CLIENT_CONFIG, else <config dir>/client.yaml.
 std::string ClientConfigPath();
+// The tenant's key file when no --key is given (docs/SUBMIT.md): <config dir>/tenant.key.
+std::string DefaultTenantKeyPath();
+// $XDG_CONFIG_HOME/gpumart, else $HOME/.config/gpumart.
+std::string UserConfigDir();
 
 }  // namespace gpumart::client

@@ -1,5 +1,7 @@
 #include "node/client/client_port.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <deque>
 #include <exception>
@@ -37,7 +39,12 @@ bool IsLoopbackEndpoint(std::string_view endpoint) {
     return close != std::string_view::npos && host.substr(1, close - 1) == "::1";
   }
   host = host.substr(0, host.rfind(':'));
-  return host == "localhost" || host.substr(0, 4) == "127.";
+  if (host == "localhost") return true;
+  // An IPv4 address in 127.0.0.0/8, not a name that merely starts with "127." (it could resolve
+  // anywhere).
+  in_addr address{};
+  const std::string text(host);
+  return inet_pton(AF_INET, text.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
 }
 
 class ClientPort::Impl {
@@ -51,7 +58,7 @@ class ClientPort::Impl {
     router_->set(zmq::sockopt::linger, 0);
     router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits::kMaxTransportBytes));
     router_->set(zmq::sockopt::sndhwm, kClientSendHwm);
-    const bool curve = !IsLoopbackEndpoint(config_.listen);
+    const bool curve = config_.curve;
     if (curve) {
       // Off loopback every link is encrypted and the node authenticated by its identity key
       // (clients are anonymous: what they may change is decided by the signatures they send).
@@ -83,8 +90,9 @@ class ClientPort::Impl {
     std::set<MessageId> orders;  // subscribed
   };
   struct Subscription {
-    std::string connection;  // routing id
-    PublicKey tenant{};
+    // Routing ids. Several: anyone can publish an Order's bytes again (gossip shows them to
+    // everyone), which must not take its events away from the tenant's own connection.
+    std::vector<std::string> connections;
     int64_t expires_ms = 0;
   };
   struct KnownBid {
@@ -209,7 +217,7 @@ class ClientPort::Impl {
   }
 
   void Forget(std::unordered_map<std::string, Connection>::iterator it) {
-    for (const MessageId& order : it->second.orders) subscriptions_.erase(order);
+    for (const MessageId& order : it->second.orders) Unsubscribe(order, it->first);
     connections_.erase(it);
     counters_->connections.store(connections_.size(), std::memory_order_relaxed);
     counters_->subscriptions.store(subscriptions_.size(), std::memory_order_relaxed);
@@ -223,8 +231,8 @@ class ClientPort::Impl {
     }
     for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
       if (it->second.expires_ms <= now) {
-        if (auto conn = connections_.find(it->second.connection); conn != connections_.end()) {
-          conn->second.orders.erase(it->first);
+        for (const std::string& connection : it->second.connections) {
+          if (auto conn = connections_.find(connection); conn != connections_.end()) conn->second.orders.erase(it->first);
         }
         it = subscriptions_.erase(it);
       } else {
@@ -291,7 +299,7 @@ class ClientPort::Impl {
             return Status::Unavailable("this node follows too many open orders; try another node or later");
           }
         }
-        subscribe = Subscription{connection, order->envelope.signer, order->envelope.expires_ms};
+        subscribe = Subscription{{connection}, order->envelope.expires_ms};
         break;
       }
       case MessageType::kAccept: {
@@ -368,14 +376,23 @@ class ClientPort::Impl {
   }
 
   void Subscribe(const MessageId& order, Subscription subscription) {
+    const std::string& connection = subscription.connections.front();
     auto [it, inserted] = subscriptions_.try_emplace(order, subscription);
-    if (!inserted && it->second.connection != subscription.connection) {
-      // The order's publisher again, on a new connection (a restarted client): it follows there.
-      if (auto old = connections_.find(it->second.connection); old != connections_.end()) old->second.orders.erase(order);
-      it->second = subscription;
+    if (!inserted) {
+      std::vector<std::string>& connections = it->second.connections;
+      if (std::find(connections.begin(), connections.end(), connection) != connections.end()) return;
+      if (connections.size() >= kMaxSubscribersPerOrder) return;  // the first ones keep it
+      connections.push_back(connection);
     }
-    connections_.at(subscription.connection).orders.insert(order);
+    connections_.at(connection).orders.insert(order);
     counters_->subscriptions.store(subscriptions_.size(), std::memory_order_relaxed);
+  }
+
+  void Unsubscribe(const MessageId& order, const std::string& connection) {
+    auto it = subscriptions_.find(order);
+    if (it == subscriptions_.end()) return;
+    std::erase(it->second.connections, connection);
+    if (it->second.connections.empty()) subscriptions_.erase(it);
   }
 
   // ---- Deliveries ----
@@ -388,7 +405,8 @@ class ClientPort::Impl {
       case MessageType::kBid: {
         Result<market::Bid> bid = market::DecodeBid(envelope->body);
         if (!bid.ok()) return;
-        Remember(delivery.id, *bid, envelope->signer, envelope->expires_ms);
+        // Only the bids of orders published here: an Accept is published where its Order was.
+        if (subscriptions_.contains(bid->order_id)) Remember(delivery.id, *bid, envelope->signer, envelope->expires_ms);
         Push("bid", bid->order_id, delivery);
         break;
       }
@@ -427,9 +445,12 @@ class ClientPort::Impl {
   void Push(const char* type, const MessageId& order, const gossip::Deliver& delivery) {
     auto it = subscriptions_.find(order);
     if (it == subscriptions_.end()) return;
-    Bump(counters_->events);
-    Send(it->second.connection,
-         EventResponse(type, Fields{{"order", IdBytes(order)}, {"id", IdBytes(delivery.id)}, {"envelope", delivery.envelope}}));
+    const Response event =
+        EventResponse(type, Fields{{"order", IdBytes(order)}, {"id", IdBytes(delivery.id)}, {"envelope", delivery.envelope}});
+    for (const std::string& connection : it->second.connections) {
+      Bump(counters_->events);
+      Send(connection, event);
+    }
   }
 
   const market::Identity& identity_;

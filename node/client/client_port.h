@@ -8,7 +8,7 @@
 //   node has seen; a Close by the tenant or the provider of a lease in this node's ledger), then
 //   gossips it (gossip::PublishMessage). Publishing an Order subscribes the connection to it.
 // - Subscriptions: the Bids for a subscribed order, its Lease and that lease's Close are pushed
-//   to the connection as events, as gossip delivers them (or the node itself publishes them: a
+//   to the connections that published it (the first kMaxSubscribersPerOrder) as events, as gossip delivers them (or the node itself publishes them: a
 //   provider's own bid, when a tenant uses the provider's node). A subscription ends when its
 //   order expires or its connection falls silent for idle_ms; both tables are bounded.
 // - Queries: a table of read-only request kinds (QueryTable) the node fills; they run on this
@@ -52,6 +52,8 @@ constexpr std::chrono::milliseconds kBackendTimeout{2'000};
 constexpr int kMaxFramesPerWake = 256;
 // Replies and events queued towards one client before more are dropped.
 constexpr int kClientSendHwm = 10'000;
+// Connections one order's events go to (its publisher first; anyone may publish it again).
+constexpr size_t kMaxSubscribersPerOrder = 4;
 // How often subscriptions, connections and remembered bids are expired.
 constexpr int64_t kClientExpiryCheckMs = 1'000;
 
@@ -69,6 +71,9 @@ using QueryTable = std::map<std::string, QueryHandler, std::less<>>;
 
 struct ClientPortConfig {
   std::string listen = "tcp://127.0.0.1:7701";  // "*" as the port picks a free one
+  // CURVE with the node's identity key (clients must know it: their address carries it). The
+  // node's rule (NodeContext): on unless `listen` is a loopback endpoint.
+  bool curve = false;
   const ledger::LedgerStore* ledger = nullptr;  // Close ownership; must outlive the actor
   QueryTable queries;
   int64_t idle_ms = kClientIdleMs;

@@ -49,8 +49,9 @@ constexpr size_t kMaxConnections = 1'024;
 // Orders one connection may be subscribed to, and all connections together.
 constexpr size_t kMaxSubscriptionsPerConnection = 4'096;
 constexpr size_t kMaxSubscriptions = 65'536;
-// Bids the node remembers (to check Accepts against), newest kept.
-constexpr size_t kMaxKnownBids = 262'144;
+// Bids for orders published on this port the node remembers (to check Accepts against); at the
+// limit the one expiring first is forgotten.
+constexpr size_t kMaxKnownBids = 65'536;
 }  // namespace limits
 
 // One value of args or result.

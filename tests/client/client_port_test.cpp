@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "actors/actor_system.h"
+#include "actors/outbox.h"
 #include "node/client/client.h"
 #include "tests/client/client_test_util.h"
 #include "tests/temp_dir.h"
@@ -211,6 +213,13 @@ TEST_F(ClientPortTest, ASubscriberGetsItsBidsLeaseAndCloseAndOwnershipIsChecked)
   auto order_id = client_->Publish(market::EncodeEnvelope(signed_order.envelope));
   ASSERT_TRUE(order_id.ok()) << order_id.status().ToString();
   EXPECT_EQ(*order_id, signed_order.id);
+  // Someone else publishing the same order bytes again (gossip shows them to all) is harmless
+  // and takes nothing from the tenant's connection.
+  auto other = Client::Connect(relay_->client_address(), 5s);
+  ASSERT_TRUE(other.ok());
+  auto again = (*other)->Call("publish", {{"envelope", market::EncodeEnvelope(signed_order.envelope)}});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(std::get<bool>(again->at("duplicate")));
   auto bid_event = client_->WaitEvent(5s);
   ASSERT_TRUE(bid_event.ok()) << bid_event.status().ToString();
   EXPECT_EQ(bid_event->type, "bid");
@@ -297,6 +306,56 @@ TEST_F(ClientPortTest, ATenantOnTheProvidersOwnNode) {
   EXPECT_EQ(status["role"], "provider");
   EXPECT_EQ(status["leases_active"], 1);
   EXPECT_EQ(status["revenue_per_hour"][bid->body.denom], bid->body.price_per_hour) << status.dump();
+}
+
+}  // namespace
+}  // namespace gpumart::client
+
+namespace gpumart::client {
+namespace {
+
+TEST(ClientPortRulesTest, LoopbackEndpoints) {
+  EXPECT_TRUE(IsLoopbackEndpoint("tcp://127.0.0.1:7701"));
+  EXPECT_TRUE(IsLoopbackEndpoint("tcp://127.3.2.1:*"));
+  EXPECT_TRUE(IsLoopbackEndpoint("tcp://localhost:7701"));
+  EXPECT_TRUE(IsLoopbackEndpoint("tcp://[::1]:7701"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://0.0.0.0:7701"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://*:7701"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://10.0.0.1:7701"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://127.0.0.1.example.org:7701"));
+}
+
+// Off loopback the port speaks CURVE with the node's identity: a client that knows the identity
+// connects; a plain client gets nothing (the handshake never completes), and a client naming
+// another identity neither.
+TEST(ClientPortCurveTest, OnlyClientsThatKnowTheNodesIdentityConnect) {
+  actors::ActorSystem system;
+  const market::Identity identity = market::Identity::Generate();
+  ClientPortConfig config;
+  config.listen = "tcp://127.0.0.1:*";
+  config.curve = true;
+  auto counters = std::make_shared<ClientPortCounters>();
+  actors::ActorHandle port = system.Spawn({.name = "client-port"}, [&identity, config, counters] {
+    return std::make_unique<ClientPort>(identity, config, counters);
+  });
+  ASSERT_TRUE(port.ok()) << port.error();
+  std::string address;
+  {
+    actors::Outbox outbox(system);
+    auto reply = outbox.Request<std::string>(port.address(), GetClientAddress{}, std::chrono::seconds(5));
+    ASSERT_TRUE(reply.ok());
+    address = reply.value();
+  }
+  ASSERT_NE(address.find("/" + market::ToHex(identity.public_key())), std::string::npos) << address;
+  auto client = Client::Connect(address, 5s);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_TRUE((*client)->Call("ping", {}).ok());
+  const std::string endpoint = address.substr(0, address.rfind('/'));
+  EXPECT_EQ(Client::Connect(endpoint, 300ms).status().code(), Status::Code::kTimeout);
+  const std::string impostor = endpoint + "/" + market::ToHex(market::Identity::Generate().public_key());
+  EXPECT_EQ(Client::Connect(impostor, 300ms).status().code(), Status::Code::kTimeout);
+  client->reset();
+  port.Stop();
 }
 
 }  // namespace

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "market/msgpack_writer.h"
 
 namespace gpumart::client {
@@ -116,6 +120,27 @@ TEST(ClientProtocolTest, ErrorMessagesAreCutOnACharacterBoundary) {
   Response response = ErrorResponse(1, Status::InvalidArgument(long_text));
   EXPECT_LE(response.message.size(), limits::kMaxErrorBytes);
   EXPECT_TRUE(DecodeResponse(EncodeResponse(response)).ok());
+}
+
+// The seed corpus of fuzz_client_request (tests/fuzz/corpus/client_request): every seed is a
+// frame today's decoders take, so the fuzzer starts deep; a format change that leaves them stale
+// fails here.
+TEST(ClientProtocolTest, FuzzSeedsDecode) {
+  const std::filesystem::path corpus = std::filesystem::path(GPUMART_SOURCE_DIR) / "tests/fuzz/corpus/client_request";
+  size_t seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string bytes = text.str();
+    const std::span<const uint8_t> frame(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    const bool request = DecodeRequest(frame).ok();
+    const bool response = DecodeResponse(frame).ok();
+    EXPECT_TRUE(request || response) << entry.path() << ": " << DecodeRequest(frame).status().ToString() << " / "
+                                     << DecodeResponse(frame).status().ToString();
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 8u);
 }
 
 }  // namespace

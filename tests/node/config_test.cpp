@@ -127,6 +127,19 @@ TEST(ConfigTest, ReadsEveryGossipSetting) {
   EXPECT_TRUE(ParseNodeConfig("bootstrap: []\n").ok());
 }
 
+// The client port (docs/CLIENT.md): loopback 7701 by default, "*" allowed, empty turns it off,
+// anything else that is not tcp://HOST:PORT is an error naming the key.
+TEST(ConfigTest, ClientListen) {
+  EXPECT_EQ(ParseNodeConfig("")->client_listen, "tcp://127.0.0.1:7701");
+  EXPECT_EQ(ParseNodeConfig("client_listen: tcp://127.0.0.1:*\n")->client_listen, "tcp://127.0.0.1:*");
+  EXPECT_EQ(ParseNodeConfig("client_listen: tcp://0.0.0.0:9701\n")->client_listen, "tcp://0.0.0.0:9701");
+  EXPECT_EQ(ParseNodeConfig("client_listen: \"\"\n")->client_listen, "");
+  auto bad = ParseNodeConfig("client_listen: 127.0.0.1:7701\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("client_listen"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(ParseNodeConfig("client_listen: [a]\n").ok());
+}
+
 // Issue 12: every gossip timer and limit a user may want is a setting.
 TEST(ConfigTest, ReadsEveryGossipTimerAndLimit) {
   Result<NodeConfig> config = ParseNodeConfig(
