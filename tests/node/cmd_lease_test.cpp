@@ -9,6 +9,7 @@
 #include "ledger/store.h"
 #include "market/sdl.h"
 #include "market/yaml_tree.h"
+#include "node/node_context.h"
 #include "tests/ledger/test_leases.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
@@ -266,6 +267,33 @@ TEST_F(LeaseManifestTest, BadAndUnknownLeasesAreClearErrors) {
                         dir_.path()})
                 .exit_code,
             2);
+}
+
+// While a node runs on the data dir (its ledger locked), the manifest comes over its client port
+// (docs/CLIENT.md, "lease"), the same bytes as read from the ledger of the stopped node.
+TEST_F(LeaseManifestTest, OverTheClientPortTheSameAsFromTheLedger) {
+  const std::string lease = market::ToHex(lease_.id);
+  const auto offline = Manifest(lease, sdl_path_);
+  ASSERT_EQ(offline.exit_code, 0) << offline.err;
+  node::NodeConfig config;
+  config.data_dir = dir_.path();
+  config.listen = "";
+  config.client_listen = "tcp://127.0.0.1:*";
+  auto context = node::NodeContext::Start(config);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  const std::string node = (*context)->client_address();
+  const auto remote =
+      RunProcess({GpumartBinary(), "lease", "manifest", lease, "--k8s", "--sdl", sdl_path_, "--node", node});
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  EXPECT_EQ(remote.out, offline.out);
+  const auto orphan = RunProcess(
+      {GpumartBinary(), "lease", "manifest", market::ToHex(orphan_.id), "--k8s", "--sdl", sdl_path_, "--node", node});
+  EXPECT_EQ(orphan.exit_code, 1);
+  EXPECT_NE(orphan.err.find("is not in the node's ledger"), std::string::npos) << orphan.err;
+  const auto closed = RunProcess(
+      {GpumartBinary(), "lease", "manifest", market::ToHex(closed_.id), "--k8s", "--sdl", sdl_path_, "--node", node});
+  EXPECT_EQ(closed.exit_code, 1);
+  EXPECT_NE(closed.err.find("is closed"), std::string::npos) << closed.err;
 }
 
 TEST_F(LeaseManifestTest, AnSdlThatIsNotTheOrdersIsRefused) {
