@@ -259,6 +259,25 @@ TEST(CmdSubmitTest, TheDefaultTenantKeyIsCreatedOnceUnderTheConfigHome) {
   EXPECT_EQ(json::parse(second.out).at("tenant"), market::ToHex(identity->public_key()));
 }
 
+// An unknown SDL field is a warning on stderr (the submit goes on); --strict refuses the file.
+TEST(CmdSubmitTest, UnknownSdlFieldsWarnAndStrictRefuses) {
+  SubmitMarket market;
+  ASSERT_NE(market.AddProvider("h100", 80, 300'000), nullptr);
+  ASSERT_TRUE(market.WaitForOffers());
+  std::string text = kFallbackSdl;
+  text.replace(text.find("    image:"), 0, "    colour: red\n");
+  const std::string sdl = market.Write("colour.yaml", text);
+  const std::string key = market.dir().Sub("tenant.key");
+  CliRun strict = Submit({sdl, "--node", market.relay().client_address(), "--key", key, "--strict"});
+  EXPECT_EQ(strict.exit_code, kExitFailure);
+  EXPECT_NE(strict.err.find("colour"), std::string::npos) << strict.err;
+  EXPECT_TRUE(strict.out.empty()) << strict.out;
+  CliRun lenient = Submit({sdl, "--node", market.relay().client_address(), "--key", key});
+  EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
+  EXPECT_NE(lenient.err.find("warning: " + sdl), std::string::npos) << lenient.err;
+  EXPECT_NE(lenient.err.find("colour"), std::string::npos) << lenient.err;
+}
+
 TEST(CmdSubmitTest, BadInputsFailClearly) {
   gpumart::testing::TempDir dir("cmd-submit-bad");
   CliRun missing = Submit({dir.Sub("nope.yaml"), "--node", "tcp://127.0.0.1:1", "--key", dir.Sub("k")});
