@@ -45,7 +45,8 @@ using Kind = TenantEvent::Kind;
 
 // True when a bid on `predicted`'s terms could rank before `best` (market::RanksBefore): the
 // predicted bid is given every tie-break (the highest reputation, the smallest id), so only the
-// policy's (ranks, price) key decides, and a tie there counts as a possible win.
+// key before them decides (denom rank, then the policy's ranks and price), and a tie there counts
+// as a possible win.
 bool CouldBeat(const market::Candidate& predicted, const market::Candidate& best, market::Policy policy) {
   market::Candidate optimistic = predicted;
   optimistic.reputation_ppm = std::numeric_limits<uint32_t>::max();
@@ -351,8 +352,12 @@ TenantSession::TenantSession(market::Identity tenant, std::vector<TenantOrder> o
     state.outcome.group = state.order.body.group;
     state.outcome.order_id = state.order.id;
     if (state.dry_run) {
-      for (const market::Candidate& candidate : state.dry_run->candidates) {
+      for (market::Candidate& candidate : state.dry_run->candidates) {
         state.reputation[candidate.provider] = candidate.reputation_ppm;
+        // Ranking compares the denom's place in the order's list first (market::RanksBefore); a
+        // candidate in a denom the order does not list could not bid validly: it ranks last.
+        candidate.denom_rank = static_cast<uint32_t>(
+            state.order.body.DenomRank(candidate.denom).value_or(std::numeric_limits<uint32_t>::max()));
       }
     }
   }

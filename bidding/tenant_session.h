@@ -29,8 +29,8 @@
 //   - the best bid in hand B is unbeatable: no listed provider that has not answered could rank
 //     before B (market::RanksBefore) and, when the list was cut, B ranks before the last listed
 //     one, since every unlisted provider ranks after it. "Could rank before" is decided on the
-//     policy's (ranks, price) key alone: at equal ranks and price, RanksBefore falls to reputation
-//     and provider id, and the reputation a node computes for a bid may differ from the one it
+//     key before the tie-breaks alone (the denom's place in the order's list, then the policy's
+//     ranks and price): where those tie, RanksBefore falls to reputation and provider id, and the reputation a node computes for a bid may differ from the one it
 //     listed, so a tie there is counted as a possible win for the later bid (the session waits).
 // An empty complete dry run (nobody could take the order) closes the window at once. Without a
 // dry run the window closes only at its deadline.
@@ -61,7 +61,10 @@ struct TenantSessionOptions {
   market::Policy policy = market::Policy::kPreference;
   int64_t bid_window_ms = 3'000;      // the longest the session collects bids for an order
   int64_t lease_timeout_ms = 2'000;   // how long an accepted provider has to publish its Lease
-  int64_t late_lease_watch_ms = 5'000;  // how long an Accept given up on is watched for a late Lease
+  // How long an Accept given up on is watched for a late Lease: a provider that got it in time
+  // leases within a ledger write, so a short watch catches the usual case without keeping the
+  // command waiting; an Accept still unanswered then is reported (unresolved_accepts).
+  int64_t late_lease_watch_ms = 2'000;
   int64_t message_ttl_ms = 60'000;    // envelope lifetime of the Accepts and Closes it signs
 };
 

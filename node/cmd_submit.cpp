@@ -330,9 +330,11 @@ void ReportEvents(const bidding::TenantStep& step, const std::vector<bidding::Or
 
 int RunSubmit(const SubmitOptions& options, CliContext& context) {
   const Clock& clock = SystemClock::Instance();
-  // TODO(sdl): SdlOptions{.strict} and Deployment::warnings once wt/sdl lands: the one call site.
-  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl);
+  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl, market::SdlOptions{.strict = options.strict});
   if (!deployment.ok()) return context.Fail(deployment.status().WithContext(options.sdl));
+  for (const market::SdlWarning& warning : deployment->warnings) {
+    context.err << "gpumart submit: warning: " << Printable(options.sdl + ": " + warning.ToString()) << "\n";
+  }
   if (deployment->orders.empty()) return context.Fail(options.sdl + ": no placement group has services", kExitFailure);
 
   Result<market::Identity> tenant = TenantKey(options.key, context.err);

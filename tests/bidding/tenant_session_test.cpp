@@ -62,11 +62,13 @@ class TenantSessionTest : public ::testing::Test {
   TenantSessionTest() : tenant_(market::Identity::Generate()) {}
 
   // A provider of `count` GPUs of `device`, priced `rate` per GPU-hour.
-  TestProvider& AddProvider(const market::DeviceType& device, uint64_t rate, uint32_t count = 4) {
+  TestProvider& AddProvider(const market::DeviceType& device, uint64_t rate, uint32_t count = 4,
+                            const std::string& denom = "uakt") {
     market::Offer inventory = Inventory(0);
     inventory.nodes = {Node("n1", {Devices(device, count)})};
     PricingConfig pricing = TablePricing();
     pricing.tables[0].gpu = {{"*", rate}};
+    pricing.tables[0].denom = denom;
     auto identity = market::Identity::Generate();
     auto engine = MakeEngine(identity, std::move(inventory), std::move(pricing));
     EXPECT_NE(engine, nullptr);
@@ -212,6 +214,28 @@ TEST_F(TenantSessionTest, CheapestClosesEarlyOnTheCheapestBid) {
   const TenantStep bid = session->OnEnvelope(BidFrom(a100, order_wire), kNowMs + 5);
   ASSERT_TRUE(Has(bid, Kind::kWindowClosed)) << Describe(bid);
   EXPECT_EQ(session->outcomes()[0].window, WindowClose::kUnbeatable);
+}
+
+// SDL 2.2 caps in several denoms: ranking puts the tenant's denom preference first, so a cheap
+// bid in the second denom does not close the window while a provider of the first is to come.
+TEST_F(TenantSessionTest, TheDenomPreferenceComesBeforePrice) {
+  TestProvider& first_denom = AddProvider(kH100, 300'000, 4, "uakt");
+  TestProvider& second_denom = AddProvider(kH100, 1'000, 4, "usdc");
+  market::Order order = FallbackOrder();
+  order.services[0].more_caps = {market::PriceCap{"usdc", 1'000'000, market::PerBlockToPerHour(1'000'000)}};
+  for (const market::Policy policy : {market::Policy::kPreference, market::Policy::kCheapest}) {
+    auto session = Session({order}, {DryRunFor(order, policy)}, policy);
+    const Bytes order_wire = Published(session->Start(kNowMs), market::MessageType::kOrder).at(0);
+    const TenantStep cheap = session->OnEnvelope(BidFrom(second_denom, order_wire), kNowMs + 1);
+    EXPECT_TRUE(Has(cheap, Kind::kBidKept)) << Describe(cheap);
+    EXPECT_FALSE(Has(cheap, Kind::kWindowClosed)) << market::ToString(policy);
+    const TenantStep preferred = session->OnEnvelope(BidFrom(first_denom, order_wire), kNowMs + 2);
+    const std::vector<Bytes> accepts = Published(preferred, market::MessageType::kAccept);
+    ASSERT_EQ(accepts.size(), 1u) << Describe(preferred);
+    auto accept = market::OpenSigned<market::Accept>(accepts[0], kNowMs + 2);
+    ASSERT_TRUE(accept.ok());
+    EXPECT_EQ(accept->body.provider, first_denom.identity.public_key()) << market::ToString(policy);
+  }
 }
 
 // Equal ranks and price: RanksBefore would fall to reputation and provider id, which the dry run

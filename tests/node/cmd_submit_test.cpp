@@ -234,24 +234,48 @@ TEST(CmdSubmitTest, NoProviderExplainsWhyAndExitsNonZero) {
 
 // Without --key the key lives in $XDG_CONFIG_HOME/gpumart (else ~/.config/gpumart), created once.
 TEST(CmdSubmitTest, TheDefaultTenantKeyIsCreatedOnceUnderTheConfigHome) {
-  SubmitMarket market;
-  ASSERT_NE(market.AddProvider("h100", 80, 300'000), nullptr);
-  ASSERT_TRUE(market.WaitForOffers());
-  const std::string sdl = market.Write("deploy.yaml", kFallbackSdl);
-  const std::string config_home = market.dir().Sub("config");
+  gpumart::testing::TempDir config_dir("cmd-submit-config");
+  const std::string config_home = config_dir.Sub("config");
+  // Set while no other thread runs (setenv is not thread-safe); the market starts after.
   ::setenv("XDG_CONFIG_HOME", config_home.c_str(), 1);
-  CliRun first = Submit({sdl, "--node", market.relay().client_address()});
-  CliRun second = Submit({sdl, "--node", market.relay().client_address()});
+  CliRun first;
+  CliRun second;
+  {
+    SubmitMarket market;
+    ASSERT_NE(market.AddProvider("h100", 80, 300'000), nullptr);
+    ASSERT_TRUE(market.WaitForOffers());
+    const std::string sdl = market.Write("deploy.yaml", kFallbackSdl);
+    first = Submit({sdl, "--node", market.relay().client_address()});
+    second = Submit({sdl, "--node", market.relay().client_address(), "--json"});
+  }
   ::unsetenv("XDG_CONFIG_HOME");
   const std::string key = config_home + "/gpumart/tenant.key";
   EXPECT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.err.find("created the tenant key " + key), std::string::npos) << first.err;
+  EXPECT_EQ(second.exit_code, 0) << second.err;  // the provider has 2 GPUs: one lease each
   EXPECT_EQ(second.err.find("created the tenant key"), std::string::npos) << second.err;
   auto identity = market::LoadKeyFile(key);
   ASSERT_TRUE(identity.ok()) << identity.status().ToString();
-  // The second submit signed with the same key: its lease names that tenant. (It may get no
-  // lease: the one provider has 2 GPUs and both runs take one each.)
-  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(json::parse(second.out).at("tenant"), market::ToHex(identity->public_key()));
+}
+
+// An unknown SDL field is a warning on stderr (the submit goes on); --strict refuses the file.
+TEST(CmdSubmitTest, UnknownSdlFieldsWarnAndStrictRefuses) {
+  SubmitMarket market;
+  ASSERT_NE(market.AddProvider("h100", 80, 300'000), nullptr);
+  ASSERT_TRUE(market.WaitForOffers());
+  std::string text = kFallbackSdl;
+  text.replace(text.find("    image:"), 0, "    colour: red\n");
+  const std::string sdl = market.Write("colour.yaml", text);
+  const std::string key = market.dir().Sub("tenant.key");
+  CliRun strict = Submit({sdl, "--node", market.relay().client_address(), "--key", key, "--strict"});
+  EXPECT_EQ(strict.exit_code, kExitFailure);
+  EXPECT_NE(strict.err.find("colour"), std::string::npos) << strict.err;
+  EXPECT_TRUE(strict.out.empty()) << strict.out;
+  CliRun lenient = Submit({sdl, "--node", market.relay().client_address(), "--key", key});
+  EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
+  EXPECT_NE(lenient.err.find("warning: " + sdl), std::string::npos) << lenient.err;
+  EXPECT_NE(lenient.err.find("colour"), std::string::npos) << lenient.err;
 }
 
 TEST(CmdSubmitTest, BadInputsFailClearly) {
