@@ -327,7 +327,12 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
         GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.client_listen, /*wildcard_port=*/true));
       }
     } else if (key == "metrics_listen") {
-      GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.metrics_listen));
+      // 0 or "": no HTTP endpoint.
+      if (value.IsScalar() && value.Scalar().empty()) {
+        config.metrics_listen.clear();
+      } else {
+        GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.metrics_listen));
+      }
       if (config.metrics_listen == "0") config.metrics_listen.clear();
       if (!config.metrics_listen.empty()) {
         Result<metrics::ListenAddress> address = metrics::ParseListenAddress(config.metrics_listen);

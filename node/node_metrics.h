@@ -5,6 +5,7 @@
 // twice.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>

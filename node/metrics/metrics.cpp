@@ -41,14 +41,6 @@ bool HasDuplicateLabelNames(const Labels& sorted) {
   return false;
 }
 
-std::string_view TypeName(int type) {
-  switch (type) {
-    case 0: return "counter";
-    case 1: return "gauge";
-    default: return "histogram";
-  }
-}
-
 // name{a="x",b="y"} or name{a="x",le="0.5"}; `extra` is a label added last (a bucket's le).
 void WriteSeriesName(std::string& out, std::string_view name, const Labels& labels,
                      const std::pair<std::string_view, std::string>* extra = nullptr) {
@@ -162,6 +154,15 @@ std::vector<double> LatencyBuckets() {
 
 // ---------------------------------------------------------------------------------------------
 
+std::string_view Scrape::TypeName(Type type) {
+  switch (type) {
+    case Type::kCounter: return "counter";
+    case Type::kGauge: return "gauge";
+    case Type::kHistogram: return "histogram";
+  }
+  return "untyped";
+}
+
 Scrape::Series* Scrape::Add(std::string_view name, std::string_view help, Type type, Labels labels) {
   SortLabels(labels);
   if (series_ >= kMaxSeriesPerScrape || !IsValidMetricName(name) ||
@@ -272,7 +273,7 @@ std::string Registry::Expose() const {
     out += "\n# TYPE ";
     out += family.name;
     out += ' ';
-    out += TypeName(static_cast<int>(family.type));
+    out += Scrape::TypeName(family.type);
     out += '\n';
     for (size_t i = 0; i < family.series.size(); ++i) {
       const Scrape::Series& series = family.series[i];

@@ -109,6 +109,7 @@ class Scrape {
  private:
   friend class Registry;
   enum class Type : uint8_t { kCounter, kGauge, kHistogram };
+  static std::string_view TypeName(Type type);  // as # TYPE writes it
   struct Series {
     Labels labels;
     uint64_t integer = 0;  // a counter's value

@@ -355,12 +355,6 @@ TEST(ConfigTest, AnAllocationFailureAnywhereIsAStatus) {
   EXPECT_GT(alloc_failure::EveryAllocationFailureIsAStatus("ParseNodeConfig", [&] { return ParseNodeConfig(text); }), 3);
 }
 
-}  // namespace
-}  // namespace gpumart::node
-
-namespace gpumart::node {
-namespace {
-
 TEST(ConfigTest, MetricsListen) {
   Result<NodeConfig> defaults = ParseNodeConfig("");
   ASSERT_TRUE(defaults.ok());
