@@ -148,6 +148,21 @@ def main():
               f"{bench['leases_recorded']:,.0f} leases recorded)", "<= 1.25", bench["verify_ratio"] <= 1.25)
     guarded("catch_up", catch_up)
 
+    def e2e():
+        bench = find(results, "bench_e2e:BM_SubmitToLease")
+        context = f"load average {bench['load_average']:.1f}, {bench['cores']:.0f} cores"
+        check("BM_SubmitToLease p50_ms (light load)", f"{bench['p50_ms']:.1f} ms (p99 {bench['p99_ms']:.1f} ms; {context})",
+              "<= 10 ms", bench["p50_ms"] <= 10)
+        check("BM_SubmitToLease p99_ms (light load)", f"{bench['p99_ms']:.1f} ms", "<= 50 ms", bench["p99_ms"] <= 50)
+        check("BM_SubmitToLease leases_per_s", f"{bench['leases_per_s']:,.0f}/s ({bench['ceiling_ratio']:.0%} of the "
+              f"verification-bound ceiling {bench['ceiling_leases_per_s']:,.0f}/s: {bench['verifies_per_lease']:.1f} "
+              f"verifications per lease, raw verify {bench['raw_verify_per_s']:,.0f}/s per core)", ">= 500/s",
+              bench["leases_per_s"] >= 500)
+        check("BM_SubmitToLease rss_mb_provider", f"{bench['rss_mb_provider']:.1f} MB with "
+              f"{bench['open_orders']:,.0f} open orders", "<= 64 MB",
+              bench["rss_mb_provider"] <= 64 and bench["open_orders"] >= 10_000)
+    guarded("e2e", e2e)
+
     print(f"{sum(checks)} of {len(checks)} targets met")
     return 0 if all(checks) else 1
 

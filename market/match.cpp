@@ -1018,6 +1018,31 @@ std::string_view ToString(ExclusionReason reason) {
   return "unknown";
 }
 
+std::string DescribeExclusion(const Exclusion& exclusion, const Order& order) {
+  const std::string& detail = exclusion.detail;
+  const std::string service = detail.empty() ? "" : " (service " + detail + ")";
+  switch (exclusion.reason) {
+    case ExclusionReason::kAttributes: {
+      auto wanted = order.attributes.find(detail);
+      return "placement attribute " + detail +
+             (wanted == order.attributes.end() ? "" : "=" + wanted->second) + " not offered";
+    }
+    case ExclusionReason::kSignedBy: return "auditor requirements (signedBy) not met";
+    case ExclusionReason::kDenom: return "no prices in " + detail;
+    case ExclusionReason::kGpuModel: return "no GPU of a wanted model" + service;
+    case ExclusionReason::kGpuRam: return "GPU RAM below the minimum" + service;
+    case ExclusionReason::kGpuInterface: return "wrong GPU interface" + service;
+    case ExclusionReason::kGpuCuda: return "CUDA version too old" + service;
+    case ExclusionReason::kGpuRate: return "no GPU rate for the matching devices" + service;
+    case ExclusionReason::kCapacity: return "not enough free capacity";
+    case ExclusionReason::kPriceCap: return "price above the cap";
+    case ExclusionReason::kOfferTooLarge: return "offer over a matching work bound: " + detail;
+    case ExclusionReason::kWorkLimit: return "evaluation over its work bound (kMaxEvaluationSteps)";
+    case ExclusionReason::kNone: break;
+  }
+  return "unknown";
+}
+
 Status CheckOfferWork(const Offer& offer) {
   std::vector<DeviceType> types;
   return OfferTypes(offer, types);

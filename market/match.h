@@ -74,6 +74,9 @@ struct Exclusion {
   ExclusionReason reason = ExclusionReason::kNone;
   std::string detail;
 };
+// For people: why an exclusion kept a provider from `order`, e.g. "placement attribute
+// region=us-west not offered" (the dry run's hint, `gpumart match` and `gpumart submit`).
+std::string DescribeExclusion(const Exclusion& exclusion, const Order& order);
 
 // The one definition of "a device satisfies a GPU option" (DESIGN.md, "Matching semantics"):
 // same vendor, same model (case-insensitive) or "*", RAM >= ram_min, the interface when given.

@@ -65,6 +65,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     RegisterDemoCommand(app, context);
     RegisterLedgerCommands(app, context);
     RegisterLeaseCommands(app, context);
+    RegisterSubmitCommand(app, context);
     RegisterNodeCommands(app, context);
     try {
       app.parse(argc, argv);

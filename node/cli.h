@@ -59,6 +59,7 @@ void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl
 void RegisterMatchCommand(CLI::App& app, CliContext& context);   // node/cmd_match.cpp
 void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_ledger.cpp
 void RegisterLeaseCommands(CLI::App& app, CliContext& context);  // node/cmd_lease.cpp
+void RegisterSubmitCommand(CLI::App& app, CliContext& context);  // node/cmd_submit.cpp
 void RegisterNodeCommands(CLI::App& app, CliContext& context);   // node/cmd_node.cpp (status, close)
 
 void RegisterDemoCommand(CLI::App& app, CliContext& context);     // node/cmd_demo.cpp

@@ -130,21 +130,31 @@ void PrintReport(std::ostream& out, const LocalMarketReport& report, const Local
 }  // namespace
 
 void RegisterDemoCommand(CLI::App& app, CliContext& context) {
-  auto* command = app.add_subcommand("demo", "run a whole local market: order, bids, accept, lease, ledger");
+  // The market as real processes (a relay, providers, `gpumart submit`) is scripts/demo; this is
+  // its quick in-process look, hence --local.
+  auto* command =
+      app.add_subcommand("demo", "--local: run a whole market in this process: order, bids, accept, lease, ledger");
   struct Options {
     std::string sdl;
     std::string offers;
     std::string data_dir;
     std::string policy = "preference";
     bool json = false;
+    bool local = false;
   };
   auto options = std::make_shared<Options>();
+  command->add_flag("--local", options->local, "in this process (required; scripts/demo runs real processes)");
   command->add_option("--sdl", options->sdl, "deployment (default configs/sdl/inference-and-web.yaml)");
   command->add_option("--offers", options->offers, "providers (default configs/offers-example.yaml)");
   command->add_option("--data-dir", options->data_dir, "keep the ledger here (default: a temporary directory)");
   command->add_option("--policy", options->policy, "bid ranking: preference or cheapest")->capture_default_str();
   command->add_flag("--json", options->json, "print the result as JSON");
   SetCommandBody(*command, context, [options, &context] {
+    if (!options->local) {
+      return context.Fail("the in-process market is `gpumart demo --local`; scripts/demo runs the market as real "
+                          "processes (a relay, providers, gpumart submit)",
+                          kExitUsage);
+    }
     LocalMarketOptions run;
     run.sdl_path = options->sdl.empty() ? DefaultConfig("sdl/inference-and-web.yaml") : options->sdl;
     run.offers_path = options->offers.empty() ? DefaultConfig("offers-example.yaml") : options->offers;

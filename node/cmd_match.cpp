@@ -44,32 +44,6 @@ ExclusionCounts CountExclusions(const market::Order& order, const std::vector<ma
   return counts;
 }
 
-std::string DescribeExclusion(market::ExclusionReason reason, const std::string& detail,
-                              const market::Order& order) {
-  using market::ExclusionReason;
-  const std::string service = detail.empty() ? "" : " (service " + detail + ")";
-  switch (reason) {
-    case ExclusionReason::kAttributes: {
-      auto wanted = order.attributes.find(detail);
-      return "placement attribute " + detail +
-             (wanted == order.attributes.end() ? "" : "=" + wanted->second) + " not offered";
-    }
-    case ExclusionReason::kSignedBy: return "auditor requirements (signedBy) not met";
-    case ExclusionReason::kDenom: return "no prices in " + detail;  // several denoms: "uact, uakt"
-    case ExclusionReason::kGpuModel: return "no GPU of a wanted model" + service;
-    case ExclusionReason::kGpuRam: return "GPU RAM below the minimum" + service;
-    case ExclusionReason::kGpuInterface: return "wrong GPU interface" + service;
-    case ExclusionReason::kGpuCuda: return "CUDA version too old" + service;
-    case ExclusionReason::kGpuRate: return "no GPU rate for the matching devices" + service;
-    case ExclusionReason::kCapacity: return "not enough free capacity";
-    case ExclusionReason::kPriceCap: return "price above the cap";
-    case ExclusionReason::kOfferTooLarge: return "offer over a matching work bound: " + detail;
-    case ExclusionReason::kWorkLimit: return "evaluation over its work bound (kMaxEvaluationSteps)";
-    case ExclusionReason::kNone: break;
-  }
-  return "unknown";
-}
-
 std::string FormatReputation(uint32_t ppm) {
   std::string digits = std::to_string(ppm % 1'000'000);
   digits.insert(0, 6 - digits.size(), '0');
@@ -131,7 +105,7 @@ void PrintGroup(std::ostream& out, const market::Order& order, const std::vector
     }
     std::vector<std::pair<size_t, std::string>> ranked;
     for (const auto& [key, count] : *exclusions) {
-      ranked.push_back({count, DescribeExclusion(key.first, key.second, order)});
+      ranked.push_back({count, market::DescribeExclusion({key.first, key.second}, order)});
     }
     std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     out << "  hint: no provider can take this group; most were excluded by: " << ranked.front().second << " ("

@@ -16,7 +16,7 @@ TEST(DemoCommandTest, RunsTheLocalMarketFromTheExampleConfigs) {
   // Run from the source tree, as scripts/demo does.
   const std::string sdl = std::string(GPUMART_SOURCE_DIR) + "/configs/sdl/inference-and-web.yaml";
   const std::string offers = std::string(GPUMART_SOURCE_DIR) + "/configs/offers-example.yaml";
-  auto result = RunProcess({GpumartBinary(), "demo", "--sdl", sdl, "--offers", offers, "--json"}, 60'000);
+  auto result = RunProcess({GpumartBinary(), "demo", "--local", "--sdl", sdl, "--offers", offers, "--json"}, 60'000);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto json = nlohmann::json::parse(result.out);
   ASSERT_EQ(json["groups"].size(), 2u);
@@ -29,7 +29,7 @@ TEST(DemoCommandTest, RunsTheLocalMarketFromTheExampleConfigs) {
 
 TEST(DemoCommandTest, DefaultsFindTheConfigsBesideTheBuild) {
   // No --sdl/--offers, run from an unrelated directory: the binary finds <repo>/configs.
-  auto result = RunProcess({"/bin/sh", "-c", "cd / && exec " + GpumartBinary() + " demo"}, 60'000);
+  auto result = RunProcess({"/bin/sh", "-c", "cd / && exec " + GpumartBinary() + " demo --local"}, 60'000);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("accepted prov-a"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("ledger verify: ok"), std::string::npos) << result.out;
@@ -38,7 +38,7 @@ TEST(DemoCommandTest, DefaultsFindTheConfigsBesideTheBuild) {
 TEST(DemoCommandTest, KeptDataDirIsReadableByTheLedgerCommands) {
   testing::TempDir temp("gpumart-demo-test");
   const std::string& dir = temp.path();
-  auto demo = RunProcess({GpumartBinary(), "demo", "--data-dir", dir}, 60'000);
+  auto demo = RunProcess({GpumartBinary(), "demo", "--local", "--data-dir", dir}, 60'000);
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
   auto leases = RunProcess({GpumartBinary(), "leases", "--data-dir", dir, "--json"});
   ASSERT_EQ(leases.exit_code, 0) << leases.err;
@@ -50,7 +50,7 @@ TEST(DemoCommandTest, KeptDataDirIsReadableByTheLedgerCommands) {
 // std::filesystem throws where TMPDIR is not a directory; that used to end in std::terminate.
 TEST(DemoCommandTest, UnusableTempDirIsAClearError) {
   for (const std::string tmpdir : {"/nonexistent-gpumart-tmp", "/dev/null"}) {
-    auto result = RunProcess({"/bin/sh", "-c", "TMPDIR=" + tmpdir + " exec " + GpumartBinary() + " demo"}, 60'000);
+    auto result = RunProcess({"/bin/sh", "-c", "TMPDIR=" + tmpdir + " exec " + GpumartBinary() + " demo --local"}, 60'000);
     EXPECT_EQ(result.exit_code, 1) << "(-1: killed by a signal)\n" << result.err;
     EXPECT_TRUE(result.err.starts_with("gpumart demo: ")) << result.err;
     EXPECT_NE(result.err.find("TMPDIR"), std::string::npos) << result.err;
@@ -59,12 +59,22 @@ TEST(DemoCommandTest, UnusableTempDirIsAClearError) {
 }
 
 TEST(DemoCommandTest, BadArgumentsFail) {
-  auto policy = RunProcess({GpumartBinary(), "demo", "--policy", "random"});
+  auto policy = RunProcess({GpumartBinary(), "demo", "--local", "--policy", "random"});
   EXPECT_EQ(policy.exit_code, 2);
   EXPECT_NE(policy.err.find("--policy must be preference or cheapest"), std::string::npos);
-  auto missing = RunProcess({GpumartBinary(), "demo", "--sdl", "/nonexistent.yaml"});
+  auto missing = RunProcess({GpumartBinary(), "demo", "--local", "--sdl", "/nonexistent.yaml"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("/nonexistent.yaml"), std::string::npos) << missing.err;
+}
+
+// The in-process market is asked for by name; without --local the command says where the
+// multi-process demo is.
+TEST(DemoCommandTest, WithoutLocalPointsToBothDemos) {
+  auto result = RunProcess({GpumartBinary(), "demo"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("gpumart demo --local"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("scripts/demo"), std::string::npos) << result.err;
+  EXPECT_EQ(result.out, "");
 }
 
 }  // namespace

@@ -37,11 +37,11 @@ using DaemonProcess = testing::ChildProcess;
 
 class GpumartdTest : public ::testing::Test {
  protected:
-  // A config that listens on a free loopback port (the default, 7700, may be taken, and tests
-  // run in parallel), plus `extra` lines.
+  // A config that listens (gossip and metrics) on free loopback ports (the defaults, 7700 and
+  // 7702, may be taken, and tests run in parallel), plus `extra` lines.
   std::string LoopbackConfig(const std::string& name, const std::string& extra = "") {
     const std::string path = dir_ + "/" + name + ".yaml";
-    std::ofstream(path) << "listen: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*\n" << extra;
+    std::ofstream(path) << "listen: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*\nmetrics_listen: 127.0.0.1:*\n" << extra;
     return path;
   }
 
@@ -67,6 +67,9 @@ TEST_F(GpumartdTest, StartsReadyAndStopsCleanlyOnSigterm) {
   EXPECT_TRUE(address.starts_with("tcp://127.0.0.1:")) << daemon.out();
   EXPECT_NE(address.find("/" + daemon.out().substr(daemon.out().find("node ") + 5, 64)), std::string::npos)
       << daemon.out();
+  // Where it serves /metrics, printed before it is ready (docs/METRICS.md).
+  EXPECT_NE(daemon.out().find("metrics listening on http://127.0.0.1:"), std::string::npos) << daemon.out();
+  EXPECT_LT(daemon.out().find("metrics listening on"), daemon.out().find("gpumartd ready")) << daemon.out();
   struct stat info{};
   ASSERT_EQ(stat((dir_ + "/data/identity.key").c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0600u);

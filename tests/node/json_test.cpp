@@ -127,7 +127,7 @@ TEST(JsonTest, OnlyJsonCppWritesJson) {
 // `gpumart match --json` (the same provider's candidate for the same group).
 TEST(JsonTest, EveryCommandPrintsALeasesServicesAlike) {
   testing::TempDir temp("gpumart-json-test");
-  auto demo = RunProcess({GpumartBinary(), "demo", "--sdl", kSdl, "--offers", kOffers, "--data-dir", temp.path(),
+  auto demo = RunProcess({GpumartBinary(), "demo", "--local", "--sdl", kSdl, "--offers", kOffers, "--data-dir", temp.path(),
                           "--json"},
                          60'000);
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
