@@ -28,8 +28,10 @@ constexpr size_t kMaxOfferQueryTerms = 64;         // `field op value` terms
 constexpr size_t kMaxOfferQueryListItems = 64;     // values in one `[a,b,...]` list
 constexpr size_t kMaxOfferOrderKeys = 8;           // sort keys of `-o`
 constexpr size_t kMaxOfferOrderBytes = 512;        // the `-o` text
-// The most rows one search returns (a larger limit is lowered to it).
+// The most rows one search returns (a larger limit is lowered to it), and how many a caller that
+// names no limit asks for.
 constexpr size_t kMaxOfferSearchRows = 1'000;
+constexpr size_t kDefaultOfferSearchRows = 64;
 
 // What a term can name (docs/QUERY.md lists them with units). vast.ai names where one fits.
 enum class OfferField : uint8_t {

@@ -39,6 +39,7 @@ void OfferBookActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     Take(offer.delivery, self.clock().NowMs());
   });
   on.OnRequest<FindOffers>([this](FindOffers& query) { return Find(query); });
+  on.OnRequest<SearchOffers>([this](SearchOffers& request) { return Search(request); });
   on.OnRequest<GetOfferBookStatus>([this](GetOfferBookStatus&) {
     return OfferBookStatus{held_.size(), bytes_, book_.stats()};
   });
@@ -83,7 +84,8 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
                  auditors.status().message());
     return;
   }
-  const Status upserted = book_.Upsert(market::OfferOfSigner(*offer, *reputation, std::move(auditors).value()));
+  market::Offer taken = market::OfferOfSigner(*offer, *reputation, std::move(auditors).value());
+  const Status upserted = book_.Upsert(taken);
   if (!upserted.ok()) {
     // The provider's own newer word is unusable; the offer it replaces no longer says what the
     // provider has, so it goes too.
@@ -99,7 +101,7 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
   } else {
     Bump(counters_->added);
   }
-  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes};
+  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes, std::move(taken)};
   by_expiry_.insert({envelope.expires_ms, provider});
   bytes_ += bytes;
   counters_->held.store(held_.size(), std::memory_order_relaxed);
@@ -126,6 +128,16 @@ void OfferBookActor::Expire(int64_t now_ms) {
 Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {
   GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
   return book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
+}
+
+Result<market::OfferSearchResult> OfferBookActor::Search(const SearchOffers& request) const {
+  Result<market::OfferQuery> query = market::ParseOfferQuery(request.query);
+  if (!query.ok()) return query.status();
+  Result<std::vector<market::OfferOrderKey>> order = market::ParseOfferOrder(request.order_by);
+  if (!order.ok()) return order.status();
+  market::OfferSearch search(*query, *order, request.limit);
+  for (const auto& [provider, held] : held_) search.Add(held.offer);
+  return search.Finish();
 }
 
 void HandToOfferBook(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& book,
