@@ -39,10 +39,10 @@ void OfferBookActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     Take(offer.delivery, self.clock().NowMs());
   });
   on.OnRequest<FindOffers>([this](FindOffers& query) { return Find(query); });
-  on.OnRequest<SearchOffers>([this](SearchOffers& request) { return Search(request); });
   on.OnRequest<GetOfferBookStatus>([this](GetOfferBookStatus&) {
     return OfferBookStatus{held_.size(), bytes_, book_.stats()};
   });
+  on.OnRequest<SearchOffers>([this](SearchOffers& request) { return Search(request); });
   ctx.StartPeriodicTimer(options_.expiry_check_ms, [this](actors::ActorContext& self) { Expire(self.clock().NowMs()); });
 }
 
@@ -84,8 +84,8 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
                  auditors.status().message());
     return;
   }
-  market::Offer taken = market::OfferOfSigner(*offer, *reputation, std::move(auditors).value());
-  const Status upserted = book_.Upsert(taken);
+  market::Offer indexed = market::OfferOfSigner(*offer, *reputation, std::move(auditors).value());
+  const Status upserted = book_.Upsert(indexed);
   if (!upserted.ok()) {
     // The provider's own newer word is unusable; the offer it replaces no longer says what the
     // provider has, so it goes too.
@@ -101,7 +101,7 @@ void OfferBookActor::Take(const gossip::Deliver& delivery, int64_t now_ms) {
   } else {
     Bump(counters_->added);
   }
-  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes, std::move(taken)};
+  held_[provider] = Held{envelope.created_ms, offer->id, envelope.expires_ms, bytes, std::move(indexed)};
   by_expiry_.insert({envelope.expires_ms, provider});
   bytes_ += bytes;
   counters_->held.store(held_.size(), std::memory_order_relaxed);
@@ -125,11 +125,6 @@ void OfferBookActor::Expire(int64_t now_ms) {
   }
 }
 
-Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {
-  GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
-  return book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
-}
-
 Result<market::OfferSearchResult> OfferBookActor::Search(const SearchOffers& request) const {
   Result<market::OfferQuery> query = market::ParseOfferQuery(request.query);
   if (!query.ok()) return query.status();
@@ -138,6 +133,11 @@ Result<market::OfferSearchResult> OfferBookActor::Search(const SearchOffers& req
   market::OfferSearch search(*query, *order, request.limit);
   for (const auto& [provider, held] : held_) search.Add(held.offer);
   return search.Finish();
+}
+
+Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {
+  GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
+  return book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
 }
 
 void HandToOfferBook(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& book,

@@ -86,6 +86,14 @@ struct FindOffers {
   size_t k = 10;
 };
 
+// Reply: OfferBookStatus.
+struct GetOfferBookStatus {};
+struct OfferBookStatus {
+  size_t offers = 0;
+  size_t offer_bytes = 0;
+  market::OfferBook::Stats book;
+};
+
 // Searches the book with vast.ai's `search offers` grammar (market/offer_query.h, docs/QUERY.md):
 // `query` like "gpu_name=h100 num_gpus>=2", `order_by` like "dph,reliability-" (empty: dph
 // ascending). Reply: Result<market::OfferSearchResult>, the first min(limit,
@@ -95,14 +103,6 @@ struct SearchOffers {
   std::string query;
   std::string order_by;
   size_t limit = market::kDefaultOfferSearchRows;
-};
-
-// Reply: OfferBookStatus.
-struct GetOfferBookStatus {};
-struct OfferBookStatus {
-  size_t offers = 0;
-  size_t offer_bytes = 0;
-  market::OfferBook::Stats book;
 };
 
 class OfferBookActor final : public actors::Actor {
@@ -122,9 +122,9 @@ class OfferBookActor final : public actors::Actor {
   };
   void Take(const gossip::Deliver& delivery, int64_t now_ms);
   void Forget(const std::string& provider);
+  Result<market::OfferSearchResult> Search(const SearchOffers& request) const;
   void Expire(int64_t now_ms);
   Result<std::vector<market::Candidate>> Find(const FindOffers& query);
-  Result<market::OfferSearchResult> Search(const SearchOffers& request) const;
 
   const ledger::LedgerStore& ledger_;
   const std::shared_ptr<OfferBookCounters> counters_;
