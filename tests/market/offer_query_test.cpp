@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "market/offers.h"
+#include "tests/market/offer_query_check.h"
 
 namespace gpumart::market {
 namespace {
@@ -348,6 +352,22 @@ TEST_F(OfferSearchTest, ALimitAboveTheCapIsLoweredToIt) {
   const OfferSearchResult result = SearchOffers(many, {}, *ParseOfferOrder(""), kMaxOfferSearchRows * 10);
   EXPECT_EQ(result.matched, kMaxOfferSearchRows + 5);
   EXPECT_EQ(result.rows.size(), kMaxOfferSearchRows);
+}
+
+// The fuzz target's property on its seed corpus, on every build (the fuzz run needs clang).
+TEST(OfferQueryFuzzSeedsTest, EverySeedKeepsTheProperty) {
+  const std::filesystem::path corpus =
+      std::filesystem::path(GPUMART_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "offer_query";
+  size_t seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    std::ifstream file(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << file.rdbuf();
+    EXPECT_TRUE(testing::CheckOfferQueryInput(bytes.str())) << entry.path();
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 5u);
+  EXPECT_FALSE(testing::FuzzOffers().empty());
 }
 
 }  // namespace
