@@ -14,6 +14,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "market/status.h"
 
@@ -41,6 +42,10 @@ struct CliContext {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;     // the command ran and found a problem (bad file, failed check)
 constexpr int kExitUsage = 2;       // bad command line
+
+// Prints `rows` (the first a header) as left-aligned columns, two spaces in, one between: the
+// human tables of `gpumart match` and `gpumart offers`. Cells must be Printable already.
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
 // Makes `body` the callback of `command`: runs it with context.command set to the command's path,
 // stores its exit status, and turns any exception it throws into Fail(what, kExitFailure).
