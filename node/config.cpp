@@ -231,7 +231,7 @@ Status ReadTenants(const market::YamlNode& node, const std::string& key, std::ve
 std::string KnownSettings() {
   std::string known =
       "role, data_dir, identity, offers, inventory, pricing, pricing_policy, executor, log_level, listen, advertise, "
-      "bootstrap";
+      "bootstrap, client_listen";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
   return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses, allow_tenants, deny_tenants";
 }
@@ -317,6 +317,14 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.listen));
       GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.listen, /*wildcard_port=*/true));
       listen_set = true;
+    } else if (key == "client_listen") {
+      // Empty: no client port. Off loopback the port speaks CURVE only (docs/CLIENT.md).
+      if (value.IsScalar() && value.Scalar().empty()) {
+        config.client_listen.clear();
+      } else {
+        GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.client_listen));
+        GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.client_listen, /*wildcard_port=*/true));
+      }
     } else if (key == "advertise") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.advertise));
       GPUMART_RETURN_IF_ERROR(CheckEndpoint(key, config.advertise, /*wildcard_port=*/false));

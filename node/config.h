@@ -25,6 +25,8 @@ constexpr size_t kMaxConfigYamlNodes = 64 * 1024;
 constexpr size_t kMaxConfigNestingDepth = 16;
 constexpr std::string_view kDefaultDataDir = "./gpumart-data";
 constexpr std::string_view kDefaultListen = "tcp://0.0.0.0:7700";
+// The client port (docs/CLIENT.md): loopback by default; off loopback it speaks CURVE only.
+constexpr std::string_view kDefaultClientListen = "tcp://127.0.0.1:7701";
 constexpr size_t kMaxBootstrapPeers = 256;
 // Upper bounds of the gossip settings: far above any sane value, they only keep a typo (an extra
 // digit) from sizing tables or rates absurdly.
@@ -67,6 +69,8 @@ struct NodeConfig {
   std::string listen = std::string(kDefaultListen);
   std::string advertise;
   std::vector<std::string> bootstrap;
+  // Where the client port listens ("" = none; "*" as the port picks a free one).
+  std::string client_listen = std::string(kDefaultClientListen);
   gossip::GossipConfig limits;  // limits, degree, hop limit, rates, timers (its advertised_address unused here)
   gossip::ScoreConfig score;    // ban threshold and duration, decay, points per misbehaviour
   int peer_queue_messages = gossip::kPeerHwm;        // per peer and direction, then sends are dropped

@@ -5,14 +5,18 @@
 // also runs its provider actor (node/provider_actor.h): it gossips its Offer and bids on every
 // order it can serve. SIGHUP reloads the config's inventory (a bad config is refused, the old one
 // kept). SIGINT/SIGTERM stop it cleanly: a provider stops bidding, waits for its lease writes in
-// flight and withdraws its offer; then gossip stops, then the ledger commits everything
-// acknowledged. The client port arrives with a later issue, on this same startup path.
+// flight and withdraws its offer; then the client port and gossip stop, then the ledger commits
+// everything acknowledged. Its client port (config client_listen, docs/CLIENT.md) serves the CLI;
+// the address is in <data_dir>/client.address while it runs.
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <utility>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -26,6 +30,7 @@
 #include "market/boundary.h"
 #include "market/crypto.h"
 #include "market/offers.h"
+#include "node/client/client.h"
 #include "node/config.h"
 #include "node/node_context.h"
 #include "node/json.h"
@@ -81,6 +86,35 @@ void Reload(const std::string& config_path, const std::string& data_dir, const n
             << std::endl;
 }
 
+// <data_dir>/client.address while the daemon runs: written (atomically, by rename) once the port
+// listens, removed when the daemon stops cleanly. A daemon killed leaves it behind; the CLI then
+// gets a clear timeout from the address, and the next start replaces it.
+class ClientAddressFile {
+ public:
+  static Result<ClientAddressFile> Write(const std::string& data_dir, const std::string& address) {
+    const std::string path = data_dir + "/" + client::kClientAddressFile;
+    const std::string temp = path + ".tmp";
+    {
+      std::ofstream out(temp, std::ios::trunc);
+      out << address << "\n";
+      if (!out.flush()) return Status::IoError("cannot write " + temp);
+    }
+    if (std::rename(temp.c_str(), path.c_str()) != 0) {
+      return Status::IoError("cannot write " + path + ": " + std::strerror(errno));
+    }
+    return ClientAddressFile(path);
+  }
+  ClientAddressFile(ClientAddressFile&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  ClientAddressFile& operator=(ClientAddressFile&&) = delete;
+  ~ClientAddressFile() {
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+
+ private:
+  explicit ClientAddressFile(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
 int Run(const node::NodeConfig& config, const std::string& config_path, const std::string& data_dir) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   size_t providers = 0;
@@ -110,8 +144,16 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
   if (!started.ok()) return Fail(started.status());
   std::unique_ptr<node::NodeContext> context = std::move(started).value();
   const ledger::VerifyReport& verify = context->ledger_report();
+  // The CLI on this machine finds the local daemon's client port here (docs/CLIENT.md).
+  std::optional<ClientAddressFile> address_file;
+  if (!context->client_address().empty()) {
+    Result<ClientAddressFile> written = ClientAddressFile::Write(config.data_dir, context->client_address());
+    if (!written.ok()) return Fail(written.status());
+    address_file.emplace(std::move(written).value());
+  }
   // The peer address first, so a script that waits for "ready" has it.
   if (!context->peer_address().empty()) std::cout << "gossip listening on " << context->peer_address() << "\n";
+  if (!context->client_address().empty()) std::cout << "client port listening on " << context->client_address() << "\n";
   std::cout << "gpumartd ready: node " << market::ToHex(context->identity().public_key()) << " role "
             << node::ToString(config.role) << " data dir " << config.data_dir << " ledger " << verify.records
             << " records, chain head " << verify.head.seq;
@@ -162,6 +204,7 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
     }
   }
   spdlog::info("{} received, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  address_file.reset();  // a stopping daemon takes no new clients
   if (provider) {
     // No more bids; leases being written are published; then the offer is withdrawn.
     const Status stopped = context->StopProvider(kProviderStopTimeout);

@@ -11,6 +11,7 @@
 
 #include "actors/clock.h"
 #include "ledger/store.h"
+#include "node/client_queries.h"
 
 namespace gpumart::node {
 
@@ -33,6 +34,7 @@ Result<std::unique_ptr<NodeContext>> NodeContext::Start(const NodeConfig& config
   if (config.role == NodeRole::kProvider && inventory != nullptr) {
     GPUMART_RETURN_IF_ERROR(context->StartProvider(config, *inventory, std::move(provider_options)));
   }
+  GPUMART_RETURN_IF_ERROR(context->StartClientPort(config));
   GPUMART_RETURN_IF_ERROR(context->StartGossip(config));
   return context;
 }
@@ -114,6 +116,32 @@ Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inven
   return Status::Ok();
 }
 
+Status NodeContext::StartClientPort(const NodeConfig& config) {
+  if (config.client_listen.empty()) return Status::Ok();
+  ClientQuerySources sources;
+  sources.ledger = &ledger_->store();
+  sources.node = identity_.public_key();
+  sources.role = config.role;
+  sources.offer_book = offer_book_.address();
+  if (provider_.ok()) sources.provider = provider_.address();
+  sources.feed = feed_counters_;
+  sources.offers = offer_counters_;
+  sources.provider_counters = provider_counters_;
+  sources.client = client_counters_;
+  client::ClientPortConfig port;
+  port.listen = config.client_listen;
+  port.ledger = &ledger_->store();
+  port.queries = ClientQueries(std::move(sources));
+  client_port_ = system_.Spawn({.name = "client-port", .mailbox_hwm = client::kClientPortMailboxHwm},
+                               [this, port, counters = client_counters_] {
+                                 return std::make_unique<client::ClientPort>(identity_, port, counters);
+                               });
+  if (!client_port_.ok()) {
+    return Status::IoError("client port: cannot listen on " + config.client_listen + ": " + client_port_.error());
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // The Leases and Closes this node's ledger holds that are still within the gossip retention
@@ -159,12 +187,31 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
   // counted drop).
   std::optional<actors::ActorAddress> provider;
   if (provider_.ok()) provider = provider_.address();
+  std::optional<actors::ActorAddress> port;
+  if (client_port_.ok()) port = client_port_.address();
   settings.on_deliver = [outbox = gossip_outbox_.get(), feed = feed_.address(), book = offer_book_.address(),
                          feed_counters = feed_counters_, offer_counters = offer_counters_, provider,
-                         provider_counters = provider_counters_](const gossip::Deliver& deliver) {
+                         provider_counters = provider_counters_, port,
+                         client_counters = client_counters_](const gossip::Deliver& deliver) {
     HandToFeed(deliver, *outbox, feed, *feed_counters);
     HandToOfferBook(deliver, *outbox, book, *offer_counters);
     if (provider) HandToProvider(deliver, *outbox, *provider, *provider_counters);
+    if (port) client::HandToClientPort(deliver, *outbox, *port, *client_counters);
+  };
+  // The core does not deliver what this node publishes. What a client published here reaches
+  // this node's own parts as if a peer had sent it (a tenant may use a provider's node: the
+  // provider must see its Order and Accept, the ledger its Close). The node's own messages
+  // (the provider's Offer, Bids, Leases and Closes, which it already applied) go only to the
+  // offer book (so a provider's node lists itself) and the client port (a tenant following an
+  // order here gets this provider's bid and lease).
+  settings.on_publish = [deliver = settings.on_deliver, outbox = gossip_outbox_.get(), book = offer_book_.address(),
+                         offer_counters = offer_counters_, port, client_counters = client_counters_,
+                         self = identity_.public_key()](const gossip::Deliver& published) {
+    Result<market::Envelope> envelope = market::DecodeEnvelope(published.envelope);
+    const bool own = envelope.ok() && envelope->signer == self;
+    if (!own) return deliver(published);
+    HandToOfferBook(published, *outbox, book, *offer_counters);
+    if (port) client::HandToClientPort(published, *outbox, *port, *client_counters);
   };
   gossip_ = system_.Spawn({.name = "gossip"}, [this, settings] {
     return std::make_unique<gossip::GossipNode>(identity_, settings);
@@ -174,6 +221,14 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
   Result<gossip::GossipNodeStatus> status = GossipStatus();
   if (!status.ok()) return status.status();
   peer_address_ = status->address;
+  if (client_port_.ok()) {
+    if (outbox_->Send(client_port_.address(), client::ClientPortStart{gossip_.address()}) != actors::SendResult::kOk) {
+      return Status::Internal("client port: stopped before gossip started");
+    }
+    auto address = outbox_->Request<std::string>(client_port_.address(), client::GetClientAddress{}, kStatusTimeout);
+    if (!address.ok()) return Status::Unavailable("client port: no address reply");
+    client_address_ = address.value();
+  }
   // The provider publishes from now on (its first Offer leaves at once).
   if (provider_.ok() && outbox_->Send(provider_.address(), ProviderStart{gossip_.address()}) != actors::SendResult::kOk) {
     return Status::Internal("provider: stopped before gossip started");
@@ -243,6 +298,7 @@ Result<std::vector<market::Candidate>> NodeContext::FindOffers(const market::Ord
 
 NodeContext::~NodeContext() {
   outbox_.reset();
+  client_port_.Stop();     // no more client publishes
   gossip_.Stop();          // no more deliveries
   gossip_outbox_.reset();  // what it queued stays queued
   provider_.Stop();  // its ledger writes already queued are still committed

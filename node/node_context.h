@@ -1,9 +1,10 @@
 // What a running gpumartd owns, in the order it starts them: its identity (the one key file),
 // its actor system, its ledger (opened, locked and re-verified), the ledger feed (gossip's
 // Leases, Closes and Attestations into the ledger, node/ledger_feed.h), the live offer book
-// (gossip's Offers, node/offer_book_actor.h) and its gossip node. They stop in the reverse order:
-// gossip first (no new deliveries), then the provider, the offer book and the feed, then the ledger (committing
-// what it took), then the actor system. No globals: the daemon's main holds one NodeContext.
+// (gossip's Offers, node/offer_book_actor.h), its client port (node/client/client_port.h) and its
+// gossip node. They stop in the reverse order: the client port first (no new publishes), gossip
+// (no new deliveries), then the provider, the offer book and the feed, then the ledger
+// (committing what it took), then the actor system. No globals: the daemon's main holds one NodeContext.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "node/ledger_feed.h"
 #include "node/offer_book_actor.h"
 #include "node/provider_actor.h"
+#include "node/client/client_port.h"
 #include "node/gossip/gossip_node.h"
 
 namespace gpumart::node {
@@ -43,6 +45,10 @@ class NodeContext {
   // Our peer address (tcp://host:port/<identity hex>), what another node puts in its bootstrap;
   // empty for a node that accepts no links.
   const std::string& peer_address() const { return peer_address_; }
+  // Where clients reach this node's client port (docs/CLIENT.md, "Addresses"); empty when the
+  // config has no client_listen.
+  const std::string& client_address() const { return client_address_; }
+  std::shared_ptr<const client::ClientPortCounters> client_counters() const { return client_counters_; }
   // Asks the gossip actor (from the thread that started this context only).
   Result<gossip::GossipNodeStatus> GossipStatus();
   // Asks the offer book (from the thread that started this context only).
@@ -68,6 +74,7 @@ class NodeContext {
   Status StartLedger(const NodeConfig& config);
   Status StartFeedAndOfferBook();
   Status StartProvider(const NodeConfig& config, const bidding::Inventory& inventory, ProviderOptions options);
+  Status StartClientPort(const NodeConfig& config);
   Status StartGossip(const NodeConfig& config);
 
   const market::Identity identity_;
@@ -80,6 +87,9 @@ class NodeContext {
   actors::ActorHandle offer_book_;
   std::shared_ptr<ProviderCounters> provider_counters_;
   actors::ActorHandle provider_;
+  std::shared_ptr<client::ClientPortCounters> client_counters_ = std::make_shared<client::ClientPortCounters>();
+  actors::ActorHandle client_port_;
+  std::string client_address_;
   // Used only on the gossip actor's thread (by its on_deliver), to hand deliveries on.
   std::unique_ptr<actors::Outbox> gossip_outbox_;
   actors::ActorHandle gossip_;

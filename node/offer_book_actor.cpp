@@ -39,6 +39,7 @@ void OfferBookActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     Take(offer.delivery, self.clock().NowMs());
   });
   on.OnRequest<FindOffers>([this](FindOffers& query) { return Find(query); });
+  on.OnRequest<ExplainOrder>([this](ExplainOrder& query) { return Explain(query); });
   on.OnRequest<GetOfferBookStatus>([this](GetOfferBookStatus&) {
     return OfferBookStatus{held_.size(), bytes_, book_.stats()};
   });
@@ -138,6 +139,20 @@ Result<market::OfferSearchResult> OfferBookActor::Search(const SearchOffers& req
 Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {
   GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
   return book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
+}
+
+Result<OrderExplanation> OfferBookActor::Explain(const ExplainOrder& query) {
+  GPUMART_RETURN_IF_ERROR(market::ValidateOrder(query.order));
+  OrderExplanation out;
+  out.candidates = book_.TopK(query.order, query.policy, std::min(query.k, kMaxOfferQueryResults));
+  out.providers = held_.size();
+  for (const auto& [provider, held] : held_) {
+    if (out.explained == kMaxExplainedOffers) break;
+    ++out.explained;
+    const market::FitOutcome outcome = market::FitProvider(query.order, held.offer);
+    if (!outcome.candidate) ++out.excluded[{outcome.exclusion.reason, outcome.exclusion.detail}];
+  }
+  return out;
 }
 
 void HandToOfferBook(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& book,

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -86,6 +87,24 @@ struct FindOffers {
   size_t k = 10;
 };
 
+// A dry run (the client port's `match`): the best k bids for `order` and, for every provider in
+// the book that cannot take it, why (market::FitProvider's exclusion), counted by (reason,
+// detail). The reasons cost one evaluation per provider, so at most kMaxExplainedOffers are
+// explained (`explained` says how many were). Reply: Result<OrderExplanation>; kInvalidArgument
+// for an order that does not validate.
+constexpr size_t kMaxExplainedOffers = 10'000;
+struct ExplainOrder {
+  market::Order order;
+  market::Policy policy = market::Policy::kPreference;
+  size_t k = 10;
+};
+struct OrderExplanation {
+  std::vector<market::Candidate> candidates;
+  std::map<std::pair<market::ExclusionReason, std::string>, size_t> excluded;
+  size_t providers = 0;  // in the book
+  size_t explained = 0;  // of which were evaluated for a reason
+};
+
 // Reply: OfferBookStatus.
 struct GetOfferBookStatus {};
 struct OfferBookStatus {
@@ -118,13 +137,14 @@ class OfferBookActor final : public actors::Actor {
     market::MessageId id{};
     int64_t expires_ms = 0;
     size_t bytes = 0;
-    market::Offer offer;  // as the book took it: keyed by signer, this node's reputation
+    market::Offer offer;  // as indexed (keyed by signer, this node's reputation), for ExplainOrder and SearchOffers
   };
   void Take(const gossip::Deliver& delivery, int64_t now_ms);
   void Forget(const std::string& provider);
   Result<market::OfferSearchResult> Search(const SearchOffers& request) const;
   void Expire(int64_t now_ms);
   Result<std::vector<market::Candidate>> Find(const FindOffers& query);
+  Result<OrderExplanation> Explain(const ExplainOrder& query);
 
   const ledger::LedgerStore& ledger_;
   const std::shared_ptr<OfferBookCounters> counters_;

@@ -123,6 +123,7 @@ class GossipNode::Impl {
     on.OnRequest<PublishMessage>([this](PublishMessage& publish) {
       Status status = core_->Publish(publish.envelope, Now(), actions_);
       Execute();
+      if (status.ok() && config_.on_publish) RunPublished(publish.envelope);
       ArmTick();
       return status;
     });
@@ -375,6 +376,13 @@ class GossipNode::Impl {
       core_->OnDisconnected(send.peer, Now());
       CloseLink(send.peer);
     }
+  }
+
+  // The core accepted (decoded and verified) these bytes, so they decode here.
+  void RunPublished(const Bytes& envelope) {
+    Result<market::Envelope> decoded = market::DecodeEnvelope(envelope);
+    if (!decoded.ok()) return;
+    config_.on_publish(Deliver{market::ComputeId(*decoded), decoded->type, envelope, kLocalPeer});
   }
 
   void Run(Deliver& deliver) {

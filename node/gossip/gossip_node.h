@@ -57,6 +57,10 @@ struct GossipNodeConfig {
   int handshake_ivl_ms = kHandshakeIvlMs;
   // A new verified message; runs on the gossip thread and must not block (SendOrDrop to an actor).
   std::function<void(const Deliver&)> on_deliver;
+  // A message this node published (PublishMessage accepted it), which the core does not deliver
+  // back: runs on the gossip thread and must not block. The node hands a client's publishes to
+  // its own parts here, and a provider's own bids to the client port.
+  std::function<void(const Deliver&)> on_publish;
   // Extra admission policy for client keys; banned keys are refused before it is asked.
   std::function<bool(const CurveKey&)> admit;
   // Score and ban peers by IP address (the host of a dialled endpoint) as well as by key. Off

@@ -41,7 +41,7 @@ class GpumartdTest : public ::testing::Test {
   // run in parallel), plus `extra` lines.
   std::string LoopbackConfig(const std::string& name, const std::string& extra = "") {
     const std::string path = dir_ + "/" + name + ".yaml";
-    std::ofstream(path) << "listen: tcp://127.0.0.1:*\n" << extra;
+    std::ofstream(path) << "listen: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*\n" << extra;
     return path;
   }
 
@@ -90,7 +90,7 @@ TEST_F(GpumartdTest, SecondDaemonOnTheSameDataDirIsRefused) {
 
 TEST_F(GpumartdTest, ProviderConfigReadsItsOffers) {
   const std::string config = dir_ + "/provider.yaml";
-  std::ofstream(config) << "listen: tcp://127.0.0.1:*\nrole: provider\ndata_dir: " << dir_ << "/p\noffers: " << GPUMART_SOURCE_DIR
+  std::ofstream(config) << "listen: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*\nrole: provider\ndata_dir: " << dir_ << "/p\noffers: " << GPUMART_SOURCE_DIR
                         << "/configs/offers-example.yaml\n";
   DaemonProcess daemon({Daemon(), "--config", config});
   ASSERT_TRUE(daemon.WaitForOutput("gpumartd ready")) << daemon.out();
@@ -106,7 +106,7 @@ TEST_F(GpumartdTest, ProviderConfigWithInventory) {
   std::stringstream text;
   text << shipped.rdbuf();
   std::string yaml = text.str();
-  for (const auto& [from, to] : {std::pair<std::string, std::string>{"listen: tcp://0.0.0.0:7700", "listen: tcp://127.0.0.1:*"},
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"listen: tcp://0.0.0.0:7700", "listen: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*"},
                                  {"data_dir: ./gpumart-provider-data", "data_dir: " + dir_ + "/p"},
                                  {"identity: ./gpumart-provider-data/identity.key", "identity: " + dir_ + "/p.key"}}) {
     ASSERT_NE(yaml.find(from), std::string::npos) << from;
@@ -290,7 +290,7 @@ TEST_F(GpumartdTest, ProviderBehindARelayBidsReloadsAndWithdraws) {
   ASSERT_TRUE(relay.WaitForOutput("gpumartd ready")) << relay.out() << relay.err();
   const std::string bootstrap = PeerAddressOf(relay.out());
   const auto provider_yaml = [&](int gpus) {
-    return "role: provider\nlisten: tcp://127.0.0.1:*\nbootstrap:\n  - " + bootstrap +
+    return "role: provider\nlisten: tcp://127.0.0.1:*\nclient_listen: tcp://127.0.0.1:*\nbootstrap:\n  - " + bootstrap +
            "\ninventory:\n  attributes: {region: us-west}\n  nodes:\n    - {name: n1, cpu_millis: 64000, memory: 512Gi, "
            "storage: 2Ti, gpus: [{model: h100, ram: 80Gi, interface: sxm, cuda: \"12.4\", count: " +
            std::to_string(gpus) + "}]}\npricing:\n  - {denom: uakt, gpu: {h100.80Gi.sxm: 300000}, cpu: 1000, memory: 200, storage: 10}\n";

@@ -74,6 +74,7 @@ TEST(NodeContextTest, GossipedOffersAndLeasesReachTheBookAndTheLedger) {
   NodeConfig config;
   config.data_dir = dir.Sub("data");
   config.listen = "tcp://127.0.0.1:*";
+  config.client_listen = "tcp://127.0.0.1:*";
   auto started = NodeContext::Start(config);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
@@ -122,6 +123,7 @@ TEST(NodeContextTest, ARestartedNodeServesTheLeasesOfItsLedgerToANewPeer) {
   NodeConfig config;
   config.data_dir = dir.Sub("data");
   config.listen = "tcp://127.0.0.1:*";
+  config.client_listen = "tcp://127.0.0.1:*";
   const int64_t now = SystemClock::Instance().NowMs();
   ledger::testing::Parties parties;
   const auto lease = parties.FreshLease(now);
@@ -141,6 +143,7 @@ TEST(NodeContextTest, ARestartedNodeServesTheLeasesOfItsLedgerToANewPeer) {
 
   NodeConfig joiner_config;
   joiner_config.data_dir = dir.Sub("joiner");
+  joiner_config.client_listen = "tcp://127.0.0.1:*";
   joiner_config.bootstrap = {(*restarted)->peer_address()};
   auto joiner = NodeContext::Start(joiner_config);
   ASSERT_TRUE(joiner.ok()) << joiner.status().ToString();

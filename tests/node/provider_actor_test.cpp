@@ -100,6 +100,7 @@ NodeConfig ProviderConfig(const std::string& data_dir) {
   config.role = NodeRole::kProvider;
   config.data_dir = data_dir;
   config.listen = "tcp://127.0.0.1:*";
+  config.client_listen = "tcp://127.0.0.1:*";
   config.pricing_policy.tables = market::testing::SampleOffer().pricing;
   return config;
 }
