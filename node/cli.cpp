@@ -81,6 +81,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     RegisterDemoCommand(app, context);
     RegisterLedgerCommands(app, context);
     RegisterLeaseCommands(app, context);
+    RegisterOffersCommand(app, context);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -56,6 +56,7 @@ void RegisterSdlCommands(CLI::App& app, CliContext& context);    // node/cmd_sdl
 void RegisterMatchCommand(CLI::App& app, CliContext& context);   // node/cmd_match.cpp
 void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_ledger.cpp
 void RegisterLeaseCommands(CLI::App& app, CliContext& context);  // node/cmd_lease.cpp
+void RegisterOffersCommand(CLI::App& app, CliContext& context);  // node/cmd_offers.cpp
 
 void RegisterDemoCommand(CLI::App& app, CliContext& context);     // node/cmd_demo.cpp
 
