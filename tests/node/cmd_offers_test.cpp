@@ -3,6 +3,7 @@
 // book holds its own offer) with vast.ai's query grammar.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -135,6 +136,35 @@ TEST_F(CmdOffersTest, ABadQueryIsAUsageErrorNamingTheColumn) {
   EXPECT_NE(order.err.find("unknown field 'score'"), std::string::npos) << order.err;
   const ProcessResult limit = Offers({"--limit", "0"});
   EXPECT_EQ(limit.exit_code, 2);
+}
+
+// The `offers` request as another client sends it (docs/CLIENT.md): its arguments are checked
+// and the book's parse errors come back with their codes.
+TEST_F(CmdOffersTest, TheOffersRequestChecksItsArguments) {
+  auto connected = client::Client::Connect(node_->client_address(), std::chrono::seconds(5));
+  ASSERT_TRUE(connected.ok()) << connected.status().ToString();
+  client::Client& port = **connected;
+  auto all = port.Call("offers", {});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(json::parse(std::get<std::string>(all->at("json")))["matched"], 3);
+  const std::vector<std::pair<client::Fields, Status::Code>> refused = {
+      {{{"limit", uint64_t{0}}}, Status::Code::kInvalidArgument},
+      {{{"limit", uint64_t{market::kMaxOfferSearchRows + 1}}}, Status::Code::kInvalidArgument},
+      {{{"query", uint64_t{1}}}, Status::Code::kInvalidArgument},
+      {{{"order", true}}, Status::Code::kInvalidArgument},
+      {{{"query", std::string("gpu_name<h100")}}, Status::Code::kInvalidArgument},
+      {{{"order", std::string("score")}}, Status::Code::kInvalidArgument},
+      {{{"query", std::string(market::kMaxOfferQueryBytes + 1, ' ')}}, Status::Code::kLimitExceeded},
+  };
+  for (const auto& [args, code] : refused) {
+    auto answer = port.Call("offers", args);
+    ASSERT_FALSE(answer.ok());
+    EXPECT_EQ(answer.status().code(), code) << answer.status().ToString();
+  }
+  auto typo = port.Call("offers", {{"query", std::string("gpu_nme=h100")}});
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("column 1: unknown field 'gpu_nme'"), std::string::npos)
+      << typo.status().message();
 }
 
 }  // namespace
