@@ -305,6 +305,23 @@ Status SplitItems(std::string_view query, size_t begin, size_t end, std::vector<
   return Status::Ok();
 }
 
+// The `]` that closes a list whose items start at `begin`; a `]` inside a quoted item is part of
+// it. npos when there is none (`open_quote` says whether a quoted item was left open).
+size_t ListEnd(std::string_view text, size_t begin, bool& open_quote) {
+  char quote = 0;
+  for (size_t i = begin; i < text.size(); ++i) {
+    if (quote != 0) {
+      if (text[i] == quote) quote = 0;
+    } else if (text[i] == '"' || text[i] == '\'') {
+      quote = text[i];
+    } else if (text[i] == ']') {
+      return i;
+    }
+  }
+  open_quote = quote != 0;
+  return std::string_view::npos;
+}
+
 bool IsWildcard(std::string_view text) { return text == "any" || text == "*" || text == "?"; }
 
 }  // namespace
@@ -402,8 +419,11 @@ Result<OfferQuery> ParseOfferQuery(std::string_view text) {
     std::vector<RawValue> raw;
     bool was_list = false;
     if (text[i] == '[') {
-      const size_t close = text.find(']', i);
-      if (close == std::string_view::npos) return ErrorAt(value_at, "unterminated list: expected ']'");
+      bool open_quote = false;
+      const size_t close = ListEnd(text, i + 1, open_quote);
+      if (close == std::string_view::npos) {
+        return ErrorAt(value_at, open_quote ? "unterminated quoted value in the list" : "unterminated list: expected ']'");
+      }
       GPUMART_RETURN_IF_ERROR(SplitItems(text, i + 1, close, raw));
       if (raw.empty()) return ErrorAt(value_at, "an empty list");
       i = close + 1;

@@ -130,7 +130,7 @@ struct OfferSearchResult {
 // Runs a query over offers given one at a time. Keeps the best `limit` rows (at most
 // kMaxOfferSearchRows) in a bounded heap. The order is total (after the keys: provider, node,
 // device type, denom, ascending), so the result does not depend on the order offers are added.
-// Every offer added must outlive Finish().
+// The query, the order and every offer added must outlive Finish().
 class OfferSearch {
  public:
   OfferSearch(const OfferQuery& query, const std::vector<OfferOrderKey>& order, size_t limit);

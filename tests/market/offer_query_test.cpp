@@ -86,6 +86,9 @@ TEST(OfferQueryParseTest, ListsQuotesAliasesAndSeveralTerms) {
   ASSERT_EQ(names.values.size(), 3u);
   EXPECT_EQ(names.values[1].text, "rtx4090");
   EXPECT_EQ(names.values[2].text, "a100");
+  const OfferTerm bracket = OnlyTerm("node in [\"rack]1\", n2]");  // a `]` inside quotes is text
+  ASSERT_EQ(bracket.values.size(), 2u);
+  EXPECT_EQ(bracket.values[0].text, "rack]1");
   const OfferTerm bare = OnlyTerm("geolocation notin TW,SE");  // vast.ai splits a bare value on commas
   ASSERT_EQ(bare.values.size(), 2u);
   EXPECT_EQ(bare.values[1].text, "se");
