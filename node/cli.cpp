@@ -52,6 +52,22 @@ void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()>
   });
 }
 
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line = " ";
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += " " + row[c];
+      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 1, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CliContext context{out, err};
   // Everything, parsing and registration included, inside one catch-all: nothing escapes main().
@@ -67,6 +83,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     RegisterLeaseCommands(app, context);
     RegisterSubmitCommand(app, context);
     RegisterNodeCommands(app, context);
+    RegisterOffersCommand(app, context);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -14,6 +14,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "market/status.h"
 
@@ -50,6 +51,10 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;     // the command ran and found a problem (bad file, failed check)
 constexpr int kExitUsage = 2;       // bad command line
 
+// Prints `rows` (the first a header) as left-aligned columns, two spaces in, one between: the
+// human tables of `gpumart match` and `gpumart offers`. Cells must be Printable already.
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+
 // Makes `body` the callback of `command`: runs it with context.command set to the command's path,
 // stores its exit status, and turns any exception it throws into Fail(what, kExitFailure).
 void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()> body);
@@ -61,6 +66,7 @@ void RegisterLedgerCommands(CLI::App& app, CliContext& context); // node/cmd_led
 void RegisterLeaseCommands(CLI::App& app, CliContext& context);  // node/cmd_lease.cpp
 void RegisterSubmitCommand(CLI::App& app, CliContext& context);  // node/cmd_submit.cpp
 void RegisterNodeCommands(CLI::App& app, CliContext& context);   // node/cmd_node.cpp (status, close)
+void RegisterOffersCommand(CLI::App& app, CliContext& context);  // node/cmd_offers.cpp
 
 void RegisterDemoCommand(CLI::App& app, CliContext& context);     // node/cmd_demo.cpp
 

@@ -208,6 +208,31 @@ Result<Fields> Match(const ClientQuerySources& sources, const Fields& args, cons
   return JsonResult(Json{{"policy", std::string(market::ToString(policy))}, {"providers", providers}, {"groups", std::move(groups)}});
 }
 
+// `gpumart offers`: the live offer book searched with the offer query grammar (docs/QUERY.md).
+// The book parses and bounds the query; its errors (naming the column) come back as they are.
+Result<Fields> Offers(const ClientQuerySources& sources, const Fields& args, const QueryContext& context) {
+  auto query = client::Optional<std::string>(args, "query");
+  auto order = client::Optional<std::string>(args, "order");
+  auto limit = client::Optional<uint64_t>(args, "limit");
+  for (const Status* status : {&query.status(), &order.status(), &limit.status()}) {
+    if (!status->ok()) return *status;
+  }
+  SearchOffers request;
+  if (*query != nullptr) request.query = **query;
+  if (*order != nullptr) request.order_by = **order;
+  if (*limit != nullptr) {
+    if (**limit < 1 || **limit > market::kMaxOfferSearchRows) {
+      return Status::InvalidArgument("argument limit must be 1.." + std::to_string(market::kMaxOfferSearchRows));
+    }
+    request.limit = static_cast<size_t>(**limit);
+  }
+  auto reply = context.outbox.Request<Result<market::OfferSearchResult>>(sources.offer_book, std::move(request),
+                                                                        client::kBackendTimeout);
+  if (!reply.ok()) return Status::Unavailable("offer book: no reply");
+  if (!reply.value().ok()) return reply.value().status();
+  return JsonResult(ToJson(*reply.value()));
+}
+
 }  // namespace
 
 client::QueryTable ClientQueries(ClientQuerySources sources) {
@@ -217,6 +242,7 @@ client::QueryTable ClientQueries(ClientQuerySources sources) {
   table["lease"] = [shared](const Fields& args, const QueryContext&) { return Lease(*shared, args); };
   table["status"] = [shared](const Fields& args, const QueryContext& context) { return NodeStatus(*shared, args, context); };
   table["match"] = [shared](const Fields& args, const QueryContext& context) { return Match(*shared, args, context); };
+  table["offers"] = [shared](const Fields& args, const QueryContext& context) { return Offers(*shared, args, context); };
   return table;
 }
 

@@ -6,6 +6,7 @@
 //   lease   one lease record, with its order (`gpumart lease manifest`)
 //   status  peers, offers, open orders, reservations, leases, revenue per hour (`gpumart status`)
 //   match   a dry run of orders against the live offer book (`gpumart submit`'s first step)
+//   offers  the live offer book searched with vast.ai's grammar (`gpumart offers`, docs/QUERY.md)
 #pragma once
 
 #include <memory>

@@ -55,22 +55,6 @@ std::string FormatDevice(const market::DeviceType& device) {
   return device.model + " " + market::FormatGi(device.ram_bytes) + " " + std::string(market::ToString(device.interface));
 }
 
-void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line = " ";
-    for (size_t c = 0; c < row.size(); ++c) {
-      line += " " + row[c];
-      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 1, ' ');
-    }
-    out << line << "\n";
-  }
-}
-
 void PrintGroup(std::ostream& out, const market::Order& order, const std::vector<market::Candidate>& candidates,
                 size_t provider_count, const ExclusionCounts* exclusions, market::Policy policy) {
   out << "group " << order.group << ": " << candidates.size()

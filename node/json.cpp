@@ -1,5 +1,8 @@
 #include "node/json.h"
 
+#include <cmath>
+#include <limits>
+
 #include "ledger/lease_state.h"
 #include "market/crypto.h"
 
@@ -154,6 +157,115 @@ Json ToJson(const market::Candidate& candidate) {
           {"reputation", candidate.reputation_ppm / kPpmPerUnit},
           {"ranks", candidate.ranks},
           {"services", ToJson(candidate.services)}};
+}
+
+Json ToJson(const market::OfferRow& row) {
+  return {{"provider", row.provider},
+          {"name", row.name},
+          {"node", row.node},
+          {"device", ToJson(row.device)},
+          {"cuda", row.cuda ? Json(market::ToString(*row.cuda)) : Json(nullptr)},
+          {"num_gpus", row.num_gpus},
+          {"denom", row.denom},
+          {"dph_per_gpu", row.dph_per_gpu},
+          {"dph", row.dph},
+          {"reliability", row.reliability_ppm / kPpmPerUnit},
+          {"verified", row.verified},
+          {"attributes", row.attributes},
+          {"cpu_millis", row.cpu_millis},
+          {"memory_bytes", row.memory_bytes},
+          {"storage_bytes", row.storage_bytes}};
+}
+
+Json ToJson(const market::OfferSearchResult& result) {
+  Json rows = Json::array();
+  for (const market::OfferRow& row : result.rows) rows.push_back(ToJson(row));
+  return {{"offers", std::move(rows)}, {"matched", result.matched}};
+}
+
+namespace {
+
+// Readers for OfferSearchResultFromJson: each names the key it could not read.
+Status NotRead(const std::string& key, const char* what) {
+  return Status::InvalidArgument("offer search answer: " + key + " is not " + what);
+}
+Status ReadText(const Json& object, const std::string& key, std::string& out) {
+  const auto found = object.find(key);
+  if (found == object.end() || !found->is_string()) return NotRead(key, "a string");
+  out = found->get<std::string>();
+  return Status::Ok();
+}
+template <typename T>
+Status ReadUnsigned(const Json& object, const std::string& key, T& out) {
+  const auto found = object.find(key);
+  if (found == object.end() || !found->is_number_unsigned() || found->get<uint64_t>() > std::numeric_limits<T>::max()) {
+    return NotRead(key, "a whole number in range");
+  }
+  out = static_cast<T>(found->get<uint64_t>());
+  return Status::Ok();
+}
+
+Result<market::OfferRow> OfferRowFromJson(const Json& json) {
+  if (!json.is_object()) return NotRead("an offer", "an object");
+  market::OfferRow row;
+  GPUMART_RETURN_IF_ERROR(ReadText(json, "provider", row.provider));
+  GPUMART_RETURN_IF_ERROR(ReadText(json, "name", row.name));
+  GPUMART_RETURN_IF_ERROR(ReadText(json, "node", row.node));
+  const auto device = json.find("device");
+  if (device == json.end() || !device->is_object()) return NotRead("device", "an object");
+  GPUMART_RETURN_IF_ERROR(ReadText(*device, "vendor", row.device.vendor));
+  GPUMART_RETURN_IF_ERROR(ReadText(*device, "model", row.device.model));
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(*device, "ram_bytes", row.device.ram_bytes));
+  std::string interface;
+  GPUMART_RETURN_IF_ERROR(ReadText(*device, "interface", interface));
+  const auto parsed_interface = market::ParseGpuInterface(interface);
+  if (!parsed_interface) return NotRead("device.interface", "pcie or sxm");
+  row.device.interface = *parsed_interface;
+  const auto cuda = json.find("cuda");
+  if (cuda == json.end()) return NotRead("cuda", "a version or null");
+  if (!cuda->is_null()) {
+    if (!cuda->is_string()) return NotRead("cuda", "a version or null");
+    row.cuda = market::ParseCudaVersion(cuda->get<std::string>());
+    if (!row.cuda) return NotRead("cuda", "a version or null");
+  }
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "num_gpus", row.num_gpus));
+  GPUMART_RETURN_IF_ERROR(ReadText(json, "denom", row.denom));
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "dph_per_gpu", row.dph_per_gpu));
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "dph", row.dph));
+  const auto reliability = json.find("reliability");
+  if (reliability == json.end() || !reliability->is_number()) return NotRead("reliability", "a number");
+  const double units = reliability->get<double>();
+  if (!(units >= 0 && units <= 1)) return NotRead("reliability", "a number from 0 to 1");
+  row.reliability_ppm = static_cast<uint32_t>(std::llround(units * kPpmPerUnit));
+  const auto verified = json.find("verified");
+  if (verified == json.end() || !verified->is_boolean()) return NotRead("verified", "true or false");
+  row.verified = verified->get<bool>();
+  const auto attributes = json.find("attributes");
+  if (attributes == json.end() || !attributes->is_object()) return NotRead("attributes", "an object");
+  for (const auto& [key, value] : attributes->items()) {
+    if (!value.is_string()) return NotRead("attributes." + key, "a string");
+    row.attributes[key] = value.get<std::string>();
+  }
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "cpu_millis", row.cpu_millis));
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "memory_bytes", row.memory_bytes));
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "storage_bytes", row.storage_bytes));
+  return row;
+}
+
+}  // namespace
+
+Result<market::OfferSearchResult> OfferSearchResultFromJson(const Json& json) {
+  if (!json.is_object()) return NotRead("the answer", "an object");
+  market::OfferSearchResult result;
+  GPUMART_RETURN_IF_ERROR(ReadUnsigned(json, "matched", result.matched));
+  const auto offers = json.find("offers");
+  if (offers == json.end() || !offers->is_array()) return NotRead("offers", "a list");
+  for (const Json& item : *offers) {
+    Result<market::OfferRow> row = OfferRowFromJson(item);
+    if (!row.ok()) return row.status();
+    result.rows.push_back(std::move(row).value());
+  }
+  return result;
 }
 
 Json ToJson(const market::Deployment& deployment) {

@@ -15,6 +15,7 @@
 #include "ledger/store.h"
 #include "ledger/verify.h"
 #include "market/match.h"
+#include "market/offer_query.h"
 #include "market/sdl.h"
 #include "market/types.h"
 
@@ -35,6 +36,15 @@ Json ToJson(const ledger::LeaseRecord& record);
 Json ToJson(const market::Signed<market::Attestation>& attestation);
 // One provider's would-be bid for a group (`gpumart match`).
 Json ToJson(const market::Candidate& candidate);
+// One row of an offer search (`gpumart offers`, docs/QUERY.md): {"provider", "name", "node",
+// "device", "cuda", "num_gpus", "denom", "dph_per_gpu", "dph", "reliability", "verified",
+// "attributes", "cpu_millis", "memory_bytes", "storage_bytes"}.
+Json ToJson(const market::OfferRow& row);
+// A search's answer: {"offers": [<row>, ...], "matched"}.
+Json ToJson(const market::OfferSearchResult& result);
+// The same read back (the CLI prints a node's answer as a table): kInvalidArgument naming the
+// first key that is missing or of the wrong type. Never throws.
+Result<market::OfferSearchResult> OfferSearchResultFromJson(const Json& json);
 // A parsed SDL (`gpumart sdl check`); absent values are null (docs/SDL.md).
 Json ToJson(const market::Deployment& deployment);
 // `gpumart ledger verify`'s report.

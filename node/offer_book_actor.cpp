@@ -43,6 +43,7 @@ void OfferBookActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
   on.OnRequest<GetOfferBookStatus>([this](GetOfferBookStatus&) {
     return OfferBookStatus{held_.size(), bytes_, book_.stats()};
   });
+  on.OnRequest<SearchOffers>([this](SearchOffers& request) { return Search(request); });
   ctx.StartPeriodicTimer(options_.expiry_check_ms, [this](actors::ActorContext& self) { Expire(self.clock().NowMs()); });
 }
 
@@ -123,6 +124,16 @@ void OfferBookActor::Expire(int64_t now_ms) {
     Forget(provider);
     Bump(counters_->expired);
   }
+}
+
+Result<market::OfferSearchResult> OfferBookActor::Search(const SearchOffers& request) const {
+  Result<market::OfferQuery> query = market::ParseOfferQuery(request.query);
+  if (!query.ok()) return query.status();
+  Result<std::vector<market::OfferOrderKey>> order = market::ParseOfferOrder(request.order_by);
+  if (!order.ok()) return order.status();
+  market::OfferSearch search(*query, *order, request.limit);
+  for (const auto& [provider, held] : held_) search.Add(held.offer);
+  return search.Finish();
 }
 
 Result<std::vector<market::Candidate>> OfferBookActor::Find(const FindOffers& query) {

@@ -1,6 +1,7 @@
 // The live offer book: the actor that keeps every provider's current Offer, as gossip delivers
 // them, in the matching engine's OfferBook (market/match.h), and answers queries on it (the best
-// k bids for an order; its size and counters). Later the bid search and the console ask it.
+// k bids for an order; a search with the offer query grammar, market/offer_query.h; its size and
+// counters). The client port (`gpumart offers`, `gpumart match`) and the console ask it.
 //
 // - An Offer is keyed by its signer (market::OfferOfSigner): a provider has at most one entry,
 //   and only a newer offer of its own replaces it (larger created_ms, then larger id); an older
@@ -14,6 +15,10 @@
 // - Bounded: at most max_offers providers and max_bytes of offer envelopes, and the book's own
 //   limits (OfferBook::Upsert refuses an offer over a work bound or one that would take the book
 //   past kMaxBookDeviceTypes / kMaxBookDenoms). Every offer not taken is counted by reason.
+// - Each held Offer is also kept as decoded (with this node's reputation and auditors), for
+//   searches: the matching engine's index does not keep what a search shows (labels, attributes).
+//   A search reads every held offer once (linear in the book, which the limits above bound) and
+//   keeps at most kMaxOfferSearchRows rows.
 //
 // No signature is checked here: the only input is a gossip::Deliver, which the gossip core
 // emits only after verifying the message.
@@ -33,6 +38,7 @@
 #include "actors/outbox.h"
 #include "ledger/store.h"
 #include "market/match.h"
+#include "market/offer_query.h"
 #include "node/gossip/gossip_core.h"
 
 namespace gpumart::node {
@@ -107,6 +113,17 @@ struct OfferBookStatus {
   market::OfferBook::Stats book;
 };
 
+// Searches the book with vast.ai's `search offers` grammar (market/offer_query.h, docs/QUERY.md):
+// `query` like "gpu_name=h100 num_gpus>=2", `order_by` like "dph,reliability-" (empty: dph
+// ascending). Reply: Result<market::OfferSearchResult>, the first min(limit,
+// market::kMaxOfferSearchRows) rows and how many matched; kInvalidArgument or kLimitExceeded,
+// naming the column, for a query or order that does not parse.
+struct SearchOffers {
+  std::string query;
+  std::string order_by;
+  size_t limit = market::kDefaultOfferSearchRows;
+};
+
 class OfferBookActor final : public actors::Actor {
  public:
   // `ledger` must outlive the actor (the node stops the book before the ledger).
@@ -120,10 +137,11 @@ class OfferBookActor final : public actors::Actor {
     market::MessageId id{};
     int64_t expires_ms = 0;
     size_t bytes = 0;
-    market::Offer offer;  // as indexed, for ExplainOrder
+    market::Offer offer;  // as indexed (keyed by signer, this node's reputation), for ExplainOrder and SearchOffers
   };
   void Take(const gossip::Deliver& delivery, int64_t now_ms);
   void Forget(const std::string& provider);
+  Result<market::OfferSearchResult> Search(const SearchOffers& request) const;
   void Expire(int64_t now_ms);
   Result<std::vector<market::Candidate>> Find(const FindOffers& query);
   Result<OrderExplanation> Explain(const ExplainOrder& query);

@@ -66,6 +66,49 @@ TEST(JsonTest, AttestationShapeIsPinned) {
                                        {"note", "ecc"}}));
 }
 
+TEST(JsonTest, OfferSearchRowShapeIsPinnedAndReadsBack) {
+  market::OfferSearchResult result;
+  market::OfferRow row;
+  row.provider = "ab01";
+  row.name = "Provider A";
+  row.node = "n1";
+  row.device = {"nvidia", "h100", 80 * market::kGi, market::GpuInterface::kSxm};
+  row.cuda = market::CudaVersion{12, 4};
+  row.num_gpus = 8;
+  row.denom = "uakt";
+  row.dph_per_gpu = 300'000;
+  row.dph = 2'400'000;
+  row.reliability_ppm = 970'000;
+  row.verified = true;
+  row.attributes = {{"region", "us-west"}};
+  row.cpu_millis = 64'000;
+  row.memory_bytes = 512 * market::kGi;
+  row.storage_bytes = 0;
+  result.rows = {row};
+  row.cuda.reset();
+  row.reliability_ppm = 666'666;
+  result.rows.push_back(row);
+  result.matched = 5;
+  const Json json = ToJson(result);
+  EXPECT_EQ(json["offers"][0], Json::parse(R"(
+    {"provider": "ab01", "name": "Provider A", "node": "n1",
+     "device": {"vendor": "nvidia", "model": "h100", "ram_bytes": 85899345920, "interface": "sxm"},
+     "cuda": "12.4", "num_gpus": 8, "denom": "uakt", "dph_per_gpu": 300000, "dph": 2400000,
+     "reliability": 0.97, "verified": true, "attributes": {"region": "us-west"},
+     "cpu_millis": 64000, "memory_bytes": 549755813888, "storage_bytes": 0})"));
+  EXPECT_TRUE(json["offers"][1]["cuda"].is_null());
+  EXPECT_EQ(json["matched"], 5);
+  auto back = OfferSearchResultFromJson(Json::parse(DumpJson(json)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, result);
+  Json broken = json;
+  broken["offers"][1]["device"]["ram_bytes"] = -1;
+  auto refused = OfferSearchResultFromJson(broken);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("ram_bytes"), std::string::npos);
+  EXPECT_FALSE(OfferSearchResultFromJson(Json::array()).ok());
+}
+
 // Item 8 of issue 11: nlohmann's dump throws type_error 316 on invalid UTF-8 by default. The
 // writer replaces each bad sequence with U+FFFD, so the output is valid JSON and the rest is kept.
 TEST(JsonTest, DumpNeverThrowsOnStringsThatAreNotUtf8) {

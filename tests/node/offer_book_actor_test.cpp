@@ -58,6 +58,13 @@ class OfferBookActorTest : public ::testing::Test {
     if (!reply.ok() || !reply.value().ok()) return {};
     return reply.value().value();
   }
+  Result<market::OfferSearchResult> Search(const std::string& query, const std::string& order,
+                                           size_t limit = market::kDefaultOfferSearchRows) {
+    auto reply = harness_->Request<Result<market::OfferSearchResult>>(SearchOffers{query, order, limit});
+    EXPECT_TRUE(reply.ok());
+    if (!reply.ok()) return gpumart::Status::Internal("no reply");
+    return reply.value();
+  }
   OfferBookStatus Status() {
     auto reply = harness_->Request<OfferBookStatus>(GetOfferBookStatus{});
     EXPECT_TRUE(reply.ok());
@@ -220,6 +227,77 @@ TEST_F(OfferBookActorTest, BadInputIsCountedOrRefused) {
   EXPECT_EQ(reply.value().status().code(), Status::Code::kInvalidArgument);
   // k is capped, not trusted.
   EXPECT_EQ(Find(TakeableOrder(), size_t{1} << 40).size(), 1u);
+}
+
+// `gpumart offers` over the live book: rows keyed by signer, this node's reputation and
+// auditors (never the offer's own word), newest offer only, expired ones gone.
+TEST_F(OfferBookActorTest, SearchShowsTheLiveBookWithThisNodesReputation) {
+  const auto lease = parties_.FreshLease();
+  ASSERT_TRUE(WriteOne(*store_, ledger::RecordLease{lease}).ok());
+  ASSERT_TRUE(WriteOne(*store_, ledger::RecordClose{parties_.Close(lease.id, parties_.tenant(),
+                                                                   market::CloseReason::kTenantClosed, kStartMs + 1)})
+                  .ok());
+  const market::Identity auditor = market::Identity::Generate();
+  ASSERT_TRUE(WriteOne(*store_, ledger::RecordAttestation{market::MakeSigned(
+                                    auditor,
+                                    market::Attestation{parties_.provider().public_key(), market::AuditVerdict::kPass,
+                                                        kStartMs, "checked"},
+                                    kStartMs, kOfferTtlMs, 1)})
+                  .ok());
+  Start();
+  const std::string known = market::ToHex(parties_.provider().public_key());
+  const market::Identity newcomer = market::Identity::Generate();
+  Give(Sign(parties_.provider(), OfferAt(300'000), kStartMs, 5'000));
+  Give(Sign(newcomer, OfferAt(250'000), kStartMs, 20'000));
+
+  auto all = Search("gpu_name=H100_SXM num_gpus>=8", "dph");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->matched, 2u);
+  ASSERT_EQ(all->rows.size(), 2u);
+  EXPECT_EQ(all->rows[0].provider, market::ToHex(newcomer.public_key()));
+  EXPECT_EQ(all->rows[0].dph, 8u * 250'000u);
+  EXPECT_EQ(all->rows[0].reliability_ppm, 500'000u);  // not the body's 970'000
+  EXPECT_FALSE(all->rows[0].verified);                 // the body's auditors are not on the wire
+  EXPECT_EQ(all->rows[1].provider, known);
+  EXPECT_EQ(all->rows[1].name, "Provider A");
+  EXPECT_EQ(all->rows[1].reliability_ppm, 666'666u);  // one completed lease in this ledger
+  EXPECT_TRUE(all->rows[1].verified);
+
+  auto reliable = Search("reliability>0.6 verified=true", "");
+  ASSERT_TRUE(reliable.ok());
+  ASSERT_EQ(reliable->rows.size(), 1u);
+  EXPECT_EQ(reliable->rows[0].provider, known);
+  auto first = Search("", "reliability-", 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->matched, 2u);
+  ASSERT_EQ(first->rows.size(), 1u);
+  EXPECT_EQ(first->rows[0].provider, known);
+
+  Give(Sign(parties_.provider(), OfferAt(100'000), kStartMs + 1, 5'000));  // replaces its offer
+  auto cheaper = Search("provider=" + known, "");
+  ASSERT_TRUE(cheaper.ok());
+  ASSERT_EQ(cheaper->rows.size(), 1u);
+  EXPECT_EQ(cheaper->rows[0].dph_per_gpu, 100'000u);
+  harness_->AdvanceTime(6'000);
+  auto after_expiry = Search("", "");
+  ASSERT_TRUE(after_expiry.ok());
+  ASSERT_EQ(after_expiry->rows.size(), 1u);
+  EXPECT_EQ(after_expiry->rows[0].provider, market::ToHex(newcomer.public_key()));
+}
+
+TEST_F(OfferBookActorTest, ASearchThatDoesNotParseIsAClearError) {
+  Start();
+  auto query = Search("gpu_name=h100 num_gpu>=2", "");
+  ASSERT_FALSE(query.ok());
+  EXPECT_EQ(query.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(query.status().message().find("column 15: unknown field 'num_gpu'"), std::string::npos)
+      << query.status().message();
+  auto order = Search("", "price");
+  ASSERT_FALSE(order.ok());
+  EXPECT_NE(order.status().message().find("sort order, column 1: unknown field 'price'"), std::string::npos);
+  auto too_long = Search(std::string(market::kMaxOfferQueryBytes + 1, ' '), "");
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.status().code(), Status::Code::kLimitExceeded);
 }
 
 }  // namespace
