@@ -67,9 +67,11 @@ struct GossipConfig {
   int64_t outbound_rotation_ms = 60'000;
   uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
   uint64_t bytes_per_second = 16 << 20;
-  // Checks a message's signature (not a Lease's, which market::OpenLease checks whole). Empty:
-  // market::VerifySignature. A simulator running thousands of cores in one process sets one
-  // shared memo here so each message's Ed25519 check runs once, not once per node (bench/sim).
+  // Checks a message's signature; for a Lease, every signature market::OpenLease checks (the
+  // core still checks the Lease's structure and binding by decoding it). Empty:
+  // market::VerifySignature, and market::OpenLease for a Lease. A simulator running thousands of
+  // cores in one process sets one shared memo here so each message's Ed25519 checks run once,
+  // not once per node (bench/sim).
   std::function<Status(const market::Envelope&)> verify_signature;
 };
 
