@@ -86,6 +86,30 @@ class SignatureMemo {
   uint64_t real_checks_ = 0;
 };
 
+// One copy of each envelope for every core (GossipConfig::keep_envelope): the cores' stores and
+// retained sets share it instead of holding one copy per node.
+class EnvelopePool {
+ public:
+  gossip::SharedBytes Keep(const MessageId& id, std::span<const uint8_t> bytes) {
+    std::weak_ptr<const Bytes>& slot = kept_[id];
+    if (auto shared = slot.lock(); shared && std::equal(shared->begin(), shared->end(), bytes.begin(), bytes.end())) {
+      return shared;
+    }
+    auto fresh = std::make_shared<const Bytes>(bytes.begin(), bytes.end());
+    slot = fresh;
+    if (kept_.size() > 2 * swept_size_ + 1024) Sweep();
+    return fresh;
+  }
+
+ private:
+  void Sweep() {
+    std::erase_if(kept_, [](const auto& entry) { return entry.second.expired(); });
+    swept_size_ = kept_.size();
+  }
+  std::unordered_map<MessageId, std::weak_ptr<const Bytes>, IdHash> kept_;
+  size_t swept_size_ = 0;
+};
+
 // A transport link between two nodes; side 0 dialled side 1.
 struct Link {
   uint32_t node[2];
@@ -319,6 +343,7 @@ class Simulator {
     gossip::GossipConfig config = s_.gossip;
     config.advertised_address = node.address;
     config.verify_signature = [this](const market::Envelope& envelope) { return memo_.Verify(envelope); };
+    config.keep_envelope = [this](const MessageId& id, std::span<const uint8_t> bytes) { return pool_.Keep(id, bytes); };
     node.core = std::make_unique<GossipCore>(*node.identity, config);
     node.up = true;
     node.up_since_us = now_us_;
@@ -1098,6 +1123,7 @@ class Simulator {
   std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
   std::vector<std::function<void()>> scripts_;
   SignatureMemo memo_;
+  EnvelopePool pool_;
   std::vector<Message> messages_;
   std::unordered_map<MessageId, uint32_t, IdHash> by_id_;
   uint64_t message_frames_in_ = 0;

@@ -29,6 +29,8 @@ namespace gpumart::gossip {
 
 // A link, as the driver numbers it. Never reused while the core may know it; 0 is this node.
 using PeerId = uint64_t;
+// An immutable envelope kept by the core (see GossipConfig::keep_envelope).
+using SharedBytes = std::shared_ptr<const Bytes>;
 constexpr PeerId kLocalPeer = 0;
 
 enum class Direction : uint8_t { kInbound, kOutbound };
@@ -73,6 +75,11 @@ struct GossipConfig {
   // cores in one process sets one shared memo here so each message's Ed25519 checks run once,
   // not once per node (bench/sim).
   std::function<Status(const market::Envelope&)> verify_signature;
+  // Where the core keeps a verified message's envelope bytes to answer GRAFTs and reconciliation:
+  // one immutable buffer per message, shared by its store and its retained set. Empty: a copy of
+  // `envelope`. A simulator running thousands of cores in one process returns one buffer per
+  // message for all of them (bench/sim); the bytes returned must equal `envelope`.
+  std::function<SharedBytes(const MessageId& id, std::span<const uint8_t> envelope)> keep_envelope;
 };
 
 // ---- Actions (what the driver must do) ----

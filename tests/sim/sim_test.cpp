@@ -98,6 +98,31 @@ TEST(SimTest, CoreAsksTheSignatureHook) {
   EXPECT_EQ(network.Publish(0, second).code(), Status::Code::kBadSignature);
 }
 
+// GossipConfig::keep_envelope: each core keeps one buffer per message (store and retained set
+// share it), from the hook when there is one; the simulator's pool makes it one per run.
+TEST(SimTest, CoresKeepEachEnvelopeOnceThroughTheHook) {
+  using gossip::testing::FakeNetwork;
+  std::vector<gossip::SharedBytes> kept;
+  gossip::GossipConfig config;
+  config.keep_envelope = [&](const market::MessageId&, std::span<const uint8_t> bytes) {
+    kept.push_back(std::make_shared<const market::Bytes>(bytes.begin(), bytes.end()));
+    return kept.back();
+  };
+  FakeNetwork network;
+  network.AddNode(config);
+  network.AddNode(config);
+  network.Connect(0, 1);
+  network.RunFor(100);
+  const market::Identity author = market::Identity::FromSeed(market::Seed{9});
+  const market::Bytes close = gossip::testing::MakeClose(author, network.now(), 60'000, 1);
+  ASSERT_TRUE(network.Publish(0, close).ok());
+  network.RunFor(100);
+  ASSERT_TRUE(network.DeliveredAt(1, gossip::testing::IdOf(close)));
+  ASSERT_EQ(kept.size(), 2u);  // once per node, not once for the store and once for the retained set
+  EXPECT_EQ(*kept[0], close);
+  EXPECT_EQ(kept[0].use_count(), 3);  // this test, node 0's store, node 0's retained set
+}
+
 // For a Lease, the hook stands for every signature OpenLease checks (the provider's and the
 // embedded Bid's and Accept's); the core still decodes the Lease and its binding.
 TEST(SimTest, CoreAsksTheSignatureHookForALeaseToo) {
