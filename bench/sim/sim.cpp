@@ -149,6 +149,61 @@ struct Event {
   }
 };
 
+// The pending events, popped in (time, sequence) order: a calendar of one bucket per virtual ms
+// for the next kSlots ms (almost every event: frames, ticks, accepts), a heap for the current ms
+// (events made for the ms being run), and a heap for anything further ahead (scripts, timeouts).
+// Same order as one heap of everything, at O(1) per event for the calendar part.
+class EventQueue {
+ public:
+  bool empty() const { return current_.empty() && in_calendar_ == 0 && later_.empty(); }
+
+  void Push(Event event) {
+    const int64_t ms = event.at_us / kUs;
+    if (ms <= current_ms_) {
+      current_.push(std::move(event));
+    } else if (ms < current_ms_ + kSlots) {
+      calendar_[static_cast<size_t>(ms % kSlots)].push_back(std::move(event));
+      ++in_calendar_;
+    } else {
+      later_.push(std::move(event));
+    }
+  }
+
+  // The earliest event; the queue must not be empty.
+  Event Pop() {
+    while (current_.empty()) Advance();
+    Event event = std::move(const_cast<Event&>(current_.top()));
+    current_.pop();
+    return event;
+  }
+
+ private:
+  static constexpr int64_t kSlots = 4096;
+  using Heap = std::priority_queue<Event, std::vector<Event>, std::greater<>>;
+
+  void Advance() {
+    if (in_calendar_ == 0) {
+      current_ms_ = later_.top().at_us / kUs;  // nothing in the calendar: jump
+    } else {
+      ++current_ms_;
+    }
+    std::vector<Event>& slot = calendar_[static_cast<size_t>(current_ms_ % kSlots)];
+    in_calendar_ -= slot.size();
+    for (Event& event : slot) current_.push(std::move(event));
+    slot.clear();
+    while (!later_.empty() && later_.top().at_us / kUs == current_ms_) {
+      current_.push(std::move(const_cast<Event&>(later_.top())));
+      later_.pop();
+    }
+  }
+
+  std::vector<std::vector<Event>> calendar_ = std::vector<std::vector<Event>>(kSlots);
+  size_t in_calendar_ = 0;
+  int64_t current_ms_ = 0;
+  Heap current_;
+  Heap later_;
+};
+
 uint8_t FrameType(const Bytes& bytes) { return bytes.size() > 1 ? bytes[1] : 0; }
 
 constexpr uint8_t kMessageFrame = static_cast<uint8_t>(gossip::FrameType::kMessage);
@@ -217,8 +272,7 @@ class Simulator {
     Plan();
     while (!queue_.empty()) {
       // Moving the top out leaves its time and sequence (what the heap compares) intact.
-      Event event = std::move(const_cast<Event&>(queue_.top()));
-      queue_.pop();
+      Event event = queue_.Pop();
       if (event.at_us > end_us_) break;
       now_us_ = event.at_us;
       ++results_.events;
@@ -246,7 +300,7 @@ class Simulator {
 
   void Push(Event event) {
     event.seq = seq_++;
-    queue_.push(std::move(event));
+    queue_.Push(std::move(event));
   }
   void At(int64_t at_us, std::function<void()> script) {
     scripts_.push_back(std::move(script));
@@ -1120,7 +1174,7 @@ class Simulator {
   std::vector<Node> nodes_;
   std::unordered_map<std::string, uint32_t> by_address_;
   std::vector<Link> links_;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
+  EventQueue queue_;
   std::vector<std::function<void()>> scripts_;
   SignatureMemo memo_;
   EnvelopePool pool_;
