@@ -344,6 +344,7 @@ class GossipCore::Impl {
     bool ready = false;
     Hello hello;
     bool eager = true;  // Plumtree: every new link starts in the eager set
+    uint32_t duplicates_in_a_row = 0;  // eager duplicates since this link last delivered first
     int64_t connected_ms = 0;
     int64_t last_heard_ms = 0;
     std::optional<uint64_t> ping_nonce;
@@ -549,8 +550,9 @@ class GossipCore::Impl {
       return;
     }
     Peer& peer = peers_.at(peer_id);
-    if (!IsAnswer(type) && peer.eager) {
+    if (!IsAnswer(type) && peer.eager && ++peer.duplicates_in_a_row >= config_.prune_after_duplicates) {
       peer.eager = false;
+      peer.duplicates_in_a_row = 0;
       ++stats_.prunes_sent;
       Send(peer_id, PruneFrame{}, out);
     }
@@ -619,7 +621,9 @@ class GossipCore::Impl {
       return Announce(id, peer_id, now, out);
     }
     // Plumtree: the link a new message came on is a tree link.
-    peers_.at(peer_id).eager = true;
+    Peer& sender = peers_.at(peer_id);
+    sender.eager = true;
+    sender.duplicates_in_a_row = 0;
     Dispatch(id, *envelope, *verified, bytes, peer_id, hops, now, out);
   }
 

@@ -45,6 +45,9 @@ struct GossipConfig {
   int64_t hello_timeout_ms = 5'000;
   int64_t ping_interval_ms = 5'000;
   int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
+  // PRUNE an eager link after this many duplicates in a row from it (a first delivery on it starts
+  // the count again); 1 is classic Plumtree. With many concurrent sources (docs/GOSSIP.md).
+  uint32_t prune_after_duplicates = 4;
   int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
   // Lazy announcements: the first id queued for a lazy peer waits this long for others to join it
