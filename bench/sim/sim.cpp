@@ -190,7 +190,7 @@ class EventQueue {
     std::vector<Event>& slot = calendar_[static_cast<size_t>(current_ms_ % kSlots)];
     in_calendar_ -= slot.size();
     for (Event& event : slot) current_.push(std::move(event));
-    slot.clear();
+    std::vector<Event>().swap(slot);  // a slot's capacity is not kept for 4 s: memory follows live events
     while (!later_.empty() && later_.top().at_us / kUs == current_ms_) {
       current_.push(std::move(const_cast<Event&>(later_.top())));
       later_.pop();
