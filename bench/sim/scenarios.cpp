@@ -161,6 +161,9 @@ std::string ToJson(const Results& r, bool with_cost) {
                    {"submit_to_first_bid_ms", ToJson(r.submit_to_first_bid)},
                    {"accept_to_lease_ms", ToJson(r.accept_to_lease)},
                    {"signatures", "each message's checked once per run (shared memo), not at every node"}};
+    nlohmann::json skips = nlohmann::json::object();
+    for (const auto& [name, count] : r.market_skips) skips[name] = count;
+    j["market"]["engine_skips"] = skips;
   }
   if (with_cost) j["run"] = {{"wall_seconds", r.wall_seconds}, {"cpu_seconds", r.cpu_seconds}, {"peak_rss_bytes", r.peak_rss_bytes}};
   return j.dump(2);
@@ -222,6 +225,9 @@ std::string ToTable(const Results& r) {
     std::snprintf(line, sizeof line, "%.1f reach the tenant, %.1f in the window (%llu made)", r.bids_per_order,
                   r.bids_in_window_per_order, static_cast<unsigned long long>(r.bids_made));
     row("market: bids per order", line);
+    std::string skips;
+    for (const auto& [name, count] : r.market_skips) skips += (skips.empty() ? "" : ", ") + name + " " + std::to_string(count);
+    row("market: engines' skips (no bid)", skips.empty() ? "none" : skips);
     row("market: signatures", "each message's checked once per run (shared memo), not at every node");
   }
   std::string drops;

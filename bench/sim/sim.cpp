@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -969,6 +970,14 @@ class Simulator {
       ++r.market_leased;
       to_lease.push_back((o.lease_us - o.submit_us) / kUs);
       accept_to_lease.push_back((o.lease_us - o.accept_us) / kUs);
+    }
+    std::array<uint64_t, bidding::kSkipReasons> skipped{};
+    for (const auto& engine : engines_) {
+      if (!engine) continue;
+      for (size_t k = 0; k < bidding::kSkipReasons; ++k) skipped[k] += engine->counters().skipped[k];
+    }
+    for (size_t k = 0; k < bidding::kSkipReasons; ++k) {
+      if (skipped[k]) r.market_skips.emplace_back(std::string(bidding::ToString(static_cast<bidding::SkipReason>(k))), skipped[k]);
     }
     r.submit_to_lease = Percentiles(to_lease, r.market_orders);
     r.submit_to_first_bid = Percentiles(to_bid, r.market_orders);

@@ -131,6 +131,7 @@ struct Results {
   double bids_per_order = 0;            // reaching the tenant's node, window or not
   double bids_in_window_per_order = 0;  // the ones the tenant ranked
   uint64_t bids_made = 0;               // by all the bid engines
+  std::vector<std::pair<std::string, uint64_t>> market_skips;  // orders the engines did not bid on, by reason
   std::vector<std::pair<std::string, uint64_t>> drops;  // the cores' drop counters, summed, nonzero
   uint64_t events = 0;
   // Cost of the run itself (not part of the deterministic result).
