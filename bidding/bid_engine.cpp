@@ -309,11 +309,13 @@ struct BidEngine::Impl {
     held.erase(it);
   }
 
+  uint64_t Nonce() const { return options.nonce_source ? options.nonce_source() : market::RandomNonce(); }
+
   Refusal Refuse(const MessageId& accept_id, const PublicKey& tenant, const std::string& why, int64_t now_ms) {
     ++counters.accepts_refused;
     market::Close close{accept_id, market::CloseReason::kProviderClosed, now_ms,
                         ("accept refused: " + why).substr(0, market::limits::kMaxTextBytes)};
-    return Refusal{market::MakeSigned(identity, close, now_ms, options.lease_message_ttl_ms, market::RandomNonce()),
+    return Refusal{market::MakeSigned(identity, close, now_ms, options.lease_message_ttl_ms, Nonce()),
                    tenant};
   }
 
@@ -330,7 +332,7 @@ struct BidEngine::Impl {
     bid.services = candidate.services;
     bid.reservation_expires_ms = now_ms + ttl_ms;
     Held entry;
-    entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, market::RandomNonce());
+    entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
     entry.expires_ms = bid.reservation_expires_ms;
     entry.allocation = std::move(allocation);
     Take(entry.allocation);
@@ -553,7 +555,7 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
   s.expiry.erase({bid.expires_ms, bid.bid.id});
   bid.committing = true;
   bid.accept_id = accept.id;
-  bid.lease = market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, market::RandomNonce());
+  bid.lease = market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, s.Nonce());
   step.record_leases.push_back(StoreLease{bid.bid.id, *bid.lease});
   return step;
 }

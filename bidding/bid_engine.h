@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -89,6 +90,9 @@ struct BidEngineOptions {
   // Accept for it is answered with a refusal rather than ignored.
   int64_t ended_memory_ms = 60'000;
   size_t max_ended = 100'000;
+  // The nonces of the messages the engine signs (bids, leases, refusals). Empty:
+  // market::RandomNonce. A simulator sets a seeded source so one seed gives one run (bench/sim).
+  std::function<uint64_t()> nonce_source;
 };
 
 // Ask the ledger to hold a reservation for `bid` (ledger::Reserve).

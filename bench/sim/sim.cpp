@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,8 @@
 #include <queue>
 #include <unordered_map>
 
+#include "bidding/bid_engine.h"
+#include "bidding/bid_selection.h"
 #include "market/codec.h"
 #include "market/crypto.h"
 #include "node/gossip/frames.h"
@@ -68,7 +71,11 @@ class SignatureMemo {
     std::string key(reinterpret_cast<const char*>(envelope.signature.data()), envelope.signature.size());
     auto it = checked_.find(key);
     if (it != checked_.end() && it->second == envelope) return Status::Ok();
-    GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));
+    if (envelope.type == market::MessageType::kLease) {
+      GPUMART_RETURN_IF_ERROR(market::OpenLease(market::EncodeEnvelope(envelope)).status());
+    } else {
+      GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));
+    }
     ++real_checks_;
     if (it == checked_.end()) checked_.emplace(std::move(key), envelope);
     return Status::Ok();
@@ -78,6 +85,30 @@ class SignatureMemo {
  private:
   std::unordered_map<std::string, market::Envelope> checked_;
   uint64_t real_checks_ = 0;
+};
+
+// One copy of each envelope for every core (GossipConfig::keep_envelope): the cores' stores and
+// retained sets share it instead of holding one copy per node.
+class EnvelopePool {
+ public:
+  gossip::SharedBytes Keep(const MessageId& id, std::span<const uint8_t> bytes) {
+    std::weak_ptr<const Bytes>& slot = kept_[id];
+    if (auto shared = slot.lock(); shared && std::equal(shared->begin(), shared->end(), bytes.begin(), bytes.end())) {
+      return shared;
+    }
+    auto fresh = std::make_shared<const Bytes>(bytes.begin(), bytes.end());
+    slot = fresh;
+    if (kept_.size() > 2 * swept_size_ + 1024) Sweep();
+    return fresh;
+  }
+
+ private:
+  void Sweep() {
+    std::erase_if(kept_, [](const auto& entry) { return entry.second.expired(); });
+    swept_size_ = kept_.size();
+  }
+  std::unordered_map<MessageId, std::weak_ptr<const Bytes>, IdHash> kept_;
+  size_t swept_size_ = 0;
 };
 
 // A transport link between two nodes; side 0 dialled side 1.
@@ -119,6 +150,61 @@ struct Event {
   }
 };
 
+// The pending events, popped in (time, sequence) order: a calendar of one bucket per virtual ms
+// for the next kSlots ms (almost every event: frames, ticks, accepts), a heap for the current ms
+// (events made for the ms being run), and a heap for anything further ahead (scripts, timeouts).
+// Same order as one heap of everything, at O(1) per event for the calendar part.
+class EventQueue {
+ public:
+  bool empty() const { return current_.empty() && in_calendar_ == 0 && later_.empty(); }
+
+  void Push(Event event) {
+    const int64_t ms = event.at_us / kUs;
+    if (ms <= current_ms_) {
+      current_.push(std::move(event));
+    } else if (ms < current_ms_ + kSlots) {
+      calendar_[static_cast<size_t>(ms % kSlots)].push_back(std::move(event));
+      ++in_calendar_;
+    } else {
+      later_.push(std::move(event));
+    }
+  }
+
+  // The earliest event; the queue must not be empty.
+  Event Pop() {
+    while (current_.empty()) Advance();
+    Event event = std::move(const_cast<Event&>(current_.top()));
+    current_.pop();
+    return event;
+  }
+
+ private:
+  static constexpr int64_t kSlots = 4096;
+  using Heap = std::priority_queue<Event, std::vector<Event>, std::greater<>>;
+
+  void Advance() {
+    if (in_calendar_ == 0) {
+      current_ms_ = later_.top().at_us / kUs;  // nothing in the calendar: jump
+    } else {
+      ++current_ms_;
+    }
+    std::vector<Event>& slot = calendar_[static_cast<size_t>(current_ms_ % kSlots)];
+    in_calendar_ -= slot.size();
+    for (Event& event : slot) current_.push(std::move(event));
+    std::vector<Event>().swap(slot);  // a slot's capacity is not kept for 4 s: memory follows live events
+    while (!later_.empty() && later_.top().at_us / kUs == current_ms_) {
+      current_.push(std::move(const_cast<Event&>(later_.top())));
+      later_.pop();
+    }
+  }
+
+  std::vector<std::vector<Event>> calendar_ = std::vector<std::vector<Event>>(kSlots);
+  size_t in_calendar_ = 0;
+  int64_t current_ms_ = 0;
+  Heap current_;
+  Heap later_;
+};
+
 uint8_t FrameType(const Bytes& bytes) { return bytes.size() > 1 ? bytes[1] : 0; }
 
 constexpr uint8_t kMessageFrame = static_cast<uint8_t>(gossip::FrameType::kMessage);
@@ -140,6 +226,25 @@ struct Message {
   std::vector<int32_t> delivered_ms;  // per node; -1: not yet
 };
 
+// A tenant's order in the market scenario, from its submit to its lease.
+struct MarketOrder {
+  uint32_t tenant = 0;
+  uint32_t node = 0;                 // the tenant's node, which publishes for it
+  int64_t submit_us = 0;
+  int64_t close_us = 0;              // the bid window closes at the tenant
+  market::Signed<market::Order> order;
+  std::unique_ptr<bidding::BidSelection> selection;
+  std::vector<market::MessageId> refused;  // bids whose accept the provider refused
+  market::MessageId accept_id{};
+  market::MessageId accepted_bid{};
+  bool waiting = false;              // the window closed without a bid: accept the first one
+  int64_t first_bid_us = -1, accept_us = -1, lease_us = -1;
+  uint32_t bids = 0, bids_in_window = 0;
+};
+
+// GPU models of the market's providers and orders (one per provider; orders ask for one).
+const char* const kMarketModels[] = {"h100", "h200", "a100", "l40s", "l4", "rtx4090", "a6000", "a10"};
+
 class Simulator {
  public:
   Simulator(const Scenario& scenario, std::string* trace)
@@ -160,6 +265,7 @@ class Simulator {
       node.side = i % 2;
       by_address_.emplace(node.address, i);
     }
+    if (s_.market.providers > 0) SetUpMarket();
   }
 
   Results Run() {
@@ -167,8 +273,7 @@ class Simulator {
     Plan();
     while (!queue_.empty()) {
       // Moving the top out leaves its time and sequence (what the heap compares) intact.
-      Event event = std::move(const_cast<Event&>(queue_.top()));
-      queue_.pop();
+      Event event = queue_.Pop();
       if (event.at_us > end_us_) break;
       now_us_ = event.at_us;
       ++results_.events;
@@ -196,7 +301,7 @@ class Simulator {
 
   void Push(Event event) {
     event.seq = seq_++;
-    queue_.push(std::move(event));
+    queue_.Push(std::move(event));
   }
   void At(int64_t at_us, std::function<void()> script) {
     scripts_.push_back(std::move(script));
@@ -293,6 +398,7 @@ class Simulator {
     gossip::GossipConfig config = s_.gossip;
     config.advertised_address = node.address;
     config.verify_signature = [this](const market::Envelope& envelope) { return memo_.Verify(envelope); };
+    config.keep_envelope = [this](const MessageId& id, std::span<const uint8_t> bytes) { return pool_.Keep(id, bytes); };
     node.core = std::make_unique<GossipCore>(*node.identity, config);
     node.up = true;
     node.up_since_us = now_us_;
@@ -532,6 +638,7 @@ class Simulator {
         Send(i, send->peer, last);
       } else if (auto* deliver = std::get_if<gossip::Deliver>(&action)) {
         OnDeliver(i, deliver->id);
+        if (market_) OnMarketMessage(i, deliver->id, deliver->envelope);
       } else if (auto* disconnect = std::get_if<gossip::DisconnectPeer>(&action)) {
         CloseLink(i, disconnect->peer, /*tell_self=*/false);
       } else if (auto* connect = std::get_if<gossip::ConnectTo>(&action)) {
@@ -545,6 +652,7 @@ class Simulator {
   // ---- Messages ----
 
   void PublishMessage(uint32_t m) {
+    if (market_) return SubmitOrder(m);
     // A random live node publishes; skip nodes that are down.
     uint32_t publisher = static_cast<uint32_t>(rng_.Below(s_.nodes));
     for (uint32_t k = 0; k < s_.nodes && !nodes_[publisher].up; ++k) publisher = (publisher + 1) % s_.nodes;
@@ -557,6 +665,12 @@ class Simulator {
     close.note = std::string(std::min<size_t>(pad, market::limits::kMaxTextBytes), 'x');
     const Bytes envelope = market::EncodeEnvelope(
         market::MakeSigned(*node.identity, close, NowMs(), s_.message_ttl_ms, (static_cast<uint64_t>(m) << 20) | publisher).envelope);
+    PublishTracked(m, publisher, envelope);
+  }
+
+  // Publishes message m (in publish order) at `publisher` and tracks its deliveries.
+  void PublishTracked(uint32_t m, uint32_t publisher, const Bytes& envelope) {
+    Node& node = nodes_[publisher];
     Message& message = messages_[m];
     message.id = gossip::WireMessageId(envelope).value();
     message.published_us = now_us_;
@@ -576,6 +690,7 @@ class Simulator {
   }
 
   void OnDeliver(uint32_t i, const MessageId& id) {
+    ++deliveries_;  // every message, tracked or not (Bids, Accepts, Leases): copies are per delivery
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return;
     Message& message = messages_[it->second];
@@ -583,7 +698,294 @@ class Simulator {
       message.delivered_ms[i] = static_cast<int32_t>((now_us_ - message.published_us) / kUs);
       if (s_.trace_message == it->second) Trace("deliver at node " + std::to_string(i));
     }
-    ++deliveries_;
+  }
+
+  // ---- The market (docs/SIMULATION.md, "The market") ----
+
+  void SetUpMarket() {
+    const MarketModel& m = s_.market;
+    market_ = true;
+    nonces_ = Rng(Mix(s_.seed, 0x6e6f6e6365ULL));
+    Rng prices(Mix(s_.seed, 0x6d61726b6574ULL));
+    engines_.resize(s_.nodes);
+    for (uint32_t p = 0; p < std::min(m.providers, s_.nodes); ++p) {
+      const char* model = kMarketModels[p % std::max<uint32_t>(1, std::min<uint32_t>(m.gpu_models, 8))];
+      market::Offer inventory;
+      inventory.name = "sim provider " + std::to_string(p);
+      inventory.attributes = {{"region", "r" + std::to_string(nodes_[p].region)}};
+      inventory.nodes = {market::NodeCapacity{"n1", 64'000, 512 * market::kGi, 2 * market::kTi,
+                                              {market::GpuDevices{"nvidia", model, 80 * market::kGi,
+                                                                  market::GpuInterface::kPcie,
+                                                                  market::CudaVersion{12, 4}, 8}}}};
+      market::PriceTable table;
+      table.denom = "uakt";
+      table.gpu = {{"*", 60'000 + prices.Below(80'000)}};
+      table.cpu = 1'000;
+      table.memory = 200;
+      table.storage = 10;
+      bidding::PricingConfig pricing;
+      pricing.tables = {table};
+      bidding::BidEngineOptions options;
+      options.bid_ttl_ms = m.bid_ttl_ms;
+      options.lease_message_ttl_ms = m.order_ttl_ms;
+      // Seeded nonces: the engine's signed messages, and so the whole run, repeat with the seed.
+      options.nonce_source = [this] { return nonces_.Next(); };
+      auto engine = bidding::BidEngine::Create(*nodes_[p].identity, std::move(inventory), std::move(pricing), options);
+      if (!engine.ok()) {
+        Trace("provider " + std::to_string(p) + ": " + engine.status().ToString());
+        continue;
+      }
+      engines_[p] = std::move(*engine);
+      provider_node_.emplace(nodes_[p].identity->public_key(), p);
+    }
+    tenant_node_.resize(m.tenants);
+    for (uint32_t t = 0; t < m.tenants; ++t) tenant_node_[t] = static_cast<uint32_t>(Mix(s_.seed ^ 0x74656e616e74ULL, t) % s_.nodes);
+  }
+
+  const market::Identity& Tenant(uint32_t t) {
+    auto it = tenants_.find(t);
+    if (it != tenants_.end()) return it->second;
+    market::Seed seed{};
+    Rng keys(Mix(s_.seed ^ 0x7465ULL, t));
+    for (size_t b = 0; b < seed.size(); b += 8) {
+      const uint64_t word = keys.Next();
+      std::memcpy(seed.data() + b, &word, 8);
+    }
+    return tenants_.emplace(t, market::Identity::FromSeed(seed)).first->second;
+  }
+
+  int64_t TenantLinkUs() const { return s_.market.tenant_link_ms * kUs; }
+
+  // Message m is an Order of a random tenant: signed at the tenant now, published by its node one
+  // tenant link later; the tenant's bid window closes bid_window_ms after the submit.
+  void SubmitOrder(uint32_t m) {
+    const uint32_t t = static_cast<uint32_t>(rng_.Below(std::max<uint32_t>(1, s_.market.tenants)));
+    const uint32_t node = tenant_node_.empty() ? 0 : tenant_node_[t];
+    market::Order order;
+    order.group = "job";
+    market::ServiceRequest service;
+    service.name = "worker";
+    service.profile = "worker";
+    service.resources.cpu_millis = 4'000;
+    service.resources.memory_bytes = 16 * market::kGi;
+    service.resources.storage = {market::StorageVolume{"default", 10 * market::kGi, std::nullopt, false}};
+    service.resources.gpu.units = 1 + static_cast<uint32_t>(rng_.Below(2));
+    const uint32_t models = std::max<uint32_t>(1, std::min<uint32_t>(s_.market.gpu_models, 8));
+    service.resources.gpu.options = {market::GpuOption{"nvidia", kMarketModels[rng_.Below(models)], 24 * market::kGi, std::nullopt}};
+    service.price_cap = market::PriceCap{"uakt", 1'000'000, market::PerBlockToPerHour(1'000'000)};
+    order.services = {service};
+    const uint64_t nonce = rng_.Next();
+    const int64_t submit_us = now_us_;
+    auto signed_order = market::MakeSigned(Tenant(t), order, NowMs(), s_.market.order_ttl_ms, nonce);
+    const uint32_t index = static_cast<uint32_t>(orders_.size());
+    MarketOrder& state = orders_.emplace_back();
+    state.tenant = t;
+    state.node = node;
+    state.submit_us = submit_us;
+    state.close_us = submit_us + s_.market.bid_window_ms * kUs;
+    state.selection = std::make_unique<bidding::BidSelection>(signed_order, market::Policy::kPreference);
+    state.order = std::move(signed_order);
+    order_index_.emplace(state.order.id, index);
+    At(now_us_ + TenantLinkUs(), [this, m, index] {
+      MarketOrder& o = orders_[index];
+      if (!nodes_[o.node].up) return;
+      const Bytes wire = market::EncodeEnvelope(o.order.envelope);
+      PublishTracked(m, o.node, wire);
+      OnMarketMessage(o.node, o.order.id, wire);  // the node's own provider sees it too
+    });
+    At(state.close_us, [this, index] { CloseWindow(index); });
+  }
+
+  // A message published by node i for its provider or tenant: sent by the core, and seen by the
+  // node's own provider and tenants, to which the core does not deliver what the node publishes.
+  void PublishLocal(uint32_t i, const Bytes& wire) {
+    if (!nodes_[i].up) return;
+    std::vector<Action> out;
+    Status status = nodes_[i].core->Publish(wire, NowMs(), out);
+    if (!status.ok()) Trace("market publish at node " + std::to_string(i) + " failed: " + status.ToString());
+    Apply(i, out);
+    Reschedule(i);
+    if (status.ok()) OnMarketMessage(i, gossip::WireMessageId(wire).value(), wire);
+  }
+
+  // A verified message at node i (the core checked it): the node's provider and tenants act on it.
+  // Bodies are decoded here without a second signature check, as gpumartd hands the core's
+  // verified deliveries to its engine.
+  void OnMarketMessage(uint32_t i, const MessageId& id, const Bytes& wire) {
+    if (wire.size() < 3) return;
+    const auto type = static_cast<market::MessageType>(wire[2]);  // canonical envelope: byte 2
+    switch (type) {
+      case market::MessageType::kOrder: {
+        if (!engines_[i]) return;
+        auto order_it = order_index_.find(id);
+        if (order_it == order_index_.end()) return;
+        RunEngine(i, engines_[i]->OnOrder(orders_[order_it->second].order, NowMs()));
+        return;
+      }
+      case market::MessageType::kBid: {
+        auto bid = Decode<market::Bid>(id, wire);
+        if (!bid) return;
+        auto order_it = order_index_.find(bid->body.order_id);
+        if (order_it == order_index_.end() || orders_[order_it->second].node != i) return;
+        OnBidAtTenant(order_it->second, *bid);
+        return;
+      }
+      case market::MessageType::kAccept: {
+        if (!engines_[i]) return;
+        auto accept = Decode<market::Accept>(id, wire);
+        if (!accept || accept->body.provider != nodes_[i].identity->public_key()) return;
+        RunEngine(i, engines_[i]->OnAccept(*accept, wire, NowMs()));
+        return;
+      }
+      case market::MessageType::kLease: {
+        auto lease = Decode<market::Lease>(id, wire);
+        if (!lease) return;
+        if (engines_[i]) RunEngine(i, engines_[i]->OnLease(*lease, NowMs()));
+        auto order_it = order_index_.find(lease->body.order_id);
+        if (order_it == order_index_.end()) return;
+        MarketOrder& o = orders_[order_it->second];
+        if (o.node == i && o.lease_us < 0 && lease->body.bid_id == o.accepted_bid) {
+          o.lease_us = now_us_ + TenantLinkUs();
+        }
+        return;
+      }
+      case market::MessageType::kClose: {
+        // A refusal of an accept: a Close whose lease id is the Accept's id.
+        auto close = Decode<market::Close>(id, wire);
+        if (!close) return;
+        auto accept_it = accept_index_.find(close->body.lease_id);
+        if (accept_it == accept_index_.end()) return;
+        MarketOrder& o = orders_[accept_it->second];
+        if (o.node != i || o.lease_us >= 0 || o.accept_id != close->body.lease_id) return;
+        ++results_.market_refused;
+        o.refused.push_back(o.accepted_bid);
+        const int64_t at = now_us_ + TenantLinkUs();
+        const uint32_t index = accept_it->second;
+        At(at, [this, index] { AcceptBest(index); });
+        return;
+      }
+      default: return;
+    }
+  }
+
+  template <typename Body>
+  static Result<Body> DecodeBodyOf(std::span<const uint8_t> body) {
+    if constexpr (std::is_same_v<Body, market::Bid>) return market::DecodeBid(body);
+    else if constexpr (std::is_same_v<Body, market::Accept>) return market::DecodeAccept(body);
+    else if constexpr (std::is_same_v<Body, market::Lease>) return market::DecodeLease(body);
+    else return market::DecodeClose(body);
+  }
+
+  template <typename Body>
+  std::optional<market::Signed<Body>> Decode(const MessageId& id, const Bytes& wire) {
+    Result<market::Envelope> envelope = market::DecodeEnvelope(wire);
+    if (!envelope.ok()) return std::nullopt;
+    Result<Body> body = DecodeBodyOf<Body>(envelope->body);
+    if (!body.ok()) return std::nullopt;
+    return market::Signed<Body>{std::move(*envelope), id, std::move(*body)};
+  }
+
+  // Carries out what a provider's engine asked: reservations need no ledger here; a lease is
+  // durable ledger_commit_ms later (then the engine publishes it); bids, leases and refusals go
+  // out through the node's core.
+  void RunEngine(uint32_t i, bidding::EngineStep step) {
+    bidding::BidEngine& engine = *engines_[i];
+    if (auto due = engine.NextDeadline(); due && *due <= NowMs()) {
+      bidding::EngineStep ticked = engine.Tick(NowMs());
+      for (auto& bid : ticked.bids) step.bids.push_back(std::move(bid));
+    }
+    for (const auto& bid : step.bids) {
+      ++results_.bids_made;
+      PublishLocal(i, market::EncodeEnvelope(bid.envelope));
+    }
+    for (const auto& record : step.record_leases) {
+      const MessageId bid_id = record.bid_id;
+      At(now_us_ + s_.market.ledger_commit_ms * kUs, [this, i, bid_id] {
+        if (!nodes_[i].up) return;
+        RunEngine(i, engines_[i]->OnLeaseStored(bid_id, Status::Ok(), NowMs()));
+      });
+    }
+    for (const auto& lease : step.leases) PublishLocal(i, market::EncodeEnvelope(lease.envelope));
+    for (const auto& refusal : step.refusals) PublishLocal(i, market::EncodeEnvelope(refusal.close.envelope));
+  }
+
+  void OnBidAtTenant(uint32_t index, const market::Signed<market::Bid>& bid) {
+    MarketOrder& o = orders_[index];
+    const int64_t seen_us = now_us_ + TenantLinkUs();
+    ++o.bids;
+    if (o.first_bid_us < 0) o.first_bid_us = seen_us;
+    // The tenant keeps every bid (a refused accept falls back on the next); it ranks at the close.
+    const bidding::BidCheck check = o.selection->Add(bid, (kEpochMs * kUs + seen_us) / kUs, /*reputation_ppm=*/0);
+    if (seen_us <= o.close_us) ++o.bids_in_window;
+    if (check.ok() && o.waiting) {
+      o.waiting = false;
+      At(seen_us, [this, index] { AcceptBest(index); });
+    }
+  }
+
+  void CloseWindow(uint32_t index) {
+    MarketOrder& o = orders_[index];
+    if (o.accept_us >= 0) return;
+    AcceptBest(index);
+  }
+
+  // The tenant accepts its best bid not refused yet (none: it waits for the next bid); the Accept
+  // reaches its node one tenant link later and is routed back along the bid's path.
+  void AcceptBest(uint32_t index) {
+    MarketOrder& o = orders_[index];
+    if (o.lease_us >= 0) return;
+    const market::Signed<market::Bid>* best = nullptr;
+    for (const bidding::SelectedBid* selected : o.selection->Ranking(NowMs())) {
+      if (std::find(o.refused.begin(), o.refused.end(), selected->bid.id) == o.refused.end()) {
+        best = &selected->bid;
+        break;
+      }
+    }
+    if (!best) {
+      o.waiting = true;
+      return;
+    }
+    market::Accept accept{o.order.id, best->id, best->envelope.signer};
+    auto signed_accept = market::MakeSigned(Tenant(o.tenant), accept, NowMs(), s_.market.order_ttl_ms, rng_.Next());
+    if (o.accept_us < 0) o.accept_us = now_us_;
+    o.accept_id = signed_accept.id;
+    o.accepted_bid = best->id;
+    accept_index_[signed_accept.id] = index;
+    Bytes wire = market::EncodeEnvelope(signed_accept.envelope);
+    const uint32_t node = o.node;
+    At(now_us_ + TenantLinkUs(), [this, node, wire = std::move(wire)] { PublishLocal(node, wire); });
+  }
+
+  void SummarizeMarket() {
+    Results& r = results_;
+    r.market_orders = static_cast<uint32_t>(orders_.size());
+    std::vector<int64_t> to_lease, to_bid, accept_to_lease;
+    uint64_t bids = 0, in_window = 0;
+    for (const MarketOrder& o : orders_) {
+      bids += o.bids;
+      in_window += o.bids_in_window;
+      if (o.first_bid_us < 0) ++r.market_no_bid;
+      else to_bid.push_back((o.first_bid_us - o.submit_us) / kUs);
+      if (o.lease_us < 0 || o.lease_us > end_us_) continue;
+      ++r.market_leased;
+      to_lease.push_back((o.lease_us - o.submit_us) / kUs);
+      accept_to_lease.push_back((o.lease_us - o.accept_us) / kUs);
+    }
+    std::array<uint64_t, bidding::kSkipReasons> skipped{};
+    for (const auto& engine : engines_) {
+      if (!engine) continue;
+      for (size_t k = 0; k < bidding::kSkipReasons; ++k) skipped[k] += engine->counters().skipped[k];
+    }
+    for (size_t k = 0; k < bidding::kSkipReasons; ++k) {
+      if (skipped[k]) r.market_skips.emplace_back(std::string(bidding::ToString(static_cast<bidding::SkipReason>(k))), skipped[k]);
+    }
+    r.submit_to_lease = Percentiles(to_lease, r.market_orders);
+    r.submit_to_first_bid = Percentiles(to_bid, r.market_orders);
+    r.accept_to_lease = Percentiles(accept_to_lease, r.market_leased);
+    if (r.market_orders) {
+      r.bids_per_order = static_cast<double>(bids) / r.market_orders;
+      r.bids_in_window_per_order = static_cast<double>(in_window) / r.market_orders;
+    }
   }
 
   // ---- Tracing ----
@@ -718,6 +1120,7 @@ class Simulator {
       if (all) r.rejoin_convergence_ms = (last_us - rejoin_at_us_) / kUs;
       for (uint32_t i : rejoiners_) r.rejoin_bytes += nodes_[i].bytes_sent + nodes_[i].bytes_received;
     }
+    if (market_) SummarizeMarket();
     r.copies_per_delivery = deliveries_ ? static_cast<double>(message_frames_in_) / static_cast<double>(deliveries_) : 0;
     // Upload per node per second over the measured window, among nodes up at its end.
     const double seconds = std::max<double>(1e-3, static_cast<double>(end_us_ - window_start_us_) / 1e6);
@@ -780,9 +1183,10 @@ class Simulator {
   std::vector<Node> nodes_;
   std::unordered_map<std::string, uint32_t> by_address_;
   std::vector<Link> links_;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
+  EventQueue queue_;
   std::vector<std::function<void()>> scripts_;
   SignatureMemo memo_;
+  EnvelopePool pool_;
   std::vector<Message> messages_;
   std::unordered_map<MessageId, uint32_t, IdHash> by_id_;
   uint64_t message_frames_in_ = 0;
@@ -792,6 +1196,16 @@ class Simulator {
   std::vector<uint32_t> rejoiners_;
   int64_t rejoin_at_us_ = 0;
   std::vector<std::pair<uint32_t, int64_t>> went_down_;
+  // The market scenario.
+  bool market_ = false;
+  Rng nonces_{0};
+  std::vector<std::unique_ptr<bidding::BidEngine>> engines_;  // per node; empty: not a provider
+  std::map<market::PublicKey, uint32_t> provider_node_;
+  std::vector<uint32_t> tenant_node_;
+  std::map<uint32_t, market::Identity> tenants_;
+  std::vector<MarketOrder> orders_;
+  std::unordered_map<MessageId, uint32_t, IdHash> order_index_;
+  std::unordered_map<MessageId, uint32_t, IdHash> accept_index_;
   Results results_;
 };
 

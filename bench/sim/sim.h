@@ -29,6 +29,22 @@ struct NetworkModel {
   int64_t connect_timeout_us = 3'000'000;         // a dial to a node that is down or cut off fails after this
 };
 
+// The market on top of the network (docs/SIMULATION.md, "The market"): the first `providers`
+// nodes each run a real bidding::BidEngine; `tenants` attach to random nodes and submit the
+// scenario's messages as Orders (one each, from a random tenant), choose with a real
+// bidding::BidSelection over a fixed bid window, and accept the best bid; the winner's Lease is
+// flooded. 0 providers: no market, the messages are Closes.
+struct MarketModel {
+  uint32_t providers = 0;
+  uint32_t tenants = 0;
+  uint32_t gpu_models = 8;          // each provider has 8 GPUs of one model; each order wants 1-2 of one
+  int64_t bid_window_ms = 500;      // from submit; the real client may close it early (see the doc)
+  int64_t tenant_link_ms = 5;       // one way between a tenant and its node
+  int64_t ledger_commit_ms = 5;     // a provider's durable lease write before it publishes the Lease
+  int64_t order_ttl_ms = 60'000;
+  int64_t bid_ttl_ms = 30'000;
+};
+
 // A named experiment. Times are virtual milliseconds from the start of the run.
 struct Scenario {
   std::string name;
@@ -58,6 +74,8 @@ struct Scenario {
   uint32_t rejoiners = 0;
   int64_t rejoin_offline_at_ms = 0;
   int64_t rejoin_offline_ms = 0;
+
+  MarketModel market;
 
   uint64_t seed = 1;
   std::optional<uint32_t> trace_message;  // print this message's path (index in publish order)
@@ -105,6 +123,15 @@ struct Results {
   int64_t rejoin_convergence_ms = -1;
   uint64_t rejoin_missing = 0;
   uint64_t rejoin_bytes = 0;
+  // Market: orders submitted, leased, left without any bid in the window or after it, accepts
+  // refused by the provider; virtual ms from a tenant's submit to the Lease reaching it, as p50/p99
+  // over every submitted order (one never leased counts as infinitely late, -1), and its parts.
+  uint32_t market_orders = 0, market_leased = 0, market_no_bid = 0, market_refused = 0;
+  Distribution submit_to_lease, submit_to_first_bid, accept_to_lease;
+  double bids_per_order = 0;            // reaching the tenant's node, window or not
+  double bids_in_window_per_order = 0;  // the ones the tenant ranked
+  uint64_t bids_made = 0;               // by all the bid engines
+  std::vector<std::pair<std::string, uint64_t>> market_skips;  // orders the engines did not bid on, by reason
   std::vector<std::pair<std::string, uint64_t>> drops;  // the cores' drop counters, summed, nonzero
   uint64_t events = 0;
   // Cost of the run itself (not part of the deterministic result).

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   std::optional<uint32_t> nodes, messages, trace;
   std::optional<double> rate, loss, upload_mbps, crash;
   std::optional<size_t> max_inbound;
-  std::optional<int64_t> graft_timeout_ms;
+  std::optional<uint32_t> prune_after;
+  std::optional<int64_t> graft_timeout_ms, bid_window_ms;
   bool json = false, list = false;
   app.add_option("scenario", name, "preset name (--list shows them)");
   app.add_option("--seed", seed, "random seed (default 1)");
@@ -25,7 +26,9 @@ int main(int argc, char** argv) {
   app.add_option("--upload-mbps", upload_mbps, "override each node's upload bandwidth (Mbit/s)");
   app.add_option("--crash", crash, "override the fraction of nodes that crash in the publishing window");
   app.add_option("--max-inbound", max_inbound, "override the cores' max_inbound (links a node accepts)");
+  app.add_option("--prune-after", prune_after, "override the cores' prune_after_duplicates");
   app.add_option("--graft-timeout-ms", graft_timeout_ms, "override the cores' graft_timeout_ms");
+  app.add_option("--bid-window-ms", bid_window_ms, "market: override the tenants' bid window");
   app.add_option("--trace", trace, "print the path of this message (index in publish order)");
   app.add_flag("--json", json, "print JSON instead of a table");
   app.add_flag("--list", list, "list the presets");
@@ -47,7 +50,9 @@ int main(int argc, char** argv) {
   if (crash) scenario->crash_fraction = *crash;
   if (upload_mbps) scenario->net.upload_bytes_per_second = static_cast<uint64_t>(*upload_mbps * 125'000);
   if (max_inbound) scenario->gossip.max_inbound = *max_inbound;
+  if (prune_after) scenario->gossip.prune_after_duplicates = *prune_after;
   if (graft_timeout_ms) scenario->gossip.graft_timeout_ms = *graft_timeout_ms;
+  if (bid_window_ms) scenario->market.bid_window_ms = *bid_window_ms;
   scenario->trace_message = trace;
   std::cerr << "gpumart-sim: scenario " << scenario->name << ", seed " << scenario->seed << "\n";
   std::string trace_text;

@@ -86,7 +86,12 @@ Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t
       break;
     }
     case MessageType::kLease: {
-      // The provider's signature and the embedded Accept's, and that they agree.
+      // The provider's signature and the embedded Accept's, and that they agree. With a hook, the
+      // structure is checked here and the hook stands for the signature checks (OpenLease's).
+      if (config.verify_signature) {
+        status = market::DecodeLease(envelope.body).status();
+        break;
+      }
       auto lease = market::OpenLease(bytes);
       if (!lease.ok()) return lease.status();
       return verified;
@@ -328,7 +333,7 @@ class GossipCore::Impl {
     const MessageId id = market::ComputeId(*envelope);
     if (retained_.contains(id)) return Status::AlreadyExists("message already retained");
     Accept(id, *envelope);  // so a peer's copy is a duplicate, and its nonce is taken
-    Retain(id, *envelope, bytes, now);
+    Retain(id, *envelope, Keep(id, bytes), now);
     return Status::Ok();
   }
 
@@ -339,6 +344,7 @@ class GossipCore::Impl {
     bool ready = false;
     Hello hello;
     bool eager = true;  // Plumtree: every new link starts in the eager set
+    uint32_t duplicates_in_a_row = 0;  // eager duplicates since this link last delivered first
     int64_t connected_ms = 0;
     int64_t last_heard_ms = 0;
     std::optional<uint64_t> ping_nonce;
@@ -363,7 +369,7 @@ class GossipCore::Impl {
   struct RetainedEntry {
     reconcile::Item item;
     int64_t evict_ms = 0;
-    Bytes envelope;
+    SharedBytes envelope;  // the same buffer as the store's, while both keep the message
   };
   struct Dial {
     int64_t next_try_ms = 0;
@@ -377,9 +383,15 @@ class GossipCore::Impl {
     size_t next = 0;
   };
   struct Stored {
-    Bytes envelope;
+    SharedBytes envelope;
     uint32_t hops = 0;
   };
+
+  // One immutable buffer per message kept, for the store and the retained set alike.
+  SharedBytes Keep(const MessageId& id, std::span<const uint8_t> bytes) const {
+    if (config_.keep_envelope) return config_.keep_envelope(id, bytes);
+    return std::make_shared<const Bytes>(bytes.begin(), bytes.end());
+  }
 
   // ---- Helpers ----
 
@@ -538,8 +550,9 @@ class GossipCore::Impl {
       return;
     }
     Peer& peer = peers_.at(peer_id);
-    if (!IsAnswer(type) && peer.eager) {
+    if (!IsAnswer(type) && peer.eager && ++peer.duplicates_in_a_row >= config_.prune_after_duplicates) {
       peer.eager = false;
+      peer.duplicates_in_a_row = 0;
       ++stats_.prunes_sent;
       Send(peer_id, PruneFrame{}, out);
     }
@@ -604,11 +617,13 @@ class GossipCore::Impl {
       // Not pushed: announced lazily to the other peers, which GRAFT it if they lack it (the
       // retained set answers). A catch-up of thousands then costs the tree nothing.
       ++stats_.reconciled;
-      Retain(id, *envelope, bytes, now);
+      Retain(id, *envelope, Keep(id, bytes), now);
       return Announce(id, peer_id, now, out);
     }
     // Plumtree: the link a new message came on is a tree link.
-    peers_.at(peer_id).eager = true;
+    Peer& sender = peers_.at(peer_id);
+    sender.eager = true;
+    sender.duplicates_in_a_row = 0;
     Dispatch(id, *envelope, *verified, bytes, peer_id, hops, now, out);
   }
 
@@ -638,11 +653,11 @@ class GossipCore::Impl {
     for (const MessageId& id : frame.ids) {
       if (auto it = store_.find(id); it != store_.end()) {
         ++stats_.eager_sent;
-        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(it->second.hops + 1, it->second.envelope)});
+        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(it->second.hops + 1, *it->second.envelope)});
       } else if (auto kept = retained_.find(id); kept != retained_.end()) {
         // Announced after a reconciliation, or seeded: its hop count is unknown, so it starts over.
         ++stats_.eager_sent;
-        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(1, kept->second.envelope)});
+        Emit<SendFrame>(out, {peer_id, EncodeMessageFrame(1, *kept->second.envelope)});
       } else {
         drops_.Add(Drop::kUnknownGraft);
       }
@@ -689,11 +704,11 @@ class GossipCore::Impl {
     }
   }
 
-  void Store(const MessageId& id, std::span<const uint8_t> bytes, uint32_t hops, int64_t now) {
-    if (bytes.size() > limits::kMaxStoredBytes) return;
-    auto [it, inserted] = store_.try_emplace(id, Stored{Bytes(bytes.begin(), bytes.end()), hops});
+  void Store(const MessageId& id, const SharedBytes& bytes, uint32_t hops, int64_t now) {
+    if (bytes->size() > limits::kMaxStoredBytes) return;
+    auto [it, inserted] = store_.try_emplace(id, Stored{bytes, hops});
     if (!inserted) return;
-    stored_bytes_ += bytes.size();
+    stored_bytes_ += bytes->size();
     store_order_.push_back({now + config_.store_retention_ms, id});
     while (stored_bytes_ > limits::kMaxStoredBytes) EvictOldestStored();
   }
@@ -704,15 +719,16 @@ class GossipCore::Impl {
 
   void EvictOldestStored() {
     auto it = store_.find(store_order_.front().second);
-    stored_bytes_ -= it->second.envelope.size();
+    stored_bytes_ -= it->second.envelope->size();
     store_.erase(it);
     store_order_.pop_front();
   }
 
   void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
                 std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
-    Store(id, bytes, hops, now);
-    Retain(id, envelope, bytes, now);
+    const SharedBytes kept = Keep(id, bytes);
+    Store(id, kept, hops, now);
+    Retain(id, envelope, kept, now);
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(id, from, envelope.expires_ms);
@@ -824,24 +840,24 @@ class GossipCore::Impl {
 
   bool AntiEntropyOn() const { return config_.reconcile_interval_ms >= 0; }
 
-  void Retain(const MessageId& id, const Envelope& envelope, std::span<const uint8_t> bytes, int64_t now) {
+  void Retain(const MessageId& id, const Envelope& envelope, const SharedBytes& bytes, int64_t now) {
     if (!AntiEntropyOn() || !IsReconcilable(envelope.type) || envelope.created_ms < 0 || retained_.contains(id)) {
       return;
     }
     const int64_t evict_ms = RetainUntil(envelope);
-    if (evict_ms <= now || bytes.size() > limits::kMaxRetainedBytes) return;
+    if (evict_ms <= now || bytes->size() > limits::kMaxRetainedBytes) return;
     // Full: the entries that would leave soonest make room.
     while (retained_.size() >= limits::kMaxRetainedItems ||
-           retained_bytes_ + bytes.size() > limits::kMaxRetainedBytes) {
+           retained_bytes_ + bytes->size() > limits::kMaxRetainedBytes) {
       drops_.Add(Drop::kRetainedFull);
       const MessageId oldest = retained_evictions_.begin()->second;
       Unretain(oldest);
     }
     const reconcile::Item item{static_cast<uint64_t>(envelope.created_ms), id};
-    retained_.emplace(id, RetainedEntry{item, evict_ms, Bytes(bytes.begin(), bytes.end())});
+    retained_.emplace(id, RetainedEntry{item, evict_ms, bytes});
     retained_items_.insert(item);
     retained_evictions_.insert({evict_ms, id});
-    retained_bytes_ += bytes.size();
+    retained_bytes_ += bytes->size();
     retained_stale_ = true;
   }
 
@@ -849,7 +865,7 @@ class GossipCore::Impl {
     auto it = retained_.find(id);
     retained_items_.erase(it->second.item);
     retained_evictions_.erase({it->second.evict_ms, id});
-    retained_bytes_ -= it->second.envelope.size();
+    retained_bytes_ -= it->second.envelope->size();
     retained_.erase(it);
     retained_stale_ = true;
   }
@@ -1010,7 +1026,7 @@ class GossipCore::Impl {
       --peer.serve_budget;
       auto it = retained_.find(id);
       if (it == retained_.end()) continue;  // gone meanwhile
-      const Bytes& envelope = it->second.envelope;
+      const Bytes& envelope = *it->second.envelope;
       if (answer.items.size() == limits::kMaxReconcileItems ||
           bytes + envelope.size() + kItemOverhead > limits::kMaxFrameBytes) {
         Send(peer_id, answer, out);

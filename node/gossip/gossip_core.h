@@ -29,6 +29,8 @@ namespace gpumart::gossip {
 
 // A link, as the driver numbers it. Never reused while the core may know it; 0 is this node.
 using PeerId = uint64_t;
+// An immutable envelope kept by the core (see GossipConfig::keep_envelope).
+using SharedBytes = std::shared_ptr<const Bytes>;
 constexpr PeerId kLocalPeer = 0;
 
 enum class Direction : uint8_t { kInbound, kOutbound };
@@ -43,6 +45,9 @@ struct GossipConfig {
   int64_t hello_timeout_ms = 5'000;
   int64_t ping_interval_ms = 5'000;
   int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
+  // PRUNE an eager link after this many duplicates in a row from it (a first delivery on it starts
+  // the count again); 1 is classic Plumtree. With many concurrent sources (docs/GOSSIP.md).
+  uint32_t prune_after_duplicates = 4;
   int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
   // Lazy announcements: the first id queued for a lazy peer waits this long for others to join it
@@ -67,10 +72,17 @@ struct GossipConfig {
   int64_t outbound_rotation_ms = 60'000;
   uint64_t frames_per_second = 2'000;    // per-peer rate, with a burst of two seconds' worth
   uint64_t bytes_per_second = 16 << 20;
-  // Checks a message's signature (not a Lease's, which market::OpenLease checks whole). Empty:
-  // market::VerifySignature. A simulator running thousands of cores in one process sets one
-  // shared memo here so each message's Ed25519 check runs once, not once per node (bench/sim).
+  // Checks a message's signature; for a Lease, every signature market::OpenLease checks (the
+  // core still checks the Lease's structure and binding by decoding it). Empty:
+  // market::VerifySignature, and market::OpenLease for a Lease. A simulator running thousands of
+  // cores in one process sets one shared memo here so each message's Ed25519 checks run once,
+  // not once per node (bench/sim).
   std::function<Status(const market::Envelope&)> verify_signature;
+  // Where the core keeps a verified message's envelope bytes to answer GRAFTs and reconciliation:
+  // one immutable buffer per message, shared by its store and its retained set. Empty: a copy of
+  // `envelope`. A simulator running thousands of cores in one process returns one buffer per
+  // message for all of them (bench/sim); the bytes returned must equal `envelope`.
+  std::function<SharedBytes(const MessageId& id, std::span<const uint8_t> envelope)> keep_envelope;
 };
 
 // ---- Actions (what the driver must do) ----

@@ -1014,11 +1014,37 @@ TEST(TimerTest, DialDeadlineFollowsEveryDialChange) {
 }
 
 // With nothing queued, an IHAVE goes ihave_delay_ms after its first id, whatever else happens.
+// An eager link is pruned only after prune_after_duplicates duplicates in a row from it: in a
+// triangle where node 0 publishes, nodes 1 and 2 each get every message first from 0 and again
+// from each other, so the link 1-2 stays eager for three messages and is pruned on the fourth.
+TEST(PlumtreeTest, AnEagerLinkIsPrunedOnlyAfterItsDuplicatesInARow) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.prune_after_duplicates = 4;
+  for (int i = 0; i < 3; ++i) net.AddNode(config);
+  net.Connect(0, 1);
+  net.Connect(1, 2);
+  net.Connect(0, 2);
+  net.RunFor(100);
+  auto prunes = [&] {
+    return net.core(0).stats().prunes_sent + net.core(1).stats().prunes_sent + net.core(2).stats().prunes_sent;
+  };
+  for (uint64_t n = 1; n <= 3; ++n) {
+    ASSERT_TRUE(net.Publish(0, MakeClose(Signer(62), net.now(), 60'000, n)).ok());
+    net.RunFor(100);
+  }
+  EXPECT_EQ(prunes(), 0u);
+  ASSERT_TRUE(net.Publish(0, MakeClose(Signer(62), net.now(), 60'000, 4)).ok());
+  net.RunFor(100);
+  EXPECT_GT(prunes(), 0u);
+}
+
 TEST(TimerTest, LazyAnnouncementsWaitTheConfiguredDelay) {
   for (int64_t delay : {0, 5, 40}) {
     FakeNetwork net;
     GossipConfig config;
     config.ihave_delay_ms = delay;
+    config.prune_after_duplicates = 1;  // so the first message prunes a link (the premise below)
     for (int i = 0; i < 3; ++i) net.AddNode(config);
     net.Connect(0, 1);
     net.Connect(1, 2);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/gossip/fake_network.h"
+#include "tests/market/test_messages.h"
 #include "tests/test_seed.h"
 
 namespace gpumart::sim {
@@ -53,6 +54,24 @@ TEST(SimTest, TraceFollowsOneMessageFromPublishToEveryNode) {
   EXPECT_EQ(deliveries, results.nodes - 1);  // every node but the publisher
 }
 
+// The market: real bid engines and bid selections over the simulated cores; every order is leased,
+// in a time made of its flood, the bids routed back, the accept routed on and the lease flooded.
+TEST(SimTest, MarketLeasesEveryOrderAndOneSeedGivesOneRun) {
+  Scenario scenario = *Preset("market-small");
+  scenario.seed = testing::TestSeed();
+  const Results first = sim::Run(scenario, nullptr);
+  EXPECT_EQ(first.market_orders, 30u);
+  EXPECT_EQ(first.market_leased, 30u) << ToTable(first);
+  EXPECT_EQ(first.market_no_bid, 0u);
+  EXPECT_GT(first.bids_made, first.market_orders);
+  EXPECT_GE(first.bids_per_order, first.bids_in_window_per_order);
+  // A lease takes at least the bid window (the tenant accepts at its close) and a round trip.
+  EXPECT_GT(first.submit_to_lease.p50, scenario.market.bid_window_ms);
+  EXPECT_GT(first.submit_to_lease.max, 0);
+  EXPECT_GT(first.accept_to_lease.p50, 2 * scenario.market.tenant_link_ms);
+  EXPECT_EQ(ToJson(first, false), ToJson(sim::Run(scenario, nullptr), false));
+}
+
 // GossipConfig::verify_signature decides the signature check in place of market::VerifySignature.
 TEST(SimTest, CoreAsksTheSignatureHook) {
   using gossip::testing::FakeNetwork;
@@ -77,6 +96,70 @@ TEST(SimTest, CoreAsksTheSignatureHook) {
   accept = false;
   const market::Bytes second = gossip::testing::MakeClose(author, network.now(), 60'000, 2);
   EXPECT_EQ(network.Publish(0, second).code(), Status::Code::kBadSignature);
+}
+
+// GossipConfig::keep_envelope: each core keeps one buffer per message (store and retained set
+// share it), from the hook when there is one; the simulator's pool makes it one per run.
+TEST(SimTest, CoresKeepEachEnvelopeOnceThroughTheHook) {
+  using gossip::testing::FakeNetwork;
+  std::vector<gossip::SharedBytes> kept;
+  gossip::GossipConfig config;
+  config.keep_envelope = [&](const market::MessageId&, std::span<const uint8_t> bytes) {
+    kept.push_back(std::make_shared<const market::Bytes>(bytes.begin(), bytes.end()));
+    return kept.back();
+  };
+  FakeNetwork network;
+  network.AddNode(config);
+  network.AddNode(config);
+  network.Connect(0, 1);
+  network.RunFor(100);
+  const market::Identity author = market::Identity::FromSeed(market::Seed{9});
+  const market::Bytes close = gossip::testing::MakeClose(author, network.now(), 60'000, 1);
+  ASSERT_TRUE(network.Publish(0, close).ok());
+  network.RunFor(100);
+  ASSERT_TRUE(network.DeliveredAt(1, gossip::testing::IdOf(close)));
+  ASSERT_EQ(kept.size(), 2u);  // once per node, not once for the store and once for the retained set
+  EXPECT_EQ(*kept[0], close);
+  EXPECT_EQ(kept[0].use_count(), 3);  // this test, node 0's store, node 0's retained set
+}
+
+// For a Lease, the hook stands for every signature OpenLease checks (the provider's and the
+// embedded Bid's and Accept's); the core still decodes the Lease and its binding.
+TEST(SimTest, CoreAsksTheSignatureHookForALeaseToo) {
+  int calls = 0;
+  bool accept = true;
+  gossip::GossipConfig config;
+  config.verify_signature = [&](const market::Envelope& envelope) {
+    if (envelope.type == market::MessageType::kLease) ++calls;
+    return accept ? Status::Ok() : Status::BadSignature("hook says no");
+  };
+  const market::Identity provider = market::Identity::FromSeed(market::Seed{3});
+  const market::Identity tenant = market::Identity::FromSeed(market::Seed{4});
+  auto lease = [&](uint64_t nonce) {
+    const int64_t now = 1'750'000'000'000;
+    market::Bid bid;
+    bid.order_id[0] = static_cast<uint8_t>(nonce);
+    bid.tenant = tenant.public_key();
+    bid.group = "dcloud";
+    bid.denom = "uakt";
+    bid.price_per_hour = 1000;
+    bid.services = market::testing::SampleAssignments();
+    bid.reservation_expires_ms = now + 60'000;
+    const auto signed_bid = market::MakeSigned(provider, bid, now, 60'000, nonce);
+    market::Lease body;
+    body.accept_envelope = market::EncodeEnvelope(
+        market::MakeSigned(tenant, market::Accept{bid.order_id, signed_bid.id, provider.public_key()}, now, 60'000, nonce)
+            .envelope);
+    body.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
+    body.start_ms = now;
+    return market::EncodeEnvelope(market::MakeSigned(provider, body, now, 60'000, nonce).envelope);
+  };
+  gossip::GossipCore core(market::Identity::FromSeed(market::Seed{5}), config);
+  std::vector<gossip::Action> out;
+  EXPECT_TRUE(core.Publish(lease(1), 1'750'000'000'000, out).ok());
+  EXPECT_EQ(calls, 1);
+  accept = false;
+  EXPECT_EQ(core.Publish(lease(2), 1'750'000'000'000, out).code(), Status::Code::kBadSignature);
 }
 
 }  // namespace
