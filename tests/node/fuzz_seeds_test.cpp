@@ -3,7 +3,7 @@
 // from inputs that decode and reaches deep code at once. The test checks that the committed
 // seeds still decode with today's decoders (a format change that leaves them stale fails here),
 // and regenerates them when run as
-//   GPUMART_WRITE_FUZZ_SEEDS=1 build/bin/node_fuzz_seeds_test
+//   GPUMART_WRITE_FUZZ_SEEDS=1 build/bin/node_tests --gtest_filter='FuzzSeedsTest.*'
 #include <gtest/gtest.h>
 #include <leveldb/db.h>
 
@@ -219,7 +219,7 @@ TEST(FuzzSeedsTest, CommittedSeedsStillDecode) {
       } else {
         EXPECT_TRUE(Decodes(target, name, bytes.str()))
             << entry.path() << " no longer decodes: regenerate the seeds with GPUMART_WRITE_FUZZ_SEEDS=1 "
-            << "build/bin/node_fuzz_seeds_test";
+            << "build/bin/node_tests --gtest_filter='FuzzSeedsTest.*'";
       }
       ++checked;
     }
