@@ -101,6 +101,7 @@ NodeConfig LoopbackConfig(const std::string& data_dir) {
   NodeConfig config;
   config.data_dir = data_dir;
   config.listen = "tcp://127.0.0.1:*";
+  config.client_listen = "tcp://127.0.0.1:*";
   config.metrics_listen = "127.0.0.1:0";
   config.metrics_listen_given = true;
   return config;
