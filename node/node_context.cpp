@@ -137,6 +137,9 @@ Status NodeContext::StartClientPort(const NodeConfig& config) {
   port.curve = !client::IsLoopbackEndpoint(config.client_listen);  // docs/CLIENT.md, "Addresses"
   port.ledger = &ledger_->store();
   port.queries = ClientQueries(std::move(sources));
+  port.on_submit_to_lease = [metrics = metrics_](std::chrono::nanoseconds took) {
+    metrics->submit_to_lease_seconds.Observe(std::chrono::duration<double>(took).count());
+  };
   client_port_ = system_.Spawn({.name = "client-port", .mailbox_hwm = client::kClientPortMailboxHwm},
                                [this, port, counters = client_counters_] {
                                  return std::make_unique<client::ClientPort>(identity_, port, counters);
@@ -244,9 +247,11 @@ Status NodeContext::StartGossip(const NodeConfig& config) {
 Status NodeContext::StartMetrics(const NodeConfig& config) {
   std::optional<actors::ActorAddress> provider;
   if (provider_.ok()) provider = provider_.address();
+  std::shared_ptr<const client::ClientPortCounters> client;
+  if (client_port_.ok()) client = client_counters_;
   metric_sources_ = std::make_shared<NodeMetricSources>(
       system_, NodeMetricSources::Parts{gossip_.address(), provider, ledger_.get(), feed_counters_, offer_counters_,
-                                        provider_counters_});
+                                        provider_counters_, client});
   NodeMetricSources::Register(*metrics_, metric_sources_);
   if (config.metrics_listen.empty()) return Status::Ok();
   Result<metrics::ListenAddress> address = metrics::ParseListenAddress(config.metrics_listen);

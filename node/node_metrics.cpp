@@ -102,6 +102,38 @@ void CollectProvider(const ProviderCounters& p, Scrape& scrape) {
   scrape.Counter(kRuns, kRunsHelp, {{"event", "stop"}, {"outcome", "failed"}}, Load(p.executor_stops_failed));
 }
 
+void CollectClientPort(const client::ClientPortCounters& c, Scrape& scrape) {
+  scrape.Counter("gpumart_client_requests_total", "Client requests decoded and dispatched (ping, publish, queries).",
+                 {}, Load(c.requests));
+  scrape.Counter("gpumart_client_error_replies_total",
+                 "Replies to clients that carry an error (a refused publish, a bad request, rate limited).", {},
+                 Load(c.errors));
+  constexpr std::string_view kFrames = "gpumart_client_frames_refused_total";
+  constexpr std::string_view kFramesHelp =
+      "Client frames not served, by reason: rate_limited (over the connection's request rate) or undecodable (no "
+      "request id to answer).";
+  scrape.Counter(kFrames, kFramesHelp, {{"reason", "rate_limited"}}, Load(c.rate_limited));
+  scrape.Counter(kFrames, kFramesHelp, {{"reason", "undecodable"}}, Load(c.undecodable));
+  constexpr std::string_view kPublishes = "gpumart_client_publishes_total";
+  constexpr std::string_view kPublishesHelp =
+      "Orders, Accepts and Closes clients published, by outcome: published (gossiped, a retry included) or refused "
+      "(signature, freshness, owner, limits).";
+  scrape.Counter(kPublishes, kPublishesHelp, {{"outcome", "published"}}, Load(c.published));
+  scrape.Counter(kPublishes, kPublishesHelp, {{"outcome", "refused"}}, Load(c.refused));
+  scrape.Counter("gpumart_client_events_total", "Events (bid, lease, close) pushed to subscribed clients.", {},
+                 Load(c.events));
+  constexpr std::string_view kDrops = "gpumart_client_queue_drops_total";
+  constexpr std::string_view kDropsHelp =
+      "What the client port dropped at a full queue, by queue: send (a client's replies and events) or deliveries "
+      "(the port's own mailbox).";
+  scrape.Counter(kDrops, kDropsHelp, {{"queue", "send"}}, Load(c.send_dropped));
+  scrape.Counter(kDrops, kDropsHelp, {{"queue", "deliveries"}}, Load(c.deliveries_dropped));
+  scrape.Gauge("gpumart_client_connections", "Client connections the port tracks now.", {},
+               static_cast<double>(Load(c.connections)));
+  scrape.Gauge("gpumart_client_subscriptions", "Orders whose events the port pushes to clients now.", {},
+               static_cast<double>(Load(c.subscriptions)));
+}
+
 // Free GPUs per device type, from the Offer the provider last published (its free capacity).
 void CollectFreeCapacity(const market::Offer& offer, Scrape& scrape) {
   std::map<std::tuple<std::string, std::string, uint64_t, market::GpuInterface>, uint64_t> free;
@@ -194,6 +226,7 @@ void NodeMetricSources::Collect(Scrape& scrape) {
   if (parts_.offers) CollectOfferBook(*parts_.offers, scrape);
   if (parts_.ledger) CollectLedger(*parts_.ledger, scrape);
   if (parts_.provider_counters) CollectProvider(*parts_.provider_counters, scrape);
+  if (parts_.client) CollectClientPort(*parts_.client, scrape);
   if (parts_.provider) {
     auto status = outbox_->Request<ProviderStatus>(*parts_.provider, GetProviderStatus{}, kMetricsStatusTimeout);
     if (status.ok()) CollectFreeCapacity(status.value().offer, scrape);

@@ -1,7 +1,7 @@
 // A node's metrics (docs/METRICS.md): the registry its HTTP server exposes at /metrics, the
 // instruments the node's parts observe directly, and the collector that reports, at each
 // scrape, the counters the parts already keep (node/ledger_feed.h, node/offer_book_actor.h,
-// node/provider_actor.h, the gossip node's status, the ledger's stats), so nothing is counted
+// node/provider_actor.h, node/client/client_port.h, the gossip node's status, the ledger's stats), so nothing is counted
 // twice.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include "actors/actor_system.h"
 #include "actors/outbox.h"
 #include "ledger/ledger_actor.h"
+#include "node/client/client_port.h"
 #include "node/ledger_feed.h"
 #include "node/metrics/metrics.h"
 #include "node/offer_book_actor.h"
@@ -52,6 +53,7 @@ class NodeMetricSources {
     std::shared_ptr<const LedgerFeedCounters> feed;
     std::shared_ptr<const OfferBookCounters> offers;
     std::shared_ptr<const ProviderCounters> provider_counters;  // null: no provider
+    std::shared_ptr<const client::ClientPortCounters> client;    // null: no client port
   };
   NodeMetricSources(actors::ActorSystem& system, Parts parts);
   // Adds the collector to `metrics` (once per context).

@@ -94,6 +94,9 @@ class ClientPort::Impl {
     // everyone), which must not take its events away from the tenant's own connection.
     std::vector<std::string> connections;
     int64_t expires_ms = 0;
+    // When the port first took the Order, for submit-to-lease; observed once, at its first Lease.
+    std::chrono::steady_clock::time_point taken;
+    bool lease_pushed = false;
   };
   struct KnownBid {
     MessageId order_id{};
@@ -299,7 +302,7 @@ class ClientPort::Impl {
             return Status::Unavailable("this node follows too many open orders; try another node or later");
           }
         }
-        subscribe = Subscription{{connection}, order->envelope.expires_ms};
+        subscribe = Subscription{{connection}, order->envelope.expires_ms, std::chrono::steady_clock::now()};
         break;
       }
       case MessageType::kAccept: {
@@ -418,6 +421,7 @@ class ClientPort::Impl {
             lease_expiry_.emplace_back(subscriptions_.at(lease->order_id).expires_ms, delivery.id);
           }
         }
+        ObserveSubmitToLease(lease->order_id);
         Push("lease", lease->order_id, delivery);
         break;
       }
@@ -440,6 +444,13 @@ class ClientPort::Impl {
     }
     bids_.emplace(id, KnownBid{bid.order_id, bid.tenant, provider, expires_ms});
     bid_expiry_.emplace(expires_ms, id);
+  }
+
+  void ObserveSubmitToLease(const MessageId& order) {
+    auto it = subscriptions_.find(order);
+    if (it == subscriptions_.end() || it->second.lease_pushed) return;
+    it->second.lease_pushed = true;
+    if (config_.on_submit_to_lease) config_.on_submit_to_lease(std::chrono::steady_clock::now() - it->second.taken);
   }
 
   void Push(const char* type, const MessageId& order, const gossip::Deliver& delivery) {

@@ -78,6 +78,9 @@ struct ClientPortConfig {
   QueryTable queries;
   int64_t idle_ms = kClientIdleMs;
   uint64_t requests_per_second = limits::kRequestsPerSecond;
+  // Called on the port's thread when it pushes an order's first Lease, with the time since the
+  // port took that Order (steady clock): the node's gpumart_submit_to_lease_seconds.
+  std::function<void(std::chrono::nanoseconds)> on_submit_to_lease;
 };
 
 // Written by the port's actor (deliveries_dropped: the gossip thread); read by anyone.

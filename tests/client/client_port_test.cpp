@@ -245,6 +245,12 @@ TEST_F(ClientPortTest, ASubscriberGetsItsBidsLeaseAndCloseAndOwnershipIsChecked)
   auto lease = market::OpenLease(lease_event->envelope);
   ASSERT_TRUE(lease.ok());
   ASSERT_TRUE(Eventually([&] { return relay_->ledger().store().GetLease(lease->id).ok(); }));
+  // Pushing the Lease observed the order's submit-to-lease time once, on the node it was
+  // submitted to (the order's second publisher adds no observation).
+  const metrics::HistogramSnapshot submit_to_lease = relay_->metrics()->submit_to_lease_seconds.Read();
+  EXPECT_EQ(submit_to_lease.count, 1u);
+  EXPECT_GT(submit_to_lease.sum, 0.0);
+  EXPECT_EQ(provider->metrics()->submit_to_lease_seconds.Read().count, 0u);
 
   // The lease query carries the record and its order, for `gpumart lease manifest`.
   auto record = client_->Call("lease", {{"lease", Bytes(lease->id.begin(), lease->id.end())}});
@@ -270,6 +276,16 @@ TEST_F(ClientPortTest, ASubscriberGetsItsBidsLeaseAndCloseAndOwnershipIsChecked)
            on_provider->state == ledger::LeaseState::kClosed;
   }));
   EXPECT_EQ(client_->Publish(Signed(tenant, close)).status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(relay_->metrics()->submit_to_lease_seconds.Read().count, 1u);
+  // The port's counters are the node's gpumart_client_ metrics (docs/METRICS.md): the Order
+  // (twice), the Accept and the Close published; two Accepts and two Closes refused.
+  const std::string exposed = relay_->metrics()->registry.Expose();
+  for (const char* line : {"gpumart_client_publishes_total{outcome=\"published\"} 4\n",
+                           "gpumart_client_publishes_total{outcome=\"refused\"} 4\n",
+                           "gpumart_client_connections 2\n", "gpumart_client_subscriptions 1\n",
+                           "gpumart_client_frames_refused_total{reason=\"rate_limited\"} 0\n"}) {
+    EXPECT_NE(exposed.find(line), std::string::npos) << line << " not in\n" << exposed;
+  }
   client_.reset();
   relay_.reset();
 }

@@ -133,6 +133,9 @@ TEST(NodeMetricsTest, ARelayAndAProviderServeMetricsThatMoveWithTraffic) {
   EXPECT_EQ(Sample(before, "gpumart_offer_book_offers"), 0);
   EXPECT_EQ(Sample(before, "gpumart_ledger_commit_seconds_count"), 0);
   EXPECT_EQ(Sample(before, "gpumart_gossip_frames_total{direction=\"in\"}"), 0);
+  // Its client port's counters, at 0 (tests/client/client_port_test.cpp moves them).
+  EXPECT_EQ(Sample(before, "gpumart_client_requests_total"), 0) << before;
+  EXPECT_EQ(Sample(before, "gpumart_client_publishes_total{outcome=\"refused\"}"), 0);
   // A relay has no provider metrics, rather than zeros that would claim it bids.
   EXPECT_EQ(before.find("gpumart_provider_"), std::string::npos);
 
