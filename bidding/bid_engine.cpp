@@ -408,12 +408,17 @@ EngineStep BidEngine::OnOrderBytes(std::span<const uint8_t> bytes, int64_t now_m
     s.Skip(step, SkipReason::kMalformed, MessageId{}, order.status().ToString());
     return step;
   }
-  if (Status fresh = market::CheckFreshness(order->envelope, now_ms); !fresh.ok()) {
-    ++s.counters.orders;
-    s.Skip(step, SkipReason::kExpired, order->id, fresh.ToString());
+  return OnVerifiedOrder(*order, now_ms);
+}
+
+EngineStep BidEngine::OnVerifiedOrder(const market::Signed<market::Order>& order, int64_t now_ms) {
+  if (Status fresh = market::CheckFreshness(order.envelope, now_ms); !fresh.ok()) {
+    EngineStep step;
+    ++impl_->counters.orders;
+    impl_->Skip(step, SkipReason::kExpired, order.id, fresh.ToString());
     return step;
   }
-  return OnOrder(*order, now_ms);
+  return OnOrder(order, now_ms);
 }
 
 EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_t now_ms) {

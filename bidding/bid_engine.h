@@ -178,9 +178,13 @@ class BidEngine {
   BidEngine(const BidEngine&) = delete;
   BidEngine& operator=(const BidEngine&) = delete;
 
-  // An Order from the network: checks size, decodes and verifies it (signature and time), then
-  // OnOrder.
+  // An Order from untrusted bytes: checks size, decodes and verifies its signature, then
+  // OnVerifiedOrder.
   EngineStep OnOrderBytes(std::span<const uint8_t> bytes, int64_t now_ms);
+  // An Order whose signature this process already checked (a gossip delivery, decoded with
+  // market::DecodeVerified): checks its time window (market::CheckFreshness), then OnOrder. No
+  // signature check: never for bytes that did not come through a verifying path.
+  EngineStep OnVerifiedOrder(const market::Signed<market::Order>& order, int64_t now_ms);
   // A verified Order: tenant lists, then fit and price (market::FitProvider on free capacity),
   // then reserve and sign a bid. With the command policy, the bid comes later (OnPriceAnswer).
   EngineStep OnOrder(const market::Signed<market::Order>& order, int64_t now_ms);

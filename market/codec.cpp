@@ -946,24 +946,40 @@ template Result<Signed<Lease>> OpenSigned<Lease>(std::span<const uint8_t>, int64
 template Result<Signed<Close>> OpenSigned<Close>(std::span<const uint8_t>, int64_t, Freshness);
 template Result<Signed<Attestation>> OpenSigned<Attestation>(std::span<const uint8_t>, int64_t, Freshness);
 
-namespace {
-// An embedded message: its envelope and body decoded, its signature not checked.
 template <typename Body>
-Result<Signed<Body>> DecodeEmbedded(std::span<const uint8_t> bytes, const char* what) {
+Result<Signed<Body>> DecodeVerified(std::span<const uint8_t> bytes) {
   if (bytes.size() > MaxEnvelopeBytes(BodyTraits<Body>::kType)) {
-    return Status::LimitExceeded(std::string(what) + ": " + std::to_string(bytes.size()) + " bytes exceed the limit");
+    return Status::LimitExceeded(std::to_string(bytes.size()) + " bytes exceed the limit");
   }
   Result<Envelope> envelope = DecodeEnvelope(bytes);
-  if (!envelope.ok()) return envelope.status().WithContext(what);
+  if (!envelope.ok()) return envelope.status();
   if (envelope->type != BodyTraits<Body>::kType) {
-    return Status::InvalidArgument(std::string(what) + " is a " + std::string(ToString(envelope->type)) + " message");
+    return Status::InvalidArgument("a " + std::string(ToString(envelope->type)) + " message, not a " +
+                                   std::string(ToString(BodyTraits<Body>::kType)));
   }
   Result<Body> body = DecodeTyped<Body>(envelope->body);
-  if (!body.ok()) return body.status().WithContext(what);
+  if (!body.ok()) return body.status();
   Signed<Body> message;
   message.id = ComputeId(*envelope);
   message.envelope = std::move(*envelope);
   message.body = std::move(*body);
+  return message;
+}
+
+template Result<Signed<Order>> DecodeVerified<Order>(std::span<const uint8_t>);
+template Result<Signed<Offer>> DecodeVerified<Offer>(std::span<const uint8_t>);
+template Result<Signed<Bid>> DecodeVerified<Bid>(std::span<const uint8_t>);
+template Result<Signed<Accept>> DecodeVerified<Accept>(std::span<const uint8_t>);
+template Result<Signed<Lease>> DecodeVerified<Lease>(std::span<const uint8_t>);
+template Result<Signed<Close>> DecodeVerified<Close>(std::span<const uint8_t>);
+template Result<Signed<Attestation>> DecodeVerified<Attestation>(std::span<const uint8_t>);
+
+namespace {
+// An embedded message: its envelope and body decoded, its signature not checked.
+template <typename Body>
+Result<Signed<Body>> DecodeEmbedded(std::span<const uint8_t> bytes, const char* what) {
+  Result<Signed<Body>> message = DecodeVerified<Body>(bytes);
+  if (!message.ok()) return message.status().WithContext(what);
   return message;
 }
 

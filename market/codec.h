@@ -182,6 +182,13 @@ template <typename Body>
 Result<Signed<Body>> OpenSigned(std::span<const uint8_t> bytes, int64_t now_ms,
                                 Freshness freshness = Freshness::kCheck);
 
+// Decodes envelope + body of the expected type WITHOUT checking the signature or time: only for
+// bytes this process already verified (a gossip delivery: the gossip core verified it before
+// delivering; a Lease's embedded messages, bound by the Lease's own checks). Never for bytes from
+// anywhere else. Checks the type's size limit (MaxEnvelopeBytes).
+template <typename Body>
+Result<Signed<Body>> DecodeVerified(std::span<const uint8_t> bytes);
+
 // The one way to make a Lease: from the tenant's signed Accept and the provider's signed Bid (their
 // envelope bytes), deriving the terms from them. Structure only, no signature check: both decode
 // (within kMaxAcceptEnvelopeBytes / kMaxBidEnvelopeBytes, of the right types, valid bodies), the

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -52,10 +53,17 @@ Signature Identity::Sign(const uint8_t* data, size_t size) const {
   return signature;
 }
 
+namespace {
+std::atomic<uint64_t> signature_verifications{0};
+}  // namespace
+
 bool VerifyDetached(const PublicKey& key, const Signature& signature, const uint8_t* data, size_t size) {
   EnsureSodium();
+  signature_verifications.fetch_add(1, std::memory_order_relaxed);
   return crypto_sign_verify_detached(signature.data(), data, size, key.data()) == 0;
 }
+
+uint64_t SignatureVerificationCount() { return signature_verifications.load(std::memory_order_relaxed); }
 
 MessageId Blake2b256(const uint8_t* data, size_t size) {
   MessageId id{};

@@ -41,6 +41,10 @@ class Identity {
 
 // True when `signature` is a valid Ed25519 signature of data by `key`.
 bool VerifyDetached(const PublicKey& key, const Signature& signature, const uint8_t* data, size_t size);
+// How many signatures VerifyDetached has checked in this process (every market verification goes
+// through it). For tests and benchmarks that count verifications; exact once the threads that
+// verify are quiet (a relaxed counter).
+uint64_t SignatureVerificationCount();
 
 // BLAKE2b with a 32-byte output (crypto_generichash).
 MessageId Blake2b256(const uint8_t* data, size_t size);

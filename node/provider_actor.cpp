@@ -231,15 +231,16 @@ Result<bidding::EngineStep> RestoreFromLedger(bidding::BidEngine& engine, const 
 void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorContext& ctx) {
   const int64_t now_ms = ctx.clock().NowMs();
   switch (delivery.type) {
+    // Deliveries come from the gossip core, which verified every signature before delivering:
+    // decoded here, not verified again (the ledger feed does the same).
     case market::MessageType::kOrder: {
       if (!bidding_) return;
-      bidding::EngineStep step = engine_->OnOrderBytes(delivery.envelope, now_ms);
+      Result<market::Signed<market::Order>> order = market::DecodeVerified<market::Order>(delivery.envelope);
+      if (!order.ok()) return;  // the core decoded it before delivering; cannot happen
+      bidding::EngineStep step = engine_->OnVerifiedOrder(*order, now_ms);
       if (!step.bids.empty() || !step.price_requests.empty()) {
-        // The order of a possible lease, so a restart can compute what the lease holds. The
-        // engine verified it; decoding again costs a signature check on orders it bids on only.
-        Result<market::Signed<market::Order>> order =
-            market::OpenSigned<market::Order>(delivery.envelope, now_ms, market::Freshness::kIgnore);
-        if (order.ok()) Submit(ledger::RecordOrder{std::move(order).value()}, WriteKind::kBackground, {}, ctx);
+        // The order of a possible lease, so a restart can compute what the lease holds.
+        Submit(ledger::RecordOrder{std::move(order).value()}, WriteKind::kBackground, {}, ctx);
       }
       Apply(std::move(step), ctx);
       return;
@@ -248,7 +249,8 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
       Apply(engine_->OnAcceptBytes(delivery.envelope, now_ms), ctx);
       return;
     case market::MessageType::kLease: {
-      Result<market::Signed<market::Lease>> lease = market::OpenLease(delivery.envelope);
+      // The core checked it completely (market::OpenLease: its signature and its embedded ones).
+      Result<market::Signed<market::Lease>> lease = market::DecodeVerified<market::Lease>(delivery.envelope);
       if (lease.ok()) Apply(engine_->OnLease(*lease, now_ms), ctx);
       return;
     }

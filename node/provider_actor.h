@@ -111,7 +111,9 @@ Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::L
                                                                  const market::PublicKey& provider, size_t max,
                                                                  std::vector<market::MessageId>& orphans);
 
-// A message gossip delivered: an Order, Accept, Lease or Close.
+// A message gossip delivered: an Order, Accept, Lease or Close. Only the gossip core's verified
+// deliveries (on_deliver, or on_publish after its Publish verified): the actor decodes Orders
+// and Leases without checking their signatures again.
 struct ProviderDelivery {
   gossip::Deliver delivery;
 };

@@ -123,6 +123,28 @@ TEST_F(BidEngineTest, OrdersItCannotServeCostNoReservationAndAreCountedByReason)
   EXPECT_EQ(engine->counters().orders, 13u);
 }
 
+// Untrusted bytes are verified once; an order the caller already verified (a gossip delivery)
+// is not verified again, but its time window is still checked.
+TEST_F(BidEngineTest, BytesAreVerifiedOnceAndVerifiedOrdersOnlyTimeChecked) {
+  auto engine = MakeEngine(provider_, Inventory(8));
+  ASSERT_NE(engine, nullptr);
+  const auto order = SignOrder(tenant_, GpuOrder(1));
+  uint64_t before = market::SignatureVerificationCount();
+  EXPECT_EQ(engine->OnOrderBytes(market::EncodeEnvelope(order.envelope), kNowMs).bids.size(), 1u);
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 1u);
+
+  const auto verified = SignOrder(tenant_, GpuOrder(1));
+  before = market::SignatureVerificationCount();
+  EXPECT_EQ(engine->OnVerifiedOrder(verified, kNowMs).bids.size(), 1u);
+  const EngineStep expired = engine->OnVerifiedOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs + kOrderTtlMs);
+  EXPECT_EQ(expired.skipped, SkipReason::kExpired);
+  // Created too far ahead of this provider's clock.
+  const EngineStep early = engine->OnVerifiedOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs - 3'600'000);
+  EXPECT_EQ(early.skipped, SkipReason::kExpired);
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 0u);
+  EXPECT_EQ(engine->live_reservations(), 2u);
+}
+
 TEST_F(BidEngineTest, AllowListServesOnlyItsTenants) {
   market::Identity friendly = market::Identity::Generate();
   BidEngineOptions options;

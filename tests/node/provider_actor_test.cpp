@@ -192,6 +192,64 @@ TEST(ProviderActorTest, OrderBidAcceptLeaseOverGossip) {
   EXPECT_EQ(GpusOf(restored->offer), 6u);
 }
 
+// The gossip core verifies each delivered message once; the provider decodes what it delivers
+// without verifying again (an Order used to be verified 3 times, a foreign Lease 6 times).
+// Counted in-process: the tenant's node runs here too, so its own checks are part of the count.
+TEST(ProviderActorTest, DeliveredMessagesAreVerifiedOnceByTheCore) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  // No new Offer while counting: a reservation would otherwise publish one (more checks).
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 600'000});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  // A Lease between the tenant and another provider, for another order.
+  const int64_t now = SystemClock::Instance().NowMs();
+  const market::Identity rival = market::Identity::Generate();
+  market::Bid rival_bid;
+  rival_bid.order_id = market::Blake2b256(reinterpret_cast<const uint8_t*>("other"), 5);
+  rival_bid.tenant = tenant.identity().public_key();
+  rival_bid.group = "default";
+  rival_bid.denom = "usd";
+  rival_bid.price_per_hour = 100;
+  rival_bid.services = market::testing::SampleAssignments();
+  rival_bid.reservation_expires_ms = now + 60'000;
+  const auto signed_rival_bid = market::MakeSigned(rival, rival_bid, now, 60'000, market::RandomNonce());
+  const market::Accept rival_accept{rival_bid.order_id, signed_rival_bid.id, rival.public_key()};
+  const auto signed_rival_accept =
+      market::MakeSigned(tenant.identity(), rival_accept, now, 60'000, market::RandomNonce());
+  Result<market::Lease> rival_lease = market::BuildLease(market::EncodeEnvelope(signed_rival_accept.envelope),
+                                                         market::EncodeEnvelope(signed_rival_bid.envelope), now);
+  ASSERT_TRUE(rival_lease.ok()) << rival_lease.status().ToString();
+  const auto signed_rival_lease = market::MakeSigned(rival, *rival_lease, now, 60'000, market::RandomNonce());
+  ASSERT_TRUE(market::OpenLease(market::EncodeEnvelope(signed_rival_lease.envelope)).ok());
+
+  market::Order order = market::testing::SampleOrder();
+  order.attributes = {{"region", "us-west"}};
+  order.signed_by = {};
+  const auto signed_order = market::MakeSigned(tenant.identity(), order, now, 60'000, market::RandomNonce());
+
+  const uint64_t before = market::SignatureVerificationCount();
+  // Lease first: the provider handles its deliveries in order, so once the Order's Bid is back
+  // both have been handled.
+  ASSERT_TRUE(tenant.Publish(signed_rival_lease.envelope).ok());
+  ASSERT_TRUE(tenant.Publish(signed_order.envelope).ok());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kBid, [](const auto&) { return true; }));
+  ASSERT_TRUE(Eventually([&] { return context->ledger().store().GetLease(signed_rival_lease.id).ok(); }));
+  EXPECT_EQ(context->provider_counters()->bids.load(), 1u);
+  // Anything verified late would show up here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const uint64_t verified = market::SignatureVerificationCount() - before;
+  // The tenant's node: its own Lease (3: the Lease, its Accept, its Bid) and Order (1) when it
+  // publishes them, the provider's Bid (1) when it arrives. The provider's node: the Lease (3)
+  // and the Order (1) at its gossip core, none in the provider actor or the bid engine, and its
+  // own Bid (1) when it publishes it.
+  EXPECT_EQ(verified, (3 + 1 + 1) + (3 + 1 + 1));
+}
+
 // An Order the provider cannot serve (a GPU it lacks) gets no bid, costs no reservation and is
 // counted by its reason.
 TEST(ProviderActorTest, AnOrderItCannotServeIsSkippedAndCounted) {
