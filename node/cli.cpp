@@ -52,7 +52,14 @@ void SetCommandBody(CLI::App& command, CliContext& context, std::function<int()>
   });
 }
 
-void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& raw_rows) {
+  // Cells may hold what peers said (names, denoms): escaped before they are measured and printed.
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(raw_rows.size());
+  for (const auto& raw : raw_rows) {
+    std::vector<std::string>& row = rows.emplace_back();
+    for (const std::string& cell : raw) row.push_back(Printable(cell));
+  }
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     widths.resize(std::max(widths.size(), row.size()), 0);

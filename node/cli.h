@@ -52,7 +52,9 @@ constexpr int kExitFailure = 1;     // the command ran and found a problem (bad 
 constexpr int kExitUsage = 2;       // bad command line
 
 // Prints `rows` (the first a header) as left-aligned columns, two spaces in, one between: the
-// human tables of `gpumart match` and `gpumart offers`. Cells must be Printable already.
+// human tables of `gpumart match`, `gpumart offers` and `gpumart submit`. Each cell is escaped
+// (Printable) before it is measured, so a peer's text can neither move the columns nor reach the
+// terminal raw.
 void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
 // Makes `body` the callback of `command`: runs it with context.command set to the command's path,

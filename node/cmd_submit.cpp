@@ -183,22 +183,6 @@ std::string FormatRanks(const std::vector<uint32_t>& ranks) {
   return text.empty() ? "-" : text;
 }
 
-void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  for (const auto& row : rows) {
-    std::string line = " ";
-    for (size_t c = 0; c < row.size(); ++c) {
-      line += " " + row[c];
-      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 1, ' ');
-    }
-    out << Printable(line) << "\n";
-  }
-}
-
 // What the CLI measured per group beyond the session's outcome.
 struct GroupTiming {
   int64_t submitted_ms = 0;  // the order was published
