@@ -1,8 +1,10 @@
 #include "node/client_queries.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
+#include "ledger/lease_state.h"
 #include "market/match.h"
 #include "node/gossip/gossip_node.h"
 #include "node/json.h"
@@ -29,7 +31,24 @@ Result<std::optional<std::array<uint8_t, N>>> OptionalId(const Fields& args, std
 
 Fields JsonResult(const Json& json) { return Fields{{"json", DumpJson(json)}}; }
 
-Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args) {
+// What a lease has cost so far, by the ledger's billing rule (ledger/lease_state.h): a closed
+// lease's bill; for an active one, what it would owe if it closed at `now_ms`.
+Json AccruedJson(const ledger::LeaseRecord& record, int64_t now_ms) {
+  if (record.billing) return Json{{"amount", record.billing->amount_owed}, {"as_of_ms", record.close ? record.close->closed_ms : now_ms}};
+  Result<ledger::Billing> billing = ledger::ComputeBilling(record.lease.price_per_hour, record.lease.start_ms,
+                                                           std::max(now_ms, record.lease.start_ms));
+  if (!billing.ok()) return nullptr;
+  return Json{{"amount", billing->amount_owed}, {"as_of_ms", now_ms}};
+}
+
+// A lease as the queries answer it: its shape (node/json.h) and what it has cost so far.
+Json LeaseJson(const ledger::LeaseRecord& record, int64_t now_ms) {
+  Json out = ToJson(record);
+  out["accrued"] = AccruedJson(record, now_ms);
+  return out;
+}
+
+Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args, const QueryContext& context) {
   ledger::LeaseQuery query;
   auto tenant = OptionalId<market::kPublicKeyBytes>(args, "tenant");
   auto provider = OptionalId<market::kPublicKeyBytes>(args, "provider");
@@ -55,13 +74,13 @@ Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args) {
   Result<ledger::LeasePage> page = sources.ledger->Leases(query);
   if (!page.ok()) return page.status();
   Json leases = Json::array();
-  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(ToJson(record));
+  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(LeaseJson(record, context.now_ms));
   Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
   if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
   return JsonResult(out);
 }
 
-Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args) {
+Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args, const QueryContext& context) {
   auto id = OptionalId<market::kIdBytes>(args, "lease");
   if (!id.ok()) return id.status();
   if (!*id) return Status::InvalidArgument("argument lease is missing");
@@ -72,7 +91,7 @@ Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args) {
     }
     return record.status();
   }
-  Fields out = JsonResult(ToJson(*record));
+  Fields out = JsonResult(LeaseJson(*record, context.now_ms));
   out["envelope"] = market::EncodeEnvelope(record->envelope);
   if (record->close_envelope) out["close_envelope"] = market::EncodeEnvelope(*record->close_envelope);
   if (Result<market::Signed<market::Order>> order = sources.ledger->GetOrder(record->lease.order_id); order.ok()) {
@@ -93,19 +112,84 @@ Json CountersJson(const ProviderCounters& c) {
               {"offers_published", c.offers_published.load()}};
 }
 
+// Gossip traffic and what it dropped, by reason (every reason, 0 until it happens).
+Json GossipJson(const gossip::GossipNodeStatus& status) {
+  Json drops = Json::object();
+  for (size_t i = 0; i < gossip::kDropCount; ++i) {
+    drops[std::string(gossip::ToString(static_cast<gossip::Drop>(i)))] = status.core_drops.by_reason[i];
+  }
+  Json transport = Json::object();
+  for (size_t i = 0; i < gossip::kTransportDropCount; ++i) {
+    transport[std::string(gossip::ToString(static_cast<gossip::TransportDrop>(i)))] = status.transport_drops[i];
+  }
+  return Json{{"links", status.links},
+              {"ready_inbound", status.ready_inbound},
+              {"ready_outbound", status.ready_outbound},
+              {"frames_in", status.frames_in},
+              {"frames_out", status.frames_out},
+              {"bytes_in", status.bytes_in},
+              {"bytes_out", status.bytes_out},
+              {"delivered", status.core_stats.delivered},
+              {"bans", status.bans},
+              {"drops", std::move(drops)},
+              {"transport_drops", std::move(transport)}};
+}
+
+// A provider's free capacity per device type, from the offer it last published: one entry per
+// (device type, CUDA version), with the free GPUs and the nodes that have them.
+Json CapacityJson(const market::Offer& offer) {
+  struct Free {
+    uint64_t gpus = 0;
+    uint64_t nodes = 0;
+  };
+  std::map<std::pair<market::DeviceType, std::string>, Free> free;
+  uint64_t cpu_millis = 0, memory_bytes = 0, storage_bytes = 0;
+  for (const market::NodeCapacity& node : offer.nodes) {
+    cpu_millis += node.cpu_millis;
+    memory_bytes += node.memory_bytes;
+    storage_bytes += node.storage_bytes;
+    for (const market::GpuDevices& gpus : node.gpus) {
+      const market::DeviceType device{gpus.vendor, gpus.model, gpus.ram_bytes, gpus.interface};
+      Free& entry = free[{device, gpus.cuda ? market::ToString(*gpus.cuda) : std::string()}];
+      entry.gpus += gpus.count;
+      entry.nodes += gpus.count > 0 ? 1 : 0;
+    }
+  }
+  Json devices = Json::array();
+  for (const auto& [key, entry] : free) {
+    devices.push_back(Json{{"device", ToJson(key.first)},
+                           {"cuda", key.second.empty() ? Json(nullptr) : Json(key.second)},
+                           {"free_gpus", entry.gpus},
+                           {"nodes", entry.nodes}});
+  }
+  return Json{{"gpus", std::move(devices)},
+              {"cpu_millis", cpu_millis},
+              {"memory_bytes", memory_bytes},
+              {"storage_bytes", storage_bytes}};
+}
+
 Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, const QueryContext& context) {
   Json out{{"node", market::ToHex(sources.node)}, {"role", std::string(ToString(sources.role))}};
   Json peers = Json::array();
   size_t ready = 0;
+  Json gossip_json = nullptr;
   if (context.gossip.valid()) {
     auto gossip = context.outbox.Request<gossip::GossipNodeStatus>(context.gossip, gossip::GetGossipStatus{},
                                                                     client::kBackendTimeout);
     if (!gossip.ok()) return Status::Unavailable("gossip: no status reply");
     for (const market::PublicKey& peer : gossip.value().peers) peers.push_back(market::ToHex(peer));
     ready = gossip.value().ready_peers;
+    gossip_json = GossipJson(gossip.value());
   }
   out["peers"] = std::move(peers);
   out["ready_peers"] = ready;
+  out["gossip"] = std::move(gossip_json);
+  const ledger::VerifyReport& report = sources.ledger_report;
+  out["ledger"] = Json{{"verified_at_start", report.ok},
+                       {"verify", report.Describe()},
+                       {"records", report.records},
+                       {"signatures", report.signatures},
+                       {"chain_entries", report.chain_entries}};
   out["offers"] = sources.offers->held.load();
   // Orders the ledger holds without a lease and not expired (a provider records those it bid on).
   Result<ledger::OrderPage> open = sources.ledger->OpenOrders(context.now_ms, ledger::kMaxPageSize);
@@ -117,12 +201,14 @@ Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, cons
   out["leases_active"] = nullptr;
   out["revenue_per_hour"] = nullptr;
   out["provider"] = nullptr;
+  out["capacity"] = nullptr;
   if (sources.provider && sources.provider_counters) {
     auto state = context.outbox.Request<ProviderStatus>(*sources.provider, GetProviderStatus{}, client::kBackendTimeout);
     if (!state.ok()) return Status::Unavailable("provider: no status reply");
     out["reservations"] = state.value().live_reservations;
     out["leases_active"] = state.value().active_leases;
     out["bidding"] = state.value().bidding;
+    out["capacity"] = CapacityJson(state.value().offer);
     // Revenue: the price per hour of this provider's active leases, per denom.
     std::map<std::string, uint64_t> revenue;
     ledger::LeaseQuery query;
@@ -172,6 +258,9 @@ Result<Fields> Match(const ClientQuerySources& sources, const Fields& args, cons
   for (const Status* status : {&orders.status(), &policy_name.status(), &top.status()}) {
     if (!status->ok()) return *status;
   }
+  if ((*orders)->empty() || (*orders)->size() > kMaxMatchOrders) {
+    return Status::InvalidArgument("argument orders must hold 1.." + std::to_string(kMaxMatchOrders) + " orders");
+  }
   market::Policy policy = market::Policy::kPreference;
   if (*policy_name != nullptr) {
     std::optional<market::Policy> parsed = market::ParsePolicy(**policy_name);
@@ -199,10 +288,19 @@ Result<Fields> Match(const ClientQuerySources& sources, const Fields& args, cons
       excluded[name] = excluded.value(name, size_t{0}) + count;
       reasons.push_back(Json{{"reason", name}, {"detail", key.second}, {"providers", count}});
     }
+    Json excluded_providers = Json::array();
+    for (const OrderExplanation::Excluded& entry : answer.excluded_providers) {
+      excluded_providers.push_back(Json{{"provider", entry.provider},
+                                        {"name", entry.name},
+                                        {"reason", std::string(market::ToString(entry.exclusion.reason))},
+                                        {"detail", entry.exclusion.detail},
+                                        {"why", market::DescribeExclusion(entry.exclusion, *order)}});
+    }
     groups.push_back(Json{{"name", order->group},
                           {"candidates", std::move(candidates)},
                           {"excluded", std::move(excluded)},
                           {"exclusions", std::move(reasons)},
+                          {"excluded_providers", std::move(excluded_providers)},
                           {"explained", answer.explained}});
   }
   return JsonResult(Json{{"policy", std::string(market::ToString(policy))}, {"providers", providers}, {"groups", std::move(groups)}});
@@ -238,8 +336,8 @@ Result<Fields> Offers(const ClientQuerySources& sources, const Fields& args, con
 client::QueryTable ClientQueries(ClientQuerySources sources) {
   auto shared = std::make_shared<const ClientQuerySources>(std::move(sources));
   client::QueryTable table;
-  table["leases"] = [shared](const Fields& args, const QueryContext&) { return Leases(*shared, args); };
-  table["lease"] = [shared](const Fields& args, const QueryContext&) { return Lease(*shared, args); };
+  table["leases"] = [shared](const Fields& args, const QueryContext& context) { return Leases(*shared, args, context); };
+  table["lease"] = [shared](const Fields& args, const QueryContext& context) { return Lease(*shared, args, context); };
   table["status"] = [shared](const Fields& args, const QueryContext& context) { return NodeStatus(*shared, args, context); };
   table["match"] = [shared](const Fields& args, const QueryContext& context) { return Match(*shared, args, context); };
   table["offers"] = [shared](const Fields& args, const QueryContext& context) { return Offers(*shared, args, context); };

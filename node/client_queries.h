@@ -2,6 +2,10 @@
 // per kind in the table ClientQueries returns; each runs on the client port's thread and reads the
 // ledger (LevelDB reads are thread-safe) or asks the node's actors through the port's outbox.
 //
+// The console's /api/v1/ (node/console/console.h) runs the same table on the HTTP server's threads,
+// so every query is safe to run on several threads at once (it reads the ledger, atomics and
+// what it asks the actors for, through the outbox of the context it is given).
+//
 //   leases  the ledger's leases, filtered and paged (`gpumart leases`)
 //   lease   one lease record, with its order (`gpumart lease manifest`)
 //   status  peers, offers, open orders, reservations, leases, revenue per hour (`gpumart status`)
@@ -14,6 +18,7 @@
 
 #include "actors/actor.h"
 #include "ledger/store.h"
+#include "ledger/verify.h"
 #include "market/crypto.h"
 #include "node/client/client_port.h"
 #include "node/config.h"
@@ -38,6 +43,7 @@ struct ClientQuerySources {
   std::shared_ptr<const OfferBookCounters> offers;
   std::shared_ptr<const ProviderCounters> provider_counters;  // null: no provider
   std::shared_ptr<const client::ClientPortCounters> client;
+  ledger::VerifyReport ledger_report;  // the verification the node ran on its ledger at start
 };
 
 client::QueryTable ClientQueries(ClientQuerySources sources);

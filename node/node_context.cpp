@@ -12,6 +12,7 @@
 #include "actors/clock.h"
 #include "ledger/store.h"
 #include "node/client_queries.h"
+#include "node/console/console.h"
 
 namespace gpumart::node {
 
@@ -120,8 +121,7 @@ Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inven
   return Status::Ok();
 }
 
-Status NodeContext::StartClientPort(const NodeConfig& config) {
-  if (config.client_listen.empty()) return Status::Ok();
+ClientQuerySources NodeContext::QuerySources(const NodeConfig& config) const {
   ClientQuerySources sources;
   sources.ledger = &ledger_->store();
   sources.node = identity_.public_key();
@@ -132,11 +132,17 @@ Status NodeContext::StartClientPort(const NodeConfig& config) {
   sources.offers = offer_counters_;
   sources.provider_counters = provider_counters_;
   sources.client = client_counters_;
+  sources.ledger_report = ledger_report_;
+  return sources;
+}
+
+Status NodeContext::StartClientPort(const NodeConfig& config) {
+  if (config.client_listen.empty()) return Status::Ok();
   client::ClientPortConfig port;
   port.listen = config.client_listen;
   port.curve = !client::IsLoopbackEndpoint(config.client_listen);  // docs/CLIENT.md, "Addresses"
   port.ledger = &ledger_->store();
-  port.queries = ClientQueries(std::move(sources));
+  port.queries = ClientQueries(QuerySources(config));
   port.on_submit_to_lease = [metrics = metrics_](std::chrono::nanoseconds took) {
     metrics->submit_to_lease_seconds.Observe(std::chrono::duration<double>(took).count());
   };
@@ -256,12 +262,17 @@ Status NodeContext::StartMetrics(const NodeConfig& config) {
   if (config.metrics_listen.empty()) return Status::Ok();
   Result<metrics::ListenAddress> address = metrics::ParseListenAddress(config.metrics_listen);
   if (!address.ok()) return address.status().WithContext("metrics_listen");
-  // The node's HTTP routes (a later console and /api/v1/ join them here).
-  std::vector<metrics::HttpRoute> routes;
+  // The node's HTTP routes: /metrics, and the console with its read-only /api/v1/ (docs/API.md).
+  std::vector<metrics::HttpRoute> routes = console::ConsoleRoutes({&system_, gossip_.address(), ClientQueries(QuerySources(config))});
   routes.push_back({"GET", "/metrics", [metrics = metrics_](const metrics::HttpRequest&) {
-                      return metrics::HttpResponse{200, std::string(metrics::kContentType), metrics->registry.Expose()};
+                      return metrics::HttpResponse{200, std::string(metrics::kContentType), metrics->registry.Expose(), {}};
                     }});
-  Result<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(*address, std::move(routes));
+  metrics::HttpServerOptions options;
+  options.max_body_bytes = console::kMaxRequestBodyBytes;
+  options.headers = console::SecurityHeaders();
+  options.error_body = console::ErrorBody;
+  Result<std::unique_ptr<metrics::HttpServer>> server =
+      metrics::HttpServer::Start(*address, std::move(routes), std::move(options));
   if (!server.ok()) {
     if (config.metrics_listen_given) return server.status().WithContext("metrics_listen");
     spdlog::warn("metrics: {}; serving none (set metrics_listen to another address, or to 0)",

@@ -19,6 +19,7 @@
 #include "ledger/verify.h"
 #include "market/crypto.h"
 #include "market/status.h"
+#include "node/client_queries.h"
 #include "node/config.h"
 #include "node/ledger_feed.h"
 #include "node/metrics/http_server.h"
@@ -67,7 +68,8 @@ class NodeContext {
   // The node's metrics (docs/METRICS.md); its instruments may be observed from any thread, and
   // outlive the context (a scrape after it stops reports only the instruments).
   const std::shared_ptr<NodeMetrics>& metrics() const { return metrics_; }
-  // Where /metrics is served, "HOST:PORT"; empty when nowhere (config.metrics_listen).
+  // Where /metrics, the console and /api/v1/ are served, "HOST:PORT"; empty when nowhere
+  // (config.metrics_listen).
   std::string metrics_address() const { return metrics_server_ ? metrics_server_->address() : std::string(); }
   // A reloaded inventory (SIGHUP): the offer follows the new capacity. Refused (the old one
   // kept) with the reason when the engine refuses it. From the starting thread only.
@@ -85,6 +87,8 @@ class NodeContext {
   Status StartClientPort(const NodeConfig& config);
   Status StartGossip(const NodeConfig& config);
   Status StartMetrics(const NodeConfig& config);
+  // What the client port's queries and the console's API read (one table, node/client_queries.h).
+  ClientQuerySources QuerySources(const NodeConfig& config) const;
 
   const market::Identity identity_;
   // Before the actor system: the ledger and the client port observe its histograms until they stop.

@@ -150,8 +150,12 @@ Result<OrderExplanation> OfferBookActor::Explain(const ExplainOrder& query) {
     if (out.explained == kMaxExplainedOffers) break;
     ++out.explained;
     const market::FitOutcome outcome = market::FitProvider(query.order, held.offer);
-    if (!outcome.candidate) ++out.excluded[{outcome.exclusion.reason, outcome.exclusion.detail}];
+    if (outcome.candidate) continue;
+    ++out.excluded[{outcome.exclusion.reason, outcome.exclusion.detail}];
+    out.excluded_providers.push_back({provider, held.offer.name, outcome.exclusion});
   }
+  std::sort(out.excluded_providers.begin(), out.excluded_providers.end(),
+            [](const auto& a, const auto& b) { return a.provider < b.provider; });
   return out;
 }
 

@@ -101,6 +101,14 @@ struct ExplainOrder {
 struct OrderExplanation {
   std::vector<market::Candidate> candidates;
   std::map<std::pair<market::ExclusionReason, std::string>, size_t> excluded;
+  // The same per provider (its key in hex, its label), in key order: the console's dry run
+  // names who would not bid and why.
+  struct Excluded {
+    std::string provider;
+    std::string name;
+    market::Exclusion exclusion;
+  };
+  std::vector<Excluded> excluded_providers;
   size_t providers = 0;  // in the book
   size_t explained = 0;  // of which were evaluated for a reason
 };

@@ -124,6 +124,7 @@ std::string_view Reason(int status) {
     case 408: return "request timeout";
     case 413: return "payload too large";
     case 414: return "URI too long";
+    case 415: return "unsupported media type";
     case 431: return "request header fields too large";
     case 500: return "internal error";
     default: return "error";
@@ -180,8 +181,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& liste
   for (const HttpRoute& route : routes) {
     httplib::Server::Handler handler = [handle = route.handler](const httplib::Request& request,
                                                                 httplib::Response& response) {
-      const HttpResponse answer = handle(HttpRequest{request.method, request.path, request.body});
+      HttpRequest asked{request.method, request.path, request.body, {}, request.get_header_value("Content-Type")};
+      for (const auto& [name, value] : request.params) asked.params.emplace(name, value);
+      const HttpResponse answer = handle(asked);
       response.status = answer.status;
+      for (const auto& [name, value] : answer.headers) response.set_header(name, value);
       response.set_content(answer.body, answer.content_type.c_str());
     };
     const std::string pattern = ExactPattern(route.path);
@@ -193,14 +197,31 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& liste
     else return Status::InvalidArgument("http route " + route.path + ": unknown method " + route.method);
   }
   // Every error answer says what it is (cpp-httplib's own have no body).
-  server.set_error_handler([](const httplib::Request&, httplib::Response& response) {
-    if (response.body.empty()) {
-      response.set_content(std::to_string(response.status) + " " + std::string(Reason(response.status)) + "\n",
-                           "text/plain; charset=utf-8");
+  server.set_error_handler([error_body = options.error_body](const httplib::Request& request,
+                                                              httplib::Response& response) {
+    if (!response.body.empty()) return;
+    if (error_body) {
+      const HttpResponse answer = error_body(response.status, Reason(response.status),
+                                             HttpRequest{request.method, request.path, {}, {}, {}});
+      response.set_content(answer.body, answer.content_type.c_str());
+      return;
     }
+    response.set_content(std::to_string(response.status) + " " + std::string(Reason(response.status)) + "\n",
+                         "text/plain; charset=utf-8");
   });
-  server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+  if (!options.headers.empty()) {
+    httplib::Headers headers;
+    for (const auto& [name, value] : options.headers) headers.emplace(name, value);
+    server.set_default_headers(std::move(headers));
+  }
+  server.set_exception_handler([error_body = options.error_body](const httplib::Request& request,
+                                                                  httplib::Response& response, std::exception_ptr) {
     response.status = 500;
+    if (error_body) {
+      const HttpResponse answer = error_body(500, Reason(500), HttpRequest{request.method, request.path, {}, {}, {}});
+      response.set_content(answer.body, answer.content_type.c_str());
+      return;
+    }
     response.set_content("500 internal error\n", "text/plain; charset=utf-8");
   });
 

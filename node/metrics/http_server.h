@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,12 +45,16 @@ struct HttpRequest {
   std::string method;  // "GET", "HEAD", ...
   std::string path;    // decoded, without the query
   std::string body;
+  // The query string's parameters, decoded; a name given twice keeps every value, in order.
+  std::multimap<std::string, std::string> params;
+  std::string content_type;  // the Content-Type header as sent; empty when absent
 };
 
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // more headers (name, value)
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -68,6 +73,12 @@ struct HttpServerOptions {
   std::chrono::milliseconds write_timeout = kHttpWriteTimeout;
   size_t keep_alive_requests = kHttpKeepAliveRequests;
   std::chrono::seconds keep_alive_timeout = kHttpKeepAliveTimeout;
+  // Headers on every answer, errors included (the console's Content-Security-Policy).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The body of an error answer the server makes itself (404, 405, 413, 414, 400 ...): null
+  // is "<status> <reason>\n" as text; else this is called with the status, its reason and the
+  // request as far as it was read (method and path), and its content type and body are sent.
+  std::function<HttpResponse(int status, std::string_view reason, const HttpRequest& request)> error_body;
 };
 
 class HttpServer {
