@@ -4,7 +4,6 @@
 #include <map>
 #include <string>
 
-#include "ledger/lease_state.h"
 #include "market/match.h"
 #include "node/gossip/gossip_node.h"
 #include "node/json.h"
@@ -30,23 +29,6 @@ Result<std::optional<std::array<uint8_t, N>>> OptionalId(const Fields& args, std
 }
 
 Fields JsonResult(const Json& json) { return Fields{{"json", DumpJson(json)}}; }
-
-// What a lease has cost so far, by the ledger's billing rule (ledger/lease_state.h): a closed
-// lease's bill; for an active one, what it would owe if it closed at `now_ms`.
-Json AccruedJson(const ledger::LeaseRecord& record, int64_t now_ms) {
-  if (record.billing) return Json{{"amount", record.billing->amount_owed}, {"as_of_ms", record.close ? record.close->closed_ms : now_ms}};
-  Result<ledger::Billing> billing = ledger::ComputeBilling(record.lease.price_per_hour, record.lease.start_ms,
-                                                           std::max(now_ms, record.lease.start_ms));
-  if (!billing.ok()) return nullptr;
-  return Json{{"amount", billing->amount_owed}, {"as_of_ms", now_ms}};
-}
-
-// A lease as the queries answer it: its shape (node/json.h) and what it has cost so far.
-Json LeaseJson(const ledger::LeaseRecord& record, int64_t now_ms) {
-  Json out = ToJson(record);
-  out["accrued"] = AccruedJson(record, now_ms);
-  return out;
-}
 
 Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args, const QueryContext& context) {
   ledger::LeaseQuery query;
@@ -74,7 +56,7 @@ Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args, con
   Result<ledger::LeasePage> page = sources.ledger->Leases(query);
   if (!page.ok()) return page.status();
   Json leases = Json::array();
-  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(LeaseJson(record, context.now_ms));
+  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(ToJson(record, context.now_ms));
   Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
   if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
   return JsonResult(out);
@@ -91,7 +73,7 @@ Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args, cons
     }
     return record.status();
   }
-  Fields out = JsonResult(LeaseJson(*record, context.now_ms));
+  Fields out = JsonResult(ToJson(*record, context.now_ms));
   out["envelope"] = market::EncodeEnvelope(record->envelope);
   if (record->close_envelope) out["close_envelope"] = market::EncodeEnvelope(*record->close_envelope);
   if (Result<market::Signed<market::Order>> order = sources.ledger->GetOrder(record->lease.order_id); order.ok()) {

@@ -1,5 +1,6 @@
 #include "node/json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -136,6 +137,20 @@ Json ToJson(const ledger::LeaseRecord& record) {
   }
   if (record.billing) {
     out["billing"] = {{"duration_ms", record.billing->duration_ms}, {"amount_owed", record.billing->amount_owed}};
+  }
+  return out;
+}
+
+Json ToJson(const ledger::LeaseRecord& record, int64_t now_ms) {
+  Json out = ToJson(record);
+  out["accrued"] = nullptr;
+  if (record.billing) {
+    out["accrued"] = {{"amount", record.billing->amount_owed},
+                      {"as_of_ms", record.close ? record.close->closed_ms : now_ms}};
+  } else if (Result<ledger::Billing> billing = ledger::ComputeBilling(
+                 record.lease.price_per_hour, record.lease.start_ms, std::max(now_ms, record.lease.start_ms));
+             billing.ok()) {
+    out["accrued"] = {{"amount", billing->amount_owed}, {"as_of_ms", now_ms}};
   }
   return out;
 }

@@ -32,6 +32,10 @@ Json ToJson(const market::ServiceAssignment& service);
 Json ToJson(const std::vector<market::ServiceAssignment>& services);
 // A lease as a node's ledger holds it: its terms, state, and, once closed, close and billing.
 Json ToJson(const ledger::LeaseRecord& record);
+// A lease as listed (`gpumart leases`, the client port's `leases` and `lease`, the console): the
+// same plus "accrued": {"amount", "as_of_ms"}, what it has cost by the ledger's billing rule (a
+// closed lease's bill; an active one's as if it closed at `now_ms`), null if that overflows.
+Json ToJson(const ledger::LeaseRecord& record, int64_t now_ms);
 // An auditor's attestation about a provider, as a node's ledger holds it.
 Json ToJson(const market::Signed<market::Attestation>& attestation);
 // One provider's would-be bid for a group (`gpumart match`).

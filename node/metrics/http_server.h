@@ -1,5 +1,5 @@
-// A small, bounded HTTP/1.1 server for a node's local HTTP endpoints (today GET /metrics; later
-// the console and /api/v1/ on the same server): a route table of (method, exact path, handler).
+// A small, bounded HTTP/1.1 server for a node's local HTTP endpoints (GET /metrics, and the
+// console with its /api/v1/, node/console/console.h): a route table of (method, exact path, handler).
 // A path no route has is 404; a method the path does not take is 405 with an Allow header (GET
 // routes also answer HEAD). Built on cpp-httplib (the Debian package libcpp-httplib-dev).
 //
@@ -27,7 +27,8 @@ namespace gpumart::metrics {
 // Worker threads, queued connections and limits of HttpServerOptions' defaults.
 constexpr size_t kHttpThreads = 2;
 constexpr size_t kHttpQueuedConnections = 16;
-constexpr size_t kMaxHttpBodyBytes = 4096;  // a scrape has no body; later API requests are small
+// A scrape has no body; the node raises it for the console's dry run (console::kMaxRequestBodyBytes).
+constexpr size_t kMaxHttpBodyBytes = 4096;
 constexpr std::chrono::milliseconds kHttpReadTimeout{2'000};
 constexpr std::chrono::milliseconds kHttpWriteTimeout{2'000};
 constexpr size_t kHttpKeepAliveRequests = 16;  // requests on one connection, then it is closed

@@ -176,6 +176,45 @@ TEST_F(HttpServerTest, APortInUseIsAnErrorNotShared) {
   EXPECT_TRUE(Serves());
 }
 
+// What the console builds on: a handler sees the query's parameters (every value of a repeated
+// name) and the Content-Type, sets headers of its own; the options' headers are on every answer,
+// errors included, and error_body writes the errors the server makes itself.
+TEST(HttpServerOptionsTest, ParamsHeadersAndErrorBodies) {
+  std::vector<HttpRoute> routes;
+  routes.push_back({"POST", "/echo", [](const HttpRequest& request) {
+                      std::string body = request.content_type + "|" + request.body;
+                      for (const auto& [name, value] : request.params) body += "|" + name + "=" + value;
+                      return HttpResponse{201, "text/plain", body, {{"X-Echo", "yes"}}};
+                    }});
+  HttpServerOptions options;
+  options.max_body_bytes = 16;
+  options.headers = {{"Content-Security-Policy", "default-src 'self'"}};
+  options.error_body = [](int status, std::string_view reason, const HttpRequest& request) {
+    return HttpResponse{status, "application/json", "{\"error\":\"" + std::string(reason) + " " + request.path + "\"}", {}};
+  };
+  auto server = HttpServer::Start(ListenAddress{"127.0.0.1", 0}, std::move(routes), options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const uint16_t port = (*server)->port();
+  const std::string echo = Exchange(port, "POST /echo?a=1&b=x%20y&a=2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/yaml\r\n"
+                                          "Content-Length: 2\r\nConnection: close\r\n\r\nhi");
+  EXPECT_TRUE(echo.starts_with("HTTP/1.1 201")) << echo;
+  EXPECT_TRUE(echo.ends_with("text/yaml|hi|a=1|a=2|b=x y")) << echo;
+  EXPECT_NE(echo.find("X-Echo: yes\r\n"), std::string::npos) << echo;
+  EXPECT_NE(echo.find("Content-Security-Policy: default-src 'self'\r\n"), std::string::npos) << echo;
+  const std::string missing = Get(port, "/nothing");
+  EXPECT_TRUE(missing.starts_with("HTTP/1.1 404")) << missing;
+  EXPECT_TRUE(missing.ends_with("{\"error\":\"not found /nothing\"}")) << missing;
+  EXPECT_NE(missing.find("Content-Security-Policy: default-src 'self'\r\n"), std::string::npos) << missing;
+  const std::string wrong = Get(port, "/echo");
+  EXPECT_TRUE(wrong.starts_with("HTTP/1.1 405")) << wrong;
+  EXPECT_NE(wrong.find("Allow: POST\r\n"), std::string::npos) << wrong;
+  EXPECT_TRUE(wrong.ends_with("{\"error\":\"method not allowed /echo\"}")) << wrong;
+  const std::string large = Exchange(port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/yaml\r\n"
+                                           "Content-Length: 17\r\nConnection: close\r\n\r\n" + std::string(17, 'a'));
+  EXPECT_TRUE(large.starts_with("HTTP/1.1 413")) << large;
+  EXPECT_TRUE(large.ends_with("{\"error\":\"payload too large /echo\"}")) << large;
+}
+
 TEST(HttpServerStartTest, UnknownMethodInARouteIsRefused) {
   std::vector<HttpRoute> routes{{"BREW", "/coffee", [](const HttpRequest&) { return HttpResponse{}; }}};
   EXPECT_FALSE(HttpServer::Start(ListenAddress{"127.0.0.1", 0}, std::move(routes)).ok());

@@ -52,6 +52,27 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   EXPECT_EQ(json["services"], ToJson(record.lease.services));
 }
 
+// A listed lease (`gpumart leases`, the console) adds what it has cost by the ledger's billing
+// rule: so far for an active lease, its bill for a closed one.
+TEST(JsonTest, ListedLeaseAddsItsAccruedCost) {
+  ledger::LeaseRecord record;
+  record.lease.denom = "uakt";
+  record.lease.price_per_hour = 3'600'000;  // 1,000 per second
+  record.lease.start_ms = 1'000'000;
+  const Json active = ToJson(record, 1'000'000 + 90'500);
+  EXPECT_EQ(active["accrued"], (Json{{"amount", 90'000}, {"as_of_ms", 1'090'500}})) << active;
+  Json without = active;
+  without.erase("accrued");
+  EXPECT_EQ(without, ToJson(record));
+  // Before its start (a clock behind the provider's): nothing yet.
+  EXPECT_EQ(ToJson(record, 0)["accrued"]["amount"], 0);
+  record.state = ledger::LeaseState::kClosed;
+  record.billing = ledger::Billing{60'000, 60'000};
+  const Json closed = ToJson(record, 5'000'000);
+  EXPECT_EQ(closed["accrued"]["amount"], 60'000);
+  EXPECT_EQ(closed["accrued"]["as_of_ms"], 5'000'000);  // no close body here: as of now
+}
+
 TEST(JsonTest, AttestationShapeIsPinned) {
   market::Signed<market::Attestation> attestation;
   attestation.id[0] = 0xab;

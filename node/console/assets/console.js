@@ -4,10 +4,11 @@
 
 const MICRO = 1000000;
 
-// Micro-units as the denom's human unit: a denom "u<name>" (uakt, uusdc) counts millionths of
-// <NAME> (1,000,000 uakt = 1 AKT). Other denoms have no known human unit: null.
+// Micro-units as the denom's human unit: a denom "u<name>", <name> a letter and then at least
+// two letters or digits (uakt, uatom, uusdc), counts millionths of <NAME> (1,000,000 uakt =
+// 1 AKT), as on Cosmos chains. Other denoms (usd, akt, ibc/...) have no known human unit: null.
 function humanUnit(denom) {
-  return /^u[a-z][a-z0-9]*$/i.test(denom) ? denom.slice(1).toUpperCase() : null;
+  return /^u[a-z][a-z0-9]{2,}$/i.test(denom) ? denom.slice(1).toUpperCase() : null;
 }
 
 // "900000" -> "900,000"; works on the integer's digits, so no precision is lost.
@@ -228,7 +229,8 @@ async function loadNode() {
     }
     panels.push(panel("Ledger", [
       ["verified at start", s.ledger.verified_at_start ? "yes" : "NO: " + s.ledger.verify],
-      ["records", s.ledger.records], ["signatures", s.ledger.signatures], ["chain entries", s.ledger.chain_entries],
+      ["records checked at start", s.ledger.records], ["signatures checked", s.ledger.signatures],
+      ["chain entries", s.ledger.chain_entries],
       ["recorded from gossip", s.leases_recorded],
     ]));
     if (s.capacity) {
