@@ -120,6 +120,23 @@ TEST_F(ConsoleApiTest, EveryEndpointAnswersFromALiveMarket) {
   EXPECT_EQ(status.body["offers"], 2);
   EXPECT_TRUE(status.body["capacity"].is_null());
 
+  // A provider's status: its free capacity per device type (8 H100s, 2 of them leased; the
+  // offer that says so leaves 100 ms after the lease, offer_debounce_ms).
+  Json provider;
+  e2e::PollUntil(
+      [&] {
+        auto got = httplib::Client(ConsoleUrl(market_->node("h100"))).Get("/api/v1/status");
+        provider = got ? Json::parse(got->body, nullptr, false) : Json();
+        return provider.is_object() && provider["capacity"]["gpus"][0]["free_gpus"] == 6;
+      },
+      milliseconds(5'000));
+  EXPECT_EQ(provider["role"], "provider");
+  ASSERT_EQ(provider["capacity"]["gpus"].size(), 1u) << provider;
+  EXPECT_EQ(provider["capacity"]["gpus"][0]["device"]["model"], "h100");
+  EXPECT_EQ(provider["capacity"]["gpus"][0]["free_gpus"], 6) << provider;
+  EXPECT_EQ(provider["leases_active"], 1);
+  EXPECT_EQ(provider["revenue_per_hour"]["uakt"], lease["price_per_hour"]);
+
   // Dry run: the H100 provider first (the most preferred option), the A100 second; the SDL's
   // cap is over both.
   const Answer dry = Post("/api/v1/dryrun", ReadFile(kLlmFallbacks), "application/yaml");
