@@ -212,9 +212,11 @@ TEST(NodeMetricsTest, BadRequestsAreAnsweredAndTheEndpointKeepsServing) {
   auto post = Request(address, "POST", "/metrics");
   ASSERT_TRUE(post && *post);
   EXPECT_EQ((*post)->status, 405);
-  auto other = Request(address, "GET", "/api/v1/leases");
+  // /api/v1/leases is the console's now (tests/console/); a path nobody serves is still 404.
+  auto other = Request(address, "GET", "/api/v1/nothing");
   ASSERT_TRUE(other && *other);
   EXPECT_EQ((*other)->status, 404);
+  EXPECT_EQ((*other)->body, "{\"error\":\"no endpoint /api/v1/nothing (docs/API.md)\"}\n");
   auto long_path = Request(address, "GET", "/" + std::string(20'000, 'x'));
   ASSERT_TRUE(long_path && *long_path);
   EXPECT_EQ((*long_path)->status, 414);

@@ -110,6 +110,12 @@ function offerValue(offer, key) {
   return "";
 }
 
+function gpuCell(device) {
+  const td = el("td");
+  td.append(el("span", "vendor", device.vendor + " "), device.model);
+  return td;
+}
+
 function renderOffers() {
   const body = document.querySelector("#offers-table tbody");
   const sorted = offers.rows.slice().sort((a, b) => {
@@ -121,7 +127,7 @@ function renderOffers() {
     const tr = row([
       keyCell(offer.provider, offer.name),
       offer.attributes.region || "\u2013",
-      offer.device.vendor + " " + offer.device.model,
+      gpuCell(offer.device),
       el("td", "num", gib(offer.device.ram_bytes)),
       offer.device.interface,
       el("td", "num", offer.num_gpus),
