@@ -159,8 +159,8 @@ def main():
               f"verifications per lease, raw verify {bench['raw_verify_per_s']:,.0f}/s per core)", ">= 500/s",
               bench["leases_per_s"] >= 500)
         if "cpu_ms_per_lease" in bench:
-            # What the machine's load changes least: the CPU a lease costs, and the rate that
-            # would allow if the benchmark had every core to itself.
+            # What the machine's load changes less than the rate: the CPU a lease costs, and
+            # the rate that would allow if the benchmark had every core to itself.
             print(f"      CPU per lease {bench['cpu_ms_per_lease']:.2f} ms (relay {bench['cpu_ms_per_lease_relay']:.2f}, "
                   f"8 providers {bench['cpu_ms_per_lease_providers']:.2f}, tenants "
                   f"{bench['cpu_ms_per_lease_tenants']:.2f}): at most "

@@ -17,7 +17,8 @@
 //     cpu_ms_per_lease_relay, _providers, _tenants  CPU time (user + system) each side spent
 //                      in the sustained phase over the leases made (the 8 providers together;
 //                      the tenants: this whole process): what a lease costs, which the machine's
-//                      load does not change much, unlike leases_per_s; cpu_ms_per_lease their sum;
+//                      load changes less than leases_per_s (still by up to ~25% on a saturated
+//                      machine, bench/RESULTS.md); cpu_ms_per_lease their sum;
 //     rss_mb_provider  the largest VmRSS of the 8 providers once they hold kOpenOrders open
 //                      orders (each bid on, its reservation live); target <= 64 MB;
 //                      rss_mb_relay the relay's; rss_mb_provider_idle before any order and
