@@ -245,9 +245,11 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
       Apply(std::move(step), ctx);
       return;
     }
-    case market::MessageType::kAccept:
-      Apply(engine_->OnAcceptBytes(delivery.envelope, now_ms), ctx);
+    case market::MessageType::kAccept: {
+      Result<market::Signed<market::Accept>> accept = market::DecodeVerified<market::Accept>(delivery.envelope);
+      if (accept.ok()) Apply(engine_->OnAccept(*accept, delivery.envelope, now_ms), ctx);
       return;
+    }
     case market::MessageType::kLease: {
       // The core checked it completely (market::OpenLease: its signature and its embedded ones).
       Result<market::Signed<market::Lease>> lease = market::DecodeVerified<market::Lease>(delivery.envelope);
@@ -409,7 +411,9 @@ void ProviderActor::Publish(const market::Envelope& envelope, actors::ActorConte
   // Fire and forget: the gossip node answers a PublishMessage with a Status nobody waits for (an
   // actor must not block on another), so the reply slot is a fresh one that is dropped.
   auto message = std::make_unique<actors::RequestEnvelope<gossip::PublishMessage, Status>>(
-      gossip::PublishMessage{market::EncodeEnvelope(envelope)}, std::make_shared<actors::detail::ReplySlot<Status>>());
+      // Signed here; a Lease embeds the Accept the gossip core verified and this provider's Bid.
+      gossip::PublishMessage{market::EncodeEnvelope(envelope), gossip::Signatures::kCheckedByCaller},
+      std::make_shared<actors::detail::ReplySlot<Status>>());
   if (ctx.Post(*gossip_, std::move(message), actors::detail::SendPolicy::kDropIfFull) != actors::SendResult::kOk) {
     counters_->publish_dropped.fetch_add(1, std::memory_order_relaxed);
   }

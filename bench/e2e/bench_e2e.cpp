@@ -14,6 +14,11 @@
 //     raw_verify_per_s one core's bare Ed25519 verify rate, measured in this run;
 //     ceiling_ratio    leases_per_s / (raw_verify_per_s x cores / verifies_per_lease), the share
 //                      of the verification-bound ceiling achieved;
+//     cpu_ms_per_lease_relay, _providers, _tenants  CPU time (user + system) each side spent
+//                      in the sustained phase over the leases made (the 8 providers together;
+//                      the tenants: this whole process): what a lease costs, which the machine's
+//                      load changes less than leases_per_s (still by up to ~25% on a saturated
+//                      machine, bench/RESULTS.md); cpu_ms_per_lease their sum;
 //     rss_mb_provider  the largest VmRSS of the 8 providers once they hold kOpenOrders open
 //                      orders (each bid on, its reservation live); target <= 64 MB;
 //                      rss_mb_relay the relay's; rss_mb_provider_idle before any order and
@@ -21,6 +26,8 @@
 // The machine is shared: the load average is printed with the figures.
 #include <benchmark/benchmark.h>
 #include <sodium.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,7 +37,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +142,32 @@ uint64_t ReadCounter(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   in.read(reinterpret_cast<char*>(&count), sizeof count);
   return in ? count : 0;
+}
+
+// CPU time (user + system) a process has used, in seconds (0 when unreadable).
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces, so it is skipped to its ')'): state
+  // is field 3; utime and stime are fields 14 and 15.
+  const size_t end = text.rfind(')');
+  if (end == std::string::npos) return 0;
+  std::istringstream fields(text.substr(end + 2));
+  std::string field;
+  uint64_t utime = 0;
+  uint64_t stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double OwnCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 double LoadAverage() {
@@ -338,6 +373,11 @@ void BM_SubmitToLease(benchmark::State& state) {
     for (const auto& node : market.nodes()) {
       node_verifies_before.push_back(ReadCounter(dir.path() + "/" + node->name + ".verifies"));
     }
+    // CPU time so far: each node's, and this process's (the tenants').
+    std::vector<double> node_cpu_before;
+    for (const auto& node : market.nodes()) node_cpu_before.push_back(CpuSeconds(node->process->pid()));
+    const double tenants_cpu_before = OwnCpuSeconds();
+    std::fprintf(stderr, "bench_e2e: the sustained phase starts (load average %.1f)\n", LoadAverage());
     const auto sustain_start = Clock::now();
     const auto sustain_end = sustain_start + (Quick() ? kSustainDuration / 10 : kSustainDuration);
     std::vector<std::thread> threads;
@@ -360,6 +400,20 @@ void BM_SubmitToLease(benchmark::State& state) {
     for (std::thread& thread : threads) thread.join();
     const double sustain_s = std::chrono::duration<double>(Clock::now() - sustain_start).count();
     const Verifications verifies_after = verifications();
+    const double tenants_cpu = OwnCpuSeconds() - tenants_cpu_before;
+    double relay_cpu = 0;
+    double providers_cpu = 0;
+    std::string cpu_by_node;
+    for (size_t i = 0; i < market.nodes().size(); ++i) {
+      const double used = CpuSeconds(market.nodes()[i]->process->pid()) - node_cpu_before[i];
+      (market.nodes()[i].get() == *relay ? relay_cpu : providers_cpu) += used;
+      char text[64];
+      std::snprintf(text, sizeof text, " %s %.3f", market.nodes()[i]->name.c_str(),
+                    load_ms.empty() ? 0.0 : 1000.0 * used / static_cast<double>(load_ms.size()));
+      cpu_by_node += text;
+    }
+    std::fprintf(stderr, "bench_e2e: CPU ms per lease by node:%s tenants %.3f\n", cpu_by_node.c_str(),
+                 load_ms.empty() ? 0.0 : 1000.0 * tenants_cpu / static_cast<double>(load_ms.size()));
     std::string by_node;
     for (size_t i = 0; i < market.nodes().size(); ++i) {
       const uint64_t after = ReadCounter(dir.path() + "/" + market.nodes()[i]->name + ".verifies");
@@ -423,6 +477,13 @@ void BM_SubmitToLease(benchmark::State& state) {
     state.counters["verifies_per_lease_relay"] = per_lease(verifies_before.relay, verifies_after.relay);
     state.counters["verifies_per_lease_providers"] = per_lease(verifies_before.providers, verifies_after.providers);
     state.counters["verifies_per_lease_tenant"] = per_lease(verifies_before.tenants, verifies_after.tenants);
+    const auto cpu_ms_per_lease = [&](double seconds) {
+      return load_ms.empty() ? 0.0 : 1000.0 * seconds / static_cast<double>(load_ms.size());
+    };
+    state.counters["cpu_ms_per_lease"] = cpu_ms_per_lease(relay_cpu + providers_cpu + tenants_cpu);
+    state.counters["cpu_ms_per_lease_relay"] = cpu_ms_per_lease(relay_cpu);
+    state.counters["cpu_ms_per_lease_providers"] = cpu_ms_per_lease(providers_cpu);
+    state.counters["cpu_ms_per_lease_tenants"] = cpu_ms_per_lease(tenants_cpu);
     state.counters["raw_verify_per_s"] = raw_verify_per_s;
     state.counters["ceiling_leases_per_s"] = ceiling;
     state.counters["ceiling_ratio"] = ceiling > 0 ? leases_per_s / ceiling : 0;

@@ -65,9 +65,13 @@ struct Verified {
 
 bool IsSignatureFailure(const Status& status) { return status.code() == Status::Code::kBadSignature; }
 
-// Decodes and validates the body for its type, then checks the signature. The envelope's time
-// window has been checked already.
-Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t> bytes, const GossipConfig& config) {
+// Decodes and validates the body for its type, then checks the signature (unless `signatures`
+// says the caller did). The envelope's time window has been checked already.
+// `held` says whether the core holds exactly these envelope bytes already, i.e. verified them (or
+// its own node made them) when they passed through: a Lease's embedded Accept and Bid usually did.
+Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t> bytes, const GossipConfig& config,
+                               Signatures signatures, const std::function<bool(std::span<const uint8_t>)>& held) {
+  const bool check = signatures == Signatures::kVerify;
   Verified verified;
   Status status;
   switch (envelope.type) {
@@ -88,18 +92,38 @@ Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t
     case MessageType::kLease: {
       // The provider's signature and the embedded Accept's, and that they agree. With a hook, the
       // structure is checked here and the hook stands for the signature checks (OpenLease's).
+      if (!check) {
+        // Structure and binding alone: the caller made or verified every signature in it.
+        auto lease = market::DecodeVerified<market::Lease>(bytes);
+        if (!lease.ok()) return lease.status();
+        GPUMART_RETURN_IF_ERROR(market::CheckLeaseBinding(*lease));
+        return verified;
+      }
       if (config.verify_signature) {
         status = market::DecodeLease(envelope.body).status();
         break;
       }
-      auto lease = market::OpenLease(bytes);
+      // market::OpenLease's checks, but an embedded message this core holds byte for byte is not
+      // verified again (at the relay between a tenant and a provider: both).
+      auto lease = market::DecodeVerified<market::Lease>(bytes);
       if (!lease.ok()) return lease.status();
+      GPUMART_RETURN_IF_ERROR(market::VerifySignature(lease->envelope));
+      const std::pair<const Bytes*, const char*> embedded[] = {{&lease->body.accept_envelope, "lease's embedded accept"},
+                                                               {&lease->body.bid_envelope, "lease's embedded bid"}};
+      for (const auto& [inner, what] : embedded) {
+        if (held(*inner)) continue;
+        Result<Envelope> inner_envelope = market::DecodeEnvelope(*inner);
+        if (!inner_envelope.ok()) return inner_envelope.status().WithContext(what);
+        GPUMART_RETURN_IF_ERROR(market::VerifySignature(*inner_envelope).WithContext(what));
+      }
+      GPUMART_RETURN_IF_ERROR(market::CheckLeaseBinding(*lease));
       return verified;
     }
     case MessageType::kClose: status = market::DecodeClose(envelope.body).status(); break;
     case MessageType::kAttestation: status = market::DecodeAttestation(envelope.body).status(); break;
   }
   if (!status.ok()) return status;
+  if (!check) return verified;
   GPUMART_RETURN_IF_ERROR(config.verify_signature ? config.verify_signature(envelope) : market::VerifySignature(envelope));
   return verified;
 }
@@ -205,14 +229,14 @@ class GossipCore::Impl {
 
   // ---- Publishing ----
 
-  Status Publish(std::span<const uint8_t> bytes, int64_t now, std::vector<Action>& out) {
+  Status Publish(std::span<const uint8_t> bytes, int64_t now, std::vector<Action>& out, Signatures signatures) {
     if (bytes.size() > market::limits::kMaxMessageBytes) return Status::LimitExceeded("message too large");
     Result<Envelope> envelope = market::DecodeEnvelope(bytes);
     if (!envelope.ok()) return envelope.status();
     const MessageId id = market::ComputeId(*envelope);
     if (seen_.Contains(id)) return Status::AlreadyExists("message already seen");
     GPUMART_RETURN_IF_ERROR(market::CheckFreshness(*envelope, now));
-    Result<Verified> verified = VerifyMessage(*envelope, bytes, config_);
+    Result<Verified> verified = VerifyMessage(*envelope, bytes, config_, signatures, held_);
     if (!verified.ok()) return verified.status();
     if (const MessageId* owner = nonces_.Find({envelope->signer, envelope->nonce}); owner && *owner != id) {
       return Status::Replay("nonce already used by another message");
@@ -385,6 +409,18 @@ class GossipCore::Impl {
   struct Stored {
     SharedBytes envelope;
     uint32_t hops = 0;
+  };
+
+  // Whether the store keeps exactly these envelope bytes: only verified messages (or the node's
+  // own) are stored, and the id alone would not do (it leaves the signature out).
+  bool Holds(std::span<const uint8_t> envelope) const {
+    const std::optional<MessageId> id = WireMessageId(envelope);
+    if (!id) return false;
+    const auto it = store_.find(*id);
+    return it != store_.end() && std::ranges::equal(*it->second.envelope, envelope);
+  }
+  const std::function<bool(std::span<const uint8_t>)> held_ = [this](std::span<const uint8_t> envelope) {
+    return Holds(envelope);
   };
 
   // One immutable buffer per message kept, for the store and the retained set alike.
@@ -600,7 +636,7 @@ class GossipCore::Impl {
           return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, fresh.message(), out);
       }
     }
-    Result<Verified> verified = VerifyMessage(*envelope, bytes, config_);
+    Result<Verified> verified = VerifyMessage(*envelope, bytes, config_, Signatures::kVerify, held_);
     if (!verified.ok()) {
       if (IsSignatureFailure(verified.status())) {
         return Punish(peer_id, Drop::kBadSignature, Misbehaviour::kBadSignature, verified.status().message(), out);
@@ -1209,8 +1245,9 @@ void GossipCore::HandleFrame(PeerId peer, std::span<const uint8_t> frame, int64_
 }
 void GossipCore::Tick(int64_t now_ms, std::vector<Action>& out) { impl_->Tick(now_ms, out); }
 int64_t GossipCore::NextDeadline() const { return impl_->NextDeadline(); }
-Status GossipCore::Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out) {
-  return impl_->Publish(envelope, now_ms, out);
+Status GossipCore::Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out,
+                           Signatures signatures) {
+  return impl_->Publish(envelope, now_ms, out, signatures);
 }
 Status GossipCore::Retain(std::span<const uint8_t> envelope, int64_t now_ms) { return impl_->Retain(envelope, now_ms); }
 const PublicKey& GossipCore::identity() const { return impl_->identity(); }

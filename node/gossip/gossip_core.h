@@ -35,6 +35,15 @@ constexpr PeerId kLocalPeer = 0;
 
 enum class Direction : uint8_t { kInbound, kOutbound };
 
+// Who checks the Ed25519 signatures of a message this node publishes.
+enum class Signatures : uint8_t {
+  kVerify,           // the core, as for a peer's message
+  // The publisher: it signed the message itself, or verified these exact bytes (for a Lease,
+  // every signature in it) just before. An Ed25519 check costs about as much as all the rest of
+  // a message's handling, and a node's own messages are most of what it publishes.
+  kCheckedByCaller,
+};
+
 struct GossipConfig {
   std::string advertised_address;  // put in our HELLO; empty when we accept no links
   Role role = Role::kRelay;
@@ -165,8 +174,10 @@ class GossipCore {
   int64_t NextDeadline() const;
 
   // A message made on this node (already signed): verified like a peer's, then sent. Returns why
-  // not when it does not verify or was already seen.
-  Status Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out);
+  // not when it does not verify or was already seen. With Signatures::kCheckedByCaller every
+  // check but the Ed25519 ones still runs (decoding, limits, a Lease's binding, time, replay).
+  Status Publish(std::span<const uint8_t> envelope, int64_t now_ms, std::vector<Action>& out,
+                 Signatures signatures = Signatures::kVerify);
 
   // Seeds the reconcilable set with a message this node already holds and trusts, e.g. a Lease
   // read back from its ledger (which verified it when it recorded it): it is remembered as seen,

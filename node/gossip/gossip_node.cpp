@@ -121,7 +121,7 @@ class GossipNode::Impl {
     config_.retain.shrink_to_fit();
 
     on.OnRequest<PublishMessage>([this](PublishMessage& publish) {
-      Status status = core_->Publish(publish.envelope, Now(), actions_);
+      Status status = core_->Publish(publish.envelope, Now(), actions_, publish.signatures);
       Execute();
       if (status.ok() && config_.on_publish) RunPublished(publish.envelope);
       ArmTick();

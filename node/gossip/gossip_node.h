@@ -117,6 +117,7 @@ struct GossipNodeStatus {
 // Requests (Outbox::Request) and messages the actor takes.
 struct PublishMessage {  // reply: Status (why the core refused it)
   Bytes envelope;
+  Signatures signatures = Signatures::kVerify;  // kCheckedByCaller: see GossipCore::Publish
 };
 struct GetGossipStatus {};  // reply: GossipNodeStatus
 // Replaces the deny list (GossipNodeConfig::deny) and closes the links it now denies; an empty

@@ -150,9 +150,9 @@ class FakeNetwork {
     return kLocalPeer;
   }
 
-  Status Publish(size_t at, const Bytes& envelope) {
+  Status Publish(size_t at, const Bytes& envelope, Signatures signatures = Signatures::kVerify) {
     std::vector<Action> out;
-    Status status = core(at).Publish(envelope, now_, out);
+    Status status = core(at).Publish(envelope, now_, out, signatures);
     Apply(at, out);
     return status;
   }

@@ -475,6 +475,105 @@ TEST_F(HostilePeerTest, LeasesAreCheckedWhole) {
   EXPECT_EQ(net.node(0).delivered.size(), 1u);
 }
 
+// A node's own messages (and those its client port verified) skip only the Ed25519 checks at
+// publish: they cost no verification there, the peers still verify them, and everything else
+// (time, a Lease's binding, replay) is still checked.
+TEST(GossipCoreTest, ACallerCheckedPublishSkipsOnlyTheSignatureChecks) {
+  FakeNetwork net;
+  net.AddNode();
+  net.AddNode();
+  net.Connect(0, 1, 10);
+  net.RunFor(1'000);
+  const Identity tenant = Signer(22);
+  const Identity provider = Signer(23);
+  market::Bid bid;
+  bid.order_id[0] = 2;
+  bid.tenant = tenant.public_key();
+  bid.group = "dcloud";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1000;
+  bid.services = market::testing::SampleAssignments();
+  bid.reservation_expires_ms = net.now() + 60'000;
+  const auto signed_bid = market::MakeSigned(provider, bid, net.now(), 60'000, 1);
+  market::Accept accept;
+  accept.order_id = bid.order_id;
+  accept.bid_id = signed_bid.id;
+  accept.provider = provider.public_key();
+  market::Lease lease;
+  lease.accept_envelope = market::EncodeEnvelope(market::MakeSigned(tenant, accept, net.now(), 60'000, 2).envelope);
+  lease.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
+  lease.start_ms = net.now();
+  const Bytes lease_bytes = market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, 3).envelope);
+
+  uint64_t before = market::SignatureVerificationCount();
+  ASSERT_TRUE(net.Publish(0, lease_bytes, Signatures::kCheckedByCaller).ok());
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 0u);
+  before = market::SignatureVerificationCount();
+  net.RunFor(1'000);
+  EXPECT_TRUE(net.DeliveredAt(1, IdOf(lease_bytes)));
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 3u);  // the peer checks all three
+  before = market::SignatureVerificationCount();
+  const Bytes close = MakeClose(tenant, net.now(), 60'000, 4);
+  ASSERT_TRUE(net.Publish(0, close).ok());
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 1u);  // the default verifies
+
+  // Still refused: an expired message, a Lease not signed by its bidder, a nonce reused.
+  EXPECT_EQ(net.Publish(0, MakeClose(tenant, net.now() - 1'000, 500, 5), Signatures::kCheckedByCaller).code(),
+            Status::Code::kExpired);
+  const Bytes unbound = market::EncodeEnvelope(market::MakeSigned(tenant, lease, net.now(), 60'000, 6).envelope);
+  EXPECT_FALSE(net.Publish(0, unbound, Signatures::kCheckedByCaller).ok());
+  EXPECT_EQ(net.Publish(0, MakeClose(tenant, net.now(), 60'000, 4, "another note"), Signatures::kCheckedByCaller).code(),
+            Status::Code::kReplay);
+}
+
+// A Lease whose embedded Accept and Bid passed through this node (the relay between a tenant and
+// its provider) costs one check, its own; an embedded message with the same id but other bytes
+// (the id leaves the signature out) is still verified, and refused when it does not verify.
+TEST_F(HostilePeerTest, ALeaseReusesTheChecksOfEmbeddedMessagesItHolds) {
+  const Identity tenant = Signer(24);
+  const Identity provider = Signer(25);
+  market::Bid bid;
+  bid.order_id[0] = 3;
+  bid.tenant = tenant.public_key();
+  bid.group = "dcloud";
+  bid.denom = "uakt";
+  bid.price_per_hour = 1000;
+  bid.services = market::testing::SampleAssignments();
+  bid.reservation_expires_ms = net.now() + 60'000;
+  const auto signed_bid = market::MakeSigned(provider, bid, net.now(), 60'000, 1);
+  const Bytes bid_bytes = market::EncodeEnvelope(signed_bid.envelope);
+  market::Accept accept;
+  accept.order_id = bid.order_id;
+  accept.bid_id = signed_bid.id;
+  accept.provider = provider.public_key();
+  const Bytes accept_bytes = market::EncodeEnvelope(market::MakeSigned(tenant, accept, net.now(), 60'000, 2).envelope);
+  auto make_lease = [&](const Bytes& embedded_accept, uint64_t nonce) {
+    market::Lease lease;
+    lease.accept_envelope = embedded_accept;
+    lease.bid_envelope = bid_bytes;
+    lease.start_ms = net.now();
+    return market::EncodeEnvelope(market::MakeSigned(provider, lease, net.now(), 60'000, nonce).envelope);
+  };
+  net.Inject(0, peer, EncodeMessageFrame(1, bid_bytes));
+  ASSERT_TRUE(net.Publish(0, accept_bytes).ok());
+  ASSERT_EQ(net.node(0).delivered.size(), 1u);  // the Bid (a node's own Accept is not delivered)
+
+  // Same id, other signature bytes: not the Accept the node holds.
+  Bytes forged_accept = accept_bytes;
+  forged_accept.back() ^= 0x01;
+  ASSERT_EQ(IdOf(forged_accept), IdOf(accept_bytes));
+  uint64_t before = market::SignatureVerificationCount();
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(forged_accept, 3)));
+  EXPECT_EQ(net.core(0).drops()[Drop::kBadSignature], 1u);
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 2u);  // the Lease's, the forged Accept's
+  EXPECT_EQ(net.node(0).delivered.size(), 1u);
+
+  before = market::SignatureVerificationCount();
+  net.Inject(0, peer, EncodeMessageFrame(1, make_lease(accept_bytes, 4)));
+  EXPECT_EQ(market::SignatureVerificationCount() - before, 1u);  // the Lease's own
+  EXPECT_EQ(net.node(0).delivered.size(), 2u);
+}
+
 // An auditor's attestation reaches every node like an Offer (any tenant may name its auditor),
 // and one whose signature is not the auditor's goes nowhere.
 TEST(GossipCoreTest, AttestationsAreFloodedToEveryNode) {

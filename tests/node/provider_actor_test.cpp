@@ -245,9 +245,9 @@ TEST(ProviderActorTest, DeliveredMessagesAreVerifiedOnceByTheCore) {
   const uint64_t verified = market::SignatureVerificationCount() - before;
   // The tenant's node: its own Lease (3: the Lease, its Accept, its Bid) and Order (1) when it
   // publishes them, the provider's Bid (1) when it arrives. The provider's node: the Lease (3)
-  // and the Order (1) at its gossip core, none in the provider actor or the bid engine, and its
-  // own Bid (1) when it publishes it.
-  EXPECT_EQ(verified, (3 + 1 + 1) + (3 + 1 + 1));
+  // and the Order (1) at its gossip core, none in the provider actor or the bid engine, and none
+  // for its own Bid when it publishes it (TheWinnerChecksOnlyWhatOthersSigned).
+  EXPECT_EQ(verified, (3 + 1 + 1) + (3 + 1));
 }
 
 // An Order the provider cannot serve (a GPU it lacks) gets no bid, costs no reservation and is
@@ -414,6 +414,43 @@ std::optional<market::Signed<market::Lease>> LeaseOrder(Tenant& tenant, const ma
   auto lease = market::OpenLease(delivery->envelope);
   if (!lease.ok()) return std::nullopt;
   return *lease;
+}
+
+// The winning provider's node verifies what others signed, once each (the Order and the Accept,
+// at its gossip core), and neither its own Bid and Lease when it publishes them nor the Accept
+// again in the bid engine (it used to: 1 + 1 + 2 + 3 = 7).
+TEST(ProviderActorTest, TheWinnerChecksOnlyWhatOthersSigned) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  // No new Offer while counting: a reservation would otherwise publish one (more checks).
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 600'000});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  Tenant tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  // Decoded here without checks, so that only the nodes' checks are counted.
+  const uint64_t before = market::SignatureVerificationCount();
+  const auto order = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+  std::optional<gossip::Deliver> bid_delivery = tenant.WaitFor(market::MessageType::kBid, [](const auto&) { return true; });
+  ASSERT_TRUE(bid_delivery.has_value());
+  auto bid = market::DecodeVerified<market::Bid>(bid_delivery->envelope);
+  ASSERT_TRUE(bid.ok());
+  const auto accept = market::MakeSigned(tenant.identity(), market::Accept{order.id, bid->id, provider},
+                                         SystemClock::Instance().NowMs(), 60'000, market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(accept.envelope).ok());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kLease, [](const auto&) { return true; }));
+  EXPECT_EQ(context->provider_counters()->leases_made.load(), 1u);
+  // Anything verified late would show up here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const uint64_t verified = market::SignatureVerificationCount() - before;
+  // The tenant's node: its Order (1) and Accept (1) when it publishes them, the Bid (1) and the
+  // Lease (1: its embedded Accept and Bid are the ones the node holds) when they arrive. The
+  // provider's node: the Order (1) and the Accept (1).
+  EXPECT_EQ(verified, (1 + 1 + 1 + 1) + (1 + 1));
 }
 
 std::string ReadWhole(const std::string& path) {
