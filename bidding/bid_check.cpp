@@ -12,6 +12,7 @@ std::string_view ToString(BidProblem problem) {
     case BidProblem::kWrongOrder: return "wrong-order";
     case BidProblem::kWrongGroup: return "wrong-group";
     case BidProblem::kWrongDenom: return "wrong-denom";
+    case BidProblem::kInterruptibility: return "interruptibility";
     case BidProblem::kOverCap: return "over-cap";
     case BidProblem::kUnknownService: return "unknown-service";
     case BidProblem::kDuplicateService: return "duplicate-service";
@@ -98,6 +99,12 @@ BidCheck CheckBidAgainstOrder(const market::Order& order, const market::Bid& bid
     std::string denoms;
     for (const std::string& denom : order.Denoms()) denoms += (denoms.empty() ? "'" : ", '") + denom + "'";
     return Problem(BidProblem::kWrongDenom, "bid in '" + bid.denom + "', order caps in " + denoms);
+  }
+  // A spot lease may be preempted: only a tenant that asked for one may get it, and its cap is
+  // then the spot cap.
+  if (bid.spot.has_value() != order.interruptible) {
+    return Problem(BidProblem::kInterruptibility, order.interruptible ? "a regular bid for an interruptible order"
+                                                                      : "a spot bid for a regular order");
   }
   if (bid.price_per_hour > *cap) {
     return Problem(BidProblem::kOverCap, "price " + std::to_string(bid.price_per_hour) + " " + bid.denom +

@@ -32,8 +32,9 @@ enum class BidProblem : uint8_t {
   kDuplicateNode,       // one service's placements name a node twice
   kExpired,             // the bid or its reservation has expired
   kDuplicateBidder,     // a second bid from the same provider key for the order
+  kInterruptibility,    // a spot bid for a regular order, or a regular bid for an interruptible one
 };
-inline constexpr size_t kBidProblemCount = static_cast<size_t>(BidProblem::kDuplicateBidder) + 1;
+inline constexpr size_t kBidProblemCount = static_cast<size_t>(BidProblem::kInterruptibility) + 1;
 std::string_view ToString(BidProblem problem);
 
 struct BidCheck {

@@ -29,6 +29,7 @@ std::string_view ToString(SkipReason reason) {
     case SkipReason::kTooManyReservations: return "too-many-reservations";
     case SkipReason::kPricingBusy: return "pricing-busy";
     case SkipReason::kPricingFailed: return "pricing-failed";
+    case SkipReason::kNoSpotPricing: return "no-spot-pricing";
   }
   return "unknown";
 }
@@ -107,6 +108,39 @@ SkipReason SkipOf(market::ExclusionReason reason) {
 
 std::string Short(const MessageId& id) { return market::ToHex(id).substr(0, 16); }
 
+// --- Interruptible (spot) leases: allocation arithmetic for preemption ---
+void AddTo(Allocation& total, const Allocation& more) {
+  for (const auto& [node, share] : more) {
+    NodeShare& sum = total[node];
+    sum.cpu_millis = market::SaturatingAdd(sum.cpu_millis, share.cpu_millis);
+    sum.memory_bytes = market::SaturatingAdd(sum.memory_bytes, share.memory_bytes);
+    sum.storage_bytes = market::SaturatingAdd(sum.storage_bytes, share.storage_bytes);
+    for (const auto& [type, count] : share.gpus) sum.gpus[type] = market::SaturatingAdd(sum.gpus[type], count);
+  }
+}
+// What of `need` `covered` does not cover, per node and resource (never below zero).
+Allocation Uncovered(const Allocation& need, const Allocation& covered) {
+  Allocation left;
+  for (const auto& [node, share] : need) {
+    const auto have = covered.find(node);
+    if (have == covered.end()) {
+      left[node] = share;
+      continue;
+    }
+    NodeShare rest;
+    rest.cpu_millis = market::SaturatingSub(share.cpu_millis, have->second.cpu_millis);
+    rest.memory_bytes = market::SaturatingSub(share.memory_bytes, have->second.memory_bytes);
+    rest.storage_bytes = market::SaturatingSub(share.storage_bytes, have->second.storage_bytes);
+    for (const auto& [type, count] : share.gpus) {
+      const auto gpus = have->second.gpus.find(type);
+      const uint64_t uncovered = gpus == have->second.gpus.end() ? count : market::SaturatingSub(count, gpus->second);
+      if (uncovered > 0) rest.gpus[type] = uncovered;
+    }
+    if (!(rest == NodeShare{})) left[node] = std::move(rest);
+  }
+  return left;
+}
+
 }  // namespace
 
 struct BidEngine::Impl {
@@ -118,12 +152,19 @@ struct BidEngine::Impl {
     bool committing = false;  // accepted; the lease is being written
     MessageId accept_id{};
     std::optional<market::Signed<market::Lease>> lease;
+    // A bid that preempts: the spot leases whose capacity it holds, and what it holds beyond
+    // them (what it took from free capacity, and the capacity of victims that ended first).
+    bool preempting = false;
+    std::vector<MessageId> victims;
+    Allocation extra;
   };
   struct ActiveLease {
     MessageId order_id{};
     MessageId bid_id{};
     PublicKey tenant{};
     Allocation allocation;
+    std::optional<market::SpotTerms> spot;  // a spot lease
+    std::optional<MessageId> preempted_by;  // the held bid that will preempt it
   };
   // A bid that ended without a lease, remembered for a while to refuse a late Accept.
   struct Ended {
@@ -299,7 +340,8 @@ struct BidEngine::Impl {
   void Release(EngineStep& step, std::unordered_map<MessageId, Held, IdHash>::iterator it, std::string why,
                bool expired, int64_t now_ms) {
     Held& bid = it->second;
-    Give(bid.allocation);
+    Give(bid.preempting ? bid.extra : bid.allocation);
+    for (const MessageId& victim : bid.victims) leases.at(victim).preempted_by.reset();
     expiry.erase({bid.expires_ms, bid.bid.id});
     bid_of_order.erase(bid.bid.body.order_id);
     step.release.push_back(bid.bid.id);
@@ -321,7 +363,8 @@ struct BidEngine::Impl {
 
   // Reserves `allocation` for the order and signs the bid.
   void MakeBid(EngineStep& step, const market::Signed<market::Order>& order, const market::Candidate& candidate,
-               uint64_t price_per_hour, Allocation allocation, int64_t now_ms) {
+               uint64_t price_per_hour, Allocation allocation, int64_t now_ms,
+               std::optional<market::SpotTerms> spot = std::nullopt, std::vector<MessageId> victims = {}) {
     const int64_t ttl_ms = std::min(options.bid_ttl_ms, order.envelope.expires_ms - now_ms);
     market::Bid bid;
     bid.order_id = order.id;
@@ -331,11 +374,25 @@ struct BidEngine::Impl {
     bid.price_per_hour = price_per_hour;
     bid.services = candidate.services;
     bid.reservation_expires_ms = now_ms + ttl_ms;
+    bid.spot = spot;
     Held entry;
     entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
     entry.expires_ms = bid.reservation_expires_ms;
     entry.allocation = std::move(allocation);
-    Take(entry.allocation);
+    if (victims.empty()) {
+      Take(entry.allocation);
+    } else {
+      Allocation covered;
+      for (const MessageId& victim : victims) {
+        ActiveLease& lease = leases.at(victim);
+        AddTo(covered, lease.allocation);
+        lease.preempted_by = entry.bid.id;
+      }
+      entry.extra = Uncovered(entry.allocation, covered);
+      entry.preempting = true;
+      entry.victims = std::move(victims);
+      Take(entry.extra);
+    }
     ++counters.bids;
     step.capacity_changed = true;
     step.reserve.push_back(StoreReservation{entry.bid, entry.expires_ms, entry.allocation});
@@ -344,6 +401,107 @@ struct BidEngine::Impl {
     bid_of_order.emplace(order.id, entry.bid.id);
     const MessageId bid_id = entry.bid.id;
     held.emplace(bid_id, std::move(entry));
+  }
+
+  // --- Interruptible (spot) leases ---
+
+  // An interruptible order: priced with the spot tables alone, on free capacity.
+  void BidSpot(EngineStep& step, const market::Signed<market::Order>& order, int64_t now_ms) {
+    if (!pricing.spot) {
+      Skip(step, SkipReason::kNoSpotPricing, order.id, "");
+      return;
+    }
+    market::Offer spot_offer = free;
+    spot_offer.pricing = pricing.spot->tables;
+    const market::FitOutcome fit = market::FitProvider(order.body, spot_offer);
+    if (!fit.candidate) {
+      Skip(step, SkipOf(fit.exclusion.reason), order.id, std::string(market::ToString(fit.exclusion.reason)));
+      return;
+    }
+    Result<Allocation> allocation = AllocationOf(order.body, fit.candidate->services);
+    if (!allocation.ok() || !Fits(*allocation)) {
+      Skip(step, SkipReason::kCapacity, order.id, "allocation does not fit");
+      return;
+    }
+    MakeBid(step, order, *fit.candidate, fit.candidate->price_per_hour, std::move(*allocation), now_ms,
+            market::SpotTerms{pricing.spot->notice_ms});
+  }
+
+  // A non-interruptible order that does not fit on free capacity: bids when it would fit with
+  // some spot leases preempted (the fewest, in lease id order, that make the rest fit). Table
+  // prices only (a price program is not asked). True when it bid.
+  bool TryPreempt(EngineStep& step, const market::Signed<market::Order>& order, int64_t now_ms) {
+    if (pricing.kind == PricingKind::kCommand) return false;
+    std::vector<MessageId> spot_leases;
+    Allocation spot_total;
+    for (const auto& [id, lease] : leases) {
+      if (!lease.spot || lease.preempted_by) continue;
+      spot_leases.push_back(id);
+      AddTo(spot_total, lease.allocation);
+    }
+    if (spot_leases.empty()) return false;
+    std::sort(spot_leases.begin(), spot_leases.end());
+    // Fit as if every spot lease were gone, then put them back.
+    Give(spot_total);
+    RefreshTables(order.body.Denom());
+    const market::FitOutcome fit = market::FitProvider(order.body, free);
+    std::optional<Allocation> allocation;
+    if (fit.candidate) {
+      if (Result<Allocation> computed = AllocationOf(order.body, fit.candidate->services); computed.ok()) {
+        allocation = std::move(computed).value();
+      }
+    }
+    Take(spot_total);
+    if (!allocation) return false;
+    std::vector<MessageId> victims;
+    Allocation covered;
+    for (const MessageId& id : spot_leases) {
+      if (Fits(Uncovered(*allocation, covered))) break;
+      const Allocation& held_by_lease = leases.at(id).allocation;
+      const bool shares_a_node = std::any_of(held_by_lease.begin(), held_by_lease.end(),
+                                             [&](const auto& entry) { return allocation->contains(entry.first); });
+      if (!shares_a_node) continue;
+      victims.push_back(id);
+      AddTo(covered, held_by_lease);
+    }
+    if (victims.empty() || !Fits(Uncovered(*allocation, covered))) return false;
+    step.log.push_back("order " + Short(order.id) + ": bid holds the capacity of " + std::to_string(victims.size()) +
+                       " spot lease(s), preempted if it is accepted");
+    MakeBid(step, order, *fit.candidate, fit.candidate->price_per_hour, std::move(*allocation), now_ms, std::nullopt,
+            std::move(victims));
+    return true;
+  }
+
+  // The longest notice of `bid`'s victims: its lease starts when they have all ended.
+  uint64_t LongestNotice(const Held& bid) const {
+    uint64_t longest = 0;
+    for (const MessageId& victim : bid.victims) longest = std::max(longest, leases.at(victim).spot->notice_ms);
+    return longest;
+  }
+
+  // `bid`'s lease is durable: its victims end by signed Closes citing it, their capacity becomes
+  // the lease's (with `extra`, exactly its allocation).
+  void Preempt(EngineStep& step, Held& bid) {
+    const market::Signed<market::Lease>& lease = *bid.lease;
+    const market::Bytes preemptor = market::EncodeEnvelope(lease.envelope);
+    // Signed as of the lease, so the longest notice ends exactly when the lease starts.
+    const int64_t signed_ms = lease.envelope.created_ms;
+    for (const MessageId& victim_id : bid.victims) {
+      const auto victim = leases.find(victim_id);
+      market::Close close{victim_id, market::CloseReason::kPreempted,
+                          signed_ms + static_cast<int64_t>(victim->second.spot->notice_ms),
+                          "preempted for lease " + market::ToHex(lease.id), preemptor};
+      step.preemptions.push_back(market::MakeSigned(identity, close, signed_ms, options.lease_message_ttl_ms, Nonce()));
+      Give(victim->second.allocation);
+      lease_of_bid.erase(victim->second.bid_id);
+      const auto order = bid_of_order.find(victim->second.order_id);
+      if (order != bid_of_order.end() && order->second == victim->second.bid_id) bid_of_order.erase(order);
+      leases.erase(victim);
+      ++counters.leases_preempted;
+    }
+    Give(bid.extra);
+    Take(bid.allocation);
+    step.log.push_back("lease " + Short(lease.id) + " preempts " + std::to_string(bid.victims.size()) + " spot lease(s)");
   }
 };
 
@@ -441,8 +599,15 @@ EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_
     s.Skip(step, SkipReason::kTooManyReservations, order.id, "");
     return step;
   }
+  if (order.body.interruptible) {
+    s.BidSpot(step, order, now_ms);
+    return step;
+  }
   s.RefreshTables(order.body.Denom());
   const market::FitOutcome fit = market::FitProvider(order.body, s.free);
+  if (!fit.candidate && fit.exclusion.reason == market::ExclusionReason::kCapacity && s.TryPreempt(step, order, now_ms)) {
+    return step;
+  }
   if (!fit.candidate) {
     std::string detail(market::ToString(fit.exclusion.reason));
     if (!fit.exclusion.detail.empty()) detail += " (" + fit.exclusion.detail + ")";
@@ -554,7 +719,9 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
     step.log.push_back("accept " + Short(accept.id) + " refused: the reservation expired");
     return step;
   }
-  Result<market::Lease> lease = market::BuildLease(accept_bytes, market::EncodeEnvelope(bid.bid.envelope), now_ms);
+  // A preempting bid's lease starts once its victims' notice has passed.
+  const int64_t start_ms = now_ms + static_cast<int64_t>(s.LongestNotice(bid));
+  Result<market::Lease> lease = market::BuildLease(accept_bytes, market::EncodeEnvelope(bid.bid.envelope), start_ms);
   if (!lease.ok()) return ignore(lease.status().ToString());
   // Held until the ledger answers: the reservation can no longer expire under the lease.
   s.expiry.erase({bid.expires_ms, bid.bid.id});
@@ -580,9 +747,12 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
     return step;
   }
   ++s.counters.leases;
+  if (bid.preempting) s.Preempt(step, bid);
+  // A spot lease's capacity is in the Offer again (a regular order may preempt it).
+  if (bid.preempting || bid.bid.body.spot) step.capacity_changed = true;
   const market::Signed<market::Lease>& lease = *bid.lease;
   s.leases.emplace(lease.id, Impl::ActiveLease{bid.bid.body.order_id, bid_id, bid.bid.body.tenant,
-                                               std::move(bid.allocation)});
+                                               std::move(bid.allocation), bid.bid.body.spot, std::nullopt});
   s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
   step.leases.push_back(lease);
   s.held.erase(it);  // its capacity stays taken, now by the lease
@@ -607,7 +777,14 @@ EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_
   const auto it = s.leases.find(close.body.lease_id);
   if (it == s.leases.end()) return step;
   if (close.envelope.signer != it->second.tenant && close.envelope.signer != s.me()) return step;
-  s.Give(it->second.allocation);
+  if (it->second.preempted_by) {
+    // Ended before its preemption: its capacity stays held, now by the preempting bid itself.
+    Impl::Held& preempting = s.held.at(*it->second.preempted_by);
+    std::erase(preempting.victims, close.body.lease_id);
+    AddTo(preempting.extra, it->second.allocation);
+  } else {
+    s.Give(it->second.allocation);
+  }
   s.lease_of_bid.erase(it->second.bid_id);
   const auto order = s.bid_of_order.find(it->second.order_id);
   if (order != s.bid_of_order.end() && order->second == it->second.bid_id) s.bid_of_order.erase(order);
@@ -655,8 +832,8 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
     s.Take(lease.allocation);
     s.lease_of_bid.emplace(lease.bid_id, lease.lease_id);
     s.bid_of_order.emplace(lease.order_id, lease.bid_id);
-    s.leases.emplace(lease.lease_id,
-                     Impl::ActiveLease{lease.order_id, lease.bid_id, lease.tenant, std::move(lease.allocation)});
+    s.leases.emplace(lease.lease_id, Impl::ActiveLease{lease.order_id, lease.bid_id, lease.tenant,
+                                                       std::move(lease.allocation), lease.spot, std::nullopt});
   }
   for (auto& reservation : reservations) {
     const MessageId bid_id = reservation.bid.id;
@@ -681,7 +858,15 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
 
 market::Offer BidEngine::FreeOffer() {
   Impl& s = *impl_;
+  // Spot leases' capacity is available to a regular order (it would preempt them), so the
+  // Offer, which tenants' dry runs read for regular orders, counts it as free (docs/SPOT.md).
+  Allocation spot_held;
+  for (const auto& [id, lease] : s.leases) {
+    if (lease.spot && !lease.preempted_by) AddTo(spot_held, lease.allocation);
+  }
+  s.Give(spot_held);
   market::Offer offer = s.free;
+  s.Take(spot_held);
   offer.pricing = s.pricing.kind == PricingKind::kCommand && s.pricing.tables.empty()
                       ? std::vector<market::PriceTable>{}
                       : EffectiveTables(s.pricing, s.inventory.nodes, s.free.nodes, "");

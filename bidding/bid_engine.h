@@ -71,8 +71,9 @@ enum class SkipReason : uint8_t {
   kTooManyReservations,  // BidEngineOptions::max_reservations reached
   kPricingBusy,       // command: max_concurrent programs already running
   kPricingFailed,     // command: the program failed, timed out or printed garbage
+  kNoSpotPricing,     // an interruptible order, and this provider sells no spot capacity
 };
-constexpr size_t kSkipReasons = 15;
+constexpr size_t kSkipReasons = 16;
 std::string_view ToString(SkipReason reason);
 
 struct BidEngineOptions {
@@ -129,6 +130,10 @@ struct EngineStep {
   std::vector<market::Signed<market::Bid>> bids;      // to their orders' tenants
   std::vector<market::Signed<market::Lease>> leases;  // durable: publish to every node
   std::vector<Refusal> refusals;
+  // Preemption Closes (reason preempted) of spot leases, made once the non-interruptible lease
+  // they make room for is durable (it is in `leases` of the same step, published first): record
+  // each in the ledger, publish it to every node, stop the lease's workload by its closed_ms.
+  std::vector<market::Signed<market::Close>> preemptions;
   std::vector<PriceRequest> price_requests;
   std::vector<std::string> log;  // one line per decision worth a log line (skips, refusals)
   bool capacity_changed = false;  // the offer should be re-signed and gossiped
@@ -148,6 +153,7 @@ struct RestoredLease {
   market::MessageId order_id{};
   market::MessageId bid_id{};
   Allocation allocation;
+  std::optional<market::SpotTerms> spot;  // the lease's bid's: set for a spot lease
 };
 
 class BidEngine {
@@ -161,6 +167,7 @@ class BidEngine {
     uint64_t leases = 0;                       // leases made (durable)
     uint64_t leases_failed = 0;                // the ledger refused the write
     uint64_t leases_closed = 0;
+    uint64_t leases_preempted = 0;             // spot leases this provider preempted
     uint64_t accepts_refused = 0;              // answered with a refusal
     uint64_t accepts_ignored = 0;              // another's bid, another provider, a repeat, wrong signer
     uint64_t price_requests = 0;
@@ -187,6 +194,11 @@ class BidEngine {
   EngineStep OnVerifiedOrder(const market::Signed<market::Order>& order, int64_t now_ms);
   // A verified Order: tenant lists, then fit and price (market::FitProvider on free capacity),
   // then reserve and sign a bid. With the command policy, the bid comes later (OnPriceAnswer).
+  // An interruptible order is priced with the spot tables (PricingConfig::spot) and its bid
+  // states the spot notice. A non-interruptible order that does not fit on free capacity, but
+  // would with some spot leases gone, gets a bid that holds those leases' capacity (the fewest,
+  // in lease id order, table prices only); once its lease is durable they are preempted
+  // (EngineStep::preemptions) and the lease starts when the longest notice ends (docs/SPOT.md).
   EngineStep OnOrder(const market::Signed<market::Order>& order, int64_t now_ms);
   // The price command's answer (a price or why there is none) to request `id`.
   EngineStep OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t now_ms);
@@ -220,7 +232,8 @@ class BidEngine {
   EngineStep Restore(std::vector<RestoredReservation> reservations, std::vector<RestoredLease> leases,
                      int64_t now_ms);
 
-  // The provider's Offer now: its attributes, the pricing tables it bids with, and free capacity.
+  // The provider's Offer now: its attributes, the pricing tables it bids with, and the capacity
+  // a regular order can get: free capacity plus what spot leases hold (it would preempt them).
   market::Offer FreeOffer();
   const market::PublicKey& provider() const;
   const Counters& counters() const;

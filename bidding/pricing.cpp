@@ -5,6 +5,7 @@
 #include <map>
 
 #include "market/checked_math.h"
+#include "market/offers.h"
 
 namespace gpumart::bidding {
 
@@ -49,6 +50,16 @@ Status ValidatePricing(const PricingConfig& config) {
     if (config.command_max_concurrent < 1 || config.command_max_concurrent > kMaxPriceCommandConcurrency) {
       return Status::InvalidArgument("pricing command max_concurrent " +
                                      std::to_string(config.command_max_concurrent) + " is outside [1, 64]");
+    }
+  }
+  if (config.spot) {
+    if (config.spot->tables.empty()) return Status::InvalidArgument("pricing_policy spot needs at least one price table");
+    market::Offer spot_prices;
+    spot_prices.pricing = config.spot->tables;
+    if (Status valid = market::ValidateOffer(spot_prices); !valid.ok()) return valid.WithContext("spot pricing");
+    if (config.spot->notice_ms > market::limits::kMaxPreemptionNoticeMs) {
+      return Status::InvalidArgument("pricing_policy spot notice_ms " + std::to_string(config.spot->notice_ms) +
+                                     " exceeds " + std::to_string(market::limits::kMaxPreemptionNoticeMs));
     }
   }
   return Status::Ok();
@@ -123,6 +134,22 @@ Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::ve
         if (!arg.IsScalar()) return Status::InvalidArgument("pricing_policy command items must be strings" + At(arg));
         config.command.emplace_back(arg.Scalar());
       }
+    } else if (key == "spot") {
+      if (!entry.value.IsMap()) return Status::InvalidArgument("pricing_policy spot must be a mapping" + At(entry.value));
+      SpotPricing spot;
+      for (const market::YamlMapEntry& field : entry.value.Entries()) {
+        const std::string_view name = field.key.Scalar();
+        if (name == "notice_ms") {
+          Result<uint64_t> value = ParseCount(field.value, name);
+          if (!value.ok()) return value.status();
+          spot.notice_ms = *value;
+        } else if (name == "pricing") {
+          GPUMART_RETURN_IF_ERROR(market::ParseOfferPricing(field.value, "pricing_policy spot pricing", spot.tables));
+        } else {
+          return Status::InvalidArgument("pricing_policy spot has unknown key '" + std::string(name) + "'" + At(field.key));
+        }
+      }
+      config.spot = std::move(spot);
     } else {
       return Status::InvalidArgument("pricing_policy has unknown key '" + std::string(key) + "'" + At(entry.key));
     }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,15 @@ constexpr int64_t kMaxPriceCommandTimeoutMs = 60'000;
 constexpr uint32_t kMaxPriceCommandConcurrency = 64;
 constexpr size_t kMaxPriceAnswerBytes = 64;  // one decimal integer and a newline, with room
 
+// Interruptible (spot) capacity (docs/SPOT.md): interruptible orders are priced with these
+// tables alone, whatever the policy's kind, and their bids state this notice.
+constexpr uint64_t kDefaultSpotNoticeMs = 30'000;
+struct SpotPricing {
+  std::vector<market::PriceTable> tables;  // at least one
+  uint64_t notice_ms = kDefaultSpotNoticeMs;  // at most market::limits::kMaxPreemptionNoticeMs
+  bool operator==(const SpotPricing&) const = default;
+};
+
 struct PricingConfig {
   PricingKind kind = PricingKind::kTable;
   // table, utilization: required (one per denom the provider accepts). command: optional; when
@@ -52,18 +62,22 @@ struct PricingConfig {
   std::vector<std::string> command;
   int64_t command_timeout_ms = 2'000;
   uint32_t command_max_concurrent = 4;
+  // Without it the provider sells no interruptible capacity (interruptible orders get no bid).
+  std::optional<SpotPricing> spot;
   bool operator==(const PricingConfig&) const = default;
 };
 
 // Ok, or kInvalidArgument naming the first problem: a table/utilization policy without tables,
 // a table that market::ValidateOffer would refuse (a rate key the lookup could never find), two
 // tables of one denom, a multiplier outside [100, 1000]%, a command policy without a program,
-// a timeout outside (0, 60 s], a concurrency outside [1, 64].
+// a timeout outside (0, 60 s], a concurrency outside [1, 64], spot pricing without tables (or a
+// table ValidateOffer refuses), a spot notice over market::limits::kMaxPreemptionNoticeMs.
 Status ValidatePricing(const PricingConfig& config);
 
 // A provider config's `pricing_policy:` mapping (configs/pricing-examples.yaml) with its
 // `pricing:` tables: `kind` (table | utilization | command), and for utilization `max_percent`,
-// for command `command` (a sequence: argv), `timeout_ms`, `max_concurrent`. An undefined or null
+// for command `command` (a sequence: argv), `timeout_ms`, `max_concurrent`; for any kind
+// `spot: {notice_ms, pricing: [tables as in pricing:]}`. An undefined or null
 // node is the table policy. Errors name the key and its line: an unknown key, a key of another
 // kind, a value that is not what it must be; then ValidatePricing.
 Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::vector<market::PriceTable> tables);

@@ -501,4 +501,17 @@ size_t TenantSession::unresolved_accepts() const {
   return unresolved;
 }
 
+bool ResubmitsAfter(market::CloseReason reason) {
+  // The tenant's own doing (tenant-closed, insufficient-funds), the term's end (expired) and a
+  // provider that closed on purpose (provider-closed: say so, do not chase it) are final.
+  return reason == market::CloseReason::kPreempted || reason == market::CloseReason::kProviderFailure;
+}
+
+int64_t RestartDelayMs(const KeepRunningPolicy& policy, uint32_t restart) {
+  if (restart == 0) return 0;
+  int64_t delay = policy.backoff_ms;
+  for (uint32_t i = 1; i < restart && delay < policy.max_backoff_ms; ++i) delay *= 2;
+  return std::min(delay, policy.max_backoff_ms);
+}
+
 }  // namespace gpumart::bidding

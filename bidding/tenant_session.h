@@ -182,4 +182,16 @@ class TenantSession {
   std::unique_ptr<Impl> impl_;
 };
 
+// `gpumart submit --keep-running` (docs/SUBMIT.md): a lease that ends for one of these reasons
+// (preempted, provider-failure) is submitted again, at most `max_restarts` times per group, the
+// n-th time after backoff_ms x 2^(n-1), at most max_backoff_ms. Pure: the CLI owns the clock.
+struct KeepRunningPolicy {
+  uint32_t max_restarts = 5;
+  int64_t backoff_ms = 1'000;
+  int64_t max_backoff_ms = 60'000;
+};
+bool ResubmitsAfter(market::CloseReason reason);
+// The wait before restart `restart` (1 for the first); 0 for restart 0.
+int64_t RestartDelayMs(const KeepRunningPolicy& policy, uint32_t restart);
+
 }  // namespace gpumart::bidding

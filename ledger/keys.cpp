@@ -50,6 +50,7 @@ constexpr std::array kFamilies = {
     Family{kLease, {Field::kId}, 1},
     Family{kClose, {Field::kId}, 1},
     Family{kAttestation, {Field::kId, Field::kId}, 2},
+    Family{kViolation, {Field::kId, Field::kId}, 2},
     Family{kBill, {Field::kId}, 1},
     Family{kUsage, {Field::kId}, 1},
     Family{kReservation, {Field::kId}, 1},
@@ -135,7 +136,7 @@ std::optional<uint64_t> ChainSeqOf(std::string_view key) {
 }
 
 bool IsChained(std::string_view key) {
-  for (std::string_view prefix : {kOrder, kBid, kLease, kClose, kAttestation, kBill, kUsage, kReservation}) {
+  for (std::string_view prefix : {kOrder, kBid, kLease, kClose, kAttestation, kViolation, kBill, kUsage, kReservation}) {
     if (key.starts_with(prefix)) return true;
   }
   return false;

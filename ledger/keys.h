@@ -25,6 +25,9 @@ inline constexpr std::string_view kLease = "lease/";  // lease/<lease_id>  -> Le
 inline constexpr std::string_view kClose = "close/";  // close/<lease_id>  -> Close envelope
 // attest/<provider><auditor> -> the auditor's latest Attestation envelope about the provider
 inline constexpr std::string_view kAttestation = "attest/";
+// viol/<provider><close_id> -> a preemption Close the provider signed that broke the rules
+// (ledger::CheckPreemption): refused, kept as evidence against the provider's reputation.
+inline constexpr std::string_view kViolation = "viol/";
 // Values the ledger derives and records next to them (also chained).
 inline constexpr std::string_view kBill = "bill/";    // bill/<lease_id>   -> Billing (16 bytes)
 inline constexpr std::string_view kUsage = "usage/";  // usage/<lease_id>  -> Usage of the lease

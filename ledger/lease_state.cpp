@@ -59,6 +59,7 @@ Status CheckCloser(const market::PublicKey& signer, const market::PublicKey& ten
       break;
     case market::CloseReason::kProviderClosed:
     case market::CloseReason::kProviderFailure:
+    case market::CloseReason::kPreempted:
       if (!is_provider) {
         return Status::PermissionDenied("only the provider may close with reason " +
                                         std::string(market::ToString(reason)));
@@ -67,6 +68,35 @@ Status CheckCloser(const market::PublicKey& signer, const market::PublicKey& ten
     case market::CloseReason::kInsufficientFunds:
     case market::CloseReason::kExpired:
       break;
+  }
+  return Status::Ok();
+}
+
+Status CheckPreemption(const market::Signed<market::Close>& close, const market::PublicKey& lease_provider,
+                       const std::optional<market::SpotTerms>& lease_spot) {
+  auto refuse = [](std::string why) { return Status::FailedPrecondition("preemption breaks the rules: " + why); };
+  if (!lease_spot) return refuse("the lease is not interruptible");
+  const int64_t signed_ms = close.envelope.created_ms;
+  // notice_ms <= limits::kMaxPreemptionNoticeMs, so the sum cannot overflow for valid times.
+  const int64_t earliest_ms = signed_ms + static_cast<int64_t>(lease_spot->notice_ms);
+  if (close.body.closed_ms < earliest_ms) {
+    return refuse("notice not honoured: takes effect at " + std::to_string(close.body.closed_ms) +
+                  ", but the lease's notice of " + std::to_string(lease_spot->notice_ms) + " ms after " +
+                  std::to_string(signed_ms) + " allows " + std::to_string(earliest_ms) + " at the earliest");
+  }
+  auto preemptor = market::OpenLease(close.body.preemptor_lease);
+  if (!preemptor.ok()) return refuse("the preemptor lease does not verify: " + preemptor.status().ToString());
+  if (preemptor->envelope.signer != lease_provider) return refuse("the preemptor lease is another provider's");
+  if (preemptor->body.spot) return refuse("the preemptor lease is itself interruptible");
+  const int64_t preemptor_signed_ms = preemptor->envelope.created_ms;
+  if (preemptor_signed_ms > signed_ms || preemptor_signed_ms < signed_ms - kMaxPreemptionLeadMs) {
+    return refuse("the preemptor lease was signed at " + std::to_string(preemptor_signed_ms) +
+                  ", not within " + std::to_string(kMaxPreemptionLeadMs) + " ms before the close (" +
+                  std::to_string(signed_ms) + ")");
+  }
+  if (preemptor->body.start_ms < close.body.closed_ms) {
+    return refuse("the preemptor lease starts at " + std::to_string(preemptor->body.start_ms) +
+                  ", before the preemption takes effect at " + std::to_string(close.body.closed_ms));
   }
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string_view>
 
+#include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
 
@@ -27,11 +28,29 @@ std::string_view ToString(LeaseEvent event);
 // kAlreadyExists for recording a lease twice, kFailedPrecondition for anything else illegal.
 Result<LeaseState> NextLeaseState(std::optional<LeaseState> from, LeaseEvent event);
 
-// Who may close a lease for which reason: kTenantClosed only by the tenant, kProviderClosed and
-// kProviderFailure only by the provider, the others by either. A signer that is neither party
+// Who may close a lease for which reason: kTenantClosed only by the tenant, kProviderClosed,
+// kProviderFailure and kPreempted only by the provider, the others by either. A signer that is neither party
 // is refused (kPermissionDenied).
 Status CheckCloser(const market::PublicKey& signer, const market::PublicKey& tenant,
                    const market::PublicKey& provider, market::CloseReason reason);
+
+// A preemption Close (reason kPreempted) may cite a preemptor Lease signed at most this long
+// before the Close itself: the preemption answers a lease just made, not an old one.
+constexpr int64_t kMaxPreemptionLeadMs = 10 * 60 * 1000;
+
+// The rules of a preemption every node checks from signed data alone (docs/SPOT.md, "What every
+// node checks"), for `close` (reason kPreempted, signed by the lease's provider: CheckCloser)
+// of the lease `lease_provider` signed with the bid terms `lease_spot`:
+//   1. the lease is interruptible (its bid states SpotTerms);
+//   2. the notice is honoured: closed_ms >= the Close's envelope created_ms + notice_ms;
+//   3. the preemptor lease verifies completely (market::OpenLease: all three signatures);
+//   4. it is signed by the same provider, and is not interruptible;
+//   5. it was signed within [created_ms - kMaxPreemptionLeadMs, created_ms] of the Close, and it
+//      starts no sooner than the preemption takes effect (start_ms >= closed_ms).
+// kFailedPrecondition naming the rule broken. What no other node can check (that the preemptor
+// would not otherwise have fit) is the provider's word.
+Status CheckPreemption(const market::Signed<market::Close>& close, const market::PublicKey& lease_provider,
+                       const std::optional<market::SpotTerms>& lease_spot);
 
 // What a closed lease owes: the duration rounded down to whole seconds, times the hourly price,
 // rounded down to an integer amount.

@@ -15,6 +15,9 @@ LeaseOutcome OutcomeOf(market::CloseReason reason) {
     case market::CloseReason::kProviderFailure:
       return LeaseOutcome::kFailed;
     case market::CloseReason::kInsufficientFunds:
+    // A preemption the ledger applied kept the rules the tenant agreed to: the spot deal itself.
+    // One that broke them is never applied; it counts as a violation instead.
+    case market::CloseReason::kPreempted:
       return LeaseOutcome::kNeutral;
   }
   return LeaseOutcome::kNeutral;
@@ -22,10 +25,10 @@ LeaseOutcome OutcomeOf(market::CloseReason reason) {
 
 namespace {
 // a + weight * count, or UINT64_MAX when that does not fit.
-uint64_t Weighted(uint64_t a, uint64_t count) {
+uint64_t Weighted(uint64_t a, uint64_t count, uint64_t weight) {
   uint64_t weighted = 0;
   uint64_t sum = 0;
-  if (!market::CheckedMul(count, kAttestationWeight, weighted) || !market::CheckedAdd(a, weighted, sum)) {
+  if (!market::CheckedMul(count, weight, weighted) || !market::CheckedAdd(a, weighted, sum)) {
     return UINT64_MAX;
   }
   return sum;
@@ -33,8 +36,9 @@ uint64_t Weighted(uint64_t a, uint64_t count) {
 }  // namespace
 
 uint32_t ReputationPpm(const LeaseOutcomes& outcomes, const AuditVerdicts& verdicts) {
-  uint64_t completed = Weighted(outcomes.completed, verdicts.passes);
-  uint64_t failed = Weighted(outcomes.failed, verdicts.fails);
+  uint64_t completed = Weighted(outcomes.completed, verdicts.passes, kAttestationWeight);
+  uint64_t failed = Weighted(Weighted(outcomes.failed, verdicts.fails, kAttestationWeight), outcomes.violations,
+                             kViolationWeight);
   // completed + failed cannot overflow once each is below 2^63; halve first if either is not.
   while (completed > kMaxCountedOutcomes || failed > kMaxCountedOutcomes ||
          completed + failed > kMaxCountedOutcomes) {

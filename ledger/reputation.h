@@ -25,6 +25,9 @@ struct LeaseOutcomes {
   uint64_t failed = 0;
   uint64_t neutral = 0;
   uint64_t active = 0;  // not closed yet: no outcome
+  // Preemption Closes the provider signed that broke the rules (ledger::CheckPreemption): each is
+  // refused and kept as evidence (keys::kViolation).
+  uint64_t violations = 0;
   bool operator==(const LeaseOutcomes&) const = default;
 };
 
@@ -49,8 +52,12 @@ struct AuditVerdicts {
 // trusts outweighs a handful of leases a provider could have dealt to itself.
 constexpr uint64_t kAttestationWeight = 10;
 
+// A broken preemption rule weighs as much as this many failed leases: it is signed proof of
+// misconduct, not a failure that may have been bad luck.
+constexpr uint64_t kViolationWeight = 10;
+
 // With completed' = completed + kAttestationWeight * passes and failed' = failed +
-// kAttestationWeight * fails (each saturating at 2^64 - 1):
+// kAttestationWeight * fails + kViolationWeight * violations (each saturating at 2^64 - 1):
 // floor((completed' + kPriorCompleted) * 1'000'000 / (completed' + failed' + kPriorCompleted +
 // kPriorFailed)). Integer arithmetic only; neutral and active leases do not count.
 uint32_t ReputationPpm(const LeaseOutcomes& outcomes, const AuditVerdicts& verdicts = {});

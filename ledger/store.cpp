@@ -100,6 +100,7 @@ Status CheckStorable(std::string_view key, std::string_view value) {
   if (family == keys::kLease) return DecodeStoredLease(*id, value).status();
   if (family == keys::kClose) return DecodeStoredClose(value).status();
   if (key.starts_with(keys::kAttestation)) return DecodeStoredAttestation(value).status();
+  if (key.starts_with(keys::kViolation)) return DecodeStoredClose(value).status();
   return Status::Internal("no decoder reads this key");
 }
 
@@ -117,6 +118,9 @@ class Round {
     if (const auto it = overlay_.find(key); it != overlay_.end()) return it->second;
     return DbGet(db_, leveldb::ReadOptions(), key);
   }
+
+  // The current request is refused, but what it staged so far (evidence of the refusal) is kept.
+  void KeepWhenRefused() { keep_when_refused_ = true; }
 
   // Keys in [begin, end), as this round sees them, at most `limit`.
   Result<std::vector<std::string>> Keys(const std::string& begin, const std::string& end, size_t limit) const {
@@ -165,8 +169,16 @@ class Round {
   // request's final status: `status`, or why a value it staged would not be read back (then
   // nothing of it is kept).
   Status EndRequest(Status status) {
-    if (status.ok()) status = CheckStaged();
-    if (status.ok()) {
+    // A refusal that records evidence (KeepWhenRefused) keeps what it staged and stays a refusal.
+    bool keep = status.ok() || keep_when_refused_;
+    keep_when_refused_ = false;
+    if (keep) {
+      if (Status staged = CheckStaged(); !staged.ok()) {
+        status = staged;
+        keep = false;
+      }
+    }
+    if (keep) {
       for (auto& staged : staged_) {
         if (keys::IsChained(staged.key)) {
           ChainChange change;
@@ -249,6 +261,7 @@ class Round {
   mutable std::unique_ptr<leveldb::Iterator> iterator_;  // created by the first scan
   leveldb::WriteBatch batch_;
   bool dirty_ = false;
+  bool keep_when_refused_ = false;
 };
 
 // Whether any lease names `order_id` (it is then no longer open).
@@ -358,6 +371,20 @@ Status ApplyClose(Round& round, const PreparedWrite& prepared, const Signed<mark
   if (Status who = CheckCloser(close.envelope.signer, lease->body.tenant, lease->envelope.signer, close.body.reason);
       !who.ok()) {
     return who.WithContext(context);
+  }
+  if (close.body.reason == market::CloseReason::kPreempted) {
+    if (Status rules = CheckPreemption(close, lease->envelope.signer, lease->body.spot); !rules.ok()) {
+      // Refused: the lease stays open here. The provider signed this Close, so it is kept as
+      // evidence that counts against the provider (LedgerStore::ProviderOutcomes).
+      const std::string violation_key = keys::Pair(keys::kViolation, lease->envelope.signer, close.id);
+      auto recorded = round.Get(violation_key);
+      if (!recorded.ok()) return recorded.status();
+      if (!recorded->has_value()) {
+        round.Put(violation_key, prepared.record, &prepared.record_hash);
+        round.KeepWhenRefused();
+      }
+      return rules.WithContext(context + " is refused");
+    }
   }
   auto billing = ComputeBilling(lease->body.price_per_hour, lease->body.start_ms, close.body.closed_ms);
   if (!billing.ok()) return billing.status().WithContext(context);
@@ -1086,6 +1113,13 @@ Result<LeaseOutcomes> LedgerStore::ProviderOutcomes(const PublicKey& provider) c
     }
   }
   if (!it->status().ok()) return FromLevelDb(it->status(), "reading lease outcomes");
+  const std::string violations = keys::Id(keys::kViolation, provider);
+  for (it->Seek(violations); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(violations)) break;
+    if (key.size() == violations.size() + market::kIdBytes) ++outcomes.violations;  // verify reports others
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "reading violations");
   return outcomes;
 }
 

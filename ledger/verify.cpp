@@ -28,11 +28,13 @@ struct LeaseFacts {
   MessageId order_id{};
   int64_t start_ms = 0;
   uint64_t price_per_hour = 0;
+  std::optional<market::SpotTerms> spot;
 };
 struct CloseFacts {
   PublicKey signer{};
   market::CloseReason reason = market::CloseReason::kTenantClosed;
   int64_t closed_ms = 0;
+  std::optional<Signed<market::Close>> preemption;  // the whole Close, for a preemption only
 };
 struct TimedFacts {
   MessageId order_id{};
@@ -188,8 +190,28 @@ class Verifier {
     return CheckChained(key, value);
   }
 
+  // A refused preemption: it decodes, it is filed under its signer and its own id, its signature
+  // verifies. That it broke the rules is checked with the lease (CheckCrossReferences).
+  bool CheckViolation(std::string_view key, std::string_view value) {
+    auto close = DecodeStoredClose(value);
+    if (!close.ok()) return Fail(key, "violation does not decode: " + close.status().ToString());
+    if (key != keys::Pair(keys::kViolation, close->envelope.signer, close->id)) {
+      return Fail(key, "violation misplaced: it is close " + market::ToHex(close->id) + " signed by " +
+                           market::ToHex(close->envelope.signer));
+    }
+    if (close->body.reason != market::CloseReason::kPreempted) return Fail(key, "violation is not a preemption close");
+    if (Status status = market::VerifySignature(close->envelope); !status.ok()) {
+      return Fail(key, "violation fails verification: " + status.ToString());
+    }
+    ++report_.signatures;
+    ++report_.records;
+    violations_.emplace(std::string(key), std::move(close).value());
+    return CheckChained(key, value);
+  }
+
   bool CheckRecord(std::string_view key, std::string_view value) {
     if (key.starts_with(keys::kAttestation)) return CheckAttestation(key, value);
+    if (key.starts_with(keys::kViolation)) return CheckViolation(key, value);
     if (key.size() < market::kIdBytes) return Fail(key, "malformed key");
     const auto id_in_key = keys::TrailingId(key);
     const auto family = key.substr(0, key.size() - market::kIdBytes);
@@ -207,7 +229,7 @@ class Verifier {
       if (!opened.ok()) return Fail(key, "lease fails verification: " + opened.status().ToString());
       report_.signatures += 2;
       leases_[id] = LeaseFacts{lease->body.tenant, lease->envelope.signer, lease->body.order_id,
-                               lease->body.start_ms, lease->body.price_per_hour};
+                               lease->body.start_ms, lease->body.price_per_hour, lease->body.spot};
     } else if (family == keys::kClose) {
       auto close = DecodeStoredClose(value);
       if (!close.ok()) return Fail(key, "close does not decode: " + close.status().ToString());
@@ -216,7 +238,9 @@ class Verifier {
       }
       ++report_.signatures;
       if (close->body.lease_id != id) return Fail(key, "close names lease " + market::ToHex(close->body.lease_id));
-      closes_[id] = CloseFacts{close->envelope.signer, close->body.reason, close->body.closed_ms};
+      CloseFacts facts{close->envelope.signer, close->body.reason, close->body.closed_ms, std::nullopt};
+      if (close->body.reason == market::CloseReason::kPreempted) facts.preemption = std::move(close).value();
+      closes_[id] = std::move(facts);
     } else if (family == keys::kOrder) {
       auto order = DecodeStoredOrder(id, value);
       if (!CheckSingleSigned(key, order, "order")) return false;
@@ -266,6 +290,11 @@ class Verifier {
       if (Status status = CheckCloser(close.signer, facts.tenant, facts.provider, close.reason); !status.ok()) {
         return Fail(key, status.message());
       }
+      if (close.preemption) {
+        if (Status status = CheckPreemption(*close.preemption, facts.provider, facts.spot); !status.ok()) {
+          return Fail(key, status.message());
+        }
+      }
       auto expected = ComputeBilling(facts.price_per_hour, facts.start_ms, close.closed_ms);
       if (!expected.ok()) return Fail(key, expected.status().message());
       const auto bill = bills_.find(lease_id);
@@ -275,6 +304,14 @@ class Verifier {
                     "billing says " + std::to_string(bill->second.duration_ms) + " ms / " +
                         std::to_string(bill->second.amount_owed) + ", expected " +
                         std::to_string(expected->duration_ms) + " ms / " + std::to_string(expected->amount_owed));
+      }
+    }
+    for (const auto& [key, close] : violations_) {
+      const auto lease = leases_.find(close.body.lease_id);
+      if (lease == leases_.end()) return Fail(key, "violation closes a lease that is not recorded");
+      if (lease->second.provider != close.envelope.signer) return Fail(key, "violation is not by the lease's provider");
+      if (CheckPreemption(close, lease->second.provider, lease->second.spot).ok()) {
+        return Fail(key, "recorded as a violation, but the preemption keeps the rules");
       }
     }
     for (const auto& [lease_id, bill] : bills_) {
@@ -358,6 +395,7 @@ class Verifier {
   std::set<std::string> present_;
   std::map<MessageId, LeaseFacts> leases_;
   std::map<MessageId, CloseFacts> closes_;
+  std::map<std::string, Signed<market::Close>> violations_;  // by key
   std::map<MessageId, TimedFacts> orders_;
   std::map<MessageId, TimedFacts> bids_;
   std::map<MessageId, Billing> bills_;

@@ -48,7 +48,8 @@ void EncodePriceCap(Encoder& e, const PriceCap& cap) {
 }
 
 void EncodeOrderTo(Encoder& e, const Order& order) {
-  e.Array(4);
+  // `interruptible` is written only when true, so a regular order keeps its bytes.
+  e.Array(order.interruptible ? 5 : 4);
   e.Str(order.group);
   e.StrMap(order.attributes);
   e.Array(2);
@@ -91,6 +92,7 @@ void EncodeOrderTo(Encoder& e, const Order& order) {
       for (const PriceCap& cap : service.more_caps) EncodePriceCap(e, cap);
     }
   }
+  if (order.interruptible) e.Bool(true);
 }
 
 void EncodeDevice(Encoder& e, const DeviceType& device) {
@@ -191,7 +193,8 @@ Status ReadPriceCap(Reader& r, PriceCap& cap) {
 }
 
 Status ReadOrder(Reader& r, Order& order) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("order", 4));
+  size_t order_fields = 0;
+  GPUMART_RETURN_IF_ERROR(r.StructWithOptional("order", 4, order_fields));
   GPUMART_RETURN_IF_ERROR(r.Str("order.group", limits::kMaxNameBytes, order.group));
   GPUMART_RETURN_IF_ERROR(ReadStrMap(r, "order.attributes", limits::kMaxAttributes, order.attributes));
   GPUMART_RETURN_IF_ERROR(r.Struct("order.signed_by", 2));
@@ -257,6 +260,12 @@ Status ReadOrder(Reader& r, Order& order) {
       service.more_caps.resize(cap_count);
       for (PriceCap& cap : service.more_caps) GPUMART_RETURN_IF_ERROR(ReadPriceCap(r, cap));
     }
+  }
+  order.interruptible = false;
+  if (order_fields == 5) {
+    GPUMART_RETURN_IF_ERROR(r.Bool("order.interruptible", order.interruptible));
+    // Absent when false: an explicit false would be a second encoding of a regular order.
+    if (!order.interruptible) return Status::InvalidArgument("order.interruptible: false (omit the field instead)");
   }
   return Status::Ok();
 }
@@ -353,14 +362,22 @@ Status ReadOffer(Reader& r, Offer& offer) {
 }
 
 Status ReadBid(Reader& r, Bid& bid) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("bid", 7));
+  size_t bid_fields = 0;
+  GPUMART_RETURN_IF_ERROR(r.StructWithOptional("bid", 7, bid_fields));
   GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.order_id", bid.order_id));
   GPUMART_RETURN_IF_ERROR(ReadFixed(r, "bid.tenant", bid.tenant));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.group", limits::kMaxNameBytes, bid.group));
   GPUMART_RETURN_IF_ERROR(r.Str("bid.denom", limits::kMaxNameBytes, bid.denom));
   GPUMART_RETURN_IF_ERROR(r.Uint("bid.price_per_hour", UINT64_MAX, bid.price_per_hour));
   GPUMART_RETURN_IF_ERROR(ReadAssignments(r, bid.services));
-  return r.Int("bid.reservation_expires_ms", bid.reservation_expires_ms);
+  GPUMART_RETURN_IF_ERROR(r.Int("bid.reservation_expires_ms", bid.reservation_expires_ms));
+  bid.spot.reset();
+  if (bid_fields == 8) {
+    SpotTerms spot;
+    GPUMART_RETURN_IF_ERROR(r.Uint("bid.spot_notice_ms", limits::kMaxPreemptionNoticeMs, spot.notice_ms));
+    bid.spot = spot;
+  }
+  return Status::Ok();
 }
 
 Status ReadAccept(Reader& r, Accept& accept) {
@@ -389,13 +406,23 @@ Status ReadLease(Reader& r, LeaseWire& lease) {
 }
 
 Status ReadClose(Reader& r, Close& close) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("close", 4));
+  size_t close_fields = 0;
+  GPUMART_RETURN_IF_ERROR(r.StructWithOptional("close", 4, close_fields));
   GPUMART_RETURN_IF_ERROR(ReadFixed(r, "close.lease_id", close.lease_id));
   uint64_t reason = 0;
-  GPUMART_RETURN_IF_ERROR(r.Uint("close.reason", static_cast<uint64_t>(CloseReason::kExpired), reason));
+  GPUMART_RETURN_IF_ERROR(r.Uint("close.reason", static_cast<uint64_t>(CloseReason::kPreempted), reason));
   close.reason = static_cast<CloseReason>(reason);
   GPUMART_RETURN_IF_ERROR(r.Int("close.closed_ms", close.closed_ms));
-  return r.Str("close.note", limits::kMaxTextBytes, close.note);
+  GPUMART_RETURN_IF_ERROR(r.Str("close.note", limits::kMaxTextBytes, close.note));
+  close.preemptor_lease.clear();
+  if (close_fields == 5) {
+    const uint8_t* bytes = nullptr;
+    size_t size = 0;
+    GPUMART_RETURN_IF_ERROR(r.Bin("close.preemptor_lease", limits::kMaxPreemptorLeaseBytes, bytes, size));
+    if (size == 0) return Status::InvalidArgument("close.preemptor_lease: empty (omit the field instead)");
+    close.preemptor_lease.assign(bytes, bytes + size);
+  }
+  return Status::Ok();
 }
 
 Status ReadAttestation(Reader& r, Attestation& attestation) {
@@ -569,7 +596,8 @@ Bytes EncodeBody(const Offer& offer) {
 Bytes EncodeBody(const Bid& bid) {
   Bytes out;
   Encoder e(out);
-  e.Array(7);
+  // `spot` is written only when set, so a regular bid keeps its bytes.
+  e.Array(bid.spot ? 8 : 7);
   e.Bin(bid.order_id);
   e.Bin(bid.tenant);
   e.Str(bid.group);
@@ -577,6 +605,7 @@ Bytes EncodeBody(const Bid& bid) {
   e.Uint(bid.price_per_hour);
   EncodeAssignments(e, bid.services);
   e.Int(bid.reservation_expires_ms);
+  if (bid.spot) e.Uint(bid.spot->notice_ms);
   return out;
 }
 
@@ -603,11 +632,12 @@ Bytes EncodeBody(const Lease& lease) {
 Bytes EncodeBody(const Close& close) {
   Bytes out;
   Encoder e(out);
-  e.Array(4);
+  e.Array(close.preemptor_lease.empty() ? 4 : 5);
   e.Bin(close.lease_id);
   e.Uint(static_cast<uint8_t>(close.reason));
   e.Int(close.closed_ms);
   e.Str(close.note);
+  if (!close.preemptor_lease.empty()) e.Bin(close.preemptor_lease.data(), close.preemptor_lease.size());
   return out;
 }
 
@@ -741,7 +771,25 @@ Status ValidateOffer(const Offer& offer) {
 Status ValidateBid(const Bid& bid) {
   if (!NameValid(bid.group)) return BadName("bid group", bid.group);
   if (!NameValid(bid.denom)) return BadName("bid denom", bid.denom);
+  if (bid.spot && bid.spot->notice_ms > limits::kMaxPreemptionNoticeMs) {
+    return Status::LimitExceeded("bid spot notice exceeds " + std::to_string(limits::kMaxPreemptionNoticeMs) + " ms");
+  }
   return ValidateAssignments(bid.services, "bid");
+}
+
+Status ValidateClose(const Close& close) {
+  const bool preempted = close.reason == CloseReason::kPreempted;
+  if (preempted && close.preemptor_lease.empty()) {
+    return Status::InvalidArgument("a preemption close must carry the preemptor lease");
+  }
+  if (!preempted && !close.preemptor_lease.empty()) {
+    return Status::InvalidArgument("only a preemption close carries a preemptor lease");
+  }
+  if (close.preemptor_lease.size() > limits::kMaxPreemptorLeaseBytes) {
+    return Status::LimitExceeded("close's preemptor lease exceeds " + std::to_string(limits::kMaxPreemptorLeaseBytes) +
+                                 " bytes");
+  }
+  return Status::Ok();
 }
 
 Result<Order> DecodeOrder(std::span<const uint8_t> bytes) {
@@ -762,7 +810,7 @@ Result<Lease> DecodeLease(std::span<const uint8_t> bytes) {
   return BuildLease(wire.accept, wire.bid, wire.start_ms);
 }
 Result<Close> DecodeClose(std::span<const uint8_t> bytes) {
-  return DecodeBody<Close>(bytes, "close", ReadClose, [](const Close&) { return Status::Ok(); });
+  return DecodeBody<Close>(bytes, "close", ReadClose, ValidateClose);
 }
 Result<Attestation> DecodeAttestation(std::span<const uint8_t> bytes) {
   return DecodeBody<Attestation>(bytes, "attestation", ReadAttestation,
@@ -1021,6 +1069,7 @@ Result<Lease> BuildLease(std::span<const uint8_t> accept_envelope, std::span<con
   lease.denom = std::move(bid->body.denom);
   lease.price_per_hour = bid->body.price_per_hour;
   lease.services = std::move(bid->body.services);
+  lease.spot = bid->body.spot;
   return lease;
 }
 

@@ -66,6 +66,12 @@ constexpr size_t kMaxAcceptEnvelopeBytes = 1024;
 // A whole Bid envelope. A Lease embeds one, so a bid over this could never become a lease: it is
 // refused wherever it arrives. Half a message leaves the Lease room for the rest.
 constexpr size_t kMaxBidEnvelopeBytes = kMaxMessageBytes / 2;
+// The longest preemption notice a spot bid may state (docs/SPOT.md): a day.
+constexpr uint64_t kMaxPreemptionNoticeMs = 24ull * 3600 * 1000;
+// A whole Lease envelope embedded in a preemption Close: a Lease's embedded Bid and Accept at
+// their limits plus the Lease's own fields and envelope, so every valid Lease fits.
+constexpr size_t kMaxPreemptorLeaseBytes = kMaxBidEnvelopeBytes + kMaxAcceptEnvelopeBytes + 1024;
+static_assert(kMaxPreemptorLeaseBytes + kMaxTextBytes + 1024 <= kMaxBodyBytes);
 }  // namespace limits
 
 // The signed envelope every message travels in. On the wire (msgpack array of 8):
@@ -110,6 +116,8 @@ Result<Attestation> DecodeAttestation(std::span<const uint8_t> bytes);
 Status ValidateOrder(const Order& order);
 Status ValidateOffer(const Offer& offer);
 Status ValidateBid(const Bid& bid);
+// A Close carries preemptor_lease iff its reason is kPreempted.
+Status ValidateClose(const Close& close);
 
 Bytes EncodeEnvelope(const Envelope& envelope);
 // Structure only, strictly canonical: limits, field types, key and signature lengths, version.

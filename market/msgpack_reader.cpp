@@ -106,6 +106,15 @@ Status MsgpackReader::StructSlow(const char* field, size_t fields) {
   return Status::Ok();
 }
 
+Status MsgpackReader::StructWithOptional(const char* field, size_t fields, size_t& size) {
+  GPUMART_RETURN_IF_ERROR(ContainerHeader(field, false, size));
+  if (size != fields && size != fields + 1) {
+    return Status::Corruption(std::string(field) + ": expected " + std::to_string(fields) + " or " +
+                              std::to_string(fields + 1) + " fields, got " + std::to_string(size));
+  }
+  return Status::Ok();
+}
+
 Status MsgpackReader::ListSlow(const char* field, size_t max, size_t& size) {
   GPUMART_RETURN_IF_ERROR(ContainerHeader(field, false, size));
   if (size > max) {

@@ -49,6 +49,9 @@ class MsgpackReader {
     }
     return StructSlow(field, fields);
   }
+  // An array header of `fields` or `fields + 1` elements: a struct whose last field is optional
+  // (written only when set, so every value keeps one encoding). `size` says which.
+  Status StructWithOptional(const char* field, size_t fields, size_t& size);
   // An array header with at most `max` elements (a list). Also bounded by the bytes left, since
   // every element takes at least one byte.
   Status List(const char* field, size_t max, size_t& size) {

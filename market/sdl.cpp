@@ -453,6 +453,8 @@ class SdlParser {
     std::map<std::string, std::string> attributes;
     SignedBy signed_by;
     std::vector<std::pair<std::string, std::vector<PriceCap>>> pricing;  // compute profile -> caps
+    // Every price of the placement says `interruptible: true` (a gpumart extension, docs/SPOT.md).
+    std::optional<bool> interruptible;
   };
   struct Deployed {
     size_t service_index = 0;    // position in `services:`
@@ -475,6 +477,8 @@ class SdlParser {
   std::vector<std::string> endpoints_used_;  // named by some expose.to.ip
   std::vector<std::pair<std::string, Resources>> compute_;
   std::vector<PlacementGroup> placements_;
+  // The `interruptible:` of the price ParsePrice read last (false when not given).
+  bool price_interruptible_ = false;
   std::vector<Deployed> deployed_;
 };
 
@@ -1401,6 +1405,12 @@ Status SdlParser::ParsePlacements(const std::string& path, const YamlNode& node)
           std::vector<PriceCap> caps;
           status = ParsePrices(price_path, price, &caps);
           if (!status.ok()) return status;
+          // One lease serves the whole group, so it is interruptible for every profile or none.
+          if (group.interruptible && *group.interruptible != price_interruptible_) {
+            return Invalid(Child(price_path, "interruptible"),
+                           "every price of a placement must agree on interruptible (one lease serves the group)");
+          }
+          group.interruptible = price_interruptible_;
           group.pricing.emplace_back(profile, std::move(caps));
         }
       } else {
@@ -1428,9 +1438,14 @@ Status SdlParser::ParsePrices(const std::string& path, const YamlNode& node, std
   std::vector<YamlNode> items;
   GPUMART_RETURN_IF_ERROR(ReadSequence(node, path, limits::kMaxPriceCaps, "prices (denoms)", &items));
   if (items.empty()) return Invalid(path, "no prices");
+  std::optional<bool> interruptible;
   for (size_t i = 0; i < items.size(); ++i) {
     PriceCap cap;
     GPUMART_RETURN_IF_ERROR(ParsePrice(Item(path, i), items[i], &cap));
+    if (interruptible && *interruptible != price_interruptible_) {
+      return Invalid(Child(Item(path, i), "interruptible"), "every denom of a price must agree on interruptible");
+    }
+    interruptible = price_interruptible_;
     for (const PriceCap& other : *caps) {
       if (other.denom == cap.denom) return Invalid(Child(Item(path, i), "denom"), Quoted(cap.denom) + " is listed twice");
     }
@@ -1444,10 +1459,20 @@ Status SdlParser::ParsePrice(const std::string& path, const YamlNode& node, Pric
   Status status = ReadMapping(node, path, 8, "fields", &fields);
   if (!status.ok()) return status;
   std::optional<YamlNode> denom, amount;
+  price_interruptible_ = false;
   for (const auto& [key, value] : fields) {
-    if (key == "denom") denom.emplace(value);
-    else if (key == "amount") amount.emplace(value);
-    else GPUMART_RETURN_IF_ERROR(UnknownField(Child(path, key), "denom or amount"));
+    if (key == "denom") {
+      denom.emplace(value);
+    } else if (key == "amount") {
+      amount.emplace(value);
+    } else if (key == "interruptible") {
+      // A gpumart extension (Akash's reader ignores it): the amount is then the spot cap.
+      const std::string flag_path = Child(path, key);
+      GPUMART_RETURN_IF_ERROR(SchemaRule(false, flag_path, "interruptible is a gpumart extension"));
+      GPUMART_RETURN_IF_ERROR(ReadBool(value, flag_path, &price_interruptible_));
+    } else {
+      GPUMART_RETURN_IF_ERROR(UnknownField(Child(path, key), "denom, amount or interruptible"));
+    }
   }
   if (!denom) return Invalid(Child(path, "denom"), "missing");
   if (!amount) return Invalid(Child(path, "amount"), "missing");
@@ -1582,6 +1607,7 @@ Status SdlParser::BuildOrders() {
     order.group = group.name;
     order.attributes = group.attributes;
     order.signed_by = group.signed_by;
+    order.interruptible = group.interruptible.value_or(false);
     for (size_t service_index = 0; service_index < service_names_.size(); ++service_index) {
       for (const Deployed& deployed : deployed_) {
         if (deployed.service_index != service_index || deployed.placement_index != placement_index) continue;

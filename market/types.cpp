@@ -48,6 +48,7 @@ std::string_view ToString(CloseReason reason) {
     case CloseReason::kInsufficientFunds: return "insufficient-funds";
     case CloseReason::kProviderFailure: return "provider-failure";
     case CloseReason::kExpired: return "expired";
+    case CloseReason::kPreempted: return "preempted";
   }
   return "unknown";
 }

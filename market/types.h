@@ -125,6 +125,9 @@ struct Order {
   std::map<std::string, std::string> attributes;  // required provider attributes
   SignedBy signed_by;
   std::vector<ServiceRequest> services;           // in the order of the SDL's services
+  // Interruptible (spot): the tenant accepts a lease its provider may preempt with notice
+  // (docs/SPOT.md); its caps are then its spot caps, and only interruptible bids answer it.
+  bool interruptible = false;
   // The group's most preferred denom (every service of a group lists the same denoms); empty for
   // a group without services. A reference into the order (no copy: matching reads it on every
   // query).
@@ -232,6 +235,13 @@ struct ServiceAssignment {
   bool operator==(const ServiceAssignment&) const = default;
 };
 
+// The terms of an interruptible (spot) lease, stated and signed in its bid: the provider may end
+// it with a preemption Close that takes effect no sooner than notice_ms after it was signed.
+struct SpotTerms {
+  uint64_t notice_ms = 0;
+  bool operator==(const SpotTerms&) const = default;
+};
+
 struct Bid {
   MessageId order_id{};
   // The Order's signer: only an Accept signed by this key can turn the bid into a lease, so any
@@ -242,6 +252,7 @@ struct Bid {
   uint64_t price_per_hour = 0;
   std::vector<ServiceAssignment> services;
   int64_t reservation_expires_ms = 0;  // the provider holds the capacity until then
+  std::optional<SpotTerms> spot;       // set iff the bid is for interruptible capacity
   bool operator==(const Bid&) const = default;
 };
 
@@ -274,6 +285,7 @@ struct Lease {
   std::string denom;         // the Bid's
   uint64_t price_per_hour = 0;
   std::vector<ServiceAssignment> services;
+  std::optional<SpotTerms> spot;  // the Bid's: set iff the lease is interruptible
   bool operator==(const Lease&) const = default;
 };
 
@@ -283,6 +295,9 @@ enum class CloseReason : uint8_t {
   kInsufficientFunds = 2,
   kProviderFailure = 3,
   kExpired = 4,
+  // The provider ended an interruptible lease to make room for a non-interruptible one
+  // (docs/SPOT.md): only with Close::preemptor_lease and the notice the lease's bid states.
+  kPreempted = 5,
 };
 std::string_view ToString(CloseReason reason);
 
@@ -292,6 +307,11 @@ struct Close {
   CloseReason reason = CloseReason::kTenantClosed;
   int64_t closed_ms = 0;
   std::string note;
+  // kPreempted only (and then required): the envelope of the provider's signed, non-interruptible
+  // Lease the preemption makes room for, exactly as published, so every node checks the
+  // preemption from signed data alone (docs/SPOT.md, "What every node checks"). closed_ms is the
+  // preemption's effective time: billing stops there.
+  Bytes preemptor_lease;
   bool operator==(const Close&) const = default;
 };
 

@@ -90,6 +90,7 @@ Json CountersJson(const ProviderCounters& c) {
               {"leases_made", c.leases_made.load()},
               {"leases_failed", c.leases_failed.load()},
               {"leases_closed", c.leases_closed.load()},
+              {"leases_preempted", c.leases_preempted.load()},
               {"accepts_refused", c.accepts_refused.load()},
               {"offers_published", c.offers_published.load()}};
 }
@@ -179,6 +180,8 @@ Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, cons
   out["open_orders"] = open->orders.size();
   out["open_orders_partial"] = open->next_after.has_value();
   out["leases_recorded"] = sources.feed->recorded.load();
+  // Gossiped records this node's ledger refused (a duplicate, a Close that breaks the rules...).
+  out["records_refused"] = sources.feed->refused.load();
   out["reservations"] = nullptr;
   out["leases_active"] = nullptr;
   out["revenue_per_hour"] = nullptr;

@@ -1,10 +1,12 @@
 // `gpumart submit SDL [--node ADDR] [--key FILE] [--policy preference|cheapest] [--bid-window MS]
-// [--lease-timeout MS] [--json] [--strict]`: the tenant's side of the market. Reads the SDL into
+// [--lease-timeout MS] [--json] [--strict] [--keep-running [--max-restarts N]]`: the tenant's side of the market. Reads the SDL into
 // one Order per placement group, signs them with the tenant's key, asks the node for a dry run
 // (its `match` query), publishes the orders over the node's client port and drives a
 // bidding::TenantSession (collect and check bids, close the window early when waiting cannot
 // help, accept the best, verify the Lease, fall back to the next best) until every group has its
-// lease or cannot get one. docs/CLIENT.md, "Submitting a deployment".
+// lease or cannot get one. docs/CLIENT.md, "Submitting a deployment". With --keep-running it
+// then watches the leases and submits a group again when its lease is preempted or its provider
+// fails (docs/SUBMIT.md, "Keeping a job running").
 #include <CLI/CLI.hpp>
 #include <sys/stat.h>
 
@@ -18,6 +20,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/clock.h"
@@ -56,7 +59,13 @@ struct SubmitOptions {
   int64_t lease_timeout_ms = 2'000;
   bool json = false;
   bool strict = false;
+  bool keep_running = false;
+  bidding::KeepRunningPolicy keep_running_policy;
 };
+
+// --keep-running: how often each lease is looked up at the node, and the most restarts asked for.
+constexpr int64_t kKeepRunningPollMs = 500;
+constexpr uint32_t kMaxRestarts = 1'000;
 
 // $XDG_CONFIG_HOME/gpumart/tenant.key, else $HOME/.config/gpumart/tenant.key.
 Result<std::string> DefaultTenantKeyDir() {
@@ -312,31 +321,26 @@ void ReportEvents(const bidding::TenantStep& step, const std::vector<bidding::Or
   }
 }
 
-int RunSubmit(const SubmitOptions& options, CliContext& context) {
+// One TenantSession over `groups` (signed now), driven to its end: what it printed aside, its
+// outcomes and timings.
+struct SessionResult {
+  std::vector<bidding::OrderOutcome> outcomes;
+  std::vector<GroupTiming> timings;
+  size_t unresolved_accepts = 0;
+  bool succeeded = false;
+};
+
+Result<SessionResult> RunSession(client::Client& client, const market::Identity& tenant,
+                                 const std::vector<market::Order>& groups, market::Policy policy,
+                                 const SubmitOptions& options, CliContext& context) {
   const Clock& clock = SystemClock::Instance();
-  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl, market::SdlOptions{.strict = options.strict});
-  if (!deployment.ok()) return context.Fail(deployment.status().WithContext(options.sdl));
-  for (const market::SdlWarning& warning : deployment->warnings) {
-    context.err << "gpumart submit: warning: " << Printable(options.sdl + ": " + warning.ToString()) << "\n";
-  }
-  if (deployment->orders.empty()) return context.Fail(options.sdl + ": no placement group has services", kExitFailure);
-
-  Result<market::Identity> tenant = TenantKey(options.key, context.err);
-  if (!tenant.ok()) return context.Fail(tenant.status());
-  Result<std::string> address = client::ResolveNodeAddress(options.node, options.data_dir);
-  if (!address.ok()) return context.Fail(address.status());
-  Result<std::unique_ptr<client::Client>> connected = client::Client::Connect(*address);
-  if (!connected.ok()) return context.Fail(connected.status().WithContext("node " + *address));
-  client::Client& client = **connected;
-  const market::Policy policy = market::ParsePolicy(options.policy).value_or(market::Policy::kPreference);
-
   // One signed Order per placement group, and the node's dry run of them.
   const int64_t signed_ms = clock.NowMs();
   std::vector<market::Signed<market::Order>> orders;
   client::Fields match_args{{"policy", std::string(market::ToString(policy))}, {"top", kDryRunTop}};
   std::vector<market::Bytes> envelopes;
-  for (const market::Order& order : deployment->orders) {
-    orders.push_back(market::MakeSigned(*tenant, order, signed_ms, kSubmitOrderTtlMs, market::RandomNonce()));
+  for (const market::Order& order : groups) {
+    orders.push_back(market::MakeSigned(tenant, order, signed_ms, kSubmitOrderTtlMs, market::RandomNonce()));
     envelopes.push_back(market::EncodeEnvelope(orders.back().envelope));
   }
   match_args["orders"] = envelopes;
@@ -354,24 +358,30 @@ int RunSubmit(const SubmitOptions& options, CliContext& context) {
                 << options.bid_window_ms << " ms\n";
   }
 
+  // An interruptible order gets no dry run: Offers state regular prices and the capacity a
+  // regular order can get (docs/SPOT.md), so a dry run could not predict spot bids, and its bid
+  // window runs its full length.
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (groups[i].interruptible) dry_runs[i].reset();
+  }
   std::vector<bidding::TenantOrder> inputs;
   for (size_t i = 0; i < orders.size(); ++i) inputs.push_back(bidding::TenantOrder{orders[i], dry_runs[i]});
   bidding::TenantSessionOptions session_options;
   session_options.policy = policy;
   session_options.bid_window_ms = options.bid_window_ms;
   session_options.lease_timeout_ms = options.lease_timeout_ms;
-  bidding::TenantSession session(*tenant, std::move(inputs), session_options);
+  bidding::TenantSession session(tenant, std::move(inputs), session_options);
   std::vector<GroupTiming> timings(orders.size());
 
   int64_t now_ms = clock.NowMs();
   for (GroupTiming& timing : timings) timing.submitted_ms = now_ms;
   bidding::TenantStep step = session.Start(now_ms);
   while (true) {
-    if (Status status = PublishAll(client, step.publish, context.err); !status.ok()) return context.Fail(status);
+    if (Status status = PublishAll(client, step.publish, context.err); !status.ok()) return status;
     ReportEvents(step, session.outcomes(), context.err, options, timings, now_ms);
     if (session.done()) break;
     const std::optional<int64_t> deadline = session.NextDeadline();
-    if (!deadline) return context.Fail("internal error: the session waits on nothing", kExitFailure);
+    if (!deadline) return Status::Internal("the session waits on nothing");
     now_ms = clock.NowMs();
     const int64_t wait_ms = std::clamp<int64_t>(*deadline - now_ms, 0, kMaxWaitMs);
     Result<client::Event> event = client.WaitEvent(std::chrono::milliseconds(wait_ms));
@@ -386,44 +396,190 @@ int RunSubmit(const SubmitOptions& options, CliContext& context) {
     } else if (event.status().code() == Status::Code::kTimeout) {
       step = session.Tick(now_ms);
     } else {
-      return context.Fail(event.status().WithContext("node " + *address));
+      return event.status();
     }
   }
+  return SessionResult{session.outcomes(), std::move(timings), session.unresolved_accepts(), session.succeeded()};
+}
 
-  const std::vector<bidding::OrderOutcome>& outcomes = session.outcomes();
+// Prints a session's result (JSON, compact when more are to follow under --keep-running).
+void PrintSession(const SessionResult& result, const market::Identity& tenant, const std::string& address,
+                  market::Policy policy, const SubmitOptions& options, CliContext& context) {
+  const std::vector<bidding::OrderOutcome>& outcomes = result.outcomes;
   if (options.json) {
     Json groups = Json::array();
-    for (size_t i = 0; i < outcomes.size(); ++i) groups.push_back(GroupJson(outcomes[i], timings[i]));
-    context.out << DumpJson(Json{{"ok", session.succeeded()},
-                                 {"tenant", market::ToHex(tenant->public_key())},
-                                 {"node", *address},
+    for (size_t i = 0; i < outcomes.size(); ++i) groups.push_back(GroupJson(outcomes[i], result.timings[i]));
+    context.out << DumpJson(Json{{"ok", result.succeeded},
+                                 {"tenant", market::ToHex(tenant.public_key())},
+                                 {"node", address},
                                  {"policy", std::string(market::ToString(policy))},
-                                 {"unresolved_accepts", session.unresolved_accepts()},
+                                 {"unresolved_accepts", result.unresolved_accepts},
                                  {"groups", std::move(groups)}},
-                            2)
+                            options.keep_running ? -1 : 2)
                 << "\n";
   } else {
     for (size_t i = 0; i < outcomes.size(); ++i) {
       if (i > 0) context.out << "\n";
-      PrintGroup(context.out, outcomes[i], timings[i]);
+      PrintGroup(context.out, outcomes[i], result.timings[i]);
     }
   }
-  if (session.unresolved_accepts() > 0) {
-    context.err << "gpumart submit: " << session.unresolved_accepts()
+  context.out.flush();
+  if (result.unresolved_accepts > 0) {
+    context.err << "gpumart submit: " << result.unresolved_accepts
                 << " accepted bid(s) got neither a lease nor a refusal in time; their providers may still "
                    "lease them: check `gpumart leases --tenant "
-                << market::ToHex(tenant->public_key()) << "`\n";
+                << market::ToHex(tenant.public_key()) << "`\n";
   }
-  if (session.succeeded()) return kExitOk;
-  size_t failed = 0;
+}
+
+// Why a session left groups without a lease, for the exit message.
+std::string Failures(const std::vector<bidding::OrderOutcome>& outcomes, size_t& failed) {
+  failed = 0;
   std::string why;
   for (const bidding::OrderOutcome& outcome : outcomes) {
     if (outcome.failure.empty()) continue;
     ++failed;
     why += "\n  group " + outcome.group + ": " + outcome.failure;
   }
-  return context.Fail(std::to_string(failed) + " of " + std::to_string(outcomes.size()) +
-                          (outcomes.size() == 1 ? " group" : " groups") + " got no lease:" + why,
+  return why;
+}
+
+// --keep-running: one group's lease being watched.
+struct Watched {
+  size_t group = 0;                 // index into the deployment's orders
+  std::optional<market::MessageId> lease;  // nullopt while a resubmission is due
+  uint32_t restarts = 0;
+  int64_t resubmit_at_ms = 0;       // when lease is nullopt
+};
+
+// The state and close of `lease_id` in the node's ledger; nullopt while the node does not have it.
+Result<std::optional<Json>> LookUpLease(client::Client& client, const market::MessageId& lease_id) {
+  Result<client::Fields> answer = client.Call("lease", {{"lease", client::Bytes(lease_id.begin(), lease_id.end())}});
+  if (!answer.ok()) {
+    if (answer.status().code() == Status::Code::kNotFound) return std::optional<Json>();
+    return answer.status();
+  }
+  auto text = client::Require<std::string>(*answer, "json");
+  if (!text.ok()) return text.status();
+  Json json = Json::parse(**text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) return Status::InvalidArgument("the node's lease answer is not a JSON object");
+  return std::optional<Json>(std::move(json));
+}
+
+// Watches every leased group; a lease that ends preempted or with a provider failure is
+// submitted again after the policy's backoff, until its restarts run out. Returns when no group
+// is left to watch: kExitOk when every lease ended for a final reason (the tenant's close, its
+// term), kExitFailure when a group ran out of restarts.
+int KeepRunning(client::Client& client, const market::Identity& tenant, const market::Deployment& deployment,
+                const SessionResult& first, const std::string& address, market::Policy policy,
+                const SubmitOptions& options, CliContext& context) {
+  const Clock& clock = SystemClock::Instance();
+  const bidding::KeepRunningPolicy& keep = options.keep_running_policy;
+  std::vector<Watched> watched;
+  for (size_t i = 0; i < first.outcomes.size(); ++i) watched.push_back(Watched{i, first.outcomes[i].lease->id, 0, 0});
+  context.err << "gpumart submit: keeping " << watched.size() << (watched.size() == 1 ? " group" : " groups")
+              << " running (up to " << keep.max_restarts << " restarts each)\n";
+  bool exhausted = false;
+  while (!watched.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kKeepRunningPollMs));
+    for (auto it = watched.begin(); it != watched.end();) {
+      Watched& w = *it;
+      const std::string& group = deployment.orders[w.group].group;
+      if (w.lease) {
+        Result<std::optional<Json>> lease = LookUpLease(client, *w.lease);
+        if (!lease.ok()) return context.Fail(lease.status().WithContext("node " + address));
+        if (!*lease || (**lease).value("state", "") != "closed") {
+          ++it;
+          continue;
+        }
+        const Json& close = (**lease)["close"];
+        const std::string reason = close.is_object() ? close.value("reason", "") : "";
+        std::optional<market::CloseReason> parsed;
+        for (uint8_t r = 0; r <= static_cast<uint8_t>(market::CloseReason::kPreempted); ++r) {
+          if (market::ToString(static_cast<market::CloseReason>(r)) == reason) parsed = static_cast<market::CloseReason>(r);
+        }
+        const std::string what = "gpumart submit: group " + Printable(group) + ": lease " + market::ToHex(*w.lease) +
+                                 " ended (" + Printable(reason) + ", effective at " +
+                                 std::to_string(close.is_object() ? close.value("closed_ms", int64_t{0}) : 0) + ")";
+        if (!parsed || !bidding::ResubmitsAfter(*parsed)) {
+          context.err << what << "; not resubmitted\n";
+          it = watched.erase(it);
+          continue;
+        }
+        if (w.restarts >= keep.max_restarts) {
+          context.err << what << "; no restarts left (" << keep.max_restarts << " used)\n";
+          exhausted = true;
+          it = watched.erase(it);
+          continue;
+        }
+        ++w.restarts;
+        const int64_t delay_ms = bidding::RestartDelayMs(keep, w.restarts);
+        context.err << what << "; resubmitting in " << delay_ms << " ms (restart " << w.restarts << " of "
+                    << keep.max_restarts << ")\n";
+        w.lease.reset();
+        w.resubmit_at_ms = clock.NowMs() + delay_ms;
+      }
+      if (clock.NowMs() < w.resubmit_at_ms) {
+        ++it;
+        continue;
+      }
+      Result<SessionResult> again = RunSession(client, tenant, {deployment.orders[w.group]}, policy, options, context);
+      if (!again.ok()) return context.Fail(again.status().WithContext("node " + address));
+      PrintSession(*again, tenant, address, policy, options, context);
+      if (again->succeeded) {
+        w.lease = again->outcomes.front().lease->id;
+        context.err << "gpumart submit: group " << Printable(group) << ": running again as lease "
+                    << market::ToHex(*w.lease) << "\n";
+      } else if (w.restarts < keep.max_restarts) {
+        ++w.restarts;
+        const int64_t delay_ms = bidding::RestartDelayMs(keep, w.restarts);
+        context.err << "gpumart submit: group " << Printable(group) << ": no lease this time; trying again in "
+                    << delay_ms << " ms (restart " << w.restarts << " of " << keep.max_restarts << ")\n";
+        w.resubmit_at_ms = clock.NowMs() + delay_ms;
+      } else {
+        context.err << "gpumart submit: group " << Printable(group) << ": no lease and no restarts left\n";
+        exhausted = true;
+        it = watched.erase(it);
+        continue;
+      }
+      ++it;
+    }
+  }
+  if (exhausted) return context.Fail("a group ran out of restarts (--max-restarts " + std::to_string(keep.max_restarts) + ")", kExitFailure);
+  return kExitOk;
+}
+
+int RunSubmit(const SubmitOptions& options, CliContext& context) {
+  Result<market::Deployment> deployment = market::ParseSdlFile(options.sdl, market::SdlOptions{.strict = options.strict});
+  if (!deployment.ok()) return context.Fail(deployment.status().WithContext(options.sdl));
+  for (const market::SdlWarning& warning : deployment->warnings) {
+    context.err << "gpumart submit: warning: " << Printable(options.sdl + ": " + warning.ToString()) << "\n";
+  }
+  if (deployment->orders.empty()) return context.Fail(options.sdl + ": no placement group has services", kExitFailure);
+
+  Result<market::Identity> tenant = TenantKey(options.key, context.err);
+  if (!tenant.ok()) return context.Fail(tenant.status());
+  Result<std::string> address = client::ResolveNodeAddress(options.node, options.data_dir);
+  if (!address.ok()) return context.Fail(address.status());
+  Result<std::unique_ptr<client::Client>> connected = client::Client::Connect(*address);
+  if (!connected.ok()) return context.Fail(connected.status().WithContext("node " + *address));
+  client::Client& client = **connected;
+  const market::Policy policy = market::ParsePolicy(options.policy).value_or(market::Policy::kPreference);
+
+  Result<SessionResult> result = RunSession(client, *tenant, deployment->orders, policy, options, context);
+  if (!result.ok()) {
+    if (result.status().code() == Status::Code::kInternal) return context.Fail(result.status(), kExitFailure);
+    return context.Fail(result.status().WithContext("node " + *address));
+  }
+  PrintSession(*result, *tenant, *address, policy, options, context);
+  if (result->succeeded) {
+    if (options.keep_running) return KeepRunning(client, *tenant, *deployment, *result, *address, policy, options, context);
+    return kExitOk;
+  }
+  size_t failed = 0;
+  const std::string why = Failures(result->outcomes, failed);
+  return context.Fail(std::to_string(failed) + " of " + std::to_string(result->outcomes.size()) +
+                          (result->outcomes.size() == 1 ? " group" : " groups") + " got no lease:" + why,
                       kExitFailure);
 }
 
@@ -450,6 +606,16 @@ void RegisterSubmitCommand(CLI::App& app, CliContext& context) {
       ->check(CLI::Range(int64_t{1}, kMaxWindowMs));
   command->add_flag("--json", options->json, "print JSON");
   command->add_flag("--strict", options->strict, "unknown SDL fields are errors; apply Akash's schema rules");
+  command->add_flag("--keep-running", options->keep_running,
+                    "after leasing, watch the leases and submit a group again when its lease is preempted or its "
+                    "provider fails (docs/SUBMIT.md)");
+  command->add_option("--max-restarts", options->keep_running_policy.max_restarts,
+                      "with --keep-running: restarts per group at most (default 5)")
+      ->check(CLI::Range(uint32_t{0}, kMaxRestarts));
+  command->add_option("--restart-backoff", options->keep_running_policy.backoff_ms,
+                      "with --keep-running: the wait before the first restart in ms, doubling each time up to 60000 "
+                      "(default 1000)")
+      ->check(CLI::Range(int64_t{0}, kMaxWindowMs));
   SetCommandBody(*command, context, [options, &context] { return RunSubmit(*options, context); });
 }
 

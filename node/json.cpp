@@ -127,6 +127,7 @@ Json ToJson(const ledger::LeaseRecord& record) {
            {"price_per_hour", record.lease.price_per_hour},
            {"start_ms", record.lease.start_ms},
            {"services", ToJson(record.lease.services)},
+           {"spot", record.lease.spot ? Json{{"notice_ms", record.lease.spot->notice_ms}} : Json(nullptr)},
            {"close", nullptr},
            {"billing", nullptr}};
   if (record.close && record.close_envelope) {
@@ -134,6 +135,11 @@ Json ToJson(const ledger::LeaseRecord& record) {
                     {"closed_ms", record.close->closed_ms},
                     {"closed_by", market::ToHex(record.close_envelope->signer)},
                     {"note", record.close->note}};
+    if (!record.close->preemptor_lease.empty()) {
+      // The lease the preemption made room for (its id: the hash of the embedded envelope).
+      Result<market::Envelope> preemptor = market::DecodeEnvelope(record.close->preemptor_lease);
+      out["close"]["preemptor_lease"] = preemptor.ok() ? Json(market::ToHex(market::ComputeId(*preemptor))) : Json(nullptr);
+    }
   }
   if (record.billing) {
     out["billing"] = {{"duration_ms", record.billing->duration_ms}, {"amount_owed", record.billing->amount_owed}};

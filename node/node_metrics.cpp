@@ -78,6 +78,8 @@ void CollectProvider(const ProviderCounters& p, Scrape& scrape) {
   scrape.Counter(kLeases, kLeasesHelp, {{"outcome", "failed"}}, Load(p.leases_failed));
   scrape.Counter("gpumart_provider_leases_closed_total", "Leases of this provider that closed.", {},
                  Load(p.leases_closed));
+  scrape.Counter("gpumart_provider_leases_preempted_total", "Spot leases this provider preempted.", {},
+                 Load(p.leases_preempted));
   constexpr std::string_view kAccepts = "gpumart_provider_accepts_rejected_total";
   constexpr std::string_view kAcceptsHelp =
       "Accepts that made no lease, by outcome: refused (answered with a refusal) or ignored (another's bid, a "

@@ -106,7 +106,7 @@ Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerS
       Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
       if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
       restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
-                                                record.lease.bid_id, std::move(*allocation)});
+                                                record.lease.bid_id, std::move(*allocation), record.lease.spot});
     }
     if (!page->next_after) break;
     query.after = page->next_after;
@@ -296,6 +296,15 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   // After the step's own effects: a start that fails at once closes its lease through Apply.
   for (const auto& lease : step.leases) StartLease(lease, ctx);
   for (const bidding::Refusal& refusal : step.refusals) Publish(refusal.close.envelope, ctx);
+  // Spot leases preempted for a lease of this step (published above, so every node can check
+  // each Close against it).
+  for (const auto& close : step.preemptions) {
+    spdlog::info("provider: spot lease {} preempted, effective at {}", market::ToHex(close.body.lease_id),
+                 close.body.closed_ms);
+    StopLease(close);
+    Submit(ledger::RecordClose{close}, WriteKind::kBackground, {}, ctx);
+    Publish(close.envelope, ctx);
+  }
   for (const bidding::PriceRequest& request : step.price_requests) RunPricing(request, ctx);
   for (const std::string& line : step.log) spdlog::debug("provider: {}", line);
   if (step.capacity_changed) ScheduleOffer(ctx);
@@ -310,6 +319,14 @@ bool ProviderActor::OnLeaseClose(const market::Signed<market::Close>& close, act
   if (closed) {
     spdlog::info("provider: lease {} closed ({})", market::ToHex(close.body.lease_id),
                  market::ToString(close.body.reason));
+    StopLease(close);
+  }
+  Apply(std::move(step), ctx);
+  return closed;
+}
+
+void ProviderActor::StopLease(const market::Signed<market::Close>& close) {
+  {
     // The lease as the ledger has it, with this close (the ledger may not have recorded it yet).
     Result<ledger::LeaseRecord> record = store_.GetLease(close.body.lease_id);
     if (record.ok()) {
@@ -329,8 +346,6 @@ bool ProviderActor::OnLeaseClose(const market::Signed<market::Close>& close, act
                    record.status().message());
     }
   }
-  Apply(std::move(step), ctx);
-  return closed;
 }
 
 void ProviderActor::StartLease(const market::Signed<market::Lease>& lease, actors::ActorContext& ctx) {
@@ -494,6 +509,7 @@ void ProviderActor::SyncCounters() {
   Store(counters_->leases_made, engine.leases);
   Store(counters_->leases_failed, engine.leases_failed);
   Store(counters_->leases_closed, engine.leases_closed);
+  Store(counters_->leases_preempted, engine.leases_preempted);
   Store(counters_->accepts_refused, engine.accepts_refused);
   Store(counters_->accepts_ignored, engine.accepts_ignored);
 }

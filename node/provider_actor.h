@@ -78,6 +78,7 @@ struct ProviderCounters {
   std::atomic<uint64_t> leases_made{0};
   std::atomic<uint64_t> leases_failed{0};
   std::atomic<uint64_t> leases_closed{0};
+  std::atomic<uint64_t> leases_preempted{0};  // spot leases this provider preempted
   std::atomic<uint64_t> accepts_refused{0};
   std::atomic<uint64_t> accepts_ignored{0};
   std::atomic<uint64_t> offers_published{0};
@@ -187,6 +188,8 @@ class ProviderActor final : public actors::Actor {
   // Every Close of one of this provider's leases: the engine frees it; the executor stops it.
   // True when it closed an active lease.
   bool OnLeaseClose(const market::Signed<market::Close>& close, actors::ActorContext& ctx);
+  // Tells the executor to stop the lease `close` ends (its closed_ms says by when).
+  void StopLease(const market::Signed<market::Close>& close);
   void StartLease(const market::Signed<market::Lease>& lease, actors::ActorContext& ctx);
   void OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx);
   // Signs, gossips, records and applies a provider-failure Close of `lease_id`.

@@ -227,6 +227,77 @@ TEST(CodecTest, SeveralDenomsAddAFieldOnlyWhenUsed) {
   EXPECT_EQ(DecodeOrder(empty).status().message(), "service.more_caps: empty (omit the field instead)");
 }
 
+// ---- interruptible (spot) leases: each field is written only when used -----------------------
+
+TEST(CodecTest, InterruptibleOrderAddsAFieldOnlyWhenTrue) {
+  const Order regular = TinyOrder();
+  const Bytes regular_bytes = EncodeBody(regular);
+  Order spot = regular;
+  spot.interruptible = true;
+  const Bytes spot_bytes = EncodeBody(spot);
+  EXPECT_EQ(spot_bytes.front(), 0x95);  // five fields: ..., interruptible
+  EXPECT_EQ(spot_bytes.back(), 0xc3);   // true
+  EXPECT_EQ(Bytes(spot_bytes.begin() + 1, spot_bytes.end() - 1), Bytes(regular_bytes.begin() + 1, regular_bytes.end()));
+  Result<Order> decoded = DecodeOrder(spot_bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, spot);
+  EXPECT_FALSE(DecodeOrder(regular_bytes)->interruptible);
+  // An explicit false would be a second encoding of the regular order.
+  Bytes explicit_false = spot_bytes;
+  explicit_false.back() = 0xc2;
+  EXPECT_EQ(DecodeOrder(explicit_false).status().message(), "order.interruptible: false (omit the field instead)");
+}
+
+TEST(CodecTest, SpotBidStatesItsNoticeAndTheLeaseCarriesIt) {
+  Bid bid = SampleBid();
+  EXPECT_EQ(EncodeBody(bid).front(), 0x97);
+  bid.spot = SpotTerms{30'000};
+  const Bytes bytes = EncodeBody(bid);
+  EXPECT_EQ(bytes.front(), 0x98);
+  Result<Bid> decoded = DecodeBid(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, bid);
+  // The notice is bounded.
+  Bid too_long = bid;
+  too_long.spot->notice_ms = limits::kMaxPreemptionNoticeMs + 1;
+  EXPECT_FALSE(DecodeBid(EncodeBody(too_long)).ok());
+  // A lease of the bid derives the spot terms from the bid it embeds.
+  const auto signed_bid = MakeSigned(Provider(), bid, kNow, kTtl, 1);
+  const auto accept = MakeSigned(Tenant(), Accept{bid.order_id, signed_bid.id, Provider().public_key()}, kNow, kTtl, 2);
+  Result<Lease> lease = BuildLease(EncodeEnvelope(accept.envelope), EncodeEnvelope(signed_bid.envelope), kNow);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  ASSERT_TRUE(lease->spot.has_value());
+  EXPECT_EQ(lease->spot->notice_ms, 30'000u);
+  // Changing it by hand breaks the binding.
+  auto signed_lease = MakeSigned(Provider(), *lease, kNow, kTtl, 3);
+  signed_lease.body.spot.reset();
+  EXPECT_FALSE(CheckLeaseBinding(signed_lease).ok());
+}
+
+TEST(CodecTest, PreemptionCloseCarriesItsPreemptorAndOnlyIt) {
+  Close close{Blake2b256(reinterpret_cast<const uint8_t*>("lease"), 5), CloseReason::kPreempted, kNow + 30'000,
+              "preempted", Bytes{0x01, 0x02, 0x03}};
+  const Bytes bytes = EncodeBody(close);
+  EXPECT_EQ(bytes.front(), 0x95);
+  Result<Close> decoded = DecodeClose(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, close);
+  EXPECT_EQ(ToString(CloseReason::kPreempted), "preempted");
+  // A preemption without its preemptor, or a preemptor on another reason, is refused.
+  Close bare = close;
+  bare.preemptor_lease.clear();
+  EXPECT_EQ(DecodeClose(EncodeBody(bare)).status().message(), "a preemption close must carry the preemptor lease");
+  Close other = close;
+  other.reason = CloseReason::kProviderClosed;
+  EXPECT_EQ(DecodeClose(EncodeBody(other)).status().message(), "only a preemption close carries a preemptor lease");
+  // The reasons before it keep their numbers, and one past it is refused.
+  EXPECT_EQ(static_cast<uint8_t>(CloseReason::kExpired), 4);
+  EXPECT_EQ(static_cast<uint8_t>(CloseReason::kPreempted), 5);
+  Bytes unknown = EncodeBody(bare);
+  unknown[1 + 2 + 32] = 6;  // array, bin8 header (2 bytes), id, then the reason
+  EXPECT_FALSE(DecodeClose(unknown).ok());
+}
+
 TEST(CodecTest, SeveralDenomsAreTheSameForEveryServiceAndListedOnce) {
   Order order = SampleOrder();
   for (ServiceRequest& service : order.services) {
@@ -467,7 +538,7 @@ TEST(CodecTest, DeepNestingRejected) {
   deep.push_back(0xc0);
   Status status = DecodeOrder(deep).status();
   EXPECT_EQ(status.code(), Status::Code::kCorruption);
-  EXPECT_NE(status.message().find("order: expected 4 fields, got 1"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("order: expected 4 or 5 fields, got 1"), std::string::npos) << status.message();
 }
 
 TEST(CodecTest, TruncatedAndTrailingBytesRejected) {

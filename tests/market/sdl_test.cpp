@@ -1048,3 +1048,62 @@ TEST(SdlAkash, SeveralDenomsKeepTheTenantsOrder) {
 
 }  // namespace
 }  // namespace gpumart::market
+
+namespace gpumart::market {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Interruptible (spot) placements, a gpumart extension (docs/SPOT.md)
+
+TEST(SdlSpot, InterruptiblePricingMakesAnInterruptibleOrder) {
+  const Deployment regular = ParseOk(kBaseSdl);
+  ASSERT_EQ(regular.orders.size(), 1u);
+  EXPECT_FALSE(regular.orders[0].interruptible);
+  const Deployment spot = ParseOk(Replace(kBaseSdl, "          amount: 1000\n", "          amount: 300\n          interruptible: true\n"));
+  ASSERT_EQ(spot.orders.size(), 1u);
+  EXPECT_TRUE(spot.orders[0].interruptible);
+  EXPECT_EQ(spot.orders[0].services[0].price_cap.amount, 300u);  // the spot cap
+  const Deployment explicit_false =
+      ParseOk(Replace(kBaseSdl, "          amount: 1000\n", "          amount: 1000\n          interruptible: false\n"));
+  EXPECT_FALSE(explicit_false.orders[0].interruptible);
+}
+
+TEST(SdlSpot, AStrictReadRefusesTheExtensionAndABadFlagIsNamed) {
+  const std::string spot = Replace(kBaseSdl, "          amount: 1000\n", "          amount: 300\n          interruptible: true\n");
+  Result<Deployment> strict = ParseSdl(spot, SdlOptions{.strict = true});
+  ASSERT_FALSE(strict.ok());
+  EXPECT_NE(strict.status().message().find("interruptible is a gpumart extension"), std::string::npos)
+      << strict.status().message();
+  const Status bad = ParseError(Replace(kBaseSdl, "          amount: 1000\n", "          amount: 300\n          interruptible: maybe\n"));
+  EXPECT_NE(bad.message().find("interruptible"), std::string::npos) << bad.message();
+}
+
+TEST(SdlSpot, EveryPriceOfAPlacementMustAgree) {
+  const std::string text = R"(
+version: "2.0"
+services:
+  a: {image: x}
+  b: {image: y}
+profiles:
+  compute:
+    small:
+      resources: {cpu: {units: 1}, memory: {size: 1Gi}, storage: {size: 1Gi}}
+    large:
+      resources: {cpu: {units: 2}, memory: {size: 1Gi}, storage: {size: 1Gi}}
+  placement:
+    dc:
+      pricing:
+        small: {denom: uakt, amount: 100, interruptible: true}
+        large: {denom: uakt, amount: 100}
+deployment:
+  a:
+    dc: {profile: small, count: 1}
+  b:
+    dc: {profile: large, count: 1}
+)";
+  const Status status = ParseError(text);
+  EXPECT_NE(status.message().find("must agree on interruptible"), std::string::npos) << status.message();
+}
+
+}  // namespace
+}  // namespace gpumart::market

@@ -43,12 +43,13 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   std::vector<std::string> keys;
   for (const auto& [key, value] : json.items()) keys.push_back(key);
   EXPECT_EQ(keys, (std::vector<std::string>{"bid_id", "billing", "close", "denom", "id", "order_id", "price_per_hour",
-                                            "provider", "services", "start_ms", "state", "tenant"}));
+                                            "provider", "services", "spot", "start_ms", "state", "tenant"}));
   EXPECT_EQ(json["id"], market::ToHex(record.id));
   EXPECT_EQ(json["provider"], market::ToHex(record.envelope.signer));
   EXPECT_EQ(json["state"], "active");
   EXPECT_TRUE(json["close"].is_null());
   EXPECT_TRUE(json["billing"].is_null());
+  EXPECT_TRUE(json["spot"].is_null());  // a regular lease
   EXPECT_EQ(json["services"], ToJson(record.lease.services));
 }
 
