@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   std::optional<double> rate, loss, upload_mbps, crash;
   std::optional<size_t> max_inbound;
   std::optional<uint32_t> prune_after;
+  std::optional<size_t> max_eager, lazy_fanout;
+  std::optional<uint32_t> hop_limit;
   std::optional<int64_t> graft_timeout_ms, bid_window_ms;
   bool json = false, list = false;
   app.add_option("scenario", name, "preset name (--list shows them)");
@@ -27,6 +29,9 @@ int main(int argc, char** argv) {
   app.add_option("--crash", crash, "override the fraction of nodes that crash in the publishing window");
   app.add_option("--max-inbound", max_inbound, "override the cores' max_inbound (links a node accepts)");
   app.add_option("--prune-after", prune_after, "override the cores' prune_after_duplicates");
+  app.add_option("--max-eager", max_eager, "override the cores' max_eager (eager links a node aims to keep)");
+  app.add_option("--lazy-fanout", lazy_fanout, "override the cores' lazy_fanout (IHAVE peers per message; 0: all)");
+  app.add_option("--hop-limit", hop_limit, "override the cores' hop_limit (at most 32)");
   app.add_option("--graft-timeout-ms", graft_timeout_ms, "override the cores' graft_timeout_ms");
   app.add_option("--bid-window-ms", bid_window_ms, "market: override the tenants' bid window");
   app.add_option("--trace", trace, "print the path of this message (index in publish order)");
@@ -51,6 +56,9 @@ int main(int argc, char** argv) {
   if (upload_mbps) scenario->net.upload_bytes_per_second = static_cast<uint64_t>(*upload_mbps * 125'000);
   if (max_inbound) scenario->gossip.max_inbound = *max_inbound;
   if (prune_after) scenario->gossip.prune_after_duplicates = *prune_after;
+  if (max_eager) scenario->gossip.max_eager = *max_eager;
+  if (lazy_fanout) scenario->gossip.lazy_fanout = *lazy_fanout;
+  if (hop_limit) scenario->gossip.hop_limit = *hop_limit;
   if (graft_timeout_ms) scenario->gossip.graft_timeout_ms = *graft_timeout_ms;
   if (bid_window_ms) scenario->market.bid_window_ms = *bid_window_ms;
   scenario->trace_message = trace;

@@ -586,12 +586,31 @@ class GossipCore::Impl {
       return;
     }
     Peer& peer = peers_.at(peer_id);
-    if (!IsAnswer(type) && peer.eager && ++peer.duplicates_in_a_row >= config_.prune_after_duplicates) {
-      peer.eager = false;
-      peer.duplicates_in_a_row = 0;
-      ++stats_.prunes_sent;
-      Send(peer_id, PruneFrame{}, out);
+    if (IsAnswer(type)) return;
+    // A push on a link we hold lazy: its end still holds us eager (our PRUNE crossed a message that
+    // made the link eager there, or the other way round). Say it again, or it pushes forever.
+    if (!peer.eager) return Prune(peer_id, peer, out);
+    if (++peer.duplicates_in_a_row >= config_.prune_after_duplicates) return Prune(peer_id, peer, out);
+    if (EagerLinks() <= config_.max_eager) return;
+    // Over max_eager: prune the eager link that has been redundant longest (most duplicates in a
+    // row; this one on a tie), not necessarily this one: the links that still deliver some
+    // sources' first copies are the tree's.
+    PeerId redundant = peer_id;
+    uint32_t most = peer.duplicates_in_a_row;
+    for (const auto& [other_id, other] : peers_) {
+      if (other.ready && other.eager && other.duplicates_in_a_row > most) {
+        redundant = other_id;
+        most = other.duplicates_in_a_row;
+      }
     }
+    Prune(redundant, peers_.at(redundant), out);
+  }
+
+  void Prune(PeerId peer_id, Peer& peer, std::vector<Action>& out) {
+    peer.eager = false;
+    peer.duplicates_in_a_row = 0;
+    ++stats_.prunes_sent;
+    Send(peer_id, PruneFrame{}, out);
   }
 
   void Handle(PeerId peer_id, const MessageFrame& frame, int64_t now, std::vector<Action>& out) {
@@ -797,6 +816,7 @@ class GossipCore::Impl {
   void Broadcast(const MessageId& id, std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now,
                  std::vector<Action>& out) {
     Bytes frame;
+    lazy_scratch_.clear();
     for (auto& [peer_id, peer] : peers_) {
       if (peer_id == from || !peer.ready) continue;
       if (peer.eager) {
@@ -804,9 +824,23 @@ class GossipCore::Impl {
         ++stats_.eager_sent;
         Emit<SendFrame>(out, {peer_id, frame});
       } else {
-        QueueIhave(peer_id, peer, id, now, out);
+        lazy_scratch_.push_back({peer_id, &peer});
       }
     }
+    // IHAVEs to lazy_fanout lazy peers drawn at random (the first ones of a partial shuffle).
+    size_t announce = lazy_scratch_.size();
+    if (config_.lazy_fanout > 0 && announce > config_.lazy_fanout) {
+      announce = config_.lazy_fanout;
+      for (size_t i = 0; i < announce; ++i) {
+        std::swap(lazy_scratch_[i], lazy_scratch_[i + random_() % (lazy_scratch_.size() - i)]);
+      }
+    }
+    for (size_t i = 0; i < announce; ++i) QueueIhave(lazy_scratch_[i].first, *lazy_scratch_[i].second, id, now, out);
+  }
+
+  size_t EagerLinks() const {
+    return static_cast<size_t>(
+        std::count_if(peers_.begin(), peers_.end(), [](const auto& p) { return p.second.ready && p.second.eager; }));
   }
 
   // Lazy announcements wait ihave_delay_ms from the first id queued, or until an IHAVE is full.
@@ -1223,6 +1257,7 @@ class GossipCore::Impl {
   int64_t next_reconcile_ms_ = std::numeric_limits<int64_t>::min();
   int64_t next_rotation_ms_ = std::numeric_limits<int64_t>::min();
   std::mt19937_64 random_;
+  std::vector<std::pair<PeerId, Peer*>> lazy_scratch_;  // Broadcast's lazy peers (kept to reuse its capacity)
   uint64_t next_ping_nonce_ = 1;
   DropCounters drops_;
   GossipStats stats_;

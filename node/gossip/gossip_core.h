@@ -57,6 +57,14 @@ struct GossipConfig {
   // PRUNE an eager link after this many duplicates in a row from it (a first delivery on it starts
   // the count again); 1 is classic Plumtree. With many concurrent sources (docs/GOSSIP.md).
   uint32_t prune_after_duplicates = 4;
+  // Eager links a node aims to keep: while it has more, a duplicate on an eager link prunes that
+  // link at once. Each message costs a node one MESSAGE per eager link, so this bounds copies per
+  // delivery (about eager links - 1) however many sources publish at once (docs/GOSSIP.md).
+  size_t max_eager = 4;
+  // A relayed message is announced (IHAVE) to at most this many lazy peers, drawn at random per
+  // message (0: to every lazy peer). Bounds a node's upload per message however many peers link to
+  // it (a public node may hold many inbound links), as gossipsub's D_lazy does.
+  size_t lazy_fanout = 16;
   int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
   int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
   // Lazy announcements: the first id queued for a lazy peer waits this long for others to join it

@@ -1138,6 +1138,74 @@ TEST(PlumtreeTest, AnEagerLinkIsPrunedOnlyAfterItsDuplicatesInARow) {
   EXPECT_GT(prunes(), 0u);
 }
 
+// Above max_eager eager links, a duplicate on an eager link prunes it at once (many sources
+// never give prune_after_duplicates in a row on a cycle's links, so the eager set would keep
+// every link it ever had). Node 4 links to 0-3, and 1-3 to 0: a message from 0 reaches 4 first
+// from 0, then from 1, 2 and 3. The first duplicate finds 4 eager links and prunes; the next ones
+// find 3 and only count.
+TEST(PlumtreeTest, ADuplicatePrunesAtOnceAboveMaxEager) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.prune_after_duplicates = 4;
+  config.max_eager = 3;
+  for (int i = 0; i < 5; ++i) net.AddNode(config);
+  for (size_t i = 1; i <= 3; ++i) {
+    net.Connect(0, i, 1);
+    net.Connect(i, 4, 5);
+  }
+  net.Connect(0, 4, 1);
+  net.RunFor(100);
+  ASSERT_TRUE(net.Publish(0, MakeClose(Signer(63), net.now(), 60'000, 1)).ok());
+  net.RunFor(100);
+  EXPECT_EQ(net.core(4).stats().prunes_sent, 1u);
+  size_t eager = 0;
+  for (size_t i = 0; i < 4; ++i) eager += net.core(4).IsEager(net.PeerIdAt(4, i));
+  EXPECT_EQ(eager, 3u);
+}
+
+// A push on a link this node holds lazy means the other end still holds it eager (a PRUNE crossed
+// a message that made the link eager there): a duplicate on it is answered with a PRUNE, or the
+// other end would push every message on it forever.
+TEST(PlumtreeTest, ADuplicateOnALazyLinkIsPrunedAgain) {
+  FakeNetwork net;
+  net.AddNode();
+  net.AddNode();
+  net.Connect(0, 1, 5);
+  net.RunFor(100);
+  const PeerId zero_at_one = net.PeerIdAt(1, 0);
+  net.Inject(1, zero_at_one, EncodeFrame(PruneFrame{}));  // node 1 holds the link lazy, node 0 eager
+  ASSERT_FALSE(net.core(1).IsEager(zero_at_one));
+  ASSERT_TRUE(net.core(0).IsEager(net.PeerIdAt(0, 1)));
+  const Bytes envelope = MakeClose(Signer(65), net.now(), 60'000, 1);
+  ASSERT_TRUE(net.Publish(1, envelope).ok());
+  net.Inject(1, zero_at_one, EncodeMessageFrame(1, envelope));  // node 0's push: a duplicate at node 1
+  EXPECT_EQ(net.core(1).stats().prunes_sent, 1u);
+  net.RunFor(20);  // the PRUNE arrives (before node 1's IHAVE, due 50 ms after the publish)
+  EXPECT_FALSE(net.core(0).IsEager(net.PeerIdAt(0, 1)));
+}
+
+// A relayed message is announced to at most lazy_fanout lazy peers: a node's upload per message
+// does not grow with the links others open to it. Here every link of the hub is lazy.
+TEST(PlumtreeTest, IhavesGoToAtMostLazyFanoutPeers) {
+  FakeNetwork net;
+  GossipConfig config;
+  config.lazy_fanout = 6;
+  constexpr size_t kLeaves = 10;
+  for (size_t i = 0; i <= kLeaves; ++i) net.AddNode(config);
+  for (size_t i = 1; i <= kLeaves; ++i) net.Connect(i, 0, 1);
+  net.RunFor(100);
+  for (size_t i = 1; i <= kLeaves; ++i) net.Inject(0, net.PeerIdAt(0, i), EncodeFrame(PruneFrame{}));
+  ASSERT_TRUE(net.Publish(0, MakeClose(Signer(64), net.now(), 60'000, 1)).ok());
+  net.RunFor(500);
+  EXPECT_EQ(net.core(0).stats().ihave_ids_sent, 6u);
+  // The leaves it announced to graft the message (the hub's only MESSAGE frames answer those
+  // GRAFTs); the others do not hear of it by gossip.
+  EXPECT_EQ(net.core(0).stats().eager_sent, 6u);
+  size_t delivered = 0;
+  for (size_t i = 1; i <= kLeaves; ++i) delivered += net.core(i).stats().delivered;
+  EXPECT_EQ(delivered, 6u);
+}
+
 TEST(TimerTest, LazyAnnouncementsWaitTheConfiguredDelay) {
   for (int64_t delay : {0, 5, 40}) {
     FakeNetwork net;
