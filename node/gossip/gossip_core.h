@@ -50,7 +50,7 @@ struct GossipConfig {
   size_t max_inbound = 64;
   size_t max_outbound = 16;
   size_t target_outbound = 8;      // outbound links the core asks the driver to keep open
-  uint32_t hop_limit = 16;         // relay a message only while hops < hop_limit (<= kMaxHops)
+  uint32_t hop_limit = 32;         // relay a message only while hops < hop_limit (<= kMaxHops)
   int64_t hello_timeout_ms = 5'000;
   int64_t ping_interval_ms = 5'000;
   int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
