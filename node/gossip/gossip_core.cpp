@@ -317,6 +317,7 @@ class GossipCore::Impl {
   }
   bool HasSeen(const MessageId& id) const { return seen_.Contains(id); }
   size_t RetainedCount() const { return retained_.size(); }
+  size_t StoredCount() const { return store_.size(); }
 
   // ---- Seeding the reconcilable set ----
 
@@ -546,7 +547,10 @@ class GossipCore::Impl {
       // (see Dispatch). Flood it from here too, once, so it can go round the break.
       *flooded = true;
       ++stats_.route_fallback;
-      if (hops < config_.hop_limit) Broadcast(id, bytes, peer_id, hops, now, out);
+      if (hops < config_.hop_limit) {
+        Store(id, Keep(id, bytes), hops, now);
+        Broadcast(id, bytes, peer_id, hops, now, out);
+      }
       return;
     }
     Peer& peer = peers_.at(peer_id);
@@ -704,6 +708,8 @@ class GossipCore::Impl {
     }
   }
 
+  // Only what this node announces (floods) can be grafted from it: a routed answer, or a message
+  // past the hop limit, is never stored (a relay would otherwise keep every bid it routes).
   void Store(const MessageId& id, const SharedBytes& bytes, uint32_t hops, int64_t now) {
     if (bytes->size() > limits::kMaxStoredBytes) return;
     auto [it, inserted] = store_.try_emplace(id, Stored{bytes, hops});
@@ -726,9 +732,12 @@ class GossipCore::Impl {
 
   void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
                 std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
-    const SharedBytes kept = Keep(id, bytes);
-    Store(id, kept, hops, now);
-    Retain(id, envelope, kept, now);
+    // One buffer for the retained set and the GRAFT store, made only when one of them keeps it.
+    SharedBytes kept;
+    if (AntiEntropyOn() && IsReconcilable(envelope.type)) {
+      kept = Keep(id, bytes);
+      Retain(id, envelope, kept, now);
+    }
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(id, from, envelope.expires_ms);
@@ -755,6 +764,7 @@ class GossipCore::Impl {
       from = kLocalPeer;
     }
     if (bool* flooded = seen_.Find(id)) *flooded = true;
+    Store(id, kept ? kept : Keep(id, bytes), hops, now);
     Broadcast(id, bytes, from, hops, now, out);
   }
 
@@ -1221,5 +1231,6 @@ bool GossipCore::IsEager(PeerId peer) const { return impl_->IsEager(peer); }
 bool GossipCore::IsReady(PeerId peer) const { return impl_->IsReady(peer); }
 bool GossipCore::HasSeen(const MessageId& id) const { return impl_->HasSeen(id); }
 size_t GossipCore::RetainedCount() const { return impl_->RetainedCount(); }
+size_t GossipCore::StoredCount() const { return impl_->StoredCount(); }
 
 }  // namespace gpumart::gossip

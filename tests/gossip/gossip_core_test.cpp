@@ -206,6 +206,30 @@ TEST_F(RoutingTest, BidIsFloodedWhenItsPathBroke) {
   EXPECT_EQ(net.core(1).stats().route_fallback, 1u);
 }
 
+// The GRAFT store keeps only what a node announced (flooded): a Bid or an Accept sent along its
+// path is never announced, so never grafted, and keeping it would cost a relay every bid it routes.
+TEST_F(RoutingTest, RoutedAnswersAreNotKeptForGrafts) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  for (size_t i = 0; i < 7; ++i) ASSERT_EQ(net.core(i).StoredCount(), 1u) << i;  // the order
+  ASSERT_TRUE(net.Publish(5, BidEnvelope()).ok());
+  net.RunFor(500);
+  ASSERT_TRUE(net.DeliveredAt(0, bid_id));
+  ASSERT_TRUE(net.Publish(0, AcceptEnvelope()).ok());
+  net.RunFor(500);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(net.core(i).StoredCount(), 1u) << i;
+}
+
+TEST_F(RoutingTest, AFloodedAnswerIsKeptForGrafts) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  net.Cut(0, 1);
+  ASSERT_TRUE(net.Publish(5, BidEnvelope()).ok());
+  net.RunFor(2'000);
+  ASSERT_EQ(net.core(1).stats().route_fallback, 1u);
+  EXPECT_EQ(net.core(1).StoredCount(), 2u);  // the order and the bid it flooded
+}
+
 TEST(GossipCoreTest, HopLimitStopsRelaying) {
   FakeNetwork net;
   GossipConfig config;
