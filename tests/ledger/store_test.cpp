@@ -174,6 +174,47 @@ TEST(LedgerStoreTest, SecondOpenInAnotherProcessIsUnavailable) {
 
 // Failing-first (issue 11, item 4): a lease whose price is above the bid the tenant accepted is
 // refused before anything is written.
+// LevelDB's memory (its live and flushing memtables and its block cache) stays within
+// LedgerMemoryBound however much is written and read; the defaults are held to
+// kMaxLedgerMemoryBytes at compile time (store.h). Small options so the test writes little.
+TEST(LedgerStoreTest, MemoryStaysWithinItsBound) {
+  TempDir dir("ledger-memory");
+  LedgerOptions options;
+  options.write_buffer_bytes = 64 << 10;  // LevelDB's minimum
+  options.block_cache_bytes = 16 << 10;
+  auto store = OpenOrDie(dir.path() + "/db", options);
+  ASSERT_NE(store, nullptr);
+  const auto memory = [&] {
+    std::string value;
+    EXPECT_TRUE(store->db()->GetProperty("leveldb.approximate-memory-usage", &value));
+    return std::stoull(value);
+  };
+  Parties parties;
+  constexpr size_t kRounds = 24;
+  constexpr size_t kOrdersPerRound = 32;
+  std::vector<MessageId> ids;
+  size_t round_bytes = 0;
+  for (size_t round = 0; round < kRounds; ++round) {
+    std::vector<PreparedWrite> writes;
+    for (size_t i = 0; i < kOrdersPerRound; ++i) {
+      market::Signed<market::Order> order = parties.Order();
+      ids.push_back(order.id);
+      writes.push_back(testing::Prepared(RecordOrder{std::move(order)}));
+      round_bytes = std::max(round_bytes, writes.back().record.size() * kOrdersPerRound);
+    }
+    std::vector<const PreparedWrite*> pointers;
+    for (const PreparedWrite& write : writes) pointers.push_back(&write);
+    std::vector<Status> results;
+    ASSERT_TRUE(store->ApplyRound(pointers, kStartMs, results).ok());
+    // A memtable switches only once it is over its size: each of the two may pass it by a round
+    // (whose keys and chain entry take about as much again as its records) and an arena block.
+    ASSERT_LE(memory(), LedgerMemoryBound(options) + 4 * round_bytes + 2 * 4096) << "round " << round;
+  }
+  ASSERT_GT(kRounds * round_bytes, 2 * LedgerMemoryBound(options));  // wrote well past it
+  for (const MessageId& id : ids) ASSERT_TRUE(store->GetOrder(id).ok());  // fills the block cache
+  EXPECT_LE(memory(), LedgerMemoryBound(options) + 4 * round_bytes + 2 * 4096);
+}
+
 TEST(LedgerStoreTest, LeaseAboveItsBidsPriceIsRefused) {
   TempDir dir;
   Parties parties;
