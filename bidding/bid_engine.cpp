@@ -110,14 +110,21 @@ std::string Short(const MessageId& id) { return market::ToHex(id).substr(0, 16);
 }  // namespace
 
 struct BidEngine::Impl {
-  // A bid this provider made whose capacity it holds.
+  // A bid this provider made whose capacity it holds, keyed by the bid's id. Only what later
+  // steps read (kMaxReservationBytes): the decoded bid is not kept, its wire bytes are, for the
+  // Lease that embeds them.
   struct Held {
-    market::Signed<market::Bid> bid;
+    MessageId order_id{};
+    PublicKey tenant{};
     int64_t expires_ms = 0;
     Allocation allocation;
-    bool committing = false;  // accepted; the lease is being written
-    MessageId accept_id{};
-    std::optional<market::Signed<market::Lease>> lease;
+    market::Bytes bid_envelope;
+    // From the Accept until the ledger answers: the lease being written.
+    struct Commit {
+      MessageId accept_id{};
+      market::Signed<market::Lease> lease;
+    };
+    std::unique_ptr<Commit> commit;
   };
   struct ActiveLease {
     MessageId order_id{};
@@ -284,28 +291,29 @@ struct BidEngine::Impl {
     step.log.push_back(std::move(line));
   }
 
-  void Remember(const Held& bid, std::string why, int64_t now_ms) {
+  void Remember(const MessageId& bid_id, const Held& bid, std::string why, int64_t now_ms) {
     if (ended.size() >= options.max_ended && !ended_order.empty()) {
       ended.erase(ended_order.begin()->second);
       ended_order.erase(ended_order.begin());
     }
     if (options.max_ended == 0) return;
     const int64_t forget_ms = market::SaturatingAddMs(std::max(bid.expires_ms, now_ms), options.ended_memory_ms);
-    ended[bid.bid.id] = Ended{bid.bid.body.order_id, bid.bid.body.tenant, std::move(why), forget_ms};
-    ended_order.emplace(forget_ms, bid.bid.id);
+    ended[bid_id] = Ended{bid.order_id, bid.tenant, std::move(why), forget_ms};
+    ended_order.emplace(forget_ms, bid_id);
   }
 
   // Ends an uncommitted reservation: capacity back, the ledger told, the bid remembered.
   void Release(EngineStep& step, std::unordered_map<MessageId, Held, IdHash>::iterator it, std::string why,
                bool expired, int64_t now_ms) {
+    const MessageId& bid_id = it->first;
     Held& bid = it->second;
     Give(bid.allocation);
-    expiry.erase({bid.expires_ms, bid.bid.id});
-    bid_of_order.erase(bid.bid.body.order_id);
-    step.release.push_back(bid.bid.id);
+    expiry.erase({bid.expires_ms, bid_id});
+    bid_of_order.erase(bid.order_id);
+    step.release.push_back(bid_id);
     step.capacity_changed = true;
     ++(expired ? counters.reservations_expired : counters.reservations_released);
-    Remember(bid, std::move(why), now_ms);
+    Remember(bid_id, bid, std::move(why), now_ms);
     held.erase(it);
   }
 
@@ -331,18 +339,21 @@ struct BidEngine::Impl {
     bid.price_per_hour = price_per_hour;
     bid.services = candidate.services;
     bid.reservation_expires_ms = now_ms + ttl_ms;
+    market::Signed<market::Bid> signed_bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
+    const MessageId bid_id = signed_bid.id;
     Held entry;
-    entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
+    entry.order_id = order.id;
+    entry.tenant = order.envelope.signer;
     entry.expires_ms = bid.reservation_expires_ms;
     entry.allocation = std::move(allocation);
+    entry.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
     Take(entry.allocation);
     ++counters.bids;
     step.capacity_changed = true;
-    step.reserve.push_back(StoreReservation{entry.bid, entry.expires_ms, entry.allocation});
-    step.bids.push_back(entry.bid);
-    expiry.emplace(entry.expires_ms, entry.bid.id);
-    bid_of_order.emplace(order.id, entry.bid.id);
-    const MessageId bid_id = entry.bid.id;
+    step.reserve.push_back(StoreReservation{signed_bid, entry.expires_ms, entry.allocation});
+    step.bids.push_back(std::move(signed_bid));
+    expiry.emplace(entry.expires_ms, bid_id);
+    bid_of_order.emplace(order.id, bid_id);
     held.emplace(bid_id, std::move(entry));
   }
 };
@@ -544,24 +555,23 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
     return step;
   }
   Impl::Held& bid = it->second;
-  if (bid.bid.body.order_id != body.order_id || bid.bid.body.tenant != accept.envelope.signer) {
+  if (bid.order_id != body.order_id || bid.tenant != accept.envelope.signer) {
     return ignore("not the tenant's accept of that bid");
   }
-  if (bid.committing) return ignore("its bid is being leased already");
+  if (bid.commit) return ignore("its bid is being leased already");
   if (bid.expires_ms <= now_ms) {
     s.Release(step, it, "the reservation expired", /*expired=*/true, now_ms);
     step.refusals.push_back(s.Refuse(accept.id, accept.envelope.signer, "the reservation expired", now_ms));
     step.log.push_back("accept " + Short(accept.id) + " refused: the reservation expired");
     return step;
   }
-  Result<market::Lease> lease = market::BuildLease(accept_bytes, market::EncodeEnvelope(bid.bid.envelope), now_ms);
+  Result<market::Lease> lease = market::BuildLease(accept_bytes, bid.bid_envelope, now_ms);
   if (!lease.ok()) return ignore(lease.status().ToString());
   // Held until the ledger answers: the reservation can no longer expire under the lease.
-  s.expiry.erase({bid.expires_ms, bid.bid.id});
-  bid.committing = true;
-  bid.accept_id = accept.id;
-  bid.lease = market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, s.Nonce());
-  step.record_leases.push_back(StoreLease{bid.bid.id, *bid.lease});
+  s.expiry.erase({bid.expires_ms, body.bid_id});
+  bid.commit = std::make_unique<Impl::Held::Commit>(Impl::Held::Commit{
+      accept.id, market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, s.Nonce())});
+  step.record_leases.push_back(StoreLease{body.bid_id, bid.commit->lease});
   return step;
 }
 
@@ -569,20 +579,19 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
   EngineStep step;
   Impl& s = *impl_;
   const auto it = s.held.find(bid_id);
-  if (it == s.held.end() || !it->second.committing) return step;
+  if (it == s.held.end() || !it->second.commit) return step;
   Impl::Held& bid = it->second;
   if (!stored.ok()) {
     ++s.counters.leases_failed;
     const std::string why = "the lease could not be recorded: " + stored.ToString();
-    step.refusals.push_back(s.Refuse(bid.accept_id, bid.bid.body.tenant, why, now_ms));
+    step.refusals.push_back(s.Refuse(bid.commit->accept_id, bid.tenant, why, now_ms));
     step.log.push_back("bid " + Short(bid_id) + ": " + why);
     s.Release(step, it, why, /*expired=*/false, now_ms);
     return step;
   }
   ++s.counters.leases;
-  const market::Signed<market::Lease>& lease = *bid.lease;
-  s.leases.emplace(lease.id, Impl::ActiveLease{bid.bid.body.order_id, bid_id, bid.bid.body.tenant,
-                                               std::move(bid.allocation)});
+  const market::Signed<market::Lease>& lease = bid.commit->lease;
+  s.leases.emplace(lease.id, Impl::ActiveLease{bid.order_id, bid_id, bid.tenant, std::move(bid.allocation)});
   s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
   step.leases.push_back(lease);
   s.held.erase(it);  // its capacity stays taken, now by the lease
@@ -596,7 +605,7 @@ EngineStep BidEngine::OnLease(const market::Signed<market::Lease>& lease, int64_
   const auto order = s.bid_of_order.find(lease.body.order_id);
   if (order == s.bid_of_order.end()) return step;
   const auto it = s.held.find(order->second);
-  if (it == s.held.end() || it->second.committing) return step;
+  if (it == s.held.end() || it->second.commit) return step;
   s.Release(step, it, "the order was leased to another provider", /*expired=*/false, now_ms);
   return step;
 }
@@ -667,12 +676,14 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
       continue;
     }
     Impl::Held entry;
-    entry.bid = std::move(reservation.bid);
+    entry.order_id = reservation.bid.body.order_id;
+    entry.tenant = reservation.bid.body.tenant;
     entry.expires_ms = reservation.expires_ms;
     entry.allocation = std::move(reservation.allocation);
+    entry.bid_envelope = market::EncodeEnvelope(reservation.bid.envelope);
     s.Take(entry.allocation);
     s.expiry.emplace(entry.expires_ms, bid_id);
-    s.bid_of_order.emplace(entry.bid.body.order_id, bid_id);
+    s.bid_of_order.emplace(entry.order_id, bid_id);
     s.held.emplace(bid_id, std::move(entry));
   }
   step.capacity_changed = true;
