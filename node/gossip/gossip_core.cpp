@@ -334,7 +334,7 @@ class GossipCore::Impl {
     const MessageId id = market::ComputeId(*envelope);
     if (retained_.contains(id)) return Status::AlreadyExists("message already retained");
     Accept(id, *envelope);  // so a peer's copy is a duplicate, and its nonce is taken
-    Retain(id, *envelope, Keep(id, bytes), now);
+    if (!SupersededOffer(id, *envelope)) Retain(id, *envelope, Keep(id, bytes), now);
     return Status::Ok();
   }
 
@@ -621,7 +621,7 @@ class GossipCore::Impl {
       // Not pushed: announced lazily to the other peers, which GRAFT it if they lack it (the
       // retained set answers). A catch-up of thousands then costs the tree nothing.
       ++stats_.reconciled;
-      Retain(id, *envelope, Keep(id, bytes), now);
+      if (!SupersededOffer(id, *envelope)) Retain(id, *envelope, Keep(id, bytes), now);
       return Announce(id, peer_id, now, out);
     }
     // Plumtree: the link a new message came on is a tree link.
@@ -724,17 +724,56 @@ class GossipCore::Impl {
   }
 
   void EvictOldestStored() {
-    auto it = store_.find(store_order_.front().second);
-    stored_bytes_ -= it->second.envelope->size();
-    store_.erase(it);
+    const MessageId id = store_order_.front().second;
     store_order_.pop_front();
+    if (auto it = store_.find(id); it != store_.end()) {  // gone already when a newer Offer replaced it
+      stored_bytes_ -= it->second.envelope->size();
+      store_.erase(it);
+      ForgetOffer(id);
+    }
+  }
+
+  // A provider's newer Offer replaces its older ones (docs/PROTOCOL.md), so only its newest is
+  // kept for GRAFTs and reconciliation: with an Offer re-signed on every capacity change, keeping
+  // each until it expired cost every node megabytes per provider. True when `envelope` is an Offer
+  // older than the one of its signer kept; a newer one drops the one kept. Call only for a message
+  // that will be kept (the index is cleared when the kept one goes).
+  bool SupersededOffer(const MessageId& id, const Envelope& envelope) {
+    if (envelope.type != MessageType::kOffer) return false;
+    const std::pair<int64_t, MessageId> offer{envelope.created_ms, id};
+    auto [it, inserted] = newest_offer_.try_emplace(envelope.signer, offer);
+    if (inserted) {
+      offer_signer_.emplace(id, envelope.signer);
+      return false;
+    }
+    if (offer < it->second) return true;
+    if (offer == it->second) return false;
+    const MessageId replaced = it->second.second;
+    it->second = offer;
+    offer_signer_.erase(replaced);
+    offer_signer_.emplace(id, envelope.signer);
+    if (retained_.contains(replaced)) Unretain(replaced);
+    if (auto stored = store_.find(replaced); stored != store_.end()) {
+      stored_bytes_ -= stored->second.envelope->size();
+      store_.erase(stored);  // its store_order_ entry is skipped when it comes up
+    }
+    return false;
+  }
+
+  // Once an Offer is kept nowhere, its signer's entry goes.
+  void ForgetOffer(const MessageId& id) {
+    auto it = offer_signer_.find(id);
+    if (it == offer_signer_.end() || retained_.contains(id) || store_.contains(id)) return;
+    newest_offer_.erase(it->second);
+    offer_signer_.erase(it);
   }
 
   void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
                 std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
     // One buffer for the retained set and the GRAFT store, made only when one of them keeps it.
     SharedBytes kept;
-    if (AntiEntropyOn() && IsReconcilable(envelope.type)) {
+    const bool superseded = SupersededOffer(id, envelope);
+    if (!superseded && AntiEntropyOn() && IsReconcilable(envelope.type)) {
       kept = Keep(id, bytes);
       Retain(id, envelope, kept, now);
     }
@@ -744,6 +783,7 @@ class GossipCore::Impl {
     }
     if (hops >= config_.hop_limit) {
       drops_.Add(Drop::kHopLimit);
+      ForgetOffer(id);  // when not retained either
       return;
     }
     if (IsAnswer(envelope.type) && verified.answers) {
@@ -764,7 +804,7 @@ class GossipCore::Impl {
       from = kLocalPeer;
     }
     if (bool* flooded = seen_.Find(id)) *flooded = true;
-    Store(id, kept ? kept : Keep(id, bytes), hops, now);
+    if (!superseded) Store(id, kept ? kept : Keep(id, bytes), hops, now);
     Broadcast(id, bytes, from, hops, now, out);
   }
 
@@ -878,6 +918,7 @@ class GossipCore::Impl {
     retained_bytes_ -= it->second.envelope->size();
     retained_.erase(it);
     retained_stale_ = true;
+    ForgetOffer(id);
   }
 
   void ExpireRetained(int64_t now) {
@@ -1184,6 +1225,9 @@ class GossipCore::Impl {
   std::map<MessageId, Missing> missing_;
   std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
   std::unordered_map<MessageId, Stored, IdHash> store_;
+  // The one Offer kept per provider: (created, id) by signer, and the signer of each.
+  std::unordered_map<PublicKey, std::pair<int64_t, MessageId>, IdHash> newest_offer_;
+  std::unordered_map<MessageId, PublicKey, IdHash> offer_signer_;
   std::deque<std::pair<int64_t, MessageId>> store_order_;  // (evict at, id), in insertion order
   size_t stored_bytes_ = 0;
   // Anti-entropy: the reconcilable messages, by id, in (created, id) order and by eviction time.
