@@ -57,6 +57,9 @@ constexpr size_t kDefaultWriteBufferBytes = 4 << 20;
 // What a ledger holds in memory at most, LevelDB's approximate-memory-usage: the live memtable
 // and the one being flushed (each about write_buffer_bytes) and the block cache.
 constexpr size_t kMaxLedgerMemoryBytes = 16 << 20;
+// Table files LevelDB keeps open (its table cache). Each holds a file descriptor, since tables are
+// read with pread, not mapped (ledger/pread_env.h): well under the usual limit of 1,024.
+constexpr int kMaxOpenTables = 500;
 constexpr int kBloomBitsPerKey = 10;
 
 struct LedgerOptions {
