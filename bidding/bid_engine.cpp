@@ -347,6 +347,7 @@ struct BidEngine::Impl {
     entry.expires_ms = bid.reservation_expires_ms;
     entry.allocation = std::move(allocation);
     entry.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
+    entry.bid_envelope.shrink_to_fit();  // kept for the bid's life: no spare capacity
     Take(entry.allocation);
     ++counters.bids;
     step.capacity_changed = true;
