@@ -144,19 +144,30 @@ Allocation Uncovered(const Allocation& need, const Allocation& covered) {
 }  // namespace
 
 struct BidEngine::Impl {
-  // A bid this provider made whose capacity it holds.
+  // A bid this provider made whose capacity it holds, keyed by the bid's id. Only what later
+  // steps read (kMaxReservationBytes): the decoded bid is not kept, its wire bytes are, for the
+  // Lease that embeds them.
   struct Held {
-    market::Signed<market::Bid> bid;
+    MessageId order_id{};
+    PublicKey tenant{};
     int64_t expires_ms = 0;
     Allocation allocation;
-    bool committing = false;  // accepted; the lease is being written
-    MessageId accept_id{};
-    std::optional<market::Signed<market::Lease>> lease;
+    market::Bytes bid_envelope;
+    std::optional<market::SpotTerms> spot;  // an interruptible order's bid: the notice it states
+    // From the Accept until the ledger answers: the lease being written.
+    struct Commit {
+      MessageId accept_id{};
+      market::Signed<market::Lease> lease;
+    };
+    std::unique_ptr<Commit> commit;
     // A bid that preempts: the spot leases whose capacity it holds, and what it holds beyond
     // them (what it took from free capacity, and the capacity of victims that ended first).
-    bool preempting = false;
-    std::vector<MessageId> victims;
-    Allocation extra;
+    // Null for the usual bid, which holds `allocation` from free capacity.
+    struct Preemption {
+      std::vector<MessageId> victims;
+      Allocation extra;
+    };
+    std::unique_ptr<Preemption> preemption;
   };
   struct ActiveLease {
     MessageId order_id{};
@@ -325,29 +336,32 @@ struct BidEngine::Impl {
     step.log.push_back(std::move(line));
   }
 
-  void Remember(const Held& bid, std::string why, int64_t now_ms) {
+  void Remember(const MessageId& bid_id, const Held& bid, std::string why, int64_t now_ms) {
     if (ended.size() >= options.max_ended && !ended_order.empty()) {
       ended.erase(ended_order.begin()->second);
       ended_order.erase(ended_order.begin());
     }
     if (options.max_ended == 0) return;
     const int64_t forget_ms = market::SaturatingAddMs(std::max(bid.expires_ms, now_ms), options.ended_memory_ms);
-    ended[bid.bid.id] = Ended{bid.bid.body.order_id, bid.bid.body.tenant, std::move(why), forget_ms};
-    ended_order.emplace(forget_ms, bid.bid.id);
+    ended[bid_id] = Ended{bid.order_id, bid.tenant, std::move(why), forget_ms};
+    ended_order.emplace(forget_ms, bid_id);
   }
 
   // Ends an uncommitted reservation: capacity back, the ledger told, the bid remembered.
   void Release(EngineStep& step, std::unordered_map<MessageId, Held, IdHash>::iterator it, std::string why,
                bool expired, int64_t now_ms) {
+    const MessageId& bid_id = it->first;
     Held& bid = it->second;
-    Give(bid.preempting ? bid.extra : bid.allocation);
-    for (const MessageId& victim : bid.victims) leases.at(victim).preempted_by.reset();
-    expiry.erase({bid.expires_ms, bid.bid.id});
-    bid_of_order.erase(bid.bid.body.order_id);
-    step.release.push_back(bid.bid.id);
+    Give(bid.preemption ? bid.preemption->extra : bid.allocation);
+    if (bid.preemption) {
+      for (const MessageId& victim : bid.preemption->victims) leases.at(victim).preempted_by.reset();
+    }
+    expiry.erase({bid.expires_ms, bid_id});
+    bid_of_order.erase(bid.order_id);
+    step.release.push_back(bid_id);
     step.capacity_changed = true;
     ++(expired ? counters.reservations_expired : counters.reservations_released);
-    Remember(bid, std::move(why), now_ms);
+    Remember(bid_id, bid, std::move(why), now_ms);
     held.erase(it);
   }
 
@@ -375,10 +389,16 @@ struct BidEngine::Impl {
     bid.services = candidate.services;
     bid.reservation_expires_ms = now_ms + ttl_ms;
     bid.spot = spot;
+    market::Signed<market::Bid> signed_bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
+    const MessageId bid_id = signed_bid.id;
     Held entry;
-    entry.bid = market::MakeSigned(identity, bid, now_ms, ttl_ms, Nonce());
+    entry.order_id = order.id;
+    entry.tenant = order.envelope.signer;
     entry.expires_ms = bid.reservation_expires_ms;
     entry.allocation = std::move(allocation);
+    entry.spot = spot;
+    entry.bid_envelope = market::EncodeEnvelope(signed_bid.envelope);
+    entry.bid_envelope.shrink_to_fit();  // kept for the bid's life: no spare capacity
     if (victims.empty()) {
       Take(entry.allocation);
     } else {
@@ -386,20 +406,18 @@ struct BidEngine::Impl {
       for (const MessageId& victim : victims) {
         ActiveLease& lease = leases.at(victim);
         AddTo(covered, lease.allocation);
-        lease.preempted_by = entry.bid.id;
+        lease.preempted_by = bid_id;
       }
-      entry.extra = Uncovered(entry.allocation, covered);
-      entry.preempting = true;
-      entry.victims = std::move(victims);
-      Take(entry.extra);
+      entry.preemption = std::make_unique<Held::Preemption>(
+          Held::Preemption{std::move(victims), Uncovered(entry.allocation, covered)});
+      Take(entry.preemption->extra);
     }
     ++counters.bids;
     step.capacity_changed = true;
-    step.reserve.push_back(StoreReservation{entry.bid, entry.expires_ms, entry.allocation});
-    step.bids.push_back(entry.bid);
-    expiry.emplace(entry.expires_ms, entry.bid.id);
-    bid_of_order.emplace(order.id, entry.bid.id);
-    const MessageId bid_id = entry.bid.id;
+    step.reserve.push_back(StoreReservation{signed_bid, entry.expires_ms, entry.allocation});
+    step.bids.push_back(std::move(signed_bid));
+    expiry.emplace(entry.expires_ms, bid_id);
+    bid_of_order.emplace(order.id, bid_id);
     held.emplace(bid_id, std::move(entry));
   }
 
@@ -475,18 +493,21 @@ struct BidEngine::Impl {
   // The longest notice of `bid`'s victims: its lease starts when they have all ended.
   uint64_t LongestNotice(const Held& bid) const {
     uint64_t longest = 0;
-    for (const MessageId& victim : bid.victims) longest = std::max(longest, leases.at(victim).spot->notice_ms);
+    if (!bid.preemption) return 0;
+    for (const MessageId& victim : bid.preemption->victims) {
+      longest = std::max(longest, leases.at(victim).spot->notice_ms);
+    }
     return longest;
   }
 
   // `bid`'s lease is durable: its victims end by signed Closes citing it, their capacity becomes
   // the lease's (with `extra`, exactly its allocation).
   void Preempt(EngineStep& step, Held& bid) {
-    const market::Signed<market::Lease>& lease = *bid.lease;
+    const market::Signed<market::Lease>& lease = bid.commit->lease;
     const market::Bytes preemptor = market::EncodeEnvelope(lease.envelope);
     // Signed as of the lease, so the longest notice ends exactly when the lease starts.
     const int64_t signed_ms = lease.envelope.created_ms;
-    for (const MessageId& victim_id : bid.victims) {
+    for (const MessageId& victim_id : bid.preemption->victims) {
       const auto victim = leases.find(victim_id);
       market::Close close{victim_id, market::CloseReason::kPreempted,
                           signed_ms + static_cast<int64_t>(victim->second.spot->notice_ms),
@@ -499,9 +520,9 @@ struct BidEngine::Impl {
       leases.erase(victim);
       ++counters.leases_preempted;
     }
-    Give(bid.extra);
+    Give(bid.preemption->extra);
     Take(bid.allocation);
-    step.log.push_back("lease " + Short(lease.id) + " preempts " + std::to_string(bid.victims.size()) + " spot lease(s)");
+    step.log.push_back("lease " + Short(lease.id) + " preempts " + std::to_string(bid.preemption->victims.size()) + " spot lease(s)");
   }
 };
 
@@ -709,10 +730,10 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
     return step;
   }
   Impl::Held& bid = it->second;
-  if (bid.bid.body.order_id != body.order_id || bid.bid.body.tenant != accept.envelope.signer) {
+  if (bid.order_id != body.order_id || bid.tenant != accept.envelope.signer) {
     return ignore("not the tenant's accept of that bid");
   }
-  if (bid.committing) return ignore("its bid is being leased already");
+  if (bid.commit) return ignore("its bid is being leased already");
   if (bid.expires_ms <= now_ms) {
     s.Release(step, it, "the reservation expired", /*expired=*/true, now_ms);
     step.refusals.push_back(s.Refuse(accept.id, accept.envelope.signer, "the reservation expired", now_ms));
@@ -721,14 +742,13 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
   }
   // A preempting bid's lease starts once its victims' notice has passed.
   const int64_t start_ms = now_ms + static_cast<int64_t>(s.LongestNotice(bid));
-  Result<market::Lease> lease = market::BuildLease(accept_bytes, market::EncodeEnvelope(bid.bid.envelope), start_ms);
+  Result<market::Lease> lease = market::BuildLease(accept_bytes, bid.bid_envelope, start_ms);
   if (!lease.ok()) return ignore(lease.status().ToString());
   // Held until the ledger answers: the reservation can no longer expire under the lease.
-  s.expiry.erase({bid.expires_ms, bid.bid.id});
-  bid.committing = true;
-  bid.accept_id = accept.id;
-  bid.lease = market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, s.Nonce());
-  step.record_leases.push_back(StoreLease{bid.bid.id, *bid.lease});
+  s.expiry.erase({bid.expires_ms, body.bid_id});
+  bid.commit = std::make_unique<Impl::Held::Commit>(Impl::Held::Commit{
+      accept.id, market::MakeSigned(s.identity, *lease, now_ms, s.options.lease_message_ttl_ms, s.Nonce())});
+  step.record_leases.push_back(StoreLease{body.bid_id, bid.commit->lease});
   return step;
 }
 
@@ -736,23 +756,23 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
   EngineStep step;
   Impl& s = *impl_;
   const auto it = s.held.find(bid_id);
-  if (it == s.held.end() || !it->second.committing) return step;
+  if (it == s.held.end() || !it->second.commit) return step;
   Impl::Held& bid = it->second;
   if (!stored.ok()) {
     ++s.counters.leases_failed;
     const std::string why = "the lease could not be recorded: " + stored.ToString();
-    step.refusals.push_back(s.Refuse(bid.accept_id, bid.bid.body.tenant, why, now_ms));
+    step.refusals.push_back(s.Refuse(bid.commit->accept_id, bid.tenant, why, now_ms));
     step.log.push_back("bid " + Short(bid_id) + ": " + why);
     s.Release(step, it, why, /*expired=*/false, now_ms);
     return step;
   }
   ++s.counters.leases;
-  if (bid.preempting) s.Preempt(step, bid);
+  if (bid.preemption) s.Preempt(step, bid);
   // A spot lease's capacity is in the Offer again (a regular order may preempt it).
-  if (bid.preempting || bid.bid.body.spot) step.capacity_changed = true;
-  const market::Signed<market::Lease>& lease = *bid.lease;
-  s.leases.emplace(lease.id, Impl::ActiveLease{bid.bid.body.order_id, bid_id, bid.bid.body.tenant,
-                                               std::move(bid.allocation), bid.bid.body.spot, std::nullopt});
+  if (bid.preemption || bid.spot) step.capacity_changed = true;
+  const market::Signed<market::Lease>& lease = bid.commit->lease;
+  s.leases.emplace(lease.id, Impl::ActiveLease{bid.order_id, bid_id, bid.tenant, std::move(bid.allocation),
+                                               bid.spot, std::nullopt});
   s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
   step.leases.push_back(lease);
   s.held.erase(it);  // its capacity stays taken, now by the lease
@@ -766,7 +786,7 @@ EngineStep BidEngine::OnLease(const market::Signed<market::Lease>& lease, int64_
   const auto order = s.bid_of_order.find(lease.body.order_id);
   if (order == s.bid_of_order.end()) return step;
   const auto it = s.held.find(order->second);
-  if (it == s.held.end() || it->second.committing) return step;
+  if (it == s.held.end() || it->second.commit) return step;
   s.Release(step, it, "the order was leased to another provider", /*expired=*/false, now_ms);
   return step;
 }
@@ -780,8 +800,8 @@ EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_
   if (it->second.preempted_by) {
     // Ended before its preemption: its capacity stays held, now by the preempting bid itself.
     Impl::Held& preempting = s.held.at(*it->second.preempted_by);
-    std::erase(preempting.victims, close.body.lease_id);
-    AddTo(preempting.extra, it->second.allocation);
+    std::erase(preempting.preemption->victims, close.body.lease_id);
+    AddTo(preempting.preemption->extra, it->second.allocation);
   } else {
     s.Give(it->second.allocation);
   }
@@ -844,12 +864,15 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
       continue;
     }
     Impl::Held entry;
-    entry.bid = std::move(reservation.bid);
+    entry.order_id = reservation.bid.body.order_id;
+    entry.tenant = reservation.bid.body.tenant;
     entry.expires_ms = reservation.expires_ms;
     entry.allocation = std::move(reservation.allocation);
+    entry.bid_envelope = market::EncodeEnvelope(reservation.bid.envelope);
+    entry.spot = reservation.bid.body.spot;
     s.Take(entry.allocation);
     s.expiry.emplace(entry.expires_ms, bid_id);
-    s.bid_of_order.emplace(entry.bid.body.order_id, bid_id);
+    s.bid_of_order.emplace(entry.order_id, bid_id);
     s.held.emplace(bid_id, std::move(entry));
   }
   step.capacity_changed = true;

@@ -76,6 +76,10 @@ enum class SkipReason : uint8_t {
 constexpr size_t kSkipReasons = 16;
 std::string_view ToString(SkipReason reason);
 
+// Heap one live reservation costs the engine at most: its entry (the bid's order, tenant, expiry
+// and wire bytes), its allocation and its indexes (BidEngineTest.ALiveReservationCostsAtMostItsBound).
+constexpr size_t kMaxReservationBytes = 1'280;
+
 struct BidEngineOptions {
   // How long a bid (and its reservation) stays valid; never past the order's own expiry.
   int64_t bid_ttl_ms = 30'000;

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "ledger/keys.h"
+#include "ledger/pread_env.h"
 #include "market/crypto.h"
 
 namespace gpumart::ledger {
@@ -813,7 +814,8 @@ Status LedgerStore::Init() {
   // Records are signed msgpack full of keys, hashes and signatures: snappy gains little and
   // would cost the writer CPU in every flush and compaction.
   options.compression = leveldb::kNoCompression;
-  if (options_.env != nullptr) options.env = options_.env;
+  options.env = options_.env != nullptr ? options_.env : PreadEnv();
+  options.max_open_files = kMaxOpenTables;
   leveldb::DB* raw = nullptr;
   const leveldb::Status opened = leveldb::DB::Open(options, path_, &raw);
   if (!opened.ok()) return FromLevelDb(opened, "opening ledger " + path_);

@@ -51,7 +51,15 @@ constexpr size_t kMaxPageSize = 1000;
 constexpr size_t kMaxCompactionPerRound = 1000;
 constexpr int64_t kDefaultRetentionMs = 7LL * 24 * 3600 * 1000;
 constexpr size_t kDefaultBlockCacheBytes = 8 << 20;
-constexpr size_t kDefaultWriteBufferBytes = 16 << 20;
+// LevelDB's own default. 16 MiB cost every node up to 32 MiB of resident memtables (the live one
+// and the one being flushed) for no measured gain under bench_e2e's load (bench/RESULTS.md).
+constexpr size_t kDefaultWriteBufferBytes = 4 << 20;
+// What a ledger holds in memory at most, LevelDB's approximate-memory-usage: the live memtable
+// and the one being flushed (each about write_buffer_bytes) and the block cache.
+constexpr size_t kMaxLedgerMemoryBytes = 16 << 20;
+// Table files LevelDB keeps open (its table cache). Each holds a file descriptor, since tables are
+// read with pread, not mapped (ledger/pread_env.h): well under the usual limit of 1,024.
+constexpr int kMaxOpenTables = 500;
 constexpr int kBloomBitsPerKey = 10;
 
 struct LedgerOptions {
@@ -66,6 +74,11 @@ struct LedgerOptions {
   // LevelDB environment; nullptr = the default. Tests inject failing ones.
   leveldb::Env* env = nullptr;
 };
+// The most LevelDB holds in memory with these options (see kMaxLedgerMemoryBytes).
+constexpr size_t LedgerMemoryBound(const LedgerOptions& options) {
+  return 2 * options.write_buffer_bytes + options.block_cache_bytes;
+}
+static_assert(LedgerMemoryBound(LedgerOptions{}) <= kMaxLedgerMemoryBytes);
 
 // Capacity a provider holds for a bid it sent, until it expires, is released, or becomes a lease.
 struct Reservation {

@@ -341,6 +341,7 @@ class GossipCore::Impl {
   }
   bool HasSeen(const MessageId& id) const { return seen_.Contains(id); }
   size_t RetainedCount() const { return retained_.size(); }
+  size_t StoredCount() const { return store_.size(); }
 
   // ---- Seeding the reconcilable set ----
 
@@ -357,7 +358,7 @@ class GossipCore::Impl {
     const MessageId id = market::ComputeId(*envelope);
     if (retained_.contains(id)) return Status::AlreadyExists("message already retained");
     Accept(id, *envelope);  // so a peer's copy is a duplicate, and its nonce is taken
-    Retain(id, *envelope, Keep(id, bytes), now);
+    if (!SupersededOffer(id, *envelope)) Retain(id, *envelope, Keep(id, bytes), now);
     return Status::Ok();
   }
 
@@ -582,7 +583,10 @@ class GossipCore::Impl {
       // (see Dispatch). Flood it from here too, once, so it can go round the break.
       *flooded = true;
       ++stats_.route_fallback;
-      if (hops < config_.hop_limit) Broadcast(id, bytes, peer_id, hops, now, out);
+      if (hops < config_.hop_limit) {
+        Store(id, Keep(id, bytes), hops, now);
+        Broadcast(id, bytes, peer_id, hops, now, out);
+      }
       return;
     }
     Peer& peer = peers_.at(peer_id);
@@ -672,7 +676,7 @@ class GossipCore::Impl {
       // Not pushed: announced lazily to the other peers, which GRAFT it if they lack it (the
       // retained set answers). A catch-up of thousands then costs the tree nothing.
       ++stats_.reconciled;
-      Retain(id, *envelope, Keep(id, bytes), now);
+      if (!SupersededOffer(id, *envelope)) Retain(id, *envelope, Keep(id, bytes), now);
       return Announce(id, peer_id, now, out);
     }
     // Plumtree: the link a new message came on is a tree link.
@@ -759,6 +763,8 @@ class GossipCore::Impl {
     }
   }
 
+  // Only what this node announces (floods) can be grafted from it: a routed answer, or a message
+  // past the hop limit, is never stored (a relay would otherwise keep every bid it routes).
   void Store(const MessageId& id, const SharedBytes& bytes, uint32_t hops, int64_t now) {
     if (bytes->size() > limits::kMaxStoredBytes) return;
     auto [it, inserted] = store_.try_emplace(id, Stored{bytes, hops});
@@ -773,23 +779,66 @@ class GossipCore::Impl {
   }
 
   void EvictOldestStored() {
-    auto it = store_.find(store_order_.front().second);
-    stored_bytes_ -= it->second.envelope->size();
-    store_.erase(it);
+    const MessageId id = store_order_.front().second;
     store_order_.pop_front();
+    if (auto it = store_.find(id); it != store_.end()) {  // gone already when a newer Offer replaced it
+      stored_bytes_ -= it->second.envelope->size();
+      store_.erase(it);
+      ForgetOffer(id);
+    }
+  }
+
+  // A provider's newer Offer replaces its older ones (docs/PROTOCOL.md), so only its newest is
+  // kept for GRAFTs and reconciliation: with an Offer re-signed on every capacity change, keeping
+  // each until it expired cost every node megabytes per provider. True when `envelope` is an Offer
+  // older than the one of its signer kept; a newer one drops the one kept. Call only for a message
+  // that will be kept (the index is cleared when the kept one goes).
+  bool SupersededOffer(const MessageId& id, const Envelope& envelope) {
+    if (envelope.type != MessageType::kOffer) return false;
+    const std::pair<int64_t, MessageId> offer{envelope.created_ms, id};
+    auto [it, inserted] = newest_offer_.try_emplace(envelope.signer, offer);
+    if (inserted) {
+      offer_signer_.emplace(id, envelope.signer);
+      return false;
+    }
+    if (offer < it->second) return true;
+    if (offer == it->second) return false;
+    const MessageId replaced = it->second.second;
+    it->second = offer;
+    offer_signer_.erase(replaced);
+    offer_signer_.emplace(id, envelope.signer);
+    if (retained_.contains(replaced)) Unretain(replaced);
+    if (auto stored = store_.find(replaced); stored != store_.end()) {
+      stored_bytes_ -= stored->second.envelope->size();
+      store_.erase(stored);  // its store_order_ entry is skipped when it comes up
+    }
+    return false;
+  }
+
+  // Once an Offer is kept nowhere, its signer's entry goes.
+  void ForgetOffer(const MessageId& id) {
+    auto it = offer_signer_.find(id);
+    if (it == offer_signer_.end() || retained_.contains(id) || store_.contains(id)) return;
+    newest_offer_.erase(it->second);
+    offer_signer_.erase(it);
   }
 
   void Dispatch(const MessageId& id, const Envelope& envelope, const Verified& verified,
                 std::span<const uint8_t> bytes, PeerId from, uint32_t hops, int64_t now, std::vector<Action>& out) {
-    const SharedBytes kept = Keep(id, bytes);
-    Store(id, kept, hops, now);
-    Retain(id, envelope, kept, now);
+    // One buffer for the retained set and the GRAFT store, made only when one of them keeps it.
+    SharedBytes kept;
+    const bool superseded = SupersededOffer(id, envelope);
+    if (!superseded && AntiEntropyOn() && IsReconcilable(envelope.type)) {
+      kept = Keep(id, bytes);
+      Retain(id, envelope, kept, now);
+    }
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(id, from, envelope.expires_ms);
     }
     if (hops >= config_.hop_limit) {
       drops_.Add(Drop::kHopLimit);
+      ForgetOffer(id);  // when not retained either
       return;
     }
     if (IsAnswer(envelope.type) && verified.answers) {
@@ -810,6 +859,7 @@ class GossipCore::Impl {
       from = kLocalPeer;
     }
     if (bool* flooded = seen_.Find(id)) *flooded = true;
+    if (!superseded) Store(id, kept ? kept : Keep(id, bytes), hops, now);
     Broadcast(id, bytes, from, hops, now, out);
   }
 
@@ -938,6 +988,7 @@ class GossipCore::Impl {
     retained_bytes_ -= it->second.envelope->size();
     retained_.erase(it);
     retained_stale_ = true;
+    ForgetOffer(id);
   }
 
   void ExpireRetained(int64_t now) {
@@ -1244,6 +1295,9 @@ class GossipCore::Impl {
   std::map<MessageId, Missing> missing_;
   std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
   std::unordered_map<MessageId, Stored, IdHash> store_;
+  // The one Offer kept per provider: (created, id) by signer, and the signer of each.
+  std::unordered_map<PublicKey, std::pair<int64_t, MessageId>, IdHash> newest_offer_;
+  std::unordered_map<MessageId, PublicKey, IdHash> offer_signer_;
   std::deque<std::pair<int64_t, MessageId>> store_order_;  // (evict at, id), in insertion order
   size_t stored_bytes_ = 0;
   // Anti-entropy: the reconcilable messages, by id, in (created, id) order and by eviction time.
@@ -1293,5 +1347,6 @@ bool GossipCore::IsEager(PeerId peer) const { return impl_->IsEager(peer); }
 bool GossipCore::IsReady(PeerId peer) const { return impl_->IsReady(peer); }
 bool GossipCore::HasSeen(const MessageId& id) const { return impl_->HasSeen(id); }
 size_t GossipCore::RetainedCount() const { return impl_->RetainedCount(); }
+size_t GossipCore::StoredCount() const { return impl_->StoredCount(); }
 
 }  // namespace gpumart::gossip

@@ -202,6 +202,7 @@ class GossipCore {
   bool IsReady(PeerId peer) const;
   bool HasSeen(const MessageId& id) const;
   size_t RetainedCount() const;  // messages kept for reconciliation
+  size_t StoredCount() const;    // messages kept to answer GRAFTs (the ones this node announced)
 
  private:
   class Impl;

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <random>
 
@@ -435,6 +438,34 @@ TEST_F(BidEngineTest, MaxReservationsBoundsWhatAFloodOfOrdersCanHold) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).bids.size(), 1u);
   EXPECT_EQ(engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs).skipped, SkipReason::kTooManyReservations);
   EXPECT_EQ(engine->live_reservations(), 3u);
+}
+
+// A live reservation costs the engine at most kMaxReservationBytes of heap (its entry, the
+// signed bid's bytes, its allocation and indexes): 10,000 open orders are a provider's normal
+// load (bench_e2e). Measured with glibc's counters; the sanitizers replace malloc.
+TEST_F(BidEngineTest, ALiveReservationCostsAtMostItsBound) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers' allocators keep no glibc counters";
+#else
+  constexpr size_t kOrders = 1'000;
+  market::Offer inventory = Inventory(16);
+  inventory.nodes.clear();  // a node has room for 16 of these orders
+  for (size_t i = 0; i <= kOrders / 16; ++i) inventory.nodes.push_back(Node("n" + std::to_string(i), {Devices(kH100, 16)}));
+  auto engine = MakeEngine(provider_, std::move(inventory));
+  ASSERT_NE(engine, nullptr);
+  std::vector<market::Signed<market::Order>> orders;
+  for (size_t i = 0; i <= kOrders; ++i) orders.push_back(SignOrder(tenant_, GpuOrder(1)));
+  ASSERT_EQ(engine->OnOrder(orders[0], kNowMs).bids.size(), 1u);  // the first one sizes the tables
+  const size_t before = mallinfo2().uordblks;
+  for (size_t i = 1; i <= kOrders; ++i) {
+    const EngineStep step = engine->OnOrder(orders[i], kNowMs);
+    ASSERT_EQ(step.bids.size(), 1u) << i << ": " << step.skip_detail;
+  }
+  const size_t per_reservation = (mallinfo2().uordblks - before) / kOrders;
+  std::printf("heap bytes per live reservation: %zu\n", per_reservation);
+  EXPECT_LE(per_reservation, kMaxReservationBytes);
+  EXPECT_EQ(engine->live_reservations(), kOrders + 1);
+#endif
 }
 
 // Damaged orders and accepts (random bytes changed, cut short, grown) never cost a reservation

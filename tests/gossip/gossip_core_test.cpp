@@ -206,6 +206,30 @@ TEST_F(RoutingTest, BidIsFloodedWhenItsPathBroke) {
   EXPECT_EQ(net.core(1).stats().route_fallback, 1u);
 }
 
+// The GRAFT store keeps only what a node announced (flooded): a Bid or an Accept sent along its
+// path is never announced, so never grafted, and keeping it would cost a relay every bid it routes.
+TEST_F(RoutingTest, RoutedAnswersAreNotKeptForGrafts) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  for (size_t i = 0; i < 7; ++i) ASSERT_EQ(net.core(i).StoredCount(), 1u) << i;  // the order
+  ASSERT_TRUE(net.Publish(5, BidEnvelope()).ok());
+  net.RunFor(500);
+  ASSERT_TRUE(net.DeliveredAt(0, bid_id));
+  ASSERT_TRUE(net.Publish(0, AcceptEnvelope()).ok());
+  net.RunFor(500);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(net.core(i).StoredCount(), 1u) << i;
+}
+
+TEST_F(RoutingTest, AFloodedAnswerIsKeptForGrafts) {
+  ASSERT_TRUE(net.Publish(0, OrderEnvelope()).ok());
+  net.RunFor(500);
+  net.Cut(0, 1);
+  ASSERT_TRUE(net.Publish(5, BidEnvelope()).ok());
+  net.RunFor(2'000);
+  ASSERT_EQ(net.core(1).stats().route_fallback, 1u);
+  EXPECT_EQ(net.core(1).StoredCount(), 2u);  // the order and the bid it flooded
+}
+
 TEST(GossipCoreTest, HopLimitStopsRelaying) {
   FakeNetwork net;
   GossipConfig config;
@@ -760,8 +784,9 @@ TEST(AntiEntropyTest, ALateJoinerCatchesUpOnEverything) {
   for (uint64_t n = 1; n <= 5; ++n) {
     live.push_back(market::EncodeEnvelope(
         market::MakeSigned(tenant, market::testing::SampleOrder(), net.now(), 600'000, 100 + n).envelope));
+    // One Offer per provider: a provider's newer Offer replaces its older ones (see below).
     live.push_back(market::EncodeEnvelope(
-        market::MakeSigned(provider, market::testing::SampleOffer(), net.now(), 600'000, 200 + n).envelope));
+        market::MakeSigned(Signer(50 + n), market::testing::SampleOffer(), net.now(), 600'000, 200 + n).envelope));
     live.push_back(MakeLease(tenant, provider, net.now(), 600'000, 300 + n));
     live.push_back(MakeClose(provider, net.now(), 600'000, 400 + n));
   }
@@ -870,6 +895,48 @@ TEST(AntiEntropyTest, TheInitiatorAnnouncesWhatThePeerLacks) {
   EXPECT_TRUE(net.core(1).HasSeen(IdOf(seeded)));
   EXPECT_EQ(net.core(1).stats().reconcile_sessions, 1u);  // only the one when the link opened
   EXPECT_TRUE(net.node(1).verdicts.empty());
+}
+
+// A provider's newer Offer replaces its older ones (docs/PROTOCOL.md): only the newest is kept for
+// GRAFTs and reconciliation, so a provider re-signing its Offer on every capacity change (at most
+// every offer_debounce_ms) costs each node one Offer, not one per change until each expires.
+TEST(AntiEntropyTest, OnlyEachProvidersNewestOfferIsKept) {
+  FakeNetwork net;
+  for (int i = 0; i < 3; ++i) net.AddNode();
+  net.Connect(0, 1);
+  net.Connect(1, 2);
+  net.RunFor(100);
+  const Identity provider = Signer(60);
+  const auto offer = [&](int64_t created_ms, uint64_t nonce) {
+    return market::EncodeEnvelope(
+        market::MakeSigned(provider, market::testing::SampleOffer(), created_ms, 600'000, nonce).envelope);
+  };
+  const Bytes older = offer(net.now(), 1);
+  const Bytes newer = offer(net.now() + 1, 2);
+  for (const Bytes& envelope : {older, newer}) {
+    ASSERT_TRUE(net.Publish(0, envelope).ok());
+    net.RunFor(200);
+  }
+  const Bytes late_old = offer(net.now() - 1'000, 3);  // arrives after the newer one: delivered, not kept
+  ASSERT_TRUE(net.Publish(2, late_old).ok());
+  net.RunFor(200);
+  for (size_t i = 0; i < 3; ++i) {
+    if (i != 0) {
+      EXPECT_TRUE(net.DeliveredAt(i, IdOf(newer))) << i;
+    }
+    if (i != 2) {
+      EXPECT_TRUE(net.DeliveredAt(i, IdOf(late_old))) << i;
+    }
+    EXPECT_EQ(net.core(i).RetainedCount(), 1u) << i;
+    EXPECT_EQ(net.core(i).StoredCount(), 1u) << i;
+  }
+  // Its expiry forgets it: a later Offer of the same provider is kept again.
+  net.RunFor(601'000);
+  EXPECT_EQ(net.core(0).RetainedCount(), 0u);
+  EXPECT_EQ(net.core(0).StoredCount(), 0u);
+  ASSERT_TRUE(net.Publish(0, offer(net.now(), 4)).ok());
+  net.RunFor(200);
+  EXPECT_EQ(net.core(1).RetainedCount(), 1u);
 }
 
 TEST(AntiEntropyTest, ANegativeIntervalTurnsItOff) {

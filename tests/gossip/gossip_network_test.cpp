@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,13 @@ Identity NodeIdentity(size_t index) {
   market::Seed seed{};
   seed[0] = static_cast<uint8_t>(index + 1);
   seed[1] = 0x32;
+  return Identity::FromSeed(seed);
+}
+
+Identity OfferSigner(uint64_t n) {
+  market::Seed seed{};
+  std::memcpy(seed.data(), &n, sizeof n);
+  seed[sizeof n] = 0x0f;
   return Identity::FromSeed(seed);
 }
 
@@ -142,10 +150,10 @@ class MessageMaker {
       case MessageType::kOrder:
         return market::EncodeEnvelope(parties_.Order(now, kTtlMs).envelope);
       case MessageType::kOffer:
-        // Its own nonce range: Parties numbers the provider's Bids and Leases from 1.
+        // Each by a provider of its own: a provider's newer Offer replaces its older ones, which
+        // are then neither kept nor reconciled (docs/GOSSIP.md), and every message here must arrive.
         return market::EncodeEnvelope(
-            market::MakeSigned(parties_.provider(), market::testing::SampleOffer(), now, kTtlMs, 1'000'000 + ++offers_)
-                .envelope);
+            market::MakeSigned(OfferSigner(++offers_), market::testing::SampleOffer(), now, kTtlMs, 1).envelope);
       case MessageType::kLease:
         return market::EncodeEnvelope(parties_.Lease(parties_.Bid(parties_.Order(now).id, now, kTtlMs), now).envelope);
       case MessageType::kClose: {
