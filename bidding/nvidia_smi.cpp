@@ -362,4 +362,28 @@ Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuMo
   return report;
 }
 
+Result<GpuHealthReadings> QueryGpuHealth(const std::string& program, int64_t timeout_ms) {
+  const RunOptions options{.timeout_ms = timeout_ms, .max_output = kMaxNvidiaSmiOutputBytes};
+  Result<ProgramOutput> query = RunProgram(
+      {program, "--query-gpu=" + std::string(kNvidiaSmiHealthFields), "--format=csv,noheader,nounits"}, options);
+  if (!query.ok()) return query.status();
+  // With a GPU lost, nvidia-smi exits non-zero but still lists the others: the output decides.
+  if (!query->Succeeded() && Trim(query->output).empty()) {
+    return Status::Unavailable(program + " " + query->Describe() + " and printed nothing");
+  }
+  Result<GpuHealthReadings> readings = ParseNvidiaSmiHealth(query->output);
+  if (!readings.ok()) return readings.status().WithContext(program);
+  return readings;
+}
+
+Result<XidCounts> ReadXidLog(const std::vector<std::string>& argv, int64_t timeout_ms) {
+  const RunOptions options{.timeout_ms = timeout_ms, .max_output = kMaxNvidiaSmiOutputBytes};
+  RunOptions log_options = options;
+  log_options.capture_stderr = false;  // diagnostics are not log lines
+  Result<ProgramOutput> log = RunProgram(argv, log_options);
+  if (!log.ok()) return log.status();
+  if (!log->Succeeded()) return Status::Unavailable(argv.front() + " " + log->Describe());
+  return ParseXidLog(log->output);
+}
+
 }  // namespace gpumart::bidding

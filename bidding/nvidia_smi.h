@@ -137,4 +137,10 @@ Result<GpuHealthReadings> ParseNvidiaSmiHealth(std::string_view query_csv);
 using XidCounts = std::map<std::string, std::map<uint32_t, uint64_t>>;
 Result<XidCounts> ParseXidLog(std::string_view kernel_log);
 
+// Runs `program` with the health query (bidding/run_program.h, bounded like DetectNvidiaGpus)
+// and parses its output; a program that cannot run, or fails without output, is an error.
+Result<GpuHealthReadings> QueryGpuHealth(const std::string& program, int64_t timeout_ms = kNvidiaSmiTimeoutMs);
+// Runs `argv` (a kernel-log command) and counts its Xid lines.
+Result<XidCounts> ReadXidLog(const std::vector<std::string>& argv, int64_t timeout_ms = kNvidiaSmiTimeoutMs);
+
 }  // namespace gpumart::bidding

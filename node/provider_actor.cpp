@@ -106,7 +106,8 @@ Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerS
       Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
       if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
       restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
-                                                record.lease.bid_id, std::move(*allocation)});
+                                                record.lease.bid_id, std::move(*allocation), record.lease.denom,
+                                                record.lease.price_per_hour});
     }
     if (!page->next_after) break;
     query.after = page->next_after;
