@@ -177,6 +177,7 @@ struct BidEngine::Impl {
     free = inventory;
     free.pricing.clear();
     for (const auto& [node, share] : used) RecomputeNode(node);
+    for (const auto& [node, gpus] : out_of_service) RecomputeNode(node);
     tables_fresh = false;
   }
 

@@ -161,6 +161,11 @@ struct DeviceUsage {
   uint64_t out_of_service = 0;
   uint64_t leased = 0;
   std::map<std::string, uint64_t> revenue_per_hour;  // by denom, micro-units
+  // Leased GPUs per mille of those offered (installed minus out of service); 0 when none are.
+  uint64_t UtilisationPermille() const {
+    const uint64_t offered = installed > out_of_service ? installed - out_of_service : 0;
+    return offered == 0 ? 0 : (leased < offered ? leased : offered) * 1000 / offered;
+  }
   bool operator==(const DeviceUsage&) const = default;
 };
 

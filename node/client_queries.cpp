@@ -29,7 +29,7 @@ Result<std::optional<std::array<uint8_t, N>>> OptionalId(const Fields& args, std
 
 Fields JsonResult(const Json& json) { return Fields{{"json", DumpJson(json)}}; }
 
-Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args) {
+Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args, int64_t now_ms) {
   ledger::LeaseQuery query;
   auto tenant = OptionalId<market::kPublicKeyBytes>(args, "tenant");
   auto provider = OptionalId<market::kPublicKeyBytes>(args, "provider");
@@ -55,13 +55,13 @@ Result<Fields> Leases(const ClientQuerySources& sources, const Fields& args) {
   Result<ledger::LeasePage> page = sources.ledger->Leases(query);
   if (!page.ok()) return page.status();
   Json leases = Json::array();
-  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(ToJson(record));
+  for (const ledger::LeaseRecord& record : page->leases) leases.push_back(ToJson(record, now_ms));
   Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
   if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
   return JsonResult(out);
 }
 
-Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args) {
+Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args, int64_t now_ms) {
   auto id = OptionalId<market::kIdBytes>(args, "lease");
   if (!id.ok()) return id.status();
   if (!*id) return Status::InvalidArgument("argument lease is missing");
@@ -72,7 +72,7 @@ Result<Fields> Lease(const ClientQuerySources& sources, const Fields& args) {
     }
     return record.status();
   }
-  Fields out = JsonResult(ToJson(*record));
+  Fields out = JsonResult(ToJson(*record, now_ms));
   out["envelope"] = market::EncodeEnvelope(record->envelope);
   if (record->close_envelope) out["close_envelope"] = market::EncodeEnvelope(*record->close_envelope);
   if (Result<market::Signed<market::Order>> order = sources.ledger->GetOrder(record->lease.order_id); order.ok()) {
@@ -117,12 +117,24 @@ Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, cons
   out["leases_active"] = nullptr;
   out["revenue_per_hour"] = nullptr;
   out["provider"] = nullptr;
+  out["devices"] = nullptr;
+  out["gpu_health"] = nullptr;
   if (sources.provider && sources.provider_counters) {
     auto state = context.outbox.Request<ProviderStatus>(*sources.provider, GetProviderStatus{}, client::kBackendTimeout);
     if (!state.ok()) return Status::Unavailable("provider: no status reply");
     out["reservations"] = state.value().live_reservations;
     out["leases_active"] = state.value().active_leases;
     out["bidding"] = state.value().bidding;
+    Json devices = Json::array();
+    for (const auto& [type, usage] : state.value().usage) devices.push_back(ToJson(type, usage));
+    out["devices"] = std::move(devices);
+    if (state.value().health_checked) {
+      Json gpus = Json::array();
+      for (const bidding::GpuHealth& gpu : state.value().gpus) gpus.push_back(ToJson(gpu));
+      out["gpu_health"] = Json{{"node", state.value().health_node},
+                               {"checked_ms", state.value().health_checked_ms},
+                               {"gpus", std::move(gpus)}};
+    }
     // Revenue: the price per hour of this provider's active leases, per denom.
     std::map<std::string, uint64_t> revenue;
     ledger::LeaseQuery query;
@@ -238,8 +250,12 @@ Result<Fields> Offers(const ClientQuerySources& sources, const Fields& args, con
 client::QueryTable ClientQueries(ClientQuerySources sources) {
   auto shared = std::make_shared<const ClientQuerySources>(std::move(sources));
   client::QueryTable table;
-  table["leases"] = [shared](const Fields& args, const QueryContext&) { return Leases(*shared, args); };
-  table["lease"] = [shared](const Fields& args, const QueryContext&) { return Lease(*shared, args); };
+  table["leases"] = [shared](const Fields& args, const QueryContext& context) {
+    return Leases(*shared, args, context.now_ms);
+  };
+  table["lease"] = [shared](const Fields& args, const QueryContext& context) {
+    return Lease(*shared, args, context.now_ms);
+  };
   table["status"] = [shared](const Fields& args, const QueryContext& context) { return NodeStatus(*shared, args, context); };
   table["match"] = [shared](const Fields& args, const QueryContext& context) { return Match(*shared, args, context); };
   table["offers"] = [shared](const Fields& args, const QueryContext& context) { return Offers(*shared, args, context); };

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <ostream>
 
+#include "actors/clock.h"
 #include "ledger/store.h"
 #include "ledger/verify.h"
 #include "market/types.h"
@@ -61,7 +62,8 @@ Result<Json> OfflineLeases(const std::string& data_dir, const ledger::LeaseQuery
   auto page = (*store)->Leases(query);
   if (!page.ok()) return page.status();
   Json leases = Json::array();
-  for (const auto& record : page->leases) leases.push_back(ToJson(record));
+  const int64_t now_ms = SystemClock::Instance().NowMs();
+  for (const auto& record : page->leases) leases.push_back(ToJson(record, now_ms));
   Json out{{"leases", std::move(leases)}, {"next_after", nullptr}};
   if (page->next_after) out["next_after"] = market::ToHex(*page->next_after);
   return out;
@@ -91,6 +93,9 @@ void PrintLeases(std::ostream& out, const Json& page) {
     if (const auto billing = lease.find("billing"); billing != lease.end() && billing->is_object()) {
       out << "  ran " << billing->value("duration_ms", uint64_t{0}) / 1000 << " s, owes "
           << billing->value("amount_owed", uint64_t{0}) << " " << Printable(lease.value("denom", ""));
+    } else if (const auto accrued = lease.find("accrued"); accrued != lease.end() && accrued->is_object()) {
+      out << "  accrued " << accrued->value("cost", uint64_t{0}) << " " << Printable(lease.value("denom", ""))
+          << " in " << accrued->value("duration_ms", int64_t{0}) / 1000 << " s";
     }
     out << "\n";
   }

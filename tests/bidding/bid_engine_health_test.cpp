@@ -66,5 +66,15 @@ TEST_F(BidEngineHealthTest, LeasesOverWhatIsLeftInServiceAreNamedNewestFirst) {
   EXPECT_EQ(FreeGpus(*engine, kH100), 0u);
 }
 
+// A reloaded inventory (SIGHUP) does not bring a failed GPU back: health decides that.
+TEST_F(BidEngineHealthTest, AReloadKeepsGpusOutOfService) {
+  auto engine = MakeEngine(provider_, Inventory(4));
+  ASSERT_NE(engine, nullptr);
+  engine->SetOutOfService("n1", {{kH100, 1}});
+  ASSERT_TRUE(engine->SetInventory(Inventory(8)).ok());
+  EXPECT_EQ(FreeGpus(*engine, kH100), 7u);
+  EXPECT_EQ(engine->Usage().at(kH100).out_of_service, 1u);
+}
+
 }  // namespace
 }  // namespace gpumart::bidding

@@ -39,17 +39,23 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   record.lease.price_per_hour = 42;
   record.lease.start_ms = 7;
   record.lease.services = market::testing::SampleAssignments();
-  const Json json = ToJson(record);
+  const Json json = ToJson(record, 7 + 3'600'000);
   std::vector<std::string> keys;
   for (const auto& [key, value] : json.items()) keys.push_back(key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"bid_id", "billing", "close", "denom", "id", "order_id", "price_per_hour",
-                                            "provider", "services", "start_ms", "state", "tenant"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"accrued", "bid_id", "billing", "close", "denom", "id", "order_id",
+                                            "price_per_hour", "provider", "services", "start_ms", "state", "tenant"}));
+  // An hour at 42 per hour, as market::AccruedCost computes it.
+  EXPECT_EQ(json["accrued"], Json::parse(R"({"until_ms": 3600007, "duration_ms": 3600000, "cost": 42})"));
   EXPECT_EQ(json["id"], market::ToHex(record.id));
   EXPECT_EQ(json["provider"], market::ToHex(record.envelope.signer));
   EXPECT_EQ(json["state"], "active");
   EXPECT_TRUE(json["close"].is_null());
   EXPECT_TRUE(json["billing"].is_null());
   EXPECT_EQ(json["services"], ToJson(record.lease.services));
+  // Closed: accrued until the close, whatever the time now.
+  record.state = ledger::LeaseState::kClosed;
+  record.close = market::Close{record.id, market::CloseReason::kTenantClosed, 7 + 1'800'000, ""};
+  EXPECT_EQ(ToJson(record, 7 + 7'200'000)["accrued"]["cost"], 21);
 }
 
 TEST(JsonTest, AttestationShapeIsPinned) {
@@ -117,15 +123,15 @@ TEST(JsonTest, DumpNeverThrowsOnStringsThatAreNotUtf8) {
   record.lease.services = market::testing::SampleAssignments();
   record.lease.services[0].placements[0].node = "n\xc3";
   record.lease.services[0].device->model = std::string("h1\0\x80", 4);
-  EXPECT_THROW((void)ToJson(record).dump(), nlohmann::json::type_error);  // why DumpJson exists
+  EXPECT_THROW((void)ToJson(record, 0).dump(), nlohmann::json::type_error);  // why DumpJson exists
   std::string text;
-  ASSERT_NO_THROW(text = DumpJson(ToJson(record)));
+  ASSERT_NO_THROW(text = DumpJson(ToJson(record, 0)));
   const Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(parsed.is_discarded()) << text;
   EXPECT_EQ(parsed["denom"], "u\uFFFD\uFFFDkt");
   EXPECT_EQ(parsed["services"][0]["placements"][0]["node"], "n\uFFFD");
   EXPECT_EQ(parsed["services"][0]["device"]["model"], std::string("h1\0\uFFFD", 6));
-  ASSERT_NO_THROW(text = DumpJson(ToJson(record), 2));
+  ASSERT_NO_THROW(text = DumpJson(ToJson(record, 0), 2));
   EXPECT_FALSE(Json::parse(text, nullptr, false).is_discarded());
 }
 
