@@ -66,7 +66,7 @@ class GpuHealthTest : public ::testing::Test {
     const Json json = ParseJson(result.out);
     uint64_t free = 0;
     if (!json.is_object()) return 0;
-    for (const Json& row : json.value("rows", Json::array())) {
+    for (const Json& row : json.value("offers", Json::array())) {
       if (row.value("provider", "") == market_.node("provider")->key_hex) free += row.value("num_gpus", uint64_t{0});
     }
     return free;
