@@ -44,9 +44,7 @@ void PrintStatus(std::ostream& out, const Json& status) {
     out << (status.value("revenue_partial", false) ? " (partial)" : "") << "\n";
   }
   for (const Json& entry : status.value("devices", Json::array())) {
-    const Json device = entry.value("device", Json::object());
-    out << "device     " << Printable(device.value("model", "")) << " " << device.value("ram_bytes", uint64_t{0}) / market::kGi
-        << "Gi " << Printable(device.value("interface", "")) << ": " << entry.value("leased", uint64_t{0}) << " of "
+    out << "device     " << Printable(DeviceLabel(entry.value("device", Json()))) << ": " << entry.value("leased", uint64_t{0}) << " of "
         << entry.value("installed", uint64_t{0}) - entry.value("out_of_service", uint64_t{0}) << " leased ("
         << entry.value("utilisation_permille", uint64_t{0}) / 10 << "%)";
     if (const uint64_t out_of_service = entry.value("out_of_service", uint64_t{0}); out_of_service > 0) {

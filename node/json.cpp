@@ -158,6 +158,13 @@ Json ToJson(const market::DeviceType& type, const bidding::DeviceUsage& usage) {
           {"revenue_per_hour", usage.revenue_per_hour}};
 }
 
+std::string DeviceLabel(const Json& device) {
+  if (!device.is_object()) return "?";
+  const Json& ram = device.value("ram_bytes", Json());
+  return device.value("model", "?") + " " + (ram.is_number_unsigned() ? market::FormatGi(ram.get<uint64_t>()) : "?") +
+         " " + device.value("interface", "?");
+}
+
 Json ToJson(const bidding::GpuHealth& gpu) {
   return {{"id", gpu.id},
           {"index", gpu.index},

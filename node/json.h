@@ -37,6 +37,8 @@ Json ToJson(const std::vector<market::ServiceAssignment>& services);
 // "utilisation_permille" (leased per mille of installed minus out of service), "revenue_per_hour"
 // ({denom: micro-units})}.
 Json ToJson(const market::DeviceType& type, const bidding::DeviceUsage& usage);
+// A device in ToJson(DeviceType)'s shape, for people: "h100 80Gi sxm" ("?" for what is missing).
+std::string DeviceLabel(const Json& device);
 // One GPU's health: {"id", "index", "name", "bus_id", "state", "reason", "unhealthy_since_ms",
 // "healthy_since_ms", "temperature_c" (null when not read), "ecc_volatile_uncorrected",
 // "ecc_aggregate_uncorrected", "xid_errors", "last_xid"}.
