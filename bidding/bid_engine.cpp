@@ -176,6 +176,9 @@ struct BidEngine::Impl {
     Allocation allocation;
     std::optional<market::SpotTerms> spot;  // a spot lease
     std::optional<MessageId> preempted_by;  // the held bid that will preempt it
+    std::string denom;
+    uint64_t price_per_hour = 0;
+    uint64_t sequence = 0;  // order of making (SetOutOfService closes the newest first)
   };
   // A bid that ended without a lease, remembered for a while to refuse a late Accept.
   struct Ended {
@@ -198,6 +201,8 @@ struct BidEngine::Impl {
   BidEngineOptions options;
   std::map<std::string, size_t> node_index;  // into inventory.nodes and free.nodes
   Allocation used;                           // running total of live reservations and leases
+  std::map<std::string, std::map<market::DeviceType, uint64_t>> out_of_service;  // by node
+  uint64_t next_lease_sequence = 1;
   bool tables_fresh = false;
 
   std::unordered_map<MessageId, Held, IdHash> held;
@@ -224,6 +229,7 @@ struct BidEngine::Impl {
     free = inventory;
     free.pricing.clear();
     for (const auto& [node, share] : used) RecomputeNode(node);
+    for (const auto& [node, gpus] : out_of_service) RecomputeNode(node);
     tables_fresh = false;
   }
 
@@ -234,14 +240,21 @@ struct BidEngine::Impl {
     const market::NodeCapacity& total = inventory.nodes[index->second];
     market::NodeCapacity& left = free.nodes[index->second];
     const auto share = used.find(node);
-    if (share == used.end()) {
+    const auto unhealthy = out_of_service.find(node);
+    if (share == used.end() && unhealthy == out_of_service.end()) {
       left = total;
       return;
     }
-    left.cpu_millis = market::SaturatingSub(total.cpu_millis, share->second.cpu_millis);
-    left.memory_bytes = market::SaturatingSub(total.memory_bytes, share->second.memory_bytes);
-    left.storage_bytes = market::SaturatingSub(total.storage_bytes, share->second.storage_bytes);
-    std::map<market::DeviceType, uint64_t> to_take = share->second.gpus;
+    const NodeShare none;
+    const NodeShare& in_use = share == used.end() ? none : share->second;
+    left.cpu_millis = market::SaturatingSub(total.cpu_millis, in_use.cpu_millis);
+    left.memory_bytes = market::SaturatingSub(total.memory_bytes, in_use.memory_bytes);
+    left.storage_bytes = market::SaturatingSub(total.storage_bytes, in_use.storage_bytes);
+    // Held and out-of-service GPUs both leave the free count (a lease may sit on a failed GPU).
+    std::map<market::DeviceType, uint64_t> to_take = in_use.gpus;
+    if (unhealthy != out_of_service.end()) {
+      for (const auto& [type, count] : unhealthy->second) to_take[type] = market::SaturatingAdd(to_take[type], count);
+    }
     for (size_t g = 0; g < total.gpus.size(); ++g) {
       const auto want = to_take.find(TypeOf(total.gpus[g]));
       uint64_t taken = 0;
@@ -772,7 +785,8 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
   if (bid.preemption || bid.spot) step.capacity_changed = true;
   const market::Signed<market::Lease>& lease = bid.commit->lease;
   s.leases.emplace(lease.id, Impl::ActiveLease{bid.order_id, bid_id, bid.tenant, std::move(bid.allocation),
-                                               bid.spot, std::nullopt});
+                                               bid.spot, std::nullopt, lease.body.denom,
+                                               lease.body.price_per_hour, s.next_lease_sequence++});
   s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
   step.leases.push_back(lease);
   s.held.erase(it);  // its capacity stays taken, now by the lease
@@ -852,8 +866,10 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
     s.Take(lease.allocation);
     s.lease_of_bid.emplace(lease.bid_id, lease.lease_id);
     s.bid_of_order.emplace(lease.order_id, lease.bid_id);
-    s.leases.emplace(lease.lease_id, Impl::ActiveLease{lease.order_id, lease.bid_id, lease.tenant,
-                                                       std::move(lease.allocation), lease.spot, std::nullopt});
+    s.leases.emplace(lease.lease_id,
+                     Impl::ActiveLease{lease.order_id, lease.bid_id, lease.tenant, std::move(lease.allocation),
+                                       lease.spot, std::nullopt, std::move(lease.denom), lease.price_per_hour,
+                                       s.next_lease_sequence++});
   }
   for (auto& reservation : reservations) {
     const MessageId bid_id = reservation.bid.id;
@@ -877,6 +893,75 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
   }
   step.capacity_changed = true;
   return step;
+}
+
+std::vector<MessageId> BidEngine::SetOutOfService(const std::string& node,
+                                                 std::map<market::DeviceType, uint64_t> gpus) {
+  Impl& s = *impl_;
+  std::erase_if(gpus, [](const auto& entry) { return entry.second == 0; });
+  if (gpus.empty()) {
+    s.out_of_service.erase(node);
+  } else {
+    s.out_of_service[node] = gpus;
+  }
+  s.RecomputeNode(node);
+  s.tables_fresh = s.tables_fresh && s.pricing.kind != PricingKind::kUtilization;
+  std::vector<MessageId> to_close;
+  const auto index = s.node_index.find(node);
+  if (index == s.node_index.end()) return to_close;
+  for (const auto& [type, unhealthy] : gpus) {
+    uint64_t installed = 0;
+    for (const auto& devices : s.inventory.nodes[index->second].gpus) {
+      if (TypeOf(devices) == type) installed += devices.count;
+    }
+    const uint64_t in_service = market::SaturatingSub(installed, unhealthy);
+    // The node's leases holding this type, newest first.
+    std::vector<std::pair<uint64_t, std::pair<MessageId, uint64_t>>> holding;
+    uint64_t leased = 0;
+    for (const auto& [id, lease] : s.leases) {
+      const auto share = lease.allocation.find(node);
+      if (share == lease.allocation.end()) continue;
+      const auto count = share->second.gpus.find(type);
+      if (count == share->second.gpus.end() || count->second == 0) continue;
+      holding.push_back({lease.sequence, {id, count->second}});
+      leased += count->second;
+    }
+    std::sort(holding.begin(), holding.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [sequence, lease] : holding) {
+      if (leased <= in_service) break;
+      if (std::find(to_close.begin(), to_close.end(), lease.first) == to_close.end()) to_close.push_back(lease.first);
+      leased -= lease.second;
+    }
+  }
+  return to_close;
+}
+
+std::map<market::DeviceType, DeviceUsage> BidEngine::Usage() const {
+  const Impl& s = *impl_;
+  std::map<market::DeviceType, DeviceUsage> usage;
+  for (const market::NodeCapacity& node : s.inventory.nodes) {
+    for (const auto& devices : node.gpus) usage[TypeOf(devices)].installed += devices.count;
+    const auto unhealthy = s.out_of_service.find(node.name);
+    if (unhealthy == s.out_of_service.end()) continue;
+    for (const auto& [type, count] : unhealthy->second) {
+      DeviceUsage& entry = usage[type];
+      entry.out_of_service = std::min(entry.installed, market::SaturatingAdd(entry.out_of_service, count));
+    }
+  }
+  for (const auto& [id, lease] : s.leases) {
+    std::optional<market::DeviceType> first;
+    for (const auto& [node, share] : lease.allocation) {
+      for (const auto& [type, count] : share.gpus) {
+        if (!first) first = type;
+        usage[type].leased = market::SaturatingAdd(usage[type].leased, count);
+      }
+    }
+    if (first) {
+      uint64_t& revenue = usage[*first].revenue_per_hour[lease.denom];
+      revenue = market::SaturatingAdd(revenue, lease.price_per_hour);
+    }
+  }
+  return usage;
 }
 
 market::Offer BidEngine::FreeOffer() {

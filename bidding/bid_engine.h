@@ -158,6 +158,25 @@ struct RestoredLease {
   market::MessageId bid_id{};
   Allocation allocation;
   std::optional<market::SpotTerms> spot;  // the lease's bid's: set for a spot lease
+  std::string denom;            // the lease's price, for revenue (ProviderUsage)
+  uint64_t price_per_hour = 0;
+};
+
+// Per device type (over all nodes): what the provider has, what is out of service (unhealthy
+// GPUs, SetOutOfService), what its active leases hold, and their revenue. A lease's whole price
+// counts for the device type of its first GPU service (GPU leases have one device type in
+// practice); leases without GPUs count under no device type.
+struct DeviceUsage {
+  uint64_t installed = 0;
+  uint64_t out_of_service = 0;
+  uint64_t leased = 0;
+  std::map<std::string, uint64_t> revenue_per_hour;  // by denom, micro-units
+  // Leased GPUs per mille of those offered (installed minus out of service); 0 when none are.
+  uint64_t UtilisationPermille() const {
+    const uint64_t offered = installed > out_of_service ? installed - out_of_service : 0;
+    return offered == 0 ? 0 : (leased < offered ? leased : offered) * 1000 / offered;
+  }
+  bool operator==(const DeviceUsage&) const = default;
 };
 
 class BidEngine {
@@ -235,6 +254,15 @@ class BidEngine {
   // reservations are released (the step asks the ledger to drop them). Call before any input.
   EngineStep Restore(std::vector<RestoredReservation> reservations, std::vector<RestoredLease> leases,
                      int64_t now_ms);
+
+  // GPUs out of service on `node` (unhealthy: docs/HEALTH.md), by device type, replacing what
+  // was set for the node before (empty: all in service again). Free capacity leaves them out,
+  // so they are neither offered nor bid; reservations already held stay. When the node's active
+  // leases hold more GPUs of a type than it has in service, the newest of those leases are
+  // returned, as few as make the rest fit: the caller closes them (provider-failure). Which
+  // lease runs on which GPU is the executor's choice, so the engine cannot name it exactly.
+  std::vector<market::MessageId> SetOutOfService(const std::string& node, std::map<market::DeviceType, uint64_t> gpus);
+  std::map<market::DeviceType, DeviceUsage> Usage() const;
 
   // The provider's Offer now: its attributes, the pricing tables it bids with, and the capacity
   // a regular order can get: free capacity plus what spot leases hold (it would preempt them).

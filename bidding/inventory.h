@@ -33,7 +33,6 @@ namespace gpumart::bidding {
 constexpr uint32_t kMaxGpusPerNode = 64;
 constexpr uint64_t kMaxInventoryCpuMillis = 4096 * 1000;
 constexpr uint64_t kMaxInventoryMemoryBytes = 64 * market::kTi;
-constexpr std::string_view kDefaultNvidiaSmi = "nvidia-smi";
 
 // What the config's `inventory` section says.
 struct InventoryConfig {

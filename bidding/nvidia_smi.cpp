@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <set>
 
 #include "market/boundary.h"
@@ -158,7 +159,168 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
   return report;
 }
 
+
+// "Yes"/"No" (retired_pages.pending, remapped_rows.*), or 1/0 as some drivers print them.
+std::optional<bool> ReadFlag(std::string_view text) {
+  if (text == "Yes" || text == "1") return true;
+  if (text == "No" || text == "0") return false;
+  return std::nullopt;
+}
+
+bool IsNoReading(std::string_view field) { return field == "[N/A]" || field == "[Not Supported]"; }
+
+Result<GpuHealthReadings> ParseHealth(std::string_view query_csv) {
+  if (query_csv.size() > kMaxNvidiaSmiOutputBytes) {
+    return Status::LimitExceeded("nvidia-smi output exceeds the limit of " + std::to_string(kMaxNvidiaSmiOutputBytes) +
+                                 " bytes");
+  }
+  const std::vector<std::string_view> lines = Split(query_csv, '\n');
+  if (lines.size() > kMaxNvidiaSmiLines) {
+    return Status::LimitExceeded("nvidia-smi output: more than " + std::to_string(kMaxNvidiaSmiLines) + " lines");
+  }
+  GpuHealthReadings readings;
+  std::set<uint64_t> indexes;
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const std::string_view line = Trim(lines[n]);
+    const std::string where = "nvidia-smi health output line " + std::to_string(n + 1);
+    if (line.empty() || line == kNoDevices) continue;
+    if (readings.gpus.size() + readings.lost.size() >= kMaxNvidiaSmiGpus) {
+      return Status::LimitExceeded("nvidia-smi output: more than " + std::to_string(kMaxNvidiaSmiGpus) + " GPUs");
+    }
+    if (line.starts_with(kLostPrefix)) {
+      // "... for GPU0000:5D:00.0: Unknown Error" or "... for gpu 0000:5D:00.0: GPU is lost. ...".
+      std::string_view rest = Trim(line.substr(kLostPrefix.size()));
+      if (rest.starts_with("GPU") || rest.starts_with("gpu")) rest = Trim(rest.substr(3));
+      const size_t colon = rest.find(": ");
+      const std::string bus = NormalizeBusId(rest.substr(0, colon));
+      if (bus.empty()) return Status::InvalidArgument(where + ": " + Quote(line) + " names no PCI bus id");
+      readings.lost.push_back(bus);
+      continue;
+    }
+    std::vector<std::string_view> fields = Split(line, ',');
+    if (fields.size() != kNvidiaSmiHealthFieldCount) {
+      return Status::InvalidArgument(where + ": " + Quote(line) + " is not " +
+                                     std::to_string(kNvidiaSmiHealthFieldCount) + " comma-separated fields (" +
+                                     std::string(kNvidiaSmiHealthFields) + ")");
+    }
+    for (std::string_view& field : fields) field = Trim(field);
+    GpuReading gpu;
+    const std::optional<uint64_t> index = ReadDecimal(fields[0]);
+    if (!index || *index > kMaxNvidiaSmiIndex) {
+      return Status::InvalidArgument(where + ": index " + Quote(fields[0]) + " is not a GPU index (0.." +
+                                     std::to_string(kMaxNvidiaSmiIndex) + ")");
+    }
+    if (!indexes.insert(*index).second) {
+      return Status::InvalidArgument(where + ": GPU index " + std::to_string(*index) + " is listed twice");
+    }
+    gpu.index = static_cast<uint32_t>(*index);
+    gpu.bus_id = NormalizeBusId(fields[3]);
+    if (gpu.bus_id.empty()) {
+      return Status::InvalidArgument(where + ": pci.bus_id " + Quote(fields[3]) + " is not a PCI bus id");
+    }
+    if (fields[1].size() > kMaxGpuIdBytes || fields[2].size() > kMaxGpuIdBytes) {
+      return Status::InvalidArgument(where + ": a uuid or name over " + std::to_string(kMaxGpuIdBytes) + " bytes");
+    }
+    // Bracketed errors are kept as the GPU's error; the name and uuid are then unknown.
+    for (size_t f = 1; f < fields.size(); ++f) {
+      if (IsUnavailable(fields[f]) && !IsNoReading(fields[f]) && gpu.error.empty()) {
+        gpu.error = std::string(fields[f]);
+      }
+    }
+    if (!IsUnavailable(fields[1])) gpu.uuid = Printable(fields[1]);
+    if (!IsUnavailable(fields[2])) gpu.name = Printable(fields[2]);
+    auto number = [&](std::string_view field, const char* what, uint64_t max) -> Result<std::optional<uint64_t>> {
+      if (IsUnavailable(field)) return std::optional<uint64_t>();
+      const std::optional<uint64_t> value = ReadDecimal(field);
+      if (!value || *value > max) return Status::InvalidArgument(where + ": " + what + " " + Quote(field) + " is not a count");
+      return value;
+    };
+    auto flag = [&](std::string_view field, const char* what) -> Result<std::optional<bool>> {
+      if (IsUnavailable(field)) return std::optional<bool>();
+      const std::optional<bool> value = ReadFlag(field);
+      if (!value) return Status::InvalidArgument(where + ": " + what + " " + Quote(field) + " is not Yes or No");
+      return value;
+    };
+    Result<std::optional<uint64_t>> temperature =
+        number(fields[4], "temperature.gpu", static_cast<uint64_t>(kMaxGpuTemperatureC));
+    if (!temperature.ok()) return temperature.status();
+    if (*temperature) gpu.temperature_c = static_cast<int64_t>(**temperature);
+    Result<std::optional<uint64_t>> volatile_ecc = number(fields[5], "ecc.errors.uncorrected.volatile.total", UINT64_MAX);
+    if (!volatile_ecc.ok()) return volatile_ecc.status();
+    gpu.ecc_volatile_uncorrected = *volatile_ecc;
+    Result<std::optional<uint64_t>> aggregate_ecc = number(fields[6], "ecc.errors.uncorrected.aggregate.total", UINT64_MAX);
+    if (!aggregate_ecc.ok()) return aggregate_ecc.status();
+    gpu.ecc_aggregate_uncorrected = *aggregate_ecc;
+    Result<std::optional<bool>> retired = flag(fields[7], "retired_pages.pending");
+    if (!retired.ok()) return retired.status();
+    gpu.retired_pages_pending = *retired;
+    Result<std::optional<bool>> remap_pending = flag(fields[8], "remapped_rows.pending");
+    if (!remap_pending.ok()) return remap_pending.status();
+    gpu.remapped_rows_pending = *remap_pending;
+    Result<std::optional<bool>> remap_failed = flag(fields[9], "remapped_rows.failure");
+    if (!remap_failed.ok()) return remap_failed.status();
+    gpu.remapped_rows_failed = *remap_failed;
+    readings.gpus.push_back(std::move(gpu));
+  }
+  return readings;
+}
+
+Result<XidCounts> ParseXids(std::string_view kernel_log) {
+  // "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus."
+  constexpr std::string_view kXid = "NVRM: Xid (PCI:";
+  if (kernel_log.size() > kMaxNvidiaSmiOutputBytes) {
+    return Status::LimitExceeded("kernel log exceeds the limit of " + std::to_string(kMaxNvidiaSmiOutputBytes) + " bytes");
+  }
+  std::vector<std::string_view> lines = Split(kernel_log, '\n');
+  const size_t first = lines.size() > kMaxXidLogLines ? lines.size() - kMaxXidLogLines : 0;
+  XidCounts counts;
+  for (size_t n = first; n < lines.size(); ++n) {
+    const size_t at = lines[n].find(kXid);
+    if (at == std::string_view::npos) continue;
+    std::string_view rest = lines[n].substr(at + kXid.size());
+    const size_t close = rest.find("):");
+    if (close == std::string_view::npos) continue;
+    const std::string bus = NormalizeBusId(rest.substr(0, close));
+    rest = Trim(rest.substr(close + 2));
+    size_t digits = 0;
+    while (digits < rest.size() && digits < 8 && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+    const std::optional<uint64_t> code = ReadDecimal(rest.substr(0, digits));
+    if (bus.empty() || !code || *code > kMaxXidCode) continue;
+    // Bounded: at most kMaxNvidiaSmiGpus buses are tracked.
+    if (!counts.contains(bus) && counts.size() >= kMaxNvidiaSmiGpus) continue;
+    ++counts[bus][static_cast<uint32_t>(*code)];
+  }
+  return counts;
+}
+
 }  // namespace
+
+std::string NormalizeBusId(std::string_view text) {
+  text = Trim(text);
+  if (text.size() > kMaxGpuIdBytes) return "";
+  if (const size_t dot = text.rfind('.'); dot != std::string_view::npos) text = text.substr(0, dot);
+  const std::vector<std::string_view> parts = Split(text, ':');
+  if (parts.size() != 3) return "";
+  auto hex = [](std::string_view part, size_t max_digits, uint64_t& value) {
+    if (part.empty() || part.size() > max_digits) return false;
+    const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), value, 16);
+    return error == std::errc() && end == part.data() + part.size();
+  };
+  uint64_t domain = 0, bus = 0, device = 0;
+  if (!hex(parts[0], 8, domain) || !hex(parts[1], 2, bus) || !hex(parts[2], 2, device) || domain > 0xffff) return "";
+  char out[16];
+  std::snprintf(out, sizeof out, "%04x:%02x:%02x", static_cast<unsigned>(domain), static_cast<unsigned>(bus),
+                static_cast<unsigned>(device));
+  return out;
+}
+
+Result<GpuHealthReadings> ParseNvidiaSmiHealth(std::string_view query_csv) {
+  return CatchAll("nvidia-smi health output", [&] { return ParseHealth(query_csv); });
+}
+
+Result<XidCounts> ParseXidLog(std::string_view kernel_log) {
+  return CatchAll("kernel log", [&] { return ParseXids(kernel_log); });
+}
 
 std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view status_text) {
   constexpr std::string_view kLabel = "CUDA Version";
@@ -198,6 +360,30 @@ Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuMo
                                                   models);
   if (!report.ok()) return report.status().WithContext(program);
   return report;
+}
+
+Result<GpuHealthReadings> QueryGpuHealth(const std::string& program, int64_t timeout_ms) {
+  const RunOptions options{.timeout_ms = timeout_ms, .max_output = kMaxNvidiaSmiOutputBytes};
+  Result<ProgramOutput> query = RunProgram(
+      {program, "--query-gpu=" + std::string(kNvidiaSmiHealthFields), "--format=csv,noheader,nounits"}, options);
+  if (!query.ok()) return query.status();
+  // With a GPU lost, nvidia-smi exits non-zero but still lists the others: the output decides.
+  if (!query->Succeeded() && Trim(query->output).empty()) {
+    return Status::Unavailable(program + " " + query->Describe() + " and printed nothing");
+  }
+  Result<GpuHealthReadings> readings = ParseNvidiaSmiHealth(query->output);
+  if (!readings.ok()) return readings.status().WithContext(program);
+  return readings;
+}
+
+Result<XidCounts> ReadXidLog(const std::vector<std::string>& argv, int64_t timeout_ms) {
+  const RunOptions options{.timeout_ms = timeout_ms, .max_output = kMaxNvidiaSmiOutputBytes};
+  RunOptions log_options = options;
+  log_options.capture_stderr = false;  // diagnostics are not log lines
+  Result<ProgramOutput> log = RunProgram(argv, log_options);
+  if (!log.ok()) return log.status();
+  if (!log->Succeeded()) return Status::Unavailable(argv.front() + " " + log->Describe());
+  return ParseXidLog(log->output);
 }
 
 }  // namespace gpumart::bidding

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,7 @@ constexpr size_t kMaxNvidiaSmiLines = 1024;
 constexpr size_t kMaxNvidiaSmiGpus = 256;
 constexpr uint32_t kMaxNvidiaSmiIndex = 4095;
 constexpr int64_t kNvidiaSmiTimeoutMs = 10'000;
+constexpr std::string_view kDefaultNvidiaSmi = "nvidia-smi";
 // A detected GPU's memory must be this share of its product's nominal RAM (the driver reserves
 // some: an 80Gi H100 reports 81559 MiB, a 48Gi L40S 46068 MiB), in per mille.
 constexpr uint64_t kMinReportedRamPermille = 880;
@@ -76,5 +78,69 @@ std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view statu
 // that cannot run, fails without output, or times out is an error naming it.
 Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuModelTable& models,
                                          int64_t timeout_ms = kNvidiaSmiTimeoutMs);
+
+
+// GPU health (docs/HEALTH.md). gpumartd runs, every `health.interval_ms`,
+//
+//   nvidia-smi --query-gpu=index,uuid,name,pci.bus_id,temperature.gpu,ecc.errors.uncorrected.volatile.total,
+//              ecc.errors.uncorrected.aggregate.total,retired_pages.pending,remapped_rows.pending,
+//              remapped_rows.failure --format=csv,noheader,nounits
+//
+// (one line per GPU; field names as `nvidia-smi --help-query-gpu` documents them; a value the
+// GPU cannot give is bracketed, e.g. `[N/A]` for remapped rows before Ampere or ECC on a
+// GeForce), and, when configured, a kernel-log command (`journalctl -k`, `dmesg`) whose
+// `NVRM: Xid (PCI:0000:3b:00): 79, pid=..., GPU has fallen off the bus.` lines are the driver's
+// Xid errors (NVIDIA's "Xid Errors" document; nvidia-smi's query does not report them).
+constexpr std::string_view kNvidiaSmiHealthFields =
+    "index,uuid,name,pci.bus_id,temperature.gpu,ecc.errors.uncorrected.volatile.total,"
+    "ecc.errors.uncorrected.aggregate.total,retired_pages.pending,remapped_rows.pending,remapped_rows.failure";
+constexpr size_t kNvidiaSmiHealthFieldCount = 10;
+constexpr size_t kMaxGpuIdBytes = 128;      // a UUID ("GPU-" and 36 characters) or a PCI bus id
+constexpr size_t kMaxXidLogLines = 1 << 16;  // of the kernel log, the last ones are read
+constexpr uint32_t kMaxXidCode = 1'000'000;  // codes are below 200 today
+constexpr int64_t kMaxGpuTemperatureC = 1000;
+
+// One GPU's readings from one health query. A field nvidia-smi could not give is nullopt.
+struct GpuReading {
+  uint32_t index = 0;
+  std::string uuid;    // "GPU-..."
+  std::string name;    // the product, e.g. "NVIDIA H100 80GB HBM3"
+  std::string bus_id;  // NormalizeBusId'd: "0000:3b:00"
+  std::optional<int64_t> temperature_c;
+  std::optional<uint64_t> ecc_volatile_uncorrected;
+  std::optional<uint64_t> ecc_aggregate_uncorrected;
+  std::optional<bool> retired_pages_pending;
+  std::optional<bool> remapped_rows_pending;
+  std::optional<bool> remapped_rows_failed;
+  // Set when nvidia-smi answered the GPU's identity or a field with an error ("[GPU requires
+  // reset]", "[Unknown Error]"; not [N/A] or [Not Supported], which only mean "no such reading").
+  std::string error;
+};
+
+struct GpuHealthReadings {
+  std::vector<GpuReading> gpus;
+  // Bus ids (normalized) of GPUs nvidia-smi cannot reach: "Unable to determine the device
+  // handle for GPU0000:3B:00.0: Unknown Error" or "...: GPU is lost. Reboot the system ...".
+  std::vector<std::string> lost;
+};
+
+// "00000000:3B:00.0" (nvidia-smi), "0000:3b:00" (the kernel's Xid lines) -> "0000:3b:00": the
+// PCI domain as 4 hex digits, bus and device, lower case, no function. "" when not a bus id.
+std::string NormalizeBusId(std::string_view text);
+
+// Parses the health query's output. Lines of another shape, or more than kMaxNvidiaSmiGpus GPUs,
+// make the whole output an error (it is suspect then).
+Result<GpuHealthReadings> ParseNvidiaSmiHealth(std::string_view query_csv);
+
+// Xid errors in kernel log text, counted per normalized bus id and code. Lines that are not Xid
+// lines are skipped; only the last kMaxXidLogLines lines are read.
+using XidCounts = std::map<std::string, std::map<uint32_t, uint64_t>>;
+Result<XidCounts> ParseXidLog(std::string_view kernel_log);
+
+// Runs `program` with the health query (bidding/run_program.h, bounded like DetectNvidiaGpus)
+// and parses its output; a program that cannot run, or fails without output, is an error.
+Result<GpuHealthReadings> QueryGpuHealth(const std::string& program, int64_t timeout_ms = kNvidiaSmiTimeoutMs);
+// Runs `argv` (a kernel-log command) and counts its Xid lines.
+Result<XidCounts> ReadXidLog(const std::vector<std::string>& argv, int64_t timeout_ms = kNvidiaSmiTimeoutMs);
 
 }  // namespace gpumart::bidding

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ledger/keys.h"
+#include "market/billing.h"
 
 namespace gpumart::ledger {
 
@@ -102,28 +103,9 @@ Status CheckPreemption(const market::Signed<market::Close>& close, const market:
 }
 
 Result<Billing> ComputeBilling(uint64_t price_per_hour, int64_t start_ms, int64_t closed_ms) {
-  if (closed_ms < start_ms) {
-    return Status::InvalidArgument("close time " + std::to_string(closed_ms) + " is before the lease start " +
-                                   std::to_string(start_ms));
-  }
-  // closed_ms - start_ms cannot overflow for the non-negative times valid messages carry; guard
-  // anyway with unsigned arithmetic.
-  const uint64_t elapsed_ms = static_cast<uint64_t>(closed_ms) - static_cast<uint64_t>(start_ms);
-  const uint64_t seconds = elapsed_ms / kMsPerSecond;
-  // price * seconds / 3600 without a 128-bit type: price = q*3600 + r, so the floor is
-  // q*seconds + floor(r*seconds/3600), and r < 3600 keeps r*seconds small.
-  const uint64_t whole_hours_rate = price_per_hour / kSecondsPerHour;
-  const uint64_t remainder_rate = price_per_hour % kSecondsPerHour;
-  uint64_t whole_part = 0;
-  uint64_t remainder_product = 0;
-  uint64_t amount = 0;
-  if (__builtin_mul_overflow(whole_hours_rate, seconds, &whole_part) ||
-      __builtin_mul_overflow(remainder_rate, seconds, &remainder_product) ||
-      __builtin_add_overflow(whole_part, remainder_product / kSecondsPerHour, &amount) ||
-      seconds > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / kMsPerSecond) {
-    return Status::LimitExceeded("amount owed overflows 64 bits");
-  }
-  return Billing{static_cast<int64_t>(seconds) * kMsPerSecond, amount};
+  Result<market::Accrued> accrued = market::BillBetween(price_per_hour, start_ms, closed_ms);
+  if (!accrued.ok()) return accrued.status();
+  return Billing{accrued->duration_ms, accrued->amount};
 }
 
 std::string EncodeBilling(const Billing& billing) {

@@ -61,8 +61,9 @@ struct Billing {
 };
 constexpr int64_t kMsPerSecond = 1000;
 constexpr uint64_t kSecondsPerHour = 3600;
-// kInvalidArgument when closed before it started, kLimitExceeded when the amount overflows 64
-// bits (only for absurd prices or durations).
+// market::BillBetween (the one billing formula) as the ledger stores it: kInvalidArgument when
+// closed before it started, kLimitExceeded when the amount overflows 64 bits (only for absurd
+// prices or durations).
 Result<Billing> ComputeBilling(uint64_t price_per_hour, int64_t start_ms, int64_t closed_ms);
 
 // bill/<lease_id> value: duration_ms:8 amount_owed:8 (big-endian).

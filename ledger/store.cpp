@@ -14,6 +14,7 @@
 
 #include "ledger/keys.h"
 #include "ledger/pread_env.h"
+#include "market/billing.h"
 #include "market/crypto.h"
 
 namespace gpumart::ledger {
@@ -387,7 +388,9 @@ Status ApplyClose(Round& round, const PreparedWrite& prepared, const Signed<mark
       return rules.WithContext(context + " is refused");
     }
   }
-  auto billing = ComputeBilling(lease->body.price_per_hour, lease->body.start_ms, close.body.closed_ms);
+  // The lease's accrued cost at its close (market/billing.h), as the ledger stores it.
+  auto billing = ComputeBilling(lease->body.price_per_hour, lease->body.start_ms,
+                                market::BilledUntilMs(lease->body, &close.body, close.body.closed_ms));
   if (!billing.ok()) return billing.status().WithContext(context);
 
   round.Put(keys::Id(keys::kClose, lease_id), prepared.record, &prepared.record_hash);

@@ -187,6 +187,8 @@ Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, cons
   out["revenue_per_hour"] = nullptr;
   out["provider"] = nullptr;
   out["capacity"] = nullptr;
+  out["devices"] = nullptr;
+  out["gpu_health"] = nullptr;
   if (sources.provider && sources.provider_counters) {
     auto state = context.outbox.Request<ProviderStatus>(*sources.provider, GetProviderStatus{}, client::kBackendTimeout);
     if (!state.ok()) return Status::Unavailable("provider: no status reply");
@@ -194,6 +196,16 @@ Result<Fields> NodeStatus(const ClientQuerySources& sources, const Fields&, cons
     out["leases_active"] = state.value().active_leases;
     out["bidding"] = state.value().bidding;
     out["capacity"] = CapacityJson(state.value().offer);
+    Json devices = Json::array();
+    for (const auto& [type, usage] : state.value().usage) devices.push_back(ToJson(type, usage));
+    out["devices"] = std::move(devices);
+    if (state.value().health_checked) {
+      Json gpus = Json::array();
+      for (const bidding::GpuHealth& gpu : state.value().gpus) gpus.push_back(ToJson(gpu));
+      out["gpu_health"] = Json{{"node", state.value().health_node},
+                               {"checked_ms", state.value().health_checked_ms},
+                               {"gpus", std::move(gpus)}};
+    }
     // Revenue: the price per hour of this provider's active leases, per denom.
     std::map<std::string, uint64_t> revenue;
     ledger::LeaseQuery query;

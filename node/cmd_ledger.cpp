@@ -93,6 +93,9 @@ void PrintLeases(std::ostream& out, const Json& page) {
     if (const auto billing = lease.find("billing"); billing != lease.end() && billing->is_object()) {
       out << "  ran " << billing->value("duration_ms", uint64_t{0}) / 1000 << " s, owes "
           << billing->value("amount_owed", uint64_t{0}) << " " << Printable(lease.value("denom", ""));
+    } else if (const auto accrued = lease.find("accrued"); accrued != lease.end() && accrued->is_object()) {
+      out << "  accrued " << accrued->value("cost", uint64_t{0}) << " " << Printable(lease.value("denom", ""))
+          << " in " << accrued->value("duration_ms", int64_t{0}) / 1000 << " s";
     }
     out << "\n";
   }

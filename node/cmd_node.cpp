@@ -43,6 +43,28 @@ void PrintStatus(std::ostream& out, const Json& status) {
     for (const auto& [denom, amount] : revenue.items()) out << " " << amount.get<uint64_t>() << " " << Printable(denom) << "/h";
     out << (status.value("revenue_partial", false) ? " (partial)" : "") << "\n";
   }
+  for (const Json& entry : status.value("devices", Json::array())) {
+    out << "device     " << Printable(DeviceLabel(entry.value("device", Json()))) << ": " << entry.value("leased", uint64_t{0}) << " of "
+        << entry.value("installed", uint64_t{0}) - entry.value("out_of_service", uint64_t{0}) << " leased ("
+        << entry.value("utilisation_permille", uint64_t{0}) / 10 << "%)";
+    if (const uint64_t out_of_service = entry.value("out_of_service", uint64_t{0}); out_of_service > 0) {
+      out << ", " << out_of_service << " out of service";
+    }
+    const Json revenue = entry.value("revenue_per_hour", Json::object());
+    for (const auto& [denom, amount] : revenue.items()) {
+      out << ", " << amount.get<uint64_t>() << " " << Printable(denom) << "/h";
+    }
+    out << "\n";
+  }
+  if (const auto health = status.find("gpu_health"); health != status.end() && health->is_object()) {
+    for (const Json& gpu : health->value("gpus", Json::array())) {
+      out << "gpu " << gpu.value("index", uint64_t{0}) << "      " << Printable(gpu.value("id", "")) << " "
+          << Printable(gpu.value("state", ""));
+      if (gpu.contains("temperature_c") && gpu["temperature_c"].is_number()) out << " " << gpu["temperature_c"] << " C";
+      if (gpu.value("state", "") != "healthy") out << ": " << Printable(gpu.value("reason", ""));
+      out << "\n";
+    }
+  }
   out << "recorded   " << status.value("leases_recorded", uint64_t{0}) << " leases, closes and attestations from gossip\n";
 }
 

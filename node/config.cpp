@@ -231,7 +231,8 @@ Status ReadTenants(const market::YamlNode& node, const std::string& key, std::ve
 
 std::string KnownSettings() {
   std::string known =
-      "role, data_dir, identity, offers, inventory, pricing, pricing_policy, executor, log_level, listen, advertise, "
+      "role, data_dir, identity, offers, inventory, pricing, pricing_policy, executor, health, log_level, listen, "
+      "advertise, "
       "bootstrap, client_listen, metrics_listen";
   for (const NumberSetting& setting : kNumberSettings) known += ", " + std::string(setting.key);
   return known + ", " + std::string(kMisbehaviourPoints) + ", ban_addresses, allow_tenants, deny_tenants";
@@ -307,6 +308,11 @@ Result<NodeConfig> Parse(std::string_view yaml_text) {
       Result<bidding::ExecutorConfig> executor = bidding::ParseExecutorConfig(value, key);
       if (!executor.ok()) return executor.status();
       config.provider.executor = std::move(executor).value();
+      bidding_set = key;
+    } else if (key == "health") {
+      Result<bidding::GpuHealthConfig> health = bidding::ParseGpuHealthConfig(value, key);
+      if (!health.ok()) return health.status();
+      config.provider.health = std::move(health).value();
       bidding_set = key;
     } else if (key == "log_level") {
       GPUMART_RETURN_IF_ERROR(ReadString(value, key, config.log_level));

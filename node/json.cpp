@@ -6,6 +6,7 @@
 
 #include "ledger/lease_state.h"
 #include "market/crypto.h"
+#include "market/billing.h"
 
 namespace gpumart::node {
 namespace {
@@ -116,7 +117,7 @@ Json ToJson(const std::vector<market::ServiceAssignment>& services) {
   return out;
 }
 
-Json ToJson(const ledger::LeaseRecord& record) {
+Json ToJson(const ledger::LeaseRecord& record, int64_t now_ms) {
   Json out{{"id", market::ToHex(record.id)},
            {"state", ledger::ToString(record.state)},
            {"provider", market::ToHex(record.provider())},
@@ -129,7 +130,8 @@ Json ToJson(const ledger::LeaseRecord& record) {
            {"services", ToJson(record.lease.services)},
            {"spot", record.lease.spot ? Json{{"notice_ms", record.lease.spot->notice_ms}} : Json(nullptr)},
            {"close", nullptr},
-           {"billing", nullptr}};
+           {"billing", nullptr},
+           {"accrued", nullptr}};
   if (record.close && record.close_envelope) {
     out["close"] = {{"reason", market::ToString(record.close->reason)},
                     {"closed_ms", record.close->closed_ms},
@@ -144,21 +146,46 @@ Json ToJson(const ledger::LeaseRecord& record) {
   if (record.billing) {
     out["billing"] = {{"duration_ms", record.billing->duration_ms}, {"amount_owed", record.billing->amount_owed}};
   }
+  // The cost so far (the rate is price_per_hour); null only for an amount past 64 bits.
+  const market::Close* close = record.close && record.state == ledger::LeaseState::kClosed ? &*record.close : nullptr;
+  if (Result<market::Accrued> accrued = market::AccruedCost(record.lease, close, now_ms); accrued.ok()) {
+    out["accrued"] = {{"until_ms", market::BilledUntilMs(record.lease, close, now_ms)},
+                      {"duration_ms", accrued->duration_ms},
+                      {"cost", accrued->amount}};
+  }
   return out;
 }
 
-Json ToJson(const ledger::LeaseRecord& record, int64_t now_ms) {
-  Json out = ToJson(record);
-  out["accrued"] = nullptr;
-  if (record.billing) {
-    out["accrued"] = {{"amount", record.billing->amount_owed},
-                      {"as_of_ms", record.close ? record.close->closed_ms : now_ms}};
-  } else if (Result<ledger::Billing> billing = ledger::ComputeBilling(
-                 record.lease.price_per_hour, record.lease.start_ms, std::max(now_ms, record.lease.start_ms));
-             billing.ok()) {
-    out["accrued"] = {{"amount", billing->amount_owed}, {"as_of_ms", now_ms}};
-  }
-  return out;
+Json ToJson(const market::DeviceType& type, const bidding::DeviceUsage& usage) {
+  return {{"device", ToJson(type)},
+          {"installed", usage.installed},
+          {"out_of_service", usage.out_of_service},
+          {"leased", usage.leased},
+          {"utilisation_permille", usage.UtilisationPermille()},
+          {"revenue_per_hour", usage.revenue_per_hour}};
+}
+
+std::string DeviceLabel(const Json& device) {
+  if (!device.is_object()) return "?";
+  const Json& ram = device.value("ram_bytes", Json());
+  return device.value("model", "?") + " " + (ram.is_number_unsigned() ? market::FormatGi(ram.get<uint64_t>()) : "?") +
+         " " + device.value("interface", "?");
+}
+
+Json ToJson(const bidding::GpuHealth& gpu) {
+  return {{"id", gpu.id},
+          {"index", gpu.index},
+          {"name", gpu.name},
+          {"bus_id", gpu.bus_id},
+          {"state", bidding::ToString(gpu.state)},
+          {"reason", gpu.reason},
+          {"unhealthy_since_ms", gpu.unhealthy_since_ms},
+          {"healthy_since_ms", gpu.healthy_since_ms},
+          {"temperature_c", gpu.temperature_c ? Json(*gpu.temperature_c) : Json(nullptr)},
+          {"ecc_volatile_uncorrected", gpu.ecc_volatile_uncorrected},
+          {"ecc_aggregate_uncorrected", gpu.ecc_aggregate_uncorrected},
+          {"xid_errors", gpu.xid_errors},
+          {"last_xid", gpu.last_xid}};
 }
 
 Json ToJson(const market::Signed<market::Attestation>& attestation) {

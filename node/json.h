@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bidding/bid_engine.h"
+#include "bidding/gpu_health.h"
 #include "ledger/store.h"
 #include "ledger/verify.h"
 #include "market/match.h"
@@ -31,10 +33,17 @@ Json ToJson(const market::Placement& placement);
 Json ToJson(const market::ServiceAssignment& service);
 Json ToJson(const std::vector<market::ServiceAssignment>& services);
 // A lease as a node's ledger holds it: its terms, state, and, once closed, close and billing.
-Json ToJson(const ledger::LeaseRecord& record);
-// A lease as listed (`gpumart leases`, the client port's `leases` and `lease`, the console): the
-// same plus "accrued": {"amount", "as_of_ms"}, what it has cost by the ledger's billing rule (a
-// closed lease's bill; an active one's as if it closed at `now_ms`), null if that overflows.
+// A provider's figures for one device type: {"device", "installed", "out_of_service", "leased",
+// "utilisation_permille" (leased per mille of installed minus out of service), "revenue_per_hour"
+// ({denom: micro-units})}.
+Json ToJson(const market::DeviceType& type, const bidding::DeviceUsage& usage);
+// A device in ToJson(DeviceType)'s shape, for people: "h100 80Gi sxm" ("?" for what is missing).
+std::string DeviceLabel(const Json& device);
+// One GPU's health: {"id", "index", "name", "bus_id", "state", "reason", "unhealthy_since_ms",
+// "healthy_since_ms", "temperature_c" (null when not read), "ecc_volatile_uncorrected",
+// "ecc_aggregate_uncorrected", "xid_errors", "last_xid"}.
+Json ToJson(const bidding::GpuHealth& gpu);
+// `now_ms` dates its "accrued" cost (market::AccruedCost: until the close, or until now).
 Json ToJson(const ledger::LeaseRecord& record, int64_t now_ms);
 // An auditor's attestation about a provider, as a node's ledger holds it.
 Json ToJson(const market::Signed<market::Attestation>& attestation);

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -88,10 +89,34 @@ Result<std::pair<std::unique_ptr<bidding::BidEngine>, bidding::EngineStep>> Rest
   return std::make_pair(std::move(engine).value(), std::move(restored).value());
 }
 
+// Fills in what the health checks need: the node whose GPUs nvidia-smi reports (health.node,
+// else the node that detects its GPUs, else the only node) and the GPU model table.
+Status ResolveHealth(const NodeConfig& config, const bidding::Inventory& inventory, ProviderOptions& options) {
+  if (!options.health.enabled) return Status::Ok();
+  std::string& node = options.health.node;
+  if (node.empty() && config.inventory && config.inventory->detect_gpus_node &&
+      *config.inventory->detect_gpus_node < config.inventory->nodes.size()) {
+    node = config.inventory->nodes[*config.inventory->detect_gpus_node].name;
+  }
+  if (node.empty() && inventory.nodes.size() == 1) node = inventory.nodes[0].name;
+  if (node.empty()) {
+    return Status::InvalidArgument("health.node: name the inventory node whose GPUs nvidia-smi reports (the inventory has " +
+                                   std::to_string(inventory.nodes.size()) + " nodes)");
+  }
+  if (std::none_of(inventory.nodes.begin(), inventory.nodes.end(), [&](const auto& n) { return n.name == node; })) {
+    return Status::InvalidArgument("health.node: '" + node + "' is not a node of the inventory");
+  }
+  Result<bidding::GpuModelTable> models = bidding::GpuModelTable::Load(config.inventory ? config.inventory->gpu_models : "");
+  if (!models.ok()) return models.status().WithContext("health");
+  options.gpu_models = std::move(models).value();
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status NodeContext::StartProvider(const NodeConfig& config, const bidding::Inventory& inventory,
                                   ProviderOptions options) {
+  GPUMART_RETURN_IF_ERROR(ResolveHealth(config, inventory, options));
   const market::Offer offer = bidding::ToOffer(inventory, config.pricing_policy.tables);
   auto first = RestoredEngine(identity_, offer, config, ledger_->store());
   if (!first.ok()) return first.status();

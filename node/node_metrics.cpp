@@ -158,6 +158,67 @@ void CollectFreeCapacity(const market::Offer& offer, Scrape& scrape) {
   }
 }
 
+metrics::Labels DeviceLabels(const market::DeviceType& type) {
+  return {{"vendor", type.vendor},
+          {"model", type.model},
+          {"ram", market::FormatGi(type.ram_bytes)},
+          {"interface", std::string(market::ToString(type.interface))}};
+}
+
+// Per device type: GPUs installed, out of service, leased; utilisation; revenue (the engine's
+// figures, the same as `gpumart status`).
+void CollectUsage(const std::map<market::DeviceType, bidding::DeviceUsage>& usage, Scrape& scrape) {
+  size_t types = 0;
+  for (const auto& [type, use] : usage) {
+    if (++types > kMaxMetricDeviceTypes) break;
+    const metrics::Labels labels = DeviceLabels(type);
+    scrape.Gauge("gpumart_provider_gpus_installed", "GPUs the provider's inventory has, by device type.", labels,
+                 static_cast<double>(use.installed));
+    scrape.Gauge("gpumart_provider_gpus_out_of_service",
+                 "GPUs taken out of service by the health checks (not offered), by device type.", labels,
+                 static_cast<double>(use.out_of_service));
+    scrape.Gauge("gpumart_provider_gpus_leased", "GPUs the provider's active leases hold, by device type.", labels,
+                 static_cast<double>(use.leased));
+    scrape.Gauge("gpumart_provider_gpu_utilisation_ratio",
+                 "Leased GPUs over offered GPUs (installed minus out of service), 0 to 1, by device type.", labels,
+                 static_cast<double>(use.UtilisationPermille()) / 1000.0);
+    for (const auto& [denom, amount] : use.revenue_per_hour) {
+      metrics::Labels with_denom = labels;
+      with_denom.emplace_back("denom", denom);
+      scrape.Gauge("gpumart_provider_revenue_per_hour",
+                   "Price per hour of the provider's active leases, in micro-units of the denom, by device type "
+                   "(a lease counts for its first GPU service's device type).",
+                   with_denom, static_cast<double>(amount));
+    }
+  }
+}
+
+// Each GPU's health (DCGM-like names, base units), labelled by GPU UUID, index and node.
+void CollectGpuHealth(const ProviderStatus& status, Scrape& scrape) {
+  for (const bidding::GpuHealth& gpu : status.gpus) {
+    const metrics::Labels labels{{"gpu", std::to_string(gpu.index)}, {"uuid", gpu.id}, {"node", status.health_node}};
+    scrape.Gauge("gpumart_gpu_healthy", "1 when the GPU is in service, 0 when unhealthy or in its hold-down.", labels,
+                 gpu.InService() ? 1.0 : 0.0);
+    if (gpu.temperature_c) {
+      scrape.Gauge("gpumart_gpu_temperature_celsius", "GPU temperature (nvidia-smi temperature.gpu).", labels,
+                   static_cast<double>(*gpu.temperature_c));
+    }
+    metrics::Labels volatile_labels = labels;
+    volatile_labels.emplace_back("scope", "volatile");
+    metrics::Labels aggregate_labels = labels;
+    aggregate_labels.emplace_back("scope", "aggregate");
+    constexpr std::string_view kEccHelp =
+        "Uncorrected ECC errors (nvidia-smi ecc.errors.uncorrected.*.total): volatile since the driver loaded, "
+        "aggregate over the GPU's life.";
+    scrape.Counter("gpumart_gpu_ecc_uncorrected_errors_total", kEccHelp, volatile_labels, gpu.ecc_volatile_uncorrected);
+    scrape.Counter("gpumart_gpu_ecc_uncorrected_errors_total", kEccHelp, aggregate_labels, gpu.ecc_aggregate_uncorrected);
+    scrape.Counter("gpumart_gpu_xid_errors_total", "Xid errors the kernel log showed for the GPU since the daemon started.",
+                   labels, gpu.xid_errors);
+    scrape.Gauge("gpumart_gpu_last_xid", "The code of the GPU's last Xid error (0: none seen).", labels,
+                 static_cast<double>(gpu.last_xid));
+  }
+}
+
 void CollectGossip(const gossip::GossipNodeStatus& s, Scrape& scrape) {
   constexpr std::string_view kPeers = "gpumart_gossip_peers";
   constexpr std::string_view kPeersHelp = "Ready gossip peers now, by direction: inbound (they dialled) or outbound.";
@@ -231,7 +292,11 @@ void NodeMetricSources::Collect(Scrape& scrape) {
   if (parts_.client) CollectClientPort(*parts_.client, scrape);
   if (parts_.provider) {
     auto status = outbox_->Request<ProviderStatus>(*parts_.provider, GetProviderStatus{}, kMetricsStatusTimeout);
-    if (status.ok()) CollectFreeCapacity(status.value().offer, scrape);
+    if (status.ok()) {
+      CollectFreeCapacity(status.value().offer, scrape);
+      CollectUsage(status.value().usage, scrape);
+      CollectGpuHealth(status.value(), scrape);
+    }
   }
   auto gossip = outbox_->Request<gossip::GossipNodeStatus>(parts_.gossip, gossip::GetGossipStatus{},
                                                           kMetricsStatusTimeout);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "actors/message.h"
 #include "bidding/price_command.h"
 #include "ledger/ledger_actor.h"
@@ -106,7 +108,8 @@ Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerS
       Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
       if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
       restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
-                                                record.lease.bid_id, std::move(*allocation), record.lease.spot});
+                                                record.lease.bid_id, std::move(*allocation), record.lease.spot,
+                                                record.lease.denom, record.lease.price_per_hour});
     }
     if (!page->next_after) break;
     query.after = page->next_after;
@@ -196,9 +199,25 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     return PublishOffer(kOfferWithdrawTtlMs, /*withdraw=*/true, self);
   });
   on.OnRequest<GetProviderStatus>([this](GetProviderStatus&) {
-    return ProviderStatus{engine_->live_reservations(), engine_->active_leases(),
+    ProviderStatus status{engine_->live_reservations(), engine_->active_leases(),
                           Load(counters_->pending_lease_writes), bidding_, last_offer_};
+    status.usage = engine_->Usage();
+    status.health_checked = health_.has_value();
+    status.health_node = options_.health.node;
+    status.health_checked_ms = health_checked_ms_;
+    if (health_) {
+      for (const auto& [id, gpu] : health_->gpus()) status.gpus.push_back(gpu);
+    }
+    return status;
   });
+  on.On<HealthReadings>([this](HealthReadings& readings, actors::ActorContext& self) {
+    OnHealthReadings(std::move(readings), self);
+  });
+  if (options_.health.enabled) {
+    health_.emplace(options_.health);
+    RunHealthCheck(ctx);
+    ctx.StartPeriodicTimer(options_.health.interval_ms, [this](actors::ActorContext& self) { RunHealthCheck(self); });
+  }
   ctx.StartPeriodicTimer(options_.offer_refresh_ms, [this](actors::ActorContext& self) {
     if (!withdrawn_) PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, self);
   });
@@ -335,7 +354,8 @@ void ProviderActor::StopLease(const market::Signed<market::Close>& close) {
       record->close_envelope = close.envelope;
       const std::string lease_id = market::ToHex(close.body.lease_id);
       Status submitted =
-          executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStop, DumpJson(ToJson(*record))});
+          executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStop,
+                                                DumpJson(ToJson(*record, ctx.clock().NowMs()))});
       if (!submitted.ok()) {
         counters_->executor_stops_failed.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("provider: lease {} stop not run: {}", lease_id, submitted.message());
@@ -355,7 +375,8 @@ void ProviderActor::StartLease(const market::Signed<market::Lease>& lease, actor
   record.lease = lease.body;
   record.state = ledger::LeaseState::kActive;
   const std::string lease_id = market::ToHex(lease.id);
-  Status submitted = executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStart, DumpJson(ToJson(record))});
+  Status submitted = executor_->Submit(
+      bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStart, DumpJson(ToJson(record, ctx.clock().NowMs()))});
   if (submitted.ok()) return;
   counters_->executor_starts_failed.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("provider: lease {} start not run: {}", lease_id, submitted.message());
@@ -495,6 +516,84 @@ void ProviderActor::RunPricing(const bidding::PriceRequest& request, actors::Act
     done->store(true);
   });
   pricing_threads_.push_back(PricingThread{std::move(done), std::move(thread)});
+}
+
+void ProviderActor::RunHealthCheck(actors::ActorContext& ctx) {
+  if (health_thread_ && !health_thread_->done->load()) return;  // the last one is still running
+  health_thread_.reset();  // joins the finished one
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::jthread thread([system = &system_, self = ctx.self(), config = options_.health, done] {
+    HealthReadings readings{bidding::QueryGpuHealth(config.nvidia_smi, config.timeout_ms), std::nullopt};
+    if (!config.xid_command.empty()) readings.xids = bidding::ReadXidLog(config.xid_command, config.timeout_ms);
+    {
+      actors::Outbox outbox(*system);
+      outbox.SendOrDrop(self, std::move(readings));  // dropped: the next check comes
+    }
+    done->store(true);
+  });
+  health_thread_.emplace(PricingThread{std::move(done), std::move(thread)});
+}
+
+void ProviderActor::OnHealthReadings(HealthReadings readings, actors::ActorContext& ctx) {
+  const int64_t now_ms = ctx.clock().NowMs();
+  health_checked_ms_ = now_ms;
+  if (readings.xids && !readings.xids->ok()) {
+    spdlog::warn("provider: GPU health: kernel log not read: {}", readings.xids->status().message());
+  }
+  const bidding::XidCounts* xids = readings.xids && readings.xids->ok() ? &readings.xids->value() : nullptr;
+  const std::vector<bidding::GpuHealthMonitor::Change> changes =
+      readings.readings.ok() ? health_->Observe(*readings.readings, xids, now_ms)
+                             : health_->ObserveFailure(readings.readings.status().message(), now_ms);
+  if (!readings.readings.ok()) {
+    spdlog::warn("provider: GPU health check failed: {}", readings.readings.status().message());
+  }
+  for (const auto& change : changes) {
+    const bidding::GpuHealth& gpu = health_->gpus().at(change.id);
+    if (change.in_service) {
+      spdlog::info("provider: GPU {} ({}) healthy again, back in service", gpu.index, gpu.id);
+    } else {
+      spdlog::warn("provider: GPU {} ({}) out of service: {}", gpu.index, gpu.id, gpu.reason);
+    }
+  }
+  // The node's device types: a GPU's comes from its product name, or is the node's only one.
+  std::vector<market::DeviceType> types;
+  for (const market::NodeCapacity& node : last_offer_.nodes.empty() ? engine_->FreeOffer().nodes : last_offer_.nodes) {
+    if (node.name != options_.health.node) continue;
+    for (const market::GpuDevices& devices : node.gpus) {
+      const market::DeviceType type{devices.vendor, devices.model, devices.ram_bytes, devices.interface};
+      if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
+    }
+  }
+  std::map<market::DeviceType, uint64_t> out;
+  std::map<market::DeviceType, std::string> notes;
+  for (const auto& [id, gpu] : health_->gpus()) {
+    if (gpu.InService()) continue;
+    std::optional<market::DeviceType> type;
+    if (const bidding::GpuModel* model = options_.gpu_models.FindProduct(gpu.name); model != nullptr) {
+      type = model->device;
+      type->vendor = market::ToLower(type->vendor);
+      type->model = market::ToLower(type->model);
+    }
+    if ((!type || std::find(types.begin(), types.end(), *type) == types.end()) && types.size() == 1) type = types[0];
+    if (!type || std::find(types.begin(), types.end(), *type) == types.end()) continue;  // not sold here
+    ++out[*type];
+    std::string& note = notes[*type];
+    if (note.empty()) {
+      note = "GPU health: GPU " + std::to_string(gpu.index) + " (" + gpu.id + ") " +
+             std::string(bidding::ToString(gpu.state)) + ": " + gpu.reason;
+    }
+  }
+  if (out == out_of_service_) return;
+  out_of_service_ = out;
+  const std::vector<market::MessageId> to_close = engine_->SetOutOfService(options_.health.node, out);
+  // At once, not debounced: nobody should lease an unhealthy GPU in the meantime.
+  if (gossip_ && !withdrawn_) PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, ctx);
+  for (const market::MessageId& lease_id : to_close) {
+    std::string note;
+    for (const auto& [type, line] : notes) note += (note.empty() ? "" : "; ") + line;
+    spdlog::warn("provider: lease {} closed: {}", market::ToHex(lease_id), note);
+    FailLease(lease_id, note, ctx);
+  }
 }
 
 void ProviderActor::SyncCounters() {

@@ -19,6 +19,11 @@
 //   whose threads post each outcome back as a message. A start that failed (or that the executor
 //   refused) closes the lease with reason provider-failure, signed by the provider, through the
 //   same path as any Close: capacity freed at once, the Close gossiped and recorded.
+// - GPU health (docs/HEALTH.md), when configured: every health.interval_ms a thread runs
+//   nvidia-smi (and the kernel-log command) and posts the readings back; the health state
+//   machine (bidding/gpu_health.h) decides which GPUs are out of service; the engine withdraws
+//   them (BidEngine::SetOutOfService), the Offer is re-published at once, and the leases over
+//   what is left in service are closed with reason provider-failure and the health in the note.
 //
 // Deliveries arrive through HandToProvider from the gossip thread (never blocking: a full queue
 // is a counted drop). The actor learns the gossip node's address from ProviderStart, sent once
@@ -40,6 +45,8 @@
 #include "actors/outbox.h"
 #include "bidding/bid_engine.h"
 #include "bidding/executor.h"
+#include "bidding/gpu_health.h"
+#include "bidding/gpu_models.h"
 #include "bidding/pricing.h"
 #include "ledger/store.h"
 #include "market/crypto.h"
@@ -63,6 +70,10 @@ struct ProviderOptions {
   int64_t offer_debounce_ms = 500;        // capacity changes within this are one new Offer
   std::string offer_name;                 // the Offer's label (docs/PROTOCOL.md: the signer is the provider)
   bidding::ExecutorConfig executor;       // run on lease start and stop (the config's `executor`)
+  // GPU health checks (the config's `health`); health.node is the inventory node they watch
+  // (the daemon fills it in) and gpu_models maps nvidia-smi's product names to device types.
+  bidding::GpuHealthConfig health;
+  bidding::GpuModelTable gpu_models;
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -141,6 +152,17 @@ struct ProviderStatus {
   uint64_t pending_lease_writes = 0;
   bool bidding = true;
   market::Offer offer;  // the last one published
+  // Per device type: installed, out of service, leased, revenue (the engine's figures).
+  std::map<market::DeviceType, bidding::DeviceUsage> usage;
+  bool health_checked = false;           // health checks are configured
+  std::string health_node;               // the inventory node they watch
+  std::vector<bidding::GpuHealth> gpus;  // each GPU's health, as of the last check
+  int64_t health_checked_ms = 0;         // when the last check's readings arrived (0: none yet)
+};
+// A health check's readings (from its thread).
+struct HealthReadings {
+  Result<bidding::GpuHealthReadings> readings;
+  std::optional<Result<bidding::XidCounts>> xids;  // unset: no kernel-log command configured
 };
 // A lease executor's outcome (from its thread).
 struct ExecutorDone {
@@ -192,6 +214,8 @@ class ProviderActor final : public actors::Actor {
   void StopLease(const market::Signed<market::Close>& close);
   void StartLease(const market::Signed<market::Lease>& lease, actors::ActorContext& ctx);
   void OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx);
+  void RunHealthCheck(actors::ActorContext& ctx);
+  void OnHealthReadings(HealthReadings readings, actors::ActorContext& ctx);
   // Signs, gossips, records and applies a provider-failure Close of `lease_id`.
   void FailLease(const market::MessageId& lease_id, const std::string& why, actors::ActorContext& ctx);
 
@@ -223,6 +247,10 @@ class ProviderActor final : public actors::Actor {
     std::jthread thread;
   };
   std::vector<PricingThread> pricing_threads_;
+  std::optional<bidding::GpuHealthMonitor> health_;
+  std::optional<PricingThread> health_thread_;  // the check in flight (one at a time)
+  std::map<market::DeviceType, uint64_t> out_of_service_;  // on options_.health.node
+  int64_t health_checked_ms_ = 0;
   // Last, so destroyed first: its threads post to this actor's mailbox and must be gone before
   // the rest of the actor (the destructor also resets it first).
   std::unique_ptr<bidding::Executor> executor_;

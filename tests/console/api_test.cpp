@@ -97,8 +97,8 @@ TEST_F(ConsoleApiTest, EveryEndpointAnswersFromALiveMarket) {
   EXPECT_EQ(lease["denom"], "uakt");
   EXPECT_EQ(lease["price_per_hour"], market_->lease()["price_per_hour"]);
   ASSERT_TRUE(lease["accrued"].is_object()) << lease;
-  EXPECT_GE(lease["accrued"]["as_of_ms"].get<int64_t>(), lease["start_ms"].get<int64_t>());
-  EXPECT_LE(lease["accrued"]["amount"].get<uint64_t>(), lease["price_per_hour"].get<uint64_t>());  // < 1 h old
+  EXPECT_GE(lease["accrued"]["until_ms"].get<int64_t>(), lease["start_ms"].get<int64_t>());
+  EXPECT_LE(lease["accrued"]["cost"].get<uint64_t>(), lease["price_per_hour"].get<uint64_t>());  // < 1 h old
   EXPECT_EQ(GetWith("/api/v1/leases", {{"provider", h100}, {"state", "active"}}).body["leases"].size(), 1u);
   EXPECT_EQ(GetWith("/api/v1/leases", {{"provider", a100}}).body["leases"].size(), 0u);
   EXPECT_EQ(GetWith("/api/v1/leases", {{"state", "closed"}}).body["leases"].size(), 0u);

@@ -1,10 +1,13 @@
 // libFuzzer target for the nvidia-smi parser (`inventory: detect`, bidding/nvidia_smi.h): any
 // bytes nvidia-smi prints give a report or a Status, never a crash, and every GPU a report offers
-// is a device type of the model table, counted at least once, within the output's bounds.
+// is a device type of the model table, counted at least once, within the output's bounds. The
+// same bytes go to the health parsers (the health query, the kernel log's Xid lines) and the
+// health state machine: readings within the bounds, every GPU's bus id normalized.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "bidding/gpu_health.h"
 #include "bidding/nvidia_smi.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -26,5 +29,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (gpu.count == 0 || !models.Knows(type) || gpu.cuda != report->cuda) __builtin_trap();
     }
   }
+  auto readings = gpumart::bidding::ParseNvidiaSmiHealth(query);
+  auto xids = gpumart::bidding::ParseXidLog(status);
+  if (readings.ok()) {
+    if (readings->gpus.size() + readings->lost.size() > gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
+    for (const auto& gpu : readings->gpus) {
+      if (gpumart::bidding::NormalizeBusId(gpu.bus_id) != gpu.bus_id) __builtin_trap();
+    }
+    gpumart::bidding::GpuHealthMonitor monitor(gpumart::bidding::GpuHealthConfig{});
+    monitor.Observe(*readings, xids.ok() ? &*xids : nullptr, 0);
+    monitor.Observe(*readings, xids.ok() ? &*xids : nullptr, 1);
+    if (monitor.gpus().size() > gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
+  }
+  if (xids.ok() && xids->size() > gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
   return 0;
 }

@@ -29,14 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto lease = ledger::DecodeStoredLease(id, bytes); lease.ok()) {
     record.envelope = lease->envelope;
     record.lease = lease->body;
-    Render(node::ToJson(record));
+    Render(node::ToJson(record, 0));
   }
   if (auto close = ledger::DecodeStoredClose(bytes); close.ok()) {
     record.state = ledger::LeaseState::kClosed;
     record.close_envelope = close->envelope;
     record.close = close->body;
     record.billing = ledger::Billing{1000, 1};
-    Render(node::ToJson(record));
+    Render(node::ToJson(record, 0));
   }
   if (auto bid = ledger::DecodeStoredBid(id, bytes); bid.ok()) {
     market::Candidate candidate{bid->body.group, bid->body.denom, bid->body.price_per_hour, 0,

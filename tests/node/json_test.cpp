@@ -39,11 +39,13 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   record.lease.price_per_hour = 42;
   record.lease.start_ms = 7;
   record.lease.services = market::testing::SampleAssignments();
-  const Json json = ToJson(record);
+  const Json json = ToJson(record, 7 + 3'600'000);
   std::vector<std::string> keys;
   for (const auto& [key, value] : json.items()) keys.push_back(key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"bid_id", "billing", "close", "denom", "id", "order_id", "price_per_hour",
-                                            "provider", "services", "spot", "start_ms", "state", "tenant"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"accrued", "bid_id", "billing", "close", "denom", "id", "order_id",
+                                            "price_per_hour", "provider", "services", "spot", "start_ms", "state", "tenant"}));
+  // An hour at 42 per hour, as market::AccruedCost computes it.
+  EXPECT_EQ(json["accrued"], Json::parse(R"({"until_ms": 3600007, "duration_ms": 3600000, "cost": 42})"));
   EXPECT_EQ(json["id"], market::ToHex(record.id));
   EXPECT_EQ(json["provider"], market::ToHex(record.envelope.signer));
   EXPECT_EQ(json["state"], "active");
@@ -51,27 +53,22 @@ TEST(JsonTest, LeaseRecordShapeIsPinned) {
   EXPECT_TRUE(json["billing"].is_null());
   EXPECT_TRUE(json["spot"].is_null());  // a regular lease
   EXPECT_EQ(json["services"], ToJson(record.lease.services));
+  // Closed: accrued until the close, whatever the time now.
+  record.state = ledger::LeaseState::kClosed;
+  record.close = market::Close{record.id, market::CloseReason::kTenantClosed, 7 + 1'800'000, ""};
+  EXPECT_EQ(ToJson(record, 7 + 7'200'000)["accrued"]["cost"], 21);
 }
 
-// A listed lease (`gpumart leases`, the console) adds what it has cost by the ledger's billing
-// rule: so far for an active lease, its bill for a closed one.
-TEST(JsonTest, ListedLeaseAddsItsAccruedCost) {
+// The lease shape's "accrued" (`gpumart leases`, the console): so far for an active lease, billed
+// in whole seconds; nothing before its start (a clock behind the provider's).
+TEST(JsonTest, AccruedCostCountsWholeSecondsFromTheStart) {
   ledger::LeaseRecord record;
   record.lease.denom = "uakt";
   record.lease.price_per_hour = 3'600'000;  // 1,000 per second
   record.lease.start_ms = 1'000'000;
   const Json active = ToJson(record, 1'000'000 + 90'500);
-  EXPECT_EQ(active["accrued"], (Json{{"amount", 90'000}, {"as_of_ms", 1'090'500}})) << active;
-  Json without = active;
-  without.erase("accrued");
-  EXPECT_EQ(without, ToJson(record));
-  // Before its start (a clock behind the provider's): nothing yet.
-  EXPECT_EQ(ToJson(record, 0)["accrued"]["amount"], 0);
-  record.state = ledger::LeaseState::kClosed;
-  record.billing = ledger::Billing{60'000, 60'000};
-  const Json closed = ToJson(record, 5'000'000);
-  EXPECT_EQ(closed["accrued"]["amount"], 60'000);
-  EXPECT_EQ(closed["accrued"]["as_of_ms"], 5'000'000);  // no close body here: as of now
+  EXPECT_EQ(active["accrued"], (Json{{"until_ms", 1'090'500}, {"duration_ms", 90'000}, {"cost", 90'000}})) << active;
+  EXPECT_EQ(ToJson(record, 0)["accrued"]["cost"], 0);
 }
 
 TEST(JsonTest, AttestationShapeIsPinned) {
@@ -139,15 +136,15 @@ TEST(JsonTest, DumpNeverThrowsOnStringsThatAreNotUtf8) {
   record.lease.services = market::testing::SampleAssignments();
   record.lease.services[0].placements[0].node = "n\xc3";
   record.lease.services[0].device->model = std::string("h1\0\x80", 4);
-  EXPECT_THROW((void)ToJson(record).dump(), nlohmann::json::type_error);  // why DumpJson exists
+  EXPECT_THROW((void)ToJson(record, 0).dump(), nlohmann::json::type_error);  // why DumpJson exists
   std::string text;
-  ASSERT_NO_THROW(text = DumpJson(ToJson(record)));
+  ASSERT_NO_THROW(text = DumpJson(ToJson(record, 0)));
   const Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(parsed.is_discarded()) << text;
   EXPECT_EQ(parsed["denom"], "u\uFFFD\uFFFDkt");
   EXPECT_EQ(parsed["services"][0]["placements"][0]["node"], "n\uFFFD");
   EXPECT_EQ(parsed["services"][0]["device"]["model"], std::string("h1\0\uFFFD", 6));
-  ASSERT_NO_THROW(text = DumpJson(ToJson(record), 2));
+  ASSERT_NO_THROW(text = DumpJson(ToJson(record, 0), 2));
   EXPECT_FALSE(Json::parse(text, nullptr, false).is_discarded());
 }
 

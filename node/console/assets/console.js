@@ -189,7 +189,7 @@ async function loadLeases() {
         keyCell(lease.provider),
         deviceText(lease),
         priceCell(lease.price_per_hour, lease.denom, "/h"),
-        lease.accrued ? priceCell(lease.accrued.amount, lease.denom, "") : el("td", "num", "\u2013"),
+        lease.accrued ? priceCell(lease.accrued.cost, lease.denom, "") : el("td", "num", "\u2013"),
         time(lease.start_ms),
       ]);
       tr.dataset.lease = lease.id;
