@@ -355,7 +355,7 @@ void ProviderActor::StopLease(const market::Signed<market::Close>& close) {
       const std::string lease_id = market::ToHex(close.body.lease_id);
       Status submitted =
           executor_->Submit(bidding::ExecutorJob{lease_id, bidding::LeaseEvent::kStop,
-                                                DumpJson(ToJson(*record, ctx.clock().NowMs()))});
+                                                DumpJson(ToJson(*record, close.body.closed_ms))});  // closed: accrued until the close
       if (!submitted.ok()) {
         counters_->executor_stops_failed.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("provider: lease {} stop not run: {}", lease_id, submitted.message());
