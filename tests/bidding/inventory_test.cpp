@@ -112,6 +112,39 @@ TEST(InventoryTest, ShippedProviderConfig) {
   EXPECT_EQ(fit.candidate->price_per_hour, 8 * 650000 + 32 * 4000 + 256 * 500);
 }
 
+// The shipped fractional examples (docs/FRACTIONAL.md) load, and each fraction is priced by its
+// own key: every device type of the inventory has a rate in the config's table.
+TEST(InventoryTest, ShippedFractionalProviderConfigs) {
+  struct Case {
+    const char* file;
+    uint64_t fractions;  // MIG instances or replicas
+  };
+  for (const Case& c : {Case{"provider-mig.yaml", 4 * 7 + 2 * 2 + 2 * 4}, Case{"provider-timeslice.yaml", 16 + 16}}) {
+    SCOPED_TRACE(c.file);
+    const std::string text = ReadFile(std::string(GPUMART_SOURCE_DIR) + "/configs/" + c.file);
+    Result<market::YamlTree> tree = market::YamlTree::Parse(text, {.max_nodes = 1 << 16, .max_depth = 16});
+    ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+    Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+    ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
+    std::vector<market::PriceTable> pricing;
+    ASSERT_TRUE(market::ParseOfferPricing(tree->Root().Find("pricing"), "pricing", pricing).ok());
+    const market::Offer offer = ToOffer(*inventory, pricing);
+    EXPECT_TRUE(market::ValidateOffer(offer).ok()) << market::ValidateOffer(offer).ToString();
+    uint64_t fractions = 0;
+    for (const auto& node : offer.nodes) {
+      for (const auto& gpus : node.gpus) {
+        if (!gpus.mig_profile.empty() || gpus.shared) fractions += gpus.count;
+        const market::DeviceType type{gpus.vendor, gpus.model, gpus.ram_bytes, gpus.interface, gpus.mig_profile,
+                                      gpus.shared};
+        EXPECT_TRUE(market::LookupGpuRate(offer.pricing[0], type).has_value()) << market::Describe(type);
+      }
+    }
+    EXPECT_EQ(fractions, c.fractions);
+  }
+}
+
 TEST(InventoryTest, DetectForms) {
   Result<InventoryConfig> whole = ParseSection("inventory: detect\n");
   ASSERT_TRUE(whole.ok());
