@@ -83,7 +83,8 @@ struct IdHash {
 };
 
 market::DeviceType TypeOf(const market::GpuDevices& devices) {
-  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface};
+  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface,
+          devices.mig_profile, devices.shared};
 }
 
 SkipReason SkipOf(market::ExclusionReason reason) {

@@ -197,4 +197,10 @@ ExecutorOutcome Executor::Run(const ExecutorJob& job) const {
   return outcome;
 }
 
+std::string KubernetesGpuResource(const market::DeviceType& device) {
+  if (!device.mig_profile.empty()) return "nvidia.com/mig-" + device.mig_profile;
+  if (device.shared) return "nvidia.com/gpu.shared";
+  return "nvidia.com/gpu";
+}
+
 }  // namespace gpumart::bidding

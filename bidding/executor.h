@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "market/status.h"
+#include "market/types.h"
 #include "market/yaml_tree.h"
 
 namespace gpumart::bidding {
@@ -68,6 +69,14 @@ Status ValidateExecutorConfig(const ExecutorConfig& config);
 // name `key`, the offending field and its line: an unknown or repeated key, a key of the other
 // kind, a value that is not what it must be; then ValidateExecutorConfig.
 Result<ExecutorConfig> ParseExecutorConfig(const market::YamlNode& node, const std::string& key = "executor");
+
+// The Kubernetes extended resource that gives a pod one `device` (docs/EXECUTOR.md, "GPU
+// resources"): `nvidia.com/mig-<profile>` for a MIG instance (the NVIDIA device plugin's `mixed`
+// MIG strategy), `nvidia.com/gpu.shared` for a time-slice replica (time-slicing with
+// `renameByDefault: true`, so a pod asking for a whole `nvidia.com/gpu` can never be handed a
+// shared one: the same line the market draws between the two device types), `nvidia.com/gpu`
+// for a whole GPU.
+std::string KubernetesGpuResource(const market::DeviceType& device);
 
 enum class LeaseEvent : uint8_t { kStart = 0, kStop = 1 };
 std::string_view ToString(LeaseEvent event);  // "start" | "stop"

@@ -80,9 +80,13 @@ Status CheckSize(uint64_t value, uint64_t max, const std::string& at, const std:
   return Status::Ok();
 }
 
+// A MIG instance or a time-slice replica is a fraction of a GPU: the node's limit counts whole
+// GPUs; the fractions are bounded per entry (CheckConfiguredGpu).
+bool IsFraction(const market::GpuDevices& gpu) { return !gpu.mig_profile.empty() || gpu.shared; }
+
 Status CheckGpuTotal(const market::NodeCapacity& node, const std::string& at) {
   uint64_t total = 0;
-  for (const market::GpuDevices& gpu : node.gpus) total += gpu.count;
+  for (const market::GpuDevices& gpu : node.gpus) total += IsFraction(gpu) ? 0 : gpu.count;
   if (total > kMaxGpusPerNode) {
     return Status::InvalidArgument(at + ": " + std::to_string(total) + " GPUs on one node is not a real machine (at most " +
                                    std::to_string(kMaxGpusPerNode) + ")");
@@ -96,15 +100,24 @@ Status CheckGpuTotal(const market::NodeCapacity& node, const std::string& at) {
 
 Status CheckConfiguredGpu(const market::GpuDevices& gpu, const GpuModelTable& models, const std::string& at) {
   if (gpu.count == 0) return Status::InvalidArgument(at + ".count: 0 (list only GPUs the node has)");
-  if (gpu.count > kMaxGpusPerNode) {
+  if (IsFraction(gpu) && gpu.count > kMaxGpuFractionsPerNode) {
+    return Status::InvalidArgument(at + ".count: " + std::to_string(gpu.count) + " " +
+                                   (gpu.shared ? "replicas" : gpu.mig_profile + " instances") +
+                                   " on one node is not a real machine (at most " +
+                                   std::to_string(kMaxGpuFractionsPerNode) + ")");
+  }
+  if (!IsFraction(gpu) && gpu.count > kMaxGpusPerNode) {
     return Status::InvalidArgument(at + ".count: " + std::to_string(gpu.count) +
                                    " GPUs on one node is not a real machine (at most " +
                                    std::to_string(kMaxGpusPerNode) + ")");
   }
   const market::DeviceType device{.vendor = gpu.vendor, .model = gpu.model, .ram_bytes = gpu.ram_bytes,
                                   .interface = gpu.interface};
-  if (models.Knows(device)) return Status::Ok();
   const std::string variants = models.Variants(gpu.vendor, gpu.model);
+  // A MIG instance's layout was checked against its GPU's profiles when the config was read
+  // (market/mig.h); its RAM is the instance's, so only the model must be known here.
+  if (!gpu.mig_profile.empty() && !variants.empty()) return Status::Ok();
+  if (gpu.mig_profile.empty() && models.Knows(device)) return Status::Ok();
   if (variants.empty()) {
     return Status::InvalidArgument(at + ".model: unknown GPU model '" + gpu.vendor + " " + gpu.model +
                                    "' (not in the GPU model table; add it with inventory.gpu_models)");

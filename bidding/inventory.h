@@ -31,6 +31,9 @@ namespace gpumart::bidding {
 // Past these a node is not a real machine (a typo, an extra digit): the largest servers have 16
 // GPUs, a few hundred cores and a few dozen TiB of memory.
 constexpr uint32_t kMaxGpusPerNode = 64;
+// MIG instances or time-slice replicas of one device type on one node: every GPU cut as finely
+// as the offers format allows (market/offers.h, kMaxTimeSliceReplicas).
+constexpr uint32_t kMaxGpuFractionsPerNode = kMaxGpusPerNode * 64;
 constexpr uint64_t kMaxInventoryCpuMillis = 4096 * 1000;
 constexpr uint64_t kMaxInventoryMemoryBytes = 64 * market::kTi;
 

@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <set>
 
+#include <map>
+
 #include "market/boundary.h"
+#include "market/mig.h"
 #include "market/offers.h"
 
 namespace gpumart::bidding {
@@ -55,8 +58,52 @@ std::vector<std::string_view> Split(std::string_view text, char separator) {
   }
 }
 
-Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view status_text, const GpuModelTable& models) {
-  if (query_csv.size() > kMaxNvidiaSmiOutputBytes || status_text.size() > kMaxNvidiaSmiOutputBytes) {
+// `nvidia-smi -L`: "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-...)" per GPU, each followed by its
+// MIG devices, "  MIG 1g.10gb     Device  0: (UUID: MIG-...)". Returns GPU index -> the profile
+// of each MIG device, in order.
+Result<std::map<uint64_t, std::vector<std::string>>> ParseMigDevices(std::string_view list_text) {
+  std::map<uint64_t, std::vector<std::string>> devices;
+  const std::vector<std::string_view> lines = Split(list_text, '\n');
+  if (lines.size() > kMaxNvidiaSmiLines) {
+    return Status::LimitExceeded("nvidia-smi -L output: more than " + std::to_string(kMaxNvidiaSmiLines) + " lines");
+  }
+  std::optional<uint64_t> gpu;
+  size_t total = 0;
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const std::string_view line = Trim(lines[n]);
+    const std::string where = "nvidia-smi -L output line " + std::to_string(n + 1);
+    if (line.empty() || line == kNoDevices) continue;
+    if (line.starts_with("GPU ")) {
+      const size_t colon = line.find(':');
+      gpu = colon == std::string_view::npos ? std::nullopt : ReadDecimal(line.substr(4, colon - 4));
+      if (!gpu || *gpu > kMaxNvidiaSmiIndex) return Status::InvalidArgument(where + ": " + Quote(line) + " names no GPU index");
+      if (!devices.emplace(*gpu, std::vector<std::string>{}).second) {
+        return Status::InvalidArgument(where + ": GPU " + std::to_string(*gpu) + " is listed twice");
+      }
+      continue;
+    }
+    if (line.starts_with(kLostPrefix)) continue;  // the query's output reports it
+    std::vector<std::string_view> words;
+    for (std::string_view word : Split(line, ' ')) {
+      if (!word.empty()) words.push_back(word);
+      if (words.size() > 3) break;
+    }
+    if (words.size() < 4 || words[0] != "MIG" || words[2] != "Device" || !gpu) {
+      return Status::InvalidArgument(where + ": " + Quote(line) + " is neither 'GPU <n>: ...' nor 'MIG <profile> Device <n>: ...'");
+    }
+    if (++total > kMaxNvidiaSmiMigDevices) {
+      return Status::LimitExceeded("nvidia-smi -L output: more than " + std::to_string(kMaxNvidiaSmiMigDevices) +
+                                   " MIG devices");
+    }
+    devices[*gpu].push_back(Printable(words[1]));  // quoted in notes
+  }
+  return devices;
+}
+
+Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view status_text, std::string_view list_text,
+                              const GpuModelTable& models) {
+  if (query_csv.size() > kMaxNvidiaSmiOutputBytes || status_text.size() > kMaxNvidiaSmiOutputBytes ||
+      list_text.size() > kMaxNvidiaSmiOutputBytes) {
     return Status::LimitExceeded("nvidia-smi output exceeds the limit of " + std::to_string(kMaxNvidiaSmiOutputBytes) +
                                  " bytes");
   }
@@ -66,6 +113,8 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
   if (lines.size() > kMaxNvidiaSmiLines) {
     return Status::LimitExceeded("nvidia-smi output: more than " + std::to_string(kMaxNvidiaSmiLines) + " lines");
   }
+  Result<std::map<uint64_t, std::vector<std::string>>> mig_devices = ParseMigDevices(list_text);
+  if (!mig_devices.ok()) return mig_devices.status();
   std::set<uint64_t> indexes;
   size_t gpus = 0;
   std::vector<market::DeviceType> types;  // one per usable GPU's type, first appearance order
@@ -115,11 +164,6 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
     if (!memory_mib) {
       return Status::InvalidArgument(where + ": memory.total " + Quote(memory_text) + " is not a number of MiB");
     }
-    if (mig == "Enabled") {
-      report.notes.push_back(gpu + ": MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i " +
-                               std::to_string(*index) + " -mig 0` turns it off)");
-      continue;
-    }
     if (IsUnavailable(mig) && mig != "[N/A]" && mig != "[Not Supported]") {
       report.notes.push_back(gpu + ": its MIG mode is " + Quote(mig) + " (the GPU needs attention)");
       continue;
@@ -138,16 +182,42 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
                                " MiB, which is not the GPU model table's " + market::FormatGi(model->device.ram_bytes));
       continue;
     }
-    types.push_back(model->device);
+    if (mig != "Enabled") {
+      types.push_back(model->device);
+      continue;
+    }
+    // MIG mode: the GPU is offered as its MIG instances only (docs/FRACTIONAL.md).
+    auto listed = mig_devices->find(*index);
+    if (listed == mig_devices->end() || listed->second.empty()) {
+      report.notes.push_back(gpu + ": MIG mode is on but it has no MIG instances (create them with `nvidia-smi mig -cgi "
+                             "<profiles> -C -i " + std::to_string(*index) + "`, or `nvidia-smi -i " +
+                             std::to_string(*index) + " -mig 0` to offer it whole)");
+      continue;
+    }
+    std::map<std::string, uint32_t> layout;
+    for (const std::string& profile : listed->second) ++layout[profile];
+    const Status fits = market::CheckMigLayout(model->device.model, model->device.ram_bytes, layout);
+    if (!fits.ok()) {
+      report.notes.push_back(gpu + ": its MIG instances are not offered: " + fits.message() +
+                             " (compute-instance splits such as 1c.3g.40gb are not offered)");
+      continue;
+    }
+    for (const auto& [profile, count] : layout) {
+      market::DeviceType instance = model->device;
+      instance.ram_bytes = market::MigProfileRamBytes(profile);
+      instance.mig_profile = profile;
+      types.insert(types.end(), count, instance);
+    }
   }
   for (const market::DeviceType& type : types) {
     auto same = std::find_if(report.gpus.begin(), report.gpus.end(), [&](const market::GpuDevices& gpu) {
       return gpu.vendor == type.vendor && gpu.model == type.model && gpu.ram_bytes == type.ram_bytes &&
-             gpu.interface == type.interface;
+             gpu.interface == type.interface && gpu.mig_profile == type.mig_profile;
     });
     if (same == report.gpus.end()) {
       report.gpus.push_back({.vendor = type.vendor, .model = type.model, .ram_bytes = type.ram_bytes,
-                             .interface = type.interface, .cuda = report.cuda, .count = 0});
+                             .interface = type.interface, .cuda = report.cuda, .count = 0,
+                             .mig_profile = type.mig_profile});
       same = report.gpus.end() - 1;
     }
     ++same->count;
@@ -342,8 +412,8 @@ std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view statu
 }
 
 Result<NvidiaSmiReport> ParseNvidiaSmi(std::string_view query_csv, std::string_view status_text,
-                                       const GpuModelTable& models) {
-  return CatchAll("nvidia-smi output", [&] { return Parse(query_csv, status_text, models); });
+                                       const GpuModelTable& models, std::string_view list_text) {
+  return CatchAll("nvidia-smi output", [&] { return Parse(query_csv, status_text, list_text, models); });
 }
 
 Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuModelTable& models, int64_t timeout_ms) {
@@ -356,8 +426,11 @@ Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuMo
     return Status::Unavailable(program + " " + query->Describe() + " and printed nothing");
   }
   Result<ProgramOutput> status = RunProgram({program}, options);
+  // MIG instances only when some GPU is in MIG mode: `nvidia-smi -L` lists them.
+  Result<ProgramOutput> list = Status::NotFound("no GPU in MIG mode");
+  if (query->output.find("Enabled") != std::string::npos) list = RunProgram({program, "-L"}, options);
   Result<NvidiaSmiReport> report = ParseNvidiaSmi(query->output, status.ok() ? std::string_view(status->output) : "",
-                                                  models);
+                                                  models, list.ok() ? std::string_view(list->output) : "");
   if (!report.ok()) return report.status().WithContext(program);
   return report;
 }

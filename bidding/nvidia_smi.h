@@ -13,8 +13,13 @@
 // recorded outputs test it (tests/bidding/testdata/nvidia-smi/). The output is untrusted text:
 // sizes are bounded, and bad text is an error, never a crash.
 //
+// A GPU with MIG mode on is offered as its MIG instances only (docs/FRACTIONAL.md): when the
+// query reports one, gpumart also runs `nvidia-smi -L`, which lists each GPU and below it its MIG
+// devices (`  MIG 1g.10gb     Device  0: (UUID: MIG-...)`); the instances of each GPU must be a
+// layout its model supports (market/mig.h).
+//
 // What is not offered, and why, is in the report's `notes` (the daemon logs them): a GPU with
-// MIG mode on (its slices are not whole GPUs; fractional GPUs come later), a GPU nvidia-smi
+// MIG mode on but no instances or an unsupported layout, a GPU nvidia-smi
 // cannot reach ("Unable to determine the device handle", "[GPU requires reset]" or another
 // bracketed field such as "[Unknown Error]"), an unknown product, and a GPU whose memory is not
 // its product's. A line that is not the query's format (garbage, truncated output) is an error:
@@ -44,6 +49,7 @@ constexpr size_t kMaxNvidiaSmiOutputBytes = 1 << 20;
 constexpr size_t kMaxNvidiaSmiLines = 1024;
 constexpr size_t kMaxNvidiaSmiGpus = 256;
 constexpr uint32_t kMaxNvidiaSmiIndex = 4095;
+constexpr size_t kMaxNvidiaSmiMigDevices = 7 * kMaxNvidiaSmiGpus;  // seven instances at most per GPU
 constexpr int64_t kNvidiaSmiTimeoutMs = 10'000;
 constexpr std::string_view kDefaultNvidiaSmi = "nvidia-smi";
 // A detected GPU's memory must be this share of its product's nominal RAM (the driver reserves
@@ -66,14 +72,15 @@ struct NvidiaSmiReport {
   }
 };
 
-// Parses the query's output (`query_csv`) and plain nvidia-smi's (`status_text`, for the CUDA
-// version; "" when not available: the GPUs then have no CUDA version, and a note says so).
+// Parses the query's output (`query_csv`), plain nvidia-smi's (`status_text`, for the CUDA
+// version; "" when not available: the GPUs then have no CUDA version, and a note says so) and
+// `nvidia-smi -L`'s (`list_text`, for MIG instances; "" when no GPU is in MIG mode).
 Result<NvidiaSmiReport> ParseNvidiaSmi(std::string_view query_csv, std::string_view status_text,
-                                       const GpuModelTable& models);
+                                       const GpuModelTable& models, std::string_view list_text = {});
 // The driver's CUDA version from nvidia-smi's or `nvidia-smi -q`'s text; nullopt when absent.
 std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view status_text);
 
-// Runs `program` (nvidia-smi, or a path to it) twice (bidding/run_program.h: stdout and stderr
+// Runs `program` (nvidia-smi, or a path to it) twice (three times with a GPU in MIG mode) (bidding/run_program.h: stdout and stderr
 // together, bounded by kMaxNvidiaSmiOutputBytes), and parses its output. A program
 // that cannot run, fails without output, or times out is an error naming it.
 Result<NvidiaSmiReport> DetectNvidiaGpus(const std::string& program, const GpuModelTable& models,

@@ -161,7 +161,8 @@ Result<PricingConfig> ParsePricingPolicy(const market::YamlNode& policy, std::ve
 namespace {
 
 market::DeviceType TypeOf(const market::GpuDevices& devices) {
-  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface};
+  return {market::ToLower(devices.vendor), market::ToLower(devices.model), devices.ram_bytes, devices.interface,
+          devices.mig_profile, devices.shared};
 }
 
 struct TypeCount {
@@ -169,8 +170,11 @@ struct TypeCount {
   uint64_t free = 0;
 };
 
+// The most specific key market::LookupGpuRate tries for `type` (docs/PRICING.md).
 std::string ExactKey(const market::DeviceType& type) {
-  return type.model + "." + market::FormatGi(type.ram_bytes) + "." + std::string(market::ToString(type.interface));
+  if (!type.mig_profile.empty()) return type.model + ".mig-" + type.mig_profile;
+  return type.model + "." + market::FormatGi(type.ram_bytes) + "." + std::string(market::ToString(type.interface)) +
+         (type.shared ? ".shared" : "");
 }
 
 // rate x (100 + (max - 100) x used / total) / 100, rounded up, saturating.
@@ -318,6 +322,17 @@ std::string PriceRequestJson(const market::Signed<market::Order>& order, const m
       out += ',';
       AppendKey(out, "interface");
       AppendJsonString(out, market::ToString(assignment.device->interface));
+      // Fractional devices only (docs/FRACTIONAL.md): a whole GPU's object is as before.
+      if (!assignment.device->mig_profile.empty()) {
+        out += ',';
+        AppendKey(out, "mig_profile");
+        AppendJsonString(out, assignment.device->mig_profile);
+      }
+      if (assignment.device->shared) {
+        out += ',';
+        AppendKey(out, "shared");
+        out += "true";
+      }
       out += '}';
     } else {
       out += "null";

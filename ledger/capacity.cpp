@@ -99,7 +99,7 @@ Status ValidateUsage(const Usage& usage) {
                                      " a provider node may have");
     }
     for (const auto& [device, count] : node.gpus) {
-      if (!name_ok(device.vendor) || !name_ok(device.model)) {
+      if (!name_ok(device.vendor) || !name_ok(device.model) || !name_ok(device.mig_profile)) {
         return Status::InvalidArgument("usage of node '" + name + "' names a GPU vendor or model longer than " +
                                        std::to_string(kMaxUsageNameBytes) + " bytes");
       }
@@ -125,7 +125,15 @@ Result<std::string> EncodeUsage(const Usage& usage) {
       AppendString(out, device.vendor);
       AppendString(out, device.model);
       AppendU64(out, device.ram_bytes);
-      out.push_back(static_cast<char>(device.interface));
+      // A fractional device (docs/FRACTIONAL.md) sets kFractionalFlag in the interface byte and
+      // adds profile_len:2 profile shared:1 after it; a whole GPU is written as before, so usage
+      // stored before fractions existed reads unchanged.
+      const bool fractional = !device.mig_profile.empty() || device.shared;
+      out.push_back(static_cast<char>(static_cast<uint8_t>(device.interface) | (fractional ? kFractionalFlag : 0)));
+      if (fractional) {
+        AppendString(out, device.mig_profile);
+        out.push_back(device.shared ? 1 : 0);
+      }
       AppendU64(out, count);
     }
   }
@@ -150,9 +158,20 @@ Result<Usage> DecodeUsage(std::string_view bytes) {
       market::DeviceType device;
       uint8_t interface = 0;
       uint64_t count = 0;
+      uint8_t shared = 0;
       if (!reader.String(device.vendor, kMaxUsageNameBytes) || !reader.String(device.model, kMaxUsageNameBytes) ||
-          !reader.U64(device.ram_bytes) || !reader.U8(interface) || !reader.U64(count) ||
-          interface > static_cast<uint8_t>(market::GpuInterface::kSxm)) {
+          !reader.U64(device.ram_bytes) || !reader.U8(interface)) {
+        return Status::Corruption("bad usage GPU entry");
+      }
+      if ((interface & kFractionalFlag) != 0) {
+        interface &= static_cast<uint8_t>(~kFractionalFlag);
+        if (!reader.String(device.mig_profile, kMaxUsageNameBytes) || !reader.U8(shared) || shared > 1 ||
+            (device.mig_profile.empty() && shared == 0)) {
+          return Status::Corruption("bad usage GPU entry");
+        }
+        device.shared = shared == 1;
+      }
+      if (!reader.U64(count) || interface > static_cast<uint8_t>(market::GpuInterface::kSxm)) {
         return Status::Corruption("bad usage GPU entry");
       }
       device.interface = static_cast<market::GpuInterface>(interface);
@@ -185,7 +204,8 @@ std::vector<market::NodeCapacity> SubtractUsage(const std::vector<market::NodeCa
     node.memory_bytes = SaturatingSub(node.memory_bytes, taken.memory_bytes);
     node.storage_bytes = SaturatingSub(node.storage_bytes, taken.storage_bytes);
     for (auto& devices : node.gpus) {
-      const market::DeviceType type{devices.vendor, devices.model, devices.ram_bytes, devices.interface};
+      const market::DeviceType type{devices.vendor, devices.model, devices.ram_bytes, devices.interface,
+                                    devices.mig_profile, devices.shared};
       const auto gpus = taken.gpus.find(type);
       if (gpus == taken.gpus.end()) continue;
       devices.count = static_cast<uint32_t>(SaturatingSub(devices.count, gpus->second));

@@ -42,8 +42,11 @@ Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market:
 Status ValidateUsage(const Usage& usage);
 
 // Binary encoding (big-endian): nodes:2 { name_len:2 name cpu:8 memory:8 storage:8 types:2
-// { vendor_len:2 vendor model_len:2 model ram:8 interface:1 count:8 } }. Fails (ValidateUsage)
-// rather than write what DecodeUsage would refuse.
+// { vendor_len:2 vendor model_len:2 model ram:8 interface:1 [profile_len:2 profile shared:1]
+// count:8 } }, the bracketed part present exactly when the interface byte has kFractionalFlag
+// (a MIG instance or a time slice). Fails (ValidateUsage) rather than write what DecodeUsage
+// would refuse.
+constexpr uint8_t kFractionalFlag = 0x80;
 Result<std::string> EncodeUsage(const Usage& usage);
 Result<Usage> DecodeUsage(std::string_view bytes);
 

@@ -79,11 +79,19 @@ void EncodeOrderTo(Encoder& e, const Order& order) {
     e.Uint(r.gpu.units);
     e.Array(r.gpu.options.size());
     for (const auto& option : r.gpu.options) {
-      e.Array(4);
+      // The fractional fields are written only when one is set, so a whole-GPU option has the
+      // bytes it had before they existed (and one encoding either way).
+      const bool fractional = option.mig || option.mig_min_ram_bytes > 0 || option.shared_ok;
+      e.Array(fractional ? 7 : 4);
       e.Str(option.vendor);
       e.Str(option.model);
       if (option.ram_min_bytes) e.Uint(*option.ram_min_bytes); else e.Nil();
       if (option.interface) e.Uint(static_cast<uint8_t>(*option.interface)); else e.Nil();
+      if (fractional) {
+        if (option.mig) e.Str(*option.mig); else e.Nil();
+        e.Uint(option.mig_min_ram_bytes);
+        e.Bool(option.shared_ok);
+      }
     }
     e.Cuda(service.cuda_min);
     EncodePriceCap(e, service.price_cap);
@@ -96,11 +104,17 @@ void EncodeOrderTo(Encoder& e, const Order& order) {
 }
 
 void EncodeDevice(Encoder& e, const DeviceType& device) {
-  e.Array(4);
+  // As for GPU options: the fractional fields only when one is set.
+  const bool fractional = !device.mig_profile.empty() || device.shared;
+  e.Array(fractional ? 6 : 4);
   e.Str(device.vendor);
   e.Str(device.model);
   e.Uint(device.ram_bytes);
   e.Uint(static_cast<uint8_t>(device.interface));
+  if (fractional) {
+    e.Str(device.mig_profile);
+    e.Bool(device.shared);
+  }
 }
 
 void EncodeAssignments(Encoder& e, const std::vector<ServiceAssignment>& services) {
@@ -237,7 +251,11 @@ Status ReadOrder(Reader& r, Order& order) {
     GPUMART_RETURN_IF_ERROR(r.List("gpu.options", limits::kMaxGpuOptions, option_count));
     resources.gpu.options.resize(option_count);
     for (GpuOption& option : resources.gpu.options) {
-      GPUMART_RETURN_IF_ERROR(r.Struct("gpu.options[]", 4));
+      size_t option_fields = 0;
+      GPUMART_RETURN_IF_ERROR(r.List("gpu.options[]", 7, option_fields));
+      if (option_fields != 4 && option_fields != 7) {
+        return Status::InvalidArgument("gpu.options[]: expected 4 or 7 fields, got " + std::to_string(option_fields));
+      }
       GPUMART_RETURN_IF_ERROR(r.Str("option.vendor", limits::kMaxNameBytes, option.vendor));
       GPUMART_RETURN_IF_ERROR(r.Str("option.model", limits::kMaxNameBytes, option.model));
       GPUMART_RETURN_IF_ERROR(ReadOptionalUint(r, "option.ram_min", option.ram_min_bytes));
@@ -247,6 +265,21 @@ Status ReadOrder(Reader& r, Order& order) {
         GpuInterface interface{};
         GPUMART_RETURN_IF_ERROR(ReadInterface(r, "option.interface", interface));
         option.interface = interface;
+      }
+      option.mig.reset();
+      option.mig_min_ram_bytes = 0;
+      option.shared_ok = false;
+      if (option_fields == 7) {
+        if (!r.Nil()) {
+          option.mig.emplace();
+          GPUMART_RETURN_IF_ERROR(r.Str("option.mig", limits::kMaxNameBytes, *option.mig));
+        }
+        GPUMART_RETURN_IF_ERROR(r.Uint("option.mig_min_ram", UINT64_MAX, option.mig_min_ram_bytes));
+        GPUMART_RETURN_IF_ERROR(r.Bool("option.shared_ok", option.shared_ok));
+        // Written only when one is set: all defaults would be a second encoding of the 4 fields.
+        if (!option.mig && option.mig_min_ram_bytes == 0 && !option.shared_ok) {
+          return Status::Corruption("gpu.options[]: non-canonical: fractional fields all unset (omit them)");
+        }
       }
     }
     GPUMART_RETURN_IF_ERROR(ReadCuda(r, "service.cuda_min", service.cuda_min));
@@ -270,12 +303,31 @@ Status ReadOrder(Reader& r, Order& order) {
   return Status::Ok();
 }
 
+// The fractional tail of a device (GpuDevices, DeviceType): [mig_profile:str, shared:bool],
+// present only when one of them is set.
+Status ReadFractional(Reader& r, const char* where, std::string& mig_profile, bool& shared) {
+  GPUMART_RETURN_IF_ERROR(r.Str("device.mig_profile", limits::kMaxNameBytes, mig_profile));
+  GPUMART_RETURN_IF_ERROR(r.Bool("device.shared", shared));
+  if (mig_profile.empty() && !shared) {
+    return Status::Corruption(std::string(where) + ": non-canonical: fractional fields all unset (omit them)");
+  }
+  return Status::Ok();
+}
+
 Status ReadDevice(Reader& r, DeviceType& device) {
-  GPUMART_RETURN_IF_ERROR(r.Struct("device", 4));
+  size_t fields = 0;
+  GPUMART_RETURN_IF_ERROR(r.List("device", 6, fields));
+  if (fields != 4 && fields != 6) {
+    return Status::InvalidArgument("device: expected 4 or 6 fields, got " + std::to_string(fields));
+  }
   GPUMART_RETURN_IF_ERROR(r.Str("device.vendor", limits::kMaxNameBytes, device.vendor));
   GPUMART_RETURN_IF_ERROR(r.Str("device.model", limits::kMaxNameBytes, device.model));
   GPUMART_RETURN_IF_ERROR(r.Uint("device.ram_bytes", UINT64_MAX, device.ram_bytes));
-  return ReadInterface(r, "device.interface", device.interface);
+  GPUMART_RETURN_IF_ERROR(ReadInterface(r, "device.interface", device.interface));
+  device.mig_profile.clear();
+  device.shared = false;
+  if (fields == 6) return ReadFractional(r, "device", device.mig_profile, device.shared);
+  return Status::Ok();
 }
 
 Status ReadAssignments(Reader& r, std::vector<ServiceAssignment>& out) {
@@ -349,13 +401,20 @@ Status ReadOffer(Reader& r, Offer& offer) {
     GPUMART_RETURN_IF_ERROR(r.List("node.gpus", limits::kMaxGpuTypesPerNode, gpu_count));
     node.gpus.resize(gpu_count);
     for (GpuDevices& devices : node.gpus) {
-      GPUMART_RETURN_IF_ERROR(r.Struct("gpus[]", 6));
+      size_t fields = 0;
+      GPUMART_RETURN_IF_ERROR(r.List("gpus[]", 8, fields));
+      if (fields != 6 && fields != 8) {
+        return Status::InvalidArgument("gpus[]: expected 6 or 8 fields, got " + std::to_string(fields));
+      }
       GPUMART_RETURN_IF_ERROR(r.Str("gpu.vendor", limits::kMaxNameBytes, devices.vendor));
       GPUMART_RETURN_IF_ERROR(r.Str("gpu.model", limits::kMaxNameBytes, devices.model));
       GPUMART_RETURN_IF_ERROR(r.Uint("gpu.ram_bytes", UINT64_MAX, devices.ram_bytes));
       GPUMART_RETURN_IF_ERROR(ReadInterface(r, "gpu.interface", devices.interface));
       GPUMART_RETURN_IF_ERROR(ReadCuda(r, "gpu.cuda", devices.cuda));
       GPUMART_RETURN_IF_ERROR(r.UintAs("gpu.count", limits::kMaxGpusPerType, devices.count));
+      devices.mig_profile.clear();
+      devices.shared = false;
+      if (fields == 8) GPUMART_RETURN_IF_ERROR(ReadFractional(r, "gpus[]", devices.mig_profile, devices.shared));
     }
   }
   return Status::Ok();
@@ -499,6 +558,19 @@ bool PlainDecimal(std::string_view text, uint64_t& value) {
 // two spellings of one key would be one price twice.
 bool ValidPriceKey(std::string_view key) {
   if (key == "*") return true;
+  // Fractional devices (docs/PRICING.md): "model.mig-<profile>" prices one MIG instance; a
+  // whole-GPU key other than "*" followed by ".shared" prices one time-slice replica.
+  const size_t mig = key.find(".mig-");
+  if (mig != std::string_view::npos) {
+    const std::string_view model = key.substr(0, mig);
+    return !model.empty() && model != "*" && model.find('.') == std::string_view::npos &&
+           IsMigProfile(key.substr(mig + 5));
+  }
+  constexpr std::string_view kShared = ".shared";
+  if (key.size() > kShared.size() && key.substr(key.size() - kShared.size()) == kShared) {
+    key.remove_suffix(kShared.size());
+    if (key == "*") return false;
+  }
   const size_t first = key.find('.');
   const std::string_view model = key.substr(0, first);
   if (model.empty() || model == "*") return false;
@@ -517,6 +589,21 @@ bool ValidPriceKey(std::string_view key) {
   return interface == ToString(GpuInterface::kPcie) || interface == ToString(GpuInterface::kSxm);
 }
 
+// A device is a whole GPU, a MIG instance of a well-formed profile, or a time-slice replica.
+Status ValidateFractional(const std::string& mig_profile, bool shared, uint64_t ram_bytes, const std::string& where) {
+  if (!mig_profile.empty() && !IsMigProfile(mig_profile)) {
+    return Status::InvalidArgument(where + ": '" + mig_profile + "' is not a MIG profile such as 1g.10gb");
+  }
+  if (!mig_profile.empty() && ram_bytes != MigProfileRamBytes(mig_profile)) {
+    return Status::InvalidArgument(where + ": a " + mig_profile + " instance has " +
+                                   FormatGi(MigProfileRamBytes(mig_profile)) + ", not " + FormatGi(ram_bytes));
+  }
+  if (!mig_profile.empty() && shared) {
+    return Status::InvalidArgument(where + ": a MIG instance cannot also be a time-slice replica");
+  }
+  return Status::Ok();
+}
+
 Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const char* what) {
   if (services.empty()) return Status::InvalidArgument(std::string(what) + " has no services");
   for (const auto& service : services) {
@@ -527,6 +614,10 @@ Status ValidateAssignments(const std::vector<ServiceAssignment>& services, const
     }
     if (service.device && (!NameValid(service.device->vendor) || !NameValid(service.device->model))) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service + ": device without a vendor or model");
+    }
+    if (service.device) {
+      GPUMART_RETURN_IF_ERROR(ValidateFractional(service.device->mig_profile, service.device->shared, service.device->ram_bytes,
+                                                 std::string(what) + " service " + service.service + " device"));
     }
     if (service.placements.empty()) {
       return Status::InvalidArgument(std::string(what) + " service " + service.service + " has no placements");
@@ -581,13 +672,18 @@ Bytes EncodeBody(const Offer& offer) {
     e.Uint(node.storage_bytes);
     e.Array(node.gpus.size());
     for (const auto& devices : node.gpus) {
-      e.Array(6);
+      const bool fractional = !devices.mig_profile.empty() || devices.shared;
+      e.Array(fractional ? 8 : 6);
       e.Str(devices.vendor);
       e.Str(devices.model);
       e.Uint(devices.ram_bytes);
       e.Uint(static_cast<uint8_t>(devices.interface));
       e.Cuda(devices.cuda);
       e.Uint(devices.count);
+      if (fractional) {
+        e.Str(devices.mig_profile);
+        e.Bool(devices.shared);
+      }
     }
   }
   return out;
@@ -678,6 +774,12 @@ Status ValidateOrder(const Order& order) {
     for (const auto& option : gpu.options) {
       if (!NameValid(option.vendor)) return BadName(where(service) + " GPU vendor", option.vendor);
       if (!NameValid(option.model)) return BadName(where(service) + " GPU model", option.model);
+      if (option.mig && !IsMigProfile(*option.mig)) {
+        return Status::InvalidArgument(where(service) + ": '" + *option.mig + "' is not a MIG profile such as 1g.10gb");
+      }
+      if (option.IsMig() && option.shared_ok) {
+        return Status::InvalidArgument(where(service) + ": a GPU option cannot ask for a MIG instance and a shared GPU");
+      }
     }
     if (service.resources.storage.size() > limits::kMaxVolumes) {
       return Status::LimitExceeded(where(service) + ": too many volumes");
@@ -752,7 +854,8 @@ Status ValidateOffer(const Offer& offer) {
     for (const auto& [key, rate] : table.gpu) {
       if (!ValidPriceKey(key)) {
         return Status::InvalidArgument("offer price key '" + key +
-                                       "' is not '*', 'model', 'model.<n>Gi' or 'model.<n>Gi.<pcie|sxm>'");
+                                       "' is not '*', 'model', 'model.<n>Gi', 'model.<n>Gi.<pcie|sxm>', one of "
+                                       "those but '*' with '.shared', or 'model.mig-<profile>'");
       }
     }
   }
@@ -763,6 +866,7 @@ Status ValidateOffer(const Offer& offer) {
     for (const auto& devices : node.gpus) {
       if (!NameValid(devices.vendor)) return BadName("node " + node.name + " GPU vendor", devices.vendor);
       if (!NameValid(devices.model)) return BadName("node " + node.name + " GPU model", devices.model);
+      GPUMART_RETURN_IF_ERROR(ValidateFractional(devices.mig_profile, devices.shared, devices.ram_bytes, "node " + node.name + " GPU"));
     }
   }
   return Status::Ok();

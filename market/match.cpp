@@ -72,10 +72,25 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 // How far a device gets through an option's checks; kPasses means it satisfies the option.
 enum class OptionStage : uint8_t { kModel = 0, kRam = 1, kInterface = 2, kPasses = 3 };
+// Whether the device is of the kind the option takes (docs/FRACTIONAL.md): a MIG option takes
+// MIG instances (of its profile when it names one), any other option whole GPUs, and time-slice
+// replicas only when it accepts sharing. A kind mismatch counts as a model mismatch.
+bool KindMatches(const GpuOption& option, const DeviceType& device) {
+  if (option.IsMig()) return !device.mig_profile.empty() && (!option.mig || *option.mig == device.mig_profile);
+  return device.mig_profile.empty() && (!device.shared || option.shared_ok);
+}
+// The option's RAM floor: a MIG instance is measured by its own memory (ram_bytes of a MIG
+// device type), against both minimums.
+bool RamMatches(const GpuOption& option, const DeviceType& device) {
+  return (!option.ram_min_bytes || device.ram_bytes >= *option.ram_min_bytes) &&
+         device.ram_bytes >= option.mig_min_ram_bytes;
+}
+
 OptionStage CheckOption(const GpuOption& option, const DeviceType& device) {
   if (!EqualsIgnoreCase(option.vendor, device.vendor)) return OptionStage::kModel;
   if (option.model != "*" && !EqualsIgnoreCase(option.model, device.model)) return OptionStage::kModel;
-  if (option.ram_min_bytes && device.ram_bytes < *option.ram_min_bytes) return OptionStage::kRam;
+  if (!KindMatches(option, device)) return OptionStage::kModel;
+  if (!RamMatches(option, device)) return OptionStage::kRam;
   if (option.interface && *option.interface != device.interface) return OptionStage::kInterface;
   return OptionStage::kPasses;
 }
@@ -257,20 +272,29 @@ struct ProviderState {
 }  // namespace
 
 std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type) {
+  auto find = [&](const std::string& key) -> std::optional<uint64_t> {
+    auto it = table.gpu.find(key);
+    if (it == table.gpu.end()) return std::nullopt;
+    return it->second;
+  };
+  // A MIG instance has its own rate and never a whole GPU's: it is a fraction of one.
+  if (!type.mig_profile.empty()) return find(type.model + ".mig-" + type.mig_profile);
   const std::string ram = FormatGi(type.ram_bytes);
   const std::string with_ram = type.model + "." + ram;
-  for (const std::string& key : {with_ram + "." + std::string(ToString(type.interface)), with_ram,
-                                 type.model, std::string("*")}) {
-    auto it = table.gpu.find(key);
-    if (it != table.gpu.end()) return it->second;
+  // A time-slice replica: the whole-GPU keys but "*", with ".shared", for the same reason.
+  const std::string suffix = type.shared ? ".shared" : "";
+  for (const std::string& key : {with_ram + "." + std::string(ToString(type.interface)), with_ram, type.model}) {
+    if (auto rate = find(key + suffix)) return rate;
   }
-  return std::nullopt;
+  if (type.shared) return std::nullopt;
+  return find("*");
 }
 
 namespace {
 
 DeviceType TypeOf(const GpuDevices& devices) {
-  return {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface};
+  return {ToLower(devices.vendor), ToLower(devices.model), devices.ram_bytes, devices.interface, devices.mig_profile,
+          devices.shared};
 }
 
 // The offer's distinct device types (sorted), or kLimitExceeded when the offer is over a bound
@@ -451,7 +475,7 @@ void BuildPlan(const Order& order, const TypeTable& types, const DenomTable& den
         const GpuOption& option = options[o];
         const TypeTable::Names& wanted = plan.option_names[o];
         if (wanted.vendor == names.vendor && (wanted.model == kAnyModel || wanted.model == names.model) &&
-            (!option.ram_min_bytes || type.ram_bytes >= *option.ram_min_bytes) &&
+            KindMatches(option, type) && RamMatches(option, type) &&
             (!option.interface || *option.interface == type.interface)) {
           service.rank_of_type[t] = static_cast<int32_t>(o);
           break;

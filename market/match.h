@@ -79,12 +79,16 @@ struct Exclusion {
 std::string DescribeExclusion(const Exclusion& exclusion, const Order& order);
 
 // The one definition of "a device satisfies a GPU option" (DESIGN.md, "Matching semantics"):
-// same vendor, same model (case-insensitive) or "*", RAM >= ram_min, the interface when given.
-// CUDA is checked separately, against the service's cuda_min.
+// same vendor, same model (case-insensitive) or "*", of the option's kind (a MIG option: a MIG
+// instance of its profile when it names one; any other: a whole GPU, or a time-slice replica when
+// it accepts sharing), RAM (a MIG instance's own) >= ram_min and >= mig_min_ram, the interface
+// when given. CUDA is checked separately, against the service's cuda_min.
 bool DeviceSatisfies(const GpuOption& option, const DeviceType& device);
 
 // The one GPU rate lookup (DESIGN.md, "Matching semantics"): the rate of the first key present of
-// `model.<ram>.interface`, `model.<ram>`, `model`, `*`; nullopt when none is. Pricing policies
+// `model.<ram>.interface`, `model.<ram>`, `model`, `*`; nullopt when none is. A time-slice
+// replica looks up the same keys but `*` with `.shared` appended; a MIG instance only
+// `model.mig-<profile>` (docs/FRACTIONAL.md). Pricing policies
 // (bidding/pricing.h) use it so a provider prices exactly the device a bid names.
 std::optional<uint64_t> LookupGpuRate(const PriceTable& table, const DeviceType& type);
 

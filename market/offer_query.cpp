@@ -673,7 +673,8 @@ void OfferSearch::Add(const Offer& offer) {
       if (gpus.count == 0) continue;
       row.gpus = &gpus;
       if (!AllHold(query_, Level::kDevice, row)) continue;
-      const DeviceType type{ToLower(gpus.vendor), ToLower(gpus.model), gpus.ram_bytes, gpus.interface};
+      const DeviceType type{ToLower(gpus.vendor), ToLower(gpus.model), gpus.ram_bytes, gpus.interface,
+                            gpus.mig_profile, gpus.shared};
       for (const PriceTable& table : offer.pricing) {
         const auto rate = LookupGpuRate(table, type);
         if (!rate) continue;  // a device type without a rate is not offered in that denom
@@ -706,7 +707,7 @@ OfferSearchResult OfferSearch::Finish() {
     row.name = ref.offer->name;
     row.node = ref.node->name;
     row.device = DeviceType{ToLower(ref.gpus->vendor), ToLower(ref.gpus->model), ref.gpus->ram_bytes,
-                            ref.gpus->interface};
+                            ref.gpus->interface, ref.gpus->mig_profile, ref.gpus->shared};
     row.cuda = ref.gpus->cuda;
     row.num_gpus = ref.gpus->count;
     row.denom = ref.table->denom;

@@ -9,6 +9,7 @@
 
 #include "market/boundary.h"
 #include "market/match.h"
+#include "market/mig.h"
 #include "market/sdl.h"
 #include "market/yaml_tree.h"
 
@@ -97,9 +98,39 @@ Status CheckSequence(const YamlNode& node, const std::string& path, size_t max) 
   return Status::Ok();
 }
 
+// Error-returning helper: `TRY_ASSIGN(x, expr)` assigns the value or returns the status.
+#define GPUMART_TRY_ASSIGN(target, expression)   \
+  do {                                           \
+    auto result_ = (expression);                 \
+    if (!result_.ok()) return result_.status();  \
+    target = std::move(result_).value();         \
+  } while (false)
+#define GPUMART_TRY(expression)                  \
+  do {                                           \
+    Status status_ = (expression);               \
+    if (!status_.ok()) return status_;           \
+  } while (false)
+
 // Canonical gpu rate key: "*", "model", "model.<ram>", "model.<ram>.<interface>".
 Result<std::string> CanonicalRateKey(const std::string& key, const std::string& path) {
   if (key == "*") return key;
+  // Fractional devices (docs/PRICING.md): "model.mig-<profile>", and a model key with ".shared".
+  if (const size_t mig = key.find(".mig-"); mig != std::string::npos) {
+    const std::string model = ToLower(key.substr(0, mig));
+    const std::string profile = ToLower(key.substr(mig + 5));
+    if (model.empty() || model == "*" || model.find('.') != std::string::npos || !IsMigProfile(profile)) {
+      return Error(path, Quote(key) + " is not 'model.mig-<profile>' with a MIG profile such as 1g.10gb");
+    }
+    return model + ".mig-" + profile;
+  }
+  constexpr std::string_view kShared = ".shared";
+  if (key.size() > kShared.size() && key.compare(key.size() - kShared.size(), kShared.size(), kShared) == 0) {
+    const std::string whole = key.substr(0, key.size() - kShared.size());
+    if (whole == "*") return Error(path, "'*.shared' is not a key: price time-slice replicas per model");
+    std::string canonical;
+    GPUMART_TRY_ASSIGN(canonical, CanonicalRateKey(whole, path));
+    return canonical + std::string(kShared);
+  }
   std::vector<std::string> parts;
   std::stringstream stream(key);
   for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
@@ -120,22 +151,16 @@ Result<std::string> CanonicalRateKey(const std::string& key, const std::string& 
   return canonical;
 }
 
-// Error-returning helper: `TRY_ASSIGN(x, expr)` assigns the value or returns the status.
-#define GPUMART_TRY_ASSIGN(target, expression)   \
-  do {                                           \
-    auto result_ = (expression);                 \
-    if (!result_.ok()) return result_.status();  \
-    target = std::move(result_).value();         \
-  } while (false)
-#define GPUMART_TRY(expression)                  \
-  do {                                           \
-    Status status_ = (expression);               \
-    if (!status_.ok()) return status_;           \
-  } while (false)
-
-Status ParseGpu(const YamlNode& node, const std::string& path, GpuDevices& gpu) {
-  GPUMART_TRY(CheckKeys(node, path, {"vendor", "model", "ram", "interface", "cuda", "count"},
+// One GPU entry: `count` whole GPUs, or with `mig` (a per-GPU layout, profile -> instances,
+// checked against market/mig.h) their MIG instances, or with `replicas` their time-slice
+// replicas (docs/FRACTIONAL.md). Appends the device entries it describes to `out`: a GPU in MIG
+// mode or time-sliced is offered only as its fractions, never whole.
+Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDevices>& out) {
+  GPUMART_TRY(CheckKeys(node, path, {"vendor", "model", "ram", "interface", "cuda", "count", "mig", "replicas"},
                         {"model", "ram", "count"}));
+  GpuDevices gpu;
+  std::map<std::string, uint32_t> layout;
+  uint32_t replicas = 0;
   for (const YamlMapEntry& entry : node.Entries()) {
     const std::string key(entry.key.Scalar());
     const std::string at = path + "." + key;
@@ -164,8 +189,55 @@ Status ParseGpu(const YamlNode& node, const std::string& path, GpuDevices& gpu) 
       uint64_t count = 0;
       GPUMART_TRY_ASSIGN(count, ReadUnsigned(value, at, limits::kMaxGpusPerType));
       gpu.count = static_cast<uint32_t>(count);
+    } else if (key == "mig") {
+      if (!value.IsMap()) return Error(at, "must be a map of MIG profile to instances per GPU, e.g. {1g.10gb: 7}");
+      if (value.size() > kMaxMigProfilesPerGpu) {
+        return Error(at, std::to_string(value.size()) + " profiles, more than the limit of " +
+                             std::to_string(kMaxMigProfilesPerGpu));
+      }
+      for (const YamlMapEntry& profile : value.Entries()) {
+        const std::string name = ToLower(std::string(profile.key.Scalar()));
+        const std::string profile_at = at + "." + std::string(profile.key.Scalar());
+        if (!IsMigProfile(name)) return Error(profile_at, Quote(name) + " is not a MIG profile such as 1g.10gb");
+        uint64_t instances = 0;
+        GPUMART_TRY_ASSIGN(instances, ReadUnsigned(profile.value, profile_at, kMaxMigInstancesPerGpu));
+        if (!layout.emplace(name, static_cast<uint32_t>(instances)).second) return Error(profile_at, "listed twice");
+      }
+    } else if (key == "replicas") {
+      uint64_t count = 0;
+      GPUMART_TRY_ASSIGN(count, ReadUnsigned(value, at, kMaxTimeSliceReplicas));
+      if (count < 2) return Error(at, "a time-sliced GPU has at least 2 replicas (leave it out for whole GPUs)");
+      replicas = static_cast<uint32_t>(count);
     }
   }
+  if (!layout.empty() && replicas > 0) {
+    return Error(path, "a GPU is either cut into MIG instances (mig) or time-sliced (replicas), not both");
+  }
+  if (!layout.empty()) {
+    Status fits = CheckMigLayout(gpu.model, gpu.ram_bytes, layout);
+    if (!fits.ok()) return Error(path + ".mig", fits.message());
+    for (const auto& [profile, instances] : layout) {
+      GpuDevices instance = gpu;
+      instance.ram_bytes = MigProfileRamBytes(profile);
+      instance.mig_profile = profile;
+      instance.count = gpu.count * instances;  // both bounded: fits in 32 bits
+      if (instance.count > limits::kMaxGpusPerType) {
+        return Error(path, std::to_string(instance.count) + " " + profile + " instances, more than the limit of " +
+                               std::to_string(limits::kMaxGpusPerType));
+      }
+      out.push_back(std::move(instance));
+    }
+    return Status::Ok();
+  }
+  if (replicas > 0) {
+    gpu.shared = true;
+    if (uint64_t{gpu.count} * replicas > limits::kMaxGpusPerType) {
+      return Error(path, std::to_string(uint64_t{gpu.count} * replicas) + " replicas, more than the limit of " +
+                             std::to_string(limits::kMaxGpusPerType));
+    }
+    gpu.count *= replicas;
+  }
+  out.push_back(std::move(gpu));
   return Status::Ok();
 }
 
@@ -190,18 +262,25 @@ Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& ca
         continue;
       }
       GPUMART_TRY(CheckSequence(value, at, limits::kMaxGpuTypesPerNode));
+      std::vector<GpuDevices> entries;
       for (size_t i = 0; i < value.size(); ++i) {
-        GpuDevices gpu;
-        GPUMART_TRY(ParseGpu(value.Item(i), Index(at, i), gpu));
-        for (const GpuDevices& other : capacity.gpus) {
-          if (other.vendor == gpu.vendor && other.model == gpu.model &&
-              other.ram_bytes == gpu.ram_bytes && other.interface == gpu.interface) {
-            return Error(Index(at, i), "device type " + gpu.model + "." + FormatGi(gpu.ram_bytes) +
-                                           "." + std::string(ToString(gpu.interface)) +
-                                           " is listed twice on this node");
+        entries.clear();
+        GPUMART_TRY(ParseGpu(value.Item(i), Index(at, i), entries));
+        for (GpuDevices& gpu : entries) {
+          for (const GpuDevices& other : capacity.gpus) {
+            if (other.vendor == gpu.vendor && other.model == gpu.model && other.ram_bytes == gpu.ram_bytes &&
+                other.interface == gpu.interface && other.mig_profile == gpu.mig_profile && other.shared == gpu.shared) {
+              return Error(Index(at, i), "device type " + gpu.model + "." + FormatGi(gpu.ram_bytes) + "." +
+                                             std::string(ToString(gpu.interface)) +
+                                             (gpu.mig_profile.empty() ? "" : " mig " + gpu.mig_profile) +
+                                             (gpu.shared ? " shared" : "") + " is listed twice on this node");
+            }
           }
+          if (capacity.gpus.size() == limits::kMaxGpuTypesPerNode) {
+            return Error(at, "more than " + std::to_string(limits::kMaxGpuTypesPerNode) + " device types on one node");
+          }
+          capacity.gpus.push_back(std::move(gpu));
         }
-        capacity.gpus.push_back(std::move(gpu));
       }
     }
   }

@@ -36,6 +36,13 @@ constexpr uint64_t kMaxCpuMillisPerNode = 10'000'000;      // 10,000 cores
 constexpr uint64_t kMaxNodeMemoryBytes = 1024 * kTi;       // 1 PiB
 constexpr uint64_t kMaxNodeStorageBytes = 1024 * 1024 * kTi;  // 1 EiB
 constexpr uint64_t kMaxGpuRamBytes = 16 * kTi;
+// Fractional GPUs (docs/FRACTIONAL.md): profiles in one GPU's MIG layout and instances of one
+// profile on one GPU (a GPU has at most 7 slices; room for future parts), and time-slice
+// replicas of one GPU (the device plugin allows any number; past this a GPU is not shared, it is
+// a typo).
+constexpr size_t kMaxMigProfilesPerGpu = 16;
+constexpr uint64_t kMaxMigInstancesPerGpu = 64;
+constexpr uint64_t kMaxTimeSliceReplicas = 64;
 // Micro-units per hour; 10^15 is a billion whole units an hour, far past any real price, and
 // small enough that prices of real orders cannot overflow 64 bits.
 constexpr uint64_t kMaxRatePerHour = 1'000'000'000'000'000;

@@ -1332,10 +1332,29 @@ Status SdlParser::ParseGpuOption(const std::string& path, const YamlNode& node, 
         option->interface = ParseGpuInterface(Trim(text));
         if (!option->interface) return Invalid(field_path, Quoted(text) + " is not pcie|sxm");
       }
+    } else if (key == "mig") {  // gpumart extension (docs/FRACTIONAL.md)
+      GPUMART_RETURN_IF_ERROR(SchemaRule(false, field_path, "a gpumart extension"));
+      std::string text;
+      status = ReadName(value, field_path, &text);
+      if (status.ok()) {
+        option->mig = ToLower(Trim(text));
+        if (!IsMigProfile(*option->mig)) {
+          return Invalid(field_path, Quoted(text) + " is not a MIG profile such as 1g.10gb");
+        }
+      }
+    } else if (key == "mig_min_ram") {  // gpumart extension
+      GPUMART_RETURN_IF_ERROR(SchemaRule(false, field_path, "a gpumart extension"));
+      status = ReadSize(value, field_path, &option->mig_min_ram_bytes);  // refuses 0
+    } else if (key == "shared") {  // gpumart extension
+      GPUMART_RETURN_IF_ERROR(SchemaRule(false, field_path, "a gpumart extension"));
+      status = ReadBool(value, field_path, &option->shared_ok);
     } else {
-      status = UnknownField(field_path, "model, ram or interface");
+      status = UnknownField(field_path, "model, ram, interface, mig, mig_min_ram or shared");
     }
     if (!status.ok()) return status;
+  }
+  if (option->IsMig() && option->shared_ok) {
+    return Invalid(path, "asks for a MIG instance and a shared GPU (a MIG instance is never time-sliced)");
   }
   return Status::Ok();
 }

@@ -97,6 +97,51 @@ bool FromHexInto(std::string_view hex, uint8_t* out, size_t size) {
   return true;
 }
 
+namespace {
+// A decimal of 1..4 digits without a leading zero, then `unit`; advances `text` past both.
+bool ConsumeCount(std::string_view& text, char unit_first, std::string_view unit) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 4 || text[0] == '0') return false;
+  text.remove_prefix(digits);
+  if (text.empty() || text[0] != unit_first || text.substr(0, unit.size()) != unit) return false;
+  text.remove_prefix(unit.size());
+  return true;
+}
+}  // namespace
+
+bool IsMigProfile(std::string_view text) {
+  if (!ConsumeCount(text, 'g', "g.")) return false;
+  if (!ConsumeCount(text, 'g', "gb")) return false;
+  while (!text.empty()) {
+    if (text[0] != '+') return false;
+    text.remove_prefix(1);
+    size_t length = 0;
+    while (length < text.size() && ((text[length] >= 'a' && text[length] <= 'z') ||
+                                    (text[length] >= '0' && text[length] <= '9'))) {
+      ++length;
+    }
+    if (length == 0) return false;
+    text.remove_prefix(length);
+  }
+  return true;
+}
+
+std::string Describe(const DeviceType& device) {
+  std::string text = device.model + " " + FormatGi(device.ram_bytes) + " " + std::string(ToString(device.interface));
+  if (!device.mig_profile.empty()) text += " mig " + device.mig_profile;
+  if (device.shared) text += " shared";
+  return text;
+}
+
+uint64_t MigProfileRamBytes(std::string_view profile) {
+  if (!IsMigProfile(profile)) return 0;
+  const size_t dot = profile.find('.');
+  uint64_t gib = 0;
+  for (size_t i = dot + 1; profile[i] != 'g'; ++i) gib = gib * 10 + static_cast<uint64_t>(profile[i] - '0');
+  return gib * kGi;
+}
+
 std::string FormatGi(uint64_t bytes) {
   if (bytes % kGi == 0) return std::to_string(bytes / kGi) + "Gi";
   return std::to_string(bytes);

@@ -56,6 +56,15 @@ struct GpuOption {
   std::string model = "*";  // lower-case model name, or "*" for any model of the vendor
   std::optional<uint64_t> ram_min_bytes;
   std::optional<GpuInterface> interface;
+  // Fractional GPUs (docs/FRACTIONAL.md). An option that names a MIG profile or a MIG minimum is
+  // a MIG option: it takes only MIG instances (of that profile; of at least that memory), never
+  // whole GPUs, and ram_min_bytes applies to the instance's own memory. Any other option takes
+  // only whole GPUs, and time-slice replicas of one only when shared_ok (they share the GPU's
+  // memory and compute with other tenants, so nobody gets one without asking).
+  std::optional<std::string> mig;   // a MIG profile such as "1g.10gb" (IsMigProfile)
+  uint64_t mig_min_ram_bytes = 0;   // 0 = no minimum
+  bool shared_ok = false;           // whole-GPU options only
+  bool IsMig() const { return mig.has_value() || mig_min_ram_bytes > 0; }
   bool operator==(const GpuOption&) const = default;
 };
 
@@ -164,6 +173,11 @@ struct GpuDevices {
   GpuInterface interface = GpuInterface::kPcie;
   std::optional<CudaVersion> cuda;     // highest CUDA version the driver supports
   uint32_t count = 0;                  // free devices of this type on the node
+  // Fractional devices (docs/FRACTIONAL.md); at most one of the two. A MIG instance has its own
+  // profile and ram_bytes is the instance's memory; a time-slice replica (shared) has the whole
+  // GPU's ram_bytes, shared with the GPU's other replicas. count counts instances / replicas.
+  std::string mig_profile;             // empty = not a MIG instance
+  bool shared = false;
   bool operator==(const GpuDevices&) const = default;
 };
 
@@ -217,6 +231,8 @@ struct DeviceType {
   std::string model;
   uint64_t ram_bytes = 0;
   GpuInterface interface = GpuInterface::kPcie;
+  std::string mig_profile;  // as GpuDevices: a MIG instance of this profile, ram_bytes its own
+  bool shared = false;      // a time-slice replica of a whole GPU
   bool operator==(const DeviceType&) const = default;
   auto operator<=>(const DeviceType&) const = default;
 };
@@ -352,6 +368,17 @@ std::optional<std::array<uint8_t, N>> FromHex(std::string_view hex) {
   if (!FromHexInto(hex, out.data(), N)) return std::nullopt;
   return out;
 }
+// A MIG GPU instance profile name as nvidia-smi and the device plugin spell it: "<n>g.<m>gb"
+// with n and m decimal without leading zeros, optionally followed by "+<attr>" suffixes of
+// lower-case letters and digits ("1g.10gb", "1g.10gb+me", "7g.141gb"). Compute-instance
+// profiles ("1c.3g.40gb") are not GPU instances and are refused.
+bool IsMigProfile(std::string_view text);
+// The memory of a MIG instance of `profile` as the market counts it: the profile's "<m>gb" as
+// m GiB (so "1g.10gb" is 10Gi, as "80Gi" names an 80 GB GPU); 0 when not a profile. Offers and
+// bids must state exactly this, so an instance is measured by its own size and one way.
+uint64_t MigProfileRamBytes(std::string_view profile);
+// A device type for people: "h100 80Gi sxm", "h100 10Gi sxm mig 1g.10gb", "a10 24Gi pcie shared".
+std::string Describe(const DeviceType& device);
 // "80Gi" for 80*2^30; falls back to the exact byte count when not a whole number of GiB.
 std::string FormatGi(uint64_t bytes);
 

@@ -45,8 +45,7 @@ std::string Describe(const market::ServiceAssignment& service) {
   std::ostringstream out;
   out << service.service << ": ";
   if (service.device) {
-    out << "option " << (*service.option + 1) << " " << service.device->model << " "
-        << market::FormatGi(service.device->ram_bytes) << " " << market::ToString(service.device->interface) << ", ";
+    out << "option " << (*service.option + 1) << " " << market::Describe(*service.device) << ", ";
   }
   for (size_t i = 0; i < service.placements.size(); ++i) {
     out << (i ? ", " : "") << service.placements[i].node << " x" << service.placements[i].replicas;

@@ -21,9 +21,11 @@
 #include <variant>
 #include <vector>
 
+#include "bidding/executor.h"
 #include "bidding/gpu_models.h"
 #include "bidding/nvidia_smi.h"
 #include "ledger/store.h"
+#include "market/mig.h"
 #include "market/sdl.h"
 #include "market/types.h"
 #include "market/yaml_tree.h"
@@ -268,12 +270,33 @@ struct ServiceParts {
 
 Result<YamlOut> GpuAffinity(const market::DeviceType& device, const bidding::GpuModelTable& models) {
   YamlOut products = YamlOut::Seq();
+  // A MIG instance runs on any product of its model whose MIG profiles include it; a time-slice
+  // replica on a product of its whole type, which GFD labels with "-SHARED" appended when the
+  // device plugin does not rename the resource (docs/FRACTIONAL.md).
+  market::DeviceType whole = device;
+  whole.mig_profile.clear();
+  whole.shared = false;
   for (const bidding::GpuModel& model : models.models()) {
-    if (!model.product.empty() && model.device == device) products.Add(YamlOut::String(GfdProduct(model.product)));
+    if (model.product.empty()) continue;
+    if (!device.mig_profile.empty()) {
+      const market::MigGpu* mig = market::FindMigGpu(model.device.model, model.device.ram_bytes);
+      const bool has_profile =
+          mig != nullptr && std::any_of(mig->profiles.begin(), mig->profiles.end(),
+                                        [&](const market::MigProfile& p) { return p.name == device.mig_profile; });
+      if (has_profile && model.device.vendor == device.vendor && model.device.model == device.model &&
+          model.device.interface == device.interface) {
+        products.Add(YamlOut::String(GfdProduct(model.product)));
+      }
+      continue;
+    }
+    if (model.device != whole) continue;
+    products.Add(YamlOut::String(GfdProduct(model.product)));
+    if (device.shared) products.Add(YamlOut::String(GfdProduct(model.product) + "-SHARED"));
   }
   if (products.empty()) {
     return Status::NotFound("no product in the GPU model table is " + device.vendor + " " + device.model + " " +
                             std::to_string(device.ram_bytes / market::kGi) + "Gi " + Interface(device.interface) +
+                            (device.mig_profile.empty() ? "" : " with MIG profile " + device.mig_profile) +
                             " (add it with --gpu-models FILE)");
   }
   // GFD labels the memory nvidia-smi reports, in MiB, a little under the nominal RAM: the bound
@@ -284,10 +307,14 @@ Result<YamlOut> GpuAffinity(const market::DeviceType& device, const bidding::Gpu
                       .Set("key", YamlOut::String("nvidia.com/gpu.product"))
                       .Set("operator", YamlOut::String("In"))
                       .Set("values", std::move(products)));
-  expressions.Add(YamlOut::Map()
-                      .Set("key", YamlOut::String("nvidia.com/gpu.memory"))
-                      .Set("operator", YamlOut::String("Gt"))
-                      .Set("values", YamlOut::Seq().Add(YamlOut::String(std::to_string(min_mib - 1)))));
+  // A MIG instance's memory is its profile's, not the GPU's: the profile in the resource name
+  // says it.
+  if (device.mig_profile.empty()) {
+    expressions.Add(YamlOut::Map()
+                        .Set("key", YamlOut::String("nvidia.com/gpu.memory"))
+                        .Set("operator", YamlOut::String("Gt"))
+                        .Set("values", YamlOut::Seq().Add(YamlOut::String(std::to_string(min_mib - 1)))));
+  }
   YamlOut term = YamlOut::Map();
   term.Set("matchExpressions", std::move(expressions));
   YamlOut required = YamlOut::Map();
@@ -333,7 +360,10 @@ Status AddService(const ServiceParts& parts, const std::string& namespace_name, 
   }
   if (ephemeral > 0) limits.Set("ephemeral-storage", YamlOut::String(std::to_string(ephemeral)));
   const bool gpu = resources.gpu.units > 0;
-  if (gpu) limits.Set("nvidia.com/gpu", YamlOut::String(std::to_string(resources.gpu.units)));
+  // The device's own resource: a MIG instance or a time slice is never a whole nvidia.com/gpu.
+  const std::string gpu_resource =
+      parts.assignment->device ? bidding::KubernetesGpuResource(*parts.assignment->device) : "nvidia.com/gpu";
+  if (gpu) limits.Set(gpu_resource, YamlOut::String(std::to_string(resources.gpu.units)));
   YamlOut requests = YamlOut::Map();  // = limits: the lease priced exactly this much
   requests.Set("cpu", YamlOut::String(std::to_string(resources.cpu_millis) + "m"));
   requests.Set("memory", YamlOut::String(std::to_string(resources.memory_bytes)));

@@ -52,7 +52,7 @@ std::string FormatReputation(uint32_t ppm) {
 }
 
 std::string FormatDevice(const market::DeviceType& device) {
-  return device.model + " " + market::FormatGi(device.ram_bytes) + " " + std::string(market::ToString(device.interface));
+  return market::Describe(device);
 }
 
 void PrintGroup(std::ostream& out, const market::Order& order, const std::vector<market::Candidate>& candidates,

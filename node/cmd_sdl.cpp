@@ -38,6 +38,9 @@ std::string FormatOption(const market::GpuOption& option) {
   std::string out = option.vendor + " " + option.model;
   if (option.ram_min_bytes) out += ", ram >= " + FormatBytes(*option.ram_min_bytes);
   if (option.interface) out += ", " + std::string(market::ToString(*option.interface));
+  if (option.mig) out += ", MIG " + *option.mig;
+  if (option.mig_min_ram_bytes > 0) out += ", MIG instance >= " + FormatBytes(option.mig_min_ram_bytes);
+  if (option.shared_ok) out += ", shared GPU ok";
   return out;
 }
 

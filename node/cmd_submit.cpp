@@ -172,8 +172,7 @@ std::string Short(const std::string& hex) { return hex.size() > 16 ? hex.substr(
 
 std::string FormatDevice(const market::ServiceAssignment& service) {
   if (!service.device) return "-";
-  const market::DeviceType& d = *service.device;
-  return d.model + " " + market::FormatGi(d.ram_bytes) + " " + std::string(market::ToString(d.interface));
+  return market::Describe(*service.device);
 }
 
 std::string FormatDevices(const std::vector<market::ServiceAssignment>& services) {

@@ -22,11 +22,15 @@ Json OptionalJson(const auto& value) {
 Json ToJson(const market::GpuRequest& gpu) {
   Json options = Json::array();
   for (const auto& option : gpu.options) {
-    options.push_back({{"vendor", option.vendor},
-                       {"model", option.model},
-                       {"ram_min_bytes", OptionalJson(option.ram_min_bytes)},
-                       {"interface", option.interface ? Json(std::string(market::ToString(*option.interface)))
-                                                      : Json(nullptr)}});
+    Json json = {{"vendor", option.vendor},
+                 {"model", option.model},
+                 {"ram_min_bytes", OptionalJson(option.ram_min_bytes)},
+                 {"interface", option.interface ? Json(std::string(market::ToString(*option.interface))) : Json(nullptr)}};
+    // Fractional options only (docs/FRACTIONAL.md): a whole-GPU option's object is as before.
+    if (option.mig) json["mig"] = *option.mig;
+    if (option.mig_min_ram_bytes > 0) json["mig_min_ram_bytes"] = option.mig_min_ram_bytes;
+    if (option.shared_ok) json["shared"] = true;
+    options.push_back(std::move(json));
   }
   return {{"units", gpu.units}, {"options", std::move(options)}};
 }
@@ -92,10 +96,14 @@ size_t Utf8SequenceLength(std::string_view text, size_t i, uint32_t& code_point)
 }  // namespace
 
 Json ToJson(const market::DeviceType& device) {
-  return {{"vendor", device.vendor},
-          {"model", device.model},
-          {"ram_bytes", device.ram_bytes},
-          {"interface", std::string(market::ToString(device.interface))}};
+  Json json = {{"vendor", device.vendor},
+               {"model", device.model},
+               {"ram_bytes", device.ram_bytes},
+               {"interface", std::string(market::ToString(device.interface))}};
+  // Fractional devices only (docs/FRACTIONAL.md), so a whole GPU's object is as before.
+  if (!device.mig_profile.empty()) json["mig_profile"] = device.mig_profile;
+  if (device.shared) json["shared"] = true;
+  return json;
 }
 
 Json ToJson(const market::Placement& placement) {
@@ -269,6 +277,16 @@ Result<market::OfferRow> OfferRowFromJson(const Json& json) {
   const auto parsed_interface = market::ParseGpuInterface(interface);
   if (!parsed_interface) return NotRead("device.interface", "pcie or sxm");
   row.device.interface = *parsed_interface;
+  if (const auto mig = device->find("mig_profile"); mig != device->end()) {
+    if (!mig->is_string() || !market::IsMigProfile(mig->get<std::string>())) {
+      return NotRead("device.mig_profile", "a MIG profile such as 1g.10gb");
+    }
+    row.device.mig_profile = mig->get<std::string>();
+  }
+  if (const auto shared = device->find("shared"); shared != device->end()) {
+    if (!shared->is_boolean()) return NotRead("device.shared", "true or false");
+    row.device.shared = shared->get<bool>();
+  }
   const auto cuda = json.find("cuda");
   if (cuda == json.end()) return NotRead("cuda", "a version or null");
   if (!cuda->is_null()) {

@@ -133,6 +133,34 @@ TEST(BidCheckTest, EachLieIsCaughtByItsReason) {
   }
 }
 
+// Fractional GPUs (docs/FRACTIONAL.md): a tenant refuses a time slice or a MIG instance for an
+// option that did not ask for one, and a whole GPU or another profile for a MIG option.
+TEST(BidCheckTest, FractionsOnlyForOptionsThatAskForThem) {
+  const market::Order order = market::testing::SampleOrder();  // option 0: an 80Gi H100 SXM
+  market::Bid shared = HonestBid(order);
+  shared.services[0].device->shared = true;
+  EXPECT_EQ(CheckBidAgainstOrder(order, shared).problem, BidProblem::kDeviceMismatch);
+  market::Bid mig = HonestBid(order);
+  mig.services[0].device = market::DeviceType{"nvidia", "h100", 80 * kGi, GpuInterface::kSxm, "7g.80gb", false};
+  EXPECT_EQ(CheckBidAgainstOrder(order, mig).problem, BidProblem::kDeviceMismatch);
+
+  market::Order fractional = order;
+  market::GpuOption& option = fractional.services[0].resources.gpu.options[0];
+  option.ram_min_bytes.reset();
+  option.mig = "1g.10gb";
+  market::Bid instance = HonestBid(fractional);
+  instance.services[0].device = market::DeviceType{"nvidia", "h100", 10 * kGi, GpuInterface::kSxm, "1g.10gb", false};
+  EXPECT_TRUE(CheckBidAgainstOrder(fractional, instance).ok());
+  instance.services[0].device->mig_profile = "2g.20gb";
+  instance.services[0].device->ram_bytes = 20 * kGi;
+  EXPECT_EQ(CheckBidAgainstOrder(fractional, instance).problem, BidProblem::kDeviceMismatch);
+  EXPECT_EQ(CheckBidAgainstOrder(fractional, HonestBid(fractional)).problem, BidProblem::kDeviceMismatch);
+  option.mig.reset();
+  option.shared_ok = true;
+  EXPECT_TRUE(CheckBidAgainstOrder(fractional, shared).ok());
+  EXPECT_TRUE(CheckBidAgainstOrder(fractional, HonestBid(fractional)).ok());
+}
+
 TEST(BidCheckTest, ReasonsHaveDistinctNames) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < kBidProblemCount; ++i) names.insert(ToString(static_cast<BidProblem>(i)));

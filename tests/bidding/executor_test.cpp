@@ -249,3 +249,19 @@ TEST(ExecutorConfigTest, ErrorsNameTheKeyAndLine) {
 
 }  // namespace
 }  // namespace gpumart::bidding
+
+namespace gpumart::bidding {
+namespace {
+
+// The device plugin resource each kind of device is requested as (docs/EXECUTOR.md).
+TEST(KubernetesGpuResourceTest, EachDeviceKindHasItsOwnResource) {
+  market::DeviceType device{"nvidia", "h100", 80 * market::kGi, market::GpuInterface::kSxm};
+  EXPECT_EQ(KubernetesGpuResource(device), "nvidia.com/gpu");
+  device.shared = true;
+  EXPECT_EQ(KubernetesGpuResource(device), "nvidia.com/gpu.shared");
+  device = {"nvidia", "h100", 10 * market::kGi, market::GpuInterface::kSxm, "1g.10gb", false};
+  EXPECT_EQ(KubernetesGpuResource(device), "nvidia.com/mig-1g.10gb");
+}
+
+}  // namespace
+}  // namespace gpumart::bidding

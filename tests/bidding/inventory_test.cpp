@@ -112,6 +112,39 @@ TEST(InventoryTest, ShippedProviderConfig) {
   EXPECT_EQ(fit.candidate->price_per_hour, 8 * 650000 + 32 * 4000 + 256 * 500);
 }
 
+// The shipped fractional examples (docs/FRACTIONAL.md) load, and each fraction is priced by its
+// own key: every device type of the inventory has a rate in the config's table.
+TEST(InventoryTest, ShippedFractionalProviderConfigs) {
+  struct Case {
+    const char* file;
+    uint64_t fractions;  // MIG instances or replicas
+  };
+  for (const Case& c : {Case{"provider-mig.yaml", 4 * 7 + 2 * 2 + 2 * 4}, Case{"provider-timeslice.yaml", 16 + 16}}) {
+    SCOPED_TRACE(c.file);
+    const std::string text = ReadFile(std::string(GPUMART_SOURCE_DIR) + "/configs/" + c.file);
+    Result<market::YamlTree> tree = market::YamlTree::Parse(text, {.max_nodes = 1 << 16, .max_depth = 16});
+    ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+    Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+    ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
+    std::vector<market::PriceTable> pricing;
+    ASSERT_TRUE(market::ParseOfferPricing(tree->Root().Find("pricing"), "pricing", pricing).ok());
+    const market::Offer offer = ToOffer(*inventory, pricing);
+    EXPECT_TRUE(market::ValidateOffer(offer).ok()) << market::ValidateOffer(offer).ToString();
+    uint64_t fractions = 0;
+    for (const auto& node : offer.nodes) {
+      for (const auto& gpus : node.gpus) {
+        if (!gpus.mig_profile.empty() || gpus.shared) fractions += gpus.count;
+        const market::DeviceType type{gpus.vendor, gpus.model, gpus.ram_bytes, gpus.interface, gpus.mig_profile,
+                                      gpus.shared};
+        EXPECT_TRUE(market::LookupGpuRate(offer.pricing[0], type).has_value()) << market::Describe(type);
+      }
+    }
+    EXPECT_EQ(fractions, c.fractions);
+  }
+}
+
 TEST(InventoryTest, DetectForms) {
   Result<InventoryConfig> whole = ParseSection("inventory: detect\n");
   ASSERT_TRUE(whole.ok());
@@ -185,6 +218,75 @@ TEST(InventoryTest, ImpossibleInventoryNamesTheKey) {
             "inventory.attributes.region: given twice");
   EXPECT_EQ(ErrorOf("inventory:\n  gpu_models: [a]\n  nodes: []\n"), "inventory.gpu_models: must be a path");
   EXPECT_EQ(ErrorOf(WithGpu("{model: h100, ram: 80Gi, interface: sxm, count: 8}")), "");
+}
+
+// Fractional GPUs (docs/FRACTIONAL.md): a MIG layout per GPU, checked against the model's
+// profiles, offers the instances only; `replicas` offers N time slices of each GPU.
+Inventory BuildOk(std::string_view yaml) {
+  Result<InventoryConfig> config = ParseSection(yaml);
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  if (!config.ok()) return Inventory();
+  Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+  EXPECT_TRUE(inventory.ok()) << inventory.status().ToString();
+  return inventory.ok() ? *inventory : Inventory();
+}
+
+TEST(InventoryTest, MigLayoutsAndTimeSlicing) {
+  const Inventory mig = BuildOk(WithGpu("{model: a100, ram: 80Gi, interface: sxm, cuda: \"12.4\", count: 2, "
+                                        "mig: {1g.10gb: 3, 3g.40gb: 1}}"));
+  ASSERT_EQ(mig.nodes.size(), 1u);
+  const auto& gpus = mig.nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 2u);
+  GpuDevices small{"nvidia", "a100", 10 * kGi, GpuInterface::kSxm, market::CudaVersion{12, 4}, 6};
+  small.mig_profile = "1g.10gb";
+  GpuDevices big{"nvidia", "a100", 40 * kGi, GpuInterface::kSxm, market::CudaVersion{12, 4}, 2};
+  big.mig_profile = "3g.40gb";
+  EXPECT_EQ(gpus[0], small);
+  EXPECT_EQ(gpus[1], big);
+  // The offer it makes is a valid one, and no whole A100 is in it.
+  const market::Offer offer = ToOffer(mig, {});
+  EXPECT_TRUE(market::ValidateOffer(offer).ok()) << market::ValidateOffer(offer).ToString();
+
+  const Inventory sliced = BuildOk(WithGpu("{model: a10, ram: 24Gi, count: 2, replicas: 4}"));
+  ASSERT_EQ(sliced.nodes[0].gpus.size(), 1u);
+  EXPECT_TRUE(sliced.nodes[0].gpus[0].shared);
+  EXPECT_EQ(sliced.nodes[0].gpus[0].count, 8u);
+  EXPECT_EQ(sliced.nodes[0].gpus[0].ram_bytes, 24 * kGi);
+  // A whole GPU and its fractions are different device types on one node.
+  const Inventory mixed = BuildOk(WithGpu("{model: h100, ram: 80Gi, interface: sxm, count: 4}\n"
+                                          "        - {model: h100, ram: 80Gi, interface: sxm, count: 4, mig: {7g.80gb: 1}}\n"
+                                          "        - {model: h100, ram: 80Gi, interface: sxm, count: 2, replicas: 8}"));
+  ASSERT_EQ(mixed.nodes[0].gpus.size(), 3u);
+  // Past the node's 64 whole GPUs, fractions count by their own bound.
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, interface: sxm, count: 64, mig: {1g.10gb: 7}}")), "");
+}
+
+TEST(InventoryTest, ImpossibleMigLayoutsNameTheKey) {
+  const std::string at = "inventory.nodes[0].gpus[0]";
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: {1g.10gb: 8}}")),
+            at + ".mig: 8 x 1g.10gb: one a100 80Gi holds at most 7");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: {3g.40gb: 2, 2g.20gb: 1}}")),
+            at + ".mig: the layout takes 8 compute slices, a100 80Gi has 7");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 1, mig: {1g.10gb: 2, 3g.20gb: 1, 1g.5gb: 1}}")),
+            at + ".mig: the layout takes 9 memory slices, a100 40Gi has 8");
+  EXPECT_PRED2(StartsWith, ErrorOf(WithGpu("{model: a100, ram: 40Gi, count: 1, mig: {1g.20gb: 1}}")),
+               at + ".mig: a100 40Gi has no MIG profile 1g.20gb (known: 1g.5gb, ");
+  EXPECT_PRED2(StartsWith, ErrorOf(WithGpu("{model: l40s, ram: 48Gi, count: 1, mig: {1g.10gb: 1}}")),
+               at + ".mig: l40s 48Gi has no MIG mode (MIG GPUs: a100 40Gi, ");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: {1c.3g.40gb: 1}}")),
+            at + ".mig.1c.3g.40gb: '1c.3g.40gb' is not a MIG profile such as 1g.10gb");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: {1g.10gb: 0}}")),
+            at + ".mig: 1g.10gb: 0 instances (leave the profile out)");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: [1g.10gb]}")),
+            at + ".mig: must be a map of MIG profile to instances per GPU, e.g. {1g.10gb: 7}");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a100, ram: 80Gi, count: 1, mig: {1g.10gb: 1}, replicas: 2}")),
+            at + ": a GPU is either cut into MIG instances (mig) or time-sliced (replicas), not both");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a10, ram: 24Gi, count: 1, replicas: 1}")),
+            at + ".replicas: a time-sliced GPU has at least 2 replicas (leave it out for whole GPUs)");
+  EXPECT_PRED2(StartsWith, ErrorOf(WithGpu("{model: a10, ram: 24Gi, count: 1, replicas: 65}")), at + ".replicas: ");
+  EXPECT_EQ(ErrorOf(WithGpu("{model: a10, ram: 24Gi, count: 2, replicas: 4}\n        - {model: a10, ram: 24Gi, "
+                            "count: 1, replicas: 2}")),
+            "inventory.nodes[0].gpus[1]: device type a10.24Gi.pcie shared is listed twice on this node");
 }
 
 // An inventory is an offer the matching engine must take: its per-offer bounds hold.

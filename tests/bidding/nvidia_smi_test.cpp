@@ -143,18 +143,95 @@ TEST(NvidiaSmiTest, Rtx4090WithoutMigSupport) {
 }
 
 // MIG slices are not whole GPUs: a GPU with MIG on is left out, with the reason and the fix.
-TEST(NvidiaSmiTest, MigModeOnLeavesThoseGpusOut) {
+// Without `nvidia-smi -L`'s list a GPU in MIG mode has no known instances: it is left out, never
+// offered whole.
+TEST(NvidiaSmiTest, MigModeOnWithoutInstancesLeavesThoseGpusOut) {
   const NvidiaSmiReport report = ParseRecorded("a100-mig.query.csv", "h100-8x-sxm.smi.txt");
   ASSERT_EQ(report.gpus.size(), 1u);
   EXPECT_EQ(report.gpus[0].model, "a100");
   EXPECT_EQ(report.gpus[0].ram_bytes, 80 * kGi);
   EXPECT_EQ(report.gpus[0].interface, GpuInterface::kSxm);
   EXPECT_EQ(report.gpus[0].count, 2u);
+  EXPECT_EQ(report.gpus[0].mig_profile, "");
   ASSERT_EQ(report.notes.size(), 2u) << Notes(report);
   EXPECT_EQ(report.notes[0],
-            "GPU 0 (00000000:07:00.0) left out: MIG mode is on (MIG slices are not offered as whole GPUs; `nvidia-smi -i 0 -mig 0` "
-            "turns it off)");
+            "GPU 0 (00000000:07:00.0) left out: MIG mode is on but it has no MIG instances (create them with `nvidia-smi "
+            "mig -cgi <profiles> -C -i 0`, or `nvidia-smi -i 0 -mig 0` to offer it whole)");
   EXPECT_NE(report.notes[1].find("GPU 1 (00000000:0F:00.0) left out: MIG mode is on"), std::string::npos);
+}
+
+// With the list, a GPU in MIG mode is offered as its instances, one device type per profile.
+TEST(NvidiaSmiTest, MigInstancesFromTheDeviceList) {
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded("a100-mig.query.csv"), Recorded("h100-8x-sxm.smi.txt"),
+                                                  Models(), Recorded("a100-mig.list.txt"));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->notes.empty()) << Notes(*report);
+  auto find = [&](const std::string& profile) -> const market::GpuDevices* {
+    for (const auto& gpu : report->gpus) {
+      if (gpu.mig_profile == profile) return &gpu;
+    }
+    return nullptr;
+  };
+  ASSERT_EQ(report->gpus.size(), 4u);
+  ASSERT_NE(find(""), nullptr);
+  EXPECT_EQ(find("")->count, 2u);
+  EXPECT_EQ(find("")->ram_bytes, 80 * kGi);
+  ASSERT_NE(find("1g.10gb"), nullptr);
+  EXPECT_EQ(find("1g.10gb")->count, 7u);
+  EXPECT_EQ(find("1g.10gb")->ram_bytes, 10 * kGi);
+  EXPECT_EQ(find("1g.10gb")->model, "a100");
+  EXPECT_EQ(find("1g.10gb")->interface, GpuInterface::kSxm);
+  EXPECT_EQ(find("1g.10gb")->cuda, (market::CudaVersion{12, 4}));
+  ASSERT_NE(find("3g.40gb"), nullptr);
+  EXPECT_EQ(find("3g.40gb")->count, 1u);
+  ASSERT_NE(find("2g.20gb"), nullptr);
+  EXPECT_EQ(find("2g.20gb")->count, 2u);
+
+  Result<NvidiaSmiReport> h100 =
+      ParseNvidiaSmi(Recorded("h100-mig.query.csv"), "", Models(), Recorded("h100-mig.list.txt"));
+  ASSERT_TRUE(h100.ok()) << h100.status().ToString();
+  ASSERT_EQ(h100->gpus.size(), 3u);
+  EXPECT_EQ(h100->gpus[0].mig_profile, "1g.10gb");
+  EXPECT_EQ(h100->gpus[0].count, 3u);
+}
+
+// Compute-instance splits are not GPU instances, and a layout the model cannot hold is refused:
+// the GPU is left out with the reason.
+TEST(NvidiaSmiTest, MigLayoutsThatAreNotOfferedAreNoted) {
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded("a100-mig.query.csv"), "", Models(),
+                                                  Recorded("a100-mig-ci.list.txt"));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->gpus.size(), 1u);
+  EXPECT_EQ(report->gpus[0].count, 2u);
+  ASSERT_GE(report->notes.size(), 2u) << Notes(*report);
+  EXPECT_NE(report->notes[0].find("GPU 0 (00000000:07:00.0) left out: its MIG instances are not offered: a100 80Gi has "
+                                  "no MIG profile 1c.3g.40gb"),
+            std::string::npos)
+      << report->notes[0];
+  EXPECT_NE(report->notes[1].find("GPU 1 (00000000:0F:00.0) left out: MIG mode is on but it has no MIG instances"),
+            std::string::npos);
+  // Eight 1g.10gb on one A100 cannot be: not offered.
+  std::string eight = "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-x)\n";
+  for (int i = 0; i < 8; ++i) eight += "  MIG 1g.10gb Device " + std::to_string(i) + ": (UUID: MIG-x)\n";
+  report = ParseNvidiaSmi("0, NVIDIA A100-SXM4-80GB, 81920, 00000000:07:00.0, 0x20B210DE, Enabled\n", "", Models(), eight);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->gpus.empty());
+  ASSERT_EQ(report->notes.size(), 1u);
+  EXPECT_NE(report->notes[0].find("8 x 1g.10gb: one a100 80Gi holds at most 7"), std::string::npos) << report->notes[0];
+}
+
+TEST(NvidiaSmiTest, MalformedDeviceListIsAnError) {
+  const std::string query = "0, NVIDIA A100-SXM4-80GB, 81920, 00000000:07:00.0, 0x20B210DE, Enabled\n";
+  for (const std::string list : {"  MIG 1g.10gb Device 0: (UUID: MIG-x)\n",            // no GPU line before it
+                                 "GPU x: A100\n", "GPU 0: a\nGPU 0: a\n",              // bad or repeated index
+                                 "GPU 0: a\n  MIG 1g.10gb\n", "GPU 0: a\n  garbage here now\n"}) {
+    EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), list).status().code(), Status::Code::kInvalidArgument) << list;
+  }
+  std::string many = "GPU 0: a\n";
+  for (size_t i = 0; i <= kMaxNvidiaSmiMigDevices; ++i) many += "  MIG 1g.10gb Device 0: x\n";
+  EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), many).status().code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), std::string(kMaxNvidiaSmiOutputBytes + 1, ' ')).status().code(),
+            Status::Code::kLimitExceeded);
 }
 
 // A GPU that fell off the bus, one that needs a reset and one that answers [Unknown Error] are
@@ -261,6 +338,7 @@ TEST(NvidiaSmiTest, RandomMutationsOfRecordedOutputs) {
   std::mt19937 random(testing::TestSeed());
   const std::vector<std::string> seeds = {Recorded("h100-8x-sxm.query.csv"), Recorded("h100-lost.query.csv"),
                                           Recorded("a100-mig.query.csv")};
+  const std::string list = Recorded("a100-mig.list.txt");
   for (int round = 0; round < 2000; ++round) {
     std::string text = seeds[random() % seeds.size()];
     const int edits = 1 + static_cast<int>(random() % 8);
@@ -275,6 +353,22 @@ TEST(NvidiaSmiTest, RandomMutationsOfRecordedOutputs) {
     Result<NvidiaSmiReport> report = ParseNvidiaSmi(text, text, Models());
     if (report.ok()) {
       EXPECT_LE(report->UsableGpus(), kMaxNvidiaSmiGpus);
+    }
+    // The MIG device list, mutated the same way, beside the MIG machine's query.
+    std::string mutated = list;
+    for (int e = 0; e < edits && !mutated.empty(); ++e) {
+      const size_t at = random() % mutated.size();
+      switch (random() % 3) {
+        case 0: mutated[at] = static_cast<char>(random()); break;
+        case 1: mutated.erase(at, 1 + random() % 20); break;
+        default: mutated.insert(at, std::string(1 + random() % 4, "MIG\n .g"[random() % 8])); break;
+      }
+    }
+    report = ParseNvidiaSmi(seeds[2], "", Models(), mutated);
+    if (report.ok()) {
+      for (const auto& gpu : report->gpus) {
+        EXPECT_TRUE(gpu.mig_profile.empty() || gpu.ram_bytes == market::MigProfileRamBytes(gpu.mig_profile));
+      }
     }
   }
 }
@@ -295,6 +389,15 @@ TEST(DetectNvidiaGpusTest, RunsTheQueryAndTheStatus) {
   EXPECT_EQ(report->UsableGpus(), 5u);
   EXPECT_EQ(report->gpus[0].cuda, (market::CudaVersion{12, 4}));
   EXPECT_EQ(report->notes.size(), 3u) << Notes(*report);
+
+
+  // A GPU in MIG mode: `nvidia-smi -L` is run too, and its instances offered.
+  std::ofstream(program, std::ios::trunc) << "#!/bin/sh\n"
+                                             "case \"$1\" in --query-gpu=*) cat '" << kTestData << "a100-mig.query.csv';;\n"
+                                             "-L) cat '" << kTestData << "a100-mig.list.txt';; esac\n";
+  report = DetectNvidiaGpus(program, Models());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->UsableGpus(), 2u + 7u + 1u + 2u);
 
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\nexit 9\n";
   EXPECT_EQ(DetectNvidiaGpus(program, Models()).status().message(), program + " exited with status 9 and printed nothing");

@@ -88,6 +88,75 @@ TEST_F(PricingTest, UtilizationAtFullUseIsTheCapAndNeverMore) {
   EXPECT_EQ(market::LookupGpuRate(tables[0], kA100), 200'000u);  // not in the inventory: unchanged
 }
 
+// Fractional GPUs (docs/FRACTIONAL.md): an A100 80Gi node cut into 7 x 1g.10gb and an A10 node
+// time-sliced 4 ways. Each fraction is its own device type with its own rate; the GPUs are never
+// offered whole, and capacity counts instances and replicas.
+market::GpuDevices Fraction(const market::DeviceType& type, uint32_t count) {
+  market::GpuDevices devices = Devices(type, count);
+  devices.mig_profile = type.mig_profile;
+  devices.shared = type.shared;
+  return devices;
+}
+const market::DeviceType kMig1g{"nvidia", "a100", 10 * kGi, GpuInterface::kSxm, "1g.10gb", false};
+const market::DeviceType kA10Slice{"nvidia", "a10", 24 * kGi, GpuInterface::kPcie, "", true};
+
+market::Order FractionOrder(market::GpuOption option) {
+  market::Order order = GpuOrder(1);
+  order.services[0].resources.gpu.options = {std::move(option)};
+  return order;
+}
+
+TEST_F(PricingTest, MigInstancesAndTimeSlicesAreDeviceTypesOfTheirOwn) {
+  market::Offer offer = Inventory(0);
+  offer.nodes = {Node("mig", {Fraction(kMig1g, 7)}), Node("sliced", {Fraction(kA10Slice, 4)})};
+  PricingConfig config = TablePricing();
+  config.tables[0].gpu = {{"a100.mig-1g.10gb", 40'000}, {"a10.shared", 20'000}, {"*", 90'000}};
+  auto engine = MakeEngine(provider_, offer, config);
+  ASSERT_NE(engine, nullptr);
+
+  market::GpuOption mig{"nvidia", "a100", std::nullopt, std::nullopt};
+  mig.mig = "1g.10gb";
+  market::GpuOption shared{"nvidia", "a10", std::nullopt, std::nullopt};
+  shared.shared_ok = true;
+  // A whole GPU is asked for: the provider has none (its GPUs are cut or shared).
+  EXPECT_TRUE(engine->OnOrder(SignOrder(tenant_, GpuOrder(1, "*", 8)), kNowMs).bids.empty());
+  // A time slice only for an option that accepts sharing.
+  EXPECT_TRUE(engine->OnOrder(SignOrder(tenant_, GpuOrder(1, "a10", 8)), kNowMs).bids.empty());
+  const EngineStep slice = engine->OnOrder(SignOrder(tenant_, FractionOrder(shared)), kNowMs);
+  ASSERT_EQ(slice.bids.size(), 1u);
+  EXPECT_EQ(slice.bids[0].body.services[0].device, kA10Slice);
+  EXPECT_EQ(slice.bids[0].body.price_per_hour, TablePrice(1, 20'000));
+  // The bid names the concrete profile, at its own rate; 7 instances, then no more.
+  for (int i = 0; i < 7; ++i) {
+    const EngineStep step = engine->OnOrder(SignOrder(tenant_, FractionOrder(mig)), kNowMs);
+    ASSERT_EQ(step.bids.size(), 1u) << i;
+    EXPECT_EQ(step.bids[0].body.services[0].device, kMig1g);
+    EXPECT_EQ(step.bids[0].body.price_per_hour, TablePrice(1, 40'000));
+  }
+  EXPECT_EQ(FreeGpus(*engine, kMig1g), 0u);
+  EXPECT_TRUE(engine->OnOrder(SignOrder(tenant_, FractionOrder(mig)), kNowMs).bids.empty());
+  // A minimum instead of a profile: 1g.10gb has 10Gi, so 20Gi finds none.
+  market::GpuOption at_least{"nvidia", "*", std::nullopt, std::nullopt};
+  at_least.mig_min_ram_bytes = 20 * kGi;
+  EXPECT_TRUE(engine->OnOrder(SignOrder(tenant_, FractionOrder(at_least)), kNowMs).bids.empty());
+}
+
+TEST_F(PricingTest, UtilizationScalesFractionsByTheirOwnKey) {
+  PricingConfig config = TablePricing();
+  config.kind = PricingKind::kUtilization;
+  config.utilization_max_percent = 200;
+  config.tables[0].gpu = {{"a100.mig-1g.10gb", 40'000}, {"a10.shared", 20'000}};
+  const std::vector<market::NodeCapacity> inventory = {Node("mig", {Fraction(kMig1g, 4)}),
+                                                       Node("sliced", {Fraction(kA10Slice, 4)})};
+  std::vector<market::NodeCapacity> free = inventory;
+  free[0].gpus[0].count = 2;  // half the instances leased
+  const auto tables = EffectiveTables(config, inventory, free, "uakt");
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(market::LookupGpuRate(tables[0], kMig1g), 60'000u);
+  EXPECT_EQ(market::LookupGpuRate(tables[0], kA10Slice), 20'000u);
+  EXPECT_TRUE(tables[0].gpu.contains("a10.24Gi.pcie.shared"));
+}
+
 class CommandPricingTest : public PricingTest {
  protected:
   static PricingConfig Command(uint32_t max_concurrent = 2) {

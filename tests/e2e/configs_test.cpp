@@ -16,7 +16,7 @@ namespace {
 
 const std::string kDemoDir = std::string(GPUMART_SOURCE_DIR) + "/configs/demo";
 
-TEST(DemoConfigsTest, RelayAndFourProvidersLoad) {
+TEST(DemoConfigsTest, RelayAndFiveProvidersLoad) {
   size_t providers = 0;
   size_t relays = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kDemoDir)) {
@@ -41,7 +41,7 @@ TEST(DemoConfigsTest, RelayAndFourProvidersLoad) {
     ++providers;
   }
   EXPECT_EQ(relays, 1u);
-  EXPECT_EQ(providers, 4u);
+  EXPECT_EQ(providers, 5u);  // h100, a100, l40s, rtx4090 and mig (MIG instances)
 }
 
 TEST(DemoConfigsTest, EverySdlReads) {

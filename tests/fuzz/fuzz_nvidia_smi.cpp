@@ -9,6 +9,7 @@
 
 #include "bidding/gpu_health.h"
 #include "bidding/nvidia_smi.h"
+#include "market/types.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const gpumart::bidding::GpuModelTable models = [] {
@@ -16,17 +17,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!builtin.ok()) __builtin_trap();
     return *builtin;
   }();
-  // The query's output, then (after the first NUL byte, if any) plain nvidia-smi's.
+  // The query's output, then (after the first NUL byte, if any) plain nvidia-smi's, then (after
+  // the second) `nvidia-smi -L`'s with the MIG devices.
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t split = input.find('\0');
   const std::string_view query = input.substr(0, split);
-  const std::string_view status = split == std::string_view::npos ? input : input.substr(split + 1);
-  auto report = gpumart::bidding::ParseNvidiaSmi(query, status, models);
+  const std::string_view rest = split == std::string_view::npos ? input : input.substr(split + 1);
+  const size_t second = rest.find('\0');
+  const std::string_view status = rest.substr(0, second);
+  const std::string_view list = second == std::string_view::npos ? rest : rest.substr(second + 1);
+  auto report = gpumart::bidding::ParseNvidiaSmi(query, status, models, list);
   if (report.ok()) {
-    if (report->UsableGpus() > gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
+    // A MIG instance counts one of up to seven per GPU.
+    if (report->UsableGpus() > 7 * gpumart::bidding::kMaxNvidiaSmiGpus) __builtin_trap();
     for (const auto& gpu : report->gpus) {
-      const gpumart::market::DeviceType type{gpu.vendor, gpu.model, gpu.ram_bytes, gpu.interface};
-      if (gpu.count == 0 || !models.Knows(type) || gpu.cuda != report->cuda) __builtin_trap();
+      if (gpu.count == 0 || gpu.cuda != report->cuda) __builtin_trap();
+      if (gpu.mig_profile.empty()) {
+        const gpumart::market::DeviceType type{gpu.vendor, gpu.model, gpu.ram_bytes, gpu.interface};
+        if (!models.Knows(type)) __builtin_trap();
+      } else if (gpu.ram_bytes != gpumart::market::MigProfileRamBytes(gpu.mig_profile)) {
+        __builtin_trap();
+      }
     }
   }
   auto readings = gpumart::bidding::ParseNvidiaSmiHealth(query);

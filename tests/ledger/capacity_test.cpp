@@ -90,6 +90,47 @@ TEST(CapacityTest, EncodeUsageRefusesWhatDecodeUsageWouldRefuse) {
   EXPECT_FALSE(EncodeUsage(bad_interface).ok());
 }
 
+// Fractional GPUs (docs/FRACTIONAL.md): a MIG instance or a time slice is a device type of its
+// own. Usage once dropped mig_profile and shared (encoding, and the free-capacity lookup), so a
+// lease of a slice took nothing from the slices, or took from the whole GPUs of the same type.
+TEST(CapacityTest, FractionalDevicesKeepTheirOwnType) {
+  const market::DeviceType whole{"nvidia", "a10", 24 * kGi, market::GpuInterface::kPcie};
+  market::DeviceType slice = whole;
+  slice.shared = true;
+  const market::DeviceType mig{"nvidia", "h100", 10 * kGi, market::GpuInterface::kSxm, "1g.10gb", false};
+  Usage usage;
+  usage["n"].gpus[slice] = 3;
+  usage["n"].gpus[mig] = 2;
+  usage["n"].gpus[whole] = 1;
+  const std::string encoded = EncodeUsage(usage).value();
+  auto decoded = DecodeUsage(encoded);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, usage);
+  for (size_t cut = 0; cut < encoded.size(); ++cut) EXPECT_FALSE(DecodeUsage(encoded.substr(0, cut)).ok()) << cut;
+
+  market::NodeCapacity node{"n", 1000, kGi, kGi, {}};
+  auto devices = [](const market::DeviceType& type, uint32_t count) {
+    market::GpuDevices d{type.vendor, type.model, type.ram_bytes, type.interface, std::nullopt, count};
+    d.mig_profile = type.mig_profile;
+    d.shared = type.shared;
+    return d;
+  };
+  node.gpus = {devices(whole, 4), devices(slice, 8), devices(mig, 7)};
+  const auto free = SubtractUsage({node}, *decoded);
+  EXPECT_EQ(free[0].gpus[0].count, 3u);
+  EXPECT_EQ(free[0].gpus[1].count, 5u);
+  EXPECT_EQ(free[0].gpus[2].count, 5u);
+  // Usage written before fractional devices existed still decodes (interface byte 0 or 1).
+  Usage old;
+  old["n"].gpus[whole] = 1;
+  EXPECT_EQ(DecodeUsage(EncodeUsage(old).value()).value(), old);
+  Usage bad;
+  market::DeviceType odd = mig;
+  odd.mig_profile = std::string(kMaxUsageNameBytes + 1, 'g');
+  bad["n"].gpus[odd] = 1;
+  EXPECT_FALSE(EncodeUsage(bad).ok());
+}
+
 TEST(CapacityTest, FreeCapacityNeverGoesBelowZero) {
   const auto inventory = market::testing::SampleOffer().nodes;
   auto usage = ComputeUsage(market::testing::SampleOrder(), market::testing::SampleAssignments());

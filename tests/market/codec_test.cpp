@@ -718,6 +718,143 @@ TEST(CodecTest, DevicesNameTheirVendorAndModel) {
   EXPECT_FALSE(ValidateOffer(offer).ok());
 }
 
+// ---- fractional GPUs (MIG instances, time-slice replicas) ------------------------------------
+
+// Finds `needle` in `haystack` (hex), or npos.
+size_t FindHex(const Bytes& haystack, const std::string& needle) {
+  return ToHex(haystack.data(), haystack.size()).find(needle);
+}
+
+TEST(CodecTest, FractionalOptionFieldsAddedOnlyWhenUsed) {
+  Order whole = TinyOrder();
+  whole.services[0].resources.gpu.units = 1;
+  whole.services[0].resources.gpu.options = {GpuOption{"nvidia", "a100", std::nullopt, std::nullopt}};
+  // A whole-GPU option keeps the 4 fields every earlier node wrote.
+  EXPECT_NE(FindHex(EncodeBody(whole), "94a66e7669646961a461313030c0c0"), std::string::npos);
+  for (auto set : std::vector<void (*)(GpuOption&)>{
+           [](GpuOption& o) { o.mig = "1g.10gb"; },
+           [](GpuOption& o) { o.mig_min_ram_bytes = 10 * kGi; },
+           [](GpuOption& o) { o.shared_ok = true; }}) {
+    Order fractional = whole;
+    set(fractional.services[0].resources.gpu.options[0]);
+    const Bytes bytes = EncodeBody(fractional);
+    EXPECT_NE(FindHex(bytes, "97a66e7669646961a461313030c0c0"), std::string::npos);
+    Result<Order> decoded = DecodeOrder(bytes);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    EXPECT_EQ(*decoded, fractional);
+    EXPECT_EQ(EncodeBody(*decoded), bytes);
+  }
+  // Seven fields that are all unset would be a second encoding of the four.
+  Order shared = whole;
+  shared.services[0].resources.gpu.options[0].shared_ok = true;
+  Bytes bytes = EncodeBody(shared);
+  const size_t at = FindHex(bytes, "c000c3");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at / 2 + 2] = 0xc2;
+  EXPECT_EQ(DecodeOrder(bytes).status().code(), Status::Code::kCorruption);
+  EXPECT_NE(DecodeOrder(bytes).status().message().find("non-canonical"), std::string::npos);
+  // Any other field count is refused.
+  Bytes five = EncodeBody(whole);
+  const size_t option = FindHex(five, "94a66e7669646961");
+  five[option / 2] = 0x95;
+  five.insert(five.begin() + static_cast<long>(option / 2 + 15), 0xc0);
+  EXPECT_NE(DecodeOrder(five).status().message().find("expected 4 or 7 fields"), std::string::npos);
+}
+
+TEST(CodecTest, FractionalOptionRules) {
+  Order order = TinyOrder();
+  order.services[0].resources.gpu.units = 1;
+  order.services[0].resources.gpu.options = {GpuOption{}};
+  GpuOption& option = order.services[0].resources.gpu.options[0];
+  for (const std::string bad : {"", "1g", "1g.10", "1g.10GB", "01g.10gb", "1c.3g.40gb", "1g.10gb+", "1g.10gb+ME",
+                                "12345g.10gb", "1g.10gb "}) {
+    option.mig = bad;
+    EXPECT_EQ(ValidateOrder(order).code(), Status::Code::kInvalidArgument) << "'" << bad << "'";
+    EXPECT_FALSE(DecodeOrder(EncodeBody(order)).ok()) << bad;
+  }
+  for (const std::string good : {"1g.10gb", "1g.10gb+me", "7g.141gb", "1g.6gb", "3g.40gb"}) {
+    option.mig = good;
+    EXPECT_TRUE(ValidateOrder(order).ok()) << good;
+  }
+  option.shared_ok = true;
+  EXPECT_NE(ValidateOrder(order).message().find("a MIG instance and a shared GPU"), std::string::npos);
+  option.mig.reset();
+  option.mig_min_ram_bytes = 10 * kGi;
+  EXPECT_FALSE(ValidateOrder(order).ok());
+  EXPECT_FALSE(DecodeOrder(EncodeBody(order)).ok());
+  option.mig_min_ram_bytes = 0;
+  EXPECT_TRUE(ValidateOrder(order).ok());
+}
+
+TEST(CodecTest, FractionalDevicesInOffersAndBids) {
+  Offer offer = SampleOffer();
+  offer.provider.clear();
+  offer.auditors.clear();
+  offer.reputation_ppm = 0;
+  GpuDevices mig{"nvidia", "a100", 10 * kGi, GpuInterface::kSxm, CudaVersion{12, 4}, 7};
+  mig.mig_profile = "1g.10gb";
+  GpuDevices slices{"nvidia", "a10", 24 * kGi, GpuInterface::kPcie, std::nullopt, 4};
+  slices.shared = true;
+  offer.nodes[0].gpus.push_back(mig);
+  offer.nodes[0].gpus.push_back(slices);
+  offer.pricing[0].gpu["a100.mig-1g.10gb"] = 40'000;
+  offer.pricing[0].gpu["a10.shared"] = 20'000;
+  Bytes bytes = EncodeBody(offer);
+  Result<Offer> decoded = DecodeOffer(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, offer);
+  // The whole H100s keep their 6 fields.
+  EXPECT_NE(FindHex(bytes, "96a66e7669646961a468313030"), std::string::npos);
+  // A device cannot be both, and a profile must be well formed.
+  Offer both = offer;
+  both.nodes[0].gpus[1].shared = true;
+  EXPECT_NE(ValidateOffer(both).message().find("cannot also be a time-slice replica"), std::string::npos);
+  EXPECT_FALSE(DecodeOffer(EncodeBody(both)).ok());
+  Offer bad = offer;
+  bad.nodes[0].gpus[1].mig_profile = "one.tenth";
+  EXPECT_FALSE(ValidateOffer(bad).ok());
+  EXPECT_FALSE(DecodeOffer(EncodeBody(bad)).ok());
+  // An instance is measured by its own size, stated exactly.
+  Offer big = offer;
+  big.nodes[0].gpus[1].ram_bytes = 80 * kGi;
+  EXPECT_NE(ValidateOffer(big).message().find("a 1g.10gb instance has 10Gi, not 80Gi"), std::string::npos);
+  EXPECT_FALSE(DecodeOffer(EncodeBody(big)).ok());
+  // An 8-field entry with both unset is a second encoding of the 6.
+  const size_t shared_tail = FindHex(bytes, "04a0c3");
+  ASSERT_NE(shared_tail, std::string::npos);
+  bytes[shared_tail / 2 + 2] = 0xc2;
+  EXPECT_NE(DecodeOffer(bytes).status().message().find("non-canonical"), std::string::npos);
+
+  Bid bid = SampleBid();
+  bid.services[0].device = DeviceType{"nvidia", "a100", 10 * kGi, GpuInterface::kSxm, "1g.10gb", false};
+  Result<Bid> decoded_bid = DecodeBid(EncodeBody(bid));
+  ASSERT_TRUE(decoded_bid.ok()) << decoded_bid.status().ToString();
+  EXPECT_EQ(*decoded_bid, bid);
+  bid.services[0].device->shared = true;
+  EXPECT_FALSE(ValidateBid(bid).ok());
+  EXPECT_FALSE(DecodeBid(EncodeBody(bid)).ok());
+  bid.services[0].device->mig_profile.clear();
+  decoded_bid = DecodeBid(EncodeBody(bid));
+  ASSERT_TRUE(decoded_bid.ok()) << decoded_bid.status().ToString();
+  EXPECT_TRUE(decoded_bid->services[0].device->shared);
+}
+
+TEST(CodecTest, FractionalPriceKeys) {
+  for (const std::string key : {"a100.mig-1g.10gb", "a100.mig-1g.10gb+me", "h200.mig-7g.141gb", "a10.shared",
+                                "a10.24Gi.shared", "a10.24Gi.pcie.shared", "shared"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    EXPECT_TRUE(ValidateOffer(offer).ok()) << key << ": " << ValidateOffer(offer).ToString();
+  }
+  for (const std::string key : {"*.shared", ".shared", "a10.shared.shared", "a10.24Gi.shared.pcie", "a100.mig-",
+                                "a100.mig-1c.3g.40gb", "*.mig-1g.10gb", "mig-1g.10gb", ".mig-1g.10gb",
+                                "a100.80Gi.mig-1g.10gb", "a100.mig-1g.10gb.shared"}) {
+    Offer offer = SampleOffer();
+    offer.pricing[0].gpu = {{key, 1}};
+    EXPECT_EQ(ValidateOffer(offer).code(), Status::Code::kInvalidArgument) << "'" << key << "'";
+  }
+}
+
 // ---- leases: bound to the accepted bid, three signatures --------------------------------------
 
 Bytes Wire(const Envelope& envelope) { return EncodeEnvelope(envelope); }

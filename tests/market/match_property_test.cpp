@@ -28,18 +28,33 @@ struct ReferenceBid {
   std::vector<std::optional<DeviceType>> devices;  // per service
 };
 
+// docs/PRICING.md: a MIG instance only by "model.mig-<profile>"; a time-slice replica by the
+// whole-GPU keys with ".shared", never by "*".
 std::optional<uint64_t> ReferenceRate(const PriceTable& table, const DeviceType& d) {
+  if (!d.mig_profile.empty()) {
+    const std::string key = d.model + ".mig-" + d.mig_profile;
+    if (table.gpu.count(key)) return table.gpu.at(key);
+    return std::nullopt;
+  }
   const std::string ram = std::to_string(d.ram_bytes / kGi) + "Gi";
-  const std::string keys[] = {d.model + "." + ram + "." + (d.interface == GpuInterface::kSxm ? "sxm" : "pcie"),
-                              d.model + "." + ram, d.model, "*"};
+  const std::string suffix = d.shared ? ".shared" : "";
+  std::vector<std::string> keys = {d.model + "." + ram + "." + (d.interface == GpuInterface::kSxm ? "sxm" : "pcie") + suffix,
+                                   d.model + "." + ram + suffix, d.model + suffix};
+  if (!d.shared) keys.push_back("*");
   for (const auto& key : keys) {
     if (table.gpu.count(key)) return table.gpu.at(key);
   }
   return std::nullopt;
 }
 
+// docs/FRACTIONAL.md: an option naming a MIG profile or minimum takes MIG instances only (RAM
+// measured by the instance), any other whole GPUs, and time-slice replicas only if it says so.
 bool Accepts(const GpuOption& o, const DeviceType& d) {
-  return ToLower(o.vendor) == ToLower(d.vendor) && (o.model == "*" || ToLower(o.model) == ToLower(d.model)) &&
+  const bool wants_mig = o.mig.has_value() || o.mig_min_ram_bytes > 0;
+  const bool kind = wants_mig ? !d.mig_profile.empty() && (!o.mig || *o.mig == d.mig_profile) &&
+                                    d.ram_bytes >= o.mig_min_ram_bytes
+                              : d.mig_profile.empty() && (!d.shared || o.shared_ok);
+  return kind && ToLower(o.vendor) == ToLower(d.vendor) && (o.model == "*" || ToLower(o.model) == ToLower(d.model)) &&
          (!o.ram_min_bytes || d.ram_bytes >= *o.ram_min_bytes) && (!o.interface || *o.interface == d.interface);
 }
 
@@ -47,7 +62,7 @@ bool CudaFine(const GpuDevices& g, const ServiceRequest& s) {
   return !s.cuda_min || (g.cuda && *g.cuda >= *s.cuda_min);
 }
 
-DeviceType TypeOf(const GpuDevices& g) { return {g.vendor, g.model, g.ram_bytes, g.interface}; }
+DeviceType TypeOf(const GpuDevices& g) { return {g.vendor, g.model, g.ram_bytes, g.interface, g.mig_profile, g.shared}; }
 
 uint64_t CeilDiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -225,8 +240,18 @@ class Generator {
   const T& Pick(const std::vector<T>& items) { return items[static_cast<size_t>(Int(0, static_cast<int>(items.size()) - 1))]; }
 
   DeviceType Type() {
-    return {"nvidia", Pick(models_), static_cast<uint64_t>(Pick(rams_)) * kGi,
-            Chance(50) ? GpuInterface::kSxm : GpuInterface::kPcie};
+    DeviceType d{"nvidia", Pick(models_), static_cast<uint64_t>(Pick(rams_)) * kGi,
+                 Chance(50) ? GpuInterface::kSxm : GpuInterface::kPcie};
+    // Fractional devices: a MIG instance (its own memory) or a time-slice replica.
+    const int kind = Int(0, 9);
+    if (kind < 2) {
+      const auto& [profile, gib] = Pick(profiles_);
+      d.mig_profile = profile;
+      d.ram_bytes = static_cast<uint64_t>(gib) * kGi;
+    } else if (kind < 4) {
+      d.shared = true;
+    }
+    return d;
   }
   std::optional<CudaVersion> Cuda() {
     const int c = Int(0, 2);
@@ -255,11 +280,16 @@ class Generator {
       if (Chance(40)) table.gpu["*"] = static_cast<uint64_t>(Int(0, 20));
       for (const DeviceType& d : kinds) {
         const std::string ram = FormatGi(d.ram_bytes);
+        if (!d.mig_profile.empty()) {
+          if (Chance(80)) table.gpu[d.model + ".mig-" + d.mig_profile] = static_cast<uint64_t>(Int(0, 20));
+          continue;
+        }
+        const std::string suffix = d.shared ? ".shared" : "";
         switch (Int(0, 3)) {
-          case 0: table.gpu[d.model] = static_cast<uint64_t>(Int(0, 20)); break;
-          case 1: table.gpu[d.model + "." + ram] = static_cast<uint64_t>(Int(0, 20)); break;
-          case 2: table.gpu[d.model + "." + ram + "." + std::string(ToString(d.interface))] = static_cast<uint64_t>(Int(0, 20)); break;
-          default: break;  // priced only by "*", if at all
+          case 0: table.gpu[d.model + suffix] = static_cast<uint64_t>(Int(0, 20)); break;
+          case 1: table.gpu[d.model + "." + ram + suffix] = static_cast<uint64_t>(Int(0, 20)); break;
+          case 2: table.gpu[d.model + "." + ram + "." + std::string(ToString(d.interface)) + suffix] = static_cast<uint64_t>(Int(0, 20)); break;
+          default: break;  // priced only by "*", if at all (never for a replica)
         }
       }
       offer.pricing.push_back(std::move(table));
@@ -272,7 +302,8 @@ class Generator {
       node.storage_bytes = static_cast<uint64_t>(Int(1, 6)) * kGi;
       for (int e = Int(0, 2); e > 0; --e) {
         const DeviceType& d = Pick(kinds);
-        GpuDevices g{d.vendor, d.model, d.ram_bytes, d.interface, Cuda(), static_cast<uint32_t>(Int(0, 5))};
+        GpuDevices g{d.vendor, d.model, d.ram_bytes, d.interface, Cuda(), static_cast<uint32_t>(Int(0, 5)),
+                     d.mig_profile, d.shared};
         // The engine merges equal (type, CUDA) entries of a node; the generator never lists them twice.
         const bool duplicate = std::any_of(node.gpus.begin(), node.gpus.end(), [&](const GpuDevices& o) {
           return TypeOf(o) == d && o.cuda == g.cuda;
@@ -312,6 +343,14 @@ class Generator {
           option.model = Chance(40) ? "*" : Pick(models_);
           if (Chance(35)) option.ram_min_bytes = static_cast<uint64_t>(Pick(rams_)) * kGi;
           if (Chance(20)) option.interface = Chance(50) ? GpuInterface::kSxm : GpuInterface::kPcie;
+          const int fraction = Int(0, 19);
+          if (fraction < 3) {
+            option.mig = Pick(profiles_).first;
+          } else if (fraction < 5) {
+            option.mig_min_ram_bytes = static_cast<uint64_t>(Pick(profiles_).second) * kGi;
+          } else if (fraction < 9) {
+            option.shared_ok = true;
+          }
           service.resources.gpu.options.push_back(option);
         }
         if (Chance(30)) service.cuda_min = Chance(50) ? CudaVersion{11, 0} : CudaVersion{12, 0};
@@ -327,6 +366,7 @@ class Generator {
   std::mt19937 rng_;
   std::vector<std::string> models_{"a100", "h100", "l40s"};
   std::vector<int> rams_{24, 48, 80};
+  std::vector<std::pair<std::string, int>> profiles_{{"1g.10gb", 10}, {"2g.20gb", 20}, {"3g.40gb", 40}};
 };
 
 std::string Describe(const ReferenceBid& bid) {
@@ -418,6 +458,8 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
   int bids_seen = 0;
   int multi_service = 0;
   int second_denom_bids = 0;  // bids in the order's second denom: the multi-denom rule at work
+  int mig_bids = 0;           // bids naming a MIG instance / a time-slice replica
+  int shared_bids = 0;
   std::vector<Candidate> reused;
   const uint32_t base_seed = gpumart::testing::TestSeed();
   for (int instance = 0; instance < kInstances; ++instance) {
@@ -443,6 +485,12 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
       ASSERT_EQ(outcome.candidate.has_value(), expected.has_value()) << context << " " << offer.provider;
       if (expected) ExpectSameBid(order, offer, *expected, *outcome.candidate, context);
       if (expected && expected->denom_rank > 0) ++second_denom_bids;
+      if (expected) {
+        for (const auto& device : expected->devices) {
+          if (device && !device->mig_profile.empty()) ++mig_bids;
+          if (device && device->shared) ++shared_bids;
+        }
+      }
       if (!expected) {
         EXPECT_NE(outcome.exclusion.reason, ExclusionReason::kNone) << context;
       }
@@ -497,12 +545,17 @@ TEST(MatchPropertyTest, EngineAgreesWithBruteForceOnRandomInstances) {
     if (HasFailure()) return;
   }
   // The generator must produce real work, not mostly empty answers.
-  std::printf("instances %d, bids ranked %d, multi-service orders %d, bids in a second denom %d\n", kInstances,
-              bids_seen, multi_service, second_denom_bids);
-  // About two bids an instance on every seed tried (11,600-13,100 of 6,000 instances).
-  EXPECT_GT(bids_seen, 3 * kInstances / 2);
+  std::printf("instances %d, bids ranked %d, multi-service orders %d, bids in a second denom %d, "
+              "MIG services %d, time-sliced services %d (seed %u)\n",
+              kInstances, bids_seen, multi_service, second_denom_bids, mig_bids, shared_bids, base_seed);
+  // About 1.5 bids an instance on every seed tried (9,100-9,800 of 6,000 instances; a fifth of the
+  // device types are fractions, which only fractional options take).
+  EXPECT_GT(bids_seen, 4 * kInstances / 3);
   EXPECT_GT(multi_service, kInstances / 3);
   EXPECT_GT(second_denom_bids, kInstances / 100);  // about 150 on the seeds tried
+  // About 40-60 and 70-100 on the seeds tried: enough for the fractional rules to be exercised.
+  EXPECT_GT(mig_bids, kInstances / 300);
+  EXPECT_GT(shared_bids, kInstances / 300);
 }
 
 }  // namespace

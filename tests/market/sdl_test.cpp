@@ -292,7 +292,7 @@ TEST(SdlGpu, UnknownOptionFieldIsAWarningAndUnknownVendorAnError) {
   ASSERT_EQ(deployment.warnings.size(), 1u);
   EXPECT_EQ(deployment.warnings[0].ToString(),
             "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0].memory: unknown field, ignored (expected "
-            "model, ram or interface)");
+            "model, ram, interface, mig, mig_min_ram or shared)");
   EXPECT_EQ(OnlyService(deployment).resources.gpu.options.at(0).ram_min_bytes, std::nullopt);
   EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
                                "              intel:\n"))
@@ -301,6 +301,61 @@ TEST(SdlGpu, UnknownOptionFieldIsAWarningAndUnknownVendorAnError) {
   // Unknown fields of the GPU block itself are refused by Akash's reader too.
   EXPECT_EQ(ParseError(WithGpu("        gpu:\n          units: 1\n          model: h100\n")).message(),
             "profiles.compute.web.resources.gpu.model: unknown field (expected units or attributes)");
+}
+
+// Fractional GPUs (docs/FRACTIONAL.md): gpumart extensions Akash's reader ignores.
+TEST(SdlGpu, MigAndSharedOptions) {
+  const Deployment deployment = ParseOk(WithGpu(R"(        gpu:
+          units: 1
+          attributes:
+            vendor:
+              nvidia:
+                - model: a100
+                  mig: 1G.10gb
+                - model: h100
+                  mig_min_ram: 20Gi
+                  ram: 10Gi
+                - model: a10
+                  shared: true
+                - model: l4
+)"));
+  EXPECT_TRUE(deployment.warnings.empty());
+  const auto& options = OnlyService(deployment).resources.gpu.options;
+  ASSERT_EQ(options.size(), 4u);
+  EXPECT_EQ(options[0].mig, "1g.10gb");
+  EXPECT_TRUE(options[0].IsMig());
+  EXPECT_EQ(options[1].mig, std::nullopt);
+  EXPECT_EQ(options[1].mig_min_ram_bytes, 20 * kGi);
+  EXPECT_EQ(options[1].ram_min_bytes, 10 * kGi);
+  EXPECT_TRUE(options[2].shared_ok);
+  EXPECT_FALSE(options[2].IsMig());
+  EXPECT_EQ(options[3], (GpuOption{"nvidia", "l4", std::nullopt, std::nullopt}));
+  // The order it makes survives the wire.
+  for (const Order& order : deployment.orders) {
+    Result<Order> decoded = DecodeOrder(EncodeBody(order));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    EXPECT_EQ(*decoded, order);
+  }
+}
+
+TEST(SdlGpu, BadMigOptionsNameTheirPath) {
+  const std::string prefix = "        gpu:\n          units: 1\n          attributes:\n            vendor:\n"
+                             "              nvidia:\n                - model: a100\n";
+  const std::string at = "profiles.compute.web.resources.gpu.attributes.vendor.nvidia[0]";
+  EXPECT_EQ(ParseError(WithGpu(prefix + "                  mig: 1c.3g.40gb\n")).message(),
+            at + ".mig: \"1c.3g.40gb\" is not a MIG profile such as 1g.10gb");
+  EXPECT_EQ(ParseError(WithGpu(prefix + "                  mig_min_ram: 0\n")).message(),
+            at + ".mig_min_ram: must be more than 0 bytes");
+  EXPECT_FALSE(ParseSdl(WithGpu(prefix + "                  mig_min_ram: lots\n")).ok());
+  EXPECT_FALSE(ParseSdl(WithGpu(prefix + "                  shared: maybe\n")).ok());
+  EXPECT_EQ(ParseError(WithGpu(prefix + "                  mig: 1g.10gb\n                  shared: true\n")).message(),
+            at + ": asks for a MIG instance and a shared GPU (a MIG instance is never time-sliced)");
+  // Akash Console's schema has none of them: --strict refuses each.
+  for (const char* field : {"mig: 1g.10gb", "mig_min_ram: 10Gi", "shared: true"}) {
+    Result<Deployment> strict = ParseSdl(WithGpu(prefix + "                  " + field + "\n"), {.strict = true});
+    ASSERT_FALSE(strict.ok()) << field;
+    EXPECT_NE(strict.status().message().find("a gpumart extension"), std::string::npos) << field;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

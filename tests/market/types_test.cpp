@@ -54,6 +54,25 @@ TEST(TypesTest, HexRoundTripAndRejectsBadDigits) {
   EXPECT_EQ(FromHex<4>("00ab10fg"), std::nullopt);
 }
 
+TEST(TypesTest, IsMigProfile) {
+  for (const char* good : {"1g.5gb", "1g.10gb", "1g.10gb+me", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb",
+                           "1g.18gb", "7g.141gb", "1g.6gb+me+gfx"}) {
+    EXPECT_TRUE(IsMigProfile(good)) << good;
+  }
+  for (const char* bad : {"", "g.10gb", "1g", "1g.", "1g.gb", "1g.10", "1g.10GB", "0g.10gb", "1g.010gb", "1c.3g.40gb",
+                          "1g.10gb+", "1g.10gb+Me", "1g.10gb-me", "99999g.10gb", "1g.10gb\n", "mig-1g.10gb"}) {
+    EXPECT_FALSE(IsMigProfile(bad)) << bad;
+  }
+}
+
+TEST(TypesTest, MigProfileRamBytes) {
+  EXPECT_EQ(MigProfileRamBytes("1g.10gb"), 10 * kGi);
+  EXPECT_EQ(MigProfileRamBytes("1g.10gb+me"), 10 * kGi);
+  EXPECT_EQ(MigProfileRamBytes("7g.141gb"), 141 * kGi);
+  EXPECT_EQ(MigProfileRamBytes("1c.3g.40gb"), 0u);
+  EXPECT_EQ(MigProfileRamBytes(""), 0u);
+}
+
 TEST(TypesTest, FormatGi) {
   EXPECT_EQ(FormatGi(80 * kGi), "80Gi");
   EXPECT_EQ(FormatGi(1000), "1000");
