@@ -45,6 +45,7 @@ constexpr int64_t kMaxHelloSkewMs = 60'000;  // |hello.created_ms - now| a HELLO
 // State a core keeps for its peers, each bounded so no peer can make it grow without limit.
 constexpr size_t kMaxSeenIds = 1 << 20;         // message ids remembered for dedup (and their nonces)
 constexpr size_t kMaxRoutes = 1 << 18;          // order/bid id -> the peer it came from
+constexpr size_t kMaxAnswerDigests = 1 << 18;   // bid/accept id -> the digest of its bytes (Lease checks)
 constexpr size_t kMaxStoredBytes = 64 << 20;    // envelopes kept to answer GRAFT
 constexpr size_t kMaxMissingIds = 1 << 16;      // announced (IHAVE) ids not yet received
 constexpr size_t kMaxAnnouncersPerId = 4;       // peers remembered per missing id to GRAFT from

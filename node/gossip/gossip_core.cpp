@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "market/crypto.h"
 #include "node/gossip/expiring_map.h"
 
 namespace gpumart::gossip {
@@ -137,7 +138,8 @@ class GossipCore::Impl {
         config_(std::move(config)),
         seen_(limits::kMaxSeenIds, kBucketMs),
         nonces_(limits::kMaxSeenIds, kBucketMs),
-        routes_(limits::kMaxRoutes, kBucketMs) {
+        routes_(limits::kMaxRoutes, kBucketMs),
+        answered_(limits::kMaxAnswerDigests, kBucketMs) {
     config_.hop_limit = std::min(config_.hop_limit, limits::kMaxHops);
     // Which peer a periodic reconciliation picks: deterministic per identity (same inputs, same run).
     uint64_t seed = 0;
@@ -252,6 +254,7 @@ class GossipCore::Impl {
     seen_.Expire(now);
     nonces_.Expire(now);
     routes_.Expire(now);
+    answered_.Expire(now);
     ExpireStore(now);
     ExpireRetained(now);
     CheckLiveness(now, out);
@@ -272,6 +275,7 @@ class GossipCore::Impl {
     at(seen_.NextExpiry());
     at(nonces_.NextExpiry());
     at(routes_.NextExpiry());
+    at(answered_.NextExpiry());
     if (!store_order_.empty()) at(store_order_.front().first);
     if (!retained_evictions_.empty()) at(retained_evictions_.begin()->first);
     if (!graft_due_.empty()) at(graft_due_.begin()->first);
@@ -412,13 +416,15 @@ class GossipCore::Impl {
     uint32_t hops = 0;
   };
 
-  // Whether the store keeps exactly these envelope bytes: only verified messages (or the node's
-  // own) are stored, and the id alone would not do (it leaves the signature out).
+  // Whether this core verified (or its own node made) exactly these envelope bytes: the store
+  // keeps flooded messages, answered_ the digests of routed answers, which are not stored. The id
+  // alone would not do (it leaves the signature out).
   bool Holds(std::span<const uint8_t> envelope) const {
     const std::optional<MessageId> id = WireMessageId(envelope);
     if (!id) return false;
-    const auto it = store_.find(*id);
-    return it != store_.end() && std::ranges::equal(*it->second.envelope, envelope);
+    if (const auto it = store_.find(*id); it != store_.end()) return std::ranges::equal(*it->second.envelope, envelope);
+    const MessageId* digest = answered_.Find(*id);
+    return digest && *digest == market::Blake2b256(envelope.data(), envelope.size());
   }
   const std::function<bool(std::span<const uint8_t>)> held_ = [this](std::span<const uint8_t> envelope) {
     return Holds(envelope);
@@ -840,6 +846,11 @@ class GossipCore::Impl {
       drops_.Add(Drop::kHopLimit);
       ForgetOffer(id);  // when not retained either
       return;
+    }
+    if (IsAnswer(envelope.type)) {
+      // A Lease embeds its Bid and Accept: with their digest kept, the Lease's check skips their
+      // signatures (Holds) without the core keeping the routed answers' bytes.
+      answered_.Insert(id, market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
     }
     if (IsAnswer(envelope.type) && verified.answers) {
       if (const PeerId* target = routes_.Find(*verified.answers)) {
@@ -1292,6 +1303,8 @@ class GossipCore::Impl {
   ExpiringMap<MessageId, bool, IdHash> seen_;
   ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
   ExpiringMap<MessageId, PeerId, IdHash> routes_;
+  // Bids and Accepts this core verified or published, by id: the BLAKE2b of their envelope bytes.
+  ExpiringMap<MessageId, MessageId, IdHash> answered_;
   std::map<MessageId, Missing> missing_;
   std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
   std::unordered_map<MessageId, Stored, IdHash> store_;
