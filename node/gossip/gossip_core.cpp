@@ -847,9 +847,11 @@ class GossipCore::Impl {
       ForgetOffer(id);  // when not retained either
       return;
     }
-    if (IsAnswer(envelope.type)) {
-      // A Lease embeds its Bid and Accept: with their digest kept, the Lease's check skips their
-      // signatures (Holds) without the core keeping the routed answers' bytes.
+    // A Lease embeds its Bid and Accept: with their digest kept, the Lease's check skips their
+    // signatures (Holds) without the core keeping the routed answers' bytes. Not for the node's own
+    // Bids: the Lease that embeds one is the node's own too, published without checks, and a
+    // provider with many open bids would keep a digest per bid for nothing.
+    if (envelope.type == MessageType::kAccept || (envelope.type == MessageType::kBid && from != kLocalPeer)) {
       answered_.Insert(id, market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
     }
     if (IsAnswer(envelope.type) && verified.answers) {
@@ -1303,7 +1305,8 @@ class GossipCore::Impl {
   ExpiringMap<MessageId, bool, IdHash> seen_;
   ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
   ExpiringMap<MessageId, PeerId, IdHash> routes_;
-  // Bids and Accepts this core verified or published, by id: the BLAKE2b of their envelope bytes.
+  // Bids this core verified and Accepts it verified or published, by id: the BLAKE2b of their
+  // envelope bytes.
   ExpiringMap<MessageId, MessageId, IdHash> answered_;
   std::map<MessageId, Missing> missing_;
   std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
