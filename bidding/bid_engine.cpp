@@ -109,7 +109,7 @@ SkipReason SkipOf(market::ExclusionReason reason) {
 
 std::string Short(const MessageId& id) { return market::ToHex(id).substr(0, 16); }
 
-// --- Interruptible (spot) leases: allocation arithmetic for preemption ---
+// --- Allocation arithmetic (Take, and preemption's sums) ---
 void AddTo(Allocation& total, const Allocation& more) {
   for (const auto& [node, share] : more) {
     NodeShare& sum = total[node];
@@ -268,14 +268,8 @@ struct BidEngine::Impl {
   }
 
   void Take(const Allocation& allocation) {
-    for (const auto& [node, share] : allocation) {
-      NodeShare& total = used[node];
-      total.cpu_millis = market::SaturatingAdd(total.cpu_millis, share.cpu_millis);
-      total.memory_bytes = market::SaturatingAdd(total.memory_bytes, share.memory_bytes);
-      total.storage_bytes = market::SaturatingAdd(total.storage_bytes, share.storage_bytes);
-      for (const auto& [type, count] : share.gpus) total.gpus[type] = market::SaturatingAdd(total.gpus[type], count);
-      RecomputeNode(node);
-    }
+    AddTo(used, allocation);
+    for (const auto& [node, share] : allocation) RecomputeNode(node);
     tables_fresh = tables_fresh && pricing.kind != PricingKind::kUtilization;
   }
 
