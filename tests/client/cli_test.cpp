@@ -10,11 +10,14 @@
 
 #include "node/client/client.h"
 #include "tests/client/client_test_util.h"
+#include "tests/eventually.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::client {
 namespace {
+
+using gpumart::testing::Eventually;
 
 using namespace std::chrono_literals;
 using gpumart::testing::GpumartBinary;
@@ -53,7 +56,7 @@ class ClientCliTest : public ::testing::Test {
     auto lease_event = (*client)->WaitEvent(5s);
     ASSERT_TRUE(lease_event.ok()) << lease_event.status().ToString();
     lease_id_ = market::ToHex(lease_event->id);
-    ASSERT_TRUE(testing::Eventually([&] { return relay_->ledger().store().GetLease(lease_event->id).ok(); }));
+    ASSERT_TRUE(Eventually([&] { return relay_->ledger().store().GetLease(lease_event->id).ok(); }));
     ASSERT_TRUE(market::WriteKeyFile(dir_.Sub("tenant.key"), tenant_).ok());
     ASSERT_TRUE(market::WriteKeyFile(dir_.Sub("stranger.key"), market::Identity::Generate()).ok());
   }
@@ -102,7 +105,7 @@ TEST_F(ClientCliTest, LeasesStatusAndCloseOverTheClientPort) {
   auto closed = RunProcess({GpumartBinary(), "close", lease_id_, "--key", dir_.Sub("tenant.key"), "--node", node, "--json"});
   ASSERT_EQ(closed.exit_code, 0) << closed.err;
   EXPECT_EQ(nlohmann::json::parse(closed.out)["reason"], "tenant-closed");
-  ASSERT_TRUE(testing::Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     auto after = RunProcess({GpumartBinary(), "leases", "--node", node, "--state", "closed", "--json"});
     return after.exit_code == 0 && nlohmann::json::parse(after.out)["leases"].size() == 1;
   }));

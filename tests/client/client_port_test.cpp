@@ -11,13 +11,14 @@
 #include "actors/outbox.h"
 #include "node/client/client.h"
 #include "tests/client/client_test_util.h"
+#include "tests/eventually.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::client {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Eventually;
+using gpumart::testing::Eventually;
 using testing::Now;
 using testing::Signed;
 

@@ -13,16 +13,6 @@
 
 namespace gpumart::client::testing {
 
-template <typename F>
-bool Eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 inline node::NodeConfig LoopbackConfig(const std::string& data_dir) {
   node::NodeConfig config;
   config.data_dir = data_dir;

@@ -123,7 +123,7 @@ TEST_F(ConsoleApiTest, EveryEndpointAnswersFromALiveMarket) {
   // A provider's status: its free capacity per device type (8 H100s, 2 of them leased; the
   // offer that says so leaves 100 ms after the lease, offer_debounce_ms).
   Json provider;
-  e2e::PollUntil(
+  testing::Eventually(
       [&] {
         auto got = httplib::Client(ConsoleUrl(market_->node("h100"))).Get("/api/v1/status");
         provider = got ? Json::parse(got->body, nullptr, false) : Json();

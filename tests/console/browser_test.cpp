@@ -207,7 +207,7 @@ class ConsoleBrowserTest : public ::testing::Test {
   }
   // Polls `expression` until it is true (bounded by kStepTimeout).
   bool WaitFor(const std::string& expression) {
-    return e2e::PollUntil([&] { return Evaluate(expression) == true; }, kStepTimeout);
+    return testing::Eventually([&] { return Evaluate(expression) == true; }, kStepTimeout);
   }
   void Open(const std::string& page) { ASSERT_TRUE(Call("Page.navigate", {{"url", market_->url() + "/#" + page}}).ok()); }
   // Types `text` into the element `id` as keyboard input would.

@@ -68,7 +68,7 @@ class ConsoleMarket {
     }
     lease_ = answer["groups"][0]["lease"];
     // The Lease reaches the relay's ledger by gossip.
-    const bool recorded = e2e::PollUntil(
+    const bool recorded = testing::Eventually(
         [&] {
           httplib::Client client(url_);
           auto got = client.Get("/api/v1/leases");

@@ -61,7 +61,7 @@ TEST(FractionalMarketTest, SubmitLeasesAMigInstanceAcrossProcesses) {
 
   // Every node's ledger has the lease, with its instance.
   for (const char* name : {"relay", "mig", "h100"}) {
-    const bool recorded = e2e::PollUntil(
+    const bool recorded = testing::Eventually(
         [&] {
           const auto listed = Gpumart({"leases", "--node", market.node(name)->client_address, "--json"});
           const Json leases = ParseJson(listed.out);

@@ -72,7 +72,7 @@ class GpuHealthTest : public ::testing::Test {
     return free;
   }
   bool FreeBecomes(uint64_t gpus, milliseconds within) {
-    return e2e::PollUntil([&] { return FreeAtRelay() == gpus; }, within);
+    return testing::Eventually([&] { return FreeAtRelay() == gpus; }, within);
   }
   // The lease as `gpumart leases` at the relay lists it (null when absent).
   Json LeaseAtRelay(const std::string& id) {
@@ -102,14 +102,14 @@ TEST_F(GpuHealthTest, AGpuFailingMidLeaseClosesTheLeaseAndLeavesTheOfferUntilHea
   const std::string id = lease["id"];
   ASSERT_TRUE(FreeBecomes(0, milliseconds(5'000))) << market_.Logs();
   // While it runs, the lease accrues cost at its rate.
-  ASSERT_TRUE(e2e::PollUntil([&] { return LeaseAtRelay(id).is_object(); }, milliseconds(5'000)));
+  ASSERT_TRUE(testing::Eventually([&] { return LeaseAtRelay(id).is_object(); }, milliseconds(5'000)));
   const Json running = LeaseAtRelay(id);
   EXPECT_EQ(running["state"], "active");
   EXPECT_TRUE(running["accrued"].is_object()) << running.dump();
 
   UseFixture("h100-2x-ecc.csv");
   Json closed;
-  ASSERT_TRUE(e2e::PollUntil(
+  ASSERT_TRUE(testing::Eventually(
       [&] {
         closed = LeaseAtRelay(id);
         return closed.is_object() && closed.value("state", "") == "closed";

@@ -70,7 +70,7 @@ class MarketTest : public ::testing::Test {
   }
   // Waits until `name`'s ledger has `lease_id` in `state` (gossip takes a moment to reach it).
   bool LedgerHas(const std::string& name, const std::string& lease_id, const std::string& state) {
-    return e2e::PollUntil(
+    return testing::Eventually(
         [&] {
           const Json leases = LeasesAt(name);
           if (!leases.is_object()) return false;
@@ -174,18 +174,18 @@ TEST_F(MarketTest, ClosingALeaseFreesItsCapacity) {
   OfferWatch watch(market_.relay()->client_address);
   ASSERT_TRUE(watch.ok());
   const std::string h100 = node("h100").key_hex;
-  ASSERT_TRUE(e2e::PollUntil([&] { return watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
+  ASSERT_TRUE(testing::Eventually([&] { return watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
 
   const Json submitted = Submit(kLlmFallbacks, "preference");
   ASSERT_EQ(last_.exit_code, 0) << Context();
   const Json& lease = submitted["groups"][0]["lease"];
   ASSERT_EQ(lease["provider"], h100) << Context();
-  EXPECT_TRUE(e2e::PollUntil([&] { return !watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
+  EXPECT_TRUE(testing::Eventually([&] { return !watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
 
   ASSERT_TRUE(LedgerHas("relay", lease["id"], "active"));  // the node checks a Close against its ledger
   const auto closed = Gpumart({"close", lease["id"], "--node", market_.relay()->client_address, "--key", Key("tenant")});
   ASSERT_EQ(closed.exit_code, 0) << closed.out << closed.err << market_.Logs();
-  EXPECT_TRUE(e2e::PollUntil([&] { return watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
+  EXPECT_TRUE(testing::Eventually([&] { return watch.AllFree(h100); }, milliseconds(5'000))) << watch.last_answer();
   for (const char* name : {"relay", "h100", "a100", "l40s"}) {
     EXPECT_TRUE(LedgerHas(name, lease["id"], "closed")) << name << "\n" << LeasesAt(name).dump(2);
   }
@@ -216,7 +216,7 @@ TEST_F(MarketTest, KillingTheWinnerBeforeItConfirmsTakesTheNextBid) {
   ASSERT_TRUE(winner.process->WaitForOutput(", bids 1", milliseconds(5'000))) << winner.Logs();
   winner.process->Kill();
 
-  ASSERT_TRUE(e2e::PollUntil([&] { return !(*submit)->Alive(); }, milliseconds(15'000)))
+  ASSERT_TRUE(testing::Eventually([&] { return !(*submit)->Alive(); }, milliseconds(15'000)))
       << (*submit)->out() << (*submit)->err();
   const std::string out = (*submit)->out();
   EXPECT_EQ((*submit)->exit_code(), 0) << out << (*submit)->err() << market_.Logs();

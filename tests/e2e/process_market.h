@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "market/status.h"
+#include "tests/eventually.h"
 
 namespace gpumart::e2e {
 
@@ -41,18 +42,6 @@ inline std::string ReadWholeFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// Polls `done` every 10 ms until it is true or `timeout` passed; returns its last value. The one
-// way this harness waits for something another process does.
-template <typename F>
-bool PollUntil(F done, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) return done();
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
 }
 
 // One child process whose stdout and stderr go to `<log_prefix>.out` and `<log_prefix>.err`.
@@ -118,7 +107,7 @@ class Process {
   bool OutputHas(std::string_view text) const { return out().find(text) != std::string::npos; }
   // Waits until `text` is on its stdout (false on timeout, or when it exited without it).
   bool WaitForOutput(std::string_view text, milliseconds timeout) {
-    return PollUntil([&] { return OutputHas(text) || !Alive(); }, timeout) && OutputHas(text);
+    return testing::Eventually([&] { return OutputHas(text) || !Alive(); }, timeout) && OutputHas(text);
   }
   bool Signal(int signal_number) const { return pid_ > 0 && kill(pid_, signal_number) == 0; }
   // Whether it still runs (reaps it if it ended; the exit status is kept).
@@ -136,7 +125,7 @@ class Process {
   int Terminate(milliseconds timeout) {
     Signal(SIGCONT);  // a stopped process cannot handle SIGTERM
     Signal(SIGTERM);
-    if (!PollUntil([&] { return !Alive(); }, timeout)) Kill();
+    if (!testing::Eventually([&] { return !Alive(); }, timeout)) Kill();
     return exit_code_;
   }
   void Kill() {
@@ -231,7 +220,7 @@ class ProcessMarket {
     for (auto& node : nodes_) {
       if (!node->process || !node->process->running()) continue;
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (!PollUntil([&] { return HasPeers(node->process->out()); }, std::max(left, milliseconds(0)))) {
+      if (!testing::Eventually([&] { return HasPeers(node->process->out()); }, std::max(left, milliseconds(0)))) {
         return Status::Timeout(node->name + " has no gossip peer");
       }
     }

@@ -68,7 +68,7 @@ class SpotTest : public ::testing::Test {
   Json LeaseAt(const std::string& name, const std::string& lease_id, const std::string& state,
                milliseconds timeout = milliseconds(5'000)) {
     Json found = nullptr;
-    e2e::PollUntil(
+    testing::Eventually(
         [&] {
           const auto result = SpotGpumart({"leases", "--node", node(name).client_address, "--json"});
           const Json leases = AsJson(result.out);
@@ -92,7 +92,7 @@ class SpotTest : public ::testing::Test {
     auto client = client::Client::Connect(market_.relay()->client_address);
     if (!client.ok()) return false;
     const market::Bytes body = market::EncodeBody(deployment->orders[0]);
-    return e2e::PollUntil(
+    return testing::Eventually(
         [&] {
           auto answer = (*client)->Call("match", {{"orders", std::vector<market::Bytes>{body}}});
           if (!answer.ok()) return false;
@@ -217,7 +217,7 @@ TEST_F(SpotTest, APreemptionThatBreaksTheRulesIsRefusedByEveryNode) {
   // Every node's ledger refuses it (the feed counts the refusal) and keeps the lease active.
   for (const char* name : kNodes) {
     SCOPED_TRACE(name);
-    const bool refused = e2e::PollUntil(
+    const bool refused = testing::Eventually(
         [&] { return RecordsRefused(name) > refused_before[name]; },
         milliseconds(5'000));
     EXPECT_TRUE(refused) << market_.Logs();
@@ -237,7 +237,7 @@ TEST_F(SpotTest, KeepRunningResubmitsAPreemptedSpotJob) {
                                 "--restart-backoff", "500"};
   auto keeper = e2e::Process::Start(argv, temp_.Sub("keeper"));
   ASSERT_TRUE(keeper.ok()) << keeper.status().ToString();
-  ASSERT_TRUE(e2e::PollUntil([&] { return (*keeper)->err().find("keeping 1 group running") != std::string::npos; },
+  ASSERT_TRUE(testing::Eventually([&] { return (*keeper)->err().find("keeping 1 group running") != std::string::npos; },
                              milliseconds(5'000)))
       << (*keeper)->out() << (*keeper)->err() << market_.Logs();
   // The spot lease is the provider's only one (no regular order was placed yet).
@@ -248,16 +248,16 @@ TEST_F(SpotTest, KeepRunningResubmitsAPreemptedSpotJob) {
   const Json full = Submit(kFullPrice);
   ASSERT_TRUE(full.is_object()) << Context();
   // Preempted: the keeper notices and tries again (no capacity yet: 2 of 4 A10s are taken).
-  EXPECT_TRUE(e2e::PollUntil([&] { return (*keeper)->err().find("ended (preempted") != std::string::npos; },
+  EXPECT_TRUE(testing::Eventually([&] { return (*keeper)->err().find("ended (preempted") != std::string::npos; },
                              milliseconds(5'000)))
       << (*keeper)->err();
   // The full-price lease ends once it has started (a lease cannot close before its start).
   const int64_t start_ms = full["start_ms"];
-  e2e::PollUntil([&] { return SystemClock::Instance().NowMs() > start_ms + 100; }, milliseconds(5'000));
+  testing::Eventually([&] { return SystemClock::Instance().NowMs() > start_ms + 100; }, milliseconds(5'000));
   const auto closed = SpotGpumart({"close", full["id"], "--node", market_.relay()->client_address, "--key",
                                    temp_.Sub("tenant.key")});
   ASSERT_EQ(closed.exit_code, 0) << closed.out << closed.err;
-  EXPECT_TRUE(e2e::PollUntil([&] { return (*keeper)->err().find("running again as lease") != std::string::npos; },
+  EXPECT_TRUE(testing::Eventually([&] { return (*keeper)->err().find("running again as lease") != std::string::npos; },
                              milliseconds(8'000)))
       << (*keeper)->out() << (*keeper)->err() << market_.Logs();
   (*keeper)->Kill();

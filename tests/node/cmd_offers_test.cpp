@@ -11,11 +11,14 @@
 
 #include "node/node_context.h"
 #include "tests/client/client_test_util.h"
+#include "tests/eventually.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
+
+using gpumart::testing::Eventually;
 
 using gpumart::testing::ProcessResult;
 using gpumart::testing::RunProcess;
@@ -47,7 +50,7 @@ class CmdOffersTest : public ::testing::Test {
                                       ProviderOptions{.offer_debounce_ms = 20});
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     node_ = std::move(started).value().release();
-    ASSERT_TRUE(client::testing::Eventually([] { return node_->offer_counters()->held.load() == 1; }));
+    ASSERT_TRUE(Eventually([] { return node_->offer_counters()->held.load() == 1; }));
   }
   static void TearDownTestSuite() {
     delete node_;

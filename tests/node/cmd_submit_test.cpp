@@ -21,24 +21,17 @@
 #include "market/crypto.h"
 #include "node/cli.h"
 #include "node/node_context.h"
+#include "tests/eventually.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
 
+using gpumart::testing::Eventually;
+
 using nlohmann::json;
 using market::kGi;
 using market::kTi;
-
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
 
 // One GPU for the llm: an 80Gi H100 if possible, else an A100 with 40Gi or more.
 constexpr const char* kFallbackSdl = R"(version: "2.0"

@@ -24,11 +24,14 @@
 #include "node/gossip/gossip_node.h"
 #include "tests/ledger/test_leases.h"
 #include "tests/market/test_messages.h"
+#include "tests/node/gossip_peer.h"
 #include "tests/node/run_process.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart {
 namespace {
+
+using gpumart::testing::GossipPeer;
 
 std::string Daemon() { return std::string(GPUMART_BIN_DIR) + "/gpumartd"; }
 
@@ -162,63 +165,6 @@ TEST_F(GpumartdTest, ThreeDaemonsFindEachOtherFromBootstrap) {
   }
 }
 
-// A peer in this test process: its own actor system and a GossipNode that only dials out.
-class GossipPeer {
- public:
-  explicit GossipPeer(const std::string& bootstrap) : identity_(market::Identity::Generate()) {
-    gossip::GossipNodeConfig config;
-    config.bootstrap = {bootstrap};
-    config.core.role = gossip::Role::kTenant;
-    config.on_deliver = [this](const gossip::Deliver& deliver) {
-      std::lock_guard lock(mutex_);
-      delivered_.push_back(deliver);
-    };
-    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
-      return std::make_unique<gossip::GossipNode>(identity_, config);
-    });
-    outbox_ = std::make_unique<actors::Outbox>(system_);
-  }
-  ~GossipPeer() {
-    handle_.Stop();
-    outbox_.reset();
-  }
-  bool ok() const { return handle_.ok(); }
-  size_t ReadyPeers() {
-    auto reply = outbox_->Request<gossip::GossipNodeStatus>(handle_.address(), gossip::GetGossipStatus{},
-                                                            std::chrono::seconds(5));
-    return reply.ok() ? reply.value().ready_peers : 0;
-  }
-  Status Publish(market::Bytes envelope) {
-    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{std::move(envelope)},
-                                          std::chrono::seconds(5));
-    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
-  }
-  const market::Identity& identity() const { return identity_; }
-  // Waits (at most `timeout_ms`) for a delivered message of `type` that `accept` takes.
-  template <typename F>
-  std::optional<market::Bytes> WaitFor(market::MessageType type, F accept, int timeout_ms = 10'000) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (std::chrono::steady_clock::now() < deadline) {
-      {
-        std::lock_guard lock(mutex_);
-        for (const gossip::Deliver& deliver : delivered_) {
-          if (deliver.type == type && accept(deliver.envelope)) return deliver.envelope;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return std::nullopt;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<gossip::Deliver> delivered_;
-  const market::Identity identity_;
-  actors::ActorSystem system_;
-  actors::ActorHandle handle_;
-  std::unique_ptr<actors::Outbox> outbox_;
-};
-
 // Issue 12: a lease published at the first daemon reaches the third's ledger (two hops away at
 // most, verified at each), where `gpumart leases` finds it after the daemons stopped.
 TEST_F(GpumartdTest, GossipedLeaseIsRecordedInEveryLedger) {
@@ -234,14 +180,10 @@ TEST_F(GpumartdTest, GossipedLeaseIsRecordedInEveryLedger) {
 
   GossipPeer publisher(bootstrap);
   ASSERT_TRUE(publisher.ok());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (publisher.ReadyPeers() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GT(publisher.ReadyPeers(), 0u);
+  ASSERT_TRUE(publisher.WaitReady(std::chrono::seconds(20)));
   ledger::testing::Parties parties;
   const auto lease = parties.FreshLease(SystemClock::Instance().NowMs());
-  ASSERT_TRUE(publisher.Publish(market::EncodeEnvelope(lease.envelope)).ok());
+  ASSERT_TRUE(publisher.Publish(lease.envelope).ok());
   for (DaemonProcess* daemon : {&first, &second, &third}) {
     EXPECT_TRUE(daemon->WaitForOutput("gossip recorded 1", 20'000)) << daemon->out() << daemon->err();
   }
@@ -270,15 +212,11 @@ TEST_F(GpumartdTest, GossipedOfferIsInEveryOfferBook) {
   }
   GossipPeer publisher(bootstrap);
   ASSERT_TRUE(publisher.ok());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (publisher.ReadyPeers() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GT(publisher.ReadyPeers(), 0u);
+  ASSERT_TRUE(publisher.WaitReady(std::chrono::seconds(20)));
   const market::Identity provider = market::Identity::Generate();
   const auto offer = market::MakeSigned(provider, market::testing::SampleOffer(), SystemClock::Instance().NowMs(),
                                         60'000, 1);
-  ASSERT_TRUE(publisher.Publish(market::EncodeEnvelope(offer.envelope)).ok());
+  ASSERT_TRUE(publisher.Publish(offer.envelope).ok());
   for (DaemonProcess* daemon : {&first, &second}) {
     EXPECT_TRUE(daemon->WaitForOutput("offer book 1 offers", 20'000)) << daemon->out() << daemon->err();
   }
@@ -309,8 +247,8 @@ TEST_F(GpumartdTest, ProviderBehindARelayBidsReloadsAndWithdraws) {
   GossipPeer tenant(bootstrap);
   ASSERT_TRUE(tenant.ok());
   const auto offer_with = [&](std::optional<uint64_t> gpus) {
-    return [&, gpus](const market::Bytes& envelope) {
-      auto offer = market::OpenSigned<market::Offer>(envelope, SystemClock::Instance().NowMs());
+    return [&, gpus](const gossip::Deliver& deliver) {
+      auto offer = market::OpenSigned<market::Offer>(deliver.envelope, SystemClock::Instance().NowMs());
       if (!offer.ok() || market::ToHex(offer->envelope.signer) != provider_key) return false;
       if (!gpus) return offer->body.nodes.empty();
       uint64_t count = 0;
@@ -328,8 +266,8 @@ TEST_F(GpumartdTest, ProviderBehindARelayBidsReloadsAndWithdraws) {
   const auto signed_order = market::MakeSigned(tenant.identity(), order, SystemClock::Instance().NowMs(), 60'000,
                                                market::RandomNonce());
   ASSERT_TRUE(tenant.Publish(market::EncodeEnvelope(signed_order.envelope)).ok());
-  const auto bid = tenant.WaitFor(market::MessageType::kBid, [&](const market::Bytes& envelope) {
-    auto opened = market::OpenSigned<market::Bid>(envelope, SystemClock::Instance().NowMs());
+  const auto bid = tenant.WaitFor(market::MessageType::kBid, [&](const gossip::Deliver& deliver) {
+    auto opened = market::OpenSigned<market::Bid>(deliver.envelope, SystemClock::Instance().NowMs());
     return opened.ok() && market::ToHex(opened->envelope.signer) == provider_key &&
            opened->body.order_id == signed_order.id;
   });

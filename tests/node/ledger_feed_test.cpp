@@ -12,28 +12,19 @@
 #include "actors/outbox.h"
 #include "actors/test_harness.h"
 #include "ledger/ledger_actor.h"
+#include "tests/eventually.h"
 #include "tests/ledger/ledger_test_util.h"
 
 namespace gpumart::node {
 namespace {
 
+using gpumart::testing::Eventually;
 using ledger::testing::kStartMs;
 using ledger::testing::Parties;
 
 template <typename Body>
 gossip::Deliver Delivered(const market::Signed<Body>& message) {
   return gossip::Deliver{message.id, message.envelope.type, market::EncodeEnvelope(message.envelope), 1};
-}
-
-// Waits (bounded) until `done` holds.
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
 }
 
 class LedgerFeedHarnessTest : public ::testing::Test {

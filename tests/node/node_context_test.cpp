@@ -12,62 +12,17 @@
 #include "actors/outbox.h"
 #include "market/codec.h"
 #include "node/gossip/gossip_node.h"
+#include "tests/eventually.h"
 #include "tests/ledger/test_leases.h"
 #include "tests/market/test_messages.h"
+#include "tests/node/gossip_peer.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
 
-// Another node in this process: its own actor system (one GossipNode per ZeroMQ context) and a
-// gossip node that only dials out.
-class Publisher {
- public:
-  explicit Publisher(const std::string& bootstrap) : identity_(market::Identity::Generate()) {
-    gossip::GossipNodeConfig config;
-    config.bootstrap = {bootstrap};
-    config.core.role = gossip::Role::kTenant;
-    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
-      return std::make_unique<gossip::GossipNode>(identity_, config);
-    });
-    outbox_ = std::make_unique<actors::Outbox>(system_);
-  }
-  ~Publisher() {
-    handle_.Stop();
-    outbox_.reset();
-  }
-  bool WaitReady() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto reply = outbox_->Request<gossip::GossipNodeStatus>(handle_.address(), gossip::GetGossipStatus{},
-                                                              std::chrono::seconds(5));
-      if (reply.ok() && reply.value().ready_peers > 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  Status Publish(const market::Envelope& envelope) {
-    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{market::EncodeEnvelope(envelope)},
-                                          std::chrono::seconds(5));
-    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
-  }
-
- private:
-  const market::Identity identity_;
-  actors::ActorSystem system_;
-  actors::ActorHandle handle_;
-  std::unique_ptr<actors::Outbox> outbox_;
-};
-
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
+using gpumart::testing::Eventually;
+using gpumart::testing::GossipPeer;
 
 TEST(NodeContextTest, GossipedOffersAndLeasesReachTheBookAndTheLedger) {
   gpumart::testing::TempDir dir("node-context-test");
@@ -80,7 +35,7 @@ TEST(NodeContextTest, GossipedOffersAndLeasesReachTheBookAndTheLedger) {
   std::unique_ptr<NodeContext> context = std::move(started).value();
   ASSERT_FALSE(context->peer_address().empty());
 
-  Publisher publisher(context->peer_address());
+  GossipPeer publisher(context->peer_address());
   ASSERT_TRUE(publisher.WaitReady());
   const int64_t now = SystemClock::Instance().NowMs();
   const market::Identity provider = market::Identity::Generate();
@@ -130,7 +85,7 @@ TEST(NodeContextTest, ARestartedNodeServesTheLeasesOfItsLedgerToANewPeer) {
   {
     auto first = NodeContext::Start(config);
     ASSERT_TRUE(first.ok()) << first.status().ToString();
-    Publisher publisher((*first)->peer_address());
+    GossipPeer publisher((*first)->peer_address());
     ASSERT_TRUE(publisher.WaitReady());
     ASSERT_TRUE(publisher.Publish(lease.envelope).ok());
     ASSERT_TRUE(Eventually([&] { return (*first)->ledger_counters()->recorded.load() == 1; }));

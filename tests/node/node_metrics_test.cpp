@@ -19,51 +19,17 @@
 #include "market/codec.h"
 #include "node/gossip/gossip_node.h"
 #include "node/node_context.h"
+#include "tests/eventually.h"
 #include "tests/ledger/test_leases.h"
 #include "tests/market/test_messages.h"
+#include "tests/node/gossip_peer.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
 
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
-// A tenant's gossip node in this process (its own actor system), dialling `bootstrap`.
-class Publisher {
- public:
-  explicit Publisher(const std::string& bootstrap) {
-    gossip::GossipNodeConfig config;
-    config.bootstrap = {bootstrap};
-    config.core.role = gossip::Role::kTenant;
-    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
-      return std::make_unique<gossip::GossipNode>(identity_, config);
-    });
-    outbox_ = std::make_unique<actors::Outbox>(system_);
-  }
-  ~Publisher() {
-    handle_.Stop();
-    outbox_.reset();
-  }
-  Status Publish(const market::Envelope& envelope) {
-    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{market::EncodeEnvelope(envelope)},
-                                          std::chrono::seconds(5));
-    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
-  }
-
- private:
-  const market::Identity identity_ = market::Identity::Generate();
-  actors::ActorSystem system_;
-  actors::ActorHandle handle_;
-  std::unique_ptr<actors::Outbox> outbox_;
-};
+using gpumart::testing::Eventually;
+using gpumart::testing::GossipPeer;
 
 std::optional<httplib::Result> Request(const std::string& address, const std::string& method, const std::string& path) {
   httplib::Client client("http://" + address);
@@ -175,7 +141,7 @@ TEST(NodeMetricsTest, ARelayAndAProviderServeMetricsThatMoveWithTraffic) {
   EXPECT_EQ(Sample(provider_scrape, "gpumart_provider_leases"), 0);
 
   // A lease gossiped to the relay is recorded: the feed counts it, the commit is timed.
-  Publisher publisher(relay->peer_address());
+  GossipPeer publisher(relay->peer_address());
   ledger::testing::Parties parties;
   const auto lease = parties.FreshLease(SystemClock::Instance().NowMs());
   ASSERT_TRUE(Eventually([&] { return publisher.Publish(lease.envelope).ok(); }));

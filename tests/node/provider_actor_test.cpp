@@ -18,74 +18,16 @@
 #include "market/codec.h"
 #include "node/gossip/gossip_node.h"
 #include "node/node_context.h"
+#include "tests/eventually.h"
 #include "tests/market/test_messages.h"
+#include "tests/node/gossip_peer.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::node {
 namespace {
 
-template <typename F>
-bool Eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-// A tenant: another node in this process (its own actor system), dialling the provider, that
-// keeps every message gossip delivers to it.
-class Tenant {
- public:
-  explicit Tenant(const std::string& bootstrap) {
-    gossip::GossipNodeConfig config;
-    config.bootstrap = {bootstrap};
-    config.core.role = gossip::Role::kTenant;
-    config.on_deliver = [this](const gossip::Deliver& deliver) {
-      std::lock_guard lock(mutex_);
-      delivered_.push_back(deliver);
-    };
-    handle_ = system_.Spawn({.name = "gossip"}, [this, config] {
-      return std::make_unique<gossip::GossipNode>(identity_, config);
-    });
-    outbox_ = std::make_unique<actors::Outbox>(system_);
-  }
-  ~Tenant() {
-    handle_.Stop();
-    outbox_.reset();
-  }
-  const market::Identity& identity() const { return identity_; }
-  Status Publish(const market::Envelope& envelope) {
-    auto reply = outbox_->Request<Status>(handle_.address(), gossip::PublishMessage{market::EncodeEnvelope(envelope)},
-                                          std::chrono::seconds(5));
-    return reply.ok() ? reply.value() : Status::Unavailable("no reply from the gossip node");
-  }
-  // The first delivered message of `type` that `accept` takes.
-  template <typename F>
-  std::optional<gossip::Deliver> WaitFor(market::MessageType type, F accept) {
-    std::optional<gossip::Deliver> found;
-    Eventually([&] {
-      std::lock_guard lock(mutex_);
-      for (const gossip::Deliver& deliver : delivered_) {
-        if (deliver.type == type && accept(deliver)) {
-          found = deliver;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-
- private:
-  const market::Identity identity_ = market::Identity::Generate();
-  std::mutex mutex_;
-  std::vector<gossip::Deliver> delivered_;
-  actors::ActorSystem system_;
-  actors::ActorHandle handle_;
-  std::unique_ptr<actors::Outbox> outbox_;
-};
+using gpumart::testing::Eventually;
+using gpumart::testing::GossipPeer;
 
 bidding::Inventory EightH100() {
   const market::Offer sample = market::testing::SampleOffer();
@@ -123,7 +65,7 @@ TEST(ProviderActorTest, OrderBidAcceptLeaseOverGossip) {
   ASSERT_TRUE(context->is_provider());
   const market::PublicKey provider = context->identity().public_key();
 
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   // The provider's Offer: all 8 GPUs free.
   const auto offer_of_provider = [&](uint64_t gpus) {
     return [&, gpus](const gossip::Deliver& deliver) {
@@ -203,7 +145,7 @@ TEST(ProviderActorTest, DeliveredMessagesAreVerifiedOnceByTheCore) {
   auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 600'000});
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
 
   // A Lease between the tenant and another provider, for another order.
@@ -259,7 +201,7 @@ TEST(ProviderActorTest, AnOrderItCannotServeIsSkippedAndCounted) {
   auto started = NodeContext::Start(config, &inventory);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
   market::Order order = market::testing::SampleOrder();
   order.attributes = {{"region", "us-west"}};
@@ -284,7 +226,7 @@ market::Signed<market::Order> ServableOrder(const market::Identity& tenant) {
 }
 
 // The bid (from the tenant's deliveries) that answers `order`.
-std::optional<market::Signed<market::Bid>> BidFor(Tenant& tenant, const market::MessageId& order) {
+std::optional<market::Signed<market::Bid>> BidFor(GossipPeer& tenant, const market::MessageId& order) {
   std::optional<gossip::Deliver> delivery = tenant.WaitFor(market::MessageType::kBid, [&](const gossip::Deliver& d) {
     auto bid = market::OpenSigned<market::Bid>(d.envelope, SystemClock::Instance().NowMs());
     return bid.ok() && bid->body.order_id == order;
@@ -306,7 +248,7 @@ TEST(ProviderActorTest, CommandPricingPricesTheBid) {
   auto started = NodeContext::Start(config, &inventory);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
   const auto order = ServableOrder(tenant.identity());
   ASSERT_TRUE(tenant.Publish(order.envelope).ok());
@@ -327,7 +269,7 @@ TEST(ProviderActorTest, LateAcceptIsRefusedAndAClosedLeaseFreesItsCapacity) {
   std::unique_ptr<NodeContext> context = std::move(started).value();
   const market::PublicKey provider = context->identity().public_key();
   const ProviderCounters& counters = *context->provider_counters();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
 
   const auto late_order = ServableOrder(tenant.identity());
@@ -383,7 +325,7 @@ TEST(ProviderActorTest, RestartRestoresALiveReservation) {
     auto started = NodeContext::Start(config, &inventory);
     ASSERT_TRUE(started.ok()) << started.status().ToString();
     std::unique_ptr<NodeContext> context = std::move(started).value();
-    Tenant tenant(context->peer_address());
+    GossipPeer tenant(context->peer_address());
     ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
     const auto order = ServableOrder(tenant.identity());
     ASSERT_TRUE(tenant.Publish(order.envelope).ok());
@@ -398,7 +340,7 @@ TEST(ProviderActorTest, RestartRestoresALiveReservation) {
 }
 
 // The lease (from the tenant's deliveries) made for an order: its Order, Bid, Accept done here.
-std::optional<market::Signed<market::Lease>> LeaseOrder(Tenant& tenant, const market::PublicKey& provider) {
+std::optional<market::Signed<market::Lease>> LeaseOrder(GossipPeer& tenant, const market::PublicKey& provider) {
   const auto order = ServableOrder(tenant.identity());
   if (!tenant.Publish(order.envelope).ok()) return std::nullopt;
   std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, order.id);
@@ -428,7 +370,7 @@ TEST(ProviderActorTest, TheWinnerChecksOnlyWhatOthersSigned) {
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
   const market::PublicKey provider = context->identity().public_key();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
 
   // Decoded here without checks, so that only the nodes' checks are counted.
@@ -476,7 +418,7 @@ TEST(ProviderActorTest, ExecutorRunsOnLeaseStartAndStop) {
   std::unique_ptr<NodeContext> context = std::move(started).value();
   const market::PublicKey provider = context->identity().public_key();
   const ProviderCounters& counters = *context->provider_counters();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
 
   std::optional<market::Signed<market::Lease>> lease = LeaseOrder(tenant, provider);
@@ -513,7 +455,7 @@ TEST(ProviderActorTest, AFailedExecutorStartClosesTheLeaseAndFreesIt) {
   std::unique_ptr<NodeContext> context = std::move(started).value();
   const market::PublicKey provider = context->identity().public_key();
   const ProviderCounters& counters = *context->provider_counters();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
 
   std::optional<market::Signed<market::Lease>> lease = LeaseOrder(tenant, provider);
@@ -546,7 +488,7 @@ TEST(ProviderActorTest, ReloadReplacesThePricingForNewBids) {
   auto started = NodeContext::Start(config, &inventory);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<NodeContext> context = std::move(started).value();
-  Tenant tenant(context->peer_address());
+  GossipPeer tenant(context->peer_address());
   ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
   const auto first = ServableOrder(tenant.identity());
   ASSERT_TRUE(tenant.Publish(first.envelope).ok());
