@@ -40,38 +40,6 @@ uint64_t BidEngine::Counters::skipped_total() const {
   return total;
 }
 
-Result<Allocation> AllocationOf(const market::Order& order, const std::vector<market::ServiceAssignment>& services) {
-  Allocation allocation;
-  for (const auto& assignment : services) {
-    const market::ServiceRequest* request = nullptr;
-    for (const auto& service : order.services) {
-      if (service.name == assignment.service) {
-        request = &service;
-        break;
-      }
-    }
-    if (request == nullptr) return Status::InvalidArgument("assignment names service " + assignment.service + " the order lacks");
-    const market::Resources& resources = request->resources;
-    if (resources.gpu.units > 0 && !assignment.device) {
-      return Status::InvalidArgument("GPU service " + assignment.service + " has no device");
-    }
-    for (const auto& placement : assignment.placements) {
-      NodeShare& share = allocation[placement.node];
-      using market::SaturatingAdd;
-      using market::SaturatingMul;
-      share.cpu_millis = SaturatingAdd(share.cpu_millis, SaturatingMul(placement.replicas, resources.cpu_millis));
-      share.memory_bytes = SaturatingAdd(share.memory_bytes, SaturatingMul(placement.replicas, resources.memory_bytes));
-      share.storage_bytes =
-          SaturatingAdd(share.storage_bytes, SaturatingMul(placement.replicas, resources.StorageBytes()));
-      if (resources.gpu.units > 0) {
-        uint64_t& gpus = share.gpus[*assignment.device];
-        gpus = SaturatingAdd(gpus, SaturatingMul(placement.replicas, resources.gpu.units));
-      }
-    }
-  }
-  return allocation;
-}
-
 namespace {
 
 struct IdHash {
@@ -109,36 +77,10 @@ SkipReason SkipOf(market::ExclusionReason reason) {
 
 std::string Short(const MessageId& id) { return market::ToHex(id).substr(0, 16); }
 
-// --- Allocation arithmetic (Take, and preemption's sums) ---
-void AddTo(Allocation& total, const Allocation& more) {
-  for (const auto& [node, share] : more) {
-    NodeShare& sum = total[node];
-    sum.cpu_millis = market::SaturatingAdd(sum.cpu_millis, share.cpu_millis);
-    sum.memory_bytes = market::SaturatingAdd(sum.memory_bytes, share.memory_bytes);
-    sum.storage_bytes = market::SaturatingAdd(sum.storage_bytes, share.storage_bytes);
-    for (const auto& [type, count] : share.gpus) sum.gpus[type] = market::SaturatingAdd(sum.gpus[type], count);
-  }
-}
 // What of `need` `covered` does not cover, per node and resource (never below zero).
 Allocation Uncovered(const Allocation& need, const Allocation& covered) {
-  Allocation left;
-  for (const auto& [node, share] : need) {
-    const auto have = covered.find(node);
-    if (have == covered.end()) {
-      left[node] = share;
-      continue;
-    }
-    NodeShare rest;
-    rest.cpu_millis = market::SaturatingSub(share.cpu_millis, have->second.cpu_millis);
-    rest.memory_bytes = market::SaturatingSub(share.memory_bytes, have->second.memory_bytes);
-    rest.storage_bytes = market::SaturatingSub(share.storage_bytes, have->second.storage_bytes);
-    for (const auto& [type, count] : share.gpus) {
-      const auto gpus = have->second.gpus.find(type);
-      const uint64_t uncovered = gpus == have->second.gpus.end() ? count : market::SaturatingSub(count, gpus->second);
-      if (uncovered > 0) rest.gpus[type] = uncovered;
-    }
-    if (!(rest == NodeShare{})) left[node] = std::move(rest);
-  }
+  Allocation left = need;
+  market::RemoveUsage(left, covered);
   return left;
 }
 
@@ -246,8 +188,8 @@ struct BidEngine::Impl {
       left = total;
       return;
     }
-    const NodeShare none;
-    const NodeShare& in_use = share == used.end() ? none : share->second;
+    const market::NodeUsage none;
+    const market::NodeUsage& in_use = share == used.end() ? none : share->second;
     left.cpu_millis = market::SaturatingSub(total.cpu_millis, in_use.cpu_millis);
     left.memory_bytes = market::SaturatingSub(total.memory_bytes, in_use.memory_bytes);
     left.storage_bytes = market::SaturatingSub(total.storage_bytes, in_use.storage_bytes);
@@ -268,28 +210,14 @@ struct BidEngine::Impl {
   }
 
   void Take(const Allocation& allocation) {
-    AddTo(used, allocation);
+    market::AddUsage(used, allocation);
     for (const auto& [node, share] : allocation) RecomputeNode(node);
     tables_fresh = tables_fresh && pricing.kind != PricingKind::kUtilization;
   }
 
   void Give(const Allocation& allocation) {
-    for (const auto& [node, share] : allocation) {
-      auto total = used.find(node);
-      if (total == used.end()) continue;
-      NodeShare& sum = total->second;
-      sum.cpu_millis = market::SaturatingSub(sum.cpu_millis, share.cpu_millis);
-      sum.memory_bytes = market::SaturatingSub(sum.memory_bytes, share.memory_bytes);
-      sum.storage_bytes = market::SaturatingSub(sum.storage_bytes, share.storage_bytes);
-      for (const auto& [type, count] : share.gpus) {
-        auto gpus = sum.gpus.find(type);
-        if (gpus == sum.gpus.end()) continue;
-        gpus->second = market::SaturatingSub(gpus->second, count);
-        if (gpus->second == 0) sum.gpus.erase(gpus);
-      }
-      if (sum == NodeShare{}) used.erase(total);
-      RecomputeNode(node);
-    }
+    market::RemoveUsage(used, allocation);
+    for (const auto& [node, share] : allocation) RecomputeNode(node);
     tables_fresh = tables_fresh && pricing.kind != PricingKind::kUtilization;
   }
 
@@ -413,7 +341,7 @@ struct BidEngine::Impl {
       Allocation covered;
       for (const MessageId& victim : victims) {
         ActiveLease& lease = leases.at(victim);
-        AddTo(covered, lease.allocation);
+        market::AddUsage(covered, lease.allocation);
         lease.preempted_by = bid_id;
       }
       entry.preemption = std::make_unique<Held::Preemption>(
@@ -444,7 +372,7 @@ struct BidEngine::Impl {
       Skip(step, SkipOf(fit.exclusion.reason), order.id, std::string(market::ToString(fit.exclusion.reason)));
       return;
     }
-    Result<Allocation> allocation = AllocationOf(order.body, fit.candidate->services);
+    Result<Allocation> allocation = market::UsageOf(order.body, fit.candidate->services);
     if (!allocation.ok() || !Fits(*allocation)) {
       Skip(step, SkipReason::kCapacity, order.id, "allocation does not fit");
       return;
@@ -463,7 +391,7 @@ struct BidEngine::Impl {
     for (const auto& [id, lease] : leases) {
       if (!lease.spot || lease.preempted_by) continue;
       spot_leases.push_back(id);
-      AddTo(spot_total, lease.allocation);
+      market::AddUsage(spot_total, lease.allocation);
     }
     if (spot_leases.empty()) return false;
     std::sort(spot_leases.begin(), spot_leases.end());
@@ -473,7 +401,7 @@ struct BidEngine::Impl {
     const market::FitOutcome fit = market::FitProvider(order.body, free);
     std::optional<Allocation> allocation;
     if (fit.candidate) {
-      if (Result<Allocation> computed = AllocationOf(order.body, fit.candidate->services); computed.ok()) {
+      if (Result<Allocation> computed = market::UsageOf(order.body, fit.candidate->services); computed.ok()) {
         allocation = std::move(computed).value();
       }
     }
@@ -488,7 +416,7 @@ struct BidEngine::Impl {
                                              [&](const auto& entry) { return allocation->contains(entry.first); });
       if (!shares_a_node) continue;
       victims.push_back(id);
-      AddTo(covered, held_by_lease);
+      market::AddUsage(covered, held_by_lease);
     }
     if (victims.empty() || !Fits(Uncovered(*allocation, covered))) return false;
     step.log.push_back("order " + Short(order.id) + ": bid holds the capacity of " + std::to_string(victims.size()) +
@@ -643,7 +571,7 @@ EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_
     s.Skip(step, SkipOf(fit.exclusion.reason), order.id, detail);
     return step;
   }
-  Result<Allocation> allocation = AllocationOf(order.body, fit.candidate->services);
+  Result<Allocation> allocation = market::UsageOf(order.body, fit.candidate->services);
   if (!allocation.ok() || !s.Fits(*allocation)) {
     // FitProvider placed it on free capacity, so this is a bug; still, never over-promise.
     s.Skip(step, SkipReason::kCapacity, order.id, allocation.ok() ? "allocation does not fit" : allocation.status().ToString());
@@ -810,7 +738,7 @@ EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_
     // Ended before its preemption: its capacity stays held, now by the preempting bid itself.
     Impl::Held& preempting = s.held.at(*it->second.preempted_by);
     std::erase(preempting.preemption->victims, close.body.lease_id);
-    AddTo(preempting.preemption->extra, it->second.allocation);
+    market::AddUsage(preempting.preemption->extra, it->second.allocation);
   } else {
     s.Give(it->second.allocation);
   }
@@ -965,7 +893,7 @@ market::Offer BidEngine::FreeOffer() {
   // Offer, which tenants' dry runs read for regular orders, counts it as free (docs/SPOT.md).
   Allocation spot_held;
   for (const auto& [id, lease] : s.leases) {
-    if (lease.spot && !lease.preempted_by) AddTo(spot_held, lease.allocation);
+    if (lease.spot && !lease.preempted_by) market::AddUsage(spot_held, lease.allocation);
   }
   s.Give(spot_held);
   market::Offer offer = s.free;

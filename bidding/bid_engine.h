@@ -35,24 +35,13 @@
 #include "market/match.h"
 #include "market/status.h"
 #include "market/types.h"
+#include "market/usage.h"
 
 namespace gpumart::bidding {
 
-// What a reservation or a lease takes from one provider node.
-struct NodeShare {
-  uint64_t cpu_millis = 0;
-  uint64_t memory_bytes = 0;
-  uint64_t storage_bytes = 0;
-  std::map<market::DeviceType, uint64_t> gpus;
-  bool operator==(const NodeShare&) const = default;
-};
-// Keyed by node name (the shape of ledger::Usage, which node/ converts to and from).
-using Allocation = std::map<std::string, NodeShare>;
-
-// Per placement: replicas x the service's cpu, memory, storage and GPU units of the device.
-// kInvalidArgument when an assignment names a service the order lacks, or a GPU service has no
-// device.
-Result<Allocation> AllocationOf(const market::Order& order, const std::vector<market::ServiceAssignment>& services);
+// What a reservation or a lease takes from the provider's nodes: the market's Usage, the type the
+// ledger stores (market/usage.h computes it, market::UsageOf).
+using Allocation = market::Usage;
 
 // Why an order got no bid. Each is counted (BidEngine::Counters::skipped).
 enum class SkipReason : uint8_t {

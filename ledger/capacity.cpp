@@ -1,6 +1,5 @@
 #include "ledger/capacity.h"
 
-#include <algorithm>
 #include <limits>
 
 #include "ledger/keys.h"
@@ -9,8 +8,6 @@
 namespace gpumart::ledger {
 namespace {
 
-using market::SaturatingAdd;
-using market::SaturatingMul;
 using market::SaturatingSub;
 
 void AppendString(std::string& out, std::string_view text) {
@@ -54,33 +51,6 @@ class Reader {
 };
 
 }  // namespace
-
-Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market::ServiceAssignment>& services) {
-  Usage usage;
-  for (const auto& assignment : services) {
-    const auto service = std::find_if(order.services.begin(), order.services.end(),
-                                      [&](const auto& s) { return s.name == assignment.service; });
-    if (service == order.services.end()) {
-      return Status::InvalidArgument("assignment names service '" + assignment.service + "', which the order lacks");
-    }
-    const market::Resources& resources = service->resources;
-    if (resources.gpu.units > 0 && !assignment.device) {
-      return Status::InvalidArgument("service '" + assignment.service + "' needs GPUs but names no device");
-    }
-    for (const auto& placement : assignment.placements) {
-      NodeUsage& node = usage[placement.node];
-      node.cpu_millis = SaturatingAdd(node.cpu_millis, SaturatingMul(placement.replicas, resources.cpu_millis));
-      node.memory_bytes = SaturatingAdd(node.memory_bytes, SaturatingMul(placement.replicas, resources.memory_bytes));
-      node.storage_bytes =
-          SaturatingAdd(node.storage_bytes, SaturatingMul(placement.replicas, resources.StorageBytes()));
-      if (resources.gpu.units > 0) {
-        uint64_t& gpus = node.gpus[*assignment.device];
-        gpus = SaturatingAdd(gpus, SaturatingMul(placement.replicas, resources.gpu.units));
-      }
-    }
-  }
-  return usage;
-}
 
 Status ValidateUsage(const Usage& usage) {
   if (usage.size() > kMaxUsageNodes) {
@@ -181,16 +151,6 @@ Result<Usage> DecodeUsage(std::string_view bytes) {
   }
   if (!reader.done()) return Status::Corruption("trailing bytes after usage");
   return usage;
-}
-
-void AddUsage(Usage& total, const Usage& usage) {
-  for (const auto& [name, node] : usage) {
-    NodeUsage& into = total[name];
-    into.cpu_millis = SaturatingAdd(into.cpu_millis, node.cpu_millis);
-    into.memory_bytes = SaturatingAdd(into.memory_bytes, node.memory_bytes);
-    into.storage_bytes = SaturatingAdd(into.storage_bytes, node.storage_bytes);
-    for (const auto& [device, count] : node.gpus) into.gpus[device] = SaturatingAdd(into.gpus[device], count);
-  }
 }
 
 std::vector<market::NodeCapacity> SubtractUsage(const std::vector<market::NodeCapacity>& inventory,

@@ -11,19 +11,13 @@
 #include "market/codec.h"
 #include "market/status.h"
 #include "market/types.h"
+#include "market/usage.h"
 
 namespace gpumart::ledger {
 
-// What one provider node gives to one lease or reservation.
-struct NodeUsage {
-  uint64_t cpu_millis = 0;
-  uint64_t memory_bytes = 0;
-  uint64_t storage_bytes = 0;
-  std::map<market::DeviceType, uint64_t> gpus;  // device type -> GPUs
-  bool operator==(const NodeUsage&) const = default;
-};
-// Keyed by provider node name.
-using Usage = std::map<std::string, NodeUsage>;
+// What a lease or reservation takes (market/usage.h, the bid engine's type too).
+using market::NodeUsage;
+using market::Usage;
 
 // Limits on a usage value, enforced by both EncodeUsage and DecodeUsage (a corrupt DB is
 // untrusted input). They are the wire's: no provider has more nodes, or more GPU types on one
@@ -31,11 +25,6 @@ using Usage = std::map<std::string, NodeUsage>;
 constexpr size_t kMaxUsageNodes = market::limits::kMaxNodes;
 constexpr size_t kMaxUsageGpuTypes = market::limits::kMaxGpuTypesPerNode;
 constexpr size_t kMaxUsageNameBytes = market::limits::kMaxNameBytes;
-
-// What `services` (a bid's or lease's assignments) take, given the order they answer: per
-// placement, replicas x the service's cpu, memory, storage and GPU units. kInvalidArgument when
-// an assignment names a service the order lacks, or a GPU service has no device.
-Result<Usage> ComputeUsage(const market::Order& order, const std::vector<market::ServiceAssignment>& services);
 
 // kInvalidArgument, naming the first problem, when `usage` is over the limits above (or holds
 // an unknown interface): exactly what DecodeUsage would refuse.
@@ -49,9 +38,6 @@ Status ValidateUsage(const Usage& usage);
 constexpr uint8_t kFractionalFlag = 0x80;
 Result<std::string> EncodeUsage(const Usage& usage);
 Result<Usage> DecodeUsage(std::string_view bytes);
-
-// Adds `usage` into `total` (saturating).
-void AddUsage(Usage& total, const Usage& usage);
 
 // `inventory` (all of a provider's capacity) minus `used`, never below zero; GPU counts are
 // reduced per node and device type.

@@ -321,7 +321,7 @@ Status ApplyLease(Round& round, const PreparedWrite& prepared, const Signed<mark
     if (!order.ok()) return order.status().WithContext(keys::Describe(keys::Id(keys::kOrder, order_id)));
     // Capacity bookkeeping needs the order's per-replica resources; a lease that does not fit
     // its order is still recorded (it is signed), just without usage.
-    if (auto computed = ComputeUsage(order->body, body.services); computed.ok()) usage = std::move(computed).value();
+    if (auto computed = market::UsageOf(order->body, body.services); computed.ok()) usage = std::move(computed).value();
   }
   std::optional<std::string> usage_value;
   if (usage) {
@@ -1070,11 +1070,11 @@ Result<Usage> LedgerStore::UsedCapacity(const PublicKey& provider, int64_t now_m
     if (!usage_value->has_value()) continue;
     auto usage = DecodeUsage(**usage_value);
     if (!usage.ok()) return usage.status().WithContext(keys::Describe(keys::Id(keys::kUsage, lease_id)));
-    AddUsage(used, *usage);
+    market::AddUsage(used, *usage);
   }
   if (!it->status().ok()) return FromLevelDb(it->status(), "reading capacity");
   GPUMART_RETURN_IF_ERROR(ForEachReservationOf(db_.get(), read.options(), provider, [&](Reservation reservation) {
-    if (reservation.expires_ms > now_ms) AddUsage(used, reservation.usage);
+    if (reservation.expires_ms > now_ms) market::AddUsage(used, reservation.usage);
     return Status::Ok();
   }));
   return used;

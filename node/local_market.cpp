@@ -84,7 +84,7 @@ BidOutcome ProviderBids(Provider& provider, const Bytes& order_wire, LedgerHandl
   bidding::EngineStep step = provider.engine->OnOrderBytes(order_wire, now_ms);
   for (bidding::StoreReservation& reserve : step.reserve) {
     ledger::Reservation reservation{reserve.bid.id, provider.identity.public_key(), reserve.expires_ms,
-                                    UsageOf(reserve.allocation)};
+                                    std::move(reserve.allocation)};
     reservations.push_back(ledger.Submit(ledger::Reserve{std::move(reservation)}));
   }
   if (step.bids.empty()) return BidOutcome{std::nullopt, step.skipped ? step.skip_detail : std::string("no bid")};

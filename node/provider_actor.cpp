@@ -49,30 +49,6 @@ std::string ProviderCounters::Describe() const {
   return line;
 }
 
-ledger::Usage UsageOf(const bidding::Allocation& allocation) {
-  ledger::Usage usage;
-  for (const auto& [node, share] : allocation) {
-    ledger::NodeUsage& used = usage[node];
-    used.cpu_millis = share.cpu_millis;
-    used.memory_bytes = share.memory_bytes;
-    used.storage_bytes = share.storage_bytes;
-    used.gpus = share.gpus;
-  }
-  return usage;
-}
-
-bidding::Allocation AllocationOfUsage(const ledger::Usage& usage) {
-  bidding::Allocation allocation;
-  for (const auto& [node, used] : usage) {
-    bidding::NodeShare& share = allocation[node];
-    share.cpu_millis = used.cpu_millis;
-    share.memory_bytes = used.memory_bytes;
-    share.storage_bytes = used.storage_bytes;
-    share.gpus = used.gpus;
-  }
-  return allocation;
-}
-
 Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::LedgerStore& store,
                                                                  const market::PublicKey& provider, size_t max,
                                                                  std::vector<market::MessageId>& orphans) {
@@ -87,7 +63,7 @@ Result<std::vector<bidding::RestoredReservation>> ReservationsOf(const ledger::L
     }
     if (!bid.ok()) return bid.status().WithContext("the bid of reservation " + market::ToHex(reservation.bid_id));
     restored.push_back(
-        bidding::RestoredReservation{std::move(bid).value(), reservation.expires_ms, AllocationOfUsage(reservation.usage)});
+        bidding::RestoredReservation{std::move(bid).value(), reservation.expires_ms, reservation.usage});
   }
   return restored;
 }
@@ -105,7 +81,7 @@ Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerS
     for (const ledger::LeaseRecord& record : page->leases) {
       Result<market::Signed<market::Order>> order = store.GetOrder(record.lease.order_id);
       if (!order.ok()) return order.status().WithContext("the order of lease " + market::ToHex(record.id));
-      Result<bidding::Allocation> allocation = bidding::AllocationOf(order->body, record.lease.services);
+      Result<bidding::Allocation> allocation = market::UsageOf(order->body, record.lease.services);
       if (!allocation.ok()) return allocation.status().WithContext("lease " + market::ToHex(record.id));
       restored.push_back(bidding::RestoredLease{record.id, record.lease.tenant, record.lease.order_id,
                                                 record.lease.bid_id, std::move(*allocation), record.lease.spot,
@@ -290,7 +266,7 @@ void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   // Store, then send (bidding/bid_engine.h).
   for (bidding::StoreReservation& reserve : step.reserve) {
     ledger::Reservation reservation{reserve.bid.id, identity_.public_key(), reserve.expires_ms,
-                                    UsageOf(reserve.allocation)};
+                                    std::move(reserve.allocation)};
     Submit(ledger::Reserve{std::move(reservation)}, WriteKind::kBackground, {}, ctx);
   }
   for (const market::MessageId& bid_id : step.release) {

@@ -108,11 +108,6 @@ struct ProviderCounters {
 
 // The provider's bridges between the engine and the ledger, used by the daemon and by the demo
 // (node/local_market.cpp) alike.
-// The engine's allocation as the ledger's usage (the same shape; bidding does not know ledger).
-ledger::Usage UsageOf(const bidding::Allocation& allocation);
-
-bidding::Allocation AllocationOfUsage(const ledger::Usage& usage);
-
 // `provider`'s active leases as `store` has them, for BidEngine::Restore (what a kept data dir
 // still promises, so nothing is double-booked across restarts).
 Result<std::vector<bidding::RestoredLease>> ActiveLeasesOf(const ledger::LedgerStore& store,

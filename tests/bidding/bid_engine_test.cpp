@@ -404,7 +404,7 @@ TEST_F(BidEngineTest, RestartRestoresLiveReservationsAndLeasesAndReleasesExpired
   const SignedAccept accept = Accept(tenant_, leased_bid);
   before->OnAccept(accept.accept, accept.wire, kNowMs);
   const auto lease = before->OnLeaseStored(leased_bid.id, Status::Ok(), kNowMs).leases.at(0);
-  Result<Allocation> lease_allocation = AllocationOf(GpuOrder(2), lease.body.services);
+  Result<Allocation> lease_allocation = market::UsageOf(GpuOrder(2), lease.body.services);
   ASSERT_TRUE(lease_allocation.ok());
   std::vector<RestoredLease> leases = {
       RestoredLease{lease.id, tenant_.public_key(), lease.body.order_id, lease.body.bid_id, *lease_allocation}};

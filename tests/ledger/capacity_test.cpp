@@ -8,33 +8,9 @@ namespace gpumart::ledger {
 namespace {
 
 using market::kGi;
-using market::kMi;
-
-TEST(CapacityTest, UsageIsReplicasTimesPerReplicaResources) {
-  auto usage = ComputeUsage(market::testing::SampleOrder(), market::testing::SampleAssignments());
-  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
-  ASSERT_EQ(usage->size(), 1u);
-  const NodeUsage& node = usage->at("n1");
-  EXPECT_EQ(node.cpu_millis, 16'000u + 2 * 500u);
-  EXPECT_EQ(node.memory_bytes, 64 * kGi + 2 * 512 * kMi);
-  EXPECT_EQ(node.storage_bytes, 220 * kGi + 2 * kGi);
-  const market::DeviceType h100{"nvidia", "h100", 80 * kGi, market::GpuInterface::kSxm};
-  EXPECT_EQ(node.gpus.at(h100), 2u);
-}
-
-TEST(CapacityTest, AssignmentsMustMatchTheOrder) {
-  auto assignments = market::testing::SampleAssignments();
-  assignments[0].service = "missing";
-  EXPECT_EQ(ComputeUsage(market::testing::SampleOrder(), assignments).status().code(),
-            Status::Code::kInvalidArgument);
-  assignments = market::testing::SampleAssignments();
-  assignments[0].device.reset();
-  EXPECT_EQ(ComputeUsage(market::testing::SampleOrder(), assignments).status().code(),
-            Status::Code::kInvalidArgument);
-}
 
 TEST(CapacityTest, UsageEncodingRoundTripsAndRejectsDamage) {
-  auto usage = ComputeUsage(market::testing::SampleOrder(), market::testing::SampleAssignments());
+  auto usage = market::UsageOf(market::testing::SampleOrder(), market::testing::SampleAssignments());
   ASSERT_TRUE(usage.ok());
   (*usage)["n2"].cpu_millis = 7;
   const std::string encoded = EncodeUsage(*usage).value();
@@ -133,10 +109,10 @@ TEST(CapacityTest, FractionalDevicesKeepTheirOwnType) {
 
 TEST(CapacityTest, FreeCapacityNeverGoesBelowZero) {
   const auto inventory = market::testing::SampleOffer().nodes;
-  auto usage = ComputeUsage(market::testing::SampleOrder(), market::testing::SampleAssignments());
+  auto usage = market::UsageOf(market::testing::SampleOrder(), market::testing::SampleAssignments());
   ASSERT_TRUE(usage.ok());
   Usage total;
-  for (int i = 0; i < 5; ++i) AddUsage(total, *usage);  // 10 GPUs wanted, 8 exist
+  for (int i = 0; i < 5; ++i) market::AddUsage(total, *usage);  // 10 GPUs wanted, 8 exist
   const auto free = SubtractUsage(inventory, total);
   EXPECT_EQ(free[0].gpus[0].count, 0u);
   EXPECT_EQ(free[0].cpu_millis, 0u);  // 85 cores wanted, 64 exist

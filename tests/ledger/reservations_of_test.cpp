@@ -23,7 +23,7 @@ TEST(ReservationsOfTest, ListsTheProvidersReservationsOnlyAndIsBounded) {
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
   const auto expired_bid = parties.Bid(order.id, kStartMs + 1);
-  auto usage = ComputeUsage(order.body, bid.body.services);
+  auto usage = market::UsageOf(order.body, bid.body.services);
   ASSERT_TRUE(usage.ok());
   ASSERT_TRUE(WriteOne(*store, Reserve{Reservation{bid.id, provider, kStartMs + 30'000, *usage}}).ok());
   ASSERT_TRUE(WriteOne(*store, Reserve{Reservation{expired_bid.id, provider, kStartMs - 1, *usage}}).ok());

@@ -603,7 +603,7 @@ TEST(LedgerStoreTest, ReservationsAndLeasesDetermineFreeCapacity) {
   const auto order = parties.Order();
   ASSERT_TRUE(WriteOne(*store, RecordOrder{order}).ok());
   const auto bid = parties.Bid(order.id);
-  auto usage = ComputeUsage(order.body, bid.body.services);
+  auto usage = market::UsageOf(order.body, bid.body.services);
   ASSERT_TRUE(usage.ok());
   ASSERT_TRUE(WriteOne(*store, Reserve{Reservation{bid.id, provider, kStartMs + 30'000, *usage}}).ok());
   EXPECT_EQ(WriteOne(*store, Reserve{Reservation{bid.id, provider, kStartMs + 30'000, *usage}}).code(),

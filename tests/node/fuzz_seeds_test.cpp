@@ -56,7 +56,7 @@ std::map<std::string, std::vector<std::string>> RealLedgerValues() {
   const auto order = parties.Order();
   const auto bid = parties.Bid(order.id);
   const auto lease = parties.Lease(bid);
-  const auto usage = ledger::ComputeUsage(order.body, bid.body.services);
+  const auto usage = market::UsageOf(order.body, bid.body.services);
   EXPECT_TRUE(usage.ok()) << usage.status().ToString();
   const ledger::Reservation reservation{bid.id, parties.provider().public_key(), kStartMs + 60'000, *usage};
   const std::vector<ledger::LedgerWrite> writes{
