@@ -33,6 +33,7 @@
 #include "market/offers.h"
 #include "node/client/client.h"
 #include "node/config.h"
+#include "node/free_memory.h"
 #include "node/node_context.h"
 #include "node/json.h"
 
@@ -176,12 +177,18 @@ int Run(const node::NodeConfig& config, const std::string& config_path, const st
   uint64_t reported_offers_published = 0;
   int signal_number = 0;
   const timespec wait{.tv_sec = 0, .tv_nsec = kPeerReportIntervalMs * 1'000'000};
+  int64_t next_memory_return_ms = SystemClock::Instance().MonotonicMs();
   while ((signal_number = sigtimedwait(&signals, nullptr, &wait)) < 0 || signal_number == SIGHUP) {
     if (signal_number == SIGHUP) {
       Reload(config_path, data_dir, config, *context);
       continue;
     }
     if (errno != EAGAIN && errno != EINTR) return Fail(Status::Internal(std::string("sigtimedwait: ") + std::strerror(errno)));
+    // A burst's memory, freed, goes back to the system (node/free_memory.h).
+    if (const int64_t now_ms = SystemClock::Instance().MonotonicMs(); now_ms >= next_memory_return_ms) {
+      node::ReturnFreeMemory();
+      next_memory_return_ms = now_ms + node::kReturnFreeMemoryIntervalMs;
+    }
     if (provider) {
       const uint64_t bids = provider->bids.load();
       const uint64_t leases = provider->leases_made.load();

@@ -44,6 +44,9 @@ constexpr uint32_t kMaxHops = 32;            // hops a MESSAGE may travel (large
 constexpr int64_t kMaxHelloSkewMs = 60'000;  // |hello.created_ms - now| a HELLO may be off by
 // State a core keeps for its peers, each bounded so no peer can make it grow without limit.
 constexpr size_t kMaxSeenIds = 1 << 20;         // message ids remembered for dedup (and their nonces)
+// Heap bytes per message in the seen-cache and the nonce index together, however full their
+// tables are (expiring_map.h; tests/gossip/expiring_map_test.cpp). A node-based map cost ~280.
+constexpr size_t kMaxSeenBytesPerMessage = 176;
 constexpr size_t kMaxRoutes = 1 << 18;          // order/bid id -> the peer it came from
 constexpr size_t kMaxAnswerDigests = 1 << 18;   // bid/accept id -> the digest of its bytes (Lease checks)
 constexpr size_t kMaxStoredBytes = 64 << 20;    // envelopes kept to answer GRAFT

@@ -13,6 +13,7 @@
 
 #include "market/crypto.h"
 #include "node/gossip/expiring_map.h"
+#include "node/gossip/short_id.h"
 
 namespace gpumart::gossip {
 
@@ -26,19 +27,6 @@ struct IdHash {
     uint64_t prefix = 0;  // ids are hashes: any eight bytes are uniform
     std::memcpy(&prefix, id.data(), sizeof prefix);
     return static_cast<size_t>(prefix);
-  }
-};
-
-struct NonceKey {
-  PublicKey signer;
-  uint64_t nonce;
-  bool operator==(const NonceKey&) const = default;
-};
-struct NonceKeyHash {
-  size_t operator()(const NonceKey& key) const {
-    uint64_t prefix = 0;
-    std::memcpy(&prefix, key.signer.data(), sizeof prefix);
-    return static_cast<size_t>(prefix ^ (key.nonce * 0x9e3779b97f4a7c15ULL));
   }
 };
 
@@ -236,11 +224,11 @@ class GossipCore::Impl {
     Result<Envelope> envelope = market::DecodeEnvelope(bytes);
     if (!envelope.ok()) return envelope.status();
     const MessageId id = market::ComputeId(*envelope);
-    if (seen_.Contains(id)) return Status::AlreadyExists("message already seen");
+    if (seen_.Contains(Short(id))) return Status::AlreadyExists("message already seen");
     GPUMART_RETURN_IF_ERROR(market::CheckFreshness(*envelope, now));
     Result<Verified> verified = VerifyMessage(*envelope, bytes, config_, signatures, held_);
     if (!verified.ok()) return verified.status();
-    if (const MessageId* owner = nonces_.Find({envelope->signer, envelope->nonce}); owner && *owner != id) {
+    if (const ShortId* owner = nonces_.Find(NonceKey(envelope->signer, envelope->nonce)); owner && *owner != Short(id)) {
       return Status::Replay("nonce already used by another message");
     }
     Accept(id, *envelope);
@@ -343,7 +331,7 @@ class GossipCore::Impl {
     auto it = peers_.find(peer);
     return it != peers_.end() && it->second.ready;
   }
-  bool HasSeen(const MessageId& id) const { return seen_.Contains(id); }
+  bool HasSeen(const MessageId& id) const { return seen_.Contains(Short(id)); }
   size_t RetainedCount() const { return retained_.size(); }
   size_t StoredCount() const { return store_.size(); }
 
@@ -423,7 +411,7 @@ class GossipCore::Impl {
     const std::optional<MessageId> id = WireMessageId(envelope);
     if (!id) return false;
     if (const auto it = store_.find(*id); it != store_.end()) return std::ranges::equal(*it->second.envelope, envelope);
-    const MessageId* digest = answered_.Find(*id);
+    const MessageId* digest = answered_.Find(Short(*id));
     return digest && *digest == market::Blake2b256(envelope.data(), envelope.size());
   }
   const std::function<bool(std::span<const uint8_t>)> held_ = [this](std::span<const uint8_t> envelope) {
@@ -634,7 +622,7 @@ class GossipCore::Impl {
     // Dedup before decoding: a duplicate costs one hash over the bytes and a lookup. The id matched
     // the canonical signing input of a message we have, so byte 2 is its type (a fixint).
     if (std::optional<MessageId> wire_id = WireMessageId(bytes)) {
-      if (bool* flooded = seen_.Find(*wire_id)) {
+      if (bool* flooded = seen_.Find(Short(*wire_id))) {
         if (reconciled) return drops_.Add(Drop::kDuplicate);  // it came by gossip meanwhile
         return HandleDuplicate(peer_id, *wire_id, static_cast<market::MessageType>(bytes[2]), flooded, bytes, hops,
                                now, out);
@@ -647,7 +635,7 @@ class GossipCore::Impl {
     const MessageId id = market::ComputeId(*envelope);
     // Reached only when the fast check missed on bytes that decode, i.e. never for a canonical
     // decoder; kept so the dedup does not rest on that property of another module.
-    if (bool* flooded = seen_.Find(id)) {
+    if (bool* flooded = seen_.Find(Short(id))) {
       if (reconciled) return drops_.Add(Drop::kDuplicate);
       return HandleDuplicate(peer_id, id, envelope->type, flooded, bytes, hops, now, out);
     }
@@ -672,7 +660,7 @@ class GossipCore::Impl {
       }
       return Punish(peer_id, Drop::kMalformedMessage, Misbehaviour::kMalformedMessage, verified.status().message(), out);
     }
-    if (const MessageId* owner = nonces_.Find({envelope->signer, envelope->nonce}); owner && *owner != id) {
+    if (const ShortId* owner = nonces_.Find(NonceKey(envelope->signer, envelope->nonce)); owner && *owner != Short(id)) {
       return Punish(peer_id, Drop::kReplay, Misbehaviour::kReplay, "nonce already used by another message", out);
     }
     Accept(id, *envelope);
@@ -694,7 +682,7 @@ class GossipCore::Impl {
 
   void Handle(PeerId peer_id, const IhaveFrame& frame, int64_t now, std::vector<Action>&) {
     for (const MessageId& id : frame.ids) {
-      if (seen_.Contains(id) || pulling_.contains(id)) continue;  // had, or on its way by reconciliation
+      if (seen_.Contains(Short(id)) || pulling_.contains(id)) continue;  // had, or on its way by reconciliation
       auto it = missing_.find(id);
       if (it == missing_.end()) {
         if (missing_.size() >= limits::kMaxMissingIds) {
@@ -761,8 +749,8 @@ class GossipCore::Impl {
   // Records a verified message: seen (dedup; the value says whether we flooded it, which only an
   // answer we routed has not), and its nonce (replays).
   void Accept(const MessageId& id, const Envelope& envelope) {
-    seen_.Insert(id, false, envelope.expires_ms);
-    nonces_.Insert({envelope.signer, envelope.nonce}, id, envelope.expires_ms);
+    seen_.Insert(Short(id), false, envelope.expires_ms);
+    nonces_.Insert(NonceKey(envelope.signer, envelope.nonce), Short(id), envelope.expires_ms);
     if (auto it = missing_.find(id); it != missing_.end()) {
       graft_due_.erase({it->second.deadline_ms, id});
       missing_.erase(it);
@@ -840,7 +828,7 @@ class GossipCore::Impl {
     }
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
-      routes_.Insert(id, from, envelope.expires_ms);
+      routes_.Insert(Short(id), from, envelope.expires_ms);
     }
     if (hops >= config_.hop_limit) {
       drops_.Add(Drop::kHopLimit);
@@ -852,10 +840,10 @@ class GossipCore::Impl {
     // Bids: the Lease that embeds one is the node's own too, published without checks, and a
     // provider with many open bids would keep a digest per bid for nothing.
     if (envelope.type == MessageType::kAccept || (envelope.type == MessageType::kBid && from != kLocalPeer)) {
-      answered_.Insert(id, market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
+      answered_.Insert(Short(id), market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
     }
     if (IsAnswer(envelope.type) && verified.answers) {
-      if (const PeerId* target = routes_.Find(*verified.answers)) {
+      if (const PeerId* target = routes_.Find(Short(*verified.answers))) {
         if (*target == kLocalPeer) {
           ++stats_.routed_home;
           return;
@@ -871,7 +859,7 @@ class GossipCore::Impl {
       ++stats_.route_fallback;
       from = kLocalPeer;
     }
-    if (bool* flooded = seen_.Find(id)) *flooded = true;
+    if (bool* flooded = seen_.Find(Short(id))) *flooded = true;
     if (!superseded) Store(id, kept ? kept : Keep(id, bytes), hops, now);
     Broadcast(id, bytes, from, hops, now, out);
   }
@@ -1093,7 +1081,7 @@ class GossipCore::Impl {
   }
 
   void QueuePull(Peer& peer, const MessageId& id) {
-    if (seen_.Contains(id) || pulling_.contains(id)) return;
+    if (seen_.Contains(Short(id)) || pulling_.contains(id)) return;
     if (pulling_.size() >= limits::kMaxPullIds) return drops_.Add(Drop::kMissingFull);
     pulling_.insert(id);
     peer.to_pull.push_back(id);
@@ -1106,7 +1094,7 @@ class GossipCore::Impl {
     while (!peer.to_pull.empty() && request.want.size() < limits::kMaxReconcileWantIds) {
       const MessageId id = peer.to_pull.front();
       peer.to_pull.pop_front();
-      if (seen_.Contains(id)) {
+      if (seen_.Contains(Short(id))) {
         pulling_.erase(id);
         continue;
       }
@@ -1302,12 +1290,12 @@ class GossipCore::Impl {
   mutable bool dial_deadline_stale_ = true;
   size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
-  ExpiringMap<MessageId, bool, IdHash> seen_;
-  ExpiringMap<NonceKey, MessageId, NonceKeyHash> nonces_;
-  ExpiringMap<MessageId, PeerId, IdHash> routes_;
+  ExpiringMap<ShortId, bool, ShortIdHash> seen_;
+  ExpiringMap<ShortId, ShortId, ShortIdHash> nonces_;
+  ExpiringMap<ShortId, PeerId, ShortIdHash> routes_;
   // Bids this core verified and Accepts it verified or published, by id: the BLAKE2b of their
   // envelope bytes.
-  ExpiringMap<MessageId, MessageId, IdHash> answered_;
+  ExpiringMap<ShortId, MessageId, ShortIdHash> answered_;
   std::map<MessageId, Missing> missing_;
   std::set<std::pair<int64_t, MessageId>> graft_due_;  // (deadline, id) of every missing_ entry
   std::unordered_map<MessageId, Stored, IdHash> store_;
