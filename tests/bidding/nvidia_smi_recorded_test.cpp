@@ -161,6 +161,16 @@ TEST(NvidiaSmiRecordedTest, GeForceNotInTheTableIsNoted) {
             "(add it to a GPU model table: inventory.gpu_models)");
 }
 
+// Driver 610 renamed the header's "CUDA Version" to "CUDA UMD Version".
+TEST(NvidiaSmiRecordedTest, CudaVersionOfEachDriver) {
+  EXPECT_EQ(ParseDriverCudaVersion(Inventory("h100-sxm-590.smi.txt")), (market::CudaVersion{13, 1}));
+  EXPECT_EQ(ParseDriverCudaVersion(Inventory("rtx4080super-595.smi.txt")), (market::CudaVersion{13, 2}));
+  EXPECT_EQ(ParseDriverCudaVersion(Inventory("a100-40gb-450-mig.smi.txt")), (market::CudaVersion{11, 0}));
+  EXPECT_EQ(ParseDriverCudaVersion(Inventory("rtx2080super-610.smi.txt")), (market::CudaVersion{13, 3}));
+  // The lost GPU's line comes first (stderr); the table of the others still names the version.
+  EXPECT_EQ(ParseDriverCudaVersion(Inventory("rtxpro6000-610-gpu1-lost.smi.txt")), (market::CudaVersion{13, 3}));
+}
+
 // An H100 in MIG mode as 3g.40gb + 2g.20gb + 2 x 1g.10gb: offered as those instances.
 TEST(NvidiaSmiRecordedTest, H100MigInstances) {
   const NvidiaSmiReport report = Detect("h100-mig-590", "h100-mig-590.list.txt");
@@ -218,6 +228,40 @@ TEST(NvidiaSmiRecordedTest, H200WithComputeInstancesIsNoted) {
                                  "has no MIG profile 1c.3g.71gb"),
             std::string::npos)
       << report.notes[0];
+}
+
+// The line nvidia-smi prints for a GPU the driver lost, in the forms real drivers print.
+TEST(NvidiaSmiRecordedTest, LostGpuLines) {
+  const std::string gtx = Health("gtx1650ti-lost.txt");  // "... for GPU 0000:01:00.0: Unknown Error"
+  Result<GpuHealthReadings> old_form = ParseNvidiaSmiHealth(gtx);
+  ASSERT_TRUE(old_form.ok()) << old_form.status().ToString();
+  EXPECT_TRUE(old_form->gpus.empty());
+  EXPECT_EQ(old_form->lost, std::vector<std::string>{"0000:01:00"});
+
+  // Driver 610: "... for GPU1: 0000:34:00.0: Unknown Error" (the index, then the bus id).
+  const std::string pro = Health("rtxpro6000-610-gpu1-lost.txt");
+  Result<GpuHealthReadings> new_form = ParseNvidiaSmiHealth(pro);
+  ASSERT_TRUE(new_form.ok()) << new_form.status().ToString();
+  EXPECT_EQ(new_form->lost, std::vector<std::string>{"0000:34:00"});
+
+  // Detection leaves such a GPU out with the line quoted.
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(pro, "", BuiltinModels());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->gpus.empty());
+  ASSERT_EQ(report->notes.size(), 1u);
+  EXPECT_EQ(report->notes[0],
+            "'GPU1: 0000:34:00.0: Unknown Error' left out: nvidia-smi cannot reach this GPU (it needs a reset or a "
+            "reboot)");
+
+  // The monitor takes the GPU it knew at that bus out of service.
+  GpuHealthMonitor monitor(GpuHealthConfig{.enabled = true});
+  GpuHealthReadings before;
+  before.gpus.push_back(GpuReading{.index = 1, .uuid = "GPU-1", .bus_id = "0000:34:00"});
+  monitor.Observe(before, nullptr, 0);
+  const std::vector<GpuHealthMonitor::Change> changes = monitor.Observe(*new_form, nullptr, 1000);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].id, "GPU-1");
+  EXPECT_FALSE(changes[0].in_service);
 }
 
 struct HealthCase {
