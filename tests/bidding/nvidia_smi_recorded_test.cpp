@@ -230,6 +230,41 @@ TEST(NvidiaSmiRecordedTest, H200WithComputeInstancesIsNoted) {
       << report.notes[0];
 }
 
+// Driver R450 (the first with MIG) named the A100 without "NVIDIA " ("A100-SXM4-40GB"; R470 and
+// later print "NVIDIA A100-SXM4-40GB"), and its `-L` wrote "MIG 1g.5gb Device 0:" with one space
+// and "MIG-GPU-<uuid>/<gi>/<ci>" UUIDs. The query line below is assembled from the recorded
+// table's values (product, 40537 MiB, bus id, MIG Enabled); the PCI id is the A100 SXM4's.
+TEST(NvidiaSmiRecordedTest, A100OnTheFirstMigDriver) {
+  const std::string list = Inventory("a100-40gb-450-mig-7x1g.list.txt");
+  const std::string product = list.substr(7, list.find(" (UUID") - 7);
+  ASSERT_EQ(product, "A100-SXM4-40GB");
+  const GpuModel* model = BuiltinModels().FindProduct(product);
+  ASSERT_NE(model, nullptr) << "an R450 driver's A100 is not recognized";
+  EXPECT_EQ(model->device.model, "a100");
+  EXPECT_EQ(model->device.ram_bytes, 40 * kGi);
+
+  const std::string query = "0, " + product + ", 40537, 00000000:00:04.0, 0x20B010DE, Enabled\n";
+  Result<NvidiaSmiReport> seven =
+      ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), BuiltinModels(), list);
+  ASSERT_TRUE(seven.ok()) << seven.status().ToString();
+  EXPECT_TRUE(seven->notes.empty()) << AllNotes(*seven);
+  ASSERT_EQ(seven->gpus.size(), 1u);
+  EXPECT_EQ(seven->gpus[0].mig_profile, "1g.5gb");
+  EXPECT_EQ(seven->gpus[0].count, 7u);
+  EXPECT_EQ(seven->gpus[0].ram_bytes, 5 * kGi);
+  EXPECT_EQ(seven->gpus[0].cuda, (market::CudaVersion{11, 0}));
+
+  Result<NvidiaSmiReport> mixed = ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), BuiltinModels(),
+                                                 Inventory("a100-40gb-450-mig-mixed.list.txt"));
+  ASSERT_TRUE(mixed.ok()) << mixed.status().ToString();
+  EXPECT_TRUE(mixed->notes.empty()) << AllNotes(*mixed);
+  ASSERT_EQ(mixed->gpus.size(), 3u);
+  for (const char* profile : {"3g.20gb", "2g.10gb", "1g.5gb"}) {
+    ASSERT_NE(FindProfile(*mixed, profile), nullptr) << profile;
+    EXPECT_EQ(FindProfile(*mixed, profile)->count, 1u) << profile;
+  }
+}
+
 // The line nvidia-smi prints for a GPU the driver lost, in the forms real drivers print.
 TEST(NvidiaSmiRecordedTest, LostGpuLines) {
   const std::string gtx = Health("gtx1650ti-lost.txt");  // "... for GPU 0000:01:00.0: Unknown Error"
