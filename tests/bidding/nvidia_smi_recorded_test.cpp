@@ -11,8 +11,12 @@
 // nvidia-smi does for `nounits`. The values themselves are the machine's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "bidding/gpu_health.h"
 #include "bidding/nvidia_smi.h"
