@@ -60,6 +60,10 @@ std::string NormalizeProduct(std::string_view product) {
     out.push_back(space ? ' ' : static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
   }
   if (!out.empty() && out.back() == ' ') out.pop_back();
+  // Drivers before R470 named data-centre GPUs without the vendor ("A100-SXM4-40GB"; later ones
+  // print "NVIDIA A100-SXM4-40GB"): the same product either way.
+  constexpr std::string_view kVendor = "nvidia ";
+  if (out.size() > kVendor.size() && out.starts_with(kVendor)) out.erase(0, kVendor.size());
   return out;
 }
 

@@ -55,7 +55,8 @@ class GpuModelTable {
   std::vector<GpuModel> models_;
 };
 
-// `product` lower-cased, trimmed, with runs of spaces as one: how products are compared.
+// `product` lower-cased, trimmed, with runs of spaces as one and without a leading "NVIDIA ":
+// how products are compared.
 std::string NormalizeProduct(std::string_view product);
 
 }  // namespace gpumart::bidding

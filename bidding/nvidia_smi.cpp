@@ -58,6 +58,18 @@ std::vector<std::string_view> Split(std::string_view text, char separator) {
   }
 }
 
+// Like Split, on a separator of several characters.
+std::vector<std::string_view> SplitOn(std::string_view text, std::string_view separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t at = text.find(separator); at != std::string_view::npos; at = text.find(separator, start)) {
+    parts.push_back(text.substr(start, at - start));
+    start = at + separator.size();
+  }
+  parts.push_back(text.substr(start));
+  return parts;
+}
+
 // `nvidia-smi -L`: "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-...)" per GPU, each followed by its
 // MIG devices, "  MIG 1g.10gb     Device  0: (UUID: MIG-...)". Returns GPU index -> the profile
 // of each MIG device, in order.
@@ -259,10 +271,15 @@ Result<GpuHealthReadings> ParseHealth(std::string_view query_csv) {
     }
     if (line.starts_with(kLostPrefix)) {
       // "... for GPU0000:5D:00.0: Unknown Error" or "... for gpu 0000:5D:00.0: GPU is lost. ...".
+      // Driver 610 puts the index first: "... for GPU1: 0000:34:00.0: Unknown Error". The bus id
+      // is the first ": "-separated part that reads as one.
       std::string_view rest = Trim(line.substr(kLostPrefix.size()));
       if (rest.starts_with("GPU") || rest.starts_with("gpu")) rest = Trim(rest.substr(3));
-      const size_t colon = rest.find(": ");
-      const std::string bus = NormalizeBusId(rest.substr(0, colon));
+      std::string bus;
+      for (const std::string_view part : SplitOn(rest, ": ")) {
+        bus = NormalizeBusId(part);
+        if (!bus.empty()) break;
+      }
       if (bus.empty()) return Status::InvalidArgument(where + ": " + Quote(line) + " names no PCI bus id");
       readings.lost.push_back(bus);
       continue;
@@ -393,20 +410,25 @@ Result<XidCounts> ParseXidLog(std::string_view kernel_log) {
 }
 
 std::optional<market::CudaVersion> ParseDriverCudaVersion(std::string_view status_text) {
-  constexpr std::string_view kLabel = "CUDA Version";
+  // Driver 610 renamed the header's "CUDA Version: 13.3" to "CUDA UMD Version: 13.3" (its `-q`
+  // prints both, the old one marked deprecated).
+  constexpr std::string_view kLabels[] = {"CUDA Version", "CUDA UMD Version"};
   if (status_text.size() > kMaxNvidiaSmiOutputBytes) return std::nullopt;
-  for (size_t at = status_text.find(kLabel); at != std::string_view::npos;
-       at = status_text.find(kLabel, at + kLabel.size())) {
-    std::string_view rest = status_text.substr(at + kLabel.size());
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
-    if (rest.empty() || rest.front() != ':') continue;
-    rest.remove_prefix(1);
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
-    size_t length = 0;
-    while (length < rest.size() && length < 16 && ((rest[length] >= '0' && rest[length] <= '9') || rest[length] == '.')) {
-      ++length;
+  for (const std::string_view label : kLabels) {
+    for (size_t at = status_text.find(label); at != std::string_view::npos;
+         at = status_text.find(label, at + label.size())) {
+      std::string_view rest = status_text.substr(at + label.size());
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+      if (rest.empty() || rest.front() != ':') continue;
+      rest.remove_prefix(1);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+      size_t length = 0;
+      while (length < rest.size() && length < 16 &&
+             ((rest[length] >= '0' && rest[length] <= '9') || rest[length] == '.')) {
+        ++length;
+      }
+      if (std::optional<market::CudaVersion> version = market::ParseCudaVersion(rest.substr(0, length))) return version;
     }
-    if (std::optional<market::CudaVersion> version = market::ParseCudaVersion(rest.substr(0, length))) return version;
   }
   return std::nullopt;
 }

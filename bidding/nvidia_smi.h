@@ -127,7 +127,8 @@ struct GpuReading {
 struct GpuHealthReadings {
   std::vector<GpuReading> gpus;
   // Bus ids (normalized) of GPUs nvidia-smi cannot reach: "Unable to determine the device
-  // handle for GPU0000:3B:00.0: Unknown Error" or "...: GPU is lost. Reboot the system ...".
+  // handle for GPU0000:3B:00.0: Unknown Error", "...: GPU is lost. Reboot the system ..." or
+  // (driver 610) "... for GPU1: 0000:34:00.0: Unknown Error".
   std::vector<std::string> lost;
 };
 

@@ -1,7 +1,6 @@
 #include "node/node_metrics.h"
 
 #include <map>
-#include <tuple>
 
 #include "market/types.h"
 #include "node/gossip/gossip_node.h"
@@ -136,33 +135,35 @@ void CollectClientPort(const client::ClientPortCounters& c, Scrape& scrape) {
                static_cast<double>(Load(c.subscriptions)));
 }
 
+// A device type's labels: a MIG instance or a time-slice replica has the whole GPU's model and
+// may have its RAM (a 7g.80gb instance, a replica), so `mig` and `shared` tell them apart. They
+// are left out for a whole GPU, which keeps its series as before.
+metrics::Labels DeviceLabels(const market::DeviceType& type) {
+  metrics::Labels labels{{"vendor", type.vendor},
+                         {"model", type.model},
+                         {"ram", market::FormatGi(type.ram_bytes)},
+                         {"interface", std::string(market::ToString(type.interface))}};
+  if (!type.mig_profile.empty()) labels.emplace_back("mig", type.mig_profile);
+  if (type.shared) labels.emplace_back("shared", "true");
+  return labels;
+}
+
 // Free GPUs per device type, from the Offer the provider last published (its free capacity).
 void CollectFreeCapacity(const market::Offer& offer, Scrape& scrape) {
-  std::map<std::tuple<std::string, std::string, uint64_t, market::GpuInterface>, uint64_t> free;
+  std::map<market::DeviceType, uint64_t> free;
   for (const market::NodeCapacity& node : offer.nodes) {
     for (const market::GpuDevices& gpus : node.gpus) {
-      auto key = std::make_tuple(gpus.vendor, gpus.model, gpus.ram_bytes, gpus.interface);
+      const market::DeviceType key{.vendor = gpus.vendor, .model = gpus.model, .ram_bytes = gpus.ram_bytes,
+                                   .interface = gpus.interface, .mig_profile = gpus.mig_profile, .shared = gpus.shared};
       if (free.size() >= kMaxMetricDeviceTypes && !free.contains(key)) continue;
       free[key] += gpus.count;
     }
   }
-  for (const auto& [key, count] : free) {
-    const auto& [vendor, model, ram_bytes, interface] = key;
+  for (const auto& [type, count] : free) {
     scrape.Gauge("gpumart_provider_free_gpus",
-                 "GPUs free now (in the provider's last published Offer), by device type.",
-                 {{"vendor", vendor},
-                  {"model", model},
-                  {"ram", market::FormatGi(ram_bytes)},
-                  {"interface", std::string(market::ToString(interface))}},
+                 "GPUs free now (in the provider's last published Offer), by device type.", DeviceLabels(type),
                  static_cast<double>(count));
   }
-}
-
-metrics::Labels DeviceLabels(const market::DeviceType& type) {
-  return {{"vendor", type.vendor},
-          {"model", type.model},
-          {"ram", market::FormatGi(type.ram_bytes)},
-          {"interface", std::string(market::ToString(type.interface))}};
 }
 
 // Per device type: GPUs installed, out of service, leased; utilisation; revenue (the engine's
@@ -293,14 +294,19 @@ void NodeMetricSources::Collect(Scrape& scrape) {
   if (parts_.provider) {
     auto status = outbox_->Request<ProviderStatus>(*parts_.provider, GetProviderStatus{}, kMetricsStatusTimeout);
     if (status.ok()) {
-      CollectFreeCapacity(status.value().offer, scrape);
-      CollectUsage(status.value().usage, scrape);
+      CollectDeviceTypes(status.value().offer, status.value().usage, scrape);
       CollectGpuHealth(status.value(), scrape);
     }
   }
   auto gossip = outbox_->Request<gossip::GossipNodeStatus>(parts_.gossip, gossip::GetGossipStatus{},
                                                           kMetricsStatusTimeout);
   if (gossip.ok()) CollectGossip(gossip.value(), scrape);
+}
+
+void CollectDeviceTypes(const market::Offer& offer, const std::map<market::DeviceType, bidding::DeviceUsage>& usage,
+                        metrics::Scrape& scrape) {
+  CollectFreeCapacity(offer, scrape);
+  CollectUsage(usage, scrape);
 }
 
 }  // namespace gpumart::node

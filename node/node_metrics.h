@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,13 @@ struct NodeMetrics {
   // any thread: Observe(seconds).
   metrics::Histogram& submit_to_lease_seconds;
 };
+
+// The provider's metrics per device type: free GPUs (from its last published Offer), installed,
+// out of service, leased, utilisation and revenue (the bid engine's `usage`), labelled `vendor`,
+// `model`, `ram`, `interface`, and `mig` (the profile) or `shared="true"` for MIG instances and
+// time-slice replicas (docs/METRICS.md).
+void CollectDeviceTypes(const market::Offer& offer, const std::map<market::DeviceType, bidding::DeviceUsage>& usage,
+                        metrics::Scrape& scrape);
 
 // What the node's collector reads: the NodeContext's parts. Close() (before the parts stop)
 // makes later scrapes report none of them; the registry may outlive the context.

@@ -64,6 +64,7 @@ TEST(GpuModelTableTest, BuiltinTableMapsTheCommonProducts) {
       {"NVIDIA H200", "h200", 141, GpuInterface::kSxm},
       {"NVIDIA L40S", "l40s", 48, GpuInterface::kPcie},
       {"nvidia  h100 80gb   hbm3 ", "h100", 80, GpuInterface::kSxm},  // case and spaces do not matter
+      {"A100-SXM4-80GB", "a100", 80, GpuInterface::kSxm},              // nor "NVIDIA " (drivers before R470)
   };
   for (const Case& c : cases) {
     const GpuModel* model = Models().FindProduct(c.product);
@@ -105,6 +106,10 @@ TEST(GpuModelTableTest, BadTablesNameTheEntry) {
   EXPECT_EQ(error("gpu_models:\n  - {product: X, model: a, ram: 1Gi, interface: sxm}\n  - {product: x, model: b, ram: 1Gi, "
                   "interface: sxm}\n"),
             "gpu_models[1].product: 'x' is listed twice");
+  // Drivers before R470 print products without "NVIDIA ": both spellings are one product.
+  EXPECT_EQ(error("gpu_models:\n  - {product: NVIDIA A1, model: a, ram: 1Gi, interface: sxm}\n  - {product: A1, model: b, "
+                  "ram: 1Gi, interface: sxm}\n"),
+            "gpu_models[1].product: 'A1' is listed twice");
   EXPECT_EQ(error("gpu_models: 3\n"), "gpu_models: must be a list");
   EXPECT_NE(error("models: []\n").find("unknown key"), std::string::npos);
   EXPECT_EQ(GpuModelTable::Parse(std::string(kMaxGpuModelsFileBytes + 1, ' ')).status().code(),

@@ -169,6 +169,45 @@ TEST(NodeMetricsTest, ARelayAndAProviderServeMetricsThatMoveWithTraffic) {
   }
 }
 
+// A whole H100, a 7g.80gb MIG instance of one and a time-slice replica of one all have 80Gi:
+// each device type is its own series (labels `mig` and `shared`), never summed or repeated.
+TEST(NodeMetricsTest, MigInstancesAndSharedReplicasAreTheirOwnDeviceTypes) {
+  const market::DeviceType whole{.model = "h100", .ram_bytes = 80 * market::kGi, .interface = market::GpuInterface::kSxm};
+  market::DeviceType instance = whole;
+  instance.mig_profile = "7g.80gb";
+  market::DeviceType replica = whole;
+  replica.shared = true;
+  auto devices = [](const market::DeviceType& type, uint32_t count) {
+    return market::GpuDevices{.vendor = type.vendor, .model = type.model, .ram_bytes = type.ram_bytes,
+                              .interface = type.interface, .count = count, .mig_profile = type.mig_profile,
+                              .shared = type.shared};
+  };
+  market::Offer offer;
+  offer.nodes.push_back(market::NodeCapacity{.name = "n1", .gpus = {devices(whole, 2), devices(instance, 1), devices(replica, 4)}});
+  std::map<market::DeviceType, bidding::DeviceUsage> usage;
+  usage[whole] = {.installed = 2};
+  usage[instance] = {.installed = 1};
+  usage[replica] = {.installed = 4};
+  metrics::Registry registry;
+  registry.AddCollector([&](metrics::Scrape& scrape) { CollectDeviceTypes(offer, usage, scrape); });
+  const std::string scrape = registry.Expose();
+  for (const std::string family : {"gpumart_provider_free_gpus", "gpumart_provider_gpus_installed"}) {
+    EXPECT_EQ(Sample(scrape, family + "{interface=\"sxm\",model=\"h100\",ram=\"80Gi\",vendor=\"nvidia\"}"), 2)
+        << scrape;
+    EXPECT_EQ(Sample(scrape,
+                     family + "{interface=\"sxm\",mig=\"7g.80gb\",model=\"h100\",ram=\"80Gi\",vendor=\"nvidia\"}"),
+              1);
+    EXPECT_EQ(Sample(scrape,
+                     family + "{interface=\"sxm\",model=\"h100\",ram=\"80Gi\",shared=\"true\",vendor=\"nvidia\"}"),
+              4);
+    size_t series = 0;
+    for (size_t at = scrape.find("\n" + family + "{"); at != std::string::npos; at = scrape.find("\n" + family + "{", at + 1)) {
+      ++series;
+    }
+    EXPECT_EQ(series, 3u) << scrape;
+  }
+}
+
 TEST(NodeMetricsTest, BadRequestsAreAnsweredAndTheEndpointKeepsServing) {
   gpumart::testing::TempDir dir("node-metrics-test");
   auto started = NodeContext::Start(LoopbackConfig(dir.Sub("relay")));
