@@ -452,7 +452,7 @@ void BM_SubmitToLease(benchmark::State& state) {
     }
     for (std::thread& thread : openers) thread.join();
     // Until every provider has seen them all (each prints its counts as they change).
-    const bool all_seen = e2e::PollUntil(
+    const bool all_seen = testing::Eventually(
         [&] {
           for (size_t i = 0; i < providers.size(); ++i) {
             if (ProviderOrdersAndBids(providers[i]->out()).first < orders_before[i] + Scaled(kOpenOrders)) return false;
