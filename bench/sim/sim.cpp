@@ -119,6 +119,42 @@ struct Link {
   int64_t latency_us;
 };
 
+// A node's open links by its peer id. Peer ids are handed out in order per node, so a vector
+// indexed by id is a map with O(1) lookups (a frame's link is looked up on every send).
+class PeerLinks {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  uint32_t Find(PeerId peer) const { return peer < by_peer_.size() ? by_peer_[peer] : kNone; }
+  void Set(PeerId peer, uint32_t link) {
+    if (peer >= by_peer_.size()) by_peer_.resize(peer + 1, kNone);
+    count_ += by_peer_[peer] == kNone;
+    by_peer_[peer] = link;
+  }
+  void Erase(PeerId peer) {
+    if (Find(peer) == kNone) return;
+    by_peer_[peer] = kNone;
+    --count_;
+  }
+  void Clear() {
+    by_peer_.clear();
+    count_ = 0;
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  // (peer, link) in peer order.
+  std::vector<std::pair<PeerId, uint32_t>> All() const {
+    std::vector<std::pair<PeerId, uint32_t>> all;
+    for (PeerId peer = 0; peer < by_peer_.size(); ++peer) {
+      if (by_peer_[peer] != kNone) all.emplace_back(peer, by_peer_[peer]);
+    }
+    return all;
+  }
+
+ private:
+  std::vector<uint32_t> by_peer_;
+  size_t count_ = 0;
+};
+
 struct Node {
   std::unique_ptr<market::Identity> identity;
   std::string address;
@@ -127,7 +163,7 @@ struct Node {
   std::unique_ptr<GossipCore> core;
   bool up = false;
   int64_t up_since_us = 0;       // start of the current up period
-  std::map<PeerId, uint32_t> links;  // this node's peer ids -> link index
+  PeerLinks links;               // this node's peer ids -> link index
   PeerId next_peer = 1;
   int64_t uplink_free_us = 0;    // when the upload queue is empty
   int64_t next_tick_us = -1;     // the tick event that counts (others are stale)
@@ -416,7 +452,7 @@ class Simulator {
     Node& node = nodes_[i];
     if (!node.up) return;
     ++results_.crashed;
-    for (const auto& [peer, index] : node.links) {
+    for (const auto& [peer, index] : node.links.All()) {
       Link& link = links_[index];
       link.open[link.node[0] == i && link.peer[0] == peer ? 0 : 1] = false;
     }
@@ -428,13 +464,13 @@ class Simulator {
     Node& node = nodes_[i];
     if (!node.up) return;
     ++results_.left;
-    while (!node.links.empty()) CloseLink(i, node.links.begin()->first, /*tell_self=*/false);
+    for (const auto& [peer, index] : node.links.All()) CloseLink(i, peer, /*tell_self=*/false);
     Stop(i);
   }
 
   void Stop(uint32_t i) {
     Node& node = nodes_[i];
-    node.links.clear();
+    node.links.Clear();
     node.core.reset();
     node.up = false;
     node.next_tick_us = -1;
@@ -484,10 +520,9 @@ class Simulator {
 
   // Closes a link from node i's side; the other side's core hears of it (if it still has it).
   void CloseLink(uint32_t i, PeerId peer, bool tell_self) {
-    auto it = nodes_[i].links.find(peer);
-    if (it == nodes_[i].links.end()) return;
-    const uint32_t index = it->second;
-    nodes_[i].links.erase(it);
+    const uint32_t index = nodes_[i].links.Find(peer);
+    if (index == PeerLinks::kNone) return;
+    nodes_[i].links.Erase(peer);
     Link& link = links_[index];
     const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
     link.open[mine] = false;
@@ -499,7 +534,7 @@ class Simulator {
     if (link.open[other]) {
       link.open[other] = false;
       Node& far = nodes_[link.node[other]];
-      far.links.erase(link.peer[other]);
+      far.links.Erase(link.peer[other]);
       if (far.up) {
         far.core->OnDisconnected(link.peer[other], NowMs());
         Reschedule(link.node[other]);
@@ -519,7 +554,7 @@ class Simulator {
     const PeerId peer = node.next_peer++;
     const uint32_t index = static_cast<uint32_t>(links_.size());
     links_.push_back(Link{{i, j}, {peer, 0}, {true, false}, LatencyUs(i, j)});
-    node.links[peer] = index;
+    node.links.Set(peer, index);
     // The far side accepts when the connection reaches it, before the HELLO we send now.
     Push(Event{now_us_ + links_[index].latency_us, 0, EventKind::kAccept, j, index, 0, nullptr});
     std::vector<Action> out;
@@ -540,7 +575,7 @@ class Simulator {
     const PeerId peer = node.next_peer++;
     link.peer[1] = peer;
     link.open[1] = true;
-    node.links[peer] = index;
+    node.links.Set(peer, index);
     std::vector<Action> out;
     node.core->OnConnected(peer, Direction::kInbound, "", NowMs(), out);
     Apply(j, out);
@@ -557,9 +592,9 @@ class Simulator {
 
   void Send(uint32_t i, PeerId peer, std::shared_ptr<const Bytes> bytes) {
     Node& node = nodes_[i];
-    auto it = node.links.find(peer);
-    if (it == node.links.end()) return;
-    const Link& link = links_[it->second];
+    const uint32_t index = node.links.Find(peer);
+    if (index == PeerLinks::kNone) return;
+    const Link& link = links_[index];
     const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
     const uint64_t wire = bytes->size() + s_.net.frame_overhead_bytes;
     if (now_us_ >= window_start_us_) node.bytes_sent += wire;
@@ -571,7 +606,7 @@ class Simulator {
       ++results_.frames_lost;
       return;
     }
-    Push(Event{node.uplink_free_us + link.latency_us, 0, EventKind::kFrame, link.node[1 - mine], it->second,
+    Push(Event{node.uplink_free_us + link.latency_us, 0, EventKind::kFrame, link.node[1 - mine], index,
                static_cast<uint8_t>(1 - mine), std::move(bytes)});
   }
 
@@ -586,7 +621,7 @@ class Simulator {
     if (now_us_ >= window_start_us_) node.bytes_received += event.bytes->size() + s_.net.frame_overhead_bytes;
     if (type == kMessageFrame) ++message_frames_in_;
     if (Tracing()) TraceFrame("recv", link.node[1 - event.side], event.node, *event.bytes, now_us_);
-    std::vector<Action> out;
+    std::vector<Action>& out = TopLevelActions();
     node.core->HandleFrame(link.peer[event.side], *event.bytes, NowMs(), out);
     Apply(event.node, out);
     Reschedule(event.node);
@@ -620,13 +655,20 @@ class Simulator {
   void OnTick(uint32_t i) {
     Node& node = nodes_[i];
     if (!node.up || node.next_tick_us != now_us_) return;  // stale
-    std::vector<Action> out;
+    std::vector<Action>& out = TopLevelActions();
     node.core->Tick(NowMs(), out);
     Apply(i, out);
     if (node.up) ScheduleTick(i, TickAtUs(node));
   }
 
   // ---- Actions ----
+
+  // The action list of a frame or a tick event, the outermost calls into a core (the calls they
+  // lead to, e.g. a dial, use their own): one buffer reused instead of one allocated per event.
+  std::vector<Action>& TopLevelActions() {
+    top_level_actions_.clear();
+    return top_level_actions_;
+  }
 
   void Apply(uint32_t i, std::vector<Action>& actions) {
     // A broadcast emits the same frame to each eager peer: those share one buffer in flight.
@@ -1142,7 +1184,7 @@ class Simulator {
       link_ends += node.links.size();
       r.links_max = std::max<uint32_t>(r.links_max, static_cast<uint32_t>(node.links.size()));
       uint32_t eager = 0, inbound = 0;
-      for (const auto& [peer, index] : node.links) {
+      for (const auto& [peer, index] : node.links.All()) {
         eager += node.core->IsEager(peer);
         inbound += links_[index].node[1] == i;
       }
@@ -1184,6 +1226,7 @@ class Simulator {
   std::unordered_map<std::string, uint32_t> by_address_;
   std::vector<Link> links_;
   EventQueue queue_;
+  std::vector<Action> top_level_actions_;
   std::vector<std::function<void()>> scripts_;
   SignatureMemo memo_;
   EnvelopePool pool_;

@@ -4,12 +4,17 @@
 #include <cassert>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "market/crypto.h"
 #include "node/gossip/expiring_map.h"
@@ -129,6 +134,92 @@ Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t
   return verified;
 }
 
+// The core's peers by id: std::map's interface and order (the same inputs give the same actions
+// in the same order), but the ids are searched in one small array, not a tree of nodes. A frame
+// looks up its peer, and NextDeadline's callers run after every frame: with thousands of cores
+// in one process (bench/sim) each tree step was a cache miss. Entries are heap-allocated, so a
+// reference to one stays valid while others come and go, as with std::map.
+template <typename T>
+class PeerMap {
+ public:
+  using value_type = std::pair<const PeerId, T>;
+  template <bool kConst>
+  class Iterator {
+   public:
+    using Slot = std::conditional_t<kConst, typename std::vector<std::unique_ptr<value_type>>::const_iterator,
+                                    typename std::vector<std::unique_ptr<value_type>>::iterator>;
+    using Value = std::conditional_t<kConst, const value_type, value_type>;
+    using iterator_category = std::forward_iterator_tag;
+    using difference_type = std::ptrdiff_t;
+    using reference = Value&;
+    using pointer = Value*;
+    Iterator() = default;
+    explicit Iterator(Slot slot) : slot_(slot) {}
+    Value& operator*() const { return **slot_; }
+    Value* operator->() const { return slot_->get(); }
+    Iterator& operator++() {
+      ++slot_;
+      return *this;
+    }
+    Iterator operator++(int) {
+      Iterator before = *this;
+      ++slot_;
+      return before;
+    }
+    bool operator==(const Iterator& other) const { return slot_ == other.slot_; }
+    Slot slot() const { return slot_; }
+
+   private:
+    Slot slot_{};
+  };
+  using iterator = Iterator<false>;
+  using const_iterator = Iterator<true>;
+
+  iterator begin() { return iterator(entries_.begin()); }
+  iterator end() { return iterator(entries_.end()); }
+  const_iterator begin() const { return const_iterator(entries_.begin()); }
+  const_iterator end() const { return const_iterator(entries_.end()); }
+  size_t size() const { return entries_.size(); }
+
+  iterator find(PeerId id) {
+    const size_t at = Position(id);
+    return at < ids_.size() && ids_[at] == id ? iterator(entries_.begin() + static_cast<std::ptrdiff_t>(at)) : end();
+  }
+  const_iterator find(PeerId id) const {
+    const size_t at = Position(id);
+    return at < ids_.size() && ids_[at] == id ? const_iterator(entries_.begin() + static_cast<std::ptrdiff_t>(at))
+                                              : end();
+  }
+  bool contains(PeerId id) const { return find(id) != end(); }
+  T& at(PeerId id) {
+    auto it = find(id);
+    assert(it != end());
+    return it->second;
+  }
+  // Inserts a default T when absent.
+  T& operator[](PeerId id) {
+    const size_t at = Position(id);
+    if (at < ids_.size() && ids_[at] == id) return entries_[at]->second;
+    ids_.insert(ids_.begin() + static_cast<std::ptrdiff_t>(at), id);
+    auto entry = std::make_unique<value_type>(std::piecewise_construct, std::forward_as_tuple(id), std::forward_as_tuple());
+    T& value = entry->second;
+    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(at), std::move(entry));
+    return value;
+  }
+  void erase(iterator it) {
+    const auto at = it.slot() - entries_.begin();
+    ids_.erase(ids_.begin() + at);
+    entries_.erase(entries_.begin() + at);
+  }
+
+ private:
+  size_t Position(PeerId id) const {
+    return static_cast<size_t>(std::lower_bound(ids_.begin(), ids_.end(), id) - ids_.begin());
+  }
+  std::vector<PeerId> ids_;  // sorted; ids_[i] is entries_[i]'s key
+  std::vector<std::unique_ptr<value_type>> entries_;
+};
+
 }  // namespace
 
 class GossipCore::Impl {
@@ -173,6 +264,7 @@ class GossipCore::Impl {
     p.direction = direction;
     p.dialed_address = direction == Direction::kOutbound ? address : std::string();
     p.connected_ms = now;
+    PeerTimer(now + config_.hello_timeout_ms);
     p.last_heard_ms = now;
     p.refill_ms = now;
     p.frame_tokens = static_cast<int64_t>(config_.frames_per_second) * kMilli * kBurstSeconds;
@@ -265,6 +357,7 @@ class GossipCore::Impl {
     }
     RotateOutbound(now, out);
     DialMore(now, out);
+    peer_deadline_stale_ = true;  // timers moved later: the next NextDeadline walks the peers again
   }
 
   // Mirrors Tick: every timer it checks, and nothing it would not act on (a deadline that Tick
@@ -279,17 +372,7 @@ class GossipCore::Impl {
     if (!store_order_.empty()) at(store_order_.front().first);
     if (!retained_evictions_.empty()) at(retained_evictions_.begin()->first);
     if (!graft_due_.empty()) at(graft_due_.begin()->first);
-    for (const auto& [peer_id, peer] : peers_) {
-      if (!peer.ready) {
-        at(peer.connected_ms + config_.hello_timeout_ms);
-        continue;
-      }
-      at(peer.last_heard_ms + config_.peer_timeout_ms);
-      at(peer.next_ping_ms);
-      if (peer.our_round != kNoSession) at(peer.our_last_ms + config_.peer_timeout_ms);
-      if (!peer.wanted.empty()) at(peer.wanted_since_ms + config_.peer_timeout_ms);
-      if (!peer.pending_ihave.empty()) at(peer.ihave_due_ms);
-    }
+    at(PeerDeadline());
     // INT64_MIN until the first Tick starts these periods.
     if (config_.reconcile_interval_ms > 0) at(next_reconcile_ms_);
     if (config_.outbound_rotation_ms > 0) at(next_rotation_ms_);
@@ -326,6 +409,42 @@ class GossipCore::Impl {
   }
 
   void DialsChanged() { dial_deadline_stale_ = true; }
+
+  // The peers' timers (hello and peer timeouts, pings, sessions, requests, IHAVE flushes): walked
+  // once after each Tick, and between ticks only lowered by PeerTimer as timers are set, so the
+  // driver's NextDeadline after every frame costs no walk of the peers. Timers that move later
+  // between ticks (a frame heard, an IHAVE sent when full) leave it early: a tick then finds
+  // nothing due and the walk after it is exact again. Debug builds check it is never late.
+  int64_t PeerDeadline() const {
+    if (peer_deadline_stale_) {
+      peer_deadline_ = WalkPeerDeadline();
+      peer_deadline_stale_ = false;
+    }
+    assert(peer_deadline_ <= WalkPeerDeadline());
+    return peer_deadline_;
+  }
+
+  int64_t WalkPeerDeadline() const {
+    int64_t next = std::numeric_limits<int64_t>::max();
+    auto at = [&next](int64_t due) { next = std::min(next, due); };
+    for (const auto& [peer_id, peer] : peers_) {
+      if (!peer.ready) {
+        at(peer.connected_ms + config_.hello_timeout_ms);
+        continue;
+      }
+      at(peer.last_heard_ms + config_.peer_timeout_ms);
+      at(peer.next_ping_ms);
+      if (peer.our_round != kNoSession) at(peer.our_last_ms + config_.peer_timeout_ms);
+      if (!peer.wanted.empty()) at(peer.wanted_since_ms + config_.peer_timeout_ms);
+      if (!peer.pending_ihave.empty()) at(peer.ihave_due_ms);
+    }
+    return next;
+  }
+
+  // Every peer timer set outside Tick comes through here.
+  void PeerTimer(int64_t due) {
+    if (!peer_deadline_stale_) peer_deadline_ = std::min(peer_deadline_, due);
+  }
 
   // ---- Queries ----
 
@@ -457,7 +576,7 @@ class GossipCore::Impl {
     Emit<DisconnectPeer>(out, {peer, std::move(reason)});
   }
 
-  void Forget(std::map<PeerId, Peer>::iterator it, int64_t now) {
+  void Forget(PeerMap<Peer>::iterator it, int64_t now) {
     DialsChanged();
     const Peer& peer = it->second;
     for (const MessageId& id : peer.to_pull) pulling_.erase(id);
@@ -552,6 +671,8 @@ class GossipCore::Impl {
     peer.hello = hello;
     DialsChanged();
     peer.next_ping_ms = now + config_.ping_interval_ms;
+    PeerTimer(peer.last_heard_ms + config_.peer_timeout_ms);
+    PeerTimer(peer.next_ping_ms);
     identities_[hello.identity] = peer_id;
     if (peer.direction == Direction::kOutbound) {
       if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
@@ -908,7 +1029,10 @@ class GossipCore::Impl {
 
   // Lazy announcements wait ihave_delay_ms from the first id queued, or until an IHAVE is full.
   void QueueIhave(PeerId peer_id, Peer& peer, const MessageId& id, int64_t now, std::vector<Action>& out) {
-    if (peer.pending_ihave.empty()) peer.ihave_due_ms = now + config_.ihave_delay_ms;
+    if (peer.pending_ihave.empty()) {
+      peer.ihave_due_ms = now + config_.ihave_delay_ms;
+      PeerTimer(peer.ihave_due_ms);
+    }
     peer.pending_ihave.push_back(id);
     if (peer.pending_ihave.size() >= limits::kMaxIhaveIds || config_.ihave_delay_ms <= 0) {
       FlushIhave(peer_id, peer, out);
@@ -1032,6 +1156,7 @@ class GossipCore::Impl {
     peer.our_start_ms = now;
     peer.our_announced = 0;
     peer.our_last_ms = now;
+    PeerTimer(now + config_.peer_timeout_ms);
     ++stats_.reconcile_sessions;
     Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
   }
@@ -1115,6 +1240,7 @@ class GossipCore::Impl {
     }
     if (request.want.empty()) return;
     peer.wanted_since_ms = now;
+    PeerTimer(now + config_.peer_timeout_ms);
     Send(peer_id, request, out);
   }
 
@@ -1295,11 +1421,13 @@ class GossipCore::Impl {
 
   market::Identity identity_;
   GossipConfig config_;
-  std::map<PeerId, Peer> peers_;  // ordered: the same inputs give the same actions in the same order
+  PeerMap<Peer> peers_;  // ordered: the same inputs give the same actions in the same order
   std::map<PublicKey, PeerId> identities_;  // ready peers by identity
   std::map<std::string, Dial> dials_;       // addresses we may dial
   mutable int64_t dial_deadline_ = 0;       // DialDeadline's kept result
   mutable bool dial_deadline_stale_ = true;
+  mutable int64_t peer_deadline_ = 0;       // PeerDeadline's lower bound
+  mutable bool peer_deadline_stale_ = true;
   size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
   ExpiringMap<MessageId, bool, IdHash> seen_;
