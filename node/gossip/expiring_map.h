@@ -25,8 +25,8 @@ class ExpiringMap {
       DropBucket(buckets_.begin());
     }
     const int64_t bucket = (expires_ms / bucket_ms_ + 1) * bucket_ms_;  // the bucket's end
-    entries_.emplace(key, value);
-    buckets_[bucket].push_back(key);
+    auto entry = entries_.emplace(key, value).first;
+    buckets_[bucket].push_back(&entry->first);
     return true;
   }
   const Value* Find(const Key& key) const {
@@ -49,9 +49,12 @@ class ExpiringMap {
   uint64_t evicted() const { return evicted_; }
 
  private:
-  using Buckets = std::map<int64_t, std::vector<Key>>;
+  // A bucket lists its keys by pointer into entries_ (an unordered_map's elements stay put until
+  // erased, and only DropBucket erases): a key is 32-40 bytes, and the seen-cache and nonce index
+  // hold one entry per message for its whole life.
+  using Buckets = std::map<int64_t, std::vector<const Key*>>;
   void DropBucket(typename Buckets::iterator it) {
-    for (const Key& key : it->second) entries_.erase(key);
+    for (const Key* key : it->second) entries_.erase(entries_.find(*key));
     buckets_.erase(it);
   }
   size_t capacity_;

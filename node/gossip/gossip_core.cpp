@@ -264,7 +264,7 @@ class GossipCore::Impl {
     p.direction = direction;
     p.dialed_address = direction == Direction::kOutbound ? address : std::string();
     p.connected_ms = now;
-    PeerTimer(now + config_.hello_timeout_ms);
+    Due(now + config_.hello_timeout_ms);
     p.last_heard_ms = now;
     p.refill_ms = now;
     p.frame_tokens = static_cast<int64_t>(config_.frames_per_second) * kMilli * kBurstSeconds;
@@ -357,12 +357,27 @@ class GossipCore::Impl {
     }
     RotateOutbound(now, out);
     DialMore(now, out);
-    peer_deadline_stale_ = true;  // timers moved later: the next NextDeadline walks the peers again
+    deadline_stale_ = true;  // timers moved later: the next NextDeadline looks at every one again
+  }
+
+  // The earliest timer, kept between ticks (docs/GOSSIP.md, "Timers"): the driver asks after
+  // every frame, and looking at every timer each time (a dozen structures, every peer) cost more
+  // than most frames. Tick leaves it to be computed afresh; between ticks each timer set outside
+  // Tick lowers it (Due), and a change of the dial state makes it stale. Timers that move later
+  // meanwhile (a frame heard, an IHAVE sent when full, an entry gone) leave it early: that tick
+  // finds nothing due and the value after it is exact again. Debug builds check it is never late.
+  int64_t NextDeadline() const {
+    if (deadline_stale_) {
+      deadline_ = WalkDeadline();
+      deadline_stale_ = false;
+    }
+    assert(deadline_ <= WalkDeadline());
+    return deadline_;
   }
 
   // Mirrors Tick: every timer it checks, and nothing it would not act on (a deadline that Tick
   // leaves in the past would make the driver spin).
-  int64_t NextDeadline() const {
+  int64_t WalkDeadline() const {
     int64_t next = std::numeric_limits<int64_t>::max();
     auto at = [&next](int64_t due) { next = std::min(next, due); };
     at(seen_.NextExpiry());
@@ -372,7 +387,17 @@ class GossipCore::Impl {
     if (!store_order_.empty()) at(store_order_.front().first);
     if (!retained_evictions_.empty()) at(retained_evictions_.begin()->first);
     if (!graft_due_.empty()) at(graft_due_.begin()->first);
-    at(PeerDeadline());
+    for (const auto& [peer_id, peer] : peers_) {
+      if (!peer.ready) {
+        at(peer.connected_ms + config_.hello_timeout_ms);
+        continue;
+      }
+      at(peer.last_heard_ms + config_.peer_timeout_ms);
+      at(peer.next_ping_ms);
+      if (peer.our_round != kNoSession) at(peer.our_last_ms + config_.peer_timeout_ms);
+      if (!peer.wanted.empty()) at(peer.wanted_since_ms + config_.peer_timeout_ms);
+      if (!peer.pending_ihave.empty()) at(peer.ihave_due_ms);
+    }
     // INT64_MIN until the first Tick starts these periods.
     if (config_.reconcile_interval_ms > 0) at(next_reconcile_ms_);
     if (config_.outbound_rotation_ms > 0) at(next_rotation_ms_);
@@ -408,42 +433,14 @@ class GossipCore::Impl {
     return next;
   }
 
-  void DialsChanged() { dial_deadline_stale_ = true; }
-
-  // The peers' timers (hello and peer timeouts, pings, sessions, requests, IHAVE flushes): walked
-  // once after each Tick, and between ticks only lowered by PeerTimer as timers are set, so the
-  // driver's NextDeadline after every frame costs no walk of the peers. Timers that move later
-  // between ticks (a frame heard, an IHAVE sent when full) leave it early: a tick then finds
-  // nothing due and the walk after it is exact again. Debug builds check it is never late.
-  int64_t PeerDeadline() const {
-    if (peer_deadline_stale_) {
-      peer_deadline_ = WalkPeerDeadline();
-      peer_deadline_stale_ = false;
-    }
-    assert(peer_deadline_ <= WalkPeerDeadline());
-    return peer_deadline_;
+  void DialsChanged() {
+    dial_deadline_stale_ = true;
+    deadline_stale_ = true;
   }
 
-  int64_t WalkPeerDeadline() const {
-    int64_t next = std::numeric_limits<int64_t>::max();
-    auto at = [&next](int64_t due) { next = std::min(next, due); };
-    for (const auto& [peer_id, peer] : peers_) {
-      if (!peer.ready) {
-        at(peer.connected_ms + config_.hello_timeout_ms);
-        continue;
-      }
-      at(peer.last_heard_ms + config_.peer_timeout_ms);
-      at(peer.next_ping_ms);
-      if (peer.our_round != kNoSession) at(peer.our_last_ms + config_.peer_timeout_ms);
-      if (!peer.wanted.empty()) at(peer.wanted_since_ms + config_.peer_timeout_ms);
-      if (!peer.pending_ihave.empty()) at(peer.ihave_due_ms);
-    }
-    return next;
-  }
-
-  // Every peer timer set outside Tick comes through here.
-  void PeerTimer(int64_t due) {
-    if (!peer_deadline_stale_) peer_deadline_ = std::min(peer_deadline_, due);
+  // Every timer set outside Tick comes through here (see NextDeadline).
+  void Due(int64_t due) {
+    if (!deadline_stale_) deadline_ = std::min(deadline_, due);
   }
 
   // ---- Queries ----
@@ -515,7 +512,7 @@ class GossipCore::Impl {
     int64_t wanted_since_ms = 0;
   };
   struct RetainedEntry {
-    reconcile::Item item;
+    int64_t created_ms = 0;  // with the id, its reconcile::Item
     int64_t evict_ms = 0;
     SharedBytes envelope;  // the same buffer as the store's, while both keep the message
   };
@@ -671,8 +668,8 @@ class GossipCore::Impl {
     peer.hello = hello;
     DialsChanged();
     peer.next_ping_ms = now + config_.ping_interval_ms;
-    PeerTimer(peer.last_heard_ms + config_.peer_timeout_ms);
-    PeerTimer(peer.next_ping_ms);
+    Due(peer.last_heard_ms + config_.peer_timeout_ms);
+    Due(peer.next_ping_ms);
     identities_[hello.identity] = peer_id;
     if (peer.direction == Direction::kOutbound) {
       if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
@@ -824,6 +821,7 @@ class GossipCore::Impl {
         }
         missing_.emplace(id, Missing{now + config_.graft_timeout_ms, {peer_id}, 0});
         graft_due_.insert({now + config_.graft_timeout_ms, id});
+        Due(now + config_.graft_timeout_ms);
         continue;
       }
       auto& announcers = it->second.announcers;
@@ -884,6 +882,7 @@ class GossipCore::Impl {
   void Accept(const MessageId& id, const Envelope& envelope) {
     seen_.Insert(id, false, envelope.expires_ms);
     nonces_.Insert({envelope.signer, envelope.nonce}, id, envelope.expires_ms);
+    Due(envelope.expires_ms);  // both expire in its bucket, which ends no sooner
     if (auto it = missing_.find(id); it != missing_.end()) {
       graft_due_.erase({it->second.deadline_ms, id});
       missing_.erase(it);
@@ -898,6 +897,7 @@ class GossipCore::Impl {
     if (!inserted) return;
     stored_bytes_ += bytes->size();
     store_order_.push_back({now + config_.store_retention_ms, id});
+    Due(now + config_.store_retention_ms);
     while (stored_bytes_ > limits::kMaxStoredBytes) EvictOldestStored();
   }
 
@@ -962,6 +962,7 @@ class GossipCore::Impl {
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(id, from, envelope.expires_ms);
+      Due(envelope.expires_ms);
     }
     if (hops >= config_.hop_limit) {
       drops_.Add(Drop::kHopLimit);
@@ -974,6 +975,7 @@ class GossipCore::Impl {
     // provider with many open bids would keep a digest per bid for nothing.
     if (envelope.type == MessageType::kAccept || (envelope.type == MessageType::kBid && from != kLocalPeer)) {
       answered_.Insert(id, market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
+      Due(envelope.expires_ms);
     }
     if (IsAnswer(envelope.type) && verified.answers) {
       if (const PeerId* target = routes_.Find(*verified.answers)) {
@@ -1031,7 +1033,7 @@ class GossipCore::Impl {
   void QueueIhave(PeerId peer_id, Peer& peer, const MessageId& id, int64_t now, std::vector<Action>& out) {
     if (peer.pending_ihave.empty()) {
       peer.ihave_due_ms = now + config_.ihave_delay_ms;
-      PeerTimer(peer.ihave_due_ms);
+      Due(peer.ihave_due_ms);
     }
     peer.pending_ihave.push_back(id);
     if (peer.pending_ihave.size() >= limits::kMaxIhaveIds || config_.ihave_delay_ms <= 0) {
@@ -1111,20 +1113,21 @@ class GossipCore::Impl {
       Unretain(oldest);
     }
     const reconcile::Item item{static_cast<uint64_t>(envelope.created_ms), id};
-    retained_.emplace(id, RetainedEntry{item, evict_ms, bytes});
+    retained_.emplace(id, RetainedEntry{envelope.created_ms, evict_ms, bytes});
     retained_items_.insert(item);
     retained_evictions_.insert({evict_ms, id});
+    Due(evict_ms);
     retained_bytes_ += bytes->size();
-    retained_stale_ = true;
+    RetainedChanged();
   }
 
   void Unretain(const MessageId& id) {
     auto it = retained_.find(id);
-    retained_items_.erase(it->second.item);
+    retained_items_.erase(reconcile::Item{static_cast<uint64_t>(it->second.created_ms), id});
     retained_evictions_.erase({it->second.evict_ms, id});
     retained_bytes_ -= it->second.envelope->size();
     retained_.erase(it);
-    retained_stale_ = true;
+    RetainedChanged();
     ForgetOffer(id);
   }
 
@@ -1133,6 +1136,13 @@ class GossipCore::Impl {
       const MessageId id = retained_evictions_.begin()->second;
       Unretain(id);
     }
+  }
+
+  // The sorted copy is rebuilt by the next session anyway: its memory (40 bytes a message) is
+  // given back meanwhile rather than kept beside the set.
+  void RetainedChanged() {
+    retained_stale_ = true;
+    retained_sorted_ = {};
   }
 
   std::span<const reconcile::Item> RetainedItems() {
@@ -1156,7 +1166,7 @@ class GossipCore::Impl {
     peer.our_start_ms = now;
     peer.our_announced = 0;
     peer.our_last_ms = now;
-    PeerTimer(now + config_.peer_timeout_ms);
+    Due(now + config_.peer_timeout_ms);
     ++stats_.reconcile_sessions;
     Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
   }
@@ -1240,7 +1250,7 @@ class GossipCore::Impl {
     }
     if (request.want.empty()) return;
     peer.wanted_since_ms = now;
-    PeerTimer(now + config_.peer_timeout_ms);
+    Due(now + config_.peer_timeout_ms);
     Send(peer_id, request, out);
   }
 
@@ -1426,8 +1436,8 @@ class GossipCore::Impl {
   std::map<std::string, Dial> dials_;       // addresses we may dial
   mutable int64_t dial_deadline_ = 0;       // DialDeadline's kept result
   mutable bool dial_deadline_stale_ = true;
-  mutable int64_t peer_deadline_ = 0;       // PeerDeadline's lower bound
-  mutable bool peer_deadline_stale_ = true;
+  mutable int64_t deadline_ = 0;            // NextDeadline's kept value, a lower bound
+  mutable bool deadline_stale_ = true;
   size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
   ExpiringMap<MessageId, bool, IdHash> seen_;
