@@ -68,7 +68,7 @@ struct IdHash {
 class SignatureMemo {
  public:
   Status Verify(const market::Envelope& envelope) {
-    std::string key(reinterpret_cast<const char*>(envelope.signature.data()), envelope.signature.size());
+    const market::Signature& key = envelope.signature;
     auto it = checked_.find(key);
     if (it != checked_.end() && it->second == envelope) return Status::Ok();
     if (envelope.type == market::MessageType::kLease) {
@@ -77,13 +77,20 @@ class SignatureMemo {
       GPUMART_RETURN_IF_ERROR(market::VerifySignature(envelope));
     }
     ++real_checks_;
-    if (it == checked_.end()) checked_.emplace(std::move(key), envelope);
+    if (it == checked_.end()) checked_.emplace(key, envelope);
     return Status::Ok();
   }
   uint64_t real_checks() const { return real_checks_; }
 
  private:
-  std::unordered_map<std::string, market::Envelope> checked_;
+  struct SignatureHash {
+    size_t operator()(const market::Signature& signature) const {
+      uint64_t prefix = 0;  // signatures are uniform bytes
+      std::memcpy(&prefix, signature.data(), sizeof prefix);
+      return static_cast<size_t>(prefix);
+    }
+  };
+  std::unordered_map<market::Signature, market::Envelope, SignatureHash> checked_;
   uint64_t real_checks_ = 0;
 };
 
@@ -187,12 +194,14 @@ struct Event {
 };
 
 // The pending events, popped in (time, sequence) order: a calendar of one bucket per virtual ms
-// for the next kSlots ms (almost every event: frames, ticks, accepts), a heap for the current ms
-// (events made for the ms being run), and a heap for anything further ahead (scripts, timeouts).
-// Same order as one heap of everything, at O(1) per event for the calendar part.
+// for the next kSlots ms (almost every event: frames, ticks, accepts), a heap for anything further
+// ahead (scripts, timeouts). The bucket of the ms being run is sorted once and read in order;
+// events made for that ms meanwhile go to a small heap, and each pop takes the earlier of the two.
+// Same order as one heap of everything, at O(1) per event for the calendar part plus one sort per
+// ms (cheaper than a heap push and pop per event: at 10,000 nodes a ms holds ~1,500 events).
 class EventQueue {
  public:
-  bool empty() const { return current_.empty() && in_calendar_ == 0 && later_.empty(); }
+  bool empty() const { return run_pos_ == run_.size() && current_.empty() && in_calendar_ == 0 && later_.empty(); }
 
   void Push(Event event) {
     const int64_t ms = event.at_us / kUs;
@@ -208,7 +217,10 @@ class EventQueue {
 
   // The earliest event; the queue must not be empty.
   Event Pop() {
-    while (current_.empty()) Advance();
+    while (run_pos_ == run_.size() && current_.empty()) Advance();
+    if (run_pos_ < run_.size() && (current_.empty() || current_.top() > run_[run_pos_])) {
+      return std::move(run_[run_pos_++]);
+    }
     Event event = std::move(const_cast<Event&>(current_.top()));
     current_.pop();
     return event;
@@ -226,8 +238,10 @@ class EventQueue {
     }
     std::vector<Event>& slot = calendar_[static_cast<size_t>(current_ms_ % kSlots)];
     in_calendar_ -= slot.size();
-    for (Event& event : slot) current_.push(std::move(event));
-    std::vector<Event>().swap(slot);  // a slot's capacity is not kept for 4 s: memory follows live events
+    run_ = std::move(slot);
+    slot = std::vector<Event>();  // a slot's capacity is not kept for 4 s: memory follows live events
+    run_pos_ = 0;
+    std::sort(run_.begin(), run_.end(), [](const Event& a, const Event& b) { return b > a; });
     while (!later_.empty() && later_.top().at_us / kUs == current_ms_) {
       current_.push(std::move(const_cast<Event&>(later_.top())));
       later_.pop();
@@ -237,6 +251,8 @@ class EventQueue {
   std::vector<std::vector<Event>> calendar_ = std::vector<std::vector<Event>>(kSlots);
   size_t in_calendar_ = 0;
   int64_t current_ms_ = 0;
+  std::vector<Event> run_;  // the current ms's bucket, sorted; read from run_pos_
+  size_t run_pos_ = 0;
   Heap current_;
   Heap later_;
 };
@@ -1254,6 +1270,11 @@ class Simulator {
 
 }  // namespace
 
-Results Run(const Scenario& scenario, std::string* trace) { return Simulator(scenario, trace).Run(); }
+Results Run(const Scenario& scenario, std::string* trace, Teardown teardown) {
+  auto simulator = std::make_unique<Simulator>(scenario, trace);
+  Results results = simulator->Run();
+  if (teardown == Teardown::kLeaveToExit) static_cast<void>(simulator.release());  // reclaimed by the exit
+  return results;
+}
 
 }  // namespace gpumart::sim

@@ -484,32 +484,34 @@ class GossipCore::Impl {
 
  private:
   struct Peer {
-    Direction direction = Direction::kInbound;
-    std::string dialed_address;
+    // First, what every frame and every tick reads (one or two cache lines: a simulator runs
+    // thousands of cores, and a tick walks every peer).
     bool ready = false;
-    Hello hello;
     bool eager = true;  // Plumtree: every new link starts in the eager set
+    Direction direction = Direction::kInbound;
     uint32_t duplicates_in_a_row = 0;  // eager duplicates since this link last delivered first
+    uint32_t our_round = kNoSession;   // our session's last round sent; kNoSession: none open
     int64_t connected_ms = 0;
     int64_t last_heard_ms = 0;
-    std::optional<uint64_t> ping_nonce;
     int64_t next_ping_ms = 0;
-    std::vector<MessageId> pending_ihave;
     int64_t ihave_due_ms = 0;  // when pending_ihave is sent (set by its first id)
+    int64_t our_last_ms = 0;
+    int64_t wanted_since_ms = 0;
     int64_t frame_tokens = 0;
     int64_t byte_tokens = 0;
     int64_t refill_ms = 0;
+    std::vector<MessageId> pending_ihave;
+    std::unordered_set<MessageId, IdHash> wanted;  // asked for by reconciliation, not received yet
+    std::string dialed_address;
+    Hello hello;
+    std::optional<uint64_t> ping_nonce;
     // Anti-entropy: our session with this peer, its session with us, the ids ours found missing.
-    uint32_t our_round = kNoSession;         // the last round we sent; kNoSession: none open
     int64_t our_start_ms = std::numeric_limits<int64_t>::min();
-    int64_t our_last_ms = 0;
     size_t our_announced = 0;                // ids our session found the peer lacks, sent by IHAVE
     uint32_t their_next_round = kNoSession;  // the round its session must send next
     int64_t their_start_ms = std::numeric_limits<int64_t>::min();
     uint64_t serve_budget = 0;               // ids we listed to it, which it may ask for
     std::deque<MessageId> to_pull;           // found missing, not asked for yet
-    std::unordered_set<MessageId, IdHash> wanted;  // asked for, not received yet
-    int64_t wanted_since_ms = 0;
   };
   struct RetainedEntry {
     int64_t created_ms = 0;  // with the id, its reconcile::Item
