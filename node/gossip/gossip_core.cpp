@@ -360,7 +360,7 @@ class GossipCore::Impl {
     deadline_stale_ = true;  // timers moved later: the next NextDeadline looks at every one again
   }
 
-  // The earliest timer, kept between ticks (docs/GOSSIP.md, "Timers"): the driver asks after
+  // The earliest timer, kept between ticks (docs/GOSSIP.md, "The core's contract"): the driver asks after
   // every frame, and looking at every timer each time (a dozen structures, every peer) cost more
   // than most frames. Tick leaves it to be computed afresh; between ticks each timer set outside
   // Tick lowers it (Due), and a change of the dial state makes it stale. Timers that move later
