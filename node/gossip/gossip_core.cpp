@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -191,9 +192,9 @@ class PeerMap {
                                               : end();
   }
   bool contains(PeerId id) const { return find(id) != end(); }
-  T& at(PeerId id) {
+  T& at(PeerId id) {  // as std::map's: a missing id throws
     auto it = find(id);
-    assert(it != end());
+    if (it == end()) throw std::out_of_range("PeerMap::at");
     return it->second;
   }
   // Inserts a default T when absent.
