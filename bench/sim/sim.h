@@ -140,8 +140,15 @@ struct Results {
   uint64_t peak_rss_bytes = 0;
 };
 
+// What becomes of the simulated network once its results are taken.
+enum class Teardown : uint8_t {
+  kFree,         // every core and event freed before Run returns
+  kLeaveToExit,  // left for the process's exit to reclaim (gpumart-sim: freeing a 10,000-node
+                 // run's millions of small objects one by one took seconds of CPU for nothing)
+};
+
 // Runs the scenario to the end. Trace lines (if asked) go to `trace`.
-Results Run(const Scenario& scenario, std::string* trace);
+Results Run(const Scenario& scenario, std::string* trace, Teardown teardown = Teardown::kFree);
 
 // The named presets (docs/SIMULATION.md); nullopt for an unknown name.
 std::optional<Scenario> Preset(const std::string& name);

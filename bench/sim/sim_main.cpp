@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   scenario->trace_message = trace;
   std::cerr << "gpumart-sim: scenario " << scenario->name << ", seed " << scenario->seed << "\n";
   std::string trace_text;
-  const gpumart::sim::Results results = gpumart::sim::Run(*scenario, trace ? &trace_text : nullptr);
+  const gpumart::sim::Results results = gpumart::sim::Run(*scenario, trace ? &trace_text : nullptr,
+                                                               gpumart::sim::Teardown::kLeaveToExit);
   std::cout << trace_text;
   std::cout << (json ? gpumart::sim::ToJson(results, true) + "\n" : gpumart::sim::ToTable(results));
   return 0;

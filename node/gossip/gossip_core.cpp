@@ -4,12 +4,18 @@
 #include <cassert>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "market/crypto.h"
 #include "node/gossip/expiring_map.h"
@@ -117,6 +123,92 @@ Result<Verified> VerifyMessage(const Envelope& envelope, std::span<const uint8_t
   return verified;
 }
 
+// The core's peers by id: std::map's interface and order (the same inputs give the same actions
+// in the same order), but the ids are searched in one small array, not a tree of nodes. A frame
+// looks up its peer, and NextDeadline's callers run after every frame: with thousands of cores
+// in one process (bench/sim) each tree step was a cache miss. Entries are heap-allocated, so a
+// reference to one stays valid while others come and go, as with std::map.
+template <typename T>
+class PeerMap {
+ public:
+  using value_type = std::pair<const PeerId, T>;
+  template <bool kConst>
+  class Iterator {
+   public:
+    using Slot = std::conditional_t<kConst, typename std::vector<std::unique_ptr<value_type>>::const_iterator,
+                                    typename std::vector<std::unique_ptr<value_type>>::iterator>;
+    using Value = std::conditional_t<kConst, const value_type, value_type>;
+    using iterator_category = std::forward_iterator_tag;
+    using difference_type = std::ptrdiff_t;
+    using reference = Value&;
+    using pointer = Value*;
+    Iterator() = default;
+    explicit Iterator(Slot slot) : slot_(slot) {}
+    Value& operator*() const { return **slot_; }
+    Value* operator->() const { return slot_->get(); }
+    Iterator& operator++() {
+      ++slot_;
+      return *this;
+    }
+    Iterator operator++(int) {
+      Iterator before = *this;
+      ++slot_;
+      return before;
+    }
+    bool operator==(const Iterator& other) const { return slot_ == other.slot_; }
+    Slot slot() const { return slot_; }
+
+   private:
+    Slot slot_{};
+  };
+  using iterator = Iterator<false>;
+  using const_iterator = Iterator<true>;
+
+  iterator begin() { return iterator(entries_.begin()); }
+  iterator end() { return iterator(entries_.end()); }
+  const_iterator begin() const { return const_iterator(entries_.begin()); }
+  const_iterator end() const { return const_iterator(entries_.end()); }
+  size_t size() const { return entries_.size(); }
+
+  iterator find(PeerId id) {
+    const size_t at = Position(id);
+    return at < ids_.size() && ids_[at] == id ? iterator(entries_.begin() + static_cast<std::ptrdiff_t>(at)) : end();
+  }
+  const_iterator find(PeerId id) const {
+    const size_t at = Position(id);
+    return at < ids_.size() && ids_[at] == id ? const_iterator(entries_.begin() + static_cast<std::ptrdiff_t>(at))
+                                              : end();
+  }
+  bool contains(PeerId id) const { return find(id) != end(); }
+  T& at(PeerId id) {  // as std::map's: a missing id throws
+    auto it = find(id);
+    if (it == end()) throw std::out_of_range("PeerMap::at");
+    return it->second;
+  }
+  // Inserts a default T when absent.
+  T& operator[](PeerId id) {
+    const size_t at = Position(id);
+    if (at < ids_.size() && ids_[at] == id) return entries_[at]->second;
+    ids_.insert(ids_.begin() + static_cast<std::ptrdiff_t>(at), id);
+    auto entry = std::make_unique<value_type>(std::piecewise_construct, std::forward_as_tuple(id), std::forward_as_tuple());
+    T& value = entry->second;
+    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(at), std::move(entry));
+    return value;
+  }
+  void erase(iterator it) {
+    const auto at = it.slot() - entries_.begin();
+    ids_.erase(ids_.begin() + at);
+    entries_.erase(entries_.begin() + at);
+  }
+
+ private:
+  size_t Position(PeerId id) const {
+    return static_cast<size_t>(std::lower_bound(ids_.begin(), ids_.end(), id) - ids_.begin());
+  }
+  std::vector<PeerId> ids_;  // sorted; ids_[i] is entries_[i]'s key
+  std::vector<std::unique_ptr<value_type>> entries_;
+};
+
 }  // namespace
 
 class GossipCore::Impl {
@@ -161,6 +253,7 @@ class GossipCore::Impl {
     p.direction = direction;
     p.dialed_address = direction == Direction::kOutbound ? address : std::string();
     p.connected_ms = now;
+    Due(now + config_.hello_timeout_ms);
     p.last_heard_ms = now;
     p.refill_ms = now;
     p.frame_tokens = static_cast<int64_t>(config_.frames_per_second) * kMilli * kBurstSeconds;
@@ -253,11 +346,27 @@ class GossipCore::Impl {
     }
     RotateOutbound(now, out);
     DialMore(now, out);
+    deadline_stale_ = true;  // timers moved later: the next NextDeadline looks at every one again
+  }
+
+  // The earliest timer, kept between ticks (docs/GOSSIP.md, "The core's contract"): the driver asks after
+  // every frame, and looking at every timer each time (a dozen structures, every peer) cost more
+  // than most frames. Tick leaves it to be computed afresh; between ticks each timer set outside
+  // Tick lowers it (Due), and a change of the dial state makes it stale. Timers that move later
+  // meanwhile (a frame heard, an IHAVE sent when full, an entry gone) leave it early: that tick
+  // finds nothing due and the value after it is exact again. Debug builds check it is never late.
+  int64_t NextDeadline() const {
+    if (deadline_stale_) {
+      deadline_ = WalkDeadline();
+      deadline_stale_ = false;
+    }
+    assert(deadline_ <= WalkDeadline());
+    return deadline_;
   }
 
   // Mirrors Tick: every timer it checks, and nothing it would not act on (a deadline that Tick
   // leaves in the past would make the driver spin).
-  int64_t NextDeadline() const {
+  int64_t WalkDeadline() const {
     int64_t next = std::numeric_limits<int64_t>::max();
     auto at = [&next](int64_t due) { next = std::min(next, due); };
     at(seen_.NextExpiry());
@@ -313,7 +422,15 @@ class GossipCore::Impl {
     return next;
   }
 
-  void DialsChanged() { dial_deadline_stale_ = true; }
+  void DialsChanged() {
+    dial_deadline_stale_ = true;
+    deadline_stale_ = true;
+  }
+
+  // Every timer set outside Tick comes through here (see NextDeadline).
+  void Due(int64_t due) {
+    if (!deadline_stale_) deadline_ = std::min(deadline_, due);
+  }
 
   // ---- Queries ----
 
@@ -356,35 +473,37 @@ class GossipCore::Impl {
 
  private:
   struct Peer {
-    Direction direction = Direction::kInbound;
-    std::string dialed_address;
+    // First, what every frame and every tick reads (one or two cache lines: a simulator runs
+    // thousands of cores, and a tick walks every peer).
     bool ready = false;
-    Hello hello;
     bool eager = true;  // Plumtree: every new link starts in the eager set
+    Direction direction = Direction::kInbound;
     uint32_t duplicates_in_a_row = 0;  // eager duplicates since this link last delivered first
+    uint32_t our_round = kNoSession;   // our session's last round sent; kNoSession: none open
     int64_t connected_ms = 0;
     int64_t last_heard_ms = 0;
-    std::optional<uint64_t> ping_nonce;
     int64_t next_ping_ms = 0;
-    std::vector<MessageId> pending_ihave;
     int64_t ihave_due_ms = 0;  // when pending_ihave is sent (set by its first id)
+    int64_t our_last_ms = 0;
+    int64_t wanted_since_ms = 0;
     int64_t frame_tokens = 0;
     int64_t byte_tokens = 0;
     int64_t refill_ms = 0;
+    std::vector<MessageId> pending_ihave;
+    std::unordered_set<MessageId, IdHash> wanted;  // asked for by reconciliation, not received yet
+    std::string dialed_address;
+    Hello hello;
+    std::optional<uint64_t> ping_nonce;
     // Anti-entropy: our session with this peer, its session with us, the ids ours found missing.
-    uint32_t our_round = kNoSession;         // the last round we sent; kNoSession: none open
     int64_t our_start_ms = std::numeric_limits<int64_t>::min();
-    int64_t our_last_ms = 0;
     size_t our_announced = 0;                // ids our session found the peer lacks, sent by IHAVE
     uint32_t their_next_round = kNoSession;  // the round its session must send next
     int64_t their_start_ms = std::numeric_limits<int64_t>::min();
     uint64_t serve_budget = 0;               // ids we listed to it, which it may ask for
     std::deque<MessageId> to_pull;           // found missing, not asked for yet
-    std::unordered_set<MessageId, IdHash> wanted;  // asked for, not received yet
-    int64_t wanted_since_ms = 0;
   };
   struct RetainedEntry {
-    reconcile::Item item;
+    int64_t created_ms = 0;  // with the id, its reconcile::Item
     int64_t evict_ms = 0;
     SharedBytes envelope;  // the same buffer as the store's, while both keep the message
   };
@@ -445,7 +564,7 @@ class GossipCore::Impl {
     Emit<DisconnectPeer>(out, {peer, std::move(reason)});
   }
 
-  void Forget(std::map<PeerId, Peer>::iterator it, int64_t now) {
+  void Forget(PeerMap<Peer>::iterator it, int64_t now) {
     DialsChanged();
     const Peer& peer = it->second;
     for (const MessageId& id : peer.to_pull) pulling_.erase(id);
@@ -540,6 +659,8 @@ class GossipCore::Impl {
     peer.hello = hello;
     DialsChanged();
     peer.next_ping_ms = now + config_.ping_interval_ms;
+    Due(peer.last_heard_ms + config_.peer_timeout_ms);
+    Due(peer.next_ping_ms);
     identities_[hello.identity] = peer_id;
     if (peer.direction == Direction::kOutbound) {
       if (auto dial = dials_.find(peer.dialed_address); dial != dials_.end()) {
@@ -691,6 +812,7 @@ class GossipCore::Impl {
         }
         missing_.emplace(id, Missing{now + config_.graft_timeout_ms, {peer_id}, 0});
         graft_due_.insert({now + config_.graft_timeout_ms, id});
+        Due(now + config_.graft_timeout_ms);
         continue;
       }
       auto& announcers = it->second.announcers;
@@ -751,6 +873,7 @@ class GossipCore::Impl {
   void Accept(const MessageId& id, const Envelope& envelope) {
     seen_.Insert(Short(id), false, envelope.expires_ms);
     nonces_.Insert(NonceKey(envelope.signer, envelope.nonce), Short(id), envelope.expires_ms);
+    Due(envelope.expires_ms);  // both expire in its bucket, which ends no sooner
     if (auto it = missing_.find(id); it != missing_.end()) {
       graft_due_.erase({it->second.deadline_ms, id});
       missing_.erase(it);
@@ -765,6 +888,7 @@ class GossipCore::Impl {
     if (!inserted) return;
     stored_bytes_ += bytes->size();
     store_order_.push_back({now + config_.store_retention_ms, id});
+    Due(now + config_.store_retention_ms);
     while (stored_bytes_ > limits::kMaxStoredBytes) EvictOldestStored();
   }
 
@@ -829,6 +953,7 @@ class GossipCore::Impl {
     // Answers to this message come back to whoever sent it (Orders and Bids are answered).
     if (envelope.type == MessageType::kOrder || envelope.type == MessageType::kBid) {
       routes_.Insert(Short(id), from, envelope.expires_ms);
+      Due(envelope.expires_ms);
     }
     if (hops >= config_.hop_limit) {
       drops_.Add(Drop::kHopLimit);
@@ -841,6 +966,7 @@ class GossipCore::Impl {
     // provider with many open bids would keep a digest per bid for nothing.
     if (envelope.type == MessageType::kAccept || (envelope.type == MessageType::kBid && from != kLocalPeer)) {
       answered_.Insert(Short(id), market::Blake2b256(bytes.data(), bytes.size()), envelope.expires_ms);
+      Due(envelope.expires_ms);
     }
     if (IsAnswer(envelope.type) && verified.answers) {
       if (const PeerId* target = routes_.Find(Short(*verified.answers))) {
@@ -896,7 +1022,10 @@ class GossipCore::Impl {
 
   // Lazy announcements wait ihave_delay_ms from the first id queued, or until an IHAVE is full.
   void QueueIhave(PeerId peer_id, Peer& peer, const MessageId& id, int64_t now, std::vector<Action>& out) {
-    if (peer.pending_ihave.empty()) peer.ihave_due_ms = now + config_.ihave_delay_ms;
+    if (peer.pending_ihave.empty()) {
+      peer.ihave_due_ms = now + config_.ihave_delay_ms;
+      Due(peer.ihave_due_ms);
+    }
     peer.pending_ihave.push_back(id);
     if (peer.pending_ihave.size() >= limits::kMaxIhaveIds || config_.ihave_delay_ms <= 0) {
       FlushIhave(peer_id, peer, out);
@@ -975,20 +1104,21 @@ class GossipCore::Impl {
       Unretain(oldest);
     }
     const reconcile::Item item{static_cast<uint64_t>(envelope.created_ms), id};
-    retained_.emplace(id, RetainedEntry{item, evict_ms, bytes});
+    retained_.emplace(id, RetainedEntry{envelope.created_ms, evict_ms, bytes});
     retained_items_.insert(item);
     retained_evictions_.insert({evict_ms, id});
+    Due(evict_ms);
     retained_bytes_ += bytes->size();
-    retained_stale_ = true;
+    RetainedChanged();
   }
 
   void Unretain(const MessageId& id) {
     auto it = retained_.find(id);
-    retained_items_.erase(it->second.item);
+    retained_items_.erase(reconcile::Item{static_cast<uint64_t>(it->second.created_ms), id});
     retained_evictions_.erase({it->second.evict_ms, id});
     retained_bytes_ -= it->second.envelope->size();
     retained_.erase(it);
-    retained_stale_ = true;
+    RetainedChanged();
     ForgetOffer(id);
   }
 
@@ -997,6 +1127,13 @@ class GossipCore::Impl {
       const MessageId id = retained_evictions_.begin()->second;
       Unretain(id);
     }
+  }
+
+  // The sorted copy is rebuilt by the next session anyway: its memory (40 bytes a message) is
+  // given back meanwhile rather than kept beside the set.
+  void RetainedChanged() {
+    retained_stale_ = true;
+    retained_sorted_ = {};
   }
 
   std::span<const reconcile::Item> RetainedItems() {
@@ -1020,6 +1157,7 @@ class GossipCore::Impl {
     peer.our_start_ms = now;
     peer.our_announced = 0;
     peer.our_last_ms = now;
+    Due(now + config_.peer_timeout_ms);
     ++stats_.reconcile_sessions;
     Send(peer_id, ReconcileFrame{0, reconcile::Initiate(RetainedItems())}, out);
   }
@@ -1103,6 +1241,7 @@ class GossipCore::Impl {
     }
     if (request.want.empty()) return;
     peer.wanted_since_ms = now;
+    Due(now + config_.peer_timeout_ms);
     Send(peer_id, request, out);
   }
 
@@ -1283,11 +1422,13 @@ class GossipCore::Impl {
 
   market::Identity identity_;
   GossipConfig config_;
-  std::map<PeerId, Peer> peers_;  // ordered: the same inputs give the same actions in the same order
+  PeerMap<Peer> peers_;  // ordered: the same inputs give the same actions in the same order
   std::map<PublicKey, PeerId> identities_;  // ready peers by identity
   std::map<std::string, Dial> dials_;       // addresses we may dial
   mutable int64_t dial_deadline_ = 0;       // DialDeadline's kept result
   mutable bool dial_deadline_stale_ = true;
+  mutable int64_t deadline_ = 0;            // NextDeadline's kept value, a lower bound
+  mutable bool deadline_stale_ = true;
   size_t pending_dials_ = 0;                // dials_ entries with pending set
   std::set<std::string> self_addresses_;    // addresses that turned out to be this node
   ExpiringMap<ShortId, bool, ShortIdHash> seen_;

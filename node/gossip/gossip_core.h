@@ -175,10 +175,12 @@ class GossipCore {
   // Timers: hello and peer timeouts, pings, grafts, lazy announcements, expiry, dialling,
   // reconciliation, rotation. Does what is due at now_ms; calling it early or often is harmless.
   void Tick(int64_t now_ms, std::vector<Action>& out);
-  // The earliest time at which Tick has something to do (INT64_MAX: nothing until another input;
-  // at or before the current time: tick now). A pure function of the core's state: the driver
-  // asks after every call into the core and arms its one timer for the answer. After Tick(t) it
-  // is later than t. Costs O(links + known addresses).
+  // The earliest time at which Tick may have something to do (INT64_MAX: nothing until another
+  // input; at or before the current time: tick now): never later than the first timer due, and
+  // exactly it after a Tick. The driver asks after every call into the core and arms its one
+  // timer for the answer. After Tick(t) it is later than t. Between ticks it is kept and only
+  // lowered as inputs set timers, so it may be early (that tick then finds nothing due); O(1)
+  // then, O(links) once after each Tick or change of the dial state.
   int64_t NextDeadline() const;
 
   // A message made on this node (already signed): verified like a peer's, then sent. Returns why
