@@ -50,6 +50,7 @@
 #include "bidding/pricing.h"
 #include "ledger/store.h"
 #include "market/crypto.h"
+#include "market/offers.h"
 #include "market/status.h"
 #include "market/types.h"
 #include "node/gossip/gossip_core.h"
@@ -74,6 +75,9 @@ struct ProviderOptions {
   // (the daemon fills it in) and gpu_models maps nvidia-smi's product names to device types.
   bidding::GpuHealthConfig health;
   bidding::GpuModelTable gpu_models;
+  // The inventory's physical GPUs (bidding::Inventory::physical_gpus): which units a failed GPU
+  // of health.node takes out of the offer (bidding::UnitsOutOfService).
+  market::PhysicalGpuLayout physical_gpus;
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -138,6 +142,7 @@ struct ProviderStart {
 struct ReloadInventory {
   market::Offer inventory;
   std::optional<bidding::PricingConfig> pricing;  // unset: the running one stays
+  market::PhysicalGpuLayout physical_gpus;        // the new inventory's (ProviderOptions)
 };
 // SIGTERM: no more bids; accepts still honoured so leases in flight finish. Reply: bool.
 struct StopBidding {};
@@ -216,6 +221,9 @@ class ProviderActor final : public actors::Actor {
   void OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx);
   void RunHealthCheck(actors::ActorContext& ctx);
   void OnHealthReadings(HealthReadings readings, actors::ActorContext& ctx);
+  // Takes the units of the GPUs out of service now out of the offer (and closes the leases over
+  // what is left); nothing when that did not change.
+  void ApplyHealth(actors::ActorContext& ctx);
   // Signs, gossips, records and applies a provider-failure Close of `lease_id`.
   void FailLease(const market::MessageId& lease_id, const std::string& why, actors::ActorContext& ctx);
 
@@ -250,6 +258,8 @@ class ProviderActor final : public actors::Actor {
   std::optional<bidding::GpuHealthMonitor> health_;
   std::optional<PricingThread> health_thread_;  // the check in flight (one at a time)
   std::map<market::DeviceType, uint64_t> out_of_service_;  // on options_.health.node
+  // options_.physical_gpus, as the last inventory reload set it.
+  market::PhysicalGpuLayout physical_gpus_;
   int64_t health_checked_ms_ = 0;
   // Last, so destroyed first: its threads post to this actor's mailbox and must be gone before
   // the rest of the actor (the destructor also resets it first).
