@@ -76,7 +76,6 @@ Status ParseOfferAttributes(const YamlNode& value, const std::string& path,
                             std::map<std::string, std::string>& attributes);
 Status ParseOfferAuditors(const YamlNode& value, const std::string& path, std::vector<std::string>& auditors);
 Status ParseOfferPricing(const YamlNode& value, const std::string& path, std::vector<PriceTable>& pricing);
-//
 // `physical`, when given, gets each node's GPU entries as physical GPUs (PhysicalGpus), by node
 // name: what one GPU of each entry is sold as, which the nodes' device counts no longer say.
 Status ParseOfferNodes(const YamlNode& value, const std::string& path, std::vector<NodeCapacity>& nodes,

@@ -22,7 +22,8 @@
 // - GPU health (docs/HEALTH.md), when configured: every health.interval_ms a thread runs
 //   nvidia-smi (and the kernel-log command) and posts the readings back; the health state
 //   machine (bidding/gpu_health.h) decides which GPUs are out of service; the engine withdraws
-//   them (BidEngine::SetOutOfService), the Offer is re-published at once, and the leases over
+//   the units each carries, whole or its MIG instances or replicas (bidding::UnitsOutOfService,
+//   BidEngine::SetOutOfService), the Offer is re-published at once, and the leases over
 //   what is left in service are closed with reason provider-failure and the health in the note.
 //
 // Deliveries arrive through HandToProvider from the gossip thread (never blocking: a full queue
