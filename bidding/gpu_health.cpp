@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "market/checked_math.h"
+
 namespace gpumart::bidding {
 namespace {
 
@@ -250,6 +252,55 @@ std::vector<GpuHealthMonitor::Change> GpuHealthMonitor::ObserveFailure(std::stri
     if (was) changes.push_back(Change{id, false});
   }
   return changes;
+}
+
+GpuUnitsOutOfService UnitsOutOfService(const std::map<std::string, GpuHealth>& gpus,
+                                       const std::vector<market::PhysicalGpus>& layout, const GpuModelTable& models) {
+  auto lower = [](market::DeviceType type) {
+    type.vendor = market::ToLower(type.vendor);
+    type.model = market::ToLower(type.model);
+    return type;
+  };
+  // In index order, so the n-th GPU of a model is the same one in every check (a lost GPU keeps
+  // its place: the monitor remembers it).
+  std::vector<const GpuHealth*> by_index;
+  for (const auto& [id, gpu] : gpus) by_index.push_back(&gpu);
+  std::sort(by_index.begin(), by_index.end(), [](const GpuHealth* a, const GpuHealth* b) {
+    return a->index != b->index ? a->index < b->index : a->id < b->id;
+  });
+  std::map<market::DeviceType, uint64_t> seen_of_model;  // GPUs of each model matched by model so far
+  GpuUnitsOutOfService out;
+  for (const GpuHealth* gpu : by_index) {
+    const market::PhysicalGpus* entry = nullptr;
+    for (const market::PhysicalGpus& candidate : layout) {
+      if (!candidate.bus_id.empty() && !gpu->bus_id.empty() && candidate.bus_id == gpu->bus_id) entry = &candidate;
+    }
+    if (entry == nullptr) {
+      if (const GpuModel* model = models.FindProduct(gpu->name); model != nullptr) {
+        const market::DeviceType type = lower(model->device);
+        const uint64_t rank = seen_of_model[type]++;
+        uint64_t before = 0;
+        for (const market::PhysicalGpus& candidate : layout) {
+          if (!candidate.bus_id.empty() || lower(candidate.gpu) != type) continue;
+          entry = &candidate;
+          before += candidate.count;
+          if (rank < before) break;
+        }
+      }
+    }
+    if (entry == nullptr && layout.size() == 1 && layout[0].bus_id.empty()) entry = &layout[0];
+    if (entry == nullptr || gpu->InService()) continue;
+    for (const auto& [unit, count] : entry->units) {
+      const market::DeviceType type = lower(unit);
+      out.units[type] = market::SaturatingAdd(out.units[type], count);
+      std::string& note = out.notes[type];
+      if (note.empty()) {
+        note = "GPU health: GPU " + std::to_string(gpu->index) + " (" + gpu->id + ") " +
+               std::string(ToString(gpu->state)) + ": " + gpu->reason;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace gpumart::bidding

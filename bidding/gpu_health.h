@@ -26,8 +26,11 @@
 #include <string_view>
 #include <vector>
 
+#include "bidding/gpu_models.h"
 #include "bidding/nvidia_smi.h"
+#include "market/offers.h"
 #include "market/status.h"
+#include "market/types.h"
 #include "market/yaml_tree.h"
 
 namespace gpumart::bidding {
@@ -116,5 +119,25 @@ class GpuHealthMonitor {
   // The previous check's Xid counts per bus and code: only an increase is a new error.
   XidCounts last_xids_;
 };
+
+// What the GPUs out of service take from a node's offer: every GPU of `gpus` not in service
+// takes out all the units its entry of `layout` (the node's physical GPUs, bidding/inventory.h)
+// says one GPU carries: a whole GPU, each of its MIG instances, or each of its time-slice
+// replicas. A GPU is one of `layout`'s entries
+//   - by PCI bus id, where the entry was detected (it has one);
+//   - else by model (nvidia-smi's product name through `models`): the entries listing that
+//     model in their order take the GPUs of that model in index order (the first `count` GPUs
+//     are the first entry's, ...; GPUs past them count as the last entry's);
+//   - else, when `layout` is one listed entry, that entry (a node with one GPU entry takes every
+//     GPU as its own, whatever its product name says).
+// A GPU that is none of them (not sold here, or left out by detection) takes nothing. Device
+// types are lower-cased as the bid engine keys them.
+struct GpuUnitsOutOfService {
+  std::map<market::DeviceType, uint64_t> units;
+  // Per device type, why: the first failed GPU's "GPU health: GPU 1 (GPU-...) unhealthy: ...".
+  std::map<market::DeviceType, std::string> notes;
+};
+GpuUnitsOutOfService UnitsOutOfService(const std::map<std::string, GpuHealth>& gpus,
+                                       const std::vector<market::PhysicalGpus>& layout, const GpuModelTable& models);
 
 }  // namespace gpumart::bidding

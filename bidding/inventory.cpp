@@ -55,7 +55,8 @@ Result<InventoryConfig> Parse(const market::YamlNode& value, const std::string& 
       if (entry.value.IsScalar() && entry.value.Scalar() == market::kDetectGpus) {
         config.detect_machine = true;
       } else {
-        GPUMART_RETURN_IF_ERROR(market::ParseOfferNodes(entry.value, at, config.nodes, &config.detect_gpus_node));
+        GPUMART_RETURN_IF_ERROR(market::ParseOfferNodes(entry.value, at, config.nodes, &config.detect_gpus_node,
+                                                         &config.physical_gpus));
       }
     }
   }
@@ -140,6 +141,7 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
   inventory.attributes = config.attributes;
   inventory.auditors = config.auditors;
   inventory.nodes = config.nodes;
+  inventory.physical_gpus = config.physical_gpus;
   for (size_t i = 0; i < inventory.nodes.size(); ++i) {
     market::NodeCapacity& node = inventory.nodes[i];
     const std::string at = NodePath(config, i);
@@ -153,6 +155,7 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
         return Status::InvalidArgument(at + ".gpus: detect found no usable GPU (" + Notes(machine->gpus.notes) + ")");
       }
       node.gpus = machine->gpus.gpus;
+      inventory.physical_gpus[node.name] = machine->gpus.physical;
       inventory.notes = machine->gpus.notes;
     }
     GPUMART_RETURN_IF_ERROR(CheckGpuTotal(node, at + ".gpus"));
@@ -177,6 +180,7 @@ Result<Inventory> Build(const InventoryConfig& config, const GpuModelTable& mode
                                      Notes(machine->gpus.notes) + ")");
     }
     GPUMART_RETURN_IF_ERROR(CheckGpuTotal(node, config.path + ": detect"));
+    inventory.physical_gpus[node.name] = machine->gpus.physical;
     inventory.nodes.push_back(std::move(node));
     inventory.notes = machine->gpus.notes;
   }

@@ -22,6 +22,7 @@
 
 #include "bidding/gpu_models.h"
 #include "bidding/nvidia_smi.h"
+#include "market/offers.h"
 #include "market/status.h"
 #include "market/types.h"
 #include "market/yaml_tree.h"
@@ -48,6 +49,8 @@ struct InventoryConfig {
   // filesystem's free space, GPUs).
   bool detect_machine = false;
   std::vector<market::NodeCapacity> nodes;
+  // The listed nodes' GPU entries, one GPU at a time (what each GPU is sold as).
+  market::PhysicalGpuLayout physical_gpus;
   // The node whose `gpus: detect` makes its GPUs this machine's; its gpus are empty here.
   std::optional<size_t> detect_gpus_node;
   bool NeedsDetection() const { return detect_machine || detect_gpus_node.has_value(); }
@@ -72,6 +75,9 @@ struct Inventory {
   std::map<std::string, std::string> attributes;
   std::vector<std::string> auditors;
   std::vector<market::NodeCapacity> nodes;
+  // Each node's GPUs as physical GPUs (listed entries, or detected GPUs with their bus ids):
+  // which units one GPU carries, for the health check (docs/HEALTH.md).
+  market::PhysicalGpuLayout physical_gpus;
   // What detection left out and why (MIG mode, lost GPUs, unknown products): the daemon logs it.
   std::vector<std::string> notes;
   size_t GpuCount() const;

@@ -194,8 +194,11 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
                                " MiB, which is not the GPU model table's " + market::FormatGi(model->device.ram_bytes));
       continue;
     }
+    market::PhysicalGpus physical{.gpu = model->device, .count = 1, .bus_id = NormalizeBusId(bus_id), .units = {}};
     if (mig != "Enabled") {
       types.push_back(model->device);
+      physical.units[model->device] = 1;
+      report.physical.push_back(std::move(physical));
       continue;
     }
     // MIG mode: the GPU is offered as its MIG instances only (docs/FRACTIONAL.md).
@@ -219,7 +222,9 @@ Result<NvidiaSmiReport> Parse(std::string_view query_csv, std::string_view statu
       instance.ram_bytes = market::MigProfileRamBytes(profile);
       instance.mig_profile = profile;
       types.insert(types.end(), count, instance);
+      physical.units[instance] = count;
     }
+    report.physical.push_back(std::move(physical));
   }
   for (const market::DeviceType& type : types) {
     auto same = std::find_if(report.gpus.begin(), report.gpus.end(), [&](const market::GpuDevices& gpu) {

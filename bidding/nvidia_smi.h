@@ -36,6 +36,7 @@
 
 #include "bidding/gpu_models.h"
 #include "bidding/run_program.h"
+#include "market/offers.h"
 #include "market/status.h"
 #include "market/types.h"
 
@@ -61,6 +62,9 @@ struct NvidiaSmiReport {
   // The usable GPUs, one entry per device type (in order of first appearance), with the
   // driver's CUDA version when known.
   std::vector<market::GpuDevices> gpus;
+  // The same GPUs one by one (count 1, with the PCI bus id), in nvidia-smi's order: what each
+  // is sold as, so the health check withdraws exactly a failed GPU's units (docs/HEALTH.md).
+  std::vector<market::PhysicalGpus> physical;
   // One line per GPU left out, e.g. "GPU 3 (00000000:3B:00.0) left out: MIG mode is on ...",
   // and one when the CUDA version is unknown.
   std::vector<std::string> notes;

@@ -154,8 +154,9 @@ Result<std::string> CanonicalRateKey(const std::string& key, const std::string& 
 // One GPU entry: `count` whole GPUs, or with `mig` (a per-GPU layout, profile -> instances,
 // checked against market/mig.h) their MIG instances, or with `replicas` their time-slice
 // replicas (docs/FRACTIONAL.md). Appends the device entries it describes to `out`: a GPU in MIG
-// mode or time-sliced is offered only as its fractions, never whole.
-Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDevices>& out) {
+// mode or time-sliced is offered only as its fractions, never whole. `physical` gets the entry
+// as physical GPUs.
+Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDevices>& out, PhysicalGpus& physical) {
   GPUMART_TRY(CheckKeys(node, path, {"vendor", "model", "ram", "interface", "cuda", "count", "mig", "replicas"},
                         {"model", "ram", "count"}));
   GpuDevices gpu;
@@ -213,6 +214,8 @@ Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDe
   if (!layout.empty() && replicas > 0) {
     return Error(path, "a GPU is either cut into MIG instances (mig) or time-sliced (replicas), not both");
   }
+  physical.gpu = DeviceType{gpu.vendor, gpu.model, gpu.ram_bytes, gpu.interface};
+  physical.count = gpu.count;
   if (!layout.empty()) {
     Status fits = CheckMigLayout(gpu.model, gpu.ram_bytes, layout);
     if (!fits.ok()) return Error(path + ".mig", fits.message());
@@ -225,6 +228,8 @@ Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDe
         return Error(path, std::to_string(instance.count) + " " + profile + " instances, more than the limit of " +
                                std::to_string(limits::kMaxGpusPerType));
       }
+      physical.units[DeviceType{instance.vendor, instance.model, instance.ram_bytes, instance.interface, profile}] =
+          instances;
       out.push_back(std::move(instance));
     }
     return Status::Ok();
@@ -237,11 +242,15 @@ Status ParseGpu(const YamlNode& node, const std::string& path, std::vector<GpuDe
     }
     gpu.count *= replicas;
   }
+  DeviceType unit = physical.gpu;
+  unit.shared = gpu.shared;
+  physical.units[unit] = replicas > 0 ? replicas : 1;
   out.push_back(std::move(gpu));
   return Status::Ok();
 }
 
-Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& capacity, bool* gpus_detect) {
+Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& capacity, bool* gpus_detect,
+                 std::vector<PhysicalGpus>& physical) {
   GPUMART_TRY(CheckKeys(node, path, {"name", "cpu_millis", "memory", "storage", "gpus"},
                         {"name", "cpu_millis", "memory"}));
   for (const YamlMapEntry& entry : node.Entries()) {
@@ -265,7 +274,7 @@ Status ParseNode(const YamlNode& node, const std::string& path, NodeCapacity& ca
       std::vector<GpuDevices> entries;
       for (size_t i = 0; i < value.size(); ++i) {
         entries.clear();
-        GPUMART_TRY(ParseGpu(value.Item(i), Index(at, i), entries));
+        GPUMART_TRY(ParseGpu(value.Item(i), Index(at, i), entries, physical.emplace_back()));
         for (GpuDevices& gpu : entries) {
           for (const GpuDevices& other : capacity.gpus) {
             if (other.vendor == gpu.vendor && other.model == gpu.model && other.ram_bytes == gpu.ram_bytes &&
@@ -366,14 +375,15 @@ Status ParsePricing(const YamlNode& value, const std::string& at, std::vector<Pr
 }
 
 Status ParseNodes(const YamlNode& value, const std::string& at, std::vector<NodeCapacity>& nodes,
-                  std::optional<size_t>* detect_node) {
+                  std::optional<size_t>* detect_node, PhysicalGpuLayout* layout) {
   GPUMART_TRY(CheckSequence(value, at, limits::kMaxNodes));
   if (value.size() == 0) return Error(at, "missing (a provider has at least one node)");
   std::set<std::string> names;
   for (size_t i = 0; i < value.size(); ++i) {
     NodeCapacity capacity;
     bool gpus_detect = false;
-    GPUMART_TRY(ParseNode(value.Item(i), Index(at, i), capacity, detect_node ? &gpus_detect : nullptr));
+    std::vector<PhysicalGpus> physical;
+    GPUMART_TRY(ParseNode(value.Item(i), Index(at, i), capacity, detect_node ? &gpus_detect : nullptr, physical));
     if (!names.insert(capacity.name).second) {
       return Error(Index(at, i) + ".name", capacity.name + " is used by another node");
     }
@@ -384,6 +394,7 @@ Status ParseNodes(const YamlNode& value, const std::string& at, std::vector<Node
       }
       *detect_node = i;
     }
+    if (layout != nullptr && !physical.empty()) (*layout)[capacity.name] = std::move(physical);
     nodes.push_back(std::move(capacity));
   }
   return Status::Ok();
@@ -421,7 +432,7 @@ Status ParseProvider(const YamlNode& node, const std::string& path, size_t& node
       if (nodes_total > kMaxOfferNodesTotal) {
         return Error(at, "the file's nodes exceed the limit of " + std::to_string(kMaxOfferNodesTotal));
       }
-      GPUMART_TRY(ParseNodes(value, at, offer.nodes, nullptr));
+      GPUMART_TRY(ParseNodes(value, at, offer.nodes, nullptr, nullptr));
     }
   }
   return Status::Ok();
@@ -467,8 +478,8 @@ Status ParseOfferPricing(const YamlNode& value, const std::string& path, std::ve
   return ParsePricing(value, path, pricing);
 }
 Status ParseOfferNodes(const YamlNode& value, const std::string& path, std::vector<NodeCapacity>& nodes,
-                       std::optional<size_t>* detect_node) {
-  return ParseNodes(value, path, nodes, detect_node);
+                       std::optional<size_t>* detect_node, PhysicalGpuLayout* physical) {
+  return ParseNodes(value, path, nodes, detect_node, physical);
 }
 Result<uint64_t> ParseOfferCount(const YamlNode& value, const std::string& path, uint64_t max) {
   return ReadUnsigned(value, path, max);

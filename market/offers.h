@@ -47,6 +47,22 @@ constexpr uint64_t kMaxTimeSliceReplicas = 64;
 // small enough that prices of real orders cannot overflow 64 bits.
 constexpr uint64_t kMaxRatePerHour = 1'000'000'000'000'000;
 
+// `count` physical GPUs of the whole-GPU type `gpu` (no MIG profile, not shared), and what each
+// one is sold as (docs/FRACTIONAL.md): a whole GPU as {gpu: 1}, a GPU in MIG mode as its
+// instances per profile, a time-sliced GPU as {the shared type: replicas}. A node's device counts
+// are these summed; only this says which units fail together when one GPU does (docs/HEALTH.md).
+// A detected GPU (bidding/nvidia_smi.h) is one entry of count 1 with its PCI bus id (as
+// bidding::NormalizeBusId writes it); a listed entry has none.
+struct PhysicalGpus {
+  DeviceType gpu;
+  uint32_t count = 0;
+  std::string bus_id;
+  std::map<DeviceType, uint32_t> units;  // per GPU
+  bool operator==(const PhysicalGpus&) const = default;
+};
+// By node name, each node's entries in the order listed (detected: nvidia-smi's order).
+using PhysicalGpuLayout = std::map<std::string, std::vector<PhysicalGpus>>;
+
 // The pieces of an offers document, for documents that embed them (a provider config's
 // inventory and prices, bidding/inventory.h), so each part has one parser. Errors start with
 // `path`, the key path of `value` (e.g. `inventory.nodes`).
@@ -60,8 +76,10 @@ Status ParseOfferAttributes(const YamlNode& value, const std::string& path,
                             std::map<std::string, std::string>& attributes);
 Status ParseOfferAuditors(const YamlNode& value, const std::string& path, std::vector<std::string>& auditors);
 Status ParseOfferPricing(const YamlNode& value, const std::string& path, std::vector<PriceTable>& pricing);
+// `physical`, when given, gets each node's GPU entries as physical GPUs (PhysicalGpus), by node
+// name: what one GPU of each entry is sold as, which the nodes' device counts no longer say.
 Status ParseOfferNodes(const YamlNode& value, const std::string& path, std::vector<NodeCapacity>& nodes,
-                       std::optional<size_t>* detect_node);
+                       std::optional<size_t>* detect_node, PhysicalGpuLayout* physical = nullptr);
 // Scalars as the offers file reads them: a whole number at most `max`; a size (ParseSizeBytes)
 // at most `max`; a non-empty name of at most limits::kMaxNameBytes.
 Result<uint64_t> ParseOfferCount(const YamlNode& value, const std::string& path, uint64_t max);

@@ -109,6 +109,7 @@ Status ResolveHealth(const NodeConfig& config, const bidding::Inventory& invento
   Result<bidding::GpuModelTable> models = bidding::GpuModelTable::Load(config.inventory ? config.inventory->gpu_models : "");
   if (!models.ok()) return models.status().WithContext("health");
   options.gpu_models = std::move(models).value();
+  options.physical_gpus = inventory.physical_gpus;
   return Status::Ok();
 }
 
@@ -312,7 +313,8 @@ Status NodeContext::ReloadInventory(const bidding::Inventory& inventory, const N
   if (!provider_.ok()) return Status::FailedPrecondition("this node is no provider");
   auto reply = outbox_->Request<Status>(
       provider_.address(),
-      node::ReloadInventory{bidding::ToOffer(inventory, config.pricing_policy.tables), config.pricing_policy},
+      node::ReloadInventory{bidding::ToOffer(inventory, config.pricing_policy.tables), config.pricing_policy,
+                            inventory.physical_gpus},
       kStatusTimeout);
   if (!reply.ok()) return Status::Unavailable("provider: no reply");
   return reply.value();

@@ -111,7 +111,8 @@ ProviderActor::ProviderActor(actors::ActorSystem& system, market::Identity ident
       ledger_(std::move(ledger)),
       store_(store),
       options_(std::move(options)),
-      counters_(std::move(counters)) {}
+      counters_(std::move(counters)),
+      physical_gpus_(options_.physical_gpus) {}
 
 ProviderActor::~ProviderActor() {
   // First: kills running programs and joins the executor's threads, which post to this actor.
@@ -164,6 +165,9 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
       return status;
     }
     if (reload.pricing) pricing_ = std::move(*reload.pricing);
+    // What a GPU carries may have changed (a GPU cut into MIG instances, detected again).
+    physical_gpus_ = std::move(reload.physical_gpus);
+    ApplyHealth(self);
     ScheduleOffer(self);
     return status;
   });
@@ -531,42 +535,25 @@ void ProviderActor::OnHealthReadings(HealthReadings readings, actors::ActorConte
       spdlog::warn("provider: GPU {} ({}) out of service: {}", gpu.index, gpu.id, gpu.reason);
     }
   }
-  // The node's device types: a GPU's comes from its product name, or is the node's only one.
-  std::vector<market::DeviceType> types;
-  for (const market::NodeCapacity& node : last_offer_.nodes.empty() ? engine_->FreeOffer().nodes : last_offer_.nodes) {
-    if (node.name != options_.health.node) continue;
-    for (const market::GpuDevices& devices : node.gpus) {
-      const market::DeviceType type{devices.vendor, devices.model, devices.ram_bytes, devices.interface};
-      if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
-    }
-  }
-  std::map<market::DeviceType, uint64_t> out;
-  std::map<market::DeviceType, std::string> notes;
-  for (const auto& [id, gpu] : health_->gpus()) {
-    if (gpu.InService()) continue;
-    std::optional<market::DeviceType> type;
-    if (const bidding::GpuModel* model = options_.gpu_models.FindProduct(gpu.name); model != nullptr) {
-      type = model->device;
-      type->vendor = market::ToLower(type->vendor);
-      type->model = market::ToLower(type->model);
-    }
-    if ((!type || std::find(types.begin(), types.end(), *type) == types.end()) && types.size() == 1) type = types[0];
-    if (!type || std::find(types.begin(), types.end(), *type) == types.end()) continue;  // not sold here
-    ++out[*type];
-    std::string& note = notes[*type];
-    if (note.empty()) {
-      note = "GPU health: GPU " + std::to_string(gpu.index) + " (" + gpu.id + ") " +
-             std::string(bidding::ToString(gpu.state)) + ": " + gpu.reason;
-    }
-  }
-  if (out == out_of_service_) return;
-  out_of_service_ = out;
-  const std::vector<market::MessageId> to_close = engine_->SetOutOfService(options_.health.node, out);
+  ApplyHealth(ctx);
+}
+
+void ProviderActor::ApplyHealth(actors::ActorContext& ctx) {
+  if (!health_) return;
+  const auto layout = physical_gpus_.find(options_.health.node);
+  const bidding::GpuUnitsOutOfService out = bidding::UnitsOutOfService(
+      health_->gpus(), layout == physical_gpus_.end() ? std::vector<market::PhysicalGpus>{} : layout->second,
+      options_.gpu_models);
+  if (out.units == out_of_service_) return;
+  out_of_service_ = out.units;
+  const std::vector<market::MessageId> to_close = engine_->SetOutOfService(options_.health.node, out.units);
   // At once, not debounced: nobody should lease an unhealthy GPU in the meantime.
   if (gossip_ && !withdrawn_) PublishOffer(options_.offer_ttl_ms, /*withdraw=*/false, ctx);
   for (const market::MessageId& lease_id : to_close) {
     std::string note;
-    for (const auto& [type, line] : notes) note += (note.empty() ? "" : "; ") + line;
+    for (const auto& [type, line] : out.notes) {
+      if (note.find(line) == std::string::npos) note += (note.empty() ? "" : "; ") + line;
+    }
     spdlog::warn("provider: lease {} closed: {}", market::ToHex(lease_id), note);
     FailLease(lease_id, note, ctx);
   }

@@ -22,7 +22,8 @@
 // - GPU health (docs/HEALTH.md), when configured: every health.interval_ms a thread runs
 //   nvidia-smi (and the kernel-log command) and posts the readings back; the health state
 //   machine (bidding/gpu_health.h) decides which GPUs are out of service; the engine withdraws
-//   them (BidEngine::SetOutOfService), the Offer is re-published at once, and the leases over
+//   the units each carries, whole or its MIG instances or replicas (bidding::UnitsOutOfService,
+//   BidEngine::SetOutOfService), the Offer is re-published at once, and the leases over
 //   what is left in service are closed with reason provider-failure and the health in the note.
 //
 // Deliveries arrive through HandToProvider from the gossip thread (never blocking: a full queue
@@ -50,6 +51,7 @@
 #include "bidding/pricing.h"
 #include "ledger/store.h"
 #include "market/crypto.h"
+#include "market/offers.h"
 #include "market/status.h"
 #include "market/types.h"
 #include "node/gossip/gossip_core.h"
@@ -74,6 +76,9 @@ struct ProviderOptions {
   // (the daemon fills it in) and gpu_models maps nvidia-smi's product names to device types.
   bidding::GpuHealthConfig health;
   bidding::GpuModelTable gpu_models;
+  // The inventory's physical GPUs (bidding::Inventory::physical_gpus): which units a failed GPU
+  // of health.node takes out of the offer (bidding::UnitsOutOfService).
+  market::PhysicalGpuLayout physical_gpus;
 };
 
 // Counters of the provider, written by its actor (and the gossip thread for drops), read by
@@ -133,6 +138,7 @@ struct ProviderStart {
 struct ReloadInventory {
   market::Offer inventory;
   std::optional<bidding::PricingConfig> pricing;  // unset: the running one stays
+  market::PhysicalGpuLayout physical_gpus;        // the new inventory's (ProviderOptions)
 };
 // SIGTERM: no more bids; accepts still honoured so leases in flight finish. Reply: bool.
 struct StopBidding {};
@@ -211,6 +217,9 @@ class ProviderActor final : public actors::Actor {
   void OnExecutorDone(bidding::ExecutorOutcome outcome, actors::ActorContext& ctx);
   void RunHealthCheck(actors::ActorContext& ctx);
   void OnHealthReadings(HealthReadings readings, actors::ActorContext& ctx);
+  // Takes the units of the GPUs out of service now out of the offer (and closes the leases over
+  // what is left); nothing when that did not change.
+  void ApplyHealth(actors::ActorContext& ctx);
   // Signs, gossips, records and applies a provider-failure Close of `lease_id`.
   void FailLease(const market::MessageId& lease_id, const std::string& why, actors::ActorContext& ctx);
 
@@ -245,6 +254,8 @@ class ProviderActor final : public actors::Actor {
   std::optional<bidding::GpuHealthMonitor> health_;
   std::optional<PricingThread> health_thread_;  // the check in flight (one at a time)
   std::map<market::DeviceType, uint64_t> out_of_service_;  // on options_.health.node
+  // options_.physical_gpus, as the last inventory reload set it.
+  market::PhysicalGpuLayout physical_gpus_;
   int64_t health_checked_ms_ = 0;
   // Last, so destroyed first: its threads post to this actor's mailbox and must be gone before
   // the rest of the actor (the destructor also resets it first).

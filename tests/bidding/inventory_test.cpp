@@ -334,6 +334,9 @@ TEST(InventoryTest, DetectedMachineIsOneNode) {
                         .cuda = market::CudaVersion{12, 4}, .count = 5};
   EXPECT_EQ(inventory->nodes[0].gpus, std::vector<GpuDevices>{five});
   EXPECT_EQ(inventory->notes.size(), 3u);  // the lost GPU, the one needing a reset, the one answering an error
+  // Each detected GPU by bus id, for the health check (docs/HEALTH.md).
+  ASSERT_EQ(inventory->physical_gpus.at("gpu-box").size(), 5u);
+  EXPECT_FALSE(inventory->physical_gpus.at("gpu-box")[0].bus_id.empty());
   EXPECT_EQ(inventory->attributes.at("tier"), "community");
 }
 
@@ -351,6 +354,10 @@ TEST(InventoryTest, DetectedGpusOnAListedNode) {
   EXPECT_EQ(inventory->nodes[0].gpus[0].count, 2u);      // two of four have MIG on
   EXPECT_EQ(inventory->notes.size(), 2u);
   EXPECT_EQ(inventory->nodes[1].gpus[0].model, "l4");
+  EXPECT_EQ(inventory->physical_gpus.at("big").size(), 2u);  // the detected GPUs offered
+  ASSERT_EQ(inventory->physical_gpus.at("small").size(), 1u);  // the listed entry
+  EXPECT_EQ(inventory->physical_gpus.at("small")[0].count, 1u);
+  EXPECT_TRUE(inventory->physical_gpus.at("small")[0].bus_id.empty());
 }
 
 TEST(InventoryTest, DetectingNoUsableGpuIsAnError) {
