@@ -22,10 +22,6 @@ ActorOptions Named(const std::string& name, int hwm = kDefaultMailboxHwm) {
   return options;
 }
 
-ActorFactory RecorderFactory() {
-  return [] { return std::make_unique<Recorder>(); };
-}
-
 TEST(ActorSystemTest, SpawnReturnsOnlyAfterInitSignalledReady) {
   ActorSystem system;
   std::atomic<bool> initialised{false};

@@ -14,14 +14,11 @@ using testing::BreakViaContext;
 using testing::GetValues;
 using testing::LiveCounter;
 using testing::Recorder;
+using testing::RecorderFactory;
 using testing::Throw;
 using testing::Tracked;
 using testing::Unknown;
 using testing::Value;
-
-ActorFactory RecorderFactory() {
-  return [] { return std::make_unique<Recorder>(); };
-}
 
 std::vector<int> Values(ActorTestHarness& harness) {
   auto reply = harness.Request<std::vector<int>>(GetValues{});

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -100,5 +101,9 @@ class Recorder final : public Actor {
  private:
   std::vector<int> values_;
 };
+
+inline ActorFactory RecorderFactory() {
+  return [] { return std::make_unique<Recorder>(); };
+}
 
 }  // namespace gpumart::actors::testing
