@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!round.ok() || !(*round == *usage)) __builtin_trap();
     // Adding it to itself saturates, never wraps or crashes.
     Usage total = *usage;
-    market::AddUsage(total, *usage);
+    gpumart::market::AddUsage(total, *usage);
   }
   const MessageId bid_id{};
   if (auto reservation = DecodeReservation(bid_id, bytes); reservation.ok()) {
