@@ -13,6 +13,7 @@
 #include "bidding/gpu_health.h"
 #include "bidding/inventory.h"
 #include "market/yaml_tree.h"
+#include "tests/bidding/builtin_gpu_models.h"
 #include "tests/bidding/engine_test_util.h"
 
 namespace gpumart::bidding {
@@ -90,15 +91,6 @@ TEST_F(BidEngineHealthTest, AReloadKeepsGpusOutOfService) {
 
 // ---- A failed GPU's units (docs/HEALTH.md, docs/FRACTIONAL.md) ----
 
-const GpuModelTable& Models() {
-  static const GpuModelTable table = [] {
-    Result<GpuModelTable> builtin = GpuModelTable::Builtin();
-    EXPECT_TRUE(builtin.ok()) << builtin.status().ToString();
-    return builtin.ok() ? *builtin : GpuModelTable();
-  }();
-  return table;
-}
-
 // A listed inventory of one node "n1" with these GPU entries (YAML flow maps).
 bidding::Inventory ListedInventory(const std::vector<std::string>& gpus) {
   std::string yaml = "inventory:\n  nodes:\n    - name: n1\n      cpu_millis: 64000\n      memory: 512Gi\n"
@@ -110,7 +102,7 @@ bidding::Inventory ListedInventory(const std::vector<std::string>& gpus) {
   Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
   EXPECT_TRUE(config.ok()) << config.status().ToString();
   if (!config.ok()) return {};
-  Result<bidding::Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+  Result<bidding::Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), nullptr);
   EXPECT_TRUE(inventory.ok()) << inventory.status().ToString();
   return inventory.ok() ? *inventory : bidding::Inventory();
 }
@@ -208,9 +200,9 @@ TEST_F(BidEngineHealthTest, AFailedMigGpuTakesAllItsInstancesOutAndClosesTheirLe
   GpuHealthMonitor monitor = Monitor();
   const std::vector<market::PhysicalGpus>& layout = inventory.physical_gpus.at("n1");
   monitor.Observe(HealthCheck(kA100Product, 2), nullptr, 1'000);
-  EXPECT_TRUE(UnitsOutOfService(monitor.gpus(), layout, Models()).units.empty());
+  EXPECT_TRUE(UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels()).units.empty());
   monitor.Observe(HealthCheck(kA100Product, 2, {1}), nullptr, 2'000);  // GPU 1: the second entry, in MIG mode
-  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), layout, Models());
+  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels());
   EXPECT_EQ(out.units, (std::map<market::DeviceType, uint64_t>{{small, 7}}));
   ASSERT_EQ(out.notes.count(small), 1u);
   EXPECT_EQ(out.notes.at(small).rfind("GPU health: GPU 1 (GPU-00000001) unhealthy: 2 uncorrected ECC errors", 0), 0u)
@@ -228,9 +220,9 @@ TEST_F(BidEngineHealthTest, AFailedMigGpuTakesAllItsInstancesOutAndClosesTheirLe
 
   // Healthy again: still out until the hold-down of healthy checks has passed.
   monitor.Observe(HealthCheck(kA100Product, 2), nullptr, 3'000);
-  EXPECT_EQ(UnitsOutOfService(monitor.gpus(), layout, Models()).units, out.units);
+  EXPECT_EQ(UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels()).units, out.units);
   monitor.Observe(HealthCheck(kA100Product, 2), nullptr, 63'000);
-  const GpuUnitsOutOfService back = UnitsOutOfService(monitor.gpus(), layout, Models());
+  const GpuUnitsOutOfService back = UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels());
   EXPECT_TRUE(back.units.empty());
   EXPECT_TRUE(engine->SetOutOfService("n1", back.units).empty());
   EXPECT_EQ(Free(*engine, small), 7u);
@@ -257,13 +249,13 @@ TEST_F(BidEngineHealthTest, AFailedTimeSlicedGpuTakesAllItsReplicasOut) {
   }
   GpuHealthMonitor monitor = Monitor();
   monitor.Observe(HealthCheck("NVIDIA A10", 2, {0}), nullptr, 1'000);
-  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), Models());
+  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), gpumart::testing::BuiltinGpuModels());
   EXPECT_EQ(out.units, (std::map<market::DeviceType, uint64_t>{{slice, 4}}));
   // 4 replicas left in service, 5 leased: the newest lease goes.
   EXPECT_EQ(engine->SetOutOfService("n1", out.units), std::vector<market::MessageId>{leases[4]});
   EXPECT_EQ(Free(*engine, slice), 0u);
   monitor.Observe(HealthCheck("NVIDIA A10", 2, {0, 1}), nullptr, 2'000);
-  EXPECT_EQ(UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), Models()).units,
+  EXPECT_EQ(UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), gpumart::testing::BuiltinGpuModels()).units,
             (std::map<market::DeviceType, uint64_t>{{slice, 8}}));
 }
 
@@ -283,7 +275,7 @@ TEST(GpuUnitsOutOfServiceTest, ListedEntriesOfAModelTakeItsGpusInIndexOrder) {
   auto out_with = [&](size_t gpus, std::set<size_t> failed) {
     GpuHealthMonitor monitor = Monitor();
     monitor.Observe(HealthCheck(kA100Product, gpus, failed), nullptr, 1'000);
-    return UnitsOutOfService(monitor.gpus(), layout, Models()).units;
+    return UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels()).units;
   };
   using Units = std::map<market::DeviceType, uint64_t>;
   EXPECT_EQ(out_with(3, {1}), (Units{{kA100Sxm, 1}}));
@@ -293,7 +285,7 @@ TEST(GpuUnitsOutOfServiceTest, ListedEntriesOfAModelTakeItsGpusInIndexOrder) {
   // A GPU of a model the node does not list takes nothing from it.
   GpuHealthMonitor monitor = Monitor();
   monitor.Observe(HealthCheck("NVIDIA A10", 1, {0}), nullptr, 1'000);
-  EXPECT_TRUE(UnitsOutOfService(monitor.gpus(), layout, Models()).units.empty());
+  EXPECT_TRUE(UnitsOutOfService(monitor.gpus(), layout, gpumart::testing::BuiltinGpuModels()).units.empty());
 }
 
 // As before fractions existed: a node with one whole-GPU entry takes every failed GPU as one of
@@ -302,7 +294,7 @@ TEST(GpuUnitsOutOfServiceTest, ANodeWithOneEntryTakesEveryGpu) {
   const bidding::Inventory inventory = ListedInventory({"{model: h100, ram: 80Gi, interface: sxm, count: 4}"});
   GpuHealthMonitor monitor = Monitor();
   monitor.Observe(HealthCheck("NVIDIA Some Future GPU", 2, {0, 1}), nullptr, 1'000);
-  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), Models());
+  const GpuUnitsOutOfService out = UnitsOutOfService(monitor.gpus(), inventory.physical_gpus.at("n1"), gpumart::testing::BuiltinGpuModels());
   EXPECT_EQ(out.units, (std::map<market::DeviceType, uint64_t>{{kH100, 2}}));
   EXPECT_NE(out.notes.at(kH100).find("GPU 0 (GPU-00000000)"), std::string::npos) << out.notes.at(kH100);
 }
@@ -320,7 +312,7 @@ std::string TestData(const std::string& name) {
 // (no entry with its bus id) takes nothing, even of its model.
 TEST(GpuUnitsOutOfServiceTest, DetectedGpusAreKnownByBusId) {
   Result<NvidiaSmiReport> report = ParseNvidiaSmi(TestData("h100-mig.query.csv"), TestData("h100-8x-sxm.smi.txt"),
-                                                  Models(), TestData("h100-mig.list.txt"));
+                                                  gpumart::testing::BuiltinGpuModels(), TestData("h100-mig.list.txt"));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->physical.size(), 2u);
   EXPECT_EQ(report->physical[0].bus_id, "0000:18:00");
@@ -332,7 +324,7 @@ TEST(GpuUnitsOutOfServiceTest, DetectedGpusAreKnownByBusId) {
   auto out_with = [&](size_t gpus, std::set<size_t> failed) {
     GpuHealthMonitor monitor = Monitor();
     monitor.Observe(HealthCheck("NVIDIA H100 80GB HBM3", gpus, failed), nullptr, 1'000);
-    return UnitsOutOfService(monitor.gpus(), report->physical, Models()).units;
+    return UnitsOutOfService(monitor.gpus(), report->physical, gpumart::testing::BuiltinGpuModels()).units;
   };
   EXPECT_EQ(out_with(2, {0}), (Units{{small, 3}, {big, 1}}));
   EXPECT_EQ(out_with(2, {1}), (Units{{kH100, 1}}));

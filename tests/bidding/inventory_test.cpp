@@ -11,6 +11,7 @@
 #include "market/match.h"
 #include "market/offers.h"
 #include "tests/alloc_failure.h"
+#include "tests/bidding/builtin_gpu_models.h"
 #include "tests/temp_dir.h"
 
 namespace gpumart::bidding {
@@ -31,15 +32,6 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-const GpuModelTable& Models() {
-  static const GpuModelTable table = [] {
-    Result<GpuModelTable> builtin = GpuModelTable::Builtin();
-    EXPECT_TRUE(builtin.ok()) << builtin.status().ToString();
-    return builtin.ok() ? *builtin : GpuModelTable();
-  }();
-  return table;
-}
-
 // The `inventory` section of a config document, parsed.
 Result<InventoryConfig> ParseSection(std::string_view yaml) {
   Result<market::YamlTree> tree = market::YamlTree::Parse(yaml, {.max_nodes = 1 << 16, .max_depth = 16});
@@ -51,7 +43,7 @@ Result<InventoryConfig> ParseSection(std::string_view yaml) {
 std::string ErrorOf(std::string_view yaml) {
   Result<InventoryConfig> config = ParseSection(yaml);
   if (!config.ok()) return config.status().message();
-  Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+  Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), nullptr);
   return inventory.ok() ? "" : inventory.status().message();
 }
 
@@ -70,7 +62,7 @@ TEST(InventoryTest, ShippedProviderConfig) {
   Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_FALSE(config->NeedsDetection());
-  Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+  Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), nullptr);
   ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
   EXPECT_EQ(inventory->attributes.at("region"), "us-west");
   ASSERT_EQ(inventory->nodes.size(), 4u);
@@ -126,7 +118,7 @@ TEST(InventoryTest, ShippedFractionalProviderConfigs) {
     ASSERT_TRUE(tree.ok()) << tree.status().ToString();
     Result<InventoryConfig> config = ParseInventoryConfig(tree->Root().Find("inventory"));
     ASSERT_TRUE(config.ok()) << config.status().ToString();
-    Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+    Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), nullptr);
     ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
     std::vector<market::PriceTable> pricing;
     ASSERT_TRUE(market::ParseOfferPricing(tree->Root().Find("pricing"), "pricing", pricing).ok());
@@ -165,7 +157,7 @@ TEST(InventoryTest, DetectForms) {
                     "    - {name: b, cpu_millis: 1, memory: 1, gpus: detect}\n"),
             "inventory.nodes[1].gpus: detect: only one node is this machine (inventory.nodes[0] detects its GPUs already)");
   // Detecting needs the machine's facts.
-  EXPECT_EQ(BuildInventory(*whole, Models(), nullptr).status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(BuildInventory(*whole, gpumart::testing::BuiltinGpuModels(), nullptr).status().code(), Status::Code::kFailedPrecondition);
 }
 
 // The "Bad input": a config with unknown keys or an impossible inventory names the
@@ -226,7 +218,7 @@ Inventory BuildOk(std::string_view yaml) {
   Result<InventoryConfig> config = ParseSection(yaml);
   EXPECT_TRUE(config.ok()) << config.status().ToString();
   if (!config.ok()) return Inventory();
-  Result<Inventory> inventory = BuildInventory(*config, Models(), nullptr);
+  Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), nullptr);
   EXPECT_TRUE(inventory.ok()) << inventory.status().ToString();
   return inventory.ok() ? *inventory : Inventory();
 }
@@ -313,7 +305,7 @@ MachineFacts Machine(const std::string& query_file) {
   MachineFacts facts{.hostname = "gpu-box", .cpu_millis = 96000, .memory_bytes = 1 * kTi, .storage_bytes = 3 * kTi,
                      .gpus = {}};
   Result<NvidiaSmiReport> gpus =
-      ParseNvidiaSmi(ReadFile(kTestData + query_file), ReadFile(kTestData + "h100-8x-sxm.smi.txt"), Models());
+      ParseNvidiaSmi(ReadFile(kTestData + query_file), ReadFile(kTestData + "h100-8x-sxm.smi.txt"), gpumart::testing::BuiltinGpuModels());
   EXPECT_TRUE(gpus.ok()) << gpus.status().ToString();
   if (gpus.ok()) facts.gpus = *gpus;
   return facts;
@@ -323,7 +315,7 @@ TEST(InventoryTest, DetectedMachineIsOneNode) {
   Result<InventoryConfig> config = ParseSection("inventory:\n  attributes: {tier: community}\n  nodes: detect\n");
   ASSERT_TRUE(config.ok());
   const MachineFacts machine = Machine("h100-lost.query.csv");
-  Result<Inventory> inventory = BuildInventory(*config, Models(), &machine);
+  Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), &machine);
   ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
   ASSERT_EQ(inventory->nodes.size(), 1u);
   EXPECT_EQ(inventory->nodes[0].name, "gpu-box");
@@ -346,7 +338,7 @@ TEST(InventoryTest, DetectedGpusOnAListedNode) {
                    "    - {name: small, cpu_millis: 8000, memory: 64Gi, gpus: [{model: l4, ram: 24Gi, count: 1}]}\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   const MachineFacts machine = Machine("a100-mig.query.csv");
-  Result<Inventory> inventory = BuildInventory(*config, Models(), &machine);
+  Result<Inventory> inventory = BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), &machine);
   ASSERT_TRUE(inventory.ok()) << inventory.status().ToString();
   EXPECT_EQ(inventory->nodes[0].name, "big");
   EXPECT_EQ(inventory->nodes[0].storage_bytes, 2 * kTi);  // the config's, not the machine's
@@ -365,16 +357,16 @@ TEST(InventoryTest, DetectingNoUsableGpuIsAnError) {
   ASSERT_TRUE(config.ok());
   MachineFacts machine = Machine("unknown-product.query.csv");
   machine.gpus.gpus.clear();  // as if the L40S were not there either
-  EXPECT_EQ(BuildInventory(*config, Models(), &machine).status().message(),
+  EXPECT_EQ(BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), &machine).status().message(),
             "inventory: detect found no usable GPU on this machine (GPU 0 (00000009:01:00.0) left out: unknown product 'NVIDIA "
             "GH200 480GB', PCI device 0x234210DE (add it to a GPU model table: inventory.gpu_models))");
   machine.gpus.notes.clear();
-  EXPECT_EQ(BuildInventory(*config, Models(), &machine).status().message(),
+  EXPECT_EQ(BuildInventory(*config, gpumart::testing::BuiltinGpuModels(), &machine).status().message(),
             "inventory: detect found no usable GPU on this machine (nvidia-smi listed none)");
   Result<InventoryConfig> listed =
       ParseSection("inventory:\n  nodes:\n    - {name: b, cpu_millis: 1000, memory: 1Gi, gpus: detect}\n");
   ASSERT_TRUE(listed.ok());
-  EXPECT_EQ(BuildInventory(*listed, Models(), &machine).status().message(),
+  EXPECT_EQ(BuildInventory(*listed, gpumart::testing::BuiltinGpuModels(), &machine).status().message(),
             "inventory.nodes[0].gpus: detect found no usable GPU (nvidia-smi listed none)");
 }
 
@@ -422,7 +414,7 @@ TEST(InventoryTest, LoadInventoryDetectsWithTheUsersModelTable) {
 // built, or a table is read, the result is a Status.
 TEST(InventoryTest, AnAllocationFailureAnywhereIsAStatus) {
   if (!GPUMART_ALLOC_FAILURE_INJECTION) GTEST_SKIP() << "allocation failures cannot be injected under a sanitizer";
-  const GpuModelTable& models = Models();
+  const GpuModelTable& models = gpumart::testing::BuiltinGpuModels();
   const std::string yaml = WithGpu("{model: h100, ram: 80Gi, interface: sxm, count: 8}");
   Result<market::YamlTree> tree = market::YamlTree::Parse(yaml, {.max_nodes = 1 << 16, .max_depth = 16});
   ASSERT_TRUE(tree.ok());

@@ -20,6 +20,7 @@
 
 #include "bidding/gpu_health.h"
 #include "bidding/nvidia_smi.h"
+#include "tests/bidding/builtin_gpu_models.h"
 
 namespace gpumart::bidding {
 namespace {
@@ -88,20 +89,11 @@ std::string SelectQueryFields(const std::string& csv, std::string_view fields) {
   return out;
 }
 
-const GpuModelTable& BuiltinModels() {
-  static const GpuModelTable table = [] {
-    Result<GpuModelTable> builtin = GpuModelTable::Builtin();
-    EXPECT_TRUE(builtin.ok()) << builtin.status().ToString();
-    return builtin.ok() ? *builtin : GpuModelTable();
-  }();
-  return table;
-}
-
 // Detection as gpumartd runs it: the query, plain nvidia-smi, and `-L` when given.
 NvidiaSmiReport Detect(const std::string& machine, const std::string& list = "") {
   Result<NvidiaSmiReport> report =
       ParseNvidiaSmi(SelectQueryFields(Inventory(machine + ".query-gpu.csv"), kNvidiaSmiQueryFields),
-                     Inventory(machine + ".smi.txt"), BuiltinModels(), list.empty() ? "" : Inventory(list));
+                     Inventory(machine + ".smi.txt"), gpumart::testing::BuiltinGpuModels(), list.empty() ? "" : Inventory(list));
   EXPECT_TRUE(report.ok()) << machine << ": " << report.status().ToString();
   return report.ok() ? *report : NvidiaSmiReport();
 }
@@ -242,14 +234,14 @@ TEST(NvidiaSmiRecordedTest, A100OnTheFirstMigDriver) {
   const std::string list = Inventory("a100-40gb-450-mig-7x1g.list.txt");
   const std::string product = list.substr(7, list.find(" (UUID") - 7);
   ASSERT_EQ(product, "A100-SXM4-40GB");
-  const GpuModel* model = BuiltinModels().FindProduct(product);
+  const GpuModel* model = gpumart::testing::BuiltinGpuModels().FindProduct(product);
   ASSERT_NE(model, nullptr) << "an R450 driver's A100 is not recognized";
   EXPECT_EQ(model->device.model, "a100");
   EXPECT_EQ(model->device.ram_bytes, 40 * kGi);
 
   const std::string query = "0, " + product + ", 40537, 00000000:00:04.0, 0x20B010DE, Enabled\n";
   Result<NvidiaSmiReport> seven =
-      ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), BuiltinModels(), list);
+      ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), gpumart::testing::BuiltinGpuModels(), list);
   ASSERT_TRUE(seven.ok()) << seven.status().ToString();
   EXPECT_TRUE(seven->notes.empty()) << AllNotes(*seven);
   ASSERT_EQ(seven->gpus.size(), 1u);
@@ -258,7 +250,7 @@ TEST(NvidiaSmiRecordedTest, A100OnTheFirstMigDriver) {
   EXPECT_EQ(seven->gpus[0].ram_bytes, 5 * kGi);
   EXPECT_EQ(seven->gpus[0].cuda, (market::CudaVersion{11, 0}));
 
-  Result<NvidiaSmiReport> mixed = ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), BuiltinModels(),
+  Result<NvidiaSmiReport> mixed = ParseNvidiaSmi(query, Inventory("a100-40gb-450-mig.smi.txt"), gpumart::testing::BuiltinGpuModels(),
                                                  Inventory("a100-40gb-450-mig-mixed.list.txt"));
   ASSERT_TRUE(mixed.ok()) << mixed.status().ToString();
   EXPECT_TRUE(mixed->notes.empty()) << AllNotes(*mixed);
@@ -284,7 +276,7 @@ TEST(NvidiaSmiRecordedTest, LostGpuLines) {
   EXPECT_EQ(new_form->lost, std::vector<std::string>{"0000:34:00"});
 
   // Detection leaves such a GPU out with the line quoted.
-  Result<NvidiaSmiReport> report = ParseNvidiaSmi(pro, "", BuiltinModels());
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(pro, "", gpumart::testing::BuiltinGpuModels());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->gpus.empty());
   ASSERT_EQ(report->notes.size(), 1u);

@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "tests/bidding/builtin_gpu_models.h"
 #include "tests/temp_dir.h"
 #include "tests/test_seed.h"
 
@@ -27,17 +28,8 @@ std::string Recorded(const std::string& name) {
   return text.str();
 }
 
-const GpuModelTable& Models() {
-  static const GpuModelTable table = [] {
-    Result<GpuModelTable> builtin = GpuModelTable::Builtin();
-    EXPECT_TRUE(builtin.ok()) << builtin.status().ToString();
-    return builtin.ok() ? *builtin : GpuModelTable();
-  }();
-  return table;
-}
-
 NvidiaSmiReport ParseRecorded(const std::string& query, const std::string& status = "") {
-  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded(query), status.empty() ? "" : Recorded(status), Models());
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded(query), status.empty() ? "" : Recorded(status), gpumart::testing::BuiltinGpuModels());
   EXPECT_TRUE(report.ok()) << query << ": " << report.status().ToString();
   return report.ok() ? *report : NvidiaSmiReport();
 }
@@ -67,16 +59,16 @@ TEST(GpuModelTableTest, BuiltinTableMapsTheCommonProducts) {
       {"A100-SXM4-80GB", "a100", 80, GpuInterface::kSxm},              // nor "NVIDIA " (drivers before R470)
   };
   for (const Case& c : cases) {
-    const GpuModel* model = Models().FindProduct(c.product);
+    const GpuModel* model = gpumart::testing::BuiltinGpuModels().FindProduct(c.product);
     ASSERT_NE(model, nullptr) << c.product;
     EXPECT_EQ(model->device.vendor, "nvidia");
     EXPECT_EQ(model->device.model, c.model) << c.product;
     EXPECT_EQ(model->device.ram_bytes, c.ram_gi * kGi) << c.product;
     EXPECT_EQ(model->device.interface, c.interface) << c.product;
   }
-  EXPECT_EQ(Models().FindProduct("NVIDIA H100"), nullptr);  // a prefix is not the product
-  EXPECT_EQ(Models().FindProduct(""), nullptr);
-  EXPECT_EQ(Models().Variants("nvidia", "H100"), "80Gi pcie, 80Gi sxm, 94Gi pcie");
+  EXPECT_EQ(gpumart::testing::BuiltinGpuModels().FindProduct("NVIDIA H100"), nullptr);  // a prefix is not the product
+  EXPECT_EQ(gpumart::testing::BuiltinGpuModels().FindProduct(""), nullptr);
+  EXPECT_EQ(gpumart::testing::BuiltinGpuModels().Variants("nvidia", "H100"), "80Gi pcie, 80Gi sxm, 94Gi pcie");
 }
 
 TEST(GpuModelTableTest, UserEntriesAddAndWin) {
@@ -86,7 +78,7 @@ TEST(GpuModelTableTest, UserEntriesAddAndWin) {
       "  - {product: \"NVIDIA L40S\", model: l40s-custom, ram: 48Gi, interface: pcie}\n"
       "  - {vendor: AMD, model: MI300X, ram: 192Gi, interface: sxm}\n");
   ASSERT_TRUE(extra.ok()) << extra.status().ToString();
-  GpuModelTable table = Models();
+  GpuModelTable table = gpumart::testing::BuiltinGpuModels();
   const size_t builtin = table.models().size();
   table.Extend(*extra);
   EXPECT_EQ(table.models().size(), builtin + 2);
@@ -168,7 +160,7 @@ TEST(NvidiaSmiTest, MigModeOnWithoutInstancesLeavesThoseGpusOut) {
 // With the list, a GPU in MIG mode is offered as its instances, one device type per profile.
 TEST(NvidiaSmiTest, MigInstancesFromTheDeviceList) {
   Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded("a100-mig.query.csv"), Recorded("h100-8x-sxm.smi.txt"),
-                                                  Models(), Recorded("a100-mig.list.txt"));
+                                                  gpumart::testing::BuiltinGpuModels(), Recorded("a100-mig.list.txt"));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->notes.empty()) << Notes(*report);
   auto find = [&](const std::string& profile) -> const market::GpuDevices* {
@@ -193,7 +185,7 @@ TEST(NvidiaSmiTest, MigInstancesFromTheDeviceList) {
   EXPECT_EQ(find("2g.20gb")->count, 2u);
 
   Result<NvidiaSmiReport> h100 =
-      ParseNvidiaSmi(Recorded("h100-mig.query.csv"), "", Models(), Recorded("h100-mig.list.txt"));
+      ParseNvidiaSmi(Recorded("h100-mig.query.csv"), "", gpumart::testing::BuiltinGpuModels(), Recorded("h100-mig.list.txt"));
   ASSERT_TRUE(h100.ok()) << h100.status().ToString();
   ASSERT_EQ(h100->gpus.size(), 3u);
   EXPECT_EQ(h100->gpus[0].mig_profile, "1g.10gb");
@@ -203,7 +195,7 @@ TEST(NvidiaSmiTest, MigInstancesFromTheDeviceList) {
 // Compute-instance splits are not GPU instances, and a layout the model cannot hold is refused:
 // the GPU is left out with the reason.
 TEST(NvidiaSmiTest, MigLayoutsThatAreNotOfferedAreNoted) {
-  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded("a100-mig.query.csv"), "", Models(),
+  Result<NvidiaSmiReport> report = ParseNvidiaSmi(Recorded("a100-mig.query.csv"), "", gpumart::testing::BuiltinGpuModels(),
                                                   Recorded("a100-mig-ci.list.txt"));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->gpus.size(), 1u);
@@ -218,7 +210,7 @@ TEST(NvidiaSmiTest, MigLayoutsThatAreNotOfferedAreNoted) {
   // Eight 1g.10gb on one A100 cannot be: not offered.
   std::string eight = "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-x)\n";
   for (int i = 0; i < 8; ++i) eight += "  MIG 1g.10gb Device " + std::to_string(i) + ": (UUID: MIG-x)\n";
-  report = ParseNvidiaSmi("0, NVIDIA A100-SXM4-80GB, 81920, 00000000:07:00.0, 0x20B210DE, Enabled\n", "", Models(), eight);
+  report = ParseNvidiaSmi("0, NVIDIA A100-SXM4-80GB, 81920, 00000000:07:00.0, 0x20B210DE, Enabled\n", "", gpumart::testing::BuiltinGpuModels(), eight);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->gpus.empty());
   ASSERT_EQ(report->notes.size(), 1u);
@@ -230,12 +222,12 @@ TEST(NvidiaSmiTest, MalformedDeviceListIsAnError) {
   for (const std::string list : {"  MIG 1g.10gb Device 0: (UUID: MIG-x)\n",            // no GPU line before it
                                  "GPU x: A100\n", "GPU 0: a\nGPU 0: a\n",              // bad or repeated index
                                  "GPU 0: a\n  MIG 1g.10gb\n", "GPU 0: a\n  garbage here now\n"}) {
-    EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), list).status().code(), Status::Code::kInvalidArgument) << list;
+    EXPECT_EQ(ParseNvidiaSmi(query, "", gpumart::testing::BuiltinGpuModels(), list).status().code(), Status::Code::kInvalidArgument) << list;
   }
   std::string many = "GPU 0: a\n";
   for (size_t i = 0; i <= kMaxNvidiaSmiMigDevices; ++i) many += "  MIG 1g.10gb Device 0: x\n";
-  EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), many).status().code(), Status::Code::kLimitExceeded);
-  EXPECT_EQ(ParseNvidiaSmi(query, "", Models(), std::string(kMaxNvidiaSmiOutputBytes + 1, ' ')).status().code(),
+  EXPECT_EQ(ParseNvidiaSmi(query, "", gpumart::testing::BuiltinGpuModels(), many).status().code(), Status::Code::kLimitExceeded);
+  EXPECT_EQ(ParseNvidiaSmi(query, "", gpumart::testing::BuiltinGpuModels(), std::string(kMaxNvidiaSmiOutputBytes + 1, ' ')).status().code(),
             Status::Code::kLimitExceeded);
 }
 
@@ -262,7 +254,7 @@ TEST(NvidiaSmiTest, UnknownProductIsLeftOutWithHowToAddIt) {
             "GPU 0 (00000009:01:00.0) left out: unknown product 'NVIDIA GH200 480GB', PCI device 0x234210DE (add it to a GPU "
             "model table: inventory.gpu_models)");
   // With the product in a user's table it is offered.
-  GpuModelTable table = Models();
+  GpuModelTable table = gpumart::testing::BuiltinGpuModels();
   Result<GpuModelTable> extra =
       GpuModelTable::Parse("gpu_models: [{product: NVIDIA GH200 480GB, model: gh200, ram: 96Gi, interface: sxm}]\n");
   ASSERT_TRUE(extra.ok()) << extra.status().ToString();
@@ -274,10 +266,10 @@ TEST(NvidiaSmiTest, UnknownProductIsLeftOutWithHowToAddIt) {
 }
 
 TEST(NvidiaSmiTest, TruncatedOrForeignOutputIsAnError) {
-  EXPECT_EQ(ParseNvidiaSmi(Recorded("truncated.query.csv"), "", Models()).status().message(),
+  EXPECT_EQ(ParseNvidiaSmi(Recorded("truncated.query.csv"), "", gpumart::testing::BuiltinGpuModels()).status().message(),
             "nvidia-smi output line 3: '2, NVIDIA H100 80GB HB' is not 6 comma-separated fields "
             "(index,name,memory.total,pci.bus_id,pci.device_id,mig.mode.current)");
-  EXPECT_NE(ParseNvidiaSmi(Recorded("no-driver.query.csv"), "", Models())
+  EXPECT_NE(ParseNvidiaSmi(Recorded("no-driver.query.csv"), "", gpumart::testing::BuiltinGpuModels())
                 .status()
                 .message()
                 .find("line 1: 'NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Ma...' is "
@@ -286,7 +278,7 @@ TEST(NvidiaSmiTest, TruncatedOrForeignOutputIsAnError) {
 }
 
 TEST(NvidiaSmiTest, BadFieldsNameTheLine) {
-  auto error = [](std::string_view csv) { return ParseNvidiaSmi(csv, "", Models()).status().message(); };
+  auto error = [](std::string_view csv) { return ParseNvidiaSmi(csv, "", gpumart::testing::BuiltinGpuModels()).status().message(); };
   EXPECT_EQ(error("x, NVIDIA L40S, 46068, 0:1, 0x26B910DE, [N/A]\n"),
             "nvidia-smi output line 1: index 'x' is not a GPU index (0..4095)");
   EXPECT_EQ(error("0, NVIDIA L40S, 46068, a, b, [N/A]\n0, NVIDIA L40S, 46068, c, d, [N/A]\n"),
@@ -301,29 +293,29 @@ TEST(NvidiaSmiTest, BadFieldsNameTheLine) {
   EXPECT_EQ(error(std::string("\x01\x1b[31m", 6)), "nvidia-smi output line 1: '??[31m' is not 6 comma-separated fields "
                                                     "(index,name,memory.total,pci.bus_id,pci.device_id,mig.mode.current)");
   // Memory that is not the product's: a mislabelled table entry or a mismatched name.
-  Result<NvidiaSmiReport> small = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 40960, a, b, Disabled\n", "", Models());
+  Result<NvidiaSmiReport> small = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 40960, a, b, Disabled\n", "", gpumart::testing::BuiltinGpuModels());
   ASSERT_TRUE(small.ok());
   EXPECT_TRUE(small->gpus.empty());
   EXPECT_EQ(small->notes[0], "GPU 0 (a) left out: 'NVIDIA H100 80GB HBM3' reports 40960 MiB, which is not the GPU model "
                                "table's 80Gi");
-  Result<NvidiaSmiReport> huge = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 18446744073709551615, a, b, Disabled\n", "", Models());
+  Result<NvidiaSmiReport> huge = ParseNvidiaSmi("0, NVIDIA H100 80GB HBM3, 18446744073709551615, a, b, Disabled\n", "", gpumart::testing::BuiltinGpuModels());
   ASSERT_TRUE(huge.ok());
   EXPECT_TRUE(huge->gpus.empty());
   // Empty output, or "No devices were found", is no GPUs (the inventory decides what that means).
-  EXPECT_TRUE(ParseNvidiaSmi("", "", Models()).ok());
-  EXPECT_EQ(ParseNvidiaSmi("No devices were found\n", "", Models())->UsableGpus(), 0u);
+  EXPECT_TRUE(ParseNvidiaSmi("", "", gpumart::testing::BuiltinGpuModels()).ok());
+  EXPECT_EQ(ParseNvidiaSmi("No devices were found\n", "", gpumart::testing::BuiltinGpuModels())->UsableGpus(), 0u);
 }
 
 TEST(NvidiaSmiTest, SizesAreBounded) {
-  EXPECT_EQ(ParseNvidiaSmi(std::string(kMaxNvidiaSmiOutputBytes + 1, 'a'), "", Models()).status().code(),
+  EXPECT_EQ(ParseNvidiaSmi(std::string(kMaxNvidiaSmiOutputBytes + 1, 'a'), "", gpumart::testing::BuiltinGpuModels()).status().code(),
             Status::Code::kLimitExceeded);
-  EXPECT_EQ(ParseNvidiaSmi(std::string(kMaxNvidiaSmiLines + 1, '\n'), "", Models()).status().code(),
+  EXPECT_EQ(ParseNvidiaSmi(std::string(kMaxNvidiaSmiLines + 1, '\n'), "", gpumart::testing::BuiltinGpuModels()).status().code(),
             Status::Code::kLimitExceeded);
   std::string many;
   for (size_t i = 0; i <= kMaxNvidiaSmiGpus; ++i) {
     many += std::to_string(i) + ", NVIDIA L40S, 46068, a, b, [N/A]\n";
   }
-  EXPECT_EQ(ParseNvidiaSmi(many, "", Models()).status().message(), "nvidia-smi output: more than 256 GPUs");
+  EXPECT_EQ(ParseNvidiaSmi(many, "", gpumart::testing::BuiltinGpuModels()).status().message(), "nvidia-smi output: more than 256 GPUs");
 }
 
 TEST(NvidiaSmiTest, DriverCudaVersion) {
@@ -355,7 +347,7 @@ TEST(NvidiaSmiTest, RandomMutationsOfRecordedOutputs) {
         default: text.insert(at, std::string(1 + random() % 4, ",[]\n 0"[random() % 7])); break;
       }
     }
-    Result<NvidiaSmiReport> report = ParseNvidiaSmi(text, text, Models());
+    Result<NvidiaSmiReport> report = ParseNvidiaSmi(text, text, gpumart::testing::BuiltinGpuModels());
     if (report.ok()) {
       EXPECT_LE(report->UsableGpus(), kMaxNvidiaSmiGpus);
     }
@@ -369,7 +361,7 @@ TEST(NvidiaSmiTest, RandomMutationsOfRecordedOutputs) {
         default: mutated.insert(at, std::string(1 + random() % 4, "MIG\n .g"[random() % 8])); break;
       }
     }
-    report = ParseNvidiaSmi(seeds[2], "", Models(), mutated);
+    report = ParseNvidiaSmi(seeds[2], "", gpumart::testing::BuiltinGpuModels(), mutated);
     if (report.ok()) {
       for (const auto& gpu : report->gpus) {
         EXPECT_TRUE(gpu.mig_profile.empty() || gpu.ram_bytes == market::MigProfileRamBytes(gpu.mig_profile));
@@ -389,7 +381,7 @@ TEST(DetectNvidiaGpusTest, RunsTheQueryAndTheStatus) {
                          << "h100-lost.query.csv'; exit 15; fi\n"
                             "[ $# -eq 0 ] && cat '" << kTestData << "h100-8x-sxm.smi.txt'\n";
   ASSERT_EQ(chmod(program.c_str(), 0700), 0);
-  Result<NvidiaSmiReport> report = DetectNvidiaGpus(program, Models());
+  Result<NvidiaSmiReport> report = DetectNvidiaGpus(program, gpumart::testing::BuiltinGpuModels());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->UsableGpus(), 5u);
   EXPECT_EQ(report->gpus[0].cuda, (market::CudaVersion{12, 4}));
@@ -400,16 +392,16 @@ TEST(DetectNvidiaGpusTest, RunsTheQueryAndTheStatus) {
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\n"
                                              "case \"$1\" in --query-gpu=*) cat '" << kTestData << "a100-mig.query.csv';;\n"
                                              "-L) cat '" << kTestData << "a100-mig.list.txt';; esac\n";
-  report = DetectNvidiaGpus(program, Models());
+  report = DetectNvidiaGpus(program, gpumart::testing::BuiltinGpuModels());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->UsableGpus(), 2u + 7u + 1u + 2u);
 
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\nexit 9\n";
-  EXPECT_EQ(DetectNvidiaGpus(program, Models()).status().message(), program + " exited with status 9 and printed nothing");
+  EXPECT_EQ(DetectNvidiaGpus(program, gpumart::testing::BuiltinGpuModels()).status().message(), program + " exited with status 9 and printed nothing");
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\nsleep 30\n";
-  EXPECT_EQ(DetectNvidiaGpus(program, Models(), 200).status().code(), Status::Code::kTimeout);
+  EXPECT_EQ(DetectNvidiaGpus(program, gpumart::testing::BuiltinGpuModels(), 200).status().code(), Status::Code::kTimeout);
   std::ofstream(program, std::ios::trunc) << "#!/bin/sh\ncat '" << kTestData << "no-driver.query.csv'; exit 9\n";
-  EXPECT_NE(DetectNvidiaGpus(program, Models()).status().message().find(program + ": nvidia-smi output line 1"),
+  EXPECT_NE(DetectNvidiaGpus(program, gpumart::testing::BuiltinGpuModels()).status().message().find(program + ": nvidia-smi output line 1"),
             std::string::npos);
 }
 
