@@ -99,6 +99,17 @@ class GpuHealthTest : public ::testing::Test {
     }
     return nullptr;
   }
+  // The lease once the relay has it closed (waiting up to 5 s); null when it never closes.
+  Json ClosedAtRelay(const std::string& id) {
+    Json closed;
+    const bool done = testing::Eventually(
+        [&] {
+          closed = LeaseAtRelay(id);
+          return closed.is_object() && closed.value("state", "") == "closed";
+        },
+        milliseconds(5'000));
+    return done ? closed : Json(nullptr);
+  }
   Json ProviderStatus() {
     return ParseJson(Gpumart({"status", "--node", market_.node("provider")->client_address, "--json"}).out);
   }
@@ -125,14 +136,8 @@ TEST_F(GpuHealthTest, AGpuFailingMidLeaseClosesTheLeaseAndLeavesTheOfferUntilHea
   EXPECT_TRUE(running["accrued"].is_object()) << running.dump();
 
   UseFixture("h100-2x-ecc.csv");
-  Json closed;
-  ASSERT_TRUE(testing::Eventually(
-      [&] {
-        closed = LeaseAtRelay(id);
-        return closed.is_object() && closed.value("state", "") == "closed";
-      },
-      milliseconds(5'000)))
-      << market_.Logs();
+  const Json closed = ClosedAtRelay(id);
+  ASSERT_TRUE(closed.is_object()) << market_.Logs();
   EXPECT_EQ(closed["close"]["reason"], "provider-failure") << closed.dump();
   const std::string note = closed["close"]["note"];
   EXPECT_NE(note.find("GPU health: GPU 1"), std::string::npos) << note;
@@ -171,14 +176,8 @@ TEST_F(GpuHealthTest, AMigGpuFailingMidLeaseClosesTheLeaseAndWithdrawsAllItsInst
   ASSERT_TRUE(FreeBecomes(6, milliseconds(5'000), "1g.10gb")) << market_.Logs();
 
   UseFixture("h100-2x-ecc.csv");
-  Json closed;
-  ASSERT_TRUE(testing::Eventually(
-      [&] {
-        closed = LeaseAtRelay(id);
-        return closed.is_object() && closed.value("state", "") == "closed";
-      },
-      milliseconds(5'000)))
-      << market_.Logs();
+  const Json closed = ClosedAtRelay(id);
+  ASSERT_TRUE(closed.is_object()) << market_.Logs();
   EXPECT_EQ(closed["close"]["reason"], "provider-failure") << closed.dump();
   const std::string note = closed["close"]["note"];
   EXPECT_NE(note.find("GPU health: GPU 1"), std::string::npos) << note;
