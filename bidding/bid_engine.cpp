@@ -159,6 +159,19 @@ struct BidEngine::Impl {
   std::map<uint64_t, PendingPrice> pending;
   std::unordered_map<MessageId, uint64_t, IdHash> pending_of_order;
   uint64_t next_request = 1;
+  // Orders waiting for capacity, by arrival (oldest first).
+  struct Deferred {
+    market::Signed<market::Order> order;
+    bool recorded = false;  // handed out for RecordOrder already (at its first price request)
+  };
+  std::map<uint64_t, Deferred> deferred;
+  std::unordered_map<MessageId, uint64_t, IdHash> deferred_of_order;
+  size_t deferred_bytes = 0;  // of their bodies
+  uint64_t next_deferred = 1;
+  bool capacity_freed = false;  // since the waiting orders were last tried
+  // While waiting orders are tried: a skip is neither counted nor logged, only noted here.
+  bool retrying = false;
+  std::optional<SkipReason> retry_skip;
   Counters counters;
 
   Impl(market::Identity id, PricingConfig prices, BidEngineOptions opts)
@@ -264,6 +277,10 @@ struct BidEngine::Impl {
   }
 
   void Skip(EngineStep& step, SkipReason reason, const MessageId& order_id, const std::string& detail) {
+    if (retrying) {
+      retry_skip = reason;
+      return;
+    }
     ++counters.skipped[static_cast<size_t>(reason)];
     step.skipped = reason;
     step.skip_detail = detail.empty() ? std::string(ToString(reason)) : detail;
@@ -296,6 +313,7 @@ struct BidEngine::Impl {
     bid_of_order.erase(bid.order_id);
     step.release.push_back(bid_id);
     step.capacity_changed = true;
+    capacity_freed = true;
     ++(expired ? counters.reservations_expired : counters.reservations_released);
     Remember(bid_id, bid, std::move(why), now_ms);
     held.erase(it);
@@ -355,6 +373,182 @@ struct BidEngine::Impl {
     expiry.emplace(entry.expires_ms, bid_id);
     bid_of_order.emplace(order.id, bid_id);
     held.emplace(bid_id, std::move(entry));
+    Undefer(order.id);
+  }
+
+  // An order past the cheap checks: tenant lists, fit and price on free capacity, then a bid (or,
+  // with the command policy, a price request). Every way it can fail is a Skip.
+  void Consider(EngineStep& step, const market::Signed<market::Order>& order, int64_t now_ms) {
+    if (order.envelope.expires_ms <= now_ms) {
+      Skip(step, SkipReason::kExpired, order.id, "");
+      return;
+    }
+    if (bid_of_order.contains(order.id) || pending_of_order.contains(order.id)) {
+      Skip(step, SkipReason::kDuplicate, order.id, "");
+      return;
+    }
+    if (!TenantServed(order.envelope.signer)) {
+      Skip(step, SkipReason::kDeniedOwner, order.id, "tenant " + market::ToHex(order.envelope.signer));
+      return;
+    }
+    if (held.size() + pending.size() >= options.max_reservations) {
+      Skip(step, SkipReason::kTooManyReservations, order.id, "");
+      return;
+    }
+    if (order.body.interruptible) {
+      BidSpot(step, order, now_ms);
+      return;
+    }
+    RefreshTables(order.body.Denom());
+    const market::FitOutcome fit = market::FitProvider(order.body, free);
+    if (!fit.candidate && fit.exclusion.reason == market::ExclusionReason::kCapacity && TryPreempt(step, order, now_ms)) {
+      return;
+    }
+    if (!fit.candidate) {
+      std::string detail(market::ToString(fit.exclusion.reason));
+      if (!fit.exclusion.detail.empty()) detail += " (" + fit.exclusion.detail + ")";
+      Skip(step, SkipOf(fit.exclusion.reason), order.id, detail);
+      return;
+    }
+    Result<Allocation> allocation = market::UsageOf(order.body, fit.candidate->services);
+    if (!allocation.ok() || !Fits(*allocation)) {
+      // FitProvider placed it on free capacity, so this is a bug; still, never over-promise.
+      Skip(step, SkipReason::kCapacity, order.id, allocation.ok() ? "allocation does not fit" : allocation.status().ToString());
+      return;
+    }
+    if (pricing.kind != PricingKind::kCommand) {
+      MakeBid(step, order, *fit.candidate, fit.candidate->price_per_hour, std::move(*allocation), now_ms);
+      return;
+    }
+    if (pending.size() >= pricing.command_max_concurrent) {
+      Skip(step, SkipReason::kPricingBusy, order.id, std::to_string(pending.size()) + " price programs running");
+      return;
+    }
+    // Nothing is reserved while the program runs: its answer is checked against the capacity
+    // free then (OnPriceAnswer), so a program that fails or never answers holds nothing.
+    const uint64_t id = next_request++;
+    const int64_t deadline_ms = std::min(market::SaturatingAddMs(now_ms, pricing.command_timeout_ms), order.envelope.expires_ms);
+    step.price_requests.push_back(PriceRequest{id, PriceRequestJson(order, *fit.candidate), deadline_ms});
+    pending.emplace(id, PendingPrice{order, *fit.candidate, std::move(*allocation), deadline_ms});
+    pending_of_order.emplace(order.id, id);
+    ++counters.price_requests;
+    Undefer(order.id);
+  }
+
+  // Consider, and hand the order out for recording when it got a bid or a price request.
+  // True when it did.
+  bool Serve(EngineStep& step, const market::Signed<market::Order>& order, bool recorded, int64_t now_ms) {
+    const size_t bids = step.bids.size();
+    const size_t prices = step.price_requests.size();
+    Consider(step, order, now_ms);
+    const bool served = step.bids.size() > bids || step.price_requests.size() > prices;
+    if (served && !recorded) step.orders.push_back(order);
+    return served;
+  }
+
+  // --- Orders waiting for capacity ---
+
+  void Defer(const market::Signed<market::Order>& order, bool recorded) {
+    if (options.max_deferred_orders == 0 || deferred_of_order.contains(order.id)) return;
+    const size_t bytes = order.envelope.body.size();
+    if (bytes > options.max_deferred_bytes) return;
+    while (!deferred.empty() &&
+           (deferred.size() >= options.max_deferred_orders || deferred_bytes + bytes > options.max_deferred_bytes)) {
+      ++counters.deferred_dropped;
+      const MessageId oldest = deferred.begin()->second.order.id;
+      Undefer(oldest);
+    }
+    const uint64_t sequence = next_deferred++;
+    deferred.emplace(sequence, Deferred{order, recorded});
+    deferred_of_order.emplace(order.id, sequence);
+    deferred_bytes += bytes;
+    ++counters.orders_deferred;
+  }
+
+  // Forgets a waiting order (served, leased elsewhere, dropped). True when it was waiting.
+  bool Undefer(const MessageId& order_id) {
+    const auto found = deferred_of_order.find(order_id);
+    if (found == deferred_of_order.end()) return false;
+    const auto entry = deferred.find(found->second);
+    deferred_bytes -= entry->second.order.envelope.body.size();
+    deferred.erase(entry);
+    deferred_of_order.erase(found);
+    return true;
+  }
+
+  // True when no order could get a bid or a price request now, whatever capacity is free.
+  bool RetryBlocked() const {
+    return held.size() + pending.size() >= options.max_reservations ||
+           (pricing.kind == PricingKind::kCommand && pending.size() >= pricing.command_max_concurrent);
+  }
+
+  // When capacity was freed: tries every waiting order, oldest first, with Consider (one fit
+  // each, so at most max_deferred_orders fits). What it bids or prices joins `step`; a retry
+  // that finds no room again keeps the order waiting and is not counted as a skip; any other
+  // skip (expired, now over its cap...) drops it.
+  void RetryDeferred(EngineStep& step, int64_t now_ms) {
+    if (!capacity_freed) return;
+    capacity_freed = false;
+    if (deferred.empty()) return;
+    retrying = true;
+    for (auto it = deferred.begin(); it != deferred.end();) {
+      if (RetryBlocked()) {
+        capacity_freed = true;  // the rest are tried once a reservation ends or a program answers
+        break;
+      }
+      // Out of the list while it is considered: a bid or a price request forgets it, and a
+      // skip for capacity puts it back where it was.
+      const uint64_t sequence = it->first;
+      Deferred waiting = std::move(it->second);
+      deferred_of_order.erase(waiting.order.id);
+      deferred_bytes -= waiting.order.envelope.body.size();
+      it = deferred.erase(it);
+      ++counters.deferred_retries;
+      retry_skip.reset();
+      if (Serve(step, waiting.order, waiting.recorded, now_ms)) {
+        ++counters.deferred_served;
+        step.log.push_back("order " + Short(waiting.order.id) + " served once capacity was freed");
+      } else if (retry_skip == SkipReason::kCapacity) {
+        deferred_of_order.emplace(waiting.order.id, sequence);
+        deferred_bytes += waiting.order.envelope.body.size();
+        deferred.emplace_hint(it, sequence, std::move(waiting));
+      } else {
+        ++counters.deferred_dropped;
+        step.log.push_back("order " + Short(waiting.order.id) + " no longer waits for capacity: " +
+                           std::string(ToString(retry_skip.value_or(SkipReason::kCapacity))));
+      }
+    }
+    retrying = false;
+  }
+
+  // The price program's answer to `request`: a bid when the price is within the cap and the
+  // allocation still fits (when it does not, the order waits for capacity).
+  void AnswerPrice(EngineStep& step, PendingPrice request, Result<uint64_t> price, int64_t now_ms) {
+    if (!price.ok()) {
+      ++counters.price_failures;
+      Skip(step, SkipReason::kPricingFailed, request.order.id, price.status().ToString());
+      return;
+    }
+    if (request.order.envelope.expires_ms <= now_ms) {
+      Skip(step, SkipReason::kExpired, request.order.id, "expired while being priced");
+      return;
+    }
+    // Held to the cap in the denom the bid will be in (several denoms: the one matching chose).
+    const uint64_t cap = request.order.body.CapPerHourIn(request.candidate.denom).value_or(0);
+    if (*price > cap) {
+      Skip(step, SkipReason::kPriceCap, request.order.id, std::to_string(*price) + " > cap " + std::to_string(cap));
+      return;
+    }
+    if (held.size() >= options.max_reservations) {
+      Skip(step, SkipReason::kTooManyReservations, request.order.id, "");
+      return;
+    }
+    if (!Fits(request.allocation)) {
+      Skip(step, SkipReason::kCapacity, request.order.id, "taken while being priced");
+      Defer(request.order, /*recorded=*/true);  // recorded at its price request
+      return;
+    }
+    MakeBid(step, request.order, request.candidate, *price, std::move(request.allocation), now_ms);
   }
 
   // --- Interruptible (spot) leases ---
@@ -458,6 +652,7 @@ struct BidEngine::Impl {
     }
     Give(bid.preemption->extra);
     Take(bid.allocation);
+    capacity_freed = true;  // the victims may have held more than the lease takes
     step.log.push_back("lease " + Short(lease.id) + " preempts " + std::to_string(bid.preemption->victims.size()) + " spot lease(s)");
   }
 };
@@ -493,6 +688,7 @@ Status BidEngine::SetInventory(market::Offer inventory) {
   inventory.provider = market::ToHex(impl_->me());
   impl_->inventory = std::move(inventory);
   impl_->IndexInventory();
+  impl_->capacity_freed = true;  // waiting orders are tried at the next input or Tick
   return Status::Ok();
 }
 
@@ -539,60 +735,12 @@ EngineStep BidEngine::OnVerifiedOrder(const market::Signed<market::Order>& order
 EngineStep BidEngine::OnOrder(const market::Signed<market::Order>& order, int64_t now_ms) {
   EngineStep step;
   Impl& s = *impl_;
+  // Orders waiting for capacity a new inventory or GPUs back in service freed come first: they
+  // are older.
+  s.RetryDeferred(step, now_ms);
   ++s.counters.orders;
-  if (order.envelope.expires_ms <= now_ms) {
-    s.Skip(step, SkipReason::kExpired, order.id, "");
-    return step;
-  }
-  if (s.bid_of_order.contains(order.id) || s.pending_of_order.contains(order.id)) {
-    s.Skip(step, SkipReason::kDuplicate, order.id, "");
-    return step;
-  }
-  if (!s.TenantServed(order.envelope.signer)) {
-    s.Skip(step, SkipReason::kDeniedOwner, order.id, "tenant " + market::ToHex(order.envelope.signer));
-    return step;
-  }
-  if (s.held.size() + s.pending.size() >= s.options.max_reservations) {
-    s.Skip(step, SkipReason::kTooManyReservations, order.id, "");
-    return step;
-  }
-  if (order.body.interruptible) {
-    s.BidSpot(step, order, now_ms);
-    return step;
-  }
-  s.RefreshTables(order.body.Denom());
-  const market::FitOutcome fit = market::FitProvider(order.body, s.free);
-  if (!fit.candidate && fit.exclusion.reason == market::ExclusionReason::kCapacity && s.TryPreempt(step, order, now_ms)) {
-    return step;
-  }
-  if (!fit.candidate) {
-    std::string detail(market::ToString(fit.exclusion.reason));
-    if (!fit.exclusion.detail.empty()) detail += " (" + fit.exclusion.detail + ")";
-    s.Skip(step, SkipOf(fit.exclusion.reason), order.id, detail);
-    return step;
-  }
-  Result<Allocation> allocation = market::UsageOf(order.body, fit.candidate->services);
-  if (!allocation.ok() || !s.Fits(*allocation)) {
-    // FitProvider placed it on free capacity, so this is a bug; still, never over-promise.
-    s.Skip(step, SkipReason::kCapacity, order.id, allocation.ok() ? "allocation does not fit" : allocation.status().ToString());
-    return step;
-  }
-  if (s.pricing.kind != PricingKind::kCommand) {
-    s.MakeBid(step, order, *fit.candidate, fit.candidate->price_per_hour, std::move(*allocation), now_ms);
-    return step;
-  }
-  if (s.pending.size() >= s.pricing.command_max_concurrent) {
-    s.Skip(step, SkipReason::kPricingBusy, order.id, std::to_string(s.pending.size()) + " price programs running");
-    return step;
-  }
-  // Nothing is reserved while the program runs: its answer is checked against the capacity
-  // free then (OnPriceAnswer), so a program that fails or never answers holds nothing.
-  const uint64_t id = s.next_request++;
-  const int64_t deadline_ms = std::min(market::SaturatingAddMs(now_ms, s.pricing.command_timeout_ms), order.envelope.expires_ms);
-  step.price_requests.push_back(PriceRequest{id, PriceRequestJson(order, *fit.candidate), deadline_ms});
-  s.pending.emplace(id, Impl::PendingPrice{order, *fit.candidate, std::move(*allocation), deadline_ms});
-  s.pending_of_order.emplace(order.id, id);
-  ++s.counters.price_requests;
+  s.Serve(step, order, /*recorded=*/false, now_ms);
+  if (step.skipped == SkipReason::kCapacity) s.Defer(order, /*recorded=*/false);
   return step;
 }
 
@@ -604,30 +752,9 @@ EngineStep BidEngine::OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t
   Impl::PendingPrice request = std::move(it->second);
   s.pending.erase(it);
   s.pending_of_order.erase(request.order.id);
-  if (!price.ok()) {
-    ++s.counters.price_failures;
-    s.Skip(step, SkipReason::kPricingFailed, request.order.id, price.status().ToString());
-    return step;
-  }
-  if (request.order.envelope.expires_ms <= now_ms) {
-    s.Skip(step, SkipReason::kExpired, request.order.id, "expired while being priced");
-    return step;
-  }
-  // Held to the cap in the denom the bid will be in (several denoms: the one matching chose).
-  const uint64_t cap = request.order.body.CapPerHourIn(request.candidate.denom).value_or(0);
-  if (*price > cap) {
-    s.Skip(step, SkipReason::kPriceCap, request.order.id, std::to_string(*price) + " > cap " + std::to_string(cap));
-    return step;
-  }
-  if (s.held.size() >= s.options.max_reservations) {
-    s.Skip(step, SkipReason::kTooManyReservations, request.order.id, "");
-    return step;
-  }
-  if (!s.Fits(request.allocation)) {
-    s.Skip(step, SkipReason::kCapacity, request.order.id, "taken while being priced");
-    return step;
-  }
-  s.MakeBid(step, request.order, request.candidate, *price, std::move(request.allocation), now_ms);
+  s.AnswerPrice(step, std::move(request), std::move(price), now_ms);
+  // A retry that stopped for want of a free program slot goes on now that one is free.
+  s.RetryDeferred(step, now_ms);
   return step;
 }
 
@@ -674,6 +801,7 @@ EngineStep BidEngine::OnAccept(const market::Signed<market::Accept>& accept, std
     s.Release(step, it, "the reservation expired", /*expired=*/true, now_ms);
     step.refusals.push_back(s.Refuse(accept.id, accept.envelope.signer, "the reservation expired", now_ms));
     step.log.push_back("accept " + Short(accept.id) + " refused: the reservation expired");
+    s.RetryDeferred(step, now_ms);
     return step;
   }
   // A preempting bid's lease starts once its victims' notice has passed.
@@ -700,6 +828,7 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
     step.refusals.push_back(s.Refuse(bid.commit->accept_id, bid.tenant, why, now_ms));
     step.log.push_back("bid " + Short(bid_id) + ": " + why);
     s.Release(step, it, why, /*expired=*/false, now_ms);
+    s.RetryDeferred(step, now_ms);
     return step;
   }
   ++s.counters.leases;
@@ -713,6 +842,7 @@ EngineStep BidEngine::OnLeaseStored(const MessageId& bid_id, const Status& store
   s.lease_of_bid.emplace(bid_id, lease.id);  // bid_of_order keeps the order: it is served
   step.leases.push_back(lease);
   s.held.erase(it);  // its capacity stays taken, now by the lease
+  s.RetryDeferred(step, now_ms);  // preempted leases may have held more than it takes
   return step;
 }
 
@@ -720,15 +850,17 @@ EngineStep BidEngine::OnLease(const market::Signed<market::Lease>& lease, int64_
   EngineStep step;
   Impl& s = *impl_;
   if (lease.envelope.signer == s.me()) return step;
+  if (s.Undefer(lease.body.order_id)) ++s.counters.deferred_dropped;  // it waits for nothing now
   const auto order = s.bid_of_order.find(lease.body.order_id);
   if (order == s.bid_of_order.end()) return step;
   const auto it = s.held.find(order->second);
   if (it == s.held.end() || it->second.commit) return step;
   s.Release(step, it, "the order was leased to another provider", /*expired=*/false, now_ms);
+  s.RetryDeferred(step, now_ms);
   return step;
 }
 
-EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_t /*now_ms*/) {
+EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_t now_ms) {
   EngineStep step;
   Impl& s = *impl_;
   const auto it = s.leases.find(close.body.lease_id);
@@ -741,6 +873,7 @@ EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_
     market::AddUsage(preempting.preemption->extra, it->second.allocation);
   } else {
     s.Give(it->second.allocation);
+    s.capacity_freed = true;
   }
   s.lease_of_bid.erase(it->second.bid_id);
   const auto order = s.bid_of_order.find(it->second.order_id);
@@ -748,6 +881,7 @@ EngineStep BidEngine::OnClose(const market::Signed<market::Close>& close, int64_
   s.leases.erase(it);
   ++s.counters.leases_closed;
   step.capacity_changed = true;
+  s.RetryDeferred(step, now_ms);
   return step;
 }
 
@@ -777,6 +911,7 @@ EngineStep BidEngine::Tick(int64_t now_ms) {
     s.ended.erase(s.ended_order.begin()->second);
     s.ended_order.erase(s.ended_order.begin());
   }
+  s.RetryDeferred(step, now_ms);
   return step;
 }
 
@@ -815,6 +950,7 @@ EngineStep BidEngine::Restore(std::vector<RestoredReservation> reservations, std
     s.held.emplace(bid_id, std::move(entry));
   }
   step.capacity_changed = true;
+  s.RetryDeferred(step, now_ms);  // nothing waits before the first input; kept for any order of calls
   return step;
 }
 
@@ -829,6 +965,7 @@ std::vector<MessageId> BidEngine::SetOutOfService(const std::string& node,
   }
   s.RecomputeNode(node);
   s.tables_fresh = s.tables_fresh && s.pricing.kind != PricingKind::kUtilization;
+  s.capacity_freed = true;  // GPUs may be back in service: waiting orders are tried at the next input or Tick
   std::vector<MessageId> to_close;
   const auto index = s.node_index.find(node);
   if (index == s.node_index.end()) return to_close;
@@ -909,6 +1046,7 @@ const BidEngine::Counters& BidEngine::counters() const { return impl_->counters;
 size_t BidEngine::live_reservations() const { return impl_->held.size(); }
 size_t BidEngine::active_leases() const { return impl_->leases.size(); }
 bool BidEngine::Holds(const MessageId& bid_id) const { return impl_->held.contains(bid_id); }
+size_t BidEngine::deferred_orders() const { return impl_->deferred.size(); }
 
 std::optional<int64_t> BidEngine::NextDeadline() const {
   const Impl& s = *impl_;
@@ -917,6 +1055,7 @@ std::optional<int64_t> BidEngine::NextDeadline() const {
   if (!s.expiry.empty()) consider(s.expiry.begin()->first);
   for (const auto& [id, request] : s.pending) consider(request.deadline_ms);
   if (!s.ended_order.empty()) consider(s.ended_order.begin()->first);
+  if (s.capacity_freed && !s.deferred.empty() && !s.RetryBlocked()) consider(0);  // at once
   return next;
 }
 

@@ -11,6 +11,12 @@
 // the Order's lease goes to another bid, the bid's TTL or the order's expiry passes, or pricing
 // fails. A closed lease frees its capacity at once.
 //
+// Orders waiting for capacity: an order skipped for capacity alone (free capacity too small
+// now, or taken while its price program ran) is kept, bounded, and tried again, oldest first,
+// through every check of OnOrder whenever capacity is freed (a reservation released, a lease
+// closed, capacity back from preempted leases, a new inventory, GPUs back in service), in the
+// step of the input that freed it (docs/PRICING.md, "Orders waiting for capacity").
+//
 // Bids leave before their reservation is durable (the output asks for the write, nobody waits
 // on it): a lease is made only after the re-check at Accept time, and the Lease is published
 // only once the ledger acknowledged it durable (OnLeaseStored).
@@ -84,6 +90,12 @@ struct BidEngineOptions {
   // Accept for it is answered with a refusal rather than ignored.
   int64_t ended_memory_ms = 60'000;
   size_t max_ended = 100'000;
+  // Orders skipped for capacity alone kept to be tried again once capacity is freed: at most
+  // this many (each retry is one fit, so this bounds the work one freeing input does) and this
+  // many bytes of their bodies (so large orders cannot hold much memory). When either is
+  // reached the oldest is dropped first. 0 orders: none is kept.
+  size_t max_deferred_orders = 256;
+  size_t max_deferred_bytes = 4 << 20;
   // The nonces of the messages the engine signs (bids, leases, refusals). Empty:
   // market::RandomNonce. A simulator sets a seeded source so one seed gives one run (bench/sim).
   std::function<uint64_t()> nonce_source;
@@ -117,6 +129,10 @@ struct Refusal {
 
 // What one input asks the driver to do, in this order: store, then send.
 struct EngineStep {
+  // Orders this step bids on or asks a price for the first time (ledger::RecordOrder, before the
+  // reservations): a restart computes what a lease holds from its order. An order retried once
+  // capacity is freed is here too, in the step of the input that freed it.
+  std::vector<market::Signed<market::Order>> orders;
   std::vector<StoreReservation> reserve;
   std::vector<market::MessageId> release;      // ledger::Release of these bids' reservations
   std::vector<StoreLease> record_leases;
@@ -184,6 +200,13 @@ class BidEngine {
     uint64_t accepts_ignored = 0;              // another's bid, another provider, a repeat, wrong signer
     uint64_t price_requests = 0;
     uint64_t price_failures = 0;
+    // Orders waiting for capacity. A retry that finds no room again is not counted in `skipped`
+    // (the order was counted once, when it arrived).
+    uint64_t orders_deferred = 0;   // capacity skips kept to be tried again
+    uint64_t deferred_retries = 0;  // tries of waiting orders (one fit each)
+    uint64_t deferred_served = 0;   // waiting orders that got a bid or a price request on a retry
+    uint64_t deferred_dropped = 0;  // dropped unserved: list full, expired, leased elsewhere, or
+                                    // skipped on a retry for a reason other than capacity
     uint64_t skipped_total() const;
   };
 
@@ -230,10 +253,12 @@ class BidEngine {
   // this provider), the lease's capacity is free at once.
   EngineStep OnClose(const market::Signed<market::Close>& close, int64_t now_ms);
   // Releases reservations whose time passed, gives up on price requests past their deadline,
-  // forgets ended bids.
+  // forgets ended bids, tries the orders waiting for capacity when some was freed.
   EngineStep Tick(int64_t now_ms);
   // A new inventory (config reload, detection): free capacity becomes the new inventory minus what
   // is held. What is held stays held even if the new inventory is smaller (it was promised).
+  // Orders waiting for capacity are tried again at the next input or Tick (NextDeadline is then
+  // 0: at once).
   Status SetInventory(market::Offer inventory);
   // A new pricing (config reload): new bids, and the Offer's tables, use it; bids made and leases
   // held keep the price they were made at. A price program already running still answers with
@@ -249,7 +274,8 @@ class BidEngine {
   // so they are neither offered nor bid; reservations already held stay. When the node's active
   // leases hold more GPUs of a type than it has in service, the newest of those leases are
   // returned, as few as make the rest fit: the caller closes them (provider-failure). Which
-  // lease runs on which GPU is the executor's choice, so the engine cannot name it exactly.
+  // lease runs on which GPU is the executor's choice, so the engine cannot name it exactly. Like
+  // SetInventory, the orders waiting for capacity are tried again at the next input or Tick.
   std::vector<market::MessageId> SetOutOfService(const std::string& node, std::map<market::DeviceType, uint64_t> gpus);
   std::map<market::DeviceType, DeviceUsage> Usage() const;
 
@@ -262,7 +288,10 @@ class BidEngine {
   size_t active_leases() const;
   // True when `bid_id` holds a reservation (live or being committed).
   bool Holds(const market::MessageId& bid_id) const;
-  // The next time Tick has something to do (nullopt when nothing is pending).
+  // Orders waiting for capacity (some may have expired since: they are dropped when next tried).
+  size_t deferred_orders() const;
+  // The next time Tick has something to do (nullopt when nothing is pending; 0, at once, when
+  // orders wait for capacity that SetInventory or SetOutOfService freed).
   std::optional<int64_t> NextDeadline() const;
 
  private:

@@ -162,14 +162,18 @@ TEST_F(BidEngineTest, TwoOrdersRacingForTheLastGpuNeverBothGetIt) {
   auto engine = MakeEngine(provider_, Inventory(1));
   ASSERT_NE(engine, nullptr);
   market::Identity other = market::Identity::Generate();
+  const auto second_order = SignOrder(other, GpuOrder(1));
   const EngineStep first = engine->OnOrder(SignOrder(tenant_, GpuOrder(1)), kNowMs);
-  const EngineStep second = engine->OnOrder(SignOrder(other, GpuOrder(1)), kNowMs);
+  const EngineStep second = engine->OnOrder(second_order, kNowMs);
   EXPECT_EQ(first.bids.size(), 1u);
   EXPECT_TRUE(second.bids.empty());
   EXPECT_EQ(second.skipped, SkipReason::kCapacity);
-  // Once the first bid's reservation expires, the GPU is free again for the next order.
-  engine->Tick(kNowMs + kBidTtlMs);
-  EXPECT_EQ(engine->OnOrder(SignOrder(other, GpuOrder(1)), kNowMs + kBidTtlMs).bids.size(), 1u);
+  // Once the first bid's reservation expires, the GPU goes to the order that waited for it
+  // (tests/bidding/bid_engine_deferred_test.cpp), and a third order finds it taken.
+  const EngineStep expired = engine->Tick(kNowMs + kBidTtlMs);
+  ASSERT_EQ(expired.bids.size(), 1u);
+  EXPECT_EQ(expired.bids[0].body.order_id, second_order.id);
+  EXPECT_EQ(engine->OnOrder(SignOrder(other, GpuOrder(1)), kNowMs + kBidTtlMs).skipped, SkipReason::kCapacity);
 }
 
 TEST_F(BidEngineTest, AcceptCommitsOnlyAfterTheLedgerAcknowledgesAndThenPublishesTheLease) {
@@ -418,14 +422,18 @@ TEST_F(BidEngineTest, RestartRestoresLiveReservationsAndLeasesAndReleasesExpired
   EXPECT_EQ(after->live_reservations(), 1u);
   EXPECT_EQ(after->active_leases(), 1u);
   EXPECT_EQ(FreeGpus(*after, kH100), 1u);  // 4 - lease 2 - live reservation 1
-  EXPECT_EQ(after->OnOrder(SignOrder(tenant_, GpuOrder(2)), restart_ms).skipped, SkipReason::kCapacity);
-  // The restored bid can still become a lease; the restored lease can still be closed.
+  const auto waiting = SignOrder(tenant_, GpuOrder(2));
+  EXPECT_EQ(after->OnOrder(waiting, restart_ms).skipped, SkipReason::kCapacity);
+  // The restored bid can still become a lease; the restored lease can still be closed, and its
+  // GPUs go to the order that waited for them.
   const SignedAccept accept_live = Accept(tenant_, live.bids[0], restart_ms);
   EXPECT_EQ(after->OnAccept(accept_live.accept, accept_live.wire, restart_ms).record_leases.size(), 1u);
   EXPECT_EQ(after->OnLeaseStored(live.bids[0].id, Status::Ok(), restart_ms).leases.size(), 1u);
   market::Close close_body{lease.id, market::CloseReason::kProviderClosed, restart_ms, ""};
-  after->OnClose(market::MakeSigned(provider_, close_body, restart_ms, kOrderTtlMs, 3), restart_ms);
-  EXPECT_EQ(FreeGpus(*after, kH100), 3u);
+  const EngineStep closed = after->OnClose(market::MakeSigned(provider_, close_body, restart_ms, kOrderTtlMs, 3), restart_ms);
+  ASSERT_EQ(closed.bids.size(), 1u);
+  EXPECT_EQ(closed.bids[0].body.order_id, waiting.id);
+  EXPECT_EQ(FreeGpus(*after, kH100), 1u);  // 4 - the restored bid's lease 1 - the waiting order's bid 2
   // The restored order is not bid on twice.
   EXPECT_EQ(after->OnOrder(long_order, restart_ms).skipped, SkipReason::kDuplicate);
 }

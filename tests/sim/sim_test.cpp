@@ -72,6 +72,19 @@ TEST(SimTest, MarketLeasesEveryOrderAndOneSeedGivesOneRun) {
   EXPECT_EQ(ToJson(first, false), ToJson(sim::Run(scenario, nullptr), false));
 }
 
+// Seed 3089356247 left order 24 without a bid: every provider of its GPU model had its GPUs held
+// by bids for earlier orders, released a moment later when those were leased elsewhere. A
+// provider tries such an order again once capacity is freed (docs/PRICING.md, "Orders waiting for
+// capacity").
+TEST(SimTest, AnOrderWhoseProvidersWereAllReservedIsLeasedOnceTheirReservationsEnd) {
+  Scenario scenario = *Preset("market-small");
+  scenario.seed = 3089356247;
+  const Results results = sim::Run(scenario, nullptr);
+  EXPECT_EQ(results.market_orders, 30u);
+  EXPECT_EQ(results.market_no_bid, 0u) << ToTable(results);
+  EXPECT_EQ(results.market_leased, 30u) << ToTable(results);
+}
+
 // GossipConfig::verify_signature decides the signature check in place of market::VerifySignature.
 TEST(SimTest, CoreAsksTheSignatureHook) {
   using gossip::testing::FakeNetwork;
