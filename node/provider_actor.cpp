@@ -169,6 +169,7 @@ void ProviderActor::Init(actors::Handlers& on, actors::ActorContext& ctx) {
     physical_gpus_ = std::move(reload.physical_gpus);
     ApplyHealth(self);
     ScheduleOffer(self);
+    ArmDeadline(self);  // orders waiting for capacity are tried on the engine's next Tick
     return status;
   });
   on.OnRequest<StopBidding>([this](StopBidding&) {
@@ -236,12 +237,7 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
       if (!bidding_) return;
       Result<market::Signed<market::Order>> order = market::DecodeVerified<market::Order>(delivery.envelope);
       if (!order.ok()) return;  // the core decoded it before delivering; cannot happen
-      bidding::EngineStep step = engine_->OnVerifiedOrder(*order, now_ms);
-      if (!step.bids.empty() || !step.price_requests.empty()) {
-        // The order of a possible lease, so a restart can compute what the lease holds.
-        Submit(ledger::RecordOrder{std::move(order).value()}, WriteKind::kBackground, {}, ctx);
-      }
-      Apply(std::move(step), ctx);
+      Apply(engine_->OnVerifiedOrder(*order, now_ms), ctx);
       return;
     }
     case market::MessageType::kAccept: {
@@ -268,6 +264,11 @@ void ProviderActor::OnDelivery(const gossip::Deliver& delivery, actors::ActorCon
 
 void ProviderActor::Apply(bidding::EngineStep step, actors::ActorContext& ctx) {
   // Store, then send (bidding/bid_engine.h).
+  // The orders of possible leases, so a restart can compute what a lease holds. Any input may
+  // bid on one (an order that waited for capacity gets its bid when a lease ends, say).
+  for (market::Signed<market::Order>& order : step.orders) {
+    Submit(ledger::RecordOrder{std::move(order)}, WriteKind::kBackground, {}, ctx);
+  }
   for (bidding::StoreReservation& reserve : step.reserve) {
     ledger::Reservation reservation{reserve.bid.id, identity_.public_key(), reserve.expires_ms,
                                     std::move(reserve.allocation)};
@@ -557,6 +558,7 @@ void ProviderActor::ApplyHealth(actors::ActorContext& ctx) {
     spdlog::warn("provider: lease {} closed: {}", market::ToHex(lease_id), note);
     FailLease(lease_id, note, ctx);
   }
+  ArmDeadline(ctx);  // GPUs back in service: orders waiting for capacity are tried on the next Tick
 }
 
 void ProviderActor::SyncCounters() {

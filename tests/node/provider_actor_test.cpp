@@ -358,6 +358,48 @@ std::optional<market::Signed<market::Lease>> LeaseOrder(GossipPeer& tenant, cons
   return *lease;
 }
 
+// An order that came while every GPU was held waits; when a lease closes it gets its bid, and
+// its Order is in the ledger (as for a bid made on arrival) so a restart can restore the lease.
+TEST(ProviderActorTest, AnOrderThatWaitedForCapacityIsBidAndRecordedWhenALeaseCloses) {
+  gpumart::testing::TempDir dir("provider-actor-test");
+  const NodeConfig config = ProviderConfig(dir.Sub("data"));
+  const bidding::Inventory inventory = EightH100();
+  auto started = NodeContext::Start(config, &inventory, ProviderOptions{.offer_debounce_ms = 20});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<NodeContext> context = std::move(started).value();
+  const market::PublicKey provider = context->identity().public_key();
+  const ProviderCounters& counters = *context->provider_counters();
+  GossipPeer tenant(context->peer_address());
+  ASSERT_TRUE(tenant.WaitFor(market::MessageType::kOffer, [](const auto&) { return true; }));
+
+  // One order leased and two bid on hold 51 of the 64 CPUs (17 each): a fourth does not fit.
+  std::optional<market::Signed<market::Lease>> lease = LeaseOrder(tenant, provider);
+  ASSERT_TRUE(lease.has_value());
+  for (int i = 0; i < 2; ++i) {
+    const auto order = ServableOrder(tenant.identity());
+    ASSERT_TRUE(tenant.Publish(order.envelope).ok());
+    ASSERT_TRUE(BidFor(tenant, order.id).has_value());
+  }
+  const auto waiting = ServableOrder(tenant.identity());
+  ASSERT_TRUE(tenant.Publish(waiting.envelope).ok());
+  const size_t capacity = static_cast<size_t>(bidding::SkipReason::kCapacity);
+  ASSERT_TRUE(Eventually([&] { return counters.skipped[capacity].load() == 1; }));
+  EXPECT_FALSE(context->ledger().store().GetOrder(waiting.id).ok());
+
+  const int64_t now = SystemClock::Instance().NowMs();
+  const auto close = market::MakeSigned(
+      tenant.identity(), market::Close{lease->id, market::CloseReason::kTenantClosed, now, ""}, now, 60'000,
+      market::RandomNonce());
+  ASSERT_TRUE(tenant.Publish(close.envelope).ok());
+  std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, waiting.id);
+  ASSERT_TRUE(bid.has_value());
+  EXPECT_EQ(counters.skipped[capacity].load(), 1u);  // the retry is no second skip
+  ASSERT_TRUE(Eventually([&] {
+    return context->ledger().store().GetOrder(waiting.id).ok() &&
+           context->ledger().store().GetReservation(bid->id).ok();
+  }));
+}
+
 // The winning provider's node verifies what others signed, once each (the Order and the Accept,
 // at its gossip core), and neither its own Bid and Lease when it publishes them nor the Accept
 // again in the bid engine (it used to: 1 + 1 + 2 + 3 = 7).
