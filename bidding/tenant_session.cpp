@@ -7,6 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "market/checked_math.h"
+
 namespace gpumart::bidding {
 
 std::string_view ToString(WindowClose close) {
@@ -26,6 +28,7 @@ std::string_view ToString(TenantEvent::Kind kind) {
     case Kind::kBidKept: return "bid-kept";
     case Kind::kBidDropped: return "bid-dropped";
     case Kind::kWindowClosed: return "window-closed";
+    case Kind::kWaitingForBid: return "waiting-for-bid";
     case Kind::kAccepted: return "accepted";
     case Kind::kRefused: return "refused";
     case Kind::kLeaseTimeout: return "lease-timeout";
@@ -84,7 +87,12 @@ struct TenantSession::Impl {
     std::optional<DryRun> dry_run;
     BidSelection selection;
     OrderOutcome& outcome;  // in Impl::outcomes, sized once
+    int64_t started_ms = 0;
     int64_t window_deadline_ms = 0;
+    // Set while the window closed with no bid to accept and the order waits for a late first one
+    // (until late_bid_deadline_ms).
+    bool waiting_for_bid = false;
+    int64_t late_bid_deadline_ms = 0;
     std::set<std::string> answered;           // bidders' keys in hex
     std::map<std::string, uint32_t> reputation;  // the dry run's, by provider key in hex
     std::set<market::MessageId> tried;        // bids accepted once (never accepted twice)
@@ -139,12 +147,13 @@ struct TenantSession::Impl {
       return;
     }
     SnapshotBids(state);
-    // A bid after the window, while nothing is pending (the order failed, or is left with only
-    // Accepts given up on): better late than no lease.
+    // A bid after the window, while nothing is pending (the order waits for a first bid, failed,
+    // or is left with only Accepts given up on): better late than no lease. A dropped one may
+    // have been the last a provider could send: the wait ends then (AcceptNext decides).
     const bool pending = std::any_of(state.accepts.begin(), state.accepts.end(), [](const AcceptRecord& record) {
       return record.state == AcceptRecord::State::kPending;
     });
-    if (check.ok() && !state.outcome.lease && !pending) AcceptNext(step, index, now_ms);
+    if ((check.ok() || state.waiting_for_bid) && !state.outcome.lease && !pending) AcceptNext(step, index, now_ms);
   }
 
   void MaybeCloseEarly(TenantStep& step, size_t index, int64_t now_ms) {
@@ -174,6 +183,8 @@ struct TenantSession::Impl {
     OrderState& state = orders[index];
     state.outcome.window = why;
     state.outcome.window_closed_ms = now_ms;
+    state.late_bid_deadline_ms =
+        std::min(market::SaturatingAddMs(now_ms, options.late_bid_wait_ms), state.order.envelope.expires_ms);
     SnapshotBids(state);
     Event(step, Kind::kWindowClosed, index, {}, std::string(ToString(why)));
     AcceptNext(step, index, now_ms);
@@ -195,11 +206,34 @@ struct TenantSession::Impl {
                                            now_ms + options.lease_timeout_ms});
       ++state.outcome.accepts;
       state.outcome.failure.clear();
+      state.waiting_for_bid = false;
       Event(step, Kind::kAccepted, index, market::ToHex(bid.envelope.signer),
             std::to_string(bid.body.price_per_hour) + " " + bid.body.denom + "/hour");
       return;
     }
+    if (state.outcome.accepts == 0 && now_ms < state.late_bid_deadline_ms && MayStillBid(state)) {
+      if (!state.waiting_for_bid) {
+        state.waiting_for_bid = true;
+        Event(step, Kind::kWaitingForBid, index, {},
+              "no bid to accept yet: waiting up to " + std::to_string(state.late_bid_deadline_ms - now_ms) +
+                  " ms more for one");
+      }
+      return;
+    }
+    state.waiting_for_bid = false;
     Fail(step, index, NoLeaseReason(state, now_ms));
+  }
+
+  // True when a provider may still send a first bid for the order (the header, step 3a).
+  bool MayStillBid(const OrderState& state) const {
+    if (!state.dry_run || !state.dry_run->complete) return true;
+    const DryRun& dry_run = *state.dry_run;
+    const bool unanswered = std::any_of(dry_run.candidates.begin(), dry_run.candidates.end(),
+                                        [&](const market::Candidate& c) { return !state.answered.contains(c.provider); });
+    const bool waiting_for_capacity = std::any_of(dry_run.excluded.begin(), dry_run.excluded.end(), [](const ExcludedCount& e) {
+      return e.exclusion.reason == market::ExclusionReason::kCapacity;
+    });
+    return unanswered || waiting_for_capacity;
   }
 
   void Fail(TenantStep& step, size_t index, std::string why) {
@@ -227,7 +261,7 @@ struct TenantSession::Impl {
       }
       return why;
     }
-    const std::string waited = "no bids within " + std::to_string(options.bid_window_ms) + " ms";
+    const std::string waited = "no bids within " + std::to_string(now_ms - state.started_ms) + " ms";
     if (!state.dry_run) return waited + " (the node gave no dry run)";
     const DryRun& dry_run = *state.dry_run;
     if (!dry_run.candidates.empty()) {
@@ -369,6 +403,7 @@ TenantStep TenantSession::Start(int64_t now_ms) {
   TenantStep step;
   for (size_t index = 0; index < impl_->orders.size(); ++index) {
     Impl::OrderState& state = impl_->orders[index];
+    state.started_ms = now_ms;
     state.window_deadline_ms = now_ms + impl_->options.bid_window_ms;
     step.publish.push_back(Publish{market::MessageType::kOrder, market::EncodeEnvelope(state.order.envelope)});
     impl_->Event(step, Kind::kOrderPublished, index, {}, market::ToHex(state.order.id));
@@ -438,6 +473,8 @@ TenantStep TenantSession::Tick(int64_t now_ms) {
     Impl::OrderState& state = impl_->orders[index];
     if (state.outcome.window == WindowClose::kOpen && now_ms >= state.window_deadline_ms) {
       impl_->CloseWindow(step, index, WindowClose::kDeadline, now_ms);
+    } else if (state.waiting_for_bid && now_ms >= state.late_bid_deadline_ms) {
+      impl_->AcceptNext(step, index, now_ms);  // nothing to accept: fails it
     }
     // AcceptNext may append to accepts: index, never iterate by reference.
     for (size_t a = 0; a < state.accepts.size(); ++a) {
@@ -461,6 +498,7 @@ std::optional<int64_t> TenantSession::NextDeadline() const {
   auto consider = [&](int64_t at) { next = next ? std::min(*next, at) : at; };
   for (const Impl::OrderState& state : impl_->orders) {
     if (state.outcome.window == WindowClose::kOpen) consider(state.window_deadline_ms);
+    if (state.waiting_for_bid) consider(state.late_bid_deadline_ms);
     for (const Impl::AcceptRecord& record : state.accepts) {
       if (record.state == Impl::AcceptRecord::State::kPending || record.state == Impl::AcceptRecord::State::kWatched) {
         consider(record.deadline_ms);

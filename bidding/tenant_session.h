@@ -12,6 +12,15 @@
 //      `lease_timeout_ms` for the provider's Lease. A Lease is taken only when market::OpenLease
 //      accepts it (the provider's, the tenant's and the bid's signatures, the binding rules) and it
 //      embeds exactly this session's Accept of that bid (so its terms are the bid's).
+//   3a. A window that closes with no bid to accept (none came, or all were dropped or expired)
+//      does not fail the order at once while a provider may still bid: the session waits up to
+//      `late_bid_wait_ms` more (never past the order's expiry) and accepts the first bid that
+//      passes the checks as soon as it comes. A provider that had no free capacity when the
+//      order came bids once its capacity is freed (docs/PRICING.md, "Orders waiting for
+//      capacity"). "May still bid": there is no dry run, or it was cut, or it lists a provider
+//      that has not answered, or it excluded a provider for capacity alone; otherwise (every
+//      provider that could take the order answered, the others cannot take it at all) the order
+//      fails when the window closes.
 //   4. If the provider refuses the Accept (a provider-signed Close naming the Accept,
 //      docs/PROTOCOL.md "Refusing an Accept") or does not confirm in time, the next best bid is
 //      accepted. An Accept given up on stays watched for `late_lease_watch_ms`: a Lease for it that
@@ -66,6 +75,8 @@ struct TenantSessionOptions {
   // command waiting; an Accept still unanswered then is reported (unresolved_accepts).
   int64_t late_lease_watch_ms = 2'000;
   int64_t message_ttl_ms = 60'000;    // envelope lifetime of the Accepts and Closes it signs
+  // How much longer than the bid window an order waits for its first bid (step 3a above).
+  int64_t late_bid_wait_ms = 10'000;
 };
 
 // How many providers one exclusion reason (with its detail) kept from an order, per the dry run.
@@ -107,6 +118,7 @@ struct TenantEvent {
     kBidKept,          // a bid passed the checks (detail: price, ranks)
     kBidDropped,       // a verified bid broke a rule (detail: the BidProblem and why)
     kWindowClosed,     // detail: ToString(WindowClose)
+    kWaitingForBid,    // the window closed with no bid to accept: waiting for a late one (detail: how long)
     kAccepted,         // an Accept was published for the provider's bid
     kRefused,          // the provider refused the Accept (detail: its note)
     kLeaseTimeout,     // the provider did not publish its Lease in time

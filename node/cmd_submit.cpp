@@ -1,5 +1,5 @@
 // `gpumart submit SDL [--node ADDR] [--key FILE] [--policy preference|cheapest] [--bid-window MS]
-// [--lease-timeout MS] [--json] [--strict] [--keep-running [--max-restarts N]]`: the tenant's side of the market. Reads the SDL into
+// [--late-bid-wait MS] [--lease-timeout MS] [--json] [--strict] [--keep-running [--max-restarts N]]`: the tenant's side of the market. Reads the SDL into
 // one Order per placement group, signs them with the tenant's key, asks the node for a dry run
 // (its `match` query), publishes the orders over the node's client port and drives a
 // bidding::TenantSession (collect and check bids, close the window early when waiting cannot
@@ -42,7 +42,7 @@ using bidding::TenantEvent;
 // How long the orders live: the window, a few fallbacks and the trip back, with room. A provider
 // holds its reservation no longer than this (docs/PRICING.md).
 constexpr int64_t kSubmitOrderTtlMs = 120'000;
-constexpr int64_t kMaxWindowMs = 600'000;  // --bid-window and --lease-timeout, at most 10 minutes
+constexpr int64_t kMaxWindowMs = 600'000;  // --bid-window, --late-bid-wait, --lease-timeout: at most 10 minutes
 // How many candidates the dry run asks for per group: the more, the sooner the window can close.
 constexpr uint64_t kDryRunTop = kMaxOfferQueryResults;
 // The longest the CLI blocks in one wait for the node, so a dead node cannot hang it past its
@@ -56,6 +56,7 @@ struct SubmitOptions {
   std::string data_dir = std::string(kDefaultDataDir);
   std::string policy = "preference";
   int64_t bid_window_ms = 3'000;
+  int64_t late_bid_wait_ms = bidding::TenantSessionOptions{}.late_bid_wait_ms;
   int64_t lease_timeout_ms = 2'000;
   bool json = false;
   bool strict = false;
@@ -307,6 +308,7 @@ void ReportEvents(const bidding::TenantStep& step, const std::vector<bidding::Or
     if (options.json) continue;
     const std::string group = event.order < outcomes.size() ? outcomes[event.order].group : "?";
     switch (event.kind) {
+      case TenantEvent::Kind::kWaitingForBid:
       case TenantEvent::Kind::kLeaseTimeout:
       case TenantEvent::Kind::kRefused:
       case TenantEvent::Kind::kLeaseRejected:
@@ -368,6 +370,7 @@ Result<SessionResult> RunSession(client::Client& client, const market::Identity&
   bidding::TenantSessionOptions session_options;
   session_options.policy = policy;
   session_options.bid_window_ms = options.bid_window_ms;
+  session_options.late_bid_wait_ms = options.late_bid_wait_ms;
   session_options.lease_timeout_ms = options.lease_timeout_ms;
   bidding::TenantSession session(tenant, std::move(inputs), session_options);
   std::vector<GroupTiming> timings(orders.size());
@@ -599,6 +602,10 @@ void RegisterSubmitCommand(CLI::App& app, CliContext& context) {
       ->check(CLI::IsMember({"preference", "cheapest"}));
   command->add_option("--bid-window", options->bid_window_ms, "the longest to collect bids, in ms (default 3000)")
       ->check(CLI::Range(int64_t{1}, kMaxWindowMs));
+  command->add_option("--late-bid-wait", options->late_bid_wait_ms,
+                      "when the window closes with no bid to accept, how much longer to wait for a first one, in ms "
+                      "(default 10000; docs/SUBMIT.md)")
+      ->check(CLI::Range(int64_t{0}, kMaxWindowMs));
   command->add_option("--lease-timeout", options->lease_timeout_ms,
                       "how long an accepted provider has to confirm, in ms, before the next best bid is accepted "
                       "(default 2000)")

@@ -15,6 +15,7 @@
 
 #include "bidding/bid_engine.h"
 #include "bidding/bid_selection.h"
+#include "bidding/tenant_session.h"
 #include "market/codec.h"
 #include "market/crypto.h"
 #include "node/gossip/frames.h"
@@ -290,6 +291,7 @@ struct MarketOrder {
   market::MessageId accept_id{};
   market::MessageId accepted_bid{};
   bool waiting = false;              // the window closed without a bid: accept the first one
+  int64_t give_up_us = 0;            // ... that comes by then (the real client's late-bid wait)
   int64_t first_bid_us = -1, accept_us = -1, lease_us = -1;
   uint32_t bids = 0, bids_in_window = 0;
 };
@@ -841,6 +843,10 @@ class Simulator {
     state.node = node;
     state.submit_us = submit_us;
     state.close_us = submit_us + s_.market.bid_window_ms * kUs;
+    // As bidding::TenantSession: the first bid after an empty window is accepted until the
+    // late-bid wait ends, never after the order's expiry.
+    state.give_up_us = std::min(state.close_us + bidding::TenantSessionOptions{}.late_bid_wait_ms * kUs,
+                                submit_us + s_.market.order_ttl_ms * kUs);
     state.selection = std::make_unique<bidding::BidSelection>(signed_order, market::Policy::kPreference);
     state.order = std::move(signed_order);
     order_index_.emplace(state.order.id, index);
@@ -975,7 +981,7 @@ class Simulator {
     // The tenant keeps every bid (a refused accept falls back on the next); it ranks at the close.
     const bidding::BidCheck check = o.selection->Add(bid, (kEpochMs * kUs + seen_us) / kUs, /*reputation_ppm=*/0);
     if (seen_us <= o.close_us) ++o.bids_in_window;
-    if (check.ok() && o.waiting) {
+    if (check.ok() && o.waiting && seen_us <= o.give_up_us) {
       o.waiting = false;
       At(seen_us, [this, index] { AcceptBest(index); });
     }
