@@ -234,6 +234,8 @@ class BidEngine {
   // would with some spot leases gone, gets a bid that holds those leases' capacity (the fewest,
   // in lease id order, table prices only); once its lease is durable they are preempted
   // (EngineStep::preemptions) and the lease starts when the longest notice ends (docs/SPOT.md).
+  // An order skipped for capacity alone waits for capacity (see the top of this file); orders
+  // already waiting are tried first when capacity was freed since.
   EngineStep OnOrder(const market::Signed<market::Order>& order, int64_t now_ms);
   // The price command's answer (a price or why there is none) to request `id`.
   EngineStep OnPriceAnswer(uint64_t id, Result<uint64_t> price, int64_t now_ms);
@@ -247,7 +249,8 @@ class BidEngine {
   // not, the reservation is released and the tenant gets a refusal.
   EngineStep OnLeaseStored(const market::MessageId& bid_id, const Status& stored, int64_t now_ms);
   // A verified Lease seen on the network: when it leases an order this provider bid on with
-  // another bid, that bid's reservation is released at once.
+  // another bid, that bid's reservation is released at once (and the orders waiting for
+  // capacity are tried); an order waiting for capacity that it leases waits no more.
   EngineStep OnLease(const market::Signed<market::Lease>& lease, int64_t now_ms);
   // A verified Close: when it closes one of this provider's leases (signed by its tenant or by
   // this provider), the lease's capacity is free at once.
