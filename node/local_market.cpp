@@ -149,6 +149,9 @@ Result<LocalMarketReport> RunLocalMarket(const LocalMarketOptions& options, cons
     bidding::BidEngineOptions engine_options;
     engine_options.bid_ttl_ms = kDemoBidTtlMs;
     engine_options.lease_message_ttl_ms = kDemoOrderTtlMs;
+    // Each group is settled before the next is submitted, so an order skipped for capacity has
+    // no later chance here: a retry would reserve for a group that already ended.
+    engine_options.max_deferred_orders = 0;
     std::string name = offer.provider;
     Result<std::unique_ptr<bidding::BidEngine>> engine =
         bidding::BidEngine::Create(*key, std::move(offer), std::move(pricing), std::move(engine_options));
