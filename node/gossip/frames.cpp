@@ -136,6 +136,7 @@ Bytes EncodeFrame(const Frame& frame) {
         } else if constexpr (std::is_same_v<F, MessageFrame>) {
           out = EncodeMessageFrame(f.hops, f.envelope);
         } else if constexpr (std::is_same_v<F, IhaveFrame>) {
+          out.reserve(8 + f.ids.size() * (2 + sizeof(MessageId)));  // one allocation, not one per doubling
           e.Array(2);
           e.Type(FrameType::kIhave);
           e.Ids(f.ids);
