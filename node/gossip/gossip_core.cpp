@@ -1025,6 +1025,7 @@ class GossipCore::Impl {
     if (peer.pending_ihave.empty()) {
       peer.ihave_due_ms = now + config_.ihave_delay_ms;
       Due(peer.ihave_due_ms);
+      peer.pending_ihave.reserve(4);  // an IHAVE usually holds a few ids: one allocation, not three
     }
     peer.pending_ihave.push_back(id);
     if (peer.pending_ihave.size() >= limits::kMaxIhaveIds || config_.ihave_delay_ms <= 0) {
