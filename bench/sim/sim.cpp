@@ -8,6 +8,7 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -463,11 +464,23 @@ class Simulator {
   uint32_t ThreadCount() const {
     if (s_.market.providers > 0 || (trace_ && s_.trace_message)) return 1;
     uint32_t threads = s_.threads;
-    // Below a few thousand nodes a ms holds too few events to pay for the threads' meetings.
-    if (threads == 0) threads = s_.nodes < 2'000 ? 1 : std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 2);
+    if (threads == 0) threads = AutoThreads();
     // A step needs every event a node makes for another to land in a later ms (Calendar).
     if (std::min(s_.net.same_region_min_us, s_.net.cross_region_min_us) < kUs) threads = 1;
     return std::clamp<uint32_t>(threads, 1, std::max<uint32_t>(1, s_.nodes));
+  }
+
+  // The threads meet at every virtual ms, which pays only where a ms holds enough events (a few
+  // thousand nodes) and both threads have a core: where the machine is busy (its load average
+  // leaves less than a core free besides ours), a thread waits at each meeting for the other to
+  // be scheduled, and one thread runs faster (3,000 nodes at load 5: 44 s wall on one, 51 s on
+  // two; at load 1.4: 30 s on one, 22 s on two). The output is the same either way.
+  uint32_t AutoThreads() const {
+    if (s_.nodes < 2'000) return 1;
+    const uint32_t cores = std::max<uint32_t>(1, std::thread::hardware_concurrency());
+    double load = 0;
+    if (getloadavg(&load, 1) != 1 || load + 1 > cores) return 1;
+    return std::min<uint32_t>(cores, 2);
   }
 
   uint32_t Owner(uint32_t node) const { return node / block_; }

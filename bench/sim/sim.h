@@ -79,8 +79,8 @@ struct Scenario {
 
   uint64_t seed = 1;
   std::optional<uint32_t> trace_message;
-  // Threads that run the nodes (docs/SIMULATION.md, "Threads"); 0: 1 below 2,000 nodes, else up
-  // to 2 as the hardware allows.
+  // Threads that run the nodes (docs/SIMULATION.md, "Threads"); 0: 1 below 2,000 nodes or on a
+  // busy machine, else up to 2 as the hardware allows.
   // The result is the same for any count; the market and tracing run on one.
   uint32_t threads = 0;  // print this message's path (index in publish order)
 };
