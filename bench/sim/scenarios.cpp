@@ -165,7 +165,8 @@ std::string ToJson(const Results& r, bool with_cost) {
     for (const auto& [name, count] : r.market_skips) skips[name] = count;
     j["market"]["engine_skips"] = skips;
   }
-  if (with_cost) j["run"] = {{"wall_seconds", r.wall_seconds}, {"cpu_seconds", r.cpu_seconds}, {"peak_rss_bytes", r.peak_rss_bytes}};
+  if (with_cost) j["run"] = {{"wall_seconds", r.wall_seconds}, {"cpu_seconds", r.cpu_seconds}, {"peak_rss_bytes", r.peak_rss_bytes},
+                          {"threads", r.threads}};
   return j.dump(2);
 }
 
@@ -234,8 +235,8 @@ std::string ToTable(const Results& r) {
   for (const auto& [name, count] : r.drops) drops += (drops.empty() ? "" : ", ") + name + " " + std::to_string(count);
   row("core drops", drops.empty() ? "none" : drops);
   row("events", std::to_string(r.events));
-  std::snprintf(line, sizeof line, "%.1f s wall, %.1f s CPU, peak RSS %.0f MiB", r.wall_seconds, r.cpu_seconds,
-                static_cast<double>(r.peak_rss_bytes) / (1 << 20));
+  std::snprintf(line, sizeof line, "%.1f s wall, %.1f s CPU, peak RSS %.0f MiB, %u thread%s", r.wall_seconds,
+                r.cpu_seconds, static_cast<double>(r.peak_rss_bytes) / (1 << 20), r.threads, r.threads == 1 ? "" : "s");
   row("run cost", line);
   return out;
 }

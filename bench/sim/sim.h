@@ -78,7 +78,11 @@ struct Scenario {
   MarketModel market;
 
   uint64_t seed = 1;
-  std::optional<uint32_t> trace_message;  // print this message's path (index in publish order)
+  std::optional<uint32_t> trace_message;
+  // Threads that run the nodes (docs/SIMULATION.md, "Threads"); 0: 1 below 2,000 nodes or on a
+  // busy machine, else up to 2 as the hardware allows.
+  // The result is the same for any count; the market and tracing run on one.
+  uint32_t threads = 0;  // print this message's path (index in publish order)
 };
 
 // Nearest-rank percentiles over messages; -1 where not every message got that far.
@@ -137,6 +141,7 @@ struct Results {
   // Cost of the run itself (not part of the deterministic result).
   double wall_seconds = 0;
   double cpu_seconds = 0;  // user + system of the process (the wall time counts other load too)
+  uint32_t threads = 0;    // that ran the nodes
   uint64_t peak_rss_bytes = 0;
 };
 

@@ -32,6 +32,33 @@ TEST(SimTest, OneSeedGivesOneRunAndEveryNodeGetsEveryMessage) {
   EXPECT_NE(ToJson(first, false), ToJson(sim::Run(Small(seed + 1), nullptr), false));
 }
 
+// The nodes split between threads (each runs its nodes' events of one virtual ms; links change in
+// between) give the run one thread gives, bit for bit, through every kind of event: joins,
+// graceful leaves, crashes and restarts, lost frames, cut links and a partition with its heal.
+TEST(SimTest, ThreadsDoNotChangeTheRun) {
+  Scenario scenario = Small(testing::TestSeed());
+  scenario.join_fraction = 0.05;
+  scenario.leave_fraction = 0.05;
+  scenario.crash_fraction = 0.05;
+  scenario.restart_fraction = 0.5;
+  scenario.net.loss = 0.01;
+  scenario.net.link_failures_per_link_hour = 600;
+  scenario.warmup_ms = 3'000;
+  scenario.partition_at_ms = 3'300;
+  scenario.partition_heal_after_ms = 500;
+  scenario.messages = 30;
+  scenario.drain_ms = 2'000;  // short: each ms costs the two threads a meeting
+  scenario.threads = 1;
+  const Results one = sim::Run(scenario, nullptr);
+  EXPECT_EQ(one.threads, 1u);
+  EXPECT_GT(one.link_failures, 0u);
+  EXPECT_GT(one.frames_lost, 0u);
+  scenario.threads = 2;
+  const Results two = sim::Run(scenario, nullptr);
+  EXPECT_EQ(two.threads, 2u);
+  EXPECT_EQ(ToJson(one, false), ToJson(two, false));
+}
+
 TEST(SimTest, CrashedNodesDoNotKeepLiveOnesFromAnyMessage) {
   Scenario scenario = Small(testing::TestSeed());
   scenario.crash_fraction = 0.1;
