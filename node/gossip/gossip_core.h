@@ -7,8 +7,8 @@
 // Dissemination is Plumtree (Leitão et al., 2007): a message is pushed in full along "eager"
 // links, which form a spanning tree, and announced by id (IHAVE) on "lazy" links; a node that
 // receives a duplicate PRUNEs the link it came on (making it lazy), and one that hears of an id it
-// lacks GRAFTs the announcer after a timeout (making that link eager again), which repairs the
-// tree. Bids and Accepts go back along the path of the Order (resp. Bid) they answer.
+// lacks GRAFTs the nearest announcer after a timeout (making that link eager again), which repairs
+// the tree. Bids and Accepts go back along the path of the Order (resp. Bid) they answer.
 #pragma once
 
 #include <cstdint>
