@@ -60,8 +60,11 @@ TEST(GossipCoreTest, EveryMessageReachesEveryNodeWithAboutOneCopy) {
   std::mt19937 rng(seed);
   const Identity signer = Signer(1);
   std::vector<MessageId> ids;
-  constexpr int kWarmup = 10;
-  constexpr int kMessages = 60;
+  // A node prunes a link after as many duplicates in a row as it has links (at least 4), so the
+  // tree of a node with 6 links settles after 6 messages from its cycles' far sides; 20 leaves it
+  // time (over 200 seeds: median 1.003, max 1.150; with 10, one seed in 100 went over 1.2).
+  constexpr int kWarmup = 20;
+  constexpr int kMessages = 70;
   std::vector<uint64_t> frames_before(kNodes);
   for (int m = 0; m < kMessages; ++m) {
     if (m == kWarmup) {
