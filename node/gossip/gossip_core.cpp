@@ -494,6 +494,8 @@ class GossipCore::Impl {
     std::string dialed_address;
     Hello hello;
     std::optional<uint64_t> ping_nonce;
+    int64_t ping_sent_ms = 0;
+    int64_t rtt_ms = -1;  // the last PING's round trip (-1: none answered yet); grafts go to the nearest
     // Anti-entropy: our session with this peer, its session with us, the ids ours found missing.
     int64_t our_start_ms = std::numeric_limits<int64_t>::min();
     size_t our_announced = 0;                // ids our session found the peer lacks, sent by IHAVE
@@ -709,7 +711,7 @@ class GossipCore::Impl {
     // A push on a link we hold lazy: its end still holds us eager (our PRUNE crossed a message that
     // made the link eager there, or the other way round). Say it again, or it pushes forever.
     if (!peer.eager) return Prune(peer_id, peer, out);
-    if (++peer.duplicates_in_a_row >= config_.prune_after_duplicates) return Prune(peer_id, peer, out);
+    if (++peer.duplicates_in_a_row >= PruneAfterDuplicates()) return Prune(peer_id, peer, out);
     if (EagerLinks() <= config_.max_eager) return;
     // Over max_eager: prune the eager link that has been redundant longest (most duplicates in a
     // row; this one on a tie), not necessarily this one: the links that still deliver some
@@ -723,6 +725,14 @@ class GossipCore::Impl {
       }
     }
     Prune(redundant, peers_.at(redundant), out);
+  }
+
+  // Duplicates in a row that make an eager link redundant. The more links a node has, the more
+  // sources' trees cross it, and the longer a link that is the tree's for some of them goes between
+  // its first deliveries: pruning it sooner cuts the tree, and its nodes graft it back.
+  uint32_t PruneAfterDuplicates() const {
+    const uint64_t per_links = uint64_t{config_.prune_after_duplicates_per_link} * ReadyPeers();
+    return static_cast<uint32_t>(std::max<uint64_t>(config_.prune_after_duplicates, per_links));
   }
 
   void Prune(PeerId peer_id, Peer& peer, std::vector<Action>& out) {
@@ -847,12 +857,13 @@ class GossipCore::Impl {
     Send(peer_id, PongFrame{frame.nonce}, out);
   }
 
-  void Handle(PeerId peer_id, const PongFrame& frame, int64_t, std::vector<Action>& out) {
+  void Handle(PeerId peer_id, const PongFrame& frame, int64_t now, std::vector<Action>& out) {
     Peer& peer = peers_.at(peer_id);
     if (peer.ping_nonce != frame.nonce) {
       return Punish(peer_id, Drop::kUnsolicitedPong, Misbehaviour::kUnsolicited, "PONG to no PING", out);
     }
     peer.ping_nonce.reset();
+    peer.rtt_ms = now - peer.ping_sent_ms;
   }
 
   void Handle(PeerId, const PeersFrame& frame, int64_t, std::vector<Action>&) {
@@ -1040,6 +1051,10 @@ class GossipCore::Impl {
     peer.pending_ihave.clear();
   }
 
+  static uint64_t RttRank(const Peer& peer) {
+    return peer.rtt_ms < 0 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(peer.rtt_ms);
+  }
+
   void SendGrafts(int64_t now, std::vector<Action>& out) {
     std::map<PeerId, std::vector<MessageId>> grafts;
     std::vector<MessageId> retried;
@@ -1048,12 +1063,26 @@ class GossipCore::Impl {
       graft_due_.erase(graft_due_.begin());
       auto it = missing_.find(id);
       Missing& missing = it->second;
-      while (missing.next < missing.announcers.size() && !IsReady(missing.announcers[missing.next])) ++missing.next;
-      if (missing.next >= missing.announcers.size()) {
+      // The untried announcer with the shortest round trip (one not measured yet counts as the
+      // slowest; the earliest announcer on a tie): its answer arrives soonest.
+      auto& announcers = missing.announcers;
+      size_t nearest = announcers.size();
+      uint64_t nearest_rank = std::numeric_limits<uint64_t>::max();
+      for (size_t i = missing.next; i < announcers.size(); ++i) {
+        const auto peer = peers_.find(announcers[i]);
+        if (peer == peers_.end() || !peer->second.ready) continue;
+        if (nearest == announcers.size() || RttRank(peer->second) < nearest_rank) {
+          nearest = i;
+          nearest_rank = RttRank(peer->second);
+        }
+      }
+      if (nearest == announcers.size()) {
         missing_.erase(it);  // every announcer tried: reconciliation will find it later
         continue;
       }
-      grafts[missing.announcers[missing.next++]].push_back(id);
+      // Tried ones stay before `next`; the others keep their order.
+      std::rotate(announcers.begin() + missing.next, announcers.begin() + nearest, announcers.begin() + nearest + 1);
+      grafts[announcers[missing.next++]].push_back(id);
       missing.deadline_ms = now + config_.graft_retry_ms;
       retried.push_back(id);
     }
@@ -1356,6 +1385,7 @@ class GossipCore::Impl {
       }
       if (now >= peer.next_ping_ms) {
         peer.ping_nonce = next_ping_nonce_++;
+        peer.ping_sent_ms = now;
         peer.next_ping_ms = now + config_.ping_interval_ms;
         Send(peer_id, PingFrame{*peer.ping_nonce}, out);
       }

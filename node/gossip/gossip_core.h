@@ -7,8 +7,8 @@
 // Dissemination is Plumtree (Leitão et al., 2007): a message is pushed in full along "eager"
 // links, which form a spanning tree, and announced by id (IHAVE) on "lazy" links; a node that
 // receives a duplicate PRUNEs the link it came on (making it lazy), and one that hears of an id it
-// lacks GRAFTs the announcer after a timeout (making that link eager again), which repairs the
-// tree. Bids and Accepts go back along the path of the Order (resp. Bid) they answer.
+// lacks GRAFTs the nearest announcer after a timeout (making that link eager again), which repairs
+// the tree. Bids and Accepts go back along the path of the Order (resp. Bid) they answer.
 #pragma once
 
 #include <cstdint>
@@ -55,8 +55,12 @@ struct GossipConfig {
   int64_t ping_interval_ms = 5'000;
   int64_t peer_timeout_ms = 20'000;      // no frame for this long: the peer is dead
   // PRUNE an eager link after this many duplicates in a row from it (a first delivery on it starts
-  // the count again); 1 is classic Plumtree. With many concurrent sources (docs/GOSSIP.md).
+  // the count again), or after prune_after_duplicates_per_link per ready link the node has if that
+  // is more (1 and 0: classic Plumtree). With many concurrent sources (docs/GOSSIP.md): a small
+  // network's tree settles within a few messages, and a well-linked node, which many sources' trees
+  // cross, does not cut a link that is still some of their trees'.
   uint32_t prune_after_duplicates = 4;
+  uint32_t prune_after_duplicates_per_link = 1;
   // Eager links a node aims to keep: while it has more, a duplicate on an eager link prunes that
   // link at once. Each message costs a node one MESSAGE per eager link, so this bounds copies per
   // delivery (about eager links - 1) however many sources publish at once (docs/GOSSIP.md).
@@ -65,8 +69,11 @@ struct GossipConfig {
   // message (0: to every lazy peer). Bounds a node's upload per message however many peers link to
   // it (a public node may hold many inbound links), as gossipsub's D_lazy does.
   size_t lazy_fanout = 16;
-  int64_t graft_timeout_ms = 200;        // wait after an IHAVE before grafting its announcer
-  int64_t graft_retry_ms = 100;          // then wait this long before trying the next announcer
+  // Wait this long after the first IHAVE of a missing message, then GRAFT the announcer with the
+  // shortest round trip (measured by PING; one not measured yet counts as the slowest), then wait
+  // graft_retry_ms before trying the next nearest.
+  int64_t graft_timeout_ms = 100;
+  int64_t graft_retry_ms = 100;
   // Lazy announcements: the first id queued for a lazy peer waits this long for others to join it
   // in one IHAVE (0: an IHAVE per message, sent at once). Adds to repair latency only (a lost
   // eager push is grafted about ihave_delay_ms + graft_timeout_ms after it was relayed), and

@@ -60,8 +60,11 @@ TEST(GossipCoreTest, EveryMessageReachesEveryNodeWithAboutOneCopy) {
   std::mt19937 rng(seed);
   const Identity signer = Signer(1);
   std::vector<MessageId> ids;
-  constexpr int kWarmup = 10;
-  constexpr int kMessages = 60;
+  // A node prunes a link after as many duplicates in a row as it has links (at least 4), so the
+  // tree of a node with 6 links settles after 6 messages from its cycles' far sides; 20 leaves it
+  // time (over 200 seeds: median 1.003, max 1.150; with 10, one seed in 100 went over 1.2).
+  constexpr int kWarmup = 20;
+  constexpr int kMessages = 70;
   std::vector<uint64_t> frames_before(kNodes);
   for (int m = 0; m < kMessages; ++m) {
     if (m == kWarmup) {
@@ -1205,6 +1208,35 @@ TEST(PlumtreeTest, AnEagerLinkIsPrunedOnlyAfterItsDuplicatesInARow) {
   EXPECT_GT(prunes(), 0u);
 }
 
+// A node with more ready links than prune_after_duplicates waits for one duplicate in a row per
+// link (prune_after_duplicates_per_link) before it prunes: many sources' trees cross a well-linked
+// node, so a link can go that long between first deliveries and still be a tree's. The triangle
+// above, with nodes 1 and 2 each also linked to 5 leaves (7 links each; leaves send no
+// duplicates): the link 1-2 is pruned on the 7th message, not the 4th; without the per-link
+// factor, on the 4th.
+TEST(PlumtreeTest, AWellLinkedNodeWaitsForADuplicatePerLinkBeforePruning) {
+  for (uint32_t per_link : {1u, 0u}) {
+    FakeNetwork net;
+    GossipConfig config;
+    config.prune_after_duplicates = 4;
+    config.prune_after_duplicates_per_link = per_link;
+    config.max_eager = 16;  // only duplicates in a row prune here
+    for (int i = 0; i < 13; ++i) net.AddNode(config);
+    net.Connect(0, 1);
+    net.Connect(1, 2);
+    net.Connect(0, 2);
+    for (size_t leaf = 3; leaf < 13; ++leaf) net.Connect(leaf < 8 ? 1 : 2, leaf);
+    net.RunFor(100);
+    const uint64_t expected_at = per_link == 1 ? 7 : 4;
+    for (uint64_t n = 1; n <= 7; ++n) {
+      ASSERT_TRUE(net.Publish(0, MakeClose(Signer(67), net.now(), 60'000, n)).ok());
+      net.RunFor(100);
+      const uint64_t prunes = net.core(1).stats().prunes_sent + net.core(2).stats().prunes_sent;
+      EXPECT_EQ(prunes > 0, n >= expected_at) << "message " << n << ", per link " << per_link;
+    }
+  }
+}
+
 // Above max_eager eager links, a duplicate on an eager link prunes it at once (many sources
 // never give prune_after_duplicates in a row on a cycle's links, so the eager set would keep
 // every link it ever had). Node 4 links to 0-3, and 1-3 to 0: a message from 0 reaches 4 first
@@ -1273,12 +1305,35 @@ TEST(PlumtreeTest, IhavesGoToAtMostLazyFanoutPeers) {
   EXPECT_EQ(delivered, 6u);
 }
 
+// A missing message is grafted from the announcer with the shortest measured round trip, not the
+// first to announce it: the copy comes back sooner, and the link made eager is the short one. Node 0
+// holds both its links lazy at the far ends; node 1 (40 ms away) publishes and announces first, node
+// 2 (5 ms away, 100 ms from node 1) announces about 65 ms later, well within graft_timeout_ms.
+TEST(PlumtreeTest, AGraftGoesToTheNearestAnnouncer) {
+  FakeNetwork net;
+  for (int i = 0; i < 3; ++i) net.AddNode();
+  net.Connect(0, 1, 40);
+  net.Connect(0, 2, 5);
+  net.Connect(1, 2, 100);
+  net.RunFor(GossipConfig{}.ping_interval_ms + 1'000);  // a PING and its PONG on every link
+  net.Inject(1, net.PeerIdAt(1, 0), EncodeFrame(PruneFrame{}));
+  net.Inject(2, net.PeerIdAt(2, 0), EncodeFrame(PruneFrame{}));
+  const Bytes envelope = MakeClose(Signer(66), net.now(), 60'000, 1);
+  ASSERT_TRUE(net.Publish(1, envelope).ok());
+  net.RunFor(1'000);
+  ASSERT_TRUE(net.core(0).HasSeen(IdOf(envelope)));
+  EXPECT_EQ(net.core(0).stats().grafts_sent, 1u);
+  EXPECT_TRUE(net.core(2).IsEager(net.PeerIdAt(2, 0))) << "the GRAFT went to the near announcer";
+  EXPECT_FALSE(net.core(1).IsEager(net.PeerIdAt(1, 0))) << "and not to the first";
+}
+
 TEST(TimerTest, LazyAnnouncementsWaitTheConfiguredDelay) {
   for (int64_t delay : {0, 5, 40}) {
     FakeNetwork net;
     GossipConfig config;
     config.ihave_delay_ms = delay;
     config.prune_after_duplicates = 1;  // so the first message prunes a link (the premise below)
+    config.prune_after_duplicates_per_link = 0;
     for (int i = 0; i < 3; ++i) net.AddNode(config);
     net.Connect(0, 1);
     net.Connect(1, 2);

@@ -194,7 +194,7 @@ TEST(ConfigTest, BadGossipTimersNameTheSettingAndWhy) {
   EXPECT_EQ(ErrorOf("reconnect_min_ms: 5000\nreconnect_max_ms: 4000\n"),
             "reconnect_min_ms: 5000 is more than reconnect_max_ms (4000)");
   EXPECT_EQ(ErrorOf("store_retention_ms: 100\n"),
-            "store_retention_ms: 100 is not more than graft_timeout_ms (200): a message would be gone before a "
+            "store_retention_ms: 100 is not more than graft_timeout_ms (100): a message would be gone before a "
             "peer that heard of it asks for it");
   EXPECT_EQ(ErrorOf("misbehaviour_points: 5\n"), "misbehaviour_points: expected a map of misbehaviour: points");
   EXPECT_EQ(ErrorOf("misbehaviour_points:\n  flood: 2000000\n"), "misbehaviour_points.flood: 2000000 is not in 0..1000000");
