@@ -92,6 +92,10 @@ Json CountersJson(const ProviderCounters& c) {
               {"leases_closed", c.leases_closed.load()},
               {"leases_preempted", c.leases_preempted.load()},
               {"accepts_refused", c.accepts_refused.load()},
+              {"orders_waiting", c.orders_waiting.load()},
+              {"orders_deferred", c.orders_deferred.load()},
+              {"deferred_served", c.deferred_served.load()},
+              {"deferred_dropped", c.deferred_dropped.load()},
               {"offers_published", c.offers_published.load()}};
 }
 

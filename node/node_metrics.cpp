@@ -61,6 +61,15 @@ void CollectProvider(const ProviderCounters& p, Scrape& scrape) {
                    {{"reason", std::string(bidding::ToString(static_cast<bidding::SkipReason>(reason)))}},
                    Load(p.skipped[reason]));
   }
+  scrape.Gauge("gpumart_provider_orders_waiting", "Orders skipped for lack of capacity, waiting for capacity now.", {},
+               static_cast<double>(Load(p.orders_waiting)));
+  scrape.Counter("gpumart_provider_orders_deferred_total", "Orders skipped for lack of capacity and kept to be tried again.",
+                 {}, Load(p.orders_deferred));
+  constexpr std::string_view kWaited = "gpumart_provider_order_waits_ended_total";
+  constexpr std::string_view kWaitedHelp =
+      "Orders that stopped waiting for capacity, by outcome: served (bid or priced once capacity was freed) or dropped.";
+  scrape.Counter(kWaited, kWaitedHelp, {{"outcome", "served"}}, Load(p.deferred_served));
+  scrape.Counter(kWaited, kWaitedHelp, {{"outcome", "dropped"}}, Load(p.deferred_dropped));
   scrape.Gauge("gpumart_provider_reservations", "Live reservations (capacity held for a bid) now.", {},
                static_cast<double>(Load(p.reservations_held)));
   constexpr std::string_view kEnded = "gpumart_provider_reservations_ended_total";

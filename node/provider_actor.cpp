@@ -37,6 +37,8 @@ std::string ProviderCounters::Describe() const {
           ", failed " + std::to_string(Load(leases_failed)) + ", closed " + std::to_string(Load(leases_closed));
   line += "; accepts refused " + std::to_string(Load(accepts_refused)) + ", ignored " +
           std::to_string(Load(accepts_ignored));
+  line += "; orders waiting for capacity " + std::to_string(Load(orders_waiting)) + " (served " +
+          std::to_string(Load(deferred_served)) + ", dropped " + std::to_string(Load(deferred_dropped)) + ")";
   line += "; offers published " + std::to_string(Load(offers_published));
   line += "; executor starts " + std::to_string(Load(executor_starts)) + " (failed " +
           std::to_string(Load(executor_starts_failed)) + "), stops " + std::to_string(Load(executor_stops)) +
@@ -576,6 +578,10 @@ void ProviderActor::SyncCounters() {
   Store(counters_->leases_preempted, engine.leases_preempted);
   Store(counters_->accepts_refused, engine.accepts_refused);
   Store(counters_->accepts_ignored, engine.accepts_ignored);
+  Store(counters_->orders_waiting, engine_->deferred_orders());
+  Store(counters_->orders_deferred, engine.orders_deferred);
+  Store(counters_->deferred_served, engine.deferred_served);
+  Store(counters_->deferred_dropped, engine.deferred_dropped);
 }
 
 void HandToProvider(const gossip::Deliver& delivery, actors::Outbox& outbox, const actors::ActorAddress& provider,

@@ -97,6 +97,12 @@ struct ProviderCounters {
   std::atomic<uint64_t> leases_preempted{0};  // spot leases this provider preempted
   std::atomic<uint64_t> accepts_refused{0};
   std::atomic<uint64_t> accepts_ignored{0};
+  // Orders skipped for lack of capacity and kept to be tried again (docs/PRICING.md, "Orders
+  // waiting for capacity"): waiting now, kept in all, and how the waits ended.
+  std::atomic<uint64_t> orders_waiting{0};
+  std::atomic<uint64_t> orders_deferred{0};
+  std::atomic<uint64_t> deferred_served{0};
+  std::atomic<uint64_t> deferred_dropped{0};
   std::atomic<uint64_t> offers_published{0};
   std::atomic<uint64_t> publish_dropped{0};   // the gossip node's queue was full
   std::atomic<uint64_t> ledger_dropped{0};    // the ledger's queue was full, or a write failed

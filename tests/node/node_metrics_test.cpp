@@ -139,6 +139,8 @@ TEST(NodeMetricsTest, ARelayAndAProviderServeMetricsThatMoveWithTraffic) {
   EXPECT_GE(*Sample(provider_scrape, "gpumart_provider_offers_published_total"), 1);
   EXPECT_EQ(Sample(provider_scrape, "gpumart_provider_order_skips_total{reason=\"capacity\"}"), 0);
   EXPECT_EQ(Sample(provider_scrape, "gpumart_provider_leases"), 0);
+  EXPECT_EQ(Sample(provider_scrape, "gpumart_provider_orders_waiting"), 0);
+  EXPECT_EQ(Sample(provider_scrape, "gpumart_provider_order_waits_ended_total{outcome=\"served\"}"), 0);
 
   // A lease gossiped to the relay is recorded: the feed counts it, the commit is timed.
   GossipPeer publisher(relay->peer_address());

@@ -385,6 +385,8 @@ TEST(ProviderActorTest, AnOrderThatWaitedForCapacityIsBidAndRecordedWhenALeaseCl
   const size_t capacity = static_cast<size_t>(bidding::SkipReason::kCapacity);
   ASSERT_TRUE(Eventually([&] { return counters.skipped[capacity].load() == 1; }));
   EXPECT_FALSE(context->ledger().store().GetOrder(waiting.id).ok());
+  EXPECT_EQ(counters.orders_waiting.load(), 1u);
+  EXPECT_EQ(counters.orders_deferred.load(), 1u);
 
   const int64_t now = SystemClock::Instance().NowMs();
   const auto close = market::MakeSigned(
@@ -394,6 +396,9 @@ TEST(ProviderActorTest, AnOrderThatWaitedForCapacityIsBidAndRecordedWhenALeaseCl
   std::optional<market::Signed<market::Bid>> bid = BidFor(tenant, waiting.id);
   ASSERT_TRUE(bid.has_value());
   EXPECT_EQ(counters.skipped[capacity].load(), 1u);  // the retry is no second skip
+  ASSERT_TRUE(Eventually([&] { return counters.deferred_served.load() == 1; }));
+  EXPECT_EQ(counters.orders_waiting.load(), 0u);
+  EXPECT_EQ(counters.deferred_dropped.load(), 0u);
   ASSERT_TRUE(Eventually([&] {
     return context->ledger().store().GetOrder(waiting.id).ok() &&
            context->ledger().store().GetReservation(bid->id).ok();
