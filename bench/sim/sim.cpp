@@ -515,7 +515,10 @@ class Simulator {
       scripts_[event.node]();
     }
     step_to_ms_ = std::min(ms + window_ms_, end_us_ / kUs + 1);
-    if (!scripts_due_.empty()) step_to_ms_ = std::min(step_to_ms_, scripts_due_.top().at_us / kUs);
+    // The next script that runs ends the window (one in this ms is past the end and never runs).
+    if (!scripts_due_.empty() && scripts_due_.top().at_us <= end_us_) {
+      step_to_ms_ = std::min(step_to_ms_, scripts_due_.top().at_us / kUs);
+    }
     assert(step_to_ms_ > ms);
     ran_last_ms_ = step_to_ms_ > end_us_ / kUs;
     parity_ ^= 1;

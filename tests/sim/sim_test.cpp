@@ -59,6 +59,20 @@ TEST(SimTest, ThreadsDoNotChangeTheRun) {
   EXPECT_EQ(ToJson(one, false), ToJson(two, false));
 }
 
+// A script in the run's last ms but after its end (link failures come every few hundred us here)
+// never runs: it must not end the last window before it starts (the run looped forever).
+TEST(SimTest, AScriptPastTheEndDoesNotStopTheLastWindow) {
+  Scenario scenario = Small(testing::TestSeed());
+  scenario.nodes = 20;
+  scenario.warmup_ms = 1'000;
+  scenario.messages = 5;
+  scenario.drain_ms = 500;
+  scenario.net.link_failures_per_link_hour = 100'000;
+  const Results results = sim::Run(scenario, nullptr);
+  EXPECT_GT(results.virtual_ms, 1'500);
+  EXPECT_GT(results.link_failures, 0u);
+}
+
 TEST(SimTest, CrashedNodesDoNotKeepLiveOnesFromAnyMessage) {
   Scenario scenario = Small(testing::TestSeed());
   scenario.crash_fraction = 0.1;
