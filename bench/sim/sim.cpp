@@ -479,8 +479,8 @@ class Simulator {
     return std::clamp<uint32_t>(threads, 1, std::max<uint32_t>(1, s_.nodes));
   }
 
-  // The threads meet at every virtual ms, which pays only where a ms holds enough events (a few
-  // thousand nodes) and both threads have a core: where the machine is busy (its load average
+  // The threads meet at every window (up to 5 ms), which pays only where a window holds enough
+  // events (a few thousand nodes) and both threads have a core: where the machine is busy (its load average
   // leaves less than a core free besides ours), a thread waits at each meeting for the other to
   // be scheduled, and one thread runs faster (3,000 nodes at load 5: 44 s wall on one, 51 s on
   // two; at load 1.4: 30 s on one, 22 s on two). The output is the same either way.

@@ -32,7 +32,7 @@ TEST(SimTest, OneSeedGivesOneRunAndEveryNodeGetsEveryMessage) {
   EXPECT_NE(ToJson(first, false), ToJson(sim::Run(Small(seed + 1), nullptr), false));
 }
 
-// The nodes split between threads (each runs its nodes' events of one virtual ms; links change in
+// The nodes split between threads (each runs its nodes' events of one window; scripts run in
 // between) give the run one thread gives, bit for bit, through every kind of event: joins,
 // graceful leaves, crashes and restarts, lost frames, cut links and a partition with its heal.
 TEST(SimTest, ThreadsDoNotChangeTheRun) {
@@ -47,7 +47,7 @@ TEST(SimTest, ThreadsDoNotChangeTheRun) {
   scenario.partition_at_ms = 3'300;
   scenario.partition_heal_after_ms = 500;
   scenario.messages = 30;
-  scenario.drain_ms = 2'000;  // short: each ms costs the two threads a meeting
+  scenario.drain_ms = 2'000;  // short: each window costs the two threads a meeting
   scenario.threads = 1;
   const Results one = sim::Run(scenario, nullptr);
   EXPECT_EQ(one.threads, 1u);
