@@ -136,6 +136,30 @@ struct Link {
   int64_t latency_us;
 };
 
+// The links, one store per thread, each appended to only by its own thread (a dial is made by
+// the dialling node's thread, in a step) and never moved: a link made in a window is read by
+// another thread only from the next window on (its accept and frames are a latency away), and
+// the other threads' reads of older links never meet a reallocation. Link index: local * threads
+// + thread.
+class LinkStore {
+ public:
+  static constexpr size_t kChunk = 4096;
+  static constexpr size_t kChunks = 4096;  // 16.7 million links per thread
+
+  uint32_t Add(const Link& link, uint32_t thread, uint32_t threads) {
+    assert(size_ < kChunk * kChunks);
+    std::unique_ptr<Link[]>& chunk = chunks_[size_ / kChunk];
+    if (!chunk) chunk = std::make_unique<Link[]>(kChunk);
+    chunk[size_ % kChunk] = link;
+    return static_cast<uint32_t>(size_++ * threads + thread);
+  }
+  Link& At(size_t local) { return chunks_[local / kChunk][local % kChunk]; }
+
+ private:
+  std::array<std::unique_ptr<Link[]>, kChunks> chunks_{};
+  size_t size_ = 0;
+};
+
 // A node's open links by its peer id. Peer ids are handed out in order per node, so a vector
 // indexed by id is a map with O(1) lookups (a frame's link is looked up on every send).
 class PeerLinks {
@@ -190,7 +214,7 @@ struct Node {
   Rng loss{0};                   // its frames' loss draws: its own stream, whatever thread runs it
 };
 
-enum class EventKind : uint8_t { kFrame, kTick, kAccept, kConnectFailed, kScript };
+enum class EventKind : uint8_t { kFrame, kTick, kAccept, kConnectFailed, kClosed, kScript };
 
 struct Event {
   int64_t at_us;
@@ -200,8 +224,8 @@ struct Event {
   uint64_t key;
   EventKind kind;
   uint32_t node;      // receiver / ticking node / scripted event index
-  uint32_t link;      // kFrame, kAccept; kConnectFailed: the dialled node
-  uint8_t side;       // kFrame: the receiving side of the link
+  uint32_t link;      // kFrame, kAccept, kClosed; kConnectFailed: the dialled node
+  uint8_t side;       // kFrame, kClosed: the receiving side of the link
   std::shared_ptr<const Bytes> bytes;  // kFrame
   bool operator>(const Event& other) const {
     return at_us != other.at_us ? at_us > other.at_us : key > other.key;
@@ -267,25 +291,6 @@ class Calendar {
   EventHeap later_;
 };
 
-// A link change a node asked for while the threads run one ms (Simulator::Apply): it touches the
-// far node too, so it waits for the serial phase at the end of the ms.
-struct Deferred {
-  enum Kind : uint8_t {
-    kDial,         // target dials address
-    kFinishClose,  // target, which has dropped `link` (peer) already, closes it (FinishClose)
-    kClose,        // target closes its link to peer (CloseLink)
-  };
-  Kind kind = kDial;
-  uint32_t target = 0;
-  PeerId peer = 0;
-  uint32_t link = 0;
-  bool tell_self = false;
-  std::string address;
-  int64_t at_us = 0;   // set by Simulator::Defer: when, and whose event asked
-  uint32_t node = 0;
-  uint32_t order = 0;  // in the worker's list: keeps one node's requests in their order
-};
-
 // One thread of a run: its nodes' events and what they make, and counters summed at the end.
 struct Worker {
   uint32_t index = 0;
@@ -296,14 +301,14 @@ struct Worker {
   // receiver at the start of the next step while this one fills the other parity.
   std::array<std::vector<std::vector<Event>>, 2> outbox;
   std::array<int64_t, 2> outbox_min_ms{Calendar::kNever, Calendar::kNever};
-  std::vector<Deferred> deferred;
+  LinkStore links;  // the links its nodes dialled
   std::vector<Action> actions;  // of the outermost call into a core, reused
   uint64_t events = 0, frames_sent = 0, frames_lost = 0, message_frames_in = 0, deliveries = 0;
 };
 
 thread_local Worker* t_worker = nullptr;
 
-// The threads of a run meet twice per virtual ms (70,000 times in dissemination-10k), mostly
+// The threads of a run meet twice per window (about 28,000 times in dissemination-10k), mostly
 // within microseconds of each other: a waiter spins a while before it sleeps (std::barrier slept
 // at once, which cost more than the work of a small run's step).
 class SpinBarrier {
@@ -410,12 +415,14 @@ class Simulator {
       for (auto& boxes : workers_[w].outbox) boxes.resize(threads_);
     }
     block_ = std::max<uint32_t>(1, (s_.nodes + threads_ - 1) / threads_);
+    // The market's events start scripts (a tenant's window) from inside a step: one ms per step.
+    window_ms_ = market_ ? 1 : std::max<int64_t>(1, std::min(s_.net.same_region_min_us, s_.net.cross_region_min_us) / kUs);
     t_worker = &workers_[0];
     serial_ = true;
     Plan();
-    // Conservative parallel simulation (docs/SIMULATION.md, "Threads"): each step runs one
-    // virtual ms; the scripts and the link changes, which touch several nodes, run on this thread
-    // between steps (Serial), and each thread runs its own nodes' events of the ms (Step).
+    // Conservative parallel simulation (docs/SIMULATION.md, "Threads"): each step runs a window
+    // of up to the lookahead; the scripts, which touch several nodes, run on this thread between
+    // steps (Serial), and each thread runs its own nodes' events of the window (Step).
     SpinBarrier sync(threads_);
     std::vector<std::thread> helpers;
     for (uint32_t w = 1; w < threads_; ++w) {
@@ -472,8 +479,8 @@ class Simulator {
     return std::clamp<uint32_t>(threads, 1, std::max<uint32_t>(1, s_.nodes));
   }
 
-  // The threads meet at every virtual ms, which pays only where a ms holds enough events (a few
-  // thousand nodes) and both threads have a core: where the machine is busy (its load average
+  // The threads meet at every window (up to 5 ms), which pays only where a window holds enough
+  // events (a few thousand nodes) and both threads have a core: where the machine is busy (its load average
   // leaves less than a core free besides ours), a thread waits at each meeting for the other to
   // be scheduled, and one thread runs faster (3,000 nodes at load 5: 44 s wall on one, 51 s on
   // two; at load 1.4: 30 s on one, 22 s on two). The output is the same either way.
@@ -487,18 +494,17 @@ class Simulator {
 
   uint32_t Owner(uint32_t node) const { return node / block_; }
 
-  // Between steps, on the first thread alone: the link changes the last step asked for, then the
-  // scripts of the next ms with events. False when the run is over.
+  // Between steps, on the first thread alone: the scripts of the next ms with events, then the
+  // window the next step runs: up to the lookahead (the smallest link latency: nothing a node
+  // makes for another lands sooner) or the next script. False when the run is over.
   bool Serial() {
     serial_ = true;
-    RunDeferred();
     int64_t ms = scripts_due_.empty() ? Calendar::kNever : scripts_due_.top().at_us / kUs;
     for (const Worker& worker : workers_) {
       ms = std::min({ms, worker.calendar.NextMs(), worker.outbox_min_ms[parity_]});
     }
     // After the last ms ran, what is left is later than the end (in that ms or after).
     if (ms == Calendar::kNever || ms > end_us_ / kUs || ran_last_ms_) return false;
-    ran_last_ms_ = ms == end_us_ / kUs;
     Worker& me = W();
     while (!scripts_due_.empty() && scripts_due_.top().at_us / kUs == ms && scripts_due_.top().at_us <= end_us_) {
       const Event event = scripts_due_.top();
@@ -508,14 +514,20 @@ class Simulator {
       ++me.events;
       scripts_[event.node]();
     }
-    step_ms_ = ms;
+    step_to_ms_ = std::min(ms + window_ms_, end_us_ / kUs + 1);
+    // The next script that runs ends the window (one in this ms is past the end and never runs).
+    if (!scripts_due_.empty() && scripts_due_.top().at_us <= end_us_) {
+      step_to_ms_ = std::min(step_to_ms_, scripts_due_.top().at_us / kUs);
+    }
+    assert(step_to_ms_ > ms);
+    ran_last_ms_ = step_to_ms_ > end_us_ / kUs;
     parity_ ^= 1;
     serial_ = false;
     return true;
   }
 
-  // One virtual ms of worker w's nodes. Nodes of one ms do not meet: what one makes for another
-  // lands in a later ms, and link changes wait for the serial phase.
+  // One window of worker w's nodes, ms by ms. Nodes of one window do not meet: what one makes
+  // for another lands at least the lookahead later, in a later window.
   void Step(uint32_t w) {
     Worker& me = workers_[w];
     for (Worker& from : workers_) {
@@ -524,21 +536,24 @@ class Simulator {
       box.clear();
     }
     me.outbox_min_ms[parity_] = Calendar::kNever;
-    std::vector<Event>& events = me.calendar.Take(step_ms_);
-    for (const Event& event : events) {
-      if (event.at_us > end_us_) break;
-      me.now_us = event.at_us;
-      me.node = event.node;
-      ++me.events;
-      switch (event.kind) {
-        case EventKind::kFrame: OnFrame(event); break;
-        case EventKind::kTick: OnTick(event.node); break;
-        case EventKind::kAccept: OnAccept(event.link); break;
-        case EventKind::kConnectFailed: OnConnectFailed(event.node, event.link); break;
-        case EventKind::kScript: assert(false); break;
+    for (int64_t ms = me.calendar.NextMs(); ms < step_to_ms_; ms = me.calendar.NextMs()) {
+      std::vector<Event>& events = me.calendar.Take(ms);
+      for (const Event& event : events) {
+        if (event.at_us > end_us_) break;
+        me.now_us = event.at_us;
+        me.node = event.node;
+        ++me.events;
+        switch (event.kind) {
+          case EventKind::kFrame: OnFrame(event); break;
+          case EventKind::kTick: OnTick(event.node); break;
+          case EventKind::kAccept: OnAccept(event.link); break;
+          case EventKind::kConnectFailed: OnConnectFailed(event.node, event.link); break;
+          case EventKind::kClosed: OnClosed(event); break;
+          case EventKind::kScript: assert(false); break;
+        }
       }
+      events.clear();  // the frames' bytes go now
     }
-    events.clear();  // the frames' bytes go now
   }
 
   void Push(Event event) {
@@ -562,41 +577,6 @@ class Simulator {
   void At(int64_t at_us, std::function<void()> script) {
     scripts_.push_back(std::move(script));
     Push(Event{at_us, 0, EventKind::kScript, static_cast<uint32_t>(scripts_.size() - 1), 0, 0, nullptr});
-  }
-
-  // A link change asked for in a step, carried out in the serial phase after it, in an order that
-  // does not depend on the threads: by time, then the node whose event asked, then its order.
-  void Defer(Deferred deferred) {
-    Worker& me = W();
-    deferred.at_us = me.now_us;
-    deferred.node = me.node;
-    deferred.order = static_cast<uint32_t>(me.deferred.size());
-    me.deferred.push_back(std::move(deferred));
-  }
-
-  void RunDeferred() {
-    std::vector<Deferred>& all = deferred_scratch_;
-    all.clear();
-    for (Worker& worker : workers_) {
-      for (Deferred& deferred : worker.deferred) all.push_back(std::move(deferred));
-      worker.deferred.clear();
-    }
-    if (all.empty()) return;
-    std::sort(all.begin(), all.end(), [](const Deferred& a, const Deferred& b) {
-      return std::tie(a.at_us, a.node, a.order) < std::tie(b.at_us, b.node, b.order);
-    });
-    Worker& me = W();
-    for (const Deferred& deferred : all) {
-      me.now_us = deferred.at_us;
-      me.node = deferred.node;
-      switch (deferred.kind) {
-        case Deferred::kDial:
-          if (nodes_[deferred.target].up) Dial(deferred.target, deferred.address);
-          break;
-        case Deferred::kFinishClose: FinishClose(deferred.target, deferred.peer, deferred.link, deferred.tell_self); break;
-        case Deferred::kClose: CloseLink(deferred.target, deferred.peer, deferred.tell_self); break;
-      }
-    }
   }
 
   // ---- The plan of a run: who starts, what is published, churn, partitions ----
@@ -708,7 +688,7 @@ class Simulator {
     if (!node.up) return;
     ++results_.crashed;
     for (const auto& [peer, index] : node.links.All()) {
-      Link& link = links_[index];
+      Link& link = LinkAt(index);
       link.open[link.node[0] == i && link.peer[0] == peer ? 0 : 1] = false;
     }
     Stop(i);
@@ -748,15 +728,18 @@ class Simulator {
     const double rate = per_us * open;
     const int64_t gap = static_cast<int64_t>(-std::log(1.0 - rng_.Unit()) / rate) + 1;
     At(W().now_us + gap, [this] {
-      if (!links_.empty()) {
-        for (int attempt = 0; attempt < 16; ++attempt) {
-          const uint32_t index = static_cast<uint32_t>(rng_.Below(links_.size()));
-          Link& link = links_[index];
-          if (link.open[0] && link.open[1]) {
-            ++results_.link_failures;
-            CloseLink(link.node[0], link.peer[0], /*tell_self=*/true);
-            break;
-          }
+      // A random link of a random node (in the node's peer order: link numbers depend on the
+      // threads).
+      for (int attempt = 0; attempt < 16; ++attempt) {
+        const uint32_t i = static_cast<uint32_t>(rng_.Below(s_.nodes));
+        if (!nodes_[i].up || nodes_[i].links.empty()) continue;
+        const auto all = nodes_[i].links.All();
+        const auto [peer, index] = all[rng_.Below(all.size())];
+        const Link& link = LinkAt(index);
+        if (link.open[0] && link.open[1]) {
+          ++results_.link_failures;
+          CloseLink(i, peer, /*tell_self=*/true);
+          break;
         }
       }
       ScheduleLinkFailure();
@@ -773,27 +756,15 @@ class Simulator {
     return lo + static_cast<int64_t>(h % static_cast<uint64_t>(hi - lo + 1));
   }
 
-  // Closes a link from node i's side; the other side's core hears of it (if it still has it).
-  // In a step only node i's side changes at once (its frames to and from the peer stop); the rest
-  // touches the far node and waits for the serial phase.
+  Link& LinkAt(uint32_t index) { return workers_[index % threads_].links.At(index / threads_); }
+
+  // Closes a link from node i's side; the other side hears of it one latency later (the TCP
+  // close travels like a frame), if it still has the link then.
   void CloseLink(uint32_t i, PeerId peer, bool tell_self) {
     const uint32_t index = nodes_[i].links.Find(peer);
     if (index == PeerLinks::kNone) return;
     nodes_[i].links.Erase(peer);
-    if (!serial_) {
-      Deferred close;
-      close.kind = Deferred::kFinishClose;
-      close.target = i;
-      close.peer = peer;
-      close.link = index;
-      close.tell_self = tell_self;
-      return Defer(std::move(close));
-    }
-    FinishClose(i, peer, index, tell_self);
-  }
-
-  void FinishClose(uint32_t i, PeerId peer, uint32_t index, bool tell_self) {
-    Link& link = links_[index];
+    Link& link = LinkAt(index);
     const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
     link.open[mine] = false;
     if (tell_self && nodes_[i].up) {
@@ -801,14 +772,20 @@ class Simulator {
       Reschedule(i);
     }
     const int other = 1 - mine;
-    if (link.open[other]) {
-      link.open[other] = false;
-      Node& far = nodes_[link.node[other]];
-      far.links.Erase(link.peer[other]);
-      if (far.up) {
-        far.core->OnDisconnected(link.peer[other], NowMs());
-        Reschedule(link.node[other]);
-      }
+    Push(Event{W().now_us + link.latency_us, 0, EventKind::kClosed, link.node[other], index, static_cast<uint8_t>(other), nullptr});
+  }
+
+  // The far side's close reaches this side. An accept always comes before it: it left first.
+  void OnClosed(const Event& event) {
+    Link& link = LinkAt(event.link);
+    if (!link.open[event.side]) return;  // closed here too, or this node went down
+    link.open[event.side] = false;
+    Node& node = nodes_[event.node];
+    const PeerId peer = link.peer[event.side];
+    if (node.links.Find(peer) == event.link) node.links.Erase(peer);
+    if (node.up) {
+      node.core->OnDisconnected(peer, NowMs());
+      Reschedule(event.node);
     }
   }
 
@@ -822,11 +799,11 @@ class Simulator {
     const uint32_t j = target->second;
     Node& node = nodes_[i];
     const PeerId peer = node.next_peer++;
-    const uint32_t index = static_cast<uint32_t>(links_.size());
-    links_.push_back(Link{{i, j}, {peer, 0}, {true, false}, LatencyUs(i, j)});
+    const int64_t latency_us = LatencyUs(i, j);
+    const uint32_t index = W().links.Add(Link{{i, j}, {peer, 0}, {true, false}, latency_us}, W().index, threads_);
     node.links.Set(peer, index);
     // The far side accepts when the connection reaches it, before the HELLO we send now.
-    Push(Event{W().now_us + links_[index].latency_us, 0, EventKind::kAccept, j, index, 0, nullptr});
+    Push(Event{W().now_us + latency_us, 0, EventKind::kAccept, j, index, 0, nullptr});
     std::vector<Action> out;
     node.core->OnConnected(peer, Direction::kOutbound, address, NowMs(), out);
     Apply(i, out);
@@ -834,17 +811,13 @@ class Simulator {
   }
 
   void OnAccept(uint32_t index) {
-    Link& link = links_[index];
+    // Accepted even if the dialler has closed its side since (reading that would race with its
+    // thread): its close comes after, as on TCP.
+    Link& link = LinkAt(index);
     const uint32_t j = link.node[1];
-    if (!link.open[0]) return;  // the dialler gave up meanwhile
-    if (!nodes_[j].up || !Reachable(link.node[0], j)) {
-      if (serial_) return CloseLink(link.node[0], link.peer[0], /*tell_self=*/true);
-      Deferred close;  // the dialler's side is another node's
-      close.kind = Deferred::kClose;
-      close.target = link.node[0];
-      close.peer = link.peer[0];
-      close.tell_self = true;
-      return Defer(std::move(close));
+    if (!nodes_[j].up || !Reachable(link.node[0], j)) {  // refused: the dialler hears it a latency later
+      Push(Event{W().now_us + link.latency_us, 0, EventKind::kClosed, link.node[0], index, 0, nullptr});
+      return;
     }
     Node& node = nodes_[j];
     const PeerId peer = node.next_peer++;
@@ -869,7 +842,7 @@ class Simulator {
     Node& node = nodes_[i];
     const uint32_t index = node.links.Find(peer);
     if (index == PeerLinks::kNone) return;
-    const Link& link = links_[index];
+    const Link& link = LinkAt(index);
     const int mine = link.node[0] == i && link.peer[0] == peer ? 0 : 1;
     const uint64_t wire = bytes->size() + s_.net.frame_overhead_bytes;
     if (W().now_us >= window_start_us_) node.bytes_sent += wire;
@@ -886,9 +859,8 @@ class Simulator {
   }
 
   void OnFrame(const Event& event) {
-    const Link& link = links_[event.link];
+    const Link& link = LinkAt(event.link);
     Node& node = nodes_[event.node];
-    // A link this node closed in the current step is still open until the serial phase.
     if (!link.open[event.side] || !node.up || node.links.Find(link.peer[event.side]) != event.link ||
         !Reachable(link.node[0], link.node[1])) {
       ++W().frames_lost;
@@ -961,15 +933,7 @@ class Simulator {
       } else if (auto* disconnect = std::get_if<gossip::DisconnectPeer>(&action)) {
         CloseLink(i, disconnect->peer, /*tell_self=*/false);
       } else if (auto* connect = std::get_if<gossip::ConnectTo>(&action)) {
-        if (serial_) {
-          Dial(i, connect->address);
-        } else {
-          Deferred dial;  // it reads the far node's state and makes a link
-          dial.kind = Deferred::kDial;
-          dial.target = i;
-          dial.address = connect->address;
-          Defer(std::move(dial));
-        }
+        Dial(i, connect->address);
       }
       // PeerVerdict: honest nodes only; the drop counters record the reasons. PeerReady: the
       // simulated transport binds identities by construction.
@@ -1475,7 +1439,7 @@ class Simulator {
       uint32_t eager = 0, inbound = 0;
       for (const auto& [peer, index] : node.links.All()) {
         eager += node.core->IsEager(peer);
-        inbound += links_[index].node[1] == i;
+        inbound += LinkAt(index).node[1] == i;
       }
       eager_ends += eager;
       const gossip::GossipStats& stats = node.core->stats();
@@ -1516,13 +1480,12 @@ class Simulator {
   bool stop_ = false;
   bool ran_last_ms_ = false;
   int parity_ = 0;                  // of the step: which outboxes are filled, which drained
-  int64_t step_ms_ = 0;
+  int64_t window_ms_ = 1;           // the most ms a step runs: the lookahead
+  int64_t step_to_ms_ = 0;          // the step runs the ms before this
   EventHeap scripts_due_;
   uint64_t script_events_made_ = 0;
-  std::vector<Deferred> deferred_scratch_;
   std::vector<Node> nodes_;
   std::unordered_map<std::string, uint32_t> by_address_;
-  std::vector<Link> links_;
   std::vector<std::function<void()>> scripts_;
   SignatureMemo memo_;
   EnvelopePool pool_;

@@ -85,6 +85,38 @@ Status ExpectFields(const char* frame, size_t got, size_t want) {
                             std::to_string(got));
 }
 
+// The array header and the type every frame starts with.
+Status ReadFrameHead(MsgpackReader& r, size_t bytes, size_t& elements, uint64_t& type) {
+  if (bytes > limits::kMaxFrameBytes) {
+    return Status::LimitExceeded("frame: " + std::to_string(bytes) + " bytes exceed the limit of " +
+                                 std::to_string(limits::kMaxFrameBytes));
+  }
+  if (bytes == 0) return Status::Corruption("frame: empty");
+  GPUMART_RETURN_IF_ERROR(r.List("frame", 7, elements));
+  if (elements == 0) return Status::Corruption("frame: empty array");
+  return r.Uint("frame.type", 0xff, type);
+}
+
+Status ExpectEnd(const MsgpackReader& r) {
+  if (r.AtEnd()) return Status::Ok();
+  return Status::Corruption("frame: " + std::to_string(r.Remaining()) + " trailing bytes");
+}
+
+Status ReadMessageFields(MsgpackReader& r, size_t elements, MessageFrameView& message) {
+  GPUMART_RETURN_IF_ERROR(ExpectFields("message", elements, 3));
+  GPUMART_RETURN_IF_ERROR(r.UintAs("message.hops", limits::kMaxHops, message.hops));
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  GPUMART_RETURN_IF_ERROR(r.Bin("message.envelope", market::limits::kMaxMessageBytes, data, size));
+  message.envelope = std::span(data, size);
+  return Status::Ok();
+}
+
+Status ReadIhaveFields(MsgpackReader& r, size_t elements, IhaveFrame& ihave) {
+  GPUMART_RETURN_IF_ERROR(ExpectFields("ihave", elements, 2));
+  return ReadIds(r, "ihave.ids", limits::kMaxIhaveIds, ihave.ids);
+}
+
 }  // namespace
 
 Bytes HelloSigningInput(const Hello& hello) {
@@ -213,17 +245,10 @@ Bytes EncodeFrame(const Frame& frame) {
 //   RECONCILE  [16, round:uint, ranges:bin]            (ranges: reconcile::DecodeRanges)
 //   RECONCILE_ITEMS [17, [id:bin32, ...], [envelope:bin, ...], done:bool]
 Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
-  if (bytes.size() > limits::kMaxFrameBytes) {
-    return Status::LimitExceeded("frame: " + std::to_string(bytes.size()) + " bytes exceed the limit of " +
-                                 std::to_string(limits::kMaxFrameBytes));
-  }
-  if (bytes.empty()) return Status::Corruption("frame: empty");
   MsgpackReader r(bytes.data(), bytes.size());
   size_t elements = 0;
-  GPUMART_RETURN_IF_ERROR(r.List("frame", 7, elements));
-  if (elements == 0) return Status::Corruption("frame: empty array");
   uint64_t type = 0;
-  GPUMART_RETURN_IF_ERROR(r.Uint("frame.type", 0xff, type));
+  GPUMART_RETURN_IF_ERROR(ReadFrameHead(r, bytes.size(), elements, type));
   Frame frame;
   switch (static_cast<FrameType>(type)) {
     case FrameType::kHello: {
@@ -239,20 +264,14 @@ Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
       break;
     }
     case FrameType::kMessage: {
-      GPUMART_RETURN_IF_ERROR(ExpectFields("message", elements, 3));
-      MessageFrame message;
-      GPUMART_RETURN_IF_ERROR(r.UintAs("message.hops", limits::kMaxHops, message.hops));
-      const uint8_t* data = nullptr;
-      size_t size = 0;
-      GPUMART_RETURN_IF_ERROR(r.Bin("message.envelope", market::limits::kMaxMessageBytes, data, size));
-      message.envelope.assign(data, data + size);
-      frame = std::move(message);
+      MessageFrameView view;
+      GPUMART_RETURN_IF_ERROR(ReadMessageFields(r, elements, view));
+      frame = MessageFrame{view.hops, Bytes(view.envelope.begin(), view.envelope.end())};
       break;
     }
     case FrameType::kIhave: {
-      GPUMART_RETURN_IF_ERROR(ExpectFields("ihave", elements, 2));
       IhaveFrame ihave;
-      GPUMART_RETURN_IF_ERROR(ReadIds(r, "ihave.ids", limits::kMaxIhaveIds, ihave.ids));
+      GPUMART_RETURN_IF_ERROR(ReadIhaveFields(r, elements, ihave));
       frame = std::move(ihave);
       break;
     }
@@ -333,8 +352,30 @@ Result<Frame> DecodeFrame(std::span<const uint8_t> bytes) {
     default:
       return Status::InvalidArgument("frame: unsupported frame type " + std::to_string(type));
   }
-  if (!r.AtEnd()) return Status::Corruption("frame: " + std::to_string(r.Remaining()) + " trailing bytes");
+  GPUMART_RETURN_IF_ERROR(ExpectEnd(r));
   return frame;
+}
+
+Result<MessageFrameView> DecodeMessageFrameView(std::span<const uint8_t> bytes) {
+  MsgpackReader r(bytes.data(), bytes.size());
+  size_t elements = 0;
+  uint64_t type = 0;
+  GPUMART_RETURN_IF_ERROR(ReadFrameHead(r, bytes.size(), elements, type));
+  if (type != static_cast<uint8_t>(FrameType::kMessage)) return Status::Corruption("frame: not a MESSAGE");
+  MessageFrameView view;
+  GPUMART_RETURN_IF_ERROR(ReadMessageFields(r, elements, view));
+  GPUMART_RETURN_IF_ERROR(ExpectEnd(r));
+  return view;
+}
+
+Status DecodeIhaveFrame(std::span<const uint8_t> bytes, IhaveFrame& ihave) {
+  MsgpackReader r(bytes.data(), bytes.size());
+  size_t elements = 0;
+  uint64_t type = 0;
+  GPUMART_RETURN_IF_ERROR(ReadFrameHead(r, bytes.size(), elements, type));
+  if (type != static_cast<uint8_t>(FrameType::kIhave)) return Status::Corruption("frame: not an IHAVE");
+  GPUMART_RETURN_IF_ERROR(ReadIhaveFields(r, elements, ihave));
+  return ExpectEnd(r);
 }
 
 std::optional<MessageId> WireMessageId(std::span<const uint8_t> envelope) {

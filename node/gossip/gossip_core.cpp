@@ -287,6 +287,18 @@ class GossipCore::Impl {
     if (!solicited && !TakeTokens(peer, bytes.size(), now)) {
       return Punish(peer_id, Drop::kRateLimited, Misbehaviour::kFlood, "rate limit", out);
     }
+    // The frames a node gets most, read without allocating; any error goes the full way below.
+    if (peer.ready && bytes.size() >= 2 && bytes[1] == static_cast<uint8_t>(FrameType::kMessage)) {
+      if (Result<MessageFrameView> message = DecodeMessageFrameView(bytes); message.ok()) {
+        peer.last_heard_ms = now;
+        return Ingest(peer_id, message->envelope, message->hops, /*reconciled=*/false, now, out);
+      }
+    } else if (peer.ready && bytes.size() >= 2 && bytes[1] == static_cast<uint8_t>(FrameType::kIhave)) {
+      if (DecodeIhaveFrame(bytes, ihave_in_).ok()) {
+        peer.last_heard_ms = now;
+        return Handle(peer_id, ihave_in_, now, out);
+      }
+    }
     Result<Frame> frame = DecodeFrame(bytes);
     if (!frame.ok()) {
       const Status& status = frame.status();
@@ -1502,6 +1514,7 @@ class GossipCore::Impl {
   int64_t next_rotation_ms_ = std::numeric_limits<int64_t>::min();
   std::mt19937_64 random_;
   std::vector<std::pair<PeerId, Peer*>> lazy_scratch_;  // Broadcast's lazy peers (kept to reuse its capacity)
+  IhaveFrame ihave_in_;  // HandleFrame's IHAVE (kept to reuse its capacity)
   uint64_t next_ping_nonce_ = 1;
   DropCounters drops_;
   GossipStats stats_;

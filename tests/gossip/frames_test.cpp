@@ -68,6 +68,44 @@ TEST(FramesTest, MessageFrameEncodesLikeTheGenericEncoder) {
   EXPECT_EQ(EncodeMessageFrame(4, envelope), EncodeFrame(MessageFrame{4, envelope}));
 }
 
+// The in-place readers of the hot path agree with DecodeFrame: the same values for valid bytes,
+// an error for anything DecodeFrame rejects and for every other frame type.
+TEST(FramesTest, InPlaceReadersAgreeWithDecodeFrame) {
+  IhaveFrame ihave;
+  ihave.ids.reserve(8);
+  const auto* capacity = ihave.ids.data();
+  for (const Frame& frame : SampleFrames()) {
+    Bytes bytes = EncodeFrame(frame);
+    Result<MessageFrameView> view = DecodeMessageFrameView(bytes);
+    Status ids = DecodeIhaveFrame(bytes, ihave);
+    if (const auto* message = std::get_if<MessageFrame>(&frame)) {
+      ASSERT_TRUE(view.ok()) << view.status().ToString();
+      EXPECT_EQ(view->hops, message->hops);
+      EXPECT_EQ(Bytes(view->envelope.begin(), view->envelope.end()), message->envelope);
+      EXPECT_GE(view->envelope.data(), bytes.data());  // in place, not a copy
+      EXPECT_LT(view->envelope.data(), bytes.data() + bytes.size());
+    } else {
+      EXPECT_FALSE(view.ok());
+    }
+    if (const auto* announced = std::get_if<IhaveFrame>(&frame)) {
+      ASSERT_TRUE(ids.ok()) << ids.ToString();
+      EXPECT_EQ(ihave, *announced);
+      if (announced->ids.size() <= 8) {
+        EXPECT_EQ(ihave.ids.data(), capacity);  // no allocation
+      }
+    } else {
+      EXPECT_FALSE(ids.ok());
+    }
+    for (size_t size = 0; size < bytes.size(); ++size) {
+      EXPECT_FALSE(DecodeMessageFrameView(std::span(bytes.data(), size)).ok()) << "prefix " << size;
+      EXPECT_FALSE(DecodeIhaveFrame(std::span(bytes.data(), size), ihave).ok()) << "prefix " << size;
+    }
+    bytes.push_back(0);
+    EXPECT_FALSE(DecodeMessageFrameView(bytes).ok());
+    EXPECT_FALSE(DecodeIhaveFrame(bytes, ihave).ok());
+  }
+}
+
 TEST(FramesTest, EveryTruncationIsRejected) {
   for (const Frame& frame : SampleFrames()) {
     const Bytes bytes = EncodeFrame(frame);

@@ -32,7 +32,7 @@ TEST(SimTest, OneSeedGivesOneRunAndEveryNodeGetsEveryMessage) {
   EXPECT_NE(ToJson(first, false), ToJson(sim::Run(Small(seed + 1), nullptr), false));
 }
 
-// The nodes split between threads (each runs its nodes' events of one virtual ms; links change in
+// The nodes split between threads (each runs its nodes' events of one window; scripts run in
 // between) give the run one thread gives, bit for bit, through every kind of event: joins,
 // graceful leaves, crashes and restarts, lost frames, cut links and a partition with its heal.
 TEST(SimTest, ThreadsDoNotChangeTheRun) {
@@ -47,7 +47,7 @@ TEST(SimTest, ThreadsDoNotChangeTheRun) {
   scenario.partition_at_ms = 3'300;
   scenario.partition_heal_after_ms = 500;
   scenario.messages = 30;
-  scenario.drain_ms = 2'000;  // short: each ms costs the two threads a meeting
+  scenario.drain_ms = 2'000;  // short: each window costs the two threads a meeting
   scenario.threads = 1;
   const Results one = sim::Run(scenario, nullptr);
   EXPECT_EQ(one.threads, 1u);
@@ -57,6 +57,20 @@ TEST(SimTest, ThreadsDoNotChangeTheRun) {
   const Results two = sim::Run(scenario, nullptr);
   EXPECT_EQ(two.threads, 2u);
   EXPECT_EQ(ToJson(one, false), ToJson(two, false));
+}
+
+// A script in the run's last ms but after its end (link failures come every few hundred us here)
+// never runs: it must not end the last window before it starts (the run looped forever).
+TEST(SimTest, AScriptPastTheEndDoesNotStopTheLastWindow) {
+  Scenario scenario = Small(testing::TestSeed());
+  scenario.nodes = 20;
+  scenario.warmup_ms = 1'000;
+  scenario.messages = 5;
+  scenario.drain_ms = 500;
+  scenario.net.link_failures_per_link_hour = 100'000;
+  const Results results = sim::Run(scenario, nullptr);
+  EXPECT_GT(results.virtual_ms, 1'500);
+  EXPECT_GT(results.link_failures, 0u);
 }
 
 TEST(SimTest, CrashedNodesDoNotKeepLiveOnesFromAnyMessage) {
