@@ -480,16 +480,13 @@ class Simulator {
   }
 
   // The threads meet at every window (up to 5 ms), which pays only where a window holds enough
-  // events (a few thousand nodes) and both threads have a core: where the machine is busy (its load average
-  // leaves less than a core free besides ours), a thread waits at each meeting for the other to
-  // be scheduled, and one thread runs faster (3,000 nodes at load 5: 44 s wall on one, 51 s on
+  // events (a few thousand nodes). Not chosen by the machine's load, so that one command runs the
+  // same way each time: on a busy machine a thread waits at each meeting for the other to be
+  // scheduled and `--threads 1` can be faster (3,000 nodes at load 5: 44 s wall on one, 51 s on
   // two; at load 1.4: 30 s on one, 22 s on two). The output is the same either way.
   uint32_t AutoThreads() const {
     if (s_.nodes < 2'000) return 1;
-    const uint32_t cores = std::max<uint32_t>(1, std::thread::hardware_concurrency());
-    double load = 0;
-    if (getloadavg(&load, 1) != 1 || load + 1 > cores) return 1;
-    return std::min<uint32_t>(cores, 2);
+    return std::min<uint32_t>(std::max<uint32_t>(1, std::thread::hardware_concurrency()), 2);
   }
 
   uint32_t Owner(uint32_t node) const { return node / block_; }
