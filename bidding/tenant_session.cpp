@@ -87,7 +87,6 @@ struct TenantSession::Impl {
     std::optional<DryRun> dry_run;
     BidSelection selection;
     OrderOutcome& outcome;  // in Impl::outcomes, sized once
-    int64_t started_ms = 0;
     int64_t window_deadline_ms = 0;
     // Set while the window closed with no bid to accept and the order waits for a late first one
     // (until late_bid_deadline_ms).
@@ -261,7 +260,9 @@ struct TenantSession::Impl {
       }
       return why;
     }
-    const std::string waited = "no bids within " + std::to_string(now_ms - state.started_ms) + " ms";
+    // Counted from the publication, which opened the window.
+    const int64_t published_ms = state.window_deadline_ms - options.bid_window_ms;
+    const std::string waited = "no bids within " + std::to_string(now_ms - published_ms) + " ms";
     if (!state.dry_run) return waited + " (the node gave no dry run)";
     const DryRun& dry_run = *state.dry_run;
     if (!dry_run.candidates.empty()) {
@@ -403,7 +404,6 @@ TenantStep TenantSession::Start(int64_t now_ms) {
   TenantStep step;
   for (size_t index = 0; index < impl_->orders.size(); ++index) {
     Impl::OrderState& state = impl_->orders[index];
-    state.started_ms = now_ms;
     state.window_deadline_ms = now_ms + impl_->options.bid_window_ms;
     step.publish.push_back(Publish{market::MessageType::kOrder, market::EncodeEnvelope(state.order.envelope)});
     impl_->Event(step, Kind::kOrderPublished, index, {}, market::ToHex(state.order.id));
